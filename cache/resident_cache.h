@@ -1,0 +1,91 @@
+// The byte-budgeted LRU index of resident adapters. Modelled on leveldb's
+// util/cache.cc: two lists, `in_use_` (entries with leases > 0, never
+// evicted) and `lru_` (unleased, evictable, least recently used first). An
+// entry moves between them only when its lease count crosses zero.
+//
+// Not thread-safe: the coordinator owns one and calls it under its mutex.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cache/range_allocator.h"
+#include "common/status.h"
+
+namespace genomed::cache {
+
+class ResidentCache {
+ public:
+  // `budget` bytes of arena managed in units of `alignment` bytes.
+  ResidentCache(std::uint64_t budget, std::uint64_t alignment);
+  ~ResidentCache();  // asserts the list invariants
+
+  struct Reservation {
+    std::uint64_t offset;
+    std::uint64_t length;  // as rounded by the allocator
+    std::vector<std::string> evicted;  // entries removed (LRU first) to make room
+  };
+
+  // Finds room for `length` bytes, evicting unleased entries in LRU order as
+  // needed. Fails with Errc::too_large if length exceeds the budget, and with
+  // Errc::no_space if it cannot fit even after evicting every unleased entry
+  // (then nothing is evicted). The range stays reserved until insert() or
+  // cancel_reservation().
+  Result<Reservation> reserve(std::uint64_t length);
+  void cancel_reservation(std::uint64_t offset);
+
+  // Makes a reserved range a resident entry, unleased, most recently used.
+  // REQUIRES: `name` is not resident; offset came from reserve().
+  void insert(const std::string& name, std::uint64_t offset, std::uint64_t length);
+
+  // Takes a lease: moves the entry to in_use_ when leases go 0 -> 1.
+  // Returns false if `name` is not resident.
+  bool lease(const std::string& name);
+  // Ends a lease: moves the entry to the front (most recent) of lru_ when
+  // leases go 1 -> 0. REQUIRES: the entry is resident and leased.
+  void release(const std::string& name);
+  // Marks `name` most recently used without leasing it.
+  void touch(const std::string& name);
+
+  // Removes an unleased entry and frees its range. Returns false if absent or leased.
+  bool erase(const std::string& name);
+
+  struct EntryView {
+    std::uint64_t offset;
+    std::uint64_t length;
+    std::uint32_t leases;
+  };
+  std::optional<EntryView> find(const std::string& name) const;
+  // Resident names, most recently used first (in_use entries first).
+  std::vector<std::string> names() const;
+
+  std::uint64_t budget() const { return allocator_.capacity(); }
+  std::uint64_t bytes_resident() const;   // bytes of inserted entries
+  std::uint64_t bytes_reserved() const;   // bytes of pending reservations
+  std::size_t entry_count() const { return entries_.size(); }
+  std::uint64_t evictions() const { return evictions_; }
+
+ private:
+  struct Entry {
+    std::uint64_t offset;
+    std::uint64_t length;
+    std::uint32_t leases = 0;
+    std::list<std::string>::iterator pos;  // into in_use_ (leases > 0) or lru_ (leases == 0)
+  };
+
+  RangeAllocator allocator_;
+  std::unordered_map<std::string, Entry> entries_;
+  // Entries with leases > 0. Never evicted. Order is not meaningful.
+  std::list<std::string> in_use_;
+  // Entries with leases == 0, least recently used at the front.
+  std::list<std::string> lru_;
+  std::unordered_map<std::uint64_t, std::uint64_t> reservations_;  // offset -> length
+  std::uint64_t resident_bytes_ = 0;
+  std::uint64_t evictions_ = 0;
+};
+
+}  // namespace genomed::cache

@@ -1,0 +1,88 @@
+// The one error vocabulary of genomed: every module boundary, every wire reply
+// and every genomectl message uses these codes. The numeric values are part of
+// the wire protocol (docs/protocol.md) and never change; new codes get new
+// numbers.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace genomed {
+
+enum class Errc : std::uint16_t {
+  ok = 0,
+
+  // --- requests and the wire -------------------------------------------------
+  bad_request = 1,          // A frame decoded but a field is missing or has the wrong type.
+  unsupported_version = 2,  // The client's protocol version is not served by this daemon.
+  unknown_op = 3,           // The request names an operation the daemon does not know.
+  frame_too_large = 4,      // A length prefix exceeds the protocol's maximum frame size.
+  malformed_frame = 5,      // The frame body is not a valid msgpack map within limits.
+  not_connected = 6,        // The client could not reach the daemon or lost the connection.
+  hello_required = 7,       // A request arrived before the HELLO exchange.
+
+  // --- adapter names -----------------------------------------------------------
+  invalid_name = 10,        // The name is empty, absolute, contains '..', '.', NUL or '\'.
+  path_escapes_root = 11,   // The name resolves (through a symlink) outside every root.
+  not_found = 12,           // No configured root holds a directory of that name.
+
+  // --- adapter files: I/O and adapter_config.json -----------------------------------
+  file_unreadable = 20,          // A file is missing, not regular, or a read failed.
+  config_invalid_json = 21,      // adapter_config.json is not a JSON object.
+  config_missing_field = 22,     // A required key (r, lora_alpha, target_modules, peft_type) is absent.
+  config_invalid_field = 23,     // A key has the wrong type or an out-of-range value.
+  config_unsupported_peft_type = 24,  // peft_type is not LORA.
+
+  // --- adapter files: adapter_model.safetensors ---------------------------------------
+  st_file_too_short = 30,        // Fewer than 8 bytes, or shorter than 8 + header length.
+  st_header_too_large = 31,      // The header length exceeds the 100 MB limit of the format.
+  st_header_invalid_json = 32,   // The header is not valid UTF-8 JSON.
+  st_header_not_object = 33,     // The header JSON is not an object.
+  st_tensor_entry_invalid = 34,  // A tensor entry lacks dtype/shape/data_offsets or has extra keys.
+  st_dtype_unknown = 35,         // A dtype string is not one the format defines.
+  st_shape_invalid = 36,         // A shape is not a list of non-negative integers, or overflows.
+  st_offsets_invalid = 37,       // data_offsets is not [begin, end] with begin <= end.
+  st_offsets_out_of_bounds = 38, // A tensor's bytes extend past the end of the file.
+  st_tensors_overlap = 39,       // Two tensors share bytes.
+  st_size_mismatch = 40,         // end - begin differs from product(shape) x dtype size.
+  st_trailing_bytes = 41,        // Bytes follow the last tensor.
+  st_data_gap = 42,              // Bytes between tensors belong to no tensor.
+  st_metadata_invalid = 43,      // __metadata__ is not an object of string values.
+  st_duplicate_tensor = 44,      // A tensor name appears twice in the header.
+  adapter_empty = 45,            // The adapter holds no tensors.
+  file_changed = 46,             // The file changed between probe and fill.
+  layout_invalid = 47,           // The resident header in the arena fails validation.
+
+  // --- capacity and lifecycle -----------------------------------------------------------
+  too_large = 50,      // The adapter needs more bytes than the whole budget.
+  no_space = 51,       // Everything resident is leased; no room freed within the admission timeout.
+  cancelled = 52,      // The load was cancelled by an unload of the same name.
+  not_loaded = 53,     // Unload of a name that is not resident or loading.
+  draining = 54,       // The adapter is being unloaded and waits for its leases to end.
+  unknown_lease = 55,  // RELEASE of a lease id this connection does not hold.
+
+  // --- workers and the pool ---------------------------------------------------------------
+  worker_crashed = 60,   // The loader worker died during the job.
+  timeout = 61,          // The load did not finish within its deadline.
+  quarantined = 62,      // The adapter crashed or hung workers repeatedly and is refused for a while.
+  circuit_open = 63,     // The pool's circuit breaker is open: loads fail fast until it cools down.
+  overloaded = 64,       // The queue of pending loads is full.
+  unhealthy = 65,        // Workers restart too often; the pool stopped spawning for a while.
+  shutting_down = 66,    // The daemon is stopping.
+  worker_protocol = 67,  // A worker sent a reply that does not follow the job protocol.
+
+  internal = 99,  // A bug: an impossible state was reached. Please report it.
+};
+
+// Stable lower_snake name of a code ("st_dtype_unknown"); "unknown" for values
+// this build does not know.
+std::string_view errc_name(Errc code);
+
+// Inverse of errc_name, for codes arriving as text.
+std::optional<Errc> errc_from_name(std::string_view name);
+
+// Inverse of the numeric cast, for codes arriving on the wire.
+std::optional<Errc> errc_from_int(std::uint64_t value);
+
+}  // namespace genomed

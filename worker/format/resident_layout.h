@@ -1,0 +1,68 @@
+// The resident form of an adapter inside the shared-memory arena: a small
+// self-describing header followed by the tensors, each aligned to 64 bytes.
+// The worker writes it, the supervisor verifies it after a fill, and clients
+// read their zero-copy views from it. Readers validate every field against the
+// span they were given, so a corrupt header cannot make them read outside it.
+//
+// Binary format (little-endian), at the start of the adapter's range:
+//   magic "GNMDADP1" (8 bytes)
+//   u32 version (=1), u32 tensor_count
+//   u64 header_bytes (offset of the first tensor, multiple of 64)
+//   u64 total_bytes  (header + tensors + padding)
+//   u32 lora_r, f64 lora_alpha
+//   per tensor:
+//     u16 name_len, name bytes, u8 dtype, u8 ndim, u64 dims[ndim],
+//     u64 offset (from the adapter's start, multiple of 64), u64 length
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "worker/format/dtype.h"
+#include "worker/format/peft_config.h"
+#include "worker/format/safetensors.h"
+
+namespace genomed::format {
+
+inline constexpr std::uint64_t kTensorAlignment = 64;
+inline constexpr std::uint32_t kLayoutVersion = 1;
+inline constexpr std::size_t kMaxNameBytes = 1024;
+inline constexpr std::size_t kMaxDims = 16;
+
+struct ResidentTensor {
+  std::string name;
+  DType dtype;
+  std::vector<std::uint64_t> shape;
+  std::uint64_t offset;  // from the start of the adapter's range
+  std::uint64_t length;  // bytes
+};
+
+struct ResidentLayout {
+  std::uint32_t lora_r = 0;
+  double lora_alpha = 0;
+  std::uint64_t header_bytes = 0;
+  std::uint64_t total_bytes = 0;
+  std::vector<ResidentTensor> tensors;  // sorted by name, as in the header
+};
+
+// Plans where every tensor goes. Errors (Errc::st_tensor_entry_invalid) only
+// for names longer than kMaxNameBytes or shapes with more than kMaxDims dims.
+Result<ResidentLayout> plan_layout(const SafetensorsHeader& st, const PeftConfig& config);
+
+// Writes the header of `layout` into dest[0, layout.header_bytes).
+// REQUIRES: dest.size() >= layout.header_bytes.
+void write_layout_header(const ResidentLayout& layout, std::span<std::byte> dest);
+
+// Reads and validates a header from `src` (the adapter's whole range):
+// magic, version, counts, every offset/length inside src, alignment, dtype
+// sizes times shapes equal to lengths. Errc::layout_invalid otherwise.
+Result<ResidentLayout> read_layout_header(std::span<const std::byte> src);
+
+// True when two layouts describe the same tensors at the same places.
+bool same_layout(const ResidentLayout& a, const ResidentLayout& b);
+
+}  // namespace genomed::format
