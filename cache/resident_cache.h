@@ -26,7 +26,7 @@ class ResidentCache {
 
   struct Reservation {
     std::uint64_t offset;
-    std::uint64_t length;  // as rounded by the allocator
+    std::uint64_t length;              // as rounded by the allocator
     std::vector<std::string> evicted;  // entries removed (LRU first) to make room
   };
 
@@ -36,16 +36,20 @@ class ResidentCache {
   // (then nothing is evicted). The range stays reserved until insert() or
   // cancel_reservation().
   Result<Reservation> reserve(std::uint64_t length);
+  // REQUIRES: offset came from reserve() and was neither inserted nor cancelled.
   void cancel_reservation(std::uint64_t offset);
 
   // Makes a reserved range a resident entry, unleased, most recently used.
-  // REQUIRES: `name` is not resident; offset came from reserve().
+  // `length` is the adapter's own size (what find() reports); the entry keeps
+  // occupying the whole reserved range.
+  // REQUIRES: `name` is not resident; offset came from reserve() and was
+  // neither inserted nor cancelled since; 0 < length <= the reserved length.
   void insert(const std::string& name, std::uint64_t offset, std::uint64_t length);
 
   // Takes a lease: moves the entry to in_use_ when leases go 0 -> 1.
   // Returns false if `name` is not resident.
   bool lease(const std::string& name);
-  // Ends a lease: moves the entry to the front (most recent) of lru_ when
+  // Ends a lease: moves the entry to the most recently used end of lru_ when
   // leases go 1 -> 0. REQUIRES: the entry is resident and leased.
   void release(const std::string& name);
   // Marks `name` most recently used without leasing it.
@@ -64,8 +68,10 @@ class ResidentCache {
   std::vector<std::string> names() const;
 
   std::uint64_t budget() const { return allocator_.capacity(); }
-  std::uint64_t bytes_resident() const;   // bytes of inserted entries
-  std::uint64_t bytes_reserved() const;   // bytes of pending reservations
+  // Bytes of the budget occupied by inserted entries (their reserved, rounded
+  // ranges); bytes_resident() + bytes_reserved() is what the allocator holds.
+  std::uint64_t bytes_resident() const { return resident_bytes_; }
+  std::uint64_t bytes_reserved() const;  // bytes of pending reservations
   std::size_t entry_count() const { return entries_.size(); }
   std::uint64_t evictions() const { return evictions_; }
 
@@ -73,16 +79,25 @@ class ResidentCache {
   struct Entry {
     std::uint64_t offset;
     std::uint64_t length;
+    std::uint64_t footprint;  // the reserved range's rounded length, >= length
     std::uint32_t leases = 0;
     std::list<std::string>::iterator pos;  // into in_use_ (leases > 0) or lru_ (leases == 0)
   };
 
+  // Removes the least recently used unleased entry. REQUIRES: !lru_.empty().
+  std::string evict_lru_front();
+  // Aborts unless every entry is in exactly the list its lease count names.
+  void check_invariants() const;
+
   RangeAllocator allocator_;
+  // Every entry is in exactly one of in_use_ and lru_, and its `pos` points at
+  // its own name there; in_use_.size() + lru_.size() == entries_.size().
   std::unordered_map<std::string, Entry> entries_;
-  // Entries with leases > 0. Never evicted. Order is not meaningful.
+  // Entries with leases > 0. Never evicted. Least recently leased at the front.
   std::list<std::string> in_use_;
   // Entries with leases == 0, least recently used at the front.
   std::list<std::string> lru_;
+  // Ranges handed out by reserve() and not yet inserted or cancelled.
   std::unordered_map<std::uint64_t, std::uint64_t> reservations_;  // offset -> length
   std::uint64_t resident_bytes_ = 0;
   std::uint64_t evictions_ = 0;

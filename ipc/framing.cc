@@ -1,0 +1,147 @@
+#include "ipc/framing.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace genomed::ipc {
+namespace {
+
+Status socket_error(const char* what) {
+  return Status(Errc::not_connected, std::string(what) + ": " + std::strerror(errno));
+}
+
+// Waits until fd is readable or the deadline passes. Errc::timeout on expiry.
+Status wait_readable(int fd, std::optional<Clock::time_point> deadline) {
+  if (!deadline) return Status::Ok();
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now());
+    if (left.count() < 0) return Status(Errc::timeout, "no reply before the deadline");
+    pollfd p{fd, POLLIN, 0};
+    const int n = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count() + 1, 1 << 30)));
+    if (n > 0) return Status::Ok();
+    if (n < 0 && errno != EINTR) return socket_error("poll");
+  }
+}
+
+// Reads exactly `len` bytes into `dst`, collecting at most one descriptor.
+Status read_exact(int fd, char* dst, std::size_t len, std::optional<Clock::time_point> deadline,
+                  int* received_fd) {
+  std::size_t done = 0;
+  while (done < len) {
+    if (Status s = wait_readable(fd, deadline); !s.ok()) return s;
+    iovec iov{dst + done, len - done};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return socket_error("recvmsg");
+    }
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < count; ++i) {
+          int got;
+          std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+          if (received_fd != nullptr && *received_fd < 0) {
+            *received_fd = got;
+          } else {
+            ::close(got);  // unexpected or surplus descriptor: never leak it
+          }
+        }
+      }
+    }
+    if (n == 0) {
+      return Status(Errc::not_connected, done == 0 && len == 4 ? "peer closed the connection"
+                                                               : "peer closed the connection mid-frame");
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status write_frame(int fd, std::string_view body, int pass_fd) {
+  if (body.size() > 0xffffffffu) return Status(Errc::frame_too_large, "frame body over 4 GiB");
+  const auto len = static_cast<std::uint32_t>(body.size());
+  unsigned char header[4] = {static_cast<unsigned char>(len >> 24), static_cast<unsigned char>(len >> 16),
+                             static_cast<unsigned char>(len >> 8), static_cast<unsigned char>(len)};
+  iovec iov[2] = {{header, sizeof header}, {const_cast<char*>(body.data()), body.size()}};
+  std::size_t total = sizeof header + body.size();
+  std::size_t sent = 0;
+  bool fd_sent = pass_fd < 0;
+  while (sent < total) {
+    // Rebuild the iovec to skip what was sent already.
+    iovec parts[2];
+    int count = 0;
+    std::size_t skip = sent;
+    for (auto& part : iov) {
+      if (skip >= part.iov_len) {
+        skip -= part.iov_len;
+        continue;
+      }
+      parts[count++] = {static_cast<char*>(part.iov_base) + skip, part.iov_len - skip};
+      skip = 0;
+    }
+    msghdr msg{};
+    msg.msg_iov = parts;
+    msg.msg_iovlen = static_cast<std::size_t>(count);
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    if (!fd_sent) {
+      std::memset(control, 0, sizeof control);
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+    }
+    const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return socket_error("sendmsg");
+    }
+    fd_sent = true;
+    sent += static_cast<std::size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Result<ReceivedFrame> read_frame(int fd, std::uint32_t max_body,
+                                 std::optional<Clock::time_point> deadline, bool accept_fd) {
+  ReceivedFrame frame;
+  int received = -1;
+  unsigned char header[4];
+  Status s = read_exact(fd, reinterpret_cast<char*>(header), sizeof header, deadline, &received);
+  if (s.ok()) {
+    const std::uint32_t len = (std::uint32_t{header[0]} << 24) | (std::uint32_t{header[1]} << 16) |
+                              (std::uint32_t{header[2]} << 8) | std::uint32_t{header[3]};
+    if (len > max_body) {
+      s = Status(Errc::frame_too_large, "frame of " + std::to_string(len) + " bytes exceeds the limit of " +
+                                            std::to_string(max_body));
+    } else {
+      frame.body.resize(len);
+      s = read_exact(fd, frame.body.data(), len, deadline, &received);
+    }
+  }
+  if (received >= 0 && (!accept_fd || !s.ok())) {
+    ::close(received);
+    received = -1;
+  }
+  if (!s.ok()) return s;
+  frame.fd = received;
+  return frame;
+}
+
+}  // namespace genomed::ipc

@@ -1,0 +1,307 @@
+#include "ipc/protocol.h"
+
+#include <array>
+
+#include "ipc/wire.h"
+
+namespace genomed::ipc {
+namespace {
+
+constexpr std::array<std::pair<Op, std::string_view>, 8> kOps{{
+    {Op::hello, "hello"},
+    {Op::load, "load"},
+    {Op::acquire, "acquire"},
+    {Op::release, "release"},
+    {Op::unload, "unload"},
+    {Op::list, "list"},
+    {Op::stats, "stats"},
+    {Op::health, "health"},
+}};
+
+MapWriter& ok_reply(MapWriter& w) { return w.put("ok", true); }
+
+// Parses a reply and turns "ok": false into the Status the daemon sent.
+Result<Message> parse_reply(std::string_view body) {
+  GENOMED_ASSIGN_OR_RETURN(Message m, Message::parse(body, kReplyLimits));
+  GENOMED_ASSIGN_OR_RETURN(bool ok, m.root().boolean("ok"));
+  if (!ok) {
+    GENOMED_ASSIGN_OR_RETURN(std::uint64_t code, m.root().u64("code"));
+    GENOMED_ASSIGN_OR_RETURN(std::string message, m.root().str("message"));
+    const auto errc = errc_from_int(code);
+    if (!errc || *errc == Errc::ok) {
+      return Status(Errc::bad_request, "daemon sent unknown error code " + std::to_string(code) + ": " + message);
+    }
+    return Status(*errc, std::move(message));
+  }
+  return m;
+}
+
+Result<std::vector<std::string>> string_list(const MapView& m, std::string_view key, std::size_t max) {
+  GENOMED_ASSIGN_OR_RETURN(ArrayView a, m.array(key));
+  if (a.size() == 0 || a.size() > max) {
+    return Status(Errc::bad_request, "field '" + std::string(key) + "': expected 1.." + std::to_string(max) +
+                                         " entries, got " + std::to_string(a.size()));
+  }
+  std::vector<std::string> out;
+  out.reserve(a.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    GENOMED_ASSIGN_OR_RETURN(std::string s, a.str_at(i));
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string_view op_name(Op op) {
+  for (const auto& [o, n] : kOps) {
+    if (o == op) return n;
+  }
+  return "unknown";
+}
+
+std::optional<Op> op_from_name(std::string_view name) {
+  for (const auto& [o, n] : kOps) {
+    if (n == name) return o;
+  }
+  return std::nullopt;
+}
+
+std::string encode_request(const Request& r) {
+  MapWriter w;
+  w.put("op", op_name(r.op));
+  switch (r.op) {
+    case Op::hello:
+      w.put("version", r.version).put("client", r.client);
+      break;
+    case Op::load:
+    case Op::unload:
+      w.put("name", r.names.empty() ? std::string() : r.names.front());
+      break;
+    case Op::acquire:
+      w.put("names", r.names);
+      break;
+    case Op::release:
+      w.put("leases", r.leases);
+      break;
+    case Op::list:
+    case Op::stats:
+    case Op::health:
+      break;
+  }
+  return w.finish();
+}
+
+Result<Request> decode_request(std::string_view body) {
+  GENOMED_ASSIGN_OR_RETURN(Message m, Message::parse(body, kRequestLimits));
+  const MapView root = m.root();
+  GENOMED_ASSIGN_OR_RETURN(std::string op_text, root.str("op"));
+  const auto op = op_from_name(op_text);
+  if (!op) return Status(Errc::unknown_op, "unknown operation '" + op_text + "'");
+  Request r;
+  r.op = *op;
+  switch (r.op) {
+    case Op::hello: {
+      GENOMED_ASSIGN_OR_RETURN(std::uint64_t version, root.u64("version"));
+      r.version = static_cast<std::uint32_t>(std::min<std::uint64_t>(version, UINT32_MAX));
+      if (root.has("client")) {
+        GENOMED_ASSIGN_OR_RETURN(r.client, root.str("client"));
+      }
+      break;
+    }
+    case Op::load:
+    case Op::unload: {
+      GENOMED_ASSIGN_OR_RETURN(std::string name, root.str("name"));
+      r.names.push_back(std::move(name));
+      break;
+    }
+    case Op::acquire: {
+      GENOMED_ASSIGN_OR_RETURN(r.names, string_list(root, "names", kMaxBatch));
+      break;
+    }
+    case Op::release: {
+      GENOMED_ASSIGN_OR_RETURN(ArrayView a, root.array("leases"));
+      if (a.size() == 0 || a.size() > kMaxBatch) {
+        return Status(Errc::bad_request, "field 'leases': expected 1.." + std::to_string(kMaxBatch) + " entries");
+      }
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        GENOMED_ASSIGN_OR_RETURN(std::uint64_t id, a.u64_at(i));
+        r.leases.push_back(id);
+      }
+      break;
+    }
+    case Op::list:
+    case Op::stats:
+    case Op::health:
+      break;
+  }
+  return r;
+}
+
+std::string encode_error(const Status& s) {
+  MapWriter w;
+  w.put("ok", false)
+      .put("code", static_cast<std::uint64_t>(s.code()))
+      .put("error", errc_name(s.code()))
+      .put("message", s.message());
+  return w.finish();
+}
+
+std::string encode_reply(const HelloReply& r) {
+  MapWriter w;
+  ok_reply(w).put("version", r.version).put("server", r.server).put("arena_bytes", r.arena_bytes).put("pid", r.pid);
+  return w.finish();
+}
+
+std::string encode_reply(const AcquireReply& r) {
+  std::vector<std::string> grants;
+  grants.reserve(r.grants.size());
+  for (const auto& g : r.grants) {
+    MapWriter gw;
+    gw.put("name", g.name).put("lease", g.lease).put("offset", g.offset).put("length", g.length).put(
+        "generation", g.generation);
+    grants.push_back(gw.finish());
+  }
+  MapWriter w;
+  ok_reply(w).put_packed_array("grants", grants);
+  return w.finish();
+}
+
+std::string encode_reply(const LoadReply& r) {
+  MapWriter w;
+  ok_reply(w).put("name", r.name).put("bytes", r.bytes).put("generation", r.generation).put("was_resident",
+                                                                                               r.was_resident);
+  return w.finish();
+}
+
+std::string encode_reply(const UnloadReply& r) {
+  MapWriter w;
+  ok_reply(w).put("name", r.name).put("outcome", r.outcome).put("leases", r.leases);
+  return w.finish();
+}
+
+std::string encode_reply(const ListReply& r) {
+  std::vector<std::string> adapters;
+  adapters.reserve(r.adapters.size());
+  for (const auto& a : r.adapters) {
+    MapWriter aw;
+    aw.put("name", a.name).put("state", a.state).put("bytes", a.bytes).put("leases", a.leases).put("generation",
+                                                                                                     a.generation);
+    adapters.push_back(aw.finish());
+  }
+  MapWriter w;
+  ok_reply(w).put_packed_array("adapters", adapters);
+  return w.finish();
+}
+
+std::string encode_reply(const StatsReply& r) {
+  MapWriter stats;
+  for (const auto& [key, value] : r.values) {
+    if (const auto* n = std::get_if<std::uint64_t>(&value)) stats.put(key, *n);
+    else stats.put(key, std::get<std::string>(value));
+  }
+  MapWriter w;
+  ok_reply(w).put_packed("stats", stats.finish());
+  return w.finish();
+}
+
+std::string encode_reply(const HealthReply& r) {
+  MapWriter w;
+  ok_reply(w).put("healthy", r.healthy).put("reason", r.reason);
+  return w.finish();
+}
+
+Result<HelloReply> decode_hello_reply(std::string_view body) {
+  GENOMED_ASSIGN_OR_RETURN(Message m, parse_reply(body));
+  HelloReply r;
+  GENOMED_ASSIGN_OR_RETURN(std::uint64_t version, m.root().u64("version"));
+  r.version = static_cast<std::uint32_t>(version);
+  GENOMED_ASSIGN_OR_RETURN(r.server, m.root().str("server"));
+  GENOMED_ASSIGN_OR_RETURN(r.arena_bytes, m.root().u64("arena_bytes"));
+  GENOMED_ASSIGN_OR_RETURN(r.pid, m.root().u64("pid"));
+  return r;
+}
+
+Result<AcquireReply> decode_acquire_reply(std::string_view body) {
+  GENOMED_ASSIGN_OR_RETURN(Message m, parse_reply(body));
+  GENOMED_ASSIGN_OR_RETURN(ArrayView a, m.root().array("grants"));
+  AcquireReply r;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    GENOMED_ASSIGN_OR_RETURN(MapView g, a.map_at(i));
+    LeaseGrant grant;
+    GENOMED_ASSIGN_OR_RETURN(grant.name, g.str("name"));
+    GENOMED_ASSIGN_OR_RETURN(grant.lease, g.u64("lease"));
+    GENOMED_ASSIGN_OR_RETURN(grant.offset, g.u64("offset"));
+    GENOMED_ASSIGN_OR_RETURN(grant.length, g.u64("length"));
+    GENOMED_ASSIGN_OR_RETURN(grant.generation, g.u64("generation"));
+    r.grants.push_back(std::move(grant));
+  }
+  return r;
+}
+
+Result<LoadReply> decode_load_reply(std::string_view body) {
+  GENOMED_ASSIGN_OR_RETURN(Message m, parse_reply(body));
+  LoadReply r;
+  GENOMED_ASSIGN_OR_RETURN(r.name, m.root().str("name"));
+  GENOMED_ASSIGN_OR_RETURN(r.bytes, m.root().u64("bytes"));
+  GENOMED_ASSIGN_OR_RETURN(r.generation, m.root().u64("generation"));
+  GENOMED_ASSIGN_OR_RETURN(r.was_resident, m.root().boolean("was_resident"));
+  return r;
+}
+
+Result<UnloadReply> decode_unload_reply(std::string_view body) {
+  GENOMED_ASSIGN_OR_RETURN(Message m, parse_reply(body));
+  UnloadReply r;
+  GENOMED_ASSIGN_OR_RETURN(r.name, m.root().str("name"));
+  GENOMED_ASSIGN_OR_RETURN(r.outcome, m.root().str("outcome"));
+  GENOMED_ASSIGN_OR_RETURN(r.leases, m.root().u64("leases"));
+  return r;
+}
+
+Result<ListReply> decode_list_reply(std::string_view body) {
+  GENOMED_ASSIGN_OR_RETURN(Message m, parse_reply(body));
+  GENOMED_ASSIGN_OR_RETURN(ArrayView a, m.root().array("adapters"));
+  ListReply r;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    GENOMED_ASSIGN_OR_RETURN(MapView e, a.map_at(i));
+    AdapterStatus s;
+    GENOMED_ASSIGN_OR_RETURN(s.name, e.str("name"));
+    GENOMED_ASSIGN_OR_RETURN(s.state, e.str("state"));
+    GENOMED_ASSIGN_OR_RETURN(s.bytes, e.u64("bytes"));
+    GENOMED_ASSIGN_OR_RETURN(s.leases, e.u64("leases"));
+    GENOMED_ASSIGN_OR_RETURN(s.generation, e.u64("generation"));
+    r.adapters.push_back(std::move(s));
+  }
+  return r;
+}
+
+Result<StatsReply> decode_stats_reply(std::string_view body) {
+  GENOMED_ASSIGN_OR_RETURN(Message m, parse_reply(body));
+  GENOMED_ASSIGN_OR_RETURN(MapView stats, m.root().map("stats"));
+  StatsReply r;
+  const auto& raw = stats.raw();
+  for (std::uint32_t i = 0; i < raw.size; ++i) {
+    const auto& k = raw.ptr[i].key;
+    const auto& v = raw.ptr[i].val;
+    if (k.type != msgpack::type::STR) return Status(Errc::bad_request, "stats: a key is not a string");
+    std::string key(k.via.str.ptr, k.via.str.size);
+    if (v.type == msgpack::type::POSITIVE_INTEGER) {
+      r.values.emplace_back(std::move(key), v.via.u64);
+    } else if (v.type == msgpack::type::STR) {
+      r.values.emplace_back(std::move(key), std::string(v.via.str.ptr, v.via.str.size));
+    } else {
+      return Status(Errc::bad_request, "stats: '" + key + "' is a " + std::string(type_name(v)));
+    }
+  }
+  return r;
+}
+
+Result<HealthReply> decode_health_reply(std::string_view body) {
+  GENOMED_ASSIGN_OR_RETURN(Message m, parse_reply(body));
+  HealthReply r;
+  GENOMED_ASSIGN_OR_RETURN(r.healthy, m.root().boolean("healthy"));
+  GENOMED_ASSIGN_OR_RETURN(r.reason, m.root().str("reason"));
+  return r;
+}
+
+}  // namespace genomed::ipc

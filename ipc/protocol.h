@@ -1,0 +1,121 @@
+// The genomed wire protocol in one place: operations, requests, replies, and
+// their encode/decode pairs. docs/protocol.md describes the same schema for
+// people; a change here changes that page.
+//
+// Every frame body is one msgpack map. Requests carry "op". Replies carry
+// "ok": true plus the operation's fields, or "ok": false with "code" (the
+// numeric Errc), "error" (its name) and "message". RELEASE is one-way: it has
+// no reply, so that acquire+release of a cached adapter costs one round trip.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "common/status.h"
+
+namespace genomed::ipc {
+
+inline constexpr std::uint32_t kProtocolVersion = 1;
+// Names per batch ACQUIRE, leases per batch RELEASE.
+inline constexpr std::size_t kMaxBatch = 64;
+
+enum class Op : std::uint8_t { hello, load, acquire, release, unload, list, stats, health };
+
+std::string_view op_name(Op op);
+std::optional<Op> op_from_name(std::string_view name);
+
+struct Request {
+  Op op = Op::hello;
+  std::uint32_t version = 0;        // hello: the client's protocol version
+  std::string client;               // hello: a free-form client name, for logs
+  std::vector<std::string> names;   // load/unload: exactly one; acquire: 1..kMaxBatch
+  std::vector<std::uint64_t> leases;  // release: 1..kMaxBatch lease ids
+};
+
+std::string encode_request(const Request& request);
+// Strict: unknown op -> unknown_op; missing or mistyped fields -> bad_request;
+// a body that is not a msgpack map within limits -> malformed_frame.
+Result<Request> decode_request(std::string_view body);
+
+// ---- replies -----------------------------------------------------------------
+
+struct HelloReply {
+  std::uint32_t version = kProtocolVersion;
+  std::string server;             // "genomed 0.1.0"
+  std::uint64_t arena_bytes = 0;  // size of the arena whose read-only fd rides along
+  std::uint64_t pid = 0;
+};
+
+struct LeaseGrant {
+  std::string name;
+  std::uint64_t lease = 0;       // id to RELEASE
+  std::uint64_t offset = 0;      // of the adapter's range in the arena
+  std::uint64_t length = 0;      // of the range
+  std::uint64_t generation = 0;  // load generation of the resident copy
+};
+
+struct AcquireReply {
+  std::vector<LeaseGrant> grants;  // one per requested name, in request order
+};
+
+struct LoadReply {
+  std::string name;
+  std::uint64_t bytes = 0;
+  std::uint64_t generation = 0;
+  bool was_resident = false;  // true: a cache hit, nothing was loaded
+};
+
+struct UnloadReply {
+  std::string name;
+  std::string outcome;  // "freed" | "draining" | "cancelled"
+  std::uint64_t leases = 0;  // leases still held (draining)
+};
+
+struct AdapterStatus {
+  std::string name;
+  std::string state;  // "loading" | "ready" | "draining"
+  std::uint64_t bytes = 0;
+  std::uint64_t leases = 0;
+  std::uint64_t generation = 0;
+};
+
+struct ListReply {
+  std::vector<AdapterStatus> adapters;  // sorted by name
+};
+
+// Counters and gauges: integers, or text for states (breaker_state).
+using StatValue = std::variant<std::uint64_t, std::string>;
+struct StatsReply {
+  std::vector<std::pair<std::string, StatValue>> values;  // in a stable order
+};
+
+struct HealthReply {
+  bool healthy = true;
+  std::string reason;  // why not, when not
+};
+
+std::string encode_error(const Status& status);
+std::string encode_reply(const HelloReply& r);
+std::string encode_reply(const AcquireReply& r);
+std::string encode_reply(const LoadReply& r);
+std::string encode_reply(const UnloadReply& r);
+std::string encode_reply(const ListReply& r);
+std::string encode_reply(const StatsReply& r);
+std::string encode_reply(const HealthReply& r);
+
+// Each decoder returns the error the daemon sent (its code and message) when
+// "ok" is false, and malformed_frame/bad_request if the reply is not one.
+Result<HelloReply> decode_hello_reply(std::string_view body);
+Result<AcquireReply> decode_acquire_reply(std::string_view body);
+Result<LoadReply> decode_load_reply(std::string_view body);
+Result<UnloadReply> decode_unload_reply(std::string_view body);
+Result<ListReply> decode_list_reply(std::string_view body);
+Result<StatsReply> decode_stats_reply(std::string_view body);
+Result<HealthReply> decode_health_reply(std::string_view body);
+
+}  // namespace genomed::ipc

@@ -1,0 +1,212 @@
+#include "loader/config.h"
+
+#include <unistd.h>
+
+#include <fstream>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "common/size_parse.h"
+
+namespace genomed::loader {
+namespace {
+
+Status bad(const std::string& what) { return Status(Errc::bad_request, what); }
+
+Result<long long> parse_int(const std::string& key, const std::string& text, long long min, long long max) {
+  try {
+    std::size_t used = 0;
+    const long long v = std::stoll(text, &used);
+    if (used != text.size() || v < min || v > max) throw std::out_of_range("range");
+    return v;
+  } catch (const std::exception&) {
+    return bad(key + ": expected an integer in [" + std::to_string(min) + ", " + std::to_string(max) +
+               "], got '" + text + "'");
+  }
+}
+
+// Every setting, applied from text; the flag name is the key with '_' -> '-'.
+using Setter = std::function<Status(DaemonConfig&, const std::string& key, const std::string& value)>;
+
+const std::map<std::string, Setter>& setters() {
+  static const std::map<std::string, Setter> kSetters = {
+      {"socket", [](DaemonConfig& c, const std::string&, const std::string& v) {
+         c.socket_path = v;
+         return Status::Ok();
+       }},
+      {"root", [](DaemonConfig& c, const std::string&, const std::string& v) {
+         c.roots.push_back(v);
+         return Status::Ok();
+       }},
+      {"budget", [](DaemonConfig& c, const std::string& k, const std::string& v) {
+         auto size = parse_size(v);
+         if (!size) return bad(k + ": " + size.status().message());
+         if (*size < (1u << 20)) return bad(k + ": at least 1M, got '" + v + "'");
+         c.budget_bytes = *size;
+         return Status::Ok();
+       }},
+      {"workers", [](DaemonConfig& c, const std::string& k, const std::string& v) {
+         auto n = parse_int(k, v, 1, 256);
+         if (!n) return n.status();
+         c.workers = static_cast<int>(*n);
+         return Status::Ok();
+       }},
+      {"load_timeout_ms", [](DaemonConfig& c, const std::string& k, const std::string& v) {
+         auto n = parse_int(k, v, 1, 24LL * 3600 * 1000);
+         if (!n) return n.status();
+         c.load_timeout = std::chrono::milliseconds(*n);
+         return Status::Ok();
+       }},
+      {"admission_timeout_ms", [](DaemonConfig& c, const std::string& k, const std::string& v) {
+         auto n = parse_int(k, v, 0, 24LL * 3600 * 1000);
+         if (!n) return n.status();
+         c.admission_timeout = std::chrono::milliseconds(*n);
+         return Status::Ok();
+       }},
+      {"queue_limit", [](DaemonConfig& c, const std::string& k, const std::string& v) {
+         auto n = parse_int(k, v, 1, 1 << 20);
+         if (!n) return n.status();
+         c.queue_limit = static_cast<std::size_t>(*n);
+         return Status::Ok();
+       }},
+      {"log_level", [](DaemonConfig& c, const std::string& k, const std::string& v) {
+         static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+         for (const char* level : kLevels) {
+           if (v == level) {
+             c.log_level = v;
+             return Status::Ok();
+           }
+         }
+         return bad(k + ": expected trace, debug, info, warn, error, critical or off, got '" + v + "'");
+       }},
+      {"worker_path", [](DaemonConfig& c, const std::string&, const std::string& v) {
+         c.worker_path = v;
+         return Status::Ok();
+       }},
+  };
+  return kSetters;
+}
+
+std::string flag_to_key(std::string flag) {
+  for (auto& ch : flag) {
+    if (ch == '-') ch = '_';
+  }
+  return flag;
+}
+
+Status apply_json_file(DaemonConfig& config, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return bad("--config: cannot read '" + path + "'");
+  std::stringstream text;
+  text << in.rdbuf();
+  const nlohmann::json doc = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object()) return bad("--config: '" + path + "' is not a JSON object");
+  for (const auto& [key, value] : doc.items()) {
+    const auto it = setters().find(key == "roots" ? "root" : key);
+    if (it == setters().end()) return bad("--config " + path + ": unknown key '" + key + "'");
+    std::vector<std::string> values;
+    if (key == "root" || key == "roots") {
+      if (!value.is_array()) return bad("--config " + path + ": '" + key + "' must be a list of directories");
+      for (const auto& v : value) {
+        if (!v.is_string()) return bad("--config " + path + ": 'root' entries must be strings");
+        values.push_back(v.get<std::string>());
+      }
+    } else if (value.is_string()) {
+      values.push_back(value.get<std::string>());
+    } else if (value.is_number_integer()) {
+      values.push_back(std::to_string(value.get<long long>()));
+    } else {
+      return bad("--config " + path + ": '" + key + "' must be a string or an integer");
+    }
+    for (const auto& v : values) GENOMED_RETURN_IF_ERROR(it->second(config, key, v));
+  }
+  return Status::Ok();
+}
+
+std::string default_worker_path() {
+  char buf[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return "genome-worker";
+  std::string self(buf, static_cast<std::size_t>(n));
+  return self.substr(0, self.rfind('/') + 1) + "genome-worker";
+}
+
+}  // namespace
+
+std::string usage_text() {
+  return R"(usage: genomed --socket PATH --root DIR [--root DIR ...] [options]
+
+Loads LoRA adapters (PEFT adapter_config.json + adapter_model.safetensors)
+into one shared-memory arena and serves zero-copy, read-only views of them to
+local clients over a Unix socket. Runs until SIGINT or SIGTERM.
+
+options:
+  --socket PATH               Unix socket to listen on (required)
+  --root DIR                  directory holding adapters as DIR/NAME/; repeat
+                              for several roots, searched in order (required)
+  --budget SIZE               arena size = byte budget of resident adapters,
+                              e.g. 512M, 8G (default 1G)
+  --workers N                 loader worker processes (default: cores)
+  --load-timeout-ms MS        deadline of one probe or fill job (default 30000)
+  --admission-timeout-ms MS   how long a load waits for leased adapters to be
+                              released when the budget is full (default 5000)
+  --queue-limit N             pending worker jobs before loads fail with
+                              'overloaded' (default 256)
+  --log-level LEVEL           trace|debug|info|warn|error|critical|off
+                              (default info)
+  --worker-path PATH          genome-worker executable (default: next to genomed)
+  --config FILE.json          the same settings as a JSON object; keys are the
+                              flag names with '_' for '-' ("root" is a list);
+                              flags on the command line override the file
+  -h, --help                  this text
+)";
+}
+
+Result<CommandLine> parse_command_line(int argc, const char* const* argv) {
+  CommandLine cl;
+  cl.config.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // Two passes: the config file first, then flags over it.
+  std::vector<std::pair<std::string, std::string>> flags;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      cl.help = true;
+      return cl;
+    }
+    if (arg.rfind("--", 0) != 0) return bad("unexpected argument '" + arg + "'; see --help");
+    std::string name = arg.substr(2);
+    std::string value;
+    if (const auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+    } else {
+      if (i + 1 >= argc) return bad("--" + name + " needs a value; see --help");
+      value = argv[++i];
+    }
+    if (name == "config") {
+      GENOMED_RETURN_IF_ERROR(apply_json_file(cl.config, value));
+      continue;
+    }
+    if (setters().find(flag_to_key(name)) == setters().end()) return bad("unknown option --" + name + "; see --help");
+    flags.emplace_back(name, value);
+  }
+  // Roots given as flags replace the file's roots rather than adding to them.
+  bool roots_from_flags = false;
+  for (const auto& [name, value] : flags) {
+    const std::string key = flag_to_key(name);
+    if (key == "root" && !roots_from_flags) {
+      cl.config.roots.clear();
+      roots_from_flags = true;
+    }
+    GENOMED_RETURN_IF_ERROR(setters().at(key)(cl.config, "--" + name, value));
+  }
+  if (cl.config.socket_path.empty()) return bad("--socket PATH is required; see --help");
+  if (cl.config.roots.empty()) return bad("at least one --root DIR is required; see --help");
+  if (cl.config.worker_path.empty()) cl.config.worker_path = default_worker_path();
+  return cl;
+}
+
+}  // namespace genomed::loader

@@ -1,0 +1,39 @@
+// genomed's settings: defaults, the command line, and --config FILE.json
+// (the same keys as the long flags, with '-' written as '_'). Flags given on
+// the command line override the file.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace genomed::loader {
+
+struct DaemonConfig {
+  std::string socket_path;
+  std::vector<std::string> roots;
+  std::uint64_t budget_bytes = 1ull << 30;
+  int workers = 2;  // default: the number of cores
+  std::chrono::milliseconds load_timeout{30'000};
+  std::chrono::milliseconds admission_timeout{5'000};
+  std::size_t queue_limit = 256;
+  std::string log_level = "info";
+  std::string worker_path;  // default: genome-worker next to the genomed binary
+};
+
+struct CommandLine {
+  DaemonConfig config;
+  bool help = false;
+};
+
+// Parses argv (and the --config file it names). Errors name the flag or key
+// and what was expected (Errc::bad_request).
+Result<CommandLine> parse_command_line(int argc, const char* const* argv);
+
+// The --help text; true to the flags parse_command_line accepts.
+std::string usage_text();
+
+}  // namespace genomed::loader

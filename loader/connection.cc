@@ -1,0 +1,108 @@
+#include "loader/connection.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include "ipc/framing.h"
+#include "ipc/protocol.h"
+
+namespace genomed::loader {
+namespace {
+
+std::string peer_description(int fd) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return "unknown peer";
+  return "pid " + std::to_string(cred.pid) + " uid " + std::to_string(cred.uid);
+}
+
+// Handles one decoded request; returns the reply body, or "" for one-way
+// messages (RELEASE).
+std::string handle(const ipc::Request& req, ConnectionId id, const ConnectionContext& ctx) {
+  Coordinator& c = *ctx.coordinator;
+  auto reply = [](const auto& result) {
+    return result.ok() ? ipc::encode_reply(result.value()) : ipc::encode_error(result.status());
+  };
+  switch (req.op) {
+    case ipc::Op::hello:
+      return ipc::encode_error(Status(Errc::bad_request, "HELLO was already exchanged on this connection"));
+    case ipc::Op::load:
+      return reply(c.load(req.names.front()));
+    case ipc::Op::acquire:
+      return reply(c.acquire(req.names, id));
+    case ipc::Op::release:
+      for (auto lease : req.leases) c.release(lease, id);
+      return {};
+    case ipc::Op::unload:
+      return reply(c.unload(req.names.front()));
+    case ipc::Op::list:
+      return ipc::encode_reply(c.list());
+    case ipc::Op::stats:
+      return ipc::encode_reply(c.stats());
+    case ipc::Op::health:
+      return ipc::encode_reply(c.health());
+  }
+  return ipc::encode_error(Status(Errc::internal, "unhandled operation"));
+}
+
+// Reads and answers the HELLO. False if the connection must close.
+bool exchange_hello(int fd, ConnectionId id, const ConnectionContext& ctx) {
+  auto frame = ipc::read_frame(fd, ipc::kMaxRequestFrame);
+  if (!frame) return false;
+  auto req = ipc::decode_request(frame->body);
+  if (!req || req->op != ipc::Op::hello) {
+    const Status s = req ? Status(Errc::hello_required, "the first request must be HELLO")
+                         : req.status();
+    (void)ipc::write_frame(fd, ipc::encode_error(s));
+    spdlog::warn("connection {}: {}", id, s.to_string());
+    return false;
+  }
+  if (req->version != ipc::kProtocolVersion) {
+    (void)ipc::write_frame(fd, ipc::encode_error(Status(
+                                   Errc::unsupported_version,
+                                   "client speaks protocol version " + std::to_string(req->version) +
+                                       ", this daemon speaks " + std::to_string(ipc::kProtocolVersion))));
+    return false;
+  }
+  ipc::HelloReply hello;
+  hello.server = ctx.server_version;
+  hello.arena_bytes = ctx.arena_bytes;
+  hello.pid = static_cast<std::uint64_t>(::getpid());
+  spdlog::debug("connection {}: hello from '{}' ({})", id, req->client, peer_description(fd));
+  return ipc::write_frame(fd, ipc::encode_reply(hello), ctx.arena_ro_fd).ok();
+}
+
+}  // namespace
+
+void serve_connection(int fd, ConnectionId id, const ConnectionContext& ctx) {
+  if (exchange_hello(fd, id, ctx)) {
+    for (;;) {
+      auto frame = ipc::read_frame(fd, ipc::kMaxRequestFrame);
+      if (!frame) {
+        if (frame.code() != Errc::not_connected) {
+          (void)ipc::write_frame(fd, ipc::encode_error(frame.status()));
+          spdlog::warn("connection {}: {}; closing it", id, frame.status().to_string());
+        }
+        break;
+      }
+      auto req = ipc::decode_request(frame->body);
+      if (!req) {
+        // Unknown ops and missing fields are answered and the connection
+        // stays; a body that is not msgpack means the stream is unusable.
+        (void)ipc::write_frame(fd, ipc::encode_error(req.status()));
+        if (req.code() == Errc::malformed_frame) {
+          spdlog::warn("connection {}: {}; closing it", id, req.status().to_string());
+          break;
+        }
+        continue;
+      }
+      const std::string reply = handle(*req, id, ctx);
+      if (!reply.empty() && !ipc::write_frame(fd, reply).ok()) break;
+    }
+  }
+  ctx.coordinator->release_all(id);
+}
+
+}  // namespace genomed::loader

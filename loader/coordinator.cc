@@ -1,0 +1,409 @@
+#include "loader/coordinator.h"
+
+#include <spdlog/spdlog.h>
+
+#include "common/size_parse.h"
+#include "worker/format/resident_layout.h"
+#include "worker/job_protocol.h"
+
+namespace genomed::loader {
+namespace {
+
+// Arena ranges are page-aligned: a worker maps exactly its range.
+constexpr std::uint64_t kRangeAlignment = 4096;
+
+const char* state_name(int s) {
+  static const char* kNames[] = {"loading", "ready", "draining"};
+  return kNames[s];
+}
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+}  // namespace
+
+Coordinator::Coordinator(CoordinatorOptions options, const NameResolver& resolver, Pool& pool, ArenaView arena)
+    : options_(options), resolver_(resolver), pool_(pool), arena_(arena), cache_(arena.size, kRangeAlignment) {}
+
+Coordinator::~Coordinator() { shutdown(); }
+
+Clock::time_point Coordinator::waiter_deadline() const {
+  // A flight ends by itself within probe + admission + fill deadlines; this
+  // is only a backstop so that no waiter can hang on a lost flight.
+  return Clock::now() + 2 * options_.load_timeout + options_.admission_timeout + std::chrono::seconds(5);
+}
+
+Status Coordinator::ensure_ready(std::unique_lock<std::mutex>& lock, const std::string& name, bool* hit) {
+  *hit = false;
+  bool first_look = true;
+  const auto deadline = waiter_deadline();
+  for (;;) {
+    if (shutting_down_) return Status(Errc::shutting_down, "genomed is stopping");
+    auto it = entries_.find(name);
+    if (it == entries_.end()) {
+      GENOMED_RETURN_IF_ERROR(validate_name(name));
+      if (first_look) ++counters_.misses;
+      first_look = false;
+      start_flight(name);
+      continue;
+    }
+    Entry& e = it->second;
+    if (e.state == State::ready) {
+      if (first_look) {
+        ++counters_.hits;
+        *hit = true;
+      }
+      return Status::Ok();
+    }
+    if (e.state == State::draining) {
+      return Status(Errc::draining, "adapter '" + name + "' is being unloaded; it is freed when its " +
+                                        std::to_string(cache_.find(name) ? cache_.find(name)->leases : 0) +
+                                        " lease(s) end; retry after that");
+    }
+    if (first_look) ++counters_.misses;
+    first_look = false;
+    const std::shared_ptr<Flight> flight = e.flight;
+    if (!changed_.wait_until(lock, deadline, [&] { return flight->done || shutting_down_; })) {
+      return Status(Errc::timeout, "the load of '" + name + "' did not finish in time");
+    }
+    if (shutting_down_) return Status(Errc::shutting_down, "genomed is stopping");
+    if (!flight->result.ok()) return flight->result;
+    // Loaded: loop to re-check (it may have been unloaded or evicted since).
+  }
+}
+
+void Coordinator::start_flight(const std::string& name) {
+  reap_finished_flights();
+  auto flight = std::make_shared<Flight>();
+  flight->generation = next_generation_++;
+  Entry e;
+  e.state = State::loading;
+  e.generation = flight->generation;
+  e.flight = flight;
+  entries_[name] = e;
+  ++counters_.loads_started;
+  const std::uint64_t id = next_flight_id_++;
+  flight_threads_.emplace(id, std::thread([this, name, flight, id] {
+                            run_flight(name, flight);
+                            std::lock_guard lock(mu_);
+                            finished_flights_.push_back(id);
+                          }));
+}
+
+void Coordinator::reap_finished_flights() {
+  // These threads have pushed their id as their last step under mu_; joining
+  // them here waits only for them to return.
+  for (std::uint64_t id : finished_flights_) {
+    auto it = flight_threads_.find(id);
+    if (it != flight_threads_.end()) {
+      it->second.join();
+      flight_threads_.erase(it);
+    }
+  }
+  finished_flights_.clear();
+}
+
+bool Coordinator::superseded(const std::string& name, const Flight& flight) const {
+  if (flight.done) return true;  // cancelled by an unload
+  auto it = entries_.find(name);
+  return it == entries_.end() || it->second.generation != flight.generation;
+}
+
+void Coordinator::run_flight(std::string name, std::shared_ptr<Flight> flight) {
+  const auto start = Clock::now();
+  Status s = load_steps(name, flight);
+  std::lock_guard lock(mu_);
+  if (s.ok()) {
+    const auto it = entries_.find(name);
+    spdlog::info("loaded '{}' generation {}: {} in {:.1f} ms", name, flight->generation,
+                 format_size(it == entries_.end() ? 0 : it->second.bytes), ms_since(start));
+  } else if (s.code() == Errc::cancelled) {
+    spdlog::info("load of '{}' generation {} cancelled: {}", name, flight->generation, s.message());
+  } else {
+    spdlog::warn("load of '{}' failed: {}", name, s.to_string());
+  }
+  finish_flight(name, flight, std::move(s));
+}
+
+Status Coordinator::load_steps(const std::string& name, const std::shared_ptr<Flight>& flight) {
+  const Status cancelled(Errc::cancelled, "adapter '" + name + "' was unloaded while it was loading");
+
+  // 1. Resolve under the roots and probe in a worker (untrusted files).
+  GENOMED_ASSIGN_OR_RETURN(format::AdapterPaths paths, resolver_.resolve(name));
+  jobs::Job job;
+  job.kind = jobs::JobKind::probe;
+  job.paths = paths;
+  GENOMED_ASSIGN_OR_RETURN(std::string probe_body, pool_.run(job, Clock::now() + options_.load_timeout));
+  GENOMED_ASSIGN_OR_RETURN(jobs::ProbeReply probe, jobs::decode_probe_reply(probe_body));
+  const format::ResidentLayout& layout = probe.probe.layout;
+  if (layout.total_bytes == 0 || layout.total_bytes < layout.header_bytes) {
+    return Status(Errc::worker_protocol, "worker planned an impossible layout for '" + name + "'");
+  }
+
+  // 2. Reserve a range, evicting unleased adapters in LRU order, or wait for
+  //    leases to end up to the admission timeout.
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+  {
+    std::unique_lock lock(mu_);
+    const auto admission_deadline = Clock::now() + options_.admission_timeout;
+    for (;;) {
+      if (shutting_down_) return Status(Errc::shutting_down, "genomed is stopping");
+      if (superseded(name, *flight)) return cancelled;
+      auto reservation = cache_.reserve(layout.total_bytes);
+      if (reservation.ok()) {
+        for (const auto& victim : reservation->evicted) {
+          spdlog::info("evicted '{}' (least recently used, unleased) to make room for '{}'", victim, name);
+          entries_.erase(victim);
+        }
+        offset = reservation->offset;
+        length = reservation->length;
+        break;
+      }
+      if (reservation.code() != Errc::no_space) return reservation.status();
+      if (changed_.wait_until(lock, admission_deadline) == std::cv_status::timeout &&
+          Clock::now() >= admission_deadline) {
+        return Status(Errc::no_space, "'" + name + "' needs " + format_size(layout.total_bytes) +
+                                          " but the budget is held by leased adapters; waited " +
+                                          std::to_string(options_.admission_timeout.count()) +
+                                          " ms for leases to end (" + reservation.status().message() + ")");
+      }
+    }
+  }
+
+  // 3. Fill the range in a worker, then verify what it wrote.
+  job.kind = jobs::JobKind::fill;
+  job.offset = offset;
+  job.length = length;
+  job.layout = layout;
+  Status filled = [&]() -> Status {
+    GENOMED_ASSIGN_OR_RETURN(std::string fill_body, pool_.run(job, Clock::now() + options_.load_timeout));
+    GENOMED_ASSIGN_OR_RETURN(jobs::FillReply fill, jobs::decode_fill_reply(fill_body));
+    (void)fill;
+    auto written = format::read_layout_header(
+        std::span<const std::byte>(arena_.data + offset, std::min<std::uint64_t>(length, arena_.size - offset)));
+    if (!written) return Status(Errc::worker_protocol, "after filling '" + name + "': " + written.status().message());
+    if (!format::same_layout(*written, layout)) {
+      return Status(Errc::worker_protocol, "the resident header of '" + name + "' differs from its probe");
+    }
+    return Status::Ok();
+  }();
+
+  // 4. Publish, unless unloaded meanwhile; a failed fill frees its range and
+  //    leaves nothing a client can acquire.
+  std::lock_guard lock(mu_);
+  if (!filled.ok() || superseded(name, *flight) || shutting_down_) {
+    cache_.cancel_reservation(offset);
+    if (!filled.ok()) return filled;
+    return shutting_down_ ? Status(Errc::shutting_down, "genomed is stopping") : cancelled;
+  }
+  cache_.insert(name, offset, layout.total_bytes);
+  Entry& e = entries_.at(name);
+  e.state = State::ready;
+  e.offset = offset;
+  e.bytes = layout.total_bytes;
+  e.flight.reset();
+  counters_.bytes_loaded += layout.total_bytes;
+  return Status::Ok();
+}
+
+void Coordinator::finish_flight(const std::string& name, const std::shared_ptr<Flight>& flight, Status status) {
+  if (status.ok()) {
+    ++counters_.loads_completed;
+  } else if (status.code() == Errc::cancelled) {
+    ++counters_.loads_cancelled;
+  } else {
+    ++counters_.loads_failed;
+  }
+  if (!flight->done) {  // an unload may have finished it with `cancelled` already
+    flight->done = true;
+    flight->result = status;
+  }
+  if (!status.ok()) {
+    auto it = entries_.find(name);
+    if (it != entries_.end() && it->second.generation == flight->generation &&
+        it->second.state == State::loading) {
+      entries_.erase(it);  // nothing was created
+    }
+  }
+  changed_.notify_all();
+}
+
+Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& names, ConnectionId conn) {
+  std::unique_lock lock(mu_);
+  ipc::AcquireReply reply;
+  for (const auto& name : names) {
+    bool hit = false;
+    Status s = ensure_ready(lock, name, &hit);
+    if (!s.ok()) {
+      for (const auto& g : reply.grants) release_locked(g.lease);
+      if (names.size() > 1) return Status(s.code(), "'" + name + "': " + s.message());
+      return s;
+    }
+    const Entry& e = entries_.at(name);
+    const bool leased = cache_.lease(name);
+    if (!leased) return Status(Errc::internal, "ready adapter '" + name + "' is not in the cache");
+    const std::uint64_t id = next_lease_++;
+    leases_[id] = LeaseRecord{name, conn};
+    ++counters_.leases_granted;
+    reply.grants.push_back(ipc::LeaseGrant{name, id, e.offset, e.bytes, e.generation});
+  }
+  return reply;
+}
+
+void Coordinator::release_locked(std::uint64_t lease) {
+  auto it = leases_.find(lease);
+  const std::string name = std::move(it->second.name);
+  leases_.erase(it);
+  cache_.release(name);
+  auto entry = entries_.find(name);
+  const auto view = cache_.find(name);
+  if (entry != entries_.end() && entry->second.state == State::draining && view && view->leases == 0) {
+    cache_.erase(name);
+    entries_.erase(entry);
+    spdlog::info("unloaded '{}': its last lease ended", name);
+  }
+  changed_.notify_all();  // admission waiters may fit now
+}
+
+void Coordinator::release(std::uint64_t lease, ConnectionId conn) {
+  std::lock_guard lock(mu_);
+  auto it = leases_.find(lease);
+  if (it == leases_.end() || it->second.conn != conn) {
+    spdlog::warn("connection {} released lease {} which it does not hold; ignored", conn, lease);
+    return;
+  }
+  release_locked(lease);
+}
+
+void Coordinator::release_all(ConnectionId conn) {
+  std::lock_guard lock(mu_);
+  std::vector<std::uint64_t> ids;
+  for (const auto& [id, rec] : leases_) {
+    if (rec.conn == conn) ids.push_back(id);
+  }
+  for (auto id : ids) release_locked(id);
+  if (!ids.empty()) spdlog::info("connection {} closed holding {} lease(s); released", conn, ids.size());
+}
+
+Result<ipc::LoadReply> Coordinator::load(const std::string& name) {
+  std::unique_lock lock(mu_);
+  bool hit = false;
+  GENOMED_RETURN_IF_ERROR(ensure_ready(lock, name, &hit));
+  const Entry& e = entries_.at(name);
+  cache_.touch(name);
+  return ipc::LoadReply{name, e.bytes, e.generation, hit};
+}
+
+Result<ipc::UnloadReply> Coordinator::unload(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(name);
+  if (it == entries_.end()) {
+    GENOMED_RETURN_IF_ERROR(validate_name(name));
+    return Status(Errc::not_loaded, "adapter '" + name + "' is not resident or loading");
+  }
+  Entry& e = it->second;
+  switch (e.state) {
+    case State::loading: {
+      e.flight->done = true;
+      e.flight->result = Status(Errc::cancelled, "adapter '" + name + "' was unloaded while it was loading");
+      entries_.erase(it);  // the flight frees its range when it next looks
+      changed_.notify_all();
+      return ipc::UnloadReply{name, "cancelled", 0};
+    }
+    case State::ready: {
+      const auto view = cache_.find(name);
+      if (view && view->leases > 0) {
+        e.state = State::draining;
+        spdlog::info("unload '{}': draining, {} lease(s) still held", name, view->leases);
+        return ipc::UnloadReply{name, "draining", view->leases};
+      }
+      cache_.erase(name);
+      entries_.erase(it);
+      changed_.notify_all();
+      spdlog::info("unloaded '{}'", name);
+      return ipc::UnloadReply{name, "freed", 0};
+    }
+    case State::draining: {
+      const auto view = cache_.find(name);
+      return ipc::UnloadReply{name, "draining", view ? view->leases : 0};
+    }
+  }
+  return Status(Errc::internal, "unknown state of '" + name + "'");
+}
+
+ipc::ListReply Coordinator::list() const {
+  std::lock_guard lock(mu_);
+  ipc::ListReply reply;
+  for (const auto& [name, e] : entries_) {
+    ipc::AdapterStatus s;
+    s.name = name;
+    s.state = state_name(static_cast<int>(e.state));
+    s.bytes = e.bytes;
+    s.generation = e.generation;
+    if (const auto view = cache_.find(name)) s.leases = view->leases;
+    reply.adapters.push_back(std::move(s));
+  }
+  return reply;
+}
+
+ipc::StatsReply Coordinator::stats() const {
+  std::lock_guard lock(mu_);
+  const PoolStats pool = pool_.stats();
+  std::uint64_t resident = 0;
+  std::uint64_t loading = 0;
+  for (const auto& [name, e] : entries_) {
+    if (e.state == State::loading) ++loading;
+    else ++resident;
+  }
+  ipc::StatsReply r;
+  auto put = [&](const char* key, std::uint64_t v) { r.values.emplace_back(key, v); };
+  put("loads_started", counters_.loads_started);
+  put("loads_completed", counters_.loads_completed);
+  put("loads_failed", counters_.loads_failed);
+  put("loads_cancelled", counters_.loads_cancelled);
+  put("hits", counters_.hits);
+  put("misses", counters_.misses);
+  put("evictions", cache_.evictions());
+  put("bytes_resident", cache_.bytes_resident());
+  put("bytes_reserved", cache_.bytes_reserved());
+  put("bytes_loaded", counters_.bytes_loaded);
+  put("budget_bytes", cache_.budget());
+  put("adapters_resident", resident);
+  put("adapters_loading", loading);
+  put("leases_active", leases_.size());
+  put("leases_granted", counters_.leases_granted);
+  put("workers_alive", pool.workers_alive);
+  put("worker_restarts", pool.worker_restarts);
+  put("worker_crashes", pool.worker_crashes);
+  put("worker_timeouts", pool.worker_timeouts);
+  put("queue_depth", pool.queue_depth);
+  return r;
+}
+
+ipc::HealthReply Coordinator::health() const {
+  const PoolStats pool = pool_.stats();
+  std::lock_guard lock(mu_);
+  if (shutting_down_) return ipc::HealthReply{false, "shutting down"};
+  if (pool.workers_alive == 0) return ipc::HealthReply{false, "no loader worker is alive"};
+  return ipc::HealthReply{true, ""};
+}
+
+void Coordinator::shutdown() {
+  std::map<std::uint64_t, std::thread> threads;
+  {
+    std::lock_guard lock(mu_);
+    shutting_down_ = true;
+  }
+  changed_.notify_all();
+  pool_.stop();  // queued jobs fail with shutting_down; running ones end
+  {
+    std::lock_guard lock(mu_);
+    threads.swap(flight_threads_);
+    finished_flights_.clear();
+  }
+  for (auto& [id, t] : threads) t.join();
+}
+
+}  // namespace genomed::loader

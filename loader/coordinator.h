@@ -1,0 +1,141 @@
+// The coordinator: the per-adapter state machine of the supervisor.
+//
+//   ABSENT -> LOADING -> READY -> (DRAINING ->) ABSENT
+//
+// - Concurrent requests for one adapter join a single load (a Flight); the
+//   cache is re-checked after every wait, so a request arriving just after a
+//   flight ended finds the entry READY.
+// - Every entry and flight carries a generation: a late result of a
+//   cancelled load can never overwrite a newer entry of the same name.
+// - UNLOAD of a LOADING entry cancels it: its waiters get `cancelled` at
+//   once, the flight thread frees its range when it next looks.
+// - UNLOAD of a READY entry with leases marks it DRAINING: no new leases;
+//   its memory is freed when the last lease ends. Memory under a live lease
+//   is never reused.
+// - Leases belong to a connection; release_all() ends them when it closes.
+//
+// Threads: connection threads call in and may block (waiting for a flight);
+// each load runs on its own flight thread (probe -> reserve -> fill). Lock:
+// one mutex, mu_, guards all state; it is never held while a worker runs a
+// job. Lock order: mu_ before the pool's internal mutex.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "cache/resident_cache.h"
+#include "common/status.h"
+#include "ipc/protocol.h"
+#include "loader/name_resolver.h"
+#include "loader/pool.h"
+
+namespace genomed::loader {
+
+using ConnectionId = std::uint64_t;
+
+struct CoordinatorOptions {
+  std::chrono::milliseconds load_timeout{30'000};       // per worker job
+  std::chrono::milliseconds admission_timeout{5'000};   // wait for leases when the budget is full
+};
+
+// Where the resident bytes live: the arena as the supervisor maps it.
+struct ArenaView {
+  const std::byte* data = nullptr;
+  std::uint64_t size = 0;
+};
+
+class Coordinator {
+ public:
+  Coordinator(CoordinatorOptions options, const NameResolver& resolver, Pool& pool, ArenaView arena);
+  ~Coordinator();  // shutdown()
+
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  // Makes every name resident (joining or starting loads) and leases each to
+  // `conn`. All or nothing: on any failure the leases taken are returned and
+  // the error names the adapter.
+  Result<ipc::AcquireReply> acquire(const std::vector<std::string>& names, ConnectionId conn);
+  // Ends a lease. Unknown ids (or another connection's) are logged and
+  // ignored: RELEASE has no reply.
+  void release(std::uint64_t lease, ConnectionId conn);
+  // Ends every lease of a connection (it closed or died).
+  void release_all(ConnectionId conn);
+
+  // Makes `name` resident without leasing it.
+  Result<ipc::LoadReply> load(const std::string& name);
+  Result<ipc::UnloadReply> unload(const std::string& name);
+
+  ipc::ListReply list() const;
+  ipc::StatsReply stats() const;
+  ipc::HealthReply health() const;
+
+  // Fails every waiter with shutting_down, stops the pool, joins the flights.
+  void shutdown();
+
+ private:
+  enum class State { loading, ready, draining };
+  struct Flight {
+    std::uint64_t generation = 0;
+    bool done = false;  // result is final; waiters may leave
+    Status result;
+  };
+  struct Entry {
+    State state = State::loading;
+    std::uint64_t generation = 0;
+    std::shared_ptr<Flight> flight;  // while loading
+    std::uint64_t offset = 0;        // of the range (ready, draining)
+    std::uint64_t bytes = 0;         // resident bytes (ready, draining)
+  };
+  struct LeaseRecord {
+    std::string name;
+    ConnectionId conn = 0;
+  };
+
+  // Returns once `name` is READY (lock held), starting or joining its load.
+  // `hit` tells whether it was READY at the first look.
+  Status ensure_ready(std::unique_lock<std::mutex>& lock, const std::string& name, bool* hit);
+  void start_flight(const std::string& name);
+  void run_flight(std::string name, std::shared_ptr<Flight> flight);
+  // The load steps; returns the final status (lock not held on entry or exit).
+  Status load_steps(const std::string& name, const std::shared_ptr<Flight>& flight);
+  // True when the flight's entry is gone or replaced (unloaded meanwhile).
+  bool superseded(const std::string& name, const Flight& flight) const;
+  void finish_flight(const std::string& name, const std::shared_ptr<Flight>& flight, Status status);
+  void release_locked(std::uint64_t lease);
+  void reap_finished_flights();
+  Clock::time_point waiter_deadline() const;
+
+  // Constant after construction.
+  const CoordinatorOptions options_;
+  const NameResolver& resolver_;
+  Pool& pool_;
+  const ArenaView arena_;
+
+  // State below is protected by mu_.
+  mutable std::mutex mu_;
+  std::condition_variable changed_;  // a flight finished, a lease ended, or shutdown began
+  bool shutting_down_ = false;
+  cache::ResidentCache cache_;
+  std::map<std::string, Entry> entries_;  // sorted: list() is in name order
+  std::unordered_map<std::uint64_t, LeaseRecord> leases_;
+  std::uint64_t next_generation_ = 1;
+  std::uint64_t next_lease_ = 1;
+  std::uint64_t next_flight_id_ = 1;
+  std::map<std::uint64_t, std::thread> flight_threads_;
+  std::vector<std::uint64_t> finished_flights_;  // ids whose thread is about to return
+  struct Counters {
+    std::uint64_t loads_started = 0, loads_completed = 0, loads_failed = 0, loads_cancelled = 0;
+    std::uint64_t hits = 0, misses = 0, bytes_loaded = 0, leases_granted = 0;
+  } counters_;
+};
+
+}  // namespace genomed::loader

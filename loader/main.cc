@@ -1,0 +1,95 @@
+// genomed: the supervisor. Wires the arena, the worker pool, the coordinator
+// and the socket server together, serves until SIGINT/SIGTERM, then stops in
+// the reverse order: no new clients, waiters failed, workers ended, leases
+// dropped, arena unmapped, socket removed.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "cache/arena.h"
+#include "common/size_parse.h"
+#include "loader/config.h"
+#include "loader/coordinator.h"
+#include "loader/pool.h"
+#include "loader/server.h"
+
+namespace {
+
+constexpr const char* kVersion = "genomed 0.1.0";
+
+int fail(const genomed::Status& s) {
+  spdlog::critical("{}", s.to_string());
+  return 1;
+}
+
+int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signals) {
+  using namespace genomed;
+  auto resolver = loader::NameResolver::create(config.roots);
+  if (!resolver) return fail(resolver.status());
+
+  auto arena = cache::Arena::create(config.budget_bytes, "genomed-");
+  if (!arena) return fail(arena.status());
+
+  loader::PoolOptions pool_options;
+  pool_options.worker_executable = config.worker_path;
+  pool_options.workers = config.workers;
+  pool_options.arena_fd = arena->rw_fd();
+  pool_options.queue_limit = config.queue_limit;
+  loader::Pool pool(pool_options);
+  if (Status s = pool.start(); !s.ok()) return fail(s);
+
+  loader::Coordinator coordinator({config.load_timeout, config.admission_timeout}, *resolver, pool,
+                                  {arena->data(), arena->size()});
+  loader::ConnectionContext ctx{&coordinator, arena->ro_fd(), arena->size(), kVersion};
+  auto server = loader::Server::listen(config.socket_path, ctx);
+  if (!server) return fail(server.status());
+  (*server)->start();
+
+  std::string roots;
+  for (const auto& r : resolver->roots()) roots += (roots.empty() ? "" : ", ") + r;
+  spdlog::info("{} serving on {} (pid {}): roots [{}], budget {}, {} worker(s)", kVersion, config.socket_path,
+               ::getpid(), roots, format_size(config.budget_bytes), config.workers);
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("received {}; stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+
+  (*server)->stop_accepting();
+  coordinator.shutdown();
+  (*server)->stop();
+  server->reset();
+  spdlog::info("stopped cleanly");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto cl = genomed::loader::parse_command_line(argc, argv);
+  if (!cl) {
+    std::fprintf(stderr, "genomed: %s\n", cl.status().message().c_str());
+    return 2;
+  }
+  if (cl->help) {
+    std::fputs(genomed::loader::usage_text().c_str(), stdout);
+    return 0;
+  }
+  auto logger = spdlog::stderr_color_mt("genomed");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(cl->config.log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  // Block the stop signals in every thread (the mask is inherited) so that
+  // only sigwait() in main sees them; workers get a clean mask at exec.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  return run(cl->config, stop_signals);
+}

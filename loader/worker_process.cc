@@ -1,0 +1,113 @@
+#include "loader/worker_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/process/args.hpp>
+#include <boost/process/child.hpp>
+#include <boost/process/exe.hpp>
+#include <boost/process/extend.hpp>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+namespace bp = boost::process;
+
+namespace genomed::loader {
+
+struct WorkerProcess::Impl {
+  bp::child child;
+};
+
+namespace {
+
+constexpr int kWorkerIpcFd = 3;
+constexpr int kWorkerArenaFd = 4;
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    const char* name = sigabbrev_np(WTERMSIG(status));
+    return std::string("signal SIG") + (name ? name : std::to_string(WTERMSIG(status)).c_str());
+  }
+  return "status " + std::to_string(status);
+}
+
+}  // namespace
+
+WorkerProcess::WorkerProcess(std::unique_ptr<Impl> impl, pid_t pid, int fd)
+    : impl_(std::move(impl)), pid_(pid), fd_(fd) {}
+
+Result<std::unique_ptr<WorkerProcess>> WorkerProcess::spawn(const WorkerSpawnSpec& spec) {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+    return Status(Errc::internal, std::string("socketpair: ") + std::strerror(errno));
+  }
+  const int child_end = pair[1];
+  const int arena_fd = spec.arena_fd;
+  // Everything the child needs is prepared here: between fork and exec the
+  // child runs only async-signal-safe calls (dup, dup2, fcntl, sigprocmask,
+  // close_range).
+  std::vector<std::string> args = {"--ipc-fd", std::to_string(kWorkerIpcFd), "--arena-fd",
+                                   std::to_string(kWorkerArenaFd)};
+  args.insert(args.end(), spec.extra_args.begin(), spec.extra_args.end());
+
+  auto setup = [child_end, arena_fd](auto&) {
+    // Move both descriptors above the targets first so neither dup2 can
+    // clobber the other, then place them at 3 and 4 (dup2 clears CLOEXEC).
+    const int ipc = ::fcntl(child_end, F_DUPFD, 10);
+    const int arena = ::fcntl(arena_fd, F_DUPFD, 10);
+    ::dup2(ipc, kWorkerIpcFd);
+    ::dup2(arena, kWorkerArenaFd);
+    ::syscall(SYS_close_range, kWorkerArenaFd + 1, ~0U, 0);
+    // The supervisor blocks SIGINT/SIGTERM for sigwait(); the mask survives
+    // exec, so the worker must get a clean one.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  };
+
+  std::error_code ec;
+  auto impl = std::make_unique<Impl>();
+  impl->child = bp::child(bp::exe = spec.executable, bp::args = args, bp::extend::on_exec_setup = setup, ec);
+  ::close(child_end);
+  if (ec) {
+    ::close(pair[0]);
+    return Status(Errc::internal, "cannot start worker '" + spec.executable + "': " + ec.message());
+  }
+  const pid_t pid = impl->child.id();
+  return std::unique_ptr<WorkerProcess>(new WorkerProcess(std::move(impl), pid, pair[0]));
+}
+
+void WorkerProcess::kill(int sig) {
+  if (!reaped_) ::kill(pid_, sig);
+}
+
+std::string WorkerProcess::reap() {
+  if (reaped_) return exit_description_;
+  std::error_code ec;
+  impl_->child.wait(ec);
+  reaped_ = true;
+  exit_description_ = ec ? "unknown (" + ec.message() + ")" : describe_status(impl_->child.native_exit_code());
+  return exit_description_;
+}
+
+WorkerProcess::~WorkerProcess() {
+  if (fd_ >= 0) ::close(fd_);  // the worker sees EOF and exits
+  if (!reaped_) {
+    // Grace for a clean exit, then SIGKILL; either way exactly one reap.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+    std::error_code ec;
+    while (impl_->child.running(ec) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    if (!ec && impl_->child.running(ec)) ::kill(pid_, SIGKILL);
+    reap();
+  }
+}
+
+}  // namespace genomed::loader

@@ -1,0 +1,155 @@
+#include "worker/job_protocol.h"
+
+#include "ipc/protocol.h"
+#include "ipc/wire.h"
+
+namespace genomed::jobs {
+namespace {
+
+using ipc::ArrayView;
+using ipc::MapView;
+using ipc::MapWriter;
+using ipc::Message;
+
+// Jobs and replies may carry tensor tables of many thousand entries.
+constexpr ipc::DecodeLimits kJobLimits{1u << 20, 1u << 16, 1u << 20, 8};
+
+std::string encode_layout(const format::ResidentLayout& layout) {
+  std::vector<std::string> tensors;
+  tensors.reserve(layout.tensors.size());
+  for (const auto& t : layout.tensors) {
+    MapWriter tw;
+    tw.put("name", t.name)
+        .put("dtype", static_cast<std::uint64_t>(t.dtype))
+        .put("shape", t.shape)
+        .put("offset", t.offset)
+        .put("length", t.length);
+    tensors.push_back(tw.finish());
+  }
+  MapWriter w;
+  w.put("r", layout.lora_r)
+      .put("alpha", layout.lora_alpha)
+      .put("header_bytes", layout.header_bytes)
+      .put("total_bytes", layout.total_bytes)
+      .put_packed_array("tensors", tensors);
+  return w.finish();
+}
+
+Result<format::ResidentLayout> decode_layout(const MapView& m) {
+  format::ResidentLayout layout;
+  GENOMED_ASSIGN_OR_RETURN(std::uint64_t r, m.u64("r"));
+  layout.lora_r = static_cast<std::uint32_t>(r);
+  GENOMED_ASSIGN_OR_RETURN(layout.lora_alpha, m.f64("alpha"));
+  GENOMED_ASSIGN_OR_RETURN(layout.header_bytes, m.u64("header_bytes"));
+  GENOMED_ASSIGN_OR_RETURN(layout.total_bytes, m.u64("total_bytes"));
+  GENOMED_ASSIGN_OR_RETURN(ArrayView tensors, m.array("tensors"));
+  layout.tensors.reserve(tensors.size());
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    GENOMED_ASSIGN_OR_RETURN(MapView t, tensors.map_at(i));
+    format::ResidentTensor rt;
+    GENOMED_ASSIGN_OR_RETURN(rt.name, t.str("name"));
+    GENOMED_ASSIGN_OR_RETURN(std::uint64_t dtype, t.u64("dtype"));
+    const auto dt = format::dtype_from_int(dtype);
+    if (!dt) return Status(Errc::worker_protocol, "layout names unknown dtype " + std::to_string(dtype));
+    rt.dtype = *dt;
+    GENOMED_ASSIGN_OR_RETURN(ArrayView shape, t.array("shape"));
+    for (std::size_t d = 0; d < shape.size(); ++d) {
+      GENOMED_ASSIGN_OR_RETURN(std::uint64_t dim, shape.u64_at(d));
+      rt.shape.push_back(dim);
+    }
+    GENOMED_ASSIGN_OR_RETURN(rt.offset, t.u64("offset"));
+    GENOMED_ASSIGN_OR_RETURN(rt.length, t.u64("length"));
+    layout.tensors.push_back(std::move(rt));
+  }
+  return layout;
+}
+
+// Parses a worker reply; "ok": false becomes the Status the worker reported.
+Result<Message> parse_reply(std::string_view body) {
+  auto m = Message::parse(body, kJobLimits);
+  if (!m) return Status(Errc::worker_protocol, "worker reply: " + m.status().message());
+  auto ok = m->root().boolean("ok");
+  if (!ok) return Status(Errc::worker_protocol, "worker reply: " + ok.status().message());
+  if (!*ok) {
+    auto code = m->root().u64("code");
+    auto message = m->root().str("message");
+    if (!code || !message) return Status(Errc::worker_protocol, "worker error reply lacks code or message");
+    const auto errc = errc_from_int(*code);
+    if (!errc || *errc == Errc::ok) {
+      return Status(Errc::worker_protocol, "worker sent unknown error code " + std::to_string(*code));
+    }
+    return Status(*errc, *message);
+  }
+  return m;
+}
+
+}  // namespace
+
+std::string encode_job(const Job& job) {
+  MapWriter w;
+  w.put("op", job.kind == JobKind::probe ? "probe" : "fill")
+      .put("config", job.paths.config)
+      .put("weights", job.paths.weights);
+  if (job.kind == JobKind::fill) {
+    w.put("offset", job.offset).put("length", job.length).put_packed("layout", encode_layout(job.layout));
+  }
+  return w.finish();
+}
+
+Result<Job> decode_job(std::string_view body) {
+  GENOMED_ASSIGN_OR_RETURN(Message m, Message::parse(body, kJobLimits));
+  const MapView root = m.root();
+  Job job;
+  GENOMED_ASSIGN_OR_RETURN(std::string op, root.str("op"));
+  if (op == "probe") job.kind = JobKind::probe;
+  else if (op == "fill") job.kind = JobKind::fill;
+  else return Status(Errc::unknown_op, "unknown job '" + op + "'");
+  GENOMED_ASSIGN_OR_RETURN(job.paths.config, root.str("config"));
+  GENOMED_ASSIGN_OR_RETURN(job.paths.weights, root.str("weights"));
+  if (job.kind == JobKind::fill) {
+    GENOMED_ASSIGN_OR_RETURN(job.offset, root.u64("offset"));
+    GENOMED_ASSIGN_OR_RETURN(job.length, root.u64("length"));
+    GENOMED_ASSIGN_OR_RETURN(MapView layout, root.map("layout"));
+    GENOMED_ASSIGN_OR_RETURN(job.layout, decode_layout(layout));
+  }
+  return job;
+}
+
+std::string encode_probe_reply(const ProbeReply& reply) {
+  MapWriter w;
+  w.put("ok", true)
+      .put("file_size", reply.probe.weights_file_size)
+      .put("mtime_ns", static_cast<std::int64_t>(reply.probe.weights_mtime_ns))
+      .put_packed("layout", encode_layout(reply.probe.layout));
+  return w.finish();
+}
+
+std::string encode_fill_reply(const FillReply& reply) {
+  MapWriter w;
+  w.put("ok", true).put("bytes_written", reply.bytes_written);
+  return w.finish();
+}
+
+Result<ProbeReply> decode_probe_reply(std::string_view body) {
+  GENOMED_ASSIGN_OR_RETURN(Message m, parse_reply(body));
+  ProbeReply r;
+  auto size = m.root().u64("file_size");
+  auto mtime = m.root().i64("mtime_ns");
+  auto layout_map = m.root().map("layout");
+  if (!size || !mtime || !layout_map) return Status(Errc::worker_protocol, "probe reply lacks fields");
+  auto layout = decode_layout(*layout_map);
+  if (!layout) return Status(Errc::worker_protocol, "probe reply: " + layout.status().message());
+  r.probe.weights_file_size = *size;
+  r.probe.weights_mtime_ns = *mtime;
+  r.probe.layout = std::move(layout).value();
+  return r;
+}
+
+Result<FillReply> decode_fill_reply(std::string_view body) {
+  GENOMED_ASSIGN_OR_RETURN(Message m, parse_reply(body));
+  auto written = m.root().u64("bytes_written");
+  if (!written) return Status(Errc::worker_protocol, "fill reply: " + written.status().message());
+  return FillReply{*written};
+}
+
+}  // namespace genomed::jobs

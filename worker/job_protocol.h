@@ -1,0 +1,47 @@
+// The job protocol between the supervisor and its genome-worker processes:
+// one msgpack frame per job over the worker's socketpair, one reply frame
+// per job. PROBE validates an adapter and returns its resident layout; FILL
+// writes it into the arena range the supervisor assigned.
+//
+// The supervisor decodes worker replies as untrusted too: a worker that was
+// fed a hostile file may misbehave, so every field is type-checked.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+#include "worker/format/adapter_files.h"
+
+namespace genomed::jobs {
+
+enum class JobKind : std::uint8_t { probe, fill };
+
+struct Job {
+  JobKind kind = JobKind::probe;
+  format::AdapterPaths paths;
+  // fill only: the range to write and the layout the probe planned.
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+  format::ResidentLayout layout;
+};
+
+struct ProbeReply {
+  format::ProbeResult probe;
+};
+
+struct FillReply {
+  std::uint64_t bytes_written = 0;
+};
+
+std::string encode_job(const Job& job);
+Result<Job> decode_job(std::string_view body);
+
+std::string encode_probe_reply(const ProbeReply& reply);
+std::string encode_fill_reply(const FillReply& reply);
+// Replies carry the worker's error (its Errc and message) when "ok" is false.
+Result<ProbeReply> decode_probe_reply(std::string_view body);
+Result<FillReply> decode_fill_reply(std::string_view body);
+
+}  // namespace genomed::jobs

@@ -1,0 +1,76 @@
+// genome-worker: a loader process started by genomed's pool. It parses
+// untrusted adapter files and writes validated tensors into the arena range
+// the supervisor assigns. One job at a time; it exits when the supervisor
+// closes its socket. A crash here costs one job, never the daemon.
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "ipc/framing.h"
+#include "ipc/protocol.h"
+#include "worker/jobs.h"
+
+namespace {
+
+void usage(std::FILE* out) {
+  std::fprintf(out,
+               "usage: genome-worker --ipc-fd N --arena-fd N\n"
+               "Started by genomed; not meant to be run by hand.\n"
+               "  --ipc-fd N    the socketpair end to read jobs from and write replies to\n"
+               "  --arena-fd N  the arena's read-write shared-memory descriptor\n");
+}
+
+bool parse_fd(const char* text, int* out) {
+  char* end = nullptr;
+  const long v = std::strtol(text, &end, 10);
+  if (end == text || *end != '\0' || v < 0 || v > 1 << 20) return false;
+  *out = static_cast<int>(v);
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int ipc_fd = -1;
+  int arena_fd = -1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      usage(stdout);
+      return 0;
+    }
+    if ((arg == "--ipc-fd" || arg == "--arena-fd") && i + 1 < argc) {
+      if (!parse_fd(argv[++i], arg == "--ipc-fd" ? &ipc_fd : &arena_fd)) {
+        std::fprintf(stderr, "genome-worker: invalid descriptor '%s' for %s\n", argv[i], argv[i - 1]);
+        return 2;
+      }
+      continue;
+    }
+    std::fprintf(stderr, "genome-worker: unknown argument '%s'\n", argv[i]);
+    usage(stderr);
+    return 2;
+  }
+  if (ipc_fd < 0 || arena_fd < 0) {
+    usage(stderr);
+    return 2;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+
+  for (;;) {
+    auto frame = genomed::ipc::read_frame(ipc_fd, genomed::ipc::kMaxReplyFrame);
+    if (!frame) {
+      // The supervisor closed the socket (shutdown or replacement): exit quietly.
+      if (frame.code() == genomed::Errc::not_connected) return 0;
+      std::fprintf(stderr, "genome-worker: %s\n", frame.status().to_string().c_str());
+      return 3;
+    }
+    auto job = genomed::jobs::decode_job(frame->body);
+    const std::string reply = job ? genomed::jobs::run_job(*job, arena_fd)
+                                  : genomed::ipc::encode_error(job.status());
+    if (!genomed::ipc::write_frame(ipc_fd, reply).ok()) return 0;
+  }
+}
