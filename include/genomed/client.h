@@ -1,0 +1,129 @@
+// The genomed client library: connect to the daemon, acquire adapters, and
+// read their tensors straight from the daemon's shared memory.
+//
+//   auto client = genomed::Client::connect("/run/genomed.sock");
+//   auto lease = client->acquire("my-adapter");   // loads it if needed
+//   for (const auto& t : lease->tensors()) use(t.name, t.shape, t.data);
+//   // ~Lease releases it; the daemon may then evict it under pressure.
+//
+// Views are zero-copy and read-only: `TensorView::data` points into the
+// arena the daemon passed as an O_RDONLY descriptor and this process mapped
+// once, PROT_READ. A view is valid while its Lease lives; the daemon never
+// reuses memory under a live lease. A Client (and its leases) may be used
+// from several threads: requests on one connection are serialized.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "genomed/result.h"
+
+namespace genomed {
+
+struct TensorView {
+  std::string_view name;
+  std::string_view dtype;             // safetensors dtype name: "F16", "BF16", ...
+  std::uint32_t element_size = 0;     // bytes per element
+  std::span<const std::uint64_t> shape;
+  std::span<const std::byte> data;    // in the read-only arena
+};
+
+namespace client_detail {
+struct Connection;
+struct LeaseState;
+}  // namespace client_detail
+
+// One lease on one resident adapter. Move-only; the destructor releases it.
+class Lease {
+ public:
+  Lease(Lease&&) noexcept;
+  Lease& operator=(Lease&&) noexcept;
+  ~Lease();
+
+  const std::string& name() const;
+  std::uint64_t id() const;
+  std::uint64_t generation() const;  // which load of `name` this copy is
+  std::uint32_t lora_rank() const;
+  double lora_alpha() const;
+  // Sorted by tensor name.
+  std::span<const TensorView> tensors() const;
+  // nullptr if the adapter has no tensor of that name.
+  const TensorView* find(std::string_view tensor_name) const;
+  // The adapter's whole resident range (header and tensors).
+  std::span<const std::byte> bytes() const;
+
+  // Releases now instead of at destruction. Idempotent.
+  void release();
+
+ private:
+  friend class Client;
+  explicit Lease(std::unique_ptr<client_detail::LeaseState> state);
+  std::unique_ptr<client_detail::LeaseState> state_;
+};
+
+struct LoadInfo {
+  std::string name;
+  std::uint64_t bytes = 0;
+  std::uint64_t generation = 0;
+  bool was_resident = false;
+};
+
+struct UnloadInfo {
+  std::string name;
+  std::string outcome;  // "freed" | "draining" | "cancelled"
+  std::uint64_t leases = 0;
+};
+
+struct AdapterInfo {
+  std::string name;
+  std::string state;  // "loading" | "ready" | "draining"
+  std::uint64_t bytes = 0;
+  std::uint64_t leases = 0;
+  std::uint64_t generation = 0;
+};
+
+using StatValue = std::variant<std::uint64_t, std::string>;
+using Stats = std::vector<std::pair<std::string, StatValue>>;
+
+struct Health {
+  bool healthy = false;
+  std::string reason;
+};
+
+class Client {
+ public:
+  // Connects, exchanges HELLO, receives the arena descriptor and maps it
+  // read-only. Errc::not_connected if no daemon listens at `socket_path`.
+  static Result<Client> connect(const std::string& socket_path, const std::string& client_name = "libgenomed");
+
+  Client(Client&&) noexcept;
+  Client& operator=(Client&&) noexcept;
+  ~Client();
+
+  // Makes `name` resident (loading it if needed) and leases it.
+  Result<Lease> acquire(std::string_view name);
+  // Several adapters in one round trip; all or nothing.
+  Result<std::vector<Lease>> acquire(const std::vector<std::string>& names);
+
+  Result<LoadInfo> load(std::string_view name);
+  Result<UnloadInfo> unload(std::string_view name);
+  Result<std::vector<AdapterInfo>> list();
+  Result<Stats> stats();
+  Result<Health> health();
+
+  std::uint64_t arena_bytes() const;
+  std::uint64_t daemon_pid() const;
+
+ private:
+  explicit Client(std::shared_ptr<client_detail::Connection> conn);
+  std::shared_ptr<client_detail::Connection> conn_;
+};
+
+}  // namespace genomed

@@ -1,0 +1,211 @@
+// genomectl: the command-line client of genomed, built on the public client
+// library. Errors go to stderr as "error: <code>: <message>" with exit 1;
+// usage errors exit 2.
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "genomed/client.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: genomectl --socket PATH <command> [args]
+
+commands:
+  load NAME                  make adapter NAME resident (no lease)
+  unload NAME                unload NAME (cancels a load; drains if leased)
+  acquire NAME [--hold S]    lease NAME, print its tensor table read from the
+                             zero-copy view, hold the lease S seconds (default
+                             0), then release it
+  digest NAME                one line per tensor, sorted by name:
+                             <name> <DTYPE> <d0>x<d1>... <sha256 of its bytes>
+  list [--json]              resident and loading adapters
+  stats [--json]             daemon counters
+  health                     exit 0 if the daemon is healthy, 1 if not
+
+options:
+  --socket PATH              the daemon's socket (or $GENOMED_SOCKET)
+  -h, --help                 this text
+)";
+
+int usage_error(const std::string& why) {
+  std::fprintf(stderr, "genomectl: %s\n%s", why.c_str(), kUsage);
+  return 2;
+}
+
+int report(const genomed::Status& s) {
+  std::fprintf(stderr, "error: %s: %s\n", std::string(genomed::errc_name(s.code())).c_str(), s.message().c_str());
+  return 1;
+}
+
+std::string shape_text(std::span<const std::uint64_t> shape) {
+  if (shape.empty()) return "scalar";
+  std::string out;
+  for (std::size_t i = 0; i < shape.size(); ++i) out += (i ? "x" : "") + std::to_string(shape[i]);
+  return out;
+}
+
+std::string sha256_hex(std::span<const std::byte> data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 15];
+  }
+  return out;
+}
+
+int cmd_acquire(genomed::Client& client, const std::string& name, double hold_seconds) {
+  auto lease = client.acquire(name);
+  if (!lease) return report(lease.status());
+  std::printf("adapter %s  generation %llu  lease %llu  r=%u alpha=%g  %zu tensors  %zu bytes resident\n",
+              lease->name().c_str(), static_cast<unsigned long long>(lease->generation()),
+              static_cast<unsigned long long>(lease->id()), lease->lora_rank(), lease->lora_alpha(),
+              lease->tensors().size(), lease->bytes().size());
+  std::size_t width = 6;
+  for (const auto& t : lease->tensors()) width = std::max(width, t.name.size());
+  std::printf("%-*s  %-8s  %-16s  %s\n", static_cast<int>(width), "tensor", "dtype", "shape", "bytes");
+  for (const auto& t : lease->tensors()) {
+    std::printf("%-*.*s  %-8.*s  %-16s  %zu\n", static_cast<int>(width), static_cast<int>(t.name.size()),
+                t.name.data(), static_cast<int>(t.dtype.size()), t.dtype.data(), shape_text(t.shape).c_str(),
+                t.data.size());
+  }
+  std::fflush(stdout);
+  if (hold_seconds > 0) std::this_thread::sleep_for(std::chrono::duration<double>(hold_seconds));
+  return 0;
+}
+
+int cmd_digest(genomed::Client& client, const std::string& name) {
+  auto lease = client.acquire(name);
+  if (!lease) return report(lease.status());
+  for (const auto& t : lease->tensors()) {  // sorted by name
+    std::printf("%.*s %.*s %s %s\n", static_cast<int>(t.name.size()), t.name.data(), static_cast<int>(t.dtype.size()),
+                t.dtype.data(), shape_text(t.shape).c_str(), sha256_hex(t.data).c_str());
+  }
+  return 0;
+}
+
+int cmd_list(genomed::Client& client, bool json) {
+  auto adapters = client.list();
+  if (!adapters) return report(adapters.status());
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& a : *adapters) {
+      out.push_back({{"name", a.name}, {"state", a.state}, {"bytes", a.bytes}, {"leases", a.leases},
+                     {"generation", a.generation}});
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+    return 0;
+  }
+  std::printf("%-32s  %-8s  %12s  %6s  %10s\n", "name", "state", "bytes", "leases", "generation");
+  for (const auto& a : *adapters) {
+    std::printf("%-32s  %-8s  %12llu  %6llu  %10llu\n", a.name.c_str(), a.state.c_str(),
+                static_cast<unsigned long long>(a.bytes), static_cast<unsigned long long>(a.leases),
+                static_cast<unsigned long long>(a.generation));
+  }
+  return 0;
+}
+
+int cmd_stats(genomed::Client& client, bool json) {
+  auto stats = client.stats();
+  if (!stats) return report(stats.status());
+  if (json) {
+    nlohmann::ordered_json out = nlohmann::ordered_json::object();
+    for (const auto& [key, value] : *stats) {
+      if (const auto* n = std::get_if<std::uint64_t>(&value)) out[key] = *n;
+      else out[key] = std::get<std::string>(value);
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+    return 0;
+  }
+  for (const auto& [key, value] : *stats) {
+    if (const auto* n = std::get_if<std::uint64_t>(&value)) {
+      std::printf("%-20s %llu\n", key.c_str(), static_cast<unsigned long long>(*n));
+    } else {
+      std::printf("%-20s %s\n", key.c_str(), std::get<std::string>(value).c_str());
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string socket_path = std::getenv("GENOMED_SOCKET") ? std::getenv("GENOMED_SOCKET") : "";
+  std::vector<std::string> positional;
+  bool json = false;
+  double hold = 0;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (arg == "--socket") {
+      if (++i >= argc) return usage_error("--socket needs a path");
+      socket_path = argv[i];
+    } else if (arg == "--json") {
+      json = true;
+    } else if (arg == "--hold") {
+      if (++i >= argc) return usage_error("--hold needs a number of seconds");
+      char* end = nullptr;
+      hold = std::strtod(argv[i], &end);
+      if (end == argv[i] || *end != '\0' || hold < 0) return usage_error("--hold: invalid seconds '" + std::string(argv[i]) + "'");
+    } else if (arg.rfind("--", 0) == 0) {
+      return usage_error("unknown option " + arg);
+    } else {
+      positional.push_back(arg);
+    }
+  }
+  if (socket_path.empty()) return usage_error("--socket PATH is required");
+  if (positional.empty()) return usage_error("no command given");
+  const std::string& command = positional[0];
+  const bool needs_name = command == "load" || command == "unload" || command == "acquire" || command == "digest";
+  const bool takes_none = command == "list" || command == "stats" || command == "health";
+  if (!needs_name && !takes_none) return usage_error("unknown command '" + command + "'");
+  if (needs_name && positional.size() != 2) return usage_error(command + " needs exactly one adapter NAME");
+  if (takes_none && positional.size() != 1) return usage_error(command + " takes no arguments");
+  if (json && command != "list" && command != "stats") return usage_error("--json applies to list and stats");
+  if (hold > 0 && command != "acquire") return usage_error("--hold applies to acquire");
+
+  auto client = genomed::Client::connect(socket_path, "genomectl");
+  if (!client) return report(client.status());
+
+  if (command == "acquire") return cmd_acquire(*client, positional[1], hold);
+  if (command == "digest") return cmd_digest(*client, positional[1]);
+  if (command == "list") return cmd_list(*client, json);
+  if (command == "stats") return cmd_stats(*client, json);
+  if (command == "load") {
+    auto r = client->load(positional[1]);
+    if (!r) return report(r.status());
+    std::printf("%s %s: %llu bytes, generation %llu\n", r->name.c_str(),
+                r->was_resident ? "was resident" : "loaded", static_cast<unsigned long long>(r->bytes),
+                static_cast<unsigned long long>(r->generation));
+    return 0;
+  }
+  if (command == "unload") {
+    auto r = client->unload(positional[1]);
+    if (!r) return report(r.status());
+    if (r->outcome == "draining") {
+      std::printf("%s draining: freed when its %llu lease(s) end\n", r->name.c_str(),
+                  static_cast<unsigned long long>(r->leases));
+    } else {
+      std::printf("%s %s\n", r->name.c_str(), r->outcome.c_str());
+    }
+    return 0;
+  }
+  auto h = client->health();  // health
+  if (!h) return report(h.status());
+  std::printf("%s%s%s\n", h->healthy ? "healthy" : "unhealthy", h->reason.empty() ? "" : ": ", h->reason.c_str());
+  return h->healthy ? 0 : 1;
+}
