@@ -1,0 +1,249 @@
+// probe + fill on generated adapters: the arena range ends up holding exactly
+// the file's tensor bytes for every dtype, and files that changed, are links,
+// are not regular or are missing are refused with the right code.
+#include "worker/format/adapter_files.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "tests/format/test_support.h"
+#include "tools/fixture/fixture.h"
+
+namespace genomed::format {
+namespace {
+
+using fixture::AdapterSpec;
+using testing::TempDir;
+
+AdapterPaths paths_in(const std::string& dir) {
+  return {dir + "/" + kConfigFileName, dir + "/" + kWeightsFileName};
+}
+
+AdapterSpec small_spec(DType t, std::uint64_t seed = 7) {
+  AdapterSpec s;
+  s.rank = 3;  // odd sizes, so tensors need alignment padding
+  s.hidden = 5;
+  s.layers = 2;
+  s.dtype = t;
+  s.seed = seed;
+  return s;
+}
+
+Result<SafetensorsHeader> header_of(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  auto r = read_safetensors_header(fd, path);
+  ::close(fd);
+  return r;
+}
+
+class AdapterFiles : public ::testing::Test {
+ protected:
+  std::string make(const AdapterSpec& spec, const std::string& name = "a") {
+    const std::string dir = tmp_ / name;
+    const Status s = fixture::write_adapter(dir, spec);
+    EXPECT_TRUE(s.ok()) << s.to_string();
+    return dir;
+  }
+  TempDir tmp_;
+};
+
+TEST_F(AdapterFiles, FillCopiesExactlyTheFileBytesForEveryDtype) {
+  for (int i = 0; i < kDTypeCount; ++i) {
+    const DType t = *dtype_from_int(static_cast<std::uint64_t>(i));
+    SCOPED_TRACE(std::string(dtype_name(t)));
+    const AdapterPaths paths = paths_in(make(small_spec(t), std::string(dtype_name(t))));
+    auto probe = probe_adapter(paths);
+    ASSERT_TRUE(probe.ok()) << probe.status().to_string();
+    const ResidentLayout& layout = probe->layout;
+    ASSERT_EQ(layout.tensors.size(), 8u);
+    EXPECT_EQ(layout.lora_r, 3u);
+    EXPECT_EQ(layout.lora_alpha, 16.0);
+
+    struct stat st {};
+    ASSERT_EQ(::stat(paths.weights.c_str(), &st), 0);
+    EXPECT_EQ(probe->weights_file_size, static_cast<std::uint64_t>(st.st_size));
+    EXPECT_EQ(probe->weights_file_size, fixture::weights_file_size(small_spec(t)));
+    EXPECT_EQ(probe->weights_mtime_ns, st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec);
+
+    std::vector<std::byte> dest(layout.total_bytes, std::byte{0xCC});
+    const Status filled = fill_adapter(paths, layout, dest);
+    ASSERT_TRUE(filled.ok()) << filled.to_string();
+
+    auto back = read_layout_header(dest);
+    ASSERT_TRUE(back.ok()) << back.status().to_string();
+    EXPECT_TRUE(same_layout(*back, layout));
+
+    const std::string file = testing::read_file(paths.weights);
+    auto st_header = header_of(paths.weights);
+    ASSERT_TRUE(st_header.ok());
+    std::vector<bool> covered(dest.size(), false);
+    for (std::size_t k = 0; k < layout.tensors.size(); ++k) {
+      const ResidentTensor& rt = layout.tensors[k];
+      const TensorInfo& ti = st_header->tensors[k];
+      ASSERT_EQ(rt.name, ti.name);
+      ASSERT_EQ(rt.length, ti.byte_size());
+      EXPECT_EQ(std::memcmp(dest.data() + rt.offset,
+                            file.data() + st_header->data_offset + ti.data_begin, rt.length),
+                0)
+          << rt.name;
+      for (std::uint64_t b = 0; b < rt.length; ++b) {
+        covered[rt.offset + b] = true;
+        if (t == DType::BOOL) {
+          ASSERT_LE(std::to_integer<int>(dest[rt.offset + b]), 1);
+        }
+      }
+    }
+    // Every byte that is neither header nor tensor is zero padding.
+    std::vector<std::byte> header(layout.header_bytes);
+    write_layout_header(layout, header);
+    EXPECT_EQ(std::memcmp(dest.data(), header.data(), header.size()), 0);
+    for (std::size_t b = layout.header_bytes; b < dest.size(); ++b) {
+      if (!covered[b]) {
+        ASSERT_EQ(dest[b], std::byte{0}) << "byte " << b;
+      }
+    }
+  }
+}
+
+TEST_F(AdapterFiles, FixtureBytesDependOnTheSeedOnly) {
+  const std::string a = testing::read_file(paths_in(make(small_spec(DType::F32, 1), "a")).weights);
+  const std::string b = testing::read_file(paths_in(make(small_spec(DType::F32, 1), "b")).weights);
+  const std::string c = testing::read_file(paths_in(make(small_spec(DType::F32, 2), "c")).weights);
+  EXPECT_EQ(a, b);
+  ASSERT_EQ(a.size(), c.size());
+  EXPECT_NE(a, c);
+}
+
+TEST_F(AdapterFiles, FixtureHeaderIsPaddedAndCarriesFormatMetadata) {
+  auto h = header_of(paths_in(make(small_spec(DType::F16))).weights);
+  ASSERT_TRUE(h.ok()) << h.status().to_string();
+  EXPECT_EQ(h->header_len % 8, 0u);
+  EXPECT_EQ(h->metadata.at("format"), "pt");
+  EXPECT_EQ(h->tensors[0].name, "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight");
+  EXPECT_EQ(h->tensors[0].shape, (std::vector<std::uint64_t>{3, 5}));
+  EXPECT_EQ(h->tensors[1].shape, (std::vector<std::uint64_t>{5, 3}));
+}
+
+TEST_F(AdapterFiles, FillAfterRewriteWithADifferentLayoutIsFileChanged) {
+  const std::string dir = make(small_spec(DType::F16));
+  auto probe = probe_adapter(paths_in(dir));
+  ASSERT_TRUE(probe.ok()) << probe.status().to_string();
+  AdapterSpec bigger = small_spec(DType::F16);
+  bigger.rank = 4;
+  ASSERT_TRUE(fixture::write_adapter(dir, bigger).ok());
+  std::vector<std::byte> dest(probe->layout.total_bytes * 2);
+  const Status s = fill_adapter(paths_in(dir), probe->layout, dest);
+  EXPECT_EQ(s.code(), Errc::file_changed) << s.to_string();
+  EXPECT_NE(s.message().find(kWeightsFileName), std::string::npos) << s.message();
+}
+
+TEST_F(AdapterFiles, FillAfterConfigRewriteIsFileChanged) {
+  const std::string dir = make(small_spec(DType::F16));
+  auto probe = probe_adapter(paths_in(dir));
+  ASSERT_TRUE(probe.ok());
+  testing::write_file(paths_in(dir).config,
+                      R"({"peft_type":"LORA","r":3,"lora_alpha":99,"target_modules":"q_proj"})");
+  std::vector<std::byte> dest(probe->layout.total_bytes);
+  EXPECT_EQ(fill_adapter(paths_in(dir), probe->layout, dest).code(), Errc::file_changed);
+}
+
+TEST_F(AdapterFiles, FillIntoATooSmallRangeFailsWithoutWriting) {
+  const std::string dir = make(small_spec(DType::U8));
+  auto probe = probe_adapter(paths_in(dir));
+  ASSERT_TRUE(probe.ok());
+  std::vector<std::byte> dest(probe->layout.total_bytes - 1, std::byte{0xCC});
+  EXPECT_EQ(fill_adapter(paths_in(dir), probe->layout, dest).code(), Errc::internal);
+  EXPECT_EQ(dest[0], std::byte{0xCC});
+}
+
+TEST_F(AdapterFiles, SymlinkedWeightsFileIsUnreadable) {
+  const std::string dir = make(small_spec(DType::F16));
+  const AdapterPaths p = paths_in(dir);
+  ASSERT_EQ(::rename(p.weights.c_str(), (tmp_ / "real.safetensors").c_str()), 0);
+  ASSERT_EQ(::symlink((tmp_ / "real.safetensors").c_str(), p.weights.c_str()), 0);
+  auto r = probe_adapter(p);
+  EXPECT_EQ(r.code(), Errc::file_unreadable);
+  EXPECT_NE(r.status().message().find(p.weights), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("symbolic link"), std::string::npos);
+}
+
+TEST_F(AdapterFiles, SymlinkedConfigFileIsUnreadable) {
+  const std::string dir = make(small_spec(DType::F16));
+  const AdapterPaths p = paths_in(dir);
+  ASSERT_EQ(::rename(p.config.c_str(), (tmp_ / "real.json").c_str()), 0);
+  ASSERT_EQ(::symlink((tmp_ / "real.json").c_str(), p.config.c_str()), 0);
+  EXPECT_EQ(probe_adapter(p).code(), Errc::file_unreadable);
+}
+
+TEST_F(AdapterFiles, DirectoryInPlaceOfAFileIsUnreadable) {
+  const std::string dir = make(small_spec(DType::F16));
+  const AdapterPaths p = paths_in(dir);
+  ASSERT_EQ(::unlink(p.weights.c_str()), 0);
+  ASSERT_EQ(::mkdir(p.weights.c_str(), 0755), 0);
+  auto r = probe_adapter(p);
+  EXPECT_EQ(r.code(), Errc::file_unreadable);
+  EXPECT_NE(r.status().message().find("not a regular file"), std::string::npos)
+      << r.status().message();
+}
+
+TEST_F(AdapterFiles, FifoInPlaceOfTheConfigIsUnreadableWithoutBlocking) {
+  const std::string dir = make(small_spec(DType::F16));
+  const AdapterPaths p = paths_in(dir);
+  ASSERT_EQ(::unlink(p.config.c_str()), 0);
+  ASSERT_EQ(::mkfifo(p.config.c_str(), 0600), 0);
+  EXPECT_EQ(probe_adapter(p).code(), Errc::file_unreadable);
+}
+
+TEST_F(AdapterFiles, MissingConfigIsUnreadableNamingTheFile) {
+  const std::string dir = make(small_spec(DType::F16));
+  ASSERT_EQ(::unlink(paths_in(dir).config.c_str()), 0);
+  auto r = probe_adapter(paths_in(dir));
+  EXPECT_EQ(r.code(), Errc::file_unreadable);
+  EXPECT_NE(r.status().message().find("adapter_config.json"), std::string::npos)
+      << r.status().message();
+}
+
+TEST_F(AdapterFiles, ConfigOverTheSizeLimitIsUnreadable) {
+  const std::string dir = make(small_spec(DType::F16));
+  testing::write_file(paths_in(dir).config, std::string(kMaxConfigBytes + 1, ' '));
+  auto r = probe_adapter(paths_in(dir));
+  EXPECT_EQ(r.code(), Errc::file_unreadable);
+  EXPECT_NE(r.status().message().find("limit"), std::string::npos) << r.status().message();
+}
+
+TEST_F(AdapterFiles, InvalidConfigIsReportedThroughProbe) {
+  const std::string dir = make(small_spec(DType::F16));
+  testing::write_file(paths_in(dir).config, R"({"peft_type":"IA3"})");
+  EXPECT_EQ(probe_adapter(paths_in(dir)).code(), Errc::config_missing_field);
+  testing::write_file(paths_in(dir).config,
+                      R"({"peft_type":"IA3","r":1,"lora_alpha":1,"target_modules":"x"})");
+  EXPECT_EQ(probe_adapter(paths_in(dir)).code(), Errc::config_unsupported_peft_type);
+}
+
+TEST_F(AdapterFiles, MalformedWeightsAreReportedThroughProbe) {
+  const std::string dir = make(small_spec(DType::F16));
+  ASSERT_TRUE(
+      fixture::write_raw_safetensors(
+          paths_in(dir).weights, R"({"t":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})", "abc")
+          .ok());
+  auto r = probe_adapter(paths_in(dir));
+  EXPECT_EQ(r.code(), Errc::st_trailing_bytes);
+  EXPECT_NE(r.status().message().find(paths_in(dir).weights), std::string::npos);
+}
+
+TEST_F(AdapterFiles, AdapterWithoutTensorsIsEmpty) {
+  const std::string dir = make(small_spec(DType::F16));
+  ASSERT_TRUE(
+      fixture::write_raw_safetensors(paths_in(dir).weights, R"({"__metadata__":{}})", "").ok());
+  auto r = probe_adapter(paths_in(dir));
+  EXPECT_EQ(r.code(), Errc::adapter_empty);
+  EXPECT_NE(r.status().message().find(kWeightsFileName), std::string::npos);
+}
+
+}  // namespace
+}  // namespace genomed::format

@@ -1,0 +1,196 @@
+// The worker's two jobs on an adapter directory. Files are opened without
+// following symlinks and must be regular: the name resolver checked the path,
+// and a file swapped for a link or a FIFO afterwards must not be read
+// (O_NONBLOCK keeps open() of a FIFO from hanging; regular files ignore it).
+#include "worker/format/adapter_files.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+#include "worker/format/pread_full.h"
+
+namespace genomed::format {
+namespace {
+
+// Copy granularity of fill: large enough that syscall overhead vanishes,
+// small enough to stay responsive to a deadline kill.
+constexpr std::uint64_t kCopyChunk = 8ull << 20;
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  Fd& operator=(Fd&&) = delete;
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+struct OpenFile {
+  Fd fd;
+  struct stat st;
+};
+
+std::string errno_text(int err) { return std::generic_category().message(err); }
+
+Result<OpenFile> open_regular(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    const int err = errno;
+    std::string why =
+        err == ELOOP ? "is a symbolic link (refused)" : "cannot be opened: " + errno_text(err);
+    return Result<OpenFile>(Errc::file_unreadable, path + " " + why);
+  }
+  OpenFile f{Fd(fd), {}};
+  if (::fstat(fd, &f.st) != 0) {
+    return Result<OpenFile>(Errc::file_unreadable, path + ": fstat failed: " + errno_text(errno));
+  }
+  if (!S_ISREG(f.st.st_mode)) {
+    return Result<OpenFile>(Errc::file_unreadable, path + " is not a regular file");
+  }
+  return f;
+}
+
+Result<PeftConfig> read_config(const std::string& path) {
+  auto file = open_regular(path);
+  if (!file) return file.status();
+  // Read to EOF rather than trusting st_size, but never past the limit.
+  std::string text;
+  text.resize(static_cast<std::size_t>(
+      std::min<std::uint64_t>(static_cast<std::uint64_t>(file->st.st_size), kMaxConfigBytes) + 1));
+  std::size_t used = 0;
+  for (;;) {
+    if (used == text.size()) {
+      if (text.size() > kMaxConfigBytes) {
+        return Result<PeftConfig>(
+            Errc::file_unreadable,
+            path + " is larger than the limit of " + std::to_string(kMaxConfigBytes) + " bytes");
+      }
+      text.resize(std::min<std::size_t>(text.size() * 2, kMaxConfigBytes + 1));
+    }
+    const ssize_t got = ::read(file->fd.get(), text.data() + used, text.size() - used);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return Result<PeftConfig>(Errc::file_unreadable,
+                                path + ": read failed: " + errno_text(errno));
+    }
+    if (got == 0) break;
+    used += static_cast<std::size_t>(got);
+  }
+  text.resize(used);
+  return parse_peft_config(text, path);
+}
+
+// Everything probe and fill both need: the validated header and the plan.
+struct Checked {
+  SafetensorsHeader header;
+  ProbeResult probe;
+};
+
+Result<Checked> check_adapter(const AdapterPaths& paths, int weights_fd,
+                              const struct stat& weights_st) {
+  auto config = read_config(paths.config);
+  if (!config) return config.status();
+  auto header = read_safetensors_header(weights_fd, paths.weights);
+  if (!header) return header.status();
+  const auto size = static_cast<std::uint64_t>(weights_st.st_size);
+  if (header->data_offset + header->data_size != size) {
+    return Result<Checked>(Errc::file_changed, paths.weights + " changed size while being read");
+  }
+  if (header->tensors.empty()) {
+    return Result<Checked>(Errc::adapter_empty, paths.weights + " holds no tensors");
+  }
+  auto layout = plan_layout(*header, *config);
+  if (!layout) return Status(layout.code(), paths.weights + ": " + layout.status().message());
+  Checked out;
+  out.header = std::move(*header);
+  out.probe.layout = std::move(*layout);
+  out.probe.weights_file_size = size;
+  out.probe.weights_mtime_ns =
+      static_cast<std::int64_t>(weights_st.st_mtim.tv_sec) * 1'000'000'000 +
+      weights_st.st_mtim.tv_nsec;
+  return out;
+}
+
+void zero(std::span<std::byte> dest, std::uint64_t begin, std::uint64_t end) {
+  if (end > begin) std::memset(dest.data() + begin, 0, end - begin);
+}
+
+Status copy_tensor(int fd, const std::string& label, std::uint64_t file_offset, std::byte* out,
+                   std::uint64_t length) {
+  std::uint64_t done = 0;
+  while (done < length) {
+    const std::uint64_t want = std::min(kCopyChunk, length - done);
+    const long long got = pread_full(fd, out + done, want, file_offset + done);
+    if (got < 0) {
+      return Status(Errc::file_unreadable, label + ": read failed at offset " +
+                                               std::to_string(file_offset + done) + ": " +
+                                               errno_text(errno));
+    }
+    if (static_cast<std::uint64_t>(got) != want) {
+      return Status(Errc::file_changed, label + " ended at offset " +
+                                            std::to_string(file_offset + done + got) +
+                                            " while its tensors were copied (file shrank)");
+    }
+    done += want;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<ProbeResult> probe_adapter(const AdapterPaths& paths) {
+  auto weights = open_regular(paths.weights);
+  if (!weights) return weights.status();
+  auto checked = check_adapter(paths, weights->fd.get(), weights->st);
+  if (!checked) return checked.status();
+  return std::move(checked->probe);
+}
+
+Status fill_adapter(const AdapterPaths& paths, const ResidentLayout& expected,
+                    std::span<std::byte> dest) {
+  if (dest.size() < expected.total_bytes) {
+    return Status(Errc::internal, "fill of " + paths.weights + ": destination of " +
+                                      std::to_string(dest.size()) + " bytes is smaller than " +
+                                      std::to_string(expected.total_bytes));
+  }
+  auto weights = open_regular(paths.weights);
+  if (!weights) return weights.status();
+  const int fd = weights->fd.get();
+  auto checked = check_adapter(paths, fd, weights->st);
+  if (!checked) return checked.status();
+  const ResidentLayout& layout = checked->probe.layout;
+  if (!same_layout(layout, expected)) {
+    return Status(Errc::file_changed,
+                  paths.weights + " or " + paths.config + " changed since the probe");
+  }
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+
+  write_layout_header(layout, dest);
+  std::uint64_t cursor = layout.header_bytes;
+  const auto& infos = checked->header.tensors;  // same order as layout.tensors
+  for (std::size_t i = 0; i < layout.tensors.size(); ++i) {
+    const ResidentTensor& t = layout.tensors[i];
+    zero(dest, cursor, t.offset);
+    Status s = copy_tensor(fd, paths.weights, checked->header.data_offset + infos[i].data_begin,
+                           dest.data() + t.offset, t.length);
+    if (!s.ok()) return s;
+    cursor = t.offset + t.length;
+  }
+  zero(dest, cursor, layout.total_bytes);
+  return Status::Ok();
+}
+
+}  // namespace genomed::format
