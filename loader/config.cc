@@ -82,6 +82,16 @@ const std::map<std::string, Setter>& setters() {
          }
          return bad(k + ": expected trace, debug, info, warn, error, critical or off, got '" + v + "'");
        }},
+      {"ready_fd", [](DaemonConfig& c, const std::string& k, const std::string& v) {
+         auto n = parse_int(k, v, 0, 1 << 20);
+         if (!n) return n.status();
+         c.ready_fd = static_cast<int>(*n);
+         return Status::Ok();
+       }},
+      {"worker_fault", [](DaemonConfig& c, const std::string&, const std::string& v) {
+         c.worker_fault = v;
+         return Status::Ok();
+       }},
       {"worker_path", [](DaemonConfig& c, const std::string&, const std::string& v) {
          c.worker_path = v;
          return Status::Ok();
@@ -158,6 +168,10 @@ options:
   --log-level LEVEL           trace|debug|info|warn|error|critical|off
                               (default info)
   --worker-path PATH          genome-worker executable (default: next to genomed)
+  --worker-fault SPEC         tests only: inject a fault into every worker,
+                              ACTION@STAGE[:MATCH] (see worker/fault.h)
+  --ready-fd N                write "ready\n" to descriptor N and close it once
+                              the socket accepts clients (for supervisors/tests)
   --config FILE.json          the same settings as a JSON object; keys are the
                               flag names with '_' for '-' ("root" is a list);
                               flags on the command line override the file

@@ -22,6 +22,8 @@ struct DaemonConfig {
   std::size_t queue_limit = 256;
   std::string log_level = "info";
   std::string worker_path;  // default: genome-worker next to the genomed binary
+  std::string worker_fault;  // tests only: passed to workers as --fault
+  int ready_fd = -1;        // written "ready\n" and closed once serving (service managers, tests)
 };
 
 struct CommandLine {

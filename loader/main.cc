@@ -39,6 +39,7 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
   pool_options.workers = config.workers;
   pool_options.arena_fd = arena->rw_fd();
   pool_options.queue_limit = config.queue_limit;
+  if (!config.worker_fault.empty()) pool_options.worker_extra_args = {"--fault", config.worker_fault};
   loader::Pool pool(pool_options);
   if (Status s = pool.start(); !s.ok()) return fail(s);
 
@@ -53,6 +54,11 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
   for (const auto& r : resolver->roots()) roots += (roots.empty() ? "" : ", ") + r;
   spdlog::info("{} serving on {} (pid {}): roots [{}], budget {}, {} worker(s)", kVersion, config.socket_path,
                ::getpid(), roots, format_size(config.budget_bytes), config.workers);
+
+  if (config.ready_fd >= 0) {
+    (void)!::write(config.ready_fd, "ready\n", 6);
+    ::close(config.ready_fd);
+  }
 
   int sig = 0;
   sigwait(&stop_signals, &sig);

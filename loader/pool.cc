@@ -1,6 +1,7 @@
 #include "loader/pool.h"
 
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <future>
 
@@ -23,6 +24,7 @@ struct Pool::Slot {
   int index = 0;
   std::thread thread;
   std::unique_ptr<WorkerProcess> worker;  // owned by this slot's thread only
+  int busy_fd = -1;  // the worker's socket while it runs a job; guarded by Pool::mu_
 };
 
 Pool::Pool(PoolOptions options) : options_(std::move(options)) {}
@@ -64,6 +66,11 @@ void Pool::stop() {
     if (stopping_ && slots_.empty()) return;
     stopping_ = true;
     orphans.swap(queue_);
+    // Interrupt running jobs: their slot reads EOF and ends at once instead
+    // of waiting out the job's deadline.
+    for (auto& slot : slots_) {
+      if (slot->busy_fd >= 0) ::shutdown(slot->busy_fd, SHUT_RDWR);
+    }
   }
   work_.notify_all();
   for (auto& p : orphans) p->result.set_value(Status(Errc::shutting_down, "genomed is stopping"));
@@ -125,15 +132,24 @@ void Pool::slot_main(Slot& slot) {
 Result<std::string> Pool::execute(Slot& slot, const Pending& job) {
   if (Status s = ensure_worker(slot); !s.ok()) return s;
   WorkerProcess& worker = *slot.worker;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return Status(Errc::shutting_down, "genomed is stopping");
+    slot.busy_fd = worker.fd();
+  }
   Result<ipc::ReceivedFrame> reply = Status(Errc::internal, "unset");
   Status sent = ipc::write_frame(worker.fd(), job.frame);
   if (sent.ok()) reply = ipc::read_frame(worker.fd(), ipc::kMaxReplyFrame, job.deadline);
   else reply = sent;
+  bool stopping = false;
   {
     std::lock_guard lock(mu_);
     ++stats_.jobs_run;
+    slot.busy_fd = -1;
+    stopping = stopping_;
   }
   if (reply.ok()) return std::move(reply->body);
+  if (stopping) return Status(Errc::shutting_down, "genomed is stopping");  // stop() interrupted the job
 
   // The worker died, hung, or broke the protocol: end it, reap it once, and
   // start a replacement before the next job.

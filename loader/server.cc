@@ -94,6 +94,10 @@ void Server::accept_loop() {
     conn.fd = fd;
     conn.thread = std::thread([this, fd, id] {
       serve_connection(fd, id, ctx_);
+      // The peer sees EOF now; the descriptor itself is closed when this
+      // thread is reaped (closing it here could let the number be reused
+      // while stop() still holds it).
+      ::shutdown(fd, SHUT_RDWR);
       std::lock_guard lock(mu_);
       finished_.push_back(id);
     });

@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -10,7 +11,7 @@
 namespace genomed::jobs {
 namespace {
 
-Status fill_range(const Job& job, int arena_fd) {
+Status fill_range(const Job& job, int arena_fd, const std::optional<Fault>& fault, std::string* garbage) {
   if (job.length < job.layout.total_bytes) {
     return Status(Errc::internal, "assigned range of " + std::to_string(job.length) + " bytes is smaller than the " +
                                       std::to_string(job.layout.total_bytes) + " bytes the layout needs");
@@ -23,21 +24,31 @@ Status fill_range(const Job& job, int arena_fd) {
   if (p == MAP_FAILED) {
     return Status(Errc::internal, std::string("cannot map the assigned arena range: ") + std::strerror(errno));
   }
-  Status s = format::fill_adapter(job.paths, job.layout,
-                                  std::span<std::byte>(static_cast<std::byte*>(p), job.length));
+  const std::span<std::byte> dest(static_cast<std::byte*>(p), job.length);
+  if (fault && fault->applies(Fault::Stage::fill, job.paths.weights)) {
+    // Leave a half-written range behind, as a worker dying mid-copy would.
+    std::fill(dest.begin(), dest.begin() + static_cast<std::ptrdiff_t>(job.length / 2), std::byte{0xAB});
+    *garbage = trigger_fault(*fault);
+    ::munmap(p, job.length);
+    return Status::Ok();
+  }
+  Status s = format::fill_adapter(job.paths, job.layout, dest);
   ::munmap(p, job.length);
   return s;
 }
 
 }  // namespace
 
-std::string run_job(const Job& job, int arena_fd) {
+std::string run_job(const Job& job, int arena_fd, const std::optional<Fault>& fault) {
   if (job.kind == JobKind::probe) {
+    if (fault && fault->applies(Fault::Stage::probe, job.paths.weights)) return trigger_fault(*fault);
     auto probe = format::probe_adapter(job.paths);
     if (!probe) return ipc::encode_error(probe.status());
     return encode_probe_reply(ProbeReply{std::move(probe).value()});
   }
-  Status s = fill_range(job, arena_fd);
+  std::string garbage;
+  Status s = fill_range(job, arena_fd, fault, &garbage);
+  if (!garbage.empty()) return garbage;
   if (!s.ok()) return ipc::encode_error(s);
   return encode_fill_reply(FillReply{job.layout.total_bytes});
 }

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -18,10 +19,11 @@ namespace {
 
 void usage(std::FILE* out) {
   std::fprintf(out,
-               "usage: genome-worker --ipc-fd N --arena-fd N\n"
+               "usage: genome-worker --ipc-fd N --arena-fd N [--fault ACTION@STAGE[:MATCH]]\n"
                "Started by genomed; not meant to be run by hand.\n"
                "  --ipc-fd N    the socketpair end to read jobs from and write replies to\n"
-               "  --arena-fd N  the arena's read-write shared-memory descriptor\n");
+               "  --arena-fd N  the arena's read-write shared-memory descriptor\n"
+               "  --fault SPEC  tests only: crash|hang|exit|garbage @ probe|fill [:MATCH]\n");
 }
 
 bool parse_fd(const char* text, int* out) {
@@ -37,6 +39,7 @@ bool parse_fd(const char* text, int* out) {
 int main(int argc, char** argv) {
   int ipc_fd = -1;
   int arena_fd = -1;
+  std::optional<genomed::jobs::Fault> fault;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -48,6 +51,15 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "genome-worker: invalid descriptor '%s' for %s\n", argv[i], argv[i - 1]);
         return 2;
       }
+      continue;
+    }
+    if (arg == "--fault" && i + 1 < argc) {
+      auto parsed = genomed::jobs::parse_fault(argv[++i]);
+      if (!parsed) {
+        std::fprintf(stderr, "genome-worker: %s\n", parsed.status().message().c_str());
+        return 2;
+      }
+      fault = *parsed;
       continue;
     }
     std::fprintf(stderr, "genome-worker: unknown argument '%s'\n", argv[i]);
@@ -69,7 +81,7 @@ int main(int argc, char** argv) {
       return 3;
     }
     auto job = genomed::jobs::decode_job(frame->body);
-    const std::string reply = job ? genomed::jobs::run_job(*job, arena_fd)
+    const std::string reply = job ? genomed::jobs::run_job(*job, arena_fd, fault)
                                   : genomed::ipc::encode_error(job.status());
     if (!genomed::ipc::write_frame(ipc_fd, reply).ok()) return 0;
   }

@@ -1,0 +1,1159 @@
+// genome-bench: the issue-4 benchmark. One run measures every genomed figure
+// next to the raw operation it competes with, on the same machine, and prints
+// both and their ratio (the ratios are the claims; absolute figures drift).
+//
+//   genome-bench [--quick] [--json FILE] [--workers-n N] [--budget SIZE]
+//                [--genomed PATH] [--keep-tmp]
+//
+// It generates its adapters under /tmp/genome-bench-XXXXXX (removed at the
+// end), starts the genomed binary found next to itself (twice: --workers 1,
+// then --workers N), and measures:
+//   baselines  memcpy, in-process safetensors-style load (malloc + pread),
+//              in-process mmap + read-every-word (Google Benchmark, median of
+//              repetitions), raw Unix socketpair ping-pong (latency and
+//              throughput with 1/4/16 pairs, frames the size of ACQUIRE);
+//   genomed    cold loads (acquire of a non-resident adapter), hit latency
+//              and throughput (acquire + release of a resident adapter),
+//              load/unload churn (leak check), singleflight dedup.
+// docs/performance.md explains every figure and the latest results.
+#include <benchmark/benchmark.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <barrier>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/size_parse.h"
+#include "genomed/client.h"
+#include "ipc/protocol.h"
+#include "tools/fixture/fixture.h"
+#include "worker/format/pread_full.h"
+#include "worker/format/safetensors.h"
+
+namespace {
+
+using genomed::Client;
+using genomed::Lease;
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+namespace fixture = genomed::fixture;
+using Json = nlohmann::ordered_json;
+
+constexpr double kGB = 1e9;  // GB/s are decimal, as in docs/physics
+
+[[noreturn]] void die(const std::string& what) {
+  std::fprintf(stderr, "genome-bench: %s\n", what.c_str());
+  std::fflush(stderr);
+  std::_Exit(1);
+}
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double median(std::vector<double> v) {
+  if (v.empty()) return NAN;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// Nearest-rank percentile, p in (0, 100].
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return NAN;
+  std::sort(v.begin(), v.end());
+  const auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
+  return v[std::clamp<std::size_t>(rank, 1, v.size()) - 1];
+}
+
+// ---- options ------------------------------------------------------------------
+
+struct Options {
+  bool quick = false;
+  bool keep_tmp = false;
+  std::string json_path;
+  std::string genomed;  // default: next to this executable
+  int workers_n = 2;
+  std::uint64_t budget = 1280ull << 20;
+  // Profiling modes (run one loop under perf/strace instead of the report).
+  std::string profile_cold;  // "16m" | "128m" | "512m"
+  std::string profile_hit;   // "hot" | "hot-small"
+  int profile_reps = 20;
+  double profile_seconds = 5;
+  // Derived from --quick.
+  int reps = 5;                // cold loads and baseline repetitions (medians)
+  int hit_iterations = 20000;  // latency samples (hit and raw socket alike)
+  int churn_cycles = 1000;
+  int churn_warmup = 20;
+  int dedup_clients = 256;
+  double throughput_seconds = 2.0;
+};
+
+std::string self_dir() {
+  char buf[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return ".";
+  const std::string self(buf, static_cast<std::size_t>(n));
+  return self.substr(0, self.rfind('/'));
+}
+
+const char* kUsage = R"(usage: genome-bench [--quick] [--json FILE] [--workers-n N] [--budget SIZE]
+                    [--genomed PATH] [--keep-tmp]
+
+Starts its own genomed (the one built next to genome-bench), generates its own
+adapters under /tmp, and prints each genomed figure with its raw baseline, the
+ratio and the target of issue 4. The full run takes about 2-3 minutes on 2 cores.
+
+  --quick          a smaller, faster run (smoke test): fewer iterations
+  --json FILE      also write every figure as a flat JSON object to FILE
+  --workers-n N    worker count of the multi-worker daemon (default 2)
+  --budget SIZE    the daemons' --budget (default 1280M; needs >= 1G)
+  --genomed PATH   the genomed binary (default: next to genome-bench)
+  --keep-tmp       keep the temporary directory (adapters, daemon logs)
+
+profiling modes (no report; run under perf record -a / strace -f):
+  --profile-cold SIZE   start genomed --workers 1, then acquire+release+unload
+                        the SIZE adapter (16m|128m|512m) --profile-reps times
+  --profile-hit NAME    start genomed --workers 1, then run acquire+release of
+                        NAME (hot: 256 tensors, hot-small: 4 tensors) with 16
+                        clients for --profile-seconds, then 1 client likewise
+  --profile-reps N      (default 20)
+  --profile-seconds S   (default 5)
+)";
+
+Options parse_options(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) die(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--quick") {
+      o.quick = true;
+    } else if (a == "--keep-tmp") {
+      o.keep_tmp = true;
+    } else if (a == "--json") {
+      o.json_path = value();
+    } else if (a == "--genomed") {
+      o.genomed = value();
+    } else if (a == "--workers-n") {
+      o.workers_n = std::atoi(value().c_str());
+      if (o.workers_n < 1 || o.workers_n > 64) die("--workers-n: expected 1..64");
+    } else if (a == "--budget") {
+      auto size = genomed::parse_size(value());
+      if (!size || *size < (1ull << 30)) die("--budget: expected a size of at least 1G");
+      o.budget = *size;
+    } else if (a == "--profile-cold") {
+      o.profile_cold = value();
+    } else if (a == "--profile-hit") {
+      o.profile_hit = value();
+    } else if (a == "--profile-reps") {
+      o.profile_reps = std::max(1, std::atoi(value().c_str()));
+    } else if (a == "--profile-seconds") {
+      o.profile_seconds = std::max(0.1, std::atof(value().c_str()));
+    } else if (a == "-h" || a == "--help") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else {
+      die("unknown argument '" + a + "'; see --help");
+    }
+  }
+  if (o.genomed.empty()) o.genomed = self_dir() + "/genomed";
+  if (o.quick) {
+    o.reps = 2;
+    o.hit_iterations = 2000;
+    o.churn_cycles = 100;
+    o.churn_warmup = 5;
+    o.dedup_clients = 32;
+    o.throughput_seconds = 0.3;
+  }
+  return o;
+}
+
+// ---- adapters ------------------------------------------------------------------
+
+struct Adapter {
+  std::string name;
+  std::string label;  // "16m" ...
+  fixture::AdapterSpec spec;
+  std::string weights;  // path of adapter_model.safetensors
+  std::uint64_t bytes = 0;  // weights file size
+};
+
+fixture::AdapterSpec lora(std::uint32_t rank, std::uint32_t layers, std::uint32_t hidden,
+                          std::vector<std::string> modules, std::uint64_t seed) {
+  fixture::AdapterSpec s;
+  s.rank = rank;
+  s.layers = layers;
+  s.hidden = hidden;
+  s.dtype = genomed::format::DType::F16;
+  s.target_modules = std::move(modules);
+  s.seed = seed;
+  return s;
+}
+
+Adapter make_adapter(const std::string& root, const std::string& name, const std::string& label,
+                     const fixture::AdapterSpec& spec) {
+  Adapter a{name, label, spec, root + "/" + name + "/adapter_model.safetensors", 0};
+  if (auto s = fixture::write_adapter(root + "/" + name, spec); !s.ok()) die("fixture: " + s.to_string());
+  a.bytes = fs::file_size(a.weights);
+  return a;
+}
+
+// Reads a file once so that every later read of it comes from the page cache.
+void warm_page_cache(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die("open " + path + ": " + std::strerror(errno));
+  std::vector<char> buf(8 << 20);
+  while (::read(fd, buf.data(), buf.size()) > 0) {
+  }
+  ::close(fd);
+}
+
+// ---- baselines: Google Benchmark micro benchmarks -------------------------------
+
+// Keeps the median aggregate of every benchmark (bytes/s), and prints as usual.
+class CaptureReporter : public benchmark::ConsoleReporter {
+ public:
+  std::map<std::string, double> bytes_per_second;
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const Run& r : runs) {
+      if (r.run_type != Run::RT_Aggregate || r.aggregate_name != "median") continue;
+      const auto it = r.counters.find("bytes_per_second");
+      if (it != r.counters.end()) bytes_per_second[r.run_name.function_name] = it->second.value;
+    }
+    ConsoleReporter::ReportRuns(runs);
+  }
+};
+
+// What an inference server does without genomed (safetensors load_file):
+// parse the header, allocate fresh memory, read the data into it.
+void inprocess_load(benchmark::State& state, std::string path) {
+  std::uint64_t bytes = 0;
+  for (auto _ : state) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) die("open " + path);
+    auto header = genomed::format::read_safetensors_header(fd, path);
+    if (!header) die("header: " + header.status().to_string());
+    void* buf = std::malloc(header->data_size);  // fresh mmap'ed pages: see M_MMAP_THRESHOLD in main
+    if (buf == nullptr) die("malloc");
+    if (genomed::format::pread_full(fd, buf, header->data_size, header->data_offset) !=
+        static_cast<long long>(header->data_size)) {
+      die("short read of " + path);
+    }
+    ::close(fd);
+    benchmark::DoNotOptimize(buf);
+    bytes += header->data_offset + header->data_size;
+    state.PauseTiming();  // the load ends when the bytes are usable; freeing is later
+    std::free(buf);
+    state.ResumeTiming();
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
+}
+
+// mmap the file and read every byte once (sum of 64-bit words).
+void inprocess_mmap(benchmark::State& state, std::string path) {
+  std::uint64_t bytes = 0;
+  for (auto _ : state) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat st {};
+    if (fd < 0 || ::fstat(fd, &st) != 0) die("open " + path);
+    const auto size = static_cast<std::size_t>(st.st_size);
+    void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) die("mmap " + path);
+    ::close(fd);
+    const auto* w = static_cast<const std::uint64_t*>(p);
+    std::uint64_t sum = 0;
+    for (std::size_t i = 0; i < size / 8; ++i) sum += w[i];
+    benchmark::DoNotOptimize(sum);
+    bytes += size;
+    state.PauseTiming();
+    ::munmap(p, size);
+    state.ResumeTiming();
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
+}
+
+void memcpy_warm(benchmark::State& state, std::size_t size) {
+  std::vector<char> src(size, 1), dst(size, 2);  // both written: every page faulted
+  for (auto _ : state) {
+    std::memcpy(dst.data(), src.data(), size);
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * size));
+}
+
+std::map<std::string, double> run_micro_benchmarks(const Options& o, const std::vector<Adapter>& sizes) {
+  const int reps = std::max(o.reps, 2);  // Google Benchmark aggregates need >= 2
+  benchmark::RegisterBenchmark("memcpy_256m", memcpy_warm, std::size_t{256} << 20)
+      ->Iterations(4)
+      ->Repetitions(reps)
+      ->ReportAggregatesOnly(true)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+  for (const Adapter& a : sizes) {
+    const auto iters = static_cast<benchmark::IterationCount>(std::max<std::uint64_t>(1, (256ull << 20) / a.bytes));
+    benchmark::RegisterBenchmark(("inprocess_load_" + a.label).c_str(), inprocess_load, a.weights)
+        ->Iterations(iters)
+        ->Repetitions(reps)
+        ->ReportAggregatesOnly(true)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("inprocess_mmap_" + a.label).c_str(), inprocess_mmap, a.weights)
+        ->Iterations(iters)
+        ->Repetitions(reps)
+        ->ReportAggregatesOnly(true)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+  CaptureReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::ClearRegisteredBenchmarks();
+  return reporter.bytes_per_second;
+}
+
+// ---- baselines: raw Unix socket ping-pong ----------------------------------------
+
+bool write_all(int fd, const char* p, std::size_t n) {
+  while (n > 0) {
+    const ssize_t got = ::write(fd, p, n);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += got;
+    n -= static_cast<std::size_t>(got);
+  }
+  return true;
+}
+
+bool read_all(int fd, char* p, std::size_t n) {
+  while (n > 0) {
+    const ssize_t got = ::read(fd, p, n);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return false;
+    p += got;
+    n -= static_cast<std::size_t>(got);
+  }
+  return true;
+}
+
+struct FrameSizes {
+  std::size_t acquire_request = 0;  // 4-byte length prefix + msgpack body
+  std::size_t acquire_reply = 0;
+  std::size_t release_request = 0;
+};
+
+// Measured by encoding the frames the client and daemon exchange for one
+// acquire of `name` (representative lease id, offset, length, generation).
+FrameSizes measure_frames(const std::string& name) {
+  namespace ipc = genomed::ipc;
+  FrameSizes f;
+  ipc::Request acquire;
+  acquire.op = ipc::Op::acquire;
+  acquire.names = {name};
+  f.acquire_request = 4 + ipc::encode_request(acquire).size();
+  ipc::AcquireReply reply;
+  reply.grants.push_back(ipc::LeaseGrant{name, 123456, 700ull << 20, 32ull << 20, 12});
+  f.acquire_reply = 4 + ipc::encode_reply(reply).size();
+  ipc::Request release;
+  release.op = ipc::Op::release;
+  release.leases = {123456};
+  f.release_request = 4 + ipc::encode_request(release).size();
+  return f;
+}
+
+// The echo side: reads a request, answers with a reply, until EOF.
+void echo_loop(int fd, std::size_t request, std::size_t reply) {
+  std::vector<char> in(request), out(reply, 'r');
+  while (read_all(fd, in.data(), request) && write_all(fd, out.data(), reply)) {
+  }
+}
+
+// Forks an echo process serving `fds` (one thread per pair, as genomed has
+// one thread per connection). Closes the child's ends in the parent.
+pid_t fork_echo_server(const std::vector<std::array<int, 2>>& pairs, const FrameSizes& f) {
+  const pid_t pid = ::fork();
+  if (pid < 0) die("fork");
+  if (pid == 0) {
+    std::vector<std::thread> threads;
+    for (const auto& p : pairs) {
+      ::close(p[0]);
+      threads.emplace_back([fd = p[1], &f] { echo_loop(fd, f.acquire_request, f.acquire_reply); });
+    }
+    for (auto& t : threads) t.join();
+    std::_Exit(0);
+  }
+  for (const auto& p : pairs) ::close(p[1]);
+  return pid;
+}
+
+std::vector<std::array<int, 2>> socket_pairs(int n) {
+  std::vector<std::array<int, 2>> pairs(static_cast<std::size_t>(n));
+  for (auto& p : pairs) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) die("socketpair");
+    p = {sv[0], sv[1]};
+  }
+  return pairs;
+}
+
+void end_echo_server(const std::vector<std::array<int, 2>>& pairs, pid_t pid) {
+  for (const auto& p : pairs) ::close(p[0]);  // EOF ends the echo threads
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+}
+
+// One long-lived ping-pong pair: the echo process is forked at start (while
+// this process has no other threads) and kept until the hit phase, whose
+// latency blocks alternate with raw ping-pong blocks so that both see the
+// same machine state.
+struct EchoPeer {
+  std::vector<std::array<int, 2>> pairs;
+  pid_t pid = -1;
+  std::vector<char> out, in;
+};
+
+EchoPeer start_echo_peer(const FrameSizes& f) {
+  EchoPeer e;
+  e.pairs = socket_pairs(1);
+  e.pid = fork_echo_server(e.pairs, f);
+  e.out.assign(f.acquire_request, 'q');
+  e.in.resize(f.acquire_reply);
+  return e;
+}
+
+// Appends `iterations` round-trip times (microseconds) after `warmup` untimed ones.
+void socket_rtt_block(EchoPeer& e, int warmup, int iterations, std::vector<double>& us) {
+  const int fd = e.pairs[0][0];
+  for (int i = -warmup; i < iterations; ++i) {
+    const auto t0 = Clock::now();
+    if (!write_all(fd, e.out.data(), e.out.size()) || !read_all(fd, e.in.data(), e.in.size())) {
+      die("ping-pong failed");
+    }
+    if (i >= 0) us.push_back(seconds_since(t0) * 1e6);
+  }
+}
+
+// Runs `op(thread_index)` in `threads` threads for `seconds`; returns ops/s.
+// `op` returns false on failure (the run then dies).
+double run_for(int threads, double seconds, const std::function<bool(int)>& op) {
+  std::atomic<bool> stop{false};
+  std::vector<std::uint64_t> counts(static_cast<std::size_t>(threads), 0);
+  std::barrier start(threads + 1);
+  std::vector<std::thread> pool;
+  std::atomic<bool> failed{false};
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      start.arrive_and_wait();
+      std::uint64_t n = 0;
+      while (!stop.load(std::memory_order_relaxed)) {
+        if (!op(t)) {
+          failed = true;
+          break;
+        }
+        ++n;
+      }
+      counts[static_cast<std::size_t>(t)] = n;
+    });
+  }
+  start.arrive_and_wait();
+  const auto t0 = Clock::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  const double elapsed = seconds_since(t0);
+  for (auto& th : pool) th.join();
+  if (failed) die("an operation failed during a throughput run");
+  std::uint64_t total = 0;
+  for (auto c : counts) total += c;
+  return static_cast<double>(total) / elapsed;
+}
+
+double socket_throughput(const FrameSizes& f, int pairs_count, double seconds) {
+  auto pairs = socket_pairs(pairs_count);
+  const pid_t pid = fork_echo_server(pairs, f);
+  std::vector<std::vector<char>> out(pairs.size(), std::vector<char>(f.acquire_request, 'q'));
+  std::vector<std::vector<char>> in(pairs.size(), std::vector<char>(f.acquire_reply));
+  const double ops = run_for(pairs_count, seconds, [&](int t) {
+    const auto i = static_cast<std::size_t>(t);
+    return write_all(pairs[i][0], out[i].data(), out[i].size()) && read_all(pairs[i][0], in[i].data(), in[i].size());
+  });
+  end_echo_server(pairs, pid);
+  return ops;
+}
+
+// ---- the daemon --------------------------------------------------------------------
+
+struct Daemon {
+  pid_t pid = -1;
+  std::string socket;
+  std::string log;
+  int workers = 1;
+};
+
+Daemon start_daemon(const Options& o, const std::string& tmp, const std::string& root, int workers) {
+  Daemon d;
+  d.workers = workers;
+  d.socket = tmp + "/genomed-w" + std::to_string(workers) + ".sock";
+  d.log = tmp + "/genomed-w" + std::to_string(workers) + ".log";
+  const std::string budget = std::to_string(o.budget >> 20) + "M";
+  std::vector<std::string> args = {o.genomed, "--socket", d.socket, "--root", root, "--budget", budget,
+                                   "--workers", std::to_string(workers)};
+  const pid_t pid = ::fork();
+  if (pid < 0) die("fork");
+  if (pid == 0) {
+    const int log = ::open(d.log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (log >= 0) {
+      ::dup2(log, 1);
+      ::dup2(log, 2);
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    std::_Exit(127);
+  }
+  d.pid = pid;
+  const auto t0 = Clock::now();
+  for (;;) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      std::ifstream in(d.log);
+      std::stringstream text;
+      text << in.rdbuf();
+      die("genomed (" + o.genomed + ") exited at start; its log:\n" + text.str());
+    }
+    if (auto c = Client::connect(d.socket, "genome-bench"); c.ok()) break;
+    if (seconds_since(t0) > 60) die("genomed did not accept clients within 60 s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::printf("started genomed pid %d: --workers %d --budget %s (ready in %.0f ms)\n", pid, workers,
+              budget.c_str(), seconds_since(t0) * 1e3);
+  std::fflush(stdout);
+  return d;
+}
+
+void stop_daemon(Daemon& d) {
+  if (d.pid <= 0) return;
+  ::kill(d.pid, SIGTERM);
+  const auto t0 = Clock::now();
+  int status = 0;
+  while (::waitpid(d.pid, &status, WNOHANG) == 0) {
+    if (seconds_since(t0) > 15) {
+      std::fprintf(stderr, "genome-bench: genomed pid %d ignored SIGTERM for 15 s; killing it\n", d.pid);
+      ::kill(d.pid, SIGKILL);
+      ::waitpid(d.pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  d.pid = -1;
+}
+
+Client connect(const Daemon& d) {
+  auto c = Client::connect(d.socket, "genome-bench");
+  if (!c) die("connect: " + c.status().to_string());
+  return std::move(c).value();
+}
+
+std::uint64_t stat_u64(Client& c, const std::string& key) {
+  auto stats = c.stats();
+  if (!stats) die("stats: " + stats.status().to_string());
+  for (const auto& [k, v] : *stats) {
+    if (k == key && std::holds_alternative<std::uint64_t>(v)) return std::get<std::uint64_t>(v);
+  }
+  die("stats has no counter '" + key + "'");
+}
+
+void unload_or_die(Client& c, const std::string& name) {
+  auto u = c.unload(name);
+  if (!u) die("unload " + name + ": " + u.status().to_string());
+  if (u->outcome != "freed") die("unload " + name + ": outcome '" + u->outcome + "', expected 'freed'");
+}
+
+// A field of /proc/PID/status ("VmRSS", "RssAnon", "Threads", ...), as a number.
+std::uint64_t proc_status(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) return std::strtoull(line.c_str() + field.size() + 1, nullptr, 10);
+  }
+  return 0;
+}
+
+std::uint64_t open_fds(pid_t pid) {
+  std::error_code ec;
+  std::uint64_t n = 0;
+  for (auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    ++n;
+  }
+  return n;
+}
+
+// ---- genomed measurements ---------------------------------------------------------------
+
+struct ColdResult {
+  double median_gbps = NAN;
+  double first_gbps = NAN;  // the first load into a range of the arena never used before
+  std::vector<double> seconds;
+};
+
+// Acquire of a non-resident adapter: the client round trip including probe
+// and fill; then release and unload so that the next acquire is cold again.
+ColdResult cold_loads(Client& c, const Adapter& a, int reps) {
+  ColdResult r;
+  std::vector<double> gbps;
+  for (int i = 0; i < reps; ++i) {
+    const auto t0 = Clock::now();
+    auto lease = c.acquire(a.name);
+    const double s = seconds_since(t0);
+    if (!lease) die("cold acquire " + a.name + ": " + lease.status().to_string());
+    if (lease->bytes().size() < a.bytes - 4096 * 64) die("cold acquire " + a.name + ": short range");
+    lease->release();
+    unload_or_die(c, a.name);
+    r.seconds.push_back(s);
+    gbps.push_back(static_cast<double>(a.bytes) / s / kGB);
+  }
+  r.first_gbps = gbps.front();
+  r.median_gbps = median(gbps);
+  return r;
+}
+
+// Two different adapters acquired cold at once by two clients: aggregate GB/s.
+double parallel_cold_loads(const Daemon& d, const Adapter& a, const Adapter& b, int reps) {
+  Client ca = connect(d), cb = connect(d);
+  std::vector<double> gbps;
+  for (int i = 0; i < reps; ++i) {
+    std::barrier start(2);
+    Clock::time_point begin[2], end[2];
+    auto run = [&](int k, Client& c, const Adapter& ad) {
+      start.arrive_and_wait();
+      begin[k] = Clock::now();
+      auto lease = c.acquire(ad.name);
+      end[k] = Clock::now();
+      if (!lease) die("parallel cold acquire " + ad.name + ": " + lease.status().to_string());
+    };
+    std::thread ta(run, 0, std::ref(ca), std::cref(a));
+    std::thread tb(run, 1, std::ref(cb), std::cref(b));
+    ta.join();
+    tb.join();
+    const double s = std::chrono::duration<double>(std::max(end[0], end[1]) - std::min(begin[0], begin[1])).count();
+    gbps.push_back(static_cast<double>(a.bytes + b.bytes) / s / kGB);
+    unload_or_die(ca, a.name);
+    unload_or_die(ca, b.name);
+  }
+  return median(gbps);
+}
+
+// acquire + release of a resident adapter: appends microseconds per pair.
+void hit_block(Client& c, const std::string& name, int warmup, int iterations, std::vector<double>& us) {
+  for (int i = -warmup; i < iterations; ++i) {
+    const auto t0 = Clock::now();
+    auto lease = c.acquire(name);
+    if (!lease) die("hit acquire " + name + ": " + lease.status().to_string());
+    lease->release();
+    if (i >= 0) us.push_back(seconds_since(t0) * 1e6);
+  }
+}
+
+double hit_throughput(const Daemon& d, const std::string& name, int threads, double seconds) {
+  std::vector<Client> clients;
+  for (int t = 0; t < threads; ++t) clients.push_back(connect(d));
+  return run_for(threads, seconds, [&](int t) {
+    auto lease = clients[static_cast<std::size_t>(t)].acquire(name);
+    if (!lease) {
+      std::fprintf(stderr, "acquire: %s\n", lease.status().to_string().c_str());
+      return false;
+    }
+    lease->release();
+    return true;
+  });
+}
+
+struct Snapshot {
+  std::uint64_t bytes_resident = 0, rss_kb = 0, fds = 0;
+  std::uint64_t rss_anon_kb = 0, rss_shmem_kb = 0, threads = 0;  // for diagnosis
+};
+
+Snapshot snapshot(Client& c, pid_t pid) {
+  Snapshot s;
+  s.bytes_resident = stat_u64(c, "bytes_resident");
+  s.rss_kb = proc_status(pid, "VmRSS");
+  s.rss_anon_kb = proc_status(pid, "RssAnon");
+  s.rss_shmem_kb = proc_status(pid, "RssShmem");
+  s.threads = proc_status(pid, "Threads");
+  s.fds = open_fds(pid);
+  return s;
+}
+
+// ---- report ------------------------------------------------------------------------------
+
+struct Row {
+  std::string figure;
+  double value;
+  std::string unit;
+  std::string baseline;  // name of the baseline figure, or ""
+  double baseline_value = NAN;
+  double ratio = NAN;
+  std::string target;       // "" = informational
+  std::optional<bool> met;  // nullopt = no target
+};
+
+std::string fmt(double v) {
+  if (std::isnan(v)) return "-";
+  char buf[64];
+  const double a = std::fabs(v);
+  std::snprintf(buf, sizeof buf, a >= 1000 ? "%.0f" : a >= 100 ? "%.1f" : a >= 10 ? "%.2f" : "%.3f", v);
+  return buf;
+}
+
+void print_table(const std::vector<Row>& rows) {
+  std::printf("\n%-34s %12s %-8s %-30s %12s %8s  %-10s %s\n", "figure", "value", "unit", "baseline", "value",
+              "ratio", "target", "status");
+  std::printf("%s\n", std::string(130, '-').c_str());
+  for (const Row& r : rows) {
+    std::printf("%-34s %12s %-8s %-30s %12s %8s  %-10s %s\n", r.figure.c_str(), fmt(r.value).c_str(), r.unit.c_str(),
+                r.baseline.c_str(), fmt(r.baseline_value).c_str(), fmt(r.ratio).c_str(), r.target.c_str(),
+                !r.met ? "" : *r.met ? "met" : "NOT MET");
+  }
+  std::printf("\n");
+}
+
+// The profiling modes: one loop against a fresh genomed, nothing else.
+int run_profile(const Options& o, const std::string& tmp, const std::string& root) {
+  const std::vector<std::string> qv = {"q_proj", "v_proj"};
+  const std::vector<std::string> qkvo = {"q_proj", "k_proj", "v_proj", "o_proj"};
+  std::optional<Adapter> a;
+  if (o.profile_cold == "16m") a = make_adapter(root, "cold-16m", "16m", lora(64, 8, 4096, qv, 16));
+  else if (o.profile_cold == "128m") a = make_adapter(root, "cold-128m", "128m", lora(64, 64, 4096, qv, 128));
+  else if (o.profile_cold == "512m") a = make_adapter(root, "cold-512m", "512m", lora(256, 64, 4096, qv, 512));
+  else if (o.profile_hit == "hot") a = make_adapter(root, "hot", "32m", lora(16, 32, 4096, qkvo, 7));
+  else if (o.profile_hit == "hot-small") a = make_adapter(root, "hot-small", "16k", lora(8, 1, 256, qv, 8));
+  else die("--profile-cold takes 16m|128m|512m, --profile-hit takes hot|hot-small");
+  warm_page_cache(a->weights);
+  Daemon d = start_daemon(o, tmp, root, 1);
+  Client c = connect(d);
+  std::printf("profile: genomed pid %d\n", d.pid);
+  std::fflush(stdout);
+  if (!o.profile_cold.empty()) {
+    const ColdResult r = cold_loads(c, *a, o.profile_reps);
+    for (std::size_t i = 0; i < r.seconds.size(); ++i) {
+      std::printf("cold %s #%zu: %.2f ms = %.3f GB/s\n", a->label.c_str(), i, r.seconds[i] * 1e3,
+                  static_cast<double>(a->bytes) / r.seconds[i] / kGB);
+    }
+    std::printf("median %.3f GB/s\n", r.median_gbps);
+  } else {
+    if (auto l = c.load(a->name); !l) die("load: " + l.status().to_string());
+    std::printf("16 clients: %.0f acquire+release/s\n", hit_throughput(d, a->name, 16, o.profile_seconds));
+    std::printf("1 client: %.0f acquire+release/s\n", hit_throughput(d, a->name, 1, o.profile_seconds));
+  }
+  stop_daemon(d);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o = parse_options(argc, argv);
+  if (::access(o.genomed.c_str(), X_OK) != 0) die("no genomed executable at " + o.genomed + " (see --genomed)");
+  // Large mallocs always come from fresh mmap'ed pages (glibc would otherwise
+  // raise its threshold after the first free and recycle the heap), so the
+  // in-process loader pays page allocation on every load, as a real one does.
+  ::mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  ::signal(SIGPIPE, SIG_IGN);
+  const auto run_start = Clock::now();
+
+  char tmpl[] = "/tmp/genome-bench-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) die("mkdtemp");
+  const std::string tmp = tmpl;
+  const std::string root = tmp + "/adapters";
+  struct Cleanup {
+    std::string dir;
+    bool keep;
+    ~Cleanup() {
+      if (keep) {
+        std::printf("kept %s\n", dir.c_str());
+        return;
+      }
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  } cleanup{tmp, o.keep_tmp};
+  if (!o.profile_cold.empty() || !o.profile_hit.empty()) return run_profile(o, tmp, root);
+
+  Json j;
+  j["mode"] = o.quick ? "quick" : "full";
+  j["workers_n"] = o.workers_n;
+  j["reps"] = o.reps;
+  j["hit_iterations"] = o.hit_iterations;
+
+  // Adapters. F16, hidden 4096, q_proj+v_proj: rank 64 x 8 layers = 16 MiB,
+  // x 64 layers = 128 MiB, rank 256 x 64 layers = 512 MiB (plus the header).
+  std::printf("generating adapters in %s ...\n", root.c_str());
+  std::fflush(stdout);
+  const std::vector<std::string> qv = {"q_proj", "v_proj"};
+  const std::vector<std::string> qkvo = {"q_proj", "k_proj", "v_proj", "o_proj"};
+  std::vector<Adapter> sizes = {
+      make_adapter(root, "cold-16m", "16m", lora(64, 8, 4096, qv, 16)),
+      make_adapter(root, "cold-128m", "128m", lora(64, 64, 4096, qv, 128)),
+      make_adapter(root, "cold-512m", "512m", lora(256, 64, 4096, qv, 512)),
+  };
+  const Adapter par_b = make_adapter(root, "cold-128m-b", "128m", lora(64, 64, 4096, qv, 129));
+  // The hit path: a realistic 7B-model LoRA (r16, q/k/v/o, 32 layers: 256
+  // tensors, 32 MiB), and a 4-tensor one to separate per-tensor client work.
+  const Adapter hot = make_adapter(root, "hot", "32m", lora(16, 32, 4096, qkvo, 7));
+  const Adapter hot_small = make_adapter(root, "hot-small", "16k", lora(8, 1, 256, qv, 8));
+  const Adapter churn = make_adapter(root, "churn", "32k", lora(8, 2, 256, qv, 9));
+  const Adapter dedup = make_adapter(root, "dedup", "16m", lora(64, 8, 4096, qv, 10));
+  for (const Adapter* a : std::initializer_list<const Adapter*>{&sizes[0], &sizes[1], &sizes[2], &par_b, &hot, &hot_small, &churn, &dedup}) {
+    warm_page_cache(a->weights);
+  }
+
+  const FrameSizes frames = measure_frames(hot.name);
+  EchoPeer echo = start_echo_peer(frames);  // before any thread exists
+
+  // ---- baselines ----
+  std::printf("\n== baselines: memcpy, in-process load, in-process mmap (Google Benchmark, median of %d) ==\n",
+              std::max(o.reps, 2));
+  std::fflush(stdout);
+  {
+    int bargc = 2;
+    char arg0[] = "genome-bench";
+    char arg1[] = "--benchmark_color=false";
+    char* bargv[] = {arg0, arg1, nullptr};
+    benchmark::Initialize(&bargc, bargv);
+  }
+  const auto micro = run_micro_benchmarks(o, sizes);
+  auto micro_gbps = [&](const std::string& name) {
+    const auto it = micro.find(name);
+    if (it == micro.end()) die("no result for micro benchmark " + name);
+    return it->second / kGB;
+  };
+  const double memcpy_gbps = micro_gbps("memcpy_256m");
+  j["memcpy_gbps"] = memcpy_gbps;
+  std::map<std::string, double> inproc, inmmap;
+  for (const Adapter& a : sizes) {
+    inproc[a.label] = micro_gbps("inprocess_load_" + a.label);
+    inmmap[a.label] = micro_gbps("inprocess_mmap_" + a.label);
+    j["inprocess_load_gbps_" + a.label] = inproc[a.label];
+    j["inprocess_mmap_gbps_" + a.label] = inmmap[a.label];
+  }
+  j["inprocess_load_gbps"] = inproc["128m"];
+  j["inprocess_mmap_gbps"] = inmmap["128m"];
+
+  std::printf("\n== baselines: Unix socketpair ping-pong between two processes ==\n");
+  j["acquire_request_frame_bytes"] = frames.acquire_request;
+  j["acquire_reply_frame_bytes"] = frames.acquire_reply;
+  j["release_request_frame_bytes"] = frames.release_request;
+  std::map<int, double> sock_tput;
+  for (int n : {1, 4, 16}) {
+    sock_tput[n] = socket_throughput(frames, n, o.throughput_seconds);
+    j["socket_rtt_throughput_" + std::to_string(n)] = sock_tput[n];
+  }
+  std::printf("frames: acquire request %zu B, reply %zu B (release %zu B, one-way)\n", frames.acquire_request,
+              frames.acquire_reply, frames.release_request);
+  std::printf("round trips/s with 1/4/16 pairs: %.0f / %.0f / %.0f (latency: measured with the hits below)\n",
+              sock_tput[1], sock_tput[4], sock_tput[16]);
+
+  // ---- genomed, one worker ----
+  std::printf("\n== genomed --workers 1 ==\n");
+  std::fflush(stdout);
+  Daemon d1 = start_daemon(o, tmp, root, 1);
+  std::map<std::string, ColdResult> cold1, coldn;
+  double par1 = NAN, parn = NAN;
+  double hit_p50 = NAN, hit_p99 = NAN, hit_small_p50 = NAN, hit_small_p99 = NAN, rtt_p50 = NAN, rtt_p99 = NAN;
+  std::map<int, double> hit_tput;
+  double hit_small_tput16 = NAN;
+  Snapshot churn_before, churn_after;
+  double churn_rate = NAN;
+  std::uint64_t dedup_loads = 0, dedup_ok = 0;
+  double dedup_ms = NAN;
+  {
+    Client c = connect(d1);
+    for (const Adapter& a : sizes) {
+      cold1[a.label] = cold_loads(c, a, o.reps);
+      std::printf("cold load %-5s: median %.3f GB/s (first %.3f GB/s)\n", a.label.c_str(), cold1[a.label].median_gbps,
+                  cold1[a.label].first_gbps);
+      std::fflush(stdout);
+    }
+    par1 = parallel_cold_loads(d1, sizes[1], par_b, o.reps);
+    std::printf("two 128m cold loads at once: %.3f GB/s aggregate\n", par1);
+
+    // Hit latency: one client, resident adapter.
+    { auto l = c.load(hot.name); if (!l) die("load hot: " + l.status().to_string()); }
+    { auto l = c.load(hot_small.name); if (!l) die("load hot-small: " + l.status().to_string()); }
+    // Ten alternating blocks of genomed hits and raw round trips.
+    std::vector<double> hits, small_hits, rtt;
+    constexpr int kBlocks = 10;
+    const int per_block = std::max(1, o.hit_iterations / kBlocks);
+    for (int b = 0; b < kBlocks; ++b) {
+      hit_block(c, hot.name, 20, per_block, hits);
+      socket_rtt_block(echo, 20, per_block, rtt);
+      hit_block(c, hot_small.name, 20, per_block, small_hits);
+    }
+    end_echo_server(echo.pairs, echo.pid);
+    hit_p50 = percentile(hits, 50);
+    hit_p99 = percentile(hits, 99);
+    hit_small_p50 = percentile(small_hits, 50);
+    hit_small_p99 = percentile(small_hits, 99);
+    rtt_p50 = percentile(rtt, 50);
+    rtt_p99 = percentile(rtt, 99);
+    std::printf("raw socket round trip: p50 %.1f us, p99 %.1f us\n", rtt_p50, rtt_p99);
+    std::printf("hit acquire+release: p50 %.1f us, p99 %.1f us (4-tensor adapter: p50 %.1f us, p99 %.1f us)\n",
+                hit_p50, hit_p99, hit_small_p50, hit_small_p99);
+    for (int n : {1, 4, 16}) hit_tput[n] = hit_throughput(d1, hot.name, n, o.throughput_seconds);
+    hit_small_tput16 = hit_throughput(d1, hot_small.name, 16, o.throughput_seconds);
+    std::printf("hit throughput with 1/4/16 clients: %.0f / %.0f / %.0f per s (4-tensor adapter, 16: %.0f)\n",
+                hit_tput[1], hit_tput[4], hit_tput[16], hit_small_tput16);
+    std::fflush(stdout);
+
+    // Churn: load + unload of a small adapter; nothing may grow.
+    for (int i = 0; i < o.churn_warmup; ++i) {
+      if (auto l = c.load(churn.name); !l) die("churn load: " + l.status().to_string());
+      unload_or_die(c, churn.name);
+    }
+    churn_before = snapshot(c, static_cast<pid_t>(c.daemon_pid()));
+    const auto t0 = Clock::now();
+    for (int i = 0; i < o.churn_cycles; ++i) {
+      if (auto l = c.load(churn.name); !l) die("churn load: " + l.status().to_string());
+      unload_or_die(c, churn.name);
+    }
+    churn_rate = o.churn_cycles / seconds_since(t0);
+    churn_after = snapshot(c, static_cast<pid_t>(c.daemon_pid()));
+    std::printf("churn: %.0f load+unload cycles/s\n", churn_rate);
+
+    // Dedup: many clients acquire one cold adapter at the same instant.
+    std::vector<Client> clients;
+    for (int i = 0; i < o.dedup_clients; ++i) clients.push_back(connect(d1));
+    const std::uint64_t started_before = stat_u64(c, "loads_started");
+    std::barrier start(o.dedup_clients);
+    std::atomic<std::uint64_t> ok{0};
+    std::vector<std::optional<Lease>> leases(static_cast<std::size_t>(o.dedup_clients));
+    std::vector<std::thread> threads;
+    std::atomic<std::int64_t> first_ns{INT64_MAX}, last_ns{0};
+    for (int i = 0; i < o.dedup_clients; ++i) {
+      threads.emplace_back([&, i] {
+        start.arrive_and_wait();
+        const auto b = Clock::now().time_since_epoch().count();
+        auto lease = clients[static_cast<std::size_t>(i)].acquire(dedup.name);
+        const auto e = Clock::now().time_since_epoch().count();
+        std::int64_t cur = first_ns.load();
+        while (b < cur && !first_ns.compare_exchange_weak(cur, b)) {
+        }
+        cur = last_ns.load();
+        while (e > cur && !last_ns.compare_exchange_weak(cur, e)) {
+        }
+        if (lease) {
+          ++ok;
+          leases[static_cast<std::size_t>(i)].emplace(std::move(lease).value());
+        } else {
+          std::fprintf(stderr, "dedup acquire: %s\n", lease.status().to_string().c_str());
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    dedup_ms = static_cast<double>(last_ns - first_ns) / 1e6;
+    dedup_loads = stat_u64(c, "loads_started") - started_before;
+    dedup_ok = ok;
+    leases.clear();
+    clients.clear();
+    std::printf("dedup: %llu of %d acquires succeeded with %llu load(s) in %.1f ms\n",
+                static_cast<unsigned long long>(dedup_ok), o.dedup_clients,
+                static_cast<unsigned long long>(dedup_loads), dedup_ms);
+  }
+  stop_daemon(d1);
+
+  // ---- genomed, N workers ----
+  std::printf("\n== genomed --workers %d ==\n", o.workers_n);
+  std::fflush(stdout);
+  Daemon dn = start_daemon(o, tmp, root, o.workers_n);
+  {
+    Client c = connect(dn);
+    for (const Adapter& a : sizes) {
+      coldn[a.label] = cold_loads(c, a, o.reps);
+      std::printf("cold load %-5s: median %.3f GB/s (first %.3f GB/s)\n", a.label.c_str(), coldn[a.label].median_gbps,
+                  coldn[a.label].first_gbps);
+    }
+    parn = parallel_cold_loads(dn, sizes[1], par_b, o.reps);
+    std::printf("two 128m cold loads at once: %.3f GB/s aggregate\n", parn);
+  }
+  stop_daemon(dn);
+
+  // ---- figures, ratios, targets ----
+  std::vector<Row> rows;
+  for (const Adapter& a : sizes) {
+    const std::string s = a.label;
+    const double w1 = cold1[s].median_gbps, wn = coldn[s].median_gbps;
+    j["cold_load_gbps_" + s] = w1;
+    j["cold_load_gbps_" + s + "_w1"] = w1;
+    j["cold_load_gbps_" + s + "_wN"] = wn;
+    j["cold_load_first_gbps_" + s + "_w1"] = cold1[s].first_gbps;
+    j["cold_load_first_gbps_" + s + "_wN"] = coldn[s].first_gbps;
+    j["cold_load_ms_" + s + "_w1"] = median(cold1[s].seconds) * 1e3;
+    j["cold_vs_inprocess_" + s] = w1 / inproc[s];
+    j["cold_vs_inprocess_" + s + "_wN"] = wn / inproc[s];
+    j["cold_vs_memcpy_" + s] = w1 / memcpy_gbps;
+    j["cold_vs_memcpy_" + s + "_wN"] = wn / memcpy_gbps;
+    j["cold_vs_mmap_" + s] = w1 / inmmap[s];
+    rows.push_back({"cold_load_gbps_" + s + "_w1", w1, "GB/s", "inprocess_load_gbps_" + s, inproc[s],
+                    w1 / inproc[s], ">= 3", w1 / inproc[s] >= 3});
+  }
+  for (const Adapter& a : sizes) {
+    const std::string s = a.label;
+    const double w1 = cold1[s].median_gbps;
+    const bool targeted = s != "16m";
+    rows.push_back({"cold_load_gbps_" + s + "_w1", w1, "GB/s", "memcpy_gbps", memcpy_gbps, w1 / memcpy_gbps,
+                    targeted ? ">= 0.5" : "", targeted ? std::optional<bool>(w1 / memcpy_gbps >= 0.5) : std::nullopt});
+  }
+  for (const Adapter& a : sizes) {
+    const std::string s = a.label;
+    const double wn = coldn[s].median_gbps;
+    rows.push_back({"cold_load_gbps_" + s + "_wN", wn, "GB/s", "inprocess_load_gbps_" + s, inproc[s],
+                    wn / inproc[s], "", std::nullopt});
+  }
+  for (const Adapter& a : sizes) {
+    const std::string s = a.label;
+    rows.push_back({"cold_load_first_gbps_" + s + "_w1", cold1[s].first_gbps, "GB/s", "inprocess_load_gbps_" + s,
+                    inproc[s], cold1[s].first_gbps / inproc[s], "", std::nullopt});
+  }
+  for (const Adapter& a : sizes) {
+    const std::string s = a.label;
+    rows.push_back({"inprocess_mmap_gbps_" + s, inmmap[s], "GB/s", "memcpy_gbps", memcpy_gbps,
+                    inmmap[s] / memcpy_gbps, "", std::nullopt});
+  }
+  j["cold_vs_inprocess"] = j["cold_vs_inprocess_128m"];
+  j["cold_vs_memcpy"] = j["cold_vs_memcpy_128m"];
+  j["cold_load_parallel_gbps_128m_w1"] = par1;
+  j["cold_load_parallel_gbps_128m_wN"] = parn;
+  rows.push_back({"cold_load_parallel_gbps_128m_w1", par1, "GB/s", "memcpy_gbps", memcpy_gbps, par1 / memcpy_gbps,
+                  "", std::nullopt});
+  rows.push_back({"cold_load_parallel_gbps_128m_wN", parn, "GB/s", "cold_load_parallel_gbps_128m_w1", par1,
+                  parn / par1, "", std::nullopt});
+
+  j["hit_p50_us"] = hit_p50;
+  j["hit_p99_us"] = hit_p99;
+  j["hit_small_p50_us"] = hit_small_p50;
+  j["hit_small_p99_us"] = hit_small_p99;
+  j["socket_rtt_p50_us"] = rtt_p50;
+  j["socket_rtt_p99_us"] = rtt_p99;
+  j["hit_vs_rtt"] = hit_p50 / rtt_p50;
+  j["hit_p99_vs_rtt"] = hit_p99 / rtt_p50;
+  j["hit_small_vs_rtt"] = hit_small_p50 / rtt_p50;
+  rows.push_back({"hit_p50_us", hit_p50, "us", "socket_rtt_p50_us", rtt_p50, hit_p50 / rtt_p50, "<= 1.5",
+                  hit_p50 / rtt_p50 <= 1.5});
+  rows.push_back({"hit_p99_us", hit_p99, "us", "socket_rtt_p50_us", rtt_p50, hit_p99 / rtt_p50, "<= 3",
+                  hit_p99 / rtt_p50 <= 3});
+  rows.push_back({"hit_small_p50_us", hit_small_p50, "us", "socket_rtt_p50_us", rtt_p50, hit_small_p50 / rtt_p50, "",
+                  std::nullopt});
+  for (int n : {1, 4, 16}) {
+    const std::string k = std::to_string(n);
+    j["hit_throughput_ops_" + k] = hit_tput[n];
+    j["hit_throughput_" + k + "_vs_rtt"] = hit_tput[n] / sock_tput[n];
+    const bool targeted = n == 16;
+    rows.push_back({"hit_throughput_ops_" + k, hit_tput[n], "ops/s", "socket_rtt_throughput_" + k, sock_tput[n],
+                    hit_tput[n] / sock_tput[n], targeted ? ">= 0.7" : "",
+                    targeted ? std::optional<bool>(hit_tput[n] / sock_tput[n] >= 0.7) : std::nullopt});
+  }
+
+  j["hit_small_throughput_ops_16"] = hit_small_tput16;
+  j["hit_small_throughput_16_vs_rtt"] = hit_small_tput16 / sock_tput[16];
+  rows.push_back({"hit_small_throughput_ops_16", hit_small_tput16, "ops/s", "socket_rtt_throughput_16", sock_tput[16],
+                  hit_small_tput16 / sock_tput[16], "", std::nullopt});
+
+  j["churn_cycles"] = o.churn_cycles;
+  j["churn_load_unload_per_s"] = churn_rate;
+  j["churn_bytes_resident_before"] = churn_before.bytes_resident;
+  j["churn_bytes_resident_after"] = churn_after.bytes_resident;
+  j["churn_rss_kb_before"] = churn_before.rss_kb;
+  j["churn_rss_kb_after"] = churn_after.rss_kb;
+  j["churn_fds_before"] = churn_before.fds;
+  j["churn_rss_anon_kb_before"] = churn_before.rss_anon_kb;
+  j["churn_rss_anon_kb_after"] = churn_after.rss_anon_kb;
+  j["churn_rss_shmem_kb_before"] = churn_before.rss_shmem_kb;
+  j["churn_rss_shmem_kb_after"] = churn_after.rss_shmem_kb;
+  j["churn_threads_before"] = churn_before.threads;
+  j["churn_threads_after"] = churn_after.threads;
+  j["churn_fds_after"] = churn_after.fds;
+  const bool churn_resident_ok = churn_before.bytes_resident == churn_after.bytes_resident;
+  const bool churn_rss_ok = churn_before.rss_kb == churn_after.rss_kb;
+  const bool churn_fds_ok = churn_before.fds == churn_after.fds;
+  j["churn_growth_ok"] = churn_resident_ok && churn_rss_ok && churn_fds_ok;
+  rows.push_back({"churn_load_unload_per_s", churn_rate, "1/s", "", NAN, NAN, "", std::nullopt});
+  rows.push_back({"churn_bytes_resident_after", static_cast<double>(churn_after.bytes_resident), "B",
+                  "churn_bytes_resident_before", static_cast<double>(churn_before.bytes_resident), NAN, "equal",
+                  churn_resident_ok});
+  rows.push_back({"churn_rss_kb_after", static_cast<double>(churn_after.rss_kb), "kB", "churn_rss_kb_before",
+                  static_cast<double>(churn_before.rss_kb), NAN, "equal", churn_rss_ok});
+  rows.push_back({"churn_fds_after", static_cast<double>(churn_after.fds), "fds", "churn_fds_before",
+                  static_cast<double>(churn_before.fds), NAN, "equal", churn_fds_ok});
+
+  j["dedup_clients"] = o.dedup_clients;
+  j["dedup_acquires_ok"] = dedup_ok;
+  j["dedup_loads"] = dedup_loads;
+  j["dedup_wall_ms"] = dedup_ms;
+  rows.push_back({"dedup_loads", static_cast<double>(dedup_loads), "loads", "", NAN, NAN, "== 1",
+                  dedup_loads == 1 && dedup_ok == static_cast<std::uint64_t>(o.dedup_clients)});
+
+  const double total_s = seconds_since(run_start);
+  j["run_seconds"] = total_s;
+  print_table(rows);
+
+  int met = 0, targets = 0;
+  for (const Row& r : rows) {
+    if (!r.met) continue;
+    ++targets;
+    if (*r.met) ++met;
+  }
+  j["targets_met"] = met;
+  j["targets_total"] = targets;
+  if (!churn_resident_ok || !churn_rss_ok || !churn_fds_ok) {
+    std::printf("FAIL: churn over %d load+unload cycles grew the daemon: bytes_resident %llu -> %llu, VmRSS %llu -> "
+                "%llu kB (RssAnon %llu -> %llu, RssShmem %llu -> %llu, threads %llu -> %llu), fds %llu -> %llu\n",
+                o.churn_cycles, static_cast<unsigned long long>(churn_before.bytes_resident),
+                static_cast<unsigned long long>(churn_after.bytes_resident),
+                static_cast<unsigned long long>(churn_before.rss_kb),
+                static_cast<unsigned long long>(churn_after.rss_kb),
+                static_cast<unsigned long long>(churn_before.rss_anon_kb),
+                static_cast<unsigned long long>(churn_after.rss_anon_kb),
+                static_cast<unsigned long long>(churn_before.rss_shmem_kb),
+                static_cast<unsigned long long>(churn_after.rss_shmem_kb),
+                static_cast<unsigned long long>(churn_before.threads),
+                static_cast<unsigned long long>(churn_after.threads), static_cast<unsigned long long>(churn_before.fds),
+                static_cast<unsigned long long>(churn_after.fds));
+  }
+  if (dedup_loads != 1 || dedup_ok != static_cast<std::uint64_t>(o.dedup_clients)) {
+    std::printf("FAIL: %d concurrent cold acquires of one adapter: %llu load(s), %llu succeeded\n", o.dedup_clients,
+                static_cast<unsigned long long>(dedup_loads), static_cast<unsigned long long>(dedup_ok));
+  }
+  std::printf("targets met: %d of %d; run took %.1f s (%s)\n", met, targets, total_s, o.quick ? "quick" : "full");
+
+  if (!o.json_path.empty()) {
+    std::ofstream out(o.json_path);
+    out << j.dump(2) << "\n";
+    if (!out) die("cannot write " + o.json_path);
+    std::printf("wrote %s\n", o.json_path.c_str());
+  }
+  return 0;
+}

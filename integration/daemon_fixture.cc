@@ -1,0 +1,142 @@
+#include "integration/daemon_fixture.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+namespace genomed::testing {
+
+std::string binary(const std::string& name) { return std::string(GENOMED_BIN_DIR) + "/" + name; }
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+Daemon::Daemon(DaemonOptions options) {
+  char tmpl[] = "/tmp/genomed-it-XXXXXX";
+  const char* d = ::mkdtemp(tmpl);
+  if (d == nullptr) throw std::runtime_error("mkdtemp failed");
+  dir_ = d;
+  root_ = dir_ + "/root";
+  socket_ = dir_ + "/genomed.sock";
+  log_path_ = dir_ + "/genomed.log";
+  ::mkdir(root_.c_str(), 0755);
+
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+  std::vector<std::string> args = {binary("genomed"),
+                                   "--socket", socket_,
+                                   "--root", root_,
+                                   "--budget", std::to_string(options.budget_bytes),
+                                   "--workers", std::to_string(options.workers),
+                                   "--admission-timeout-ms", std::to_string(options.admission_timeout_ms),
+                                   "--load-timeout-ms", std::to_string(options.load_timeout_ms),
+                                   "--ready-fd", "3",
+                                   "--log-level", "debug"};
+  args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::dup2(ready[1], 3);
+    ::dup2(log_fd, 2);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::close(ready[1]);
+  ::close(log_fd);
+  // Readiness: "ready\n" on the pipe, or EOF if the daemon died first.
+  char buf[16] = {};
+  pollfd p{ready[0], POLLIN, 0};
+  const bool got = ::poll(&p, 1, 30000) == 1 && ::read(ready[0], buf, sizeof buf) > 0;
+  ::close(ready[0]);
+  if (!got) {
+    const std::string log = this->log();
+    stop();
+    throw std::runtime_error("genomed did not become ready; its log:\n" + log);
+  }
+}
+
+Daemon::~Daemon() {
+  if (pid_ > 0) stop();
+  std::string cmd = "rm -rf '" + dir_ + "'";
+  (void)!std::system(cmd.c_str());
+}
+
+int Daemon::stop() {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return status;
+}
+
+std::string Daemon::log() const { return read_file(log_path_); }
+
+std::string Daemon::add_adapter(const std::string& name, const fixture::AdapterSpec& spec) {
+  const std::string path = root_ + "/" + name;
+  const Status s = fixture::write_adapter(path, spec);
+  EXPECT_TRUE(s.ok()) << s.to_string();
+  return path;
+}
+
+Client Daemon::connect() const {
+  auto c = Client::connect(socket_, "integration-test");
+  if (!c) throw std::runtime_error("connect failed: " + c.status().to_string());
+  return std::move(c).value();
+}
+
+std::uint64_t Daemon::stat(const std::string& key) const {
+  auto stats = connect().stats();
+  if (!stats) throw std::runtime_error("stats failed: " + stats.status().to_string());
+  for (const auto& [k, v] : *stats) {
+    if (k == key) return std::get<std::uint64_t>(v);
+  }
+  throw std::runtime_error("no stat named " + key);
+}
+
+CommandResult run_command(const std::vector<std::string>& argv_in) {
+  char out_tmpl[] = "/tmp/genomed-cmd-out-XXXXXX";
+  char err_tmpl[] = "/tmp/genomed-cmd-err-XXXXXX";
+  const int out_fd = ::mkstemp(out_tmpl);
+  const int err_fd = ::mkstemp(err_tmpl);
+  std::vector<std::string> args = argv_in;
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out_fd, 1);
+    ::dup2(err_fd, 2);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(out_fd);
+  ::close(err_fd);
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = read_file(out_tmpl);
+  r.err = read_file(err_tmpl);
+  ::unlink(out_tmpl);
+  ::unlink(err_tmpl);
+  return r;
+}
+
+}  // namespace genomed::testing

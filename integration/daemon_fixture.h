@@ -1,0 +1,82 @@
+// Starts the real genomed (with its real genome-worker processes) on a fresh
+// temporary root and socket, waits for its readiness notification (no
+// sleeps), and stops it with SIGTERM, checking it exits cleanly.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "genomed/client.h"
+#include "tools/fixture/fixture.h"
+
+namespace genomed::testing {
+
+struct DaemonOptions {
+  std::uint64_t budget_bytes = 64ull << 20;
+  int workers = 2;
+  int admission_timeout_ms = 2000;
+  int load_timeout_ms = 20000;
+  std::vector<std::string> extra_args;
+};
+
+class Daemon {
+ public:
+  explicit Daemon(DaemonOptions options = {});
+  ~Daemon();  // stop() if still running, removes the temp dir
+
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // Sends SIGTERM and waits; returns the exit status as waitpid reported it.
+  int stop();
+
+  const std::string& root() const { return root_; }
+  const std::string& socket_path() const { return socket_; }
+  const std::string& dir() const { return dir_; }
+  pid_t pid() const { return pid_; }
+  // The daemon's log so far (stderr), for failure messages.
+  std::string log() const;
+
+  // Writes adapter `name` under the root; returns its directory.
+  std::string add_adapter(const std::string& name, const fixture::AdapterSpec& spec);
+
+  // A new connection; fails the test if it cannot connect.
+  Client connect() const;
+
+  // A stats counter, read over a new connection.
+  std::uint64_t stat(const std::string& key) const;
+
+ private:
+  std::string dir_;
+  std::string root_;
+  std::string socket_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+};
+
+// Path of a binary of this build (genomed, genomectl, genome-worker).
+std::string binary(const std::string& name);
+
+// Runs a command, returns its exit code and its stdout and stderr.
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+CommandResult run_command(const std::vector<std::string>& argv);
+
+// Reads a whole file; empty if unreadable.
+std::string read_file(const std::string& path);
+
+// Waits, yielding, until `predicate` holds or `timeout_ms` passes; returns
+// whether it held. For conditions the daemon reaches asynchronously (a dead
+// client's leases), never as a stand-in for ordering.
+template <class Predicate>
+bool eventually(Predicate predicate, int timeout_ms = 10000);
+
+}  // namespace genomed::testing
+
+#include "integration/eventually.inc"

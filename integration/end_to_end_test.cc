@@ -1,0 +1,234 @@
+// The whole path with real parts: genomed, its workers, the arena, the
+// socket, the client library and genomectl.
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <gtest/gtest.h>
+
+#include "integration/daemon_fixture.h"
+#include "integration/file_tensors.h"
+#include "worker/format/dtype.h"
+
+namespace genomed::testing {
+namespace {
+
+using format::DType;
+
+std::string to_string(std::span<const std::byte> b) {
+  return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+}
+
+std::string sha256_hex(const std::string& data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  std::string out;
+  char hex[3];
+  for (unsigned int i = 0; i < len; ++i) {
+    std::snprintf(hex, sizeof hex, "%02x", digest[i]);
+    out += hex;
+  }
+  return out;
+}
+
+class EndToEnd : public ::testing::Test {
+ protected:
+  Daemon daemon_;
+};
+
+TEST_F(EndToEnd, ClientBytesEqualFileBytesForEveryDtype) {
+  for (int i = 0; i < format::kDTypeCount; ++i) {
+    const auto dtype = *format::dtype_from_int(static_cast<std::uint64_t>(i));
+    const std::string name = "dtype-" + std::string(format::dtype_name(dtype));
+    fixture::AdapterSpec spec;
+    spec.dtype = dtype;
+    spec.rank = 4;
+    spec.hidden = 24;
+    spec.layers = 2;
+    spec.seed = static_cast<std::uint64_t>(100 + i);
+    const std::string dir = daemon_.add_adapter(name, spec);
+    const auto expected = read_file_tensors(dir + "/adapter_model.safetensors");
+
+    Client client = daemon_.connect();
+    auto lease = client.acquire(name);
+    ASSERT_TRUE(lease.ok()) << lease.status().to_string();
+    ASSERT_EQ(lease->tensors().size(), expected.size()) << name;
+    EXPECT_EQ(lease->lora_rank(), 4u);
+    for (const auto& t : lease->tensors()) {
+      const auto it = expected.find(std::string(t.name));
+      ASSERT_NE(it, expected.end()) << t.name;
+      EXPECT_EQ(t.dtype, it->second.dtype);
+      EXPECT_EQ(std::vector<std::uint64_t>(t.shape.begin(), t.shape.end()), it->second.shape);
+      EXPECT_EQ(to_string(t.data), it->second.bytes) << name << " " << t.name;
+      EXPECT_EQ(reinterpret_cast<std::uintptr_t>(t.data.data()) % 64, 0u) << "tensor not 64-byte aligned";
+    }
+  }
+}
+
+TEST_F(EndToEnd, ViewsAreReadOnly) {
+  daemon_.add_adapter("ro", {});
+  Client client = daemon_.connect();
+  auto lease = client.acquire("ro");
+  ASSERT_TRUE(lease.ok());
+  // A write through the view must fault: the arena is mapped PROT_READ.
+  const pid_t child = ::fork();
+  if (child == 0) {
+    auto* p = const_cast<std::byte*>(lease->tensors()[0].data.data());
+    *p = std::byte{1};
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  EXPECT_EQ(WTERMSIG(status), SIGSEGV);
+}
+
+TEST_F(EndToEnd, GenomectlDigestMatchesSha256OfFileBytes) {
+  fixture::AdapterSpec spec;
+  spec.dtype = DType::BF16;
+  const std::string dir = daemon_.add_adapter("digest-me", spec);
+  const auto expected = read_file_tensors(dir + "/adapter_model.safetensors");
+  std::string want;
+  for (const auto& [name, t] : expected) {  // std::map: sorted by name
+    std::string shape;
+    for (std::size_t i = 0; i < t.shape.size(); ++i) shape += (i ? "x" : "") + std::to_string(t.shape[i]);
+    want += name + " " + t.dtype + " " + shape + " " + sha256_hex(t.bytes) + "\n";
+  }
+  const auto r = run_command({binary("genomectl"), "--socket", daemon_.socket_path(), "digest", "digest-me"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, want);
+}
+
+TEST_F(EndToEnd, GenomectlAcquirePrintsTensorTable) {
+  daemon_.add_adapter("table", {});
+  const auto r = run_command({binary("genomectl"), "--socket", daemon_.socket_path(), "acquire", "table"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight  F16       8x64"),
+            std::string::npos)
+      << r.out;
+}
+
+TEST_F(EndToEnd, GenomectlErrorsAreTypedOnStderr) {
+  const auto r = run_command({binary("genomectl"), "--socket", daemon_.socket_path(), "acquire", "missing"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err.rfind("error: not_found: ", 0), 0u) << r.err;
+  const auto no_daemon = run_command({binary("genomectl"), "--socket", daemon_.dir() + "/none.sock", "list"});
+  EXPECT_EQ(no_daemon.exit_code, 1);
+  EXPECT_EQ(no_daemon.err.rfind("error: not_connected: ", 0), 0u) << no_daemon.err;
+}
+
+TEST_F(EndToEnd, StatsJsonHasTheDocumentedKeys) {
+  const auto r = run_command({binary("genomectl"), "--socket", daemon_.socket_path(), "stats", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto stats = nlohmann::json::parse(r.out);
+  for (const char* key : {"loads_started", "loads_completed", "loads_failed", "hits", "misses", "evictions",
+                          "bytes_resident", "budget_bytes", "leases_active", "workers_alive", "worker_restarts"}) {
+    EXPECT_TRUE(stats.contains(key)) << key;
+  }
+  EXPECT_EQ(stats["workers_alive"], 2);
+  EXPECT_EQ(stats["budget_bytes"], 64u << 20);
+}
+
+TEST_F(EndToEnd, BatchAcquireLeasesEveryNameInOneRequest) {
+  for (int i = 0; i < 4; ++i) daemon_.add_adapter("batch" + std::to_string(i), {.seed = 7u + i});
+  Client client = daemon_.connect();
+  auto leases = client.acquire(std::vector<std::string>{"batch0", "batch1", "batch2", "batch3"});
+  ASSERT_TRUE(leases.ok()) << leases.status().to_string();
+  ASSERT_EQ(leases->size(), 4u);
+  EXPECT_EQ((*leases)[2].name(), "batch2");
+  EXPECT_EQ(daemon_.stat("leases_active"), 4u);
+  // All or nothing: one bad name fails the batch and leaves no lease behind.
+  auto bad = client.acquire(std::vector<std::string>{"batch0", "nope"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.code(), Errc::not_found);
+  EXPECT_NE(bad.status().message().find("'nope'"), std::string::npos);
+  EXPECT_EQ(daemon_.stat("leases_active"), 4u);
+  leases->clear();
+  EXPECT_TRUE(eventually([&] { return daemon_.stat("leases_active") == 0; }));
+}
+
+TEST_F(EndToEnd, UnloadWithLeaseDrainsThenFrees) {
+  daemon_.add_adapter("drain", {});
+  Client client = daemon_.connect();
+  auto lease = client.acquire("drain");
+  ASSERT_TRUE(lease.ok());
+  auto unloaded = client.unload("drain");
+  ASSERT_TRUE(unloaded.ok());
+  EXPECT_EQ(unloaded->outcome, "draining");
+  EXPECT_EQ(unloaded->leases, 1u);
+  // No new leases while draining; the old view stays valid and unchanged.
+  auto again = client.acquire("drain");
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.code(), Errc::draining);
+  const std::string before = to_string(lease->bytes());
+  EXPECT_EQ(before, to_string(lease->bytes()));
+  lease->release();
+  ASSERT_TRUE(eventually([&] { return daemon_.stat("bytes_resident") == 0; }));
+  // Reload under the same name: a new generation, and only one copy.
+  auto reloaded = client.acquire("drain");
+  ASSERT_TRUE(reloaded.ok());
+  EXPECT_GT(reloaded->generation(), lease->generation());
+  auto list = client.list();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].state, "ready");
+  EXPECT_EQ(daemon_.stat("loads_completed"), 2u);
+}
+
+TEST_F(EndToEnd, DoubleUnloadIsATypedError) {
+  daemon_.add_adapter("twice", {});
+  Client client = daemon_.connect();
+  ASSERT_TRUE(client.load("twice").ok());
+  auto first = client.unload("twice");
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->outcome, "freed");
+  auto second = client.unload("twice");
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.code(), Errc::not_loaded);
+}
+
+TEST_F(EndToEnd, LoadThenAcquireIsAHit) {
+  daemon_.add_adapter("warm", {});
+  Client client = daemon_.connect();
+  auto loaded = client.load("warm");
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_FALSE(loaded->was_resident);
+  auto again = client.load("warm");
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->was_resident);
+  const auto hits = daemon_.stat("hits");
+  ASSERT_TRUE(client.acquire("warm").ok());
+  EXPECT_EQ(daemon_.stat("hits"), hits + 1);
+  EXPECT_EQ(daemon_.stat("loads_started"), 1u);
+}
+
+TEST(Lifecycle, SigtermStopsCleanlyAndRemovesSocketAndWorkers) {
+  Daemon daemon;
+  daemon.add_adapter("a", {});
+  {
+    Client client = daemon.connect();
+    ASSERT_TRUE(client.acquire("a").ok());
+  }
+  const std::string socket = daemon.socket_path();
+  const int status = daemon.stop();
+  ASSERT_TRUE(WIFEXITED(status)) << daemon.log();
+  EXPECT_EQ(WEXITSTATUS(status), 0) << daemon.log();
+  struct stat st {};
+  EXPECT_NE(::stat(socket.c_str(), &st), 0) << "socket file left behind";
+  EXPECT_NE(daemon.log().find("stopped cleanly"), std::string::npos);
+}
+
+TEST(Lifecycle, HelpIsTrueAndBadFlagsFailWithExit2) {
+  const auto help = run_command({binary("genomed"), "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* flag : {"--socket", "--root", "--budget", "--workers", "--config", "--log-level"}) {
+    EXPECT_NE(help.out.find(flag), std::string::npos) << flag;
+  }
+  const auto bad = run_command({binary("genomed"), "--socket", "/tmp/x.sock", "--root", "/tmp", "--budget", "lots"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--budget"), std::string::npos) << bad.err;
+}
+
+}  // namespace
+}  // namespace genomed::testing

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The main job, end to end: installs what is missing, builds, generates a demo
+# root of adapters, starts genomed on it, loads and acquires one through
+# genomectl (printing its tensor table from the zero-copy view), shows the
+# daemon's state, and stops it cleanly with SIGTERM.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+bash scripts/build.sh
+bin="$PWD/${BUILD_DIR:-build}"
+
+work="$(mktemp -d /tmp/genomed-demo-XXXXXX)"
+sock="$work/genomed.sock"
+daemon_pid=""
+cleanup() {
+  if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then kill -TERM "$daemon_pid"; wait "$daemon_pid" || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "== generating demo adapters under $work/adapters"
+"$bin/genome-fixture" --out "$work/adapters" --count 3 --prefix demo- --rank 16 --layers 4 --hidden 1024 --dtype BF16
+
+echo "== starting genomed"
+# --ready-fd: genomed writes "ready" to fd 3 once its socket accepts clients.
+exec 3< <(:)  # placeholder so the fd number is free
+exec 3>&-
+ready_fifo="$work/ready"
+mkfifo "$ready_fifo"
+"$bin/genomed" --socket "$sock" --root "$work/adapters" --budget 256M --workers 2 --ready-fd 3 3>"$ready_fifo" &
+daemon_pid=$!
+read -r ready < "$ready_fifo"
+echo "genomed is $ready (pid $daemon_pid)"
+
+ctl() { echo "\$ genomectl $*"; "$bin/genomectl" --socket "$sock" "$@"; echo; }
+ctl load demo-0
+ctl acquire demo-0
+ctl digest demo-1
+ctl list
+ctl stats
+echo "\$ genomectl acquire ../etc/passwd   (refused: names stay under the roots)"
+"$bin/genomectl" --socket "$sock" acquire ../etc/passwd || true
+echo
+
+echo "== stopping genomed (SIGTERM)"
+kill -TERM "$daemon_pid"
+wait "$daemon_pid"
+daemon_pid=""
+[ ! -e "$sock" ] && echo "socket removed; daemon exited cleanly"

@@ -1,0 +1,52 @@
+#include "worker/fault.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+namespace genomed::jobs {
+
+Result<Fault> parse_fault(std::string_view spec) {
+  const auto bad = [&](const std::string& why) {
+    return Status(Errc::bad_request, "invalid fault '" + std::string(spec) + "': " + why +
+                                         " (expected ACTION@STAGE[:MATCH], e.g. crash@fill:bad-adapter)");
+  };
+  const auto at = spec.find('@');
+  if (at == std::string_view::npos) return bad("missing '@'");
+  Fault f;
+  const std::string_view action = spec.substr(0, at);
+  std::string_view rest = spec.substr(at + 1);
+  std::string_view stage = rest;
+  if (const auto colon = rest.find(':'); colon != std::string_view::npos) {
+    stage = rest.substr(0, colon);
+    f.match = std::string(rest.substr(colon + 1));
+  }
+  if (action == "crash") f.action = Fault::Action::crash;
+  else if (action == "hang") f.action = Fault::Action::hang;
+  else if (action == "exit") f.action = Fault::Action::exit;
+  else if (action == "garbage") f.action = Fault::Action::garbage;
+  else return bad("unknown action");
+  if (stage == "probe") f.stage = Fault::Stage::probe;
+  else if (stage == "fill") f.stage = Fault::Stage::fill;
+  else return bad("unknown stage");
+  return f;
+}
+
+std::string trigger_fault(const Fault& fault) {
+  switch (fault.action) {
+    case Fault::Action::crash:
+      ::signal(SIGSEGV, SIG_DFL);
+      ::raise(SIGSEGV);
+      break;
+    case Fault::Action::hang:
+      for (;;) ::pause();  // as a worker stuck in an uninterruptible read would
+    case Fault::Action::exit:
+      ::_exit(7);
+    case Fault::Action::garbage:
+      return std::string("\xc1\xc1\xc1 not msgpack", 16);
+  }
+  std::abort();
+}
+
+}  // namespace genomed::jobs

@@ -1,0 +1,38 @@
+// Test-only fault injection in genome-worker, so that fault tests are
+// deterministic instead of racing signals: `--fault ACTION@STAGE[:MATCH]`
+// makes the worker crash, hang, exit or send garbage at a chosen point of any
+// job whose weights path contains MATCH (every job if MATCH is empty).
+//
+//   ACTION: crash (SIGSEGV-like abort), hang (stops making progress until
+//           killed), exit (exits with code 7), garbage (replies with bytes
+//           that are not msgpack)
+//   STAGE:  probe (before validating), fill (after writing half of the range)
+//
+// genomed passes `--worker-fault SPEC` through to every worker it starts.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace genomed::jobs {
+
+struct Fault {
+  enum class Action { crash, hang, exit, garbage } action = Action::crash;
+  enum class Stage { probe, fill } stage = Stage::probe;
+  std::string match;  // substring of the weights path; empty: every job
+
+  bool applies(Stage at, std::string_view weights_path) const {
+    return at == stage && (match.empty() || weights_path.find(match) != std::string_view::npos);
+  }
+};
+
+Result<Fault> parse_fault(std::string_view spec);
+
+// Performs the action (does not return for crash, hang and exit). For
+// garbage, returns the reply to send instead of the real one.
+std::string trigger_fault(const Fault& fault);
+
+}  // namespace genomed::jobs
