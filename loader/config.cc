@@ -28,6 +28,42 @@ Result<long long> parse_int(const std::string& key, const std::string& text, lon
   }
 }
 
+// Setters for a milliseconds, an int or a multiplier field chosen by `field`.
+template <class Field>
+auto ms_setter(Field field, long long min) {
+  return [field, min](DaemonConfig& c, const std::string& k, const std::string& v) -> Status {
+    auto n = parse_int(k, v, min, 7LL * 24 * 3600 * 1000);
+    if (!n) return n.status();
+    field(c) = std::chrono::milliseconds(*n);
+    return Status::Ok();
+  };
+}
+
+template <class Field>
+auto int_setter(Field field, long long min, long long max) {
+  return [field, min, max](DaemonConfig& c, const std::string& k, const std::string& v) -> Status {
+    auto n = parse_int(k, v, min, max);
+    if (!n) return n.status();
+    field(c) = static_cast<int>(*n);
+    return Status::Ok();
+  };
+}
+
+template <class Field>
+auto double_setter(Field field) {
+  return [field](DaemonConfig& c, const std::string& k, const std::string& v) -> Status {
+    try {
+      std::size_t used = 0;
+      const double d = std::stod(v, &used);
+      if (used != v.size() || !(d >= 1.0 && d <= 100.0)) throw std::out_of_range("range");
+      field(c) = d;
+      return Status::Ok();
+    } catch (const std::exception&) {
+      return bad(k + ": expected a number in [1, 100], got '" + v + "'");
+    }
+  };
+}
+
 // Every setting, applied from text; the flag name is the key with '_' -> '-'.
 using Setter = std::function<Status(DaemonConfig&, const std::string& key, const std::string& value)>;
 
@@ -54,18 +90,24 @@ const std::map<std::string, Setter>& setters() {
          c.workers = static_cast<int>(*n);
          return Status::Ok();
        }},
-      {"load_timeout_ms", [](DaemonConfig& c, const std::string& k, const std::string& v) {
-         auto n = parse_int(k, v, 1, 24LL * 3600 * 1000);
-         if (!n) return n.status();
-         c.load_timeout = std::chrono::milliseconds(*n);
-         return Status::Ok();
-       }},
-      {"admission_timeout_ms", [](DaemonConfig& c, const std::string& k, const std::string& v) {
-         auto n = parse_int(k, v, 0, 24LL * 3600 * 1000);
-         if (!n) return n.status();
-         c.admission_timeout = std::chrono::milliseconds(*n);
-         return Status::Ok();
-       }},
+      {"load_timeout_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.coordinator.load_timeout; }, 1)},
+      {"load_timeout_per_gib_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.coordinator.timeout_per_gib; }, 0)},
+      {"admission_timeout_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.coordinator.admission_timeout; }, 0)},
+      {"job_retries", int_setter([](DaemonConfig& c) -> auto& { return c.coordinator.job_retries; }, 0, 100)},
+      {"kill_grace_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.kill_grace; }, 0)},
+      {"restart_backoff_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.restart.backoff_first; }, 0)},
+      {"restart_backoff_multiplier", double_setter([](DaemonConfig& c) -> auto& { return c.restart.backoff_multiplier; })},
+      {"restart_backoff_max_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.restart.backoff_max; }, 0)},
+      {"restart_intensity", int_setter([](DaemonConfig& c) -> auto& { return c.restart.max_restarts; }, 0, 1 << 20)},
+      {"restart_period_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.restart.period; }, 1)},
+      {"quarantine_strikes", int_setter([](DaemonConfig& c) -> auto& { return c.coordinator.quarantine.strikes; }, 1, 1000)},
+      {"quarantine_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.coordinator.quarantine.duration; }, 0)},
+      {"breaker_failures", int_setter([](DaemonConfig& c) -> auto& { return c.coordinator.breaker.failure_threshold; }, 1, 1 << 20)},
+      {"breaker_window_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.coordinator.breaker.window; }, 1)},
+      {"breaker_cooldown_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.coordinator.breaker.cooldown; }, 0)},
+      {"breaker_cooldown_multiplier", double_setter([](DaemonConfig& c) -> auto& { return c.coordinator.breaker.cooldown_multiplier; })},
+      {"breaker_cooldown_max_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.coordinator.breaker.max_cooldown; }, 0)},
+      {"breaker_half_open_probes", int_setter([](DaemonConfig& c) -> auto& { return c.coordinator.breaker.half_open_probes; }, 1, 1 << 20)},
       {"queue_limit", [](DaemonConfig& c, const std::string& k, const std::string& v) {
          auto n = parse_int(k, v, 1, 1 << 20);
          if (!n) return n.status();
@@ -128,6 +170,8 @@ Status apply_json_file(DaemonConfig& config, const std::string& path) {
       values.push_back(value.get<std::string>());
     } else if (value.is_number_integer()) {
       values.push_back(std::to_string(value.get<long long>()));
+    } else if (value.is_number()) {
+      values.push_back(std::to_string(value.get<double>()));
     } else {
       return bad("--config " + path + ": '" + key + "' must be a string or an integer");
     }
@@ -160,11 +204,34 @@ options:
   --budget SIZE               arena size = byte budget of resident adapters,
                               e.g. 512M, 8G (default 1G)
   --workers N                 loader worker processes (default: cores)
-  --load-timeout-ms MS        deadline of one probe or fill job (default 30000)
   --admission-timeout-ms MS   how long a load waits for leased adapters to be
                               released when the budget is full (default 5000)
   --queue-limit N             pending worker jobs before loads fail with
                               'overloaded' (default 256)
+
+failure handling (docs/failure-model.md):
+  --load-timeout-ms MS        deadline of a probe job, and the base deadline of
+                              a fill job (default 30000)
+  --load-timeout-per-gib-ms MS  added to a fill's deadline per GiB (default 4000)
+  --job-retries K             re-runs of a job whose worker died, each on a
+                              fresh worker (default 2)
+  --kill-grace-ms MS          SIGTERM -> SIGKILL grace for a hung worker (500)
+  --restart-backoff-ms MS     first delay before replacing a dead worker (50)
+  --restart-backoff-multiplier X  growth per consecutive death (2)
+  --restart-backoff-max-ms MS cap of that delay (5000)
+  --restart-intensity R       more than R restarts within the period pause
+                              spawning for one period: unhealthy (default 10)
+  --restart-period-ms MS      that period (default 30000)
+  --quarantine-strikes N      worker deaths caused by one adapter before it is
+                              quarantined (default 2)
+  --quarantine-ms MS          how long a quarantine lasts (default 60000)
+  --breaker-failures F        worker failures within the window that open the
+                              circuit breaker (default 5)
+  --breaker-window-ms MS      that sliding window (default 10000)
+  --breaker-cooldown-ms MS    how long it stays open first (default 5000)
+  --breaker-cooldown-multiplier X  growth after a failed probe (default 2)
+  --breaker-cooldown-max-ms MS  cap of the cool-down (default 60000)
+  --breaker-half-open-probes N  loads admitted while half-open (default 1)
   --log-level LEVEL           trace|debug|info|warn|error|critical|off
                               (default info)
   --worker-path PATH          genome-worker executable (default: next to genomed)

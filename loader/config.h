@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "common/status.h"
+#include "loader/coordinator.h"
+#include "loader/pool.h"
 
 namespace genomed::loader {
 
@@ -17,8 +19,9 @@ struct DaemonConfig {
   std::vector<std::string> roots;
   std::uint64_t budget_bytes = 1ull << 30;
   int workers = 2;  // default: the number of cores
-  std::chrono::milliseconds load_timeout{30'000};
-  std::chrono::milliseconds admission_timeout{5'000};
+  CoordinatorOptions coordinator;  // deadlines, retries, breaker, quarantine
+  std::chrono::milliseconds kill_grace{500};
+  RestartOptions restart;
   std::size_t queue_limit = 256;
   std::string log_level = "info";
   std::string worker_path;  // default: genome-worker next to the genomed binary

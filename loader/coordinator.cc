@@ -1,5 +1,7 @@
 #include "loader/coordinator.h"
 
+#include <sys/stat.h>
+
 #include <spdlog/spdlog.h>
 
 #include "common/size_parse.h"
@@ -8,6 +10,17 @@
 
 namespace genomed::loader {
 namespace {
+
+FileIdentity identity_of(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return {static_cast<std::uint64_t>(st.st_size),
+          static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+}
+
+bool is_worker_failure(Errc code) {
+  return code == Errc::worker_crashed || code == Errc::timeout || code == Errc::worker_protocol;
+}
 
 // Arena ranges are page-aligned: a worker maps exactly its range.
 constexpr std::uint64_t kRangeAlignment = 4096;
@@ -24,7 +37,13 @@ double ms_since(Clock::time_point start) {
 }  // namespace
 
 Coordinator::Coordinator(CoordinatorOptions options, const NameResolver& resolver, Pool& pool, ArenaView arena)
-    : options_(options), resolver_(resolver), pool_(pool), arena_(arena), cache_(arena.size, kRangeAlignment) {}
+    : options_(options),
+      resolver_(resolver),
+      pool_(pool),
+      arena_(arena),
+      cache_(arena.size, kRangeAlignment),
+      breaker_(options.breaker),
+      quarantine_(options.quarantine) {}
 
 Coordinator::~Coordinator() { shutdown(); }
 
@@ -126,15 +145,62 @@ void Coordinator::run_flight(std::string name, std::shared_ptr<Flight> flight) {
   finish_flight(name, flight, std::move(s));
 }
 
+Result<std::string> Coordinator::run_job(const std::string& name, const jobs::Job& job, Clock::time_point deadline,
+                                         const FileIdentity& file, bool* worker_failed) {
+  for (int attempt = 0;; ++attempt) {
+    bool worker_died = false;
+    auto result = pool_.run(job, deadline, &worker_died);
+    if (result.ok() || !worker_died || !is_worker_failure(result.code())) return result;
+    *worker_failed = true;
+    bool quarantined_now = false;
+    {
+      std::lock_guard lock(mu_);
+      breaker_.record_failure();
+      quarantined_now = quarantine_.strike(name, result.status().message(), file);
+    }
+    if (quarantined_now) {
+      return Status(result.code(), result.status().message() + "; adapter '" + name + "' is now quarantined");
+    }
+    if (result.code() == Errc::timeout || attempt >= options_.job_retries || Clock::now() >= deadline) {
+      return result;
+    }
+    {
+      std::lock_guard lock(mu_);
+      ++counters_.load_retries;
+    }
+    spdlog::warn("retrying '{}' on a fresh worker (retry {} of {}): {}", name, attempt + 1, options_.job_retries,
+                 result.status().message());
+  }
+}
+
 Status Coordinator::load_steps(const std::string& name, const std::shared_ptr<Flight>& flight) {
+  GENOMED_ASSIGN_OR_RETURN(format::AdapterPaths paths, resolver_.resolve(name));
+  const FileIdentity file = identity_of(paths.weights);
+  CircuitBreaker::Ticket ticket;
+  {
+    std::lock_guard lock(mu_);
+    GENOMED_RETURN_IF_ERROR(quarantine_.check(name, file));
+    GENOMED_ASSIGN_OR_RETURN(ticket, breaker_.admit());
+  }
+  bool worker_failed = false;
+  Status s = probe_reserve_fill(name, flight, paths, file, &worker_failed);
+  std::lock_guard lock(mu_);
+  breaker_.record(ticket, worker_failed);
+  if (s.ok()) quarantine_.clear(name);
+  return s;
+}
+
+Status Coordinator::probe_reserve_fill(const std::string& name, const std::shared_ptr<Flight>& flight,
+                                       const format::AdapterPaths& paths, const FileIdentity& file,
+                                       bool* worker_failed) {
   const Status cancelled(Errc::cancelled, "adapter '" + name + "' was unloaded while it was loading");
 
-  // 1. Resolve under the roots and probe in a worker (untrusted files).
-  GENOMED_ASSIGN_OR_RETURN(format::AdapterPaths paths, resolver_.resolve(name));
+  // 1. Probe in a worker: untrusted files are parsed only there.
   jobs::Job job;
   job.kind = jobs::JobKind::probe;
   job.paths = paths;
-  GENOMED_ASSIGN_OR_RETURN(std::string probe_body, pool_.run(job, Clock::now() + options_.load_timeout));
+  GENOMED_ASSIGN_OR_RETURN(std::string probe_body,
+                           run_job(name, job, Clock::now() + options_.load_timeout, file, worker_failed));
   GENOMED_ASSIGN_OR_RETURN(jobs::ProbeReply probe, jobs::decode_probe_reply(probe_body));
   const format::ResidentLayout& layout = probe.probe.layout;
   if (layout.total_bytes == 0 || layout.total_bytes < layout.header_bytes) {
@@ -177,8 +243,12 @@ Status Coordinator::load_steps(const std::string& name, const std::shared_ptr<Fl
   job.offset = offset;
   job.length = length;
   job.layout = layout;
+  const auto fill_deadline = Clock::now() + options_.load_timeout +
+                             std::chrono::milliseconds(static_cast<long long>(
+                                 static_cast<double>(options_.timeout_per_gib.count()) *
+                                 static_cast<double>(layout.total_bytes) / static_cast<double>(1ull << 30)));
   Status filled = [&]() -> Status {
-    GENOMED_ASSIGN_OR_RETURN(std::string fill_body, pool_.run(job, Clock::now() + options_.load_timeout));
+    GENOMED_ASSIGN_OR_RETURN(std::string fill_body, run_job(name, job, fill_deadline, file, worker_failed));
     GENOMED_ASSIGN_OR_RETURN(jobs::FillReply fill, jobs::decode_fill_reply(fill_body));
     (void)fill;
     auto written = format::read_layout_header(
@@ -301,8 +371,14 @@ Result<ipc::UnloadReply> Coordinator::unload(const std::string& name) {
   auto it = entries_.find(name);
   if (it == entries_.end()) {
     GENOMED_RETURN_IF_ERROR(validate_name(name));
+    if (quarantine_.contains(name)) {
+      quarantine_.clear(name);
+      spdlog::info("unload '{}': quarantine lifted", name);
+      return ipc::UnloadReply{name, "unquarantined", 0};
+    }
     return Status(Errc::not_loaded, "adapter '" + name + "' is not resident or loading");
   }
+  quarantine_.clear(name);
   Entry& e = it->second;
   switch (e.state) {
     case State::loading: {
@@ -379,6 +455,11 @@ ipc::StatsReply Coordinator::stats() const {
   put("worker_crashes", pool.worker_crashes);
   put("worker_timeouts", pool.worker_timeouts);
   put("queue_depth", pool.queue_depth);
+  put("load_retries", counters_.load_retries);
+  put("quarantined", quarantine_.active());
+  r.values.emplace_back("breaker_state", CircuitBreaker::state_name(breaker_.state()));
+  put("breaker_transitions", breaker_.transitions());
+  put("pool_healthy", pool.healthy ? 1 : 0);
   return r;
 }
 
@@ -386,6 +467,14 @@ ipc::HealthReply Coordinator::health() const {
   const PoolStats pool = pool_.stats();
   std::lock_guard lock(mu_);
   if (shutting_down_) return ipc::HealthReply{false, "shutting down"};
+  if (!pool.healthy) {
+    return ipc::HealthReply{false, "loader workers restarted too often; spawning resumes in " +
+                                       std::to_string(pool.unhealthy_ms_left) + " ms"};
+  }
+  if (const auto state = breaker_.state(); state != CircuitBreaker::State::closed) {
+    return ipc::HealthReply{false, std::string("circuit breaker ") + CircuitBreaker::state_name(state) +
+                                       ": loads fail fast until it closes"};
+  }
   if (pool.workers_alive == 0) return ipc::HealthReply{false, "no loader worker is alive"};
   return ipc::HealthReply{true, ""};
 }

@@ -34,16 +34,24 @@
 #include "cache/resident_cache.h"
 #include "common/status.h"
 #include "ipc/protocol.h"
+#include "loader/circuit_breaker.h"
 #include "loader/name_resolver.h"
 #include "loader/pool.h"
+#include "loader/quarantine.h"
 
 namespace genomed::loader {
 
 using ConnectionId = std::uint64_t;
 
 struct CoordinatorOptions {
-  std::chrono::milliseconds load_timeout{30'000};       // per worker job
-  std::chrono::milliseconds admission_timeout{5'000};   // wait for leases when the budget is full
+  // Deadline of a probe; a fill gets the same plus `timeout_per_gib` for
+  // every GiB it writes, so large adapters are not cut off.
+  std::chrono::milliseconds load_timeout{30'000};
+  std::chrono::milliseconds timeout_per_gib{4'000};
+  std::chrono::milliseconds admission_timeout{5'000};  // wait for leases when the budget is full
+  int job_retries = 2;  // re-runs of a job whose worker died, each on a fresh worker
+  BreakerOptions breaker;
+  QuarantineOptions quarantine;
 };
 
 // Where the resident bytes live: the arena as the supervisor maps it.
@@ -107,6 +115,12 @@ class Coordinator {
   void run_flight(std::string name, std::shared_ptr<Flight> flight);
   // The load steps; returns the final status (lock not held on entry or exit).
   Status load_steps(const std::string& name, const std::shared_ptr<Flight>& flight);
+  Status probe_reserve_fill(const std::string& name, const std::shared_ptr<Flight>& flight,
+                            const format::AdapterPaths& paths, const FileIdentity& file, bool* worker_failed);
+  // Runs a job, re-running it on a fresh worker when its worker died (up to
+  // job_retries), striking the adapter for every worker it cost.
+  Result<std::string> run_job(const std::string& name, const jobs::Job& job, Clock::time_point deadline,
+                              const FileIdentity& file, bool* worker_failed);
   // True when the flight's entry is gone or replaced (unloaded meanwhile).
   bool superseded(const std::string& name, const Flight& flight) const;
   void finish_flight(const std::string& name, const std::shared_ptr<Flight>& flight, Status status);
@@ -125,6 +139,9 @@ class Coordinator {
   std::condition_variable changed_;  // a flight finished, a lease ended, or shutdown began
   bool shutting_down_ = false;
   cache::ResidentCache cache_;
+  // mutable: state() advances OPEN -> HALF_OPEN lazily, also from stats().
+  mutable CircuitBreaker breaker_;
+  Quarantine quarantine_;
   std::map<std::string, Entry> entries_;  // sorted: list() is in name order
   std::unordered_map<std::uint64_t, LeaseRecord> leases_;
   std::uint64_t next_generation_ = 1;
@@ -134,7 +151,7 @@ class Coordinator {
   std::vector<std::uint64_t> finished_flights_;  // ids whose thread is about to return
   struct Counters {
     std::uint64_t loads_started = 0, loads_completed = 0, loads_failed = 0, loads_cancelled = 0;
-    std::uint64_t hits = 0, misses = 0, bytes_loaded = 0, leases_granted = 0;
+    std::uint64_t hits = 0, misses = 0, bytes_loaded = 0, leases_granted = 0, load_retries = 0;
   } counters_;
 };
 

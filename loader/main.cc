@@ -39,11 +39,13 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
   pool_options.workers = config.workers;
   pool_options.arena_fd = arena->rw_fd();
   pool_options.queue_limit = config.queue_limit;
+  pool_options.kill_grace = config.kill_grace;
+  pool_options.restart = config.restart;
   if (!config.worker_fault.empty()) pool_options.worker_extra_args = {"--fault", config.worker_fault};
   loader::Pool pool(pool_options);
   if (Status s = pool.start(); !s.ok()) return fail(s);
 
-  loader::Coordinator coordinator({config.load_timeout, config.admission_timeout}, *resolver, pool,
+  loader::Coordinator coordinator(config.coordinator, *resolver, pool,
                                   {arena->data(), arena->size()});
   loader::ConnectionContext ctx{&coordinator, arena->ro_fd(), arena->size(), kVersion};
   auto server = loader::Server::listen(config.socket_path, ctx);

@@ -1,9 +1,13 @@
 #include "loader/pool.h"
 
+#include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <future>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
@@ -18,39 +22,61 @@ struct Pool::Pending {
   Clock::time_point deadline;
   std::promise<Result<std::string>> result;
   std::atomic<bool> abandoned{false};  // the caller gave up waiting
+  std::atomic<bool> worker_died{false};
 };
 
 struct Pool::Slot {
   int index = 0;
   std::thread thread;
-  std::unique_ptr<WorkerProcess> worker;  // owned by this slot's thread only
-  int busy_fd = -1;  // the worker's socket while it runs a job; guarded by Pool::mu_
+  std::unique_ptr<WorkerProcess> worker;  // touched by this slot's thread only (and stop() after join)
+  // Guarded by Pool::mu_:
+  int busy_fd = -1;               // the worker's socket while it runs a job
+  int consecutive_deaths = 0;     // reset when a job completes
+  Clock::time_point next_spawn{};  // when a replacement may start
 };
 
-Pool::Pool(PoolOptions options) : options_(std::move(options)) {}
+Pool::Pool(PoolOptions options) : options_(std::move(options)), restart_policy_(options_.restart) {
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
 
-Pool::~Pool() { stop(); }
+Pool::~Pool() {
+  stop();
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
 
-Status Pool::ensure_worker(Slot& slot) {
-  if (slot.worker) return Status::Ok();
+void Pool::wake_slots(std::uint64_t n) { (void)!::write(wake_fd_, &n, sizeof n); }
+
+bool Pool::try_spawn(Slot& slot) {
   auto spawned = WorkerProcess::spawn({options_.worker_executable, options_.arena_fd, options_.worker_extra_args});
-  if (!spawned) return spawned.status();
-  slot.worker = std::move(spawned).value();
-  spdlog::debug("worker {} started as pid {}", slot.index, slot.worker->pid());
   std::lock_guard lock(mu_);
+  if (!spawned) {
+    spdlog::error("cannot start worker {}: {}", slot.index, spawned.status().to_string());
+    ++slot.consecutive_deaths;
+    slot.next_spawn = restart_policy_.on_death(slot.consecutive_deaths);
+    return false;
+  }
+  slot.worker = std::move(spawned).value();
   ++stats_.workers_alive;
-  return Status::Ok();
+  spdlog::debug("worker {} started as pid {}", slot.index, slot.worker->pid());
+  return true;
 }
 
 Status Pool::start() {
+  if (wake_fd_ < 0) return Status(Errc::internal, "eventfd failed");
   for (int i = 0; i < options_.workers; ++i) {
     auto slot = std::make_unique<Slot>();
     slot->index = i;
-    if (Status s = ensure_worker(*slot); !s.ok()) {
+    auto spawned = WorkerProcess::spawn({options_.worker_executable, options_.arena_fd, options_.worker_extra_args});
+    if (!spawned) {
       stop();
-      return s;
+      return Status(spawned.code(), spawned.status().message() + " (check --worker-path)");
     }
+    slot->worker = std::move(spawned).value();
     slots_.push_back(std::move(slot));
+  }
+  {
+    std::lock_guard lock(mu_);
+    stats_.workers_alive = slots_.size();
   }
   for (auto& slot : slots_) {
     Slot* s = slot.get();
@@ -72,7 +98,7 @@ void Pool::stop() {
       if (slot->busy_fd >= 0) ::shutdown(slot->busy_fd, SHUT_RDWR);
     }
   }
-  work_.notify_all();
+  wake_slots(1);  // a non-zero eventfd stays readable: every slot wakes
   for (auto& p : orphans) p->result.set_value(Status(Errc::shutting_down, "genomed is stopping"));
   for (auto& slot : slots_) {
     if (slot->thread.joinable()) slot->thread.join();
@@ -83,7 +109,7 @@ void Pool::stop() {
   stats_.workers_alive = 0;
 }
 
-Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline) {
+Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline, bool* worker_died) {
   auto pending = std::make_shared<Pending>();
   pending->frame = jobs::encode_job(job);
   pending->what = std::string(job.kind == jobs::JobKind::probe ? "probe " : "fill ") + job.paths.weights;
@@ -92,45 +118,96 @@ Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline) 
   {
     std::lock_guard lock(mu_);
     if (stopping_) return Status(Errc::shutting_down, "genomed is stopping");
+    if (restart_policy_.unhealthy()) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(restart_policy_.unhealthy_until() -
+                                                                              Clock::now());
+      return Status(Errc::unhealthy, "loader workers restarted too often; the pool resumes spawning in " +
+                                         std::to_string(left.count()) + " ms (cached adapters are still served)");
+    }
     if (queue_.size() >= options_.queue_limit) {
       return Status(Errc::overloaded, std::to_string(queue_.size()) +
-                                          " loads are already queued (queue limit); retry later");
+                                          " worker jobs are already queued (--queue-limit); retry later");
     }
     queue_.push_back(pending);
+    stats_.queue_depth = queue_.size();
   }
-  work_.notify_one();
-  // The slot enforces the deadline on a running job (it kills the worker);
-  // this wait covers a job still queued behind busy workers. The grace lets
-  // the slot's own timeout result arrive first when it is running.
+  wake_slots(1);
+  // The slot enforces the deadline on a running job; this wait covers a job
+  // still queued behind busy workers. The grace lets the slot's own result
+  // arrive first when it is running.
   if (future.wait_until(deadline + std::chrono::milliseconds(250)) == std::future_status::ready) {
-    return future.get();
+    auto result = future.get();
+    if (worker_died != nullptr) *worker_died = pending->worker_died;
+    return result;
   }
   pending->abandoned = true;
   return Status(Errc::timeout, "no worker finished '" + pending->what + "' before the deadline");
 }
 
-void Pool::slot_main(Slot& slot) {
+std::shared_ptr<Pool::Pending> Pool::next_job(Slot& slot) {
   for (;;) {
-    std::shared_ptr<Pending> job;
+    std::optional<Clock::time_point> spawn_at;
     {
-      std::unique_lock lock(mu_);
-      work_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (stopping_) return;
-      job = std::move(queue_.front());
-      queue_.pop_front();
-      stats_.queue_depth = queue_.size();
+      std::lock_guard lock(mu_);
+      if (stopping_) return nullptr;
+      if (slot.worker && !queue_.empty()) {
+        auto job = std::move(queue_.front());
+        queue_.pop_front();
+        stats_.queue_depth = queue_.size();
+        return job;
+      }
+      if (!slot.worker) spawn_at = slot.next_spawn;
     }
+    if (spawn_at && Clock::now() >= *spawn_at) {
+      try_spawn(slot);
+      continue;
+    }
+    // Sleep until: a job arrives (wake_fd_), the idle worker dies (its
+    // socket reads EOF), or the replacement may start.
+    pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {slot.worker ? slot.worker->fd() : -1, POLLIN, 0}};
+    int timeout_ms = -1;
+    if (spawn_at) {
+      timeout_ms = static_cast<int>(
+          std::chrono::ceil<std::chrono::milliseconds>(*spawn_at - Clock::now()).count());
+      timeout_ms = std::max(timeout_ms, 0);
+    }
+    // Slots without a worker do not consume wake-ups: a job must wake a slot
+    // that can run it.
+    const int n = ::poll(spawn_at ? fds + 1 : fds, spawn_at ? 1 : 2, timeout_ms);
+    if (n <= 0) continue;
+    if (!spawn_at && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+      retire(slot, Death::idle, "no job (idle)");
+      continue;
+    }
+    if (fds[0].revents & POLLIN) {
+      std::uint64_t ignored;
+      bool stopping;
+      {
+        std::lock_guard lock(mu_);
+        stopping = stopping_;
+      }
+      if (!stopping) (void)!::read(wake_fd_, &ignored, sizeof ignored);  // stop() leaves it readable
+    }
+  }
+}
+
+void Pool::slot_main(Slot& slot) {
+  while (auto job = next_job(slot)) {
     if (job->abandoned) continue;
     if (Clock::now() >= job->deadline) {
       job->result.set_value(Status(Errc::timeout, "'" + job->what + "' waited in the queue past its deadline"));
       continue;
     }
-    job->result.set_value(execute(slot, *job));
+    std::optional<Death> death;
+    Result<std::string> result = execute(slot, *job, &death);
+    // The caller gets its answer before the (possibly slow) kill and reap.
+    job->worker_died = death.has_value();
+    job->result.set_value(std::move(result));
+    if (death) retire(slot, *death, job->what);
   }
 }
 
-Result<std::string> Pool::execute(Slot& slot, const Pending& job) {
-  if (Status s = ensure_worker(slot); !s.ok()) return s;
+Result<std::string> Pool::execute(Slot& slot, Pending& job, std::optional<Death>* death) {
   WorkerProcess& worker = *slot.worker;
   {
     std::lock_guard lock(mu_);
@@ -147,47 +224,99 @@ Result<std::string> Pool::execute(Slot& slot, const Pending& job) {
     ++stats_.jobs_run;
     slot.busy_fd = -1;
     stopping = stopping_;
+    if (reply.ok()) slot.consecutive_deaths = 0;
   }
   if (reply.ok()) return std::move(reply->body);
   if (stopping) return Status(Errc::shutting_down, "genomed is stopping");  // stop() interrupted the job
 
-  // The worker died, hung, or broke the protocol: end it, reap it once, and
-  // start a replacement before the next job.
-  const Errc cause = reply.code();
   const pid_t pid = worker.pid();
-  if (cause != Errc::not_connected) worker.kill(SIGKILL);
+  switch (reply.code()) {
+    case Errc::timeout:
+      *death = Death::timed_out;
+      return Status(Errc::timeout, "worker pid " + std::to_string(pid) + " did not finish '" + job.what +
+                                       "' before the deadline; it is being stopped and replaced");
+    case Errc::not_connected:
+      *death = Death::crashed;
+      // The exit status tells how it died; reaping first costs nothing here
+      // (the socket closed, so the process is gone or going).
+      return Status(Errc::worker_crashed, "worker pid " + std::to_string(pid) + " died (" + worker.reap() +
+                                              ") during '" + job.what + "'");
+    default:
+      *death = Death::protocol;
+      return Status(Errc::worker_protocol, "worker pid " + std::to_string(pid) + " broke the job protocol during '" +
+                                               job.what + "': " + reply.status().message());
+  }
+}
+
+void Pool::retire(Slot& slot, Death death, const std::string& what) {
+  WorkerProcess& worker = *slot.worker;
+  const pid_t pid = worker.pid();
+  if (death == Death::timed_out || death == Death::protocol) {
+    // SIGTERM first; SIGKILL if it has not exited within the grace (a
+    // stopped or D-state process ignores SIGTERM until it runs again).
+    worker.kill(SIGTERM);
+    pollfd p{worker.fd(), POLLIN, 0};
+    const auto grace_end = Clock::now() + options_.kill_grace;
+    while (Clock::now() < grace_end) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(grace_end - Clock::now()).count();
+      if (::poll(&p, 1, static_cast<int>(left)) > 0) {
+        char b;
+        if (::recv(worker.fd(), &b, 1, MSG_DONTWAIT) == 0) break;  // EOF: it exited
+      }
+    }
+    worker.kill(SIGKILL);
+  }
   const std::string how = worker.reap();
-  slot.worker.reset();
+  switch (death) {
+    case Death::crashed:
+    case Death::idle:
+      spdlog::error("worker pid {} died ({}) during '{}'", pid, how, what);
+      break;
+    case Death::timed_out:
+      spdlog::warn("worker pid {} missed the deadline of '{}'; stopped ({})", pid, what, how);
+      break;
+    case Death::protocol:
+      spdlog::error("worker pid {} broke the job protocol during '{}'; stopped ({})", pid, what, how);
+      break;
+  }
+  std::deque<std::shared_ptr<Pending>> refused;
   {
     std::lock_guard lock(mu_);
+    slot.worker.reset();
     --stats_.workers_alive;
     ++stats_.worker_restarts;
-    if (cause == Errc::timeout) ++stats_.worker_timeouts;
+    if (death == Death::timed_out) ++stats_.worker_timeouts;
     else ++stats_.worker_crashes;
+    ++slot.consecutive_deaths;
+    slot.next_spawn = restart_policy_.on_death(slot.consecutive_deaths);
+    if (restart_policy_.unhealthy()) refused.swap(queue_);  // fail fast, not at their deadlines
+    stats_.queue_depth = queue_.size();
   }
-  Status failure;
-  if (cause == Errc::timeout) {
-    spdlog::warn("worker pid {} timed out on '{}'; killed ({})", pid, job.what, how);
-    failure = Status(Errc::timeout, "the worker did not finish '" + job.what + "' before the deadline; it was killed");
-  } else if (cause == Errc::not_connected) {
-    spdlog::error("worker pid {} died ({}) during '{}'", pid, how, job.what);
-    failure = Status(Errc::worker_crashed, "the worker died (" + how + ") during '" + job.what + "'");
-  } else {
-    spdlog::error("worker pid {} broke the job protocol ({}) during '{}'; killed", pid, reply.status().to_string(),
-                  job.what);
-    failure = Status(Errc::worker_protocol, "the worker sent an invalid reply during '" + job.what + "'");
+  for (auto& p : refused) {
+    p->result.set_value(Status(Errc::unhealthy, "loader workers restarted too often; the pool paused spawning"));
   }
-  if (Status s = ensure_worker(slot); !s.ok()) {
-    spdlog::error("cannot restart worker {}: {}", slot.index, s.to_string());
-  }
-  return failure;
 }
 
 PoolStats Pool::stats() const {
   std::lock_guard lock(mu_);
   PoolStats s = stats_;
   s.queue_depth = queue_.size();
+  s.healthy = !restart_policy_.unhealthy();
+  if (!s.healthy) {
+    s.unhealthy_ms_left = std::chrono::duration_cast<std::chrono::milliseconds>(restart_policy_.unhealthy_until() -
+                                                                                 Clock::now())
+                              .count();
+  }
   return s;
+}
+
+std::vector<int> Pool::worker_pids() const {
+  std::vector<int> pids;
+  std::lock_guard lock(mu_);
+  for (const auto& slot : slots_) {
+    if (slot->worker) pids.push_back(slot->worker->pid());
+  }
+  return pids;
 }
 
 }  // namespace genomed::loader

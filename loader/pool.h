@@ -1,11 +1,18 @@
 // The pool of genome-worker processes. One slot thread per worker owns that
 // worker: it spawns it, feeds it one job at a time from a shared bounded
-// queue, learns of its death from EOF on its socket, reaps it, and starts a
-// replacement. Callers block in run() until their job's reply, its failure,
-// or its deadline.
+// queue, and learns of its death from the process itself: the worker's end
+// of the socketpair closes when it exits, which the slot sees as EOF whether
+// the worker was busy or idle (an idle slot polls its worker's socket and
+// the pool's wake-up eventfd together). The slot then reaps it (the only
+// reaper), logs how it ended, and starts a replacement when the
+// RestartPolicy allows.
 //
-// Threads: `workers` slot threads. Lock: mu_ guards the queue and counters;
-// it is never held across I/O with a worker.
+// A job that outlives its deadline gets `timeout` at once; then its worker
+// is stopped (SIGTERM, grace, SIGKILL) and replaced. Retrying a failed job is
+// the caller's decision (the coordinator knows which adapter it was).
+//
+// Threads: `workers` slot threads. Lock: mu_ guards the queue, the slots'
+// spawn state and the counters; it is never held across I/O with a worker.
 #pragma once
 
 #include <chrono>
@@ -19,6 +26,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "loader/restart_policy.h"
 #include "worker/job_protocol.h"
 
 namespace genomed::loader {
@@ -28,18 +36,22 @@ using Clock = std::chrono::steady_clock;
 struct PoolOptions {
   std::string worker_executable;
   int workers = 2;
-  int arena_fd = -1;             // read-write arena descriptor, inherited by workers
+  int arena_fd = -1;              // read-write arena descriptor, inherited by workers
   std::size_t queue_limit = 256;  // pending jobs beyond which run() fails with overloaded
+  std::chrono::milliseconds kill_grace{500};  // SIGTERM -> SIGKILL for a hung worker
+  RestartOptions restart;
   std::vector<std::string> worker_extra_args;  // test-only fault injection
 };
 
 struct PoolStats {
   std::uint64_t workers_alive = 0;
-  std::uint64_t worker_restarts = 0;
-  std::uint64_t worker_crashes = 0;
-  std::uint64_t worker_timeouts = 0;
+  std::uint64_t worker_restarts = 0;   // replacements started
+  std::uint64_t worker_crashes = 0;    // died on their own (exit, signal, protocol)
+  std::uint64_t worker_timeouts = 0;   // killed for missing a deadline
   std::uint64_t queue_depth = 0;
   std::uint64_t jobs_run = 0;
+  bool healthy = true;                 // false while restart intensity paused spawning
+  std::int64_t unhealthy_ms_left = 0;
 };
 
 class Pool {
@@ -56,31 +68,45 @@ class Pool {
 
   // Runs `job` on some worker and returns its raw reply frame body. Errors:
   // worker_crashed (the worker died holding the job), timeout (the deadline
-  // passed, queued or running; a running worker is killed and replaced),
-  // overloaded (queue full), shutting_down.
-  Result<std::string> run(const jobs::Job& job, Clock::time_point deadline);
+  // passed, queued or running), worker_protocol (garbage reply), overloaded
+  // (queue full), unhealthy (restart intensity exceeded), shutting_down.
+  // `worker_died` (optional) is set when the job's worker crashed, hung or
+  // broke the protocol, as opposed to failing before any worker ran it.
+  Result<std::string> run(const jobs::Job& job, Clock::time_point deadline, bool* worker_died = nullptr);
 
-  // Fails queued jobs with shutting_down, ends every worker, joins the slots.
+  // Fails queued jobs with shutting_down, interrupts running ones, ends every
+  // worker, joins the slots.
   void stop();
 
   PoolStats stats() const;
+  // Pids of the live workers (tests send them signals).
+  std::vector<int> worker_pids() const;
 
  private:
   struct Pending;
   struct Slot;
+  enum class Death { crashed, timed_out, protocol, idle };
+
   void slot_main(Slot& slot);
-  // Runs one job on the slot's worker; replaces the worker if it dies or hangs.
-  Result<std::string> execute(Slot& slot, const Pending& job);
-  Status ensure_worker(Slot& slot);
+  // Waits for a job this slot can run, spawning or replacing its worker as
+  // the restart policy allows. nullptr when stopping.
+  std::shared_ptr<Pending> next_job(Slot& slot);
+  // Runs one job; on failure reports how the worker must be retired.
+  Result<std::string> execute(Slot& slot, Pending& job, std::optional<Death>* death);
+  // Stops (if needed), reaps and forgets the slot's worker.
+  void retire(Slot& slot, Death death, const std::string& what);
+  bool try_spawn(Slot& slot);
+  void wake_slots(std::uint64_t n);
 
   const PoolOptions options_;
   std::vector<std::unique_ptr<Slot>> slots_;  // constant after start()
+  int wake_fd_ = -1;  // eventfd: the queue gained a job or stop() began
 
   // State below is protected by mu_.
   mutable std::mutex mu_;
-  std::condition_variable work_;  // signalled when the queue gains a job or stopping_
   std::deque<std::shared_ptr<Pending>> queue_;
   bool stopping_ = false;
+  RestartPolicy restart_policy_;
   PoolStats stats_;
 };
 

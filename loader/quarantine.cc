@@ -1,0 +1,53 @@
+#include "loader/quarantine.h"
+
+#include <spdlog/spdlog.h>
+
+namespace genomed::loader {
+
+bool Quarantine::strike(const std::string& name, const std::string& cause, const FileIdentity& file) {
+  Record& r = records_[name];
+  if (r.file != file) r.strikes = 0;  // strikes count against one version of the file
+  r.file = file;
+  r.cause = cause;
+  ++r.strikes;
+  if (r.quarantined || r.strikes < options_.strikes) return false;
+  r.quarantined = true;
+  r.until = now_() + options_.duration;
+  spdlog::error("adapter '{}' quarantined for {} ms after {} worker failures (last: {})", name,
+                options_.duration.count(), r.strikes, cause);
+  return true;
+}
+
+Status Quarantine::check(const std::string& name, const FileIdentity& file) {
+  auto it = records_.find(name);
+  if (it == records_.end() || !it->second.quarantined) return Status::Ok();
+  const Record& r = it->second;
+  if (now_() >= r.until) {
+    spdlog::info("quarantine of '{}' expired", name);
+    records_.erase(it);
+    return Status::Ok();
+  }
+  if (r.file != file) {
+    spdlog::info("quarantine of '{}' lifted: its weights file changed", name);
+    records_.erase(it);
+    return Status::Ok();
+  }
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(r.until - now_());
+  char seconds[32];
+  std::snprintf(seconds, sizeof seconds, "%.1f", static_cast<double>(left.count()) / 1000.0);
+  return Status(Errc::quarantined, "adapter '" + name + "' is quarantined for " + seconds + " s more: its loads " +
+                                       "crashed or hung loader workers " + std::to_string(r.strikes) +
+                                       " times (last: " + r.cause + "); replace the file or run 'genomectl unload " +
+                                       name + "' to retry now");
+}
+
+std::size_t Quarantine::active() const {
+  const TimePoint now = now_();
+  std::size_t n = 0;
+  for (const auto& [name, r] : records_) {
+    if (r.quarantined && now < r.until) ++n;
+  }
+  return n;
+}
+
+}  // namespace genomed::loader
