@@ -100,7 +100,7 @@ const std::map<std::string, Setter>& setters() {
       {"restart_backoff_max_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.restart.backoff_max; }, 0)},
       {"restart_intensity", int_setter([](DaemonConfig& c) -> auto& { return c.restart.max_restarts; }, 0, 1 << 20)},
       {"restart_period_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.restart.period; }, 1)},
-      {"quarantine_strikes", int_setter([](DaemonConfig& c) -> auto& { return c.coordinator.quarantine.strikes; }, 1, 1000)},
+      {"quarantine_strikes", int_setter([](DaemonConfig& c) -> auto& { return c.coordinator.quarantine.strikes; }, 1, 1 << 20)},
       {"quarantine_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.coordinator.quarantine.duration; }, 0)},
       {"breaker_failures", int_setter([](DaemonConfig& c) -> auto& { return c.coordinator.breaker.failure_threshold; }, 1, 1 << 20)},
       {"breaker_window_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.coordinator.breaker.window; }, 1)},

@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "ipc/framing.h"
+#include "ipc/wire.h"
 #include "loader/worker_process.h"
 
 namespace genomed::loader {
@@ -226,7 +227,17 @@ Result<std::string> Pool::execute(Slot& slot, Pending& job, std::optional<Death>
     stopping = stopping_;
     if (reply.ok()) slot.consecutive_deaths = 0;
   }
-  if (reply.ok()) return std::move(reply->body);
+  if (reply.ok()) {
+    // A reply that is not even a msgpack map means the worker no longer
+    // follows the protocol: replace it rather than trust its next reply.
+    if (auto parsed = ipc::Message::parse(reply->body, ipc::kReplyLimits); !parsed.ok()) {
+      *death = Death::protocol;
+      return Status(Errc::worker_protocol, "worker pid " + std::to_string(worker.pid()) +
+                                               " sent an invalid reply to '" + job.what + "': " +
+                                               parsed.status().message());
+    }
+    return std::move(reply->body);
+  }
   if (stopping) return Status(Errc::shutting_down, "genomed is stopping");  // stop() interrupted the job
 
   const pid_t pid = worker.pid();

@@ -1,5 +1,6 @@
 #include "worker/fault.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -7,11 +8,18 @@
 
 namespace genomed::jobs {
 
-Result<Fault> parse_fault(std::string_view spec) {
+Result<Fault> parse_fault(std::string_view spec_in) {
+  std::string_view spec = spec_in;
   const auto bad = [&](const std::string& why) {
-    return Status(Errc::bad_request, "invalid fault '" + std::string(spec) + "': " + why +
+    return Status(Errc::bad_request, "invalid fault '" + std::string(spec_in) + "': " + why +
                                          " (expected ACTION@STAGE[:MATCH], e.g. crash@fill:bad-adapter)");
   };
+  std::string_view once;
+  if (const auto comma = spec.find(",once="); comma != std::string_view::npos) {
+    once = spec.substr(comma + 6);
+    spec = spec.substr(0, comma);
+    if (once.empty()) return bad("empty once= path");
+  }
   const auto at = spec.find('@');
   if (at == std::string_view::npos) return bad("missing '@'");
   Fault f;
@@ -30,7 +38,19 @@ Result<Fault> parse_fault(std::string_view spec) {
   if (stage == "probe") f.stage = Fault::Stage::probe;
   else if (stage == "fill") f.stage = Fault::Stage::fill;
   else return bad("unknown stage");
+  f.once_path = std::string(once);
   return f;
+}
+
+bool Fault::fires(Stage at, std::string_view weights_path) const {
+  if (at != stage || (!match.empty() && weights_path.find(match) == std::string_view::npos)) return false;
+  if (once_path.empty()) return true;
+  const int fd = ::open(once_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return false;  // another worker fired it already
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  (void)!::write(fd, pid.data(), pid.size());
+  ::close(fd);
+  return true;
 }
 
 std::string trigger_fault(const Fault& fault) {

@@ -2,6 +2,9 @@
 // deterministic instead of racing signals: `--fault ACTION@STAGE[:MATCH]`
 // makes the worker crash, hang, exit or send garbage at a chosen point of any
 // job whose weights path contains MATCH (every job if MATCH is empty).
+// With `,once=PATH` the fault fires in the first worker that manages to
+// create PATH (O_EXCL), which then holds that worker's pid: tests learn
+// which process to signal, and retries on fresh workers succeed.
 //
 //   ACTION: crash (SIGSEGV-like abort), hang (stops making progress until
 //           killed), exit (exits with code 7), garbage (replies with bytes
@@ -22,13 +25,14 @@ namespace genomed::jobs {
 struct Fault {
   enum class Action { crash, hang, exit, garbage } action = Action::crash;
   enum class Stage { probe, fill } stage = Stage::probe;
-  std::string match;  // substring of the weights path; empty: every job
+  std::string match;      // substring of the weights path; empty: every job
+  std::string once_path;  // fire only if this file can be created
 
-  bool applies(Stage at, std::string_view weights_path) const {
-    return at == stage && (match.empty() || weights_path.find(match) != std::string_view::npos);
-  }
+  // True if the fault fires now (claims once_path as a side effect).
+  bool fires(Stage at, std::string_view weights_path) const;
 };
 
+// ACTION@STAGE[:MATCH][,once=PATH]
 Result<Fault> parse_fault(std::string_view spec);
 
 // Performs the action (does not return for crash, hang and exit). For

@@ -25,7 +25,7 @@ Status fill_range(const Job& job, int arena_fd, const std::optional<Fault>& faul
     return Status(Errc::internal, std::string("cannot map the assigned arena range: ") + std::strerror(errno));
   }
   const std::span<std::byte> dest(static_cast<std::byte*>(p), job.length);
-  if (fault && fault->applies(Fault::Stage::fill, job.paths.weights)) {
+  if (fault && fault->fires(Fault::Stage::fill, job.paths.weights)) {
     // Leave a half-written range behind, as a worker dying mid-copy would.
     std::fill(dest.begin(), dest.begin() + static_cast<std::ptrdiff_t>(job.length / 2), std::byte{0xAB});
     *garbage = trigger_fault(*fault);
@@ -41,7 +41,7 @@ Status fill_range(const Job& job, int arena_fd, const std::optional<Fault>& faul
 
 std::string run_job(const Job& job, int arena_fd, const std::optional<Fault>& fault) {
   if (job.kind == JobKind::probe) {
-    if (fault && fault->applies(Fault::Stage::probe, job.paths.weights)) return trigger_fault(*fault);
+    if (fault && fault->fires(Fault::Stage::probe, job.paths.weights)) return trigger_fault(*fault);
     auto probe = format::probe_adapter(job.paths);
     if (!probe) return ipc::encode_error(probe.status());
     return encode_probe_reply(ProbeReply{std::move(probe).value()});
