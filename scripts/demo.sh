@@ -22,9 +22,8 @@ echo "== generating demo adapters under $work/adapters"
 "$bin/genome-fixture" --out "$work/adapters" --count 3 --prefix demo- --rank 16 --layers 4 --hidden 1024 --dtype BF16
 
 echo "== starting genomed"
-# --ready-fd: genomed writes "ready" to fd 3 once its socket accepts clients.
-exec 3< <(:)  # placeholder so the fd number is free
-exec 3>&-
+# --ready-fd: genomed writes "ready" to fd 3 (a FIFO here) once its socket
+# accepts clients: no polling, no sleeps.
 ready_fifo="$work/ready"
 mkfifo "$ready_fifo"
 "$bin/genomed" --socket "$sock" --root "$work/adapters" --budget 256M --workers 2 --ready-fd 3 3>"$ready_fifo" &
