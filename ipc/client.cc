@@ -234,8 +234,7 @@ Result<LoadInfo> Client::load(std::string_view name) {
   req.op = ipc::Op::load;
   req.names = {std::string(name)};
   GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req));
-  GENOMED_ASSIGN_OR_RETURN(ipc::LoadReply r, ipc::decode_load_reply(body));
-  return LoadInfo{r.name, r.bytes, r.generation, r.was_resident};
+  return ipc::decode_load_reply(body);
 }
 
 Result<UnloadInfo> Client::unload(std::string_view name) {
@@ -243,8 +242,7 @@ Result<UnloadInfo> Client::unload(std::string_view name) {
   req.op = ipc::Op::unload;
   req.names = {std::string(name)};
   GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req));
-  GENOMED_ASSIGN_OR_RETURN(ipc::UnloadReply r, ipc::decode_unload_reply(body));
-  return UnloadInfo{r.name, r.outcome, r.leases};
+  return ipc::decode_unload_reply(body);
 }
 
 Result<std::vector<AdapterInfo>> Client::list() {
@@ -252,9 +250,7 @@ Result<std::vector<AdapterInfo>> Client::list() {
   req.op = ipc::Op::list;
   GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req));
   GENOMED_ASSIGN_OR_RETURN(ipc::ListReply r, ipc::decode_list_reply(body));
-  std::vector<AdapterInfo> out;
-  for (auto& a : r.adapters) out.push_back(AdapterInfo{a.name, a.state, a.bytes, a.leases, a.generation});
-  return out;
+  return std::move(r.adapters);
 }
 
 Result<Stats> Client::stats() {
@@ -269,8 +265,7 @@ Result<Health> Client::health() {
   ipc::Request req;
   req.op = ipc::Op::health;
   GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req));
-  GENOMED_ASSIGN_OR_RETURN(ipc::HealthReply r, ipc::decode_health_reply(body));
-  return Health{r.healthy, r.reason};
+  return ipc::decode_health_reply(body);
 }
 
 }  // namespace genomed

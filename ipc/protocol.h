@@ -12,11 +12,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
-#include <variant>
 #include <vector>
 
 #include "common/status.h"
+#include "genomed/types.h"
 
 namespace genomed::ipc {
 
@@ -63,40 +62,16 @@ struct AcquireReply {
   std::vector<LeaseGrant> grants;  // one per requested name, in request order
 };
 
-struct LoadReply {
-  std::string name;
-  std::uint64_t bytes = 0;
-  std::uint64_t generation = 0;
-  bool was_resident = false;  // true: a cache hit, nothing was loaded
-};
-
-struct UnloadReply {
-  std::string name;
-  std::string outcome;  // "freed" | "draining" | "cancelled"
-  std::uint64_t leases = 0;  // leases still held (draining)
-};
-
-struct AdapterStatus {
-  std::string name;
-  std::string state;  // "loading" | "ready" | "draining"
-  std::uint64_t bytes = 0;
-  std::uint64_t leases = 0;
-  std::uint64_t generation = 0;
-};
-
+// LOAD, UNLOAD, LIST, STATS and HEALTH replies carry the public types.
+using LoadReply = LoadInfo;
+using UnloadReply = UnloadInfo;
+using AdapterStatus = AdapterInfo;
+using HealthReply = Health;
 struct ListReply {
-  std::vector<AdapterStatus> adapters;  // sorted by name
+  std::vector<AdapterInfo> adapters;  // sorted by name
 };
-
-// Counters and gauges: integers, or text for states (breaker_state).
-using StatValue = std::variant<std::uint64_t, std::string>;
 struct StatsReply {
-  std::vector<std::pair<std::string, StatValue>> values;  // in a stable order
-};
-
-struct HealthReply {
-  bool healthy = true;
-  std::string reason;  // why not, when not
+  Stats values;  // in a stable order
 };
 
 std::string encode_error(const Status& status);

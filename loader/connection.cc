@@ -70,7 +70,7 @@ bool exchange_hello(int fd, ConnectionId id, const ConnectionContext& ctx) {
   hello.server = ctx.server_version;
   hello.arena_bytes = ctx.arena_bytes;
   hello.pid = static_cast<std::uint64_t>(::getpid());
-  spdlog::debug("connection {}: hello from '{}' ({})", id, req->client, peer_description(fd));
+  spdlog::info("connection {}: hello from '{}' ({})", id, req->client, peer_description(fd));
   return ipc::write_frame(fd, ipc::encode_reply(hello), ctx.arena_ro_fd).ok();
 }
 
@@ -103,6 +103,7 @@ void serve_connection(int fd, ConnectionId id, const ConnectionContext& ctx) {
     }
   }
   ctx.coordinator->release_all(id);
+  spdlog::debug("connection {}: closed", id);
 }
 
 }  // namespace genomed::loader

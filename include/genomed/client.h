@@ -19,11 +19,10 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <utility>
-#include <variant>
 #include <vector>
 
 #include "genomed/result.h"
+#include "genomed/types.h"
 
 namespace genomed {
 
@@ -66,35 +65,6 @@ class Lease {
   friend class Client;
   explicit Lease(std::unique_ptr<client_detail::LeaseState> state);
   std::unique_ptr<client_detail::LeaseState> state_;
-};
-
-struct LoadInfo {
-  std::string name;
-  std::uint64_t bytes = 0;
-  std::uint64_t generation = 0;
-  bool was_resident = false;
-};
-
-struct UnloadInfo {
-  std::string name;
-  std::string outcome;  // "freed" | "draining" | "cancelled"
-  std::uint64_t leases = 0;
-};
-
-struct AdapterInfo {
-  std::string name;
-  std::string state;  // "loading" | "ready" | "draining"
-  std::uint64_t bytes = 0;
-  std::uint64_t leases = 0;
-  std::uint64_t generation = 0;
-};
-
-using StatValue = std::variant<std::uint64_t, std::string>;
-using Stats = std::vector<std::pair<std::string, StatValue>>;
-
-struct Health {
-  bool healthy = false;
-  std::string reason;
 };
 
 class Client {

@@ -1,0 +1,43 @@
+// What the daemon reports about adapters and itself: the results of LOAD,
+// UNLOAD, LIST, STATS and HEALTH, shared by the client library and the wire
+// codec (ipc/protocol.h) so there is one definition of each.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace genomed {
+
+struct LoadInfo {
+  std::string name;
+  std::uint64_t bytes = 0;
+  std::uint64_t generation = 0;
+  bool was_resident = false;
+};
+
+struct UnloadInfo {
+  std::string name;
+  std::string outcome;  // "freed" | "draining" | "cancelled" | "unquarantined"
+  std::uint64_t leases = 0;
+};
+
+struct AdapterInfo {
+  std::string name;
+  std::string state;  // "loading" | "ready" | "draining"
+  std::uint64_t bytes = 0;  // resident size (0 while loading)
+  std::uint64_t leases = 0;
+  std::uint64_t generation = 0;
+};
+
+using StatValue = std::variant<std::uint64_t, std::string>;
+using Stats = std::vector<std::pair<std::string, StatValue>>;
+
+struct Health {
+  bool healthy = false;
+  std::string reason;
+};
+
+}  // namespace genomed
