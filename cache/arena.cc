@@ -186,9 +186,10 @@ Arena::~Arena() {
 // the kernel). Chunks keep each call short and the transient mapping small.
 // Measured on the project VM (512 MiB): a later memcpy fill ran at ~0.4-2.5
 // GB/s without this and ~3.3 GB/s after it, the same as after a write touch.
-void Arena::prefault() const {
+void Arena::prefault(const std::atomic<bool>* stop) const {
   constexpr std::uint64_t kChunk = 64ull << 20;  // a multiple of every page size
   for (std::uint64_t offset = 0; offset < size_; offset += kChunk) {
+    if (stop != nullptr && stop->load(std::memory_order_relaxed)) return;
     const std::uint64_t length = std::min(kChunk, size_ - offset);
     void* map = ::mmap(nullptr, length, PROT_READ, MAP_SHARED | MAP_POPULATE, ro_fd_,
                        static_cast<off_t>(offset));

@@ -7,6 +7,7 @@
 // clients can only ever get the read-only descriptor.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -40,8 +41,9 @@ class Arena {
   const std::byte* data() const { return data_; }
 
   // Touches every page of the mapping once so later fills find them faulted.
-  // Safe to run on a background thread while fills happen.
-  void prefault() const;
+  // Safe to run on a background thread while fills happen; returns early
+  // (between 64 MiB chunks) once `*stop` becomes true.
+  void prefault(const std::atomic<bool>* stop = nullptr) const;
 
  private:
   Arena() = default;

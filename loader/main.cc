@@ -5,7 +5,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
+#include <thread>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -33,6 +36,27 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
 
   auto arena = cache::Arena::create(config.budget_bytes, "genomed-");
   if (!arena) return fail(arena.status());
+  // The arena's pages are reserved (create() fails now rather than SIGBUS
+  // later); faulting them in, which zeroes them, runs in the background so
+  // start-up does not wait for it. A fill into a range not yet faulted is
+  // still correct, only slower.
+  std::atomic<bool> stop_prefault{false};
+  std::thread prefault([&] {
+    const auto start = std::chrono::steady_clock::now();
+    arena->prefault(&stop_prefault);
+    if (!stop_prefault) {
+      spdlog::info("arena of {} faulted in ({:.0f} ms)", format_size(arena->size()),
+                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    }
+  });
+  struct JoinPrefault {
+    std::atomic<bool>& stop;
+    std::thread& thread;
+    ~JoinPrefault() {
+      stop = true;
+      thread.join();
+    }
+  } join_prefault{stop_prefault, prefault};
 
   loader::PoolOptions pool_options;
   pool_options.worker_executable = config.worker_path;
