@@ -7,7 +7,7 @@
 namespace genomed {
 namespace {
 
-constexpr std::array<std::pair<Errc, std::string_view>, 49> kNames{{
+constexpr std::array<std::pair<Errc, std::string_view>, 48> kNames{{
     {Errc::ok, "ok"},
     {Errc::bad_request, "bad_request"},
     {Errc::unsupported_version, "unsupported_version"},
@@ -47,7 +47,6 @@ constexpr std::array<std::pair<Errc, std::string_view>, 49> kNames{{
     {Errc::cancelled, "cancelled"},
     {Errc::not_loaded, "not_loaded"},
     {Errc::draining, "draining"},
-    {Errc::unknown_lease, "unknown_lease"},
     {Errc::worker_crashed, "worker_crashed"},
     {Errc::timeout, "timeout"},
     {Errc::quarantined, "quarantined"},

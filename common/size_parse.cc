@@ -18,18 +18,27 @@ Result<std::uint64_t> parse_size(std::string_view text) {
   }
   std::string suffix(end);
   for (auto& c : suffix) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (suffix.size() >= 2 && suffix.substr(suffix.size() - 2) == "IB") suffix.resize(suffix.size() - 2);
-  else if (suffix.size() >= 2 && suffix.back() == 'B') suffix.pop_back();
-  double mult = 1;
-  if (suffix.empty() || suffix == "B") mult = 1;
-  else if (suffix == "K") mult = 1024.0;
-  else if (suffix == "M") mult = 1024.0 * 1024;
-  else if (suffix == "G") mult = 1024.0 * 1024 * 1024;
-  else if (suffix == "T") mult = 1024.0 * 1024 * 1024 * 1024;
-  else return Status(Errc::bad_request, "invalid size suffix in '" + s + "'; use K, M, G or T");
-  const double bytes = number * mult;
-  if (bytes >= 18446744073709551615.0) return Status(Errc::bad_request, "size '" + s + "' is too large");
-  return static_cast<std::uint64_t>(std::llround(bytes));
+  // A unit letter, optionally followed by "B" or "iB"; or a bare "B".
+  double mult = 0;
+  if (suffix.empty() || suffix == "B") {
+    mult = 1;
+  } else {
+    const std::string rest = suffix.substr(1);
+    if (rest.empty() || rest == "B" || rest == "IB") {
+      switch (suffix[0]) {
+        case 'K': mult = 1024.0; break;
+        case 'M': mult = 1024.0 * 1024; break;
+        case 'G': mult = 1024.0 * 1024 * 1024; break;
+        case 'T': mult = 1024.0 * 1024 * 1024 * 1024; break;
+        default: break;
+      }
+    }
+  }
+  if (mult == 0) return Status(Errc::bad_request, "invalid size suffix in '" + s + "'; use K, M, G or T");
+  const double bytes = std::round(number * mult);
+  // 2^64 is exactly representable; every double below it fits a uint64_t.
+  if (bytes >= 18446744073709551616.0) return Status(Errc::bad_request, "size '" + s + "' is too large");
+  return static_cast<std::uint64_t>(bytes);
 }
 
 std::string format_size(std::uint64_t bytes) {

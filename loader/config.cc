@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/size_parse.h"
+#include "worker/fault.h"
 
 namespace genomed::loader {
 namespace {
@@ -81,7 +82,9 @@ const std::map<std::string, Setter>& setters() {
          auto size = parse_size(v);
          if (!size) return bad(k + ": " + size.status().message());
          if (*size < (1u << 20)) return bad(k + ": at least 1M, got '" + v + "'");
-         c.budget_bytes = *size;
+         if (*size > (1ull << 50)) return bad(k + ": at most 1024T, got '" + v + "'");
+         // Arena ranges are page-aligned, so the budget is too (rounded up).
+         c.budget_bytes = (*size + 4095) / 4096 * 4096;
          return Status::Ok();
        }},
       {"workers", [](DaemonConfig& c, const std::string& k, const std::string& v) {
@@ -130,7 +133,8 @@ const std::map<std::string, Setter>& setters() {
          c.ready_fd = static_cast<int>(*n);
          return Status::Ok();
        }},
-      {"worker_fault", [](DaemonConfig& c, const std::string&, const std::string& v) {
+      {"worker_fault", [](DaemonConfig& c, const std::string& k, const std::string& v) {
+         if (auto fault = jobs::parse_fault(v); !fault) return bad(k + ": " + fault.status().message());
          c.worker_fault = v;
          return Status::Ok();
        }},
@@ -202,7 +206,7 @@ options:
   --root DIR                  directory holding adapters as DIR/NAME/; repeat
                               for several roots, searched in order (required)
   --budget SIZE               arena size = byte budget of resident adapters,
-                              e.g. 512M, 8G (default 1G)
+                              e.g. 512M, 8G (default 1G; rounded up to 4K)
   --workers N                 loader worker processes (default: cores)
   --admission-timeout-ms MS   how long a load waits for leased adapters to be
                               released when the budget is full (default 5000)

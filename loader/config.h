@@ -18,7 +18,7 @@ struct DaemonConfig {
   std::string socket_path;
   std::vector<std::string> roots;
   std::uint64_t budget_bytes = 1ull << 30;
-  int workers = 2;  // default: the number of cores
+  int workers = 0;  // parse_command_line defaults it to the number of cores
   CoordinatorOptions coordinator;  // deadlines, retries, breaker, quarantine
   std::chrono::milliseconds kill_grace{500};
   RestartOptions restart;

@@ -7,6 +7,7 @@
 
 #include "ipc/framing.h"
 #include "ipc/protocol.h"
+#include "ipc/wire.h"
 
 namespace genomed::loader {
 namespace {
@@ -50,7 +51,13 @@ std::string handle(const ipc::Request& req, ConnectionId id, const ConnectionCon
 // Reads and answers the HELLO. False if the connection must close.
 bool exchange_hello(int fd, ConnectionId id, const ConnectionContext& ctx) {
   auto frame = ipc::read_frame(fd, ipc::kMaxRequestFrame);
-  if (!frame) return false;
+  if (!frame) {
+    if (frame.code() != Errc::not_connected) {
+      (void)ipc::write_frame(fd, ipc::encode_error(frame.status()));
+      spdlog::warn("connection {}: {}; closing it", id, frame.status().to_string());
+    }
+    return false;
+  }
   auto req = ipc::decode_request(frame->body);
   if (!req || req->op != ipc::Op::hello) {
     const Status s = req ? Status(Errc::hello_required, "the first request must be HELLO")
@@ -60,10 +67,10 @@ bool exchange_hello(int fd, ConnectionId id, const ConnectionContext& ctx) {
     return false;
   }
   if (req->version != ipc::kProtocolVersion) {
-    (void)ipc::write_frame(fd, ipc::encode_error(Status(
-                                   Errc::unsupported_version,
-                                   "client speaks protocol version " + std::to_string(req->version) +
-                                       ", this daemon speaks " + std::to_string(ipc::kProtocolVersion))));
+    const Status s(Errc::unsupported_version, "client speaks protocol version " + std::to_string(req->version) +
+                                                  ", this daemon speaks " + std::to_string(ipc::kProtocolVersion));
+    (void)ipc::write_frame(fd, ipc::encode_error(s));
+    spdlog::warn("connection {}: {}", id, s.to_string());
     return false;
   }
   ipc::HelloReply hello;
@@ -72,6 +79,14 @@ bool exchange_hello(int fd, ConnectionId id, const ConnectionContext& ctx) {
   hello.pid = static_cast<std::uint64_t>(::getpid());
   spdlog::info("connection {}: hello from '{}' ({})", id, req->client, peer_description(fd));
   return ipc::write_frame(fd, ipc::encode_reply(hello), ctx.arena_ro_fd).ok();
+}
+
+// True if an undecodable request still names the one-way RELEASE op.
+bool is_release(std::string_view body) {
+  auto m = ipc::Message::parse(body, ipc::kRequestLimits);
+  if (!m) return false;
+  auto op = m->root().str("op");
+  return op.ok() && *op == ipc::op_name(ipc::Op::release);
 }
 
 }  // namespace
@@ -88,6 +103,12 @@ void serve_connection(int fd, ConnectionId id, const ConnectionContext& ctx) {
         break;
       }
       auto req = ipc::decode_request(frame->body);
+      if (!req && is_release(frame->body)) {
+        // RELEASE has no reply: answering it would be read as the reply to
+        // the client's next request. The stream can no longer be trusted.
+        spdlog::warn("connection {}: malformed RELEASE ({}); closing it", id, req.status().to_string());
+        break;
+      }
       if (!req) {
         // Unknown ops and missing fields are answered and the connection
         // stays; a body that is not msgpack means the stream is unusable.

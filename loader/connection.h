@@ -19,7 +19,7 @@ struct ConnectionContext {
 };
 
 // Serves `fd` until EOF, a socket error or a protocol violation. Does not
-// close fd (the server does, after joining the thread).
+// close fd (the server's connection thread does, under the server's lock).
 void serve_connection(int fd, ConnectionId id, const ConnectionContext& ctx);
 
 }  // namespace genomed::loader

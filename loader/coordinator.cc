@@ -50,7 +50,11 @@ Coordinator::~Coordinator() { shutdown(); }
 Clock::time_point Coordinator::waiter_deadline() const {
   // A flight ends by itself within probe + admission + fill deadlines; this
   // is only a backstop so that no waiter can hang on a lost flight.
-  return Clock::now() + 2 * options_.load_timeout + options_.admission_timeout + std::chrono::seconds(5);
+  const auto fill_allowance = std::chrono::milliseconds(static_cast<long long>(
+      static_cast<double>(options_.timeout_per_gib.count()) * static_cast<double>(arena_.size) /
+      static_cast<double>(1ull << 30)));
+  return Clock::now() + 2 * options_.load_timeout + fill_allowance + options_.admission_timeout +
+         std::chrono::seconds(5);
 }
 
 Status Coordinator::ensure_ready(std::unique_lock<std::mutex>& lock, const std::string& name, bool* hit) {
@@ -146,11 +150,11 @@ void Coordinator::run_flight(std::string name, std::shared_ptr<Flight> flight) {
 }
 
 Result<std::string> Coordinator::run_job(const std::string& name, const jobs::Job& job, Clock::time_point deadline,
-                                         const FileIdentity& file, bool* worker_failed) {
+                                         const FileIdentity& file, bool* worker_failed, JobFate* fate) {
   for (int attempt = 0;; ++attempt) {
-    bool worker_died = false;
-    auto result = pool_.run(job, deadline, &worker_died);
-    if (result.ok() || !worker_died || !is_worker_failure(result.code())) return result;
+    *fate = JobFate{};
+    auto result = pool_.run(job, deadline, fate);
+    if (result.ok() || !fate->worker_died || !is_worker_failure(result.code())) return result;
     *worker_failed = true;
     bool quarantined_now = false;
     {
@@ -170,6 +174,8 @@ Result<std::string> Coordinator::run_job(const std::string& name, const jobs::Jo
     }
     spdlog::warn("retrying '{}' on a fresh worker (retry {} of {}): {}", name, attempt + 1, options_.job_retries,
                  result.status().message());
+    // Never two writers in one range: the dead worker must be gone first.
+    if (job.kind == jobs::JobKind::fill) fate->worker_gone.wait();
   }
 }
 
@@ -183,24 +189,38 @@ Status Coordinator::load_steps(const std::string& name, const std::shared_ptr<Fl
     GENOMED_ASSIGN_OR_RETURN(ticket, breaker_.admit());
   }
   bool worker_failed = false;
-  Status s = probe_reserve_fill(name, flight, paths, file, &worker_failed);
-  std::lock_guard lock(mu_);
-  breaker_.record(ticket, worker_failed);
-  if (s.ok()) quarantine_.clear(name);
+  std::optional<DeferredFree> deferred;
+  Status s = probe_reserve_fill(name, flight, paths, file, &worker_failed, &deferred);
+  {
+    std::lock_guard lock(mu_);
+    breaker_.record(ticket, worker_failed);
+    if (s.ok()) quarantine_.clear(name);
+    if (deferred) {
+      // Waiters learn the outcome now; the range follows once it is safe.
+      finish_flight(name, flight, s);
+    }
+  }
+  if (deferred) {
+    deferred->worker_gone.wait();
+    std::lock_guard lock(mu_);
+    cache_.cancel_reservation(deferred->offset);
+    changed_.notify_all();  // admission waiters may fit now
+  }
   return s;
 }
 
 Status Coordinator::probe_reserve_fill(const std::string& name, const std::shared_ptr<Flight>& flight,
                                        const format::AdapterPaths& paths, const FileIdentity& file,
-                                       bool* worker_failed) {
+                                       bool* worker_failed, std::optional<DeferredFree>* deferred) {
   const Status cancelled(Errc::cancelled, "adapter '" + name + "' was unloaded while it was loading");
 
   // 1. Probe in a worker: untrusted files are parsed only there.
+  JobFate fate;
   jobs::Job job;
   job.kind = jobs::JobKind::probe;
   job.paths = paths;
   GENOMED_ASSIGN_OR_RETURN(std::string probe_body,
-                           run_job(name, job, Clock::now() + options_.load_timeout, file, worker_failed));
+                           run_job(name, job, Clock::now() + options_.load_timeout, file, worker_failed, &fate));
   GENOMED_ASSIGN_OR_RETURN(jobs::ProbeReply probe, jobs::decode_probe_reply(probe_body));
   const format::ResidentLayout& layout = probe.probe.layout;
   if (layout.total_bytes == 0 || layout.total_bytes < layout.header_bytes) {
@@ -248,7 +268,7 @@ Status Coordinator::probe_reserve_fill(const std::string& name, const std::share
                                  static_cast<double>(options_.timeout_per_gib.count()) *
                                  static_cast<double>(layout.total_bytes) / static_cast<double>(1ull << 30)));
   Status filled = [&]() -> Status {
-    GENOMED_ASSIGN_OR_RETURN(std::string fill_body, run_job(name, job, fill_deadline, file, worker_failed));
+    GENOMED_ASSIGN_OR_RETURN(std::string fill_body, run_job(name, job, fill_deadline, file, worker_failed, &fate));
     GENOMED_ASSIGN_OR_RETURN(jobs::FillReply fill, jobs::decode_fill_reply(fill_body));
     (void)fill;
     auto written = format::read_layout_header(
@@ -264,7 +284,8 @@ Status Coordinator::probe_reserve_fill(const std::string& name, const std::share
   //    leaves nothing a client can acquire.
   std::lock_guard lock(mu_);
   if (!filled.ok() || superseded(name, *flight) || shutting_down_) {
-    cache_.cancel_reservation(offset);
+    if (fate.worker_died) *deferred = DeferredFree{offset, fate.worker_gone};
+    else cache_.cancel_reservation(offset);
     if (!filled.ok()) return filled;
     return shutting_down_ ? Status(Errc::shutting_down, "genomed is stopping") : cancelled;
   }
@@ -279,6 +300,8 @@ Status Coordinator::probe_reserve_fill(const std::string& name, const std::share
 }
 
 void Coordinator::finish_flight(const std::string& name, const std::shared_ptr<Flight>& flight, Status status) {
+  if (flight->finished) return;
+  flight->finished = true;
   if (status.ok()) {
     ++counters_.loads_completed;
   } else if (status.code() == Errc::cancelled) {
@@ -312,8 +335,10 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
       return s;
     }
     const Entry& e = entries_.at(name);
-    const bool leased = cache_.lease(name);
-    if (!leased) return Status(Errc::internal, "ready adapter '" + name + "' is not in the cache");
+    if (!cache_.lease(name)) {
+      for (const auto& g : reply.grants) release_locked(g.lease);
+      return Status(Errc::internal, "ready adapter '" + name + "' is not in the cache");
+    }
     const std::uint64_t id = next_lease_++;
     leases_[id] = LeaseRecord{name, conn};
     ++counters_.leases_granted;

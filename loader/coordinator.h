@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -93,7 +94,8 @@ class Coordinator {
   enum class State { loading, ready, draining };
   struct Flight {
     std::uint64_t generation = 0;
-    bool done = false;  // result is final; waiters may leave
+    bool done = false;      // result is final; waiters may leave
+    bool finished = false;  // finish_flight() ran (counted, entry settled)
     Status result;
   };
   struct Entry {
@@ -115,12 +117,21 @@ class Coordinator {
   void run_flight(std::string name, std::shared_ptr<Flight> flight);
   // The load steps; returns the final status (lock not held on entry or exit).
   Status load_steps(const std::string& name, const std::shared_ptr<Flight>& flight);
+  // A range a failed fill must not give back until its worker is reaped: a
+  // hung worker could still be writing into it.
+  struct DeferredFree {
+    std::uint64_t offset = 0;
+    std::shared_future<void> worker_gone;
+  };
   Status probe_reserve_fill(const std::string& name, const std::shared_ptr<Flight>& flight,
-                            const format::AdapterPaths& paths, const FileIdentity& file, bool* worker_failed);
+                            const format::AdapterPaths& paths, const FileIdentity& file, bool* worker_failed,
+                            std::optional<DeferredFree>* deferred);
   // Runs a job, re-running it on a fresh worker when its worker died (up to
-  // job_retries), striking the adapter for every worker it cost.
+  // job_retries), striking the adapter for every worker it cost. A fill is
+  // re-run only once the dead worker is reaped; `fate` tells about the last
+  // attempt.
   Result<std::string> run_job(const std::string& name, const jobs::Job& job, Clock::time_point deadline,
-                              const FileIdentity& file, bool* worker_failed);
+                              const FileIdentity& file, bool* worker_failed, JobFate* fate);
   // True when the flight's entry is gone or replaced (unloaded meanwhile).
   bool superseded(const std::string& name, const Flight& flight) const;
   void finish_flight(const std::string& name, const std::shared_ptr<Flight>& flight, Status status);

@@ -1,7 +1,8 @@
 // genomed: the supervisor. Wires the arena, the worker pool, the coordinator
 // and the socket server together, serves until SIGINT/SIGTERM, then stops in
-// the reverse order: no new clients, waiters failed, workers ended, leases
-// dropped, arena unmapped, socket removed.
+// the reverse order: socket closed and removed (no new clients), waiters
+// failed, workers ended, connections closed (their leases dropped), arena
+// unmapped.
 #include <signal.h>
 #include <unistd.h>
 

@@ -21,8 +21,11 @@ std::string canonical(const std::string& path, int* err) {
   return buf;
 }
 
+// True if `path` lies strictly below `root` (both canonical). The root "/"
+// already ends in a separator.
 bool inside(const std::string& path, const std::string& root) {
-  return path.size() > root.size() && path.compare(0, root.size(), root) == 0 && path[root.size()] == '/';
+  return path.size() > root.size() && path.compare(0, root.size(), root) == 0 &&
+         (root.back() == '/' || path[root.size()] == '/');
 }
 
 }  // namespace

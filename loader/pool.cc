@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <future>
 #include <optional>
 
@@ -22,8 +23,8 @@ struct Pool::Pending {
   std::string what;   // for logs: "probe /roots/a/adapter_model.safetensors"
   Clock::time_point deadline;
   std::promise<Result<std::string>> result;
-  std::atomic<bool> abandoned{false};  // the caller gave up waiting
   std::atomic<bool> worker_died{false};
+  std::promise<void> retired;  // set once a dead worker of this job is reaped
 };
 
 struct Pool::Slot {
@@ -110,12 +111,13 @@ void Pool::stop() {
   stats_.workers_alive = 0;
 }
 
-Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline, bool* worker_died) {
+Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline, JobFate* fate) {
   auto pending = std::make_shared<Pending>();
   pending->frame = jobs::encode_job(job);
   pending->what = std::string(job.kind == jobs::JobKind::probe ? "probe " : "fill ") + job.paths.weights;
   pending->deadline = deadline;
   auto future = pending->result.get_future();
+  std::shared_future<void> worker_gone = pending->retired.get_future().share();
   {
     std::lock_guard lock(mu_);
     if (stopping_) return Status(Errc::shutting_down, "genomed is stopping");
@@ -136,14 +138,37 @@ Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline, 
   // The slot enforces the deadline on a running job; this wait covers a job
   // still queued behind busy workers. The grace lets the slot's own result
   // arrive first when it is running.
-  if (future.wait_until(deadline + std::chrono::milliseconds(250)) == std::future_status::ready) {
-    auto result = future.get();
-    if (worker_died != nullptr) *worker_died = pending->worker_died;
-    return result;
+  if (future.wait_until(deadline + std::chrono::milliseconds(250)) != std::future_status::ready) {
+    std::unique_lock lock(mu_);
+    const auto it = std::find(queue_.begin(), queue_.end(), pending);
+    if (it != queue_.end()) {
+      // Still queued: withdraw it, so no worker can start it after the
+      // caller has given up (and perhaps freed the range it would fill).
+      queue_.erase(it);
+      stats_.queue_depth = queue_.size();
+      return Status(Errc::timeout, "no worker became free for '" + pending->what + "' before the deadline");
+    }
+    // A slot runs it; the slot's own deadline ends it promptly.
   }
-  pending->abandoned = true;
-  return Status(Errc::timeout, "no worker finished '" + pending->what + "' before the deadline");
+  auto result = future.get();
+  if (fate != nullptr) {
+    fate->worker_died = pending->worker_died;
+    fate->worker_gone = worker_gone;
+  }
+  return result;
 }
+
+namespace {
+
+// An idle worker's socket turns readable only when the worker died (EOF) or
+// broke the protocol (unsolicited bytes). Checked before handing it a job,
+// so a death while idle is never blamed on the next adapter.
+bool worker_readable(const WorkerProcess& worker) {
+  pollfd p{worker.fd(), POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
+}
+
+}  // namespace
 
 std::shared_ptr<Pool::Pending> Pool::next_job(Slot& slot) {
   for (;;) {
@@ -151,13 +176,17 @@ std::shared_ptr<Pool::Pending> Pool::next_job(Slot& slot) {
     {
       std::lock_guard lock(mu_);
       if (stopping_) return nullptr;
-      if (slot.worker && !queue_.empty()) {
+      if (slot.worker && !queue_.empty() && !worker_readable(*slot.worker)) {
         auto job = std::move(queue_.front());
         queue_.pop_front();
         stats_.queue_depth = queue_.size();
         return job;
       }
       if (!slot.worker) spawn_at = slot.next_spawn;
+    }
+    if (!spawn_at && worker_readable(*slot.worker)) {
+      retire(slot, Death::idle, "no job (idle)");
+      continue;
     }
     if (spawn_at && Clock::now() >= *spawn_at) {
       try_spawn(slot);
@@ -194,7 +223,6 @@ std::shared_ptr<Pool::Pending> Pool::next_job(Slot& slot) {
 
 void Pool::slot_main(Slot& slot) {
   while (auto job = next_job(slot)) {
-    if (job->abandoned) continue;
     if (Clock::now() >= job->deadline) {
       job->result.set_value(Status(Errc::timeout, "'" + job->what + "' waited in the queue past its deadline"));
       continue;
@@ -204,7 +232,10 @@ void Pool::slot_main(Slot& slot) {
     // The caller gets its answer before the (possibly slow) kill and reap.
     job->worker_died = death.has_value();
     job->result.set_value(std::move(result));
-    if (death) retire(slot, *death, job->what);
+    if (death) {
+      retire(slot, *death, job->what);
+      job->retired.set_value();
+    }
   }
 }
 
@@ -262,9 +293,11 @@ Result<std::string> Pool::execute(Slot& slot, Pending& job, std::optional<Death>
 void Pool::retire(Slot& slot, Death death, const std::string& what) {
   WorkerProcess& worker = *slot.worker;
   const pid_t pid = worker.pid();
-  if (death == Death::timed_out || death == Death::protocol) {
+  if (death != Death::crashed) {
     // SIGTERM first; SIGKILL if it has not exited within the grace (a
-    // stopped or D-state process ignores SIGTERM until it runs again).
+    // stopped or D-state process ignores SIGTERM until it runs again). An
+    // idle worker whose socket turned readable is ended the same way: it is
+    // dead already (EOF) or no longer trusted (unsolicited bytes).
     worker.kill(SIGTERM);
     pollfd p{worker.fd(), POLLIN, 0};
     const auto grace_end = Clock::now() + options_.kill_grace;

@@ -19,6 +19,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -43,9 +44,17 @@ struct PoolOptions {
   std::vector<std::string> worker_extra_args;  // test-only fault injection
 };
 
+// What became of the worker that ran a job, for callers that must not reuse
+// the job's arena range while that worker could still write into it.
+struct JobFate {
+  bool worker_died = false;  // it crashed, hung or broke the protocol
+  // Ready once that worker is reaped (only meaningful when worker_died).
+  std::shared_future<void> worker_gone;
+};
+
 struct PoolStats {
   std::uint64_t workers_alive = 0;
-  std::uint64_t worker_restarts = 0;   // replacements started
+  std::uint64_t worker_restarts = 0;   // workers retired (each is replaced)
   std::uint64_t worker_crashes = 0;    // died on their own (exit, signal, protocol)
   std::uint64_t worker_timeouts = 0;   // killed for missing a deadline
   std::uint64_t queue_depth = 0;
@@ -70,9 +79,10 @@ class Pool {
   // worker_crashed (the worker died holding the job), timeout (the deadline
   // passed, queued or running), worker_protocol (garbage reply), overloaded
   // (queue full), unhealthy (restart intensity exceeded), shutting_down.
-  // `worker_died` (optional) is set when the job's worker crashed, hung or
-  // broke the protocol, as opposed to failing before any worker ran it.
-  Result<std::string> run(const jobs::Job& job, Clock::time_point deadline, bool* worker_died = nullptr);
+  // `fate` (optional) tells whether the job's worker died, as opposed to the
+  // job failing before any worker ran it, and when that worker is gone: a
+  // hung worker's result is delivered at the deadline, before it is killed.
+  Result<std::string> run(const jobs::Job& job, Clock::time_point deadline, JobFate* fate = nullptr);
 
   // Fails queued jobs with shutting_down, interrupts running ones, ends every
   // worker, joins the slots.

@@ -6,13 +6,16 @@ namespace genomed::loader {
 
 bool Quarantine::strike(const std::string& name, const std::string& cause, const FileIdentity& file) {
   Record& r = records_[name];
-  if (r.file != file) r.strikes = 0;  // strikes count against one version of the file
+  const TimePoint now = now_();
+  // Strikes count against one version of the file, and only recent ones.
+  if (r.file != file || (!r.quarantined && now - r.last_strike > options_.duration)) r.strikes = 0;
+  r.last_strike = now;
   r.file = file;
   r.cause = cause;
   ++r.strikes;
   if (r.quarantined || r.strikes < options_.strikes) return false;
   r.quarantined = true;
-  r.until = now_() + options_.duration;
+  r.until = now + options_.duration;
   spdlog::error("adapter '{}' quarantined for {} ms after {} worker failures (last: {})", name,
                 options_.duration.count(), r.strikes, cause);
   return true;

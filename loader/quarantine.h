@@ -3,7 +3,7 @@
 // `duration`: loads of it fail at once with `quarantined`, the cause and the
 // time left, and other adapters are unaffected. An unload of the name, or a
 // change of the weights file (size or mtime), lifts it; a successful load
-// clears its strikes.
+// clears its strikes, and strikes older than `duration` are forgotten.
 //
 // Not thread-safe: the coordinator calls it under its mutex.
 #pragma once
@@ -53,6 +53,7 @@ class Quarantine {
   struct Record {
     int strikes = 0;
     std::string cause;  // of the last strike
+    TimePoint last_strike{};
     FileIdentity file;
     bool quarantined = false;
     TimePoint until{};

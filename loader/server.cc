@@ -94,11 +94,12 @@ void Server::accept_loop() {
     conn.fd = fd;
     conn.thread = std::thread([this, fd, id] {
       serve_connection(fd, id, ctx_);
-      // The peer sees EOF now; the descriptor itself is closed when this
-      // thread is reaped (closing it here could let the number be reused
-      // while stop() still holds it).
-      ::shutdown(fd, SHUT_RDWR);
+      // Close under mu_ and forget the number, so stop() can never shut
+      // down a descriptor that was closed and reused meanwhile. The thread
+      // object is joined later (next accept, or stop()).
       std::lock_guard lock(mu_);
+      ::close(fd);
+      if (auto it = conns_.find(id); it != conns_.end()) it->second.fd = -1;  // absent once stop() took them
       finished_.push_back(id);
     });
   }
@@ -109,7 +110,6 @@ void Server::reap_finished() {
     auto it = conns_.find(id);
     if (it == conns_.end()) continue;
     it->second.thread.join();
-    ::close(it->second.fd);
     conns_.erase(it);
   }
   finished_.clear();
@@ -129,14 +129,13 @@ void Server::stop() {
   std::map<ConnectionId, Conn> conns;
   {
     std::lock_guard lock(mu_);
-    for (auto& [id, conn] : conns_) ::shutdown(conn.fd, SHUT_RDWR);  // their reads see EOF
+    for (auto& [id, conn] : conns_) {
+      if (conn.fd >= 0) ::shutdown(conn.fd, SHUT_RDWR);  // their reads see EOF
+    }
     conns.swap(conns_);
     finished_.clear();
   }
-  for (auto& [id, conn] : conns) {
-    conn.thread.join();
-    ::close(conn.fd);
-  }
+  for (auto& [id, conn] : conns) conn.thread.join();  // each closed its own descriptor
 }
 
 Server::~Server() { stop(); }

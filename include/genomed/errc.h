@@ -60,7 +60,6 @@ enum class Errc : std::uint16_t {
   cancelled = 52,      // The load was cancelled by an unload of the same name.
   not_loaded = 53,     // Unload of a name that is not resident or loading.
   draining = 54,       // The adapter is being unloaded and waits for its leases to end.
-  unknown_lease = 55,  // RELEASE of a lease id this connection does not hold.
 
   // --- workers and the pool ---------------------------------------------------------------
   worker_crashed = 60,   // The loader worker died during the job.

@@ -72,3 +72,19 @@ TEST(Quarantine, ClearLiftsIt) {
 
 }  // namespace
 }  // namespace genomed::loader
+
+namespace genomed::loader {
+namespace {
+
+TEST(Quarantine, StrikesOlderThanTheDurationAreForgotten) {
+  testing::FakeClock clock;
+  Quarantine q({.strikes = 2, .duration = std::chrono::milliseconds(1000)}, clock.fn());
+  EXPECT_FALSE(q.strike("a", "x", kFile));
+  clock.advance(std::chrono::milliseconds(1001));
+  EXPECT_FALSE(q.strike("a", "x", kFile));
+  EXPECT_TRUE(q.check("a", kFile).ok());
+  EXPECT_TRUE(q.strike("a", "x", kFile));
+}
+
+}  // namespace
+}  // namespace genomed::loader

@@ -1,0 +1,248 @@
+#include "worker/job_protocol.h"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ipc/protocol.h"
+#include "ipc/wire.h"
+
+namespace genomed::jobs {
+namespace {
+
+using format::DType;
+using format::ResidentLayout;
+using format::ResidentTensor;
+
+ResidentLayout sample_layout() {
+  ResidentLayout l;
+  l.lora_r = 16;
+  l.lora_alpha = 24.5;
+  l.header_bytes = 320;
+  l.total_bytes = 320 + 8192 + 4096 + 64;
+  l.tensors = {
+      {.name = "base_model.model.layers.0.self_attn.q_proj.lora_A.weight",
+       .dtype = DType::F16, .shape = {16, 256}, .offset = 320, .length = 8192},
+      {.name = "base_model.model.layers.0.self_attn.q_proj.lora_B.weight",
+       .dtype = DType::BF16, .shape = {128, 16}, .offset = 320 + 8192, .length = 4096},
+      {.name = "scalar", .dtype = DType::U64, .shape = {}, .offset = 320 + 8192 + 4096, .length = 8},
+      {.name = "empty", .dtype = DType::F8_E4M3, .shape = {0, 3}, .offset = 320 + 8192 + 4096 + 64, .length = 0},
+  };
+  return l;
+}
+
+void expect_same_layout(const ResidentLayout& got, const ResidentLayout& want) {
+  EXPECT_EQ(got.lora_r, want.lora_r);
+  EXPECT_EQ(got.lora_alpha, want.lora_alpha);
+  EXPECT_EQ(got.header_bytes, want.header_bytes);
+  EXPECT_EQ(got.total_bytes, want.total_bytes);
+  ASSERT_EQ(got.tensors.size(), want.tensors.size());
+  for (std::size_t i = 0; i < want.tensors.size(); ++i) {
+    SCOPED_TRACE(want.tensors[i].name);
+    EXPECT_EQ(got.tensors[i].name, want.tensors[i].name);
+    EXPECT_EQ(got.tensors[i].dtype, want.tensors[i].dtype);
+    EXPECT_EQ(got.tensors[i].shape, want.tensors[i].shape);
+    EXPECT_EQ(got.tensors[i].offset, want.tensors[i].offset);
+    EXPECT_EQ(got.tensors[i].length, want.tensors[i].length);
+  }
+  EXPECT_TRUE(format::same_layout(got, want));
+}
+
+const format::AdapterPaths kPaths{"/srv/adapters/org/m/adapter_config.json",
+                                  "/srv/adapters/org/m/adapter_model.safetensors"};
+
+TEST(JobProtocol, ProbeJobRoundTripsItsPaths) {
+  const auto job = decode_job(encode_job({.kind = JobKind::probe, .paths = kPaths}));
+  ASSERT_TRUE(job.ok()) << job.status().to_string();
+  EXPECT_EQ(job->kind, JobKind::probe);
+  EXPECT_EQ(job->paths.config, kPaths.config);
+  EXPECT_EQ(job->paths.weights, kPaths.weights);
+  EXPECT_TRUE(job->layout.tensors.empty());
+}
+
+TEST(JobProtocol, FillJobRoundTripsRangeAndAMultiTensorLayout) {
+  const Job in{.kind = JobKind::fill,
+               .paths = kPaths,
+               .offset = 1ull << 34,
+               .length = sample_layout().total_bytes,
+               .layout = sample_layout()};
+  const auto job = decode_job(encode_job(in));
+  ASSERT_TRUE(job.ok()) << job.status().to_string();
+  EXPECT_EQ(job->kind, JobKind::fill);
+  EXPECT_EQ(job->paths.config, kPaths.config);
+  EXPECT_EQ(job->paths.weights, kPaths.weights);
+  EXPECT_EQ(job->offset, 1ull << 34);
+  EXPECT_EQ(job->length, in.length);
+  expect_same_layout(job->layout, in.layout);
+}
+
+TEST(JobProtocol, FillJobRoundTripsEveryDtype) {
+  ResidentLayout l;
+  l.lora_r = 1;
+  l.lora_alpha = 1;
+  for (int d = 0; d < format::kDTypeCount; ++d) {
+    l.tensors.push_back({.name = "t" + std::to_string(d), .dtype = static_cast<DType>(d), .shape = {1},
+                         .offset = 64ull * static_cast<std::uint64_t>(d + 1), .length = 1});
+  }
+  const auto job = decode_job(encode_job({.kind = JobKind::fill, .paths = kPaths, .layout = l}));
+  ASSERT_TRUE(job.ok()) << job.status().to_string();
+  expect_same_layout(job->layout, l);
+}
+
+TEST(JobProtocol, UnknownJobIsUnknownOp) {
+  ipc::MapWriter w;
+  w.put("op", "format_disk").put("config", "a").put("weights", "b");
+  EXPECT_EQ(decode_job(w.finish()).code(), Errc::unknown_op);
+}
+
+TEST(JobProtocol, JobThatIsNotMsgpackIsMalformed) {
+  EXPECT_EQ(decode_job("not msgpack at all").code(), Errc::malformed_frame);
+}
+
+TEST(JobProtocol, ProbeReplyRoundTrips) {
+  ProbeReply in;
+  in.probe.layout = sample_layout();
+  in.probe.weights_file_size = 123456789012ull;
+  in.probe.weights_mtime_ns = 1'700'000'000'123'456'789LL;
+  const auto out = decode_probe_reply(encode_probe_reply(in));
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  EXPECT_EQ(out->probe.weights_file_size, in.probe.weights_file_size);
+  EXPECT_EQ(out->probe.weights_mtime_ns, in.probe.weights_mtime_ns);
+  expect_same_layout(out->probe.layout, in.probe.layout);
+}
+
+TEST(JobProtocol, ProbeReplyRoundTripsAPreEpochMtime) {
+  ProbeReply in;
+  in.probe.layout = sample_layout();
+  in.probe.weights_mtime_ns = -5'000'000'000LL;
+  const auto out = decode_probe_reply(encode_probe_reply(in));
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  EXPECT_EQ(out->probe.weights_mtime_ns, -5'000'000'000LL);
+}
+
+TEST(JobProtocol, FillReplyRoundTrips) {
+  const auto out = decode_fill_reply(encode_fill_reply({.bytes_written = 987654321}));
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  EXPECT_EQ(out->bytes_written, 987654321u);
+}
+
+TEST(JobProtocol, WorkerErrorReplyBecomesThatErrcAndMessage) {
+  for (Errc code : {Errc::st_dtype_unknown, Errc::file_unreadable, Errc::file_changed, Errc::config_invalid_json}) {
+    const std::string message = "adapter_model.safetensors: " + std::string(errc_name(code));
+    const std::string body = ipc::encode_error(Status(code, message));
+    const auto probe = decode_probe_reply(body);
+    EXPECT_EQ(probe.code(), code);
+    EXPECT_EQ(probe.status().message(), message);
+    const auto fill = decode_fill_reply(body);
+    EXPECT_EQ(fill.code(), code);
+    EXPECT_EQ(fill.status().message(), message);
+  }
+}
+
+// Replies a misbehaving worker could send; each must become worker_protocol.
+std::vector<std::pair<std::string, std::string>> malformed_replies() {
+  std::vector<std::pair<std::string, std::string>> out;
+  out.emplace_back("not msgpack", "\xc1\xc1\xc1");
+  out.emplace_back("empty body", "");
+  out.emplace_back("an array", std::string("\x91\xc3", 2));
+  out.emplace_back("trailing bytes", encode_fill_reply({.bytes_written = 1}) + "x");
+  {
+    ipc::MapWriter w;
+    w.put("bytes_written", std::uint64_t{1});
+    out.emplace_back("no ok", w.finish());
+  }
+  {
+    ipc::MapWriter w;
+    w.put("ok", "yes");
+    out.emplace_back("ok not a boolean", w.finish());
+  }
+  {
+    ipc::MapWriter w;
+    w.put("ok", false).put("message", "boom");
+    out.emplace_back("error without code", w.finish());
+  }
+  {
+    ipc::MapWriter w;
+    w.put("ok", false).put("code", std::uint64_t{12});
+    out.emplace_back("error without message", w.finish());
+  }
+  {
+    ipc::MapWriter w;
+    w.put("ok", false).put("code", std::uint64_t{4000}).put("message", "x");
+    out.emplace_back("error with unknown code", w.finish());
+  }
+  {
+    ipc::MapWriter w;
+    w.put("ok", false).put("code", std::uint64_t{0}).put("message", "x");
+    out.emplace_back("error with code ok", w.finish());
+  }
+  {
+    ipc::MapWriter w;
+    w.put("ok", true);
+    out.emplace_back("ok without fields", w.finish());
+  }
+  return out;
+}
+
+TEST(JobProtocol, MalformedWorkerReplyIsWorkerProtocol) {
+  for (const auto& [what, body] : malformed_replies()) {
+    const auto probe = decode_probe_reply(body);
+    EXPECT_EQ(probe.code(), Errc::worker_protocol) << "probe, " << what << ": " << probe.status().to_string();
+    const auto fill = decode_fill_reply(body);
+    EXPECT_EQ(fill.code(), Errc::worker_protocol) << "fill, " << what << ": " << fill.status().to_string();
+  }
+}
+
+// A probe reply whose single tensor entry is built by `tensor`.
+std::string probe_reply_with_tensor(const std::function<void(ipc::MapWriter&)>& tensor) {
+  ipc::MapWriter t;
+  tensor(t);
+  ipc::MapWriter layout;
+  layout.put("r", std::uint64_t{8})
+      .put("alpha", 16.0)
+      .put("header_bytes", std::uint64_t{64})
+      .put("total_bytes", std::uint64_t{128})
+      .put_packed_array("tensors", {t.finish()});
+  ipc::MapWriter w;
+  w.put("ok", true)
+      .put("file_size", std::uint64_t{100})
+      .put("mtime_ns", std::int64_t{1})
+      .put_packed("layout", layout.finish());
+  return w.finish();
+}
+
+TEST(JobProtocol, HandBuiltProbeReplyDecodes) {
+  // Guards the helper below: with a valid tensor the reply is accepted.
+  const auto r = decode_probe_reply(probe_reply_with_tensor([](ipc::MapWriter& t) {
+    t.put("name", "w").put("dtype", std::uint64_t{12}).put("shape", std::vector<std::uint64_t>{4, 4})
+        .put("offset", std::uint64_t{64}).put("length", std::uint64_t{64});
+  }));
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  ASSERT_EQ(r->probe.layout.tensors.size(), 1u);
+  EXPECT_EQ(r->probe.layout.tensors[0].dtype, DType::F32);
+}
+
+TEST(JobProtocol, LayoutWithUnknownDtypeIsWorkerProtocol) {
+  for (std::uint64_t dtype : {std::uint64_t{format::kDTypeCount}, std::uint64_t{255}, std::uint64_t{256 + 12}}) {
+    const auto r = decode_probe_reply(probe_reply_with_tensor([dtype](ipc::MapWriter& t) {
+      t.put("name", "w").put("dtype", dtype).put("shape", std::vector<std::uint64_t>{4, 4})
+          .put("offset", std::uint64_t{64}).put("length", std::uint64_t{64});
+    }));
+    EXPECT_EQ(r.code(), Errc::worker_protocol) << "dtype " << dtype << ": " << r.status().to_string();
+    EXPECT_NE(r.status().message().find("dtype"), std::string::npos) << r.status().message();
+  }
+}
+
+TEST(JobProtocol, LayoutTensorWithAMistypedFieldIsWorkerProtocol) {
+  const auto r = decode_probe_reply(probe_reply_with_tensor([](ipc::MapWriter& t) {
+    t.put("name", "w").put("dtype", std::uint64_t{12}).put("shape", "4x4")
+        .put("offset", std::uint64_t{64}).put("length", std::uint64_t{64});
+  }));
+  EXPECT_EQ(r.code(), Errc::worker_protocol) << r.status().to_string();
+  EXPECT_NE(r.status().message().find("shape"), std::string::npos) << r.status().message();
+}
+
+}  // namespace
+}  // namespace genomed::jobs

@@ -1,0 +1,412 @@
+#include "loader/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace genomed::loader {
+namespace {
+
+using std::chrono::milliseconds;
+
+Result<CommandLine> parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "genomed");
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  argv.push_back(nullptr);
+  return parse_command_line(static_cast<int>(args.size()), argv.data());
+}
+
+DaemonConfig parse_ok(const std::vector<std::string>& args) {
+  auto r = parse(args);
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_FALSE(r.ok() && r->help);
+  return r.ok() ? std::move(r).value().config : DaemonConfig{};
+}
+
+void expect_bad(const std::vector<std::string>& args, const std::string& mention) {
+  const auto r = parse(args);
+  ASSERT_FALSE(r.ok()) << "accepted: " << ::testing::PrintToString(args);
+  EXPECT_EQ(r.code(), Errc::bad_request) << r.status().to_string();
+  EXPECT_NE(r.status().message().find(mention), std::string::npos)
+      << "'" << r.status().message() << "' does not mention " << mention;
+}
+
+const std::vector<std::string> kRequired{"--socket", "/run/g.sock", "--root", "/srv/a"};
+
+std::vector<std::string> with_required(std::vector<std::string> extra) {
+  std::vector<std::string> args = kRequired;
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+// A JSON file in a temporary directory, removed at the end of the test.
+class JsonFile {
+ public:
+  explicit JsonFile(const std::string& text) {
+    char templ[] = "/tmp/genomed-config-test-XXXXXX";
+    const int fd = ::mkstemp(templ);
+    EXPECT_GE(fd, 0);
+    if (fd >= 0) ::close(fd);
+    path_ = templ;
+    std::ofstream(path_) << text;
+  }
+  ~JsonFile() { std::filesystem::remove(path_); }
+  JsonFile(const JsonFile&) = delete;
+  JsonFile& operator=(const JsonFile&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// ---- flags ---------------------------------------------------------------------
+
+TEST(ConfigFlags, EveryCommonFlagSetsItsField) {
+  const DaemonConfig c = parse_ok({"--socket", "/run/g.sock", "--root", "/srv/a", "--root", "/srv/b",
+                                   "--budget", "512M", "--workers", "3", "--load-timeout-ms", "1234",
+                                   "--admission-timeout-ms", "77", "--queue-limit", "9", "--log-level", "debug",
+                                   "--worker-path", "/opt/genome-worker"});
+  EXPECT_EQ(c.socket_path, "/run/g.sock");
+  EXPECT_EQ(c.roots, (std::vector<std::string>{"/srv/a", "/srv/b"}));
+  EXPECT_EQ(c.budget_bytes, 512ull << 20);
+  EXPECT_EQ(c.workers, 3);
+  EXPECT_EQ(c.coordinator.load_timeout, milliseconds(1234));
+  EXPECT_EQ(c.coordinator.admission_timeout, milliseconds(77));
+  EXPECT_EQ(c.queue_limit, 9u);
+  EXPECT_EQ(c.log_level, "debug");
+  EXPECT_EQ(c.worker_path, "/opt/genome-worker");
+}
+
+TEST(ConfigFlags, FlagEqualsValueFormIsAccepted) {
+  const DaemonConfig c = parse_ok({"--socket=/run/x.sock", "--root=/srv/a", "--budget=2G", "--workers=5",
+                                   "--job-retries=4", "--worker-fault=crash@probe"});
+  EXPECT_EQ(c.socket_path, "/run/x.sock");
+  EXPECT_EQ(c.roots, std::vector<std::string>{"/srv/a"});
+  EXPECT_EQ(c.budget_bytes, 2ull << 30);
+  EXPECT_EQ(c.workers, 5);
+  EXPECT_EQ(c.coordinator.job_retries, 4);
+  EXPECT_EQ(c.worker_fault, "crash@probe");
+}
+
+TEST(ConfigFlags, ValueAfterEqualsMayItselfContainEquals) {
+  const DaemonConfig c = parse_ok(with_required({"--worker-fault=hang@fill:name=a"}));
+  EXPECT_EQ(c.worker_fault, "hang@fill:name=a");
+}
+
+TEST(ConfigFlags, FailureHandlingFlagsSetTheirFields) {
+  const DaemonConfig c = parse_ok(with_required({
+      "--load-timeout-per-gib-ms", "11", "--kill-grace-ms", "12", "--restart-backoff-ms", "13",
+      "--restart-backoff-multiplier", "1.5", "--restart-backoff-max-ms", "14", "--restart-intensity", "15",
+      "--restart-period-ms", "16", "--quarantine-strikes", "17", "--quarantine-ms", "18",
+      "--breaker-failures", "19", "--breaker-window-ms", "20", "--breaker-cooldown-ms", "21",
+      "--breaker-cooldown-multiplier", "3", "--breaker-cooldown-max-ms", "22",
+      "--breaker-half-open-probes", "23", "--ready-fd", "24"}));
+  EXPECT_EQ(c.coordinator.timeout_per_gib, milliseconds(11));
+  EXPECT_EQ(c.kill_grace, milliseconds(12));
+  EXPECT_EQ(c.restart.backoff_first, milliseconds(13));
+  EXPECT_DOUBLE_EQ(c.restart.backoff_multiplier, 1.5);
+  EXPECT_EQ(c.restart.backoff_max, milliseconds(14));
+  EXPECT_EQ(c.restart.max_restarts, 15);
+  EXPECT_EQ(c.restart.period, milliseconds(16));
+  EXPECT_EQ(c.coordinator.quarantine.strikes, 17);
+  EXPECT_EQ(c.coordinator.quarantine.duration, milliseconds(18));
+  EXPECT_EQ(c.coordinator.breaker.failure_threshold, 19);
+  EXPECT_EQ(c.coordinator.breaker.window, milliseconds(20));
+  EXPECT_EQ(c.coordinator.breaker.cooldown, milliseconds(21));
+  EXPECT_DOUBLE_EQ(c.coordinator.breaker.cooldown_multiplier, 3.0);
+  EXPECT_EQ(c.coordinator.breaker.max_cooldown, milliseconds(22));
+  EXPECT_EQ(c.coordinator.breaker.half_open_probes, 23);
+  EXPECT_EQ(c.ready_fd, 24);
+}
+
+TEST(ConfigFlags, DefaultsApplyWhenOnlyRequiredFlagsAreGiven) {
+  const DaemonConfig c = parse_ok(kRequired);
+  EXPECT_EQ(c.budget_bytes, 1ull << 30);
+  EXPECT_GE(c.workers, 1);
+  EXPECT_EQ(c.queue_limit, 256u);
+  EXPECT_EQ(c.log_level, "info");
+  EXPECT_EQ(c.ready_fd, -1);
+  EXPECT_TRUE(c.worker_fault.empty());
+  // genome-worker next to the running binary.
+  const std::string suffix = "/genome-worker";
+  ASSERT_GE(c.worker_path.size(), suffix.size());
+  EXPECT_EQ(c.worker_path.substr(c.worker_path.size() - suffix.size()), suffix) << c.worker_path;
+}
+
+TEST(ConfigFlags, LaterScalarFlagOverridesAnEarlierOne) {
+  EXPECT_EQ(parse_ok(with_required({"--workers", "3", "--workers", "4"})).workers, 4);
+}
+
+TEST(ConfigFlags, HelpNeedsNoOtherFlags) {
+  for (const char* flag : {"--help", "-h"}) {
+    const auto r = parse({flag});
+    ASSERT_TRUE(r.ok()) << flag << ": " << r.status().to_string();
+    EXPECT_TRUE(r->help);
+  }
+  const auto after = parse({"--workers", "3", "--help"});
+  ASSERT_TRUE(after.ok()) << after.status().to_string();
+  EXPECT_TRUE(after->help);
+}
+
+TEST(ConfigFlags, MissingSocketIsBadRequestNamingTheFlag) { expect_bad({"--root", "/srv/a"}, "--socket"); }
+
+TEST(ConfigFlags, MissingRootIsBadRequestNamingTheFlag) { expect_bad({"--socket", "/run/g.sock"}, "--root"); }
+
+TEST(ConfigFlags, UnknownFlagIsBadRequestNamingIt) {
+  expect_bad(with_required({"--frobnicate", "1"}), "--frobnicate");
+  expect_bad(with_required({"--frobnicate=1"}), "--frobnicate");
+}
+
+TEST(ConfigFlags, PositionalArgumentIsBadRequest) { expect_bad(with_required({"stray"}), "stray"); }
+
+TEST(ConfigFlags, FlagWithoutValueIsBadRequestNamingIt) {
+  expect_bad({"--root", "/srv/a", "--socket"}, "--socket");
+}
+
+TEST(ConfigFlags, BadBudgetIsBadRequestNamingTheFlag) {
+  for (const char* budget : {"lots", "0", "12Q", "1K", "-1G", ""}) {
+    SCOPED_TRACE(budget);
+    expect_bad(with_required({"--budget", budget}), "--budget");
+  }
+}
+
+TEST(ConfigFlags, BudgetOfOneMebibyteIsTheMinimum) {
+  EXPECT_EQ(parse_ok(with_required({"--budget", "1M"})).budget_bytes, 1u << 20);
+}
+
+TEST(ConfigFlags, OutOfRangeOrNonNumericWorkersIsBadRequest) {
+  for (const char* workers : {"0", "-1", "257", "two", "3x", ""}) {
+    SCOPED_TRACE(workers);
+    expect_bad(with_required({"--workers", workers}), "--workers");
+  }
+  EXPECT_EQ(parse_ok(with_required({"--workers", "256"})).workers, 256);
+}
+
+TEST(ConfigFlags, BadValuesOfOtherFlagsAreBadRequestNamingThem) {
+  expect_bad(with_required({"--log-level", "loud"}), "--log-level");
+  expect_bad(with_required({"--queue-limit", "0"}), "--queue-limit");
+  expect_bad(with_required({"--load-timeout-ms", "0"}), "--load-timeout-ms");
+  expect_bad(with_required({"--admission-timeout-ms", "soon"}), "--admission-timeout-ms");
+  expect_bad(with_required({"--restart-backoff-multiplier", "0.5"}), "--restart-backoff-multiplier");
+}
+
+// ---- --config FILE.json ------------------------------------------------------
+
+constexpr const char* kFullConfig = R"({
+  "socket": "/run/file.sock",
+  "root": ["/srv/f1", "/srv/f2"],
+  "budget": "256M",
+  "workers": 4,
+  "load_timeout_ms": 101,
+  "load_timeout_per_gib_ms": 102,
+  "admission_timeout_ms": 103,
+  "job_retries": 5,
+  "kill_grace_ms": 104,
+  "restart_backoff_ms": 105,
+  "restart_backoff_multiplier": 2.5,
+  "restart_backoff_max_ms": 106,
+  "restart_intensity": 6,
+  "restart_period_ms": 107,
+  "quarantine_strikes": 7,
+  "quarantine_ms": 108,
+  "breaker_failures": 8,
+  "breaker_window_ms": 109,
+  "breaker_cooldown_ms": 110,
+  "breaker_cooldown_multiplier": 4,
+  "breaker_cooldown_max_ms": 111,
+  "breaker_half_open_probes": 9,
+  "queue_limit": 10,
+  "log_level": "warn",
+  "ready_fd": 11,
+  "worker_fault": "crash@fill",
+  "worker_path": "/opt/file-worker"
+})";
+
+TEST(ConfigFile, EveryKeySetsItsField) {
+  JsonFile file(kFullConfig);
+  const DaemonConfig c = parse_ok({"--config", file.path()});
+  EXPECT_EQ(c.socket_path, "/run/file.sock");
+  EXPECT_EQ(c.roots, (std::vector<std::string>{"/srv/f1", "/srv/f2"}));
+  EXPECT_EQ(c.budget_bytes, 256ull << 20);
+  EXPECT_EQ(c.workers, 4);
+  EXPECT_EQ(c.coordinator.load_timeout, milliseconds(101));
+  EXPECT_EQ(c.coordinator.timeout_per_gib, milliseconds(102));
+  EXPECT_EQ(c.coordinator.admission_timeout, milliseconds(103));
+  EXPECT_EQ(c.coordinator.job_retries, 5);
+  EXPECT_EQ(c.kill_grace, milliseconds(104));
+  EXPECT_EQ(c.restart.backoff_first, milliseconds(105));
+  EXPECT_DOUBLE_EQ(c.restart.backoff_multiplier, 2.5);
+  EXPECT_EQ(c.restart.backoff_max, milliseconds(106));
+  EXPECT_EQ(c.restart.max_restarts, 6);
+  EXPECT_EQ(c.restart.period, milliseconds(107));
+  EXPECT_EQ(c.coordinator.quarantine.strikes, 7);
+  EXPECT_EQ(c.coordinator.quarantine.duration, milliseconds(108));
+  EXPECT_EQ(c.coordinator.breaker.failure_threshold, 8);
+  EXPECT_EQ(c.coordinator.breaker.window, milliseconds(109));
+  EXPECT_EQ(c.coordinator.breaker.cooldown, milliseconds(110));
+  EXPECT_DOUBLE_EQ(c.coordinator.breaker.cooldown_multiplier, 4.0);
+  EXPECT_EQ(c.coordinator.breaker.max_cooldown, milliseconds(111));
+  EXPECT_EQ(c.coordinator.breaker.half_open_probes, 9);
+  EXPECT_EQ(c.queue_limit, 10u);
+  EXPECT_EQ(c.log_level, "warn");
+  EXPECT_EQ(c.ready_fd, 11);
+  EXPECT_EQ(c.worker_fault, "crash@fill");
+  EXPECT_EQ(c.worker_path, "/opt/file-worker");
+}
+
+TEST(ConfigFile, IntegerBudgetIsBytes) {
+  JsonFile file(R"({"socket": "s", "root": ["r"], "budget": 4194304})");
+  EXPECT_EQ(parse_ok({"--config", file.path()}).budget_bytes, 4u << 20);
+}
+
+TEST(ConfigFile, RootsIsAnAliasOfRoot) {
+  JsonFile file(R"({"socket": "s", "roots": ["/r1", "/r2"]})");
+  EXPECT_EQ(parse_ok({"--config", file.path()}).roots, (std::vector<std::string>{"/r1", "/r2"}));
+}
+
+TEST(ConfigFile, FlagsOverrideTheFileWhetherGivenBeforeOrAfterIt) {
+  JsonFile file(kFullConfig);
+  const DaemonConfig after = parse_ok({"--config", file.path(), "--workers", "2", "--log-level", "error"});
+  EXPECT_EQ(after.workers, 2);
+  EXPECT_EQ(after.log_level, "error");
+  EXPECT_EQ(after.queue_limit, 10u);  // untouched keys keep the file's value
+  const DaemonConfig before = parse_ok({"--workers", "2", "--socket", "/run/flag.sock", "--config", file.path()});
+  EXPECT_EQ(before.workers, 2);
+  EXPECT_EQ(before.socket_path, "/run/flag.sock");
+  EXPECT_EQ(before.budget_bytes, 256ull << 20);
+}
+
+TEST(ConfigFile, RootsFromFlagsReplaceTheFilesRoots) {
+  JsonFile file(kFullConfig);
+  const DaemonConfig c = parse_ok({"--config", file.path(), "--root", "/flag/r1", "--root", "/flag/r2"});
+  EXPECT_EQ(c.roots, (std::vector<std::string>{"/flag/r1", "/flag/r2"}));
+  const DaemonConfig first = parse_ok({"--root", "/flag/r", "--config", file.path()});
+  EXPECT_EQ(first.roots, std::vector<std::string>{"/flag/r"});
+}
+
+TEST(ConfigFile, FileRootsAreKeptWithoutRootFlags) {
+  JsonFile file(kFullConfig);
+  EXPECT_EQ(parse_ok({"--config", file.path()}).roots, (std::vector<std::string>{"/srv/f1", "/srv/f2"}));
+}
+
+TEST(ConfigFile, UnknownKeyIsBadRequestNamingIt) {
+  JsonFile file(R"({"socket": "s", "root": ["r"], "turbo_mode": true})");
+  expect_bad({"--config", file.path()}, "turbo_mode");
+}
+
+TEST(ConfigFile, NonObjectJsonIsBadRequest) {
+  for (const char* text : {"[1, 2]", "\"socket\"", "42", "{\"socket\": ", "not json", ""}) {
+    SCOPED_TRACE(text);
+    JsonFile file(text);
+    expect_bad(with_required({"--config", file.path()}), file.path());
+  }
+}
+
+TEST(ConfigFile, MissingFileIsBadRequestNamingIt) {
+  expect_bad(with_required({"--config", "/nonexistent/genomed.json"}), "/nonexistent/genomed.json");
+}
+
+TEST(ConfigFile, MistypedValuesAreBadRequestNamingTheKey) {
+  {
+    JsonFile file(R"({"socket": "s", "root": "/not/a/list"})");
+    expect_bad({"--config", file.path()}, "root");
+  }
+  {
+    JsonFile file(R"({"socket": "s", "root": ["r"], "workers": true})");
+    expect_bad({"--config", file.path()}, "workers");
+  }
+  {
+    JsonFile file(R"({"socket": "s", "root": ["r"], "workers": 0})");
+    expect_bad({"--config", file.path()}, "workers");
+  }
+  {
+    JsonFile file(R"({"socket": "s", "root": [1]})");
+    expect_bad({"--config", file.path()}, "root");
+  }
+}
+
+// ---- usage text ------------------------------------------------------------------
+
+// Every flag parse_command_line accepts, with a value it accepts.
+const std::map<std::string, std::string>& accepted_flags() {
+  static const std::map<std::string, std::string> kFlags = {
+      {"--socket", "/run/g.sock"},
+      {"--root", "/srv/a"},
+      {"--budget", "1G"},
+      {"--workers", "2"},
+      {"--load-timeout-ms", "10"},
+      {"--load-timeout-per-gib-ms", "10"},
+      {"--admission-timeout-ms", "10"},
+      {"--job-retries", "1"},
+      {"--kill-grace-ms", "10"},
+      {"--restart-backoff-ms", "10"},
+      {"--restart-backoff-multiplier", "2"},
+      {"--restart-backoff-max-ms", "10"},
+      {"--restart-intensity", "3"},
+      {"--restart-period-ms", "10"},
+      {"--quarantine-strikes", "2"},
+      {"--quarantine-ms", "10"},
+      {"--breaker-failures", "2"},
+      {"--breaker-window-ms", "10"},
+      {"--breaker-cooldown-ms", "10"},
+      {"--breaker-cooldown-multiplier", "2"},
+      {"--breaker-cooldown-max-ms", "10"},
+      {"--breaker-half-open-probes", "1"},
+      {"--queue-limit", "8"},
+      {"--log-level", "warn"},
+      {"--ready-fd", "3"},
+      {"--worker-fault", "crash@probe"},
+      {"--worker-path", "/opt/w"},
+      {"--config", ""},  // filled in with a real file
+  };
+  return kFlags;
+}
+
+TEST(ConfigUsage, MentionsEveryAcceptedFlag) {
+  const std::string usage = usage_text();
+  for (const auto& [flag, value] : accepted_flags()) {
+    const std::regex mention(flag + "(?![a-z-])");  // "--quarantine-ms", not "--quarantine-ms-x"
+    EXPECT_TRUE(std::regex_search(usage, mention)) << "usage does not mention " << flag;
+  }
+  EXPECT_NE(usage.find("--help"), std::string::npos);
+  EXPECT_NE(usage.find("-h,"), std::string::npos);
+}
+
+TEST(ConfigUsage, EveryListedFlagIsAcceptedByTheParser) {
+  JsonFile file(R"({"socket": "s", "root": ["r"]})");
+  for (const auto& [flag, value] : accepted_flags()) {
+    const auto r = parse(with_required({flag, flag == "--config" ? file.path() : value}));
+    EXPECT_TRUE(r.ok()) << flag << ": " << r.status().to_string();
+  }
+}
+
+TEST(ConfigUsage, EveryFlagTheUsageMentionsIsAcceptedByTheParser) {
+  const std::string usage = usage_text();
+  const std::regex flag_re("--[a-z][a-z-]*[a-z]");
+  std::set<std::string> mentioned;
+  for (auto it = std::sregex_iterator(usage.begin(), usage.end(), flag_re); it != std::sregex_iterator(); ++it) {
+    mentioned.insert(it->str());
+  }
+  EXPECT_GE(mentioned.size(), accepted_flags().size());
+  for (const auto& flag : mentioned) {
+    if (flag == "--help") continue;
+    EXPECT_TRUE(accepted_flags().count(flag)) << "usage mentions " << flag << ", which this test does not know";
+    const auto r = parse(with_required({flag + "=x"}));
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().message().find("unknown option"), std::string::npos)
+          << "usage mentions " << flag << " but the parser refuses it: " << r.status().message();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace genomed::loader
