@@ -228,6 +228,10 @@ TEST(Lifecycle, HelpIsTrueAndBadFlagsFailWithExit2) {
   const auto bad = run_command({binary("genomed"), "--socket", "/tmp/x.sock", "--root", "/tmp", "--budget", "lots"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--budget"), std::string::npos) << bad.err;
+  const auto fault = run_command(
+      {binary("genomed"), "--socket", "/tmp/x.sock", "--root", "/tmp", "--worker-fault", "explode@probe"});
+  EXPECT_EQ(fault.exit_code, 2);
+  EXPECT_NE(fault.err.find("unknown action"), std::string::npos) << fault.err;
 }
 
 }  // namespace

@@ -171,6 +171,37 @@ TEST_F(HostileInput, HugeDeclaredArrayIsRefusedWithoutAllocating) {
   ::close(fd);
 }
 
+TEST_F(HostileInput, MalformedReleaseClosesTheConnectionWithoutAReply) {
+  // RELEASE is one-way: an answer would be mistaken for the reply to the
+  // client's next request, so the daemon closes instead.
+  const int fd = raw_connect(daemon_.socket_path());
+  raw_hello(fd);
+  ipc::MapWriter bad;
+  bad.put("op", "release").put("leases", "not-a-list");
+  ASSERT_TRUE(ipc::write_frame(fd, bad.finish()).ok());
+  auto eof = ipc::read_frame(fd, ipc::kMaxReplyFrame);
+  EXPECT_EQ(eof.code(), Errc::not_connected);
+  ::close(fd);
+}
+
+TEST_F(HostileInput, OversizedPrefixBeforeHelloIsAnsweredAndClosed) {
+  const int fd = raw_connect(daemon_.socket_path());
+  const unsigned char huge[4] = {0x7f, 0xff, 0xff, 0xff};
+  ASSERT_EQ(::send(fd, huge, 4, MSG_NOSIGNAL), 4);
+  EXPECT_EQ(error_then_close(fd), Errc::frame_too_large);
+  ::close(fd);
+}
+
+TEST_F(HostileInput, WrongProtocolVersionIsRefused) {
+  const int fd = raw_connect(daemon_.socket_path());
+  ipc::Request hello;
+  hello.op = ipc::Op::hello;
+  hello.version = 99;
+  ASSERT_TRUE(ipc::write_frame(fd, ipc::encode_request(hello)).ok());
+  EXPECT_EQ(error_then_close(fd), Errc::unsupported_version);
+  ::close(fd);
+}
+
 TEST_F(HostileInput, RequestBeforeHelloIsRefused) {
   const int fd = raw_connect(daemon_.socket_path());
   ipc::Request list;
