@@ -89,6 +89,12 @@ void Server::accept_loop() {
       ::close(fd);
       return;
     }
+    if (conns_.size() >= kMaxConnections) {
+      // Each connection owns a thread: refuse rather than exhaust them.
+      spdlog::error("{} clients connected (the limit); a new client was refused", conns_.size());
+      ::close(fd);
+      continue;
+    }
     const ConnectionId id = next_id_++;
     Conn& conn = conns_[id];
     conn.fd = fd;
