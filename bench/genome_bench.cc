@@ -19,6 +19,7 @@
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -63,9 +64,25 @@ using Json = nlohmann::ordered_json;
 
 constexpr double kGB = 1e9;  // GB/s are decimal, as in docs/physics
 
+// What die() must clean up: daemons started and the temporary directory.
+std::vector<pid_t> g_daemons;
+std::string g_tmp_dir;
+
 [[noreturn]] void die(const std::string& what) {
   std::fprintf(stderr, "genome-bench: %s\n", what.c_str());
   std::fflush(stderr);
+  for (pid_t pid : g_daemons) {
+    ::kill(pid, SIGTERM);
+    for (int i = 0; i < 500 && ::waitpid(pid, nullptr, WNOHANG) == 0; ++i) ::usleep(10'000);
+    if (::waitpid(pid, nullptr, WNOHANG) == 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+  if (!g_tmp_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(g_tmp_dir, ec);
+  }
   std::_Exit(1);
 }
 
@@ -99,14 +116,15 @@ struct Options {
   std::string profile_cold;  // "16m" | "128m" | "512m"
   std::string profile_hit;   // "hot" | "hot-small"
   int profile_reps = 20;
+  int churn_override = 0;
   double profile_seconds = 5;
   // Derived from --quick.
   int reps = 5;                // cold loads and baseline repetitions (medians)
   int hit_iterations = 20000;  // latency samples (hit and raw socket alike)
   int churn_cycles = 1000;
-  int churn_warmup = 20;
+  int churn_warmup = 200;  // lets malloc and the thread-stack cache settle first (see docs)
   int dedup_clients = 256;
-  double throughput_seconds = 2.0;
+  double throughput_seconds = 3.0;  // per client count, split in 3 interleaved rounds
 };
 
 std::string self_dir() {
@@ -130,6 +148,7 @@ ratio and the target of issue 4. The full run takes about 2-3 minutes on 2 cores
   --budget SIZE    the daemons' --budget (default 1280M; needs >= 1G)
   --genomed PATH   the genomed binary (default: next to genome-bench)
   --keep-tmp       keep the temporary directory (adapters, daemon logs)
+  --churn-cycles N load+unload cycles of the churn check (default 1000)
 
 profiling modes (no report; run under perf record -a / strace -f):
   --profile-cold SIZE   start genomed --workers 1, then acquire+release+unload
@@ -164,6 +183,8 @@ Options parse_options(int argc, char** argv) {
       auto size = genomed::parse_size(value());
       if (!size || *size < (1ull << 30)) die("--budget: expected a size of at least 1G");
       o.budget = *size;
+    } else if (a == "--churn-cycles") {
+      o.churn_override = std::max(1, std::atoi(value().c_str()));
     } else if (a == "--profile-cold") {
       o.profile_cold = value();
     } else if (a == "--profile-hit") {
@@ -184,10 +205,11 @@ Options parse_options(int argc, char** argv) {
     o.reps = 2;
     o.hit_iterations = 2000;
     o.churn_cycles = 100;
-    o.churn_warmup = 5;
+    o.churn_warmup = 100;
     o.dedup_clients = 32;
-    o.throughput_seconds = 0.3;
+    o.throughput_seconds = 0.6;
   }
+  if (o.churn_override > 0) o.churn_cycles = o.churn_override;
   return o;
 }
 
@@ -236,6 +258,7 @@ void warm_page_cache(const std::string& path) {
 // Keeps the median aggregate of every benchmark (bytes/s), and prints as usual.
 class CaptureReporter : public benchmark::ConsoleReporter {
  public:
+  CaptureReporter() : benchmark::ConsoleReporter(OO_Tabular) {}  // no colour codes
   std::map<std::string, double> bytes_per_second;
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& r : runs) {
@@ -510,6 +533,7 @@ struct Daemon {
   std::string socket;
   std::string log;
   int workers = 1;
+  double prefault_ms = NAN;  // from the daemon's log
 };
 
 Daemon start_daemon(const Options& o, const std::string& tmp, const std::string& root, int workers) {
@@ -535,10 +559,12 @@ Daemon start_daemon(const Options& o, const std::string& tmp, const std::string&
     std::_Exit(127);
   }
   d.pid = pid;
+  g_daemons.push_back(pid);
   const auto t0 = Clock::now();
   for (;;) {
     int status = 0;
     if (::waitpid(pid, &status, WNOHANG) == pid) {
+      std::erase(g_daemons, pid);  // reaped already
       std::ifstream in(d.log);
       std::stringstream text;
       text << in.rdbuf();
@@ -548,8 +574,31 @@ Daemon start_daemon(const Options& o, const std::string& tmp, const std::string&
     if (seconds_since(t0) > 60) die("genomed did not accept clients within 60 s");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  std::printf("started genomed pid %d: --workers %d --budget %s (ready in %.0f ms)\n", pid, workers,
-              budget.c_str(), seconds_since(t0) * 1e3);
+  const double ready_ms = seconds_since(t0) * 1e3;
+  // genomed faults the arena in on a background thread after start and logs
+  // "arena of SIZE faulted in (N ms)". Loads measured before that compete
+  // with it, so wait for the line (an older genomed never logs it: give up
+  // after 30 s and say so).
+  for (;;) {
+    std::ifstream in(d.log);
+    std::string line;
+    bool found = false;
+    while (std::getline(in, line)) {
+      const auto at = line.find("faulted in (");
+      if (at != std::string::npos) {
+        d.prefault_ms = std::atof(line.c_str() + at + 12);
+        found = true;
+      }
+    }
+    if (found) break;
+    if (seconds_since(t0) > 30) {
+      std::printf("note: genomed did not log that its arena is faulted in; measuring anyway\n");
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::printf("started genomed pid %d: --workers %d --budget %s (accepting after %.0f ms, arena faulted in after %.0f ms)\n",
+              pid, workers, budget.c_str(), ready_ms, d.prefault_ms);
   std::fflush(stdout);
   return d;
 }
@@ -568,6 +617,7 @@ void stop_daemon(Daemon& d) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  std::erase(g_daemons, d.pid);
   d.pid = -1;
 }
 
@@ -610,6 +660,34 @@ std::uint64_t open_fds(pid_t pid) {
     ++n;
   }
   return n;
+}
+
+// CPU placement for the latency phase. A Unix-socket round trip costs very
+// different amounts when both ends share a core and when the peer must be
+// woken on the other core (an IPI on this VM), and the scheduler's choice
+// varies from run to run. So the headline latency figures pin the client
+// (this thread) to one CPU and the server side (echo process or every genomed
+// thread) to another: cross-core, the same placement for baseline and genomed.
+bool pin_task(pid_t tid, int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (cpu >= 0) {
+    CPU_SET(cpu, &set);
+  } else {
+    for (int c = 0; c < CPU_SETSIZE && c < static_cast<int>(std::thread::hardware_concurrency()); ++c) CPU_SET(c, &set);
+  }
+  return ::sched_setaffinity(tid, sizeof set, &set) == 0;
+}
+
+// Pins every thread of process `pid` (cpu < 0: unpins). Threads created later
+// inherit their creator's mask (genomed's accept thread spawns the
+// connection threads).
+void pin_process(pid_t pid, int cpu) {
+  std::error_code ec;
+  for (auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);
+       !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    (void)pin_task(static_cast<pid_t>(std::atoi(it->path().filename().c_str())), cpu);
+  }
 }
 
 // ---- genomed measurements ---------------------------------------------------------------
@@ -661,8 +739,10 @@ double parallel_cold_loads(const Daemon& d, const Adapter& a, const Adapter& b, 
     tb.join();
     const double s = std::chrono::duration<double>(std::max(end[0], end[1]) - std::min(begin[0], begin[1])).count();
     gbps.push_back(static_cast<double>(a.bytes + b.bytes) / s / kGB);
+    // Each on the connection that released its lease: RELEASE is one-way, so
+    // only a later request on the same connection is ordered after it.
     unload_or_die(ca, a.name);
-    unload_or_die(ca, b.name);
+    unload_or_die(cb, b.name);
   }
   return median(gbps);
 }
@@ -788,6 +868,7 @@ int main(int argc, char** argv) {
   char tmpl[] = "/tmp/genome-bench-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) die("mkdtemp");
   const std::string tmp = tmpl;
+  if (!o.keep_tmp) g_tmp_dir = tmp;
   const std::string root = tmp + "/adapters";
   struct Cleanup {
     std::string dir;
@@ -867,15 +948,9 @@ int main(int argc, char** argv) {
   j["acquire_request_frame_bytes"] = frames.acquire_request;
   j["acquire_reply_frame_bytes"] = frames.acquire_reply;
   j["release_request_frame_bytes"] = frames.release_request;
-  std::map<int, double> sock_tput;
-  for (int n : {1, 4, 16}) {
-    sock_tput[n] = socket_throughput(frames, n, o.throughput_seconds);
-    j["socket_rtt_throughput_" + std::to_string(n)] = sock_tput[n];
-  }
+  std::map<int, double> sock_tput;  // measured with the hits, interleaved
   std::printf("frames: acquire request %zu B, reply %zu B (release %zu B, one-way)\n", frames.acquire_request,
               frames.acquire_reply, frames.release_request);
-  std::printf("round trips/s with 1/4/16 pairs: %.0f / %.0f / %.0f (latency: measured with the hits below)\n",
-              sock_tput[1], sock_tput[4], sock_tput[16]);
 
   // ---- genomed, one worker ----
   std::printf("\n== genomed --workers 1 ==\n");
@@ -887,6 +962,7 @@ int main(int argc, char** argv) {
   std::map<int, double> hit_tput;
   double hit_small_tput16 = NAN;
   Snapshot churn_before, churn_after;
+  std::vector<std::uint64_t> churn_rss_trace;  // VmRSS after every tenth of the cycles
   double churn_rate = NAN;
   std::uint64_t dedup_loads = 0, dedup_ok = 0;
   double dedup_ms = NAN;
@@ -904,16 +980,36 @@ int main(int argc, char** argv) {
     // Hit latency: one client, resident adapter.
     { auto l = c.load(hot.name); if (!l) die("load hot: " + l.status().to_string()); }
     { auto l = c.load(hot_small.name); if (!l) die("load hot-small: " + l.status().to_string()); }
-    // Ten alternating blocks of genomed hits and raw round trips.
-    std::vector<double> hits, small_hits, rtt;
+    // Ten alternating blocks of genomed hits and raw round trips, pinned
+    // cross-core (see pin_process); then the same unpinned, for reference.
+    std::vector<double> hits, small_hits, rtt, free_hits, free_rtt;
     constexpr int kBlocks = 10;
     const int per_block = std::max(1, o.hit_iterations / kBlocks);
+    const bool pinned = std::thread::hardware_concurrency() >= 2 && pin_task(0, 0);
+    if (pinned) {
+      pin_process(d1.pid, 1);
+      pin_process(echo.pid, 1);
+    }
     for (int b = 0; b < kBlocks; ++b) {
       hit_block(c, hot.name, 20, per_block, hits);
       socket_rtt_block(echo, 20, per_block, rtt);
       hit_block(c, hot_small.name, 20, per_block, small_hits);
     }
+    if (pinned) {
+      pin_task(0, -1);
+      pin_process(d1.pid, -1);
+      pin_process(echo.pid, -1);
+      for (int b = 0; b < kBlocks; ++b) {
+        hit_block(c, hot.name, 20, per_block / 2, free_hits);
+        socket_rtt_block(echo, 20, per_block / 2, free_rtt);
+      }
+    }
     end_echo_server(echo.pairs, echo.pid);
+    j["latency_pinned_cross_core"] = pinned;
+    j["hit_unpinned_p50_us"] = percentile(free_hits, 50);
+    j["socket_rtt_unpinned_p50_us"] = percentile(free_rtt, 50);
+    std::printf("unpinned (scheduler's placement): hit p50 %.1f us, raw round trip p50 %.1f us\n",
+                percentile(free_hits, 50), percentile(free_rtt, 50));
     hit_p50 = percentile(hits, 50);
     hit_p99 = percentile(hits, 99);
     hit_small_p50 = percentile(small_hits, 50);
@@ -923,8 +1019,29 @@ int main(int argc, char** argv) {
     std::printf("raw socket round trip: p50 %.1f us, p99 %.1f us\n", rtt_p50, rtt_p99);
     std::printf("hit acquire+release: p50 %.1f us, p99 %.1f us (4-tensor adapter: p50 %.1f us, p99 %.1f us)\n",
                 hit_p50, hit_p99, hit_small_p50, hit_small_p99);
-    for (int n : {1, 4, 16}) hit_tput[n] = hit_throughput(d1, hot.name, n, o.throughput_seconds);
-    hit_small_tput16 = hit_throughput(d1, hot_small.name, 16, o.throughput_seconds);
+    // Throughput: three rounds, each alternating genomed and the raw socket
+    // baseline (same machine state); medians of the rounds.
+    {
+      constexpr int kRounds = 3;
+      const double slice = o.throughput_seconds / kRounds;
+      std::map<int, std::vector<double>> hit_runs, sock_runs;
+      std::vector<double> small_runs;
+      for (int r = 0; r < kRounds; ++r) {
+        for (int n : {1, 4, 16}) {
+          hit_runs[n].push_back(hit_throughput(d1, hot.name, n, slice));
+          sock_runs[n].push_back(socket_throughput(frames, n, slice));
+        }
+        small_runs.push_back(hit_throughput(d1, hot_small.name, 16, slice));
+      }
+      for (int n : {1, 4, 16}) {
+        hit_tput[n] = median(hit_runs[n]);
+        sock_tput[n] = median(sock_runs[n]);
+        j["socket_rtt_throughput_" + std::to_string(n)] = sock_tput[n];
+      }
+      hit_small_tput16 = median(small_runs);
+    }
+    std::printf("raw round trips/s with 1/4/16 pairs: %.0f / %.0f / %.0f\n", sock_tput[1], sock_tput[4],
+                sock_tput[16]);
     std::printf("hit throughput with 1/4/16 clients: %.0f / %.0f / %.0f per s (4-tensor adapter, 16: %.0f)\n",
                 hit_tput[1], hit_tput[4], hit_tput[16], hit_small_tput16);
     std::fflush(stdout);
@@ -939,6 +1056,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < o.churn_cycles; ++i) {
       if (auto l = c.load(churn.name); !l) die("churn load: " + l.status().to_string());
       unload_or_die(c, churn.name);
+      if ((i + 1) % std::max(1, o.churn_cycles / 10) == 0) churn_rss_trace.push_back(proc_status(d1.pid, "VmRSS"));
     }
     churn_rate = o.churn_cycles / seconds_since(t0);
     churn_after = snapshot(c, static_cast<pid_t>(c.daemon_pid()));
@@ -985,6 +1103,8 @@ int main(int argc, char** argv) {
   }
   stop_daemon(d1);
 
+  j["arena_prefault_ms_w1"] = d1.prefault_ms;
+
   // ---- genomed, N workers ----
   std::printf("\n== genomed --workers %d ==\n", o.workers_n);
   std::fflush(stdout);
@@ -999,6 +1119,7 @@ int main(int argc, char** argv) {
     parn = parallel_cold_loads(dn, sizes[1], par_b, o.reps);
     std::printf("two 128m cold loads at once: %.3f GB/s aggregate\n", parn);
   }
+  j["arena_prefault_ms_wN"] = dn.prefault_ms;
   stop_daemon(dn);
 
   // ---- figures, ratios, targets ----
@@ -1088,6 +1209,7 @@ int main(int argc, char** argv) {
   j["churn_bytes_resident_after"] = churn_after.bytes_resident;
   j["churn_rss_kb_before"] = churn_before.rss_kb;
   j["churn_rss_kb_after"] = churn_after.rss_kb;
+  j["churn_rss_kb_trace"] = churn_rss_trace;
   j["churn_fds_before"] = churn_before.fds;
   j["churn_rss_anon_kb_before"] = churn_before.rss_anon_kb;
   j["churn_rss_anon_kb_after"] = churn_after.rss_anon_kb;
@@ -1142,6 +1264,11 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(churn_before.threads),
                 static_cast<unsigned long long>(churn_after.threads), static_cast<unsigned long long>(churn_before.fds),
                 static_cast<unsigned long long>(churn_after.fds));
+  }
+  if (!churn_rss_ok) {
+    std::printf("     VmRSS (kB) after each tenth of the churn:");
+    for (auto kb : churn_rss_trace) std::printf(" %llu", static_cast<unsigned long long>(kb));
+    std::printf("\n");
   }
   if (dedup_loads != 1 || dedup_ok != static_cast<std::uint64_t>(o.dedup_clients)) {
     std::printf("FAIL: %d concurrent cold acquires of one adapter: %llu load(s), %llu succeeded\n", o.dedup_clients,
