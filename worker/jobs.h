@@ -3,14 +3,15 @@
 
 #include <string>
 
+#include "worker/arena_window.h"
 #include "worker/fault.h"
 #include "worker/job_protocol.h"
 
 namespace genomed::jobs {
 
-// `arena_fd` is the read-write descriptor of the arena the worker inherited;
-// a fill maps only [job.offset, job.offset + job.length) of it. `fault`
-// (tests only) injects a failure at its stage.
-std::string run_job(const Job& job, int arena_fd, const std::optional<Fault>& fault);
+// A fill opens only [job.offset, job.offset + job.length) of `arena` for
+// writing, and closes it again before returning. `fault` (tests only)
+// injects a failure at its stage.
+std::string run_job(const Job& job, ArenaWindow& arena, const std::optional<Fault>& fault);
 
 }  // namespace genomed::jobs

@@ -71,6 +71,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   ::signal(SIGPIPE, SIG_IGN);
+  auto arena = genomed::jobs::ArenaWindow::map(arena_fd);
+  if (!arena) {
+    std::fprintf(stderr, "genome-worker: %s\n", arena.status().message().c_str());
+    return 3;
+  }
 
   for (;;) {
     auto frame = genomed::ipc::read_frame(ipc_fd, genomed::ipc::kMaxReplyFrame);
@@ -81,7 +86,7 @@ int main(int argc, char** argv) {
       return 3;
     }
     auto job = genomed::jobs::decode_job(frame->body);
-    const std::string reply = job ? genomed::jobs::run_job(*job, arena_fd, fault)
+    const std::string reply = job ? genomed::jobs::run_job(*job, *arena, fault)
                                   : genomed::ipc::encode_error(job.status());
     if (!genomed::ipc::write_frame(ipc_fd, reply).ok()) return 0;
   }

@@ -1,0 +1,55 @@
+#include "worker/arena_window.h"
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <utility>
+
+namespace genomed::jobs {
+
+Result<ArenaWindow> ArenaWindow::map(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || st.st_size <= 0) {
+    return Status(Errc::internal, std::string("cannot size the arena descriptor: ") + std::strerror(errno));
+  }
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  void* p = ::mmap(nullptr, size, PROT_NONE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return Status(Errc::internal, std::string("cannot map the arena: ") + std::strerror(errno));
+  return ArenaWindow(static_cast<std::byte*>(p), size);
+}
+
+ArenaWindow::ArenaWindow(ArenaWindow&& other) noexcept
+    : base_(std::exchange(other.base_, nullptr)), size_(std::exchange(other.size_, 0)), open_(other.open_) {}
+
+ArenaWindow::~ArenaWindow() {
+  if (base_ != nullptr) ::munmap(base_, size_);
+}
+
+Result<std::span<std::byte>> ArenaWindow::open(std::uint64_t offset, std::uint64_t length) {
+  if (offset > size_ || length > size_ - offset || length == 0) {
+    return Status(Errc::internal, "assigned range [" + std::to_string(offset) + ", +" + std::to_string(length) +
+                                      ") lies outside the arena of " + std::to_string(size_) + " bytes");
+  }
+  std::byte* start = base_ + offset;
+  if (::mprotect(start, length, PROT_READ | PROT_WRITE) != 0) {
+    return Status(Errc::internal, std::string("cannot open the assigned range: ") + std::strerror(errno));
+  }
+#ifdef MADV_POPULATE_WRITE
+  // Populate the page tables in one call rather than one fault per page; a
+  // range filled before is populated already. Best effort (Linux >= 5.14).
+  (void)::madvise(start, length, MADV_POPULATE_WRITE);
+#endif
+  open_ = std::span<std::byte>(start, length);
+  return open_;
+}
+
+void ArenaWindow::close() {
+  if (open_.empty()) return;
+  ::mprotect(open_.data(), open_.size(), PROT_NONE);
+  open_ = {};
+}
+
+}  // namespace genomed::jobs
