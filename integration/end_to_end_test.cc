@@ -176,6 +176,38 @@ TEST_F(EndToEnd, UnloadWithLeaseDrainsThenFrees) {
   EXPECT_EQ(daemon_.stat("loads_completed"), 2u);
 }
 
+TEST_F(EndToEnd, ReloadOfAChangedFileShowsTheNewBytesNotACachedTable) {
+  // The client caches parsed tensor tables per (generation, range); a reload
+  // may land in the same range, and must still show the new file.
+  const std::string dir = daemon_.add_adapter("changing", {.seed = 1});
+  Client client = daemon_.connect();
+  std::uint64_t first_generation = 0;
+  {
+    auto lease = client.acquire("changing");
+    ASSERT_TRUE(lease.ok());
+    first_generation = lease->generation();
+  }
+  ASSERT_TRUE(eventually([&] { return client.unload("changing").ok(); }));
+  daemon_.add_adapter("changing", {.rank = 4, .seed = 2});  // a different layout and bytes
+  const auto expected = read_file_tensors(dir + "/adapter_model.safetensors");
+  auto lease = client.acquire("changing");
+  ASSERT_TRUE(lease.ok());
+  EXPECT_NE(lease->generation(), first_generation);
+  EXPECT_EQ(lease->lora_rank(), 4u);
+  for (const auto& t : lease->tensors()) EXPECT_EQ(to_string(t.data), expected.at(std::string(t.name)).bytes);
+}
+
+TEST_F(EndToEnd, LeasesOnOneCopyShareItsTensorTable) {
+  daemon_.add_adapter("shared", {});
+  Client client = daemon_.connect();
+  auto a = client.acquire("shared");
+  auto b = client.acquire("shared");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(a->id(), b->id());
+  EXPECT_EQ(a->tensors().data(), b->tensors().data());  // parsed once
+  EXPECT_EQ(a->tensors()[0].data.data(), b->tensors()[0].data.data());
+}
+
 TEST_F(EndToEnd, DoubleUnloadIsATypedError) {
   daemon_.add_adapter("twice", {});
   Client client = daemon_.connect();

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <algorithm>
+#include <list>
 #include <mutex>
 
 #include "ipc/framing.h"
@@ -17,6 +18,13 @@
 
 namespace genomed {
 namespace client_detail {
+
+// A validated resident header and the views into the arena it describes.
+struct ParsedAdapter {
+  std::span<const std::byte> bytes;
+  format::ResidentLayout layout;  // owns the names and shapes the views point at
+  std::vector<TensorView> views;
+};
 
 struct Connection {
   ~Connection() {
@@ -30,7 +38,7 @@ struct Connection {
     if (fd < 0) return Status(Errc::not_connected, "the connection to genomed was lost");
     Status sent = ipc::write_frame(fd, ipc::encode_request(req));
     if (!sent.ok()) return lost(sent);
-    auto reply = ipc::read_frame(fd, ipc::kMaxReplyFrame);
+    auto reply = reader->read(ipc::kMaxReplyFrame);
     if (!reply) return lost(reply.status());
     return std::move(reply->body);
   }
@@ -49,8 +57,37 @@ struct Connection {
                   "lost the connection to genomed" + (why.ok() ? std::string() : ": " + why.message()));
   }
 
+  // The tensor table of a resident copy, parsed once and shared by every
+  // lease on that copy. Keyed by (generation, offset, length): a grant with
+  // the same key names the same bytes, unchanged (a generation is one load,
+  // and memory under a lease is never reused). Returns nullptr on a miss.
+  std::shared_ptr<const ParsedAdapter> cached(const ipc::LeaseGrant& g) {
+    std::lock_guard lock(cache_mu);
+    for (auto it = parsed.begin(); it != parsed.end(); ++it) {
+      if (it->generation == g.generation && it->offset == g.offset && it->length == g.length) {
+        parsed.splice(parsed.begin(), parsed, it);  // most recent first
+        return it->adapter;
+      }
+    }
+    return nullptr;
+  }
+  void remember(const ipc::LeaseGrant& g, std::shared_ptr<const ParsedAdapter> adapter) {
+    std::lock_guard lock(cache_mu);
+    parsed.push_front({g.generation, g.offset, g.length, std::move(adapter)});
+    if (parsed.size() > kParsedCacheEntries) parsed.pop_back();
+  }
+
+  static constexpr std::size_t kParsedCacheEntries = 64;
+  struct CachedAdapter {
+    std::uint64_t generation, offset, length;
+    std::shared_ptr<const ParsedAdapter> adapter;
+  };
+  std::mutex cache_mu;  // guards `parsed` (leases are built outside `mu`)
+  std::list<CachedAdapter> parsed;
+
   std::mutex mu;  // serializes requests on fd
   int fd = -1;
+  std::unique_ptr<ipc::FrameReader> reader;  // over fd; used under mu
   const std::byte* arena = nullptr;  // PROT_READ mapping of the whole arena
   std::uint64_t arena_bytes = 0;
   std::uint64_t daemon_pid = 0;
@@ -61,9 +98,7 @@ struct LeaseState {
   std::string name;
   std::uint64_t id = 0;
   std::uint64_t generation = 0;
-  std::span<const std::byte> bytes;
-  format::ResidentLayout layout;  // owns the names and shapes the views point at
-  std::vector<TensorView> views;
+  std::shared_ptr<const ParsedAdapter> adapter;
   bool released = false;
 };
 
@@ -71,6 +106,7 @@ struct LeaseState {
 
 using client_detail::Connection;
 using client_detail::LeaseState;
+using client_detail::ParsedAdapter;
 
 // ---- Lease ------------------------------------------------------------------
 
@@ -97,13 +133,13 @@ void Lease::release() {
 const std::string& Lease::name() const { return state_->name; }
 std::uint64_t Lease::id() const { return state_->id; }
 std::uint64_t Lease::generation() const { return state_->generation; }
-std::uint32_t Lease::lora_rank() const { return state_->layout.lora_r; }
-double Lease::lora_alpha() const { return state_->layout.lora_alpha; }
-std::span<const TensorView> Lease::tensors() const { return state_->views; }
-std::span<const std::byte> Lease::bytes() const { return state_->bytes; }
+std::uint32_t Lease::lora_rank() const { return state_->adapter->layout.lora_r; }
+double Lease::lora_alpha() const { return state_->adapter->layout.lora_alpha; }
+std::span<const TensorView> Lease::tensors() const { return state_->adapter->views; }
+std::span<const std::byte> Lease::bytes() const { return state_->adapter->bytes; }
 
 const TensorView* Lease::find(std::string_view tensor_name) const {
-  const auto& v = state_->views;
+  const auto& v = state_->adapter->views;
   auto it = std::lower_bound(v.begin(), v.end(), tensor_name,
                              [](const TensorView& t, std::string_view n) { return t.name < n; });
   return it != v.end() && it->name == tensor_name ? &*it : nullptr;
@@ -137,9 +173,10 @@ Result<Client> Client::connect(const std::string& socket_path, const std::string
   hello.op = ipc::Op::hello;
   hello.version = ipc::kProtocolVersion;
   hello.client = client_name;
+  conn->reader = std::make_unique<ipc::FrameReader>(conn->fd);
   GENOMED_RETURN_IF_ERROR(ipc::write_frame(conn->fd, ipc::encode_request(hello)));
   GENOMED_ASSIGN_OR_RETURN(ipc::ReceivedFrame frame,
-                           ipc::read_frame(conn->fd, ipc::kMaxReplyFrame, std::nullopt, /*accept_fd=*/true));
+                           conn->reader->read(ipc::kMaxReplyFrame, std::nullopt, /*accept_fd=*/true));
   const int arena_fd = frame.fd;
   auto reply = ipc::decode_hello_reply(frame.body);
   if (!reply || arena_fd < 0) {
@@ -177,23 +214,30 @@ Result<std::unique_ptr<LeaseState>> make_lease(const std::shared_ptr<Connection>
     conn->send(release);
     return Status(Errc::layout_invalid, "adapter '" + g.name + "': " + why);
   };
+  if (auto hit = conn->cached(g)) {
+    state->adapter = std::move(hit);
+    return state;
+  }
   if (g.offset > conn->arena_bytes || g.length > conn->arena_bytes - g.offset) {
     return fail("the granted range lies outside the arena");
   }
-  state->bytes = std::span<const std::byte>(conn->arena + g.offset, g.length);
-  auto layout = format::read_layout_header(state->bytes);
+  auto adapter = std::make_shared<ParsedAdapter>();
+  adapter->bytes = std::span<const std::byte>(conn->arena + g.offset, g.length);
+  auto layout = format::read_layout_header(adapter->bytes);
   if (!layout) return fail(layout.status().message());
-  state->layout = std::move(layout).value();
-  state->views.reserve(state->layout.tensors.size());
-  for (const auto& t : state->layout.tensors) {
+  adapter->layout = std::move(layout).value();
+  adapter->views.reserve(adapter->layout.tensors.size());
+  for (const auto& t : adapter->layout.tensors) {
     TensorView v;
     v.name = t.name;
     v.dtype = format::dtype_name(t.dtype);
     v.element_size = format::dtype_size(t.dtype);
     v.shape = t.shape;
-    v.data = state->bytes.subspan(t.offset, t.length);
-    state->views.push_back(v);
+    v.data = adapter->bytes.subspan(t.offset, t.length);
+    adapter->views.push_back(v);
   }
+  conn->remember(g, adapter);
+  state->adapter = std::move(adapter);
   return state;
 }
 

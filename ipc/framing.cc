@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 namespace genomed::ipc {
@@ -28,6 +29,31 @@ Status wait_readable(int fd, std::optional<Clock::time_point> deadline) {
   }
 }
 
+// Keeps the first descriptor of a control message in `*received` (if empty)
+// and closes every other one: a surplus descriptor must never leak.
+void collect_fds(msghdr& msg, int* received) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < count; ++i) {
+      int got;
+      std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (received != nullptr && *received < 0) *received = got;
+      else ::close(got);
+    }
+  }
+}
+
+std::uint32_t decode_length(const char* p) {
+  const auto* b = reinterpret_cast<const unsigned char*>(p);
+  return (std::uint32_t{b[0]} << 24) | (std::uint32_t{b[1]} << 16) | (std::uint32_t{b[2]} << 8) | std::uint32_t{b[3]};
+}
+
+Status too_large(std::uint32_t len, std::uint32_t max_body) {
+  return Status(Errc::frame_too_large,
+                "frame of " + std::to_string(len) + " bytes exceeds the limit of " + std::to_string(max_body));
+}
+
 // Reads exactly `len` bytes into `dst`, collecting at most one descriptor.
 Status read_exact(int fd, char* dst, std::size_t len, std::optional<Clock::time_point> deadline,
                   int* received_fd) {
@@ -46,20 +72,7 @@ Status read_exact(int fd, char* dst, std::size_t len, std::optional<Clock::time_
       if (errno == EINTR || errno == EAGAIN) continue;
       return socket_error("recvmsg");
     }
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-        const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (std::size_t i = 0; i < count; ++i) {
-          int got;
-          std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-          if (received_fd != nullptr && *received_fd < 0) {
-            *received_fd = got;
-          } else {
-            ::close(got);  // unexpected or surplus descriptor: never leak it
-          }
-        }
-      }
-    }
+    collect_fds(msg, received_fd);
     if (n == 0) {
       return Status(Errc::not_connected, done == 0 && len == 4 ? "peer closed the connection"
                                                                : "peer closed the connection mid-frame");
@@ -125,11 +138,9 @@ Result<ReceivedFrame> read_frame(int fd, std::uint32_t max_body,
   unsigned char header[4];
   Status s = read_exact(fd, reinterpret_cast<char*>(header), sizeof header, deadline, &received);
   if (s.ok()) {
-    const std::uint32_t len = (std::uint32_t{header[0]} << 24) | (std::uint32_t{header[1]} << 16) |
-                              (std::uint32_t{header[2]} << 8) | std::uint32_t{header[3]};
+    const std::uint32_t len = decode_length(reinterpret_cast<const char*>(header));
     if (len > max_body) {
-      s = Status(Errc::frame_too_large, "frame of " + std::to_string(len) + " bytes exceeds the limit of " +
-                                            std::to_string(max_body));
+      s = too_large(len, max_body);
     } else {
       frame.body.resize(len);
       s = read_exact(fd, frame.body.data(), len, deadline, &received);
@@ -142,6 +153,64 @@ Result<ReceivedFrame> read_frame(int fd, std::uint32_t max_body,
   if (!s.ok()) return s;
   frame.fd = received;
   return frame;
+}
+
+FrameReader::~FrameReader() {
+  if (pending_fd_ >= 0) ::close(pending_fd_);
+}
+
+Result<ReceivedFrame> FrameReader::read(std::uint32_t max_body, std::optional<Clock::time_point> deadline,
+                                        bool accept_fd) {
+  constexpr std::size_t kChunk = 64 * 1024;
+  for (;;) {
+    const std::size_t avail = end_ - begin_;
+    std::size_t need = 4;
+    if (avail >= 4) {
+      const std::uint32_t len = decode_length(buf_.data() + begin_);
+      if (len > max_body) return too_large(len, max_body);  // before allocating anything for it
+      need = 4 + std::size_t{len};
+      if (avail >= need) {
+        ReceivedFrame frame;
+        frame.body.assign(buf_.data() + begin_ + 4, len);
+        begin_ += need;
+        if (begin_ == end_) begin_ = end_ = 0;
+        if (pending_fd_ >= 0) {
+          if (accept_fd) frame.fd = pending_fd_;
+          else ::close(pending_fd_);
+          pending_fd_ = -1;
+        }
+        return frame;
+      }
+    }
+    // Room for the rest of this frame, or a chunk, whichever is larger.
+    if (begin_ > 0) {  // move the partial frame to the front; the buffer keeps its size
+      std::memmove(buf_.data(), buf_.data() + begin_, avail);
+      end_ = avail;
+      begin_ = 0;
+    }
+    const std::size_t want = std::max(need - avail, kChunk);
+    if (buf_.size() < end_ + want) buf_.resize(end_ + want);
+
+    if (Status s = wait_readable(fd_, deadline); !s.ok()) return s;
+    iovec iov{buf_.data() + end_, buf_.size() - end_};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = ::recvmsg(fd_, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return socket_error("recvmsg");
+    }
+    collect_fds(msg, &pending_fd_);
+    if (n == 0) {
+      return Status(Errc::not_connected,
+                    avail == 0 ? "peer closed the connection" : "peer closed the connection mid-frame");
+    }
+    end_ += static_cast<std::size_t>(n);
+  }
 }
 
 }  // namespace genomed::ipc

@@ -49,8 +49,8 @@ std::string handle(const ipc::Request& req, ConnectionId id, const ConnectionCon
 }
 
 // Reads and answers the HELLO. False if the connection must close.
-bool exchange_hello(int fd, ConnectionId id, const ConnectionContext& ctx) {
-  auto frame = ipc::read_frame(fd, ipc::kMaxRequestFrame);
+bool exchange_hello(int fd, ipc::FrameReader& reader, ConnectionId id, const ConnectionContext& ctx) {
+  auto frame = reader.read(ipc::kMaxRequestFrame);
   if (!frame) {
     if (frame.code() != Errc::not_connected) {
       (void)ipc::write_frame(fd, ipc::encode_error(frame.status()));
@@ -92,9 +92,10 @@ bool is_release(std::string_view body) {
 }  // namespace
 
 void serve_connection(int fd, ConnectionId id, const ConnectionContext& ctx) {
-  if (exchange_hello(fd, id, ctx)) {
+  ipc::FrameReader reader(fd);
+  if (exchange_hello(fd, reader, id, ctx)) {
     for (;;) {
-      auto frame = ipc::read_frame(fd, ipc::kMaxRequestFrame);
+      auto frame = reader.read(ipc::kMaxRequestFrame);
       if (!frame) {
         if (frame.code() != Errc::not_connected) {
           (void)ipc::write_frame(fd, ipc::encode_error(frame.status()));
