@@ -219,10 +219,13 @@ Status Coordinator::probe_reserve_fill(const std::string& name, const std::share
   jobs::Job job;
   job.kind = jobs::JobKind::probe;
   job.paths = paths;
+  const auto probe_start = Clock::now();
   GENOMED_ASSIGN_OR_RETURN(std::string probe_body,
                            run_job(name, job, Clock::now() + options_.load_timeout, file, worker_failed, &fate));
   GENOMED_ASSIGN_OR_RETURN(jobs::ProbeReply probe, jobs::decode_probe_reply(probe_body));
   const format::ResidentLayout& layout = probe.probe.layout;
+  spdlog::debug("probe of '{}': {} tensors, {} in {:.2f} ms", name, layout.tensors.size(),
+                format_size(layout.total_bytes), ms_since(probe_start));
   if (layout.total_bytes == 0 || layout.total_bytes < layout.header_bytes) {
     return Status(Errc::worker_protocol, "worker planned an impossible layout for '" + name + "'");
   }
@@ -267,6 +270,7 @@ Status Coordinator::probe_reserve_fill(const std::string& name, const std::share
                              std::chrono::milliseconds(static_cast<long long>(
                                  static_cast<double>(options_.timeout_per_gib.count()) *
                                  static_cast<double>(layout.total_bytes) / static_cast<double>(1ull << 30)));
+  const auto fill_start = Clock::now();
   Status filled = [&]() -> Status {
     GENOMED_ASSIGN_OR_RETURN(std::string fill_body, run_job(name, job, fill_deadline, file, worker_failed, &fate));
     GENOMED_ASSIGN_OR_RETURN(jobs::FillReply fill, jobs::decode_fill_reply(fill_body));
@@ -279,6 +283,8 @@ Status Coordinator::probe_reserve_fill(const std::string& name, const std::share
     }
     return Status::Ok();
   }();
+  spdlog::debug("fill of '{}' into [{}, +{}): {} in {:.2f} ms", name, offset, length, filled.to_string(),
+                ms_since(fill_start));
 
   // 4. Publish, unless unloaded meanwhile; a failed fill frees its range and
   //    leaves nothing a client can acquire.
