@@ -8,7 +8,7 @@
 # usage: scripts/plot_bench.sh [-j RESULT.json] [-o OUT.png] [-b BUILD_DIR] [-- GENOME_BENCH_ARGS...]
 #   -j FILE   plot an existing genome-bench --json FILE instead of running it
 #   -o FILE   output image (default: bench-results.png in the current directory)
-#   -b DIR    build directory holding genome-bench (default: build-bench next to this script's parent)
+#   -b DIR    build directory of genome-bench (default: build-bench; built there if missing)
 #   args after -- go to genome-bench (e.g. -- --quick)
 # Without -j it runs genome-bench --json into OUT.json (next to OUT.png) first.
 # Installs gnuplot-nox and jq with apt-get if they are missing.
@@ -46,9 +46,10 @@ if [[ -z "$json" ]]; then
   json="${out%.png}.json"
   bin="$build/genome-bench"
   if [[ ! -x "$bin" ]]; then
-    echo "plot_bench.sh: no $bin; build it first:" >&2
-    echo "  cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release && make -C build-bench -j2 genome-bench" >&2
-    exit 1
+    echo "building genome-bench (Release) into $build ..." >&2
+    bash "$here/install-deps.sh"
+    cmake -S "$here/.." -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build "$build" -j "$(nproc)" --target genome-bench >/dev/null
   fi
   "$bin" --json "$json" "${bench_args[@]}"
 fi
