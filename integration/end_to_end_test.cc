@@ -66,6 +66,24 @@ TEST_F(EndToEnd, ClientBytesEqualFileBytesForEveryDtype) {
   }
 }
 
+TEST(SplitFill, LargeAdapterFilledByTwoWorkersHasTheFileBytes) {
+  // >= 32 MiB: the fill is split across both workers, each writing its own
+  // tensors and padding; the result must be byte-identical to the file.
+  Daemon daemon({.budget_bytes = 256ull << 20});
+  const std::string dir = daemon.add_adapter(
+      "big", {.rank = 64, .layers = 24, .hidden = 2048, .dtype = format::DType::BF16,
+              .target_modules = {"q_proj", "k_proj", "v_proj", "o_proj"}});  // 48 MiB
+  const auto expected = read_file_tensors(dir + "/adapter_model.safetensors");
+  Client client = daemon.connect();
+  auto lease = client.acquire("big");
+  ASSERT_TRUE(lease.ok()) << lease.status().to_string();
+  ASSERT_EQ(lease->tensors().size(), expected.size());
+  for (const auto& t : lease->tensors()) {
+    ASSERT_EQ(to_string(t.data), expected.at(std::string(t.name)).bytes) << t.name;
+  }
+  EXPECT_GE(lease->bytes().size(), 48ull << 20);
+}
+
 TEST_F(EndToEnd, ViewsAreReadOnly) {
   daemon_.add_adapter("ro", {});
   Client client = daemon_.connect();

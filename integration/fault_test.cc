@@ -96,6 +96,25 @@ TEST(WorkerFaults, KillNineMidFillCompletesOnAnotherWorkerWithTheFileBytes) {
   fs::remove_all(marker_dir);
 }
 
+TEST(WorkerFaults, KillNineOfOnePartOfASplitFillRetriesThatPartOnly) {
+  char tmpl[] = "/tmp/genomed-marker-XXXXXX";
+  const std::string marker_dir = ::mkdtemp(tmpl);
+  const std::string marker = marker_dir + "/fired";
+  Daemon daemon({.budget_bytes = 256ull << 20, .extra_args = {"--worker-fault", "hang@fill:large,once=" + marker}});
+  const std::string dir = daemon.add_adapter("large", {.rank = 64, .layers = 32, .hidden = 2048});  // 64 MiB
+  Client client = daemon.connect();
+  Result<Lease> lease = Status(Errc::internal, "not run");
+  std::thread t([&] { lease = client.acquire("large"); });
+  pid_t victim = -1;
+  ASSERT_TRUE(eventually([&] { return (victim = pid_in(marker)) > 0; }));
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  t.join();
+  ASSERT_TRUE(lease.ok()) << lease.status().to_string();
+  expect_file_bytes(*lease, dir + "/adapter_model.safetensors");
+  EXPECT_EQ(daemon.stat("load_retries"), 1u);
+  fs::remove_all(marker_dir);
+}
+
 TEST(WorkerFaults, SigstopMidLoadGetsTimeoutAtTheDeadlineAndTheNextRequestWorks) {
   char tmpl[] = "/tmp/genomed-marker-XXXXXX";
   const std::string marker_dir = ::mkdtemp(tmpl);

@@ -96,6 +96,7 @@ const std::map<std::string, Setter>& setters() {
       {"load_timeout_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.coordinator.load_timeout; }, 1)},
       {"load_timeout_per_gib_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.coordinator.timeout_per_gib; }, 0)},
       {"admission_timeout_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.coordinator.admission_timeout; }, 0)},
+      {"fill_parts", int_setter([](DaemonConfig& c) -> auto& { return c.coordinator.fill_parts; }, 0, 256)},
       {"job_retries", int_setter([](DaemonConfig& c) -> auto& { return c.coordinator.job_retries; }, 0, 100)},
       {"kill_grace_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.kill_grace; }, 0)},
       {"restart_backoff_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.restart.backoff_first; }, 0)},
@@ -217,6 +218,8 @@ failure handling (docs/failure-model.md):
   --load-timeout-ms MS        deadline of a probe job, and the base deadline of
                               a fill job (default 30000)
   --load-timeout-per-gib-ms MS  added to a fill's deadline per GiB (default 4000)
+  --fill-parts N               workers one fill of 32 MiB or more is split
+                              across (default 0: all workers)
   --job-retries K             re-runs of a job whose worker died, each on a
                               fresh worker (default 2)
   --kill-grace-ms MS          SIGTERM -> SIGKILL grace for a hung worker (500)

@@ -22,8 +22,11 @@ bool is_worker_failure(Errc code) {
   return code == Errc::worker_crashed || code == Errc::timeout || code == Errc::worker_protocol;
 }
 
-// Arena ranges are page-aligned: a worker maps exactly its range.
+// Arena ranges are page-aligned: a worker opens exactly its range.
 constexpr std::uint64_t kRangeAlignment = 4096;
+
+// Fills at least this large are split across workers (fill_parts).
+constexpr std::uint64_t kSplitFillBytes = 32ull << 20;
 
 const char* state_name(int s) {
   static const char* kNames[] = {"loading", "ready", "draining"};
@@ -179,6 +182,42 @@ Result<std::string> Coordinator::run_job(const std::string& name, const jobs::Jo
   }
 }
 
+Status Coordinator::fill_parts(const std::string& name, const jobs::Job& job, Clock::time_point deadline,
+                               const FileIdentity& file, bool* worker_failed, std::vector<JobFate>* fates) {
+  // A single worker copies at the speed of one core's page-cache copy; a
+  // large adapter is split into parts (disjoint tensor runs and byte
+  // regions) that idle workers fill at once.
+  const int wanted = options_.fill_parts > 0 ? options_.fill_parts : pool_.workers();
+  const std::size_t parts = job.layout.total_bytes >= kSplitFillBytes ? static_cast<std::size_t>(std::max(1, wanted)) : 1;
+  const std::vector<format::FillPart> split = format::split_fill(job.layout, parts);
+  fates->assign(split.size(), JobFate{});
+  std::vector<Status> results(split.size());
+  std::vector<char> failed(split.size(), 0);
+  auto run_part = [&](std::size_t i) {
+    jobs::Job part_job = job;
+    part_job.part = split[i];
+    bool part_failed = false;
+    auto body = run_job(name, part_job, deadline, file, &part_failed, &(*fates)[i]);
+    failed[i] = part_failed;
+    if (!body) {
+      results[i] = body.status();
+      return;
+    }
+    results[i] = jobs::decode_fill_reply(*body).status();
+  };
+  std::vector<std::thread> helpers;
+  for (std::size_t i = 1; i < split.size(); ++i) helpers.emplace_back(run_part, i);
+  run_part(0);
+  for (auto& t : helpers) t.join();
+  for (std::size_t i = 0; i < split.size(); ++i) {
+    if (failed[i]) *worker_failed = true;
+  }
+  for (const auto& r : results) {
+    if (!r.ok()) return r;
+  }
+  return Status::Ok();
+}
+
 Status Coordinator::load_steps(const std::string& name, const std::shared_ptr<Flight>& flight) {
   GENOMED_ASSIGN_OR_RETURN(format::AdapterPaths paths, resolver_.resolve(name));
   const FileIdentity file = identity_of(paths.weights);
@@ -201,7 +240,7 @@ Status Coordinator::load_steps(const std::string& name, const std::shared_ptr<Fl
     }
   }
   if (deferred) {
-    deferred->worker_gone.wait();
+    for (auto& gone : deferred->workers_gone) gone.wait();
     std::lock_guard lock(mu_);
     cache_.cancel_reservation(deferred->offset);
     changed_.notify_all();  // admission waiters may fit now
@@ -271,10 +310,9 @@ Status Coordinator::probe_reserve_fill(const std::string& name, const std::share
                                  static_cast<double>(options_.timeout_per_gib.count()) *
                                  static_cast<double>(layout.total_bytes) / static_cast<double>(1ull << 30)));
   const auto fill_start = Clock::now();
+  std::vector<JobFate> fates;
   Status filled = [&]() -> Status {
-    GENOMED_ASSIGN_OR_RETURN(std::string fill_body, run_job(name, job, fill_deadline, file, worker_failed, &fate));
-    GENOMED_ASSIGN_OR_RETURN(jobs::FillReply fill, jobs::decode_fill_reply(fill_body));
-    (void)fill;
+    GENOMED_RETURN_IF_ERROR(fill_parts(name, job, fill_deadline, file, worker_failed, &fates));
     auto written = format::read_layout_header(
         std::span<const std::byte>(arena_.data + offset, std::min<std::uint64_t>(length, arena_.size - offset)));
     if (!written) return Status(Errc::worker_protocol, "after filling '" + name + "': " + written.status().message());
@@ -290,7 +328,11 @@ Status Coordinator::probe_reserve_fill(const std::string& name, const std::share
   //    leaves nothing a client can acquire.
   std::lock_guard lock(mu_);
   if (!filled.ok() || superseded(name, *flight) || shutting_down_) {
-    if (fate.worker_died) *deferred = DeferredFree{offset, fate.worker_gone};
+    DeferredFree pending{offset, {}};
+    for (const auto& f : fates) {
+      if (f.worker_died) pending.workers_gone.push_back(f.worker_gone);
+    }
+    if (!pending.workers_gone.empty()) *deferred = std::move(pending);
     else cache_.cancel_reservation(offset);
     if (!filled.ok()) return filled;
     return shutting_down_ ? Status(Errc::shutting_down, "genomed is stopping") : cancelled;

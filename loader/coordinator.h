@@ -50,6 +50,7 @@ struct CoordinatorOptions {
   std::chrono::milliseconds load_timeout{30'000};
   std::chrono::milliseconds timeout_per_gib{4'000};
   std::chrono::milliseconds admission_timeout{5'000};  // wait for leases when the budget is full
+  int fill_parts = 0;   // workers one large fill is split across (at most); 0: all of them
   int job_retries = 2;  // re-runs of a job whose worker died, each on a fresh worker
   BreakerOptions breaker;
   QuarantineOptions quarantine;
@@ -121,8 +122,12 @@ class Coordinator {
   // hung worker could still be writing into it.
   struct DeferredFree {
     std::uint64_t offset = 0;
-    std::shared_future<void> worker_gone;
+    std::vector<std::shared_future<void>> workers_gone;  // one per dead worker of the fill
   };
+  // Fills the range, split into parts on several workers when it is large
+  // (see kSplitFillBytes); appends the fate of every part to `fates`.
+  Status fill_parts(const std::string& name, const jobs::Job& job, Clock::time_point deadline,
+                    const FileIdentity& file, bool* worker_failed, std::vector<JobFate>* fates);
   Status probe_reserve_fill(const std::string& name, const std::shared_ptr<Flight>& flight,
                             const format::AdapterPaths& paths, const FileIdentity& file, bool* worker_failed,
                             std::optional<DeferredFree>* deferred);

@@ -89,6 +89,7 @@ class Pool {
   void stop();
 
   PoolStats stats() const;
+  int workers() const { return options_.workers; }
   // Pids of the live workers (tests send them signals).
   std::vector<int> worker_pids() const;
 

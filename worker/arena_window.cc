@@ -2,8 +2,10 @@
 
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -33,17 +35,22 @@ Result<std::span<std::byte>> ArenaWindow::open(std::uint64_t offset, std::uint64
     return Status(Errc::internal, "assigned range [" + std::to_string(offset) + ", +" + std::to_string(length) +
                                       ") lies outside the arena of " + std::to_string(size_) + " bytes");
   }
-  std::byte* start = base_ + offset;
-  if (::mprotect(start, length, PROT_READ | PROT_WRITE) != 0) {
+  // Whole pages: parts of one adapter filled by two workers may share the
+  // page at their boundary (each writes only its own bytes of it).
+  const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  const std::uint64_t first = offset / page * page;
+  const std::uint64_t last = std::min(size_, (offset + length + page - 1) / page * page);
+  std::byte* start = base_ + first;
+  if (::mprotect(start, last - first, PROT_READ | PROT_WRITE) != 0) {
     return Status(Errc::internal, std::string("cannot open the assigned range: ") + std::strerror(errno));
   }
 #ifdef MADV_POPULATE_WRITE
   // Populate the page tables in one call rather than one fault per page; a
   // range filled before is populated already. Best effort (Linux >= 5.14).
-  (void)::madvise(start, length, MADV_POPULATE_WRITE);
+  (void)::madvise(start, last - first, MADV_POPULATE_WRITE);
 #endif
-  open_ = std::span<std::byte>(start, length);
-  return open_;
+  open_ = std::span<std::byte>(start, last - first);
+  return std::span<std::byte>(base_ + offset, length);
 }
 
 void ArenaWindow::close() {

@@ -26,12 +26,17 @@ class ArenaWindow {
   ArenaWindow(const ArenaWindow&) = delete;
   ~ArenaWindow();
 
-  // Makes [offset, offset + length) writable and returns it. REQUIRES: no
-  // range is open; offset is page-aligned. Errc::internal if the range lies
+  // Makes the pages covering [offset, offset + length) writable and returns
+  // that range. REQUIRES: no range is open. Errc::internal if the range lies
   // outside the arena.
   Result<std::span<std::byte>> open(std::uint64_t offset, std::uint64_t length);
   // Makes the open range inaccessible again.
   void close();
+  // [offset, offset + length) of the mapping, without changing protection:
+  // only its open part may be touched. REQUIRES: inside the arena.
+  std::span<std::byte> view(std::uint64_t offset, std::uint64_t length) const {
+    return {base_ + offset, length};
+  }
 
  private:
   ArenaWindow(std::byte* base, std::uint64_t size) : base_(base), size_(size) {}

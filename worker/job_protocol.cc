@@ -1,5 +1,7 @@
 #include "worker/job_protocol.h"
 
+#include <algorithm>
+
 #include "ipc/protocol.h"
 #include "ipc/wire.h"
 
@@ -91,7 +93,11 @@ std::string encode_job(const Job& job) {
       .put("config", job.paths.config)
       .put("weights", job.paths.weights);
   if (job.kind == JobKind::fill) {
-    w.put("offset", job.offset).put("length", job.length).put_packed("layout", encode_layout(job.layout));
+    w.put("offset", job.offset)
+        .put("length", job.length)
+        .put("part_begin", std::uint64_t{job.part.begin})
+        .put("part_end", std::uint64_t{std::min(job.part.end, job.layout.tensors.size())})
+        .put_packed("layout", encode_layout(job.layout));
   }
   return w.finish();
 }
@@ -111,6 +117,13 @@ Result<Job> decode_job(std::string_view body) {
     GENOMED_ASSIGN_OR_RETURN(job.length, root.u64("length"));
     GENOMED_ASSIGN_OR_RETURN(MapView layout, root.map("layout"));
     GENOMED_ASSIGN_OR_RETURN(job.layout, decode_layout(layout));
+    GENOMED_ASSIGN_OR_RETURN(std::uint64_t part_begin, root.u64("part_begin"));
+    GENOMED_ASSIGN_OR_RETURN(std::uint64_t part_end, root.u64("part_end"));
+    if (part_begin > part_end || part_end > job.layout.tensors.size()) {
+      return Status(Errc::bad_request, "fill part [" + std::to_string(part_begin) + ", " + std::to_string(part_end) +
+                                           ") is not within the layout's tensors");
+    }
+    job.part = {static_cast<std::size_t>(part_begin), static_cast<std::size_t>(part_end)};
   }
   return job;
 }

@@ -25,6 +25,7 @@ struct Job {
   std::uint64_t offset = 0;
   std::uint64_t length = 0;
   format::ResidentLayout layout;
+  format::FillPart part;  // which tensors this worker writes (all by default)
 };
 
 struct ProbeReply {

@@ -247,3 +247,49 @@ TEST_F(AdapterFiles, AdapterWithoutTensorsIsEmpty) {
 
 }  // namespace
 }  // namespace genomed::format
+
+namespace genomed::format {
+namespace {
+
+ResidentLayout layout_of_sizes(const std::vector<std::uint64_t>& sizes) {
+  ResidentLayout l;
+  l.header_bytes = 128;
+  std::uint64_t at = l.header_bytes;
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    l.tensors.push_back({"t" + std::to_string(i), DType::U8, {sizes[i]}, at, sizes[i]});
+    at += (sizes[i] + 63) / 64 * 64;
+  }
+  l.total_bytes = at;
+  return l;
+}
+
+TEST(SplitFill, PartsCoverEveryTensorOnceAndTheirRegionsTileTheLayout) {
+  const ResidentLayout l = layout_of_sizes({640, 64, 6400, 128, 64, 3200, 64});
+  for (std::size_t parts = 1; parts <= 9; ++parts) {
+    const auto split = split_fill(l, parts);
+    ASSERT_FALSE(split.empty());
+    EXPECT_LE(split.size(), std::min(parts, l.tensors.size()));
+    std::size_t next = 0;
+    std::uint64_t covered = 0;
+    for (const auto& p : split) {
+      EXPECT_EQ(p.begin, next);
+      EXPECT_LT(p.begin, p.end);
+      next = p.end;
+      const auto [first, last] = part_region(l, p);
+      EXPECT_EQ(first, covered);
+      covered = last;
+    }
+    EXPECT_EQ(next, l.tensors.size());
+    EXPECT_EQ(covered, l.total_bytes);
+  }
+}
+
+TEST(SplitFill, PartsAreBalancedByBytes) {
+  const ResidentLayout l = layout_of_sizes(std::vector<std::uint64_t>(64, 4096));
+  const auto split = split_fill(l, 2);
+  ASSERT_EQ(split.size(), 2u);
+  EXPECT_EQ(split[0].end, 32u);
+}
+
+}  // namespace
+}  // namespace genomed::format

@@ -347,6 +347,7 @@ const std::map<std::string, std::string>& accepted_flags() {
       {"--load-timeout-per-gib-ms", "10"},
       {"--admission-timeout-ms", "10"},
       {"--job-retries", "1"},
+      {"--fill-parts", "2"},
       {"--kill-grace-ms", "10"},
       {"--restart-backoff-ms", "10"},
       {"--restart-backoff-multiplier", "2"},

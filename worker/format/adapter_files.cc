@@ -159,8 +159,35 @@ Result<ProbeResult> probe_adapter(const AdapterPaths& paths) {
   return std::move(checked->probe);
 }
 
+std::pair<std::uint64_t, std::uint64_t> part_region(const ResidentLayout& layout, FillPart part) {
+  const std::size_t n = layout.tensors.size();
+  const std::size_t begin = std::min(part.begin, n);
+  const std::size_t end = std::min(part.end, n);
+  const std::uint64_t first = begin == 0 ? 0 : layout.tensors[begin].offset;
+  const std::uint64_t last = end >= n ? layout.total_bytes : layout.tensors[end].offset;
+  return {first, std::max(first, last)};
+}
+
+std::vector<FillPart> split_fill(const ResidentLayout& layout, std::size_t parts) {
+  const std::size_t n = layout.tensors.size();
+  parts = std::max<std::size_t>(1, std::min(parts, n));
+  std::vector<FillPart> out;
+  std::size_t begin = 0;
+  for (std::size_t p = 1; p < parts; ++p) {
+    // The first tensor at or past p/parts of the bytes starts the next part.
+    const std::uint64_t target = layout.total_bytes / parts * p;
+    std::size_t cut = begin + 1;
+    while (cut < n && layout.tensors[cut].offset < target) ++cut;
+    if (cut >= n) break;
+    out.push_back({begin, cut});
+    begin = cut;
+  }
+  out.push_back({begin, n});
+  return out;
+}
+
 Status fill_adapter(const AdapterPaths& paths, const ResidentLayout& expected,
-                    std::span<std::byte> dest) {
+                    std::span<std::byte> dest, FillPart part) {
   if (dest.size() < expected.total_bytes) {
     return Status(Errc::internal, "fill of " + paths.weights + ": destination of " +
                                       std::to_string(dest.size()) + " bytes is smaller than " +
@@ -178,20 +205,26 @@ Status fill_adapter(const AdapterPaths& paths, const ResidentLayout& expected,
   }
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 
-  write_layout_header(layout, dest);
-  std::uint64_t cursor = layout.header_bytes;
+  const std::size_t part_begin = std::min(part.begin, layout.tensors.size());
+  const std::size_t part_end = std::min(part.end, layout.tensors.size());
+  const auto [region_begin, region_end] = part_region(layout, part);
+  std::uint64_t cursor = region_begin;
+  if (part_begin == 0) {
+    write_layout_header(layout, dest);
+    cursor = layout.header_bytes;
+  }
   const auto& infos = checked->header.tensors;  // same order as layout.tensors
   // Tensors that sit back to back both in the file and in the resident
   // layout (the usual case: name order in both, sizes multiples of 64) are
   // copied as one run: one large pread instead of one per tensor, which
   // profiles showed as the cost of many-tensor adapters.
-  for (std::size_t i = 0; i < layout.tensors.size();) {
+  for (std::size_t i = part_begin; i < part_end;) {
     const ResidentTensor& first = layout.tensors[i];
     zero(dest, cursor, first.offset);
     std::uint64_t file_end = infos[i].data_end;
     std::uint64_t run_end = first.offset + first.length;
     std::size_t j = i + 1;
-    while (j < layout.tensors.size() && infos[j].data_begin == file_end && layout.tensors[j].offset == run_end) {
+    while (j < part_end && infos[j].data_begin == file_end && layout.tensors[j].offset == run_end) {
       file_end = infos[j].data_end;
       run_end = layout.tensors[j].offset + layout.tensors[j].length;
       ++j;
@@ -202,7 +235,7 @@ Status fill_adapter(const AdapterPaths& paths, const ResidentLayout& expected,
     cursor = run_end;
     i = j;
   }
-  zero(dest, cursor, layout.total_bytes);
+  zero(dest, cursor, region_end);
   return Status::Ok();
 }
 

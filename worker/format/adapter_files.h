@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 #include "worker/format/resident_layout.h"
@@ -31,11 +33,28 @@ struct ProbeResult {
 // (Errc::file_unreadable names the file and the cause).
 Result<ProbeResult> probe_adapter(const AdapterPaths& paths);
 
+// A part of a fill: the tensors [begin, end) of the layout, and with them the
+// byte region they own in the resident form: from the first one's offset (0
+// for the part holding tensor 0, which also writes the header) to the next
+// part's first tensor (or total_bytes). Parts of one layout own disjoint
+// regions, so several workers can fill one adapter at once.
+struct FillPart {
+  std::size_t begin = 0;
+  std::size_t end = SIZE_MAX;  // clamped to the tensor count
+};
+
+// The byte region [first, second) a part owns in the resident form.
+std::pair<std::uint64_t, std::uint64_t> part_region(const ResidentLayout& layout, FillPart part);
+
+// Splits a layout into at most `parts` parts of similar byte size.
+std::vector<FillPart> split_fill(const ResidentLayout& layout, std::size_t parts);
+
 // Re-reads and re-validates the files; if the planned layout differs from
 // `expected` (the file changed since the probe) fails with Errc::file_changed.
-// Otherwise writes the header and copies every tensor's bytes into `dest`, and
-// zeroes the alignment padding. REQUIRES: dest.size() >= expected.total_bytes.
+// Otherwise fills the part's region of `dest`: the header (for the part with
+// tensor 0), the part's tensors, and zeroes in the alignment padding. Writes
+// nothing outside that region. REQUIRES: dest.size() >= expected.total_bytes.
 Status fill_adapter(const AdapterPaths& paths, const ResidentLayout& expected,
-                    std::span<std::byte> dest);
+                    std::span<std::byte> dest, FillPart part = {});
 
 }  // namespace genomed::format
