@@ -218,7 +218,7 @@ failure handling (docs/failure-model.md):
   --load-timeout-ms MS        deadline of a probe job, and the base deadline of
                               a fill job (default 30000)
   --load-timeout-per-gib-ms MS  added to a fill's deadline per GiB (default 4000)
-  --fill-parts N               workers one fill of 32 MiB or more is split
+  --fill-parts N              workers one fill of 8 MiB or more is split
                               across (default 0: all workers)
   --job-retries K             re-runs of a job whose worker died, each on a
                               fresh worker (default 2)

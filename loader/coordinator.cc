@@ -26,7 +26,7 @@ bool is_worker_failure(Errc code) {
 constexpr std::uint64_t kRangeAlignment = 4096;
 
 // Fills at least this large are split across workers (fill_parts).
-constexpr std::uint64_t kSplitFillBytes = 32ull << 20;
+constexpr std::uint64_t kSplitFillBytes = 8ull << 20;
 
 const char* state_name(int s) {
   static const char* kNames[] = {"loading", "ready", "draining"};
