@@ -67,7 +67,7 @@ TEST_F(EndToEnd, ClientBytesEqualFileBytesForEveryDtype) {
 }
 
 TEST(SplitFill, LargeAdapterFilledByTwoWorkersHasTheFileBytes) {
-  // >= 32 MiB: the fill is split across both workers, each writing its own
+  // >= 8 MiB: the fill is split across both workers, each writing its own
   // tensors and padding; the result must be byte-identical to the file.
   Daemon daemon({.budget_bytes = 256ull << 20});
   const std::string dir = daemon.add_adapter(
