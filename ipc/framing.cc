@@ -54,13 +54,14 @@ Status too_large(std::uint32_t len, std::uint32_t max_body) {
                 "frame of " + std::to_string(len) + " bytes exceeds the limit of " + std::to_string(max_body));
 }
 
-// Reads exactly `len` bytes into `dst`, collecting at most one descriptor.
-Status read_exact(int fd, char* dst, std::size_t len, std::optional<Clock::time_point> deadline,
-                  int* received_fd) {
-  std::size_t done = 0;
-  while (done < len) {
+// One recvmsg of up to `len` bytes into `dst` once readable (by the
+// deadline), keeping a descriptor that comes along in `*received_fd`.
+// Returns the byte count (0 at EOF); retries EINTR/EAGAIN.
+Result<std::size_t> receive_some(int fd, char* dst, std::size_t len, std::optional<Clock::time_point> deadline,
+                                 int* received_fd) {
+  for (;;) {
     if (Status s = wait_readable(fd, deadline); !s.ok()) return s;
-    iovec iov{dst + done, len - done};
+    iovec iov{dst, len};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
     msghdr msg{};
     msg.msg_iov = &iov;
@@ -73,11 +74,21 @@ Status read_exact(int fd, char* dst, std::size_t len, std::optional<Clock::time_
       return socket_error("recvmsg");
     }
     collect_fds(msg, received_fd);
+    return static_cast<std::size_t>(n);
+  }
+}
+
+// Reads exactly `len` bytes into `dst`, collecting at most one descriptor.
+Status read_exact(int fd, char* dst, std::size_t len, std::optional<Clock::time_point> deadline,
+                  int* received_fd) {
+  std::size_t done = 0;
+  while (done < len) {
+    GENOMED_ASSIGN_OR_RETURN(const std::size_t n, receive_some(fd, dst + done, len - done, deadline, received_fd));
     if (n == 0) {
       return Status(Errc::not_connected, done == 0 && len == 4 ? "peer closed the connection"
                                                                : "peer closed the connection mid-frame");
     }
-    done += static_cast<std::size_t>(n);
+    done += n;
   }
   return Status::Ok();
 }
@@ -191,25 +202,13 @@ Result<ReceivedFrame> FrameReader::read(std::uint32_t max_body, std::optional<Cl
     const std::size_t want = std::max(need - avail, kChunk);
     if (buf_.size() < end_ + want) buf_.resize(end_ + want);
 
-    if (Status s = wait_readable(fd_, deadline); !s.ok()) return s;
-    iovec iov{buf_.data() + end_, buf_.size() - end_};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    const ssize_t n = ::recvmsg(fd_, &msg, MSG_CMSG_CLOEXEC);
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      return socket_error("recvmsg");
-    }
-    collect_fds(msg, &pending_fd_);
+    GENOMED_ASSIGN_OR_RETURN(const std::size_t n,
+                             receive_some(fd_, buf_.data() + end_, buf_.size() - end_, deadline, &pending_fd_));
     if (n == 0) {
       return Status(Errc::not_connected,
                     avail == 0 ? "peer closed the connection" : "peer closed the connection mid-frame");
     }
-    end_ += static_cast<std::size_t>(n);
+    end_ += n;
   }
 }
 
