@@ -86,7 +86,9 @@ std::string g_tmp_dir;
   std::_Exit(1);
 }
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 double median(std::vector<double> v) {
   if (v.empty()) return NAN;
@@ -219,7 +221,7 @@ struct Adapter {
   std::string name;
   std::string label;  // "16m" ...
   fixture::AdapterSpec spec;
-  std::string weights;  // path of adapter_model.safetensors
+  std::string weights;      // path of adapter_model.safetensors
   std::uint64_t bytes = 0;  // weights file size
 };
 
@@ -238,7 +240,8 @@ fixture::AdapterSpec lora(std::uint32_t rank, std::uint32_t layers, std::uint32_
 Adapter make_adapter(const std::string& root, const std::string& name, const std::string& label,
                      const fixture::AdapterSpec& spec) {
   Adapter a{name, label, spec, root + "/" + name + "/adapter_model.safetensors", 0};
-  if (auto s = fixture::write_adapter(root + "/" + name, spec); !s.ok()) die("fixture: " + s.to_string());
+  if (auto s = fixture::write_adapter(root + "/" + name, spec); !s.ok())
+    die("fixture: " + s.to_string());
   a.bytes = fs::file_size(a.weights);
   return a;
 }
@@ -279,7 +282,8 @@ void inprocess_load(benchmark::State& state, std::string path) {
     if (fd < 0) die("open " + path);
     auto header = genomed::format::read_safetensors_header(fd, path);
     if (!header) die("header: " + header.status().to_string());
-    void* buf = std::malloc(header->data_size);  // fresh mmap'ed pages: see M_MMAP_THRESHOLD in main
+    void* buf =
+        std::malloc(header->data_size);  // fresh mmap'ed pages: see M_MMAP_THRESHOLD in main
     if (buf == nullptr) die("malloc");
     if (genomed::format::pread_full(fd, buf, header->data_size, header->data_offset) !=
         static_cast<long long>(header->data_size)) {
@@ -327,7 +331,8 @@ void memcpy_warm(benchmark::State& state, std::size_t size) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * size));
 }
 
-std::map<std::string, double> run_micro_benchmarks(const Options& o, const std::vector<Adapter>& sizes) {
+std::map<std::string, double> run_micro_benchmarks(const Options& o,
+                                                   const std::vector<Adapter>& sizes) {
   const int reps = std::max(o.reps, 2);  // Google Benchmark aggregates need >= 2
   benchmark::RegisterBenchmark("memcpy_256m", memcpy_warm, std::size_t{256} << 20)
       ->Iterations(4)
@@ -336,7 +341,8 @@ std::map<std::string, double> run_micro_benchmarks(const Options& o, const std::
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond);
   for (const Adapter& a : sizes) {
-    const auto iters = static_cast<benchmark::IterationCount>(std::max<std::uint64_t>(1, (256ull << 20) / a.bytes));
+    const auto iters = static_cast<benchmark::IterationCount>(
+        std::max<std::uint64_t>(1, (256ull << 20) / a.bytes));
     benchmark::RegisterBenchmark(("inprocess_load_" + a.label).c_str(), inprocess_load, a.weights)
         ->Iterations(iters)
         ->Repetitions(reps)
@@ -520,7 +526,8 @@ double socket_throughput(const FrameSizes& f, int pairs_count, double seconds) {
   std::vector<std::vector<char>> in(pairs.size(), std::vector<char>(f.acquire_reply));
   const double ops = run_for(pairs_count, seconds, [&](int t) {
     const auto i = static_cast<std::size_t>(t);
-    return write_all(pairs[i][0], out[i].data(), out[i].size()) && read_all(pairs[i][0], in[i].data(), in[i].size());
+    return write_all(pairs[i][0], out[i].data(), out[i].size()) &&
+           read_all(pairs[i][0], in[i].data(), in[i].size());
   });
   end_echo_server(pairs, pid);
   return ops;
@@ -536,14 +543,16 @@ struct Daemon {
   double prefault_ms = NAN;  // from the daemon's log
 };
 
-Daemon start_daemon(const Options& o, const std::string& tmp, const std::string& root, int workers) {
+Daemon start_daemon(const Options& o, const std::string& tmp, const std::string& root,
+                    int workers) {
   Daemon d;
   d.workers = workers;
   d.socket = tmp + "/genomed-w" + std::to_string(workers) + ".sock";
   d.log = tmp + "/genomed-w" + std::to_string(workers) + ".log";
   const std::string budget = std::to_string(o.budget >> 20) + "M";
-  std::vector<std::string> args = {o.genomed, "--socket", d.socket, "--root", root, "--budget", budget,
-                                   "--workers", std::to_string(workers)};
+  std::vector<std::string> args = {o.genomed, "--socket",  d.socket,
+                                   "--root",  root,        "--budget",
+                                   budget,    "--workers", std::to_string(workers)};
   const pid_t pid = ::fork();
   if (pid < 0) die("fork");
   if (pid == 0) {
@@ -597,8 +606,10 @@ Daemon start_daemon(const Options& o, const std::string& tmp, const std::string&
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  std::printf("started genomed pid %d: --workers %d --budget %s (accepting after %.0f ms, arena faulted in after %.0f ms)\n",
-              pid, workers, budget.c_str(), ready_ms, d.prefault_ms);
+  std::printf(
+      "started genomed pid %d: --workers %d --budget %s (accepting after %.0f ms, arena faulted in "
+      "after %.0f ms)\n",
+      pid, workers, budget.c_str(), ready_ms, d.prefault_ms);
   std::fflush(stdout);
   return d;
 }
@@ -610,7 +621,8 @@ void stop_daemon(Daemon& d) {
   int status = 0;
   while (::waitpid(d.pid, &status, WNOHANG) == 0) {
     if (seconds_since(t0) > 15) {
-      std::fprintf(stderr, "genome-bench: genomed pid %d ignored SIGTERM for 15 s; killing it\n", d.pid);
+      std::fprintf(stderr, "genome-bench: genomed pid %d ignored SIGTERM for 15 s; killing it\n",
+                   d.pid);
       ::kill(d.pid, SIGKILL);
       ::waitpid(d.pid, &status, 0);
       break;
@@ -639,7 +651,8 @@ std::uint64_t stat_u64(Client& c, const std::string& key) {
 void unload_or_die(Client& c, const std::string& name) {
   auto u = c.unload(name);
   if (!u) die("unload " + name + ": " + u.status().to_string());
-  if (u->outcome != "freed") die("unload " + name + ": outcome '" + u->outcome + "', expected 'freed'");
+  if (u->outcome != "freed")
+    die("unload " + name + ": outcome '" + u->outcome + "', expected 'freed'");
 }
 
 // A field of /proc/PID/status ("VmRSS", "RssAnon", "Threads", ...), as a number.
@@ -647,7 +660,8 @@ std::uint64_t proc_status(pid_t pid, const std::string& field) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind(field + ":", 0) == 0) return std::strtoull(line.c_str() + field.size() + 1, nullptr, 10);
+    if (line.rfind(field + ":", 0) == 0)
+      return std::strtoull(line.c_str() + field.size() + 1, nullptr, 10);
   }
   return 0;
 }
@@ -674,7 +688,9 @@ bool pin_task(pid_t tid, int cpu) {
   if (cpu >= 0) {
     CPU_SET(cpu, &set);
   } else {
-    for (int c = 0; c < CPU_SETSIZE && c < static_cast<int>(std::thread::hardware_concurrency()); ++c) CPU_SET(c, &set);
+    for (int c = 0; c < CPU_SETSIZE && c < static_cast<int>(std::thread::hardware_concurrency());
+         ++c)
+      CPU_SET(c, &set);
   }
   return ::sched_setaffinity(tid, sizeof set, &set) == 0;
 }
@@ -708,7 +724,8 @@ ColdResult cold_loads(Client& c, const Adapter& a, int reps) {
     auto lease = c.acquire(a.name);
     const double s = seconds_since(t0);
     if (!lease) die("cold acquire " + a.name + ": " + lease.status().to_string());
-    if (lease->bytes().size() < a.bytes - 4096 * 64) die("cold acquire " + a.name + ": short range");
+    if (lease->bytes().size() < a.bytes - 4096 * 64)
+      die("cold acquire " + a.name + ": short range");
     lease->release();
     unload_or_die(c, a.name);
     r.seconds.push_back(s);
@@ -737,7 +754,9 @@ double parallel_cold_loads(const Daemon& d, const Adapter& a, const Adapter& b, 
     std::thread tb(run, 1, std::ref(cb), std::cref(b));
     ta.join();
     tb.join();
-    const double s = std::chrono::duration<double>(std::max(end[0], end[1]) - std::min(begin[0], begin[1])).count();
+    const double s =
+        std::chrono::duration<double>(std::max(end[0], end[1]) - std::min(begin[0], begin[1]))
+            .count();
     gbps.push_back(static_cast<double>(a.bytes + b.bytes) / s / kGB);
     // Each on the connection that released its lease: RELEASE is one-way, so
     // only a later request on the same connection is ordered after it.
@@ -748,7 +767,8 @@ double parallel_cold_loads(const Daemon& d, const Adapter& a, const Adapter& b, 
 }
 
 // acquire + release of a resident adapter: appends microseconds per pair.
-void hit_block(Client& c, const std::string& name, int warmup, int iterations, std::vector<double>& us) {
+void hit_block(Client& c, const std::string& name, int warmup, int iterations,
+               std::vector<double>& us) {
   for (int i = -warmup; i < iterations; ++i) {
     const auto t0 = Clock::now();
     auto lease = c.acquire(name);
@@ -805,18 +825,26 @@ std::string fmt(double v) {
   if (std::isnan(v)) return "-";
   char buf[64];
   const double a = std::fabs(v);
-  std::snprintf(buf, sizeof buf, a >= 1000 ? "%.0f" : a >= 100 ? "%.1f" : a >= 10 ? "%.2f" : "%.3f", v);
+  std::snprintf(buf, sizeof buf,
+                a >= 1000  ? "%.0f"
+                : a >= 100 ? "%.1f"
+                : a >= 10  ? "%.2f"
+                           : "%.3f",
+                v);
   return buf;
 }
 
 void print_table(const std::vector<Row>& rows) {
-  std::printf("\n%-34s %12s %-8s %-30s %12s %8s  %-10s %s\n", "figure", "value", "unit", "baseline", "value",
-              "ratio", "target", "status");
+  std::printf("\n%-34s %12s %-8s %-30s %12s %8s  %-10s %s\n", "figure", "value", "unit", "baseline",
+              "value", "ratio", "target", "status");
   std::printf("%s\n", std::string(130, '-').c_str());
   for (const Row& r : rows) {
-    std::printf("%-34s %12s %-8s %-30s %12s %8s  %-10s %s\n", r.figure.c_str(), fmt(r.value).c_str(), r.unit.c_str(),
-                r.baseline.c_str(), fmt(r.baseline_value).c_str(), fmt(r.ratio).c_str(), r.target.c_str(),
-                !r.met ? "" : *r.met ? "met" : "NOT MET");
+    std::printf("%-34s %12s %-8s %-30s %12s %8s  %-10s %s\n", r.figure.c_str(),
+                fmt(r.value).c_str(), r.unit.c_str(), r.baseline.c_str(),
+                fmt(r.baseline_value).c_str(), fmt(r.ratio).c_str(), r.target.c_str(),
+                !r.met   ? ""
+                : *r.met ? "met"
+                         : "NOT MET");
   }
   std::printf("\n");
 }
@@ -826,12 +854,18 @@ int run_profile(const Options& o, const std::string& tmp, const std::string& roo
   const std::vector<std::string> qv = {"q_proj", "v_proj"};
   const std::vector<std::string> qkvo = {"q_proj", "k_proj", "v_proj", "o_proj"};
   std::optional<Adapter> a;
-  if (o.profile_cold == "16m") a = make_adapter(root, "cold-16m", "16m", lora(64, 8, 4096, qv, 16));
-  else if (o.profile_cold == "128m") a = make_adapter(root, "cold-128m", "128m", lora(64, 64, 4096, qv, 128));
-  else if (o.profile_cold == "512m") a = make_adapter(root, "cold-512m", "512m", lora(256, 64, 4096, qv, 512));
-  else if (o.profile_hit == "hot") a = make_adapter(root, "hot", "32m", lora(16, 32, 4096, qkvo, 7));
-  else if (o.profile_hit == "hot-small") a = make_adapter(root, "hot-small", "16k", lora(8, 1, 256, qv, 8));
-  else die("--profile-cold takes 16m|128m|512m, --profile-hit takes hot|hot-small");
+  if (o.profile_cold == "16m")
+    a = make_adapter(root, "cold-16m", "16m", lora(64, 8, 4096, qv, 16));
+  else if (o.profile_cold == "128m")
+    a = make_adapter(root, "cold-128m", "128m", lora(64, 64, 4096, qv, 128));
+  else if (o.profile_cold == "512m")
+    a = make_adapter(root, "cold-512m", "512m", lora(256, 64, 4096, qv, 512));
+  else if (o.profile_hit == "hot")
+    a = make_adapter(root, "hot", "32m", lora(16, 32, 4096, qkvo, 7));
+  else if (o.profile_hit == "hot-small")
+    a = make_adapter(root, "hot-small", "16k", lora(8, 1, 256, qv, 8));
+  else
+    die("--profile-cold takes 16m|128m|512m, --profile-hit takes hot|hot-small");
   warm_page_cache(a->weights);
   Daemon d = start_daemon(o, tmp, root, 1);
   Client c = connect(d);
@@ -846,8 +880,10 @@ int run_profile(const Options& o, const std::string& tmp, const std::string& roo
     std::printf("median %.3f GB/s\n", r.median_gbps);
   } else {
     if (auto l = c.load(a->name); !l) die("load: " + l.status().to_string());
-    std::printf("16 clients: %.0f acquire+release/s\n", hit_throughput(d, a->name, 16, o.profile_seconds));
-    std::printf("1 client: %.0f acquire+release/s\n", hit_throughput(d, a->name, 1, o.profile_seconds));
+    std::printf("16 clients: %.0f acquire+release/s\n",
+                hit_throughput(d, a->name, 16, o.profile_seconds));
+    std::printf("1 client: %.0f acquire+release/s\n",
+                hit_throughput(d, a->name, 1, o.profile_seconds));
   }
   stop_daemon(d);
   return 0;
@@ -857,7 +893,8 @@ int run_profile(const Options& o, const std::string& tmp, const std::string& roo
 
 int main(int argc, char** argv) {
   Options o = parse_options(argc, argv);
-  if (::access(o.genomed.c_str(), X_OK) != 0) die("no genomed executable at " + o.genomed + " (see --genomed)");
+  if (::access(o.genomed.c_str(), X_OK) != 0)
+    die("no genomed executable at " + o.genomed + " (see --genomed)");
   // Large mallocs always come from fresh mmap'ed pages (glibc would otherwise
   // raise its threshold after the first free and recycle the heap), so the
   // in-process loader pays page allocation on every load, as a real one does.
@@ -908,7 +945,8 @@ int main(int argc, char** argv) {
   const Adapter hot_small = make_adapter(root, "hot-small", "16k", lora(8, 1, 256, qv, 8));
   const Adapter churn = make_adapter(root, "churn", "32k", lora(8, 2, 256, qv, 9));
   const Adapter dedup = make_adapter(root, "dedup", "16m", lora(64, 8, 4096, qv, 10));
-  for (const Adapter* a : std::initializer_list<const Adapter*>{&sizes[0], &sizes[1], &sizes[2], &par_b, &hot, &hot_small, &churn, &dedup}) {
+  for (const Adapter* a : std::initializer_list<const Adapter*>{
+           &sizes[0], &sizes[1], &sizes[2], &par_b, &hot, &hot_small, &churn, &dedup}) {
     warm_page_cache(a->weights);
   }
 
@@ -916,8 +954,10 @@ int main(int argc, char** argv) {
   EchoPeer echo = start_echo_peer(frames);  // before any thread exists
 
   // ---- baselines ----
-  std::printf("\n== baselines: memcpy, in-process load, in-process mmap (Google Benchmark, median of %d) ==\n",
-              std::max(o.reps, 2));
+  std::printf(
+      "\n== baselines: memcpy, in-process load, in-process mmap (Google Benchmark, median of %d) "
+      "==\n",
+      std::max(o.reps, 2));
   std::fflush(stdout);
   {
     int bargc = 2;
@@ -949,8 +989,8 @@ int main(int argc, char** argv) {
   j["acquire_reply_frame_bytes"] = frames.acquire_reply;
   j["release_request_frame_bytes"] = frames.release_request;
   std::map<int, double> sock_tput;  // measured with the hits, interleaved
-  std::printf("frames: acquire request %zu B, reply %zu B (release %zu B, one-way)\n", frames.acquire_request,
-              frames.acquire_reply, frames.release_request);
+  std::printf("frames: acquire request %zu B, reply %zu B (release %zu B, one-way)\n",
+              frames.acquire_request, frames.acquire_reply, frames.release_request);
 
   // ---- genomed, one worker ----
   std::printf("\n== genomed --workers 1 ==\n");
@@ -958,7 +998,8 @@ int main(int argc, char** argv) {
   Daemon d1 = start_daemon(o, tmp, root, 1);
   std::map<std::string, ColdResult> cold1, coldn;
   double par1 = NAN, parn = NAN;
-  double hit_p50 = NAN, hit_p99 = NAN, hit_small_p50 = NAN, hit_small_p99 = NAN, rtt_p50 = NAN, rtt_p99 = NAN;
+  double hit_p50 = NAN, hit_p99 = NAN, hit_small_p50 = NAN, hit_small_p99 = NAN, rtt_p50 = NAN,
+         rtt_p99 = NAN;
   std::map<int, double> hit_tput;
   double hit_small_tput16 = NAN;
   Snapshot churn_before, churn_after;
@@ -970,16 +1011,22 @@ int main(int argc, char** argv) {
     Client c = connect(d1);
     for (const Adapter& a : sizes) {
       cold1[a.label] = cold_loads(c, a, o.reps);
-      std::printf("cold load %-5s: median %.3f GB/s (first %.3f GB/s)\n", a.label.c_str(), cold1[a.label].median_gbps,
-                  cold1[a.label].first_gbps);
+      std::printf("cold load %-5s: median %.3f GB/s (first %.3f GB/s)\n", a.label.c_str(),
+                  cold1[a.label].median_gbps, cold1[a.label].first_gbps);
       std::fflush(stdout);
     }
     par1 = parallel_cold_loads(d1, sizes[1], par_b, o.reps);
     std::printf("two 128m cold loads at once: %.3f GB/s aggregate\n", par1);
 
     // Hit latency: one client, resident adapter.
-    { auto l = c.load(hot.name); if (!l) die("load hot: " + l.status().to_string()); }
-    { auto l = c.load(hot_small.name); if (!l) die("load hot-small: " + l.status().to_string()); }
+    {
+      auto l = c.load(hot.name);
+      if (!l) die("load hot: " + l.status().to_string());
+    }
+    {
+      auto l = c.load(hot_small.name);
+      if (!l) die("load hot-small: " + l.status().to_string());
+    }
     // Ten alternating blocks of genomed hits and raw round trips, pinned
     // cross-core (see pin_process); then the same unpinned, for reference.
     std::vector<double> hits, small_hits, rtt, free_hits, free_rtt;
@@ -1017,8 +1064,10 @@ int main(int argc, char** argv) {
     rtt_p50 = percentile(rtt, 50);
     rtt_p99 = percentile(rtt, 99);
     std::printf("raw socket round trip: p50 %.1f us, p99 %.1f us\n", rtt_p50, rtt_p99);
-    std::printf("hit acquire+release: p50 %.1f us, p99 %.1f us (4-tensor adapter: p50 %.1f us, p99 %.1f us)\n",
-                hit_p50, hit_p99, hit_small_p50, hit_small_p99);
+    std::printf(
+        "hit acquire+release: p50 %.1f us, p99 %.1f us (4-tensor adapter: p50 %.1f us, p99 %.1f "
+        "us)\n",
+        hit_p50, hit_p99, hit_small_p50, hit_small_p99);
     // Throughput: three rounds, each alternating genomed and the raw socket
     // baseline (same machine state); medians of the rounds.
     {
@@ -1040,10 +1089,12 @@ int main(int argc, char** argv) {
       }
       hit_small_tput16 = median(small_runs);
     }
-    std::printf("raw round trips/s with 1/4/16 pairs: %.0f / %.0f / %.0f\n", sock_tput[1], sock_tput[4],
-                sock_tput[16]);
-    std::printf("hit throughput with 1/4/16 clients: %.0f / %.0f / %.0f per s (4-tensor adapter, 16: %.0f)\n",
-                hit_tput[1], hit_tput[4], hit_tput[16], hit_small_tput16);
+    std::printf("raw round trips/s with 1/4/16 pairs: %.0f / %.0f / %.0f\n", sock_tput[1],
+                sock_tput[4], sock_tput[16]);
+    std::printf(
+        "hit throughput with 1/4/16 clients: %.0f / %.0f / %.0f per s (4-tensor adapter, 16: "
+        "%.0f)\n",
+        hit_tput[1], hit_tput[4], hit_tput[16], hit_small_tput16);
     std::fflush(stdout);
 
     // Churn: load + unload of a small adapter; nothing may grow.
@@ -1056,7 +1107,8 @@ int main(int argc, char** argv) {
     for (int i = 0; i < o.churn_cycles; ++i) {
       if (auto l = c.load(churn.name); !l) die("churn load: " + l.status().to_string());
       unload_or_die(c, churn.name);
-      if ((i + 1) % std::max(1, o.churn_cycles / 10) == 0) churn_rss_trace.push_back(proc_status(d1.pid, "VmRSS"));
+      if ((i + 1) % std::max(1, o.churn_cycles / 10) == 0)
+        churn_rss_trace.push_back(proc_status(d1.pid, "VmRSS"));
     }
     churn_rate = o.churn_cycles / seconds_since(t0);
     churn_after = snapshot(c, static_cast<pid_t>(c.daemon_pid()));
@@ -1113,8 +1165,8 @@ int main(int argc, char** argv) {
     Client c = connect(dn);
     for (const Adapter& a : sizes) {
       coldn[a.label] = cold_loads(c, a, o.reps);
-      std::printf("cold load %-5s: median %.3f GB/s (first %.3f GB/s)\n", a.label.c_str(), coldn[a.label].median_gbps,
-                  coldn[a.label].first_gbps);
+      std::printf("cold load %-5s: median %.3f GB/s (first %.3f GB/s)\n", a.label.c_str(),
+                  coldn[a.label].median_gbps, coldn[a.label].first_gbps);
     }
     parn = parallel_cold_loads(dn, sizes[1], par_b, o.reps);
     std::printf("two 128m cold loads at once: %.3f GB/s aggregate\n", parn);
@@ -1138,26 +1190,28 @@ int main(int argc, char** argv) {
     j["cold_vs_memcpy_" + s] = w1 / memcpy_gbps;
     j["cold_vs_memcpy_" + s + "_wN"] = wn / memcpy_gbps;
     j["cold_vs_mmap_" + s] = w1 / inmmap[s];
-    rows.push_back({"cold_load_gbps_" + s + "_w1", w1, "GB/s", "inprocess_load_gbps_" + s, inproc[s],
-                    w1 / inproc[s], ">= 3", w1 / inproc[s] >= 3});
+    rows.push_back({"cold_load_gbps_" + s + "_w1", w1, "GB/s", "inprocess_load_gbps_" + s,
+                    inproc[s], w1 / inproc[s], ">= 3", w1 / inproc[s] >= 3});
   }
   for (const Adapter& a : sizes) {
     const std::string s = a.label;
     const double w1 = cold1[s].median_gbps;
     const bool targeted = s != "16m";
-    rows.push_back({"cold_load_gbps_" + s + "_w1", w1, "GB/s", "memcpy_gbps", memcpy_gbps, w1 / memcpy_gbps,
-                    targeted ? ">= 0.5" : "", targeted ? std::optional<bool>(w1 / memcpy_gbps >= 0.5) : std::nullopt});
+    rows.push_back({"cold_load_gbps_" + s + "_w1", w1, "GB/s", "memcpy_gbps", memcpy_gbps,
+                    w1 / memcpy_gbps, targeted ? ">= 0.5" : "",
+                    targeted ? std::optional<bool>(w1 / memcpy_gbps >= 0.5) : std::nullopt});
   }
   for (const Adapter& a : sizes) {
     const std::string s = a.label;
     const double wn = coldn[s].median_gbps;
-    rows.push_back({"cold_load_gbps_" + s + "_wN", wn, "GB/s", "inprocess_load_gbps_" + s, inproc[s],
-                    wn / inproc[s], "", std::nullopt});
+    rows.push_back({"cold_load_gbps_" + s + "_wN", wn, "GB/s", "inprocess_load_gbps_" + s,
+                    inproc[s], wn / inproc[s], "", std::nullopt});
   }
   for (const Adapter& a : sizes) {
     const std::string s = a.label;
-    rows.push_back({"cold_load_first_gbps_" + s + "_w1", cold1[s].first_gbps, "GB/s", "inprocess_load_gbps_" + s,
-                    inproc[s], cold1[s].first_gbps / inproc[s], "", std::nullopt});
+    rows.push_back({"cold_load_first_gbps_" + s + "_w1", cold1[s].first_gbps, "GB/s",
+                    "inprocess_load_gbps_" + s, inproc[s], cold1[s].first_gbps / inproc[s], "",
+                    std::nullopt});
   }
   for (const Adapter& a : sizes) {
     const std::string s = a.label;
@@ -1168,10 +1222,10 @@ int main(int argc, char** argv) {
   j["cold_vs_memcpy"] = j["cold_vs_memcpy_128m"];
   j["cold_load_parallel_gbps_128m_w1"] = par1;
   j["cold_load_parallel_gbps_128m_wN"] = parn;
-  rows.push_back({"cold_load_parallel_gbps_128m_w1", par1, "GB/s", "memcpy_gbps", memcpy_gbps, par1 / memcpy_gbps,
-                  "", std::nullopt});
-  rows.push_back({"cold_load_parallel_gbps_128m_wN", parn, "GB/s", "cold_load_parallel_gbps_128m_w1", par1,
-                  parn / par1, "", std::nullopt});
+  rows.push_back({"cold_load_parallel_gbps_128m_w1", par1, "GB/s", "memcpy_gbps", memcpy_gbps,
+                  par1 / memcpy_gbps, "", std::nullopt});
+  rows.push_back({"cold_load_parallel_gbps_128m_wN", parn, "GB/s",
+                  "cold_load_parallel_gbps_128m_w1", par1, parn / par1, "", std::nullopt});
 
   j["hit_p50_us"] = hit_p50;
   j["hit_p99_us"] = hit_p99;
@@ -1182,26 +1236,28 @@ int main(int argc, char** argv) {
   j["hit_vs_rtt"] = hit_p50 / rtt_p50;
   j["hit_p99_vs_rtt"] = hit_p99 / rtt_p50;
   j["hit_small_vs_rtt"] = hit_small_p50 / rtt_p50;
-  rows.push_back({"hit_p50_us", hit_p50, "us", "socket_rtt_p50_us", rtt_p50, hit_p50 / rtt_p50, "<= 1.5",
-                  hit_p50 / rtt_p50 <= 1.5});
-  rows.push_back({"hit_p99_us", hit_p99, "us", "socket_rtt_p50_us", rtt_p50, hit_p99 / rtt_p50, "<= 3",
-                  hit_p99 / rtt_p50 <= 3});
-  rows.push_back({"hit_small_p50_us", hit_small_p50, "us", "socket_rtt_p50_us", rtt_p50, hit_small_p50 / rtt_p50, "",
-                  std::nullopt});
+  rows.push_back({"hit_p50_us", hit_p50, "us", "socket_rtt_p50_us", rtt_p50, hit_p50 / rtt_p50,
+                  "<= 1.5", hit_p50 / rtt_p50 <= 1.5});
+  rows.push_back({"hit_p99_us", hit_p99, "us", "socket_rtt_p50_us", rtt_p50, hit_p99 / rtt_p50,
+                  "<= 3", hit_p99 / rtt_p50 <= 3});
+  rows.push_back({"hit_small_p50_us", hit_small_p50, "us", "socket_rtt_p50_us", rtt_p50,
+                  hit_small_p50 / rtt_p50, "", std::nullopt});
   for (int n : {1, 4, 16}) {
     const std::string k = std::to_string(n);
     j["hit_throughput_ops_" + k] = hit_tput[n];
     j["hit_throughput_" + k + "_vs_rtt"] = hit_tput[n] / sock_tput[n];
     const bool targeted = n == 16;
-    rows.push_back({"hit_throughput_ops_" + k, hit_tput[n], "ops/s", "socket_rtt_throughput_" + k, sock_tput[n],
-                    hit_tput[n] / sock_tput[n], targeted ? ">= 0.7" : "",
-                    targeted ? std::optional<bool>(hit_tput[n] / sock_tput[n] >= 0.7) : std::nullopt});
+    rows.push_back(
+        {"hit_throughput_ops_" + k, hit_tput[n], "ops/s", "socket_rtt_throughput_" + k,
+         sock_tput[n], hit_tput[n] / sock_tput[n], targeted ? ">= 0.7" : "",
+         targeted ? std::optional<bool>(hit_tput[n] / sock_tput[n] >= 0.7) : std::nullopt});
   }
 
   j["hit_small_throughput_ops_16"] = hit_small_tput16;
   j["hit_small_throughput_16_vs_rtt"] = hit_small_tput16 / sock_tput[16];
-  rows.push_back({"hit_small_throughput_ops_16", hit_small_tput16, "ops/s", "socket_rtt_throughput_16", sock_tput[16],
-                  hit_small_tput16 / sock_tput[16], "", std::nullopt});
+  rows.push_back({"hit_small_throughput_ops_16", hit_small_tput16, "ops/s",
+                  "socket_rtt_throughput_16", sock_tput[16], hit_small_tput16 / sock_tput[16], "",
+                  std::nullopt});
 
   j["churn_cycles"] = o.churn_cycles;
   j["churn_load_unload_per_s"] = churn_rate;
@@ -1223,13 +1279,16 @@ int main(int argc, char** argv) {
   const bool churn_fds_ok = churn_before.fds == churn_after.fds;
   j["churn_growth_ok"] = churn_resident_ok && churn_rss_ok && churn_fds_ok;
   rows.push_back({"churn_load_unload_per_s", churn_rate, "1/s", "", NAN, NAN, "", std::nullopt});
-  rows.push_back({"churn_bytes_resident_after", static_cast<double>(churn_after.bytes_resident), "B",
-                  "churn_bytes_resident_before", static_cast<double>(churn_before.bytes_resident), NAN, "equal",
+  rows.push_back({"churn_bytes_resident_after", static_cast<double>(churn_after.bytes_resident),
+                  "B", "churn_bytes_resident_before",
+                  static_cast<double>(churn_before.bytes_resident), NAN, "equal",
                   churn_resident_ok});
-  rows.push_back({"churn_rss_kb_after", static_cast<double>(churn_after.rss_kb), "kB", "churn_rss_kb_before",
-                  static_cast<double>(churn_before.rss_kb), NAN, "equal", churn_rss_ok});
-  rows.push_back({"churn_fds_after", static_cast<double>(churn_after.fds), "fds", "churn_fds_before",
-                  static_cast<double>(churn_before.fds), NAN, "equal", churn_fds_ok});
+  rows.push_back({"churn_rss_kb_after", static_cast<double>(churn_after.rss_kb), "kB",
+                  "churn_rss_kb_before", static_cast<double>(churn_before.rss_kb), NAN, "equal",
+                  churn_rss_ok});
+  rows.push_back({"churn_fds_after", static_cast<double>(churn_after.fds), "fds",
+                  "churn_fds_before", static_cast<double>(churn_before.fds), NAN, "equal",
+                  churn_fds_ok});
 
   j["dedup_clients"] = o.dedup_clients;
   j["dedup_acquires_ok"] = dedup_ok;
@@ -1251,19 +1310,23 @@ int main(int argc, char** argv) {
   j["targets_met"] = met;
   j["targets_total"] = targets;
   if (!churn_resident_ok || !churn_rss_ok || !churn_fds_ok) {
-    std::printf("FAIL: churn over %d load+unload cycles grew the daemon: bytes_resident %llu -> %llu, VmRSS %llu -> "
-                "%llu kB (RssAnon %llu -> %llu, RssShmem %llu -> %llu, threads %llu -> %llu), fds %llu -> %llu\n",
-                o.churn_cycles, static_cast<unsigned long long>(churn_before.bytes_resident),
-                static_cast<unsigned long long>(churn_after.bytes_resident),
-                static_cast<unsigned long long>(churn_before.rss_kb),
-                static_cast<unsigned long long>(churn_after.rss_kb),
-                static_cast<unsigned long long>(churn_before.rss_anon_kb),
-                static_cast<unsigned long long>(churn_after.rss_anon_kb),
-                static_cast<unsigned long long>(churn_before.rss_shmem_kb),
-                static_cast<unsigned long long>(churn_after.rss_shmem_kb),
-                static_cast<unsigned long long>(churn_before.threads),
-                static_cast<unsigned long long>(churn_after.threads), static_cast<unsigned long long>(churn_before.fds),
-                static_cast<unsigned long long>(churn_after.fds));
+    std::printf(
+        "FAIL: churn over %d load+unload cycles grew the daemon: bytes_resident %llu -> %llu, "
+        "VmRSS %llu -> "
+        "%llu kB (RssAnon %llu -> %llu, RssShmem %llu -> %llu, threads %llu -> %llu), fds %llu -> "
+        "%llu\n",
+        o.churn_cycles, static_cast<unsigned long long>(churn_before.bytes_resident),
+        static_cast<unsigned long long>(churn_after.bytes_resident),
+        static_cast<unsigned long long>(churn_before.rss_kb),
+        static_cast<unsigned long long>(churn_after.rss_kb),
+        static_cast<unsigned long long>(churn_before.rss_anon_kb),
+        static_cast<unsigned long long>(churn_after.rss_anon_kb),
+        static_cast<unsigned long long>(churn_before.rss_shmem_kb),
+        static_cast<unsigned long long>(churn_after.rss_shmem_kb),
+        static_cast<unsigned long long>(churn_before.threads),
+        static_cast<unsigned long long>(churn_after.threads),
+        static_cast<unsigned long long>(churn_before.fds),
+        static_cast<unsigned long long>(churn_after.fds));
   }
   if (!churn_rss_ok) {
     std::printf("     VmRSS (kB) after each tenth of the churn:");
@@ -1271,10 +1334,12 @@ int main(int argc, char** argv) {
     std::printf("\n");
   }
   if (dedup_loads != 1 || dedup_ok != static_cast<std::uint64_t>(o.dedup_clients)) {
-    std::printf("FAIL: %d concurrent cold acquires of one adapter: %llu load(s), %llu succeeded\n", o.dedup_clients,
-                static_cast<unsigned long long>(dedup_loads), static_cast<unsigned long long>(dedup_ok));
+    std::printf("FAIL: %d concurrent cold acquires of one adapter: %llu load(s), %llu succeeded\n",
+                o.dedup_clients, static_cast<unsigned long long>(dedup_loads),
+                static_cast<unsigned long long>(dedup_ok));
   }
-  std::printf("targets met: %d of %d; run took %.1f s (%s)\n", met, targets, total_s, o.quick ? "quick" : "full");
+  std::printf("targets met: %d of %d; run took %.1f s (%s)\n", met, targets, total_s,
+              o.quick ? "quick" : "full");
 
   if (!o.json_path.empty()) {
     std::ofstream out(o.json_path);

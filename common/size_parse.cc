@@ -26,18 +26,29 @@ Result<std::uint64_t> parse_size(std::string_view text) {
     const std::string rest = suffix.substr(1);
     if (rest.empty() || rest == "B" || rest == "IB") {
       switch (suffix[0]) {
-        case 'K': mult = 1024.0; break;
-        case 'M': mult = 1024.0 * 1024; break;
-        case 'G': mult = 1024.0 * 1024 * 1024; break;
-        case 'T': mult = 1024.0 * 1024 * 1024 * 1024; break;
-        default: break;
+        case 'K':
+          mult = 1024.0;
+          break;
+        case 'M':
+          mult = 1024.0 * 1024;
+          break;
+        case 'G':
+          mult = 1024.0 * 1024 * 1024;
+          break;
+        case 'T':
+          mult = 1024.0 * 1024 * 1024 * 1024;
+          break;
+        default:
+          break;
       }
     }
   }
-  if (mult == 0) return Status(Errc::bad_request, "invalid size suffix in '" + s + "'; use K, M, G or T");
+  if (mult == 0)
+    return Status(Errc::bad_request, "invalid size suffix in '" + s + "'; use K, M, G or T");
   const double bytes = std::round(number * mult);
   // 2^64 is exactly representable; every double below it fits a uint64_t.
-  if (bytes >= 18446744073709551616.0) return Status(Errc::bad_request, "size '" + s + "' is too large");
+  if (bytes >= 18446744073709551616.0)
+    return Status(Errc::bad_request, "size '" + s + "' is too large");
   return static_cast<std::uint64_t>(bytes);
 }
 
@@ -50,8 +61,10 @@ std::string format_size(std::uint64_t bytes) {
     ++unit;
   }
   char buf[32];
-  if (unit == 0) std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
-  else std::snprintf(buf, sizeof buf, "%.1f %s", v, kUnits[unit]);
+  if (unit == 0)
+    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
+  else
+    std::snprintf(buf, sizeof buf, "%.1f %s", v, kUnits[unit]);
   return buf;
 }
 

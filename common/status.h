@@ -9,15 +9,15 @@
 
 // Evaluates `expr` (a Result<T>); on failure returns its Status from the
 // enclosing function, else assigns the value to `lhs` (a declaration or lvalue).
-#define GENOMED_ASSIGN_OR_RETURN(lhs, expr)                                      \
-  auto GENOMED_CONCAT(genomed_result_, __LINE__) = (expr);                       \
-  if (!GENOMED_CONCAT(genomed_result_, __LINE__).ok())                           \
-    return GENOMED_CONCAT(genomed_result_, __LINE__).status();                   \
+#define GENOMED_ASSIGN_OR_RETURN(lhs, expr)                    \
+  auto GENOMED_CONCAT(genomed_result_, __LINE__) = (expr);     \
+  if (!GENOMED_CONCAT(genomed_result_, __LINE__).ok())         \
+    return GENOMED_CONCAT(genomed_result_, __LINE__).status(); \
   lhs = std::move(GENOMED_CONCAT(genomed_result_, __LINE__)).value()
 
 // Evaluates `expr` (a Status); returns it from the enclosing function on failure.
-#define GENOMED_RETURN_IF_ERROR(expr)                                            \
-  do {                                                                           \
-    ::genomed::Status genomed_status_ = (expr);                                  \
-    if (!genomed_status_.ok()) return genomed_status_;                           \
+#define GENOMED_RETURN_IF_ERROR(expr)                  \
+  do {                                                 \
+    ::genomed::Status genomed_status_ = (expr);        \
+    if (!genomed_status_.ok()) return genomed_status_; \
   } while (0)

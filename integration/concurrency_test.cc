@@ -1,11 +1,10 @@
 // Singleflight and load/unload races against the real daemon.
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <barrier>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "integration/daemon_fixture.h"
 
@@ -15,7 +14,8 @@ namespace {
 TEST(Singleflight, HundredConcurrentAcquiresOfOneColdAdapterLoadItOnce) {
   Daemon daemon({.budget_bytes = 256ull << 20});
   // ~32 MiB: large enough that the load takes a while and requests overlap.
-  daemon.add_adapter("hot", {.rank = 64, .layers = 16, .hidden = 2048, .dtype = format::DType::F16});
+  daemon.add_adapter("hot",
+                     {.rank = 64, .layers = 16, .hidden = 2048, .dtype = format::DType::F16});
   constexpr int kClients = 100;
   std::vector<Client> clients;
   for (int i = 0; i < kClients; ++i) clients.push_back(daemon.connect());
@@ -27,8 +27,10 @@ TEST(Singleflight, HundredConcurrentAcquiresOfOneColdAdapterLoadItOnce) {
     threads.emplace_back([&, i] {
       start.arrive_and_wait();
       auto lease = clients[i].acquire("hot");
-      if (lease.ok()) generations[i] = lease->generation();
-      else errors[i] = lease.status().to_string();
+      if (lease.ok())
+        generations[i] = lease->generation();
+      else
+        errors[i] = lease.status().to_string();
     });
   }
   for (auto& t : threads) t.join();
@@ -82,7 +84,8 @@ TEST(Cancellation, RepeatedUnloadReloadNeverLeavesTwoCopies) {
   for (int i = 0; i < 200; ++i) {
     auto lease = a.acquire("flip");
     if (!lease.ok()) {
-      EXPECT_TRUE(lease.code() == Errc::cancelled || lease.code() == Errc::draining) << lease.status().to_string();
+      EXPECT_TRUE(lease.code() == Errc::cancelled || lease.code() == Errc::draining)
+          << lease.status().to_string();
       continue;
     }
     // While we hold a lease, the listed copies of the name are exactly one.
@@ -93,7 +96,8 @@ TEST(Cancellation, RepeatedUnloadReloadNeverLeavesTwoCopies) {
   stop = true;
   unloader.join();
   (void)b.unload("flip");
-  ASSERT_TRUE(eventually([&] { return daemon.stat("bytes_resident") == 0 && daemon.stat("bytes_reserved") == 0; }));
+  ASSERT_TRUE(eventually(
+      [&] { return daemon.stat("bytes_resident") == 0 && daemon.stat("bytes_reserved") == 0; }));
 }
 
 }  // namespace

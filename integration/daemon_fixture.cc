@@ -1,6 +1,7 @@
 #include "integration/daemon_fixture.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -9,8 +10,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
-
-#include <gtest/gtest.h>
 
 namespace genomed::testing {
 
@@ -36,14 +35,22 @@ Daemon::Daemon(DaemonOptions options) {
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
   std::vector<std::string> args = {binary("genomed"),
-                                   "--socket", socket_,
-                                   "--root", root_,
-                                   "--budget", std::to_string(options.budget_bytes),
-                                   "--workers", std::to_string(options.workers),
-                                   "--admission-timeout-ms", std::to_string(options.admission_timeout_ms),
-                                   "--load-timeout-ms", std::to_string(options.load_timeout_ms),
-                                   "--ready-fd", "3",
-                                   "--log-level", "debug"};
+                                   "--socket",
+                                   socket_,
+                                   "--root",
+                                   root_,
+                                   "--budget",
+                                   std::to_string(options.budget_bytes),
+                                   "--workers",
+                                   std::to_string(options.workers),
+                                   "--admission-timeout-ms",
+                                   std::to_string(options.admission_timeout_ms),
+                                   "--load-timeout-ms",
+                                   std::to_string(options.load_timeout_ms),
+                                   "--ready-fd",
+                                   "3",
+                                   "--log-level",
+                                   "debug"};
   args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());

@@ -1,10 +1,9 @@
 // The whole path with real parts: genomed, its workers, the arena, the
 // socket, the client library and genomectl.
+#include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-
-#include <gtest/gtest.h>
 
 #include "integration/daemon_fixture.h"
 #include "integration/file_tensors.h"
@@ -61,7 +60,8 @@ TEST_F(EndToEnd, ClientBytesEqualFileBytesForEveryDtype) {
       EXPECT_EQ(t.dtype, it->second.dtype);
       EXPECT_EQ(std::vector<std::uint64_t>(t.shape.begin(), t.shape.end()), it->second.shape);
       EXPECT_EQ(to_string(t.data), it->second.bytes) << name << " " << t.name;
-      EXPECT_EQ(reinterpret_cast<std::uintptr_t>(t.data.data()) % 64, 0u) << "tensor not 64-byte aligned";
+      EXPECT_EQ(reinterpret_cast<std::uintptr_t>(t.data.data()) % 64, 0u)
+          << "tensor not 64-byte aligned";
     }
   }
 }
@@ -71,7 +71,10 @@ TEST(SplitFill, LargeAdapterFilledByTwoWorkersHasTheFileBytes) {
   // tensors and padding; the result must be byte-identical to the file.
   Daemon daemon({.budget_bytes = 256ull << 20});
   const std::string dir = daemon.add_adapter(
-      "big", {.rank = 64, .layers = 24, .hidden = 2048, .dtype = format::DType::BF16,
+      "big", {.rank = 64,
+              .layers = 24,
+              .hidden = 2048,
+              .dtype = format::DType::BF16,
               .target_modules = {"q_proj", "k_proj", "v_proj", "o_proj"}});  // 48 MiB
   const auto expected = read_file_tensors(dir + "/adapter_model.safetensors");
   Client client = daemon.connect();
@@ -110,38 +113,46 @@ TEST_F(EndToEnd, GenomectlDigestMatchesSha256OfFileBytes) {
   std::string want;
   for (const auto& [name, t] : expected) {  // std::map: sorted by name
     std::string shape;
-    for (std::size_t i = 0; i < t.shape.size(); ++i) shape += (i ? "x" : "") + std::to_string(t.shape[i]);
+    for (std::size_t i = 0; i < t.shape.size(); ++i)
+      shape += (i ? "x" : "") + std::to_string(t.shape[i]);
     want += name + " " + t.dtype + " " + shape + " " + sha256_hex(t.bytes) + "\n";
   }
-  const auto r = run_command({binary("genomectl"), "--socket", daemon_.socket_path(), "digest", "digest-me"});
+  const auto r =
+      run_command({binary("genomectl"), "--socket", daemon_.socket_path(), "digest", "digest-me"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, want);
 }
 
 TEST_F(EndToEnd, GenomectlAcquirePrintsTensorTable) {
   daemon_.add_adapter("table", {});
-  const auto r = run_command({binary("genomectl"), "--socket", daemon_.socket_path(), "acquire", "table"});
+  const auto r =
+      run_command({binary("genomectl"), "--socket", daemon_.socket_path(), "acquire", "table"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight  F16       8x64"),
-            std::string::npos)
+  EXPECT_NE(
+      r.out.find("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight  F16       8x64"),
+      std::string::npos)
       << r.out;
 }
 
 TEST_F(EndToEnd, GenomectlErrorsAreTypedOnStderr) {
-  const auto r = run_command({binary("genomectl"), "--socket", daemon_.socket_path(), "acquire", "missing"});
+  const auto r =
+      run_command({binary("genomectl"), "--socket", daemon_.socket_path(), "acquire", "missing"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err.rfind("error: not_found: ", 0), 0u) << r.err;
-  const auto no_daemon = run_command({binary("genomectl"), "--socket", daemon_.dir() + "/none.sock", "list"});
+  const auto no_daemon =
+      run_command({binary("genomectl"), "--socket", daemon_.dir() + "/none.sock", "list"});
   EXPECT_EQ(no_daemon.exit_code, 1);
   EXPECT_EQ(no_daemon.err.rfind("error: not_connected: ", 0), 0u) << no_daemon.err;
 }
 
 TEST_F(EndToEnd, StatsJsonHasTheDocumentedKeys) {
-  const auto r = run_command({binary("genomectl"), "--socket", daemon_.socket_path(), "stats", "--json"});
+  const auto r =
+      run_command({binary("genomectl"), "--socket", daemon_.socket_path(), "stats", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto stats = nlohmann::json::parse(r.out);
-  for (const char* key : {"loads_started", "loads_completed", "loads_failed", "hits", "misses", "evictions",
-                          "bytes_resident", "budget_bytes", "leases_active", "workers_alive", "worker_restarts"}) {
+  for (const char* key :
+       {"loads_started", "loads_completed", "loads_failed", "hits", "misses", "evictions",
+        "bytes_resident", "budget_bytes", "leases_active", "workers_alive", "worker_restarts"}) {
     EXPECT_TRUE(stats.contains(key)) << key;
   }
   EXPECT_EQ(stats["workers_alive"], 2);
@@ -212,7 +223,8 @@ TEST_F(EndToEnd, ReloadOfAChangedFileShowsTheNewBytesNotACachedTable) {
   ASSERT_TRUE(lease.ok());
   EXPECT_NE(lease->generation(), first_generation);
   EXPECT_EQ(lease->lora_rank(), 4u);
-  for (const auto& t : lease->tensors()) EXPECT_EQ(to_string(t.data), expected.at(std::string(t.name)).bytes);
+  for (const auto& t : lease->tensors())
+    EXPECT_EQ(to_string(t.data), expected.at(std::string(t.name)).bytes);
 }
 
 TEST_F(EndToEnd, LeasesOnOneCopyShareItsTensorTable) {
@@ -272,14 +284,16 @@ TEST(Lifecycle, SigtermStopsCleanlyAndRemovesSocketAndWorkers) {
 TEST(Lifecycle, HelpIsTrueAndBadFlagsFailWithExit2) {
   const auto help = run_command({binary("genomed"), "--help"});
   EXPECT_EQ(help.exit_code, 0);
-  for (const char* flag : {"--socket", "--root", "--budget", "--workers", "--config", "--log-level"}) {
+  for (const char* flag :
+       {"--socket", "--root", "--budget", "--workers", "--config", "--log-level"}) {
     EXPECT_NE(help.out.find(flag), std::string::npos) << flag;
   }
-  const auto bad = run_command({binary("genomed"), "--socket", "/tmp/x.sock", "--root", "/tmp", "--budget", "lots"});
+  const auto bad = run_command(
+      {binary("genomed"), "--socket", "/tmp/x.sock", "--root", "/tmp", "--budget", "lots"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--budget"), std::string::npos) << bad.err;
-  const auto fault = run_command(
-      {binary("genomed"), "--socket", "/tmp/x.sock", "--root", "/tmp", "--worker-fault", "explode@probe"});
+  const auto fault = run_command({binary("genomed"), "--socket", "/tmp/x.sock", "--root", "/tmp",
+                                  "--worker-fault", "explode@probe"});
   EXPECT_EQ(fault.exit_code, 2);
   EXPECT_NE(fault.err.find("unknown action"), std::string::npos) << fault.err;
 }

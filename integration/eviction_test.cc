@@ -1,8 +1,8 @@
 // The byte budget against the real daemon: LRU eviction of unleased adapters,
 // never of leased ones, admission waits and typed refusals.
-#include <thread>
-
 #include <gtest/gtest.h>
+
+#include <thread>
 
 #include "integration/daemon_fixture.h"
 #include "integration/file_tensors.h"
@@ -10,7 +10,7 @@
 namespace genomed::testing {
 namespace {
 
-// ~1 MiB adapters: rank 64, hidden 1024, 4 tensors of F16 = 4 x 128 KiB x ... 
+// ~1 MiB adapters: rank 64, hidden 1024, 4 tensors of F16 = 4 x 128 KiB x ...
 fixture::AdapterSpec megabyte(std::uint64_t seed) {
   return {.rank = 64, .layers = 2, .hidden = 1024, .dtype = format::DType::F16, .seed = seed};
 }
@@ -47,7 +47,8 @@ TEST(Eviction, SmallBudgetNeverEvictsALeasedAdapter) {
     }
   }
   EXPECT_TRUE(found);
-  for (const auto& t : pinned->tensors()) EXPECT_EQ(bytes_of(t), expected.at(std::string(t.name)).bytes);
+  for (const auto& t : pinned->tensors())
+    EXPECT_EQ(bytes_of(t), expected.at(std::string(t.name)).bytes);
 }
 
 TEST(Eviction, LeastRecentlyUsedGoesFirst) {

@@ -3,6 +3,7 @@
 // intensity, driven by the workers' test-only fault injection and by real
 // signals sent from outside.
 #include <dirent.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,8 +13,6 @@
 #include <random>
 #include <set>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "integration/daemon_fixture.h"
 #include "integration/file_tensors.h"
@@ -55,15 +54,18 @@ char process_state(pid_t pid) {
 
 std::size_t open_fds(pid_t pid) {
   std::size_t n = 0;
-  for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) ++n;
+  for ([[maybe_unused]] const auto& e :
+       fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
+    ++n;
   return n;
 }
 
 std::string stat_text(const Daemon& d, const std::string& key) {
   auto stats = d.connect().stats();
   for (const auto& [k, v] : *stats) {
-    if (k == key) return std::holds_alternative<std::string>(v) ? std::get<std::string>(v)
-                                                                  : std::to_string(std::get<std::uint64_t>(v));
+    if (k == key)
+      return std::holds_alternative<std::string>(v) ? std::get<std::string>(v)
+                                                    : std::to_string(std::get<std::uint64_t>(v));
   }
   return "";
 }
@@ -71,7 +73,8 @@ std::string stat_text(const Daemon& d, const std::string& key) {
 void expect_file_bytes(const Lease& lease, const std::string& weights) {
   const auto expected = read_file_tensors(weights);
   ASSERT_EQ(lease.tensors().size(), expected.size());
-  for (const auto& t : lease.tensors()) EXPECT_EQ(bytes_of(t.data), expected.at(std::string(t.name)).bytes) << t.name;
+  for (const auto& t : lease.tensors())
+    EXPECT_EQ(bytes_of(t.data), expected.at(std::string(t.name)).bytes) << t.name;
 }
 
 TEST(WorkerFaults, KillNineMidFillCompletesOnAnotherWorkerWithTheFileBytes) {
@@ -100,8 +103,10 @@ TEST(WorkerFaults, KillNineOfOnePartOfASplitFillRetriesThatPartOnly) {
   char tmpl[] = "/tmp/genomed-marker-XXXXXX";
   const std::string marker_dir = ::mkdtemp(tmpl);
   const std::string marker = marker_dir + "/fired";
-  Daemon daemon({.budget_bytes = 256ull << 20, .extra_args = {"--worker-fault", "hang@fill:large,once=" + marker}});
-  const std::string dir = daemon.add_adapter("large", {.rank = 64, .layers = 32, .hidden = 2048});  // 64 MiB
+  Daemon daemon({.budget_bytes = 256ull << 20,
+                 .extra_args = {"--worker-fault", "hang@fill:large,once=" + marker}});
+  const std::string dir =
+      daemon.add_adapter("large", {.rank = 64, .layers = 32, .hidden = 2048});  // 64 MiB
   Client client = daemon.connect();
   Result<Lease> lease = Status(Errc::internal, "not run");
   std::thread t([&] { lease = client.acquire("large"); });
@@ -121,8 +126,8 @@ TEST(WorkerFaults, SigstopMidLoadGetsTimeoutAtTheDeadlineAndTheNextRequestWorks)
   const std::string marker = marker_dir + "/fired";
   constexpr int kDeadlineMs = 1000;
   Daemon daemon({.load_timeout_ms = kDeadlineMs,
-                 .extra_args = {"--worker-fault", "hang@fill:frozen,once=" + marker, "--load-timeout-per-gib-ms",
-                                "0", "--kill-grace-ms", "100"}});
+                 .extra_args = {"--worker-fault", "hang@fill:frozen,once=" + marker,
+                                "--load-timeout-per-gib-ms", "0", "--kill-grace-ms", "100"}});
   const std::string dir = daemon.add_adapter("frozen", {});
   Client client = daemon.connect();
   const auto start = SteadyClock::now();
@@ -175,14 +180,16 @@ TEST(WorkerFaults, CrashingAdapterIsQuarantinedOthersLoadAndItLifts) {
   auto refused = client.acquire("poison");
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.code(), Errc::quarantined);
-  EXPECT_NE(refused.status().message().find("s more"), std::string::npos) << refused.status().message();
+  EXPECT_NE(refused.status().message().find("s more"), std::string::npos)
+      << refused.status().message();
   EXPECT_EQ(daemon.stat("worker_crashes"), 2u) << "a quarantined adapter must not reach a worker";
   EXPECT_EQ(daemon.stat("quarantined"), 1u);
   // Other adapters are unaffected.
   EXPECT_TRUE(client.acquire("fine").ok());
   // A changed weights file lifts it (it then crashes and is quarantined again).
-  fs::last_write_time(poison + "/adapter_model.safetensors",
-                      fs::last_write_time(poison + "/adapter_model.safetensors") + std::chrono::seconds(5));
+  fs::last_write_time(
+      poison + "/adapter_model.safetensors",
+      fs::last_write_time(poison + "/adapter_model.safetensors") + std::chrono::seconds(5));
   EXPECT_EQ(client.acquire("poison").code(), Errc::worker_crashed);
   EXPECT_EQ(client.acquire("poison").code(), Errc::quarantined);
   // Unload lifts it too.
@@ -198,8 +205,8 @@ TEST(WorkerFaults, CrashingAdapterIsQuarantinedOthersLoadAndItLifts) {
 TEST(WorkerFaults, BreakerOpensFailsFastServesCachedHalfOpensClosesAndReopensLonger) {
   Daemon daemon({.extra_args = {"--worker-fault", "crash@probe:bad", "--breaker-failures", "2",
                                 "--breaker-window-ms", "60000", "--breaker-cooldown-ms", "300",
-                                "--breaker-cooldown-multiplier", "2", "--quarantine-strikes", "1000",
-                                "--job-retries", "0", "--restart-backoff-ms", "1"}});
+                                "--breaker-cooldown-multiplier", "2", "--quarantine-strikes",
+                                "1000", "--job-retries", "0", "--restart-backoff-ms", "1"}});
   daemon.add_adapter("bad", {});
   daemon.add_adapter("good", {});
   daemon.add_adapter("cached", {.seed = 5});
@@ -214,7 +221,8 @@ TEST(WorkerFaults, BreakerOpensFailsFastServesCachedHalfOpensClosesAndReopensLon
   auto refused = client.acquire("good");
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.code(), Errc::circuit_open);
-  EXPECT_NE(refused.status().message().find("ms more"), std::string::npos) << refused.status().message();
+  EXPECT_NE(refused.status().message().find("ms more"), std::string::npos)
+      << refused.status().message();
   EXPECT_TRUE(client.acquire("cached").ok());
   auto health = client.health();
   ASSERT_TRUE(health.ok());
@@ -235,9 +243,10 @@ TEST(WorkerFaults, BreakerOpensFailsFastServesCachedHalfOpensClosesAndReopensLon
 }
 
 TEST(WorkerFaults, RestartIntensityExceededIsUnhealthyFailsFastThenRecovers) {
-  Daemon daemon({.extra_args = {"--worker-fault", "crash@probe:bad", "--restart-intensity", "2",
-                                "--restart-period-ms", "800", "--restart-backoff-ms", "1", "--job-retries", "0",
-                                "--quarantine-strikes", "1000", "--breaker-failures", "1000"}});
+  Daemon daemon(
+      {.extra_args = {"--worker-fault", "crash@probe:bad", "--restart-intensity", "2",
+                      "--restart-period-ms", "800", "--restart-backoff-ms", "1", "--job-retries",
+                      "0", "--quarantine-strikes", "1000", "--breaker-failures", "1000"}});
   daemon.add_adapter("bad", {});
   daemon.add_adapter("good", {});
   daemon.add_adapter("cached", {.seed = 3});
@@ -281,13 +290,17 @@ TEST(WorkerFaults, RepeatedKillsUnderLoadLeakNothing) {
                                 "--quarantine-strikes", "100000", "--breaker-failures", "100000"}});
   constexpr int kAdapters = 12;
   for (int i = 0; i < kAdapters; ++i) {
-    daemon.add_adapter("s" + std::to_string(i), {.rank = 16, .layers = 4, .hidden = 1024,
-                                                 .seed = static_cast<std::uint64_t>(50 + i)});
+    daemon.add_adapter(
+        "s" + std::to_string(i),
+        {.rank = 16, .layers = 4, .hidden = 1024, .seed = static_cast<std::uint64_t>(50 + i)});
   }
   std::map<std::string, std::string> first_tensor;  // expected bytes of each adapter's first tensor
   for (int i = 0; i < kAdapters; ++i) {
     const std::string name = "s" + std::to_string(i);
-    first_tensor[name] = read_file_tensors(daemon.root() + "/" + name + "/adapter_model.safetensors").begin()->second.bytes;
+    first_tensor[name] =
+        read_file_tensors(daemon.root() + "/" + name + "/adapter_model.safetensors")
+            .begin()
+            ->second.bytes;
   }
   const pid_t genomed = daemon.pid();
   // The only connection open at both descriptor counts: every other one
@@ -296,9 +309,10 @@ TEST(WorkerFaults, RepeatedKillsUnderLoadLeakNothing) {
   ASSERT_TRUE(observer.acquire("s0").ok());
   const std::size_t fds_before = open_fds(genomed);
 
-  const std::set<Errc> allowed = {Errc::worker_crashed, Errc::timeout,   Errc::cancelled, Errc::draining,
-                                  Errc::not_loaded,     Errc::no_space,  Errc::overloaded, Errc::unhealthy,
-                                  Errc::worker_protocol, Errc::circuit_open, Errc::quarantined};
+  const std::set<Errc> allowed = {Errc::worker_crashed, Errc::timeout,    Errc::cancelled,
+                                  Errc::draining,       Errc::not_loaded, Errc::no_space,
+                                  Errc::overloaded,     Errc::unhealthy,  Errc::worker_protocol,
+                                  Errc::circuit_open,   Errc::quarantined};
   std::atomic<bool> done{false};
   std::atomic<int> kills{0};
   std::thread killer([&] {
@@ -308,7 +322,8 @@ TEST(WorkerFaults, RepeatedKillsUnderLoadLeakNothing) {
       if (!kids.empty()) {
         if (::kill(kids[rng() % kids.size()], SIGKILL) == 0) ++kills;
       }
-      std::this_thread::sleep_for(milliseconds(rng() % 15));  // pacing of the chaos, not synchronisation
+      std::this_thread::sleep_for(
+          milliseconds(rng() % 15));  // pacing of the chaos, not synchronisation
     }
   });
   std::atomic<int> ok{0}, failed{0};
@@ -352,22 +367,26 @@ TEST(WorkerFaults, RepeatedKillsUnderLoadLeakNothing) {
   for (auto& t : clients) t.join();
   done = true;
   killer.join();
-  std::printf("soak: %d ok, %d typed errors, %d workers killed\n", ok.load(), failed.load(), kills.load());
+  std::printf("soak: %d ok, %d typed errors, %d workers killed\n", ok.load(), failed.load(),
+              kills.load());
   EXPECT_EQ(ok + failed, 2000);
   EXPECT_GT(ok, 0);
   EXPECT_GT(kills, 0);
-  EXPECT_TRUE(unexpected.empty()) << unexpected.size() << " unexpected results, first: " << unexpected.front();
+  EXPECT_TRUE(unexpected.empty()) << unexpected.size()
+                                  << " unexpected results, first: " << unexpected.front();
 
   // Afterwards: workers replaced, no zombie, no leaked descriptor, no leaked
   // shared-memory object, arena accounting equal to the resident set.
   ASSERT_TRUE(eventually([&] { return daemon.stat("workers_alive") == 2; }, 20000));
   ASSERT_TRUE(eventually([&] { return daemon.stat("leases_active") == 0; }));
-  for (pid_t kid : children_of(genomed)) EXPECT_NE(process_state(kid), 'Z') << "zombie worker " << kid;
+  for (pid_t kid : children_of(genomed))
+    EXPECT_NE(process_state(kid), 'Z') << "zombie worker " << kid;
   EXPECT_EQ(children_of(genomed).size(), 2u);
   EXPECT_TRUE(eventually([&] { return open_fds(genomed) == fds_before; }))
       << "descriptors before " << fds_before << ", after " << open_fds(genomed);
   for (const auto& e : fs::directory_iterator("/dev/shm")) {
-    EXPECT_EQ(e.path().filename().string().rfind("genomed-" + std::to_string(genomed), 0), std::string::npos)
+    EXPECT_EQ(e.path().filename().string().rfind("genomed-" + std::to_string(genomed), 0),
+              std::string::npos)
         << "leaked " << e.path();
   }
   Client client = daemon.connect();

@@ -22,7 +22,8 @@ struct FileTensor {
 inline std::map<std::string, FileTensor> read_file_tensors(const std::string& path) {
   const std::string file = read_file(path);
   std::uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(file[static_cast<std::size_t>(i)]);
+  for (int i = 7; i >= 0; --i)
+    n = (n << 8) | static_cast<unsigned char>(file[static_cast<std::size_t>(i)]);
   const auto header = nlohmann::json::parse(file.substr(8, n));
   std::map<std::string, FileTensor> out;
   for (const auto& [name, entry] : header.items()) {

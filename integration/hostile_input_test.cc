@@ -1,6 +1,7 @@
 // Bad input of every kind against the real daemon: malformed adapters,
 // hostile frames, dead clients, names that try to leave the roots. Each gets
 // its typed error and the daemon keeps serving everyone else.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -10,8 +11,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 #include "integration/daemon_fixture.h"
 #include "ipc/framing.h"
@@ -78,30 +77,46 @@ TEST_F(HostileInput, MalformedAdaptersGetTheirOwnTypedErrors) {
     Errc expected;
   };
   const std::vector<Case> cases = {
-      {"trailing", [](const std::string& d) {
-         std::ofstream(d + "/adapter_model.safetensors", std::ios::app | std::ios::binary) << "junk";
-       }, Errc::st_trailing_bytes},
-      {"truncated", [](const std::string& d) {
-         fs::resize_file(d + "/adapter_model.safetensors", fs::file_size(d + "/adapter_model.safetensors") - 10);
-       }, Errc::st_offsets_out_of_bounds},
+      {"trailing",
+       [](const std::string& d) {
+         std::ofstream(d + "/adapter_model.safetensors", std::ios::app | std::ios::binary)
+             << "junk";
+       },
+       Errc::st_trailing_bytes},
+      {"truncated",
+       [](const std::string& d) {
+         fs::resize_file(d + "/adapter_model.safetensors",
+                         fs::file_size(d + "/adapter_model.safetensors") - 10);
+       },
+       Errc::st_offsets_out_of_bounds},
       {"tiny", [](const std::string& d) { write_text(d + "/adapter_model.safetensors", "abc"); },
        Errc::st_file_too_short},
-      {"notjson", [](const std::string& d) {
+      {"notjson",
+       [](const std::string& d) {
          write_text(d + "/adapter_model.safetensors", std::string("\x04\0\0\0\0\0\0\0{{{{", 12));
-       }, Errc::st_header_invalid_json},
-      {"hugeheader", [](const std::string& d) {
-         write_text(d + "/adapter_model.safetensors", std::string("\xff\xff\xff\xff\xff\xff\xff\x7f{}", 10));
-       }, Errc::st_header_too_large},
+       },
+       Errc::st_header_invalid_json},
+      {"hugeheader",
+       [](const std::string& d) {
+         write_text(d + "/adapter_model.safetensors",
+                    std::string("\xff\xff\xff\xff\xff\xff\xff\x7f{}", 10));
+       },
+       Errc::st_header_too_large},
       {"badconfig", [](const std::string& d) { write_text(d + "/adapter_config.json", "[1,2"); },
        Errc::config_invalid_json},
-      {"norank", [](const std::string& d) {
+      {"norank",
+       [](const std::string& d) {
          write_text(d + "/adapter_config.json",
                     R"({"peft_type":"LORA","lora_alpha":16,"target_modules":["q_proj"]})");
-       }, Errc::config_missing_field},
-      {"prefix", [](const std::string& d) {
-         write_text(d + "/adapter_config.json",
-                    R"({"peft_type":"PREFIX_TUNING","r":8,"lora_alpha":16,"target_modules":["q_proj"]})");
-       }, Errc::config_unsupported_peft_type},
+       },
+       Errc::config_missing_field},
+      {"prefix",
+       [](const std::string& d) {
+         write_text(
+             d + "/adapter_config.json",
+             R"({"peft_type":"PREFIX_TUNING","r":8,"lora_alpha":16,"target_modules":["q_proj"]})");
+       },
+       Errc::config_unsupported_peft_type},
       {"noweights", [](const std::string& d) { fs::remove(d + "/adapter_model.safetensors"); },
        Errc::file_unreadable},
   };
@@ -165,7 +180,10 @@ TEST_F(HostileInput, HugeDeclaredArrayIsRefusedWithoutAllocating) {
   const int fd = raw_connect(daemon_.socket_path());
   raw_hello(fd);
   // {"op": "acquire", "names": array32 of 2^32-1 elements} with no elements.
-  std::string body = "\x82\xa2op\xa7" "acquire" "\xa5names\xdd\xff\xff\xff\xff";
+  std::string body =
+      "\x82\xa2op\xa7"
+      "acquire"
+      "\xa5names\xdd\xff\xff\xff\xff";
   ASSERT_TRUE(ipc::write_frame(fd, body).ok());
   EXPECT_EQ(error_then_close(fd), Errc::malformed_frame);
   ::close(fd);
@@ -271,7 +289,8 @@ TEST_F(HostileInput, PathTraversalIsRefused) {
   // An adapter whose weights file is a symlink out of the root.
   const std::string dir = daemon_.add_adapter("sneaky", {});
   fs::remove(dir + "/adapter_model.safetensors");
-  fs::create_symlink(outside + "/secret/adapter_model.safetensors", dir + "/adapter_model.safetensors");
+  fs::create_symlink(outside + "/secret/adapter_model.safetensors",
+                     dir + "/adapter_model.safetensors");
   // A symlink that stays inside the root is fine.
   daemon_.add_adapter("real", {});
   fs::create_directory_symlink(daemon_.root() + "/real", daemon_.root() + "/alias");

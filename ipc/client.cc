@@ -6,9 +6,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <algorithm>
 #include <list>
 #include <mutex>
 
@@ -53,8 +53,8 @@ struct Connection {
   Status lost(const Status& why) {
     if (fd >= 0) ::close(fd);
     fd = -1;
-    return Status(Errc::not_connected,
-                  "lost the connection to genomed" + (why.ok() ? std::string() : ": " + why.message()));
+    return Status(Errc::not_connected, "lost the connection to genomed" +
+                                           (why.ok() ? std::string() : ": " + why.message()));
   }
 
   // The tensor table of a resident copy, parsed once and shared by every
@@ -88,7 +88,7 @@ struct Connection {
   std::mutex mu;  // serializes requests on fd
   int fd = -1;
   std::unique_ptr<ipc::FrameReader> reader;  // over fd; used under mu
-  const std::byte* arena = nullptr;  // PROT_READ mapping of the whole arena
+  const std::byte* arena = nullptr;          // PROT_READ mapping of the whole arena
   std::uint64_t arena_bytes = 0;
   std::uint64_t daemon_pid = 0;
 };
@@ -164,7 +164,8 @@ Result<Client> Client::connect(const std::string& socket_path, const std::string
   std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
   auto conn = std::make_shared<Connection>();
   conn->fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (conn->fd < 0) return Status(Errc::not_connected, std::string("socket: ") + std::strerror(errno));
+  if (conn->fd < 0)
+    return Status(Errc::not_connected, std::string("socket: ") + std::strerror(errno));
   if (::connect(conn->fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
     return Status(Errc::not_connected, "cannot connect to genomed at '" + socket_path + "': " +
                                            std::strerror(errno) + " (is the daemon running?)");
@@ -175,8 +176,9 @@ Result<Client> Client::connect(const std::string& socket_path, const std::string
   hello.client = client_name;
   conn->reader = std::make_unique<ipc::FrameReader>(conn->fd);
   GENOMED_RETURN_IF_ERROR(ipc::write_frame(conn->fd, ipc::encode_request(hello)));
-  GENOMED_ASSIGN_OR_RETURN(ipc::ReceivedFrame frame,
-                           conn->reader->read(ipc::kMaxReplyFrame, std::nullopt, /*accept_fd=*/true));
+  GENOMED_ASSIGN_OR_RETURN(
+      ipc::ReceivedFrame frame,
+      conn->reader->read(ipc::kMaxReplyFrame, std::nullopt, /*accept_fd=*/true));
   const int arena_fd = frame.fd;
   auto reply = ipc::decode_hello_reply(frame.body);
   if (!reply || arena_fd < 0) {
@@ -188,7 +190,8 @@ Result<Client> Client::connect(const std::string& socket_path, const std::string
   const int map_errno = errno;
   ::close(arena_fd);  // the mapping keeps the arena alive
   if (p == MAP_FAILED) {
-    return Status(Errc::internal, std::string("cannot map the arena read-only: ") + std::strerror(map_errno));
+    return Status(Errc::internal,
+                  std::string("cannot map the arena read-only: ") + std::strerror(map_errno));
   }
   conn->arena = static_cast<const std::byte*>(p);
   conn->arena_bytes = reply->arena_bytes;
@@ -201,7 +204,8 @@ namespace {
 // Builds a Lease from a grant: validates the range against the arena and the
 // resident header against the range, so a corrupt grant cannot make the
 // client read outside its mapping.
-Result<std::unique_ptr<LeaseState>> make_lease(const std::shared_ptr<Connection>& conn, const ipc::LeaseGrant& g) {
+Result<std::unique_ptr<LeaseState>> make_lease(const std::shared_ptr<Connection>& conn,
+                                               const ipc::LeaseGrant& g) {
   auto state = std::make_unique<LeaseState>();
   state->conn = conn;
   state->name = g.name;
@@ -262,14 +266,15 @@ Result<std::vector<Lease>> Client::acquire(const std::vector<std::string>& names
   }
   if (!first_error.ok()) return first_error;  // the leases built so far release themselves
   if (leases.size() != names.size()) {
-    return Status(Errc::bad_request, "the daemon granted " + std::to_string(leases.size()) + " leases for " +
-                                         std::to_string(names.size()) + " names");
+    return Status(Errc::bad_request, "the daemon granted " + std::to_string(leases.size()) +
+                                         " leases for " + std::to_string(names.size()) + " names");
   }
   return leases;
 }
 
 Result<Lease> Client::acquire(std::string_view name) {
-  GENOMED_ASSIGN_OR_RETURN(std::vector<Lease> leases, acquire(std::vector<std::string>{std::string(name)}));
+  GENOMED_ASSIGN_OR_RETURN(std::vector<Lease> leases,
+                           acquire(std::vector<std::string>{std::string(name)}));
   return std::move(leases.front());
 }
 

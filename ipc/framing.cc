@@ -5,8 +5,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 namespace genomed::ipc {
@@ -20,7 +20,8 @@ Status socket_error(const char* what) {
 Status wait_readable(int fd, std::optional<Clock::time_point> deadline) {
   if (!deadline) return Status::Ok();
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now());
     if (left.count() < 0) return Status(Errc::timeout, "no reply before the deadline");
     pollfd p{fd, POLLIN, 0};
     const int n = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count() + 1, 1 << 30)));
@@ -38,27 +39,31 @@ void collect_fds(msghdr& msg, int* received) {
     for (std::size_t i = 0; i < count; ++i) {
       int got;
       std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      if (received != nullptr && *received < 0) *received = got;
-      else ::close(got);
+      if (received != nullptr && *received < 0)
+        *received = got;
+      else
+        ::close(got);
     }
   }
 }
 
 std::uint32_t decode_length(const char* p) {
   const auto* b = reinterpret_cast<const unsigned char*>(p);
-  return (std::uint32_t{b[0]} << 24) | (std::uint32_t{b[1]} << 16) | (std::uint32_t{b[2]} << 8) | std::uint32_t{b[3]};
+  return (std::uint32_t{b[0]} << 24) | (std::uint32_t{b[1]} << 16) | (std::uint32_t{b[2]} << 8) |
+         std::uint32_t{b[3]};
 }
 
 Status too_large(std::uint32_t len, std::uint32_t max_body) {
-  return Status(Errc::frame_too_large,
-                "frame of " + std::to_string(len) + " bytes exceeds the limit of " + std::to_string(max_body));
+  return Status(Errc::frame_too_large, "frame of " + std::to_string(len) +
+                                           " bytes exceeds the limit of " +
+                                           std::to_string(max_body));
 }
 
 // One recvmsg of up to `len` bytes into `dst` once readable (by the
 // deadline), keeping a descriptor that comes along in `*received_fd`.
 // Returns the byte count (0 at EOF); retries EINTR/EAGAIN.
-Result<std::size_t> receive_some(int fd, char* dst, std::size_t len, std::optional<Clock::time_point> deadline,
-                                 int* received_fd) {
+Result<std::size_t> receive_some(int fd, char* dst, std::size_t len,
+                                 std::optional<Clock::time_point> deadline, int* received_fd) {
   for (;;) {
     if (Status s = wait_readable(fd, deadline); !s.ok()) return s;
     iovec iov{dst, len};
@@ -83,10 +88,12 @@ Status read_exact(int fd, char* dst, std::size_t len, std::optional<Clock::time_
                   int* received_fd) {
   std::size_t done = 0;
   while (done < len) {
-    GENOMED_ASSIGN_OR_RETURN(const std::size_t n, receive_some(fd, dst + done, len - done, deadline, received_fd));
+    GENOMED_ASSIGN_OR_RETURN(const std::size_t n,
+                             receive_some(fd, dst + done, len - done, deadline, received_fd));
     if (n == 0) {
-      return Status(Errc::not_connected, done == 0 && len == 4 ? "peer closed the connection"
-                                                               : "peer closed the connection mid-frame");
+      return Status(Errc::not_connected, done == 0 && len == 4
+                                             ? "peer closed the connection"
+                                             : "peer closed the connection mid-frame");
     }
     done += n;
   }
@@ -98,7 +105,8 @@ Status read_exact(int fd, char* dst, std::size_t len, std::optional<Clock::time_
 Status write_frame(int fd, std::string_view body, int pass_fd) {
   if (body.size() > 0xffffffffu) return Status(Errc::frame_too_large, "frame body over 4 GiB");
   const auto len = static_cast<std::uint32_t>(body.size());
-  unsigned char header[4] = {static_cast<unsigned char>(len >> 24), static_cast<unsigned char>(len >> 16),
+  unsigned char header[4] = {static_cast<unsigned char>(len >> 24),
+                             static_cast<unsigned char>(len >> 16),
                              static_cast<unsigned char>(len >> 8), static_cast<unsigned char>(len)};
   iovec iov[2] = {{header, sizeof header}, {const_cast<char*>(body.data()), body.size()}};
   std::size_t total = sizeof header + body.size();
@@ -170,8 +178,8 @@ FrameReader::~FrameReader() {
   if (pending_fd_ >= 0) ::close(pending_fd_);
 }
 
-Result<ReceivedFrame> FrameReader::read(std::uint32_t max_body, std::optional<Clock::time_point> deadline,
-                                        bool accept_fd) {
+Result<ReceivedFrame> FrameReader::read(std::uint32_t max_body,
+                                        std::optional<Clock::time_point> deadline, bool accept_fd) {
   constexpr std::size_t kChunk = 64 * 1024;
   for (;;) {
     const std::size_t avail = end_ - begin_;
@@ -186,8 +194,10 @@ Result<ReceivedFrame> FrameReader::read(std::uint32_t max_body, std::optional<Cl
         begin_ += need;
         if (begin_ == end_) begin_ = end_ = 0;
         if (pending_fd_ >= 0) {
-          if (accept_fd) frame.fd = pending_fd_;
-          else ::close(pending_fd_);
+          if (accept_fd)
+            frame.fd = pending_fd_;
+          else
+            ::close(pending_fd_);
           pending_fd_ = -1;
         }
         return frame;
@@ -202,11 +212,12 @@ Result<ReceivedFrame> FrameReader::read(std::uint32_t max_body, std::optional<Cl
     const std::size_t want = std::max(need - avail, kChunk);
     if (buf_.size() < end_ + want) buf_.resize(end_ + want);
 
-    GENOMED_ASSIGN_OR_RETURN(const std::size_t n,
-                             receive_some(fd_, buf_.data() + end_, buf_.size() - end_, deadline, &pending_fd_));
+    GENOMED_ASSIGN_OR_RETURN(
+        const std::size_t n,
+        receive_some(fd_, buf_.data() + end_, buf_.size() - end_, deadline, &pending_fd_));
     if (n == 0) {
-      return Status(Errc::not_connected,
-                    avail == 0 ? "peer closed the connection" : "peer closed the connection mid-frame");
+      return Status(Errc::not_connected, avail == 0 ? "peer closed the connection"
+                                                    : "peer closed the connection mid-frame");
     }
     end_ += n;
   }

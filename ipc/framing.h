@@ -58,15 +58,16 @@ class FrameReader {
   FrameReader(const FrameReader&) = delete;
   FrameReader& operator=(const FrameReader&) = delete;
 
-  Result<ReceivedFrame> read(std::uint32_t max_body, std::optional<Clock::time_point> deadline = std::nullopt,
+  Result<ReceivedFrame> read(std::uint32_t max_body,
+                             std::optional<Clock::time_point> deadline = std::nullopt,
                              bool accept_fd = false);
 
  private:
   int fd_;
-  std::string buf_;       // received bytes live in [begin_, end_)
+  std::string buf_;  // received bytes live in [begin_, end_)
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
-  int pending_fd_ = -1;   // a descriptor received and not yet returned
+  int pending_fd_ = -1;  // a descriptor received and not yet returned
 };
 
 }  // namespace genomed::ipc

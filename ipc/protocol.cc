@@ -29,18 +29,21 @@ Result<Message> parse_reply(std::string_view body) {
     GENOMED_ASSIGN_OR_RETURN(std::string message, m.root().str("message"));
     const auto errc = errc_from_int(code);
     if (!errc || *errc == Errc::ok) {
-      return Status(Errc::bad_request, "daemon sent unknown error code " + std::to_string(code) + ": " + message);
+      return Status(Errc::bad_request,
+                    "daemon sent unknown error code " + std::to_string(code) + ": " + message);
     }
     return Status(*errc, std::move(message));
   }
   return m;
 }
 
-Result<std::vector<std::string>> string_list(const MapView& m, std::string_view key, std::size_t max) {
+Result<std::vector<std::string>> string_list(const MapView& m, std::string_view key,
+                                             std::size_t max) {
   GENOMED_ASSIGN_OR_RETURN(ArrayView a, m.array(key));
   if (a.size() == 0 || a.size() > max) {
-    return Status(Errc::bad_request, "field '" + std::string(key) + "': expected 1.." + std::to_string(max) +
-                                         " entries, got " + std::to_string(a.size()));
+    return Status(Errc::bad_request, "field '" + std::string(key) + "': expected 1.." +
+                                         std::to_string(max) + " entries, got " +
+                                         std::to_string(a.size()));
   }
   std::vector<std::string> out;
   out.reserve(a.size());
@@ -122,7 +125,8 @@ Result<Request> decode_request(std::string_view body) {
     case Op::release: {
       GENOMED_ASSIGN_OR_RETURN(ArrayView a, root.array("leases"));
       if (a.size() == 0 || a.size() > kMaxBatch) {
-        return Status(Errc::bad_request, "field 'leases': expected 1.." + std::to_string(kMaxBatch) + " entries");
+        return Status(Errc::bad_request,
+                      "field 'leases': expected 1.." + std::to_string(kMaxBatch) + " entries");
       }
       for (std::size_t i = 0; i < a.size(); ++i) {
         GENOMED_ASSIGN_OR_RETURN(std::uint64_t id, a.u64_at(i));
@@ -149,7 +153,11 @@ std::string encode_error(const Status& s) {
 
 std::string encode_reply(const HelloReply& r) {
   MapWriter w;
-  ok_reply(w).put("version", r.version).put("server", r.server).put("arena_bytes", r.arena_bytes).put("pid", r.pid);
+  ok_reply(w)
+      .put("version", r.version)
+      .put("server", r.server)
+      .put("arena_bytes", r.arena_bytes)
+      .put("pid", r.pid);
   return w.finish();
 }
 
@@ -158,8 +166,11 @@ std::string encode_reply(const AcquireReply& r) {
   grants.reserve(r.grants.size());
   for (const auto& g : r.grants) {
     MapWriter gw;
-    gw.put("name", g.name).put("lease", g.lease).put("offset", g.offset).put("length", g.length).put(
-        "generation", g.generation);
+    gw.put("name", g.name)
+        .put("lease", g.lease)
+        .put("offset", g.offset)
+        .put("length", g.length)
+        .put("generation", g.generation);
     grants.push_back(gw.finish());
   }
   MapWriter w;
@@ -169,8 +180,11 @@ std::string encode_reply(const AcquireReply& r) {
 
 std::string encode_reply(const LoadReply& r) {
   MapWriter w;
-  ok_reply(w).put("name", r.name).put("bytes", r.bytes).put("generation", r.generation).put("was_resident",
-                                                                                               r.was_resident);
+  ok_reply(w)
+      .put("name", r.name)
+      .put("bytes", r.bytes)
+      .put("generation", r.generation)
+      .put("was_resident", r.was_resident);
   return w.finish();
 }
 
@@ -185,8 +199,11 @@ std::string encode_reply(const ListReply& r) {
   adapters.reserve(r.adapters.size());
   for (const auto& a : r.adapters) {
     MapWriter aw;
-    aw.put("name", a.name).put("state", a.state).put("bytes", a.bytes).put("leases", a.leases).put("generation",
-                                                                                                     a.generation);
+    aw.put("name", a.name)
+        .put("state", a.state)
+        .put("bytes", a.bytes)
+        .put("leases", a.leases)
+        .put("generation", a.generation);
     adapters.push_back(aw.finish());
   }
   MapWriter w;
@@ -197,8 +214,10 @@ std::string encode_reply(const ListReply& r) {
 std::string encode_reply(const StatsReply& r) {
   MapWriter stats;
   for (const auto& [key, value] : r.values) {
-    if (const auto* n = std::get_if<std::uint64_t>(&value)) stats.put(key, *n);
-    else stats.put(key, std::get<std::string>(value));
+    if (const auto* n = std::get_if<std::uint64_t>(&value))
+      stats.put(key, *n);
+    else
+      stats.put(key, std::get<std::string>(value));
   }
   MapWriter w;
   ok_reply(w).put_packed("stats", stats.finish());
@@ -283,7 +302,8 @@ Result<StatsReply> decode_stats_reply(std::string_view body) {
   for (std::uint32_t i = 0; i < raw.size; ++i) {
     const auto& k = raw.ptr[i].key;
     const auto& v = raw.ptr[i].val;
-    if (k.type != msgpack::type::STR) return Status(Errc::bad_request, "stats: a key is not a string");
+    if (k.type != msgpack::type::STR)
+      return Status(Errc::bad_request, "stats: a key is not a string");
     std::string key(k.via.str.ptr, k.via.str.size);
     if (v.type == msgpack::type::POSITIVE_INTEGER) {
       r.values.emplace_back(std::move(key), v.via.u64);

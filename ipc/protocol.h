@@ -30,9 +30,9 @@ std::optional<Op> op_from_name(std::string_view name);
 
 struct Request {
   Op op = Op::hello;
-  std::uint32_t version = 0;        // hello: the client's protocol version
-  std::string client;               // hello: a free-form client name, for logs
-  std::vector<std::string> names;   // load/unload: exactly one; acquire: 1..kMaxBatch
+  std::uint32_t version = 0;          // hello: the client's protocol version
+  std::string client;                 // hello: a free-form client name, for logs
+  std::vector<std::string> names;     // load/unload: exactly one; acquire: 1..kMaxBatch
   std::vector<std::uint64_t> leases;  // release: 1..kMaxBatch lease ids
 };
 

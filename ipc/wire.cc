@@ -29,8 +29,10 @@ MapWriter& MapWriter::put(std::string_view k, std::int64_t value) {
 
 MapWriter& MapWriter::put(std::string_view k, bool value) {
   key(k);
-  if (value) packer_.pack_true();
-  else packer_.pack_false();
+  if (value)
+    packer_.pack_true();
+  else
+    packer_.pack_false();
   return *this;
 }
 
@@ -82,17 +84,27 @@ std::string MapWriter::finish() const {
 
 std::string_view type_name(const msgpack::object& obj) {
   switch (obj.type) {
-    case msgpack::type::NIL: return "nil";
-    case msgpack::type::BOOLEAN: return "boolean";
-    case msgpack::type::POSITIVE_INTEGER: return "unsigned integer";
-    case msgpack::type::NEGATIVE_INTEGER: return "negative integer";
+    case msgpack::type::NIL:
+      return "nil";
+    case msgpack::type::BOOLEAN:
+      return "boolean";
+    case msgpack::type::POSITIVE_INTEGER:
+      return "unsigned integer";
+    case msgpack::type::NEGATIVE_INTEGER:
+      return "negative integer";
     case msgpack::type::FLOAT32:
-    case msgpack::type::FLOAT64: return "float";
-    case msgpack::type::STR: return "string";
-    case msgpack::type::BIN: return "binary";
-    case msgpack::type::ARRAY: return "array";
-    case msgpack::type::MAP: return "map";
-    case msgpack::type::EXT: return "extension";
+    case msgpack::type::FLOAT64:
+      return "float";
+    case msgpack::type::STR:
+      return "string";
+    case msgpack::type::BIN:
+      return "binary";
+    case msgpack::type::ARRAY:
+      return "array";
+    case msgpack::type::MAP:
+      return "map";
+    case msgpack::type::EXT:
+      return "extension";
   }
   return "unknown";
 }
@@ -100,8 +112,8 @@ std::string_view type_name(const msgpack::object& obj) {
 namespace {
 
 Status wrong_type(std::string_view field, std::string_view want, const msgpack::object& got) {
-  return Status(Errc::bad_request, "field '" + std::string(field) + "': expected " + std::string(want) +
-                                       ", got " + std::string(type_name(got)));
+  return Status(Errc::bad_request, "field '" + std::string(field) + "': expected " +
+                                       std::string(want) + ", got " + std::string(type_name(got)));
 }
 
 Result<std::string> as_str(std::string_view field, const msgpack::object& o) {
@@ -127,10 +139,10 @@ const msgpack::object* MapView::find(std::string_view key) const {
   return nullptr;
 }
 
-#define GENOMED_FIND_OR_MISSING(key)                                                       \
-  const msgpack::object* o = find(key);                                                    \
-  if (o == nullptr) {                                                                      \
-    return Status(Errc::bad_request, "missing field '" + std::string(key) + "'");          \
+#define GENOMED_FIND_OR_MISSING(key)                                              \
+  const msgpack::object* o = find(key);                                           \
+  if (o == nullptr) {                                                             \
+    return Status(Errc::bad_request, "missing field '" + std::string(key) + "'"); \
   }
 
 Result<std::string> MapView::str(std::string_view key) const {
@@ -182,7 +194,8 @@ Result<ArrayView> MapView::array(std::string_view key) const {
 
 Result<MapView> ArrayView::map_at(std::size_t i) const {
   const msgpack::object& o = obj_->via.array.ptr[i];
-  if (o.type != msgpack::type::MAP) return wrong_type(field_ + "[" + std::to_string(i) + "]", "map", o);
+  if (o.type != msgpack::type::MAP)
+    return wrong_type(field_ + "[" + std::to_string(i) + "]", "map", o);
   return MapView(&o);
 }
 
@@ -198,8 +211,8 @@ Result<Message> Message::parse(std::string_view body, const DecodeLimits& limits
   Message m;
   try {
     std::size_t offset = 0;
-    const msgpack::unpack_limit limit(limits.max_array, limits.max_map, limits.max_str, limits.max_str,
-                                      limits.max_str, limits.max_depth);
+    const msgpack::unpack_limit limit(limits.max_array, limits.max_map, limits.max_str,
+                                      limits.max_str, limits.max_str, limits.max_depth);
     auto handle = std::make_shared<msgpack::object_handle>(
         msgpack::unpack(body.data(), body.size(), offset, nullptr, nullptr, limit));
     if (offset != body.size()) {
@@ -207,12 +220,14 @@ Result<Message> Message::parse(std::string_view body, const DecodeLimits& limits
                                                " bytes follow the msgpack object in the frame");
     }
     if (handle->get().type != msgpack::type::MAP) {
-      return Status(Errc::malformed_frame,
-                    "frame body is a msgpack " + std::string(type_name(handle->get())) + ", expected a map");
+      return Status(
+          Errc::malformed_frame,
+          "frame body is a msgpack " + std::string(type_name(handle->get())) + ", expected a map");
     }
     m.handle_ = std::move(handle);
   } catch (const std::exception& e) {
-    return Status(Errc::malformed_frame, std::string("frame body is not valid msgpack within limits: ") + e.what());
+    return Status(Errc::malformed_frame,
+                  std::string("frame body is not valid msgpack within limits: ") + e.what());
   }
   return m;
 }

@@ -24,10 +24,14 @@ class MapWriter {
   MapWriter& operator=(const MapWriter&) = delete;
 
   MapWriter& put(std::string_view key, std::string_view value);
-  MapWriter& put(std::string_view key, const char* value) { return put(key, std::string_view(value)); }
+  MapWriter& put(std::string_view key, const char* value) {
+    return put(key, std::string_view(value));
+  }
   MapWriter& put(std::string_view key, std::uint64_t value);
   MapWriter& put(std::string_view key, std::int64_t value);
-  MapWriter& put(std::string_view key, std::uint32_t value) { return put(key, std::uint64_t{value}); }
+  MapWriter& put(std::string_view key, std::uint32_t value) {
+    return put(key, std::uint64_t{value});
+  }
   MapWriter& put(std::string_view key, int value) { return put(key, std::int64_t{value}); }
   MapWriter& put(std::string_view key, bool value);
   MapWriter& put(std::string_view key, double value);

@@ -1,7 +1,8 @@
 #include "loader/circuit_breaker.h"
 
-#include <algorithm>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 namespace genomed::loader {
 
@@ -10,9 +11,12 @@ CircuitBreaker::CircuitBreaker(BreakerOptions options, Now now)
 
 const char* CircuitBreaker::state_name(State s) {
   switch (s) {
-    case State::closed: return "closed";
-    case State::open: return "open";
-    case State::half_open: return "half_open";
+    case State::closed:
+      return "closed";
+    case State::open:
+      return "open";
+    case State::half_open:
+      return "half_open";
   }
   return "unknown";
 }
@@ -30,7 +34,8 @@ void CircuitBreaker::prune(TimePoint now) {
 CircuitBreaker::State CircuitBreaker::state() {
   if (state_ == State::open && now_() >= open_until_) {
     probes_in_flight_ = 0;
-    transition(State::half_open, "cool-down of " + std::to_string(cooldown_.count()) + " ms elapsed");
+    transition(State::half_open,
+               "cool-down of " + std::to_string(cooldown_.count()) + " ms elapsed");
   }
   return state_;
 }
@@ -44,12 +49,15 @@ Result<CircuitBreaker::Ticket> CircuitBreaker::admit() {
         ++probes_in_flight_;
         return Ticket{true};
       }
-      return Status(Errc::circuit_open, "the circuit breaker is half-open and its probe load is running; retry in a moment");
+      return Status(
+          Errc::circuit_open,
+          "the circuit breaker is half-open and its probe load is running; retry in a moment");
     case State::open: {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(open_until_ - now_());
-      return Status(Errc::circuit_open, "loader workers failed repeatedly; loads are refused for " +
-                                            std::to_string(std::max<long long>(left.count(), 0)) +
-                                            " ms more (retry after that; cached adapters are still served)");
+      return Status(Errc::circuit_open,
+                    "loader workers failed repeatedly; loads are refused for " +
+                        std::to_string(std::max<long long>(left.count(), 0)) +
+                        " ms more (retry after that; cached adapters are still served)");
     }
   }
   return Status(Errc::internal, "unknown breaker state");
@@ -64,7 +72,8 @@ void CircuitBreaker::record_failure() {
     failures_.clear();
     cooldown_ = options_.cooldown;
     open_until_ = now + cooldown_;
-    transition(State::open, std::to_string(options_.failure_threshold) + " worker failures within " +
+    transition(State::open, std::to_string(options_.failure_threshold) +
+                                " worker failures within " +
                                 std::to_string(options_.window.count()) + " ms");
   }
 }
@@ -79,10 +88,12 @@ void CircuitBreaker::record(const Ticket& ticket, bool worker_failed) {
     transition(State::closed, "a probe load succeeded");
     return;
   }
-  const auto longer = std::chrono::duration_cast<std::chrono::milliseconds>(cooldown_ * options_.cooldown_multiplier);
+  const auto longer = std::chrono::duration_cast<std::chrono::milliseconds>(
+      cooldown_ * options_.cooldown_multiplier);
   cooldown_ = std::min(longer, options_.max_cooldown);
   open_until_ = now_() + cooldown_;
-  transition(State::open, "a probe load failed; cool-down now " + std::to_string(cooldown_.count()) + " ms");
+  transition(State::open,
+             "a probe load failed; cool-down now " + std::to_string(cooldown_.count()) + " ms");
 }
 
 }  // namespace genomed::loader

@@ -17,15 +17,16 @@ namespace {
 
 Status bad(const std::string& what) { return Status(Errc::bad_request, what); }
 
-Result<long long> parse_int(const std::string& key, const std::string& text, long long min, long long max) {
+Result<long long> parse_int(const std::string& key, const std::string& text, long long min,
+                            long long max) {
   try {
     std::size_t used = 0;
     const long long v = std::stoll(text, &used);
     if (used != text.size() || v < min || v > max) throw std::out_of_range("range");
     return v;
   } catch (const std::exception&) {
-    return bad(key + ": expected an integer in [" + std::to_string(min) + ", " + std::to_string(max) +
-               "], got '" + text + "'");
+    return bad(key + ": expected an integer in [" + std::to_string(min) + ", " +
+               std::to_string(max) + "], got '" + text + "'");
   }
 }
 
@@ -66,19 +67,23 @@ auto double_setter(Field field) {
 }
 
 // Every setting, applied from text; the flag name is the key with '_' -> '-'.
-using Setter = std::function<Status(DaemonConfig&, const std::string& key, const std::string& value)>;
+using Setter =
+    std::function<Status(DaemonConfig&, const std::string& key, const std::string& value)>;
 
 const std::map<std::string, Setter>& setters() {
   static const std::map<std::string, Setter> kSetters = {
-      {"socket", [](DaemonConfig& c, const std::string&, const std::string& v) {
+      {"socket",
+       [](DaemonConfig& c, const std::string&, const std::string& v) {
          c.socket_path = v;
          return Status::Ok();
        }},
-      {"root", [](DaemonConfig& c, const std::string&, const std::string& v) {
+      {"root",
+       [](DaemonConfig& c, const std::string&, const std::string& v) {
          c.roots.push_back(v);
          return Status::Ok();
        }},
-      {"budget", [](DaemonConfig& c, const std::string& k, const std::string& v) {
+      {"budget",
+       [](DaemonConfig& c, const std::string& k, const std::string& v) {
          auto size = parse_size(v);
          if (!size) return bad(k + ": " + size.status().message());
          if (*size < (1u << 20)) return bad(k + ": at least 1M, got '" + v + "'");
@@ -87,59 +92,105 @@ const std::map<std::string, Setter>& setters() {
          c.budget_bytes = (*size + 4095) / 4096 * 4096;
          return Status::Ok();
        }},
-      {"workers", [](DaemonConfig& c, const std::string& k, const std::string& v) {
+      {"workers",
+       [](DaemonConfig& c, const std::string& k, const std::string& v) {
          auto n = parse_int(k, v, 1, 256);
          if (!n) return n.status();
          c.workers = static_cast<int>(*n);
          return Status::Ok();
        }},
-      {"load_timeout_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.coordinator.load_timeout; }, 1)},
-      {"load_timeout_per_gib_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.coordinator.timeout_per_gib; }, 0)},
-      {"admission_timeout_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.coordinator.admission_timeout; }, 0)},
-      {"fill_parts", int_setter([](DaemonConfig& c) -> auto& { return c.coordinator.fill_parts; }, 0, 256)},
-      {"job_retries", int_setter([](DaemonConfig& c) -> auto& { return c.coordinator.job_retries; }, 0, 100)},
-      {"kill_grace_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.kill_grace; }, 0)},
-      {"restart_backoff_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.restart.backoff_first; }, 0)},
-      {"restart_backoff_multiplier", double_setter([](DaemonConfig& c) -> auto& { return c.restart.backoff_multiplier; })},
-      {"restart_backoff_max_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.restart.backoff_max; }, 0)},
-      {"restart_intensity", int_setter([](DaemonConfig& c) -> auto& { return c.restart.max_restarts; }, 0, 1 << 20)},
-      {"restart_period_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.restart.period; }, 1)},
-      {"quarantine_strikes", int_setter([](DaemonConfig& c) -> auto& { return c.coordinator.quarantine.strikes; }, 1, 1 << 20)},
-      {"quarantine_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.coordinator.quarantine.duration; }, 0)},
-      {"breaker_failures", int_setter([](DaemonConfig& c) -> auto& { return c.coordinator.breaker.failure_threshold; }, 1, 1 << 20)},
-      {"breaker_window_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.coordinator.breaker.window; }, 1)},
-      {"breaker_cooldown_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.coordinator.breaker.cooldown; }, 0)},
-      {"breaker_cooldown_multiplier", double_setter([](DaemonConfig& c) -> auto& { return c.coordinator.breaker.cooldown_multiplier; })},
-      {"breaker_cooldown_max_ms", ms_setter([](DaemonConfig& c) -> auto& { return c.coordinator.breaker.max_cooldown; }, 0)},
-      {"breaker_half_open_probes", int_setter([](DaemonConfig& c) -> auto& { return c.coordinator.breaker.half_open_probes; }, 1, 1 << 20)},
-      {"queue_limit", [](DaemonConfig& c, const std::string& k, const std::string& v) {
+      {"load_timeout_ms",
+       ms_setter(
+           [](DaemonConfig & c) -> auto& { return c.coordinator.load_timeout; }, 1)},
+      {"load_timeout_per_gib_ms",
+       ms_setter(
+           [](DaemonConfig & c) -> auto& { return c.coordinator.timeout_per_gib; }, 0)},
+      {"admission_timeout_ms",
+       ms_setter(
+           [](DaemonConfig & c) -> auto& { return c.coordinator.admission_timeout; }, 0)},
+      {"fill_parts",
+       int_setter(
+           [](DaemonConfig & c) -> auto& { return c.coordinator.fill_parts; }, 0, 256)},
+      {"job_retries",
+       int_setter(
+           [](DaemonConfig & c) -> auto& { return c.coordinator.job_retries; }, 0, 100)},
+      {"kill_grace_ms", ms_setter(
+                            [](DaemonConfig & c) -> auto& { return c.kill_grace; }, 0)},
+      {"restart_backoff_ms",
+       ms_setter(
+           [](DaemonConfig & c) -> auto& { return c.restart.backoff_first; }, 0)},
+      {"restart_backoff_multiplier",
+       double_setter([](DaemonConfig & c) -> auto& { return c.restart.backoff_multiplier; })},
+      {"restart_backoff_max_ms",
+       ms_setter(
+           [](DaemonConfig & c) -> auto& { return c.restart.backoff_max; }, 0)},
+      {"restart_intensity",
+       int_setter(
+           [](DaemonConfig & c) -> auto& { return c.restart.max_restarts; }, 0, 1 << 20)},
+      {"restart_period_ms", ms_setter(
+                                [](DaemonConfig & c) -> auto& { return c.restart.period; }, 1)},
+      {"quarantine_strikes",
+       int_setter(
+           [](DaemonConfig & c) -> auto& { return c.coordinator.quarantine.strikes; }, 1, 1 << 20)},
+      {"quarantine_ms",
+       ms_setter(
+           [](DaemonConfig & c) -> auto& { return c.coordinator.quarantine.duration; }, 0)},
+      {"breaker_failures",
+       int_setter(
+           [](DaemonConfig & c) -> auto& { return c.coordinator.breaker.failure_threshold; }, 1,
+           1 << 20)},
+      {"breaker_window_ms",
+       ms_setter(
+           [](DaemonConfig & c) -> auto& { return c.coordinator.breaker.window; }, 1)},
+      {"breaker_cooldown_ms",
+       ms_setter(
+           [](DaemonConfig & c) -> auto& { return c.coordinator.breaker.cooldown; }, 0)},
+      {"breaker_cooldown_multiplier", double_setter([](DaemonConfig & c) -> auto& {
+         return c.coordinator.breaker.cooldown_multiplier;
+       })},
+      {"breaker_cooldown_max_ms",
+       ms_setter(
+           [](DaemonConfig & c) -> auto& { return c.coordinator.breaker.max_cooldown; }, 0)},
+      {"breaker_half_open_probes",
+       int_setter(
+           [](DaemonConfig & c) -> auto& { return c.coordinator.breaker.half_open_probes; }, 1,
+           1 << 20)},
+      {"queue_limit",
+       [](DaemonConfig& c, const std::string& k, const std::string& v) {
          auto n = parse_int(k, v, 1, 1 << 20);
          if (!n) return n.status();
          c.queue_limit = static_cast<std::size_t>(*n);
          return Status::Ok();
        }},
-      {"log_level", [](DaemonConfig& c, const std::string& k, const std::string& v) {
-         static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+      {"log_level",
+       [](DaemonConfig& c, const std::string& k, const std::string& v) {
+         static const char* kLevels[] = {"trace", "debug",    "info", "warn",
+                                         "error", "critical", "off"};
          for (const char* level : kLevels) {
            if (v == level) {
              c.log_level = v;
              return Status::Ok();
            }
          }
-         return bad(k + ": expected trace, debug, info, warn, error, critical or off, got '" + v + "'");
+         return bad(k + ": expected trace, debug, info, warn, error, critical or off, got '" + v +
+                    "'");
        }},
-      {"ready_fd", [](DaemonConfig& c, const std::string& k, const std::string& v) {
+      {"ready_fd",
+       [](DaemonConfig& c, const std::string& k, const std::string& v) {
          auto n = parse_int(k, v, 0, 1 << 20);
          if (!n) return n.status();
          c.ready_fd = static_cast<int>(*n);
          return Status::Ok();
        }},
-      {"worker_fault", [](DaemonConfig& c, const std::string& k, const std::string& v) {
-         if (auto fault = jobs::parse_fault(v); !fault) return bad(k + ": " + fault.status().message());
+      {"worker_fault",
+       [](DaemonConfig& c, const std::string& k, const std::string& v) {
+         if (auto fault = jobs::parse_fault(v); !fault)
+           return bad(k + ": " + fault.status().message());
          c.worker_fault = v;
          return Status::Ok();
        }},
-      {"worker_path", [](DaemonConfig& c, const std::string&, const std::string& v) {
+      {"worker_path",
+       [](DaemonConfig& c, const std::string&, const std::string& v) {
          c.worker_path = v;
          return Status::Ok();
        }},
@@ -160,13 +211,15 @@ Status apply_json_file(DaemonConfig& config, const std::string& path) {
   std::stringstream text;
   text << in.rdbuf();
   const nlohmann::json doc = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded() || !doc.is_object()) return bad("--config: '" + path + "' is not a JSON object");
+  if (doc.is_discarded() || !doc.is_object())
+    return bad("--config: '" + path + "' is not a JSON object");
   for (const auto& [key, value] : doc.items()) {
     const auto it = setters().find(key == "roots" ? "root" : key);
     if (it == setters().end()) return bad("--config " + path + ": unknown key '" + key + "'");
     std::vector<std::string> values;
     if (key == "root" || key == "roots") {
-      if (!value.is_array()) return bad("--config " + path + ": '" + key + "' must be a list of directories");
+      if (!value.is_array())
+        return bad("--config " + path + ": '" + key + "' must be a list of directories");
       for (const auto& v : value) {
         if (!v.is_string()) return bad("--config " + path + ": 'root' entries must be strings");
         values.push_back(v.get<std::string>());
@@ -278,7 +331,8 @@ Result<CommandLine> parse_command_line(int argc, const char* const* argv) {
       GENOMED_RETURN_IF_ERROR(apply_json_file(cl.config, value));
       continue;
     }
-    if (setters().find(flag_to_key(name)) == setters().end()) return bad("unknown option --" + name + "; see --help");
+    if (setters().find(flag_to_key(name)) == setters().end())
+      return bad("unknown option --" + name + "; see --help");
     flags.emplace_back(name, value);
   }
   // Roots given as flags replace the file's roots rather than adding to them.

@@ -18,15 +18,15 @@ struct DaemonConfig {
   std::string socket_path;
   std::vector<std::string> roots;
   std::uint64_t budget_bytes = 1ull << 30;
-  int workers = 0;  // parse_command_line defaults it to the number of cores
+  int workers = 0;                 // parse_command_line defaults it to the number of cores
   CoordinatorOptions coordinator;  // deadlines, retries, breaker, quarantine
   std::chrono::milliseconds kill_grace{500};
   RestartOptions restart;
   std::size_t queue_limit = 256;
   std::string log_level = "info";
-  std::string worker_path;  // default: genome-worker next to the genomed binary
+  std::string worker_path;   // default: genome-worker next to the genomed binary
   std::string worker_fault;  // tests only: passed to workers as --fault
-  int ready_fd = -1;        // written "ready\n" and closed once serving (service managers, tests)
+  int ready_fd = -1;         // written "ready\n" and closed once serving (service managers, tests)
 };
 
 struct CommandLine {

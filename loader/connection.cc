@@ -1,9 +1,8 @@
 #include "loader/connection.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <spdlog/spdlog.h>
 
 #include "ipc/framing.h"
 #include "ipc/protocol.h"
@@ -28,7 +27,8 @@ std::string handle(const ipc::Request& req, ConnectionId id, const ConnectionCon
   };
   switch (req.op) {
     case ipc::Op::hello:
-      return ipc::encode_error(Status(Errc::bad_request, "HELLO was already exchanged on this connection"));
+      return ipc::encode_error(
+          Status(Errc::bad_request, "HELLO was already exchanged on this connection"));
     case ipc::Op::load:
       return reply(c.load(req.names.front()));
     case ipc::Op::acquire:
@@ -49,7 +49,8 @@ std::string handle(const ipc::Request& req, ConnectionId id, const ConnectionCon
 }
 
 // Reads and answers the HELLO. False if the connection must close.
-bool exchange_hello(int fd, ipc::FrameReader& reader, ConnectionId id, const ConnectionContext& ctx) {
+bool exchange_hello(int fd, ipc::FrameReader& reader, ConnectionId id,
+                    const ConnectionContext& ctx) {
   auto frame = reader.read(ipc::kMaxRequestFrame);
   if (!frame) {
     if (frame.code() != Errc::not_connected) {
@@ -60,15 +61,16 @@ bool exchange_hello(int fd, ipc::FrameReader& reader, ConnectionId id, const Con
   }
   auto req = ipc::decode_request(frame->body);
   if (!req || req->op != ipc::Op::hello) {
-    const Status s = req ? Status(Errc::hello_required, "the first request must be HELLO")
-                         : req.status();
+    const Status s =
+        req ? Status(Errc::hello_required, "the first request must be HELLO") : req.status();
     (void)ipc::write_frame(fd, ipc::encode_error(s));
     spdlog::warn("connection {}: {}", id, s.to_string());
     return false;
   }
   if (req->version != ipc::kProtocolVersion) {
-    const Status s(Errc::unsupported_version, "client speaks protocol version " + std::to_string(req->version) +
-                                                  ", this daemon speaks " + std::to_string(ipc::kProtocolVersion));
+    const Status s(Errc::unsupported_version,
+                   "client speaks protocol version " + std::to_string(req->version) +
+                       ", this daemon speaks " + std::to_string(ipc::kProtocolVersion));
     (void)ipc::write_frame(fd, ipc::encode_error(s));
     spdlog::warn("connection {}: {}", id, s.to_string());
     return false;
@@ -107,7 +109,8 @@ void serve_connection(int fd, ConnectionId id, const ConnectionContext& ctx) {
       if (!req && is_release(frame->body)) {
         // RELEASE has no reply: answering it would be read as the reply to
         // the client's next request. The stream can no longer be trusted.
-        spdlog::warn("connection {}: malformed RELEASE ({}); closing it", id, req.status().to_string());
+        spdlog::warn("connection {}: malformed RELEASE ({}); closing it", id,
+                     req.status().to_string());
         break;
       }
       if (!req) {

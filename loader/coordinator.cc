@@ -1,8 +1,7 @@
 #include "loader/coordinator.h"
 
-#include <sys/stat.h>
-
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include "common/size_parse.h"
 #include "worker/format/resident_layout.h"
@@ -39,7 +38,8 @@ double ms_since(Clock::time_point start) {
 
 }  // namespace
 
-Coordinator::Coordinator(CoordinatorOptions options, const NameResolver& resolver, Pool& pool, ArenaView arena)
+Coordinator::Coordinator(CoordinatorOptions options, const NameResolver& resolver, Pool& pool,
+                         ArenaView arena)
     : options_(options),
       resolver_(resolver),
       pool_(pool),
@@ -53,14 +53,15 @@ Coordinator::~Coordinator() { shutdown(); }
 Clock::time_point Coordinator::waiter_deadline() const {
   // A flight ends by itself within probe + admission + fill deadlines; this
   // is only a backstop so that no waiter can hang on a lost flight.
-  const auto fill_allowance = std::chrono::milliseconds(static_cast<long long>(
-      static_cast<double>(options_.timeout_per_gib.count()) * static_cast<double>(arena_.size) /
-      static_cast<double>(1ull << 30)));
+  const auto fill_allowance = std::chrono::milliseconds(
+      static_cast<long long>(static_cast<double>(options_.timeout_per_gib.count()) *
+                             static_cast<double>(arena_.size) / static_cast<double>(1ull << 30)));
   return Clock::now() + 2 * options_.load_timeout + fill_allowance + options_.admission_timeout +
          std::chrono::seconds(5);
 }
 
-Status Coordinator::ensure_ready(std::unique_lock<std::mutex>& lock, const std::string& name, bool* hit) {
+Status Coordinator::ensure_ready(std::unique_lock<std::mutex>& lock, const std::string& name,
+                                 bool* hit) {
   *hit = false;
   bool first_look = true;
   const auto deadline = waiter_deadline();
@@ -83,9 +84,10 @@ Status Coordinator::ensure_ready(std::unique_lock<std::mutex>& lock, const std::
       return Status::Ok();
     }
     if (e.state == State::draining) {
-      return Status(Errc::draining, "adapter '" + name + "' is being unloaded; it is freed when its " +
-                                        std::to_string(cache_.find(name) ? cache_.find(name)->leases : 0) +
-                                        " lease(s) end; retry after that");
+      return Status(Errc::draining,
+                    "adapter '" + name + "' is being unloaded; it is freed when its " +
+                        std::to_string(cache_.find(name) ? cache_.find(name)->leases : 0) +
+                        " lease(s) end; retry after that");
     }
     if (first_look) ++counters_.misses;
     first_look = false;
@@ -152,8 +154,9 @@ void Coordinator::run_flight(std::string name, std::shared_ptr<Flight> flight) {
   finish_flight(name, flight, std::move(s));
 }
 
-Result<std::string> Coordinator::run_job(const std::string& name, const jobs::Job& job, Clock::time_point deadline,
-                                         const FileIdentity& file, bool* worker_failed, JobFate* fate) {
+Result<std::string> Coordinator::run_job(const std::string& name, const jobs::Job& job,
+                                         Clock::time_point deadline, const FileIdentity& file,
+                                         bool* worker_failed, JobFate* fate) {
   for (int attempt = 0;; ++attempt) {
     *fate = JobFate{};
     auto result = pool_.run(job, deadline, fate);
@@ -166,29 +169,33 @@ Result<std::string> Coordinator::run_job(const std::string& name, const jobs::Jo
       quarantined_now = quarantine_.strike(name, result.status().message(), file);
     }
     if (quarantined_now) {
-      return Status(result.code(), result.status().message() + "; adapter '" + name + "' is now quarantined");
+      return Status(result.code(),
+                    result.status().message() + "; adapter '" + name + "' is now quarantined");
     }
-    if (result.code() == Errc::timeout || attempt >= options_.job_retries || Clock::now() >= deadline) {
+    if (result.code() == Errc::timeout || attempt >= options_.job_retries ||
+        Clock::now() >= deadline) {
       return result;
     }
     {
       std::lock_guard lock(mu_);
       ++counters_.load_retries;
     }
-    spdlog::warn("retrying '{}' on a fresh worker (retry {} of {}): {}", name, attempt + 1, options_.job_retries,
-                 result.status().message());
+    spdlog::warn("retrying '{}' on a fresh worker (retry {} of {}): {}", name, attempt + 1,
+                 options_.job_retries, result.status().message());
     // Never two writers in one range: the dead worker must be gone first.
     if (job.kind == jobs::JobKind::fill) fate->worker_gone.wait();
   }
 }
 
-Status Coordinator::fill_parts(const std::string& name, const jobs::Job& job, Clock::time_point deadline,
-                               const FileIdentity& file, bool* worker_failed, std::vector<JobFate>* fates) {
+Status Coordinator::fill_parts(const std::string& name, const jobs::Job& job,
+                               Clock::time_point deadline, const FileIdentity& file,
+                               bool* worker_failed, std::vector<JobFate>* fates) {
   // A single worker copies at the speed of one core's page-cache copy; a
   // large adapter is split into parts (disjoint tensor runs and byte
   // regions) that idle workers fill at once.
   const int wanted = options_.fill_parts > 0 ? options_.fill_parts : pool_.workers();
-  const std::size_t parts = job.layout.total_bytes >= kSplitFillBytes ? static_cast<std::size_t>(std::max(1, wanted)) : 1;
+  const std::size_t parts =
+      job.layout.total_bytes >= kSplitFillBytes ? static_cast<std::size_t>(std::max(1, wanted)) : 1;
   const std::vector<format::FillPart> split = format::split_fill(job.layout, parts);
   fates->assign(split.size(), JobFate{});
   std::vector<Status> results(split.size());
@@ -248,10 +255,12 @@ Status Coordinator::load_steps(const std::string& name, const std::shared_ptr<Fl
   return s;
 }
 
-Status Coordinator::probe_reserve_fill(const std::string& name, const std::shared_ptr<Flight>& flight,
+Status Coordinator::probe_reserve_fill(const std::string& name,
+                                       const std::shared_ptr<Flight>& flight,
                                        const format::AdapterPaths& paths, const FileIdentity& file,
                                        bool* worker_failed, std::optional<DeferredFree>* deferred) {
-  const Status cancelled(Errc::cancelled, "adapter '" + name + "' was unloaded while it was loading");
+  const Status cancelled(Errc::cancelled,
+                         "adapter '" + name + "' was unloaded while it was loading");
 
   // 1. Probe in a worker: untrusted files are parsed only there.
   JobFate fate;
@@ -259,8 +268,9 @@ Status Coordinator::probe_reserve_fill(const std::string& name, const std::share
   job.kind = jobs::JobKind::probe;
   job.paths = paths;
   const auto probe_start = Clock::now();
-  GENOMED_ASSIGN_OR_RETURN(std::string probe_body,
-                           run_job(name, job, Clock::now() + options_.load_timeout, file, worker_failed, &fate));
+  GENOMED_ASSIGN_OR_RETURN(
+      std::string probe_body,
+      run_job(name, job, Clock::now() + options_.load_timeout, file, worker_failed, &fate));
   GENOMED_ASSIGN_OR_RETURN(jobs::ProbeReply probe, jobs::decode_probe_reply(probe_body));
   const format::ResidentLayout& layout = probe.probe.layout;
   spdlog::debug("probe of '{}': {} tensors, {} in {:.2f} ms", name, layout.tensors.size(),
@@ -282,7 +292,8 @@ Status Coordinator::probe_reserve_fill(const std::string& name, const std::share
       auto reservation = cache_.reserve(layout.total_bytes);
       if (reservation.ok()) {
         for (const auto& victim : reservation->evicted) {
-          spdlog::info("evicted '{}' (least recently used, unleased) to make room for '{}'", victim, name);
+          spdlog::info("evicted '{}' (least recently used, unleased) to make room for '{}'", victim,
+                       name);
           entries_.erase(victim);
         }
         offset = reservation->offset;
@@ -295,7 +306,8 @@ Status Coordinator::probe_reserve_fill(const std::string& name, const std::share
         return Status(Errc::no_space, "'" + name + "' needs " + format_size(layout.total_bytes) +
                                           " but the budget is held by leased adapters; waited " +
                                           std::to_string(options_.admission_timeout.count()) +
-                                          " ms for leases to end (" + reservation.status().message() + ")");
+                                          " ms for leases to end (" +
+                                          reservation.status().message() + ")");
       }
     }
   }
@@ -305,24 +317,28 @@ Status Coordinator::probe_reserve_fill(const std::string& name, const std::share
   job.offset = offset;
   job.length = length;
   job.layout = layout;
-  const auto fill_deadline = Clock::now() + options_.load_timeout +
-                             std::chrono::milliseconds(static_cast<long long>(
-                                 static_cast<double>(options_.timeout_per_gib.count()) *
-                                 static_cast<double>(layout.total_bytes) / static_cast<double>(1ull << 30)));
+  const auto fill_deadline =
+      Clock::now() + options_.load_timeout +
+      std::chrono::milliseconds(static_cast<long long>(
+          static_cast<double>(options_.timeout_per_gib.count()) *
+          static_cast<double>(layout.total_bytes) / static_cast<double>(1ull << 30)));
   const auto fill_start = Clock::now();
   std::vector<JobFate> fates;
   Status filled = [&]() -> Status {
     GENOMED_RETURN_IF_ERROR(fill_parts(name, job, fill_deadline, file, worker_failed, &fates));
-    auto written = format::read_layout_header(
-        std::span<const std::byte>(arena_.data + offset, std::min<std::uint64_t>(length, arena_.size - offset)));
-    if (!written) return Status(Errc::worker_protocol, "after filling '" + name + "': " + written.status().message());
+    auto written = format::read_layout_header(std::span<const std::byte>(
+        arena_.data + offset, std::min<std::uint64_t>(length, arena_.size - offset)));
+    if (!written)
+      return Status(Errc::worker_protocol,
+                    "after filling '" + name + "': " + written.status().message());
     if (!format::same_layout(*written, layout)) {
-      return Status(Errc::worker_protocol, "the resident header of '" + name + "' differs from its probe");
+      return Status(Errc::worker_protocol,
+                    "the resident header of '" + name + "' differs from its probe");
     }
     return Status::Ok();
   }();
-  spdlog::debug("fill of '{}' into [{}, +{}): {} in {:.2f} ms", name, offset, length, filled.to_string(),
-                ms_since(fill_start));
+  spdlog::debug("fill of '{}' into [{}, +{}): {} in {:.2f} ms", name, offset, length,
+                filled.to_string(), ms_since(fill_start));
 
   // 4. Publish, unless unloaded meanwhile; a failed fill frees its range and
   //    leaves nothing a client can acquire.
@@ -332,8 +348,10 @@ Status Coordinator::probe_reserve_fill(const std::string& name, const std::share
     for (const auto& f : fates) {
       if (f.worker_died) pending.workers_gone.push_back(f.worker_gone);
     }
-    if (!pending.workers_gone.empty()) *deferred = std::move(pending);
-    else cache_.cancel_reservation(offset);
+    if (!pending.workers_gone.empty())
+      *deferred = std::move(pending);
+    else
+      cache_.cancel_reservation(offset);
     if (!filled.ok()) return filled;
     return shutting_down_ ? Status(Errc::shutting_down, "genomed is stopping") : cancelled;
   }
@@ -347,7 +365,8 @@ Status Coordinator::probe_reserve_fill(const std::string& name, const std::share
   return Status::Ok();
 }
 
-void Coordinator::finish_flight(const std::string& name, const std::shared_ptr<Flight>& flight, Status status) {
+void Coordinator::finish_flight(const std::string& name, const std::shared_ptr<Flight>& flight,
+                                Status status) {
   if (flight->finished) return;
   flight->finished = true;
   if (status.ok()) {
@@ -371,7 +390,8 @@ void Coordinator::finish_flight(const std::string& name, const std::shared_ptr<F
   changed_.notify_all();
 }
 
-Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& names, ConnectionId conn) {
+Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& names,
+                                               ConnectionId conn) {
   std::unique_lock lock(mu_);
   ipc::AcquireReply reply;
   for (const auto& name : names) {
@@ -402,7 +422,8 @@ void Coordinator::release_locked(std::uint64_t lease) {
   cache_.release(name);
   auto entry = entries_.find(name);
   const auto view = cache_.find(name);
-  if (entry != entries_.end() && entry->second.state == State::draining && view && view->leases == 0) {
+  if (entry != entries_.end() && entry->second.state == State::draining && view &&
+      view->leases == 0) {
     cache_.erase(name);
     entries_.erase(entry);
     spdlog::info("unloaded '{}': its last lease ended", name);
@@ -427,7 +448,8 @@ void Coordinator::release_all(ConnectionId conn) {
     if (rec.conn == conn) ids.push_back(id);
   }
   for (auto id : ids) release_locked(id);
-  if (!ids.empty()) spdlog::info("connection {} closed holding {} lease(s); released", conn, ids.size());
+  if (!ids.empty())
+    spdlog::info("connection {} closed holding {} lease(s); released", conn, ids.size());
 }
 
 Result<ipc::LoadReply> Coordinator::load(const std::string& name) {
@@ -456,7 +478,8 @@ Result<ipc::UnloadReply> Coordinator::unload(const std::string& name) {
   switch (e.state) {
     case State::loading: {
       e.flight->done = true;
-      e.flight->result = Status(Errc::cancelled, "adapter '" + name + "' was unloaded while it was loading");
+      e.flight->result =
+          Status(Errc::cancelled, "adapter '" + name + "' was unloaded while it was loading");
       entries_.erase(it);  // the flight frees its range when it next looks
       changed_.notify_all();
       return ipc::UnloadReply{name, "cancelled", 0};
@@ -503,8 +526,10 @@ ipc::StatsReply Coordinator::stats() const {
   std::uint64_t resident = 0;
   std::uint64_t loading = 0;
   for (const auto& [name, e] : entries_) {
-    if (e.state == State::loading) ++loading;
-    else ++resident;
+    if (e.state == State::loading)
+      ++loading;
+    else
+      ++resident;
   }
   ipc::StatsReply r;
   auto put = [&](const char* key, std::uint64_t v) { r.values.emplace_back(key, v); };
@@ -545,7 +570,8 @@ ipc::HealthReply Coordinator::health() const {
                                        std::to_string(pool.unhealthy_ms_left) + " ms"};
   }
   if (const auto state = breaker_.state(); state != CircuitBreaker::State::closed) {
-    return ipc::HealthReply{false, std::string("circuit breaker ") + CircuitBreaker::state_name(state) +
+    return ipc::HealthReply{false, std::string("circuit breaker ") +
+                                       CircuitBreaker::state_name(state) +
                                        ": loads fail fast until it closes"};
   }
   if (pool.workers_alive == 0) return ipc::HealthReply{false, "no loader worker is alive"};

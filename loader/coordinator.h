@@ -64,7 +64,8 @@ struct ArenaView {
 
 class Coordinator {
  public:
-  Coordinator(CoordinatorOptions options, const NameResolver& resolver, Pool& pool, ArenaView arena);
+  Coordinator(CoordinatorOptions options, const NameResolver& resolver, Pool& pool,
+              ArenaView arena);
   ~Coordinator();  // shutdown()
 
   Coordinator(const Coordinator&) = delete;
@@ -129,14 +130,15 @@ class Coordinator {
   Status fill_parts(const std::string& name, const jobs::Job& job, Clock::time_point deadline,
                     const FileIdentity& file, bool* worker_failed, std::vector<JobFate>* fates);
   Status probe_reserve_fill(const std::string& name, const std::shared_ptr<Flight>& flight,
-                            const format::AdapterPaths& paths, const FileIdentity& file, bool* worker_failed,
-                            std::optional<DeferredFree>* deferred);
+                            const format::AdapterPaths& paths, const FileIdentity& file,
+                            bool* worker_failed, std::optional<DeferredFree>* deferred);
   // Runs a job, re-running it on a fresh worker when its worker died (up to
   // job_retries), striking the adapter for every worker it cost. A fill is
   // re-run only once the dead worker is reaped; `fate` tells about the last
   // attempt.
-  Result<std::string> run_job(const std::string& name, const jobs::Job& job, Clock::time_point deadline,
-                              const FileIdentity& file, bool* worker_failed, JobFate* fate);
+  Result<std::string> run_job(const std::string& name, const jobs::Job& job,
+                              Clock::time_point deadline, const FileIdentity& file,
+                              bool* worker_failed, JobFate* fate);
   // True when the flight's entry is gone or replaced (unloaded meanwhile).
   bool superseded(const std::string& name, const Flight& flight) const;
   void finish_flight(const std::string& name, const std::shared_ptr<Flight>& flight, Status status);

@@ -4,15 +4,14 @@
 // failed, workers ended, connections closed (their leases dropped), arena
 // unmapped.
 #include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <thread>
-
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "cache/arena.h"
 #include "common/size_parse.h"
@@ -46,8 +45,10 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
     const auto start = std::chrono::steady_clock::now();
     arena->prefault(&stop_prefault);
     if (!stop_prefault) {
-      spdlog::info("arena of {} faulted in ({:.0f} ms)", format_size(arena->size()),
-                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+      spdlog::info(
+          "arena of {} faulted in ({:.0f} ms)", format_size(arena->size()),
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+              .count());
     }
   });
   struct JoinPrefault {
@@ -66,7 +67,8 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
   pool_options.queue_limit = config.queue_limit;
   pool_options.kill_grace = config.kill_grace;
   pool_options.restart = config.restart;
-  if (!config.worker_fault.empty()) pool_options.worker_extra_args = {"--fault", config.worker_fault};
+  if (!config.worker_fault.empty())
+    pool_options.worker_extra_args = {"--fault", config.worker_fault};
   loader::Pool pool(pool_options);
   if (Status s = pool.start(); !s.ok()) return fail(s);
 
@@ -79,8 +81,9 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
 
   std::string roots;
   for (const auto& r : resolver->roots()) roots += (roots.empty() ? "" : ", ") + r;
-  spdlog::info("{} serving on {} (pid {}): roots [{}], budget {}, {} worker(s)", kVersion, config.socket_path,
-               ::getpid(), roots, format_size(config.budget_bytes), config.workers);
+  spdlog::info("{} serving on {} (pid {}): roots [{}], budget {}, {} worker(s)", kVersion,
+               config.socket_path, ::getpid(), roots, format_size(config.budget_bytes),
+               config.workers);
 
   if (config.ready_fd >= 0) {
     (void)!::write(config.ready_fd, "ready\n", 6);

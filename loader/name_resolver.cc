@@ -32,10 +32,12 @@ bool inside(const std::string& path, const std::string& root) {
 
 Status validate_name(std::string_view name) {
   auto bad = [&](const std::string& why) {
-    return Status(Errc::invalid_name, "invalid adapter name '" + std::string(name.substr(0, 80)) + "': " + why);
+    return Status(Errc::invalid_name,
+                  "invalid adapter name '" + std::string(name.substr(0, 80)) + "': " + why);
   };
   if (name.empty()) return bad("it is empty");
-  if (name.size() > kMaxNameLength) return bad("longer than " + std::to_string(kMaxNameLength) + " bytes");
+  if (name.size() > kMaxNameLength)
+    return bad("longer than " + std::to_string(kMaxNameLength) + " bytes");
   if (name.front() == '/') return bad("absolute paths are refused; name an adapter under a root");
   if (name.find('\0') != std::string_view::npos) return bad("it contains a NUL byte");
   if (name.find('\\') != std::string_view::npos) return bad("it contains a backslash");
@@ -51,12 +53,14 @@ Status validate_name(std::string_view name) {
 }
 
 Result<NameResolver> NameResolver::create(const std::vector<std::string>& roots) {
-  if (roots.empty()) return Status(Errc::bad_request, "no adapter root configured; pass --root DIR");
+  if (roots.empty())
+    return Status(Errc::bad_request, "no adapter root configured; pass --root DIR");
   NameResolver r;
   for (const auto& root : roots) {
     int err = 0;
     std::string real = canonical(root, &err);
-    if (real.empty()) return Status(Errc::not_found, "adapter root '" + root + "': " + std::strerror(err));
+    if (real.empty())
+      return Status(Errc::not_found, "adapter root '" + root + "': " + std::strerror(err));
     struct stat st {};
     if (::stat(real.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
       return Status(Errc::not_found, "adapter root '" + root + "' is not a directory");
@@ -74,12 +78,12 @@ Result<format::AdapterPaths> NameResolver::resolve(std::string_view name) const 
     const std::string dir = canonical(candidate, &err);
     if (dir.empty()) {
       if (err == ENOENT || err == ENOTDIR) continue;
-      return Status(Errc::file_unreadable, "adapter '" + std::string(name) + "': " + candidate + ": " +
-                                               std::strerror(err));
+      return Status(Errc::file_unreadable, "adapter '" + std::string(name) + "': " + candidate +
+                                               ": " + std::strerror(err));
     }
     if (!inside(dir, root)) {
-      return Status(Errc::path_escapes_root, "adapter '" + std::string(name) + "' resolves to " + dir +
-                                                 ", outside its root " + root + "; refused");
+      return Status(Errc::path_escapes_root, "adapter '" + std::string(name) + "' resolves to " +
+                                                 dir + ", outside its root " + root + "; refused");
     }
     struct stat st {};
     if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
@@ -94,8 +98,9 @@ Result<format::AdapterPaths> NameResolver::resolve(std::string_view name) const 
         continue;
       }
       if (!inside(real, root)) {
-        return Status(Errc::path_escapes_root, "adapter '" + std::string(name) + "': " + path + " resolves to " +
-                                                   real + ", outside its root " + root + "; refused");
+        return Status(Errc::path_escapes_root, "adapter '" + std::string(name) + "': " + path +
+                                                   " resolves to " + real + ", outside its root " +
+                                                   root + "; refused");
       }
       *out = std::move(real);
     }

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -9,8 +10,6 @@
 #include <algorithm>
 #include <future>
 #include <optional>
-
-#include <spdlog/spdlog.h>
 
 #include "ipc/framing.h"
 #include "ipc/wire.h"
@@ -30,10 +29,11 @@ struct Pool::Pending {
 struct Pool::Slot {
   int index = 0;
   std::thread thread;
-  std::unique_ptr<WorkerProcess> worker;  // touched by this slot's thread only (and stop() after join)
+  std::unique_ptr<WorkerProcess>
+      worker;  // touched by this slot's thread only (and stop() after join)
   // Guarded by Pool::mu_:
-  int busy_fd = -1;               // the worker's socket while it runs a job
-  int consecutive_deaths = 0;     // reset when a job completes
+  int busy_fd = -1;                // the worker's socket while it runs a job
+  int consecutive_deaths = 0;      // reset when a job completes
   Clock::time_point next_spawn{};  // when a replacement may start
 };
 
@@ -49,7 +49,8 @@ Pool::~Pool() {
 void Pool::wake_slots(std::uint64_t n) { (void)!::write(wake_fd_, &n, sizeof n); }
 
 bool Pool::try_spawn(Slot& slot) {
-  auto spawned = WorkerProcess::spawn({options_.worker_executable, options_.arena_fd, options_.worker_extra_args});
+  auto spawned = WorkerProcess::spawn(
+      {options_.worker_executable, options_.arena_fd, options_.worker_extra_args});
   std::lock_guard lock(mu_);
   if (!spawned) {
     spdlog::error("cannot start worker {}: {}", slot.index, spawned.status().to_string());
@@ -68,7 +69,8 @@ Status Pool::start() {
   for (int i = 0; i < options_.workers; ++i) {
     auto slot = std::make_unique<Slot>();
     slot->index = i;
-    auto spawned = WorkerProcess::spawn({options_.worker_executable, options_.arena_fd, options_.worker_extra_args});
+    auto spawned = WorkerProcess::spawn(
+        {options_.worker_executable, options_.arena_fd, options_.worker_extra_args});
     if (!spawned) {
       stop();
       return Status(spawned.code(), spawned.status().message() + " (check --worker-path)");
@@ -114,7 +116,8 @@ void Pool::stop() {
 Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline, JobFate* fate) {
   auto pending = std::make_shared<Pending>();
   pending->frame = jobs::encode_job(job);
-  pending->what = std::string(job.kind == jobs::JobKind::probe ? "probe " : "fill ") + job.paths.weights;
+  pending->what =
+      std::string(job.kind == jobs::JobKind::probe ? "probe " : "fill ") + job.paths.weights;
   pending->deadline = deadline;
   auto future = pending->result.get_future();
   std::shared_future<void> worker_gone = pending->retired.get_future().share();
@@ -122,14 +125,16 @@ Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline, 
     std::lock_guard lock(mu_);
     if (stopping_) return Status(Errc::shutting_down, "genomed is stopping");
     if (restart_policy_.unhealthy()) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(restart_policy_.unhealthy_until() -
-                                                                              Clock::now());
-      return Status(Errc::unhealthy, "loader workers restarted too often; the pool resumes spawning in " +
-                                         std::to_string(left.count()) + " ms (cached adapters are still served)");
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          restart_policy_.unhealthy_until() - Clock::now());
+      return Status(Errc::unhealthy,
+                    "loader workers restarted too often; the pool resumes spawning in " +
+                        std::to_string(left.count()) + " ms (cached adapters are still served)");
     }
     if (queue_.size() >= options_.queue_limit) {
-      return Status(Errc::overloaded, std::to_string(queue_.size()) +
-                                          " worker jobs are already queued (--queue-limit); retry later");
+      return Status(Errc::overloaded,
+                    std::to_string(queue_.size()) +
+                        " worker jobs are already queued (--queue-limit); retry later");
     }
     queue_.push_back(pending);
     stats_.queue_depth = queue_.size();
@@ -146,7 +151,8 @@ Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline, 
       // caller has given up (and perhaps freed the range it would fill).
       queue_.erase(it);
       stats_.queue_depth = queue_.size();
-      return Status(Errc::timeout, "no worker became free for '" + pending->what + "' before the deadline");
+      return Status(Errc::timeout,
+                    "no worker became free for '" + pending->what + "' before the deadline");
     }
     // A slot runs it; the slot's own deadline ends it promptly.
   }
@@ -216,7 +222,8 @@ std::shared_ptr<Pool::Pending> Pool::next_job(Slot& slot) {
         std::lock_guard lock(mu_);
         stopping = stopping_;
       }
-      if (!stopping) (void)!::read(wake_fd_, &ignored, sizeof ignored);  // stop() leaves it readable
+      if (!stopping)
+        (void)!::read(wake_fd_, &ignored, sizeof ignored);  // stop() leaves it readable
     }
   }
 }
@@ -224,7 +231,8 @@ std::shared_ptr<Pool::Pending> Pool::next_job(Slot& slot) {
 void Pool::slot_main(Slot& slot) {
   while (auto job = next_job(slot)) {
     if (Clock::now() >= job->deadline) {
-      job->result.set_value(Status(Errc::timeout, "'" + job->what + "' waited in the queue past its deadline"));
+      job->result.set_value(
+          Status(Errc::timeout, "'" + job->what + "' waited in the queue past its deadline"));
       continue;
     }
     std::optional<Death> death;
@@ -248,8 +256,10 @@ Result<std::string> Pool::execute(Slot& slot, Pending& job, std::optional<Death>
   }
   Result<ipc::ReceivedFrame> reply = Status(Errc::internal, "unset");
   Status sent = ipc::write_frame(worker.fd(), job.frame);
-  if (sent.ok()) reply = ipc::read_frame(worker.fd(), ipc::kMaxReplyFrame, job.deadline);
-  else reply = sent;
+  if (sent.ok())
+    reply = ipc::read_frame(worker.fd(), ipc::kMaxReplyFrame, job.deadline);
+  else
+    reply = sent;
   bool stopping = false;
   {
     std::lock_guard lock(mu_);
@@ -264,29 +274,32 @@ Result<std::string> Pool::execute(Slot& slot, Pending& job, std::optional<Death>
     if (auto parsed = ipc::Message::parse(reply->body, ipc::kReplyLimits); !parsed.ok()) {
       *death = Death::protocol;
       return Status(Errc::worker_protocol, "worker pid " + std::to_string(worker.pid()) +
-                                               " sent an invalid reply to '" + job.what + "': " +
-                                               parsed.status().message());
+                                               " sent an invalid reply to '" + job.what +
+                                               "': " + parsed.status().message());
     }
     return std::move(reply->body);
   }
-  if (stopping) return Status(Errc::shutting_down, "genomed is stopping");  // stop() interrupted the job
+  if (stopping)
+    return Status(Errc::shutting_down, "genomed is stopping");  // stop() interrupted the job
 
   const pid_t pid = worker.pid();
   switch (reply.code()) {
     case Errc::timeout:
       *death = Death::timed_out;
-      return Status(Errc::timeout, "worker pid " + std::to_string(pid) + " did not finish '" + job.what +
+      return Status(Errc::timeout, "worker pid " + std::to_string(pid) + " did not finish '" +
+                                       job.what +
                                        "' before the deadline; it is being stopped and replaced");
     case Errc::not_connected:
       *death = Death::crashed;
       // The exit status tells how it died; reaping first costs nothing here
       // (the socket closed, so the process is gone or going).
-      return Status(Errc::worker_crashed, "worker pid " + std::to_string(pid) + " died (" + worker.reap() +
-                                              ") during '" + job.what + "'");
+      return Status(Errc::worker_crashed, "worker pid " + std::to_string(pid) + " died (" +
+                                              worker.reap() + ") during '" + job.what + "'");
     default:
       *death = Death::protocol;
-      return Status(Errc::worker_protocol, "worker pid " + std::to_string(pid) + " broke the job protocol during '" +
-                                               job.what + "': " + reply.status().message());
+      return Status(Errc::worker_protocol, "worker pid " + std::to_string(pid) +
+                                               " broke the job protocol during '" + job.what +
+                                               "': " + reply.status().message());
   }
 }
 
@@ -302,7 +315,8 @@ void Pool::retire(Slot& slot, Death death, const std::string& what) {
     pollfd p{worker.fd(), POLLIN, 0};
     const auto grace_end = Clock::now() + options_.kill_grace;
     while (Clock::now() < grace_end) {
-      const auto left = std::chrono::ceil<std::chrono::milliseconds>(grace_end - Clock::now()).count();
+      const auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(grace_end - Clock::now()).count();
       if (::poll(&p, 1, static_cast<int>(left)) > 0) {
         char b;
         if (::recv(worker.fd(), &b, 1, MSG_DONTWAIT) == 0) break;  // EOF: it exited
@@ -320,7 +334,8 @@ void Pool::retire(Slot& slot, Death death, const std::string& what) {
       spdlog::warn("worker pid {} missed the deadline of '{}'; stopped ({})", pid, what, how);
       break;
     case Death::protocol:
-      spdlog::error("worker pid {} broke the job protocol during '{}'; stopped ({})", pid, what, how);
+      spdlog::error("worker pid {} broke the job protocol during '{}'; stopped ({})", pid, what,
+                    how);
       break;
   }
   std::deque<std::shared_ptr<Pending>> refused;
@@ -329,15 +344,18 @@ void Pool::retire(Slot& slot, Death death, const std::string& what) {
     slot.worker.reset();
     --stats_.workers_alive;
     ++stats_.worker_restarts;
-    if (death == Death::timed_out) ++stats_.worker_timeouts;
-    else ++stats_.worker_crashes;
+    if (death == Death::timed_out)
+      ++stats_.worker_timeouts;
+    else
+      ++stats_.worker_crashes;
     ++slot.consecutive_deaths;
     slot.next_spawn = restart_policy_.on_death(slot.consecutive_deaths);
     if (restart_policy_.unhealthy()) refused.swap(queue_);  // fail fast, not at their deadlines
     stats_.queue_depth = queue_.size();
   }
   for (auto& p : refused) {
-    p->result.set_value(Status(Errc::unhealthy, "loader workers restarted too often; the pool paused spawning"));
+    p->result.set_value(
+        Status(Errc::unhealthy, "loader workers restarted too often; the pool paused spawning"));
   }
 }
 
@@ -347,8 +365,8 @@ PoolStats Pool::stats() const {
   s.queue_depth = queue_.size();
   s.healthy = !restart_policy_.unhealthy();
   if (!s.healthy) {
-    s.unhealthy_ms_left = std::chrono::duration_cast<std::chrono::milliseconds>(restart_policy_.unhealthy_until() -
-                                                                                 Clock::now())
+    s.unhealthy_ms_left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              restart_policy_.unhealthy_until() - Clock::now())
                               .count();
   }
   return s;

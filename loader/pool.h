@@ -54,12 +54,12 @@ struct JobFate {
 
 struct PoolStats {
   std::uint64_t workers_alive = 0;
-  std::uint64_t worker_restarts = 0;   // workers retired (each is replaced)
-  std::uint64_t worker_crashes = 0;    // died on their own (exit, signal, protocol)
-  std::uint64_t worker_timeouts = 0;   // killed for missing a deadline
+  std::uint64_t worker_restarts = 0;  // workers retired (each is replaced)
+  std::uint64_t worker_crashes = 0;   // died on their own (exit, signal, protocol)
+  std::uint64_t worker_timeouts = 0;  // killed for missing a deadline
   std::uint64_t queue_depth = 0;
   std::uint64_t jobs_run = 0;
-  bool healthy = true;                 // false while restart intensity paused spawning
+  bool healthy = true;  // false while restart intensity paused spawning
   std::int64_t unhealthy_ms_left = 0;
 };
 
@@ -82,7 +82,8 @@ class Pool {
   // `fate` (optional) tells whether the job's worker died, as opposed to the
   // job failing before any worker ran it, and when that worker is gone: a
   // hung worker's result is delivered at the deadline, before it is killed.
-  Result<std::string> run(const jobs::Job& job, Clock::time_point deadline, JobFate* fate = nullptr);
+  Result<std::string> run(const jobs::Job& job, Clock::time_point deadline,
+                          JobFate* fate = nullptr);
 
   // Fails queued jobs with shutting_down, interrupts running ones, ends every
   // worker, joins the slots.
@@ -111,7 +112,7 @@ class Pool {
 
   const PoolOptions options_;
   std::vector<std::unique_ptr<Slot>> slots_;  // constant after start()
-  int wake_fd_ = -1;  // eventfd: the queue gained a job or stop() began
+  int wake_fd_ = -1;                          // eventfd: the queue gained a job or stop() began
 
   // State below is protected by mu_.
   mutable std::mutex mu_;

@@ -4,7 +4,8 @@
 
 namespace genomed::loader {
 
-bool Quarantine::strike(const std::string& name, const std::string& cause, const FileIdentity& file) {
+bool Quarantine::strike(const std::string& name, const std::string& cause,
+                        const FileIdentity& file) {
   Record& r = records_[name];
   const TimePoint now = now_();
   // Strikes count against one version of the file, and only recent ones.
@@ -38,10 +39,11 @@ Status Quarantine::check(const std::string& name, const FileIdentity& file) {
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(r.until - now_());
   char seconds[32];
   std::snprintf(seconds, sizeof seconds, "%.1f", static_cast<double>(left.count()) / 1000.0);
-  return Status(Errc::quarantined, "adapter '" + name + "' is quarantined for " + seconds + " s more: its loads " +
-                                       "crashed or hung loader workers " + std::to_string(r.strikes) +
-                                       " times (last: " + r.cause + "); replace the file or run 'genomectl unload " +
-                                       name + "' to retry now");
+  return Status(Errc::quarantined, "adapter '" + name + "' is quarantined for " + seconds +
+                                       " s more: its loads " + "crashed or hung loader workers " +
+                                       std::to_string(r.strikes) + " times (last: " + r.cause +
+                                       "); replace the file or run 'genomectl unload " + name +
+                                       "' to retry now");
 }
 
 std::size_t Quarantine::active() const {

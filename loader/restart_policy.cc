@@ -1,9 +1,9 @@
 #include "loader/restart_policy.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cmath>
-
-#include <spdlog/spdlog.h>
 
 namespace genomed::loader {
 
@@ -24,8 +24,11 @@ RestartPolicy::TimePoint RestartPolicy::on_death(int consecutive) {
   if (static_cast<int>(restarts_.size()) > options_.max_restarts && now >= paused_until_) {
     paused_until_ = now + options_.period;
     restarts_.clear();
-    spdlog::error("{} worker restarts within {} ms (limit {}): the pool stops spawning and reports unhealthy for {} ms",
-                  options_.max_restarts + 1, options_.period.count(), options_.max_restarts, options_.period.count());
+    spdlog::error(
+        "{} worker restarts within {} ms (limit {}): the pool stops spawning and reports unhealthy "
+        "for {} ms",
+        options_.max_restarts + 1, options_.period.count(), options_.max_restarts,
+        options_.period.count());
   }
   return std::max(at, paused_until_);
 }

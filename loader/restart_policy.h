@@ -19,7 +19,7 @@ struct RestartOptions {
   std::chrono::milliseconds backoff_first{50};
   double backoff_multiplier = 2.0;
   std::chrono::milliseconds backoff_max{5'000};
-  int max_restarts = 10;                   // R
+  int max_restarts = 10;                     // R
   std::chrono::milliseconds period{30'000};  // T
 };
 

@@ -1,5 +1,6 @@
 #include "loader/server.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -7,8 +8,6 @@
 
 #include <cerrno>
 #include <cstring>
-
-#include <spdlog/spdlog.h>
 
 namespace genomed::loader {
 namespace {
@@ -38,12 +37,14 @@ bool someone_listens(const sockaddr_un& addr) {
 Server::Server(std::string path, int listen_fd, ConnectionContext ctx)
     : path_(std::move(path)), ctx_(ctx), listen_fd_(listen_fd) {}
 
-Result<std::unique_ptr<Server>> Server::listen(const std::string& socket_path, ConnectionContext ctx) {
+Result<std::unique_ptr<Server>> Server::listen(const std::string& socket_path,
+                                               ConnectionContext ctx) {
   GENOMED_ASSIGN_OR_RETURN(sockaddr_un addr, socket_address(socket_path));
   struct stat st {};
   if (::lstat(socket_path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
-      return Status(Errc::bad_request, "'" + socket_path + "' exists and is not a socket; refusing to replace it");
+      return Status(Errc::bad_request,
+                    "'" + socket_path + "' exists and is not a socket; refusing to replace it");
     }
     if (someone_listens(addr)) {
       return Status(Errc::bad_request, "another genomed is serving on '" + socket_path + "'");
@@ -59,7 +60,8 @@ Result<std::unique_ptr<Server>> Server::listen(const std::string& socket_path, C
   if (rc != 0 || ::listen(fd, 512) != 0) {
     const int err = rc != 0 ? bind_errno : errno;
     ::close(fd);
-    return Status(Errc::bad_request, "cannot listen on '" + socket_path + "': " + std::strerror(err));
+    return Status(Errc::bad_request,
+                  "cannot listen on '" + socket_path + "': " + std::strerror(err));
   }
   return std::unique_ptr<Server>(new Server(socket_path, fd, ctx));
 }
@@ -105,7 +107,8 @@ void Server::accept_loop() {
       // object is joined later (next accept, or stop()).
       std::lock_guard lock(mu_);
       ::close(fd);
-      if (auto it = conns_.find(id); it != conns_.end()) it->second.fd = -1;  // absent once stop() took them
+      if (auto it = conns_.find(id); it != conns_.end())
+        it->second.fd = -1;  // absent once stop() took them
       finished_.push_back(id);
     });
   }

@@ -26,7 +26,8 @@ class Server {
  public:
   // Binds and listens. A socket file left by a dead daemon is replaced; one
   // a live daemon answers on is an error.
-  static Result<std::unique_ptr<Server>> listen(const std::string& socket_path, ConnectionContext ctx);
+  static Result<std::unique_ptr<Server>> listen(const std::string& socket_path,
+                                                ConnectionContext ctx);
   ~Server();  // stop(), then removes the socket file
 
   Server(const Server&) = delete;

@@ -73,7 +73,8 @@ Result<std::unique_ptr<WorkerProcess>> WorkerProcess::spawn(const WorkerSpawnSpe
 
   std::error_code ec;
   auto impl = std::make_unique<Impl>();
-  impl->child = bp::child(bp::exe = spec.executable, bp::args = args, bp::extend::on_exec_setup = setup, ec);
+  impl->child =
+      bp::child(bp::exe = spec.executable, bp::args = args, bp::extend::on_exec_setup = setup, ec);
   ::close(child_end);
   if (ec) {
     ::close(pair[0]);
@@ -92,7 +93,8 @@ std::string WorkerProcess::reap() {
   std::error_code ec;
   impl_->child.wait(ec);
   reaped_ = true;
-  exit_description_ = ec ? "unknown (" + ec.message() + ")" : describe_status(impl_->child.native_exit_code());
+  exit_description_ =
+      ec ? "unknown (" + ec.message() + ")" : describe_status(impl_->child.native_exit_code());
   return exit_description_;
 }
 

@@ -19,8 +19,8 @@
 namespace genomed::loader {
 
 struct WorkerSpawnSpec {
-  std::string executable;           // path of genome-worker
-  int arena_fd = -1;                // becomes fd 4 in the worker (read-write)
+  std::string executable;               // path of genome-worker
+  int arena_fd = -1;                    // becomes fd 4 in the worker (read-write)
   std::vector<std::string> extra_args;  // test-only fault injection, etc.
 };
 

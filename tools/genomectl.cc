@@ -41,7 +41,8 @@ int usage_error(const std::string& why) {
 }
 
 int report(const genomed::Status& s) {
-  std::fprintf(stderr, "error: %s: %s\n", std::string(genomed::errc_name(s.code())).c_str(), s.message().c_str());
+  std::fprintf(stderr, "error: %s: %s\n", std::string(genomed::errc_name(s.code())).c_str(),
+               s.message().c_str());
   return 1;
 }
 
@@ -68,17 +69,19 @@ std::string sha256_hex(std::span<const std::byte> data) {
 int cmd_acquire(genomed::Client& client, const std::string& name, double hold_seconds) {
   auto lease = client.acquire(name);
   if (!lease) return report(lease.status());
-  std::printf("adapter %s  generation %llu  lease %llu  r=%u alpha=%g  %zu tensors  %zu bytes resident\n",
-              lease->name().c_str(), static_cast<unsigned long long>(lease->generation()),
-              static_cast<unsigned long long>(lease->id()), lease->lora_rank(), lease->lora_alpha(),
-              lease->tensors().size(), lease->bytes().size());
+  std::printf(
+      "adapter %s  generation %llu  lease %llu  r=%u alpha=%g  %zu tensors  %zu bytes resident\n",
+      lease->name().c_str(), static_cast<unsigned long long>(lease->generation()),
+      static_cast<unsigned long long>(lease->id()), lease->lora_rank(), lease->lora_alpha(),
+      lease->tensors().size(), lease->bytes().size());
   std::size_t width = 6;
   for (const auto& t : lease->tensors()) width = std::max(width, t.name.size());
-  std::printf("%-*s  %-8s  %-16s  %s\n", static_cast<int>(width), "tensor", "dtype", "shape", "bytes");
+  std::printf("%-*s  %-8s  %-16s  %s\n", static_cast<int>(width), "tensor", "dtype", "shape",
+              "bytes");
   for (const auto& t : lease->tensors()) {
-    std::printf("%-*.*s  %-8.*s  %-16s  %zu\n", static_cast<int>(width), static_cast<int>(t.name.size()),
-                t.name.data(), static_cast<int>(t.dtype.size()), t.dtype.data(), shape_text(t.shape).c_str(),
-                t.data.size());
+    std::printf("%-*.*s  %-8.*s  %-16s  %zu\n", static_cast<int>(width),
+                static_cast<int>(t.name.size()), t.name.data(), static_cast<int>(t.dtype.size()),
+                t.dtype.data(), shape_text(t.shape).c_str(), t.data.size());
   }
   std::fflush(stdout);
   if (hold_seconds > 0) std::this_thread::sleep_for(std::chrono::duration<double>(hold_seconds));
@@ -89,8 +92,9 @@ int cmd_digest(genomed::Client& client, const std::string& name) {
   auto lease = client.acquire(name);
   if (!lease) return report(lease.status());
   for (const auto& t : lease->tensors()) {  // sorted by name
-    std::printf("%.*s %.*s %s %s\n", static_cast<int>(t.name.size()), t.name.data(), static_cast<int>(t.dtype.size()),
-                t.dtype.data(), shape_text(t.shape).c_str(), sha256_hex(t.data).c_str());
+    std::printf("%.*s %.*s %s %s\n", static_cast<int>(t.name.size()), t.name.data(),
+                static_cast<int>(t.dtype.size()), t.dtype.data(), shape_text(t.shape).c_str(),
+                sha256_hex(t.data).c_str());
   }
   return 0;
 }
@@ -101,7 +105,10 @@ int cmd_list(genomed::Client& client, bool json) {
   if (json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& a : *adapters) {
-      out.push_back({{"name", a.name}, {"state", a.state}, {"bytes", a.bytes}, {"leases", a.leases},
+      out.push_back({{"name", a.name},
+                     {"state", a.state},
+                     {"bytes", a.bytes},
+                     {"leases", a.leases},
                      {"generation", a.generation}});
     }
     std::printf("%s\n", out.dump(2).c_str());
@@ -122,8 +129,10 @@ int cmd_stats(genomed::Client& client, bool json) {
   if (json) {
     nlohmann::ordered_json out = nlohmann::ordered_json::object();
     for (const auto& [key, value] : *stats) {
-      if (const auto* n = std::get_if<std::uint64_t>(&value)) out[key] = *n;
-      else out[key] = std::get<std::string>(value);
+      if (const auto* n = std::get_if<std::uint64_t>(&value))
+        out[key] = *n;
+      else
+        out[key] = std::get<std::string>(value);
     }
     std::printf("%s\n", out.dump(2).c_str());
     return 0;
@@ -160,7 +169,8 @@ int main(int argc, char** argv) {
       if (++i >= argc) return usage_error("--hold needs a number of seconds");
       char* end = nullptr;
       hold = std::strtod(argv[i], &end);
-      if (end == argv[i] || *end != '\0' || hold < 0) return usage_error("--hold: invalid seconds '" + std::string(argv[i]) + "'");
+      if (end == argv[i] || *end != '\0' || hold < 0)
+        return usage_error("--hold: invalid seconds '" + std::string(argv[i]) + "'");
     } else if (arg.rfind("--", 0) == 0) {
       return usage_error("unknown option " + arg);
     } else {
@@ -170,12 +180,15 @@ int main(int argc, char** argv) {
   if (socket_path.empty()) return usage_error("--socket PATH is required");
   if (positional.empty()) return usage_error("no command given");
   const std::string& command = positional[0];
-  const bool needs_name = command == "load" || command == "unload" || command == "acquire" || command == "digest";
+  const bool needs_name =
+      command == "load" || command == "unload" || command == "acquire" || command == "digest";
   const bool takes_none = command == "list" || command == "stats" || command == "health";
   if (!needs_name && !takes_none) return usage_error("unknown command '" + command + "'");
-  if (needs_name && positional.size() != 2) return usage_error(command + " needs exactly one adapter NAME");
+  if (needs_name && positional.size() != 2)
+    return usage_error(command + " needs exactly one adapter NAME");
   if (takes_none && positional.size() != 1) return usage_error(command + " takes no arguments");
-  if (json && command != "list" && command != "stats") return usage_error("--json applies to list and stats");
+  if (json && command != "list" && command != "stats")
+    return usage_error("--json applies to list and stats");
   if (hold > 0 && command != "acquire") return usage_error("--hold applies to acquire");
 
   auto client = genomed::Client::connect(socket_path, "genomectl");
@@ -189,7 +202,8 @@ int main(int argc, char** argv) {
     auto r = client->load(positional[1]);
     if (!r) return report(r.status());
     std::printf("%s %s: %llu bytes, generation %llu\n", r->name.c_str(),
-                r->was_resident ? "was resident" : "loaded", static_cast<unsigned long long>(r->bytes),
+                r->was_resident ? "was resident" : "loaded",
+                static_cast<unsigned long long>(r->bytes),
                 static_cast<unsigned long long>(r->generation));
     return 0;
   }
@@ -206,6 +220,7 @@ int main(int argc, char** argv) {
   }
   auto h = client->health();  // health
   if (!h) return report(h.status());
-  std::printf("%s%s%s\n", h->healthy ? "healthy" : "unhealthy", h->reason.empty() ? "" : ": ", h->reason.c_str());
+  std::printf("%s%s%s\n", h->healthy ? "healthy" : "unhealthy", h->reason.empty() ? "" : ": ",
+              h->reason.c_str());
   return h->healthy ? 0 : 1;
 }

@@ -4,8 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -15,16 +15,20 @@ namespace genomed::jobs {
 Result<ArenaWindow> ArenaWindow::map(int fd) {
   struct stat st {};
   if (::fstat(fd, &st) != 0 || st.st_size <= 0) {
-    return Status(Errc::internal, std::string("cannot size the arena descriptor: ") + std::strerror(errno));
+    return Status(Errc::internal,
+                  std::string("cannot size the arena descriptor: ") + std::strerror(errno));
   }
   const auto size = static_cast<std::uint64_t>(st.st_size);
   void* p = ::mmap(nullptr, size, PROT_NONE, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) return Status(Errc::internal, std::string("cannot map the arena: ") + std::strerror(errno));
+  if (p == MAP_FAILED)
+    return Status(Errc::internal, std::string("cannot map the arena: ") + std::strerror(errno));
   return ArenaWindow(static_cast<std::byte*>(p), size);
 }
 
 ArenaWindow::ArenaWindow(ArenaWindow&& other) noexcept
-    : base_(std::exchange(other.base_, nullptr)), size_(std::exchange(other.size_, 0)), open_(other.open_) {}
+    : base_(std::exchange(other.base_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      open_(other.open_) {}
 
 ArenaWindow::~ArenaWindow() {
   if (base_ != nullptr) ::munmap(base_, size_);
@@ -32,8 +36,9 @@ ArenaWindow::~ArenaWindow() {
 
 Result<std::span<std::byte>> ArenaWindow::open(std::uint64_t offset, std::uint64_t length) {
   if (offset > size_ || length > size_ - offset || length == 0) {
-    return Status(Errc::internal, "assigned range [" + std::to_string(offset) + ", +" + std::to_string(length) +
-                                      ") lies outside the arena of " + std::to_string(size_) + " bytes");
+    return Status(Errc::internal, "assigned range [" + std::to_string(offset) + ", +" +
+                                      std::to_string(length) + ") lies outside the arena of " +
+                                      std::to_string(size_) + " bytes");
   }
   // Whole pages: parts of one adapter filled by two workers may share the
   // page at their boundary (each writes only its own bytes of it).
@@ -42,7 +47,8 @@ Result<std::span<std::byte>> ArenaWindow::open(std::uint64_t offset, std::uint64
   const std::uint64_t last = std::min(size_, (offset + length + page - 1) / page * page);
   std::byte* start = base_ + first;
   if (::mprotect(start, last - first, PROT_READ | PROT_WRITE) != 0) {
-    return Status(Errc::internal, std::string("cannot open the assigned range: ") + std::strerror(errno));
+    return Status(Errc::internal,
+                  std::string("cannot open the assigned range: ") + std::strerror(errno));
   }
 #ifdef MADV_POPULATE_WRITE
   // Populate the page tables in one call rather than one fault per page; a

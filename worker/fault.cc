@@ -11,8 +11,9 @@ namespace genomed::jobs {
 Result<Fault> parse_fault(std::string_view spec_in) {
   std::string_view spec = spec_in;
   const auto bad = [&](const std::string& why) {
-    return Status(Errc::bad_request, "invalid fault '" + std::string(spec_in) + "': " + why +
-                                         " (expected ACTION@STAGE[:MATCH], e.g. crash@fill:bad-adapter)");
+    return Status(Errc::bad_request,
+                  "invalid fault '" + std::string(spec_in) + "': " + why +
+                      " (expected ACTION@STAGE[:MATCH], e.g. crash@fill:bad-adapter)");
   };
   std::string_view once;
   if (const auto comma = spec.find(",once="); comma != std::string_view::npos) {
@@ -30,20 +31,29 @@ Result<Fault> parse_fault(std::string_view spec_in) {
     stage = rest.substr(0, colon);
     f.match = std::string(rest.substr(colon + 1));
   }
-  if (action == "crash") f.action = Fault::Action::crash;
-  else if (action == "hang") f.action = Fault::Action::hang;
-  else if (action == "exit") f.action = Fault::Action::exit;
-  else if (action == "garbage") f.action = Fault::Action::garbage;
-  else return bad("unknown action");
-  if (stage == "probe") f.stage = Fault::Stage::probe;
-  else if (stage == "fill") f.stage = Fault::Stage::fill;
-  else return bad("unknown stage");
+  if (action == "crash")
+    f.action = Fault::Action::crash;
+  else if (action == "hang")
+    f.action = Fault::Action::hang;
+  else if (action == "exit")
+    f.action = Fault::Action::exit;
+  else if (action == "garbage")
+    f.action = Fault::Action::garbage;
+  else
+    return bad("unknown action");
+  if (stage == "probe")
+    f.stage = Fault::Stage::probe;
+  else if (stage == "fill")
+    f.stage = Fault::Stage::fill;
+  else
+    return bad("unknown stage");
   f.once_path = std::string(once);
   return f;
 }
 
 bool Fault::fires(Stage at, std::string_view weights_path) const {
-  if (at != stage || (!match.empty() && weights_path.find(match) == std::string_view::npos)) return false;
+  if (at != stage || (!match.empty() && weights_path.find(match) == std::string_view::npos))
+    return false;
   if (once_path.empty()) return true;
   const int fd = ::open(once_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return false;  // another worker fired it already

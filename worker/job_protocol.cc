@@ -52,7 +52,8 @@ Result<format::ResidentLayout> decode_layout(const MapView& m) {
     GENOMED_ASSIGN_OR_RETURN(rt.name, t.str("name"));
     GENOMED_ASSIGN_OR_RETURN(std::uint64_t dtype, t.u64("dtype"));
     const auto dt = format::dtype_from_int(dtype);
-    if (!dt) return Status(Errc::worker_protocol, "layout names unknown dtype " + std::to_string(dtype));
+    if (!dt)
+      return Status(Errc::worker_protocol, "layout names unknown dtype " + std::to_string(dtype));
     rt.dtype = *dt;
     GENOMED_ASSIGN_OR_RETURN(ArrayView shape, t.array("shape"));
     for (std::size_t d = 0; d < shape.size(); ++d) {
@@ -75,10 +76,12 @@ Result<Message> parse_reply(std::string_view body) {
   if (!*ok) {
     auto code = m->root().u64("code");
     auto message = m->root().str("message");
-    if (!code || !message) return Status(Errc::worker_protocol, "worker error reply lacks code or message");
+    if (!code || !message)
+      return Status(Errc::worker_protocol, "worker error reply lacks code or message");
     const auto errc = errc_from_int(*code);
     if (!errc || *errc == Errc::ok) {
-      return Status(Errc::worker_protocol, "worker sent unknown error code " + std::to_string(*code));
+      return Status(Errc::worker_protocol,
+                    "worker sent unknown error code " + std::to_string(*code));
     }
     return Status(*errc, *message);
   }
@@ -107,9 +110,12 @@ Result<Job> decode_job(std::string_view body) {
   const MapView root = m.root();
   Job job;
   GENOMED_ASSIGN_OR_RETURN(std::string op, root.str("op"));
-  if (op == "probe") job.kind = JobKind::probe;
-  else if (op == "fill") job.kind = JobKind::fill;
-  else return Status(Errc::unknown_op, "unknown job '" + op + "'");
+  if (op == "probe")
+    job.kind = JobKind::probe;
+  else if (op == "fill")
+    job.kind = JobKind::fill;
+  else
+    return Status(Errc::unknown_op, "unknown job '" + op + "'");
   GENOMED_ASSIGN_OR_RETURN(job.paths.config, root.str("config"));
   GENOMED_ASSIGN_OR_RETURN(job.paths.weights, root.str("weights"));
   if (job.kind == JobKind::fill) {
@@ -120,7 +126,8 @@ Result<Job> decode_job(std::string_view body) {
     GENOMED_ASSIGN_OR_RETURN(std::uint64_t part_begin, root.u64("part_begin"));
     GENOMED_ASSIGN_OR_RETURN(std::uint64_t part_end, root.u64("part_end"));
     if (part_begin > part_end || part_end > job.layout.tensors.size()) {
-      return Status(Errc::bad_request, "fill part [" + std::to_string(part_begin) + ", " + std::to_string(part_end) +
+      return Status(Errc::bad_request, "fill part [" + std::to_string(part_begin) + ", " +
+                                           std::to_string(part_end) +
                                            ") is not within the layout's tensors");
     }
     job.part = {static_cast<std::size_t>(part_begin), static_cast<std::size_t>(part_end)};
@@ -149,7 +156,8 @@ Result<ProbeReply> decode_probe_reply(std::string_view body) {
   auto size = m.root().u64("file_size");
   auto mtime = m.root().i64("mtime_ns");
   auto layout_map = m.root().map("layout");
-  if (!size || !mtime || !layout_map) return Status(Errc::worker_protocol, "probe reply lacks fields");
+  if (!size || !mtime || !layout_map)
+    return Status(Errc::worker_protocol, "probe reply lacks fields");
   auto layout = decode_layout(*layout_map);
   if (!layout) return Status(Errc::worker_protocol, "probe reply: " + layout.status().message());
   r.probe.weights_file_size = *size;

@@ -9,15 +9,19 @@
 namespace genomed::jobs {
 namespace {
 
-Status fill_range(const Job& job, ArenaWindow& arena, const std::optional<Fault>& fault, std::string* garbage) {
+Status fill_range(const Job& job, ArenaWindow& arena, const std::optional<Fault>& fault,
+                  std::string* garbage) {
   if (job.length < job.layout.total_bytes) {
-    return Status(Errc::internal, "assigned range of " + std::to_string(job.length) + " bytes is smaller than the " +
-                                      std::to_string(job.layout.total_bytes) + " bytes the layout needs");
+    return Status(Errc::internal, "assigned range of " + std::to_string(job.length) +
+                                      " bytes is smaller than the " +
+                                      std::to_string(job.layout.total_bytes) +
+                                      " bytes the layout needs");
   }
   // Only this part's region is opened: a part cannot write another's bytes.
   const auto [region_begin, region_end] = format::part_region(job.layout, job.part);
   GENOMED_RETURN_IF_ERROR(
-      arena.open(job.offset + region_begin, std::max<std::uint64_t>(region_end - region_begin, 1)).status());
+      arena.open(job.offset + region_begin, std::max<std::uint64_t>(region_end - region_begin, 1))
+          .status());
   const std::span<std::byte> dest = arena.view(job.offset, job.length);
   struct CloseWindow {
     ArenaWindow& arena;
@@ -25,9 +29,10 @@ Status fill_range(const Job& job, ArenaWindow& arena, const std::optional<Fault>
   } close_window{arena};
   if (fault && fault->fires(Fault::Stage::fill, job.paths.weights)) {
     // Leave a half-written region behind, as a worker dying mid-copy would.
-    std::fill(dest.begin() + static_cast<std::ptrdiff_t>(region_begin),
-              dest.begin() + static_cast<std::ptrdiff_t>(region_begin + (region_end - region_begin) / 2),
-              std::byte{0xAB});
+    std::fill(
+        dest.begin() + static_cast<std::ptrdiff_t>(region_begin),
+        dest.begin() + static_cast<std::ptrdiff_t>(region_begin + (region_end - region_begin) / 2),
+        std::byte{0xAB});
     *garbage = trigger_fault(*fault);
     return Status::Ok();
   }

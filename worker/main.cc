@@ -48,7 +48,8 @@ int main(int argc, char** argv) {
     }
     if ((arg == "--ipc-fd" || arg == "--arena-fd") && i + 1 < argc) {
       if (!parse_fd(argv[++i], arg == "--ipc-fd" ? &ipc_fd : &arena_fd)) {
-        std::fprintf(stderr, "genome-worker: invalid descriptor '%s' for %s\n", argv[i], argv[i - 1]);
+        std::fprintf(stderr, "genome-worker: invalid descriptor '%s' for %s\n", argv[i],
+                     argv[i - 1]);
         return 2;
       }
       continue;

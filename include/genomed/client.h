@@ -28,10 +28,10 @@ namespace genomed {
 
 struct TensorView {
   std::string_view name;
-  std::string_view dtype;             // safetensors dtype name: "F16", "BF16", ...
-  std::uint32_t element_size = 0;     // bytes per element
+  std::string_view dtype;          // safetensors dtype name: "F16", "BF16", ...
+  std::uint32_t element_size = 0;  // bytes per element
   std::span<const std::uint64_t> shape;
-  std::span<const std::byte> data;    // in the read-only arena
+  std::span<const std::byte> data;  // in the read-only arena
 };
 
 namespace client_detail {
@@ -71,7 +71,8 @@ class Client {
  public:
   // Connects, exchanges HELLO, receives the arena descriptor and maps it
   // read-only. Errc::not_connected if no daemon listens at `socket_path`.
-  static Result<Client> connect(const std::string& socket_path, const std::string& client_name = "libgenomed");
+  static Result<Client> connect(const std::string& socket_path,
+                                const std::string& client_name = "libgenomed");
 
   Client(Client&&) noexcept;
   Client& operator=(Client&&) noexcept;

@@ -23,15 +23,16 @@ enum class Errc : std::uint16_t {
   hello_required = 7,       // A request arrived before the HELLO exchange.
 
   // --- adapter names -----------------------------------------------------------
-  invalid_name = 10,        // The name is empty, absolute, contains '..', '.', NUL or '\'.
-  path_escapes_root = 11,   // The name resolves (through a symlink) outside every root.
-  not_found = 12,           // No configured root holds a directory of that name.
+  invalid_name = 10,       // The name is empty, absolute, contains '..', '.', NUL or '\'.
+  path_escapes_root = 11,  // The name resolves (through a symlink) outside every root.
+  not_found = 12,          // No configured root holds a directory of that name.
 
   // --- adapter files: I/O and adapter_config.json -----------------------------------
-  file_unreadable = 20,          // A file is missing, not regular, or a read failed.
-  config_invalid_json = 21,      // adapter_config.json is not a JSON object.
-  config_missing_field = 22,     // A required key (r, lora_alpha, target_modules, peft_type) is absent.
-  config_invalid_field = 23,     // A key has the wrong type or an out-of-range value.
+  file_unreadable = 20,      // A file is missing, not regular, or a read failed.
+  config_invalid_json = 21,  // adapter_config.json is not a JSON object.
+  config_missing_field =
+      22,  // A required key (r, lora_alpha, target_modules, peft_type) is absent.
+  config_invalid_field = 23,          // A key has the wrong type or an out-of-range value.
   config_unsupported_peft_type = 24,  // peft_type is not LORA.
 
   // --- adapter files: adapter_model.safetensors ---------------------------------------
@@ -43,32 +44,32 @@ enum class Errc : std::uint16_t {
   st_dtype_unknown = 35,         // A dtype string is not one the format defines.
   st_shape_invalid = 36,         // A shape is not a list of non-negative integers, or overflows.
   st_offsets_invalid = 37,       // data_offsets is not [begin, end] with begin <= end.
-  st_offsets_out_of_bounds = 38, // A tensor's bytes extend past the end of the file.
-  st_tensors_overlap = 39,       // Two tensors share bytes.
-  st_size_mismatch = 40,         // end - begin differs from product(shape) x dtype size.
-  st_trailing_bytes = 41,        // Bytes follow the last tensor.
-  st_data_gap = 42,              // Bytes between tensors belong to no tensor.
-  st_metadata_invalid = 43,      // __metadata__ is not an object of string values.
-  st_duplicate_tensor = 44,      // A tensor name appears twice in the header.
-  adapter_empty = 45,            // The adapter holds no tensors.
-  file_changed = 46,             // The file changed between probe and fill.
-  layout_invalid = 47,           // The resident header in the arena fails validation.
+  st_offsets_out_of_bounds = 38,  // A tensor's bytes extend past the end of the file.
+  st_tensors_overlap = 39,        // Two tensors share bytes.
+  st_size_mismatch = 40,          // end - begin differs from product(shape) x dtype size.
+  st_trailing_bytes = 41,         // Bytes follow the last tensor.
+  st_data_gap = 42,               // Bytes between tensors belong to no tensor.
+  st_metadata_invalid = 43,       // __metadata__ is not an object of string values.
+  st_duplicate_tensor = 44,       // A tensor name appears twice in the header.
+  adapter_empty = 45,             // The adapter holds no tensors.
+  file_changed = 46,              // The file changed between probe and fill.
+  layout_invalid = 47,            // The resident header in the arena fails validation.
 
   // --- capacity and lifecycle -----------------------------------------------------------
-  too_large = 50,      // The adapter needs more bytes than the whole budget.
-  no_space = 51,       // Everything resident is leased; no room freed within the admission timeout.
-  cancelled = 52,      // The load was cancelled by an unload of the same name.
-  not_loaded = 53,     // Unload of a name that is not resident or loading.
-  draining = 54,       // The adapter is being unloaded and waits for its leases to end.
+  too_large = 50,   // The adapter needs more bytes than the whole budget.
+  no_space = 51,    // Everything resident is leased; no room freed within the admission timeout.
+  cancelled = 52,   // The load was cancelled by an unload of the same name.
+  not_loaded = 53,  // Unload of a name that is not resident or loading.
+  draining = 54,    // The adapter is being unloaded and waits for its leases to end.
 
   // --- workers and the pool ---------------------------------------------------------------
-  worker_crashed = 60,   // The loader worker died during the job.
-  timeout = 61,          // The load did not finish within its deadline.
-  quarantined = 62,      // The adapter crashed or hung workers repeatedly and is refused for a while.
-  circuit_open = 63,     // The pool's circuit breaker is open: loads fail fast until it cools down.
-  overloaded = 64,       // The queue of pending loads is full.
-  unhealthy = 65,        // Workers restart too often; the pool stopped spawning for a while.
-  shutting_down = 66,    // The daemon is stopping.
+  worker_crashed = 60,  // The loader worker died during the job.
+  timeout = 61,         // The load did not finish within its deadline.
+  quarantined = 62,    // The adapter crashed or hung workers repeatedly and is refused for a while.
+  circuit_open = 63,   // The pool's circuit breaker is open: loads fail fast until it cools down.
+  overloaded = 64,     // The queue of pending loads is full.
+  unhealthy = 65,      // Workers restart too often; the pool stopped spawning for a while.
+  shutting_down = 66,  // The daemon is stopping.
   worker_protocol = 67,  // A worker sent a reply that does not follow the job protocol.
 
   internal = 99,  // A bug: an impossible state was reached. Please report it.

@@ -26,7 +26,7 @@ struct UnloadInfo {
 
 struct AdapterInfo {
   std::string name;
-  std::string state;  // "loading" | "ready" | "draining"
+  std::string state;        // "loading" | "ready" | "draining"
   std::uint64_t bytes = 0;  // resident size (0 while loading)
   std::uint64_t leases = 0;
   std::uint64_t generation = 0;

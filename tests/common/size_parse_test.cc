@@ -67,7 +67,8 @@ TEST(ParseSize, NegativeIsRefused) {
 }
 
 TEST(ParseSize, UnknownOrMalformedSuffixIsRefused) {
-  for (const char* text : {"1X", "12Q", "1KK", "1 G", "1G ", "1GiBB", "1P", "1E", "G", "lots", "1.2.3M"}) {
+  for (const char* text :
+       {"1X", "12Q", "1KK", "1 G", "1G ", "1GiBB", "1P", "1E", "G", "lots", "1.2.3M"}) {
     expect_refused(text);
   }
 }
@@ -83,15 +84,17 @@ TEST(ParseSize, NonFiniteIsRefused) {
 }
 
 TEST(ParseSize, ValuesOf2To64OrMoreAreRefusedAsTooLarge) {
-  for (const char* text : {"16777216T", "20000000T", "18446744073709551616", "1e20", "99999999999999999999G"}) {
+  for (const char* text :
+       {"16777216T", "20000000T", "18446744073709551616", "1e20", "99999999999999999999G"}) {
     const auto r = parse_size(text);
     EXPECT_EQ(r.code(), Errc::bad_request) << text;
-    EXPECT_NE(r.status().message().find("too large"), std::string::npos) << text << ": " << r.status().message();
+    EXPECT_NE(r.status().message().find("too large"), std::string::npos)
+        << text << ": " << r.status().message();
   }
 }
 
 TEST(ParseSize, LargestSizesBelow2To64AreExact) {
-  EXPECT_EQ(size_ok("4096T"), 4096 * TiB);  // 2^52
+  EXPECT_EQ(size_ok("4096T"), 4096 * TiB);        // 2^52
   EXPECT_EQ(size_ok("8388607T"), 8388607 * TiB);  // just under 2^63
 }
 

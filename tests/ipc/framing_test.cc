@@ -76,17 +76,19 @@ class TempFile {
 
 std::size_t open_fd_count() {
   std::size_t n = 0;
-  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd"))
+    ++n;
   return n;
 }
 
 std::string header(std::uint32_t len) {
-  return std::string{static_cast<char>(len >> 24), static_cast<char>(len >> 16), static_cast<char>(len >> 8),
-                     static_cast<char>(len)};
+  return std::string{static_cast<char>(len >> 24), static_cast<char>(len >> 16),
+                     static_cast<char>(len >> 8), static_cast<char>(len)};
 }
 
 void write_raw(int fd, const std::string& bytes) {
-  ASSERT_EQ(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()))
+  ASSERT_EQ(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(bytes.size()))
       << std::strerror(errno);
 }
 
@@ -104,7 +106,8 @@ void send_with_fds(int sock, const std::string& bytes, const std::vector<int>& f
   c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
   std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-  ASSERT_EQ(::sendmsg(sock, &msg, MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size())) << std::strerror(errno);
+  ASSERT_EQ(::sendmsg(sock, &msg, MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()))
+      << std::strerror(errno);
 }
 
 std::size_t unread_bytes(int fd) {
@@ -182,7 +185,8 @@ TEST(Framing, FrameOfExactlyMaxBodyIsAccepted) {
 // ---- descriptor passing ---------------------------------------------------
 
 void expect_same_file(int a, int b) {
-  struct stat sa {}, sb {};
+  struct stat sa {
+  }, sb{};
   ASSERT_EQ(::fstat(a, &sa), 0);
   ASSERT_EQ(::fstat(b, &sb), 0);
   EXPECT_EQ(sa.st_ino, sb.st_ino);

@@ -24,11 +24,25 @@ ResidentLayout sample_layout() {
   l.total_bytes = 320 + 8192 + 4096 + 64;
   l.tensors = {
       {.name = "base_model.model.layers.0.self_attn.q_proj.lora_A.weight",
-       .dtype = DType::F16, .shape = {16, 256}, .offset = 320, .length = 8192},
+       .dtype = DType::F16,
+       .shape = {16, 256},
+       .offset = 320,
+       .length = 8192},
       {.name = "base_model.model.layers.0.self_attn.q_proj.lora_B.weight",
-       .dtype = DType::BF16, .shape = {128, 16}, .offset = 320 + 8192, .length = 4096},
-      {.name = "scalar", .dtype = DType::U64, .shape = {}, .offset = 320 + 8192 + 4096, .length = 8},
-      {.name = "empty", .dtype = DType::F8_E4M3, .shape = {0, 3}, .offset = 320 + 8192 + 4096 + 64, .length = 0},
+       .dtype = DType::BF16,
+       .shape = {128, 16},
+       .offset = 320 + 8192,
+       .length = 4096},
+      {.name = "scalar",
+       .dtype = DType::U64,
+       .shape = {},
+       .offset = 320 + 8192 + 4096,
+       .length = 8},
+      {.name = "empty",
+       .dtype = DType::F8_E4M3,
+       .shape = {0, 3},
+       .offset = 320 + 8192 + 4096 + 64,
+       .length = 0},
   };
   return l;
 }
@@ -83,8 +97,11 @@ TEST(JobProtocol, FillJobRoundTripsEveryDtype) {
   l.lora_r = 1;
   l.lora_alpha = 1;
   for (int d = 0; d < format::kDTypeCount; ++d) {
-    l.tensors.push_back({.name = "t" + std::to_string(d), .dtype = static_cast<DType>(d), .shape = {1},
-                         .offset = 64ull * static_cast<std::uint64_t>(d + 1), .length = 1});
+    l.tensors.push_back({.name = "t" + std::to_string(d),
+                         .dtype = static_cast<DType>(d),
+                         .shape = {1},
+                         .offset = 64ull * static_cast<std::uint64_t>(d + 1),
+                         .length = 1});
   }
   const auto job = decode_job(encode_job({.kind = JobKind::fill, .paths = kPaths, .layout = l}));
   ASSERT_TRUE(job.ok()) << job.status().to_string();
@@ -129,7 +146,8 @@ TEST(JobProtocol, FillReplyRoundTrips) {
 }
 
 TEST(JobProtocol, WorkerErrorReplyBecomesThatErrcAndMessage) {
-  for (Errc code : {Errc::st_dtype_unknown, Errc::file_unreadable, Errc::file_changed, Errc::config_invalid_json}) {
+  for (Errc code : {Errc::st_dtype_unknown, Errc::file_unreadable, Errc::file_changed,
+                    Errc::config_invalid_json}) {
     const std::string message = "adapter_model.safetensors: " + std::string(errc_name(code));
     const std::string body = ipc::encode_error(Status(code, message));
     const auto probe = decode_probe_reply(body);
@@ -189,9 +207,11 @@ std::vector<std::pair<std::string, std::string>> malformed_replies() {
 TEST(JobProtocol, MalformedWorkerReplyIsWorkerProtocol) {
   for (const auto& [what, body] : malformed_replies()) {
     const auto probe = decode_probe_reply(body);
-    EXPECT_EQ(probe.code(), Errc::worker_protocol) << "probe, " << what << ": " << probe.status().to_string();
+    EXPECT_EQ(probe.code(), Errc::worker_protocol)
+        << "probe, " << what << ": " << probe.status().to_string();
     const auto fill = decode_fill_reply(body);
-    EXPECT_EQ(fill.code(), Errc::worker_protocol) << "fill, " << what << ": " << fill.status().to_string();
+    EXPECT_EQ(fill.code(), Errc::worker_protocol)
+        << "fill, " << what << ": " << fill.status().to_string();
   }
 }
 
@@ -216,8 +236,11 @@ std::string probe_reply_with_tensor(const std::function<void(ipc::MapWriter&)>& 
 TEST(JobProtocol, HandBuiltProbeReplyDecodes) {
   // Guards the helper below: with a valid tensor the reply is accepted.
   const auto r = decode_probe_reply(probe_reply_with_tensor([](ipc::MapWriter& t) {
-    t.put("name", "w").put("dtype", std::uint64_t{12}).put("shape", std::vector<std::uint64_t>{4, 4})
-        .put("offset", std::uint64_t{64}).put("length", std::uint64_t{64});
+    t.put("name", "w")
+        .put("dtype", std::uint64_t{12})
+        .put("shape", std::vector<std::uint64_t>{4, 4})
+        .put("offset", std::uint64_t{64})
+        .put("length", std::uint64_t{64});
   }));
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   ASSERT_EQ(r->probe.layout.tensors.size(), 1u);
@@ -225,20 +248,28 @@ TEST(JobProtocol, HandBuiltProbeReplyDecodes) {
 }
 
 TEST(JobProtocol, LayoutWithUnknownDtypeIsWorkerProtocol) {
-  for (std::uint64_t dtype : {std::uint64_t{format::kDTypeCount}, std::uint64_t{255}, std::uint64_t{256 + 12}}) {
+  for (std::uint64_t dtype :
+       {std::uint64_t{format::kDTypeCount}, std::uint64_t{255}, std::uint64_t{256 + 12}}) {
     const auto r = decode_probe_reply(probe_reply_with_tensor([dtype](ipc::MapWriter& t) {
-      t.put("name", "w").put("dtype", dtype).put("shape", std::vector<std::uint64_t>{4, 4})
-          .put("offset", std::uint64_t{64}).put("length", std::uint64_t{64});
+      t.put("name", "w")
+          .put("dtype", dtype)
+          .put("shape", std::vector<std::uint64_t>{4, 4})
+          .put("offset", std::uint64_t{64})
+          .put("length", std::uint64_t{64});
     }));
-    EXPECT_EQ(r.code(), Errc::worker_protocol) << "dtype " << dtype << ": " << r.status().to_string();
+    EXPECT_EQ(r.code(), Errc::worker_protocol)
+        << "dtype " << dtype << ": " << r.status().to_string();
     EXPECT_NE(r.status().message().find("dtype"), std::string::npos) << r.status().message();
   }
 }
 
 TEST(JobProtocol, LayoutTensorWithAMistypedFieldIsWorkerProtocol) {
   const auto r = decode_probe_reply(probe_reply_with_tensor([](ipc::MapWriter& t) {
-    t.put("name", "w").put("dtype", std::uint64_t{12}).put("shape", "4x4")
-        .put("offset", std::uint64_t{64}).put("length", std::uint64_t{64});
+    t.put("name", "w")
+        .put("dtype", std::uint64_t{12})
+        .put("shape", "4x4")
+        .put("offset", std::uint64_t{64})
+        .put("length", std::uint64_t{64});
   }));
   EXPECT_EQ(r.code(), Errc::worker_protocol) << r.status().to_string();
   EXPECT_NE(r.status().message().find("shape"), std::string::npos) << r.status().message();

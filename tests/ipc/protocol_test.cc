@@ -25,7 +25,8 @@ Request decode_ok(const std::string& body) {
 }
 
 TEST(ProtocolRequest, HelloRoundTrips) {
-  const Request r = decode_ok(encode_request({.op = Op::hello, .version = 7, .client = "bench-client/1"}));
+  const Request r =
+      decode_ok(encode_request({.op = Op::hello, .version = 7, .client = "bench-client/1"}));
   EXPECT_EQ(r.op, Op::hello);
   EXPECT_EQ(r.version, 7u);
   EXPECT_EQ(r.client, "bench-client/1");
@@ -73,7 +74,8 @@ TEST(ProtocolRequest, FieldlessOpsRoundTrip) {
 }
 
 TEST(ProtocolRequest, OpNamesRoundTrip) {
-  for (Op op : {Op::hello, Op::load, Op::acquire, Op::release, Op::unload, Op::list, Op::stats, Op::health}) {
+  for (Op op : {Op::hello, Op::load, Op::acquire, Op::release, Op::unload, Op::list, Op::stats,
+                Op::health}) {
     EXPECT_EQ(op_from_name(op_name(op)), op) << op_name(op);
   }
   EXPECT_FALSE(op_from_name("HELLO").has_value());
@@ -153,12 +155,15 @@ TEST(ProtocolRequest, AcquireWithNoNamesIsBadRequest) {
 
 TEST(ProtocolRequest, AcquireWithMoreThanMaxBatchNamesIsBadRequest) {
   std::vector<std::string> names(kMaxBatch + 1, "a");
-  expect_error(decode_request(encode_request({.op = Op::acquire, .names = names})), Errc::bad_request, "'names'");
+  expect_error(decode_request(encode_request({.op = Op::acquire, .names = names})),
+               Errc::bad_request, "'names'");
 }
 
 TEST(ProtocolRequest, ReleaseWithNoLeasesOrTooManyIsBadRequest) {
-  expect_error(decode_request(encode_request({.op = Op::release, .leases = {}})), Errc::bad_request, "'leases'");
-  expect_error(decode_request(encode_request({.op = Op::release, .leases = std::vector<std::uint64_t>(kMaxBatch + 1, 1)})),
+  expect_error(decode_request(encode_request({.op = Op::release, .leases = {}})), Errc::bad_request,
+               "'leases'");
+  expect_error(decode_request(encode_request(
+                   {.op = Op::release, .leases = std::vector<std::uint64_t>(kMaxBatch + 1, 1)})),
                Errc::bad_request, "'leases'");
 }
 
@@ -265,7 +270,8 @@ T ok_value(Result<T> r) {
 }
 
 TEST(ProtocolReply, HelloRoundTrips) {
-  const HelloReply in{.version = 3, .server = "genomed 0.1.0", .arena_bytes = 8ull << 30, .pid = 4242};
+  const HelloReply in{
+      .version = 3, .server = "genomed 0.1.0", .arena_bytes = 8ull << 30, .pid = 4242};
   const HelloReply out = ok_value(decode_hello_reply(encode_reply(in)));
   EXPECT_EQ(out.version, 3u);
   EXPECT_EQ(out.server, "genomed 0.1.0");
@@ -277,7 +283,11 @@ TEST(ProtocolReply, AcquireRoundTripsEveryGrantInOrder) {
   AcquireReply in;
   in.grants = {
       {.name = "b", .lease = 1, .offset = 0, .length = 4096, .generation = 1},
-      {.name = "org/a", .lease = 0xffffffffffffffffull, .offset = 1ull << 33, .length = 64, .generation = 9},
+      {.name = "org/a",
+       .lease = 0xffffffffffffffffull,
+       .offset = 1ull << 33,
+       .length = 64,
+       .generation = 9},
       {.name = "c", .lease = 3, .offset = 128, .length = 1, .generation = 0},
   };
   const AcquireReply out = ok_value(decode_acquire_reply(encode_reply(in)));
@@ -294,7 +304,8 @@ TEST(ProtocolReply, AcquireRoundTripsEveryGrantInOrder) {
 
 TEST(ProtocolReply, LoadRoundTrips) {
   for (bool was_resident : {false, true}) {
-    const LoadReply in{.name = "org/m", .bytes = 123456789, .generation = 17, .was_resident = was_resident};
+    const LoadReply in{
+        .name = "org/m", .bytes = 123456789, .generation = 17, .was_resident = was_resident};
     const LoadReply out = ok_value(decode_load_reply(encode_reply(in)));
     EXPECT_EQ(out.name, "org/m");
     EXPECT_EQ(out.bytes, 123456789u);
@@ -396,8 +407,8 @@ TEST(ProtocolReply, ErrorReplyCarriesTheCodesName) {
 }
 
 TEST(ProtocolReply, ErrorReplyWithAnUnknownCodeIsBadRequest) {
-  for (std::uint64_t code : {std::uint64_t{0}, std::uint64_t{9}, std::uint64_t{98}, std::uint64_t{1000},
-                             std::uint64_t{65536 + 1}}) {
+  for (std::uint64_t code : {std::uint64_t{0}, std::uint64_t{9}, std::uint64_t{98},
+                             std::uint64_t{1000}, std::uint64_t{65536 + 1}}) {
     MapWriter w;
     w.put("ok", false).put("code", code).put("error", "mystery").put("message", "from the future");
     const std::string body = w.finish();
@@ -457,7 +468,8 @@ TEST(ErrcNames, EveryNamedValueRoundTripsThroughNameAndInt) {
 std::string source_root() {
   std::string here = __FILE__;
   const std::string suffix = "tests/ipc/protocol_test.cc";
-  if (here.size() < suffix.size() || here.compare(here.size() - suffix.size(), suffix.size(), suffix) != 0) {
+  if (here.size() < suffix.size() ||
+      here.compare(here.size() - suffix.size(), suffix.size(), suffix) != 0) {
     return {};
   }
   return here.substr(0, here.size() - suffix.size());
@@ -465,7 +477,8 @@ std::string source_root() {
 
 TEST(ErrcNames, EveryEnumeratorInErrcHeaderHasItsOwnName) {
   const std::string root = source_root();
-  if (root.empty() || root.front() != '/') GTEST_SKIP() << "not compiled by absolute path: " << __FILE__;
+  if (root.empty() || root.front() != '/')
+    GTEST_SKIP() << "not compiled by absolute path: " << __FILE__;
   std::ifstream in(root + "include/genomed/errc.h");
   ASSERT_TRUE(in.good()) << root;
   std::stringstream text;
@@ -473,7 +486,8 @@ TEST(ErrcNames, EveryEnumeratorInErrcHeaderHasItsOwnName) {
   const std::string src = text.str();
   const std::regex enumerator(R"(\n\s*([a-z_0-9]+)\s*=\s*([0-9]+)\s*,)");
   int seen = 0;
-  for (auto it = std::sregex_iterator(src.begin(), src.end(), enumerator); it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(src.begin(), src.end(), enumerator);
+       it != std::sregex_iterator(); ++it) {
     const std::string name = (*it)[1];
     const std::uint64_t value = std::stoull((*it)[2]);
     ++seen;

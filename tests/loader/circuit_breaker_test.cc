@@ -31,7 +31,8 @@ TEST(CircuitBreaker, OpensAtTheThresholdWithinTheWindow) {
   auto refused = b.admit();
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.code(), Errc::circuit_open);
-  EXPECT_NE(refused.status().message().find("500 ms more"), std::string::npos) << refused.status().message();
+  EXPECT_NE(refused.status().message().find("500 ms more"), std::string::npos)
+      << refused.status().message();
 }
 
 TEST(CircuitBreaker, FailuresOutsideTheWindowDoNotCount) {

@@ -71,10 +71,26 @@ class JsonFile {
 // ---- flags ---------------------------------------------------------------------
 
 TEST(ConfigFlags, EveryCommonFlagSetsItsField) {
-  const DaemonConfig c = parse_ok({"--socket", "/run/g.sock", "--root", "/srv/a", "--root", "/srv/b",
-                                   "--budget", "512M", "--workers", "3", "--load-timeout-ms", "1234",
-                                   "--admission-timeout-ms", "77", "--queue-limit", "9", "--log-level", "debug",
-                                   "--worker-path", "/opt/genome-worker"});
+  const DaemonConfig c = parse_ok({"--socket",
+                                   "/run/g.sock",
+                                   "--root",
+                                   "/srv/a",
+                                   "--root",
+                                   "/srv/b",
+                                   "--budget",
+                                   "512M",
+                                   "--workers",
+                                   "3",
+                                   "--load-timeout-ms",
+                                   "1234",
+                                   "--admission-timeout-ms",
+                                   "77",
+                                   "--queue-limit",
+                                   "9",
+                                   "--log-level",
+                                   "debug",
+                                   "--worker-path",
+                                   "/opt/genome-worker"});
   EXPECT_EQ(c.socket_path, "/run/g.sock");
   EXPECT_EQ(c.roots, (std::vector<std::string>{"/srv/a", "/srv/b"}));
   EXPECT_EQ(c.budget_bytes, 512ull << 20);
@@ -87,8 +103,8 @@ TEST(ConfigFlags, EveryCommonFlagSetsItsField) {
 }
 
 TEST(ConfigFlags, FlagEqualsValueFormIsAccepted) {
-  const DaemonConfig c = parse_ok({"--socket=/run/x.sock", "--root=/srv/a", "--budget=2G", "--workers=5",
-                                   "--job-retries=4", "--worker-fault=crash@probe"});
+  const DaemonConfig c = parse_ok({"--socket=/run/x.sock", "--root=/srv/a", "--budget=2G",
+                                   "--workers=5", "--job-retries=4", "--worker-fault=crash@probe"});
   EXPECT_EQ(c.socket_path, "/run/x.sock");
   EXPECT_EQ(c.roots, std::vector<std::string>{"/srv/a"});
   EXPECT_EQ(c.budget_bytes, 2ull << 30);
@@ -103,13 +119,38 @@ TEST(ConfigFlags, ValueAfterEqualsMayItselfContainEquals) {
 }
 
 TEST(ConfigFlags, FailureHandlingFlagsSetTheirFields) {
-  const DaemonConfig c = parse_ok(with_required({
-      "--load-timeout-per-gib-ms", "11", "--kill-grace-ms", "12", "--restart-backoff-ms", "13",
-      "--restart-backoff-multiplier", "1.5", "--restart-backoff-max-ms", "14", "--restart-intensity", "15",
-      "--restart-period-ms", "16", "--quarantine-strikes", "17", "--quarantine-ms", "18",
-      "--breaker-failures", "19", "--breaker-window-ms", "20", "--breaker-cooldown-ms", "21",
-      "--breaker-cooldown-multiplier", "3", "--breaker-cooldown-max-ms", "22",
-      "--breaker-half-open-probes", "23", "--ready-fd", "24"}));
+  const DaemonConfig c = parse_ok(with_required({"--load-timeout-per-gib-ms",
+                                                 "11",
+                                                 "--kill-grace-ms",
+                                                 "12",
+                                                 "--restart-backoff-ms",
+                                                 "13",
+                                                 "--restart-backoff-multiplier",
+                                                 "1.5",
+                                                 "--restart-backoff-max-ms",
+                                                 "14",
+                                                 "--restart-intensity",
+                                                 "15",
+                                                 "--restart-period-ms",
+                                                 "16",
+                                                 "--quarantine-strikes",
+                                                 "17",
+                                                 "--quarantine-ms",
+                                                 "18",
+                                                 "--breaker-failures",
+                                                 "19",
+                                                 "--breaker-window-ms",
+                                                 "20",
+                                                 "--breaker-cooldown-ms",
+                                                 "21",
+                                                 "--breaker-cooldown-multiplier",
+                                                 "3",
+                                                 "--breaker-cooldown-max-ms",
+                                                 "22",
+                                                 "--breaker-half-open-probes",
+                                                 "23",
+                                                 "--ready-fd",
+                                                 "24"}));
   EXPECT_EQ(c.coordinator.timeout_per_gib, milliseconds(11));
   EXPECT_EQ(c.kill_grace, milliseconds(12));
   EXPECT_EQ(c.restart.backoff_first, milliseconds(13));
@@ -157,9 +198,13 @@ TEST(ConfigFlags, HelpNeedsNoOtherFlags) {
   EXPECT_TRUE(after->help);
 }
 
-TEST(ConfigFlags, MissingSocketIsBadRequestNamingTheFlag) { expect_bad({"--root", "/srv/a"}, "--socket"); }
+TEST(ConfigFlags, MissingSocketIsBadRequestNamingTheFlag) {
+  expect_bad({"--root", "/srv/a"}, "--socket");
+}
 
-TEST(ConfigFlags, MissingRootIsBadRequestNamingTheFlag) { expect_bad({"--socket", "/run/g.sock"}, "--root"); }
+TEST(ConfigFlags, MissingRootIsBadRequestNamingTheFlag) {
+  expect_bad({"--socket", "/run/g.sock"}, "--root");
+}
 
 TEST(ConfigFlags, UnknownFlagIsBadRequestNamingIt) {
   expect_bad(with_required({"--frobnicate", "1"}), "--frobnicate");
@@ -196,7 +241,8 @@ TEST(ConfigFlags, BadValuesOfOtherFlagsAreBadRequestNamingThem) {
   expect_bad(with_required({"--queue-limit", "0"}), "--queue-limit");
   expect_bad(with_required({"--load-timeout-ms", "0"}), "--load-timeout-ms");
   expect_bad(with_required({"--admission-timeout-ms", "soon"}), "--admission-timeout-ms");
-  expect_bad(with_required({"--restart-backoff-multiplier", "0.5"}), "--restart-backoff-multiplier");
+  expect_bad(with_required({"--restart-backoff-multiplier", "0.5"}),
+             "--restart-backoff-multiplier");
 }
 
 // ---- --config FILE.json ------------------------------------------------------
@@ -275,11 +321,13 @@ TEST(ConfigFile, RootsIsAnAliasOfRoot) {
 
 TEST(ConfigFile, FlagsOverrideTheFileWhetherGivenBeforeOrAfterIt) {
   JsonFile file(kFullConfig);
-  const DaemonConfig after = parse_ok({"--config", file.path(), "--workers", "2", "--log-level", "error"});
+  const DaemonConfig after =
+      parse_ok({"--config", file.path(), "--workers", "2", "--log-level", "error"});
   EXPECT_EQ(after.workers, 2);
   EXPECT_EQ(after.log_level, "error");
   EXPECT_EQ(after.queue_limit, 10u);  // untouched keys keep the file's value
-  const DaemonConfig before = parse_ok({"--workers", "2", "--socket", "/run/flag.sock", "--config", file.path()});
+  const DaemonConfig before =
+      parse_ok({"--workers", "2", "--socket", "/run/flag.sock", "--config", file.path()});
   EXPECT_EQ(before.workers, 2);
   EXPECT_EQ(before.socket_path, "/run/flag.sock");
   EXPECT_EQ(before.budget_bytes, 256ull << 20);
@@ -287,7 +335,8 @@ TEST(ConfigFile, FlagsOverrideTheFileWhetherGivenBeforeOrAfterIt) {
 
 TEST(ConfigFile, RootsFromFlagsReplaceTheFilesRoots) {
   JsonFile file(kFullConfig);
-  const DaemonConfig c = parse_ok({"--config", file.path(), "--root", "/flag/r1", "--root", "/flag/r2"});
+  const DaemonConfig c =
+      parse_ok({"--config", file.path(), "--root", "/flag/r1", "--root", "/flag/r2"});
   EXPECT_EQ(c.roots, (std::vector<std::string>{"/flag/r1", "/flag/r2"}));
   const DaemonConfig first = parse_ok({"--root", "/flag/r", "--config", file.path()});
   EXPECT_EQ(first.roots, std::vector<std::string>{"/flag/r"});
@@ -295,7 +344,8 @@ TEST(ConfigFile, RootsFromFlagsReplaceTheFilesRoots) {
 
 TEST(ConfigFile, FileRootsAreKeptWithoutRootFlags) {
   JsonFile file(kFullConfig);
-  EXPECT_EQ(parse_ok({"--config", file.path()}).roots, (std::vector<std::string>{"/srv/f1", "/srv/f2"}));
+  EXPECT_EQ(parse_ok({"--config", file.path()}).roots,
+            (std::vector<std::string>{"/srv/f1", "/srv/f2"}));
 }
 
 TEST(ConfigFile, UnknownKeyIsBadRequestNamingIt) {
@@ -394,13 +444,15 @@ TEST(ConfigUsage, EveryFlagTheUsageMentionsIsAcceptedByTheParser) {
   const std::string usage = usage_text();
   const std::regex flag_re("--[a-z][a-z-]*[a-z]");
   std::set<std::string> mentioned;
-  for (auto it = std::sregex_iterator(usage.begin(), usage.end(), flag_re); it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(usage.begin(), usage.end(), flag_re);
+       it != std::sregex_iterator(); ++it) {
     mentioned.insert(it->str());
   }
   EXPECT_GE(mentioned.size(), accepted_flags().size());
   for (const auto& flag : mentioned) {
     if (flag == "--help") continue;
-    EXPECT_TRUE(accepted_flags().count(flag)) << "usage mentions " << flag << ", which this test does not know";
+    EXPECT_TRUE(accepted_flags().count(flag))
+        << "usage mentions " << flag << ", which this test does not know";
     const auto r = parse(with_required({flag + "=x"}));
     if (!r.ok()) {
       EXPECT_EQ(r.status().message().find("unknown option"), std::string::npos)

@@ -57,13 +57,15 @@ NameResolver resolver_for(const std::vector<std::string>& roots) {
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // ---- validate_name ------------------------------------------------------------
 
 TEST(ValidateName, AcceptsPlainNestedAndDottedNames) {
-  for (const char* name : {"a", "org/model-v2", "x.y", "..a", "a..", "a/b/c/d", ".hidden", "v1.0/...x"}) {
+  for (const char* name :
+       {"a", "org/model-v2", "x.y", "..a", "a..", "a/b/c/d", ".hidden", "v1.0/...x"}) {
     const Status s = validate_name(name);
     EXPECT_TRUE(s.ok()) << name << ": " << s.to_string();
   }
@@ -74,8 +76,8 @@ TEST(ValidateName, AcceptsANameOfExactlyMaxLength) {
 }
 
 TEST(ValidateName, RefusesEmptyAbsoluteDotAndEmptyComponentsAsInvalidName) {
-  for (const char* name : {"", "/abs", "/", "..", ".", "a/..", "../a", "a/./b", "./a", "a/.", "a//b", "trailing/",
-                           "a/b/../c"}) {
+  for (const char* name : {"", "/abs", "/", "..", ".", "a/..", "../a", "a/./b", "./a", "a/.",
+                           "a//b", "trailing/", "a/b/../c"}) {
     const Status s = validate_name(name);
     EXPECT_EQ(s.code(), Errc::invalid_name) << "'" << name << "': " << s.to_string();
   }
@@ -83,7 +85,7 @@ TEST(ValidateName, RefusesEmptyAbsoluteDotAndEmptyComponentsAsInvalidName) {
 
 TEST(ValidateName, RefusesNulAndBackslashAsInvalidName) {
   for (const std::string& name : {std::string("a\0b", 3), std::string("\0", 1), std::string("a\\b"),
-                                 std::string("..\\..\\etc")}) {
+                                  std::string("..\\..\\etc")}) {
     const Status s = validate_name(name);
     EXPECT_EQ(s.code(), Errc::invalid_name) << s.to_string();
   }
@@ -187,7 +189,8 @@ TEST(NameResolverResolve, DirectorySymlinkLeavingTheRootEscapes) {
   const NameResolver r = resolver_for({root.path()});
   const auto paths = r.resolve("evil");
   ASSERT_EQ(paths.code(), Errc::path_escapes_root) << paths.status().to_string();
-  EXPECT_NE(paths.status().message().find(outside / "victim"), std::string::npos) << paths.status().message();
+  EXPECT_NE(paths.status().message().find(outside / "victim"), std::string::npos)
+      << paths.status().message();
 }
 
 TEST(NameResolverResolve, RelativeSymlinkClimbingOutOfTheRootEscapes) {
@@ -234,7 +237,8 @@ TEST(NameResolverResolve, SymlinkedWeightsLeavingTheRootEscapes) {
   const NameResolver r = resolver_for({root.path()});
   const auto paths = r.resolve("m");
   ASSERT_EQ(paths.code(), Errc::path_escapes_root) << paths.status().to_string();
-  EXPECT_NE(paths.status().message().find(outside / "passwd"), std::string::npos) << paths.status().message();
+  EXPECT_NE(paths.status().message().find(outside / "passwd"), std::string::npos)
+      << paths.status().message();
 }
 
 TEST(NameResolverResolve, WeightsSymlinkedIntoAnotherRootStillEscapesItsOwnRoot) {

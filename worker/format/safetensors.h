@@ -31,9 +31,9 @@ struct TensorInfo {
 };
 
 struct SafetensorsHeader {
-  std::uint64_t header_len = 0;   // N
-  std::uint64_t data_offset = 0;  // 8 + N: where the data section starts in the file
-  std::uint64_t data_size = 0;    // bytes of the data section
+  std::uint64_t header_len = 0;     // N
+  std::uint64_t data_offset = 0;    // 8 + N: where the data section starts in the file
+  std::uint64_t data_size = 0;      // bytes of the data section
   std::vector<TensorInfo> tensors;  // sorted by name
   std::map<std::string, std::string> metadata;
 };
