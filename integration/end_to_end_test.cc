@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <filesystem>
+
 #include "integration/daemon_fixture.h"
 #include "integration/file_tensors.h"
 #include "worker/format/dtype.h"
@@ -279,6 +281,16 @@ TEST(Lifecycle, SigtermStopsCleanlyAndRemovesSocketAndWorkers) {
   struct stat st {};
   EXPECT_NE(::stat(socket.c_str(), &st), 0) << "socket file left behind";
   EXPECT_NE(daemon.log().find("stopped cleanly"), std::string::npos);
+}
+
+TEST(Lifecycle, MissingWorkerExecutableFailsStartUp) {
+  char tmpl[] = "/tmp/genomed-root-XXXXXX";
+  const std::string root = ::mkdtemp(tmpl);
+  const auto r = run_command({binary("genomed"), "--socket", root + "/s.sock", "--root", root,
+                              "--budget", "8M", "--worker-path", root + "/no-such-worker"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("cannot start worker"), std::string::npos) << r.err;
+  std::filesystem::remove_all(root);
 }
 
 TEST(Lifecycle, HelpIsTrueAndBadFlagsFailWithExit2) {

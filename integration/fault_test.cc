@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -266,6 +267,23 @@ TEST(WorkerFaults, RestartIntensityExceededIsUnhealthyFailsFastThenRecovers) {
   auto recovered = client.acquire("good");
   EXPECT_TRUE(recovered.ok()) << recovered.status().to_string();
   EXPECT_TRUE(eventually([&] { return daemon.stat("workers_alive") == 2; }));
+}
+
+TEST(WorkerFaults, StopDuringTheUnhealthyPauseIsPrompt) {
+  // Slots waiting to respawn must still see stop(): the 60 s pause must not
+  // delay shutdown.
+  Daemon daemon(
+      {.extra_args = {"--worker-fault", "crash@probe:bad", "--restart-intensity", "1",
+                      "--restart-period-ms", "60000", "--restart-backoff-ms", "1", "--job-retries",
+                      "0", "--quarantine-strikes", "1000", "--breaker-failures", "1000"}});
+  daemon.add_adapter("bad", {});
+  Client client = daemon.connect();
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(client.acquire("bad").code(), Errc::worker_crashed);
+  ASSERT_TRUE(eventually([&] { return daemon.stat("pool_healthy") == 0; }));
+  const auto start = SteadyClock::now();
+  const int status = daemon.stop();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_LT(SteadyClock::now() - start, std::chrono::seconds(20));
 }
 
 TEST(WorkerFaults, GarbageReplyIsAProtocolErrorAndTheWorkerIsReplaced) {

@@ -102,7 +102,8 @@ Status read_exact(int fd, char* dst, std::size_t len, std::optional<Clock::time_
 
 }  // namespace
 
-Status write_frame(int fd, std::string_view body, int pass_fd) {
+Status write_frame(int fd, std::string_view body, int pass_fd,
+                   std::optional<Clock::time_point> deadline) {
   if (body.size() > 0xffffffffu) return Status(Errc::frame_too_large, "frame body over 4 GiB");
   const auto len = static_cast<std::uint32_t>(body.size());
   unsigned char header[4] = {static_cast<unsigned char>(len >> 24),
@@ -139,9 +140,19 @@ Status write_frame(int fd, std::string_view body, int pass_fd) {
       c->cmsg_len = CMSG_LEN(sizeof(int));
       std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
     }
-    const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | (deadline ? MSG_DONTWAIT : 0));
     if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN && deadline) {
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now());
+        if (left.count() < 0)
+          return Status(Errc::timeout, "the peer did not read before the deadline");
+        pollfd p{fd, POLLOUT, 0};
+        (void)::poll(&p, 1, static_cast<int>(std::min<long long>(left.count() + 1, 1 << 30)));
+        continue;
+      }
+      if (errno == EAGAIN) continue;
       return socket_error("sendmsg");
     }
     fd_sent = true;

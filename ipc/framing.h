@@ -27,7 +27,10 @@ inline constexpr std::uint32_t kMaxReplyFrame = 16 * 1024 * 1024;
 // Writes one frame with a single sendmsg (header and body in one iovec pair),
 // retrying on short writes and EINTR. `pass_fd` >= 0 is attached to the first
 // byte. Never raises SIGPIPE. Errc::not_connected if the peer is gone.
-Status write_frame(int fd, std::string_view body, int pass_fd = -1);
+// With a `deadline`, waits for room in the socket buffer only until then
+// (Errc::timeout; the stream is then out of sync and must be closed).
+Status write_frame(int fd, std::string_view body, int pass_fd = -1,
+                   std::optional<Clock::time_point> deadline = std::nullopt);
 
 struct ReceivedFrame {
   std::string body;

@@ -39,11 +39,13 @@ struct Pool::Slot {
 
 Pool::Pool(PoolOptions options) : options_(std::move(options)), restart_policy_(options_.restart) {
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  stop_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 }
 
 Pool::~Pool() {
   stop();
   if (wake_fd_ >= 0) ::close(wake_fd_);
+  if (stop_fd_ >= 0) ::close(stop_fd_);
 }
 
 void Pool::wake_slots(std::uint64_t n) { (void)!::write(wake_fd_, &n, sizeof n); }
@@ -65,7 +67,7 @@ bool Pool::try_spawn(Slot& slot) {
 }
 
 Status Pool::start() {
-  if (wake_fd_ < 0) return Status(Errc::internal, "eventfd failed");
+  if (wake_fd_ < 0 || stop_fd_ < 0) return Status(Errc::internal, "eventfd failed");
   for (int i = 0; i < options_.workers; ++i) {
     auto slot = std::make_unique<Slot>();
     slot->index = i;
@@ -102,7 +104,8 @@ void Pool::stop() {
       if (slot->busy_fd >= 0) ::shutdown(slot->busy_fd, SHUT_RDWR);
     }
   }
-  wake_slots(1);  // a non-zero eventfd stays readable: every slot wakes
+  const std::uint64_t one = 1;
+  (void)!::write(stop_fd_, &one, sizeof one);  // never read: every slot, in every state, wakes
   for (auto& p : orphans) p->result.set_value(Status(Errc::shutting_down, "genomed is stopping"));
   for (auto& slot : slots_) {
     if (slot->thread.joinable()) slot->thread.join();
@@ -186,6 +189,9 @@ std::shared_ptr<Pool::Pending> Pool::next_job(Slot& slot) {
         auto job = std::move(queue_.front());
         queue_.pop_front();
         stats_.queue_depth = queue_.size();
+        // One read of the eventfd consumes every pending wake-up: pass one
+        // on if jobs remain, so an idle slot does not sleep past them.
+        if (!queue_.empty()) wake_slots(1);
         return job;
       }
       if (!slot.worker) spawn_at = slot.next_spawn;
@@ -198,32 +204,29 @@ std::shared_ptr<Pool::Pending> Pool::next_job(Slot& slot) {
       try_spawn(slot);
       continue;
     }
-    // Sleep until: a job arrives (wake_fd_), the idle worker dies (its
-    // socket reads EOF), or the replacement may start.
-    pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {slot.worker ? slot.worker->fd() : -1, POLLIN, 0}};
+    // Sleep until: stop() (stop_fd_), a job arrives (wake_fd_), the idle
+    // worker dies (its socket reads EOF), or the replacement may start.
+    pollfd fds[3] = {{stop_fd_, POLLIN, 0},
+                     {slot.worker ? slot.worker->fd() : -1, POLLIN, 0},
+                     {wake_fd_, POLLIN, 0}};
     int timeout_ms = -1;
     if (spawn_at) {
       timeout_ms = static_cast<int>(
           std::chrono::ceil<std::chrono::milliseconds>(*spawn_at - Clock::now()).count());
       timeout_ms = std::max(timeout_ms, 0);
     }
-    // Slots without a worker do not consume wake-ups: a job must wake a slot
-    // that can run it.
-    const int n = ::poll(spawn_at ? fds + 1 : fds, spawn_at ? 1 : 2, timeout_ms);
-    if (n <= 0) continue;
+    // Slots without a worker do not consume job wake-ups: a job must wake a
+    // slot that can run it.
+    const int n = ::poll(fds, spawn_at ? 1 : 3, timeout_ms);
+    if (n <= 0 || (fds[0].revents & POLLIN))
+      continue;  // time to spawn, or stopping (checked above)
     if (!spawn_at && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
       retire(slot, Death::idle, "no job (idle)");
       continue;
     }
-    if (fds[0].revents & POLLIN) {
+    if (!spawn_at && (fds[2].revents & POLLIN)) {
       std::uint64_t ignored;
-      bool stopping;
-      {
-        std::lock_guard lock(mu_);
-        stopping = stopping_;
-      }
-      if (!stopping)
-        (void)!::read(wake_fd_, &ignored, sizeof ignored);  // stop() leaves it readable
+      (void)!::read(wake_fd_, &ignored, sizeof ignored);
     }
   }
 }
@@ -255,7 +258,9 @@ Result<std::string> Pool::execute(Slot& slot, Pending& job, std::optional<Death>
     slot.busy_fd = worker.fd();
   }
   Result<ipc::ReceivedFrame> reply = Status(Errc::internal, "unset");
-  Status sent = ipc::write_frame(worker.fd(), job.frame);
+  // The write has the job's deadline too: a stopped worker whose socket
+  // buffer is full must not block the slot for ever.
+  Status sent = ipc::write_frame(worker.fd(), job.frame, -1, job.deadline);
   if (sent.ok())
     reply = ipc::read_frame(worker.fd(), ipc::kMaxReplyFrame, job.deadline);
   else

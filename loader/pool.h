@@ -112,6 +112,7 @@ class Pool {
 
   const PoolOptions options_;
   std::vector<std::unique_ptr<Slot>> slots_;  // constant after start()
+  int stop_fd_ = -1;                          // eventfd written once by stop(), never read
   int wake_fd_ = -1;                          // eventfd: the queue gained a job or stop() began
 
   // State below is protected by mu_.

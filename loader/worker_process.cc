@@ -1,6 +1,7 @@
 #include "loader/worker_process.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -63,7 +64,10 @@ Result<std::unique_ptr<WorkerProcess>> WorkerProcess::spawn(const WorkerSpawnSpe
     const int arena = ::fcntl(arena_fd, F_DUPFD, 10);
     ::dup2(ipc, kWorkerIpcFd);
     ::dup2(arena, kWorkerArenaFd);
-    ::syscall(SYS_close_range, kWorkerArenaFd + 1, ~0U, 0);
+    // CLOEXEC rather than close: Boost.Process reports a failed execve
+    // through a close-on-exec pipe of its own, which must stay open until
+    // exec so that a wrong worker path is an error at spawn.
+    ::syscall(SYS_close_range, kWorkerArenaFd + 1, ~0U, CLOSE_RANGE_CLOEXEC);
     // The supervisor blocks SIGINT/SIGTERM for sigwait(); the mask survives
     // exec, so the worker must get a clean one.
     sigset_t none;
