@@ -192,9 +192,13 @@ TEST_F(EndToEnd, UnloadWithLeaseDrainsThenFrees) {
   auto again = client.acquire("drain");
   ASSERT_FALSE(again.ok());
   EXPECT_EQ(again.code(), Errc::draining);
-  const std::string before = to_string(lease->bytes());
-  EXPECT_EQ(before, to_string(lease->bytes()));
+  // The draining copy is still readable through the lease.
+  const auto expected = read_file_tensors(daemon_.root() + "/drain/adapter_model.safetensors");
+  for (const auto& t : lease->tensors()) EXPECT_EQ(to_string(t.data), expected.at(std::string(t.name)).bytes);
   lease->release();
+  EXPECT_TRUE(lease->tensors().empty());  // no views into memory the daemon may reuse
+  EXPECT_TRUE(lease->bytes().empty());
+  EXPECT_EQ(lease->find("anything"), nullptr);
   ASSERT_TRUE(eventually([&] { return daemon_.stat("bytes_resident") == 0; }));
   // Reload under the same name: a new generation, and only one copy.
   auto reloaded = client.acquire("drain");

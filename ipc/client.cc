@@ -135,11 +135,18 @@ std::uint64_t Lease::id() const { return state_->id; }
 std::uint64_t Lease::generation() const { return state_->generation; }
 std::uint32_t Lease::lora_rank() const { return state_->adapter->layout.lora_r; }
 double Lease::lora_alpha() const { return state_->adapter->layout.lora_alpha; }
-std::span<const TensorView> Lease::tensors() const { return state_->adapter->views; }
-std::span<const std::byte> Lease::bytes() const { return state_->adapter->bytes; }
+// A released lease shows no views: the daemon may reuse that memory.
+std::span<const TensorView> Lease::tensors() const {
+  if (state_->released) return {};
+  return state_->adapter->views;
+}
+std::span<const std::byte> Lease::bytes() const {
+  if (state_->released) return {};
+  return state_->adapter->bytes;
+}
 
 const TensorView* Lease::find(std::string_view tensor_name) const {
-  const auto& v = state_->adapter->views;
+  const auto v = tensors();
   auto it = std::lower_bound(v.begin(), v.end(), tensor_name,
                              [](const TensorView& t, std::string_view n) { return t.name < n; });
   return it != v.end() && it->name == tensor_name ? &*it : nullptr;

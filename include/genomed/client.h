@@ -58,7 +58,9 @@ class Lease {
   // The adapter's whole resident range (header and tensors).
   std::span<const std::byte> bytes() const;
 
-  // Releases now instead of at destruction. Idempotent.
+  // Releases now instead of at destruction. Idempotent. Afterwards tensors()
+  // and bytes() are empty and find() returns nullptr: the daemon may reuse
+  // the memory, so views taken before must not be used either.
   void release();
 
  private:
