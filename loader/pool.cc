@@ -194,7 +194,12 @@ std::shared_ptr<Pool::Pending> Pool::next_job(Slot& slot) {
         if (!queue_.empty()) wake_slots(1);
         return job;
       }
-      if (!slot.worker) spawn_at = slot.next_spawn;
+      if (!slot.worker) {
+        // A pause that began after this slot's backoff was set holds it too.
+        spawn_at = restart_policy_.unhealthy()
+                       ? std::max(slot.next_spawn, restart_policy_.unhealthy_until())
+                       : slot.next_spawn;
+      }
     }
     if (!spawn_at && worker_readable(*slot.worker)) {
       retire(slot, Death::idle, "no job (idle)");
