@@ -194,7 +194,8 @@ TEST_F(EndToEnd, UnloadWithLeaseDrainsThenFrees) {
   EXPECT_EQ(again.code(), Errc::draining);
   // The draining copy is still readable through the lease.
   const auto expected = read_file_tensors(daemon_.root() + "/drain/adapter_model.safetensors");
-  for (const auto& t : lease->tensors()) EXPECT_EQ(to_string(t.data), expected.at(std::string(t.name)).bytes);
+  for (const auto& t : lease->tensors())
+    EXPECT_EQ(to_string(t.data), expected.at(std::string(t.name)).bytes);
   lease->release();
   EXPECT_TRUE(lease->tensors().empty());  // no views into memory the daemon may reuse
   EXPECT_TRUE(lease->bytes().empty());
