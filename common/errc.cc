@@ -7,7 +7,7 @@
 namespace genomed {
 namespace {
 
-constexpr std::array<std::pair<Errc, std::string_view>, 48> kNames{{
+constexpr std::array<std::pair<Errc, std::string_view>, 55> kNames{{
     {Errc::ok, "ok"},
     {Errc::bad_request, "bad_request"},
     {Errc::unsupported_version, "unsupported_version"},
@@ -42,6 +42,13 @@ constexpr std::array<std::pair<Errc, std::string_view>, 48> kNames{{
     {Errc::adapter_empty, "adapter_empty"},
     {Errc::file_changed, "file_changed"},
     {Errc::layout_invalid, "layout_invalid"},
+    {Errc::module_incomplete, "module_incomplete"},
+    {Errc::rank_mismatch, "rank_mismatch"},
+    {Errc::shape_mismatch, "shape_mismatch"},
+    {Errc::dora_mismatch, "dora_mismatch"},
+    {Errc::lora_bias_mismatch, "lora_bias_mismatch"},
+    {Errc::incompatible_base_model, "incompatible_base_model"},
+    {Errc::base_model_invalid, "base_model_invalid"},
     {Errc::too_large, "too_large"},
     {Errc::no_space, "no_space"},
     {Errc::cancelled, "cancelled"},

@@ -59,6 +59,19 @@ MapWriter& MapWriter::put(std::string_view k, const std::vector<std::uint64_t>& 
   return *this;
 }
 
+MapWriter& MapWriter::put_nil(std::string_view k) {
+  key(k);
+  packer_.pack_nil();
+  return *this;
+}
+
+MapWriter& MapWriter::put_bin(std::string_view k, std::string_view bytes) {
+  key(k);
+  packer_.pack_bin(static_cast<std::uint32_t>(bytes.size()));
+  packer_.pack_bin_body(bytes.data(), static_cast<std::uint32_t>(bytes.size()));
+  return *this;
+}
+
 MapWriter& MapWriter::put_packed(std::string_view k, std::string_view packed) {
   key(k);
   body_.write(packed.data(), packed.size());
@@ -148,6 +161,17 @@ const msgpack::object* MapView::find(std::string_view key) const {
 Result<std::string> MapView::str(std::string_view key) const {
   GENOMED_FIND_OR_MISSING(key);
   return as_str(key, *o);
+}
+
+bool MapView::is_nil(std::string_view key) const {
+  const msgpack::object* o = find(key);
+  return o != nullptr && o->type == msgpack::type::NIL;
+}
+
+Result<std::string> MapView::bin(std::string_view key) const {
+  GENOMED_FIND_OR_MISSING(key);
+  if (o->type != msgpack::type::BIN) return wrong_type(key, "binary", *o);
+  return std::string(o->via.bin.ptr, o->via.bin.size);
 }
 
 Result<std::uint64_t> MapView::u64(std::string_view key) const {

@@ -37,6 +37,9 @@ class MapWriter {
   MapWriter& put(std::string_view key, double value);
   MapWriter& put(std::string_view key, const std::vector<std::string>& values);
   MapWriter& put(std::string_view key, const std::vector<std::uint64_t>& values);
+  MapWriter& put_nil(std::string_view key);
+  // Raw bytes (msgpack bin), for payloads that are not text.
+  MapWriter& put_bin(std::string_view key, std::string_view bytes);
   // A value that is already one packed msgpack object (a nested map or array).
   MapWriter& put_packed(std::string_view key, std::string_view packed);
   // An array of already packed objects.
@@ -68,6 +71,11 @@ class MapView {
  public:
   explicit MapView(const msgpack::object* obj) : obj_(obj) {}
   bool has(std::string_view key) const { return find(key) != nullptr; }
+  // True when the key is present with a nil value.
+  bool is_nil(std::string_view key) const;
+  Result<std::string> bin(std::string_view key) const;
+  // The value of `key`, unchecked; nullptr when absent.
+  const msgpack::object* get(std::string_view key) const { return find(key); }
   Result<std::string> str(std::string_view key) const;
   Result<std::uint64_t> u64(std::string_view key) const;
   Result<std::int64_t> i64(std::string_view key) const;
@@ -90,6 +98,7 @@ class ArrayView {
   Result<MapView> map_at(std::size_t i) const;
   Result<std::string> str_at(std::size_t i) const;
   Result<std::uint64_t> u64_at(std::size_t i) const;
+  const msgpack::object& at(std::size_t i) const { return obj_->via.array.ptr[i]; }
 
  private:
   const msgpack::object* obj_;

@@ -175,6 +175,12 @@ const std::map<std::string, Setter>& setters() {
          return bad(k + ": expected trace, debug, info, warn, error, critical or off, got '" + v +
                     "'");
        }},
+      {"base_model",
+       [](DaemonConfig& c, const std::string& k, const std::string& v) {
+         if (v.empty()) return bad(k + ": expected a directory, got ''");
+         c.base_model = v;
+         return Status::Ok();
+       }},
       {"ready_fd",
        [](DaemonConfig& c, const std::string& k, const std::string& v) {
          auto n = parse_int(k, v, 0, 1 << 20);
@@ -266,6 +272,12 @@ options:
                               released when the budget is full (default 5000)
   --queue-limit N             pending worker jobs before loads fail with
                               'overloaded' (default 256)
+  --base-model DIR            a base model as transformers saves it (config.json
+                              + model.safetensors or model.safetensors.index.json);
+                              every adapter's modules are checked against its
+                              weight shapes (headers only are read) and a
+                              mismatch is 'incompatible_base_model'. Read once
+                              at start: an unreadable one stops genomed
 
 failure handling (docs/failure-model.md):
   --load-timeout-ms MS        deadline of a probe job, and the base deadline of

@@ -17,6 +17,7 @@ namespace genomed::loader {
 struct DaemonConfig {
   std::string socket_path;
   std::vector<std::string> roots;
+  std::string base_model;  // --base-model DIR: adapters are checked against it ("" = none)
   std::uint64_t budget_bytes = 1ull << 30;
   int workers = 0;                 // parse_command_line defaults it to the number of cores
   CoordinatorOptions coordinator;  // deadlines, retries, breaker, quarantine

@@ -29,6 +29,22 @@ int fail(const genomed::Status& s) {
   return 1;
 }
 
+// Has a worker read --base-model now, so that a wrong directory stops
+// genomed at start rather than failing every load later.
+genomed::Status check_base_model(genomed::loader::Pool& pool,
+                                 const genomed::loader::DaemonConfig& config) {
+  using namespace genomed;
+  jobs::Job job;
+  job.kind = jobs::JobKind::base_model;
+  auto body = pool.run(job, loader::Clock::now() + config.coordinator.load_timeout);
+  if (!body) return body.status();
+  auto reply = jobs::decode_base_model_reply(*body);
+  if (!reply) return reply.status();
+  spdlog::info("base model {}: {} weights in {} file(s){}", config.base_model, reply->weights,
+               reply->files, reply->model_type.empty() ? "" : " (" + reply->model_type + ")");
+  return Status::Ok();
+}
+
 int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signals) {
   using namespace genomed;
   auto resolver = loader::NameResolver::create(config.roots);
@@ -67,10 +83,19 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
   pool_options.queue_limit = config.queue_limit;
   pool_options.kill_grace = config.kill_grace;
   pool_options.restart = config.restart;
-  if (!config.worker_fault.empty())
-    pool_options.worker_extra_args = {"--fault", config.worker_fault};
+  if (!config.base_model.empty()) {
+    pool_options.worker_extra_args.insert(pool_options.worker_extra_args.end(),
+                                          {"--base-model", config.base_model});
+  }
+  if (!config.worker_fault.empty()) {
+    pool_options.worker_extra_args.insert(pool_options.worker_extra_args.end(),
+                                          {"--fault", config.worker_fault});
+  }
   loader::Pool pool(pool_options);
   if (Status s = pool.start(); !s.ok()) return fail(s);
+  if (!config.base_model.empty()) {
+    if (Status s = check_base_model(pool, config); !s.ok()) return fail(s);
+  }
 
   loader::Coordinator coordinator(config.coordinator, *resolver, pool,
                                   {arena->data(), arena->size()});

@@ -41,7 +41,7 @@ struct PoolOptions {
   std::size_t queue_limit = 256;  // pending jobs beyond which run() fails with overloaded
   std::chrono::milliseconds kill_grace{500};  // SIGTERM -> SIGKILL for a hung worker
   RestartOptions restart;
-  std::vector<std::string> worker_extra_args;  // test-only fault injection
+  std::vector<std::string> worker_extra_args;  // --base-model, and test-only --fault
 };
 
 // What became of the worker that ran a job, for callers that must not reuse

@@ -13,8 +13,9 @@ using ipc::MapView;
 using ipc::MapWriter;
 using ipc::Message;
 
-// Jobs and replies may carry tensor tables of many thousand entries.
-constexpr ipc::DecodeLimits kJobLimits{1u << 20, 1u << 16, 1u << 20, 8};
+// Jobs and replies may carry tensor tables of many thousand entries, and a
+// layout's contract (up to format::kMaxContractBytes) as one bin value.
+constexpr ipc::DecodeLimits kJobLimits{1u << 20, 1u << 16, format::kMaxContractBytes, 8};
 
 std::string encode_layout(const format::ResidentLayout& layout) {
   std::vector<std::string> tensors;
@@ -33,7 +34,8 @@ std::string encode_layout(const format::ResidentLayout& layout) {
       .put("alpha", layout.lora_alpha)
       .put("header_bytes", layout.header_bytes)
       .put("total_bytes", layout.total_bytes)
-      .put_packed_array("tensors", tensors);
+      .put_packed_array("tensors", tensors)
+      .put_bin("contract", layout.contract);
   return w.finish();
 }
 
@@ -64,6 +66,7 @@ Result<format::ResidentLayout> decode_layout(const MapView& m) {
     GENOMED_ASSIGN_OR_RETURN(rt.length, t.u64("length"));
     layout.tensors.push_back(std::move(rt));
   }
+  GENOMED_ASSIGN_OR_RETURN(layout.contract, m.bin("contract"));
   return layout;
 }
 
@@ -92,9 +95,11 @@ Result<Message> parse_reply(std::string_view body) {
 
 std::string encode_job(const Job& job) {
   MapWriter w;
-  w.put("op", job.kind == JobKind::probe ? "probe" : "fill")
-      .put("config", job.paths.config)
-      .put("weights", job.paths.weights);
+  w.put("op", job.kind == JobKind::probe  ? "probe"
+              : job.kind == JobKind::fill ? "fill"
+                                          : "base_model");
+  if (job.kind == JobKind::base_model) return w.finish();
+  w.put("config", job.paths.config).put("weights", job.paths.weights);
   if (job.kind == JobKind::fill) {
     w.put("offset", job.offset)
         .put("length", job.length)
@@ -114,8 +119,10 @@ Result<Job> decode_job(std::string_view body) {
     job.kind = JobKind::probe;
   else if (op == "fill")
     job.kind = JobKind::fill;
+  else if (op == "base_model")
+    return Job{.kind = JobKind::base_model};
   else
-    return Status(Errc::unknown_op, "unknown job '" + op + "'");
+    return Status(Errc::unknown_op, "unknown job '" + op.substr(0, 64) + "'");
   GENOMED_ASSIGN_OR_RETURN(job.paths.config, root.str("config"));
   GENOMED_ASSIGN_OR_RETURN(job.paths.weights, root.str("weights"));
   if (job.kind == JobKind::fill) {
@@ -148,6 +155,27 @@ std::string encode_fill_reply(const FillReply& reply) {
   MapWriter w;
   w.put("ok", true).put("bytes_written", reply.bytes_written);
   return w.finish();
+}
+
+std::string encode_base_model_reply(const BaseModelReply& reply) {
+  MapWriter w;
+  w.put("ok", true)
+      .put("model_type", reply.model_type)
+      .put("files", reply.files)
+      .put("weights", reply.weights);
+  return w.finish();
+}
+
+Result<BaseModelReply> decode_base_model_reply(std::string_view body) {
+  GENOMED_ASSIGN_OR_RETURN(Message m, parse_reply(body));
+  BaseModelReply r;
+  auto type = m.root().str("model_type");
+  auto files = m.root().u64("files");
+  auto weights = m.root().u64("weights");
+  if (!type || !files || !weights) {
+    return Status(Errc::worker_protocol, "base_model reply lacks fields");
+  }
+  return BaseModelReply{*type, *files, *weights};
 }
 
 Result<ProbeReply> decode_probe_reply(std::string_view body) {

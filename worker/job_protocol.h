@@ -1,7 +1,8 @@
 // The job protocol between the supervisor and its genome-worker processes:
 // one msgpack frame per job over the worker's socketpair, one reply frame
 // per job. PROBE validates an adapter and returns its resident layout; FILL
-// writes it into the arena range the supervisor assigned.
+// writes it into the arena range the supervisor assigned; BASE_MODEL reads
+// the worker's --base-model (at start-up, so a bad one stops genomed there).
 //
 // The supervisor decodes worker replies as untrusted too: a worker that was
 // fed a hostile file may misbehave, so every field is type-checked.
@@ -16,7 +17,7 @@
 
 namespace genomed::jobs {
 
-enum class JobKind : std::uint8_t { probe, fill };
+enum class JobKind : std::uint8_t { probe, fill, base_model };
 
 struct Job {
   JobKind kind = JobKind::probe;
@@ -36,13 +37,22 @@ struct FillReply {
   std::uint64_t bytes_written = 0;
 };
 
+// What the worker found in its --base-model directory.
+struct BaseModelReply {
+  std::string model_type;
+  std::uint64_t files = 0;
+  std::uint64_t weights = 0;
+};
+
 std::string encode_job(const Job& job);
 Result<Job> decode_job(std::string_view body);
 
 std::string encode_probe_reply(const ProbeReply& reply);
 std::string encode_fill_reply(const FillReply& reply);
+std::string encode_base_model_reply(const BaseModelReply& reply);
 // Replies carry the worker's error (its Errc and message) when "ok" is false.
 Result<ProbeReply> decode_probe_reply(std::string_view body);
 Result<FillReply> decode_fill_reply(std::string_view body);
+Result<BaseModelReply> decode_base_model_reply(std::string_view body);
 
 }  // namespace genomed::jobs

@@ -41,15 +41,34 @@ Status fill_range(const Job& job, ArenaWindow& arena, const std::optional<Fault>
 
 }  // namespace
 
-std::string run_job(const Job& job, ArenaWindow& arena, const std::optional<Fault>& fault) {
+Result<const format::BaseModel*> WorkerState::base_model() {
+  if (!base_model_dir_) return static_cast<const format::BaseModel*>(nullptr);
+  if (!base_model_) {
+    GENOMED_ASSIGN_OR_RETURN(base_model_, format::read_base_model(*base_model_dir_));
+  }
+  return &*base_model_;
+}
+
+std::string run_job(const Job& job, WorkerState& state) {
+  const std::optional<Fault>& fault = state.fault();
+  if (job.kind == JobKind::base_model) {
+    auto base = state.base_model();
+    if (!base) return ipc::encode_error(base.status());
+    if (*base == nullptr) {
+      return ipc::encode_error(Status(Errc::bad_request, "this worker has no --base-model"));
+    }
+    return encode_base_model_reply({(*base)->model_type, (*base)->files, (*base)->shapes.size()});
+  }
   if (job.kind == JobKind::probe) {
     if (fault && fault->fires(Fault::Stage::probe, job.paths.weights)) return trigger_fault(*fault);
-    auto probe = format::probe_adapter(job.paths);
+    auto base = state.base_model();
+    if (!base) return ipc::encode_error(base.status());
+    auto probe = format::probe_adapter(job.paths, *base);
     if (!probe) return ipc::encode_error(probe.status());
     return encode_probe_reply(ProbeReply{std::move(probe).value()});
   }
   std::string garbage;
-  Status s = fill_range(job, arena, fault, &garbage);
+  Status s = fill_range(job, state.arena(), fault, &garbage);
   if (!garbage.empty()) return garbage;
   if (!s.ok()) return ipc::encode_error(s);
   return encode_fill_reply(FillReply{job.layout.total_bytes});

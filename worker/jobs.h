@@ -9,9 +9,29 @@
 
 namespace genomed::jobs {
 
-// A fill opens only [job.offset, job.offset + job.length) of `arena` for
-// writing, and closes it again before returning. `fault` (tests only)
-// injects a failure at its stage.
-std::string run_job(const Job& job, ArenaWindow& arena, const std::optional<Fault>& fault);
+// What a worker process keeps between jobs.
+class WorkerState {
+ public:
+  WorkerState(ArenaWindow& arena, std::optional<Fault> fault,
+              std::optional<std::string> base_model_dir)
+      : arena_(arena), fault_(std::move(fault)), base_model_dir_(std::move(base_model_dir)) {}
+
+  ArenaWindow& arena() { return arena_; }
+  const std::optional<Fault>& fault() const { return fault_; }
+  // The --base-model, read at its first use and kept for the process's life
+  // (nullptr without --base-model). A failed read is retried next time.
+  Result<const format::BaseModel*> base_model();
+
+ private:
+  ArenaWindow& arena_;
+  const std::optional<Fault> fault_;  // tests only: injects a failure at its stage
+  const std::optional<std::string> base_model_dir_;
+  std::optional<format::BaseModel> base_model_;
+};
+
+// Runs one job and returns its reply frame. A fill opens only
+// [job.offset, job.offset + job.length) of the arena for writing, and closes
+// it again before returning.
+std::string run_job(const Job& job, WorkerState& state);
 
 }  // namespace genomed::jobs

@@ -19,11 +19,13 @@ namespace {
 
 void usage(std::FILE* out) {
   std::fprintf(out,
-               "usage: genome-worker --ipc-fd N --arena-fd N [--fault ACTION@STAGE[:MATCH]]\n"
+               "usage: genome-worker --ipc-fd N --arena-fd N [--base-model DIR]\n"
+               "                     [--fault ACTION@STAGE[:MATCH]]\n"
                "Started by genomed; not meant to be run by hand.\n"
-               "  --ipc-fd N    the socketpair end to read jobs from and write replies to\n"
-               "  --arena-fd N  the arena's read-write shared-memory descriptor\n"
-               "  --fault SPEC  tests only: crash|hang|exit|garbage @ probe|fill [:MATCH]\n");
+               "  --ipc-fd N        the socketpair end to read jobs from and write replies to\n"
+               "  --arena-fd N      the arena's read-write shared-memory descriptor\n"
+               "  --base-model DIR  check every adapter against this base model's weight shapes\n"
+               "  --fault SPEC      tests only: crash|hang|exit|garbage @ probe|fill [:MATCH]\n");
 }
 
 bool parse_fd(const char* text, int* out) {
@@ -40,6 +42,7 @@ int main(int argc, char** argv) {
   int ipc_fd = -1;
   int arena_fd = -1;
   std::optional<genomed::jobs::Fault> fault;
+  std::optional<std::string> base_model_dir;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -52,6 +55,10 @@ int main(int argc, char** argv) {
                      argv[i - 1]);
         return 2;
       }
+      continue;
+    }
+    if (arg == "--base-model" && i + 1 < argc) {
+      base_model_dir = argv[++i];
       continue;
     }
     if (arg == "--fault" && i + 1 < argc) {
@@ -78,6 +85,7 @@ int main(int argc, char** argv) {
     return 3;
   }
 
+  genomed::jobs::WorkerState state(*arena, fault, base_model_dir);
   for (;;) {
     auto frame = genomed::ipc::read_frame(ipc_fd, genomed::ipc::kMaxReplyFrame);
     if (!frame) {
@@ -87,7 +95,7 @@ int main(int argc, char** argv) {
       return 3;
     }
     auto job = genomed::jobs::decode_job(frame->body);
-    const std::string reply = job ? genomed::jobs::run_job(*job, *arena, fault)
+    const std::string reply = job ? genomed::jobs::run_job(*job, state)
                                   : genomed::ipc::encode_error(job.status());
     if (!genomed::ipc::write_frame(ipc_fd, reply).ok()) return 0;
   }

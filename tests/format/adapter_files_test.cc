@@ -2,6 +2,7 @@
 // the file's tensor bytes for every dtype, and files that changed, are links,
 // are not regular or are missing are refused with the right code.
 #include "worker/format/adapter_files.h"
+#include "worker/format/peft_config.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>

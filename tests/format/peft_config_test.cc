@@ -47,7 +47,7 @@ TEST(PeftConfig, FractionalAlphaAndNullOrAbsentBaseModelAreAccepted) {
   auto r = parse_peft_config(c.dump(), kLabel);
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(r->lora_alpha, 0.5);
-  EXPECT_EQ(r->base_model_name_or_path, "");
+  EXPECT_EQ(r->base_model_name_or_path, std::nullopt);
   c.erase("base_model_name_or_path");
   EXPECT_TRUE(parse_peft_config(c.dump(), kLabel).ok());
 }
@@ -114,7 +114,8 @@ TEST(PeftConfig, TargetModulesAsOneStringIsAccepted) {
   c["target_modules"] = "all-linear";
   auto r = parse_peft_config(c.dump(), kLabel);
   ASSERT_TRUE(r.ok()) << r.status().message();
-  EXPECT_EQ(r->target_modules, std::vector<std::string>{"all-linear"});
+  EXPECT_TRUE(r->target_modules.empty());
+  EXPECT_EQ(r->target_modules_regex, "all-linear");
 }
 
 TEST(PeftConfig, PeftTypeOtherThanLoraIsUnsupported) {
@@ -145,6 +146,98 @@ TEST(PeftConfig, JsonThatIsNotAnObjectIsRejected) {
 TEST(PeftConfig, TextOverTheSizeLimitIsRejected) {
   const std::string big = "{\"pad\":\"" + std::string(kMaxConfigBytes, 'x') + "\"}";
   EXPECT_EQ(parse_peft_config(big, kLabel).code(), Errc::config_invalid_json);
+}
+
+
+TEST(PeftConfig, EveryFieldPeftAppliesIsReadWithItsDefaultsWhenAbsentOrNull) {
+  auto absent = parse_peft_config(valid().dump(), kLabel);
+  ASSERT_TRUE(absent.ok()) << absent.status().message();
+  EXPECT_FALSE(absent->use_rslora);
+  EXPECT_FALSE(absent->use_dora);
+  EXPECT_FALSE(absent->fan_in_fan_out);
+  EXPECT_FALSE(absent->lora_bias);
+  EXPECT_EQ(absent->bias, "none");
+  EXPECT_TRUE(absent->rank_pattern.empty());
+  EXPECT_TRUE(absent->modules_to_save.empty());
+
+  auto c = valid();
+  c["use_rslora"] = true;
+  c["use_dora"] = true;
+  c["fan_in_fan_out"] = true;
+  c["lora_bias"] = true;
+  c["bias"] = "lora_only";
+  c["modules_to_save"] = {"classifier", "score"};
+  c["layers_to_transform"] = {0, 3};
+  c["layers_pattern"] = "layers";
+  c["rank_pattern"] = {{"v_proj", 2}, {"model.layers.1.self_attn.q_proj", 8}};
+  c["alpha_pattern"] = {{"q_proj", 3.5}};
+  c["task_type"] = nullptr;
+  auto r = parse_peft_config(c.dump(), kLabel);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(r->use_rslora && r->use_dora && r->fan_in_fan_out && r->lora_bias);
+  EXPECT_EQ(r->bias, "lora_only");
+  EXPECT_EQ(r->modules_to_save, (std::vector<std::string>{"classifier", "score"}));
+  EXPECT_EQ(r->layers_to_transform, (std::vector<std::uint64_t>{0, 3}));
+  EXPECT_EQ(r->layers_pattern, std::vector<std::string>{"layers"});
+  ASSERT_EQ(r->rank_pattern.size(), 2u);
+  EXPECT_EQ(r->alpha_pattern[0].second, 3.5);
+  EXPECT_EQ(r->task_type, std::nullopt);
+
+  for (const char* key : {"use_rslora", "use_dora", "fan_in_fan_out", "lora_bias"}) {
+    c = valid();
+    c[key] = nullptr;  // null means PEFT's default
+    EXPECT_TRUE(parse_peft_config(c.dump(), kLabel).ok()) << key;
+  }
+}
+
+TEST(PeftConfig, RankPatternKeepsTheFilesOrderBecausePeftTakesTheFirstMatch) {
+  const std::string text =
+      R"({"peft_type":"LORA","r":4,"lora_alpha":8,"target_modules":["q_proj"],)"
+      R"("rank_pattern":{"zz":1,"aa":2,"mm":3}})";
+  auto r = parse_peft_config(text, kLabel);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->rank_pattern.size(), 3u);
+  EXPECT_EQ(r->rank_pattern[0].first, "zz");
+  EXPECT_EQ(r->rank_pattern[1].first, "aa");
+  EXPECT_EQ(r->rank_pattern[2].first, "mm");
+}
+
+TEST(PeftConfig, TheWholeFileIsKeptAsCompactJsonInItsOrderWithUnknownKeys) {
+  const std::string text =
+      "{\n  \"zeta_future_key\": {\"nested\": [1, 2.5, null]},\n  \"peft_type\": \"LORA\",\n"
+      "  \"r\": 4, \"lora_alpha\": 8, \"target_modules\": [\"q_proj\"], \"note\": \"caf\u00e9\"\n}";
+  auto r = parse_peft_config(text, kLabel);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->json,
+            "{\"zeta_future_key\":{\"nested\":[1,2.5,null]},\"peft_type\":\"LORA\",\"r\":4,"
+            "\"lora_alpha\":8,\"target_modules\":[\"q_proj\"],\"note\":\"caf\u00e9\"}");
+}
+
+TEST(PeftConfig, EachNewFieldOfTheWrongTypeOrValueIsRefusedNamingIt) {
+  const std::vector<std::pair<std::string, nlohmann::json>> cases = {
+      {"use_rslora", "yes"},
+      {"use_dora", 1},
+      {"fan_in_fan_out", "false"},
+      {"lora_bias", 0},
+      {"bias", "some"},
+      {"bias", 3},
+      {"modules_to_save", "classifier"},
+      {"modules_to_save", {"classifier", 1}},
+      {"layers_to_transform", {0, -1}},
+      {"layers_to_transform", "0"},
+      {"layers_pattern", {"layers", ""}},
+      {"rank_pattern", {1, 2}},
+      {"rank_pattern", {{"v_proj", 0}}},
+      {"rank_pattern", {{"v_proj", 2.5}}},
+      {"alpha_pattern", {{"v_proj", -1}}},
+      {"alpha_pattern", {{"v_proj", "8"}}},
+      {"task_type", 7},
+  };
+  for (const auto& [key, value] : cases) {
+    auto c = valid();
+    c[key] = value;
+    expect_error(c, Errc::config_invalid_field, "'" + key);
+  }
 }
 
 }  // namespace

@@ -31,17 +31,20 @@ SafetensorsHeader sample_header() {
   return st;
 }
 
-PeftConfig sample_config() {
-  PeftConfig c;
+AdapterContract sample_contract() {
+  AdapterConfig c;
   c.peft_type = "LORA";
-  c.r = 8;
+  c.r = 3;
   c.lora_alpha = 16.5;
-  c.target_modules = {"q_proj"};
-  return c;
+  c.target_modules = {"a"};
+  c.json = R"({"peft_type":"LORA","r":3,"lora_alpha":16.5,"target_modules":["a"]})";
+  auto contract = build_contract(c, sample_header().tensors, "sample.safetensors");
+  EXPECT_TRUE(contract.ok()) << contract.status().message();
+  return *contract;
 }
 
 ResidentLayout planned() {
-  auto l = plan_layout(sample_header(), sample_config());
+  auto l = plan_layout(sample_header(), sample_contract());
   EXPECT_TRUE(l.ok()) << l.status().message();
   return *l;
 }
@@ -58,7 +61,7 @@ TEST(ResidentLayout, PlanWriteReadRoundTripsToTheSameLayout) {
   auto back = read_layout_header(buf);
   ASSERT_TRUE(back.ok()) << back.status().message();
   EXPECT_TRUE(same_layout(l, *back));
-  EXPECT_EQ(back->lora_r, 8u);
+  EXPECT_EQ(back->lora_r, 3u);
   EXPECT_EQ(back->lora_alpha, 16.5);
   ASSERT_EQ(back->tensors.size(), 6u);
   EXPECT_EQ(back->tensors[0].name, "a.lora_A.weight");
@@ -91,14 +94,14 @@ TEST(ResidentLayout, HeaderPaddingIsZeroed) {
 TEST(ResidentLayout, PlanRejectsOverlongNamesAndTooManyDims) {
   SafetensorsHeader st;
   st.tensors.push_back({std::string(kMaxNameBytes + 1, 'n'), DType::U8, {1}, 0, 1});
-  EXPECT_EQ(plan_layout(st, sample_config()).code(), Errc::st_tensor_entry_invalid);
+  EXPECT_EQ(plan_layout(st, sample_contract()).code(), Errc::st_tensor_entry_invalid);
   st.tensors[0] = {"t", DType::U8, std::vector<std::uint64_t>(kMaxDims + 1, 1), 0, 1};
-  EXPECT_EQ(plan_layout(st, sample_config()).code(), Errc::st_tensor_entry_invalid);
+  EXPECT_EQ(plan_layout(st, sample_contract()).code(), Errc::st_tensor_entry_invalid);
 }
 
 TEST(ResidentLayout, SameLayoutNoticesEveryField) {
   const ResidentLayout l = planned();
-  std::vector<ResidentLayout> changed(8, l);
+  std::vector<ResidentLayout> changed(9, l);
   changed[0].lora_r = 9;
   changed[1].lora_alpha = 16.0;
   changed[2].header_bytes += 64;
@@ -107,6 +110,7 @@ TEST(ResidentLayout, SameLayoutNoticesEveryField) {
   changed[5].tensors[1].name += "x";
   changed[6].tensors[1].shape[0] = 4;
   changed[7].tensors[2].offset += 64;
+  changed[8].contract += "x";
   for (std::size_t i = 0; i < changed.size(); ++i) {
     EXPECT_FALSE(same_layout(l, changed[i])) << i;
   }
@@ -116,7 +120,7 @@ TEST(ResidentLayout, SameLayoutNoticesEveryField) {
 // --- corrupt headers ----------------------------------------------------------------
 
 // Byte positions of the first tensor's fields ("a.lora_A.weight", 2 dims).
-constexpr std::size_t kFirst = 44;
+constexpr std::size_t kFirst = 48;
 constexpr std::size_t kDtypeAt = kFirst + 2 + 15;
 constexpr std::size_t kOffsetAt = kDtypeAt + 2 + 2 * 8;
 constexpr std::size_t kLengthAt = kOffsetAt + 8;
@@ -151,8 +155,8 @@ TEST(ResidentLayoutCorrupt, BadMagicIsRejected) {
 
 TEST(ResidentLayoutCorrupt, BadVersionIsRejected) {
   auto buf = written(planned());
-  buf[8] = std::byte{2};
-  expect_invalid(buf, "version 2");
+  buf[8] = std::byte{1};  // version 1 had no contract
+  expect_invalid(buf, "version 1");
 }
 
 TEST(ResidentLayoutCorrupt, TruncatedSpanIsRejected) {
@@ -186,6 +190,45 @@ TEST(ResidentLayoutCorrupt, LengthOtherThanShapeTimesDtypeIsRejected) {
   expect_invalid(buf, "differs from shape");
   buf[kDtypeAt] = std::byte{200};
   expect_invalid(buf, "unknown dtype");
+}
+
+TEST(ResidentLayout, ContractRoundTripsThroughTheHeader) {
+  const ResidentLayout l = planned();
+  const auto buf = written(l);
+  AdapterContract contract;
+  ASSERT_TRUE(read_layout_header(buf, &contract).ok());
+  ASSERT_EQ(contract.modules.size(), 1u);
+  EXPECT_EQ(contract.modules[0].path, "a");
+  EXPECT_EQ(contract.modules[0].a, "a.lora_A.weight");
+  EXPECT_EQ(contract.modules[0].rank, 3u);
+  EXPECT_EQ(contract.modules[0].scaling, 16.5 / 3);
+  EXPECT_EQ(contract.other_tensors,
+            (std::vector<std::string>{"b.empty", "c.scalar", "d.bool", "e.deep"}));
+  EXPECT_EQ(contract.config.json, sample_contract().config.json);
+}
+
+TEST(ResidentLayoutCorrupt, ContractNamingATensorOutsideTheTableIsRejected) {
+  AdapterContract contract = sample_contract();
+  contract.other_tensors.push_back("not.in.the.table");
+  auto l = plan_layout(sample_header(), contract);
+  ASSERT_TRUE(l.ok());
+  expect_invalid(written(*l), "not in the table");
+}
+
+TEST(ResidentLayoutCorrupt, UndecodableContractIsRejected) {
+  const ResidentLayout l = planned();
+  auto buf = written(l);
+  // The contract starts right after the tensor table.
+  const std::size_t contract_at = l.header_bytes - (l.header_bytes - 48) +
+                                  [&] {
+                                    std::size_t table = 0;
+                                    for (const auto& t : l.tensors)
+                                      table += 2 + t.name.size() + 2 + 8 * t.shape.size() + 16;
+                                    return table;
+                                  }();
+  ASSERT_EQ(std::to_integer<unsigned>(buf[contract_at]) & 0xF0, 0xD0u) << "a map16/map32 header";
+  buf[contract_at] = std::byte{0xC1};  // a byte msgpack never uses
+  expect_invalid(buf, "adapter contract");
 }
 
 TEST(ResidentLayoutCorrupt, HugeTensorCountIsRejectedBeforeAllocating) {

@@ -44,6 +44,7 @@ ResidentLayout sample_layout() {
        .offset = 320 + 8192 + 4096 + 64,
        .length = 0},
   };
+  l.contract = std::string("\x81\xa1k\x01\x00\xff", 6);  // opaque bytes, NUL included
   return l;
 }
 
@@ -52,6 +53,7 @@ void expect_same_layout(const ResidentLayout& got, const ResidentLayout& want) {
   EXPECT_EQ(got.lora_alpha, want.lora_alpha);
   EXPECT_EQ(got.header_bytes, want.header_bytes);
   EXPECT_EQ(got.total_bytes, want.total_bytes);
+  EXPECT_EQ(got.contract, want.contract);
   ASSERT_EQ(got.tensors.size(), want.tensors.size());
   for (std::size_t i = 0; i < want.tensors.size(); ++i) {
     SCOPED_TRACE(want.tensors[i].name);
@@ -224,7 +226,8 @@ std::string probe_reply_with_tensor(const std::function<void(ipc::MapWriter&)>& 
       .put("alpha", 16.0)
       .put("header_bytes", std::uint64_t{64})
       .put("total_bytes", std::uint64_t{128})
-      .put_packed_array("tensors", {t.finish()});
+      .put_packed_array("tensors", {t.finish()})
+      .put_bin("contract", "\x80");  // an empty msgpack map
   ipc::MapWriter w;
   w.put("ok", true)
       .put("file_size", std::uint64_t{100})

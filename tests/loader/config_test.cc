@@ -390,6 +390,7 @@ TEST(ConfigFile, MistypedValuesAreBadRequestNamingTheKey) {
 const std::map<std::string, std::string>& accepted_flags() {
   static const std::map<std::string, std::string> kFlags = {
       {"--socket", "/run/g.sock"},
+      {"--base-model", "/srv/base"},
       {"--root", "/srv/a"},
       {"--budget", "1G"},
       {"--workers", "2"},

@@ -13,7 +13,9 @@
 #include <cstring>
 #include <system_error>
 
+#include "worker/format/peft_config.h"
 #include "worker/format/pread_full.h"
+#include "worker/format/regular_file.h"
 
 namespace genomed::format {
 namespace {
@@ -22,80 +24,15 @@ namespace {
 // small enough to stay responsive to a deadline kill.
 constexpr std::uint64_t kCopyChunk = 8ull << 20;
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  Fd& operator=(Fd&&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-struct OpenFile {
-  Fd fd;
-  struct stat st;
-};
-
-std::string errno_text(int err) { return std::generic_category().message(err); }
-
-Result<OpenFile> open_regular(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    const int err = errno;
-    std::string why =
-        err == ELOOP ? "is a symbolic link (refused)" : "cannot be opened: " + errno_text(err);
-    return Result<OpenFile>(Errc::file_unreadable, path + " " + why);
-  }
-  OpenFile f{Fd(fd), {}};
-  if (::fstat(fd, &f.st) != 0) {
-    return Result<OpenFile>(Errc::file_unreadable, path + ": fstat failed: " + errno_text(errno));
-  }
-  if (!S_ISREG(f.st.st_mode)) {
-    return Result<OpenFile>(Errc::file_unreadable, path + " is not a regular file");
-  }
-  return f;
-}
-
 Result<PeftConfig> read_config(const std::string& path) {
-  auto file = open_regular(path);
-  if (!file) return file.status();
-  // Read to EOF rather than trusting st_size, but never past the limit.
-  std::string text;
-  text.resize(static_cast<std::size_t>(
-      std::min<std::uint64_t>(static_cast<std::uint64_t>(file->st.st_size), kMaxConfigBytes) + 1));
-  std::size_t used = 0;
-  for (;;) {
-    if (used == text.size()) {
-      if (text.size() > kMaxConfigBytes) {
-        return Result<PeftConfig>(
-            Errc::file_unreadable,
-            path + " is larger than the limit of " + std::to_string(kMaxConfigBytes) + " bytes");
-      }
-      text.resize(std::min<std::size_t>(text.size() * 2, kMaxConfigBytes + 1));
-    }
-    const ssize_t got = ::read(file->fd.get(), text.data() + used, text.size() - used);
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      return Result<PeftConfig>(Errc::file_unreadable,
-                                path + ": read failed: " + errno_text(errno));
-    }
-    if (got == 0) break;
-    used += static_cast<std::size_t>(got);
-  }
-  text.resize(used);
+  GENOMED_ASSIGN_OR_RETURN(std::string text, read_small_file(path, kMaxConfigBytes));
   return parse_peft_config(text, path);
 }
 
 // Everything probe and fill both need: the validated header and the plan.
 struct Checked {
   SafetensorsHeader header;
+  AdapterContract contract;
   ProbeResult probe;
 };
 
@@ -112,9 +49,12 @@ Result<Checked> check_adapter(const AdapterPaths& paths, int weights_fd,
   if (header->tensors.empty()) {
     return Result<Checked>(Errc::adapter_empty, paths.weights + " holds no tensors");
   }
-  auto layout = plan_layout(*header, *config);
+  auto contract = build_contract(*config, header->tensors, paths.weights);
+  if (!contract) return contract.status();
+  auto layout = plan_layout(*header, *contract);
   if (!layout) return Status(layout.code(), paths.weights + ": " + layout.status().message());
   Checked out;
+  out.contract = std::move(*contract);
   out.header = std::move(*header);
   out.probe.layout = std::move(*layout);
   out.probe.weights_file_size = size;
@@ -151,11 +91,15 @@ Status copy_tensor(int fd, const std::string& label, std::uint64_t file_offset, 
 
 }  // namespace
 
-Result<ProbeResult> probe_adapter(const AdapterPaths& paths) {
+Result<ProbeResult> probe_adapter(const AdapterPaths& paths, const BaseModel* base_model) {
   auto weights = open_regular(paths.weights);
   if (!weights) return weights.status();
   auto checked = check_adapter(paths, weights->fd.get(), weights->st);
   if (!checked) return checked.status();
+  if (base_model != nullptr) {
+    GENOMED_RETURN_IF_ERROR(
+        check_compatible(*base_model, checked->contract, checked->header.tensors, paths.weights));
+  }
   return std::move(checked->probe);
 }
 

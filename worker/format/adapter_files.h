@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "worker/format/base_model.h"
 #include "worker/format/resident_layout.h"
 
 namespace genomed::format {
@@ -30,8 +31,11 @@ struct ProbeResult {
 };
 
 // Opens files with O_NOFOLLOW; refuses anything but regular files
-// (Errc::file_unreadable names the file and the cause).
-Result<ProbeResult> probe_adapter(const AdapterPaths& paths);
+// (Errc::file_unreadable names the file and the cause). Validates both files,
+// builds the adapter contract (a config its tensors contradict is refused),
+// and with `base_model` checks every module against the base model's shapes.
+Result<ProbeResult> probe_adapter(const AdapterPaths& paths,
+                                  const BaseModel* base_model = nullptr);
 
 // A part of a fill: the tensors [begin, end) of the layout, and with them the
 // byte region they own in the resident form: from the first one's offset (0

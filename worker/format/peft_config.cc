@@ -1,6 +1,6 @@
-// Validation of adapter_config.json. Only the fields genomed relies on are
-// checked; every other key is ignored, as PEFT itself does, so configs written
-// by newer PEFT versions keep loading.
+// Validation of adapter_config.json. Each field PEFT reads when it applies the
+// weights is type- and range-checked here; unknown keys are kept untouched
+// (they travel to clients in PeftConfig::json) and never cause a refusal.
 #include "worker/format/peft_config.h"
 
 #include <cmath>
@@ -10,32 +10,145 @@
 namespace genomed::format {
 namespace {
 
-using json = nlohmann::json;
+// ordered_json keeps the file's key order: rank_pattern's order decides which
+// key PEFT applies, and clients see the config as written.
+using json = nlohmann::ordered_json;
 
 Status missing(const std::string& label, const char* key) {
   return Status(Errc::config_missing_field, label + ": required key '" + key + "' is missing");
 }
 
-Status invalid(const std::string& label, const char* key, const std::string& why) {
+Status invalid(const std::string& label, const std::string& key, const std::string& why) {
   return Status(Errc::config_invalid_field, label + ": '" + key + "' " + why);
+}
+
+// A short rendering of a JSON value for messages; never the whole of a large one.
+std::string shown(const json& v) {
+  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
+  return s.size() > 80 ? s.substr(0, 77) + "..." : s;
+}
+
+// The value of an optional key, or nullptr when it is absent or null (PEFT's
+// default then applies).
+const json* optional_value(const json& root, const char* key) {
+  auto it = root.find(key);
+  return it == root.end() || it->is_null() ? nullptr : &*it;
+}
+
+Result<std::uint32_t> positive_int(const json& v, const std::string& label,
+                                   const std::string& key) {
+  if (v.is_number_unsigned()) {
+    const auto n = v.get<std::uint64_t>();
+    if (n == 0) return invalid(label, key, "must be at least 1, found 0");
+    if (n > std::numeric_limits<std::uint32_t>::max()) return invalid(label, key, "is too large");
+    return static_cast<std::uint32_t>(n);
+  }
+  if (v.is_number_integer()) return invalid(label, key, "must be at least 1, found " + shown(v));
+  return invalid(label, key,
+                 std::string("must be a positive integer, found ") +
+                     (v.is_number_float() ? "non-integer " + shown(v) : std::string(v.type_name())));
+}
+
+Result<double> positive_number(const json& v, const std::string& label, const std::string& key) {
+  if (!v.is_number()) {
+    return invalid(label, key, std::string("must be a positive number, found ") + v.type_name());
+  }
+  const double d = v.get<double>();
+  if (!(d > 0) || !std::isfinite(d)) {
+    return invalid(label, key, "must be a positive number, found " + shown(v));
+  }
+  return d;
+}
+
+Status read_bool(const json& root, const char* key, const std::string& label, bool* out) {
+  const json* v = optional_value(root, key);
+  if (v == nullptr) return Status::Ok();
+  if (!v->is_boolean()) {
+    return invalid(label, key, std::string("must be true or false, found ") + v->type_name());
+  }
+  *out = v->get<bool>();
+  return Status::Ok();
+}
+
+Status read_optional_string(const json& root, const char* key, const std::string& label,
+                            std::optional<std::string>* out) {
+  const json* v = optional_value(root, key);
+  if (v == nullptr) return Status::Ok();
+  if (!v->is_string()) {
+    return invalid(label, key, std::string("must be a string or null, found ") + v->type_name());
+  }
+  *out = v->get<std::string>();
+  return Status::Ok();
+}
+
+// A list of non-empty strings. `one_string_ok`: a lone string stands for a
+// one-element list (layers_pattern accepts both).
+Status read_string_list(const json& v, const std::string& label, const char* key,
+                        bool one_string_ok, std::vector<std::string>* out) {
+  if (one_string_ok && v.is_string()) {
+    if (v.get_ref<const std::string&>().empty()) return invalid(label, key, "is an empty string");
+    out->push_back(v.get<std::string>());
+    return Status::Ok();
+  }
+  if (!v.is_array()) {
+    return invalid(label, key, std::string("must be a list of strings, found ") + v.type_name());
+  }
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (!v[i].is_string() || v[i].get_ref<const std::string&>().empty()) {
+      return invalid(label, key, "[" + std::to_string(i) + "] must be a non-empty string");
+    }
+    out->push_back(v[i].get<std::string>());
+  }
+  return Status::Ok();
 }
 
 Status parse_target_modules(const json& v, const std::string& label, PeftConfig& out) {
   constexpr const char* kKey = "target_modules";
   if (v.is_string()) {
     if (v.get_ref<const std::string&>().empty()) return invalid(label, kKey, "is an empty string");
-    out.target_modules.push_back(v.get<std::string>());
+    out.target_modules_regex = v.get<std::string>();
     return Status::Ok();
   }
-  if (!v.is_array()) {
-    return invalid(label, kKey, std::string("must be a list of strings, found ") + v.type_name());
+  if (v.is_array() && v.empty()) return invalid(label, kKey, "is an empty list");
+  return read_string_list(v, label, kKey, /*one_string_ok=*/false, &out.target_modules);
+}
+
+template <class T, class ReadValue>
+Status read_pattern(const json& root, const char* key, const std::string& label,
+                    ReadValue read_value, std::vector<std::pair<std::string, T>>* out) {
+  const json* v = optional_value(root, key);
+  if (v == nullptr) return Status::Ok();
+  if (!v->is_object()) {
+    return invalid(label, key, std::string("must be an object, found ") + v->type_name());
   }
-  if (v.empty()) return invalid(label, kKey, "is an empty list");
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    if (!v[i].is_string() || v[i].get_ref<const std::string&>().empty()) {
-      return invalid(label, kKey, "[" + std::to_string(i) + "] must be a non-empty string");
+  for (const auto& [pattern, value] : v->items()) {
+    if (pattern.empty()) return invalid(label, key, "has an empty key");
+    auto parsed = read_value(value, label, std::string(key) + "[\"" + pattern + "\"]");
+    if (!parsed) return parsed.status();
+    out->emplace_back(pattern, *parsed);
+  }
+  return Status::Ok();
+}
+
+Status read_layers_to_transform(const json& root, const std::string& label, PeftConfig& out) {
+  constexpr const char* kKey = "layers_to_transform";
+  const json* v = optional_value(root, kKey);
+  if (v == nullptr) return Status::Ok();
+  if (v->is_number_unsigned()) {
+    out.layers_to_transform.push_back(v->get<std::uint64_t>());
+    return Status::Ok();
+  }
+  if (!v->is_array()) {
+    return invalid(label, kKey,
+                   std::string("must be a layer index or a list of them, found ") + v->type_name());
+  }
+  for (std::size_t i = 0; i < v->size(); ++i) {
+    if (!(*v)[i].is_number_unsigned()) {
+      return invalid(label, kKey,
+                     "[" + std::to_string(i) + "] must be a non-negative integer, found " +
+                         shown((*v)[i]));
     }
-    out.target_modules.push_back(v[i].get<std::string>());
+    out.layers_to_transform.push_back((*v)[i].get<std::uint64_t>());
   }
   return Status::Ok();
 }
@@ -57,40 +170,37 @@ Result<PeftConfig> from_object(const json& root, const std::string& label) {
                                   "'; only LORA adapters are supported");
   }
 
-  const json& r = root["r"];
-  if (r.is_number_unsigned()) {
-    const auto v = r.get<std::uint64_t>();
-    if (v == 0) return invalid(label, "r", "must be at least 1, found 0");
-    if (v > std::numeric_limits<std::uint32_t>::max()) return invalid(label, "r", "is too large");
-    out.r = static_cast<std::uint32_t>(v);
-  } else if (r.is_number_integer()) {
-    return invalid(label, "r", "must be at least 1, found " + r.dump());
-  } else {
-    return invalid(
-        label, "r",
-        std::string("must be a positive integer, found ") +
-            (r.is_number_float() ? "non-integer " + r.dump() : std::string(r.type_name())));
-  }
+  GENOMED_ASSIGN_OR_RETURN(out.r, positive_int(root["r"], label, "r"));
+  GENOMED_ASSIGN_OR_RETURN(out.lora_alpha, positive_number(root["lora_alpha"], label, "lora_alpha"));
+  GENOMED_RETURN_IF_ERROR(parse_target_modules(root["target_modules"], label, out));
+  GENOMED_RETURN_IF_ERROR(
+      read_pattern<std::uint32_t>(root, "rank_pattern", label, positive_int, &out.rank_pattern));
+  GENOMED_RETURN_IF_ERROR(
+      read_pattern<double>(root, "alpha_pattern", label, positive_number, &out.alpha_pattern));
+  GENOMED_RETURN_IF_ERROR(read_bool(root, "use_rslora", label, &out.use_rslora));
+  GENOMED_RETURN_IF_ERROR(read_bool(root, "use_dora", label, &out.use_dora));
+  GENOMED_RETURN_IF_ERROR(read_bool(root, "fan_in_fan_out", label, &out.fan_in_fan_out));
+  GENOMED_RETURN_IF_ERROR(read_bool(root, "lora_bias", label, &out.lora_bias));
 
-  const json& alpha = root["lora_alpha"];
-  if (!alpha.is_number()) {
-    return invalid(label, "lora_alpha",
-                   std::string("must be a positive number, found ") + alpha.type_name());
-  }
-  out.lora_alpha = alpha.get<double>();
-  if (!(out.lora_alpha > 0) || !std::isfinite(out.lora_alpha)) {
-    return invalid(label, "lora_alpha", "must be a positive number, found " + alpha.dump());
-  }
-
-  if (Status s = parse_target_modules(root["target_modules"], label, out); !s.ok()) return s;
-
-  if (auto it = root.find("base_model_name_or_path"); it != root.end() && !it->is_null()) {
-    if (!it->is_string()) {
-      return invalid(label, "base_model_name_or_path",
-                     std::string("must be a string or null, found ") + it->type_name());
+  if (const json* bias = optional_value(root, "bias")) {
+    if (!bias->is_string() || (*bias != "none" && *bias != "all" && *bias != "lora_only")) {
+      return invalid(label, "bias", "must be \"none\", \"all\" or \"lora_only\", found " + shown(*bias));
     }
-    out.base_model_name_or_path = it->get<std::string>();
+    out.bias = bias->get<std::string>();
   }
+  if (const json* v = optional_value(root, "modules_to_save")) {
+    GENOMED_RETURN_IF_ERROR(
+        read_string_list(*v, label, "modules_to_save", /*one_string_ok=*/false, &out.modules_to_save));
+  }
+  GENOMED_RETURN_IF_ERROR(read_layers_to_transform(root, label, out));
+  if (const json* v = optional_value(root, "layers_pattern")) {
+    GENOMED_RETURN_IF_ERROR(
+        read_string_list(*v, label, "layers_pattern", /*one_string_ok=*/true, &out.layers_pattern));
+  }
+  GENOMED_RETURN_IF_ERROR(
+      read_optional_string(root, "base_model_name_or_path", label, &out.base_model_name_or_path));
+  GENOMED_RETURN_IF_ERROR(read_optional_string(root, "task_type", label, &out.task_type));
+  out.json = root.dump(-1, ' ', false, json::error_handler_t::strict);
   return out;
 }
 
@@ -113,7 +223,12 @@ Result<PeftConfig> parse_peft_config(std::string_view text, const std::string& l
     return Result<PeftConfig>(Errc::config_invalid_json,
                               label + ": must be a JSON object, found " + root.type_name());
   }
-  return from_object(root, label);
+  try {
+    return from_object(root, label);
+  } catch (const json::exception& e) {
+    // dump() refuses strings that are not UTF-8; the parser should have already.
+    return Result<PeftConfig>(Errc::config_invalid_json, label + ": " + e.what());
+  }
 }
 
 }  // namespace genomed::format

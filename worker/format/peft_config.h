@@ -4,25 +4,22 @@
 
 #include <cstdint>
 #include <string>
-#include <vector>
 
 #include "common/status.h"
+#include "genomed/adapter.h"
 
 namespace genomed::format {
 
 inline constexpr std::uint64_t kMaxConfigBytes = 1 << 20;
 
-struct PeftConfig {
-  std::string peft_type;                    // "LORA"
-  std::uint32_t r = 0;                      // rank, >= 1
-  double lora_alpha = 0;                    // > 0
-  std::vector<std::string> target_modules;  // non-empty; PEFT also allows one string
-  std::string base_model_name_or_path;      // optional, "" if absent or null
-};
+// The validated config: every LoraConfig field that changes how the weights
+// apply (include/genomed/adapter.h), the one definition clients see too.
+using PeftConfig = AdapterConfig;
 
-// Required: peft_type == "LORA", r (positive integer), lora_alpha (positive
-// number), target_modules (non-empty list of non-empty strings, or one
-// string). Unknown keys are ignored, as PEFT does. `label` names the file.
+// Required: peft_type == "LORA", r, lora_alpha, target_modules. Every other
+// field above is optional; a present one must have PEFT's type and range
+// (config_invalid_field names the key and what was found). `label` names the
+// file in messages.
 Result<PeftConfig> parse_peft_config(std::string_view json, const std::string& label);
 
 }  // namespace genomed::format

@@ -7,13 +7,16 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
+#include <algorithm>
 
 namespace genomed::format {
 namespace {
 
 constexpr char kMagic[8] = {'G', 'N', 'M', 'D', 'A', 'D', 'P', '1'};
-// magic, version, tensor_count, header_bytes, total_bytes, lora_r, lora_alpha
-constexpr std::uint64_t kFixedBytes = 8 + 4 + 4 + 8 + 8 + 4 + 8;
+// magic, version, tensor_count, header_bytes, total_bytes, lora_r, lora_alpha,
+// contract_bytes
+constexpr std::uint64_t kFixedBytes = 8 + 4 + 4 + 8 + 8 + 4 + 8 + 4;
 // name_len, dtype, ndim, offset, length: the smallest possible table entry.
 constexpr std::uint64_t kMinEntryBytes = 2 + 1 + 1 + 8 + 8;
 
@@ -82,11 +85,18 @@ Result<ResidentLayout> invalid(const std::string& why) {
 
 }  // namespace
 
-Result<ResidentLayout> plan_layout(const SafetensorsHeader& st, const PeftConfig& config) {
+Result<ResidentLayout> plan_layout(const SafetensorsHeader& st, const AdapterContract& contract) {
   ResidentLayout layout;
-  layout.lora_r = config.r;
-  layout.lora_alpha = config.lora_alpha;
-  std::uint64_t table = kFixedBytes;
+  layout.lora_r = contract.config.r;
+  layout.lora_alpha = contract.config.lora_alpha;
+  layout.contract = encode_contract(contract);
+  if (layout.contract.size() > kMaxContractBytes) {
+    return Result<ResidentLayout>(
+        Errc::too_large, "the adapter's contract (config and module table) takes " +
+                             std::to_string(layout.contract.size()) +
+                             " bytes, more than the limit of " + std::to_string(kMaxContractBytes));
+  }
+  std::uint64_t table = kFixedBytes + layout.contract.size();
   for (const TensorInfo& t : st.tensors) {
     if (t.name.size() > kMaxNameBytes) {
       return Result<ResidentLayout>(
@@ -127,6 +137,7 @@ void write_layout_header(const ResidentLayout& layout, std::span<std::byte> dest
   w.le<std::uint64_t>(layout.total_bytes);
   w.le<std::uint32_t>(layout.lora_r);
   w.le<std::uint64_t>(std::bit_cast<std::uint64_t>(layout.lora_alpha));
+  w.le<std::uint32_t>(static_cast<std::uint32_t>(layout.contract.size()));
   for (const ResidentTensor& t : layout.tensors) {
     w.le<std::uint16_t>(static_cast<std::uint16_t>(t.name.size()));
     w.bytes(t.name.data(), t.name.size());
@@ -136,9 +147,11 @@ void write_layout_header(const ResidentLayout& layout, std::span<std::byte> dest
     w.le<std::uint64_t>(t.offset);
     w.le<std::uint64_t>(t.length);
   }
+  w.bytes(layout.contract.data(), layout.contract.size());
 }
 
-Result<ResidentLayout> read_layout_header(std::span<const std::byte> src) {
+Result<ResidentLayout> read_layout_header(std::span<const std::byte> src,
+                                          AdapterContract* contract) {
   Reader r(src);
   char magic[8] = {};
   if (!r.take(magic, sizeof magic)) return invalid("range shorter than the magic");
@@ -150,6 +163,7 @@ Result<ResidentLayout> read_layout_header(std::span<const std::byte> src) {
   layout.total_bytes = r.le<std::uint64_t>();
   layout.lora_r = r.le<std::uint32_t>();
   layout.lora_alpha = std::bit_cast<double>(r.le<std::uint64_t>());
+  const auto contract_bytes = r.le<std::uint32_t>();
   if (r.failed()) return invalid("range shorter than the fixed header");
   if (version != kLayoutVersion) return invalid("unsupported version " + std::to_string(version));
   if (!std::isfinite(layout.lora_alpha)) return invalid("lora_alpha is not finite");
@@ -212,6 +226,40 @@ Result<ResidentLayout> read_layout_header(std::span<const std::byte> src) {
     prev_end = t.offset + t.length;
     layout.tensors.push_back(std::move(t));
   }
+  if (contract_bytes > kMaxContractBytes) return invalid("contract_bytes exceeds the limit");
+  layout.contract.resize(contract_bytes);
+  table.take(layout.contract.data(), contract_bytes);
+  if (table.failed()) return invalid("the contract runs past header_bytes");
+  auto decoded = decode_contract(layout.contract);
+  if (!decoded) return invalid(decoded.status().message());
+  const auto has_tensor = [&](const std::string& name) {
+    auto it = std::lower_bound(
+        layout.tensors.begin(), layout.tensors.end(), name,
+        [](const ResidentTensor& t, const std::string& n) { return t.name < n; });
+    return it != layout.tensors.end() && it->name == name;
+  };
+  const auto missing = [&]() -> std::optional<std::string> {
+    for (const ContractModule& m : decoded->modules) {
+      for (const std::string* n : {&m.a, &m.b}) {
+        if (!has_tensor(*n)) return *n;
+      }
+      for (const auto* n : {&m.magnitude, &m.lora_bias}) {
+        if (*n && !has_tensor(**n)) return **n;
+      }
+    }
+    for (const auto* list :
+         {&decoded->bias_tensors, &decoded->saved_module_tensors, &decoded->other_tensors}) {
+      for (const std::string& n : *list) {
+        if (!has_tensor(n)) return n;
+      }
+    }
+    return std::nullopt;
+  }();
+  if (missing) {
+    return invalid("the contract names tensor '" + missing->substr(0, 200) +
+                   "', which is not in the table");
+  }
+  if (contract != nullptr) *contract = std::move(decoded).value();
   return layout;
 }
 
@@ -219,7 +267,7 @@ bool same_layout(const ResidentLayout& a, const ResidentLayout& b) {
   if (a.lora_r != b.lora_r ||
       std::bit_cast<std::uint64_t>(a.lora_alpha) != std::bit_cast<std::uint64_t>(b.lora_alpha) ||
       a.header_bytes != b.header_bytes || a.total_bytes != b.total_bytes ||
-      a.tensors.size() != b.tensors.size()) {
+      a.tensors.size() != b.tensors.size() || a.contract != b.contract) {
     return false;
   }
   for (std::size_t i = 0; i < a.tensors.size(); ++i) {

@@ -4,15 +4,18 @@
 // read their zero-copy views from it. Readers validate every field against the
 // span they were given, so a corrupt header cannot make them read outside it.
 //
-// Binary format (little-endian), at the start of the adapter's range:
+// Binary format (little-endian), at the start of the adapter's range
+// (docs/protocol.md section 8):
 //   magic "GNMDADP1" (8 bytes)
-//   u32 version (=1), u32 tensor_count
+//   u32 version (=2), u32 tensor_count
 //   u64 header_bytes (offset of the first tensor, multiple of 64)
 //   u64 total_bytes  (header + tensors + padding)
 //   u32 lora_r, f64 lora_alpha
+//   u32 contract_bytes
 //   per tensor:
 //     u16 name_len, name bytes, u8 dtype, u8 ndim, u64 dims[ndim],
 //     u64 offset (from the adapter's start, multiple of 64), u64 length
+//   the adapter contract (adapter_contract.h), contract_bytes of msgpack
 #pragma once
 
 #include <cstddef>
@@ -22,14 +25,14 @@
 #include <vector>
 
 #include "common/status.h"
+#include "worker/format/adapter_contract.h"
 #include "worker/format/dtype.h"
-#include "worker/format/peft_config.h"
 #include "worker/format/safetensors.h"
 
 namespace genomed::format {
 
 inline constexpr std::uint64_t kTensorAlignment = 64;
-inline constexpr std::uint32_t kLayoutVersion = 1;
+inline constexpr std::uint32_t kLayoutVersion = 2;
 inline constexpr std::size_t kMaxNameBytes = 1024;
 inline constexpr std::size_t kMaxDims = 16;
 
@@ -47,11 +50,14 @@ struct ResidentLayout {
   std::uint64_t header_bytes = 0;
   std::uint64_t total_bytes = 0;
   std::vector<ResidentTensor> tensors;  // sorted by name, as in the header
+  std::string contract;                 // encode_contract() of the adapter's contract
 };
 
-// Plans where every tensor goes. Errors (Errc::st_tensor_entry_invalid) only
-// for names longer than kMaxNameBytes or shapes with more than kMaxDims dims.
-Result<ResidentLayout> plan_layout(const SafetensorsHeader& st, const PeftConfig& config);
+// Plans where every tensor goes, with the encoded contract in the header.
+// Errors: st_tensor_entry_invalid for names longer than kMaxNameBytes or
+// shapes with more than kMaxDims dims; too_large for a contract over
+// kMaxContractBytes.
+Result<ResidentLayout> plan_layout(const SafetensorsHeader& st, const AdapterContract& contract);
 
 // Writes the header of `layout` into dest[0, layout.header_bytes).
 // REQUIRES: dest.size() >= layout.header_bytes.
@@ -59,10 +65,14 @@ void write_layout_header(const ResidentLayout& layout, std::span<std::byte> dest
 
 // Reads and validates a header from `src` (the adapter's whole range):
 // magic, version, counts, every offset/length inside src, alignment, dtype
-// sizes times shapes equal to lengths. Errc::layout_invalid otherwise.
-Result<ResidentLayout> read_layout_header(std::span<const std::byte> src);
+// sizes times shapes equal to lengths, and the contract: it decodes, and
+// every tensor it names is in the table. Errc::layout_invalid otherwise.
+// `contract` (optional) receives the decoded contract.
+Result<ResidentLayout> read_layout_header(std::span<const std::byte> src,
+                                          AdapterContract* contract = nullptr);
 
-// True when two layouts describe the same tensors at the same places.
+// True when two layouts describe the same tensors at the same places, with
+// the same contract.
 bool same_layout(const ResidentLayout& a, const ResidentLayout& b);
 
 }  // namespace genomed::format

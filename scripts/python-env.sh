@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Creates the Python virtual environment the Python tests and benchmarks use,
+# inside the build tree ($BUILD_DIR/venv, default build/venv), installs the
+# pinned test requirements and the genomed client package (python/) into it,
+# and prints the venv's directory. Idempotent: a venv whose requirements and
+# package sources have not changed since the last run is reused as is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build_dir="${BUILD_DIR:-build}"
+venv="$build_dir/venv"
+python="${PYTHON:-python3}"
+
+# What the venv was built from: the pinned requirements and the package's files.
+stamp_now="$(cat python/requirements-test.txt python/pyproject.toml $(find python/genomed -name '*.py' | sort) | sha256sum | cut -d' ' -f1)"
+if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.genomed-stamp" 2>/dev/null)" = "$stamp_now" ]; then
+  echo "$venv"
+  exit 0
+fi
+
+if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
+  echo "installing python3-venv" >&2
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv >&2
+fi
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv" >&2
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -r python/requirements-test.txt >&2
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall ./python >&2
+echo "$stamp_now" >"$venv/.genomed-stamp"
+echo "$venv"
