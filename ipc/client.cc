@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <list>
@@ -22,10 +23,15 @@ namespace client_detail {
 // A validated resident header and the views into the arena it describes.
 struct ParsedAdapter {
   std::span<const std::byte> bytes;
-  format::ResidentLayout layout;  // owns the names and shapes the views point at
-  std::vector<TensorView> views;
+  format::ResidentLayout layout;      // owns the names and shapes the views point at
+  format::AdapterContract contract;   // owns the config and the module paths
+  std::vector<TensorView> views;      // built once, never resized: modules point into it
+  std::vector<LoraModule> modules;
 };
 
+// Lock order: call_mu before write_mu. A request holds call_mu until its
+// reply arrives; a release (one-way) needs only write_mu, held for one frame
+// write, so it never waits behind another thread's pending request.
 struct Connection {
   ~Connection() {
     if (arena != nullptr) ::munmap(const_cast<std::byte*>(arena), arena_bytes);
@@ -34,9 +40,9 @@ struct Connection {
 
   // One request, one reply. REQUIRES: the op has a reply.
   Result<std::string> call(const ipc::Request& req) {
-    std::lock_guard lock(mu);
-    if (fd < 0) return Status(Errc::not_connected, "the connection to genomed was lost");
-    Status sent = ipc::write_frame(fd, ipc::encode_request(req));
+    std::lock_guard call_lock(call_mu);
+    if (broken) return Status(Errc::not_connected, "the connection to genomed was lost");
+    Status sent = write(ipc::encode_request(req));
     if (!sent.ok()) return lost(sent);
     auto reply = reader->read(ipc::kMaxReplyFrame);
     if (!reply) return lost(reply.status());
@@ -46,13 +52,19 @@ struct Connection {
   // One-way message (RELEASE). Best effort: a dead connection has released
   // everything already.
   void send(const ipc::Request& req) {
-    std::lock_guard lock(mu);
-    if (fd >= 0 && !ipc::write_frame(fd, ipc::encode_request(req)).ok()) (void)lost(Status::Ok());
+    if (!broken && !write(ipc::encode_request(req)).ok()) (void)lost(Status::Ok());
   }
 
+  Status write(const std::string& frame) {
+    std::lock_guard write_lock(write_mu);
+    return ipc::write_frame(fd, frame);
+  }
+
+  // Marks the connection dead. The descriptor stays open (shut down) until
+  // the Connection is destroyed, so a thread still using it never touches a
+  // reused descriptor number.
   Status lost(const Status& why) {
-    if (fd >= 0) ::close(fd);
-    fd = -1;
+    if (!broken.exchange(true)) ::shutdown(fd, SHUT_RDWR);
     return Status(Errc::not_connected, "lost the connection to genomed" +
                                            (why.ok() ? std::string() : ": " + why.message()));
   }
@@ -85,9 +97,11 @@ struct Connection {
   std::mutex cache_mu;  // guards `parsed` (leases are built outside `mu`)
   std::list<CachedAdapter> parsed;
 
-  std::mutex mu;  // serializes requests on fd
-  int fd = -1;
-  std::unique_ptr<ipc::FrameReader> reader;  // over fd; used under mu
+  std::mutex call_mu;   // serializes request/reply pairs; guards reader
+  std::mutex write_mu;  // one frame at a time on fd
+  std::atomic<bool> broken{false};
+  int fd = -1;                               // constant after connect
+  std::unique_ptr<ipc::FrameReader> reader;  // over fd; used under call_mu
   const std::byte* arena = nullptr;          // PROT_READ mapping of the whole arena
   std::uint64_t arena_bytes = 0;
   std::uint64_t daemon_pid = 0;
@@ -135,6 +149,20 @@ std::uint64_t Lease::id() const { return state_->id; }
 std::uint64_t Lease::generation() const { return state_->generation; }
 std::uint32_t Lease::lora_rank() const { return state_->adapter->layout.lora_r; }
 double Lease::lora_alpha() const { return state_->adapter->layout.lora_alpha; }
+const AdapterConfig& Lease::config() const { return state_->adapter->contract.config; }
+std::span<const LoraModule> Lease::modules() const {
+  if (state_->released) return {};
+  return state_->adapter->modules;
+}
+std::span<const std::string> Lease::bias_tensors() const {
+  return state_->adapter->contract.bias_tensors;
+}
+std::span<const std::string> Lease::saved_module_tensors() const {
+  return state_->adapter->contract.saved_module_tensors;
+}
+std::span<const std::string> Lease::other_tensors() const {
+  return state_->adapter->contract.other_tensors;
+}
 // A released lease shows no views: the daemon may reuse that memory.
 std::span<const TensorView> Lease::tensors() const {
   if (state_->released) return {};
@@ -234,7 +262,7 @@ Result<std::unique_ptr<LeaseState>> make_lease(const std::shared_ptr<Connection>
   }
   auto adapter = std::make_shared<ParsedAdapter>();
   adapter->bytes = std::span<const std::byte>(conn->arena + g.offset, g.length);
-  auto layout = format::read_layout_header(adapter->bytes);
+  auto layout = format::read_layout_header(adapter->bytes, &adapter->contract);
   if (!layout) return fail(layout.status().message());
   adapter->layout = std::move(layout).value();
   adapter->views.reserve(adapter->layout.tensors.size());
@@ -246,6 +274,26 @@ Result<std::unique_ptr<LeaseState>> make_lease(const std::shared_ptr<Connection>
     v.shape = t.shape;
     v.data = adapter->bytes.subspan(t.offset, t.length);
     adapter->views.push_back(v);
+  }
+  // read_layout_header checked that every tensor the contract names exists.
+  const auto view = [&](const std::string& name) -> const TensorView* {
+    auto it = std::lower_bound(adapter->views.begin(), adapter->views.end(), name,
+                               [](const TensorView& t, const std::string& n) { return t.name < n; });
+    return it != adapter->views.end() && it->name == name ? &*it : nullptr;
+  };
+  adapter->modules.reserve(adapter->contract.modules.size());
+  for (const format::ContractModule& m : adapter->contract.modules) {
+    LoraModule lm;
+    lm.path = m.path;
+    lm.kind = m.kind;
+    lm.a = view(m.a);
+    lm.b = view(m.b);
+    lm.magnitude = m.magnitude ? view(*m.magnitude) : nullptr;
+    lm.lora_bias = m.lora_bias ? view(*m.lora_bias) : nullptr;
+    lm.rank = m.rank;
+    lm.alpha = m.alpha;
+    lm.scaling = m.scaling;
+    adapter->modules.push_back(lm);
   }
   conn->remember(g, adapter);
   state->adapter = std::move(adapter);

@@ -10,7 +10,9 @@
 // arena the daemon passed as an O_RDONLY descriptor and this process mapped
 // once, PROT_READ. A view is valid while its Lease lives; the daemon never
 // reuses memory under a live lease. A Client (and its leases) may be used
-// from several threads: requests on one connection are serialized.
+// from several threads: requests on one connection are serialized, and a
+// release (one-way) is written between them without waiting for a pending
+// request's reply.
 #pragma once
 
 #include <cstddef>
@@ -21,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "genomed/adapter.h"
 #include "genomed/result.h"
 #include "genomed/types.h"
 
@@ -32,6 +35,21 @@ struct TensorView {
   std::uint32_t element_size = 0;  // bytes per element
   std::span<const std::uint64_t> shape;
   std::span<const std::byte> data;  // in the read-only arena
+};
+
+// One LoRA module of a leased adapter, with the factors PEFT applies:
+// output += scaling * B(A(x)) (DoRA: see PEFT's dora.py for how the magnitude
+// rescales it). Tensor pointers point into the lease's views.
+struct LoraModule {
+  std::string_view path;  // in the base model, e.g. "model.layers.0.self_attn.q_proj"
+  ModuleKind kind = ModuleKind::linear;
+  const TensorView* a = nullptr;          // [rank, in] (embedding: [rank, num_embeddings])
+  const TensorView* b = nullptr;          // [out, rank] (embedding: [embedding_dim, rank])
+  const TensorView* magnitude = nullptr;  // DoRA's magnitude vector; nullptr unless use_dora
+  const TensorView* lora_bias = nullptr;  // B's bias; nullptr unless lora_bias
+  std::uint32_t rank = 0;                 // effective rank (rank_pattern, else r)
+  double alpha = 0;                       // effective alpha (alpha_pattern, else lora_alpha)
+  double scaling = 0;                     // alpha / rank, or alpha / sqrt(rank) with use_rslora
 };
 
 namespace client_detail {
@@ -49,8 +67,19 @@ class Lease {
   const std::string& name() const;
   std::uint64_t id() const;
   std::uint64_t generation() const;  // which load of `name` this copy is
-  std::uint32_t lora_rank() const;
-  double lora_alpha() const;
+  std::uint32_t lora_rank() const;  // config().r
+  double lora_alpha() const;        // config().lora_alpha
+  // The validated adapter_config.json: typed fields and the whole file as
+  // JSON (config().json). Valid while the Lease lives, released or not.
+  const AdapterConfig& config() const;
+  // Every LoRA module, sorted by path. Empty after release().
+  std::span<const LoraModule> modules() const;
+  // Tensors outside the modules, by name: base-layer biases the adapter
+  // trains (bias != "none"), weights of modules_to_save, and tensors no rule
+  // explains (listed, never refused).
+  std::span<const std::string> bias_tensors() const;
+  std::span<const std::string> saved_module_tensors() const;
+  std::span<const std::string> other_tensors() const;
   // Sorted by tensor name.
   std::span<const TensorView> tensors() const;
   // nullptr if the adapter has no tensor of that name.
@@ -58,9 +87,10 @@ class Lease {
   // The adapter's whole resident range (header and tensors).
   std::span<const std::byte> bytes() const;
 
-  // Releases now instead of at destruction. Idempotent. Afterwards tensors()
-  // and bytes() are empty and find() returns nullptr: the daemon may reuse
-  // the memory, so views taken before must not be used either.
+  // Releases now instead of at destruction. Idempotent, and never waits for
+  // another thread's request on the same Client. Afterwards tensors(),
+  // modules() and bytes() are empty and find() returns nullptr: the daemon
+  // may reuse the memory, so views taken before must not be used either.
   void release();
 
  private:
