@@ -77,6 +77,19 @@ TEST(AdapterContract, EveryLeaseCarriesTheConfigAndTheModuleTable) {
   EXPECT_TRUE(lease->modules().empty());
 }
 
+TEST(AdapterContract, GenomectlShowsTheModulesAndTheConfig) {
+  Daemon daemon;
+  const std::string dir = daemon.add_adapter("a", {.rank = 4, .layers = 1, .hidden = 32});
+  auto acquire = run_command({binary("genomectl"), "--socket", daemon.socket_path(), "acquire", "a"});
+  ASSERT_EQ(acquire.exit_code, 0) << acquire.err;
+  EXPECT_NE(acquire.out.find("model.layers.0.self_attn.v_proj  linear"), std::string::npos)
+      << acquire.out;
+  auto config = run_command({binary("genomectl"), "--socket", daemon.socket_path(), "config", "a"});
+  ASSERT_EQ(config.exit_code, 0) << config.err;
+  EXPECT_EQ(nlohmann::json::parse(config.out),
+            nlohmann::json::parse(read_file(dir + "/adapter_config.json")));
+}
+
 TEST(AdapterContract, ContradictionsAreRefusedWithTheirCodesWhileOthersAreServed) {
   Daemon daemon;
   // Fixture tensors have rank 4; each config below contradicts them.

@@ -22,8 +22,11 @@ commands:
   load NAME                  make adapter NAME resident (no lease)
   unload NAME                unload NAME (cancels a load; drains if leased)
   acquire NAME [--hold S]    lease NAME, print its tensor table read from the
-                             zero-copy view, hold the lease S seconds (default
-                             0), then release it
+                             zero-copy view and its LoRA modules (path, kind,
+                             effective rank and alpha, the scaling PEFT
+                             applies), hold the lease S seconds (default 0),
+                             then release it
+  config NAME                the adapter's validated adapter_config.json
   digest NAME                one line per tensor, sorted by name:
                              <name> <DTYPE> <d0>x<d1>... <sha256 of its bytes>
   list [--json]              resident and loading adapters
@@ -83,8 +86,34 @@ int cmd_acquire(genomed::Client& client, const std::string& name, double hold_se
                 static_cast<int>(t.name.size()), t.name.data(), static_cast<int>(t.dtype.size()),
                 t.dtype.data(), shape_text(t.shape).c_str(), t.data.size());
   }
+  if (!lease->modules().empty()) {
+    width = 6;
+    for (const auto& m : lease->modules()) width = std::max(width, m.path.size());
+    std::printf("\n%-*s  %-9s  %5s  %8s  %10s  %s\n", static_cast<int>(width), "module", "kind",
+                "rank", "alpha", "scaling", "extra");
+    for (const auto& m : lease->modules()) {
+      const std::string kind(genomed::module_kind_name(m.kind));
+      std::string extra = m.magnitude ? "dora" : "";
+      if (m.lora_bias) extra += extra.empty() ? "lora_bias" : ",lora_bias";
+      std::printf("%-*.*s  %-9s  %5u  %8g  %10g  %s\n", static_cast<int>(width),
+                  static_cast<int>(m.path.size()), m.path.data(), kind.c_str(), m.rank, m.alpha,
+                  m.scaling, extra.c_str());
+    }
+  }
+  for (const auto& [label, names] : {std::pair{"trained biases", lease->bias_tensors()},
+                                     std::pair{"saved modules", lease->saved_module_tensors()},
+                                     std::pair{"other tensors", lease->other_tensors()}}) {
+    if (!names.empty()) std::printf("%s: %zu tensor(s)\n", label, names.size());
+  }
   std::fflush(stdout);
   if (hold_seconds > 0) std::this_thread::sleep_for(std::chrono::duration<double>(hold_seconds));
+  return 0;
+}
+
+int cmd_config(genomed::Client& client, const std::string& name) {
+  auto lease = client.acquire(name);
+  if (!lease) return report(lease.status());
+  std::printf("%s\n", nlohmann::ordered_json::parse(lease->config().json).dump(2).c_str());
   return 0;
 }
 
@@ -181,7 +210,8 @@ int main(int argc, char** argv) {
   if (positional.empty()) return usage_error("no command given");
   const std::string& command = positional[0];
   const bool needs_name =
-      command == "load" || command == "unload" || command == "acquire" || command == "digest";
+      command == "load" || command == "unload" || command == "acquire" || command == "digest" ||
+      command == "config";
   const bool takes_none = command == "list" || command == "stats" || command == "health";
   if (!needs_name && !takes_none) return usage_error("unknown command '" + command + "'");
   if (needs_name && positional.size() != 2)
@@ -195,6 +225,7 @@ int main(int argc, char** argv) {
   if (!client) return report(client.status());
 
   if (command == "acquire") return cmd_acquire(*client, positional[1], hold);
+  if (command == "config") return cmd_config(*client, positional[1]);
   if (command == "digest") return cmd_digest(*client, positional[1]);
   if (command == "list") return cmd_list(*client, json);
   if (command == "stats") return cmd_stats(*client, json);
