@@ -135,15 +135,19 @@ TEST(AdapterContract, TensorsOutsideModulesAreClassifiedNeverRefused) {
                         .add("base_model.model.classifier.bias", {3})
                         .add(kQ + ".base_layer.bias", {32})
                         .add("base_model.model.model.embed_tokens.base_layer.weight", {100, 32})
-                        .add("base_model.model.not_a_classifier.weight", {3}));
+                        .add("base_model.model.pre_classifier.weight", {32, 32})
+                        .add("base_model.model.classifier_head.weight", {3}));
   ASSERT_TRUE(r.ok()) << r.status().message();
+  // PEFT wraps every module whose name ends with an entry (a plain suffix):
+  // "pre_classifier" is saved too, "classifier_head" is not.
   EXPECT_EQ(r->saved_module_tensors,
             (std::vector<std::string>{"base_model.model.classifier.bias",
-                                      "base_model.model.classifier.weight"}));
+                                      "base_model.model.classifier.weight",
+                                      "base_model.model.pre_classifier.weight"}));
   EXPECT_EQ(r->bias_tensors, std::vector<std::string>{kQ + ".base_layer.bias"});
   EXPECT_EQ(r->other_tensors,
-            (std::vector<std::string>{"base_model.model.model.embed_tokens.base_layer.weight",
-                                      "base_model.model.not_a_classifier.weight"}));
+            (std::vector<std::string>{"base_model.model.classifier_head.weight",
+                                      "base_model.model.model.embed_tokens.base_layer.weight"}));
 
   c.bias = "none";  // then a saved bias fits no rule: listed as other
   r = build(c, Tensors().lora(kQ, 4).add(kQ + ".base_layer.bias", {32}));

@@ -197,5 +197,35 @@ TEST_F(BaseModelTest, EmbeddingModulesMatchNumEmbeddingsByDim) {
             Errc::incompatible_base_model);
 }
 
+TEST_F(BaseModelTest, AHeadlessCheckpointServesThePathsOfTheModelWithAHead) {
+  // The hub's gpt2 is saved from GPT2Model: "h.0.attn.c_attn.weight", while
+  // PEFT's paths (GPT2LMHeadModel) say "transformer.h.0.attn.c_attn".
+  write_text(dir_ / "config.json", R"({"model_type": "gpt2"})");
+  write_weights(dir_ / "model.safetensors", {{"h.0.attn.c_attn.weight", {32, 96}}});
+  auto base = read_base_model(dir_.string());
+  ASSERT_TRUE(base.ok());
+  const std::string m = "base_model.model.transformer.h.0.attn.c_attn";
+  AdapterConfig c = lora_config();
+  c.fan_in_fan_out = true;
+  EXPECT_TRUE(check(*base, tensors({{m + ".lora_A.weight", {4, 32}}, {m + ".lora_B.weight", {96, 4}}}), c)
+                  .ok());
+}
+
+TEST_F(BaseModelTest, ATiedLmHeadIsTheInputEmbeddingUnlessTheConfigUntiesThem) {
+  write_text(dir_ / "config.json", R"({"model_type": "llama", "tie_word_embeddings": true})");
+  write_weights(dir_ / "model.safetensors", {{"model.embed_tokens.weight", {100, 32}}});
+  auto base = read_base_model(dir_.string());
+  ASSERT_TRUE(base.ok());
+  EXPECT_EQ(base->tied_embedding, "model.embed_tokens.weight");
+  const std::string m = "base_model.model.lm_head";
+  const auto lm_head = tensors({{m + ".lora_A.weight", {4, 32}}, {m + ".lora_B.weight", {100, 4}}});
+  EXPECT_TRUE(check(*base, lm_head).ok());
+
+  write_text(dir_ / "config.json", R"({"model_type": "llama", "tie_word_embeddings": false})");
+  base = read_base_model(dir_.string());
+  ASSERT_TRUE(base.ok());
+  EXPECT_EQ(check(*base, lm_head).code(), Errc::incompatible_base_model);
+}
+
 }  // namespace
 }  // namespace genomed::format

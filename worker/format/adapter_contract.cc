@@ -116,16 +116,17 @@ Result<std::optional<std::size_t>> first_match(const std::vector<CompiledPattern
   return std::optional<std::size_t>();
 }
 
-// True when a tensor belongs to a module PEFT trains in full: PEFT's rule is
-// re.match(rf"(^|.*\.){m}($|\..*)", key) on the module path, i.e. `m` is a
-// whole run of dot-separated components of it.
+// True when a tensor belongs to a module PEFT trains in full. PEFT wraps
+// every module whose name ends with an entry of modules_to_save, as a plain
+// string suffix (utils/other.py, _set_trainable: key.endswith(target_key)),
+// so "classifier" also takes DistilBERT's "pre_classifier". `path` is the
+// tensor's; its modules are the prefixes that end before a '.'.
 bool in_saved_module(std::string_view path, const std::vector<std::string>& modules_to_save) {
-  for (const std::string& m : modules_to_save) {
-    for (std::size_t at = path.find(m); at != std::string_view::npos; at = path.find(m, at + 1)) {
-      const bool starts = at == 0 || path[at - 1] == '.';
-      const std::size_t end = at + m.size();
-      const bool ends = end == path.size() || path[end] == '.';
-      if (starts && ends) return true;
+  for (std::size_t dot = path.find('.'); dot != std::string_view::npos;
+       dot = path.find('.', dot + 1)) {
+    const std::string_view module = path.substr(0, dot);
+    for (const std::string& m : modules_to_save) {
+      if (module.ends_with(m)) return true;
     }
   }
   return false;

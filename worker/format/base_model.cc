@@ -66,9 +66,40 @@ Result<std::set<std::string>> shard_files(const std::string& index_path) {
   return files;
 }
 
+// The base weight a module's `name` ("a.b.weight") refers to. transformers
+// loads a checkpoint saved from the headless model (no "transformer." or
+// "bert." prefix) into the model with a head, so PEFT's path without its
+// first component names the same weight; and a tied lm_head is the input
+// embedding.
 const std::vector<std::uint64_t>* find_shape(const BaseModel& base, const std::string& name) {
-  auto it = base.shapes.find(name);
-  return it == base.shapes.end() ? nullptr : &it->second;
+  if (auto it = base.shapes.find(name); it != base.shapes.end()) return &it->second;
+  if (const auto dot = name.find('.'); dot != std::string::npos) {
+    if (auto it = base.shapes.find(name.substr(dot + 1)); it != base.shapes.end()) {
+      return &it->second;
+    }
+  }
+  const bool lm_head = name == "lm_head.weight" || name.ends_with(".lm_head.weight");
+  if (lm_head && !base.tied_embedding.empty()) return &base.shapes.at(base.tied_embedding);
+  return nullptr;
+}
+
+// The input embedding lm_head shares when the model ties them and saved no
+// lm_head weight; "" otherwise.
+std::string tied_embedding(const json& config, const BaseModel& base) {
+  auto tie = config.find("tie_word_embeddings");
+  if (tie != config.end() && tie->is_boolean() && !tie->get<bool>()) return "";
+  for (const auto& [name, shape] : base.shapes) {
+    if (name == "lm_head.weight" || name.ends_with(".lm_head.weight")) return "";
+  }
+  for (const char* suffix : {"embed_tokens.weight", "wte.weight", "word_embeddings.weight",
+                             "embed_in.weight", "shared.weight"}) {
+    for (const auto& [name, shape] : base.shapes) {
+      if ((name == suffix || name.ends_with(std::string(".") + suffix)) && shape.size() == 2) {
+        return name;
+      }
+    }
+  }
+  return "";
 }
 
 const TensorInfo& tensor(const std::vector<TensorInfo>& tensors, const std::string& name) {
@@ -191,6 +222,7 @@ Result<BaseModel> read_base_model(const std::string& dir) {
                    kBaseIndexFileName + " (save it with transformers' save_pretrained)");
   }
   if (base.shapes.empty()) return invalid("base model: " + dir + " holds no weights");
+  base.tied_embedding = tied_embedding(config, base);
   return base;
 }
 

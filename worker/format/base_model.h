@@ -27,13 +27,19 @@ struct BaseModel {
   std::string model_type;  // config.json's "model_type", "" if absent
   std::size_t files = 0;   // safetensors files read
   std::map<std::string, std::vector<std::uint64_t>> shapes;  // weight name -> shape
+  // With tied word embeddings (config.json's tie_word_embeddings, true unless
+  // it says false) and no lm_head weight saved: the input embedding's weight
+  // name, which lm_head shares.
+  std::string tied_embedding;
 };
 
 // Reads `dir`. Errc::base_model_invalid names the file and what is wrong.
 Result<BaseModel> read_base_model(const std::string& dir);
 
 // Checks every LoRA module (and saved module, and trained bias) of an adapter
-// against the base model: the base weight `path.weight` exists, and A and B
+// against the base model: the base weight `path.weight` exists (in a
+// checkpoint saved from the headless model, as the hub's gpt2 is, without
+// the path's first component; for a tied lm_head, as the embedding), and A and B
 // match its in/out sizes (Linear [out, in]; Conv1D [in, out], which PEFT
 // accepts either way round and picks by layer type; Embedding [num, dim];
 // convolutions [out, in, k...]). Errc::incompatible_base_model names the
