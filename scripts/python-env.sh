@@ -11,7 +11,8 @@ venv="$build_dir/venv"
 python="${PYTHON:-python3}"
 
 # What the venv was built from: the pinned requirements and the package's files.
-stamp_now="$(cat python/requirements-test.txt python/pyproject.toml $(find python/genomed -name '*.py' | sort) | sha256sum | cut -d' ' -f1)"
+stamp_now="$(cat python/requirements-test.txt python/pyproject.toml python/README.md \
+  $(find python/genomed -type f ! -path '*/__pycache__/*' | sort) | sha256sum | cut -d' ' -f1)"
 if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.genomed-stamp" 2>/dev/null)" = "$stamp_now" ]; then
   echo "$venv"
   exit 0
@@ -25,6 +26,11 @@ if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
 fi
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv" >&2
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -r python/requirements-test.txt >&2
-"$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall ./python >&2
+# From a copy: setuptools would leave build/ and *.egg-info/ in python/.
+src="$(mktemp -d)"
+trap 'rm -rf "$src"' EXIT
+cp -r python/pyproject.toml python/README.md python/genomed "$src/"
+find "$src" -name __pycache__ -type d -prune -exec rm -rf {} +
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$src" >&2
 echo "$stamp_now" >"$venv/.genomed-stamp"
 echo "$venv"

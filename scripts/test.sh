@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every unit and integration test.
+# Installs what is missing, builds, and runs every unit and integration test,
+# then the Python client's tests.
 # This is the README's test command and what .ci/run calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
-cd "${BUILD_DIR:-build}"
-ctest --output-on-failure -j "$(nproc)" --timeout 600
+build_dir="${BUILD_DIR:-build}"
+(cd "$build_dir" && ctest --output-on-failure -j "$(nproc)" --timeout 600)
+
+# The Python client (python/genomed) and its tests against the real daemon of
+# this build, including the PEFT interop tests in python/tests/interop.
+venv="$(bash scripts/python-env.sh)"
+GENOMED_BUILD_DIR="$(cd "$build_dir" && pwd)" PYTHONDONTWRITEBYTECODE=1 \
+  "$venv/bin/python" -m pytest -p no:cacheprovider -q python/tests

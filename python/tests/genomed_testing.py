@@ -91,6 +91,18 @@ class Daemon:
             self.process.wait(timeout=60)
         return self.process.returncode
 
+    def pause(self) -> None:
+        """SIGSTOP, and wait until every thread of the daemon has stopped (the
+        signal alone is asynchronous: a request could still be answered)."""
+        os.kill(self.pid, signal.SIGSTOP)
+        _, status = os.waitpid(self.pid, os.WUNTRACED)
+        if not os.WIFSTOPPED(status):
+            raise RuntimeError(f"genomed did not stop (wait status {status}):\n{self.log()}")
+
+    def resume(self) -> None:
+        """SIGCONT after pause()."""
+        os.kill(self.pid, signal.SIGCONT)
+
     def __enter__(self) -> "Daemon":
         return self
 
@@ -102,3 +114,50 @@ class Daemon:
     def add_adapter(self, name: str, **spec) -> Path:
         """Writes adapter `name` under the daemon's root with genome-fixture."""
         return write_fixture(self.root / name, **spec)
+
+
+# ---- helpers for the client tests (added with the genomed Python package) ------
+
+ALL_DTYPES = ("BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0", "I16", "U16", "F16",
+              "BF16", "I32", "U32", "F32", "F64", "I64", "U64")
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "a condition") -> None:
+    """Calls `predicate` (each call a round trip to the daemon) until it holds.
+
+    For states the daemon reaches asynchronously (a load in flight), never as a
+    stand-in for ordering. Raises AssertionError after `timeout` seconds.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def file_tensors(adapter_dir: Path) -> dict:
+    """name -> (dtype name, shape, raw bytes) of adapter_model.safetensors, as the
+    safetensors library reads it: safetensors.numpy where numpy has the dtype,
+    safetensors.torch (raw bits) for BF16 and the F8 types."""
+    import json as _json
+
+    import safetensors.numpy
+
+    path = Path(adapter_dir) / "adapter_model.safetensors"
+    with open(path, "rb") as f:
+        header_len = int.from_bytes(f.read(8), "little")
+        header = _json.loads(f.read(header_len))
+    dtypes = {k: v["dtype"] for k, v in header.items() if k != "__metadata__"}
+    out = {}
+    if all(d not in ("BF16", "F8_E5M2", "F8_E4M3", "F8_E8M0") for d in dtypes.values()):
+        for name, array in safetensors.numpy.load_file(str(path)).items():
+            out[name] = (dtypes[name], tuple(array.shape), array.tobytes())
+    else:
+        import safetensors.torch  # imports torch: only for the dtypes numpy lacks
+        import torch
+
+        for name, tensor in safetensors.torch.load_file(str(path)).items():
+            raw = tensor.view(torch.uint16 if tensor.element_size() == 2 else torch.uint8)
+            out[name] = (dtypes[name], tuple(tensor.shape), raw.numpy().tobytes())
+    return out

@@ -1,0 +1,49 @@
+"""genomed: zero-copy, read-only access to LoRA adapters held by the genomed daemon.
+
+    import genomed
+
+    with genomed.connect("/run/genomed.sock") as client:
+        with client.acquire("my-lora") as lease:
+            lease.tensors     # name -> read-only numpy array over shared memory
+            lease.modules     # [LoraModule(path, a, b, magnitude, rank, alpha, scaling, ...)]
+            lease.to_torch()  # name -> torch.Tensor over the same memory
+
+See docs/protocol.md of the genomed repository for the wire protocol and the
+resident layout this package reads.
+"""
+
+from ._client import (DEFAULT, DEFAULT_LOAD_TIMEOUT, DEFAULT_TIMEOUT, Client, Lease,
+                      connect)
+from ._errors import (AdapterContractError, AdapterFileError, AdapterNameError,
+                      CallTimeoutError, CapacityError, Error, InternalError, LayoutError,
+                      LeaseReleasedError, NotConnectedError, RequestError, WorkerError)
+from .types import AdapterInfo, Health, LoadInfo, LoraModule, StatValue, UnloadInfo
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "connect",
+    "Client",
+    "Lease",
+    "LoraModule",
+    "LoadInfo",
+    "UnloadInfo",
+    "AdapterInfo",
+    "Health",
+    "StatValue",
+    "DEFAULT",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_LOAD_TIMEOUT",
+    "Error",
+    "RequestError",
+    "NotConnectedError",
+    "CallTimeoutError",
+    "AdapterNameError",
+    "AdapterFileError",
+    "LayoutError",
+    "AdapterContractError",
+    "CapacityError",
+    "WorkerError",
+    "InternalError",
+    "LeaseReleasedError",
+]

@@ -1,0 +1,805 @@
+"""The genomed client: a connection, the read-only arena mapping, and leases.
+
+Mirrors the C++ client (include/genomed/client.h, ipc/client.cc). How memory
+stays valid:
+
+* The arena is mapped once, ``PROT_READ``/``MAP_SHARED``; the descriptor is
+  closed right after. The mapping is unmapped only when nothing references it
+  any more (the client, or any view).
+* Every lease has one *exporter* object. All its arrays (and torch tensors
+  made from them) keep the exporter alive through numpy's ``.base`` chain. The
+  daemon is sent the lease's RELEASE only when the exporter dies (a
+  ``weakref.finalize``): leaving the ``with`` block or calling ``release()``
+  while arrays are still referenced defers the release until they are gone,
+  so the daemon can never reuse memory a view still shows.
+* A connection stays open while views of its leases exist, even after
+  ``close()`` or a timed-out call (the daemon ends a connection's leases when
+  it closes); it closes when the last of them is gone.
+
+Threads: one call (request + reply) at a time per connection, under the call
+lock. RELEASE is one-way and written under a separate write lock that is never
+held across a wait for a reply. Finalizers run inside garbage collection, in
+any thread, possibly one that holds these locks, so they never block: they
+queue the lease id and try-lock; whoever holds a lock drains the queue after
+unlocking.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import json
+import mmap
+import os
+import socket
+import threading
+import time
+import warnings
+import weakref
+from typing import (TYPE_CHECKING, Any, Callable, Deque, Dict, Iterable, List, Optional, Set,
+                    Tuple, Union)
+
+import numpy as np
+
+from . import _errors, _layout, _wire
+from .types import AdapterInfo, Health, LoadInfo, LoraModule, StatValue, UnloadInfo
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = ["connect", "Client", "Lease", "DEFAULT", "DEFAULT_TIMEOUT", "DEFAULT_LOAD_TIMEOUT"]
+
+DEFAULT_TIMEOUT = 10.0
+"""Seconds: the default deadline of connect() and of quick calls."""
+DEFAULT_LOAD_TIMEOUT = 120.0
+"""Seconds: the default deadline of load() and acquire(), which may load from disk."""
+PARSED_CACHE_ENTRIES = 64  # as kParsedCacheEntries in ipc/client.cc
+
+
+class _Default:
+    """Type of DEFAULT: "use the client's timeout"."""
+
+    _instance: Optional["_Default"] = None
+
+    def __new__(cls) -> "_Default":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT = _Default()
+Timeout = Union[float, None, _Default]
+
+
+# ---- the arena mapping ----------------------------------------------------------
+
+_libc: Optional[Any]
+try:
+    import ctypes
+
+    _libc = ctypes.CDLL(None, use_errno=True)
+    _libc.mmap.restype = ctypes.c_void_p
+    _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                           ctypes.c_int, ctypes.c_long]
+    _libc.munmap.restype = ctypes.c_int
+    _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    _MAP_FAILED = ctypes.c_void_p(-1).value
+except (ImportError, OSError, AttributeError):  # pragma: no cover - no ctypes: use mmap.mmap
+    _libc = None
+
+
+class _Mapping:
+    """The whole arena, mapped read-only. Unmapped when the last reference goes.
+
+    mmap(2) is called directly (ctypes) so that no descriptor stays open:
+    Python's mmap.mmap keeps a duplicate of the descriptor for its lifetime.
+    """
+
+    __slots__ = ("address", "length", "_fallback", "__array_interface__", "__weakref__")
+
+    def __init__(self, fd: int, length: int) -> None:
+        self.address = 0
+        self.length = length
+        self._fallback: Optional[mmap.mmap] = None
+        size = os.fstat(fd).st_size
+        if size < length:  # mapping past the end of the segment would SIGBUS on access
+            raise _errors.make("bad_request", f"the arena descriptor holds {size} bytes, "
+                                              f"less than arena_bytes {length}")
+        if _libc is not None:
+            address = _libc.mmap(None, length, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+            if address is None or address == _MAP_FAILED:
+                err = ctypes.get_errno()
+                raise _errors.make("internal",
+                                   f"cannot map the arena read-only: {os.strerror(err)}")
+            self.address = address
+        else:  # pragma: no cover
+            self._fallback = mmap.mmap(fd, length, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
+            self.address = np.frombuffer(self._fallback, np.uint8).__array_interface__["data"][0]
+        self.__array_interface__ = {"version": 3, "shape": (length,), "typestr": "|u1",
+                                    "data": (self.address, True)}
+
+    def __del__(self) -> None:
+        if self._fallback is None and self.address and _libc is not None:
+            _libc.munmap(self.address, self.length)
+            self.address = 0
+
+
+class _Exporter:
+    """The one object all views of one lease keep alive; its death releases the lease."""
+
+    __slots__ = ("_mapping", "__array_interface__", "__weakref__")
+
+    def __init__(self, mapping: _Mapping, offset: int, length: int) -> None:
+        self._mapping = mapping  # the arena stays mapped while any view exists
+        self.__array_interface__ = {"version": 3, "shape": (length,), "typestr": "|u1",
+                                    "data": (mapping.address + offset, True)}
+
+
+# ---- the connection -----------------------------------------------------------
+
+
+class _Connection:
+    def __init__(self, stream: _wire.Stream, path: str, mapping: _Mapping, arena_bytes: int,
+                 pid: int, server: str) -> None:
+        self.stream = stream
+        self.path = path
+        self.arena_bytes = arena_bytes
+        self.pid = pid
+        self.server = server
+        self.mapping: Optional[_Mapping] = mapping
+        self.arena: Optional[np.ndarray] = np.asarray(mapping)  # read-only uint8
+        self._call_lock = threading.Lock()  # one request/reply at a time
+        self._write_lock = threading.Lock()  # one writer of the socket at a time; short
+        self._releases: Deque[int] = collections.deque()  # lease ids awaiting RELEASE
+        self._outbox = b""  # the unsent rest of a RELEASE frame (under the write lock)
+        self._live: Set[int] = set()  # leases whose views may exist: keep the socket open
+        self._closing: Optional[str] = None  # why no new calls are accepted
+        self._closed = False  # the socket is closed
+        self._no_writes = False  # a frame may be half written: send nothing more
+        self._cache: "collections.OrderedDict[Tuple[int, int, int], _layout.ParsedAdapter]" = (
+            collections.OrderedDict())
+        self._cache_lock = threading.Lock()
+
+    # -- requests ----------------------------------------------------------------
+
+    def call(self, request: Dict[str, Any], timeout: Optional[float],
+             on_reply: Optional[Callable[[Dict[str, Any]], None]] = None) -> Dict[str, Any]:
+        """One request, one reply. `on_reply` runs while the call lock is still
+        held (acquire registers its grants there, before anything can close)."""
+        frame = _wire.encode_frame(request)
+        op = request["op"]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            with self._call_lock:
+                if self._closing is not None:
+                    raise _errors.make("not_connected", f"{op}: {self._closing}; connect again")
+                try:
+                    with self._write_lock:
+                        if self._no_writes:
+                            raise _errors.make("not_connected", f"{op}: the connection is broken")
+                        pending = self._outbox + self._release_frames()
+                        self._outbox = b""
+                        self.stream.send_all(pending + frame, deadline)
+                except _errors.Error as e:
+                    self._no_writes = True  # part of a frame may be out: the stream is unusable
+                    raise self._broke(e, op, timeout) from None
+                try:
+                    body, _ = self.stream.read_frame(deadline)
+                except _errors.Error as e:
+                    raise self._broke(e, op, timeout) from None
+                # The daemon reads again now: send what finalizers queued meanwhile.
+                if self._releases or self._outbox:
+                    with self._write_lock:
+                        self._flush_locked(time.monotonic() + 5.0)
+                reply = _wire.decode_reply(body)
+                if on_reply is not None:
+                    on_reply(reply)
+                return reply
+        finally:
+            self._kick()
+
+    def _broke(self, e: _errors.Error, op: str, timeout: Optional[float]) -> _errors.Error:
+        if isinstance(e, _errors.CallTimeoutError):
+            why = (f"{op}: no reply from genomed within {timeout:g} s; this connection is now "
+                   "closed (a late reply would be out of order): connect again")
+            self._closing = "the connection was closed after a call timed out"
+            return _errors.timeout_error(why)
+        self._closing = "the connection to genomed was lost"
+        self._no_writes = True
+        if e.code == "not_connected":
+            return e
+        return _errors.make("not_connected", f"{op}: {e.message}")
+
+    def send_release_soon(self, lease_id: int) -> None:
+        """Queues a RELEASE and sends it if that does not block. Never blocks."""
+        if not self._closed:
+            self._releases.append(lease_id)
+        self._kick()
+
+    def exporter_gone(self, lease_id: int) -> None:
+        """Finalizer of a lease's exporter: its last view is gone."""
+        self._live.discard(lease_id)
+        self.send_release_soon(lease_id)  # also closes a closing connection without views
+
+    def _release_frames(self) -> bytes:
+        """Frames for every queued lease id (under the write lock)."""
+        out = []
+        while self._releases:
+            ids: List[int] = []
+            while self._releases and len(ids) < _wire.MAX_BATCH:
+                ids.append(self._releases.popleft())
+            out.append(_wire.encode_frame({"op": "release", "leases": ids}))
+        return b"".join(out)
+
+    def _drain_locked(self) -> bool:
+        """Sends queued RELEASEs without blocking (under the write lock). False if
+        the socket buffer is full: the daemon is busy with this connection's
+        call, whose thread drains the rest after the reply."""
+        if self._closed or self._no_writes:
+            self._releases.clear()  # the connection's end releases everything
+            self._outbox = b""
+            return True
+        while True:
+            if not self._outbox:
+                self._outbox = self._release_frames()
+                if not self._outbox:
+                    return True
+            try:
+                sent = self.stream.try_send(self._outbox)
+            except _errors.Error:
+                self._closing = "the connection to genomed was lost"
+                self._no_writes = True
+                self._releases.clear()
+                self._outbox = b""
+                return True
+            self._outbox = self._outbox[sent:]
+            if sent == 0:
+                return False
+
+    def _flush_locked(self, deadline: float) -> None:
+        """Like _drain_locked, but waits for room (only while the daemon reads)."""
+        while not self._drain_locked():
+            try:
+                self.stream.wait_writable(deadline)
+            except _errors.Error:
+                return  # left queued; the next writer sends it
+
+    def _kick(self) -> None:
+        """Drains queued RELEASEs, and closes a closing connection without views.
+        Never blocks: when a lock is busy its holder does this after unlocking."""
+        while True:
+            if self._releases or self._outbox:
+                if not self._write_lock.acquire(blocking=False):
+                    return
+                try:
+                    if not self._drain_locked():
+                        return
+                finally:
+                    self._write_lock.release()
+            if self._closing is not None and not self._closed and not self._live:
+                if not self._try_close():
+                    return
+            if not (self._releases or self._outbox) or self._closed:
+                return
+
+    def _try_close(self) -> bool:
+        if not self._call_lock.acquire(blocking=False):
+            return False
+        try:
+            if not self._write_lock.acquire(blocking=False):
+                return False
+            try:
+                if not self._closed and not self._live and self._closing is not None:
+                    self._closed = True
+                    self._releases.clear()
+                    self._outbox = b""
+                    self.stream.sock.close()
+                    self.arena = None  # unmapped once the last array of it is gone
+                    self.mapping = None
+                return True
+            finally:
+                self._write_lock.release()
+        finally:
+            self._call_lock.release()
+
+    def close(self) -> None:
+        if self._closing is None:
+            self._closing = "the client is closed"
+        self._kick()
+
+    # -- leases ------------------------------------------------------------------
+
+    def parsed(self, generation: int, offset: int, length: int) -> _layout.ParsedAdapter:
+        """The validated header of a grant, parsed once per (generation, offset,
+        length): a generation is one load, and memory under a lease is never
+        reused, so the same key always names the same bytes."""
+        key = (generation, offset, length)
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        arena = self.arena
+        assert arena is not None  # a live lease keeps the connection open
+        parsed = _layout.parse(arena[offset:offset + length])
+        with self._cache_lock:
+            self._cache[key] = parsed
+            while len(self._cache) > PARSED_CACHE_ENTRIES:
+                self._cache.popitem(last=False)
+        return parsed
+
+
+# ---- leases --------------------------------------------------------------------
+
+_TORCH_VIEWS = {
+    "BF16": "bfloat16",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
+    "F8_E8M0": "float8_e8m0fnu",
+}
+
+
+class Lease:
+    """One lease on one resident adapter: zero-copy, read-only views of its tensors.
+
+    Use it as a context manager, or call :meth:`release`. Leaving the block
+    (or releasing) ends the lease as soon as no array or tensor taken from it
+    is referenced any more; until then the daemon keeps the memory as it is.
+    After that, ``tensors``, ``modules`` and ``to_torch()`` raise
+    :class:`genomed.LeaseReleasedError`; the metadata (``name``, ``dtypes``,
+    ``config``, ...) stays readable.
+    """
+
+    __slots__ = ("name", "id", "generation", "offset", "nbytes", "_parsed", "_exporter",
+                 "_tensors", "_modules", "_lock", "__weakref__")
+
+    name: str
+    id: int
+    generation: int
+    offset: int
+    nbytes: int
+
+    def __init__(self, name: str, lease_id: int, generation: int, offset: int, nbytes: int,
+                 parsed: _layout.ParsedAdapter, exporter: _Exporter) -> None:
+        self.name = name  #: the adapter's name
+        self.id = lease_id  #: the daemon's lease id
+        self.generation = generation  #: which load of the adapter this copy is
+        self.offset = offset  #: the range's offset in the arena
+        self.nbytes = nbytes  #: the range's length (header and tensors)
+        self._parsed = parsed
+        self._exporter: Optional[_Exporter] = exporter
+        self._tensors: Optional[Dict[str, np.ndarray]] = None
+        self._modules: Optional[List[LoraModule]] = None
+        self._lock = threading.Lock()
+
+    # -- views -------------------------------------------------------------------
+
+    def _views_locked(self) -> Dict[str, np.ndarray]:
+        if self._exporter is None:
+            raise _errors.LeaseReleasedError(
+                message=f"lease {self.id} on '{self.name}' was released: it hands out no new "
+                        "views (keep the lease, or keep the arrays you took before releasing)")
+        if self._tensors is None:
+            self._tensors = _layout.views(np.asarray(self._exporter), self._parsed)
+        return self._tensors
+
+    def _views(self) -> Dict[str, np.ndarray]:
+        with self._lock:
+            return self._views_locked()
+
+    @property
+    def tensors(self) -> Dict[str, np.ndarray]:
+        """Tensor name -> read-only numpy array over the shared memory (sorted by
+        name). BF16 and the F8 types come as uint16/uint8 arrays of their raw bits
+        (see ``dtypes``); ``to_torch()`` gives them their real dtype."""
+        return self._views()
+
+    @property
+    def modules(self) -> List[LoraModule]:
+        """The LoRA modules, sorted by path, with views of their tensors."""
+        with self._lock:
+            tensors = self._views_locked()
+            if self._modules is None:
+                self._modules = [
+                    LoraModule(path=m.path, a=tensors[m.a], b=tensors[m.b],
+                               magnitude=None if m.magnitude is None else tensors[m.magnitude],
+                               rank=m.rank, alpha=m.alpha, scaling=m.scaling, kind=m.kind,
+                               lora_bias=None if m.lora_bias is None else tensors[m.lora_bias],
+                               a_name=m.a, b_name=m.b)
+                    for m in self._parsed.modules]
+            return list(self._modules)
+
+    def to_torch(self) -> Dict[str, "torch.Tensor"]:
+        """Tensor name -> torch.Tensor over the same read-only memory, with the
+        tensor's real dtype (BF16 -> torch.bfloat16, F8_E4M3 -> float8_e4m3fn,
+        F8_E5M2 -> float8_e5m2, F8_E8M0 -> float8_e8m0fnu).
+
+        The tensors share the arena mapping, which is read-only: **never write
+        to them** (in-place ops would crash the process with SIGSEGV). Copy
+        (``t.clone()``) to get a writable tensor. Needs ``pip install
+        genomed[torch]``.
+        """
+        try:
+            import torch
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ImportError("Lease.to_torch() needs PyTorch: pip install 'genomed[torch]'") from e
+        arrays = self._views()
+        dtypes = {t.name: t.dtype for t in self._parsed.tensors}
+        out: Dict[str, torch.Tensor] = {}
+        with warnings.catch_warnings():
+            # torch warns that it cannot mark tensors read-only; the docstring says so.
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable",
+                                    category=UserWarning)
+            for name, array in arrays.items():
+                tensor = torch.from_numpy(array)
+                view = _TORCH_VIEWS.get(dtypes[name])
+                if view is not None:
+                    tensor = tensor.view(getattr(torch, view))
+                out[name] = tensor
+        return out
+
+    # -- metadata ----------------------------------------------------------------
+
+    @property
+    def dtypes(self) -> Dict[str, str]:
+        """Tensor name -> safetensors dtype name ("BF16", "F16", ...)."""
+        return {t.name: t.dtype for t in self._parsed.tensors}
+
+    @property
+    def shapes(self) -> Dict[str, Tuple[int, ...]]:
+        """Tensor name -> shape."""
+        return {t.name: t.shape for t in self._parsed.tensors}
+
+    @property
+    def config(self) -> Dict[str, Any]:
+        """The adapter's adapter_config.json as the daemon validated it (a new dict
+        on every access; unknown keys are kept)."""
+        config: Dict[str, Any] = json.loads(self._parsed.config_json)
+        return config
+
+    @property
+    def contract(self) -> Dict[str, Any]:
+        """The whole adapter contract (docs/protocol.md 8.1), as a new dict."""
+        return copy.deepcopy(self._parsed.contract)
+
+    @property
+    def lora_r(self) -> int:
+        """The config's default rank ``r``."""
+        return self._parsed.lora_r
+
+    @property
+    def lora_alpha(self) -> float:
+        """The config's default ``lora_alpha``."""
+        return self._parsed.lora_alpha
+
+    @property
+    def bias_tensors(self) -> List[str]:
+        """Base-layer biases the adapter carries (config ``bias`` is not "none")."""
+        return list(self._parsed.bias_tensors)
+
+    @property
+    def saved_module_tensors(self) -> List[str]:
+        """Weights of ``modules_to_save`` modules (trained in full)."""
+        return list(self._parsed.saved_module_tensors)
+
+    @property
+    def other_tensors(self) -> List[str]:
+        """Tensors no rule of the contract explains."""
+        return list(self._parsed.other_tensors)
+
+    # -- lifetime ----------------------------------------------------------------
+
+    @property
+    def released(self) -> bool:
+        return self._exporter is None
+
+    def release(self) -> None:
+        """Ends the lease: at once if no view of it is referenced, otherwise as
+        soon as the last one is gone. Idempotent; never blocks."""
+        with self._lock:
+            exporter, self._exporter = self._exporter, None
+            self._tensors = None
+            self._modules = None
+        del exporter  # the finalizer runs here unless views are still alive
+
+    def __enter__(self) -> "Lease":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        state = "released" if self._exporter is None else "active"
+        return (f"<genomed.Lease {self.name!r} id={self.id} generation={self.generation} "
+                f"tensors={len(self._parsed.tensors)} modules={len(self._parsed.modules)} "
+                f"nbytes={self.nbytes} {state}>")
+
+
+# ---- the client ----------------------------------------------------------------
+
+
+def _check_name(name: Any, what: str = "name") -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"{what} must be a str, got {type(name).__name__}")
+    return name
+
+
+class Client:
+    """A connection to genomed. Create it with :func:`genomed.connect`.
+
+    Thread-safe: calls from several threads are serialized on the connection
+    (releases are not: they never wait behind another thread's call).
+    """
+
+    def __init__(self, conn: _Connection, timeout: Optional[float],
+                 load_timeout: Optional[float]) -> None:
+        self._conn = conn
+        self.timeout = timeout  #: deadline (s) of quick calls; None: no deadline
+        self.load_timeout = load_timeout  #: deadline (s) of load/acquire; None: no deadline
+
+    # -- properties --------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """The daemon's socket path."""
+        return self._conn.path
+
+    @property
+    def arena_bytes(self) -> int:
+        """Size of the shared-memory arena (the daemon's --budget)."""
+        return self._conn.arena_bytes
+
+    @property
+    def daemon_pid(self) -> int:
+        return self._conn.pid
+
+    @property
+    def server(self) -> str:
+        """The daemon's version string ("genomed 0.1.0")."""
+        return self._conn.server
+
+    @property
+    def arena(self) -> np.ndarray:
+        """The whole arena as a read-only uint8 array (every view lies inside it).
+
+        Only leased ranges have defined contents."""
+        arena = self._conn.arena
+        if arena is None:
+            raise _errors.make("not_connected", "the client is closed")
+        return arena
+
+    @property
+    def closed(self) -> bool:
+        """True once the client accepts no more calls (close(), a timeout or a lost
+        connection). The socket itself closes when the last view is gone."""
+        return self._conn._closing is not None
+
+    def _timeout(self, timeout: Timeout, load: bool = False) -> Optional[float]:
+        if isinstance(timeout, _Default):
+            return self.load_timeout if load else self.timeout
+        return timeout
+
+    # -- leases ------------------------------------------------------------------
+
+    def acquire(self, name: str, *, timeout: Timeout = DEFAULT) -> Lease:
+        """Makes `name` resident (loading it if needed) and leases it.
+
+        `timeout` defaults to the client's ``load_timeout`` (120 s unless set
+        in connect()). Raises a :class:`genomed.Error` subclass on failure.
+        """
+        return self.acquire_many([_check_name(name)], timeout=timeout)[0]
+
+    def acquire_many(self, names: Iterable[str], *, timeout: Timeout = DEFAULT) -> List[Lease]:
+        """Leases several adapters in one round trip, all or nothing (1..64
+        names, in order; a name may repeat). If one fails, none is leased and
+        that name's error is raised."""
+        if isinstance(names, str):
+            raise TypeError("acquire_many() takes a list of names; use acquire(name) for one")
+        names = [_check_name(n, "every name") for n in names]
+        if not 1 <= len(names) <= _wire.MAX_BATCH:
+            raise _errors.make("bad_request", f"acquire_many: expected 1..{_wire.MAX_BATCH} "
+                                              f"names, got {len(names)}")
+        conn = self._conn
+        grants: List[Tuple[str, int, int, int, int]] = []
+
+        def take(reply: Dict[str, Any]) -> None:
+            # Runs under the call lock: registered leases keep the connection open.
+            raw = _wire.get_list(reply, "grants")
+            ids = [g["lease"] for g in raw if isinstance(g, dict) and isinstance(
+                g.get("lease"), int) and not isinstance(g.get("lease"), bool)
+                and 0 <= g["lease"] < 1 << 64]
+            if len(set(ids)) != len(ids) or any(i in conn._live for i in ids):
+                raise _errors.make("bad_request", "the daemon granted a lease id twice")
+            conn._live.update(ids)
+            try:
+                for g in raw:
+                    if not isinstance(g, dict):
+                        raise _errors.make("bad_request", "reply field 'grants': an entry is "
+                                                          "not a map")
+                    grants.append((_wire.get_str(g, "name"), _wire.get_uint(g, "lease"),
+                                   _wire.get_uint(g, "offset"), _wire.get_uint(g, "length"),
+                                   _wire.get_uint(g, "generation")))
+                if len(grants) != len(names):
+                    raise _errors.make("bad_request", f"the daemon granted {len(grants)} leases "
+                                                      f"for {len(names)} names")
+            except _errors.Error:
+                for i in ids:
+                    conn.exporter_gone(i)
+                raise
+
+        conn.call({"op": "acquire", "names": names}, self._timeout(timeout, load=True), take)
+        leases: List[Lease] = []
+        try:
+            for name, lease_id, offset, length, generation in grants:
+                leases.append(self._make_lease(name, lease_id, offset, length, generation))
+        except BaseException:
+            for lease in leases:
+                lease.release()
+            for _, lease_id, _, _, _ in grants[len(leases):]:
+                conn.exporter_gone(lease_id)
+            raise
+        return leases
+
+    def _make_lease(self, name: str, lease_id: int, offset: int, length: int,
+                    generation: int) -> Lease:
+        conn = self._conn
+        if offset > conn.arena_bytes or length > conn.arena_bytes - offset:
+            raise _errors.make("layout_invalid", f"adapter '{name}': the granted range "
+                                                 f"[{offset}, +{length}) lies outside the arena "
+                                                 f"of {conn.arena_bytes} bytes")
+        try:
+            parsed = conn.parsed(generation, offset, length)
+        except _errors.Error as e:
+            raise _errors.make("layout_invalid", f"adapter '{name}': {e.message}") from None
+        mapping = conn.mapping
+        assert mapping is not None  # registered in _live: the connection stays open
+        exporter = _Exporter(mapping, offset, length)
+        finalizer = weakref.finalize(exporter, conn.exporter_gone, lease_id)
+        finalizer.atexit = False  # at exit the connection's end releases everything
+        return Lease(name, lease_id, generation, offset, length, parsed, exporter)
+
+    # -- other operations --------------------------------------------------------
+
+    def load(self, name: str, *, timeout: Timeout = DEFAULT) -> LoadInfo:
+        """Makes `name` resident without leasing it (waits for the load).
+        `timeout` defaults to the client's ``load_timeout``."""
+        r = self._conn.call({"op": "load", "name": _check_name(name)},
+                            self._timeout(timeout, load=True))
+        return LoadInfo(name=_wire.get_str(r, "name"), bytes=_wire.get_uint(r, "bytes"),
+                        generation=_wire.get_uint(r, "generation"),
+                        was_resident=_wire.get_bool(r, "was_resident"))
+
+    def unload(self, name: str, *, timeout: Timeout = DEFAULT) -> UnloadInfo:
+        """Unloads `name`: frees it, drains it (leases held), cancels its load, or
+        lifts its quarantine."""
+        r = self._conn.call({"op": "unload", "name": _check_name(name)}, self._timeout(timeout))
+        return UnloadInfo(name=_wire.get_str(r, "name"), outcome=_wire.get_str(r, "outcome"),
+                          leases=_wire.get_uint(r, "leases"))
+
+    def list(self, *, timeout: Timeout = DEFAULT) -> List[AdapterInfo]:
+        """Every adapter the daemon holds or loads, sorted by name."""
+        r = self._conn.call({"op": "list"}, self._timeout(timeout))
+        out = []
+        for e in _wire.get_list(r, "adapters"):
+            if not isinstance(e, dict):
+                raise _errors.make("bad_request", "reply field 'adapters': an entry is not a map")
+            out.append(AdapterInfo(name=_wire.get_str(e, "name"), state=_wire.get_str(e, "state"),
+                                   bytes=_wire.get_uint(e, "bytes"),
+                                   leases=_wire.get_uint(e, "leases"),
+                                   generation=_wire.get_uint(e, "generation")))
+        return out
+
+    def stats(self, *, timeout: Timeout = DEFAULT) -> Dict[str, StatValue]:
+        """The daemon's counters, in its order (docs/protocol.md, "stats")."""
+        r = self._conn.call({"op": "stats"}, self._timeout(timeout))
+        out: Dict[str, StatValue] = {}
+        for key, value in _wire.get_map(r, "stats").items():
+            if not isinstance(key, str):
+                raise _errors.make("bad_request", "stats: a key is not a string")
+            if isinstance(value, bool) or not isinstance(value, (int, str)) or (
+                    isinstance(value, int) and value < 0):
+                raise _errors.make("bad_request", f"stats: '{key}' is a {_wire._type_name(value)}")
+            out[key] = value
+        return out
+
+    def health(self, *, timeout: Timeout = DEFAULT) -> Health:
+        """Whether the daemon can load adapters now (and why not)."""
+        r = self._conn.call({"op": "health"}, self._timeout(timeout))
+        return Health(healthy=_wire.get_bool(r, "healthy"), reason=_wire.get_str(r, "reason"))
+
+    # -- lifetime ----------------------------------------------------------------
+
+    def close(self) -> None:
+        """No more calls. The socket closes now, or, while arrays of this client's
+        leases are still referenced, when the last of them is gone (closing it
+        would end their leases). Idempotent; never blocks."""
+        self._conn.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            conn.close()
+
+    def __repr__(self) -> str:
+        c = self._conn
+        state = ("open" if c._closing is None else
+                 "closed" if c._closed else f"closing ({len(c._live)} leases with views)")
+        return (f"<genomed.Client {c.path!r} server={c.server!r} daemon_pid={c.pid} "
+                f"arena_bytes={c.arena_bytes} {state}>")
+
+
+def connect(path: str, timeout: Optional[float] = DEFAULT_TIMEOUT,
+            client_name: str = "genomed-python", *,
+            load_timeout: Optional[float] = DEFAULT_LOAD_TIMEOUT) -> Client:
+    """Connects to genomed at the Unix socket `path`, exchanges HELLO, and maps
+    the arena read-only.
+
+    Args:
+        path: the daemon's ``--socket``.
+        timeout: seconds for connecting and for quick calls (unload, list,
+            stats, health); ``None`` waits for ever. Each call also takes a
+            ``timeout=`` of its own.
+        client_name: shown in the daemon's log.
+        load_timeout: seconds for load() and acquire(), which may have to
+            read an adapter from disk (default 120 s); ``None`` waits for ever.
+
+    A call that misses its deadline raises :class:`genomed.CallTimeoutError`
+    (code ``"timeout"``) and closes the client. Raises
+    :class:`genomed.NotConnectedError` if no daemon listens at `path`.
+    """
+    if not isinstance(path, str):
+        path = os.fspath(path)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if len(os.fsencode(path)) >= 108:  # sizeof(sockaddr_un.sun_path)
+        raise _errors.make("bad_request", f"socket path '{path}' is too long")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    fds: List[int] = []
+    try:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except socket.timeout:
+            raise _errors.timeout_error(f"cannot connect to genomed at '{path}' within "
+                                        f"{timeout:g} s") from None
+        except OSError as e:
+            raise _errors.make("not_connected", f"cannot connect to genomed at '{path}': "
+                                                f"{e.strerror or e} (is the daemon running?)"
+                               ) from None
+        stream = _wire.Stream(sock)
+        hello = {"op": "hello", "version": _wire.PROTOCOL_VERSION, "client": client_name}
+        try:
+            stream.send_all(_wire.encode_frame(hello), deadline)
+            body, fds = stream.read_frame(deadline, accept_fd=True)
+        except _errors.CallTimeoutError:
+            raise _errors.timeout_error(f"hello: no reply from genomed at '{path}' within "
+                                        f"{timeout:g} s") from None
+        reply = _wire.decode_reply(body)
+        version = _wire.get_uint(reply, "version")
+        server = _wire.get_str(reply, "server")
+        arena_bytes = _wire.get_uint(reply, "arena_bytes")
+        pid = _wire.get_uint(reply, "pid")
+        if version != _wire.PROTOCOL_VERSION:
+            raise _errors.make("unsupported_version",
+                               f"genomed speaks protocol version {version}; this client "
+                               f"speaks {_wire.PROTOCOL_VERSION}")
+        if not fds:
+            raise _errors.make("bad_request",
+                               "the daemon's HELLO reply carried no arena descriptor")
+        mapping = _Mapping(fds[0], arena_bytes)
+    except BaseException:
+        sock.close()
+        raise
+    finally:
+        for fd in fds:  # the mapping keeps the arena alive
+            os.close(fd)
+    conn = _Connection(stream, path, mapping, arena_bytes, pid, server)
+    return Client(conn, timeout, load_timeout)

@@ -1,0 +1,303 @@
+"""The client against the real daemon: HELLO and the mapping, bytes, views,
+metadata, batches, records and typed errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+
+import genomed
+from genomed import _layout
+from genomed_testing import ALL_DTYPES, Daemon, file_tensors
+
+NUMPY_DTYPES = {
+    "BOOL": np.bool_, "U8": np.uint8, "I8": np.int8, "F8_E5M2": np.uint8,
+    "F8_E4M3": np.uint8, "F8_E8M0": np.uint8, "I16": np.int16, "U16": np.uint16,
+    "F16": np.float16, "BF16": np.uint16, "I32": np.int32, "U32": np.uint32,
+    "F32": np.float32, "F64": np.float64, "I64": np.int64, "U64": np.uint64,
+}
+
+
+def _open_fds() -> set:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_connect_exchanges_hello_and_maps_the_arena_read_only(daemon: Daemon) -> None:
+    before = _open_fds()
+    client = genomed.connect(daemon.socket, client_name="pytest")
+    try:
+        # Only the socket stays open: the arena descriptor was closed after mmap.
+        assert len(_open_fds() - before) == 1
+        assert client.arena_bytes == 64 << 20
+        assert client.daemon_pid == daemon.pid
+        assert client.server.startswith("genomed ")
+        arena = client.arena
+        assert arena.dtype == np.uint8 and arena.shape == (64 << 20,)
+        assert not arena.flags.writeable
+        with pytest.raises(ValueError):
+            arena[0] = 1
+        with pytest.raises(ValueError):
+            arena.flags.writeable = True
+        start = arena.__array_interface__["data"][0]
+        with open("/proc/self/maps") as maps:
+            mine = [line for line in maps if line.startswith(f"{start:x}-")]
+        assert len(mine) == 1, mine
+        lo, hi = (int(x, 16) for x in mine[0].split()[0].split("-"))
+        assert hi - lo == 64 << 20 and mine[0].split()[1] == "r--s"  # read-only, shared
+        assert repr(client).startswith(f"<genomed.Client {daemon.socket!r}")
+        assert "open" in repr(client)
+        assert client.health() == genomed.Health(healthy=True, reason="")
+    finally:
+        client.close()
+    assert client.closed and "closed" in repr(client)
+    with pytest.raises(genomed.NotConnectedError) as info:
+        client.health()
+    assert info.value.code == "not_connected" and "closed" in info.value.message
+
+
+def test_bytes_through_genomed_equal_the_files_for_every_dtype(daemon: Daemon,
+                                                               client: genomed.Client) -> None:
+    dirs = {dt: daemon.add_adapter(f"dt/{dt}", dtype=dt, rank=3, hidden=40, seed=7)
+            for dt in ALL_DTYPES}
+    leases = client.acquire_many([f"dt/{dt}" for dt in ALL_DTYPES])
+    arena = client.arena
+    arena_start = arena.__array_interface__["data"][0]
+    for dt, lease in zip(ALL_DTYPES, leases):
+        expected = file_tensors(dirs[dt])
+        tensors = lease.tensors
+        assert list(tensors) == sorted(expected)  # every tensor, sorted by name
+        assert lease.dtypes == {name: dt for name in expected}
+        for name, (file_dtype, shape, data) in expected.items():
+            array = tensors[name]
+            assert file_dtype == dt
+            assert array.dtype == NUMPY_DTYPES[dt], (dt, array.dtype)
+            assert array.shape == shape
+            assert array.tobytes() == data, f"{dt} {name}"
+            # Zero-copy: a view of the client's arena mapping, 64-byte aligned,
+            # inside the lease's range.
+            assert np.shares_memory(array, arena)
+            address = array.__array_interface__["data"][0]
+            assert address % 64 == 0
+            assert lease.offset <= address - arena_start
+            assert address - arena_start + array.nbytes <= lease.offset + lease.nbytes
+            assert not array.flags.writeable
+    for lease in leases:
+        lease.release()
+
+
+def test_views_are_read_only(daemon: Daemon, client: genomed.Client) -> None:
+    daemon.add_adapter("ro", dtype="F32")
+    with client.acquire("ro") as lease:
+        for array in lease.tensors.values():
+            with pytest.raises(ValueError):
+                array[...] = 0
+            with pytest.raises(ValueError):
+                array.flags.writeable = True
+            with pytest.raises(ValueError):
+                array.setflags(write=True)
+            view = array.reshape(-1)[1:]
+            with pytest.raises(ValueError):
+                view[0] = 1
+        for module in lease.modules:
+            with pytest.raises(ValueError):
+                module.a[0, 0] = 1
+
+
+def test_config_is_the_validated_adapter_config(daemon: Daemon, client: genomed.Client) -> None:
+    path = daemon.add_adapter("cfg", rank=4, alpha=8)
+    with open(path / "adapter_config.json") as f:
+        on_disk = json.load(f)
+    with client.acquire("cfg") as lease:
+        assert lease.config == on_disk
+        lease.config["r"] = 99  # a new dict on every access
+        assert lease.config == on_disk
+        assert lease.lora_r == 4 and lease.lora_alpha == 8.0
+        contract = lease.contract
+        assert contract["peft_type"] == "LORA" and contract["r"] == 4
+        assert contract["lora_alpha"] == 8.0 and contract["bias"] == "none"
+        assert contract["task_type"] == "CAUSAL_LM"
+        assert contract["target_modules"] == ["q_proj", "v_proj"]
+
+
+def test_modules_of_a_fixture_adapter(daemon: Daemon, client: genomed.Client) -> None:
+    daemon.add_adapter("mods", rank=4, alpha=8, layers=3, hidden=32,
+                       modules=("q_proj", "v_proj", "o_proj"))
+    with client.acquire("mods") as lease:
+        modules = lease.modules
+        tensors = lease.tensors
+        paths = [f"model.layers.{i}.self_attn.{m}" for i in range(3)
+                 for m in ("o_proj", "q_proj", "v_proj")]
+        assert [m.path for m in modules] == paths
+        for m in modules:
+            assert m.kind == "linear"
+            assert (m.rank, m.alpha, m.scaling) == (4, 8.0, 2.0)
+            assert m.a_name == f"base_model.model.{m.path}.lora_A.weight"
+            assert m.b_name == f"base_model.model.{m.path}.lora_B.weight"
+            assert m.a is tensors[m.a_name] and m.b is tensors[m.b_name]  # the same views
+            assert m.a.shape == (4, 32) and m.b.shape == (32, 4)
+            assert m.magnitude is None and m.lora_bias is None
+            assert "LoraModule('model.layers." in repr(m) and "scaling=2" in repr(m)
+        assert lease.bias_tensors == [] and lease.saved_module_tensors == []
+        assert lease.other_tensors == []
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            modules[0].rank = 8  # type: ignore[misc]
+
+
+def test_lora_module_field_order() -> None:
+    assert [f.name for f in dataclasses.fields(genomed.LoraModule)] == [
+        "path", "a", "b", "magnitude", "rank", "alpha", "scaling", "kind", "lora_bias",
+        "a_name", "b_name"]
+
+
+def test_lease_metadata_and_repr(daemon: Daemon, client: genomed.Client) -> None:
+    daemon.add_adapter("meta", rank=2, layers=1, hidden=16)
+    loaded = client.load("meta")
+    lease = client.acquire("meta")
+    assert lease.name == "meta" and lease.generation == loaded.generation
+    assert lease.nbytes == loaded.bytes and lease.offset % 4096 == 0
+    assert lease.id > 0
+    text = repr(lease)
+    assert text.startswith("<genomed.Lease 'meta'")
+    assert "tensors=4 modules=2" in text and "active" in text
+    assert lease.shapes == {n: a.shape for n, a in lease.tensors.items()}
+    lease.release()
+    assert "released" in repr(lease) and lease.released
+
+
+def test_acquire_many_is_all_or_nothing(daemon: Daemon, client: genomed.Client) -> None:
+    daemon.add_adapter("a")
+    daemon.add_adapter("b")
+    with pytest.raises(genomed.Error) as info:
+        client.acquire_many(["a", "b", "missing"])
+    assert info.value.code == "not_found"
+    assert info.value.message.startswith("'missing': ")
+    assert client.stats()["leases_active"] == 0  # same connection: ordered after the reply
+    with pytest.raises(genomed.AdapterNameError):
+        client.acquire_many(["a", "../b"])
+    assert client.stats()["leases_active"] == 0
+
+    first, second, third = client.acquire_many(["a", "b", "a"])
+    assert [x.name for x in (first, second, third)] == ["a", "b", "a"]
+    assert len({first.id, second.id, third.id}) == 3
+    assert (first.offset, first.generation) == (third.offset, third.generation)
+    assert client.stats()["leases_active"] == 3
+    for lease in (first, second, third):
+        lease.release()
+    assert client.stats()["leases_active"] == 0
+
+    with pytest.raises(genomed.RequestError) as empty:
+        client.acquire_many([])
+    assert empty.value.code == "bad_request"
+    with pytest.raises(genomed.RequestError):
+        client.acquire_many(["a"] * 65)
+    with pytest.raises(TypeError):
+        client.acquire_many("a")
+    with pytest.raises(TypeError):
+        client.acquire(b"a")  # type: ignore[arg-type]
+
+
+def test_parsed_tables_are_cached_per_generation_and_range(
+        daemon: Daemon, client: genomed.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    daemon.add_adapter("cached")
+    calls = []
+    real_parse = _layout.parse
+
+    def counting_parse(span):  # type: ignore[no-untyped-def]
+        calls.append(len(span))
+        return real_parse(span)
+
+    monkeypatch.setattr(_layout, "parse", counting_parse)
+    with client.acquire("cached") as one, client.acquire("cached") as two:
+        assert len(calls) == 1  # the second acquire is one round trip and a dict lookup
+        assert one._parsed is two._parsed
+        generation = one.generation
+    assert client.unload("cached").outcome == "freed"
+    with client.acquire("cached") as three:
+        assert three.generation > generation
+        assert len(calls) == 2
+
+
+def test_load_unload_list_stats_health_records(daemon: Daemon, client: genomed.Client) -> None:
+    daemon.add_adapter("rec", rank=2)
+    daemon.add_adapter("other")
+    cold = client.load("rec")
+    assert isinstance(cold, genomed.LoadInfo)
+    assert (cold.name, cold.was_resident) == ("rec", False) and cold.bytes > 0
+    warm = client.load("rec")
+    assert warm == genomed.LoadInfo(name="rec", bytes=cold.bytes, generation=cold.generation,
+                                    was_resident=True)
+    client.load("other")
+    listing = client.list()
+    assert [a.name for a in listing] == ["other", "rec"]
+    assert listing[1] == genomed.AdapterInfo(name="rec", state="ready", bytes=cold.bytes,
+                                             leases=0, generation=cold.generation)
+    with client.acquire("rec") as lease:
+        arr = lease.tensors[next(iter(lease.tensors))]
+        assert [a.leases for a in client.list()] == [0, 1]
+        draining = client.unload("rec")
+        assert draining == genomed.UnloadInfo(name="rec", outcome="draining", leases=1)
+        assert client.list()[1].state == "draining"
+        with pytest.raises(genomed.CapacityError) as info:
+            client.acquire("rec")
+        assert info.value.code == "draining" and info.value.number == 54
+        del arr
+    assert [a.name for a in client.list()] == ["other"]  # freed with its last lease
+    with pytest.raises(genomed.CapacityError) as info:
+        client.unload("rec")
+    assert info.value.code == "not_loaded" and info.value.number == 53
+    assert client.unload("other") == genomed.UnloadInfo(name="other", outcome="freed", leases=0)
+
+    stats = client.stats()
+    assert list(stats) == [
+        "loads_started", "loads_completed", "loads_failed", "loads_cancelled", "hits", "misses",
+        "evictions", "bytes_resident", "bytes_reserved", "bytes_loaded", "budget_bytes",
+        "adapters_resident", "adapters_loading", "leases_active", "leases_granted",
+        "workers_alive", "worker_restarts", "worker_crashes", "worker_timeouts", "queue_depth",
+        "load_retries", "quarantined", "breaker_state", "breaker_transitions", "pool_healthy"]
+    assert stats["loads_completed"] == 2 and stats["budget_bytes"] == client.arena_bytes
+    assert stats["breaker_state"] == "closed" and stats["leases_active"] == 0
+    health = client.health()
+    assert isinstance(health, genomed.Health) and health.healthy and health.reason == ""
+    assert bool(health)
+
+
+def test_typed_errors(daemon: Daemon, client: genomed.Client, tmp_path) -> None:
+    with pytest.raises(genomed.AdapterNameError) as info:
+        client.acquire("no-such-adapter")
+    err = info.value
+    assert (err.code, err.number) == ("not_found", 12)
+    assert "no-such-adapter" in err.message
+    assert str(err).startswith("not_found (12): ") and "check the adapter name" in str(err)
+    assert isinstance(err, genomed.Error)
+
+    for bad in ("../escape", "/abs", "a//b", "a/./b", "back\\slash", "x" * 513):
+        with pytest.raises(genomed.AdapterNameError) as info:
+            client.load(bad)
+        assert info.value.code == "invalid_name" and info.value.number == 10, bad
+
+    with pytest.raises(genomed.NotConnectedError) as info:
+        genomed.connect(str(tmp_path / "absent.sock"))
+    assert info.value.code == "not_connected" and info.value.number == 6
+    assert "is the daemon running?" in info.value.message
+
+    with pytest.raises(genomed.RequestError) as info:
+        genomed.connect("/tmp/" + "x" * 200)
+    assert info.value.code == "bad_request"
+
+    client.health()  # the connection survived every error above
+
+
+def test_a_lost_connection_raises_not_connected(daemon: Daemon) -> None:
+    client = genomed.connect(daemon.socket)
+    assert daemon.stop() == 0
+    with pytest.raises(genomed.NotConnectedError) as info:
+        client.health()
+    assert info.value.code == "not_connected"
+    with pytest.raises(genomed.NotConnectedError):
+        client.list()
+    with pytest.raises(genomed.NotConnectedError):
+        genomed.connect(daemon.socket)

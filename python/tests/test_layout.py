@@ -1,0 +1,360 @@
+"""The resident-header (v2) and contract parser against hand-built, hostile bytes.
+
+No daemon: these build headers byte by byte as docs/protocol.md section 8 lays
+them out, then break one rule at a time. Every failure must be
+genomed.Error("layout_invalid"), never another exception, never a read
+outside the span.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import struct
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import msgpack
+import numpy as np
+import pytest
+
+import genomed
+from genomed import _layout
+
+A = "base_model.model.layers.0.q_proj.lora_A.weight"
+B = "base_model.model.layers.0.q_proj.lora_B.weight"
+F16, F32, U8 = 8, 12, 1
+
+
+def align(n: int) -> int:
+    return (n + 63) // 64 * 64
+
+
+def contract(**overrides: Any) -> Dict[str, Any]:
+    c: Dict[str, Any] = {
+        "config": '{"peft_type":"LORA","r":4,"lora_alpha":8.0,"target_modules":["q_proj"],'
+                  '"unknown_key":[1,2]}',
+        "peft_type": "LORA", "r": 4, "lora_alpha": 8.0, "use_rslora": False,
+        "use_dora": False, "fan_in_fan_out": False, "lora_bias": False, "bias": "none",
+        "task_type": None, "base_model_name_or_path": "base", "target_modules": ["q_proj"],
+        "modules_to_save": [], "layers_to_transform": [], "layers_pattern": [],
+        "rank_pattern": {}, "alpha_pattern": {},
+        "modules": [{"path": "layers.0.q_proj", "kind": "linear", "a": A, "b": B,
+                     "magnitude": None, "lora_bias": None, "rank": 4, "alpha": 8.0,
+                     "scaling": 2.0}],
+        "bias_tensors": [], "saved_module_tensors": [], "other_tensors": [],
+    }
+    c.update(overrides)
+    return c
+
+
+Entry = Tuple[Any, int, Sequence[int]]  # name (str or bytes), dtype number, dims
+
+
+def build(entries: Optional[List[Entry]] = None, contract_map: Any = None, *,
+          raw_contract: Optional[bytes] = None, magic: bytes = b"GNMDADP1", version: int = 2,
+          lora_r: int = 4, lora_alpha: float = 8.0, count: Optional[int] = None,
+          header_bytes: Optional[int] = None, total_bytes: Optional[int] = None,
+          contract_bytes: Optional[int] = None, offsets: Optional[List[int]] = None,
+          lengths: Optional[List[int]] = None, span: Optional[int] = None) -> bytearray:
+    """A resident layout v2; every field can be overridden to break one rule."""
+    if entries is None:
+        entries = [(A, F16, (4, 16)), (B, F16, (16, 4))]
+    body = raw_contract if raw_contract is not None else msgpack.packb(
+        contract() if contract_map is None else contract_map, use_bin_type=True)
+    sizes = [dict(_layout_sizes()).get(dt, 1) for _, dt, _ in entries]
+    natural = [math.prod(dims) * size for (_, _, dims), size in zip(entries, sizes)]
+    table = sum(2 + len(n if isinstance(n, bytes) else n.encode()) + 2 + 8 * len(d) + 16
+                for n, _, d in entries)
+    hb = align(48 + table + len(body)) if header_bytes is None else header_bytes
+    lengths = natural if lengths is None else lengths
+    if offsets is None:
+        offsets, cursor = [], align(48 + table + len(body))
+        for n in lengths:
+            offsets.append(cursor)
+            cursor = align(cursor + n)
+    tb = (max([align(o + n) for o, n in zip(offsets, lengths)] + [hb])
+          if total_bytes is None else total_bytes)
+    natural_end = max([align(o + n) for o, n in zip(offsets, lengths) if o + n < 1 << 20] +
+                      [align(48 + table + len(body))])
+    out = bytearray(min(max(tb, hb, natural_end), natural_end + 4096) if span is None else span)
+    fixed = struct.pack("<8sIIQQIdI", magic, version, len(entries) if count is None else count,
+                        hb, tb, lora_r, lora_alpha,
+                        len(body) if contract_bytes is None else contract_bytes)
+    parts = [fixed]
+    for (name, dt, dims), off, n in zip(entries, offsets, lengths):
+        raw = name if isinstance(name, bytes) else name.encode()
+        parts.append(struct.pack("<H", len(raw)) + raw + struct.pack("<BB", dt, len(dims)) +
+                     struct.pack(f"<{len(dims)}Q", *dims) + struct.pack("<QQ", off, n))
+    parts.append(body)
+    header = b"".join(parts)
+    out[:min(len(header), len(out))] = header[:len(out)]
+    # Tensor bytes: a recognisable pattern, so views can be checked.
+    for i, (off, n) in enumerate(zip(offsets, lengths)):
+        if len(header) <= off and off + n <= len(out):
+            out[off:off + n] = bytes([(i + 1) * 17 % 256]) * n
+    return out
+
+
+def _layout_sizes() -> List[Tuple[int, int]]:
+    return [(i, size) for i, (_, size, _) in enumerate(_layout.DTYPES)]
+
+
+def invalid(data: Any, *fragments: str) -> genomed.Error:
+    with pytest.raises(genomed.Error) as info:
+        _layout.parse(bytes(data))
+    err = info.value
+    assert err.code == "layout_invalid" and err.number == 47, err
+    assert isinstance(err, genomed.LayoutError)
+    for fragment in fragments:
+        assert fragment in err.message, err.message
+    return err
+
+
+# ---- a valid header ------------------------------------------------------------
+
+
+def test_valid_header_parses_to_tables_and_views() -> None:
+    data = build()
+    parsed = _layout.parse(bytes(data))
+    assert [t.name for t in parsed.tensors] == [A, B]
+    assert [t.dtype for t in parsed.tensors] == ["F16", "F16"]
+    assert [t.shape for t in parsed.tensors] == [(4, 16), (16, 4)]
+    assert all(t.offset % 64 == 0 for t in parsed.tensors)
+    assert parsed.lora_r == 4 and parsed.lora_alpha == 8.0
+    (module,) = parsed.modules
+    assert (module.path, module.kind, module.a, module.b, module.rank, module.scaling) == (
+        "layers.0.q_proj", "linear", A, B, 4, 2.0)
+    assert parsed.contract["config"].startswith('{"peft_type"')
+    base = np.frombuffer(bytes(data), np.uint8)
+    views = _layout.views(base, parsed)
+    assert views[A].shape == (4, 16) and views[A].dtype == np.float16
+    assert views[A].tobytes() == b"\x11" * 128
+    assert views[B].tobytes() == b"\x22" * 128
+    assert not views[A].flags.writeable
+
+
+def test_integral_floats_in_the_contract_are_accepted_as_numbers() -> None:
+    # msgpack-c packs integral doubles as integers; the C++ decoder accepts them.
+    c = contract(lora_alpha=8, alpha_pattern={"q_proj": 3})
+    c["modules"][0].update(alpha=8, scaling=2)
+    parsed = _layout.parse(bytes(build(contract_map=c)))
+    assert parsed.modules[0].alpha == 8.0 and isinstance(parsed.modules[0].alpha, float)
+    assert parsed.contract["lora_alpha"] == 8.0 and isinstance(parsed.contract["lora_alpha"], float)
+    assert parsed.contract["alpha_pattern"] == {"q_proj": 3.0}
+
+
+def test_a_span_longer_than_total_bytes_and_unknown_contract_keys_are_fine() -> None:
+    data = build(contract_map=contract(future_key={"x": [1, 2, 3]}))
+    parsed = _layout.parse(bytes(data) + b"\0" * 4096)
+    assert parsed.total_bytes == len(data)
+
+
+# ---- the fixed fields ------------------------------------------------------------
+
+
+def test_every_truncation_is_refused() -> None:
+    data = build()
+    for n in range(len(data)):
+        invalid(data[:n])
+
+
+def test_bad_magic_and_versions() -> None:
+    invalid(build(magic=b"GNMDADP2"), "bad magic")
+    invalid(build(version=1), "unsupported version 1")
+    invalid(build(version=3), "unsupported version 3")
+
+
+@pytest.mark.parametrize("alpha", [math.nan, math.inf, -math.inf])
+def test_alpha_must_be_finite(alpha: float) -> None:
+    invalid(build(lora_alpha=alpha), "not finite")
+
+
+@pytest.mark.parametrize("hb", [0, 32, 47, 100, 2**64 - 64])
+def test_header_bytes_aligned_past_the_fixed_fields_and_inside(hb: int) -> None:
+    invalid(build(header_bytes=hb))
+
+
+def test_total_bytes_must_fit_the_span_and_hold_the_header() -> None:
+    data = build()
+    invalid(build(total_bytes=len(data) + 64, span=len(data)), "do not fit")
+    invalid(build(total_bytes=64), "do not fit")
+    invalid(build(total_bytes=2**64 - 1), "do not fit")
+
+
+def test_tensor_count_bounded_by_header_bytes() -> None:
+    invalid(build(count=2**32 - 1), "cannot fit")
+
+
+def test_an_entry_running_past_header_bytes() -> None:
+    # Claim one more entry than there are: the contract bytes are read as an entry
+    # whose name runs past header_bytes, or whose fields do not hold.
+    invalid(build(count=3))
+    # A name_len that reaches beyond header_bytes.
+    long_name = "x" * 1000
+    invalid(build(entries=[(long_name, F16, (1,))], header_bytes=align(48 + 100)),
+            "entry runs past header_bytes")
+
+
+# ---- the tensor table ------------------------------------------------------------
+
+
+def test_name_longer_than_the_limit() -> None:
+    invalid(build(entries=[("n" * 1025, U8, (1,))]), "name longer than the limit")
+
+
+@pytest.mark.parametrize("dtype", [16, 99, 255])
+def test_unknown_dtype(dtype: int) -> None:
+    entries = [(A, dtype, (4, 16)), (B, F16, (16, 4))]
+    invalid(build(entries=entries, lengths=[128, 128]), "unknown dtype")
+
+
+def test_too_many_dimensions() -> None:
+    invalid(build(entries=[(A, U8, (1,) * 17), (B, F16, (16, 4))], lengths=[1, 128]),
+            "too many dimensions")
+
+
+def test_length_must_equal_shape_times_dtype_size() -> None:
+    invalid(build(lengths=[127, 128]), "differs from shape x dtype size")
+    # An overflowing shape cannot equal any u64 length.
+    invalid(build(entries=[(A, F32, (2**63, 4)), (B, F16, (16, 4))], lengths=[0, 128]),
+            "differs from shape x dtype size")
+
+
+def test_names_strictly_sorted() -> None:
+    invalid(build(entries=[(B, F16, (16, 4)), (A, F16, (4, 16))]), "not strictly sorted")
+    invalid(build(entries=[(A, F16, (4, 16)), (A, F16, (4, 16))]), "not strictly sorted")
+
+
+def test_names_must_be_utf8() -> None:
+    invalid(build(entries=[(b"\xff\xfe", U8, (1,))],
+                  contract_map=contract(modules=[]), lengths=[1]), "UTF-8")
+
+
+def test_offsets_aligned_ordered_and_inside_total_bytes() -> None:
+    good = build()
+    parsed = _layout.parse(bytes(good))
+    off_a, off_b = (t.offset for t in parsed.tensors)
+    total = parsed.total_bytes
+    invalid(build(offsets=[off_a + 8, off_b]), "not 64-byte aligned")
+    invalid(build(offsets=[0, off_b]), "overlap the header")  # inside the header
+    invalid(build(offsets=[off_a, off_a]), "overlap")  # B overlaps A
+    invalid(build(offsets=[off_b, off_a]), "overlap")  # out of order
+    invalid(build(offsets=[off_a, total], total_bytes=total), "leave total_bytes")
+    invalid(build(offsets=[off_a, 2**64 - 64], total_bytes=total), "leave total_bytes")
+
+
+# ---- the contract ----------------------------------------------------------------
+
+
+def test_contract_must_end_inside_header_bytes() -> None:
+    data = build()
+    cb = struct.unpack_from("<I", data, 44)[0]
+    invalid(build(contract_bytes=cb + 4096), "runs past header_bytes")
+    invalid(build(contract_bytes=2**32 - 1), "exceeds the limit")
+
+
+def test_contract_must_be_one_msgpack_map() -> None:
+    invalid(build(raw_contract=b"\xc1"), "adapter contract")  # never-used msgpack byte
+    invalid(build(raw_contract=msgpack.packb([1, 2])), "expected a map")
+    invalid(build(raw_contract=msgpack.packb(contract()) + b"\x00"), "bytes follow")
+    invalid(build(raw_contract=b""), "adapter contract")
+    # A declared str32 of 4 GiB inside the contract bytes.
+    invalid(build(raw_contract=b"\x81\xa1k\xdb\xff\xff\xff\xff"), "adapter contract")
+
+
+def test_contract_nesting_is_bounded() -> None:
+    deep: Any = 1
+    for _ in range(9):
+        deep = [deep]
+    invalid(build(contract_map=contract(future_key=deep)), "nested deeper")
+
+
+@pytest.mark.parametrize("name", [
+    "missing." + "lora_A.weight",
+    "base_model.model.layers.0.q_proj.lora_A.weigh",
+    "",
+])
+def test_contract_naming_a_missing_tensor(name: str) -> None:
+    c = contract()
+    c["modules"][0]["a"] = name
+    invalid(build(contract_map=c), "not in the table")
+
+
+@pytest.mark.parametrize("field", ["magnitude", "lora_bias"])
+def test_contract_module_optional_tensors_must_exist(field: str) -> None:
+    c = contract()
+    c["modules"][0][field] = "base_model.model.layers.0.q_proj.lora_magnitude_vector"
+    invalid(build(contract_map=c), "not in the table")
+
+
+@pytest.mark.parametrize("key", ["bias_tensors", "saved_module_tensors", "other_tensors"])
+def test_contract_tensor_lists_must_exist(key: str) -> None:
+    invalid(build(contract_map=contract(**{key: ["lm_head.weight"]})), "not in the table")
+
+
+@pytest.mark.parametrize("key", [
+    "config", "peft_type", "r", "lora_alpha", "use_rslora", "use_dora", "fan_in_fan_out",
+    "lora_bias", "bias", "task_type", "base_model_name_or_path", "target_modules",
+    "modules_to_save", "layers_to_transform", "layers_pattern", "rank_pattern",
+    "alpha_pattern", "modules", "bias_tensors", "saved_module_tensors", "other_tensors"])
+def test_contract_missing_field(key: str) -> None:
+    c = contract()
+    del c[key]
+    invalid(build(contract_map=c), f"'{key}'")
+
+
+@pytest.mark.parametrize("key,value", [
+    ("config", b"bytes"), ("config", "not json"), ("config", "[1, 2]"), ("peft_type", 1),
+    ("r", 0), ("r", -1), ("r", 2**32), ("r", "4"), ("r", 4.0), ("r", True),
+    ("lora_alpha", "8"), ("lora_alpha", None), ("use_dora", 0), ("bias", None),
+    ("task_type", 3), ("target_modules", [1]), ("target_modules", None),
+    ("modules_to_save", None), ("layers_to_transform", [-1]), ("layers_to_transform", ["0"]),
+    ("layers_pattern", "layers"), ("rank_pattern", {"q": 0}), ("rank_pattern", {"q": 2.0}),
+    ("rank_pattern", []), ("alpha_pattern", {"q": "x"}), ("alpha_pattern", {"q": -2}),
+    ("modules", {}), ("modules", [1]), ("bias_tensors", [None]), ("other_tensors", "x"),
+])
+def test_contract_field_types(key: str, value: Any) -> None:
+    invalid(build(contract_map=contract(**{key: value})), "adapter contract")
+
+
+@pytest.mark.parametrize("key,value", [
+    ("path", None), ("kind", "lstm"), ("kind", None), ("a", 1), ("b", None),
+    ("magnitude", 1), ("rank", 0), ("rank", 2**32), ("alpha", "x"), ("alpha", math.nan),
+    ("scaling", math.inf), ("scaling", None),
+])
+def test_contract_module_field_types(key: str, value: Any) -> None:
+    c = contract()
+    c["modules"][0][key] = value
+    invalid(build(contract_map=c), "modules[0]")
+
+
+def test_target_modules_may_be_a_regex_string_and_task_type_nil() -> None:
+    parsed = _layout.parse(bytes(build(contract_map=contract(
+        target_modules=r".*\.q_proj", task_type=None, base_model_name_or_path=None))))
+    assert parsed.contract["target_modules"] == r".*\.q_proj"
+
+
+# ---- random corruption ------------------------------------------------------------
+
+
+def test_random_corruption_is_refused_or_stays_inside_the_span() -> None:
+    rng = random.Random(20240611)
+    good = bytes(build())
+    parsed_ok = 0
+    for _ in range(3000):
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 4)):
+            pos = rng.randrange(len(data))
+            data[pos] = rng.randrange(256)
+        if rng.random() < 0.2:
+            data = data[:rng.randrange(len(data))]
+        try:
+            parsed = _layout.parse(bytes(data))
+        except genomed.Error as e:
+            assert e.code == "layout_invalid", e
+            continue
+        parsed_ok += 1
+        for t in parsed.tensors:
+            assert t.offset + t.length <= parsed.total_bytes <= len(data)
+        _layout.views(np.frombuffer(bytes(data), np.uint8), parsed)
+    assert parsed_ok > 0  # flips in tensor data or padding leave a valid header

@@ -1,0 +1,138 @@
+"""A Client shared by threads: calls are serialized, releases never wait behind
+another thread's call, and finalizers never block (they may run inside GC in
+any thread, even one holding the client's locks)."""
+
+from __future__ import annotations
+
+import gc
+import random
+import threading
+from typing import Any, Dict, List
+
+import genomed
+from genomed_testing import Daemon, wait_for
+
+LIVENESS = 30.0  # seconds: generous bounds on joins, never a stand-in for ordering
+
+
+def test_release_returns_while_another_thread_waits_for_a_hanging_load() -> None:
+    hang = "hang-in-probe"
+    with Daemon(extra_args=["--worker-fault", f"hang@probe:{hang}",
+                            "--load-timeout-ms", "60000"]) as daemon:
+        daemon.add_adapter(hang)
+        daemon.add_adapter("fine")
+        client = genomed.connect(daemon.socket)
+        control = genomed.connect(daemon.socket)
+        lease = client.acquire("fine")
+        view = lease.tensors[next(iter(lease.tensors))]
+        del view
+
+        outcome: Dict[str, Any] = {}
+
+        def thread_a() -> None:
+            try:
+                outcome["lease"] = client.acquire(hang)
+            except genomed.Error as e:
+                outcome["error"] = e
+
+        a = threading.Thread(target=thread_a)
+        a.start()
+        wait_for(lambda: [(x.name, x.state) for x in control.list()
+                          if x.name == hang] == [(hang, "loading")],
+                 what="A's load to be in flight")
+        assert a.is_alive()  # A waits for its reply, holding the client's call lock
+
+        b = threading.Thread(target=lease.release)
+        b.start()
+        b.join(LIVENESS)
+        assert not b.is_alive(), "release() waited behind another thread's acquire"
+        assert a.is_alive()
+
+        unloaded = control.unload(hang)
+        assert unloaded.outcome == "cancelled"
+        a.join(LIVENESS)
+        assert not a.is_alive()
+        err = outcome.get("error")
+        assert isinstance(err, genomed.CapacityError) and err.code == "cancelled", outcome
+
+        # Requests on one connection are handled in order: once health() returns,
+        # the daemon has read the RELEASE that B wrote while A waited.
+        client.health()
+        assert client.stats()["leases_active"] == 0
+        client.close()
+        control.close()
+
+
+def _lease_with_a_view(client: genomed.Client, name: str) -> List[Any]:
+    lease = client.acquire(name)
+    views = [lease.tensors[next(iter(lease.tensors))]]
+    lease.release()  # deferred: `views` keeps it
+    return views
+
+
+def test_a_finalizer_inside_the_clients_own_lock_does_not_block(daemon: Daemon,
+                                                                 client: genomed.Client) -> None:
+    daemon.add_adapter("f")
+    views = _lease_with_a_view(client, "f")
+    conn = client._conn
+    with conn._write_lock:  # as when GC runs inside the client's own code
+        views.clear()
+        gc.collect()  # the finalizer runs here, in the thread that holds the lock
+        assert len(conn._releases) == 1  # queued, not lost
+    assert client.stats()["leases_active"] == 0  # the next writer sent it first
+
+
+def test_a_finalizer_in_another_thread_does_not_block_on_held_locks(
+        daemon: Daemon, client: genomed.Client) -> None:
+    daemon.add_adapter("g")
+    views = _lease_with_a_view(client, "g")
+    conn = client._conn
+    with conn._call_lock, conn._write_lock:
+        t = threading.Thread(target=lambda: (views.clear(), gc.collect()))
+        t.start()
+        t.join(LIVENESS)
+        assert not t.is_alive(), "a finalizer blocked on the client's locks"
+        assert len(conn._releases) == 1
+    client.health()  # the lock holder's next call drains the queue
+    assert client.stats()["leases_active"] == 0
+
+
+def test_many_threads_share_one_client(daemon: Daemon, client: genomed.Client) -> None:
+    names = [f"s{i}" for i in range(6)]
+    for i, name in enumerate(names):
+        daemon.add_adapter(name, seed=i, rank=2, hidden=32, layers=1)
+    errors: List[BaseException] = []
+    kept: List[Any] = []
+    kept_lock = threading.Lock()
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            for i in range(60):
+                batch = rng.sample(names, rng.randint(1, 3))
+                leases = client.acquire_many(batch)
+                for lease in leases:
+                    array = lease.tensors[next(iter(lease.tensors))]
+                    assert array.nbytes > 0
+                    if rng.random() < 0.2:
+                        with kept_lock:
+                            kept.append(array)  # outlives its lease for a while
+                    lease.release()
+                if i % 10 == 0:
+                    client.stats()
+                    with kept_lock:
+                        kept.clear()  # deferred releases, from whichever thread drops the last view
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(LIVENESS * 2)
+    assert not any(t.is_alive() for t in threads)
+    assert not errors, errors
+    kept.clear()
+    gc.collect()
+    assert client.stats()["leases_active"] == 0
+    assert client.stats()["leases_granted"] >= 6 * 60
