@@ -30,7 +30,9 @@ std::string write_base_model(const fs::path& dir, std::uint64_t hidden, std::uin
     for (const char* m : {"q_proj", "v_proj"}) {
       const std::uint64_t bytes = hidden * hidden * 2;
       header["model.layers." + std::to_string(i) + ".self_attn." + m + ".weight"] = {
-          {"dtype", "F16"}, {"shape", {hidden, hidden}}, {"data_offsets", {cursor, cursor + bytes}}};
+          {"dtype", "F16"},
+          {"shape", {hidden, hidden}},
+          {"data_offsets", {cursor, cursor + bytes}}};
       cursor += bytes;
     }
   }
@@ -44,8 +46,8 @@ void write_file(const std::string& path, const std::string& text) { std::ofstrea
 
 TEST(AdapterContract, EveryLeaseCarriesTheConfigAndTheModuleTable) {
   Daemon daemon;
-  const std::string dir = daemon.add_adapter("a", {.rank = 4, .layers = 2, .hidden = 32,
-                                                   .dtype = format::DType::BF16, .lora_alpha = 12});
+  const std::string dir = daemon.add_adapter(
+      "a", {.rank = 4, .layers = 2, .hidden = 32, .dtype = format::DType::BF16, .lora_alpha = 12});
   Client client = daemon.connect();
   auto lease = client.acquire("a");
   ASSERT_TRUE(lease.ok()) << lease.status().to_string();
@@ -80,7 +82,8 @@ TEST(AdapterContract, EveryLeaseCarriesTheConfigAndTheModuleTable) {
 TEST(AdapterContract, GenomectlShowsTheModulesAndTheConfig) {
   Daemon daemon;
   const std::string dir = daemon.add_adapter("a", {.rank = 4, .layers = 1, .hidden = 32});
-  auto acquire = run_command({binary("genomectl"), "--socket", daemon.socket_path(), "acquire", "a"});
+  auto acquire =
+      run_command({binary("genomectl"), "--socket", daemon.socket_path(), "acquire", "a"});
   ASSERT_EQ(acquire.exit_code, 0) << acquire.err;
   EXPECT_NE(acquire.out.find("model.layers.0.self_attn.v_proj  linear"), std::string::npos)
       << acquire.out;
@@ -143,8 +146,8 @@ TEST(BaseModel, AdaptersAreCheckedAgainstTheBaseModelsShapes) {
 
   auto wider = client.acquire("wider");
   EXPECT_EQ(wider.code(), Errc::incompatible_base_model) << wider.status().to_string();
-  for (const char* needle : {"module 'model.layers.0.self_attn.q_proj'", "A [4, 64]", "B [64, 4]",
-                             "is [32, 32]"}) {
+  for (const char* needle :
+       {"module 'model.layers.0.self_attn.q_proj'", "A [4, 64]", "B [64, 4]", "is [32, 32]"}) {
     EXPECT_NE(wider.status().message().find(needle), std::string::npos)
         << needle << ": " << wider.status().message();
   }

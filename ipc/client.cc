@@ -23,9 +23,9 @@ namespace client_detail {
 // A validated resident header and the views into the arena it describes.
 struct ParsedAdapter {
   std::span<const std::byte> bytes;
-  format::ResidentLayout layout;      // owns the names and shapes the views point at
-  format::AdapterContract contract;   // owns the config and the module paths
-  std::vector<TensorView> views;      // built once, never resized: modules point into it
+  format::ResidentLayout layout;     // owns the names and shapes the views point at
+  format::AdapterContract contract;  // owns the config and the module paths
+  std::vector<TensorView> views;     // built once, never resized: modules point into it
   std::vector<LoraModule> modules;
 };
 
@@ -277,8 +277,9 @@ Result<std::unique_ptr<LeaseState>> make_lease(const std::shared_ptr<Connection>
   }
   // read_layout_header checked that every tensor the contract names exists.
   const auto view = [&](const std::string& name) -> const TensorView* {
-    auto it = std::lower_bound(adapter->views.begin(), adapter->views.end(), name,
-                               [](const TensorView& t, const std::string& n) { return t.name < n; });
+    auto it =
+        std::lower_bound(adapter->views.begin(), adapter->views.end(), name,
+                         [](const TensorView& t, const std::string& n) { return t.name < n; });
     return it != adapter->views.end() && it->name == name ? &*it : nullptr;
   };
   adapter->modules.reserve(adapter->contract.modules.size());

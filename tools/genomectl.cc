@@ -209,9 +209,8 @@ int main(int argc, char** argv) {
   if (socket_path.empty()) return usage_error("--socket PATH is required");
   if (positional.empty()) return usage_error("no command given");
   const std::string& command = positional[0];
-  const bool needs_name =
-      command == "load" || command == "unload" || command == "acquire" || command == "digest" ||
-      command == "config";
+  const bool needs_name = command == "load" || command == "unload" || command == "acquire" ||
+                          command == "digest" || command == "config";
   const bool takes_none = command == "list" || command == "stats" || command == "health";
   if (!needs_name && !takes_none) return usage_error("unknown command '" + command + "'");
   if (needs_name && positional.size() != 2)

@@ -95,8 +95,8 @@ int main(int argc, char** argv) {
       return 3;
     }
     auto job = genomed::jobs::decode_job(frame->body);
-    const std::string reply = job ? genomed::jobs::run_job(*job, state)
-                                  : genomed::ipc::encode_error(job.status());
+    const std::string reply =
+        job ? genomed::jobs::run_job(*job, state) : genomed::ipc::encode_error(job.status());
     if (!genomed::ipc::write_frame(ipc_fd, reply).ok()) return 0;
   }
 }

@@ -67,8 +67,8 @@ class Lease {
   const std::string& name() const;
   std::uint64_t id() const;
   std::uint64_t generation() const;  // which load of `name` this copy is
-  std::uint32_t lora_rank() const;  // config().r
-  double lora_alpha() const;        // config().lora_alpha
+  std::uint32_t lora_rank() const;   // config().r
+  double lora_alpha() const;         // config().lora_alpha
   // The validated adapter_config.json: typed fields and the whole file as
   // JSON (config().json). Valid while the Lease lives, released or not.
   const AdapterConfig& config() const;

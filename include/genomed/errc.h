@@ -56,13 +56,13 @@ enum class Errc : std::uint16_t {
   layout_invalid = 47,            // The resident header in the arena fails validation.
 
   // --- the adapter contract: config against tensors, adapter against base model ------------
-  module_incomplete = 70,   // A LoRA module has lora_A without lora_B, or the reverse.
-  rank_mismatch = 71,       // A's or B's rank dimension is not the module's effective rank.
-  shape_mismatch = 72,      // A, B, magnitude or lora bias shapes do not fit together.
-  dora_mismatch = 73,       // A magnitude vector without use_dora, or none under use_dora.
-  lora_bias_mismatch = 74,  // A lora_B.bias without lora_bias, or none under lora_bias.
+  module_incomplete = 70,        // A LoRA module has lora_A without lora_B, or the reverse.
+  rank_mismatch = 71,            // A's or B's rank dimension is not the module's effective rank.
+  shape_mismatch = 72,           // A, B, magnitude or lora bias shapes do not fit together.
+  dora_mismatch = 73,            // A magnitude vector without use_dora, or none under use_dora.
+  lora_bias_mismatch = 74,       // A lora_B.bias without lora_bias, or none under lora_bias.
   incompatible_base_model = 75,  // A module is absent from --base-model or its shapes differ.
-  base_model_invalid = 76,  // The --base-model directory cannot be read as a base model.
+  base_model_invalid = 76,       // The --base-model directory cannot be read as a base model.
 
   // --- capacity and lifecycle -----------------------------------------------------------
   too_large = 50,   // The adapter needs more bytes than the whole budget.

@@ -161,9 +161,8 @@ TEST(AdapterContract, AModuleWithOnlyOneOfAAndBIsIncomplete) {
                  {"model.layers.0.self_attn.q_proj", "lora_A.weight", "no lora_B.weight"});
   expect_refused(build(config(), Tensors().add(kQ + ".lora_B.weight", {32, 4})),
                  Errc::module_incomplete, {"no lora_A.weight"});
-  expect_refused(
-      build(config(), Tensors().add("base_model.model.e.lora_embedding_A", {4, 10})),
-      Errc::module_incomplete, {"no lora_embedding_B"});
+  expect_refused(build(config(), Tensors().add("base_model.model.e.lora_embedding_A", {4, 10})),
+                 Errc::module_incomplete, {"no lora_embedding_B"});
   AdapterConfig dora = config();
   dora.use_dora = true;
   expect_refused(build(dora, Tensors().add(kQ + ".lora_magnitude_vector", {32})),
@@ -178,21 +177,20 @@ TEST(AdapterContract, ARankDimensionOtherThanTheEffectiveRankIsRefusedNamingItsS
   c.rank_pattern = {{"q_proj", 2}};
   expect_refused(build(c, Tensors().lora(kQ, 4)), Errc::rank_mismatch,
                  {"effective rank is 2", "rank_pattern key 'q_proj'"});
-  expect_refused(build(config(4), Tensors()
-                                      .add(kQ + ".lora_A.weight", {4, 32})
-                                      .add(kQ + ".lora_B.weight", {32, 5})),
-                 Errc::rank_mismatch, {"lora_B.weight", "[32, 5]", "second dimension"});
+  expect_refused(
+      build(config(4),
+            Tensors().add(kQ + ".lora_A.weight", {4, 32}).add(kQ + ".lora_B.weight", {32, 5})),
+      Errc::rank_mismatch, {"lora_B.weight", "[32, 5]", "second dimension"});
 }
 
 TEST(AdapterContract, ShapesThatDoNotFitTogetherAreRefused) {
-  expect_refused(build(config(), Tensors()
-                                     .add(kQ + ".lora_A.weight", {4, 32})
-                                     .add(kQ + ".lora_B.weight", {32, 4, 1})),
-                 Errc::shape_mismatch, {"[4, 32]", "[32, 4, 1]"});
-  expect_refused(build(config(), Tensors()
-                                     .add(kQ + ".lora_A.weight", {4})
-                                     .add(kQ + ".lora_B.weight", {32})),
-                 Errc::shape_mismatch, {"q_proj"});
+  expect_refused(
+      build(config(),
+            Tensors().add(kQ + ".lora_A.weight", {4, 32}).add(kQ + ".lora_B.weight", {32, 4, 1})),
+      Errc::shape_mismatch, {"[4, 32]", "[32, 4, 1]"});
+  expect_refused(
+      build(config(), Tensors().add(kQ + ".lora_A.weight", {4}).add(kQ + ".lora_B.weight", {32})),
+      Errc::shape_mismatch, {"q_proj"});
   expect_refused(build(config(), Tensors().lora(kQ, 4).add(kQ + ".lora_embedding_A", {4, 9})),
                  Errc::shape_mismatch, {"both lora_A/lora_B and lora_embedding"});
 }
@@ -208,8 +206,9 @@ TEST(AdapterContract, AMagnitudeVectorExistsExactlyUnderDora) {
                  {"q_proj", "no lora_magnitude_vector", "use_dora true"});
   expect_refused(build(config(), Tensors().lora(kQ, 4).add(kQ + ".lora_magnitude_vector", {32})),
                  Errc::dora_mismatch, {"use_dora false"});
-  expect_refused(build(dora, Tensors().lora(kQ, 4, 32, 16).add(kQ + ".lora_magnitude_vector", {32})),
-                 Errc::shape_mismatch, {"lora_magnitude_vector has shape [32]", "16 output"});
+  expect_refused(
+      build(dora, Tensors().lora(kQ, 4, 32, 16).add(kQ + ".lora_magnitude_vector", {32})),
+      Errc::shape_mismatch, {"lora_magnitude_vector has shape [32]", "16 output"});
 }
 
 TEST(AdapterContract, ALoraBiasExistsExactlyUnderLoraBias) {
@@ -268,7 +267,8 @@ TEST(AdapterContract, EncodingRoundTripsEveryField) {
   ASSERT_EQ(back->modules.size(), 1u);
   EXPECT_EQ(back->modules[0].magnitude, kQ + ".lora_magnitude_vector");
   EXPECT_EQ(back->modules[0].lora_bias, std::nullopt);
-  EXPECT_EQ(back->saved_module_tensors, std::vector<std::string>{"base_model.model.lm_head.weight"});
+  EXPECT_EQ(back->saved_module_tensors,
+            std::vector<std::string>{"base_model.model.lm_head.weight"});
   EXPECT_EQ(back->other_tensors, std::vector<std::string>{"stray"});
 }
 

@@ -2,7 +2,6 @@
 // the file's tensor bytes for every dtype, and files that changed, are links,
 // are not regular or are missing are refused with the right code.
 #include "worker/format/adapter_files.h"
-#include "worker/format/peft_config.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -14,6 +13,7 @@
 
 #include "tests/format/test_support.h"
 #include "tools/fixture/fixture.h"
+#include "worker/format/peft_config.h"
 
 namespace genomed::format {
 namespace {

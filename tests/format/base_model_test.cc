@@ -31,9 +31,7 @@ void write_weights(const fs::path& path,
       fixture::write_raw_safetensors(path.string(), header.dump(), std::string(cursor, '\0')).ok());
 }
 
-void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
+void write_text(const fs::path& path, const std::string& text) { std::ofstream(path) << text; }
 
 class BaseModelTest : public ::testing::Test {
  protected:
@@ -49,12 +47,11 @@ class BaseModelTest : public ::testing::Test {
   // A 2-layer LLaMA-like model: hidden 32, k/v projections to 16.
   fs::path llama() {
     write_text(dir_ / "config.json", R"({"model_type": "llama", "hidden_size": 32})");
-    write_weights(dir_ / "model.safetensors",
-                  {{"model.embed_tokens.weight", {100, 32}},
-                   {"model.layers.0.self_attn.q_proj.weight", {32, 32}},
-                   {"model.layers.0.self_attn.v_proj.weight", {16, 32}},
-                   {"transformer.h.0.attn.c_attn.weight", {32, 96}},
-                   {"classifier.weight", {3, 32}}});
+    write_weights(dir_ / "model.safetensors", {{"model.embed_tokens.weight", {100, 32}},
+                                               {"model.layers.0.self_attn.q_proj.weight", {32, 32}},
+                                               {"model.layers.0.self_attn.v_proj.weight", {16, 32}},
+                                               {"transformer.h.0.attn.c_attn.weight", {32, 96}},
+                                               {"classifier.weight", {3, 32}}});
     return dir_;
   }
 
@@ -146,7 +143,8 @@ TEST_F(BaseModelTest, AModuleTheBaseModelLacksIsIncompatible) {
   auto base = read_base_model(llama().string());
   ASSERT_TRUE(base.ok());
   const std::string k = "base_model.model.model.layers.7.self_attn.k_proj";
-  Status s = check(*base, tensors({{k + ".lora_A.weight", {4, 32}}, {k + ".lora_B.weight", {32, 4}}}));
+  Status s =
+      check(*base, tensors({{k + ".lora_A.weight", {4, 32}}, {k + ".lora_B.weight", {32, 4}}}));
   EXPECT_EQ(s.code(), Errc::incompatible_base_model);
   EXPECT_NE(s.message().find("module 'model.layers.7.self_attn.k_proj' is not in the base model"),
             std::string::npos)
@@ -156,7 +154,8 @@ TEST_F(BaseModelTest, AModuleTheBaseModelLacksIsIncompatible) {
 TEST_F(BaseModelTest, ShapesThatDifferAreIncompatibleNamingBoth) {
   auto base = read_base_model(llama().string());
   ASSERT_TRUE(base.ok());
-  Status s = check(*base, tensors({{kQ + ".lora_A.weight", {4, 64}}, {kQ + ".lora_B.weight", {64, 4}}}));
+  Status s =
+      check(*base, tensors({{kQ + ".lora_A.weight", {4, 64}}, {kQ + ".lora_B.weight", {64, 4}}}));
   EXPECT_EQ(s.code(), Errc::incompatible_base_model);
   for (const char* needle : {"model.layers.0.self_attn.q_proj", "A [4, 64]", "B [64, 4]",
                              "[64, 64] ([out, in])", "is [32, 32]"}) {
@@ -176,9 +175,11 @@ TEST_F(BaseModelTest, Conv1DWeightsStoredInOutMatchWithFanInFanOut) {
   AdapterConfig c = lora_config();
   c.fan_in_fan_out = true;
   // GPT-2's Conv1D stores [in, out] = [32, 96]; LoRA A [r, in], B [out, r].
-  EXPECT_TRUE(check(*base, tensors({{m + ".lora_A.weight", {4, 32}}, {m + ".lora_B.weight", {96, 4}}}), c)
-                  .ok());
-  Status s = check(*base, tensors({{m + ".lora_A.weight", {4, 96}}, {m + ".lora_B.weight", {96, 4}}}), c);
+  EXPECT_TRUE(
+      check(*base, tensors({{m + ".lora_A.weight", {4, 32}}, {m + ".lora_B.weight", {96, 4}}}), c)
+          .ok());
+  Status s =
+      check(*base, tensors({{m + ".lora_A.weight", {4, 96}}, {m + ".lora_B.weight", {96, 4}}}), c);
   EXPECT_EQ(s.code(), Errc::incompatible_base_model);
   EXPECT_NE(s.message().find("[96, 96] ([in, out], fan_in_fan_out)"), std::string::npos)
       << s.message();
@@ -207,8 +208,9 @@ TEST_F(BaseModelTest, AHeadlessCheckpointServesThePathsOfTheModelWithAHead) {
   const std::string m = "base_model.model.transformer.h.0.attn.c_attn";
   AdapterConfig c = lora_config();
   c.fan_in_fan_out = true;
-  EXPECT_TRUE(check(*base, tensors({{m + ".lora_A.weight", {4, 32}}, {m + ".lora_B.weight", {96, 4}}}), c)
-                  .ok());
+  EXPECT_TRUE(
+      check(*base, tensors({{m + ".lora_A.weight", {4, 32}}, {m + ".lora_B.weight", {96, 4}}}), c)
+          .ok());
 }
 
 TEST_F(BaseModelTest, ATiedLmHeadIsTheInputEmbeddingUnlessTheConfigUntiesThem) {

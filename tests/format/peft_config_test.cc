@@ -148,7 +148,6 @@ TEST(PeftConfig, TextOverTheSizeLimitIsRejected) {
   EXPECT_EQ(parse_peft_config(big, kLabel).code(), Errc::config_invalid_json);
 }
 
-
 TEST(PeftConfig, EveryFieldPeftAppliesIsReadWithItsDefaultsWhenAbsentOrNull) {
   auto absent = parse_peft_config(valid().dump(), kLabel);
   ASSERT_TRUE(absent.ok()) << absent.status().message();

@@ -219,13 +219,11 @@ TEST(ResidentLayoutCorrupt, UndecodableContractIsRejected) {
   const ResidentLayout l = planned();
   auto buf = written(l);
   // The contract starts right after the tensor table.
-  const std::size_t contract_at = l.header_bytes - (l.header_bytes - 48) +
-                                  [&] {
-                                    std::size_t table = 0;
-                                    for (const auto& t : l.tensors)
-                                      table += 2 + t.name.size() + 2 + 8 * t.shape.size() + 16;
-                                    return table;
-                                  }();
+  const std::size_t contract_at = l.header_bytes - (l.header_bytes - 48) + [&] {
+    std::size_t table = 0;
+    for (const auto& t : l.tensors) table += 2 + t.name.size() + 2 + 8 * t.shape.size() + 16;
+    return table;
+  }();
   ASSERT_EQ(std::to_integer<unsigned>(buf[contract_at]) & 0xF0, 0xD0u) << "a map16/map32 header";
   buf[contract_at] = std::byte{0xC1};  // a byte msgpack never uses
   expect_invalid(buf, "adapter contract");

@@ -218,8 +218,9 @@ class ContractBuilder {
                     std::string("has ") + (p.magnitude ? "lora_magnitude_vector" : "lora_B.bias") +
                         " but neither lora_A nor lora_B");
       }
-      return fail(Errc::module_incomplete, m.path,
-                  std::string("has ") + (a ? a_field : b_field) + " but no " + (a ? b_field : a_field));
+      return fail(
+          Errc::module_incomplete, m.path,
+          std::string("has ") + (a ? a_field : b_field) + " but no " + (a ? b_field : a_field));
     }
     m.a = a->name;
     m.b = b->name;
@@ -236,10 +237,12 @@ class ContractBuilder {
     // Shapes: A [rank, in, k...], B [out, rank, 1...]; an embedding's are 2-D.
     if (a->shape.size() < 2 || a->shape.size() != b->shape.size() ||
         (embedding && a->shape.size() != 2)) {
-      return fail(Errc::shape_mismatch, m.path,
-                  std::string(a_field) + " has shape " + shape_text(a->shape) + " and " + b_field +
-                      " has shape " + shape_text(b->shape) + "; expected two " +
-                      (embedding ? "2-D tensors" : "tensors of 2 (or, for a convolution, equally many) dimensions"));
+      return fail(
+          Errc::shape_mismatch, m.path,
+          std::string(a_field) + " has shape " + shape_text(a->shape) + " and " + b_field +
+              " has shape " + shape_text(b->shape) + "; expected two " +
+              (embedding ? "2-D tensors"
+                         : "tensors of 2 (or, for a convolution, equally many) dimensions"));
     }
     m.kind = embedding ? ModuleKind::embedding
                        : (a->shape.size() == 2 ? ModuleKind::linear : ModuleKind::conv);
@@ -247,13 +250,15 @@ class ContractBuilder {
       return fail(Errc::rank_mismatch, m.path,
                   std::string(a_field) + " has shape " + shape_text(a->shape) +
                       ", whose first dimension is the rank, but the effective rank is " +
-                      std::to_string(m.rank) + " (from " + rank_source + " in adapter_config.json)");
+                      std::to_string(m.rank) + " (from " + rank_source +
+                      " in adapter_config.json)");
     }
     if (b->shape[1] != m.rank) {
       return fail(Errc::rank_mismatch, m.path,
                   std::string(b_field) + " has shape " + shape_text(b->shape) +
                       ", whose second dimension is the rank, but the effective rank is " +
-                      std::to_string(m.rank) + " (from " + rank_source + " in adapter_config.json)");
+                      std::to_string(m.rank) + " (from " + rank_source +
+                      " in adapter_config.json)");
     }
     const std::uint64_t out_features = b->shape[0];
 
@@ -359,7 +364,8 @@ Result<double> number(const msgpack::object& o, const std::string& field) {
 }
 
 template <class T>
-Result<std::vector<std::pair<std::string, T>>> pattern(const ipc::MapView& m, std::string_view key) {
+Result<std::vector<std::pair<std::string, T>>> pattern(const ipc::MapView& m,
+                                                       std::string_view key) {
   GENOMED_ASSIGN_OR_RETURN(ipc::MapView p, m.map(key));
   std::vector<std::pair<std::string, T>> out;
   for (std::uint32_t i = 0; i < p.raw().size; ++i) {

@@ -34,8 +34,7 @@ struct ProbeResult {
 // (Errc::file_unreadable names the file and the cause). Validates both files,
 // builds the adapter contract (a config its tensors contradict is refused),
 // and with `base_model` checks every module against the base model's shapes.
-Result<ProbeResult> probe_adapter(const AdapterPaths& paths,
-                                  const BaseModel* base_model = nullptr);
+Result<ProbeResult> probe_adapter(const AdapterPaths& paths, const BaseModel* base_model = nullptr);
 
 // A part of a fill: the tensors [begin, end) of the layout, and with them the
 // byte region they own in the resident form: from the first one's offset (0

@@ -150,8 +150,8 @@ class CompatibilityCheck {
       }
       case ModuleKind::conv: {
         // [out, in / groups, k...]: the output channels and the kernel size.
-        const bool kernel_ok = shape->size() == a.size() &&
-                               std::equal(a.begin() + 2, a.end(), shape->begin() + 2);
+        const bool kernel_ok =
+            shape->size() == a.size() && std::equal(a.begin() + 2, a.end(), shape->begin() + 2);
         if (!kernel_ok || (*shape)[0] != out) {
           std::vector<std::uint64_t> want{out, in};
           want.insert(want.end(), a.begin() + 2, a.end());
@@ -211,7 +211,7 @@ Result<BaseModel> read_base_model(const std::string& dir) {
   }
   const std::string single = dir + "/" + kBaseWeightsFileName;
   const std::string index = dir + "/" + kBaseIndexFileName;
-  struct stat st{};
+  struct stat st {};
   if (::lstat(single.c_str(), &st) == 0) {
     GENOMED_RETURN_IF_ERROR(add_shapes(base, single));
   } else if (::lstat(index.c_str(), &st) == 0) {

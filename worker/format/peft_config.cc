@@ -44,9 +44,10 @@ Result<std::uint32_t> positive_int(const json& v, const std::string& label,
     return static_cast<std::uint32_t>(n);
   }
   if (v.is_number_integer()) return invalid(label, key, "must be at least 1, found " + shown(v));
-  return invalid(label, key,
-                 std::string("must be a positive integer, found ") +
-                     (v.is_number_float() ? "non-integer " + shown(v) : std::string(v.type_name())));
+  return invalid(
+      label, key,
+      std::string("must be a positive integer, found ") +
+          (v.is_number_float() ? "non-integer " + shown(v) : std::string(v.type_name())));
 }
 
 Result<double> positive_number(const json& v, const std::string& label, const std::string& key) {
@@ -144,9 +145,9 @@ Status read_layers_to_transform(const json& root, const std::string& label, Peft
   }
   for (std::size_t i = 0; i < v->size(); ++i) {
     if (!(*v)[i].is_number_unsigned()) {
-      return invalid(label, kKey,
-                     "[" + std::to_string(i) + "] must be a non-negative integer, found " +
-                         shown((*v)[i]));
+      return invalid(
+          label, kKey,
+          "[" + std::to_string(i) + "] must be a non-negative integer, found " + shown((*v)[i]));
     }
     out.layers_to_transform.push_back((*v)[i].get<std::uint64_t>());
   }
@@ -171,7 +172,8 @@ Result<PeftConfig> from_object(const json& root, const std::string& label) {
   }
 
   GENOMED_ASSIGN_OR_RETURN(out.r, positive_int(root["r"], label, "r"));
-  GENOMED_ASSIGN_OR_RETURN(out.lora_alpha, positive_number(root["lora_alpha"], label, "lora_alpha"));
+  GENOMED_ASSIGN_OR_RETURN(out.lora_alpha,
+                           positive_number(root["lora_alpha"], label, "lora_alpha"));
   GENOMED_RETURN_IF_ERROR(parse_target_modules(root["target_modules"], label, out));
   GENOMED_RETURN_IF_ERROR(
       read_pattern<std::uint32_t>(root, "rank_pattern", label, positive_int, &out.rank_pattern));
@@ -184,13 +186,14 @@ Result<PeftConfig> from_object(const json& root, const std::string& label) {
 
   if (const json* bias = optional_value(root, "bias")) {
     if (!bias->is_string() || (*bias != "none" && *bias != "all" && *bias != "lora_only")) {
-      return invalid(label, "bias", "must be \"none\", \"all\" or \"lora_only\", found " + shown(*bias));
+      return invalid(label, "bias",
+                     "must be \"none\", \"all\" or \"lora_only\", found " + shown(*bias));
     }
     out.bias = bias->get<std::string>();
   }
   if (const json* v = optional_value(root, "modules_to_save")) {
-    GENOMED_RETURN_IF_ERROR(
-        read_string_list(*v, label, "modules_to_save", /*one_string_ok=*/false, &out.modules_to_save));
+    GENOMED_RETURN_IF_ERROR(read_string_list(*v, label, "modules_to_save", /*one_string_ok=*/false,
+                                             &out.modules_to_save));
   }
   GENOMED_RETURN_IF_ERROR(read_layers_to_transform(root, label, out));
   if (const json* v = optional_value(root, "layers_pattern")) {

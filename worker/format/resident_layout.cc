@@ -3,12 +3,12 @@
 // every read by the span and every count by the bytes that could hold it.
 #include "worker/format/resident_layout.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <optional>
-#include <algorithm>
 
 namespace genomed::format {
 namespace {
@@ -233,9 +233,9 @@ Result<ResidentLayout> read_layout_header(std::span<const std::byte> src,
   auto decoded = decode_contract(layout.contract);
   if (!decoded) return invalid(decoded.status().message());
   const auto has_tensor = [&](const std::string& name) {
-    auto it = std::lower_bound(
-        layout.tensors.begin(), layout.tensors.end(), name,
-        [](const ResidentTensor& t, const std::string& n) { return t.name < n; });
+    auto it =
+        std::lower_bound(layout.tensors.begin(), layout.tensors.end(), name,
+                         [](const ResidentTensor& t, const std::string& n) { return t.name < n; });
     return it != layout.tensors.end() && it->name == name;
   };
   const auto missing = [&]() -> std::optional<std::string> {
