@@ -64,12 +64,6 @@ struct ModuleParts {
   const TensorInfo* magnitude = nullptr;
 };
 
-std::string shape_text(const std::vector<std::uint64_t>& shape) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 std::uint64_t element_count(const std::vector<std::uint64_t>& shape) {
   std::uint64_t n = 1;
   for (std::uint64_t d : shape) n *= d;  // the safetensors parser ruled out overflow
@@ -446,6 +440,12 @@ Result<ContractModule> decode_module(const ipc::MapView& m) {
 }
 
 }  // namespace
+
+std::string shape_text(const std::vector<std::uint64_t>& shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
 
 std::string_view base_model_path(std::string_view tensor_name) {
   return tensor_name.starts_with(kPeftPrefix) ? tensor_name.substr(kPeftPrefix.size())

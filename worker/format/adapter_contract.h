@@ -55,6 +55,9 @@ Result<AdapterContract> build_contract(const AdapterConfig& config,
 // "base_model.model." prefix PeftModel adds.
 std::string_view base_model_path(std::string_view tensor_name);
 
+// "[4, 32]": a shape as messages print it.
+std::string shape_text(const std::vector<std::uint64_t>& shape);
+
 // One msgpack map (docs/protocol.md section 8.1). Deterministic: the same
 // contract always encodes to the same bytes.
 std::string encode_contract(const AdapterContract& contract);

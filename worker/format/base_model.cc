@@ -14,12 +14,6 @@ using json = nlohmann::json;
 
 Status invalid(const std::string& what) { return Status(Errc::base_model_invalid, what); }
 
-std::string shape_text(const std::vector<std::uint64_t>& shape) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 Result<json> read_json_object(const std::string& path, std::uint64_t limit) {
   auto text = read_small_file(path, limit);
   if (!text) return invalid("base model: " + text.status().message());
