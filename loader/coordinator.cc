@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include "cache/check.h"
 #include "common/size_parse.h"
 #include "worker/format/resident_layout.h"
 #include "worker/job_protocol.h"
@@ -61,7 +62,7 @@ Clock::time_point Coordinator::waiter_deadline() const {
 }
 
 Status Coordinator::ensure_ready(std::unique_lock<std::mutex>& lock, const std::string& name,
-                                 bool* hit) {
+                                 bool* hit, LeaseClaim* claim) {
   *hit = false;
   bool first_look = true;
   const auto deadline = waiter_deadline();
@@ -92,9 +93,22 @@ Status Coordinator::ensure_ready(std::unique_lock<std::mutex>& lock, const std::
     if (first_look) ++counters_.misses;
     first_look = false;
     const std::shared_ptr<Flight> flight = e.flight;
-    if (!changed_.wait_until(lock, deadline, [&] { return flight->done || shutting_down_; })) {
-      return Status(Errc::timeout, "the load of '" + name + "' did not finish in time");
+    std::shared_ptr<LeaseClaim> waiting;
+    if (claim != nullptr) {
+      waiting = std::make_shared<LeaseClaim>(LeaseClaim{claim->conn, 0});
+      flight->claims.push_back(waiting);
     }
+    const bool finished =
+        changed_.wait_until(lock, deadline, [&] { return flight->done || shutting_down_; });
+    if (waiting && waiting->lease != 0) {
+      // Published and leased in one step: whatever happened since (an
+      // unload makes it draining), this lease holds the bytes.
+      claim->lease = waiting->lease;
+      return Status::Ok();
+    }
+    std::erase(flight->claims, waiting);
+    if (!finished)
+      return Status(Errc::timeout, "the load of '" + name + "' did not finish in time");
     if (shutting_down_) return Status(Errc::shutting_down, "genomed is stopping");
     if (!flight->result.ok()) return flight->result;
     // Loaded: loop to re-check (it may have been unloaded or evicted since).
@@ -362,6 +376,8 @@ Status Coordinator::probe_reserve_fill(const std::string& name,
   e.bytes = layout.total_bytes;
   e.flight.reset();
   counters_.bytes_loaded += layout.total_bytes;
+  for (const auto& claim : flight->claims) claim->lease = grant_lease_locked(name, claim->conn);
+  flight->claims.clear();
   return Status::Ok();
 }
 
@@ -390,27 +406,33 @@ void Coordinator::finish_flight(const std::string& name, const std::shared_ptr<F
   changed_.notify_all();
 }
 
+std::uint64_t Coordinator::grant_lease_locked(const std::string& name, ConnectionId conn) {
+  const bool leased = cache_.lease(name);
+  GENOMED_CHECK(leased,
+                "a lease of an adapter that is not in the cache");  // REQUIRES: ready or draining
+  const std::uint64_t id = next_lease_++;
+  leases_[id] = LeaseRecord{name, conn};
+  ++counters_.leases_granted;
+  return id;
+}
+
 Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& names,
                                                ConnectionId conn) {
   std::unique_lock lock(mu_);
   ipc::AcquireReply reply;
   for (const auto& name : names) {
     bool hit = false;
-    Status s = ensure_ready(lock, name, &hit);
+    LeaseClaim claim{conn, 0};
+    Status s = ensure_ready(lock, name, &hit, &claim);
+    if (s.ok() && claim.lease == 0) claim.lease = grant_lease_locked(name, conn);
     if (!s.ok()) {
+      if (claim.lease != 0) release_locked(claim.lease);
       for (const auto& g : reply.grants) release_locked(g.lease);
       if (names.size() > 1) return Status(s.code(), "'" + name + "': " + s.message());
       return s;
     }
     const Entry& e = entries_.at(name);
-    if (!cache_.lease(name)) {
-      for (const auto& g : reply.grants) release_locked(g.lease);
-      return Status(Errc::internal, "ready adapter '" + name + "' is not in the cache");
-    }
-    const std::uint64_t id = next_lease_++;
-    leases_[id] = LeaseRecord{name, conn};
-    ++counters_.leases_granted;
-    reply.grants.push_back(ipc::LeaseGrant{name, id, e.offset, e.bytes, e.generation});
+    reply.grants.push_back(ipc::LeaseGrant{name, claim.lease, e.offset, e.bytes, e.generation});
   }
   return reply;
 }

@@ -94,11 +94,19 @@ class Coordinator {
 
  private:
   enum class State { loading, ready, draining };
+  // An acquirer waiting on a flight. The flight grants its lease in the
+  // step that publishes the entry, so nothing can evict the entry between
+  // its publication and its waiters waking up (which reloads showed).
+  struct LeaseClaim {
+    ConnectionId conn = 0;
+    std::uint64_t lease = 0;  // granted at publish; 0 while not (yet)
+  };
   struct Flight {
     std::uint64_t generation = 0;
     bool done = false;      // result is final; waiters may leave
     bool finished = false;  // finish_flight() ran (counted, entry settled)
     Status result;
+    std::vector<std::shared_ptr<LeaseClaim>> claims;  // acquirers waiting on this flight
   };
   struct Entry {
     State state = State::loading;
@@ -113,8 +121,13 @@ class Coordinator {
   };
 
   // Returns once `name` is READY (lock held), starting or joining its load.
-  // `hit` tells whether it was READY at the first look.
-  Status ensure_ready(std::unique_lock<std::mutex>& lock, const std::string& name, bool* hit);
+  // `hit` tells whether it was READY at the first look. With `claim`, a load
+  // this call waits for grants the claim's lease when it publishes the entry
+  // (claim->lease != 0 then; the caller owns that lease, also on error).
+  Status ensure_ready(std::unique_lock<std::mutex>& lock, const std::string& name, bool* hit,
+                      LeaseClaim* claim = nullptr);
+  // Records a lease of the READY or draining entry `name` for `conn`.
+  std::uint64_t grant_lease_locked(const std::string& name, ConnectionId conn);
   void start_flight(const std::string& name);
   void run_flight(std::string name, std::shared_ptr<Flight> flight);
   // The load steps; returns the final status (lock not held on entry or exit).
