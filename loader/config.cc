@@ -162,6 +162,22 @@ const std::map<std::string, Setter>& setters() {
          c.queue_limit = static_cast<std::size_t>(*n);
          return Status::Ok();
        }},
+      {"handshake_timeout_ms",
+       ms_setter(
+           [](DaemonConfig & c) -> auto& { return c.connections.handshake_timeout; }, 1)},
+      {"idle_timeout_ms",
+       ms_setter(
+           [](DaemonConfig & c) -> auto& { return c.connections.idle_timeout; }, 0)},
+      {"write_timeout_ms",
+       ms_setter(
+           [](DaemonConfig & c) -> auto& { return c.connections.write_timeout; }, 1)},
+      {"max_connections",
+       [](DaemonConfig& c, const std::string& k, const std::string& v) {
+         auto n = parse_int(k, v, 1, 1 << 20);
+         if (!n) return n.status();
+         c.connections.max_connections = static_cast<std::size_t>(*n);
+         return Status::Ok();
+       }},
       {"log_level",
        [](DaemonConfig& c, const std::string& k, const std::string& v) {
          static const char* kLevels[] = {"trace", "debug",    "info", "warn",
@@ -272,6 +288,15 @@ options:
                               released when the budget is full (default 5000)
   --queue-limit N             pending worker jobs before loads fail with
                               'overloaded' (default 256)
+  --max-connections N         clients served at once; beyond it a client gets
+                              'overloaded' and is closed (default 1024)
+  --handshake-timeout-ms MS   a client that sends no HELLO within MS after
+                              connecting is closed (default 5000)
+  --idle-timeout-ms MS        a client that sends nothing for MS is closed and
+                              its leases released (default 0: never, since a
+                              server may hold leases between requests)
+  --write-timeout-ms MS       a client that does not read a reply within MS is
+                              closed and its leases released (default 10000)
   --base-model DIR            a base model as transformers saves it (config.json
                               + model.safetensors or model.safetensors.index.json);
                               every adapter's modules are checked against its

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "loader/connection.h"
 #include "loader/coordinator.h"
 #include "loader/pool.h"
 
@@ -24,6 +25,7 @@ struct DaemonConfig {
   std::chrono::milliseconds kill_grace{500};
   RestartOptions restart;
   std::size_t queue_limit = 256;
+  ConnectionLimits connections;  // handshake, idle and write deadlines; connection cap
   std::string log_level = "info";
   std::string worker_path;   // default: genome-worker next to the genomed binary
   std::string worker_fault;  // tests only: passed to workers as --fault

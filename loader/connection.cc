@@ -11,6 +11,8 @@
 namespace genomed::loader {
 namespace {
 
+using ipc::Clock;
+
 std::string peer_description(int fd) {
   ucred cred{};
   socklen_t len = sizeof cred;
@@ -51,9 +53,12 @@ std::string handle(const ipc::Request& req, ConnectionId id, const ConnectionCon
 // Reads and answers the HELLO. False if the connection must close.
 bool exchange_hello(int fd, ipc::FrameReader& reader, ConnectionId id,
                     const ConnectionContext& ctx) {
-  auto frame = reader.read(ipc::kMaxRequestFrame);
+  auto frame = reader.read(ipc::kMaxRequestFrame, Clock::now() + ctx.limits.handshake_timeout);
   if (!frame) {
-    if (frame.code() != Errc::not_connected) {
+    if (frame.code() == Errc::timeout) {
+      spdlog::warn("connection {} ({}): no HELLO within {} ms; closing it", id,
+                   peer_description(fd), ctx.limits.handshake_timeout.count());
+    } else if (frame.code() != Errc::not_connected) {
       (void)ipc::write_frame(fd, ipc::encode_error(frame.status()));
       spdlog::warn("connection {}: {}; closing it", id, frame.status().to_string());
     }
@@ -80,7 +85,9 @@ bool exchange_hello(int fd, ipc::FrameReader& reader, ConnectionId id,
   hello.arena_bytes = ctx.arena_bytes;
   hello.pid = static_cast<std::uint64_t>(::getpid());
   spdlog::info("connection {}: hello from '{}' ({})", id, req->client, peer_description(fd));
-  return ipc::write_frame(fd, ipc::encode_reply(hello), ctx.arena_ro_fd).ok();
+  return ipc::write_frame(fd, ipc::encode_reply(hello), ctx.arena_ro_fd,
+                          Clock::now() + ctx.limits.write_timeout)
+      .ok();
 }
 
 // True if an undecodable request still names the one-way RELEASE op.
@@ -96,10 +103,15 @@ bool is_release(std::string_view body) {
 void serve_connection(int fd, ConnectionId id, const ConnectionContext& ctx) {
   ipc::FrameReader reader(fd);
   if (exchange_hello(fd, reader, id, ctx)) {
+    const auto idle = ctx.limits.idle_timeout;
     for (;;) {
-      auto frame = reader.read(ipc::kMaxRequestFrame);
+      auto frame =
+          reader.read(ipc::kMaxRequestFrame,
+                      idle.count() > 0 ? std::optional(Clock::now() + idle) : std::nullopt);
       if (!frame) {
-        if (frame.code() != Errc::not_connected) {
+        if (frame.code() == Errc::timeout) {
+          spdlog::info("connection {}: idle for {} ms; closing it", id, idle.count());
+        } else if (frame.code() != Errc::not_connected) {
           (void)ipc::write_frame(fd, ipc::encode_error(frame.status()));
           spdlog::warn("connection {}: {}; closing it", id, frame.status().to_string());
         }
@@ -124,7 +136,15 @@ void serve_connection(int fd, ConnectionId id, const ConnectionContext& ctx) {
         continue;
       }
       const std::string reply = handle(*req, id, ctx);
-      if (!reply.empty() && !ipc::write_frame(fd, reply).ok()) break;
+      if (reply.empty()) continue;
+      Status sent = ipc::write_frame(fd, reply, -1, Clock::now() + ctx.limits.write_timeout);
+      if (!sent.ok()) {
+        if (sent.code() == Errc::timeout) {
+          spdlog::warn("connection {}: the client did not read its reply within {} ms; closing it",
+                       id, ctx.limits.write_timeout.count());
+        }
+        break;
+      }
     }
   }
   ctx.coordinator->release_all(id);

@@ -99,7 +99,8 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
 
   loader::Coordinator coordinator(config.coordinator, *resolver, pool,
                                   {arena->data(), arena->size()});
-  loader::ConnectionContext ctx{&coordinator, arena->ro_fd(), arena->size(), kVersion};
+  loader::ConnectionContext ctx{&coordinator, arena->ro_fd(), arena->size(), kVersion,
+                                config.connections};
   auto server = loader::Server::listen(config.socket_path, ctx);
   if (!server) return fail(server.status());
   (*server)->start();

@@ -9,6 +9,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include "ipc/framing.h"
+#include "ipc/protocol.h"
+
 namespace genomed::loader {
 namespace {
 
@@ -91,9 +94,18 @@ void Server::accept_loop() {
       ::close(fd);
       return;
     }
-    if (conns_.size() >= kMaxConnections) {
-      // Each connection owns a thread: refuse rather than exhaust them.
-      spdlog::error("{} clients connected (the limit); a new client was refused", conns_.size());
+    if (conns_.size() >= ctx_.limits.max_connections) {
+      // Each connection owns a thread: refuse rather than exhaust them, with
+      // a typed answer the client reads in place of its HELLO reply. The
+      // write never blocks the accept loop: a fresh socket's buffer is empty.
+      spdlog::error("{} clients connected (--max-connections); a new client was refused",
+                    conns_.size());
+      (void)ipc::write_frame(
+          fd,
+          ipc::encode_error(Status(Errc::overloaded,
+                                   "genomed serves " + std::to_string(conns_.size()) +
+                                       " connections, its limit (--max-connections); retry later")),
+          -1, ipc::Clock::now());
       ::close(fd);
       continue;
     }

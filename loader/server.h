@@ -19,9 +19,6 @@
 
 namespace genomed::loader {
 
-// Connections served at once; beyond it new clients are closed at accept.
-inline constexpr std::size_t kMaxConnections = 1024;
-
 class Server {
  public:
   // Binds and listens. A socket file left by a dead daemon is replaced; one

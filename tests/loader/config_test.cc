@@ -391,6 +391,10 @@ const std::map<std::string, std::string>& accepted_flags() {
   static const std::map<std::string, std::string> kFlags = {
       {"--socket", "/run/g.sock"},
       {"--base-model", "/srv/base"},
+      {"--max-connections", "8"},
+      {"--handshake-timeout-ms", "100"},
+      {"--idle-timeout-ms", "0"},
+      {"--write-timeout-ms", "100"},
       {"--root", "/srv/a"},
       {"--budget", "1G"},
       {"--workers", "2"},

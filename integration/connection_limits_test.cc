@@ -1,0 +1,131 @@
+// Connections cannot pin the daemon's resources: a client that never says
+// HELLO, one that goes idle past --idle-timeout-ms, or one that does not read
+// its replies is disconnected and its leases released; past
+// --max-connections a client gets a typed `overloaded` answer.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "integration/daemon_fixture.h"
+#include "ipc/framing.h"
+#include "ipc/protocol.h"
+
+namespace genomed::testing {
+namespace {
+
+// A raw connection to the daemon, for clients that misbehave on purpose.
+class RawSocket {
+ public:
+  explicit RawSocket(const std::string& path) {
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    EXPECT_EQ(::connect(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0)
+        << std::strerror(errno);
+    // A liveness bound for the reads below, not a timing assertion: a
+    // daemon that never closes the connection fails the test instead of
+    // hanging it.
+    timeval tv{30, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~RawSocket() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int fd() const { return fd_; }
+
+  // True when the daemon closed the connection (EOF), reading past any
+  // replies it sent first.
+  bool closed_by_peer() {
+    char buf[4096];
+    for (;;) {
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n == 0) return true;
+      if (n < 0) return errno == ECONNRESET;  // EAGAIN: the bound passed, still open
+    }
+  }
+
+  void hello() {
+    ipc::Request req;
+    req.op = ipc::Op::hello;
+    req.version = ipc::kProtocolVersion;
+    req.client = "raw";
+    ASSERT_TRUE(ipc::write_frame(fd_, ipc::encode_request(req)).ok());
+    auto reply = ipc::read_frame(fd_, ipc::kMaxReplyFrame, std::nullopt, /*accept_fd=*/true);
+    ASSERT_TRUE(reply.ok()) << reply.status().to_string();
+    if (reply->fd >= 0) ::close(reply->fd);
+  }
+
+  void acquire(const std::string& name) {
+    ipc::Request req;
+    req.op = ipc::Op::acquire;
+    req.names = {name};
+    ASSERT_TRUE(ipc::write_frame(fd_, ipc::encode_request(req)).ok());
+    auto reply = ipc::read_frame(fd_, ipc::kMaxReplyFrame);
+    ASSERT_TRUE(reply.ok());
+    ASSERT_TRUE(ipc::decode_acquire_reply(reply->body).ok());
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+TEST(ConnectionLimits, AClientThatSendsNoHelloIsClosedAtTheHandshakeDeadline) {
+  Daemon daemon({.extra_args = {"--handshake-timeout-ms", "200"}});
+  RawSocket silent(daemon.socket_path());
+  EXPECT_TRUE(silent.closed_by_peer());
+  EXPECT_NE(daemon.log().find("no HELLO within 200 ms"), std::string::npos) << daemon.log();
+  EXPECT_TRUE(daemon.connect().health().ok()) << "the daemon keeps serving";
+}
+
+TEST(ConnectionLimits, AnIdleClientIsClosedAndItsLeasesReleased) {
+  Daemon daemon({.extra_args = {"--idle-timeout-ms", "300"}});
+  daemon.add_adapter("a", {});
+  RawSocket idle(daemon.socket_path());
+  idle.hello();
+  idle.acquire("a");
+  EXPECT_TRUE(idle.closed_by_peer());
+  EXPECT_TRUE(eventually([&] { return daemon.stat("leases_active") == 0; }));
+}
+
+TEST(ConnectionLimits, AClientThatDoesNotReadItsRepliesIsClosedAndItsLeasesReleased) {
+  Daemon daemon({.extra_args = {"--write-timeout-ms", "200"}});
+  daemon.add_adapter("a", {});
+  RawSocket deaf(daemon.socket_path());
+  int small = 4096;
+  ::setsockopt(deaf.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  deaf.hello();
+  deaf.acquire("a");
+  ASSERT_EQ(daemon.stat("leases_active"), 1u);
+  // Ask for replies and never read them, until the daemon stops taking
+  // requests (its reply writes block, then hit the deadline).
+  ipc::Request stats;
+  stats.op = ipc::Op::stats;
+  const std::string frame = ipc::encode_request(stats);
+  std::string wire(4, '\0');
+  wire[3] = static_cast<char>(frame.size());
+  wire += frame;
+  for (int i = 0; i < 100000; ++i) {
+    if (::send(deaf.fd(), wire.data(), wire.size(), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) break;
+  }
+  EXPECT_TRUE(eventually([&] { return daemon.stat("leases_active") == 0; }, 30000));
+  EXPECT_NE(daemon.log().find("did not read its reply within 200 ms"), std::string::npos)
+      << daemon.log();
+}
+
+TEST(ConnectionLimits, PastTheConnectionLimitAClientIsToldOverloaded) {
+  Daemon daemon({.extra_args = {"--max-connections", "2"}});
+  Client first = daemon.connect();
+  Client second = daemon.connect();
+  auto third = Client::connect(daemon.socket_path());
+  ASSERT_FALSE(third.ok());
+  EXPECT_EQ(third.code(), Errc::overloaded) << third.status().to_string();
+  EXPECT_NE(third.status().message().find("--max-connections"), std::string::npos);
+  EXPECT_TRUE(first.health().ok());
+}
+
+}  // namespace
+}  // namespace genomed::testing
