@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -227,33 +228,81 @@ std::string flag_to_key(std::string flag) {
   return flag;
 }
 
+// The JSON type each key takes. Values are never coerced: a number where a
+// path belongs, or a string of digits where a count belongs, is a mistake the
+// operator should hear about.
+enum class JsonKind { string, integer, number, size };
+
+JsonKind json_kind(const std::string& key) {
+  for (const char* k :
+       {"socket", "root", "log_level", "worker_path", "worker_fault", "base_model"}) {
+    if (key == k) return JsonKind::string;
+  }
+  if (key == "budget") return JsonKind::size;  // "8G" or a number of bytes
+  if (key.ends_with("_multiplier")) return JsonKind::number;
+  return JsonKind::integer;
+}
+
+// The value as the flag's text, or an error naming the key and both types.
+Result<std::string> json_value_text(const std::string& where, const std::string& key,
+                                    const nlohmann::json& value) {
+  const JsonKind kind = json_kind(key);
+  const bool integer = value.is_number_integer();
+  if (value.is_string() && (kind == JsonKind::string || kind == JsonKind::size)) {
+    return value.get<std::string>();
+  }
+  if (integer && kind != JsonKind::string) {
+    return value.is_number_unsigned() ? std::to_string(value.get<std::uint64_t>())
+                                      : std::to_string(value.get<long long>());
+  }
+  if (value.is_number_float() && kind == JsonKind::number) return value.dump();
+  const char* want = kind == JsonKind::string    ? "a string"
+                     : kind == JsonKind::size    ? "a size string (\"8G\") or a number of bytes"
+                     : kind == JsonKind::integer ? "an integer"
+                                                 : "a number";
+  return bad(where + ": '" + key + "' must be " + want + ", found " + value.type_name() + " " +
+             value.dump().substr(0, 40));
+}
+
 Status apply_json_file(DaemonConfig& config, const std::string& path) {
   std::ifstream in(path);
   if (!in) return bad("--config: cannot read '" + path + "'");
   std::stringstream text;
   text << in.rdbuf();
-  const nlohmann::json doc = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded() || !doc.is_object())
-    return bad("--config: '" + path + "' is not a JSON object");
+  const std::string where = "--config " + path;
+  // nlohmann keeps the last of repeated keys; a repeated setting is refused
+  // instead, since which one the operator meant is unknowable.
+  std::set<std::string> seen;
+  std::string repeated;
+  const nlohmann::json doc = nlohmann::json::parse(
+      text.str(),
+      [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+        if (depth == 1 && event == nlohmann::json::parse_event_t::key &&
+            !seen.insert(parsed.get<std::string>()).second && repeated.empty()) {
+          repeated = parsed.get<std::string>();
+        }
+        return true;
+      },
+      /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object()) return bad(where + ": not a JSON object");
+  if (!repeated.empty()) return bad(where + ": key '" + repeated + "' is given twice");
+  if (doc.contains("root") && doc.contains("roots")) {
+    return bad(where + ": give either 'root' or 'roots', not both");
+  }
   for (const auto& [key, value] : doc.items()) {
-    const auto it = setters().find(key == "roots" ? "root" : key);
-    if (it == setters().end()) return bad("--config " + path + ": unknown key '" + key + "'");
+    const std::string name = key == "roots" ? "root" : key;
+    const auto it = setters().find(name);
+    if (it == setters().end()) return bad(where + ": unknown key '" + key + "'");
     std::vector<std::string> values;
-    if (key == "root" || key == "roots") {
-      if (!value.is_array())
-        return bad("--config " + path + ": '" + key + "' must be a list of directories");
+    if (name == "root") {
+      if (!value.is_array()) return bad(where + ": '" + key + "' must be a list of directories");
       for (const auto& v : value) {
-        if (!v.is_string()) return bad("--config " + path + ": 'root' entries must be strings");
-        values.push_back(v.get<std::string>());
+        GENOMED_ASSIGN_OR_RETURN(std::string dir, json_value_text(where, "root", v));
+        values.push_back(std::move(dir));
       }
-    } else if (value.is_string()) {
-      values.push_back(value.get<std::string>());
-    } else if (value.is_number_integer()) {
-      values.push_back(std::to_string(value.get<long long>()));
-    } else if (value.is_number()) {
-      values.push_back(std::to_string(value.get<double>()));
     } else {
-      return bad("--config " + path + ": '" + key + "' must be a string or an integer");
+      GENOMED_ASSIGN_OR_RETURN(std::string v, json_value_text(where, key, value));
+      values.push_back(std::move(v));
     }
     for (const auto& v : values) GENOMED_RETURN_IF_ERROR(it->second(config, key, v));
   }

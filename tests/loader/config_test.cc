@@ -353,6 +353,35 @@ TEST(ConfigFile, UnknownKeyIsBadRequestNamingIt) {
   expect_bad({"--config", file.path()}, "turbo_mode");
 }
 
+TEST(ConfigFile, ValuesOfTheWrongJsonTypeAreRefusedNotCoerced) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"("socket": 5)", "'socket' must be a string, found number"},
+      {R"("workers": "4")", "'workers' must be an integer, found string"},
+      {R"("workers": 2.5)", "'workers' must be an integer, found number"},
+      {R"("load_timeout_ms": true)", "'load_timeout_ms' must be an integer, found boolean"},
+      {R"("restart_backoff_multiplier": "2")", "'restart_backoff_multiplier' must be a number"},
+      {R"("budget": [1])", "'budget' must be a size string"},
+      {R"("log_level": null)", "'log_level' must be a string, found null"},
+  };
+  for (const auto& [entry, needle] : cases) {
+    SCOPED_TRACE(entry);
+    JsonFile file(R"({"socket": "s", "root": ["r"], )" + entry + "}");
+    if (entry.starts_with(R"("socket")")) {
+      JsonFile only(R"({"root": ["r"], )" + entry + "}");
+      expect_bad({"--config", only.path()}, needle);
+      continue;
+    }
+    expect_bad({"--config", file.path()}, needle);
+  }
+}
+
+TEST(ConfigFile, ARepeatedKeyIsRefusedNamingIt) {
+  JsonFile file(R"({"socket": "s", "root": ["r"], "workers": 2, "workers": 3})");
+  expect_bad({"--config", file.path()}, "key 'workers' is given twice");
+  JsonFile both(R"({"socket": "s", "root": ["r"], "roots": ["q"]})");
+  expect_bad({"--config", both.path()}, "either 'root' or 'roots'");
+}
+
 TEST(ConfigFile, NonObjectJsonIsBadRequest) {
   for (const char* text : {"[1, 2]", "\"socket\"", "42", "{\"socket\": ", "not json", ""}) {
     SCOPED_TRACE(text);
