@@ -201,10 +201,14 @@ TEST_F(EndToEnd, UnloadWithLeaseDrainsThenFrees) {
   EXPECT_TRUE(lease->bytes().empty());
   EXPECT_EQ(lease->find("anything"), nullptr);
   ASSERT_TRUE(eventually([&] { return daemon_.stat("bytes_resident") == 0; }));
-  // Reload under the same name: a new generation, and only one copy.
+  // Reload under the same name: a new generation, and only one copy. LIST is
+  // keyed by name and would show one entry even with two copies resident:
+  // the budget's bytes tell.
   auto reloaded = client.acquire("drain");
   ASSERT_TRUE(reloaded.ok());
   EXPECT_GT(reloaded->generation(), lease->generation());
+  const std::uint64_t one_copy = (reloaded->bytes().size() + 4095) / 4096 * 4096;
+  EXPECT_EQ(daemon_.stat("bytes_resident"), one_copy);
   auto list = client.list();
   ASSERT_TRUE(list.ok());
   ASSERT_EQ(list->size(), 1u);

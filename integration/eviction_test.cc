@@ -2,6 +2,7 @@
 // never of leased ones, admission waits and typed refusals.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <barrier>
 #include <thread>
 
@@ -133,8 +134,15 @@ TEST(Admission, ALoadWaitingForRoomProceedsWhenALeaseEnds) {
   ASSERT_TRUE(a.ok() && b.ok());
   Client waiter = daemon.connect();
   Result<Lease> c = Status(Errc::internal, "not run");
-  std::thread t([&] { c = waiter.acquire("w2"); });
-  ASSERT_TRUE(eventually([&] { return daemon.stat("adapters_loading") == 1; }));
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    c = waiter.acquire("w2");
+    done = true;
+  });
+  // It really waits for room: counted as waiting, nothing evicted, no answer.
+  ASSERT_TRUE(eventually([&] { return daemon.stat("admission_waiting") == 1; }));
+  EXPECT_FALSE(done);
+  EXPECT_EQ(daemon.stat("evictions"), 0u);
   a->release();
   t.join();
   ASSERT_TRUE(c.ok()) << c.status().to_string();

@@ -315,8 +315,12 @@ Status Coordinator::probe_reserve_fill(const std::string& name,
         break;
       }
       if (reservation.code() != Errc::no_space) return reservation.status();
-      if (changed_.wait_until(lock, admission_deadline) == std::cv_status::timeout &&
-          Clock::now() >= admission_deadline) {
+      ++admission_waiting_;
+      const bool timed_out = changed_.wait_until(lock, admission_deadline) ==
+                                 std::cv_status::timeout &&
+                             Clock::now() >= admission_deadline;
+      --admission_waiting_;
+      if (timed_out) {
         return Status(Errc::no_space, "'" + name + "' needs " + format_size(layout.total_bytes) +
                                           " but the budget is held by leased adapters; waited " +
                                           std::to_string(options_.admission_timeout.count()) +
@@ -565,6 +569,7 @@ ipc::StatsReply Coordinator::stats() const {
   put("bytes_resident", cache_.bytes_resident());
   put("bytes_reserved", cache_.bytes_reserved());
   put("bytes_loaded", counters_.bytes_loaded);
+  put("admission_waiting", admission_waiting_);
   put("budget_bytes", cache_.budget());
   put("adapters_resident", resident);
   put("adapters_loading", loading);

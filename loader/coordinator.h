@@ -175,6 +175,7 @@ class Coordinator {
   Quarantine quarantine_;
   std::map<std::string, Entry> entries_;  // sorted: list() is in name order
   std::unordered_map<std::uint64_t, LeaseRecord> leases_;
+  std::uint64_t admission_waiting_ = 0;  // loads waiting for room in the budget right now
   std::uint64_t next_generation_ = 1;
   std::uint64_t next_lease_ = 1;
   std::uint64_t next_flight_id_ = 1;
