@@ -233,6 +233,28 @@ TEST(AdapterContract, APatternKeyThatIsNoRegularExpressionIsAConfigError) {
                  {"rank_pattern", "q_proj("});
 }
 
+TEST(AdapterContract, PatternKeysMatchAsPythonsReMatchWithTheDollarInsideThePattern) {
+  // PEFT: re.match(rf"(.*\.)?({key})$", path). With a top-level "|" in the
+  // key the "$" binds to the last alternative, so "q)|(zzz" matches the
+  // prefix "...self_attn.q" of a q_proj path.
+  AdapterConfig c = config(4, 8);
+  c.alpha_pattern = {{"q)|(zzz", 32}};
+  auto r = build(c, Tensors().lora(kQ, 4));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->modules[0].alpha, 32.0);
+}
+
+TEST(AdapterContract, ABacktrackingPatternKeyCostsPolynomialTime) {
+  // "(a|aa)*c" against a run of a's backtracks exponentially in a
+  // backtracking matcher (a worker sat out its 30 s deadline).
+  AdapterConfig c = config(4, 8);
+  c.rank_pattern = {{"(a|aa)*c", 2}};
+  const std::string module = "base_model.model." + std::string(60, 'a');
+  auto r = build(c, Tensors().lora(module, 4));  // the ctest timeout bounds it
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->modules[0].rank, 4u);
+}
+
 TEST(AdapterContract, EncodingRoundTripsEveryField) {
   AdapterConfig c = config(4, 8);
   c.use_dora = true;

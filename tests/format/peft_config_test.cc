@@ -239,5 +239,25 @@ TEST(PeftConfig, EachNewFieldOfTheWrongTypeOrValueIsRefusedNamingIt) {
   }
 }
 
+TEST(PeftConfig, DeepNestingIsRefusedBeforeAnythingRecursesIntoIt) {
+  // Serializing a 60k-deep value crashed the worker (recursive dump).
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const std::string text =
+      R"({"peft_type":"LORA","r":4,"lora_alpha":8,"target_modules":["q"],"x":)" + deep + "}";
+  auto r = parse_peft_config(text, kLabel);
+  EXPECT_EQ(r.code(), Errc::config_invalid_json) << r.status().message();
+  EXPECT_NE(r.status().message().find("nested deeper than 64"), std::string::npos);
+}
+
+TEST(PeftConfig, ManyUnknownKeysAreKeptAndParsedInLinearTime) {
+  // 90k unknown keys took 50 s with an insertion-ordered map; 60k fit the 1 MiB limit.
+  std::string text = R"({"peft_type":"LORA","r":4,"lora_alpha":8,"target_modules":["q"])";
+  for (int i = 0; i < 60000; ++i) text += ",\"k" + std::to_string(i) + "\":" + std::to_string(i);
+  text += "}";
+  auto r = parse_peft_config(text, kLabel);  // the ctest timeout bounds it
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->json, text);  // already minified: kept byte for byte, in order
+}
+
 }  // namespace
 }  // namespace genomed::format

@@ -197,10 +197,20 @@ TEST(Safetensors, NonIntegerShapeDimensionIsRejected) {
 
 TEST(Safetensors, ShapeWhoseByteSizeOverflowsIsRejected) {
   expect_error(parse(one(entry("U8", "[4294967296,4294967296]", "[0,0]")), 0),
-               Errc::st_shape_invalid, "overflows");
-  // The element count fits u64, times the dtype size does not.
+               Errc::st_shape_invalid, "exceeds 2^63-1 bytes");
+  // The element count fits, times the dtype size does not.
   expect_error(parse(one(entry("F64", "[2305843009213693952]", "[0,0]")), 0),
-               Errc::st_shape_invalid, "overflows");
+               Errc::st_shape_invalid, "exceeds 2^63-1 bytes");
+}
+
+TEST(Safetensors, EmptyTensorsWithDimsNoClientCanIndexAreRejected) {
+  // A zero dim makes these empty, but numpy and torch index with int64: a
+  // lease holding them would be unusable in every client.
+  expect_error(parse(one(entry("U8", "[9223372036854775808,0]", "[0,0]")), 0),
+               Errc::st_shape_invalid, "exceeds 2^63-1 bytes");
+  expect_error(parse(one(entry("U8", "[4294967296,2147483648,2,0]", "[0,0]")), 0),
+               Errc::st_shape_invalid, "exceeds 2^63-1 bytes");
+  EXPECT_TRUE(parse(one(entry("U8", "[4294967296,0]", "[0,0]")), 0).ok());
 }
 
 TEST(Safetensors, ZeroSizedAndScalarTensorsAreAccepted) {

@@ -71,7 +71,12 @@ std::uint64_t element_count(const std::vector<std::uint64_t>& shape) {
 }
 
 // A rank_pattern / alpha_pattern key compiled as PEFT uses it:
-// re.match(rf"(.*\.)?({key})$", module_path).
+// re.match(rf"(.*\.)?({key})$", module_path), i.e. anchored at the start,
+// with the "$" inside the pattern (a key with a top-level "|" can match a
+// prefix, as in PEFT). libstdc++'s polynomial (breadth-first) executor: the
+// default one recurses once per input character and backtracks
+// exponentially on keys like "(a|aa)*c", and the keys are untrusted.
+constexpr auto kPatternSyntax = std::regex::ECMAScript | std::regex_constants::__polynomial;
 struct CompiledPattern {
   std::string key;
   std::regex re;
@@ -84,7 +89,7 @@ Result<std::vector<CompiledPattern>> compile_patterns(
   std::vector<CompiledPattern> out;
   for (const auto& [key, value] : patterns) {
     try {
-      out.push_back({key, std::regex("(.*\\.)?(" + key + ")", std::regex::ECMAScript)});
+      out.push_back({key, std::regex("(.*\\.)?(" + key + ")$", kPatternSyntax)});
     } catch (const std::regex_error& e) {
       return Status(Errc::config_invalid_field,
                     label + ": '" + field + "' key '" + key.substr(0, 200) +
@@ -100,7 +105,9 @@ Result<std::optional<std::size_t>> first_match(const std::vector<CompiledPattern
                                                const std::string& label) {
   for (std::size_t i = 0; i < patterns.size(); ++i) {
     try {
-      if (std::regex_match(path, patterns[i].re)) return std::optional<std::size_t>(i);
+      if (std::regex_search(path, patterns[i].re, std::regex_constants::match_continuous)) {
+        return std::optional<std::size_t>(i);
+      }
     } catch (const std::regex_error& e) {
       return Status(Errc::config_invalid_field, label + ": '" + field + "' key '" +
                                                     patterns[i].key.substr(0, 200) +

@@ -15,7 +15,7 @@ using json = nlohmann::json;
 Status invalid(const std::string& what) { return Status(Errc::base_model_invalid, what); }
 
 Result<json> read_json_object(const std::string& path, std::uint64_t limit) {
-  auto text = read_small_file(path, limit);
+  auto text = read_small_file(path, limit, Symlinks::follow);
   if (!text) return invalid("base model: " + text.status().message());
   try {
     json j = json::parse(*text);
@@ -27,7 +27,7 @@ Result<json> read_json_object(const std::string& path, std::uint64_t limit) {
 }
 
 Status add_shapes(BaseModel& base, const std::string& path) {
-  auto file = open_regular(path);
+  auto file = open_regular(path, Symlinks::follow);
   if (!file) return invalid("base model: " + file.status().message());
   auto header = read_safetensors_header(file->fd.get(), path);
   if (!header) return invalid("base model: " + header.status().message());
@@ -206,9 +206,9 @@ Result<BaseModel> read_base_model(const std::string& dir) {
   const std::string single = dir + "/" + kBaseWeightsFileName;
   const std::string index = dir + "/" + kBaseIndexFileName;
   struct stat st {};
-  if (::lstat(single.c_str(), &st) == 0) {
+  if (::stat(single.c_str(), &st) == 0) {
     GENOMED_RETURN_IF_ERROR(add_shapes(base, single));
-  } else if (::lstat(index.c_str(), &st) == 0) {
+  } else if (::stat(index.c_str(), &st) == 0) {
     GENOMED_ASSIGN_OR_RETURN(auto files, shard_files(index));
     for (const std::string& f : files) GENOMED_RETURN_IF_ERROR(add_shapes(base, dir + "/" + f));
   } else {

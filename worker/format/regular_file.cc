@@ -15,8 +15,9 @@ Fd::~Fd() {
 
 std::string errno_text(int err) { return std::generic_category().message(err); }
 
-Result<OpenFile> open_regular(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+Result<OpenFile> open_regular(const std::string& path, Symlinks symlinks) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK |
+                                          (symlinks == Symlinks::refuse ? O_NOFOLLOW : 0));
   if (fd < 0) {
     const int err = errno;
     std::string why =
@@ -33,8 +34,9 @@ Result<OpenFile> open_regular(const std::string& path) {
   return f;
 }
 
-Result<std::string> read_small_file(const std::string& path, std::uint64_t limit) {
-  auto file = open_regular(path);
+Result<std::string> read_small_file(const std::string& path, std::uint64_t limit,
+                                    Symlinks symlinks) {
+  auto file = open_regular(path, symlinks);
   if (!file) return file.status();
   // Read to EOF rather than trusting st_size, but never past the limit.
   std::string text;

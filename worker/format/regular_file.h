@@ -33,11 +33,17 @@ struct OpenFile {
   struct stat st;
 };
 
-// Errc::file_unreadable naming `path` and the cause.
-Result<OpenFile> open_regular(const std::string& path);
+enum class Symlinks { refuse, follow };
+
+// Errc::file_unreadable naming `path` and the cause. Adapter files refuse a
+// symlink at the last component (the name resolver checked the path); the
+// operator's --base-model follows them (a Hugging Face cache snapshot is
+// made of symlinks into its blobs).
+Result<OpenFile> open_regular(const std::string& path, Symlinks symlinks = Symlinks::refuse);
 
 // The whole file, at most `limit` bytes (Errc::file_unreadable beyond it).
-Result<std::string> read_small_file(const std::string& path, std::uint64_t limit);
+Result<std::string> read_small_file(const std::string& path, std::uint64_t limit,
+                                    Symlinks symlinks = Symlinks::refuse);
 
 // strerror text of an errno value.
 std::string errno_text(int err);

@@ -85,6 +85,23 @@ Result<ResidentLayout> invalid(const std::string& why) {
 
 }  // namespace
 
+Status check_table_limits(const SafetensorsHeader& st) {
+  for (const TensorInfo& t : st.tensors) {
+    if (t.name.size() > kMaxNameBytes) {
+      return Status(Errc::st_tensor_entry_invalid,
+                    "tensor name of " + std::to_string(t.name.size()) +
+                        " bytes exceeds the limit of " + std::to_string(kMaxNameBytes) + ": '" +
+                        t.name.substr(0, 80) + "...'");
+    }
+    if (t.shape.size() > kMaxDims) {
+      return Status(Errc::st_tensor_entry_invalid,
+                    "tensor '" + t.name + "' has " + std::to_string(t.shape.size()) +
+                        " dimensions, more than the limit of " + std::to_string(kMaxDims));
+    }
+  }
+  return Status::Ok();
+}
+
 Result<ResidentLayout> plan_layout(const SafetensorsHeader& st, const AdapterContract& contract) {
   ResidentLayout layout;
   layout.lora_r = contract.config.r;
@@ -96,20 +113,9 @@ Result<ResidentLayout> plan_layout(const SafetensorsHeader& st, const AdapterCon
                              std::to_string(layout.contract.size()) +
                              " bytes, more than the limit of " + std::to_string(kMaxContractBytes));
   }
+  GENOMED_RETURN_IF_ERROR(check_table_limits(st));
   std::uint64_t table = kFixedBytes + layout.contract.size();
   for (const TensorInfo& t : st.tensors) {
-    if (t.name.size() > kMaxNameBytes) {
-      return Result<ResidentLayout>(
-          Errc::st_tensor_entry_invalid,
-          "tensor name of " + std::to_string(t.name.size()) + " bytes exceeds the limit of " +
-              std::to_string(kMaxNameBytes) + ": '" + t.name.substr(0, 80) + "...'");
-    }
-    if (t.shape.size() > kMaxDims) {
-      return Result<ResidentLayout>(
-          Errc::st_tensor_entry_invalid,
-          "tensor '" + t.name + "' has " + std::to_string(t.shape.size()) +
-              " dimensions, more than the limit of " + std::to_string(kMaxDims));
-    }
     layout.tensors.push_back(ResidentTensor{t.name, t.dtype, t.shape, 0, t.byte_size()});
     table += entry_bytes(layout.tensors.back());
   }

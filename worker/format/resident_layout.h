@@ -53,6 +53,11 @@ struct ResidentLayout {
   std::string contract;                 // encode_contract() of the adapter's contract
 };
 
+// The limits of the resident table: names of at most kMaxNameBytes, at most
+// kMaxDims dims (Errc::st_tensor_entry_invalid). Checked before anything
+// else looks at the names (the contract's pattern matching).
+Status check_table_limits(const SafetensorsHeader& st);
+
 // Plans where every tensor goes, with the encoded contract in the header.
 // Errors: st_tensor_entry_invalid for names longer than kMaxNameBytes or
 // shapes with more than kMaxDims dims; too_large for a contract over

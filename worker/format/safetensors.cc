@@ -194,20 +194,28 @@ Result<TensorInfo> parse_tensor(const std::string& name, const json& v, std::uin
     return Result<TensorInfo>(Errc::st_shape_invalid,
                               where + ": shape must be a list, found " + shape.type_name());
   }
-  std::uint64_t bytes = dtype_size(t.dtype);
+  // Clients index tensors with int64 (numpy, torch): every dim, and the byte
+  // size the non-zero dims span, must fit one, even when a zero dim makes the
+  // tensor empty ([2^63, 0] would be unusable in every client).
+  constexpr std::uint64_t kMaxExtent = std::numeric_limits<std::int64_t>::max();
+  std::uint64_t extent = dtype_size(t.dtype);  // bytes spanned by the non-zero dims
+  bool empty = false;
   for (std::size_t d = 0; d < shape.size(); ++d) {
     const auto dim = as_u64(shape[d]);
     if (!dim) {
       return Result<TensorInfo>(Errc::st_shape_invalid, where + ": shape[" + std::to_string(d) +
                                                             "] is a " + describe_number(shape[d]));
     }
-    if (*dim != 0 && bytes > std::numeric_limits<std::uint64_t>::max() / *dim) {
+    if (*dim > kMaxExtent || (*dim != 0 && extent > kMaxExtent / *dim)) {
       return Result<TensorInfo>(Errc::st_shape_invalid,
-                                where + ": shape " + shape.dump() + " overflows 64-bit byte size");
+                                where + ": shape " + shape.dump().substr(0, 200) +
+                                    " exceeds 2^63-1 bytes (clients index with int64)");
     }
-    bytes *= *dim;
+    if (*dim == 0) empty = true;
+    if (*dim != 0) extent *= *dim;
     t.shape.push_back(*dim);
   }
+  const std::uint64_t bytes = empty ? 0 : extent;
 
   const json& offs = v["data_offsets"];
   if (!offs.is_array() || offs.size() != 2) {
