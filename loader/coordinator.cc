@@ -176,11 +176,22 @@ Result<std::string> Coordinator::run_job(const std::string& name, const jobs::Jo
     auto result = pool_.run(job, deadline, fate);
     if (result.ok() || !fate->worker_died || !is_worker_failure(result.code())) return result;
     *worker_failed = true;
+    // Every worker death counts toward the breaker (a host that keeps
+    // killing workers is a systematic failure too), but only what the
+    // adapter can cause is a strike against it: a crash signal, an exit
+    // mid-job, a missed deadline, a protocol violation. A signal genomed did
+    // not send (the OOM killer's SIGKILL, an operator) is retried without a
+    // strike, still bounded by job_retries and the breaker.
+    const bool strike = fate->blame == Blame::adapter;
     bool quarantined_now = false;
     {
       std::lock_guard lock(mu_);
       breaker_.record_failure();
-      quarantined_now = quarantine_.strike(name, result.status().message(), file);
+      if (strike) quarantined_now = quarantine_.strike(name, result.status().message(), file);
+    }
+    if (!strike) {
+      spdlog::warn("worker lost during a job of '{}' ({}), not counted against it: {}", name,
+                   blame_name(fate->blame), result.status().message());
     }
     if (quarantined_now) {
       return Status(result.code(),
@@ -316,9 +327,9 @@ Status Coordinator::probe_reserve_fill(const std::string& name,
       }
       if (reservation.code() != Errc::no_space) return reservation.status();
       ++admission_waiting_;
-      const bool timed_out = changed_.wait_until(lock, admission_deadline) ==
-                                 std::cv_status::timeout &&
-                             Clock::now() >= admission_deadline;
+      const bool timed_out =
+          changed_.wait_until(lock, admission_deadline) == std::cv_status::timeout &&
+          Clock::now() >= admission_deadline;
       --admission_waiting_;
       if (timed_out) {
         return Status(Errc::no_space, "'" + name + "' needs " + format_size(layout.total_bytes) +

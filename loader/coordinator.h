@@ -146,7 +146,8 @@ class Coordinator {
                             const format::AdapterPaths& paths, const FileIdentity& file,
                             bool* worker_failed, std::optional<DeferredFree>* deferred);
   // Runs a job, re-running it on a fresh worker when its worker died (up to
-  // job_retries), striking the adapter for every worker it cost. A fill is
+  // job_retries), striking the adapter for every worker death it caused
+  // (JobFate::blame: crash signals, deadlines, protocol; not outside kills). A fill is
   // re-run only once the dead worker is reaped; `fate` tells about the last
   // attempt.
   Result<std::string> run_job(const std::string& name, const jobs::Job& job,

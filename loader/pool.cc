@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <future>
 #include <optional>
 
@@ -18,11 +20,13 @@
 namespace genomed::loader {
 
 struct Pool::Pending {
-  std::string frame;  // the encoded job
+  std::string frame;  // the encoded job with its length prefix, as it goes on the wire
   std::string what;   // for logs: "probe /roots/a/adapter_model.safetensors"
   Clock::time_point deadline;
   std::promise<Result<std::string>> result;
-  std::atomic<bool> worker_died{false};
+  // Written by the slot before it sets `result` (which orders them).
+  bool worker_died = false;
+  Blame blame = Blame::none;
   std::promise<void> retired;  // set once a dead worker of this job is reaped
 };
 
@@ -118,7 +122,14 @@ void Pool::stop() {
 
 Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline, JobFate* fate) {
   auto pending = std::make_shared<Pending>();
-  pending->frame = jobs::encode_job(job);
+  {
+    const std::string body = jobs::encode_job(job);
+    const auto len = static_cast<std::uint32_t>(body.size());
+    pending->frame.reserve(4 + body.size());
+    for (int shift = 24; shift >= 0; shift -= 8)
+      pending->frame.push_back(static_cast<char>(len >> shift));
+    pending->frame += body;
+  }
   pending->what =
       std::string(job.kind == jobs::JobKind::probe ? "probe " : "fill ") + job.paths.weights;
   pending->deadline = deadline;
@@ -162,6 +173,7 @@ Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline, 
   auto result = future.get();
   if (fate != nullptr) {
     fate->worker_died = pending->worker_died;
+    fate->blame = pending->blame;
     fate->worker_gone = worker_gone;
   }
   return result;
@@ -244,9 +256,11 @@ void Pool::slot_main(Slot& slot) {
       continue;
     }
     std::optional<Death> death;
-    Result<std::string> result = execute(slot, *job, &death);
+    Blame blame = Blame::none;
+    Result<std::string> result = execute(slot, *job, &death, &blame);
     // The caller gets its answer before the (possibly slow) kill and reap.
     job->worker_died = death.has_value();
+    job->blame = death ? blame : Blame::none;
     job->result.set_value(std::move(result));
     if (death) {
       retire(slot, *death, job->what);
@@ -255,21 +269,182 @@ void Pool::slot_main(Slot& slot) {
   }
 }
 
-Result<std::string> Pool::execute(Slot& slot, Pending& job, std::optional<Death>* death) {
+namespace {
+
+// How long a slot waits on its worker between two looks at the clock, and
+// how much of the time between two looks may be charged to the job.
+constexpr Clock::duration kWatchSlice = std::chrono::milliseconds(100);
+constexpr Clock::duration kPauseSlack = std::chrono::milliseconds(100);
+
+// A job's time as its slot observed it: deadlines judge the worker, not the
+// clock. The slot never waits longer than kWatchSlice in one go, so the
+// time between two of its looks is at most kWatchSlice plus scheduling
+// noise. A longer gap means the supervisor itself did not run (SIGSTOP of
+// genomed, a VM pause, a debugger, a starved host): the worker may have
+// finished long ago, or been paused with us, and is charged only
+// kWatchSlice + kPauseSlack of it. Such gaps are summed in `uncharged`.
+// The budget still runs out while genomed runs (each look charges at least
+// the slice it waited), so a hung worker is stopped as before.
+class JobClock {
+ public:
+  explicit JobClock(Clock::duration budget) : left_(budget), last_(Clock::now()) {}
+
+  // Charges the time since the previous look.
+  void look() {
+    const Clock::time_point now = Clock::now();
+    Clock::duration gap = now - last_;
+    last_ = now;
+    if (gap > kWatchSlice + kPauseSlack) {
+      uncharged_ += gap - (kWatchSlice + kPauseSlack);
+      gap = kWatchSlice + kPauseSlack;
+    }
+    left_ -= gap;
+  }
+  bool expired() const { return left_ <= Clock::duration::zero(); }
+  // The next wait: the rest of the budget, at most one slice.
+  int wait_ms() const {
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(std::min(left_, kWatchSlice));
+    return static_cast<int>(std::max<std::int64_t>(ms.count(), 0));
+  }
+  Clock::duration uncharged() const { return uncharged_; }
+
+ private:
+  Clock::duration left_;
+  Clock::time_point last_;
+  Clock::duration uncharged_{};
+};
+
+Status socket_gone(const char* what) {
+  return Status(Errc::not_connected, std::string(what) + ": " + std::strerror(errno));
+}
+
+// Sends a whole frame (length prefix included) to the worker. Errors:
+// not_connected (it is gone), timeout (its socket buffer stayed full: a
+// stopped worker).
+Status send_job(int fd, const std::string& frame, JobClock& clock) {
+  std::size_t sent = 0;
+  while (sent < frame.size()) {
+    const ssize_t n =
+        ::send(fd, frame.data() + sent, frame.size() - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return socket_gone("send");
+    clock.look();
+    if (clock.expired()) return Status(Errc::timeout, "the worker did not take the job in time");
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, clock.wait_ms()) < 0 && errno != EINTR) return socket_gone("poll");
+  }
+  return Status::Ok();
+}
+
+// Reads the worker's reply frame. Everything already waiting on the socket is
+// read before the clock is looked at, so a reply that arrived while genomed
+// was not running (or just as the deadline passed) is taken, never discarded
+// as late. Errors: not_connected (EOF or a socket error: the worker died),
+// frame_too_large, timeout.
+Result<std::string> receive_reply(int fd, JobClock& clock) {
+  unsigned char header[4];
+  std::size_t have = 0;  // bytes of header + body received
+  std::uint32_t len = 0;
+  std::string body;
+  for (;;) {
+    for (;;) {  // take what is waiting, without blocking
+      char* dst;
+      std::size_t want;
+      if (have < 4) {
+        dst = reinterpret_cast<char*>(header) + have;
+        want = 4 - have;
+      } else {
+        dst = body.data() + (have - 4);
+        want = len - (have - 4);
+      }
+      if (want == 0) {
+        clock.look();  // only to account for a pause in the log: the reply is taken
+        return body;
+      }
+      const ssize_t n = ::recv(fd, dst, want, MSG_DONTWAIT);
+      if (n == 0) {
+        return Status(Errc::not_connected, have == 0 ? "peer closed the connection"
+                                                     : "peer closed the connection mid-frame");
+      }
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        return socket_gone("recv");
+      }
+      have += static_cast<std::size_t>(n);
+      if (have == 4) {
+        len = (std::uint32_t{header[0]} << 24) | (std::uint32_t{header[1]} << 16) |
+              (std::uint32_t{header[2]} << 8) | std::uint32_t{header[3]};
+        if (len > ipc::kMaxReplyFrame) {
+          return Status(Errc::frame_too_large, "frame of " + std::to_string(len) +
+                                                   " bytes exceeds the limit of " +
+                                                   std::to_string(ipc::kMaxReplyFrame));
+        }
+        body.resize(len);
+      }
+    }
+    clock.look();
+    if (clock.expired()) return Status(Errc::timeout, "no reply before the deadline");
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, clock.wait_ms()) < 0 && errno != EINTR) return socket_gone("poll");
+  }
+}
+
+bool is_crash_signal(int sig) {
+  return sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGFPE || sig == SIGILL;
+}
+
+}  // namespace
+
+const char* blame_name(Blame blame) {
+  switch (blame) {
+    case Blame::none:
+      return "none";
+    case Blame::adapter:
+      return "adapter";
+    case Blame::external:
+      return "external";
+  }
+  return "?";
+}
+
+Blame blame_for_exit(const WorkerExit& exit) {
+  if (!exit.known) return Blame::external;            // nothing proves the adapter did it
+  if (!exit.signaled) return Blame::adapter;          // it quit in the middle of a job
+  if (exit.signal_sent_by_us) return Blame::adapter;  // only ever for a missed deadline
+  return is_crash_signal(exit.signal) ? Blame::adapter : Blame::external;
+}
+
+Result<std::string> Pool::execute(Slot& slot, Pending& job, std::optional<Death>* death,
+                                  Blame* blame) {
   WorkerProcess& worker = *slot.worker;
   {
     std::lock_guard lock(mu_);
     if (stopping_) return Status(Errc::shutting_down, "genomed is stopping");
     slot.busy_fd = worker.fd();
   }
-  Result<ipc::ReceivedFrame> reply = Status(Errc::internal, "unset");
-  // The write has the job's deadline too: a stopped worker whose socket
-  // buffer is full must not block the slot for ever.
-  Status sent = ipc::write_frame(worker.fd(), job.frame, -1, job.deadline);
-  if (sent.ok())
-    reply = ipc::read_frame(worker.fd(), ipc::kMaxReplyFrame, job.deadline);
-  else
+  const pid_t pid = worker.pid();
+  JobClock clock(job.deadline - Clock::now());
+  // The write is watched too: a stopped worker whose socket buffer is full
+  // must not block the slot for ever.
+  Result<std::string> reply = Status(Errc::internal, "unset");
+  if (Status sent = send_job(worker.fd(), job.frame, clock); sent.ok()) {
+    spdlog::debug("worker pid {} got job '{}'", pid, job.what);
+    reply = receive_reply(worker.fd(), clock);
+  } else {
     reply = sent;
+  }
+  if (clock.uncharged() > Clock::duration::zero()) {
+    spdlog::warn(
+        "genomed itself did not run for {} ms while worker pid {} had '{}' (stopped, paused or "
+        "starved); that time is not charged to the job's deadline",
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock.uncharged()).count(), pid,
+        job.what);
+  }
   bool stopping = false;
   {
     std::lock_guard lock(mu_);
@@ -281,32 +456,45 @@ Result<std::string> Pool::execute(Slot& slot, Pending& job, std::optional<Death>
   if (reply.ok()) {
     // A reply that is not even a msgpack map means the worker no longer
     // follows the protocol: replace it rather than trust its next reply.
-    if (auto parsed = ipc::Message::parse(reply->body, ipc::kReplyLimits); !parsed.ok()) {
+    if (auto parsed = ipc::Message::parse(*reply, ipc::kReplyLimits); !parsed.ok()) {
       *death = Death::protocol;
-      return Status(Errc::worker_protocol, "worker pid " + std::to_string(worker.pid()) +
+      *blame = Blame::adapter;
+      return Status(Errc::worker_protocol, "worker pid " + std::to_string(pid) +
                                                " sent an invalid reply to '" + job.what +
                                                "': " + parsed.status().message());
     }
-    return std::move(reply->body);
+    return reply;
   }
   if (stopping)
     return Status(Errc::shutting_down, "genomed is stopping");  // stop() interrupted the job
 
-  const pid_t pid = worker.pid();
   switch (reply.code()) {
     case Errc::timeout:
+      // Stopped by the pool for missing its deadline (time genomed ran).
       *death = Death::timed_out;
+      *blame = Blame::adapter;
       return Status(Errc::timeout, "worker pid " + std::to_string(pid) + " did not finish '" +
                                        job.what +
                                        "' before the deadline; it is being stopped and replaced");
-    case Errc::not_connected:
+    case Errc::not_connected: {
       *death = Death::crashed;
       // The exit status tells how it died; reaping first costs nothing here
-      // (the socket closed, so the process is gone or going).
-      return Status(Errc::worker_crashed, "worker pid " + std::to_string(pid) + " died (" +
-                                              worker.reap() + ") during '" + job.what + "'");
+      // (the socket closed, so the process is gone or going). The pool sent
+      // it no signal: it ended by itself or by someone else's hand.
+      const std::string how = worker.reap();
+      *blame = blame_for_exit(worker.exit());
+      std::string cause = how;
+      if (*blame == Blame::external && worker.exit().signaled) {
+        cause +=
+            ", which genomed did not send: the OOM killer or an operator? "
+            "Not counted against the adapter";
+      }
+      return Status(Errc::worker_crashed, "worker pid " + std::to_string(pid) + " died (" + cause +
+                                              ") during '" + job.what + "'");
+    }
     default:
       *death = Death::protocol;
+      *blame = Blame::adapter;
       return Status(Errc::worker_protocol, "worker pid " + std::to_string(pid) +
                                                " broke the job protocol during '" + job.what +
                                                "': " + reply.status().message());

@@ -11,6 +11,15 @@
 // is stopped (SIGTERM, grace, SIGKILL) and replaced. Retrying a failed job is
 // the caller's decision (the coordinator knows which adapter it was).
 //
+// Deadlines judge the worker, not the clock: a reply already waiting on the
+// worker's socket is always taken before the deadline is checked, and time
+// in which the supervisor itself did not run (SIGSTOP, a VM pause, a
+// debugger) is not charged to the job (see JobClock in pool.cc).
+//
+// Blame: the pool knows whether it sent the signal that ended a worker and
+// how the worker ended (from its reap), and reports in JobFate whether the
+// death is something the job's adapter can cause.
+//
 // Threads: `workers` slot threads. Lock: mu_ guards the queue, the slots'
 // spawn state and the counters; it is never held across I/O with a worker.
 #pragma once
@@ -28,6 +37,7 @@
 
 #include "common/status.h"
 #include "loader/restart_policy.h"
+#include "loader/worker_process.h"
 #include "worker/job_protocol.h"
 
 namespace genomed::loader {
@@ -44,10 +54,27 @@ struct PoolOptions {
   std::vector<std::string> worker_extra_args;  // --base-model, and test-only --fault
 };
 
+// Whom the death of a job's worker is blamed on.
+enum class Blame {
+  none,      // no worker died running the job
+  adapter,   // what an adapter's job can cause: a crash signal (SIGSEGV, SIGBUS,
+             // SIGABRT, SIGFPE, SIGILL), an exit in the middle of the job, a
+             // missed deadline, a protocol violation
+  external,  // a signal genomed did not send (SIGKILL from the OOM killer or an
+             // operator, SIGTERM, ...), or an end the reap could not tell
+};
+const char* blame_name(Blame blame);
+
+// The blame for a worker that ended on its own during a job (the pool had
+// not decided to stop it), from how its reap says it ended.
+Blame blame_for_exit(const WorkerExit& exit);
+
 // What became of the worker that ran a job, for callers that must not reuse
-// the job's arena range while that worker could still write into it.
+// the job's arena range while that worker could still write into it, and
+// that decide whether the job's adapter earns a strike.
 struct JobFate {
-  bool worker_died = false;  // it crashed, hung or broke the protocol
+  bool worker_died = false;   // it crashed, hung, broke the protocol or was killed
+  Blame blame = Blame::none;  // none unless worker_died
   // Ready once that worker is reaped (only meaningful when worker_died).
   std::shared_future<void> worker_gone;
 };
@@ -80,8 +107,11 @@ class Pool {
   // passed, queued or running), worker_protocol (garbage reply), overloaded
   // (queue full), unhealthy (restart intensity exceeded), shutting_down.
   // `fate` (optional) tells whether the job's worker died, as opposed to the
-  // job failing before any worker ran it, and when that worker is gone: a
-  // hung worker's result is delivered at the deadline, before it is killed.
+  // job failing before any worker ran it, whom that death is blamed on, and
+  // when that worker is gone: a hung worker's result is delivered at the
+  // deadline, before it is killed. The deadline counts only time in which
+  // the supervisor ran (a pause of genomed itself extends it), so a job
+  // may end after `deadline`.
   Result<std::string> run(const jobs::Job& job, Clock::time_point deadline,
                           JobFate* fate = nullptr);
 
@@ -103,8 +133,9 @@ class Pool {
   // Waits for a job this slot can run, spawning or replacing its worker as
   // the restart policy allows. nullptr when stopping.
   std::shared_ptr<Pending> next_job(Slot& slot);
-  // Runs one job; on failure reports how the worker must be retired.
-  Result<std::string> execute(Slot& slot, Pending& job, std::optional<Death>* death);
+  // Runs one job; on failure reports how the worker must be retired and
+  // whom its death is blamed on.
+  Result<std::string> execute(Slot& slot, Pending& job, std::optional<Death>* death, Blame* blame);
   // Stops (if needed), reaps and forgets the slot's worker.
   void retire(Slot& slot, Death death, const std::string& what);
   bool try_spawn(Slot& slot);

@@ -1,5 +1,7 @@
-// Adapters whose loads kill or hang workers. Each such worker death is a
-// strike against the adapter; at `strikes` strikes it is quarantined for
+// Adapters whose loads kill or hang workers. Each worker death the adapter
+// can cause (Blame::adapter in pool.h: a crash signal, an exit mid-job, a
+// missed deadline, a protocol violation; not a SIGKILL genomed did not send)
+// is a strike against the adapter; at `strikes` strikes it is quarantined for
 // `duration`: loads of it fail at once with `quarantined`, the cause and the
 // time left, and other adapters are unaffected. An unload of the name, or a
 // change of the weights file (size or mtime), lifts it; a successful load

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -28,6 +29,8 @@ namespace {
 
 constexpr int kWorkerIpcFd = 3;
 constexpr int kWorkerArenaFd = 4;
+// Exit code of a child that found its supervisor gone before it could exec.
+constexpr int kOrphanedExit = 120;
 
 std::string describe_status(int status) {
   if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
@@ -51,13 +54,36 @@ Result<std::unique_ptr<WorkerProcess>> WorkerProcess::spawn(const WorkerSpawnSpe
   const int child_end = pair[1];
   const int arena_fd = spec.arena_fd;
   // Everything the child needs is prepared here: between fork and exec the
-  // child runs only async-signal-safe calls (dup, dup2, fcntl, sigprocmask,
-  // close_range).
+  // child runs only async-signal-safe calls (prctl, getppid, dup, dup2,
+  // fcntl, sigprocmask, close_range, _exit).
   std::vector<std::string> args = {"--ipc-fd", std::to_string(kWorkerIpcFd), "--arena-fd",
                                    std::to_string(kWorkerArenaFd)};
   args.insert(args.end(), spec.extra_args.begin(), spec.extra_args.end());
 
-  auto setup = [child_end, arena_fd](auto&) {
+  // The worker must die with the supervisor, or a worker stuck in a job when
+  // genomed is SIGKILLed is reparented to init and keeps the whole arena
+  // alive for ever. The child asks for SIGKILL at its parent's death and then
+  // re-checks its parent: genomed may have died between fork and the prctl,
+  // in which case the child was already reparented and no signal will come.
+  //
+  // Done here, in the child between fork and exec, rather than at the top of
+  // genome-worker's main() (with a --parent-pid argument), because:
+  // - it leaves no window: the guard holds from the fork on, also while the
+  //   dynamic loader and static constructors of the worker run (a worker
+  //   binary on a hung filesystem could stay in exec or ld.so indefinitely);
+  // - it does not depend on the executable at --worker-path cooperating;
+  // - it is safe after fork in a multi-threaded process: prctl, getppid and
+  //   _exit are plain system calls (no allocation, no lock), and the
+  //   expected parent pid is read here, before the fork.
+  // The setting survives execve (it is cleared only by exec of a set-user-ID,
+  // set-group-ID or file-capability binary, which genome-worker must not be).
+  // The kernel's "parent" is the spawning thread: workers are spawned only by
+  // the thread that calls Pool::start (genomed's main thread) and by the
+  // pool's slot threads, which all live until Pool::stop().
+  const pid_t supervisor = ::getpid();
+  auto setup = [child_end, arena_fd, supervisor](auto&) {
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != supervisor)
+      ::_exit(kOrphanedExit);
     // Move both descriptors above the targets first so neither dup2 can
     // clobber the other, then place them at 3 and 4 (dup2 clears CLOEXEC).
     const int ipc = ::fcntl(child_end, F_DUPFD, 10);
@@ -89,7 +115,9 @@ Result<std::unique_ptr<WorkerProcess>> WorkerProcess::spawn(const WorkerSpawnSpe
 }
 
 void WorkerProcess::kill(int sig) {
-  if (!reaped_) ::kill(pid_, sig);
+  if (reaped_) return;
+  if (sig > 0 && sig <= 64) signals_sent_ |= std::uint64_t{1} << (sig - 1);
+  ::kill(pid_, sig);
 }
 
 std::string WorkerProcess::reap() {
@@ -97,8 +125,21 @@ std::string WorkerProcess::reap() {
   std::error_code ec;
   impl_->child.wait(ec);
   reaped_ = true;
-  exit_description_ =
-      ec ? "unknown (" + ec.message() + ")" : describe_status(impl_->child.native_exit_code());
+  if (ec) {
+    exit_description_ = "unknown (" + ec.message() + ")";
+    return exit_description_;
+  }
+  const int status = impl_->child.native_exit_code();
+  exit_description_ = describe_status(status);
+  exit_.known = WIFEXITED(status) || WIFSIGNALED(status);
+  exit_.signaled = WIFSIGNALED(status);
+  if (exit_.signaled) {
+    exit_.signal = WTERMSIG(status);
+    exit_.signal_sent_by_us =
+        exit_.signal > 0 && exit_.signal <= 64 && (signals_sent_ >> (exit_.signal - 1) & 1) != 0;
+  } else if (WIFEXITED(status)) {
+    exit_.code = WEXITSTATUS(status);
+  }
   return exit_description_;
 }
 
@@ -111,7 +152,7 @@ WorkerProcess::~WorkerProcess() {
     while (impl_->child.running(ec) && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-    if (!ec && impl_->child.running(ec)) ::kill(pid_, SIGKILL);
+    if (!ec && impl_->child.running(ec)) kill(SIGKILL);
     reap();
   }
 }

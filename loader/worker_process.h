@@ -6,10 +6,15 @@
 // calls reap() once it has seen EOF on the socket (the process' end closes
 // when it exits, so death is learnt from the process itself, not guessed) or
 // after kill(). No SIGCHLD handler exists anywhere in genomed.
+//
+// Lifetime: a worker never outlives the supervisor. It is spawned with
+// PR_SET_PDEATHSIG = SIGKILL, so the kernel kills it when genomed dies by any
+// means (SIGKILL, a crash), and it then holds no arena mapping or descriptor.
 #pragma once
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +22,16 @@
 #include "common/status.h"
 
 namespace genomed::loader {
+
+// How a reaped worker ended.
+struct WorkerExit {
+  bool known = false;     // false if the wait status could not be obtained
+  bool signaled = false;  // killed by `signal`; otherwise exited with `code`
+  int signal = 0;
+  int code = 0;
+  // True if the supervisor itself had sent `signal` to it (kill()).
+  bool signal_sent_by_us = false;
+};
 
 struct WorkerSpawnSpec {
   std::string executable;               // path of genome-worker
@@ -40,12 +55,15 @@ class WorkerProcess {
   pid_t pid() const { return pid_; }
   int fd() const { return fd_; }
 
-  // Sends `sig` to the worker (no-op once reaped).
+  // Sends `sig` to the worker (no-op once reaped), remembering that the
+  // supervisor sent it.
   void kill(int sig);
   // Blocks until the process has exited and reaps it. Returns how it ended,
   // e.g. "exit code 3" or "signal SIGKILL". Idempotent.
   std::string reap();
   bool reaped() const { return reaped_; }
+  // How it ended; meaningful once reaped.
+  const WorkerExit& exit() const { return exit_; }
 
  private:
   struct Impl;
@@ -55,6 +73,8 @@ class WorkerProcess {
   int fd_;
   bool reaped_ = false;
   std::string exit_description_;
+  WorkerExit exit_;
+  std::uint64_t signals_sent_ = 0;  // bit n-1 set: signal n was sent by kill()
 };
 
 }  // namespace genomed::loader

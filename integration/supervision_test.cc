@@ -1,0 +1,354 @@
+// The supervisor and its workers, with real processes and real signals:
+// - nothing outlives the supervisor (a SIGKILLed genomed takes its workers
+//   and its arena with it);
+// - quarantine blames only what the adapter can cause (a SIGKILL genomed did
+//   not send is retried without a strike; a crash signal is a strike);
+// - deadlines judge the worker, not the clock (a pause of genomed itself is
+//   never charged to a worker or an adapter).
+//
+// Ordering is established from /proc and from the daemon's log, never by
+// sleeping; the only time-based wait is the one that lets a deadline pass
+// while genomed is stopped, which is the condition under test.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "integration/daemon_fixture.h"
+#include "integration/file_tensors.h"
+
+namespace genomed::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using SteadyClock = std::chrono::steady_clock;
+
+std::string bytes_of(std::span<const std::byte> b) {
+  return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+}
+
+void expect_file_bytes(const Lease& lease, const std::string& weights) {
+  const auto expected = read_file_tensors(weights);
+  ASSERT_EQ(lease.tensors().size(), expected.size());
+  for (const auto& t : lease.tensors())
+    EXPECT_EQ(bytes_of(t.data), expected.at(std::string(t.name)).bytes) << t.name;
+}
+
+// The pid a once-fault wrote into its marker file, once it is complete.
+pid_t pid_in(const std::string& marker) {
+  const std::string text = read_file(marker);
+  if (text.empty() || text.back() != '\n') return -1;
+  return static_cast<pid_t>(std::stol(text));
+}
+
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(task.path() / "children");
+    pid_t child;
+    while (in >> child) out.push_back(child);
+  }
+  return out;
+}
+
+// Fields of /proc/PID/stat after the command name: [0] is the state (field
+// 3), [19] the start time (field 22). Empty if the process is gone.
+std::vector<std::string> stat_fields(pid_t pid) {
+  const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = stat.rfind(')');
+  if (close == std::string::npos) return {};
+  std::istringstream in(stat.substr(close + 2));
+  std::vector<std::string> fields;
+  for (std::string f; in >> f;) fields.push_back(f);
+  return fields;
+}
+
+char process_state(pid_t pid) {
+  const auto f = stat_fields(pid);
+  return f.empty() ? '?' : f[0][0];
+}
+
+// A process, told apart from a later one that reuses its pid.
+struct ProcessRef {
+  pid_t pid = -1;
+  std::string start_time;
+};
+
+ProcessRef ref_of(pid_t pid) {
+  const auto f = stat_fields(pid);
+  return {pid, f.size() > 19 ? f[19] : ""};
+}
+
+// Alive: it exists, is the same process, and is not a zombie (a zombie has
+// released its memory, mappings and descriptors).
+bool alive(const ProcessRef& p) {
+  const auto f = stat_fields(p.pid);
+  return f.size() > 19 && f[19] == p.start_time && f[0] != "Z" && f[0] != "X";
+}
+
+// Every thread of `pid` is stopped (a group stop reaches them one by one).
+bool all_threads_stopped(pid_t pid) {
+  std::error_code ec;
+  bool any = false;
+  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    any = true;
+    const std::string stat = read_file(task.path() / "stat");
+    const auto close = stat.rfind(')');
+    if (close == std::string::npos || close + 2 >= stat.size()) return false;
+    if (stat[close + 2] != 'T' && stat[close + 2] != 't') return false;
+  }
+  return any;
+}
+
+std::uint64_t voluntary_switches(pid_t pid) {
+  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/status"));
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("voluntary_ctxt_switches:", 0) == 0)
+      return std::stoull(line.substr(line.find(':') + 1));
+  }
+  return 0;
+}
+
+// The worker sleeps in recvmsg on its job socket (fd 3): it waits for its
+// next job, so it has sent the reply to the previous one.
+bool waiting_for_a_job(pid_t pid) {
+  if (process_state(pid) != 'S') return false;
+  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/syscall"));
+  long nr = -1;
+  std::string fd;
+  in >> nr >> fd;
+  return nr == SYS_recvmsg && fd == "0x3";
+}
+
+// The path the daemon's arena shows in /proc/PID/maps, e.g.
+// "/dev/shm/genomed-123-0123456789abcdef".
+std::string arena_path_of(pid_t genomed) {
+  const std::string prefix = "/dev/shm/genomed-" + std::to_string(genomed) + "-";
+  std::istringstream in(read_file("/proc/" + std::to_string(genomed) + "/maps"));
+  for (std::string line; std::getline(in, line);) {
+    const auto at = line.find(prefix);
+    if (at == std::string::npos) continue;
+    std::string path = line.substr(at);
+    if (const auto space = path.find(' '); space != std::string::npos) path.resize(space);
+    return path;
+  }
+  return "";
+}
+
+// Processes (of this uid: others' /proc entries are unreadable, and cannot
+// hold our arena) that map the arena or hold a descriptor of it.
+std::vector<pid_t> holders_of(const std::string& arena) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    bool holds = read_file(e.path() / "maps").find(arena) != std::string::npos;
+    std::error_code fd_ec;
+    for (const auto& fd : fs::directory_iterator(e.path() / "fd", fd_ec)) {
+      std::error_code link_ec;
+      if (fs::read_symlink(fd.path(), link_ec).string().rfind(arena, 0) == 0) holds = true;
+    }
+    if (holds) out.push_back(static_cast<pid_t>(std::stol(name)));
+  }
+  return out;
+}
+
+std::string marker_dir() {
+  char tmpl[] = "/tmp/genomed-marker-XXXXXX";
+  return ::mkdtemp(tmpl);
+}
+
+// --- Nothing outlives the supervisor --------------------------------------
+
+TEST(Supervision, DaemonKilledWhileAWorkerHangsLeavesNoWorkerAndNoArena) {
+  const std::string dir = marker_dir();
+  const std::string marker = dir + "/fired";
+  auto daemon = std::make_unique<Daemon>(
+      DaemonOptions{.extra_args = {"--worker-fault", "hang@probe:stuck,once=" + marker}});
+  daemon->add_adapter("stuck", {});
+  const pid_t genomed = daemon->pid();
+  const std::string arena = arena_path_of(genomed);
+  ASSERT_FALSE(arena.empty()) << "no arena mapping in /proc/" << genomed << "/maps";
+  std::vector<ProcessRef> workers;
+  for (pid_t w : children_of(genomed)) workers.push_back(ref_of(w));
+  ASSERT_EQ(workers.size(), 2u);
+
+  // The client maps the arena too: it lives only while the load is asked for.
+  auto client = std::make_unique<Client>(daemon->connect());
+  std::thread t([&] { (void)client->acquire("stuck"); });
+  pid_t stuck = -1;
+  ASSERT_TRUE(eventually([&] { return (stuck = pid_in(marker)) > 0; }));
+  // The check below can see what it looks for: the hung worker maps the arena.
+  EXPECT_NE(read_file("/proc/" + std::to_string(stuck) + "/maps").find(arena), std::string::npos);
+
+  ASSERT_EQ(::kill(genomed, SIGKILL), 0);
+  t.join();  // the connection broke
+  client.reset();
+  daemon->stop();  // reaps the killed daemon
+
+  // The kernel delivers the parent-death signal asynchronously: bounded wait.
+  EXPECT_TRUE(eventually(
+      [&] {
+        return std::none_of(workers.begin(), workers.end(), [](const auto& w) { return alive(w); });
+      },
+      10000))
+      << "a worker of the killed daemon is still alive";
+  for (const auto& w : workers) EXPECT_FALSE(alive(w)) << "worker " << w.pid << " outlived genomed";
+  EXPECT_TRUE(eventually([&] { return holders_of(arena).empty(); }, 10000))
+      << "pid " << holders_of(arena).front() << " still maps or holds " << arena;
+  for (const auto& e : fs::directory_iterator("/dev/shm")) {
+    EXPECT_NE(e.path().filename().string().rfind("genomed-" + std::to_string(genomed) + "-", 0), 0u)
+        << "leaked " << e.path();
+  }
+  for (const auto& w : workers) {
+    if (alive(w)) ::kill(w.pid, SIGKILL);  // do not leave a failing run's orphan behind
+  }
+  daemon.reset();
+  fs::remove_all(dir);
+}
+
+// --- Quarantine blames what the adapter can cause --------------------------
+
+TEST(Supervision, OutsideKillsOfAHealthyAdaptersWorkersAreRetriedWithoutAStrike) {
+  // Defaults: 2 strikes quarantine, 2 retries. Two outside SIGKILLs (as the
+  // OOM killer sends) during one load used to quarantine a healthy adapter.
+  const std::string dir = marker_dir();
+  const std::string marker = dir + "/fired";
+  Daemon daemon({.extra_args = {"--worker-fault", "hang@probe:healthy,once=" + marker,
+                                "--restart-backoff-ms", "1"}});
+  const std::string adapter = daemon.add_adapter("healthy", {});
+  Client client = daemon.connect();
+  Result<Lease> lease = Status(Errc::internal, "not run");
+  std::thread t([&] { lease = client.acquire("healthy"); });
+  pid_t first = -1;
+  ASSERT_TRUE(eventually([&] { return (first = pid_in(marker)) > 0; }));
+  fs::remove(marker);  // re-arm: the retry's worker hangs too
+  ASSERT_EQ(::kill(first, SIGKILL), 0);
+  pid_t second = -1;
+  ASSERT_TRUE(eventually([&] { return (second = pid_in(marker)) > 0; }));
+  ASSERT_NE(second, first);
+  ASSERT_EQ(::kill(second, SIGKILL), 0);  // the third attempt does not hang
+  t.join();
+  ASSERT_TRUE(lease.ok()) << lease.status().to_string();
+  expect_file_bytes(*lease, adapter + "/adapter_model.safetensors");
+  EXPECT_EQ(daemon.stat("load_retries"), 2u);
+  EXPECT_EQ(daemon.stat("quarantined"), 0u);
+  EXPECT_TRUE(eventually([&] { return daemon.stat("worker_crashes") == 2u; }));
+  EXPECT_NE(daemon.log().find("which genomed did not send"), std::string::npos);
+  EXPECT_NE(daemon.log().find("not counted against it"), std::string::npos);
+  EXPECT_EQ(daemon.log().find("quarantined"), std::string::npos) << daemon.log();
+
+  // And it loads fine afterwards, from scratch.
+  lease->release();
+  ASSERT_TRUE(eventually([&] { return daemon.stat("leases_active") == 0u; }));
+  ASSERT_TRUE(client.unload("healthy").ok());
+  auto again = client.acquire("healthy");
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  expect_file_bytes(*again, adapter + "/adapter_model.safetensors");
+  EXPECT_EQ(daemon.stat("loads_completed"), 2u);
+  fs::remove_all(dir);
+}
+
+TEST(Supervision, CrashSignalsStillQuarantineAfterTheConfiguredStrikes) {
+  Daemon daemon({.extra_args = {"--worker-fault", "crash@probe:poison", "--quarantine-strikes", "3",
+                                "--job-retries", "2", "--restart-backoff-ms", "1",
+                                "--breaker-failures", "1000"}});
+  daemon.add_adapter("poison", {});
+  Client client = daemon.connect();
+  // Three SIGSEGVs (the attempt and both retries): the third strike quarantines.
+  auto first = client.acquire("poison");
+  ASSERT_FALSE(first.ok());
+  EXPECT_EQ(first.code(), Errc::worker_crashed) << first.status().to_string();
+  EXPECT_NE(first.status().message().find("signal SIGSEGV"), std::string::npos);
+  EXPECT_NE(first.status().message().find("is now quarantined"), std::string::npos)
+      << first.status().message();
+  EXPECT_EQ(daemon.stat("load_retries"), 2u);
+  EXPECT_EQ(daemon.stat("quarantined"), 1u);
+  EXPECT_EQ(client.acquire("poison").code(), Errc::quarantined);
+}
+
+// --- Deadlines judge the worker, not the clock -----------------------------
+
+enum class Pause {
+  // Only genomed is stopped; its worker answers meanwhile, and the reply
+  // waits on the socket past the job's deadline.
+  supervisor,
+  // genomed and its worker are stopped together, as in a VM pause: when
+  // genomed runs again the deadline has passed and the worker has not
+  // answered yet.
+  supervisor_and_worker,
+};
+
+// A load of "steady" whose probe is in flight while genomed is SIGSTOPped
+// for longer than the job deadline, then resumed. It must succeed with no
+// worker killed and no strike.
+void load_across_a_pause(Pause pause) {
+  constexpr int kDeadlineMs = 1500;
+  Daemon daemon({.workers = 1, .load_timeout_ms = kDeadlineMs});
+  const std::string adapter = daemon.add_adapter("steady", {});
+  const pid_t genomed = daemon.pid();
+  const auto kids = children_of(genomed);
+  ASSERT_EQ(kids.size(), 1u);
+  const pid_t worker = kids[0];
+
+  // 1. The worker is stopped while idle, so the probe sent to it waits.
+  ASSERT_EQ(::kill(worker, SIGSTOP), 0);
+  ASSERT_TRUE(eventually([&] { return process_state(worker) == 'T'; }));
+  Client client = daemon.connect();
+  Result<Lease> lease = Status(Errc::internal, "not run");
+  std::thread t([&] { lease = client.acquire("steady"); });
+  // 2. The probe is on the worker's socket (logged once sent), its deadline
+  //    at most kDeadlineMs from now. Stop genomed, every thread of it.
+  const std::string sent = "worker pid " + std::to_string(worker) + " got job 'probe ";
+  ASSERT_TRUE(eventually([&] { return daemon.log().find(sent) != std::string::npos; }));
+  ASSERT_EQ(::kill(genomed, SIGSTOP), 0);
+  const auto stopped_at = SteadyClock::now();
+  ASSERT_TRUE(eventually([&] { return all_threads_stopped(genomed); }));
+
+  if (pause == Pause::supervisor) {
+    // 3a. The worker runs the probe and replies while genomed is stopped. It
+    //     has replied once it has run (a voluntary switch after its stop) and
+    //     sleeps in recvmsg on its job socket again.
+    const std::uint64_t switches = voluntary_switches(worker);
+    ASSERT_EQ(::kill(worker, SIGCONT), 0);
+    ASSERT_TRUE(eventually(
+        [&] { return voluntary_switches(worker) > switches && waiting_for_a_job(worker); }));
+  }
+  // 4. The probe's deadline passes by genomed's clock while it is stopped:
+  //    the one wait on time itself, which is what this test is about.
+  std::this_thread::sleep_until(stopped_at + milliseconds(kDeadlineMs + 300));
+  ASSERT_EQ(::kill(genomed, SIGCONT), 0);
+  if (pause == Pause::supervisor_and_worker) {
+    ASSERT_EQ(::kill(worker, SIGCONT), 0);
+  }
+
+  t.join();
+  ASSERT_TRUE(lease.ok()) << lease.status().to_string() << "\n" << daemon.log();
+  expect_file_bytes(*lease, adapter + "/adapter_model.safetensors");
+  EXPECT_EQ(daemon.stat("worker_timeouts"), 0u);
+  EXPECT_EQ(daemon.stat("worker_crashes"), 0u);
+  EXPECT_EQ(daemon.stat("worker_restarts"), 0u);
+  EXPECT_EQ(daemon.stat("load_retries"), 0u);
+  EXPECT_EQ(daemon.stat("quarantined"), 0u);
+  EXPECT_EQ(children_of(genomed), std::vector<pid_t>{worker}) << "the worker was replaced";
+  EXPECT_NE(daemon.log().find("genomed itself did not run for"), std::string::npos);
+}
+
+TEST(Supervision, SupervisorPausedPastADeadlineTakesTheReplyWaitingOnTheSocket) {
+  load_across_a_pause(Pause::supervisor);
+}
+
+TEST(Supervision, PauseOfSupervisorAndWorkerTogetherIsNotChargedToTheWorker) {
+  load_across_a_pause(Pause::supervisor_and_worker);
+}
+
+}  // namespace
+}  // namespace genomed::testing
