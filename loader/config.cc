@@ -341,9 +341,10 @@ options:
                               'overloaded' and is closed (default 1024)
   --handshake-timeout-ms MS   a client that sends no HELLO within MS after
                               connecting is closed (default 5000)
-  --idle-timeout-ms MS        a client that sends nothing for MS is closed and
-                              its leases released (default 0: never, since a
-                              server may hold leases between requests)
+  --idle-timeout-ms MS        a client holding no lease that sends nothing for
+                              MS is closed (default 0: never). Clients holding
+                              leases are never closed for being idle: they may
+                              be reading tensors without a word to genomed
   --write-timeout-ms MS       a client that does not read a reply within MS is
                               closed and its leases released (default 10000)
   --base-model DIR            a base model as transformers saves it (config.json

@@ -109,8 +109,14 @@ void serve_connection(int fd, ConnectionId id, const ConnectionContext& ctx) {
           reader.read(ipc::kMaxRequestFrame,
                       idle.count() > 0 ? std::optional(Clock::now() + idle) : std::nullopt);
       if (!frame) {
+        if (frame.code() == Errc::timeout && ctx.coordinator->holds_leases(id)) {
+          // Its client may be reading tensors through those leases right
+          // now: closing would let the daemon reuse memory under its views.
+          continue;
+        }
         if (frame.code() == Errc::timeout) {
-          spdlog::info("connection {}: idle for {} ms; closing it", id, idle.count());
+          spdlog::info("connection {}: idle for {} ms holding no lease; closing it", id,
+                       idle.count());
         } else if (frame.code() != Errc::not_connected) {
           (void)ipc::write_frame(fd, ipc::encode_error(frame.status()));
           spdlog::warn("connection {}: {}; closing it", id, frame.status().to_string());

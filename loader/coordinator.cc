@@ -489,6 +489,14 @@ void Coordinator::release_all(ConnectionId conn) {
     spdlog::info("connection {} closed holding {} lease(s); released", conn, ids.size());
 }
 
+bool Coordinator::holds_leases(ConnectionId conn) const {
+  std::lock_guard lock(mu_);
+  for (const auto& [id, rec] : leases_) {
+    if (rec.conn == conn) return true;
+  }
+  return false;
+}
+
 Result<ipc::LoadReply> Coordinator::load(const std::string& name) {
   std::unique_lock lock(mu_);
   bool hit = false;

@@ -80,6 +80,8 @@ class Coordinator {
   void release(std::uint64_t lease, ConnectionId conn);
   // Ends every lease of a connection (it closed or died).
   void release_all(ConnectionId conn);
+  // True while `conn` holds a lease.
+  bool holds_leases(ConnectionId conn) const;
 
   // Makes `name` resident without leasing it.
   Result<ipc::LoadReply> load(const std::string& name);
