@@ -294,6 +294,15 @@ TEST(AdapterContract, EncodingRoundTripsEveryField) {
   EXPECT_EQ(back->other_tensors, std::vector<std::string>{"stray"});
 }
 
+TEST(AdapterContract, ARepeatedKeyIsLayoutInvalid) {
+  // {"modules": [], "modules": []}: which one counts would depend on the decoder.
+  const std::string twice("\x82\xa7modules\x90\xa7modules\x90", 19);
+  auto r = decode_contract(twice);
+  EXPECT_EQ(r.code(), Errc::layout_invalid);
+  EXPECT_NE(r.status().message().find("'modules' appears twice"), std::string::npos)
+      << r.status().message();
+}
+
 TEST(AdapterContract, UndecodableBytesAreLayoutInvalid) {
   for (const std::string& bytes :
        {std::string(), std::string("\xc1"), std::string("\x80"), std::string("\x91\x01")}) {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <map>
 #include <regex>
+#include <set>
 
 #include "ipc/wire.h"
 
@@ -341,6 +342,20 @@ Status bad(const std::string& why) {
   return Status(Errc::layout_invalid, "adapter contract: " + why);
 }
 
+// The name of a key `map` repeats, or "". Decoders that take the first and
+// the last of two values would read one contract two ways.
+std::string repeated_key(const ipc::MapView& map) {
+  const auto& m = map.raw();
+  std::set<std::string_view> seen;
+  for (std::uint32_t i = 0; i < m.size; ++i) {
+    const msgpack::object& k = m.ptr[i].key;
+    if (k.type != msgpack::type::STR) continue;  // the typed reads refuse non-string keys
+    const std::string_view key(k.via.str.ptr, k.via.str.size);
+    if (!seen.insert(key).second) return std::string(key.substr(0, 64));
+  }
+  return "";
+}
+
 Result<std::optional<std::string>> optional_str(const ipc::MapView& m, std::string_view key) {
   if (m.is_nil(key)) return std::optional<std::string>();
   GENOMED_ASSIGN_OR_RETURN(std::string s, m.str(key));
@@ -514,6 +529,7 @@ Result<AdapterContract> decode_contract(std::string_view bytes) {
   auto message = ipc::Message::parse(bytes, kContractLimits);
   if (!message) return bad(message.status().message());
   const ipc::MapView root = message->root();
+  if (auto key = repeated_key(root); !key.empty()) return bad("key '" + key + "' appears twice");
   AdapterContract out;
   auto config = decode_config(root);
   if (!config) return bad(config.status().message());
@@ -524,6 +540,9 @@ Result<AdapterContract> decode_contract(std::string_view bytes) {
   for (std::size_t i = 0; i < modules->size(); ++i) {
     auto map = modules->map_at(i);
     if (!map) return bad(map.status().message());
+    if (auto key = repeated_key(*map); !key.empty()) {
+      return bad("modules[" + std::to_string(i) + "]: key '" + key + "' appears twice");
+    }
     auto m = decode_module(*map);
     if (!m) return bad("modules[" + std::to_string(i) + "]: " + m.status().message());
     out.modules.push_back(std::move(m).value());
