@@ -7,7 +7,7 @@
 namespace genomed {
 namespace {
 
-constexpr std::array<std::pair<Errc, std::string_view>, 55> kNames{{
+constexpr std::array<std::pair<Errc, std::string_view>, 56> kNames{{
     {Errc::ok, "ok"},
     {Errc::bad_request, "bad_request"},
     {Errc::unsupported_version, "unsupported_version"},
@@ -16,6 +16,7 @@ constexpr std::array<std::pair<Errc, std::string_view>, 55> kNames{{
     {Errc::malformed_frame, "malformed_frame"},
     {Errc::not_connected, "not_connected"},
     {Errc::hello_required, "hello_required"},
+    {Errc::protocol_error, "protocol_error"},
     {Errc::invalid_name, "invalid_name"},
     {Errc::path_escapes_root, "path_escapes_root"},
     {Errc::not_found, "not_found"},

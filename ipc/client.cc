@@ -3,18 +3,24 @@
 
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <list>
 #include <mutex>
+#include <optional>
 
 #include "ipc/framing.h"
 #include "ipc/protocol.h"
+#include "ipc/wire.h"
 #include "worker/format/resident_layout.h"
 
 namespace genomed {
@@ -29,44 +35,189 @@ struct ParsedAdapter {
   std::vector<LoraModule> modules;
 };
 
+using Millis = std::chrono::milliseconds;
+
+// "5 s", "250 ms", "1.5 s": a timeout as the messages show it.
+std::string duration_text(Millis t) {
+  const long long ms = t.count();
+  if (ms < 1000) return std::to_string(ms) + " ms";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + " s";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g s", static_cast<double>(ms) / 1000.0);
+  return buf;
+}
+
+// When a call of `timeout` started now must end; nullopt for kNoTimeout (or
+// one too far away to add to the clock).
+std::optional<ipc::Clock::time_point> deadline_after(Millis timeout) {
+  if (timeout >= std::chrono::duration_cast<Millis>(std::chrono::hours(24 * 365 * 100))) {
+    return std::nullopt;
+  }
+  return ipc::Clock::now() + std::max(timeout, Millis(0));
+}
+
+// Whether a failed decode is the daemon's own error reply ("ok": false with
+// a known code), which the caller gets as it is; anything else means the
+// reply does not follow the protocol.
+bool is_daemon_error(std::string_view body, const Status& decoded) {
+  auto m = ipc::Message::parse(body, ipc::kReplyLimits);
+  if (!m) return false;
+  auto ok = m->root().boolean("ok");
+  auto code = m->root().u64("code");
+  if (!ok || *ok || !code || !m->root().str("message")) return false;
+  const auto errc = errc_from_int(*code);
+  return errc && *errc != Errc::ok && *errc == decoded.code();
+}
+
+// A reply decoder's result, with failures that are not the daemon's own error
+// reply turned into Errc::protocol_error.
+template <class T>
+Result<T> checked(Result<T> decoded, std::string_view body, std::string_view what) {
+  if (decoded.ok() || is_daemon_error(body, decoded.status())) return decoded;
+  return Status(Errc::protocol_error, std::string(what) +
+                                          ": genomed's reply does not follow the protocol: " +
+                                          decoded.status().message());
+}
+
 // Lock order: call_mu before write_mu. A request holds call_mu until its
 // reply arrives; a release (one-way) needs only write_mu, held for one frame
-// write, so it never waits behind another thread's pending request.
+// write, so it never waits behind another thread's pending request. Every
+// wait is bounded by the call's deadline: for call_mu (a timed mutex), for
+// room in the socket (write_frame's poll), for the reply (a first recvmsg
+// bounded by SO_RCVTIMEO, then FrameReader's poll); write_mu is held for one
+// frame write at most, itself bounded.
 struct Connection {
   ~Connection() {
     if (arena != nullptr) ::munmap(const_cast<std::byte*>(arena), arena_bytes);
     if (fd >= 0) ::close(fd);
   }
 
-  // One request, one reply. REQUIRES: the op has a reply.
-  Result<std::string> call(const ipc::Request& req) {
-    std::lock_guard call_lock(call_mu);
-    if (broken) return Status(Errc::not_connected, "the connection to genomed was lost");
-    Status sent = write(ipc::encode_request(req));
-    if (!sent.ok()) return lost(sent);
-    auto reply = reader->read(ipc::kMaxReplyFrame);
-    if (!reply) return lost(reply.status());
+  // Why a broken connection refuses requests (`broken_why`).
+  enum Broken : int { kUsable = 0, kTimedOut, kLost, kProtocol };
+
+  // One request, one reply, within `timeout`. REQUIRES: the op has a reply.
+  Result<std::string> call(const ipc::Request& req, Millis timeout) {
+    const std::string op(ipc::op_name(req.op));
+    const auto deadline = deadline_after(timeout);
+    std::unique_lock call_lock(call_mu, std::defer_lock);
+    if (!deadline) {
+      call_lock.lock();
+    } else if (!call_lock.try_lock_until(*deadline)) {
+      return Status(Errc::timeout,
+                    op + ": no reply from genomed within " + duration_text(timeout) +
+                        ": another thread's request on this connection took all that time "
+                        "(requests on one connection are serialized); nothing was sent and "
+                        "the connection stays usable");
+    }
+    if (const int why = broken_why.load(); why != kUsable) {
+      return Status(Errc::not_connected, op + ": " + broken_text(why) + "; connect again");
+    }
+    Status sent = write(ipc::encode_request(req), deadline);
+    if (!sent.ok()) {
+      if (sent.code() == Errc::timeout) {
+        break_off(kTimedOut, /*writes_too=*/true);  // part of the frame may be out
+        return Status(Errc::timeout, op + ": genomed did not take the request within " +
+                                         duration_text(timeout) + timed_out_tail());
+      }
+      if (writes_broken) {  // a release timed out meanwhile
+        return Status(Errc::not_connected, op + ": " + broken_text(broken_why) + "; connect again");
+      }
+      return lost(op, sent);
+    }
+    bound_receive(deadline);
+    auto reply = reader->read(ipc::kMaxReplyFrame, deadline);
+    if (!reply) {
+      if (reply.code() == Errc::timeout) {
+        break_off(kTimedOut, /*writes_too=*/false);
+        return Status(Errc::timeout, op + ": no reply from genomed within " +
+                                         duration_text(timeout) + timed_out_tail());
+      }
+      if (reply.code() == Errc::frame_too_large) {
+        break_off(kProtocol, /*writes_too=*/false);  // the stream is out of step
+        return Status(Errc::protocol_error,
+                      op + ": genomed's reply breaks the protocol: " + reply.status().message());
+      }
+      return lost(op, reply.status());
+    }
     return std::move(reply->body);
   }
 
-  // One-way message (RELEASE). Best effort: a dead connection has released
-  // everything already.
+  // Keeps SO_RCVTIMEO at the time left to `deadline` (rounded up to the
+  // millisecond; none without a deadline), so that the reader's first,
+  // blocking recvmsg cannot outlast the deadline, and a reply that comes in
+  // time costs one system call (FrameReader::set_blocking_first_receive).
+  // A call of the same kind as the last one finds it set already.
+  void bound_receive(std::optional<ipc::Clock::time_point> deadline) {
+    Millis want(0);  // 0: no timeout
+    if (deadline) {
+      want = std::max(Millis(1), std::chrono::ceil<Millis>(*deadline - ipc::Clock::now()));
+      if (receive_timeout.count() != 0 && receive_timeout <= want &&
+          receive_timeout + Millis(10) >= want) {
+        return;  // never later than the deadline; at most 10 ms early (then poll()s)
+      }
+    } else if (receive_timeout.count() == 0) {
+      return;
+    }
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(want.count() / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((want.count() % 1000) * 1000);
+    if (::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0) {
+      receive_timeout = want;
+    } else {
+      reader->set_blocking_first_receive(false);  // poll() before every recvmsg
+    }
+  }
+
+  // One-way message (RELEASE). Best effort: a closed connection has released
+  // everything already, and one whose writes broke releases everything when
+  // its socket closes.
   void send(const ipc::Request& req) {
-    if (!broken && !write(ipc::encode_request(req)).ok()) (void)lost(Status::Ok());
+    if (writes_broken) return;
+    const Status s = write(ipc::encode_request(req), deadline_after(options.request_timeout));
+    if (s.code() == Errc::timeout)
+      break_off(kTimedOut, /*writes_too=*/true);
+    else if (!s.ok() && !writes_broken)  // writes_broken: refused, not lost
+      (void)lost("release", s);
   }
 
-  Status write(const std::string& frame) {
+  Status write(const std::string& frame, std::optional<ipc::Clock::time_point> deadline) {
     std::lock_guard write_lock(write_mu);
-    return ipc::write_frame(fd, frame);
+    if (writes_broken) return Status(Errc::not_connected, "the connection is broken");
+    return ipc::write_frame(fd, frame, -1, deadline);
   }
 
-  // Marks the connection dead. The descriptor stays open (shut down) until
-  // the Connection is destroyed, so a thread still using it never touches a
-  // reused descriptor number.
-  Status lost(const Status& why) {
-    if (!broken.exchange(true)) ::shutdown(fd, SHUT_RDWR);
-    return Status(Errc::not_connected, "lost the connection to genomed" +
-                                           (why.ok() ? std::string() : ": " + why.message()));
+  static std::string timed_out_tail() {
+    return "; this connection is now broken (a late reply would be taken for the next "
+           "one): connect again";
+  }
+
+  static std::string broken_text(int why) {
+    switch (why) {
+      case kTimedOut:
+        return "this connection is broken: an earlier call on it timed out";
+      case kProtocol:
+        return "this connection is broken: genomed sent a reply that breaks the protocol";
+      default:
+        return "the connection to genomed was lost";
+    }
+  }
+
+  // Refuses further requests (and, with `writes_too`, writes). The socket
+  // stays open, so the daemon keeps this connection's leases until the
+  // Connection is destroyed.
+  void break_off(Broken why, bool writes_too) {
+    int expected = kUsable;
+    broken_why.compare_exchange_strong(expected, why);
+    if (writes_too) writes_broken = true;
+  }
+
+  // Marks the connection dead: the daemon is gone or closed it. The
+  // descriptor stays open (shut down) until the Connection is destroyed, so
+  // a thread still using it never touches a reused descriptor number.
+  Status lost(const std::string& op, const Status& why) {
+    break_off(kLost, /*writes_too=*/true);
+    ::shutdown(fd, SHUT_RDWR);
+    return Status(Errc::not_connected, op + ": lost the connection to genomed: " + why.message());
   }
 
   // The tensor table of a resident copy, parsed once and shared by every
@@ -97,10 +248,13 @@ struct Connection {
   std::mutex cache_mu;  // guards `parsed` (leases are built outside `mu`)
   std::list<CachedAdapter> parsed;
 
-  std::mutex call_mu;   // serializes request/reply pairs; guards reader
-  std::mutex write_mu;  // one frame at a time on fd
-  std::atomic<bool> broken{false};
+  std::timed_mutex call_mu;                  // serializes request/reply pairs; guards reader
+  std::mutex write_mu;                       // one frame at a time on fd
+  std::atomic<int> broken_why{kUsable};      // set once; then no request is sent
+  std::atomic<bool> writes_broken{false};    // a frame may be cut short: write nothing more
   int fd = -1;                               // constant after connect
+  Millis receive_timeout{0};                 // fd's SO_RCVTIMEO (0: none); under call_mu
+  ClientOptions options;                     // constant after connect
   std::unique_ptr<ipc::FrameReader> reader;  // over fd; used under call_mu
   const std::byte* arena = nullptr;          // PROT_READ mapping of the whole arena
   std::uint64_t arena_bytes = 0;
@@ -118,8 +272,13 @@ struct LeaseState {
 
 }  // namespace client_detail
 
+using client_detail::checked;
 using client_detail::Connection;
+using client_detail::deadline_after;
+using client_detail::duration_text;
+using client_detail::is_daemon_error;
 using client_detail::LeaseState;
+using client_detail::Millis;
 using client_detail::ParsedAdapter;
 
 // ---- Lease ------------------------------------------------------------------
@@ -190,7 +349,22 @@ Client::~Client() = default;
 std::uint64_t Client::arena_bytes() const { return conn_->arena_bytes; }
 std::uint64_t Client::daemon_pid() const { return conn_->daemon_pid; }
 
+bool Client::broken() const { return conn_->broken_why.load() != Connection::kUsable; }
+
 Result<Client> Client::connect(const std::string& socket_path, const std::string& client_name) {
+  ClientOptions options;
+  options.client_name = client_name;
+  return connect(socket_path, options);
+}
+
+Result<Client> Client::connect(const std::string& socket_path, const ClientOptions& options) {
+  const auto deadline = deadline_after(options.connect_timeout);
+  const std::string where = "connect to genomed at '" + socket_path + "'";
+  const auto timed_out = [&](const std::string& what) {
+    return Status(Errc::timeout, where + ": " + what + " within " +
+                                     duration_text(options.connect_timeout) +
+                                     " (connect_timeout; is the daemon stopped or overloaded?)");
+  };
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (socket_path.size() >= sizeof addr.sun_path) {
@@ -198,36 +372,89 @@ Result<Client> Client::connect(const std::string& socket_path, const std::string
   }
   std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
   auto conn = std::make_shared<Connection>();
+  conn->options = options;
   conn->fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (conn->fd < 0)
     return Status(Errc::not_connected, std::string("socket: ") + std::strerror(errno));
-  if (::connect(conn->fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-    return Status(Errc::not_connected, "cannot connect to genomed at '" + socket_path + "': " +
-                                           std::strerror(errno) + " (is the daemon running?)");
+  // A Unix stream connect() waits while the daemon's listen backlog is full
+  // (a daemon that is stopped, or too busy to accept); Linux bounds that wait
+  // by SO_SNDTIMEO and then fails with EAGAIN. Reset to "no timeout" after:
+  // writes have their own deadlines.
+  const auto set_send_timeout = [&](Millis t) {
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(t.count() / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((t.count() % 1000) * 1000);
+    (void)::setsockopt(conn->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  };
+  for (;;) {
+    if (deadline) {
+      const auto left = std::chrono::ceil<Millis>(*deadline - ipc::Clock::now());
+      if (left <= Millis(0)) return timed_out("the daemon accepted no connection");
+      set_send_timeout(left);
+    }
+    if (::connect(conn->fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) break;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN && deadline) return timed_out("the daemon accepted no connection");
+    return Status(Errc::not_connected,
+                  "cannot " + where + ": " + std::strerror(errno) + " (is the daemon running?)");
   }
+  if (deadline) set_send_timeout(Millis(0));
+
   ipc::Request hello;
   hello.op = ipc::Op::hello;
   hello.version = ipc::kProtocolVersion;
-  hello.client = client_name;
+  hello.client = options.client_name;
   conn->reader = std::make_unique<ipc::FrameReader>(conn->fd);
-  GENOMED_RETURN_IF_ERROR(ipc::write_frame(conn->fd, ipc::encode_request(hello)));
-  GENOMED_ASSIGN_OR_RETURN(
-      ipc::ReceivedFrame frame,
-      conn->reader->read(ipc::kMaxReplyFrame, std::nullopt, /*accept_fd=*/true));
-  const int arena_fd = frame.fd;
-  auto reply = ipc::decode_hello_reply(frame.body);
-  if (!reply || arena_fd < 0) {
+  if (Status s = ipc::write_frame(conn->fd, ipc::encode_request(hello), -1, deadline); !s.ok()) {
+    if (s.code() == Errc::timeout) return timed_out("the daemon took no HELLO");
+    // A daemon that refuses the connection (at its connection limit) says
+    // why and closes it, maybe before HELLO arrives: its reply is waiting.
+    auto why = conn->reader->read(ipc::kMaxReplyFrame, deadline);
+    if (why) {
+      auto refused = ipc::decode_hello_reply(why->body);
+      if (!refused && is_daemon_error(why->body, refused.status())) return refused.status();
+    }
+    return Status(s.code(), where + ": HELLO: " + s.message());
+  }
+  auto frame = conn->reader->read(ipc::kMaxReplyFrame, deadline, /*accept_fd=*/true);
+  if (!frame) {
+    if (frame.code() == Errc::timeout) return timed_out("no HELLO reply");
+    if (frame.code() == Errc::frame_too_large) {
+      return Status(Errc::protocol_error, where + ": HELLO reply: " + frame.status().message());
+    }
+    return Status(frame.code(), where + ": HELLO: " + frame.status().message());
+  }
+  const int arena_fd = frame->fd;
+  const auto close_arena_fd = [&] {
     if (arena_fd >= 0) ::close(arena_fd);
-    return reply ? Status(Errc::bad_request, "the daemon's HELLO reply carried no arena descriptor")
-                 : reply.status();
+  };
+  auto reply = checked(ipc::decode_hello_reply(frame->body), frame->body, where + ": HELLO reply");
+  if (!reply) {
+    close_arena_fd();
+    return reply.status();
+  }
+  if (arena_fd < 0) {
+    return Status(Errc::protocol_error,
+                  where + ": the daemon's HELLO reply carried no arena descriptor");
+  }
+  // Mapping past the end of the segment would fault (SIGBUS) on access.
+  struct stat st {};
+  if (::fstat(arena_fd, &st) != 0 || st.st_size < 0 ||
+      static_cast<std::uint64_t>(st.st_size) < reply->arena_bytes) {
+    close_arena_fd();
+    return Status(Errc::protocol_error,
+                  where + ": the daemon's HELLO reply announces an arena of " +
+                      std::to_string(reply->arena_bytes) + " bytes; its descriptor holds " +
+                      std::to_string(st.st_size));
   }
   void* p = ::mmap(nullptr, reply->arena_bytes, PROT_READ, MAP_SHARED, arena_fd, 0);
   const int map_errno = errno;
-  ::close(arena_fd);  // the mapping keeps the arena alive
+  close_arena_fd();  // the mapping keeps the arena alive
   if (p == MAP_FAILED) {
     return Status(Errc::internal,
                   std::string("cannot map the arena read-only: ") + std::strerror(map_errno));
   }
+  conn->reader->set_blocking_first_receive(true);  // see Connection::bound_receive
   conn->arena = static_cast<const std::byte*>(p);
   conn->arena_bytes = reply->arena_bytes;
   conn->daemon_pid = reply->pid;
@@ -303,12 +530,23 @@ Result<std::unique_ptr<LeaseState>> make_lease(const std::shared_ptr<Connection>
 
 }  // namespace
 
-Result<std::vector<Lease>> Client::acquire(const std::vector<std::string>& names) {
+namespace {
+
+// The deadline of one call: its own, else the client's default for its kind.
+Millis timeout_of(const Connection& conn, const Client::Timeout& timeout, bool long_op) {
+  if (timeout) return *timeout;
+  return long_op ? conn.options.load_timeout : conn.options.request_timeout;
+}
+
+}  // namespace
+
+Result<std::vector<Lease>> Client::acquire(const std::vector<std::string>& names, Timeout timeout) {
   ipc::Request req;
   req.op = ipc::Op::acquire;
   req.names = names;
-  GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req));
-  GENOMED_ASSIGN_OR_RETURN(ipc::AcquireReply reply, ipc::decode_acquire_reply(body));
+  GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req, timeout_of(*conn_, timeout, true)));
+  GENOMED_ASSIGN_OR_RETURN(ipc::AcquireReply reply,
+                           checked(ipc::decode_acquire_reply(body), body, "acquire"));
   std::vector<Lease> leases;
   leases.reserve(reply.grants.size());
   Status first_error;
@@ -322,55 +560,57 @@ Result<std::vector<Lease>> Client::acquire(const std::vector<std::string>& names
   }
   if (!first_error.ok()) return first_error;  // the leases built so far release themselves
   if (leases.size() != names.size()) {
-    return Status(Errc::bad_request, "the daemon granted " + std::to_string(leases.size()) +
-                                         " leases for " + std::to_string(names.size()) + " names");
+    return Status(Errc::protocol_error, "acquire: genomed granted " +
+                                            std::to_string(leases.size()) + " leases for " +
+                                            std::to_string(names.size()) + " names");
   }
   return leases;
 }
 
-Result<Lease> Client::acquire(std::string_view name) {
+Result<Lease> Client::acquire(std::string_view name, Timeout timeout) {
   GENOMED_ASSIGN_OR_RETURN(std::vector<Lease> leases,
-                           acquire(std::vector<std::string>{std::string(name)}));
+                           acquire(std::vector<std::string>{std::string(name)}, timeout));
   return std::move(leases.front());
 }
 
-Result<LoadInfo> Client::load(std::string_view name) {
+Result<LoadInfo> Client::load(std::string_view name, Timeout timeout) {
   ipc::Request req;
   req.op = ipc::Op::load;
   req.names = {std::string(name)};
-  GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req));
-  return ipc::decode_load_reply(body);
+  GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req, timeout_of(*conn_, timeout, true)));
+  return checked(ipc::decode_load_reply(body), body, "load");
 }
 
-Result<UnloadInfo> Client::unload(std::string_view name) {
+Result<UnloadInfo> Client::unload(std::string_view name, Timeout timeout) {
   ipc::Request req;
   req.op = ipc::Op::unload;
   req.names = {std::string(name)};
-  GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req));
-  return ipc::decode_unload_reply(body);
+  GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req, timeout_of(*conn_, timeout, false)));
+  return checked(ipc::decode_unload_reply(body), body, "unload");
 }
 
-Result<std::vector<AdapterInfo>> Client::list() {
+Result<std::vector<AdapterInfo>> Client::list(Timeout timeout) {
   ipc::Request req;
   req.op = ipc::Op::list;
-  GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req));
-  GENOMED_ASSIGN_OR_RETURN(ipc::ListReply r, ipc::decode_list_reply(body));
+  GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req, timeout_of(*conn_, timeout, false)));
+  GENOMED_ASSIGN_OR_RETURN(ipc::ListReply r, checked(ipc::decode_list_reply(body), body, "list"));
   return std::move(r.adapters);
 }
 
-Result<Stats> Client::stats() {
+Result<Stats> Client::stats(Timeout timeout) {
   ipc::Request req;
   req.op = ipc::Op::stats;
-  GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req));
-  GENOMED_ASSIGN_OR_RETURN(ipc::StatsReply r, ipc::decode_stats_reply(body));
+  GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req, timeout_of(*conn_, timeout, false)));
+  GENOMED_ASSIGN_OR_RETURN(ipc::StatsReply r,
+                           checked(ipc::decode_stats_reply(body), body, "stats"));
   return std::move(r.values);
 }
 
-Result<Health> Client::health() {
+Result<Health> Client::health(Timeout timeout) {
   ipc::Request req;
   req.op = ipc::Op::health;
-  GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req));
-  return ipc::decode_health_reply(body);
+  GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req, timeout_of(*conn_, timeout, false)));
+  return checked(ipc::decode_health_reply(body), body, "health");
 }
 
 }  // namespace genomed

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace genomed::ipc {
 namespace {
@@ -62,10 +63,17 @@ Status too_large(std::uint32_t len, std::uint32_t max_body) {
 // One recvmsg of up to `len` bytes into `dst` once readable (by the
 // deadline), keeping a descriptor that comes along in `*received_fd`.
 // Returns the byte count (0 at EOF); retries EINTR/EAGAIN.
+// With `block_first`, the first recvmsg blocks (bounded by the socket's
+// SO_RCVTIMEO, see FrameReader::set_blocking_first_receive) before any poll.
 Result<std::size_t> receive_some(int fd, char* dst, std::size_t len,
-                                 std::optional<Clock::time_point> deadline, int* received_fd) {
+                                 std::optional<Clock::time_point> deadline, int* received_fd,
+                                 bool block_first = false) {
   for (;;) {
-    if (Status s = wait_readable(fd, deadline); !s.ok()) return s;
+    if (block_first) {
+      block_first = false;
+    } else if (Status s = wait_readable(fd, deadline); !s.ok()) {
+      return s;
+    }
     iovec iov{dst, len};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
     msghdr msg{};
@@ -192,6 +200,7 @@ FrameReader::~FrameReader() {
 Result<ReceivedFrame> FrameReader::read(std::uint32_t max_body,
                                         std::optional<Clock::time_point> deadline, bool accept_fd) {
   constexpr std::size_t kChunk = 64 * 1024;
+  bool block_first = blocking_first_receive_ && deadline.has_value();  // the first recvmsg only
   for (;;) {
     const std::size_t avail = end_ - begin_;
     std::size_t need = 4;
@@ -223,9 +232,9 @@ Result<ReceivedFrame> FrameReader::read(std::uint32_t max_body,
     const std::size_t want = std::max(need - avail, kChunk);
     if (buf_.size() < end_ + want) buf_.resize(end_ + want);
 
-    GENOMED_ASSIGN_OR_RETURN(
-        const std::size_t n,
-        receive_some(fd_, buf_.data() + end_, buf_.size() - end_, deadline, &pending_fd_));
+    GENOMED_ASSIGN_OR_RETURN(const std::size_t n,
+                             receive_some(fd_, buf_.data() + end_, buf_.size() - end_, deadline,
+                                          &pending_fd_, std::exchange(block_first, false)));
     if (n == 0) {
       return Status(Errc::not_connected, avail == 0 ? "peer closed the connection"
                                                     : "peer closed the connection mid-frame");

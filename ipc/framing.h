@@ -65,12 +65,21 @@ class FrameReader {
                              std::optional<Clock::time_point> deadline = std::nullopt,
                              bool accept_fd = false);
 
+  // Off by default. On: the first recvmsg of a read() with a deadline blocks
+  // instead of poll()ing first, saving a system call per reply that comes in
+  // time (the client's request/reply path). Only for a blocking socket whose
+  // SO_RCVTIMEO the caller keeps no longer than the time left to the
+  // deadline (plus the lateness it accepts): the socket's timeout (EAGAIN)
+  // then hands over to the usual poll() and deadline check.
+  void set_blocking_first_receive(bool on) { blocking_first_receive_ = on; }
+
  private:
   int fd_;
   std::string buf_;  // received bytes live in [begin_, end_)
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
   int pending_fd_ = -1;  // a descriptor received and not yet returned
+  bool blocking_first_receive_ = false;
 };
 
 }  // namespace genomed::ipc

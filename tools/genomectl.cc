@@ -35,6 +35,13 @@ commands:
 
 options:
   --socket PATH              the daemon's socket (or $GENOMED_SOCKET)
+  --timeout SECONDS          the whole command (connect, HELLO and the
+                             request) must finish within SECONDS, else it
+                             fails with "error: timeout: ..." (exit 1).
+                             Default: connect and HELLO 5 s, then the request
+                             5 s, or 120 s for load, acquire, config and
+                             digest (they may wait for a load). The --hold
+                             time is not counted
   -h, --help                 this text
 )";
 
@@ -43,9 +50,13 @@ int usage_error(const std::string& why) {
   return 2;
 }
 
+// Set by --timeout: appended to timeout errors, whose message names what was
+// left of the command's deadline for the step that ran out of it.
+std::string timeout_note;
+
 int report(const genomed::Status& s) {
-  std::fprintf(stderr, "error: %s: %s\n", std::string(genomed::errc_name(s.code())).c_str(),
-               s.message().c_str());
+  std::fprintf(stderr, "error: %s: %s%s\n", std::string(genomed::errc_name(s.code())).c_str(),
+               s.message().c_str(), s.code() == genomed::Errc::timeout ? timeout_note.c_str() : "");
   return 1;
 }
 
@@ -69,8 +80,9 @@ std::string sha256_hex(std::span<const std::byte> data) {
   return out;
 }
 
-int cmd_acquire(genomed::Client& client, const std::string& name, double hold_seconds) {
-  auto lease = client.acquire(name);
+int cmd_acquire(genomed::Client& client, const std::string& name, double hold_seconds,
+                genomed::Client::Timeout timeout) {
+  auto lease = client.acquire(name, timeout);
   if (!lease) return report(lease.status());
   std::printf(
       "adapter %s  generation %llu  lease %llu  r=%u alpha=%g  %zu tensors  %zu bytes resident\n",
@@ -110,15 +122,15 @@ int cmd_acquire(genomed::Client& client, const std::string& name, double hold_se
   return 0;
 }
 
-int cmd_config(genomed::Client& client, const std::string& name) {
-  auto lease = client.acquire(name);
+int cmd_config(genomed::Client& client, const std::string& name, genomed::Client::Timeout timeout) {
+  auto lease = client.acquire(name, timeout);
   if (!lease) return report(lease.status());
   std::printf("%s\n", nlohmann::ordered_json::parse(lease->config().json).dump(2).c_str());
   return 0;
 }
 
-int cmd_digest(genomed::Client& client, const std::string& name) {
-  auto lease = client.acquire(name);
+int cmd_digest(genomed::Client& client, const std::string& name, genomed::Client::Timeout timeout) {
+  auto lease = client.acquire(name, timeout);
   if (!lease) return report(lease.status());
   for (const auto& t : lease->tensors()) {  // sorted by name
     std::printf("%.*s %.*s %s %s\n", static_cast<int>(t.name.size()), t.name.data(),
@@ -128,8 +140,8 @@ int cmd_digest(genomed::Client& client, const std::string& name) {
   return 0;
 }
 
-int cmd_list(genomed::Client& client, bool json) {
-  auto adapters = client.list();
+int cmd_list(genomed::Client& client, bool json, genomed::Client::Timeout timeout) {
+  auto adapters = client.list(timeout);
   if (!adapters) return report(adapters.status());
   if (json) {
     nlohmann::json out = nlohmann::json::array();
@@ -152,8 +164,8 @@ int cmd_list(genomed::Client& client, bool json) {
   return 0;
 }
 
-int cmd_stats(genomed::Client& client, bool json) {
-  auto stats = client.stats();
+int cmd_stats(genomed::Client& client, bool json, genomed::Client::Timeout timeout) {
+  auto stats = client.stats(timeout);
   if (!stats) return report(stats.status());
   if (json) {
     nlohmann::ordered_json out = nlohmann::ordered_json::object();
@@ -183,6 +195,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> positional;
   bool json = false;
   double hold = 0;
+  double timeout_seconds = 0;  // 0: the defaults
+  const char* argv_timeout = "";
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "-h" || arg == "--help") {
@@ -200,6 +214,15 @@ int main(int argc, char** argv) {
       hold = std::strtod(argv[i], &end);
       if (end == argv[i] || *end != '\0' || hold < 0)
         return usage_error("--hold: invalid seconds '" + std::string(argv[i]) + "'");
+    } else if (arg == "--timeout") {
+      if (++i >= argc) return usage_error("--timeout needs a number of seconds");
+      char* end = nullptr;
+      argv_timeout = argv[i];
+      timeout_seconds = std::strtod(argv[i], &end);
+      if (end == argv[i] || *end != '\0' || !(timeout_seconds > 0) ||
+          timeout_seconds > 365.0 * 24 * 3600)
+        return usage_error("--timeout: invalid seconds '" + std::string(argv[i]) +
+                           "' (expected a number > 0)");
     } else if (arg.rfind("--", 0) == 0) {
       return usage_error("unknown option " + arg);
     } else {
@@ -220,16 +243,34 @@ int main(int argc, char** argv) {
     return usage_error("--json applies to list and stats");
   if (hold > 0 && command != "acquire") return usage_error("--hold applies to acquire");
 
-  auto client = genomed::Client::connect(socket_path, "genomectl");
+  // Deadlines: with --timeout, one for the whole command; without, the
+  // client library's defaults for connect and for the request's kind.
+  using std::chrono::milliseconds;
+  const auto start = std::chrono::steady_clock::now();
+  genomed::ClientOptions options;
+  options.client_name = "genomectl";
+  genomed::Client::Timeout request_timeout;  // nullopt: the default for its kind
+  if (timeout_seconds > 0) {
+    const auto total =
+        std::chrono::duration_cast<milliseconds>(std::chrono::duration<double>(timeout_seconds));
+    options.connect_timeout = std::max(total, milliseconds(1));
+    timeout_note = " (genomectl --timeout " + std::string(argv_timeout) + ")";
+  }
+  auto client = genomed::Client::connect(socket_path, options);
   if (!client) return report(client.status());
+  if (timeout_seconds > 0) {
+    const auto left = options.connect_timeout -
+                      std::chrono::ceil<milliseconds>(std::chrono::steady_clock::now() - start);
+    request_timeout = std::max(left, milliseconds(1));
+  }
 
-  if (command == "acquire") return cmd_acquire(*client, positional[1], hold);
-  if (command == "config") return cmd_config(*client, positional[1]);
-  if (command == "digest") return cmd_digest(*client, positional[1]);
-  if (command == "list") return cmd_list(*client, json);
-  if (command == "stats") return cmd_stats(*client, json);
+  if (command == "acquire") return cmd_acquire(*client, positional[1], hold, request_timeout);
+  if (command == "config") return cmd_config(*client, positional[1], request_timeout);
+  if (command == "digest") return cmd_digest(*client, positional[1], request_timeout);
+  if (command == "list") return cmd_list(*client, json, request_timeout);
+  if (command == "stats") return cmd_stats(*client, json, request_timeout);
   if (command == "load") {
-    auto r = client->load(positional[1]);
+    auto r = client->load(positional[1], request_timeout);
     if (!r) return report(r.status());
     std::printf("%s %s: %llu bytes, generation %llu\n", r->name.c_str(),
                 r->was_resident ? "was resident" : "loaded",
@@ -238,7 +279,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "unload") {
-    auto r = client->unload(positional[1]);
+    auto r = client->unload(positional[1], request_timeout);
     if (!r) return report(r.status());
     if (r->outcome == "draining") {
       std::printf("%s draining: freed when its %llu lease(s) end\n", r->name.c_str(),
@@ -248,7 +289,7 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  auto h = client->health();  // health
+  auto h = client->health(request_timeout);  // health
   if (!h) return report(h.status());
   std::printf("%s%s%s\n", h->healthy ? "healthy" : "unhealthy", h->reason.empty() ? "" : ": ",
               h->reason.c_str());

@@ -8,16 +8,52 @@
 //
 // Views are zero-copy and read-only: `TensorView::data` points into the
 // arena the daemon passed as an O_RDONLY descriptor and this process mapped
-// once, PROT_READ. A view is valid while its Lease lives; the daemon never
-// reuses memory under a live lease. A Client (and its leases) may be used
-// from several threads: requests on one connection are serialized, and a
-// release (one-way) is written between them without waiting for a pending
-// request's reply.
+// once, PROT_READ. A view is valid while its Lease lives and its connection
+// is open (below); the daemon never reuses memory under a live lease. A
+// Client (and its leases) may be used from several threads: requests on one
+// connection are serialized, and a release (one-way) is written between them
+// without waiting for a pending request's reply.
+//
+// Deadlines. Every call is bounded (ClientOptions): connect() -- connecting
+// and the HELLO exchange together -- by `connect_timeout` (default 5 s);
+// load() and acquire(), which may wait for a worker to load the adapter and
+// for memory, by `load_timeout` (120 s); unload(), list(), stats() and
+// health() by `request_timeout` (5 s). Each request method takes an optional
+// `timeout` that replaces the default for that one call (kNoTimeout: wait for
+// ever). The time a call waits for another thread's request on the same
+// Client counts against its deadline. A call that runs out of time returns
+// Errc::timeout with a message naming the operation and the deadline.
+//
+// A timed-out request breaks the connection: its reply may still come, and
+// would otherwise be taken for the answer to the next request, so every later
+// request on this Client fails with Errc::not_connected -- connect again.
+// (A call that timed out while still waiting for another thread's request
+// sent nothing and leaves the connection usable.) broken() tells.
+//
+// Leases and a broken or lost connection. The daemon releases every lease of
+// a connection when that connection closes, and may then reuse its memory.
+//  - After a timeout this client keeps the socket open until the Client and
+//    every Lease taken from it are destroyed, so the daemon keeps their
+//    leases and their views stay valid meanwhile (unless the daemon closes
+//    the connection itself: then as below). Lease::release() still reaches
+//    the daemon, unless the timeout cut a request frame short; then the
+//    leases end when the socket closes. A lease the daemon granted after the
+//    client stopped waiting (the late reply to a timed-out acquire) is
+//    unknown to the client and stays held until the socket closes: do not
+//    keep a broken Client and its leases longer than needed.
+//  - A lost connection (the daemon closed it or died; Errc::not_connected)
+//    has had its leases released by the daemon. The Lease objects stay valid
+//    objects and the arena stays mapped (reading it never faults), but the
+//    bytes under their views may have been reused by then: views of a lease
+//    whose connection has closed must not be used. The client learns that
+//    the daemon closed a connection only at its next request on it.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -88,7 +124,10 @@ class Lease {
   std::span<const std::byte> bytes() const;
 
   // Releases now instead of at destruction. Idempotent, and never waits for
-  // another thread's request on the same Client. Afterwards tensors(),
+  // another thread's request on the same Client (RELEASE is one-way; writing
+  // it waits at most `request_timeout` for room in the socket, and a daemon
+  // that takes none that long breaks the connection, ending every lease on
+  // it when it closes). Afterwards tensors(),
   // modules() and bytes() are empty and find() returns nullptr: the daemon
   // may reuse the memory, so views taken before must not be used either.
   void release();
@@ -99,10 +138,35 @@ class Lease {
   std::unique_ptr<client_detail::LeaseState> state_;
 };
 
+// A timeout that never expires.
+inline constexpr std::chrono::milliseconds kNoTimeout = std::chrono::milliseconds::max();
+
+// How a Client connects and how long its calls may take (see "Deadlines"
+// above). A timeout of kNoTimeout waits for ever.
+struct ClientOptions {
+  // Free-form; the daemon logs it with the peer's pid and uid.
+  std::string client_name = "libgenomed";
+  // connect(): connecting and the HELLO exchange together.
+  std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
+  // unload(), list(), stats(), health(); also bounds writing one RELEASE.
+  std::chrono::milliseconds request_timeout = std::chrono::seconds(5);
+  // load() and acquire(): they may wait for a load (the daemon's
+  // --load-timeout-ms) and for memory (--admission-timeout-ms).
+  std::chrono::milliseconds load_timeout = std::chrono::seconds(120);
+};
+
 class Client {
  public:
+  // A per-call deadline; std::nullopt (the default) takes ClientOptions'.
+  using Timeout = std::optional<std::chrono::milliseconds>;
+
   // Connects, exchanges HELLO, receives the arena descriptor and maps it
-  // read-only. Errc::not_connected if no daemon listens at `socket_path`.
+  // read-only. Errc::not_connected if no daemon listens at `socket_path`;
+  // Errc::timeout if the daemon does not accept the connection or answer
+  // HELLO within `connect_timeout`; Errc::protocol_error if its HELLO reply
+  // does not follow the protocol (no arena descriptor, a wrong shape).
+  static Result<Client> connect(const std::string& socket_path, const ClientOptions& options);
+  // The same with default options and this client name.
   static Result<Client> connect(const std::string& socket_path,
                                 const std::string& client_name = "libgenomed");
 
@@ -111,15 +175,21 @@ class Client {
   ~Client();
 
   // Makes `name` resident (loading it if needed) and leases it.
-  Result<Lease> acquire(std::string_view name);
+  Result<Lease> acquire(std::string_view name, Timeout timeout = std::nullopt);
   // Several adapters in one round trip; all or nothing.
-  Result<std::vector<Lease>> acquire(const std::vector<std::string>& names);
+  Result<std::vector<Lease>> acquire(const std::vector<std::string>& names,
+                                     Timeout timeout = std::nullopt);
 
-  Result<LoadInfo> load(std::string_view name);
-  Result<UnloadInfo> unload(std::string_view name);
-  Result<std::vector<AdapterInfo>> list();
-  Result<Stats> stats();
-  Result<Health> health();
+  Result<LoadInfo> load(std::string_view name, Timeout timeout = std::nullopt);
+  Result<UnloadInfo> unload(std::string_view name, Timeout timeout = std::nullopt);
+  Result<std::vector<AdapterInfo>> list(Timeout timeout = std::nullopt);
+  Result<Stats> stats(Timeout timeout = std::nullopt);
+  Result<Health> health(Timeout timeout = std::nullopt);
+
+  // True once a request (or writing a RELEASE) timed out, the daemon sent a
+  // frame that breaks the protocol, or the connection was lost: every further
+  // request fails with Errc::not_connected.
+  bool broken() const;
 
   std::uint64_t arena_bytes() const;
   std::uint64_t daemon_pid() const;

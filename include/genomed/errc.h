@@ -21,6 +21,7 @@ enum class Errc : std::uint16_t {
   malformed_frame = 5,      // The frame body is not a valid msgpack map within limits.
   not_connected = 6,        // The client could not reach the daemon or lost the connection.
   hello_required = 7,       // A request arrived before the HELLO exchange.
+  protocol_error = 8,       // Client side: the daemon's reply does not follow the protocol.
 
   // --- adapter names -----------------------------------------------------------
   invalid_name = 10,       // The name is empty, absolute, contains '..', '.', NUL or '\'.

@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <string>
@@ -105,6 +106,62 @@ TEST(FrameReader, DeadlineWithoutDataIsTimeout) {
   FrameReader reader(p.fds[0]);
   auto r = reader.read(1024, Clock::now() + std::chrono::milliseconds(20));
   EXPECT_EQ(r.code(), Errc::timeout);
+}
+
+// A client's reply deadline: a frame cut short at the deadline (in its length
+// prefix or in its body) is a timeout, not a wait for the rest.
+TEST(FrameReader, PartialFrameAtTheDeadlineIsTimeout) {
+  for (const std::string partial : {framed("abcdef").substr(0, 2), framed("abcdef").substr(0, 7)}) {
+    Pair p;
+    ASSERT_EQ(::write(p.fds[1], partial.data(), partial.size()),
+              static_cast<ssize_t>(partial.size()));
+    FrameReader reader(p.fds[0]);
+    const auto start = Clock::now();
+    auto r = reader.read(1024, start + std::chrono::milliseconds(50));
+    EXPECT_EQ(r.code(), Errc::timeout) << partial.size() << ": " << r.status().to_string();
+    EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(50));
+  }
+}
+
+// A frame that completes before the deadline is returned, even when it
+// arrives in pieces after the read began.
+TEST(FrameReader, FrameCompletedBeforeTheDeadlineIsReturned) {
+  Pair p;
+  const std::string whole = framed("late but in time");
+  ASSERT_EQ(::write(p.fds[1], whole.data(), 3), 3);
+  std::thread rest([&] {
+    ASSERT_EQ(::write(p.fds[1], whole.data() + 3, whole.size() - 3),
+              static_cast<ssize_t>(whole.size() - 3));
+  });
+  FrameReader reader(p.fds[0]);
+  auto r = reader.read(1024, Clock::now() + std::chrono::seconds(30));
+  rest.join();
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->body, "late but in time");
+}
+
+// The client's mode: the first recvmsg blocks, bounded by SO_RCVTIMEO; when
+// that expires the deadline decides, as in the default mode.
+TEST(FrameReader, BlockingFirstReceiveStillEndsAtTheDeadline) {
+  Pair p;
+  const timeval tv{0, 50 * 1000};
+  ASSERT_EQ(::setsockopt(p.fds[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+  FrameReader reader(p.fds[0]);
+  reader.set_blocking_first_receive(true);
+  const auto start = Clock::now();
+  auto r = reader.read(1024, start + std::chrono::milliseconds(100));
+  EXPECT_EQ(r.code(), Errc::timeout) << r.status().to_string();
+  EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(100));
+  // A frame that is there is returned.
+  Pair q;
+  ASSERT_EQ(::setsockopt(q.fds[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+  FrameReader second(q.fds[0]);
+  second.set_blocking_first_receive(true);
+  const std::string whole = framed("in time");
+  ASSERT_EQ(::write(q.fds[1], whole.data(), whole.size()), static_cast<ssize_t>(whole.size()));
+  auto got = second.read(1024, Clock::now() + std::chrono::seconds(30));
+  ASSERT_TRUE(got.ok()) << got.status().to_string();
+  EXPECT_EQ(got->body, "in time");
 }
 
 }  // namespace

@@ -337,6 +337,17 @@ TEST(Framing, DataAlreadyQueuedIsReadBeforeAFutureDeadline) {
   EXPECT_EQ(got->body, "ready");
 }
 
+// A peer that stops reading: a write with a deadline waits for room in the
+// socket buffer only until then.
+TEST(Framing, WriteToAPeerThatDoesNotReadTimesOutAtTheDeadline) {
+  SocketPair sp;
+  const std::string body(1 << 20, 'x');  // larger than the socket buffers
+  const auto start = Clock::now();
+  const Status s = write_frame(sp.a(), body, -1, start + 100ms);
+  EXPECT_EQ(s.code(), Errc::timeout) << s.to_string();
+  EXPECT_GE(Clock::now() - start, 100ms);
+}
+
 TEST(Framing, WriteToAClosedPeerIsNotConnectedAndRaisesNoSigpipe) {
   SocketPair sp;
   sp.close_b();
