@@ -13,8 +13,9 @@ stays valid:
   while arrays are still referenced defers the release until they are gone,
   so the daemon can never reuse memory a view still shows.
 * A connection stays open while views of its leases exist, even after
-  ``close()`` or a timed-out call (the daemon ends a connection's leases when
-  it closes); it closes when the last of them is gone.
+  ``close()``, a timed-out or interrupted call, or a reply that breaks the
+  protocol (the daemon ends a connection's leases when it closes); it closes
+  when the last of them is gone.
 
 Threads: one call (request + reply) at a time per connection, under the call
 lock. RELEASE is one-way and written under a separate write lock that is never
@@ -168,7 +169,13 @@ class _Connection:
     def call(self, request: Dict[str, Any], timeout: Optional[float],
              on_reply: Optional[Callable[[Dict[str, Any]], None]] = None) -> Dict[str, Any]:
         """One request, one reply. `on_reply` runs while the call lock is still
-        held (acquire registers its grants there, before anything can close)."""
+        held (acquire registers its grants there, before anything can close).
+
+        Any exception other than a genomed.Error from the moment the request
+        is written until `on_reply` returns (KeyboardInterrupt, an exception
+        raised by a signal handler, MemoryError, ...) leaves the reply unread
+        or unused: the connection then takes no further requests (as after a
+        timeout) and the exception propagates."""
         frame = _wire.encode_frame(request)
         op = request["op"]
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -176,30 +183,58 @@ class _Connection:
             with self._call_lock:
                 if self._closing is not None:
                     raise _errors.make("not_connected", f"{op}: {self._closing}; connect again")
+                writing = True  # a frame may be half written if interrupted now
                 try:
-                    with self._write_lock:
-                        if self._no_writes:
-                            raise _errors.make("not_connected", f"{op}: the connection is broken")
-                        pending = self._outbox + self._release_frames()
-                        self._outbox = b""
-                        self.stream.send_all(pending + frame, deadline)
-                except _errors.Error as e:
-                    self._no_writes = True  # part of a frame may be out: the stream is unusable
-                    raise self._broke(e, op, timeout) from None
-                try:
-                    body, _ = self.stream.read_frame(deadline)
-                except _errors.Error as e:
-                    raise self._broke(e, op, timeout) from None
-                # The daemon reads again now: send what finalizers queued meanwhile.
-                if self._releases or self._outbox:
-                    with self._write_lock:
-                        self._flush_locked(time.monotonic() + 5.0)
-                reply = _wire.decode_reply(body)
-                if on_reply is not None:
-                    on_reply(reply)
-                return reply
+                    try:
+                        with self._write_lock:
+                            if self._no_writes:
+                                raise _errors.make("not_connected",
+                                                   f"{op}: the connection is broken")
+                            pending = self._outbox + self._release_frames()
+                            self._outbox = b""
+                            self.stream.send_all(pending + frame, deadline)
+                    except _errors.Error as e:
+                        self._no_writes = True  # part of a frame may be out: unusable
+                        raise self._broke(e, op, timeout) from None
+                    writing = False
+                    try:
+                        body, _ = self.stream.read_frame(deadline)
+                    except _errors.Error as e:
+                        raise self._broke(e, op, timeout) from None
+                    # The daemon reads again now: send what finalizers queued meanwhile.
+                    if self._releases or self._outbox:
+                        writing = True
+                        with self._write_lock:
+                            self._flush_locked(time.monotonic() + 5.0)
+                        writing = False
+                    reply = _wire.decode_reply(body)
+                    if on_reply is not None:
+                        on_reply(reply)
+                    return reply
+                except _errors.Error:
+                    raise  # the daemon's answer, or the connection already marked
+                except BaseException as e:
+                    self._interrupted(op, e, writing)
+                    raise
         finally:
             self._kick()
+
+    def _interrupted(self, op: str, e: BaseException, writing: bool) -> None:
+        """A call was cut short by an exception that is not a genomed.Error: its
+        reply may still arrive and would be read as the next request's."""
+        if writing:
+            self._no_writes = True  # part of a frame may be out
+        if self._closing is None:
+            self._closing = (f"the connection was closed after {op} was interrupted by "
+                             f"{type(e).__name__} before its reply was used (a late reply "
+                             "would be read as the answer to the next request)")
+
+    def break_protocol(self, why: str) -> None:
+        """The daemon's reply does not answer the request: the stream may be out
+        of step, so no further requests are sent (RELEASEs still are)."""
+        if self._closing is None:
+            self._closing = ("the connection was closed after a reply that breaks the "
+                             f"protocol ({why})")
 
     def _broke(self, e: _errors.Error, op: str, timeout: Optional[float]) -> _errors.Error:
         if isinstance(e, _errors.CallTimeoutError):
@@ -530,8 +565,15 @@ def _check_name(name: Any, what: str = "name") -> str:
 class Client:
     """A connection to genomed. Create it with :func:`genomed.connect`.
 
-    Thread-safe: calls from several threads are serialized on the connection
-    (releases are not: they never wait behind another thread's call).
+    Thread-safe: calls from several threads are serialized on the connection.
+    ``release()`` never blocks the caller, not even behind another thread's
+    pending call. But the daemon handles one request at a time per
+    connection: it applies a RELEASE only after it has answered the
+    connection's pending request. An ``acquire()`` that needs exactly the
+    memory another thread releases on the same client therefore waits the
+    daemon's admission timeout (``--admission-timeout-ms``) and fails with
+    ``no_space``. Threads that acquire concurrently should each use their own
+    :func:`genomed.connect` (their loads then also run in parallel).
     """
 
     def __init__(self, conn: _Connection, timeout: Optional[float],
@@ -573,8 +615,9 @@ class Client:
 
     @property
     def closed(self) -> bool:
-        """True once the client accepts no more calls (close(), a timeout or a lost
-        connection). The socket itself closes when the last view is gone."""
+        """True once the client accepts no more calls (close(), a timeout, a call
+        interrupted by another exception, a reply that breaks the protocol, or a
+        lost connection). The socket itself closes when the last view is gone."""
         return self._conn._closing is not None
 
     def _timeout(self, timeout: Timeout, load: bool = False) -> Optional[float]:
@@ -604,41 +647,59 @@ class Client:
                                               f"names, got {len(names)}")
         conn = self._conn
         grants: List[Tuple[str, int, int, int, int]] = []
+        unowned: List[int] = []  # lease ids in conn._live that no Lease owns yet
+
+        def protocol(why: str) -> _errors.Error:
+            return _errors.make("protocol_error",
+                                f"acquire: genomed's reply does not follow the protocol: {why}")
 
         def take(reply: Dict[str, Any]) -> None:
-            # Runs under the call lock: registered leases keep the connection open.
-            raw = _wire.get_list(reply, "grants")
+            # Runs under the call lock: registered leases keep the connection open
+            # until each is owned by a Lease or released (the except clause below).
+            try:
+                raw = _wire.get_list(reply, "grants")
+            except _errors.Error as e:
+                raise protocol(e.message) from None
             ids = [g["lease"] for g in raw if isinstance(g, dict) and isinstance(
                 g.get("lease"), int) and not isinstance(g.get("lease"), bool)
                 and 0 <= g["lease"] < 1 << 64]
             if len(set(ids)) != len(ids) or any(i in conn._live for i in ids):
-                raise _errors.make("bad_request", "the daemon granted a lease id twice")
+                raise protocol("it granted a lease id twice")
             conn._live.update(ids)
-            try:
-                for g in raw:
-                    if not isinstance(g, dict):
-                        raise _errors.make("bad_request", "reply field 'grants': an entry is "
-                                                          "not a map")
+            unowned.extend(ids)
+            for g in raw:
+                if not isinstance(g, dict):
+                    raise protocol("reply field 'grants': an entry is not a map")
+                try:
                     grants.append((_wire.get_str(g, "name"), _wire.get_uint(g, "lease"),
                                    _wire.get_uint(g, "offset"), _wire.get_uint(g, "length"),
                                    _wire.get_uint(g, "generation")))
-                if len(grants) != len(names):
-                    raise _errors.make("bad_request", f"the daemon granted {len(grants)} leases "
-                                                      f"for {len(names)} names")
-            except _errors.Error:
-                for i in ids:
-                    conn.exporter_gone(i)
-                raise
+                except _errors.Error as e:
+                    raise protocol(e.message) from None
+            # A grant list that does not answer these names (another count, another
+            # name at some position) may be the reply to another request: the stream
+            # is out of step, so this connection takes no further requests.
+            if len(grants) != len(names):
+                why = f"it granted {len(grants)} leases for {len(names)} names"
+                conn.break_protocol(why)
+                raise protocol(why)
+            for i, (asked, granted) in enumerate(zip(names, grants)):
+                if granted[0] != asked:
+                    why = (f"grant #{i} is for '{granted[0][:200]}', but '{asked[:200]}' was "
+                           "asked for")
+                    conn.break_protocol(why)
+                    raise protocol(why)
 
-        conn.call({"op": "acquire", "names": names}, self._timeout(timeout, load=True), take)
         leases: List[Lease] = []
         try:
+            conn.call({"op": "acquire", "names": names}, self._timeout(timeout, load=True), take)
             for name, lease_id, offset, length, generation in grants:
                 leases.append(self._make_lease(name, lease_id, offset, length, generation))
+                unowned.remove(lease_id)  # its exporter's finalizer releases it now
         except BaseException:
             for lease in leases:
                 lease.release()
-            for _, lease_id, _, _, _ in grants[len(leases):]:
+            for lease_id in unowned:
                 conn.exporter_gone(lease_id)
             raise
         return leases
@@ -753,7 +814,10 @@ def connect(path: str, timeout: Optional[float] = DEFAULT_TIMEOUT,
             read an adapter from disk (default 120 s); ``None`` waits for ever.
 
     A call that misses its deadline raises :class:`genomed.CallTimeoutError`
-    (code ``"timeout"``) and closes the client. Raises
+    (code ``"timeout"``) and closes the client; so does any other exception
+    that cuts a call short between its request and its reply
+    (KeyboardInterrupt, one raised by a signal handler): it propagates, and
+    later calls raise :class:`genomed.NotConnectedError`. Raises
     :class:`genomed.NotConnectedError` if no daemon listens at `path`.
     """
     if not isinstance(path, str):

@@ -39,6 +39,9 @@ CODES: Dict[int, Tuple[str, str]] = {
         "check the socket path and that genomed runs, then reconnect "
         "(leases of a lost connection are gone)"),
     7: ("hello_required", "send HELLO first"),
+    8: ("protocol_error",
+        "report it with the daemon's version (genomed's reply does not follow the protocol); "
+        "reconnect"),
     10: ("invalid_name", "use a plain relative adapter name"),
     11: ("path_escapes_root", "operator: fix the symlink; the daemon will not read it"),
     12: ("not_found", "check the adapter name and the daemon's --root directories"),
@@ -129,7 +132,8 @@ class Error(Exception):
 
 
 class RequestError(Error):
-    """Codes 1-5 and 7: the request or the wire (bad_request, malformed_frame, ...)."""
+    """Codes 1-9: the request or the wire (bad_request, malformed_frame, ...), and
+    ``protocol_error`` (8, client side): a reply that does not follow the protocol."""
 
 
 class NotConnectedError(Error):

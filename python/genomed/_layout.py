@@ -55,6 +55,9 @@ DTYPES: Tuple[Tuple[str, int, np.dtype], ...] = (
 
 MODULE_KINDS = ("linear", "embedding", "conv")
 _U64 = (1 << 64) - 1
+# numpy's limit on a dimension, and on itemsize x the product of the non-zero
+# dimensions (what a C-contiguous array's strides must hold), even when empty.
+_INTP_MAX = int(np.iinfo(np.intp).max)
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,7 @@ def parse(span: Any) -> ParsedAdapter:
             name = raw_name.decode("utf-8")
         except UnicodeDecodeError:
             raise _invalid(f"{which}: name is not UTF-8") from None
+        _check_numpy_shape(which, name, dims, elem_size)
         prev_name = raw_name
         prev_end = offset + length
         tensors.append(TensorEntry(name, dtype_name, np_dtype, tuple(dims), offset, length))
@@ -213,11 +217,34 @@ def parse(span: Any) -> ParsedAdapter:
                          total_bytes=total_bytes, tensors=tuple(tensors), **fields)
 
 
+def _check_numpy_shape(which: str, name: str, dims: Sequence[int], elem_size: int) -> None:
+    """A shape numpy can build an array of. Only empty tensors get this far with
+    huge dimensions (length == shape x size bounds every other one), e.g.
+    [2**63, 0]: numpy refuses a dimension over intp, and an itemsize x product
+    of the non-zero dimensions over intp (its strides)."""
+    extent = elem_size
+    for d in dims:
+        if d > _INTP_MAX:
+            extent = d
+            break
+        if d:
+            extent *= d
+    if extent > _INTP_MAX:
+        raise _invalid(f"{which} '{name[:200]}': shape {list(dims)} cannot be represented "
+                       f"(a dimension, or {elem_size} x the product of the non-zero dimensions, "
+                       f"exceeds {_INTP_MAX})")
+
+
 # ---- the adapter contract (8.1) ------------------------------------------------
 # Mirrors format::decode_contract (worker/format/adapter_contract.cc): every
 # field type-checked, sizes bounded, then every tensor name it mentions must be
 # in the table. Numbers documented as float64 may arrive as msgpack integers
 # (msgpack-c packs integral doubles as integers), as the C++ decoder accepts.
+# The depth limit counts maps and arrays as msgpack-c does. Stricter than the
+# C++ decoder, on purpose: a map key that appears twice at any depth (its
+# lookups take the first value, a dict the last), an array or map as a key and
+# a string that is not UTF-8 (a dict of str cannot hold them faithfully), and
+# a `config` that is not a JSON object.
 
 MAX_CONTRACT_BYTES = 4 << 20  # kMaxContractBytes
 # kContractLimits: arrays 2^20, maps 2^16, str/bin/ext 2 MiB, depth 8.
@@ -301,19 +328,61 @@ def _str_list(m: Dict[str, Any], key: str) -> List[str]:
 
 
 def _depth(obj: Any) -> int:
-    """Nesting depth of a decoded msgpack object (a scalar is 1)."""
+    """Nesting depth of a decoded msgpack object as msgpack-c counts it for its
+    depth limit: containers only (a scalar is 0, a map of scalars 1). Map keys
+    are never containers here (_contract_map refuses them)."""
     deepest = 0
-    stack = [(obj, 1)]
+    stack = [(obj, 0)]
     while stack:
         o, d = stack.pop()
+        if isinstance(o, list):
+            children: Any = o
+        elif isinstance(o, dict):
+            children = o.values()
+        else:
+            continue
+        d += 1
         deepest = max(deepest, d)
         if d > CONTRACT_MAX_DEPTH:
             break
-        if isinstance(o, list):
-            stack.extend((x, d + 1) for x in o)
-        elif isinstance(o, dict):
-            stack.extend((x, d + 1) for x in o.values())
+        stack.extend((x, d) for x in children)
     return deepest
+
+
+class _ContractKeyError(Exception):
+    """Raised from inside msgpack's decoder by _contract_map."""
+
+
+def _contract_map(pairs: List[Tuple[Any, Any]]) -> Dict[Any, Any]:
+    """object_pairs_hook of the contract decoder: every map, at any depth.
+
+    Refuses a key that appears twice (which value would win is not defined:
+    msgpack-c's lookups take the first, a dict the last), and keys a dict
+    cannot hold (arrays and maps)."""
+    out: Optional[Dict[Any, Any]]
+    try:
+        out = dict(pairs)
+    except TypeError:  # unhashable: an array or a map
+        out = None
+    if out is not None and len(out) == len(pairs):
+        return out
+    seen: Dict[Any, Any] = {}
+    for k, _ in pairs:
+        if isinstance(k, (list, dict)):
+            raise _ContractKeyError(f"a map key is a msgpack {_what(k)}")
+        if k in seen:
+            first = seen[k]
+            if type(first) is type(k):
+                raise _ContractKeyError(f"map key {_short(k)} appears twice")
+            raise _ContractKeyError(f"map keys {_short(first)} and {_short(k)} are equal "
+                                    "as Python values: a dict cannot hold both")
+        seen[k] = k
+    raise _ContractKeyError("a map's keys cannot be held by a dict")  # pragma: no cover
+
+
+def _short(k: Any) -> str:
+    text = repr(k)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def decode_contract(data: bytes) -> Dict[str, Any]:
@@ -324,7 +393,9 @@ def decode_contract(data: bytes) -> Dict[str, Any]:
         raise _bad(f"{len(data)} bytes, more than the limit of {MAX_CONTRACT_BYTES}")
     try:
         c = msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True,
-                            **CONTRACT_LIMITS)
+                            object_pairs_hook=_contract_map, **CONTRACT_LIMITS)
+    except _ContractKeyError as e:
+        raise _bad(str(e)) from None
     except msgpack.ExtraData as e:
         raise _bad(f"{len(e.extra)} bytes follow the msgpack object") from None
     except Exception as e:  # msgpack raises several types for bad input
@@ -332,7 +403,7 @@ def decode_contract(data: bytes) -> Dict[str, Any]:
     if not isinstance(c, dict):
         raise _bad(f"a msgpack {_what(c)}, expected a map")
     if _depth(c) > CONTRACT_MAX_DEPTH:
-        raise _bad(f"nested deeper than {CONTRACT_MAX_DEPTH}")
+        raise _bad(f"nested deeper than {CONTRACT_MAX_DEPTH} maps and arrays")
     config_json = _str(c, "config")
     _str(c, "peft_type")
     _rank(c, "r")
@@ -414,7 +485,11 @@ def views(base: np.ndarray, parsed: ParsedAdapter) -> Dict[str, np.ndarray]:
     """Zero-copy, read-only arrays over `base` (a uint8 array of the whole range)."""
     out: Dict[str, np.ndarray] = {}
     for t in parsed.tensors:
-        out[t.name] = np.ndarray(t.shape, dtype=t.np_dtype, buffer=base, offset=t.offset)
+        try:
+            out[t.name] = np.ndarray(t.shape, dtype=t.np_dtype, buffer=base, offset=t.offset)
+        except (ValueError, TypeError, OverflowError) as e:  # parse() refuses these shapes
+            raise _invalid(f"tensor '{t.name[:200]}': numpy cannot view shape "
+                           f"{list(t.shape)}: {e}") from None
     return out
 
 

@@ -220,6 +220,63 @@ def test_length_must_equal_shape_times_dtype_size() -> None:
             "differs from shape x dtype size")
 
 
+@pytest.mark.parametrize("dims", [
+    (2**63, 0), (0, 2**63), (2**64 - 1, 0), (2**32, 2**31, 0), (0, 2**32, 2**31),
+    (2**62, 2, 0),
+])
+def test_an_empty_tensor_numpy_cannot_shape_is_refused_by_name(dims: Tuple[int, ...]) -> None:
+    # Zero elements, so length 0 = shape x size; but numpy cannot build the view
+    # (a dimension over intp, or the non-zero dimensions' product over it), and
+    # views() used to raise a bare ValueError for the whole lease.
+    name = "base_model.model.empty.weight"
+    data = build(entries=[(name, U8, dims)], contract_map=contract(modules=[]), lengths=[0])
+    invalid(data, "tensor #0", name, "cannot be represented")
+
+
+def test_empty_tensor_shapes_match_what_numpy_accepts() -> None:
+    # The parse-time rule is numpy's own: every shape parse() accepts has views.
+    intp_max = int(np.iinfo(np.intp).max)
+    sizes = dict(_layout_sizes())
+    rng = random.Random(7)
+    shapes = [(intp_max, 0), (intp_max // 2, 0), (intp_max // 2 + 1, 0), (2**31, 2**31, 0),
+              (2**31, 2**32, 0), (0, 3, intp_max // 3), (0, 3, intp_max // 3 + 1),
+              (intp_max // 8, 0), (intp_max // 8 + 1, 0)]
+    shapes += [tuple(rng.choice([0, 1, 2, 3, 2**20, 2**31, 2**40, 2**61, 2**62, 2**63 - 1])
+                     for _ in range(rng.randint(1, 4))) + (0,) for _ in range(200)]
+    accepted = refused = 0
+    for dims in shapes:
+        for dt in (U8, 9, F32, 13):  # sizes 1, 2, 4, 8
+            try:
+                np.ndarray(dims, dtype=_layout.DTYPES[dt][2], buffer=b"", offset=0)
+                numpy_ok = True
+            except ValueError:
+                numpy_ok = False
+            data = bytes(build(entries=[("t", dt, dims)], contract_map=contract(modules=[]),
+                               lengths=[0]))
+            if numpy_ok:
+                parsed = _layout.parse(data)
+                view = _layout.views(np.frombuffer(data, np.uint8), parsed)["t"]
+                assert view.shape == dims and view.size == 0 and sizes[dt] == view.itemsize
+                accepted += 1
+            else:
+                invalid(data, "cannot be represented")
+                refused += 1
+    assert accepted and refused
+
+
+def test_views_turn_a_shape_numpy_refuses_into_layout_invalid() -> None:
+    # Defence in depth, should a ParsedAdapter ever hold such a shape.
+    data = build(entries=[("t", U8, (0,))], contract_map=contract(modules=[]), lengths=[0])
+    parsed = _layout.parse(bytes(data))
+    entry = parsed.tensors[0]
+    forged = _layout.ParsedAdapter(**{**parsed.__dict__, "tensors": (
+        _layout.TensorEntry(entry.name, entry.dtype, entry.np_dtype, (2**63, 0), entry.offset,
+                            0),)})
+    with pytest.raises(genomed.LayoutError) as info:
+        _layout.views(np.frombuffer(bytes(data), np.uint8), forged)
+    assert info.value.code == "layout_invalid" and "tensor 't'" in info.value.message
+
+
 def test_names_strictly_sorted() -> None:
     invalid(build(entries=[(B, F16, (16, 4)), (A, F16, (4, 16))]), "not strictly sorted")
     invalid(build(entries=[(A, F16, (4, 16)), (A, F16, (4, 16))]), "not strictly sorted")
@@ -267,6 +324,91 @@ def test_contract_nesting_is_bounded() -> None:
     for _ in range(9):
         deep = [deep]
     invalid(build(contract_map=contract(future_key=deep)), "nested deeper")
+
+
+def _nested(containers: int, leaf: Any) -> Any:
+    """`containers` nested arrays and maps (alternating) around a scalar leaf."""
+    value = leaf
+    for i in range(containers):
+        value = [value] if i % 2 == 0 else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("leaf", [1, "x", None, 1.5])
+def test_contract_depth_counts_containers_as_msgpack_c_does(leaf: Any) -> None:
+    # msgpack-c's depth limit (8) counts maps and arrays, not scalar leaves: the
+    # contract map plus 7 nested containers is accepted, with any leaf.
+    parsed = _layout.parse(bytes(build(contract_map=contract(future_key=_nested(7, leaf)))))
+    assert parsed.contract["future_key"] == _nested(7, leaf)
+    # Empty containers count too; 8 levels under the root are one too many.
+    _layout.parse(bytes(build(contract_map=contract(future_key=_nested(6, [])))))
+    invalid(build(contract_map=contract(future_key=_nested(8, leaf))), "nested deeper than 8")
+    invalid(build(contract_map=contract(future_key=_nested(7, []))), "nested deeper than 8")
+    invalid(build(contract_map=contract(future_key=_nested(7, {}))), "nested deeper than 8")
+
+
+class Pairs(list):  # type: ignore[type-arg]
+    """A msgpack map given as (key, value) pairs, so that a key can repeat."""
+
+
+def pack_pairs(obj: Any) -> bytes:
+    """msgpack of `obj`, where Pairs (at any depth) become maps in that order."""
+    if isinstance(obj, dict):
+        obj = Pairs(obj.items())
+    if isinstance(obj, Pairs):
+        out = bytearray(msgpack.Packer().pack_map_header(len(obj)))
+        for k, v in obj:
+            out += pack_pairs(k) + pack_pairs(v)
+        return bytes(out)
+    if isinstance(obj, list):
+        return msgpack.Packer().pack_array_header(len(obj)) + b"".join(
+            pack_pairs(x) for x in obj)
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def test_pack_pairs_is_msgpack() -> None:
+    c = contract(future_key={"x": [1, {"y": None}]})
+    assert pack_pairs(c) == msgpack.packb(c, use_bin_type=True)
+
+
+def _with_pairs(c: Dict[str, Any], *extra: Tuple[Any, Any]) -> Pairs:
+    return Pairs(list(c.items()) + list(extra))
+
+
+@pytest.mark.parametrize("where", ["root", "r", "config", "module", "rank_pattern", "unknown"])
+def test_contract_duplicate_keys_are_refused(where: str) -> None:
+    # Which value wins would differ: msgpack-c's lookups take the first, a dict
+    # the last. Refused at any depth, known keys or not.
+    c = contract(rank_pattern={"q_proj": 4})
+    if where == "root":
+        raw = _with_pairs(c, ("future_key", 1), ("future_key", 1))
+    elif where == "r":
+        raw = _with_pairs(c, ("r", 8))  # a second "r" with another value
+    elif where == "config":
+        raw = _with_pairs(c, ("config", c["config"]))  # the same value twice
+    elif where == "module":
+        module = dict(c["modules"][0])
+        c["modules"] = [Pairs(list(module.items()) + [("rank", 8)])]
+        raw = Pairs(c.items())
+    elif where == "rank_pattern":
+        c["rank_pattern"] = Pairs([("q_proj", 4), ("q_proj", 8)])
+        raw = Pairs(c.items())
+    else:
+        raw = _with_pairs(c, ("future_key", Pairs([("x", 1), ("y", 2), ("x", 1)])))
+    invalid(build(raw_contract=pack_pairs(raw)), "adapter contract", "appears twice")
+
+
+def test_contract_keys_a_dict_cannot_hold_are_refused() -> None:
+    c = contract()
+    invalid(build(raw_contract=pack_pairs(_with_pairs(c, ([1], 1)))), "map key is a msgpack array")
+    invalid(build(raw_contract=pack_pairs(_with_pairs(c, (Pairs([("a", 1)]), 1)))),
+            "map key is a msgpack map")
+    invalid(build(raw_contract=pack_pairs(_with_pairs(c, (1, "int"), (True, "bool")))),
+            "equal as Python values")
+    # Distinct non-string keys are fine (decoders ignore keys they do not know).
+    parsed = _layout.parse(bytes(build(raw_contract=pack_pairs(
+        _with_pairs(c, (1, "int"), (b"raw", "bin"), (-2, "neg"))))))
+    assert parsed.contract[1] == "int" and parsed.contract[-2] == "neg"
 
 
 @pytest.mark.parametrize("name", [

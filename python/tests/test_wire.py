@@ -161,15 +161,76 @@ def test_a_corrupt_header_is_released_and_refused(fake) -> None:  # type: ignore
     assert released_ids(f, 2) == [1, 2]  # all or nothing: the good one too
 
 
+def _acquire_only(reply: bytes) -> Handler:
+    """A handler that answers ACQUIRE with `reply` (RELEASE has no reply)."""
+    return lambda r: reply if r["op"] == "acquire" else None
+
+
+def _protocol_error(info: Any, *fragments: str) -> None:
+    err = info.value
+    assert isinstance(err, genomed.RequestError)
+    assert (err.code, err.number) == ("protocol_error", 8), err
+    for fragment in fragments:
+        assert fragment in err.message, err.message
+
+
 def test_a_grant_count_mismatch_releases_everything(fake) -> None:  # type: ignore[no-untyped-def]
     good = bytes(build())
-    f = fake(lambda r: frame({"ok": True, "grants": [grant(4, 0, len(good))]}), arena=good)
+    f = fake(_acquire_only(frame({"ok": True, "grants": [grant(4, 0, len(good))]})), arena=good)
     client = genomed.connect(f.path)
     with pytest.raises(genomed.RequestError) as info:
         client.acquire_many(["a", "a"])
-    assert info.value.code == "bad_request" and "granted 1 leases for 2 names" in info.value.message
+    _protocol_error(info, "granted 1 leases for 2 names")
     f.next_request(), f.next_request()
     assert released_ids(f, 1) == [4]
+    # The reply may answer another request: no further requests on this stream.
+    assert client.closed
+    with pytest.raises(genomed.NotConnectedError):
+        client.health()
+
+
+def test_a_grant_for_another_name_is_a_protocol_error(fake) -> None:  # type: ignore[no-untyped-def]
+    # What a reply left in flight by an interrupted call looks like: the
+    # answer to an earlier "acquire b" read as the answer to "acquire a".
+    good = bytes(build())
+    f = fake(_acquire_only(frame({"ok": True, "grants": [grant(5, 0, len(good), name="b")]})),
+             arena=good)
+    client = genomed.connect(f.path)
+    with pytest.raises(genomed.RequestError) as info:
+        client.acquire("a")
+    _protocol_error(info, "grant #0 is for 'b', but 'a' was asked for")
+    f.next_request(), f.next_request()
+    assert released_ids(f, 1) == [5]
+    assert client.closed
+    with pytest.raises(genomed.NotConnectedError) as closed:
+        client.acquire("a")
+    assert "breaks the protocol" in closed.value.message
+
+
+def test_grants_must_come_in_the_order_of_the_names(fake) -> None:  # type: ignore[no-untyped-def]
+    good = bytes(build())
+    f = fake(_acquire_only(frame({"ok": True, "grants": [grant(1, 0, len(good), name="b"),
+                                                         grant(2, 0, len(good), name="a")]})),
+             arena=good)
+    client = genomed.connect(f.path)
+    with pytest.raises(genomed.RequestError) as info:
+        client.acquire_many(["a", "b"])
+    _protocol_error(info, "grant #0 is for 'b', but 'a' was asked for")
+    f.next_request(), f.next_request()
+    assert released_ids(f, 2) == [1, 2]  # all or nothing
+
+
+def test_a_malformed_grant_is_a_protocol_error(fake) -> None:  # type: ignore[no-untyped-def]
+    good = bytes(build())
+    bad = grant(3, 0, len(good))
+    del bad["generation"]
+    f = fake(_acquire_only(frame({"ok": True, "grants": [bad]})), arena=good)
+    client = genomed.connect(f.path)
+    with pytest.raises(genomed.RequestError) as info:
+        client.acquire("a")
+    _protocol_error(info, "'generation'")
+    f.next_request(), f.next_request()
+    assert released_ids(f, 1) == [3]
 
 
 @pytest.mark.parametrize("number,name,cls", [
