@@ -345,7 +345,9 @@ def _depth(obj: Any) -> int:
         deepest = max(deepest, d)
         if d > CONTRACT_MAX_DEPTH:
             break
-        stack.extend((x, d) for x in children)
+        # Scalars add no depth: only containers are pushed (most of a
+        # contract's values are strings, and this runs once per load).
+        stack.extend((x, d) for x in children if isinstance(x, (list, dict)))
     return deepest
 
 
