@@ -275,6 +275,199 @@ TEST(Supervision, CrashSignalsStillQuarantineAfterTheConfiguredStrikes) {
   EXPECT_EQ(client.acquire("poison").code(), Errc::quarantined);
 }
 
+// --- Cancellation reaches the worker ----------------------------------------
+
+// Gone for good: dead and reaped by genomed (no zombie left; its pid is
+// free or names another process).
+bool reaped(const ProcessRef& p) {
+  const auto f = stat_fields(p.pid);
+  return f.size() <= 19 || f[19] != p.start_time;
+}
+
+// Joins a test's client thread however the test leaves (a failed ASSERT
+// must not destroy a joinable std::thread).
+struct JoinOnExit {
+  std::thread& thread;
+  ~JoinOnExit() {
+    if (thread.joinable()) thread.join();
+  }
+};
+
+std::string breaker_state(const Daemon& daemon) {
+  auto stats = daemon.connect().stats();
+  if (!stats) return "?";
+  for (const auto& [k, v] : *stats) {
+    if (k == "breaker_state") return std::get<std::string>(v);
+  }
+  return "?";
+}
+
+// Where the `n`th (0-based) occurrence of `what` starts in `text`, or npos.
+std::size_t nth(const std::string& text, const std::string& what, int n) {
+  std::size_t at = text.find(what);
+  while (at != std::string::npos && n-- > 0) at = text.find(what, at + 1);
+  return at;
+}
+
+// UNLOAD of an adapter whose probe or fill hangs in a worker: the worker is
+// stopped (SIGTERM, kill grace, SIGKILL) and reaped long before the job's
+// 60 s deadline, the range and the worker are given back, nobody is blamed,
+// and a reload asked for at once runs its first job only after the old
+// worker is gone. The hung worker is SIGSTOPped before the unload, so
+// SIGTERM cannot end it: it lives through the whole kill grace, a window in
+// which the reload is already waiting.
+void unload_stops_a_hung_job(const std::string& stage) {
+  constexpr int kGraceMs = 1000;
+  const std::string dir = marker_dir();
+  const std::string marker = dir + "/fired";
+  Daemon daemon({.workers = 2,
+                 .load_timeout_ms = 60000,
+                 .extra_args = {"--worker-fault", "hang@" + stage + ":stuck,once=" + marker,
+                                "--kill-grace-ms", std::to_string(kGraceMs)}});
+  const std::string weights = daemon.add_adapter("stuck", {}) + "/adapter_model.safetensors";
+  Client waiter = daemon.connect();
+  Result<Lease> first = Status(Errc::internal, "not run");
+  std::thread t([&] { first = waiter.acquire("stuck"); });
+  JoinOnExit join_t{t};
+  pid_t stuck = -1;
+  ASSERT_TRUE(eventually([&] { return (stuck = pid_in(marker)) > 0; }));
+  const ProcessRef old = ref_of(stuck);
+  ASSERT_EQ(::kill(stuck, SIGSTOP), 0);
+  ASSERT_TRUE(eventually([&] { return process_state(stuck) == 'T'; }));
+  Client control = daemon.connect();
+  auto list = control.list();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].state, "loading");
+  EXPECT_EQ(daemon.stat("queue_depth"), 0u);  // the job runs: it is not merely queued
+
+  const auto unloaded_at = SteadyClock::now();
+  auto unloaded = control.unload("stuck");
+  ASSERT_TRUE(unloaded.ok()) << unloaded.status().to_string();
+  EXPECT_EQ(unloaded->outcome, "cancelled");
+  // The reload, at once (the once= marker keeps the fault from firing again).
+  Client reloader = daemon.connect();
+  Result<Lease> second = Status(Errc::internal, "not run");
+  std::thread r([&] { second = reloader.acquire("stuck"); });
+  JoinOnExit join_r{r};
+  t.join();
+  ASSERT_FALSE(first.ok());
+  EXPECT_EQ(first.code(), Errc::cancelled) << first.status().to_string();
+
+  // Stopped and reaped within the kill grace plus a generous liveness margin
+  // (the job's own deadline is 60 s away).
+  EXPECT_TRUE(eventually([&] { return reaped(old); }, 20000)) << "the hung worker is still there";
+  const auto stop_ms =
+      std::chrono::duration_cast<milliseconds>(SteadyClock::now() - unloaded_at).count();
+  EXPECT_LT(stop_ms, kGraceMs + 4000) << "the hung worker outlived its cancellation";
+
+  r.join();
+  ASSERT_TRUE(second.ok()) << second.status().to_string() << "\n" << daemon.log();
+  expect_file_bytes(*second, weights);
+
+  // One load at a time: the reload's probe was sent to a worker only after
+  // the old worker was stopped and reaped (both lines are logged by the
+  // pool; the second is written after the reap, which the old flight waits
+  // for before it ends, and the reload waits for that).
+  const std::string log = daemon.log();
+  const std::string probe_sent = "got job 'probe " + weights + "'";
+  const std::size_t stopped = log.find("worker pid " + std::to_string(stuck) + " stopped (");
+  ASSERT_NE(stopped, std::string::npos) << log;
+  const std::size_t second_probe = nth(log, probe_sent, 1);
+  ASSERT_NE(second_probe, std::string::npos) << log;
+  EXPECT_EQ(nth(log, probe_sent, 2), std::string::npos) << log;  // no retry either
+  EXPECT_LT(stopped, second_probe) << "the reload ran beside the old load:\n" << log;
+  EXPECT_NE(log.find("was cancelled while worker pid " + std::to_string(stuck)), std::string::npos)
+      << log;
+
+  EXPECT_EQ(daemon.stat("loads_started"), 2u);
+  EXPECT_EQ(daemon.stat("loads_cancelled"), 1u);
+  EXPECT_EQ(daemon.stat("loads_completed"), 1u);
+  EXPECT_EQ(daemon.stat("loads_failed"), 0u);
+  EXPECT_EQ(daemon.stat("load_retries"), 0u);
+  // The old range is back (only the reload's published copy remains) and
+  // the stopped worker is replaced; nobody was blamed.
+  EXPECT_TRUE(eventually([&] { return daemon.stat("bytes_reserved") == 0u; }));
+  EXPECT_TRUE(eventually([&] { return daemon.stat("workers_alive") == 2u; }));
+  EXPECT_EQ(daemon.stat("worker_restarts"), 1u);
+  EXPECT_EQ(daemon.stat("worker_timeouts"), 0u);
+  EXPECT_EQ(daemon.stat("worker_crashes"), 0u);
+  EXPECT_EQ(daemon.stat("quarantined"), 0u);
+  EXPECT_EQ(breaker_state(daemon), "closed");
+  auto health = control.health();
+  ASSERT_TRUE(health.ok());
+  EXPECT_TRUE(health->healthy) << health->reason;
+  second->release();
+  ASSERT_TRUE(eventually([&] { return daemon.stat("leases_active") == 0u; }));
+  ASSERT_TRUE(control.unload("stuck").ok());
+  EXPECT_EQ(daemon.stat("bytes_resident"), 0u);
+  EXPECT_EQ(daemon.stat("bytes_reserved"), 0u);
+  fs::remove_all(dir);
+}
+
+TEST(Cancellation, UnloadDuringAHungFillStopsItsWorkerAndTheReloadRunsAlone) {
+  unload_stops_a_hung_job("fill");
+}
+
+TEST(Cancellation, UnloadDuringAHungProbeStopsItsWorkerAndTheReloadRunsAlone) {
+  unload_stops_a_hung_job("probe");
+}
+
+// A job still queued (the only worker is busy) is taken out of the queue by
+// the unload that cancels its load; the busy worker is left alone.
+TEST(Cancellation, UnloadOfALoadWhoseJobIsQueuedWithdrawsTheJob) {
+  const std::string dir = marker_dir();
+  const std::string marker = dir + "/fired";
+  Daemon daemon({.workers = 1,
+                 .load_timeout_ms = 60000,
+                 .extra_args = {"--worker-fault", "hang@probe:stuck,once=" + marker}});
+  daemon.add_adapter("stuck", {});
+  const std::string weights = daemon.add_adapter("queued", {}) + "/adapter_model.safetensors";
+  Client a = daemon.connect();
+  Result<Lease> stuck_lease = Status(Errc::internal, "not run");
+  std::thread ta([&] { stuck_lease = a.acquire("stuck"); });
+  JoinOnExit join_a{ta};
+  pid_t busy = -1;
+  ASSERT_TRUE(eventually([&] { return (busy = pid_in(marker)) > 0; }));
+  const ProcessRef busy_ref = ref_of(busy);
+
+  Client b = daemon.connect();
+  Result<Lease> queued_lease = Status(Errc::internal, "not run");
+  std::thread tb([&] { queued_lease = b.acquire("queued"); });
+  JoinOnExit join_b{tb};
+  ASSERT_TRUE(eventually([&] { return daemon.stat("queue_depth") == 1u; }));
+
+  Client control = daemon.connect();
+  auto unloaded = control.unload("queued");
+  ASSERT_TRUE(unloaded.ok()) << unloaded.status().to_string();
+  EXPECT_EQ(unloaded->outcome, "cancelled");
+  // Withdrawn by the unload itself, before it replied.
+  EXPECT_EQ(daemon.stat("queue_depth"), 0u);
+  tb.join();
+  ASSERT_FALSE(queued_lease.ok());
+  EXPECT_EQ(queued_lease.code(), Errc::cancelled);
+  EXPECT_NE(daemon.log().find("'probe " + weights + "' cancelled while queued; withdrawn"),
+            std::string::npos)
+      << daemon.log();
+  EXPECT_EQ(daemon.log().find("got job 'probe " + weights + "'"), std::string::npos);
+  EXPECT_TRUE(alive(busy_ref));  // no worker was stopped for it
+  EXPECT_EQ(daemon.stat("worker_restarts"), 0u);
+  EXPECT_TRUE(eventually([&] { return daemon.stat("loads_cancelled") == 1u; }));
+
+  // Now the hung one: its worker is stopped, and both load again.
+  ASSERT_TRUE(control.unload("stuck").ok());
+  ta.join();
+  EXPECT_EQ(stuck_lease.code(), Errc::cancelled);
+  EXPECT_TRUE(eventually([&] { return reaped(busy_ref); }, 20000));
+  EXPECT_TRUE(control.acquire("queued").ok());
+  EXPECT_TRUE(control.acquire("stuck").ok());
+  EXPECT_EQ(daemon.stat("loads_cancelled"), 2u);
+  EXPECT_EQ(daemon.stat("loads_completed"), 2u);
+  EXPECT_EQ(daemon.stat("worker_timeouts") + daemon.stat("worker_crashes"), 0u);
+  EXPECT_EQ(daemon.stat("quarantined"), 0u);
+  fs::remove_all(dir);
+}
+
 // --- Deadlines judge the worker, not the clock -----------------------------
 
 enum class Pause {

@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "cache/check.h"
 #include "common/size_parse.h"
 #include "worker/format/resident_layout.h"
@@ -125,11 +127,22 @@ void Coordinator::start_flight(const std::string& name) {
   e.flight = flight;
   entries_[name] = e;
   ++counters_.loads_started;
+  auto& live = live_flights_[name];
+  flight->predecessors = live;
+  live.push_back(flight);
   const std::uint64_t id = next_flight_id_++;
   flight_threads_.emplace(id, std::thread([this, name, flight, id] {
                             run_flight(name, flight);
                             std::lock_guard lock(mu_);
+                            flight->ended = true;
+                            flight->predecessors.clear();
+                            auto it = live_flights_.find(name);
+                            if (it != live_flights_.end()) {
+                              std::erase(it->second, flight);
+                              if (it->second.empty()) live_flights_.erase(it);
+                            }
                             finished_flights_.push_back(id);
+                            changed_.notify_all();  // a successor may start
                           }));
 }
 
@@ -168,12 +181,15 @@ void Coordinator::run_flight(std::string name, std::shared_ptr<Flight> flight) {
   finish_flight(name, flight, std::move(s));
 }
 
-Result<std::string> Coordinator::run_job(const std::string& name, const jobs::Job& job,
-                                         Clock::time_point deadline, const FileIdentity& file,
-                                         bool* worker_failed, JobFate* fate) {
+Result<std::string> Coordinator::run_job(const std::string& name, const Flight& flight,
+                                         const jobs::Job& job, Clock::time_point deadline,
+                                         const FileIdentity& file, bool* worker_failed,
+                                         JobFate* fate) {
   for (int attempt = 0;; ++attempt) {
     *fate = JobFate{};
-    auto result = pool_.run(job, deadline, fate);
+    // `cancelled` (the unload fired the token) is not a worker failure: it
+    // is returned at once, with no strike, breaker failure or retry.
+    auto result = pool_.run(job, deadline, fate, flight.cancel);
     if (result.ok() || !fate->worker_died || !is_worker_failure(result.code())) return result;
     *worker_failed = true;
     // Every worker death counts toward the breaker (a host that keeps
@@ -212,7 +228,7 @@ Result<std::string> Coordinator::run_job(const std::string& name, const jobs::Jo
   }
 }
 
-Status Coordinator::fill_parts(const std::string& name, const jobs::Job& job,
+Status Coordinator::fill_parts(const std::string& name, const Flight& flight, const jobs::Job& job,
                                Clock::time_point deadline, const FileIdentity& file,
                                bool* worker_failed, std::vector<JobFate>* fates) {
   // A single worker copies at the speed of one core's page-cache copy; a
@@ -229,7 +245,7 @@ Status Coordinator::fill_parts(const std::string& name, const jobs::Job& job,
     jobs::Job part_job = job;
     part_job.part = split[i];
     bool part_failed = false;
-    auto body = run_job(name, part_job, deadline, file, &part_failed, &(*fates)[i]);
+    auto body = run_job(name, flight, part_job, deadline, file, &part_failed, &(*fates)[i]);
     failed[i] = part_failed;
     if (!body) {
       results[i] = body.status();
@@ -244,13 +260,46 @@ Status Coordinator::fill_parts(const std::string& name, const jobs::Job& job,
   for (std::size_t i = 0; i < split.size(); ++i) {
     if (failed[i]) *worker_failed = true;
   }
+  for (const auto& r : results) {  // a cancellation explains the other parts' failures
+    if (r.code() == Errc::cancelled) return r;
+  }
   for (const auto& r : results) {
     if (!r.ok()) return r;
   }
   return Status::Ok();
 }
 
+Status Coordinator::wait_for_predecessors(std::unique_lock<std::mutex>& lock,
+                                          const std::string& name, const Flight& flight) {
+  const auto all_ended = [&] {
+    return std::all_of(flight.predecessors.begin(), flight.predecessors.end(),
+                       [](const auto& p) { return p->ended; });
+  };
+  if (all_ended()) return Status::Ok();
+  spdlog::info("load of '{}' generation {} waits for the previous load of that name to stop", name,
+               flight.generation);
+  // The previous flight was cancelled (that is how its entry went away):
+  // it ends within about 100 ms plus the kill grace. load_timeout is only
+  // a backstop for a flight that does not.
+  const bool ended = changed_.wait_for(lock, options_.load_timeout, [&] {
+    return shutting_down_ || superseded(name, flight) || all_ended();
+  });
+  if (shutting_down_) return Status(Errc::shutting_down, "genomed is stopping");
+  if (superseded(name, flight))
+    return Status(Errc::cancelled, "adapter '" + name + "' was unloaded while it was loading");
+  if (!ended) {
+    return Status(Errc::timeout, "the previous load of '" + name + "' did not stop within " +
+                                     std::to_string(options_.load_timeout.count()) +
+                                     " ms of its cancellation; retry later");
+  }
+  return Status::Ok();
+}
+
 Status Coordinator::load_steps(const std::string& name, const std::shared_ptr<Flight>& flight) {
+  {
+    std::unique_lock lock(mu_);
+    GENOMED_RETURN_IF_ERROR(wait_for_predecessors(lock, name, *flight));
+  }
   GENOMED_ASSIGN_OR_RETURN(format::AdapterPaths paths, resolver_.resolve(name));
   const FileIdentity file = identity_of(paths.weights);
   CircuitBreaker::Ticket ticket;
@@ -273,9 +322,11 @@ Status Coordinator::load_steps(const std::string& name, const std::shared_ptr<Fl
   }
   if (deferred) {
     for (auto& gone : deferred->workers_gone) gone.wait();
-    std::lock_guard lock(mu_);
-    cache_.cancel_reservation(deferred->offset);
-    changed_.notify_all();  // admission waiters may fit now
+    if (deferred->offset) {
+      std::lock_guard lock(mu_);
+      cache_.cancel_reservation(*deferred->offset);
+      changed_.notify_all();  // admission waiters may fit now
+    }
   }
   return s;
 }
@@ -293,9 +344,15 @@ Status Coordinator::probe_reserve_fill(const std::string& name,
   job.kind = jobs::JobKind::probe;
   job.paths = paths;
   const auto probe_start = Clock::now();
-  GENOMED_ASSIGN_OR_RETURN(
-      std::string probe_body,
-      run_job(name, job, Clock::now() + options_.load_timeout, file, worker_failed, &fate));
+  auto probed =
+      run_job(name, *flight, job, Clock::now() + options_.load_timeout, file, worker_failed, &fate);
+  if (!probed.ok()) {
+    // No range yet, but a worker stopped mid-probe (cancelled, hung) is
+    // waited for before the flight ends: a reload must not run beside it.
+    if (fate.worker_died) *deferred = DeferredFree{std::nullopt, {fate.worker_gone}};
+    return probed.status();
+  }
+  std::string probe_body = std::move(probed).value();
   GENOMED_ASSIGN_OR_RETURN(jobs::ProbeReply probe, jobs::decode_probe_reply(probe_body));
   const format::ResidentLayout& layout = probe.probe.layout;
   spdlog::debug("probe of '{}': {} tensors, {} in {:.2f} ms", name, layout.tensors.size(),
@@ -354,7 +411,8 @@ Status Coordinator::probe_reserve_fill(const std::string& name,
   const auto fill_start = Clock::now();
   std::vector<JobFate> fates;
   Status filled = [&]() -> Status {
-    GENOMED_RETURN_IF_ERROR(fill_parts(name, job, fill_deadline, file, worker_failed, &fates));
+    GENOMED_RETURN_IF_ERROR(
+        fill_parts(name, *flight, job, fill_deadline, file, worker_failed, &fates));
     auto written = format::read_layout_header(std::span<const std::byte>(
         arena_.data + offset, std::min<std::uint64_t>(length, arena_.size - offset)));
     if (!written)
@@ -525,7 +583,12 @@ Result<ipc::UnloadReply> Coordinator::unload(const std::string& name) {
       e.flight->done = true;
       e.flight->result =
           Status(Errc::cancelled, "adapter '" + name + "' was unloaded while it was loading");
-      entries_.erase(it);  // the flight frees its range when it next looks
+      // Its queued jobs leave the pool's queue and the workers running its
+      // probe or fill parts are stopped; the flight frees its range once they
+      // are reaped (or when it next looks, between jobs).
+      pool_.cancel(*e.flight->cancel);
+      spdlog::info("unload '{}': load generation {} cancelled", name, e.flight->generation);
+      entries_.erase(it);
       changed_.notify_all();
       return ipc::UnloadReply{name, "cancelled", 0};
     }

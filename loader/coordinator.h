@@ -8,7 +8,12 @@
 // - Every entry and flight carries a generation: a late result of a
 //   cancelled load can never overwrite a newer entry of the same name.
 // - UNLOAD of a LOADING entry cancels it: its waiters get `cancelled` at
-//   once, the flight thread frees its range when it next looks.
+//   once, and the flight's CancelToken takes its queued jobs out of the pool
+//   and stops the workers running them (SIGTERM, kill grace, SIGKILL). The
+//   flight thread frees its range once those workers are reaped.
+// - One name never has two loads running: a flight starts its jobs only
+//   after every earlier flight of the same name has ended (all its workers
+//   reaped, its range given back), waiting for them up to load_timeout.
 // - UNLOAD of a READY entry with leases marks it DRAINING: no new leases;
 //   its memory is freed when the last lease ends. Memory under a live lease
 //   is never reused.
@@ -107,7 +112,14 @@ class Coordinator {
     std::uint64_t generation = 0;
     bool done = false;      // result is final; waiters may leave
     bool finished = false;  // finish_flight() ran (counted, entry settled)
+    bool ended = false;     // its thread is done: every worker that died running its
+                            // jobs is reaped and its range is given back
     Status result;
+    // Fired by an unload: stops the flight's queued and running jobs.
+    std::shared_ptr<CancelToken> cancel = std::make_shared<CancelToken>();
+    // Earlier flights of the same name not yet ended when this one started;
+    // it runs no job before they all have (one load per name at a time).
+    std::vector<std::shared_ptr<Flight>> predecessors;
     std::vector<std::shared_ptr<LeaseClaim>> claims;  // acquirers waiting on this flight
   };
   struct Entry {
@@ -135,15 +147,18 @@ class Coordinator {
   // The load steps; returns the final status (lock not held on entry or exit).
   Status load_steps(const std::string& name, const std::shared_ptr<Flight>& flight);
   // A range a failed fill must not give back until its worker is reaped: a
-  // hung worker could still be writing into it.
+  // hung worker could still be writing into it. Also used without a range
+  // (a probe whose worker was stopped): the flight ends only once its
+  // workers are gone, so a reload never runs beside them.
   struct DeferredFree {
-    std::uint64_t offset = 0;
+    std::optional<std::uint64_t> offset;
     std::vector<std::shared_future<void>> workers_gone;  // one per dead worker of the fill
   };
   // Fills the range, split into parts on several workers when it is large
   // (see kSplitFillBytes); appends the fate of every part to `fates`.
-  Status fill_parts(const std::string& name, const jobs::Job& job, Clock::time_point deadline,
-                    const FileIdentity& file, bool* worker_failed, std::vector<JobFate>* fates);
+  Status fill_parts(const std::string& name, const Flight& flight, const jobs::Job& job,
+                    Clock::time_point deadline, const FileIdentity& file, bool* worker_failed,
+                    std::vector<JobFate>* fates);
   Status probe_reserve_fill(const std::string& name, const std::shared_ptr<Flight>& flight,
                             const format::AdapterPaths& paths, const FileIdentity& file,
                             bool* worker_failed, std::optional<DeferredFree>* deferred);
@@ -151,10 +166,15 @@ class Coordinator {
   // job_retries), striking the adapter for every worker death it caused
   // (JobFate::blame: crash signals, deadlines, protocol; not outside kills). A fill is
   // re-run only once the dead worker is reaped; `fate` tells about the last
-  // attempt.
-  Result<std::string> run_job(const std::string& name, const jobs::Job& job,
+  // attempt. A job of a cancelled flight ends with `cancelled` (not retried,
+  // no strike, no breaker failure).
+  Result<std::string> run_job(const std::string& name, const Flight& flight, const jobs::Job& job,
                               Clock::time_point deadline, const FileIdentity& file,
                               bool* worker_failed, JobFate* fate);
+  // Waits (lock held) until every predecessor of the flight has ended;
+  // cancelled if it is unloaded meanwhile, timeout after load_timeout.
+  Status wait_for_predecessors(std::unique_lock<std::mutex>& lock, const std::string& name,
+                               const Flight& flight);
   // True when the flight's entry is gone or replaced (unloaded meanwhile).
   bool superseded(const std::string& name, const Flight& flight) const;
   void finish_flight(const std::string& name, const std::shared_ptr<Flight>& flight, Status status);
@@ -183,6 +203,8 @@ class Coordinator {
   std::uint64_t next_lease_ = 1;
   std::uint64_t next_flight_id_ = 1;
   std::map<std::uint64_t, std::thread> flight_threads_;
+  // Flights not yet ended, by name, oldest first (see Flight::predecessors).
+  std::map<std::string, std::vector<std::shared_ptr<Flight>>> live_flights_;
   std::vector<std::uint64_t> finished_flights_;  // ids whose thread is about to return
   struct Counters {
     std::uint64_t loads_started = 0, loads_completed = 0, loads_failed = 0, loads_cancelled = 0;

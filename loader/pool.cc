@@ -27,7 +27,8 @@ struct Pool::Pending {
   // Written by the slot before it sets `result` (which orders them).
   bool worker_died = false;
   Blame blame = Blame::none;
-  std::promise<void> retired;  // set once a dead worker of this job is reaped
+  std::promise<void> retired;           // set once a dead worker of this job is reaped
+  std::shared_ptr<CancelToken> cancel;  // may be null
 };
 
 struct Pool::Slot {
@@ -40,6 +41,18 @@ struct Pool::Slot {
   int consecutive_deaths = 0;      // reset when a job completes
   Clock::time_point next_spawn{};  // when a replacement may start
 };
+
+CancelToken::CancelToken() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+
+CancelToken::~CancelToken() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void CancelToken::fire() {
+  if (cancelled_.exchange(true, std::memory_order_acq_rel)) return;
+  const std::uint64_t one = 1;
+  if (fd_ >= 0) (void)!::write(fd_, &one, sizeof one);  // never read: stays readable
+}
 
 Pool::Pool(PoolOptions options) : options_(std::move(options)), restart_policy_(options_.restart) {
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -120,7 +133,8 @@ void Pool::stop() {
   stats_.workers_alive = 0;
 }
 
-Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline, JobFate* fate) {
+Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline, JobFate* fate,
+                              std::shared_ptr<CancelToken> cancel) {
   auto pending = std::make_shared<Pending>();
   {
     const std::string body = jobs::encode_job(job);
@@ -133,11 +147,16 @@ Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline, 
   pending->what =
       std::string(job.kind == jobs::JobKind::probe ? "probe " : "fill ") + job.paths.weights;
   pending->deadline = deadline;
+  pending->cancel = std::move(cancel);
   auto future = pending->result.get_future();
   std::shared_future<void> worker_gone = pending->retired.get_future().share();
   {
     std::lock_guard lock(mu_);
     if (stopping_) return Status(Errc::shutting_down, "genomed is stopping");
+    // Fired under mu_ (cancel()), so a job never enters the queue after
+    // its token's sweep.
+    if (pending->cancel && pending->cancel->cancelled())
+      return Status(Errc::cancelled, "'" + pending->what + "' was cancelled");
     if (restart_policy_.unhealthy()) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           restart_policy_.unhealthy_until() - Clock::now());
@@ -177,6 +196,27 @@ Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline, 
     fate->worker_gone = worker_gone;
   }
   return result;
+}
+
+void Pool::cancel(CancelToken& token) {
+  std::vector<std::shared_ptr<Pending>> withdrawn;
+  {
+    std::lock_guard lock(mu_);
+    token.fire();  // a slot running one of its jobs wakes on token.fd()
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if ((*it)->cancel.get() == &token) {
+        withdrawn.push_back(std::move(*it));
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    stats_.queue_depth = queue_.size();
+  }
+  for (auto& p : withdrawn) {
+    spdlog::debug("'{}' cancelled while queued; withdrawn", p->what);
+    p->result.set_value(Status(Errc::cancelled, "'" + p->what + "' was cancelled while queued"));
+  }
 }
 
 namespace {
@@ -321,7 +361,18 @@ Status socket_gone(const char* what) {
 // Sends a whole frame (length prefix included) to the worker. Errors:
 // not_connected (it is gone), timeout (its socket buffer stayed full: a
 // stopped worker).
-Status send_job(int fd, const std::string& frame, JobClock& clock) {
+bool fired(const CancelToken* cancel) { return cancel != nullptr && cancel->cancelled(); }
+
+Status cancelled_status() { return Status(Errc::cancelled, "the job was cancelled"); }
+
+// Waits up to `ms` for `events` on the worker's socket or for the job's
+// cancellation (its token's eventfd).
+int wait_worker(int fd, short events, const CancelToken* cancel, int ms) {
+  pollfd p[2] = {{fd, events, 0}, {cancel ? cancel->fd() : -1, POLLIN, 0}};
+  return ::poll(p, 2, ms);
+}
+
+Status send_job(int fd, const std::string& frame, JobClock& clock, const CancelToken* cancel) {
   std::size_t sent = 0;
   while (sent < frame.size()) {
     const ssize_t n =
@@ -332,10 +383,11 @@ Status send_job(int fd, const std::string& frame, JobClock& clock) {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return socket_gone("send");
+    if (fired(cancel)) return cancelled_status();
     clock.look();
     if (clock.expired()) return Status(Errc::timeout, "the worker did not take the job in time");
-    pollfd p{fd, POLLOUT, 0};
-    if (::poll(&p, 1, clock.wait_ms()) < 0 && errno != EINTR) return socket_gone("poll");
+    if (wait_worker(fd, POLLOUT, cancel, clock.wait_ms()) < 0 && errno != EINTR)
+      return socket_gone("poll");
   }
   return Status::Ok();
 }
@@ -344,8 +396,9 @@ Status send_job(int fd, const std::string& frame, JobClock& clock) {
 // read before the clock is looked at, so a reply that arrived while genomed
 // was not running (or just as the deadline passed) is taken, never discarded
 // as late. Errors: not_connected (EOF or a socket error: the worker died),
-// frame_too_large, timeout.
-Result<std::string> receive_reply(int fd, JobClock& clock) {
+// frame_too_large, timeout, cancelled (the token fired and no complete reply
+// was waiting: a finished job is taken rather than its worker killed).
+Result<std::string> receive_reply(int fd, JobClock& clock, const CancelToken* cancel) {
   unsigned char header[4];
   std::size_t have = 0;  // bytes of header + body received
   std::uint32_t len = 0;
@@ -387,10 +440,11 @@ Result<std::string> receive_reply(int fd, JobClock& clock) {
         body.resize(len);
       }
     }
+    if (fired(cancel)) return cancelled_status();
     clock.look();
     if (clock.expired()) return Status(Errc::timeout, "no reply before the deadline");
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, clock.wait_ms()) < 0 && errno != EINTR) return socket_gone("poll");
+    if (wait_worker(fd, POLLIN, cancel, clock.wait_ms()) < 0 && errno != EINTR)
+      return socket_gone("poll");
   }
 }
 
@@ -425,6 +479,9 @@ Result<std::string> Pool::execute(Slot& slot, Pending& job, std::optional<Death>
   {
     std::lock_guard lock(mu_);
     if (stopping_) return Status(Errc::shutting_down, "genomed is stopping");
+    // Cancelled between the pop and now: the worker has not seen it.
+    if (fired(job.cancel.get()))
+      return Status(Errc::cancelled, "'" + job.what + "' was cancelled before it started");
     slot.busy_fd = worker.fd();
   }
   const pid_t pid = worker.pid();
@@ -432,9 +489,9 @@ Result<std::string> Pool::execute(Slot& slot, Pending& job, std::optional<Death>
   // The write is watched too: a stopped worker whose socket buffer is full
   // must not block the slot for ever.
   Result<std::string> reply = Status(Errc::internal, "unset");
-  if (Status sent = send_job(worker.fd(), job.frame, clock); sent.ok()) {
+  if (Status sent = send_job(worker.fd(), job.frame, clock, job.cancel.get()); sent.ok()) {
     spdlog::debug("worker pid {} got job '{}'", pid, job.what);
-    reply = receive_reply(worker.fd(), clock);
+    reply = receive_reply(worker.fd(), clock, job.cancel.get());
   } else {
     reply = sent;
   }
@@ -469,6 +526,14 @@ Result<std::string> Pool::execute(Slot& slot, Pending& job, std::optional<Death>
     return Status(Errc::shutting_down, "genomed is stopping");  // stop() interrupted the job
 
   switch (reply.code()) {
+    case Errc::cancelled:
+      // The caller gave the job up: the worker (mid-job, or holding part of
+      // a frame) is stopped as for a deadline, but nobody is blamed.
+      *death = Death::cancelled;
+      *blame = Blame::none;
+      return Status(Errc::cancelled, "'" + job.what + "' was cancelled while worker pid " +
+                                         std::to_string(pid) +
+                                         " ran it; the worker is being stopped and replaced");
     case Errc::timeout:
       // Stopped by the pool for missing its deadline (time genomed ran).
       *death = Death::timed_out;
@@ -531,6 +596,9 @@ void Pool::retire(Slot& slot, Death death, const std::string& what) {
     case Death::timed_out:
       spdlog::warn("worker pid {} missed the deadline of '{}'; stopped ({})", pid, what, how);
       break;
+    case Death::cancelled:
+      spdlog::info("worker pid {} stopped ({}): '{}' was cancelled", pid, how, what);
+      break;
     case Death::protocol:
       spdlog::error("worker pid {} broke the job protocol during '{}'; stopped ({})", pid, what,
                     how);
@@ -542,12 +610,18 @@ void Pool::retire(Slot& slot, Death death, const std::string& what) {
     slot.worker.reset();
     --stats_.workers_alive;
     ++stats_.worker_restarts;
-    if (death == Death::timed_out)
-      ++stats_.worker_timeouts;
-    else
-      ++stats_.worker_crashes;
-    ++slot.consecutive_deaths;
-    slot.next_spawn = restart_policy_.on_death(slot.consecutive_deaths);
+    if (death == Death::cancelled) {
+      // Not the worker's failure: replaced at once, outside the backoff and
+      // the restart intensity (unloads must not make the pool unhealthy).
+      slot.next_spawn = Clock::now();
+    } else {
+      if (death == Death::timed_out)
+        ++stats_.worker_timeouts;
+      else
+        ++stats_.worker_crashes;
+      ++slot.consecutive_deaths;
+      slot.next_spawn = restart_policy_.on_death(slot.consecutive_deaths);
+    }
     if (restart_policy_.unhealthy()) refused.swap(queue_);  // fail fast, not at their deadlines
     stats_.queue_depth = queue_.size();
   }

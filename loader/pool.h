@@ -16,6 +16,14 @@
 // in which the supervisor itself did not run (SIGSTOP, a VM pause, a
 // debugger) is not charged to the job (see JobClock in pool.cc).
 //
+// Cancellation: a caller may cancel a job through the CancelToken it passed
+// to run(). A queued job is taken out of the queue; a running one is
+// answered `cancelled` at once and its worker stopped as for a missed
+// deadline (SIGTERM, grace, SIGKILL) and reaped by its slot. The token's
+// eventfd wakes the slot, which polls it beside the worker's socket. Such a
+// death blames no one: no strike, no breaker failure, no timeout, no
+// restart backoff or intensity.
+//
 // Blame: the pool knows whether it sent the signal that ended a worker and
 // how the worker ended (from its reap), and reports in JobFate whether the
 // death is something the job's adapter can cause.
@@ -24,6 +32,7 @@
 // spawn state and the counters; it is never held across I/O with a worker.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -69,12 +78,35 @@ const char* blame_name(Blame blame);
 // not decided to stop it), from how its reap says it ended.
 Blame blame_for_exit(const WorkerExit& exit);
 
+// Cancels every job run() was given it with, queued or running (Pool::cancel).
+// Shared by the caller and the jobs; one per load in the coordinator.
+class CancelToken {
+ public:
+  CancelToken();
+  ~CancelToken();
+  CancelToken(const CancelToken&) = delete;
+  CancelToken& operator=(const CancelToken&) = delete;
+
+  bool cancelled() const { return cancelled_.load(std::memory_order_acquire); }
+  // An eventfd that turns readable once cancelled (-1 if none could be
+  // made: the slot then sees the flag within one watch slice of 100 ms).
+  int fd() const { return fd_; }
+
+ private:
+  friend class Pool;
+  void fire();  // sets the flag and makes fd() readable; idempotent
+
+  std::atomic<bool> cancelled_{false};
+  int fd_ = -1;
+};
+
 // What became of the worker that ran a job, for callers that must not reuse
 // the job's arena range while that worker could still write into it, and
 // that decide whether the job's adapter earns a strike.
 struct JobFate {
   bool worker_died = false;   // it crashed, hung, broke the protocol or was killed
-  Blame blame = Blame::none;  // none unless worker_died
+                              // (also when stopped because the job was cancelled)
+  Blame blame = Blame::none;  // none unless worker_died; none for a cancelled job
   // Ready once that worker is reaped (only meaningful when worker_died).
   std::shared_future<void> worker_gone;
 };
@@ -84,6 +116,7 @@ struct PoolStats {
   std::uint64_t worker_restarts = 0;  // workers retired (each is replaced)
   std::uint64_t worker_crashes = 0;   // died on their own (exit, signal, protocol)
   std::uint64_t worker_timeouts = 0;  // killed for missing a deadline
+  // (a worker stopped because its job was cancelled is only a restart)
   std::uint64_t queue_depth = 0;
   std::uint64_t jobs_run = 0;
   bool healthy = true;  // false while restart intensity paused spawning
@@ -105,15 +138,24 @@ class Pool {
   // Runs `job` on some worker and returns its raw reply frame body. Errors:
   // worker_crashed (the worker died holding the job), timeout (the deadline
   // passed, queued or running), worker_protocol (garbage reply), overloaded
-  // (queue full), unhealthy (restart intensity exceeded), shutting_down.
+  // (queue full), unhealthy (restart intensity exceeded), shutting_down,
+  // cancelled (`cancel` fired: before the job was queued, while it was
+  // queued, or while a worker ran it; that worker is then stopped, and
+  // `fate` says it died, blaming no one).
   // `fate` (optional) tells whether the job's worker died, as opposed to the
   // job failing before any worker ran it, whom that death is blamed on, and
   // when that worker is gone: a hung worker's result is delivered at the
   // deadline, before it is killed. The deadline counts only time in which
   // the supervisor ran (a pause of genomed itself extends it), so a job
   // may end after `deadline`.
-  Result<std::string> run(const jobs::Job& job, Clock::time_point deadline,
-                          JobFate* fate = nullptr);
+  Result<std::string> run(const jobs::Job& job, Clock::time_point deadline, JobFate* fate = nullptr,
+                          std::shared_ptr<CancelToken> cancel = nullptr);
+
+  // Fires `token`: its queued jobs leave the queue and their callers get
+  // `cancelled`; a running one is answered `cancelled` by its slot within
+  // moments and its worker stopped (SIGTERM, kill grace, SIGKILL) and reaped;
+  // later run() calls with it fail with `cancelled` at once.
+  void cancel(CancelToken& token);
 
   // Fails queued jobs with shutting_down, interrupts running ones, ends every
   // worker, joins the slots.
@@ -127,7 +169,7 @@ class Pool {
  private:
   struct Pending;
   struct Slot;
-  enum class Death { crashed, timed_out, protocol, idle };
+  enum class Death { crashed, timed_out, protocol, idle, cancelled };
 
   void slot_main(Slot& slot);
   // Waits for a job this slot can run, spawning or replacing its worker as
