@@ -17,6 +17,7 @@
 
 #include "integration/daemon_fixture.h"
 #include "integration/file_tensors.h"
+#include "integration/process_helpers.h"
 
 namespace genomed::testing {
 namespace {
@@ -24,34 +25,6 @@ namespace {
 namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 using SteadyClock = std::chrono::steady_clock;
-
-std::string bytes_of(std::span<const std::byte> b) {
-  return std::string(reinterpret_cast<const char*>(b.data()), b.size());
-}
-
-// The pid a once-fault wrote into its marker file, once it is complete.
-pid_t pid_in(const std::string& marker) {
-  const std::string text = read_file(marker);
-  if (text.empty() || text.back() != '\n') return -1;
-  return static_cast<pid_t>(std::stol(text));
-}
-
-std::vector<pid_t> children_of(pid_t pid) {
-  std::vector<pid_t> out;
-  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
-  for (const auto& task : fs::directory_iterator(dir)) {
-    std::ifstream in(task.path() / "children");
-    pid_t child;
-    while (in >> child) out.push_back(child);
-  }
-  return out;
-}
-
-char process_state(pid_t pid) {
-  const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
-  const auto close = stat.rfind(')');
-  return close == std::string::npos || close + 2 >= stat.size() ? '?' : stat[close + 2];
-}
 
 std::size_t open_fds(pid_t pid) {
   std::size_t n = 0;
@@ -69,13 +42,6 @@ std::string stat_text(const Daemon& d, const std::string& key) {
                                                     : std::to_string(std::get<std::uint64_t>(v));
   }
   return "";
-}
-
-void expect_file_bytes(const Lease& lease, const std::string& weights) {
-  const auto expected = read_file_tensors(weights);
-  ASSERT_EQ(lease.tensors().size(), expected.size());
-  for (const auto& t : lease.tensors())
-    EXPECT_EQ(bytes_of(t.data), expected.at(std::string(t.name)).bytes) << t.name;
 }
 
 TEST(WorkerFaults, KillNineMidFillCompletesOnAnotherWorkerWithTheFileBytes) {
