@@ -20,10 +20,47 @@ std::string peer_description(int fd) {
   return "pid " + std::to_string(cred.pid) + " uid " + std::to_string(cred.uid);
 }
 
+// Has the connection watched for a hang-up from the moment its request is
+// about to block inside the coordinator until the request returns. A cache
+// hit never blocks, so it never pays for this.
+class WatchWhileWaiting final : public WaitHook {
+ public:
+  WatchWhileWaiting(HangupWatcher* watcher, int fd, ConnectionId id)
+      : watcher_(watcher), fd_(fd), id_(id) {}
+  ~WatchWhileWaiting() { (void)finish(); }
+  WatchWhileWaiting(const WatchWhileWaiting&) = delete;
+  WatchWhileWaiting& operator=(const WatchWhileWaiting&) = delete;
+
+  void before_wait() override {  // under the coordinator's lock
+    if (watcher_ == nullptr || watching_) return;
+    watcher_->watch(fd_, id_);
+    watching_ = true;
+  }
+  // Stops watching; true if the client hung up meanwhile.
+  bool finish() {
+    if (!watching_) return false;
+    watching_ = false;
+    return watcher_->unwatch(id_);
+  }
+
+ private:
+  HangupWatcher* const watcher_;
+  const int fd_;
+  const ConnectionId id_;
+  bool watching_ = false;
+};
+
 // Handles one decoded request; returns the reply body, or "" for one-way
-// messages (RELEASE).
-std::string handle(const ipc::Request& req, ConnectionId id, const ConnectionContext& ctx) {
+// messages (RELEASE). `hung_up`: the client hung up while the request waited
+// (the coordinator abandoned the connection; the reply is to be discarded).
+std::string handle(const ipc::Request& req, int fd, ConnectionId id, const ConnectionContext& ctx,
+                   bool* hung_up) {
   Coordinator& c = *ctx.coordinator;
+  WatchWhileWaiting watch(ctx.watcher, fd, id);
+  auto finish = [&](std::string reply) {
+    *hung_up = watch.finish();
+    return reply;
+  };
   auto reply = [](const auto& result) {
     return result.ok() ? ipc::encode_reply(result.value()) : ipc::encode_error(result.status());
   };
@@ -32,9 +69,9 @@ std::string handle(const ipc::Request& req, ConnectionId id, const ConnectionCon
       return ipc::encode_error(
           Status(Errc::bad_request, "HELLO was already exchanged on this connection"));
     case ipc::Op::load:
-      return reply(c.load(req.names.front()));
+      return finish(reply(c.load(req.names.front(), id, &watch)));
     case ipc::Op::acquire:
-      return reply(c.acquire(req.names, id));
+      return finish(reply(c.acquire(req.names, id, &watch)));
     case ipc::Op::release:
       for (auto lease : req.leases) c.release(lease, id);
       return {};
@@ -141,7 +178,12 @@ void serve_connection(int fd, ConnectionId id, const ConnectionContext& ctx) {
         }
         continue;
       }
-      const std::string reply = handle(*req, id, ctx);
+      bool hung_up = false;
+      const std::string reply = handle(*req, fd, id, ctx, &hung_up);
+      if (hung_up) {
+        spdlog::info("connection {}: the client hung up while its request waited; closing it", id);
+        break;
+      }
       if (reply.empty()) continue;
       Status sent = ipc::write_frame(fd, reply, -1, Clock::now() + ctx.limits.write_timeout);
       if (!sent.ok()) {

@@ -1,7 +1,8 @@
 // One client connection: the HELLO exchange (which passes the read-only arena
 // descriptor), then requests until the client leaves. Runs on its own thread.
 // A malformed frame closes this connection only; every lease the connection
-// held ends when it closes, however it closes.
+// held ends when it closes, however it closes, or as soon as its client hangs
+// up while a request of it waits (HangupWatcher).
 #pragma once
 
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "loader/coordinator.h"
+#include "loader/hangup_watcher.h"
 
 namespace genomed::loader {
 
@@ -30,6 +32,9 @@ struct ConnectionContext {
   std::uint64_t arena_bytes = 0;
   std::string server_version;
   ConnectionLimits limits;
+  // Watches a connection while its request waits (set by the Server); null:
+  // a hang-up is noticed only when the request ends.
+  HangupWatcher* watcher = nullptr;
 };
 
 // Serves `fd` until EOF, a socket error, a protocol violation or a limit of

@@ -64,12 +64,17 @@ Clock::time_point Coordinator::waiter_deadline() const {
 }
 
 Status Coordinator::ensure_ready(std::unique_lock<std::mutex>& lock, const std::string& name,
-                                 bool* hit, LeaseClaim* claim) {
+                                 bool* hit, Waiter& self, WaitHook* hook) {
   *hit = false;
   bool first_look = true;
   const auto deadline = waiter_deadline();
+  const auto abandoned = [&] { return abandoned_.contains(self.conn); };
+  const auto hung_up = [] {
+    return Status(Errc::cancelled, "the client disconnected while its request waited");
+  };
   for (;;) {
     if (shutting_down_) return Status(Errc::shutting_down, "genomed is stopping");
+    if (abandoned()) return hung_up();
     auto it = entries_.find(name);
     if (it == entries_.end()) {
       GENOMED_RETURN_IF_ERROR(validate_name(name));
@@ -95,20 +100,21 @@ Status Coordinator::ensure_ready(std::unique_lock<std::mutex>& lock, const std::
     if (first_look) ++counters_.misses;
     first_look = false;
     const std::shared_ptr<Flight> flight = e.flight;
-    std::shared_ptr<LeaseClaim> waiting;
-    if (claim != nullptr) {
-      waiting = std::make_shared<LeaseClaim>(LeaseClaim{claim->conn, 0});
-      flight->claims.push_back(waiting);
-    }
-    const bool finished =
-        changed_.wait_until(lock, deadline, [&] { return flight->done || shutting_down_; });
-    if (waiting && waiting->lease != 0) {
+    if (hook != nullptr) hook->before_wait();  // its connection is watched for a hang-up now
+    auto waiting = std::make_shared<Waiter>(Waiter{self.conn, self.wants_lease, 0});
+    flight->waiters.push_back(waiting);
+    const bool finished = changed_.wait_until(
+        lock, deadline, [&] { return flight->done || shutting_down_ || abandoned(); });
+    std::erase(flight->waiters, waiting);
+    // Abandoned: a lease granted before that was ended by abandon(), and
+    // none is granted after it.
+    if (abandoned()) return hung_up();
+    if (waiting->lease != 0) {
       // Published and leased in one step: whatever happened since (an
       // unload makes it draining), this lease holds the bytes.
-      claim->lease = waiting->lease;
+      self.lease = waiting->lease;
       return Status::Ok();
     }
-    std::erase(flight->claims, waiting);
     if (!finished)
       return Status(Errc::timeout, "the load of '" + name + "' did not finish in time");
     if (shutting_down_) return Status(Errc::shutting_down, "genomed is stopping");
@@ -449,8 +455,11 @@ Status Coordinator::probe_reserve_fill(const std::string& name,
   e.bytes = layout.total_bytes;
   e.flight.reset();
   counters_.bytes_loaded += layout.total_bytes;
-  for (const auto& claim : flight->claims) claim->lease = grant_lease_locked(name, claim->conn);
-  flight->claims.clear();
+  for (const auto& w : flight->waiters) {
+    if (w->wants_lease && !abandoned_.contains(w->conn))
+      w->lease = grant_lease_locked(name, w->conn);
+  }
+  flight->waiters.clear();
   return Status::Ok();
 }
 
@@ -490,13 +499,13 @@ std::uint64_t Coordinator::grant_lease_locked(const std::string& name, Connectio
 }
 
 Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& names,
-                                               ConnectionId conn) {
+                                               ConnectionId conn, WaitHook* hook) {
   std::unique_lock lock(mu_);
   ipc::AcquireReply reply;
   for (const auto& name : names) {
     bool hit = false;
-    LeaseClaim claim{conn, 0};
-    Status s = ensure_ready(lock, name, &hit, &claim);
+    Waiter claim{conn, true, 0};
+    Status s = ensure_ready(lock, name, &hit, claim, hook);
     if (s.ok() && claim.lease == 0) claim.lease = grant_lease_locked(name, conn);
     if (!s.ok()) {
       if (claim.lease != 0) release_locked(claim.lease);
@@ -512,6 +521,7 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
 
 void Coordinator::release_locked(std::uint64_t lease) {
   auto it = leases_.find(lease);
+  if (it == leases_.end()) return;  // ended by abandon() (ids are never reused)
   const std::string name = std::move(it->second.name);
   leases_.erase(it);
   cache_.release(name);
@@ -536,15 +546,52 @@ void Coordinator::release(std::uint64_t lease, ConnectionId conn) {
   release_locked(lease);
 }
 
-void Coordinator::release_all(ConnectionId conn) {
-  std::lock_guard lock(mu_);
+std::size_t Coordinator::release_all_locked(ConnectionId conn) {
   std::vector<std::uint64_t> ids;
   for (const auto& [id, rec] : leases_) {
     if (rec.conn == conn) ids.push_back(id);
   }
   for (auto id : ids) release_locked(id);
-  if (!ids.empty())
-    spdlog::info("connection {} closed holding {} lease(s); released", conn, ids.size());
+  return ids.size();
+}
+
+void Coordinator::release_all(ConnectionId conn) {
+  std::lock_guard lock(mu_);
+  abandoned_.erase(conn);
+  if (const std::size_t n = release_all_locked(conn); n > 0)
+    spdlog::info("connection {} closed holding {} lease(s); released", conn, n);
+}
+
+void Coordinator::abandon(ConnectionId conn) {
+  std::lock_guard lock(mu_);
+  if (!abandoned_.insert(conn).second) return;
+  const std::size_t released = release_all_locked(conn);
+  // A load whose waiters have all gone this way, this connection among
+  // them, is wanted by nobody: stop it as an unload would.
+  std::vector<std::string> cancelled;
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    const Entry& e = it->second;
+    const bool orphaned = e.state == State::loading &&
+                          std::any_of(e.flight->waiters.begin(), e.flight->waiters.end(),
+                                      [&](const auto& w) { return w->conn == conn; }) &&
+                          std::all_of(e.flight->waiters.begin(), e.flight->waiters.end(),
+                                      [&](const auto& w) { return abandoned_.contains(w->conn); });
+    if (!orphaned) {
+      ++it;
+      continue;
+    }
+    cancelled.push_back(it->first);
+    it =
+        cancel_loading_locked(it, Status(Errc::cancelled, "every client waiting for the load of '" +
+                                                              it->first + "' disconnected"));
+  }
+  spdlog::info(
+      "connection {}: the client hung up while its request waited; {} lease(s) released, {} "
+      "load(s) nobody else waited for cancelled",
+      conn, released, cancelled.size());
+  for (const auto& name : cancelled)
+    spdlog::info("load of '{}' cancelled: every client waiting for it disconnected", name);
+  changed_.notify_all();  // its waiting requests return now
 }
 
 bool Coordinator::holds_leases(ConnectionId conn) const {
@@ -555,10 +602,12 @@ bool Coordinator::holds_leases(ConnectionId conn) const {
   return false;
 }
 
-Result<ipc::LoadReply> Coordinator::load(const std::string& name) {
+Result<ipc::LoadReply> Coordinator::load(const std::string& name, ConnectionId conn,
+                                         WaitHook* hook) {
   std::unique_lock lock(mu_);
   bool hit = false;
-  GENOMED_RETURN_IF_ERROR(ensure_ready(lock, name, &hit));
+  Waiter self{conn, false, 0};
+  GENOMED_RETURN_IF_ERROR(ensure_ready(lock, name, &hit, self, hook));
   const Entry& e = entries_.at(name);
   cache_.touch(name);
   return ipc::LoadReply{name, e.bytes, e.generation, hit};
@@ -580,16 +629,9 @@ Result<ipc::UnloadReply> Coordinator::unload(const std::string& name) {
   Entry& e = it->second;
   switch (e.state) {
     case State::loading: {
-      e.flight->done = true;
-      e.flight->result =
-          Status(Errc::cancelled, "adapter '" + name + "' was unloaded while it was loading");
-      // Its queued jobs leave the pool's queue and the workers running its
-      // probe or fill parts are stopped; the flight frees its range once they
-      // are reaped (or when it next looks, between jobs).
-      pool_.cancel(*e.flight->cancel);
       spdlog::info("unload '{}': load generation {} cancelled", name, e.flight->generation);
-      entries_.erase(it);
-      changed_.notify_all();
+      cancel_loading_locked(
+          it, Status(Errc::cancelled, "adapter '" + name + "' was unloaded while it was loading"));
       return ipc::UnloadReply{name, "cancelled", 0};
     }
     case State::ready: {
@@ -611,6 +653,19 @@ Result<ipc::UnloadReply> Coordinator::unload(const std::string& name) {
     }
   }
   return Status(Errc::internal, "unknown state of '" + name + "'");
+}
+
+std::map<std::string, Coordinator::Entry>::iterator Coordinator::cancel_loading_locked(
+    std::map<std::string, Entry>::iterator it, const Status& why) {
+  Flight& flight = *it->second.flight;
+  flight.done = true;
+  flight.result = why;
+  // Its queued jobs leave the pool's queue and the workers running its
+  // probe or fill parts are stopped; the flight frees its range once they
+  // are reaped (or when it next looks, between jobs).
+  pool_.cancel(*flight.cancel);
+  changed_.notify_all();
+  return entries_.erase(it);
 }
 
 ipc::ListReply Coordinator::list() const {

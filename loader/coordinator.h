@@ -18,6 +18,11 @@
 //   its memory is freed when the last lease ends. Memory under a live lease
 //   is never reused.
 // - Leases belong to a connection; release_all() ends them when it closes.
+// - A connection whose client hangs up while one of its requests waits is
+//   abandon()ed at once (the server watches its socket only while it waits,
+//   see WaitHook): its leases end, its waiting request returns `cancelled`,
+//   and a load that no other request waits for any more is cancelled as by
+//   an unload.
 //
 // Threads: connection threads call in and may block (waiting for a flight);
 // each load runs on its own flight thread (probe -> reserve -> fill). Lock:
@@ -35,6 +40,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "cache/resident_cache.h"
@@ -48,6 +54,19 @@
 namespace genomed::loader {
 
 using ConnectionId = std::uint64_t;
+
+// Told just before a request blocks (waits for a load, which includes that
+// load's wait for room in the budget). The cache-hit path never calls it. It
+// is called with the coordinator's lock held, possibly more than once per
+// request: it may take a lock of its own (the coordinator's first) but must
+// not call back into the coordinator.
+class WaitHook {
+ public:
+  virtual void before_wait() = 0;
+
+ protected:
+  ~WaitHook() = default;
+};
 
 struct CoordinatorOptions {
   // Deadline of a probe; a fill gets the same plus `timeout_per_gib` for
@@ -79,17 +98,27 @@ class Coordinator {
   // Makes every name resident (joining or starting loads) and leases each to
   // `conn`. All or nothing: on any failure the leases taken are returned and
   // the error names the adapter.
-  Result<ipc::AcquireReply> acquire(const std::vector<std::string>& names, ConnectionId conn);
+  // `hook` (optional) is told before the request first blocks.
+  Result<ipc::AcquireReply> acquire(const std::vector<std::string>& names, ConnectionId conn,
+                                    WaitHook* hook = nullptr);
   // Ends a lease. Unknown ids (or another connection's) are logged and
   // ignored: RELEASE has no reply.
   void release(std::uint64_t lease, ConnectionId conn);
-  // Ends every lease of a connection (it closed or died).
+  // Ends every lease of a connection (it closed or died); forgets that it
+  // was abandoned.
   void release_all(ConnectionId conn);
+  // The client of `conn` hung up while a request of it waits: ends every
+  // lease it holds now, makes its waiting requests (and any later one, until
+  // release_all) return `cancelled` at once without granting them anything,
+  // and cancels every load that only abandoned connections were waiting for.
+  void abandon(ConnectionId conn);
   // True while `conn` holds a lease.
   bool holds_leases(ConnectionId conn) const;
 
-  // Makes `name` resident without leasing it.
-  Result<ipc::LoadReply> load(const std::string& name);
+  // Makes `name` resident without leasing it. `conn` and `hook` as for
+  // acquire(): a waiting LOAD is a waiter of the load too.
+  Result<ipc::LoadReply> load(const std::string& name, ConnectionId conn = 0,
+                              WaitHook* hook = nullptr);
   Result<ipc::UnloadReply> unload(const std::string& name);
 
   ipc::ListReply list() const;
@@ -101,12 +130,14 @@ class Coordinator {
 
  private:
   enum class State { loading, ready, draining };
-  // An acquirer waiting on a flight. The flight grants its lease in the
-  // step that publishes the entry, so nothing can evict the entry between
-  // its publication and its waiters waking up (which reloads showed).
-  struct LeaseClaim {
+  // A request waiting on a flight (an ACQUIRE or a LOAD). The flight grants
+  // an acquirer its lease in the step that publishes the entry, so nothing
+  // can evict the entry between its publication and its waiters waking up
+  // (which reloads showed). Never to an abandoned connection.
+  struct Waiter {
     ConnectionId conn = 0;
-    std::uint64_t lease = 0;  // granted at publish; 0 while not (yet)
+    bool wants_lease = false;  // an ACQUIRE
+    std::uint64_t lease = 0;   // granted at publish; 0 while not (yet)
   };
   struct Flight {
     std::uint64_t generation = 0;
@@ -120,7 +151,9 @@ class Coordinator {
     // Earlier flights of the same name not yet ended when this one started;
     // it runs no job before they all have (one load per name at a time).
     std::vector<std::shared_ptr<Flight>> predecessors;
-    std::vector<std::shared_ptr<LeaseClaim>> claims;  // acquirers waiting on this flight
+    // Requests waiting on this flight. When the last one not abandoned is
+    // abandoned, nobody wants the load any more: abandon() cancels it.
+    std::vector<std::shared_ptr<Waiter>> waiters;
   };
   struct Entry {
     State state = State::loading;
@@ -135,11 +168,17 @@ class Coordinator {
   };
 
   // Returns once `name` is READY (lock held), starting or joining its load.
-  // `hit` tells whether it was READY at the first look. With `claim`, a load
-  // this call waits for grants the claim's lease when it publishes the entry
-  // (claim->lease != 0 then; the caller owns that lease, also on error).
+  // `hit` tells whether it was READY at the first look. For an acquirer
+  // (self.wants_lease), a load this call waits for grants its lease when it
+  // publishes the entry (self.lease != 0 then; the caller owns that lease,
+  // also on error). `cancelled` at once if self.conn is abandoned.
   Status ensure_ready(std::unique_lock<std::mutex>& lock, const std::string& name, bool* hit,
-                      LeaseClaim* claim = nullptr);
+                      Waiter& self, WaitHook* hook);
+  // Cancels the LOADING entry `it` (unload, abandonment): its waiters get
+  // `why`, its jobs are stopped; returns the next entry.
+  std::map<std::string, Entry>::iterator cancel_loading_locked(
+      std::map<std::string, Entry>::iterator it, const Status& why);
+  std::size_t release_all_locked(ConnectionId conn);
   // Records a lease of the READY or draining entry `name` for `conn`.
   std::uint64_t grant_lease_locked(const std::string& name, ConnectionId conn);
   void start_flight(const std::string& name);
@@ -178,6 +217,7 @@ class Coordinator {
   // True when the flight's entry is gone or replaced (unloaded meanwhile).
   bool superseded(const std::string& name, const Flight& flight) const;
   void finish_flight(const std::string& name, const std::shared_ptr<Flight>& flight, Status status);
+  // Ends a lease; an id already ended (abandon() got there first) is ignored.
   void release_locked(std::uint64_t lease);
   void reap_finished_flights();
   Clock::time_point waiter_deadline() const;
@@ -198,7 +238,8 @@ class Coordinator {
   Quarantine quarantine_;
   std::map<std::string, Entry> entries_;  // sorted: list() is in name order
   std::unordered_map<std::uint64_t, LeaseRecord> leases_;
-  std::uint64_t admission_waiting_ = 0;  // loads waiting for room in the budget right now
+  std::unordered_set<ConnectionId> abandoned_;  // abandon()ed, not yet release_all()ed
+  std::uint64_t admission_waiting_ = 0;         // loads waiting for room in the budget right now
   std::uint64_t next_generation_ = 1;
   std::uint64_t next_lease_ = 1;
   std::uint64_t next_flight_id_ = 1;

@@ -38,7 +38,14 @@ bool someone_listens(const sockaddr_un& addr) {
 }  // namespace
 
 Server::Server(std::string path, int listen_fd, ConnectionContext ctx)
-    : path_(std::move(path)), ctx_(ctx), listen_fd_(listen_fd) {}
+    : path_(std::move(path)),
+      watcher_(ctx.coordinator != nullptr ? std::make_unique<HangupWatcher>(*ctx.coordinator)
+                                          : nullptr),
+      ctx_([&] {
+        ctx.watcher = watcher_.get();
+        return ctx;
+      }()),
+      listen_fd_(listen_fd) {}
 
 Result<std::unique_ptr<Server>> Server::listen(const std::string& socket_path,
                                                ConnectionContext ctx) {
@@ -147,6 +154,9 @@ void Server::stop_accepting() {
 
 void Server::stop() {
   stop_accepting();
+  // Before the connections' own shutdown() below, which it would take for
+  // hang-ups; their threads may still unwatch() (harmless once stopped).
+  if (watcher_) watcher_->stop();
   std::map<ConnectionId, Conn> conns;
   {
     std::lock_guard lock(mu_);

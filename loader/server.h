@@ -2,8 +2,9 @@
 // own thread (a blocking request loop is the shortest path for a cache hit:
 // no hand-off between threads). The socket is created owner-only (0600).
 //
-// Threads: one accept thread plus one per connection. Lock: mu_ guards the
-// connection table.
+// Threads: one accept thread plus one per connection, and the HangupWatcher's
+// thread (connections whose request waits). Lock: mu_ guards the connection
+// table.
 #pragma once
 
 #include <atomic>
@@ -43,6 +44,8 @@ class Server {
   void reap_finished();
 
   const std::string path_;
+  // Before ctx_, which points to it. Null without a coordinator.
+  std::unique_ptr<HangupWatcher> watcher_;
   const ConnectionContext ctx_;
   int listen_fd_;
   std::thread accept_thread_;
