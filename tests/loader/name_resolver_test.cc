@@ -254,14 +254,14 @@ TEST(NameResolverResolve, SymlinksInsideTheRootAreAcceptedAndPathsAreCanonical) 
   TempDir root;
   make_adapter(root / "store/real-v3");
   fs::create_directory_symlink("store/real-v3", root / "alias");  // relative, inside
-  touch(root / "store/shared.safetensors");
+  touch(root / "store/common.safetensors");
   fs::remove(root / "store/real-v3/adapter_model.safetensors");
-  fs::create_symlink("../shared.safetensors", root / "store/real-v3/adapter_model.safetensors");
+  fs::create_symlink("../common.safetensors", root / "store/real-v3/adapter_model.safetensors");
   const NameResolver r = resolver_for({root.path()});
   const auto paths = r.resolve("alias");
   ASSERT_TRUE(paths.ok()) << paths.status().to_string();
   EXPECT_EQ(paths->config, root / "store/real-v3/adapter_config.json");
-  EXPECT_EQ(paths->weights, root / "store/shared.safetensors");
+  EXPECT_EQ(paths->weights, root / "store/common.safetensors");
 }
 
 TEST(NameResolverResolve, RootGivenThroughASymlinkResolvesToCanonicalPaths) {
