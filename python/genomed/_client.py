@@ -244,8 +244,10 @@ class _Connection:
             return _errors.timeout_error(why)
         self._closing = "the connection to genomed was lost"
         self._no_writes = True
-        if e.code == "not_connected":
+        if e.code in ("not_connected", "protocol_error"):
             return e
+        if e.code == "frame_too_large":  # the daemon sent it: its fault, not ours
+            return _errors.make("protocol_error", f"{op}: {e.message}")
         return _errors.make("not_connected", f"{op}: {e.message}")
 
     def send_release_soon(self, lease_id: int) -> None:

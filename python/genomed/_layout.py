@@ -267,25 +267,17 @@ def _bad(why: str) -> _errors.Error:
     return _invalid(f"adapter contract: {why}")
 
 
-def _get(m: Dict[str, Any], key: str) -> Any:
-    if key not in m:
-        raise _bad(f"missing field '{key}'")
-    return m[key]
-
-
-def _wrong(key: str, expected: str, v: Any) -> _errors.Error:
-    return _bad(f"field '{key}': expected {expected}, got {_what(v)}")
+# The contract's typed field reads: the reply readers of _wire, raising
+# layout_invalid instead.
+_FIELDS = _wire.Fields(_bad, "contract")
+_get = _FIELDS.field
+_wrong = _FIELDS.wrong
+_str = _FIELDS.string
+_bool = _FIELDS.boolean
 
 
 def _is_uint(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-
-
-def _str(m: Dict[str, Any], key: str) -> str:
-    v = _get(m, key)
-    if not isinstance(v, str):
-        raise _wrong(key, "string", v)
-    return v
 
 
 def _optional_str(m: Dict[str, Any], key: str) -> Optional[str]:
@@ -308,13 +300,6 @@ def _number(m: Dict[str, Any], key: str) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise _wrong(key, "number", v)
     return float(v)
-
-
-def _bool(m: Dict[str, Any], key: str) -> bool:
-    v = _get(m, key)
-    if not isinstance(v, bool):
-        raise _wrong(key, "boolean", v)
-    return v
 
 
 def _str_list(m: Dict[str, Any], key: str) -> List[str]:

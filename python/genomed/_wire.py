@@ -18,7 +18,7 @@ import select
 import socket
 import struct
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import msgpack
 
@@ -56,7 +56,7 @@ def encode_frame(message: Dict[str, Any]) -> bytes:
     return _PREFIX.pack(len(body)) + bytes(body)
 
 
-def unpack(data: Any, what: str, code: str = "malformed_frame") -> Any:
+def unpack(data: Any, what: str, code: str = "protocol_error") -> Any:
     """Decodes exactly one msgpack object within REPLY_LIMITS (strings as str)."""
     try:
         return msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True,
@@ -73,7 +73,7 @@ def decode_reply(body: bytes) -> Dict[str, Any]:
     """The reply map; raises the daemon's error when "ok" is false."""
     reply = unpack(body, "the daemon's reply")
     if not isinstance(reply, dict):
-        raise _errors.make("malformed_frame",
+        raise _errors.make("protocol_error",
                            f"reply body is a msgpack {_type_name(reply)}, expected a map")
     ok = get_bool(reply, "ok")
     if not ok:
@@ -104,50 +104,63 @@ def _type_name(v: Any) -> str:
     return type(v).__name__
 
 
-def _field(m: Dict[str, Any], key: str) -> Any:
-    if key not in m:
-        raise _errors.make("bad_request", f"reply lacks field '{key}'")
-    return m[key]
+class Fields:
+    """Typed reads of a decoded msgpack map another process wrote. `fail`
+    turns a message into the error to raise: replies (REPLY below) and the
+    resident contract (_layout) share these checks and differ only there."""
+
+    def __init__(self, fail: Callable[[str], _errors.Error], what: str) -> None:
+        self._fail = fail
+        self._what = what
+
+    def field(self, m: Dict[str, Any], key: str) -> Any:
+        if key not in m:
+            raise self._fail(f"{self._what} lacks field '{key}'")
+        return m[key]
+
+    def wrong(self, key: str, expected: str, v: Any) -> _errors.Error:
+        return self._fail(f"{self._what} field '{key}': expected {expected}, "
+                          f"got {_type_name(v)}")
+
+    def uint(self, m: Dict[str, Any], key: str) -> int:
+        v = self.field(m, key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0 or v >= 1 << 64:
+            raise self.wrong(key, "unsigned integer", v)
+        return v
+
+    def string(self, m: Dict[str, Any], key: str) -> str:
+        v = self.field(m, key)
+        if not isinstance(v, str):
+            raise self.wrong(key, "string", v)
+        return v
+
+    def boolean(self, m: Dict[str, Any], key: str) -> bool:
+        v = self.field(m, key)
+        if not isinstance(v, bool):
+            raise self.wrong(key, "boolean", v)
+        return v
+
+    def array(self, m: Dict[str, Any], key: str) -> List[Any]:
+        v = self.field(m, key)
+        if not isinstance(v, list):
+            raise self.wrong(key, "array", v)
+        return v
+
+    def mapping(self, m: Dict[str, Any], key: str) -> Dict[Any, Any]:
+        v = self.field(m, key)
+        if not isinstance(v, dict):
+            raise self.wrong(key, "map", v)
+        return v
 
 
-def _mistyped(key: str, expected: str, v: Any) -> _errors.Error:
-    return _errors.make("bad_request",
-                        f"reply field '{key}': expected {expected}, got {_type_name(v)}")
-
-
-def get_uint(m: Dict[str, Any], key: str) -> int:
-    v = _field(m, key)
-    if not isinstance(v, int) or isinstance(v, bool) or v < 0 or v >= 1 << 64:
-        raise _mistyped(key, "unsigned integer", v)
-    return v
-
-
-def get_str(m: Dict[str, Any], key: str) -> str:
-    v = _field(m, key)
-    if not isinstance(v, str):
-        raise _mistyped(key, "string", v)
-    return v
-
-
-def get_bool(m: Dict[str, Any], key: str) -> bool:
-    v = _field(m, key)
-    if not isinstance(v, bool):
-        raise _mistyped(key, "boolean", v)
-    return v
-
-
-def get_list(m: Dict[str, Any], key: str) -> List[Any]:
-    v = _field(m, key)
-    if not isinstance(v, list):
-        raise _mistyped(key, "array", v)
-    return v
-
-
-def get_map(m: Dict[str, Any], key: str) -> Dict[Any, Any]:
-    v = _field(m, key)
-    if not isinstance(v, dict):
-        raise _mistyped(key, "map", v)
-    return v
+# A reply that breaks the protocol is protocol_error (docs/protocol.md §1),
+# as in the C++ client: bad_request means the *request* was bad.
+REPLY = Fields(lambda why: _errors.make("protocol_error", why), "reply")
+get_uint = REPLY.uint
+get_str = REPLY.string
+get_bool = REPLY.boolean
+get_list = REPLY.array
+get_map = REPLY.mapping
 
 
 def remaining(deadline: Optional[float]) -> Optional[float]:

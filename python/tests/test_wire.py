@@ -253,28 +253,31 @@ def test_error_codes_map_to_classes(fake, number: int, name: str, cls: type) -> 
 def test_an_oversized_reply_frame_closes_the_connection(fake) -> None:  # type: ignore[no-untyped-def]
     f = fake(lambda r: struct.pack(">I", 16 * 1024 * 1024 + 1))
     client = genomed.connect(f.path)
-    with pytest.raises(genomed.NotConnectedError) as info:
+    with pytest.raises(genomed.Error) as info:
         client.health()
+    assert info.value.code == "protocol_error"  # docs/protocol.md §1, as the C++ client
     assert "over the limit of 16777216" in info.value.message
     with pytest.raises(genomed.NotConnectedError):
         client.health()
 
 
-def test_an_undecodable_reply_is_malformed_but_the_stream_stays_in_sync(fake) -> None:  # type: ignore[no-untyped-def]
+def test_an_undecodable_reply_is_a_protocol_error_but_the_stream_stays_in_sync(fake) -> None:  # type: ignore[no-untyped-def]
     replies = [struct.pack(">I", 1) + b"\xc1", frame([1, 2]),
                frame({"ok": True, "healthy": "yes", "reason": ""}),
                frame({"ok": True, "healthy": True, "reason": ""})]
     f = fake(lambda r: replies.pop(0))
     client = genomed.connect(f.path)
+    # The daemon broke the protocol (docs/protocol.md §1): protocol_error, as
+    # in the C++ client; bad_request would blame the request.
     with pytest.raises(genomed.RequestError) as info:
         client.health()
-    assert info.value.code == "malformed_frame"
+    assert info.value.code == "protocol_error"
     with pytest.raises(genomed.RequestError) as info:
         client.health()
-    assert info.value.code == "malformed_frame" and "expected a map" in info.value.message
+    assert info.value.code == "protocol_error" and "expected a map" in info.value.message
     with pytest.raises(genomed.RequestError) as info:
         client.health()
-    assert info.value.code == "bad_request" and "'healthy'" in info.value.message
+    assert info.value.code == "protocol_error" and "'healthy'" in info.value.message
     assert client.health().healthy
 
 
