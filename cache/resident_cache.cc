@@ -3,6 +3,7 @@
 // lease can never lose its memory (the serving systems' worst bug, vllm #14497).
 #include "cache/resident_cache.h"
 
+#include <algorithm>
 #include <iterator>
 #include <utility>
 
@@ -40,72 +41,101 @@ void ResidentCache::check_invariants() const {
 }
 
 Result<ResidentCache::Reservation> ResidentCache::reserve(std::uint64_t length) {
-  if (length == 0) return Result<Reservation>(Errc::bad_request, "cannot reserve zero bytes");
-  if (length > budget()) {
-    return Result<Reservation>(Errc::too_large,
-                               "the adapter needs " + format_size(length) + " (" +
-                                   std::to_string(length) + " bytes) but the whole budget is " +
-                                   format_size(budget()) + " (" + std::to_string(budget()) +
-                                   " bytes): raise --budget");
-  }
-  Reservation r{0, allocator_.rounded(length), {}};
+  GENOMED_ASSIGN_OR_RETURN(Reservations all, reserve_all({length}));
+  return Reservation{all.ranges[0].offset, all.ranges[0].length, std::move(all.evicted)};
+}
 
-  if (auto offset = allocator_.allocate(length)) {
-    r.offset = *offset;
-    reservations_.emplace(r.offset, r.length);
-    return r;
+namespace {
+
+// True when every length finds a range in `allocator` (tried on a copy).
+bool all_fit(RangeAllocator allocator, const std::vector<std::uint64_t>& lengths) {
+  for (std::uint64_t length : lengths) {
+    if (!allocator.allocate(length)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<ResidentCache::Reservations> ResidentCache::reserve_all(
+    const std::vector<std::uint64_t>& lengths, const std::vector<std::string>& keep) {
+  std::uint64_t total = 0;  // as the allocator rounds them
+  std::uint64_t asked = 0;  // as asked, for messages
+  for (std::uint64_t length : lengths) {
+    if (length == 0) return Result<Reservations>(Errc::bad_request, "cannot reserve zero bytes");
+    total += allocator_.rounded(length);
+    asked += length;
+  }
+  if (total > budget()) {
+    return Result<Reservations>(
+        Errc::too_large,
+        std::string(lengths.size() > 1 ? "together the adapters need " : "the adapter needs ") +
+            format_size(asked) + " (" + std::to_string(asked) + " bytes) but the whole budget is " +
+            format_size(budget()) + " (" + std::to_string(budget()) + " bytes): raise --budget");
   }
 
   // Decide on a copy before touching anything: if evicting every unleased
-  // entry would still not make room (leases or reservations pin the space, or
-  // fragment it), evicting some would destroy cached adapters for nothing.
-  // Fragmentation is why this asks the allocator after each eviction instead
-  // of comparing byte totals.
-  RangeAllocator trial = allocator_;
-  std::size_t needed = 0;
-  bool fits = false;
-  for (const std::string& name : lru_) {
-    trial.free(entries_.at(name).offset);
-    ++needed;
-    if (trial.allocate(length)) {
-      fits = true;
-      break;
+  // entry would still not make room (leases, reservations or `keep` pin the
+  // space, or fragment it), evicting some would destroy cached adapters for
+  // nothing. Fragmentation is why this asks the allocator after each
+  // eviction instead of comparing byte totals.
+  const auto kept = [&](const std::string& name) {
+    return std::find(keep.begin(), keep.end(), name) != keep.end();
+  };
+  std::vector<std::string> victims;
+  bool fits = all_fit(allocator_, lengths);
+  if (!fits) {
+    RangeAllocator trial = allocator_;
+    for (const std::string& name : lru_) {
+      if (kept(name)) continue;
+      trial.free(entries_.at(name).offset);
+      victims.push_back(name);
+      if (all_fit(trial, lengths)) {
+        fits = true;
+        break;
+      }
     }
   }
   if (!fits) {
-    const std::uint64_t leased = resident_bytes_ - [&] {
-      std::uint64_t unleased = 0;
-      for (const std::string& name : lru_) unleased += entries_.at(name).footprint;
-      return unleased;
-    }();
-    return Result<Reservation>(
-        Errc::no_space, "the adapter needs " + format_size(r.length) + " but only " +
-                            format_size(budget() - leased - bytes_reserved()) + " of the " +
-                            format_size(budget()) + " budget can be freed: " + format_size(leased) +
-                            " is leased by " + std::to_string(in_use_.size()) +
-                            " adapter(s) in use and " + format_size(bytes_reserved()) +
-                            " is reserved by " + std::to_string(reservations_.size()) +
-                            " load(s) in flight");
+    std::uint64_t unleased = 0;
+    for (const std::string& name : lru_) {
+      if (!kept(name)) unleased += entries_.at(name).footprint;
+    }
+    const std::uint64_t pinned = resident_bytes_ - unleased;
+    return Result<Reservations>(
+        Errc::no_space,
+        std::string(lengths.size() > 1 ? "together the adapters need " : "the adapter needs ") +
+            format_size(total) + " but only " + format_size(budget() - pinned - bytes_reserved()) +
+            " of the " + format_size(budget()) + " budget can be freed: " + format_size(pinned) +
+            " is leased by " + std::to_string(in_use_.size()) + " adapter(s) in use" +
+            (keep.empty() ? "" : " or wanted by the same request") + " and " +
+            format_size(bytes_reserved()) + " is reserved by " +
+            std::to_string(reservations_.size()) + " load(s) in flight");
   }
 
-  for (std::size_t i = 0; i < needed; ++i) r.evicted.push_back(evict_lru_front());
-  auto offset = allocator_.allocate(length);
-  GENOMED_CHECK(offset.has_value(), "the eviction plan did not make room");
-  r.offset = *offset;
-  reservations_.emplace(r.offset, r.length);
+  Reservations r;
+  for (const std::string& name : victims) {
+    evict(name);
+    r.evicted.push_back(name);
+  }
+  for (std::uint64_t length : lengths) {
+    auto offset = allocator_.allocate(length);
+    GENOMED_CHECK(offset.has_value(), "the eviction plan did not make room");
+    const std::uint64_t rounded = allocator_.rounded(length);
+    reservations_.emplace(*offset, rounded);
+    r.ranges.push_back(Range{*offset, rounded});
+  }
   return r;
 }
 
-std::string ResidentCache::evict_lru_front() {
-  GENOMED_CHECK(!lru_.empty(), "nothing to evict");
-  std::string name = std::move(lru_.front());
-  lru_.pop_front();
+void ResidentCache::evict(const std::string& name) {
   auto e = entries_.find(name);
+  GENOMED_CHECK(e != entries_.end() && e->second.leases == 0, "eviction of a leased entry");
+  lru_.erase(e->second.pos);
   allocator_.free(e->second.offset);
   resident_bytes_ -= e->second.footprint;
   entries_.erase(e);
   ++evictions_;
-  return name;
 }
 
 void ResidentCache::cancel_reservation(std::uint64_t offset) {

@@ -36,6 +36,22 @@ class ResidentCache {
   // (then nothing is evicted). The range stays reserved until insert() or
   // cancel_reservation().
   Result<Reservation> reserve(std::uint64_t length);
+
+  // All or nothing: a range for every length in `lengths`, evicting unleased
+  // entries in LRU order except those named in `keep` (what the request
+  // asking for the room already wants). Fails as reserve() does, evicting
+  // nothing then. An admission ticket of several loads is served by one call,
+  // so a batch never holds part of its room while it waits for the rest.
+  struct Range {
+    std::uint64_t offset;
+    std::uint64_t length;  // as rounded by the allocator
+  };
+  struct Reservations {
+    std::vector<Range> ranges;         // in the order of `lengths`
+    std::vector<std::string> evicted;  // entries removed (LRU first) to make room
+  };
+  Result<Reservations> reserve_all(const std::vector<std::uint64_t>& lengths,
+                                   const std::vector<std::string>& keep = {});
   // REQUIRES: offset came from reserve() and was neither inserted nor cancelled.
   void cancel_reservation(std::uint64_t offset);
 
@@ -84,8 +100,8 @@ class ResidentCache {
     std::list<std::string>::iterator pos;  // into in_use_ (leases > 0) or lru_ (leases == 0)
   };
 
-  // Removes the least recently used unleased entry. REQUIRES: !lru_.empty().
-  std::string evict_lru_front();
+  // Removes an unleased entry and frees its range. REQUIRES: resident, unleased.
+  void evict(const std::string& name);
   // Aborts unless every entry is in exactly the list its lease count names.
   void check_invariants() const;
 

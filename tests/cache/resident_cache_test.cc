@@ -56,6 +56,48 @@ TEST(ResidentCache, EvictsInLruOrder) {
   cache.cancel_reservation(r->offset);
 }
 
+TEST(ResidentCache, ReserveAllIsAllOrNothing) {
+  ResidentCache cache(256, 64);
+  Put(cache, "a", 64);
+  Put(cache, "b", 64);
+  ASSERT_TRUE(cache.lease("a"));
+  // 4 x 64 can never fit beside the leased "a": nothing is evicted for it.
+  auto refused = cache.reserve_all({64, 64, 64, 64});
+  EXPECT_EQ(refused.code(), Errc::no_space);
+  EXPECT_TRUE(cache.find("b"));
+  EXPECT_EQ(cache.bytes_reserved(), 0u);
+  // 3 x 64 fits by evicting "b" only.
+  auto r = cache.reserve_all({64, 64, 64});
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->evicted, (Names{"b"}));
+  ASSERT_EQ(r->ranges.size(), 3u);
+  EXPECT_NE(r->ranges[0].offset, r->ranges[1].offset);
+  EXPECT_EQ(cache.bytes_reserved(), 192u);
+  for (const auto& range : r->ranges) cache.cancel_reservation(range.offset);
+}
+
+TEST(ResidentCache, ReserveAllNeverEvictsWhatItKeeps) {
+  ResidentCache cache(256, 64);
+  Put(cache, "a", 64);
+  Put(cache, "b", 64);
+  Put(cache, "c", 64);
+  Put(cache, "d", 64);
+  auto r = cache.reserve_all({64}, {"a"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->evicted, (Names{"b"}));  // "a" is least recently used but kept
+  EXPECT_TRUE(cache.find("a"));
+  cache.cancel_reservation(r->ranges[0].offset);
+  // Keeping everything unleased leaves no room: refused, nothing evicted.
+  EXPECT_EQ(cache.reserve_all({128}, {"a", "c", "d"}).code(), Errc::no_space);
+  EXPECT_EQ(cache.entry_count(), 3u);
+}
+
+TEST(ResidentCache, ReserveAllRefusesMoreThanTheBudgetTogether) {
+  ResidentCache cache(256, 64);
+  EXPECT_EQ(cache.reserve_all({192, 128}).code(), Errc::too_large);
+  EXPECT_EQ(cache.bytes_reserved(), 0u);
+}
+
 TEST(ResidentCache, TouchRefreshesLruPosition) {
   ResidentCache cache(192, 64);
   Put(cache, "a", 64);
