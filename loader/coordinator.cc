@@ -370,7 +370,8 @@ void Coordinator::abandon(ConnectionId conn) {
     const auto& waiters = e.state == State::loading ? e.flight->waiters : std::vector<Request*>{};
     const bool orphaned =
         std::any_of(waiters.begin(), waiters.end(), [&](Request* w) { return w->conn == conn; }) &&
-        std::all_of(waiters.begin(), waiters.end(), [&](Request* w) { return abandoned(w->conn); });
+        std::all_of(waiters.begin(), waiters.end(),
+                    [&](Request* w) REQUIRES(mu_) { return abandoned(w->conn); });
     if (!orphaned) {
       ++it;
       continue;

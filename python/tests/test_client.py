@@ -254,7 +254,7 @@ def test_load_unload_list_stats_health_records(daemon: Daemon, client: genomed.C
     stats = client.stats()
     assert list(stats) == [
         "loads_started", "loads_completed", "loads_failed", "loads_cancelled", "hits", "misses",
-        "evictions", "bytes_resident", "bytes_reserved", "bytes_loaded", "admission_waiting", "budget_bytes",
+        "evictions", "bytes_resident", "bytes_reserved", "bytes_loaded", "admission_waiting", "request_restarts", "budget_bytes",
         "adapters_resident", "adapters_loading", "leases_active", "leases_granted",
         "workers_alive", "worker_restarts", "worker_crashes", "worker_timeouts", "queue_depth",
         "load_retries", "quarantined", "breaker_state", "breaker_transitions", "pool_healthy"]
