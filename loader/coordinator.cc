@@ -7,8 +7,8 @@
 
 #include "cache/check.h"
 #include "common/size_parse.h"
-#include "worker/format/resident_layout.h"
-#include "worker/job_protocol.h"
+#include "jobs/job_protocol.h"
+#include "layout/resident_layout.h"
 
 namespace genomed::loader {
 namespace {
