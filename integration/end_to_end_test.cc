@@ -9,7 +9,7 @@
 
 #include "integration/daemon_fixture.h"
 #include "integration/file_tensors.h"
-#include "worker/format/dtype.h"
+#include "layout/dtype.h"
 
 namespace genomed::testing {
 namespace {
@@ -313,10 +313,35 @@ TEST(Lifecycle, HelpIsTrueAndBadFlagsFailWithExit2) {
       {binary("genomed"), "--socket", "/tmp/x.sock", "--root", "/tmp", "--budget", "lots"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--budget"), std::string::npos) << bad.err;
-  const auto fault = run_command({binary("genomed"), "--socket", "/tmp/x.sock", "--root", "/tmp",
-                                  "--worker-fault", "explode@probe"});
-  EXPECT_EQ(fault.exit_code, 2);
-  EXPECT_NE(fault.err.find("unknown action"), std::string::npos) << fault.err;
+  if (GENOMED_FAULT_INJECTION_BUILT) {
+    const auto fault = run_command({binary("genomed"), "--socket", "/tmp/x.sock", "--root", "/tmp",
+                                    "--worker-fault", "explode@probe"});
+    EXPECT_EQ(fault.exit_code, 2);
+    EXPECT_NE(fault.err.find("unknown action"), std::string::npos) << fault.err;
+  }
+}
+
+// Fault injection is test-only: a build without GENOMED_FAULT_INJECTION
+// refuses it in the daemon and in the worker (exit 2, saying how to build
+// with it), and --help tells which build this is.
+TEST(Lifecycle, WorkerFaultNeedsAFaultInjectionBuild) {
+  const auto help = run_command({binary("genomed"), "--help"});
+  EXPECT_NE(help.out.find(GENOMED_FAULT_INJECTION_BUILT ? "(this build has it)"
+                                                        : "(this build does not)"),
+            std::string::npos)
+      << help.out;
+  if (GENOMED_FAULT_INJECTION_BUILT) return;  // the fault tests use it
+  const auto daemon = run_command({binary("genomed"), "--socket", "/tmp/x.sock", "--root", "/tmp",
+                                   "--worker-fault", "crash@probe"});
+  EXPECT_EQ(daemon.exit_code, 2);
+  EXPECT_NE(daemon.err.find("--worker-fault: fault injection is not compiled into this build"),
+            std::string::npos)
+      << daemon.err;
+  EXPECT_NE(daemon.err.find("-DGENOMED_FAULT_INJECTION=ON"), std::string::npos) << daemon.err;
+  const auto worker = run_command(
+      {binary("genome-worker"), "--ipc-fd", "0", "--arena-fd", "0", "--fault", "crash@probe"});
+  EXPECT_EQ(worker.exit_code, 2);
+  EXPECT_NE(worker.err.find("-DGENOMED_FAULT_INJECTION=ON"), std::string::npos) << worker.err;
 }
 
 }  // namespace

@@ -21,7 +21,7 @@
 #include "ipc/framing.h"
 #include "ipc/protocol.h"
 #include "ipc/wire.h"
-#include "worker/format/resident_layout.h"
+#include "layout/resident_layout.h"
 
 namespace genomed {
 namespace client_detail {

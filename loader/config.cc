@@ -383,7 +383,12 @@ failure handling (docs/failure-model.md):
                               (default info)
   --worker-path PATH          genome-worker executable (default: next to genomed)
   --worker-fault SPEC         tests only: inject a fault into every worker,
-                              ACTION@STAGE[:MATCH] (see worker/fault.h)
+                              ACTION@STAGE[:MATCH] (see worker/fault.h); needs
+                              a build configured with
+                              -DGENOMED_FAULT_INJECTION=ON )" +
+         std::string(jobs::fault_injection_built() ? "(this build has it)"
+                                                   : "(this build does not)") +
+         R"(
   --ready-fd N                write "ready\n" to descriptor N and close it once
                               the socket accepts clients (for supervisors/tests)
   --config FILE.json          the same settings as a JSON object; keys are the

@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "common/size_parse.h"
-#include "worker/job_protocol.h"
+#include "jobs/job_protocol.h"
 
 namespace genomed::loader {
 namespace {

@@ -22,8 +22,9 @@
 #include "common/status.h"
 #include "loader/pool.h"
 #include "loader/resilience.h"
-#include "worker/format/adapter_files.h"
-#include "worker/format/resident_layout.h"
+#include "layout/adapter_source.h"
+#include "layout/fill_parts.h"
+#include "layout/resident_layout.h"
 
 namespace genomed::loader {
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "worker/format/adapter_files.h"
+#include "layout/adapter_source.h"
 
 namespace genomed::loader {
 

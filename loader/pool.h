@@ -45,9 +45,9 @@
 #include <vector>
 
 #include "common/status.h"
+#include "jobs/job_protocol.h"
 #include "loader/restart_policy.h"
 #include "loader/worker_process.h"
-#include "worker/job_protocol.h"
 
 namespace genomed::loader {
 

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-bash scripts/build.sh
+# The fault tests need the test-only fault injection compiled in.
+bash scripts/build.sh -DGENOMED_FAULT_INJECTION=ON
 build_dir="${BUILD_DIR:-build}"
 (cd "$build_dir" && ctest --output-on-failure -j "$(nproc)" --timeout 600)
 

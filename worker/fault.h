@@ -12,6 +12,10 @@
 //   STAGE:  probe (before validating), fill (after writing half of the range)
 //
 // genomed passes `--worker-fault SPEC` through to every worker it starts.
+//
+// Compiled in only with the CMake option GENOMED_FAULT_INJECTION (fault.cc);
+// otherwise fault_disabled.cc implements this interface and parse_fault
+// refuses every spec, saying how to build with it.
 #pragma once
 
 #include <optional>
@@ -32,7 +36,11 @@ struct Fault {
   bool fires(Stage at, std::string_view weights_path) const;
 };
 
-// ACTION@STAGE[:MATCH][,once=PATH]
+// True if this build has fault injection (GENOMED_FAULT_INJECTION=ON).
+bool fault_injection_built();
+
+// ACTION@STAGE[:MATCH][,once=PATH]. Errc::bad_request for a malformed spec,
+// and for every spec in a build without fault injection.
 Result<Fault> parse_fault(std::string_view spec);
 
 // Performs the action (does not return for crash, hang and exit). For

@@ -1,11 +1,15 @@
 // Runs one job inside a genome-worker process and returns the reply frame.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <utility>
 
+#include "jobs/job_protocol.h"
 #include "worker/arena_window.h"
 #include "worker/fault.h"
-#include "worker/job_protocol.h"
+#include "worker/format/adapter_files.h"
+#include "worker/format/base_model.h"
 
 namespace genomed::jobs {
 

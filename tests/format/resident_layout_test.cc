@@ -1,12 +1,15 @@
 // The resident header: plan -> write -> read gives the same layout, tensors
 // are aligned and disjoint, and a corrupt header (including random damage) is
 // rejected with layout_invalid instead of letting a reader leave its range.
-#include "worker/format/resident_layout.h"
+#include "layout/resident_layout.h"
 
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <random>
+
+#include "worker/format/adapter_contract.h"
+#include "worker/format/layout_plan.h"
 
 namespace genomed::format {
 namespace {

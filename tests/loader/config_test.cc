@@ -12,8 +12,16 @@
 #include <string>
 #include <vector>
 
+#include "worker/fault.h"
+
 namespace genomed::loader {
 namespace {
+
+// The tests that set --worker-fault need a build with fault injection
+// (GENOMED_FAULT_INJECTION=ON, as scripts/test.sh configures it).
+#define REQUIRE_FAULT_INJECTION()     \
+  if (!jobs::fault_injection_built()) \
+  GTEST_SKIP() << "needs a build with -DGENOMED_FAULT_INJECTION=ON"
 
 using std::chrono::milliseconds;
 
@@ -103,6 +111,7 @@ TEST(ConfigFlags, EveryCommonFlagSetsItsField) {
 }
 
 TEST(ConfigFlags, FlagEqualsValueFormIsAccepted) {
+  REQUIRE_FAULT_INJECTION();
   const DaemonConfig c = parse_ok({"--socket=/run/x.sock", "--root=/srv/a", "--budget=2G",
                                    "--workers=5", "--job-retries=4", "--worker-fault=crash@probe"});
   EXPECT_EQ(c.socket_path, "/run/x.sock");
@@ -114,6 +123,7 @@ TEST(ConfigFlags, FlagEqualsValueFormIsAccepted) {
 }
 
 TEST(ConfigFlags, ValueAfterEqualsMayItselfContainEquals) {
+  REQUIRE_FAULT_INJECTION();
   const DaemonConfig c = parse_ok(with_required({"--worker-fault=hang@fill:name=a"}));
   EXPECT_EQ(c.worker_fault, "hang@fill:name=a");
 }
@@ -278,6 +288,7 @@ constexpr const char* kFullConfig = R"({
 })";
 
 TEST(ConfigFile, EveryKeySetsItsField) {
+  REQUIRE_FAULT_INJECTION();
   JsonFile file(kFullConfig);
   const DaemonConfig c = parse_ok({"--config", file.path()});
   EXPECT_EQ(c.socket_path, "/run/file.sock");
@@ -470,6 +481,9 @@ TEST(ConfigUsage, EveryListedFlagIsAcceptedByTheParser) {
   JsonFile file(R"({"socket": "s", "root": ["r"]})");
   for (const auto& [flag, value] : accepted_flags()) {
     const auto r = parse(with_required({flag, flag == "--config" ? file.path() : value}));
+    // --worker-fault is listed in every build but accepted only in one with
+    // fault injection (WorkerFaultIsAcceptedExactlyWhenBuiltIn).
+    if (flag == "--worker-fault" && !jobs::fault_injection_built()) continue;
     EXPECT_TRUE(r.ok()) << flag << ": " << r.status().to_string();
   }
 }
@@ -493,6 +507,29 @@ TEST(ConfigUsage, EveryFlagTheUsageMentionsIsAcceptedByTheParser) {
           << "usage mentions " << flag << " but the parser refuses it: " << r.status().message();
     }
   }
+}
+
+// A release build (GENOMED_FAULT_INJECTION=OFF) refuses --worker-fault and
+// its config key, saying how to build with it; --help says which build this is.
+TEST(ConfigUsage, WorkerFaultIsAcceptedExactlyWhenBuiltIn) {
+  const auto flag = parse(with_required({"--worker-fault", "crash@probe"}));
+  JsonFile file(R"({"socket": "s", "root": ["r"], "worker_fault": "crash@probe"})");
+  const auto key = parse({"--config", file.path()});
+  const std::string usage = usage_text();
+  if (jobs::fault_injection_built()) {
+    EXPECT_TRUE(flag.ok()) << flag.status().to_string();
+    EXPECT_TRUE(key.ok()) << key.status().to_string();
+    EXPECT_NE(usage.find("(this build has it)"), std::string::npos) << usage;
+  } else {
+    for (const auto* r : {&flag, &key}) {
+      ASSERT_FALSE(r->ok());
+      EXPECT_EQ(r->code(), Errc::bad_request);
+      EXPECT_NE(r->status().message().find("-DGENOMED_FAULT_INJECTION=ON"), std::string::npos)
+          << r->status().message();
+    }
+    EXPECT_NE(usage.find("(this build does not)"), std::string::npos) << usage;
+  }
+  EXPECT_NE(usage.find("-DGENOMED_FAULT_INJECTION=ON"), std::string::npos) << usage;
 }
 
 }  // namespace

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "worker/format/dtype.h"
+#include "layout/dtype.h"
 
 namespace genomed::format {
 

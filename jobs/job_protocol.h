@@ -13,7 +13,9 @@
 #include <string_view>
 
 #include "common/status.h"
-#include "worker/format/adapter_files.h"
+#include "layout/adapter_source.h"
+#include "layout/fill_parts.h"
+#include "layout/resident_layout.h"
 
 namespace genomed::jobs {
 

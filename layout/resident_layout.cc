@@ -1,7 +1,7 @@
 // Encoding and hostile-input-safe decoding of the resident header. The decoder
 // is what clients run on shared memory another process wrote, so it bounds
 // every read by the span and every count by the bytes that could hold it.
-#include "worker/format/resident_layout.h"
+#include "layout/resident_layout.h"
 
 #include <algorithm>
 #include <bit>
@@ -14,15 +14,8 @@ namespace genomed::format {
 namespace {
 
 constexpr char kMagic[8] = {'G', 'N', 'M', 'D', 'A', 'D', 'P', '1'};
-// magic, version, tensor_count, header_bytes, total_bytes, lora_r, lora_alpha,
-// contract_bytes
-constexpr std::uint64_t kFixedBytes = 8 + 4 + 4 + 8 + 8 + 4 + 8 + 4;
 // name_len, dtype, ndim, offset, length: the smallest possible table entry.
 constexpr std::uint64_t kMinEntryBytes = 2 + 1 + 1 + 8 + 8;
-
-std::uint64_t align_up(std::uint64_t v) {
-  return (v + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
-}
 
 // Appends little-endian fields at a cursor. Callers size dest beforehand.
 class Writer {
@@ -75,62 +68,14 @@ class Reader {
   bool failed_ = false;
 };
 
-std::uint64_t entry_bytes(const ResidentTensor& t) {
-  return 2 + t.name.size() + 1 + 1 + 8 * t.shape.size() + 8 + 8;
-}
-
 Result<ResidentLayout> invalid(const std::string& why) {
   return Result<ResidentLayout>(Errc::layout_invalid, "resident adapter header: " + why);
 }
 
 }  // namespace
 
-Status check_table_limits(const SafetensorsHeader& st) {
-  for (const TensorInfo& t : st.tensors) {
-    if (t.name.size() > kMaxNameBytes) {
-      return Status(Errc::st_tensor_entry_invalid,
-                    "tensor name of " + std::to_string(t.name.size()) +
-                        " bytes exceeds the limit of " + std::to_string(kMaxNameBytes) + ": '" +
-                        t.name.substr(0, 80) + "...'");
-    }
-    if (t.shape.size() > kMaxDims) {
-      return Status(Errc::st_tensor_entry_invalid,
-                    "tensor '" + t.name + "' has " + std::to_string(t.shape.size()) +
-                        " dimensions, more than the limit of " + std::to_string(kMaxDims));
-    }
-  }
-  return Status::Ok();
-}
-
-Result<ResidentLayout> plan_layout(const SafetensorsHeader& st, const AdapterContract& contract) {
-  ResidentLayout layout;
-  layout.lora_r = contract.config.r;
-  layout.lora_alpha = contract.config.lora_alpha;
-  layout.contract = encode_contract(contract);
-  if (layout.contract.size() > kMaxContractBytes) {
-    return Result<ResidentLayout>(
-        Errc::too_large, "the adapter's contract (config and module table) takes " +
-                             std::to_string(layout.contract.size()) +
-                             " bytes, more than the limit of " + std::to_string(kMaxContractBytes));
-  }
-  GENOMED_RETURN_IF_ERROR(check_table_limits(st));
-  std::uint64_t table = kFixedBytes + layout.contract.size();
-  for (const TensorInfo& t : st.tensors) {
-    layout.tensors.push_back(ResidentTensor{t.name, t.dtype, t.shape, 0, t.byte_size()});
-    table += entry_bytes(layout.tensors.back());
-  }
-  layout.header_bytes = align_up(table);
-  std::uint64_t cursor = layout.header_bytes;
-  constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max() - kTensorAlignment;
-  for (ResidentTensor& t : layout.tensors) {
-    if (t.length > kMax - cursor) {
-      return Result<ResidentLayout>(Errc::too_large, "adapter does not fit a 64-bit range");
-    }
-    t.offset = cursor;
-    cursor = align_up(cursor + t.length);
-  }
-  layout.total_bytes = cursor;
-  return layout;
+std::uint64_t table_entry_bytes(const ResidentTensor& t) {
+  return 2 + t.name.size() + 1 + 1 + 8 * t.shape.size() + 8 + 8;
 }
 
 void write_layout_header(const ResidentLayout& layout, std::span<std::byte> dest) {
@@ -173,7 +118,7 @@ Result<ResidentLayout> read_layout_header(std::span<const std::byte> src,
   if (r.failed()) return invalid("range shorter than the fixed header");
   if (version != kLayoutVersion) return invalid("unsupported version " + std::to_string(version));
   if (!std::isfinite(layout.lora_alpha)) return invalid("lora_alpha is not finite");
-  if (layout.header_bytes % kTensorAlignment != 0 || layout.header_bytes < kFixedBytes) {
+  if (layout.header_bytes % kTensorAlignment != 0 || layout.header_bytes < kFixedHeaderBytes) {
     return invalid("header_bytes " + std::to_string(layout.header_bytes) +
                    " is not an aligned size past the fixed fields");
   }
@@ -183,11 +128,11 @@ Result<ResidentLayout> read_layout_header(std::span<const std::byte> src,
                    std::to_string(src.size()) + " bytes");
   }
   // Bound the count by what the table area can hold before reserving anything.
-  if (count > (layout.header_bytes - kFixedBytes) / kMinEntryBytes) {
+  if (count > (layout.header_bytes - kFixedHeaderBytes) / kMinEntryBytes) {
     return invalid("tensor_count " + std::to_string(count) + " cannot fit in header_bytes");
   }
   Reader table(src.first(layout.header_bytes));
-  char skip[kFixedBytes];
+  char skip[kFixedHeaderBytes];
   table.take(skip, sizeof skip);
   layout.tensors.reserve(count);
   std::uint64_t prev_end = layout.header_bytes;

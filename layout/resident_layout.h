@@ -15,7 +15,11 @@
 //   per tensor:
 //     u16 name_len, name bytes, u8 dtype, u8 ndim, u64 dims[ndim],
 //     u64 offset (from the adapter's start, multiple of 64), u64 length
-//   the adapter contract (adapter_contract.h), contract_bytes of msgpack
+//   the adapter contract (layout/contract.h), contract_bytes of msgpack
+//
+// Shared by the worker (which plans the layout, worker/format/layout_plan.h,
+// and writes it), the supervisor (which verifies it) and the clients: this is
+// the contract between them, so it depends on no parser of untrusted files.
 #pragma once
 
 #include <cstddef>
@@ -25,9 +29,8 @@
 #include <vector>
 
 #include "common/status.h"
-#include "worker/format/adapter_contract.h"
-#include "worker/format/dtype.h"
-#include "worker/format/safetensors.h"
+#include "layout/contract.h"
+#include "layout/dtype.h"
 
 namespace genomed::format {
 
@@ -53,16 +56,17 @@ struct ResidentLayout {
   std::string contract;                 // encode_contract() of the adapter's contract
 };
 
-// The limits of the resident table: names of at most kMaxNameBytes, at most
-// kMaxDims dims (Errc::st_tensor_entry_invalid). Checked before anything
-// else looks at the names (the contract's pattern matching).
-Status check_table_limits(const SafetensorsHeader& st);
+// magic, version, tensor_count, header_bytes, total_bytes, lora_r, lora_alpha,
+// contract_bytes: the bytes before the tensor table.
+inline constexpr std::uint64_t kFixedHeaderBytes = 8 + 4 + 4 + 8 + 8 + 4 + 8 + 4;
 
-// Plans where every tensor goes, with the encoded contract in the header.
-// Errors: st_tensor_entry_invalid for names longer than kMaxNameBytes or
-// shapes with more than kMaxDims dims; too_large for a contract over
-// kMaxContractBytes.
-Result<ResidentLayout> plan_layout(const SafetensorsHeader& st, const AdapterContract& contract);
+// `v` rounded up to kTensorAlignment.
+constexpr std::uint64_t align_to_tensor(std::uint64_t v) {
+  return (v + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
+}
+
+// Bytes of `t`'s entry in the header's tensor table.
+std::uint64_t table_entry_bytes(const ResidentTensor& t);
 
 // Writes the header of `layout` into dest[0, layout.header_bytes).
 // REQUIRES: dest.size() >= layout.header_bytes.

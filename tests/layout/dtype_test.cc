@@ -1,5 +1,5 @@
 // The dtype table: names and sizes as the safetensors format defines them.
-#include "worker/format/dtype.h"
+#include "layout/dtype.h"
 
 #include <gtest/gtest.h>
 

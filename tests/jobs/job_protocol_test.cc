@@ -1,4 +1,4 @@
-#include "worker/job_protocol.h"
+#include "jobs/job_protocol.h"
 
 #include <gtest/gtest.h>
 

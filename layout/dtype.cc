@@ -1,6 +1,6 @@
 // The safetensors dtype table: one row per DType, so name, size and numeric
 // value can never disagree.
-#include "worker/format/dtype.h"
+#include "layout/dtype.h"
 
 #include <array>
 

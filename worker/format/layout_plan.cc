@@ -1,0 +1,60 @@
+// Planning the resident layout of a validated adapter: where each tensor goes
+// and how large the header is. Worker-only, because it starts from the
+// safetensors header of an untrusted file; the layout it produces is shared
+// (layout/resident_layout.h).
+#include "worker/format/layout_plan.h"
+
+#include <limits>
+#include <string>
+
+namespace genomed::format {
+
+Status check_table_limits(const SafetensorsHeader& st) {
+  for (const TensorInfo& t : st.tensors) {
+    if (t.name.size() > kMaxNameBytes) {
+      return Status(Errc::st_tensor_entry_invalid,
+                    "tensor name of " + std::to_string(t.name.size()) +
+                        " bytes exceeds the limit of " + std::to_string(kMaxNameBytes) + ": '" +
+                        t.name.substr(0, 80) + "...'");
+    }
+    if (t.shape.size() > kMaxDims) {
+      return Status(Errc::st_tensor_entry_invalid,
+                    "tensor '" + t.name + "' has " + std::to_string(t.shape.size()) +
+                        " dimensions, more than the limit of " + std::to_string(kMaxDims));
+    }
+  }
+  return Status::Ok();
+}
+
+Result<ResidentLayout> plan_layout(const SafetensorsHeader& st, const AdapterContract& contract) {
+  ResidentLayout layout;
+  layout.lora_r = contract.config.r;
+  layout.lora_alpha = contract.config.lora_alpha;
+  layout.contract = encode_contract(contract);
+  if (layout.contract.size() > kMaxContractBytes) {
+    return Result<ResidentLayout>(
+        Errc::too_large, "the adapter's contract (config and module table) takes " +
+                             std::to_string(layout.contract.size()) +
+                             " bytes, more than the limit of " + std::to_string(kMaxContractBytes));
+  }
+  GENOMED_RETURN_IF_ERROR(check_table_limits(st));
+  std::uint64_t table = kFixedHeaderBytes + layout.contract.size();
+  for (const TensorInfo& t : st.tensors) {
+    layout.tensors.push_back(ResidentTensor{t.name, t.dtype, t.shape, 0, t.byte_size()});
+    table += table_entry_bytes(layout.tensors.back());
+  }
+  layout.header_bytes = align_to_tensor(table);
+  std::uint64_t cursor = layout.header_bytes;
+  constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max() - kTensorAlignment;
+  for (ResidentTensor& t : layout.tensors) {
+    if (t.length > kMax - cursor) {
+      return Result<ResidentLayout>(Errc::too_large, "adapter does not fit a 64-bit range");
+    }
+    t.offset = cursor;
+    cursor = align_to_tensor(cursor + t.length);
+  }
+  layout.total_bytes = cursor;
+  return layout;
+}
+
+}  // namespace genomed::format
