@@ -333,8 +333,8 @@ options:
   --budget SIZE               arena size = byte budget of resident adapters,
                               e.g. 512M, 8G (default 1G; rounded up to 4K)
   --workers N                 loader worker processes (default: cores)
-  --admission-timeout-ms MS   how long a load waits for leased adapters to be
-                              released when the budget is full (default 5000)
+  --admission-timeout-ms MS   how long a request waits, in arrival order, for
+                              room when the budget is full (default 5000)
   --queue-limit N             pending worker jobs before loads fail with
                               'overloaded' (default 256)
   --max-connections N         clients served at once; beyond it a client gets
