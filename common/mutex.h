@@ -68,6 +68,8 @@ class SCOPED_CAPABILITY MutexLock {
                             const std::chrono::steady_clock::time_point& deadline) {
     return cv.wait_until(lock_, deadline);
   }
+  // For waits measured by an injected clock (common/wait_clock.h).
+  std::unique_lock<std::mutex>& native() { return lock_; }
 
  private:
   std::unique_lock<std::mutex> lock_;

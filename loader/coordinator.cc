@@ -26,8 +26,8 @@ const char* state_name(int s) {
   return kNames[s];
 }
 
-double ms_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+double ms_between(Clock::time_point start, Clock::time_point end) {
+  return std::chrono::duration<double, std::milli>(end - start).count();
 }
 
 Status unloaded_while_loading(const std::string& name) {
@@ -38,15 +38,17 @@ Status stopping() { return Status(Errc::shutting_down, "genomed is stopping"); }
 
 }  // namespace
 
-Coordinator::Coordinator(CoordinatorOptions options, const NameResolver& resolver, Pool& pool,
-                         ArenaView arena)
+Coordinator::Coordinator(CoordinatorOptions options, const NameResolver& resolver, JobRunner& pool,
+                         ArenaView arena, WaitClock& clock)
     : options_(options),
       resolver_(resolver),
       pool_(pool),
       arena_(arena),
-      resilience_(options.breaker, options.quarantine, options.job_retries),
+      clock_(clock),
+      resilience_(options.breaker, options.quarantine, options.job_retries,
+                  [&clock] { return clock.now(); }),
       pipeline_({options.load_timeout, options.timeout_per_gib, options.fill_parts}, pool, arena,
-                resilience_),
+                resilience_, clock),
       cache_(arena.size, kRangeAlignment),
       leases_(cache_),
       admission_(cache_) {}
@@ -59,7 +61,7 @@ Clock::time_point Coordinator::waiter_deadline() const {
   const auto fill_allowance = std::chrono::milliseconds(
       static_cast<long long>(static_cast<double>(options_.timeout_per_gib.count()) *
                              static_cast<double>(arena_.size) / static_cast<double>(1ull << 30)));
-  return Clock::now() + 2 * options_.load_timeout + fill_allowance + options_.admission_timeout +
+  return clock_.now() + 2 * options_.load_timeout + fill_allowance + options_.admission_timeout +
          std::chrono::seconds(5);
 }
 
@@ -127,7 +129,7 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
         case AdmissionTicket::Outcome::failed:
           return req.ticket->error;
         case AdmissionTicket::Outcome::waiting:
-          if (Clock::now() >= admission_deadline) {
+          if (clock_.now() >= admission_deadline) {
             const std::size_t ahead = admission_.position(req.ticket);
             std::string why = ahead > 0 ? std::to_string(ahead) +
                                               " earlier request(s) still wait for room ahead of it"
@@ -210,7 +212,7 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
         ticket->keep = std::move(ready);
         req.ticket = ticket;
         ticket_owner_[ticket.get()] = &req;
-        admission_deadline = std::min(deadline, Clock::now() + options_.admission_timeout);
+        admission_deadline = std::min(deadline, clock_.now() + options_.admission_timeout);
         settle(admission_.submit(ticket));
         if (ticket->outcome != AdmissionTicket::Outcome::waiting) continue;  // served at once
       }
@@ -219,8 +221,8 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
 
     if (hook != nullptr) hook->before_wait();  // its connection is watched for a hang-up now
     const auto until = req.ticket ? admission_deadline : deadline;
-    if (lock.wait_until(req.cv, until) == std::cv_status::timeout && !req.ticket &&
-        Clock::now() >= deadline) {
+    clock_.wait_until(req.cv, lock.native(), until);
+    if (!req.ticket && clock_.now() >= deadline) {
       return named(req.joined.empty() ? names[0] : req.joined.front()->name,
                    Status(Errc::timeout, "the load did not finish in time"));
     }
@@ -451,13 +453,13 @@ void Coordinator::notify_waiters(const Flight& flight) {
 }
 
 void Coordinator::run_flight(const std::string& name, const std::shared_ptr<Flight>& flight) {
-  const auto start = Clock::now();
+  const auto start = clock_.now();
   Status s = load_steps(name, flight);
   MutexLock lock(mu_);
   if (s.ok()) {
     const auto view = cache_.find(name);
     spdlog::info("loaded '{}' generation {}: {} in {:.1f} ms", name, flight->generation,
-                 format_size(view ? view->length : 0), ms_since(start));
+                 format_size(view ? view->length : 0), ms_between(start, clock_.now()));
   } else if (s.code() == Errc::cancelled) {
     spdlog::info("load of '{}' generation {} cancelled: {}", name, flight->generation, s.message());
   } else {
@@ -478,8 +480,8 @@ Status Coordinator::wait_for_predecessors(const std::string& name, Flight& fligh
   // The previous flight was cancelled (that is how its entry went away):
   // it ends within about 100 ms plus the kill grace. load_timeout is only
   // a backstop for a flight that does not.
-  const bool ended = lock.wait_until(
-      flight.cv, Clock::now() + options_.load_timeout,
+  const bool ended = wait_until(
+      clock_, flight.cv, lock, clock_.now() + options_.load_timeout,
       [&]() REQUIRES(mu_) { return shutting_down_ || superseded(name, flight) || all_ended(); });
   if (shutting_down_) return stopping();
   if (superseded(name, flight)) return unloaded_while_loading(name);
@@ -510,8 +512,8 @@ Result<cache::ResidentCache::Range> Coordinator::await_range(const std::string& 
   // Requests that want this load give it its range through their tickets;
   // the grace lets their own admission timeouts, which started later, speak
   // first. Without any request left it gives up.
-  const auto until = Clock::now() + options_.admission_timeout + std::chrono::seconds(1);
-  lock.wait_until(flight->cv, until, [&]() REQUIRES(mu_) {
+  const auto until = clock_.now() + options_.admission_timeout + std::chrono::seconds(1);
+  wait_until(clock_, flight->cv, lock, until, [&]() REQUIRES(mu_) {
     return !claim->pending() || superseded(name, *flight) || shutting_down_;
   });
   claimant_.erase(claim.get());

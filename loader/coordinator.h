@@ -61,6 +61,7 @@
 #include "cache/resident_cache.h"
 #include "common/mutex.h"
 #include "common/status.h"
+#include "common/wait_clock.h"
 #include "ipc/protocol.h"
 #include "loader/admission_queue.h"
 #include "loader/lease_table.h"
@@ -95,8 +96,10 @@ struct CoordinatorOptions {
 
 class Coordinator {
  public:
-  Coordinator(CoordinatorOptions options, const NameResolver& resolver, Pool& pool,
-              ArenaView arena);
+  // `clock` measures every deadline and wait of the coordinator (a fake one
+  // in unit tests).
+  Coordinator(CoordinatorOptions options, const NameResolver& resolver, JobRunner& pool,
+              ArenaView arena, WaitClock& clock = WaitClock::steady());
   ~Coordinator();  // shutdown()
 
   Coordinator(const Coordinator&) = delete;
@@ -223,8 +226,9 @@ class Coordinator {
   // Constant after construction.
   const CoordinatorOptions options_;
   const NameResolver& resolver_;
-  Pool& pool_;
+  JobRunner& pool_;
   const ArenaView arena_;
+  WaitClock& clock_;
   Resilience resilience_;  // own lock
   LoadPipeline pipeline_;  // no state shared between loads
 

@@ -18,8 +18,8 @@ bool is_worker_failure(Errc code) {
   return code == Errc::worker_crashed || code == Errc::timeout || code == Errc::worker_protocol;
 }
 
-double ms_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+double ms_between(Clock::time_point start, Clock::time_point end) {
+  return std::chrono::duration<double, std::milli>(end - start).count();
 }
 
 }  // namespace
@@ -35,7 +35,7 @@ Result<std::string> LoadPipeline::run_job(const std::string& name, const jobs::J
     if (result.ok() || !fate.worker_died || !is_worker_failure(result.code())) return result;
     fates->worker_failed = true;
     const auto verdict = resilience_.worker_died(name, fate, result.status(), file, attempt,
-                                                 Clock::now() >= deadline);
+                                                 clock_.now() >= deadline);
     if (!verdict.strike) {
       spdlog::warn("worker lost during a job of '{}' ({}), not counted against it: {}", name,
                    blame_name(fate.blame), result.status().message());
@@ -61,13 +61,13 @@ Result<format::ResidentLayout> LoadPipeline::probe(const std::string& name,
   jobs::Job job;
   job.kind = jobs::JobKind::probe;
   job.paths = paths;
-  const auto start = Clock::now();
+  const auto start = clock_.now();
   GENOMED_ASSIGN_OR_RETURN(std::string body,
                            run_job(name, job, start + options_.load_timeout, file, cancel, fates));
   GENOMED_ASSIGN_OR_RETURN(jobs::ProbeReply probe, jobs::decode_probe_reply(body));
   format::ResidentLayout& layout = probe.probe.layout;
   spdlog::debug("probe of '{}': {} tensors, {} in {:.2f} ms", name, layout.tensors.size(),
-                format_size(layout.total_bytes), ms_since(start));
+                format_size(layout.total_bytes), ms_between(start, clock_.now()));
   if (layout.total_bytes == 0 || layout.total_bytes < layout.header_bytes) {
     return Status(Errc::worker_protocol, "worker planned an impossible layout for '" + name + "'");
   }
@@ -84,7 +84,7 @@ Status LoadPipeline::fill(const std::string& name, const format::AdapterPaths& p
   job.offset = range.offset;
   job.length = range.length;
   job.layout = layout;
-  const auto start = Clock::now();
+  const auto start = clock_.now();
   const auto deadline =
       start + options_.load_timeout +
       std::chrono::milliseconds(static_cast<long long>(
@@ -105,7 +105,7 @@ Status LoadPipeline::fill(const std::string& name, const format::AdapterPaths& p
     return Status::Ok();
   }();
   spdlog::debug("fill of '{}' into [{}, +{}): {} in {:.2f} ms", name, range.offset, range.length,
-                filled.to_string(), ms_since(start));
+                filled.to_string(), ms_between(start, clock_.now()));
   return filled;
 }
 

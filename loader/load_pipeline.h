@@ -20,11 +20,12 @@
 
 #include "cache/resident_cache.h"
 #include "common/status.h"
-#include "loader/pool.h"
-#include "loader/resilience.h"
+#include "common/wait_clock.h"
 #include "layout/adapter_source.h"
 #include "layout/fill_parts.h"
 #include "layout/resident_layout.h"
+#include "loader/pool.h"
+#include "loader/resilience.h"
 
 namespace genomed::loader {
 
@@ -44,8 +45,9 @@ struct PipelineOptions {
 
 class LoadPipeline {
  public:
-  LoadPipeline(PipelineOptions options, Pool& pool, ArenaView arena, Resilience& resilience)
-      : options_(options), pool_(pool), arena_(arena), resilience_(resilience) {}
+  LoadPipeline(PipelineOptions options, JobRunner& pool, ArenaView arena, Resilience& resilience,
+               WaitClock& clock)
+      : options_(options), pool_(pool), arena_(arena), resilience_(resilience), clock_(clock) {}
 
   // What the jobs of one step left behind.
   struct Fates {
@@ -80,9 +82,10 @@ class LoadPipeline {
                     Fates* fates);
 
   const PipelineOptions options_;
-  Pool& pool_;
+  JobRunner& pool_;
   const ArenaView arena_;
   Resilience& resilience_;
+  WaitClock& clock_;  // job deadlines
   std::atomic<std::uint64_t> retries_{0};
 };
 

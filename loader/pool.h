@@ -91,11 +91,11 @@ class CancelToken {
   // An eventfd that turns readable once cancelled (-1 if none could be
   // made: the slot then sees the flag within one watch slice of 100 ms).
   int fd() const { return fd_; }
+  // Sets the flag and makes fd() readable; idempotent. Called by a
+  // JobRunner's cancel().
+  void fire();
 
  private:
-  friend class Pool;
-  void fire();  // sets the flag and makes fd() readable; idempotent
-
   std::atomic<bool> cancelled_{false};
   int fd_ = -1;
 };
@@ -123,7 +123,23 @@ struct PoolStats {
   std::int64_t unhealthy_ms_left = 0;
 };
 
-class Pool {
+// What runs jobs for the coordinator: the Pool of worker processes, or a
+// fake in unit tests. See Pool for the contract of each call.
+class JobRunner {
+ public:
+  virtual Result<std::string> run(const jobs::Job& job, Clock::time_point deadline,
+                                  JobFate* fate = nullptr,
+                                  std::shared_ptr<CancelToken> cancel = nullptr) = 0;
+  virtual void cancel(CancelToken& token) = 0;
+  virtual void stop() = 0;
+  virtual PoolStats stats() const = 0;
+  virtual int workers() const = 0;
+
+ protected:
+  ~JobRunner() = default;
+};
+
+class Pool final : public JobRunner {
  public:
   explicit Pool(PoolOptions options);
   ~Pool();  // stop()
@@ -149,20 +165,20 @@ class Pool {
   // the supervisor ran (a pause of genomed itself extends it), so a job
   // may end after `deadline`.
   Result<std::string> run(const jobs::Job& job, Clock::time_point deadline, JobFate* fate = nullptr,
-                          std::shared_ptr<CancelToken> cancel = nullptr);
+                          std::shared_ptr<CancelToken> cancel = nullptr) override;
 
   // Fires `token`: its queued jobs leave the queue and their callers get
   // `cancelled`; a running one is answered `cancelled` by its slot within
   // moments and its worker stopped (SIGTERM, kill grace, SIGKILL) and reaped;
   // later run() calls with it fail with `cancelled` at once.
-  void cancel(CancelToken& token);
+  void cancel(CancelToken& token) override;
 
   // Fails queued jobs with shutting_down, interrupts running ones, ends every
   // worker, joins the slots.
-  void stop();
+  void stop() override;
 
-  PoolStats stats() const;
-  int workers() const { return options_.workers; }
+  PoolStats stats() const override;
+  int workers() const override { return options_.workers; }
   // Pids of the live workers (tests send them signals).
   std::vector<int> worker_pids() const;
 

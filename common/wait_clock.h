@@ -1,0 +1,44 @@
+// Steady time, and the waits measured by it, as something a component is
+// given rather than reaches for: the coordinator takes a WaitClock so its
+// deadlines (admission timeout, waiter backstop, predecessor wait) are unit-
+// tested on a fake clock that a test advances by hand, without sleeping.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+
+#include "common/mutex.h"
+
+namespace genomed {
+
+class WaitClock {
+ public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+
+  virtual TimePoint now() const = 0;
+  // Blocks on `cv` (`lock` held on entry and on return) until it is
+  // notified or now() reaches `deadline`. May return early (spuriously):
+  // callers re-check their condition and the time.
+  virtual void wait_until(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+                          TimePoint deadline) = 0;
+
+  // The real steady clock.
+  static WaitClock& steady();
+
+ protected:
+  ~WaitClock() = default;
+};
+
+// Waits until `pred` holds (true) or `clock` reaches `deadline` (false).
+template <class Pred>
+bool wait_until(WaitClock& clock, std::condition_variable& cv, MutexLock& lock,
+                WaitClock::TimePoint deadline, Pred pred) {
+  while (!pred()) {
+    if (clock.now() >= deadline) return false;
+    clock.wait_until(cv, lock.native(), deadline);
+  }
+  return true;
+}
+
+}  // namespace genomed
