@@ -84,7 +84,8 @@ bool Pool::try_spawn(Slot& slot) {
 }
 
 Status Pool::start() {
-  if (wake_fd_ < 0 || stop_fd_ < 0) return Status(Errc::internal, "eventfd failed");
+  if (wake_fd_ < 0 || stop_fd_ < 0)
+    return Status(Errc::environment, "the pool's eventfds could not be created");
   for (int i = 0; i < options_.workers; ++i) {
     auto slot = std::make_unique<Slot>();
     slot->index = i;
