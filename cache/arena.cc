@@ -82,7 +82,8 @@ std::string unique_name(const std::string& prefix) {
 Result<int> dup_cloexec(int fd) {
   const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (copy == -1)
-    return Result<int>(Errc::internal, "fcntl(F_DUPFD_CLOEXEC): " + errno_text(errno));
+    return Result<int>(Errc::environment,
+                       "fcntl(F_DUPFD_CLOEXEC) of the arena descriptor: " + errno_text(errno));
   return copy;
 }
 
@@ -128,8 +129,8 @@ Result<Arena> Arena::create(std::uint64_t size, const std::string& name_prefix) 
     if (!ro_fd) return Result<Arena>(ro_fd.status());
     arena.ro_fd_ = *ro_fd;
   } catch (const bip::interprocess_exception& e) {
-    return Result<Arena>(Errc::internal, std::string("cannot create the shared-memory arena ") +
-                                             kShmDir + "/" + name + ": " + e.what());
+    return Result<Arena>(Errc::environment, std::string("cannot create the shared-memory arena ") +
+                                                kShmDir + "/" + name + ": " + e.what());
   }
 
   // tmpfs is sparse: without this, the first touch of a page /dev/shm cannot
@@ -140,13 +141,13 @@ Result<Arena> Arena::create(std::uint64_t size, const std::string& name_prefix) 
       if (::statvfs(kShmDir, &fs) == 0) free_bytes = std::uint64_t{fs.f_bavail} * fs.f_frsize;
       return Result<Arena>(shm_too_small(free_bytes, size));
     }
-    return Result<Arena>(Errc::internal, "posix_fallocate of the " + format_size(size) +
-                                             " arena: " + errno_text(err));
+    return Result<Arena>(Errc::environment, "posix_fallocate of the " + format_size(size) +
+                                                " arena: " + errno_text(err));
   }
 
   void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, arena.ro_fd_, 0);
   if (map == MAP_FAILED) {
-    return Result<Arena>(Errc::internal,
+    return Result<Arena>(Errc::environment,
                          "mmap of the " + format_size(size) + " arena: " + errno_text(errno));
   }
   arena.data_ = static_cast<const std::byte*>(map);

@@ -16,6 +16,8 @@
 
 namespace genomed::cache {
 
+// Thread-safety: immutable after create() (no lock needed), so prefault()
+// may run on its own thread while other threads read data().
 class Arena {
  public:
   // Creates the segment (Boost.Interprocess shared_memory_object), sizes it,

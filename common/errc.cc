@@ -7,7 +7,7 @@
 namespace genomed {
 namespace {
 
-constexpr std::array<std::pair<Errc, std::string_view>, 56> kNames{{
+constexpr std::array<std::pair<Errc, std::string_view>, 57> kNames{{
     {Errc::ok, "ok"},
     {Errc::bad_request, "bad_request"},
     {Errc::unsupported_version, "unsupported_version"},
@@ -63,6 +63,7 @@ constexpr std::array<std::pair<Errc, std::string_view>, 56> kNames{{
     {Errc::unhealthy, "unhealthy"},
     {Errc::shutting_down, "shutting_down"},
     {Errc::worker_protocol, "worker_protocol"},
+    {Errc::environment, "environment"},
     {Errc::internal, "internal"},
 }};
 

@@ -31,9 +31,11 @@ class WaitClock {
 };
 
 // Waits until `pred` holds (true) or `clock` reaches `deadline` (false).
+// `pred` runs with `lock` held; the analysis cannot tie `lock` to the mutex
+// the predicate names (callers annotate the predicate REQUIRES(that mutex)).
 template <class Pred>
 bool wait_until(WaitClock& clock, std::condition_variable& cv, MutexLock& lock,
-                WaitClock::TimePoint deadline, Pred pred) {
+                WaitClock::TimePoint deadline, Pred pred) NO_THREAD_SAFETY_ANALYSIS {
   while (!pred()) {
     if (clock.now() >= deadline) return false;
     clock.wait_until(cv, lock.native(), deadline);

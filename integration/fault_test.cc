@@ -367,7 +367,10 @@ TEST(WorkerFaults, RepeatedKillsUnderLoadLeakNothing) {
   for (pid_t kid : children_of(genomed))
     EXPECT_NE(process_state(kid), 'Z') << "zombie worker " << kid;
   EXPECT_EQ(children_of(genomed).size(), 2u);
-  EXPECT_TRUE(eventually([&] { return open_fds(genomed) == fds_before; }))
+  // A leak shows as more. `before` may count one descriptor more than the
+  // steady state: the eventfd of s0's load, whose thread may not have
+  // returned yet when it was counted.
+  EXPECT_TRUE(eventually([&] { return open_fds(genomed) <= fds_before; }))
       << "descriptors before " << fds_before << ", after " << open_fds(genomed);
   for (const auto& e : fs::directory_iterator("/dev/shm")) {
     EXPECT_EQ(e.path().filename().string().rfind("genomed-" + std::to_string(genomed), 0),

@@ -34,13 +34,13 @@ struct Pool::Pending {
 struct Pool::Slot {
   int index = 0;
   std::thread thread;
-  std::unique_ptr<WorkerProcess>
-      worker;  // touched by this slot's thread only (and stop() after join)
-  // Guarded by Pool::mu_:
-  int busy_fd = -1;                // the worker's socket while it runs a job
-  int consecutive_deaths = 0;      // reset when a job completes
-  Clock::time_point next_spawn{};  // when a replacement may start
+  // Set and reset only by this slot's thread (and stop() after the join),
+  // under Pool::mu_; that thread reads it without the lock, other threads
+  // (worker_pids) only under it. Its busy/spawn state is Pool::slot_state_.
+  std::unique_ptr<WorkerProcess> worker;
 };
+
+Pool::SlotState& Pool::state_of(const Slot& slot) { return slot_state_[slot.index]; }
 
 CancelToken::CancelToken() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
 
@@ -70,11 +70,12 @@ void Pool::wake_slots(std::uint64_t n) { (void)!::write(wake_fd_, &n, sizeof n);
 bool Pool::try_spawn(Slot& slot) {
   auto spawned = WorkerProcess::spawn(
       {options_.worker_executable, options_.arena_fd, options_.worker_extra_args});
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (!spawned) {
     spdlog::error("cannot start worker {}: {}", slot.index, spawned.status().to_string());
-    ++slot.consecutive_deaths;
-    slot.next_spawn = restart_policy_.on_death(slot.consecutive_deaths);
+    SlotState& state = state_of(slot);
+    ++state.consecutive_deaths;
+    state.next_spawn = restart_policy_.on_death(state.consecutive_deaths);
     return false;
   }
   slot.worker = std::move(spawned).value();
@@ -84,7 +85,8 @@ bool Pool::try_spawn(Slot& slot) {
 }
 
 Status Pool::start() {
-  if (wake_fd_ < 0 || stop_fd_ < 0) return Status(Errc::internal, "eventfd failed");
+  if (wake_fd_ < 0 || stop_fd_ < 0)
+    return Status(Errc::environment, "the pool's eventfds could not be created");
   for (int i = 0; i < options_.workers; ++i) {
     auto slot = std::make_unique<Slot>();
     slot->index = i;
@@ -98,7 +100,8 @@ Status Pool::start() {
     slots_.push_back(std::move(slot));
   }
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
+    slot_state_.assign(slots_.size(), SlotState{});
     stats_.workers_alive = slots_.size();
   }
   for (auto& slot : slots_) {
@@ -111,14 +114,14 @@ Status Pool::start() {
 void Pool::stop() {
   std::deque<std::shared_ptr<Pending>> orphans;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_ && slots_.empty()) return;
     stopping_ = true;
     orphans.swap(queue_);
     // Interrupt running jobs: their slot reads EOF and ends at once instead
     // of waiting out the job's deadline.
-    for (auto& slot : slots_) {
-      if (slot->busy_fd >= 0) ::shutdown(slot->busy_fd, SHUT_RDWR);
+    for (const SlotState& state : slot_state_) {
+      if (state.busy_fd >= 0) ::shutdown(state.busy_fd, SHUT_RDWR);
     }
   }
   const std::uint64_t one = 1;
@@ -128,8 +131,9 @@ void Pool::stop() {
     if (slot->thread.joinable()) slot->thread.join();
     slot->worker.reset();  // closes the socket, waits briefly, SIGKILLs, reaps
   }
-  slots_.clear();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
+  slots_.clear();  // under mu_: worker_pids() may be reading it
+  slot_state_.clear();
   stats_.workers_alive = 0;
 }
 
@@ -151,7 +155,7 @@ Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline, 
   auto future = pending->result.get_future();
   std::shared_future<void> worker_gone = pending->retired.get_future().share();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_) return Status(Errc::shutting_down, "genomed is stopping");
     // Fired under mu_ (cancel()), so a job never enters the queue after
     // its token's sweep.
@@ -177,7 +181,7 @@ Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline, 
   // still queued behind busy workers. The grace lets the slot's own result
   // arrive first when it is running.
   if (future.wait_until(deadline + std::chrono::milliseconds(250)) != std::future_status::ready) {
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     const auto it = std::find(queue_.begin(), queue_.end(), pending);
     if (it != queue_.end()) {
       // Still queued: withdraw it, so no worker can start it after the
@@ -201,7 +205,7 @@ Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline, 
 void Pool::cancel(CancelToken& token) {
   std::vector<std::shared_ptr<Pending>> withdrawn;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     token.fire();  // a slot running one of its jobs wakes on token.fd()
     for (auto it = queue_.begin(); it != queue_.end();) {
       if ((*it)->cancel.get() == &token) {
@@ -235,7 +239,7 @@ std::shared_ptr<Pool::Pending> Pool::next_job(Slot& slot) {
   for (;;) {
     std::optional<Clock::time_point> spawn_at;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (stopping_) return nullptr;
       if (slot.worker && !queue_.empty() && !worker_readable(*slot.worker)) {
         auto job = std::move(queue_.front());
@@ -248,9 +252,10 @@ std::shared_ptr<Pool::Pending> Pool::next_job(Slot& slot) {
       }
       if (!slot.worker) {
         // A pause that began after this slot's backoff was set holds it too.
+        const Clock::time_point next_spawn = state_of(slot).next_spawn;
         spawn_at = restart_policy_.unhealthy()
-                       ? std::max(slot.next_spawn, restart_policy_.unhealthy_until())
-                       : slot.next_spawn;
+                       ? std::max(next_spawn, restart_policy_.unhealthy_until())
+                       : next_spawn;
       }
     }
     if (!spawn_at && worker_readable(*slot.worker)) {
@@ -477,12 +482,12 @@ Result<std::string> Pool::execute(Slot& slot, Pending& job, std::optional<Death>
                                   Blame* blame) {
   WorkerProcess& worker = *slot.worker;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_) return Status(Errc::shutting_down, "genomed is stopping");
     // Cancelled between the pop and now: the worker has not seen it.
     if (fired(job.cancel.get()))
       return Status(Errc::cancelled, "'" + job.what + "' was cancelled before it started");
-    slot.busy_fd = worker.fd();
+    state_of(slot).busy_fd = worker.fd();
   }
   const pid_t pid = worker.pid();
   JobClock clock(job.deadline - Clock::now());
@@ -504,11 +509,12 @@ Result<std::string> Pool::execute(Slot& slot, Pending& job, std::optional<Death>
   }
   bool stopping = false;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ++stats_.jobs_run;
-    slot.busy_fd = -1;
+    SlotState& state = state_of(slot);
+    state.busy_fd = -1;
     stopping = stopping_;
-    if (reply.ok()) slot.consecutive_deaths = 0;
+    if (reply.ok()) state.consecutive_deaths = 0;
   }
   if (reply.ok()) {
     // A reply that is not even a msgpack map means the worker no longer
@@ -606,21 +612,22 @@ void Pool::retire(Slot& slot, Death death, const std::string& what) {
   }
   std::deque<std::shared_ptr<Pending>> refused;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     slot.worker.reset();
     --stats_.workers_alive;
     ++stats_.worker_restarts;
     if (death == Death::cancelled) {
       // Not the worker's failure: replaced at once, outside the backoff and
       // the restart intensity (unloads must not make the pool unhealthy).
-      slot.next_spawn = Clock::now();
+      state_of(slot).next_spawn = Clock::now();
     } else {
       if (death == Death::timed_out)
         ++stats_.worker_timeouts;
       else
         ++stats_.worker_crashes;
-      ++slot.consecutive_deaths;
-      slot.next_spawn = restart_policy_.on_death(slot.consecutive_deaths);
+      SlotState& state = state_of(slot);
+      ++state.consecutive_deaths;
+      state.next_spawn = restart_policy_.on_death(state.consecutive_deaths);
     }
     if (restart_policy_.unhealthy()) refused.swap(queue_);  // fail fast, not at their deadlines
     stats_.queue_depth = queue_.size();
@@ -632,7 +639,7 @@ void Pool::retire(Slot& slot, Death death, const std::string& what) {
 }
 
 PoolStats Pool::stats() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   PoolStats s = stats_;
   s.queue_depth = queue_.size();
   s.healthy = !restart_policy_.unhealthy();
@@ -646,7 +653,7 @@ PoolStats Pool::stats() const {
 
 std::vector<int> Pool::worker_pids() const {
   std::vector<int> pids;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (const auto& slot : slots_) {
     if (slot->worker) pids.push_back(slot->worker->pid());
   }

@@ -30,20 +30,21 @@
 //
 // Threads: `workers` slot threads. Lock: mu_ guards the queue, the slots'
 // spawn state and the counters; it is never held across I/O with a worker.
+// The annotations (common/mutex.h) let clang's -Wthread-safety check that
+// (scripts/thread-safety.sh).
 #pragma once
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <future>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
 #include "jobs/job_protocol.h"
 #include "loader/restart_policy.h"
@@ -199,17 +200,33 @@ class Pool final : public JobRunner {
   bool try_spawn(Slot& slot);
   void wake_slots(std::uint64_t n);
 
-  const PoolOptions options_;
-  std::vector<std::unique_ptr<Slot>> slots_;  // constant after start()
-  int stop_fd_ = -1;                          // eventfd written once by stop(), never read
-  int wake_fd_ = -1;                          // eventfd: the queue gained a job or stop() began
+  // A slot's spawn and run state, kept here rather than in Slot so that the
+  // analysis can tie it to mu_.
+  struct SlotState {
+    int busy_fd = -1;                // the worker's socket while it runs a job, else -1
+    int consecutive_deaths = 0;      // reset when a job completes
+    Clock::time_point next_spawn{};  // when a replacement may start
+  };
+  SlotState& state_of(const Slot& slot) REQUIRES(mu_);
 
-  // State below is protected by mu_.
-  mutable std::mutex mu_;
-  std::deque<std::shared_ptr<Pending>> queue_;
-  bool stopping_ = false;
-  RestartPolicy restart_policy_;
-  PoolStats stats_;
+  const PoolOptions options_;
+  // Filled by start() before any slot thread exists, emptied by stop() (under
+  // mu_) after every slot thread is joined; in between only read.
+  std::vector<std::unique_ptr<Slot>> slots_;
+  int stop_fd_ = -1;  // eventfd written once by stop(), never read
+  int wake_fd_ = -1;  // eventfd: the queue gained a job or stop() began
+
+  mutable Mutex mu_;
+  // Jobs no slot has taken yet, oldest first; a job is in the queue or owned
+  // by exactly one slot, never both. queue_.size() <= options_.queue_limit.
+  std::deque<std::shared_ptr<Pending>> queue_ GUARDED_BY(mu_);
+  // Set once by stop(), never cleared: no job enters the queue afterwards.
+  bool stopping_ GUARDED_BY(mu_) = false;
+  // One entry per slot of slots_ (same index) while the pool runs.
+  std::vector<SlotState> slot_state_ GUARDED_BY(mu_);
+  RestartPolicy restart_policy_ GUARDED_BY(mu_);  // not thread-safe itself
+  // workers_alive counts slots whose worker is spawned and not yet retired.
+  PoolStats stats_ GUARDED_BY(mu_);
 };
 
 }  // namespace genomed::loader

@@ -62,7 +62,7 @@ Result<std::unique_ptr<Server>> Server::listen(const std::string& socket_path,
     ::unlink(socket_path.c_str());  // left by a daemon that died
   }
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Status(Errc::internal, std::string("socket: ") + std::strerror(errno));
+  if (fd < 0) return Status(Errc::environment, std::string("socket: ") + std::strerror(errno));
   const mode_t old_mask = ::umask(0177);  // owner-only from the first instant
   const int rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
   const int bind_errno = errno;
@@ -70,7 +70,7 @@ Result<std::unique_ptr<Server>> Server::listen(const std::string& socket_path,
   if (rc != 0 || ::listen(fd, 512) != 0) {
     const int err = rc != 0 ? bind_errno : errno;
     ::close(fd);
-    return Status(Errc::bad_request,
+    return Status(Errc::environment,
                   "cannot listen on '" + socket_path + "': " + std::strerror(err));
   }
   return std::unique_ptr<Server>(new Server(socket_path, fd, ctx));

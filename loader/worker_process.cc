@@ -49,7 +49,7 @@ WorkerProcess::WorkerProcess(std::unique_ptr<Impl> impl, pid_t pid, int fd)
 Result<std::unique_ptr<WorkerProcess>> WorkerProcess::spawn(const WorkerSpawnSpec& spec) {
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
-    return Status(Errc::internal, std::string("socketpair: ") + std::strerror(errno));
+    return Status(Errc::environment, std::string("socketpair: ") + std::strerror(errno));
   }
   const int child_end = pair[1];
   const int arena_fd = spec.arena_fd;
@@ -108,7 +108,8 @@ Result<std::unique_ptr<WorkerProcess>> WorkerProcess::spawn(const WorkerSpawnSpe
   ::close(child_end);
   if (ec) {
     ::close(pair[0]);
-    return Status(Errc::internal, "cannot start worker '" + spec.executable + "': " + ec.message());
+    return Status(Errc::environment,
+                  "cannot start worker '" + spec.executable + "': " + ec.message());
   }
   const pid_t pid = impl->child.id();
   return std::unique_ptr<WorkerProcess>(new WorkerProcess(std::move(impl), pid, pair[0]));

@@ -43,6 +43,8 @@ class WorkerProcess {
  public:
   // Forks and execs the worker with its socket as fd 3 and the arena as fd 4;
   // every other descriptor is closed in the child, signals are unblocked.
+  // Errc::environment if it cannot (a wrong executable path, no socketpair,
+  // no process).
   static Result<std::unique_ptr<WorkerProcess>> spawn(const WorkerSpawnSpec& spec);
 
   // Closes the socket (the worker exits on EOF), waits up to a short grace,

@@ -8,6 +8,7 @@ packages=(
   libboost-dev libboost-filesystem-dev   # Boost 1.74: Interprocess, Process (v1)
   libmsgpack-cxx-dev libspdlog-dev nlohmann-json3-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang-14                               # scripts/thread-safety.sh: clang's -Wthread-safety
 )
 
 missing=()

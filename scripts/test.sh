@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every unit and integration test,
-# then the Python client's tests.
+# Installs what is missing, builds (with the test-only fault injection), runs
+# clang's thread-safety analysis, every unit and integration test, then the
+# Python client's tests.
 # This is the README's test command and what .ci/run calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,9 @@ bash scripts/install-deps.sh
 # The fault tests need the test-only fault injection compiled in.
 bash scripts/build.sh -DGENOMED_FAULT_INJECTION=ON
 build_dir="${BUILD_DIR:-build}"
+# clang's lock analysis over the supervisor and the cache (g++ ignores the
+# GUARDED_BY/REQUIRES annotations of common/mutex.h).
+bash scripts/thread-safety.sh "$build_dir"
 (cd "$build_dir" && ctest --output-on-failure -j "$(nproc)" --timeout 600)
 
 # The Python client (python/genomed) and its tests against the real daemon of

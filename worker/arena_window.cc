@@ -14,14 +14,16 @@ namespace genomed::jobs {
 
 Result<ArenaWindow> ArenaWindow::map(int fd) {
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || st.st_size <= 0) {
-    return Status(Errc::internal,
+  if (::fstat(fd, &st) != 0) {
+    return Status(Errc::environment,
                   std::string("cannot size the arena descriptor: ") + std::strerror(errno));
   }
+  // genomed always passes its whole, sized arena: an empty one is a bug.
+  if (st.st_size <= 0) return Status(Errc::internal, "the arena descriptor holds no bytes");
   const auto size = static_cast<std::uint64_t>(st.st_size);
   void* p = ::mmap(nullptr, size, PROT_NONE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED)
-    return Status(Errc::internal, std::string("cannot map the arena: ") + std::strerror(errno));
+    return Status(Errc::environment, std::string("cannot map the arena: ") + std::strerror(errno));
   return ArenaWindow(static_cast<std::byte*>(p), size);
 }
 
@@ -47,7 +49,7 @@ Result<std::span<std::byte>> ArenaWindow::open(std::uint64_t offset, std::uint64
   const std::uint64_t last = std::min(size_, (offset + length + page - 1) / page * page);
   std::byte* start = base_ + first;
   if (::mprotect(start, last - first, PROT_READ | PROT_WRITE) != 0) {
-    return Status(Errc::internal,
+    return Status(Errc::environment,
                   std::string("cannot open the assigned range: ") + std::strerror(errno));
   }
 #ifdef MADV_POPULATE_WRITE

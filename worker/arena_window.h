@@ -19,6 +19,7 @@ namespace genomed::jobs {
 class ArenaWindow {
  public:
   // Maps the whole arena behind `fd` (its size from fstat), PROT_NONE.
+  // Errc::environment if the descriptor cannot be sized or mapped.
   static Result<ArenaWindow> map(int fd);
 
   ArenaWindow(ArenaWindow&& other) noexcept;
@@ -28,7 +29,8 @@ class ArenaWindow {
 
   // Makes the pages covering [offset, offset + length) writable and returns
   // that range. REQUIRES: no range is open. Errc::internal if the range lies
-  // outside the arena.
+  // outside the arena (the supervisor assigned an impossible range: a bug),
+  // Errc::environment if the kernel refuses the protection change.
   Result<std::span<std::byte>> open(std::uint64_t offset, std::uint64_t length);
   // Makes the open range inaccessible again.
   void close();

@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   auto arena = genomed::jobs::ArenaWindow::map(arena_fd);
   if (!arena) {
-    std::fprintf(stderr, "genome-worker: %s\n", arena.status().message().c_str());
+    std::fprintf(stderr, "genome-worker: %s\n", arena.status().to_string().c_str());
     return 3;
   }
 

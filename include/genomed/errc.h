@@ -81,8 +81,14 @@ enum class Errc : std::uint16_t {
   unhealthy = 65,      // Workers restart too often; the pool stopped spawning for a while.
   shutting_down = 66,  // The daemon is stopping.
   worker_protocol = 67,  // A worker sent a reply that does not follow the job protocol.
+  // The host refused a resource genomed needs: shared memory (create, size,
+  // map), a descriptor, a socket (bind, listen), a process (the worker binary
+  // cannot be started: check --worker-path). Not a bug; the message names the
+  // call and the OS error, and the operator fixes the host or the flags.
+  environment = 68,
 
-  internal = 99,  // A bug: an impossible state was reached. Please report it.
+  internal = 99,  // A bug: an impossible state was reached. Please report it. Failures of
+                  // the host are `environment`, never this.
 };
 
 // Stable lower_snake name of a code ("st_dtype_unknown"); "unknown" for values

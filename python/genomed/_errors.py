@@ -23,6 +23,7 @@ __all__ = [
     "AdapterContractError",
     "CapacityError",
     "WorkerError",
+    "HostResourceError",
     "InternalError",
     "LeaseReleasedError",
     "CODES",
@@ -82,6 +83,8 @@ CODES: Dict[int, Tuple[str, str]] = {
     65: ("unhealthy", "retry after the stated time; cached adapters are still served"),
     66: ("shutting_down", "reconnect to the next genomed instance"),
     67: ("worker_protocol", "report it; retry"),
+    68: ("environment", "operator: the host refused a resource (shared memory, socket, "
+                        "descriptor, worker binary); fix what the message names"),
     70: ("module_incomplete", "re-export the adapter"),
     71: ("rank_mismatch", "fix r / rank_pattern in adapter_config.json or re-export"),
     72: ("shape_mismatch", "re-export the adapter"),
@@ -173,6 +176,12 @@ class WorkerError(Error):
     """Codes 60-69: loader workers and their pool (worker_crashed, timeout, ...)."""
 
 
+class HostResourceError(Error):
+    """Code 68 (environment): the host refused a resource genomed needs (shared
+    memory, a socket, a descriptor, the worker binary). Not a bug: the message
+    names the call and the OS error."""
+
+
 class InternalError(Error):
     """Code 99: a bug in genomed."""
 
@@ -203,6 +212,8 @@ def _family(number: int) -> Type[Error]:
         return AdapterFileError
     if 50 <= number <= 59:
         return CapacityError
+    if number == 68:
+        return HostResourceError
     if 60 <= number <= 69:
         return WorkerError
     if 70 <= number <= 79:

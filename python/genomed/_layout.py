@@ -3,7 +3,7 @@
 An adapter's leased range in the arena starts with a self-describing header:
 fixed fields, a tensor table and the adapter contract (a msgpack map, 8.1).
 Another process wrote it, so everything is checked against the granted span
-before a single view is built, as worker/format/resident_layout.cc does; any
+before a single view is built, as layout/resident_layout.cc does; any
 failure is ``layout_invalid``. The header is copied out of shared memory
 first, so a concurrent writer cannot change it between check and use.
 """
@@ -236,7 +236,7 @@ def _check_numpy_shape(which: str, name: str, dims: Sequence[int], elem_size: in
 
 
 # ---- the adapter contract (8.1) ------------------------------------------------
-# Mirrors format::decode_contract (worker/format/adapter_contract.cc): every
+# Mirrors format::decode_contract (layout/contract.cc): every
 # field type-checked, sizes bounded, then every tensor name it mentions must be
 # in the table. Numbers documented as float64 may arrive as msgpack integers
 # (msgpack-c packs integral doubles as integers), as the C++ decoder accepts.
