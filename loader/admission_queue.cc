@@ -35,6 +35,14 @@ std::vector<TicketPtr> AdmissionQueue::unavailable(const std::string& name) {
   return done;
 }
 
+void AdmissionQueue::check_invariants() const {
+  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+    GENOMED_CHECK((*it)->outcome == AdmissionTicket::Outcome::waiting,
+                  "a queued ticket that is not waiting");
+    GENOMED_CHECK(std::find(it + 1, queue_.end(), *it) == queue_.end(), "a ticket queued twice");
+  }
+}
+
 std::size_t AdmissionQueue::position(const TicketPtr& ticket) const {
   return static_cast<std::size_t>(std::find(queue_.begin(), queue_.end(), ticket) - queue_.begin());
 }

@@ -79,6 +79,8 @@ class AdmissionQueue {
   std::size_t position(const TicketPtr& ticket) const;
   // The last no_space refusal of the head, for the message of a ticket that times out.
   const std::string& head_blocked_by() const { return head_blocked_by_; }
+  // Aborts unless every queued ticket is waiting and queued once.
+  void check_invariants() const;
 
  private:
   // Tries the head; true if it left the queue (appended to `done`).

@@ -351,6 +351,7 @@ void Coordinator::release(LeaseId lease, ConnectionId conn) {
   MutexLock lock(mu_);
   if (!end_lease(lease, conn))
     spdlog::warn("connection {} released lease {} which it does not hold; ignored", conn, lease);
+  check_invariants();
 }
 
 void Coordinator::release_all(ConnectionId conn) {
@@ -358,6 +359,7 @@ void Coordinator::release_all(ConnectionId conn) {
   abandoned_.erase(conn);
   if (const std::size_t n = end_leases_of(conn); n > 0)
     spdlog::info("connection {} closed holding {} lease(s); released", conn, n);
+  check_invariants();
 }
 
 void Coordinator::abandon(ConnectionId conn) {
@@ -392,6 +394,7 @@ void Coordinator::abandon(ConnectionId conn) {
   for (Request* r : requests_) {
     if (r->conn == conn) r->cv.notify_all();  // its waiting requests return now
   }
+  check_invariants();
 }
 
 bool Coordinator::holds_leases(ConnectionId conn) const {
@@ -584,6 +587,7 @@ void Coordinator::publish(const std::string& name, Flight& flight,
   e.state = State::ready;
   e.flight.reset();
   counters_.bytes_loaded += bytes;
+  ++counters_.loads_completed;
   for (Request* w : flight.waiters) {
     if (w->admitted) {
       if (w->wants_lease && !abandoned(w->conn))
@@ -602,7 +606,7 @@ void Coordinator::finish_flight(const std::string& name, const std::shared_ptr<F
   if (flight->finished) return;
   flight->finished = true;
   if (status.ok()) {
-    ++counters_.loads_completed;
+    // Counted by publish(): its waiters may answer before this runs.
   } else if (status.code() == Errc::cancelled) {
     ++counters_.loads_cancelled;
   } else {
@@ -643,6 +647,12 @@ std::map<std::string, Coordinator::Entry>::iterator Coordinator::cancel_loading(
 
 Result<ipc::UnloadReply> Coordinator::unload(const std::string& name) {
   MutexLock lock(mu_);
+  auto reply = unload_locked(name);
+  check_invariants();
+  return reply;
+}
+
+Result<ipc::UnloadReply> Coordinator::unload_locked(const std::string& name) {
   auto it = entries_.find(name);
   if (it == entries_.end()) {
     GENOMED_RETURN_IF_ERROR(validate_name(name));
@@ -752,7 +762,7 @@ ipc::HealthReply Coordinator::health() const {
 }
 
 void Coordinator::check_invariants() const {
-#ifndef NDEBUG
+#if defined(GENOMED_INVARIANTS) || !defined(NDEBUG)
   std::size_t resident = 0;
   for (const auto& [name, e] : entries_) {
     const bool in_cache = cache_.find(name).has_value();
@@ -764,6 +774,14 @@ void Coordinator::check_invariants() const {
   }
   GENOMED_CHECK(resident == cache_.entry_count(), "the cache holds an adapter with no entry");
   leases_.check_invariants();
+  admission_.check_invariants();
+  for (const auto& [ticket, owner] : ticket_owner_) {
+    GENOMED_CHECK(requests_.contains(owner) && owner->ticket.get() == ticket,
+                  "a ticket owned by a request that does not hold it");
+  }
+  for (const Request* r : requests_) {
+    GENOMED_CHECK(r->admitted || r->leases.empty(), "a request holds leases before admission");
+  }
 #endif
 }
 

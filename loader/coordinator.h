@@ -212,6 +212,7 @@ class Coordinator {
   std::map<std::string, Entry>::iterator cancel_loading(std::map<std::string, Entry>::iterator it,
                                                         const Status& why) REQUIRES(mu_);
 
+  Result<ipc::UnloadReply> unload_locked(const std::string& name) REQUIRES(mu_);
   // Ends a lease (of `conn` only, if given); false if there is none such.
   bool end_lease(LeaseId id, std::optional<ConnectionId> conn = std::nullopt) REQUIRES(mu_);
   std::size_t end_leases_of(ConnectionId conn) REQUIRES(mu_);
@@ -221,6 +222,9 @@ class Coordinator {
   void settle(const std::vector<TicketPtr>& tickets) REQUIRES(mu_);
   Clock::time_point waiter_deadline() const;
   bool abandoned(ConnectionId conn) const REQUIRES(mu_) { return abandoned_.contains(conn); }
+  // Aborts (GENOMED_CHECK) on broken bookkeeping: entries vs cache, leases
+  // vs cache counts, tickets vs requests, leases held before admission.
+  // O(n); compiled in debug builds and with -DGENOMED_INVARIANTS=ON (tests).
   void check_invariants() const REQUIRES(mu_);
 
   // Constant after construction.

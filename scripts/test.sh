@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 # The fault tests need the test-only fault injection compiled in.
-bash scripts/build.sh -DGENOMED_FAULT_INJECTION=ON
+bash scripts/build.sh -DGENOMED_FAULT_INJECTION=ON -DGENOMED_INVARIANTS=ON
 build_dir="${BUILD_DIR:-build}"
 # clang's lock analysis over the supervisor and the cache (g++ ignores the
 # GUARDED_BY/REQUIRES annotations of common/mutex.h).
