@@ -116,7 +116,9 @@ void RequestThreads::run(std::uint64_t index) {
     }
     if (n == 0) {
       MutexLock lock(mu_);
-      if (live_ <= options_.base || stopping_) continue;
+      // Stays if it is one of the base threads, or the last one free to
+      // call epoll_wait while the others are blocked in requests.
+      if (live_ <= options_.base || live_ - 1 <= blocked_ || stopping_) continue;
       --live_;
       above_base_ = live_ > options_.base;
       finished_.push_back(index);
