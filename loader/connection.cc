@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "ipc/wire.h"
 
@@ -40,10 +41,10 @@ bool is_release(std::string_view body) {
 
 }  // namespace
 
-// Gives the connection's socket back to epoll from the moment its request
-// is about to block inside the coordinator, so other request threads read
-// it meanwhile (RELEASEs, hang-ups, queued requests). A cache hit never
-// blocks, so it never pays for the extra epoll_ctl.
+// Lets go of the connection's socket from the moment its request is about
+// to block inside the coordinator, so other request threads read it
+// meanwhile (RELEASEs, hang-ups, queued requests). A cache hit never blocks,
+// so it never pays for this.
 class Connection::WaitWatch final : public WaitHook {
  public:
   WaitWatch(Connection& conn, bool holding_socket) : conn_(conn), holding_(holding_socket) {}
@@ -67,47 +68,74 @@ class Connection::WaitWatch final : public WaitHook {
 Connection::Connection(int fd, ConnectionId id, const ConnectionContext& ctx, ConnectionHost& host)
     : fd_(fd), id_(id), ctx_(ctx), host_(host), accepted_(Clock::now()) {
   MutexLock lock(mu_);
-  armed_events_ = initial_events();
+  registered_events_ = initial_events();
   last_activity_ = accepted_;
   schedule_check_locked(accepted_ + ctx_.limits.handshake_timeout);
 }
 
 Connection::~Connection() { ::close(fd_); }
 
-std::uint32_t Connection::initial_events() { return EPOLLIN | EPOLLRDHUP; }
+// Edge-triggered: an event says something new happened (data, a hang-up,
+// room to write), and the thread that claims the socket reads until the
+// socket is drained. An event that comes while another thread holds the
+// socket is left to that thread (missed_events_), which takes it before it
+// lets go; so no epoll_ctl is needed per request.
+std::uint32_t Connection::initial_events() { return EPOLLIN | EPOLLRDHUP | EPOLLET; }
 
 void Connection::on_event(std::uint32_t events) {
   {
     MutexLock lock(mu_);
-    // Another thread holds the socket (a second event after a re-arm while
-    // an event was on its way): that thread re-arms it when done.
-    if (reading_ || closing_) return;
+    if (closing_) return;
+    if (reading_) {
+      missed_events_ |= events;
+      return;
+    }
     reading_ = true;
-    armed_events_ = 0;  // one-shot: disarmed by this event
-    if ((events & EPOLLOUT) != 0) flush_locked();
+  }
+  take_events(events);
+  serve(/*holding_socket=*/true);
+}
+
+void Connection::take_events(std::uint32_t events) {
+  if ((events & EPOLLOUT) != 0) {
+    MutexLock lock(mu_);
+    flush_locked();
   }
   const bool hung_up = (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
   bool open = true;
   if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) open = receive();
   // What arrived with the hang-up was taken (RELEASEs applied) first.
   if (!open || hung_up) hang_up();
-  serve(/*holding_socket=*/true);
 }
 
 bool Connection::receive() {
-  thread_local char scratch[kReadChunk];
-  ssize_t n;
-  do {
-    n = ::recv(fd_, scratch, sizeof scratch, MSG_DONTWAIT);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return errno == EAGAIN;
-  if (n == 0) return false;
-  // Frames are taken straight from the scratch buffer; only a partial frame
+  for (;;) {
+    {
+      MutexLock lock(mu_);
+      if (queue_.size() >= kMaxQueued) {
+        paused_ = true;  // read again once the queue drains (serve())
+        return true;
+      }
+    }
+    thread_local char scratch[kReadChunk];
+    ssize_t n;
+    do {
+      n = ::recv(fd_, scratch, sizeof scratch, MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return errno == EAGAIN;
+    if (n == 0) return false;
+    take_bytes({scratch, static_cast<std::size_t>(n)});
+    // A short read emptied the socket: whatever comes next is a new edge.
+    if (static_cast<std::size_t>(n) < sizeof scratch) return true;
+  }
+}
+
+void Connection::take_bytes(std::string_view received) {
+  // Frames are taken straight from the receive buffer; only a partial frame
   // is kept (in_) for the next read.
   const bool buffered = !in_.empty();
-  if (buffered) in_.append(scratch, static_cast<std::size_t>(n));
-  const std::string_view bytes =
-      buffered ? std::string_view(in_) : std::string_view(scratch, static_cast<std::size_t>(n));
+  if (buffered) in_.append(received);
+  const std::string_view bytes = buffered ? std::string_view(in_) : received;
   std::size_t used = 0;
   for (;;) {
     auto split = ipc::split_frame(bytes.substr(used), ipc::kMaxRequestFrame);
@@ -128,7 +156,6 @@ bool Connection::receive() {
     in_.erase(0, used);
   else
     in_.assign(bytes.substr(used));
-  return true;
 }
 
 bool Connection::take_frame(std::string_view body) {
@@ -239,21 +266,34 @@ void Connection::serve(bool holding_socket) {
     Item item;
     bool took = false;
     bool finish_now = false;
+    std::uint32_t missed = 0;
     {
       MutexLock lock(mu_);
       if (closing_ || serving_ || !out_.empty() || queue_.empty()) {
         // Another thread serves, a reply waits for room, or nothing to do.
-        if (holding_socket) {
+        if (holding_socket && missed_events_ != 0 && !closing_) {
+          missed = std::exchange(missed_events_, 0);  // came while this thread held it
+        } else if (holding_socket) {
           reading_ = false;
-          update_interest_locked();
+          missed_events_ = 0;
         }
         finish_now = finish_due_locked();
       } else {
         serving_ = took = true;
         item = std::move(queue_.front());
         queue_.pop_front();
-        update_interest_locked();  // reading again if the queue was full
+        if (paused_ && queue_.size() < kMaxQueued) {
+          paused_ = false;  // read what waits in the socket
+          if (reading_)
+            missed_events_ |= EPOLLIN;
+          else
+            repoll_locked();
+        }
       }
+    }
+    if (missed != 0) {
+      take_events(missed);
+      continue;
     }
     if (!took) {
       if (finish_now) finish();
@@ -317,10 +357,11 @@ std::string Connection::handle(const ipc::Request& req, WaitWatch& watch) {
 }
 
 void Connection::release_socket_while_waiting(bool holding_socket) {
-  if (!holding_socket) return;  // another thread holds it, or epoll does already
+  if (!holding_socket) return;  // another thread holds it, or nobody does already
   MutexLock lock(mu_);
   reading_ = false;
-  update_interest_locked();
+  // Events that came meanwhile are reported again to whoever claims next.
+  if (std::exchange(missed_events_, 0) != 0) repoll_locked();
 }
 
 void Connection::send_locked(std::string_view body, int pass_fd) {
@@ -350,22 +391,26 @@ void Connection::flush_locked() {
     return;
   }
   out_.erase(0, *sent);
+  if (out_.empty()) update_interest_locked();  // no more EPOLLOUT
 }
 
 std::uint32_t Connection::wanted_events_locked() const {
-  std::uint32_t events = EPOLLRDHUP;
-  if (!stop_reading_ && queue_.size() < kMaxQueued) events |= EPOLLIN;
-  if (!out_.empty()) events |= EPOLLOUT;
-  return events;
+  // EPOLLOUT only while a reply waits: otherwise every reply the client
+  // reads would report room to write.
+  return initial_events() | (out_.empty() ? 0u : static_cast<std::uint32_t>(EPOLLOUT));
 }
 
 void Connection::update_interest_locked() {
-  // A hung-up socket is never re-armed: its EPOLLRDHUP would fire for ever.
-  if (reading_ || closing_ || peer_gone_) return;
+  if (closing_ || peer_gone_) return;
   const std::uint32_t want = wanted_events_locked();
-  if (want == armed_events_) return;
-  armed_events_ = want;
+  if (want == registered_events_) return;
+  registered_events_ = want;
   host_.rearm(fd_, id_, want);
+}
+
+void Connection::repoll_locked() {
+  if (closing_ || peer_gone_) return;
+  host_.rearm(fd_, id_, registered_events_);
 }
 
 void Connection::note_activity_locked() {

@@ -6,9 +6,14 @@
 // until it is writable, and the limits below are deadlines checked by the
 // server's timer.
 //
+// The socket is registered edge-triggered. The request thread an event
+// wakes claims the socket (reading_), reads it until drained and serves what
+// came; events reported meanwhile to other threads are left to it
+// (missed_events_), so nothing is lost and no epoll_ctl is needed per request.
+//
 // Requests are answered in the order they arrive. While one of them waits
-// inside the coordinator (a load, room in the budget), the connection's
-// socket is handed back to epoll, so other request threads keep reading it:
+// inside the coordinator (a load, room in the budget), the thread serving it
+// lets go of the socket, so other request threads keep reading it:
 //  - a RELEASE is applied at once (it has no reply), so a lease the client
 //    gives back can make room for the very request that waits;
 //  - other requests are queued and answered in order after it;
@@ -67,7 +72,8 @@ struct ConnectionContext {
 // What a connection needs from the server that owns it.
 class ConnectionHost {
  public:
-  // Arms the connection's descriptor again, one-shot, for `events`.
+  // Changes the descriptor's epoll events (EPOLL_CTL_MOD), which also has
+  // epoll report its current readiness again.
   virtual void rearm(int fd, ConnectionId id, std::uint32_t events) = 0;
   // Have on_deadline() called at `when` (or a little after).
   virtual void schedule(ConnectionId id, ipc::Clock::time_point when) = 0;
@@ -113,9 +119,12 @@ class Connection {
     bool close_after = false;  // the stream cannot be trusted beyond this item
   };
 
-  // One recv() of what the socket holds; takes its complete frames. False
-  // at EOF or on a socket error.
+  // Handles the events of one epoll report (this thread holds the socket).
+  void take_events(std::uint32_t events) EXCLUDES(mu_);
+  // Reads until the socket is drained (or the queue is full) and takes the
+  // complete frames. False at EOF or on a socket error.
   bool receive() EXCLUDES(mu_);
+  void take_bytes(std::string_view received) EXCLUDES(mu_);
   // Takes one frame: HELLO, a RELEASE (applied now), or a request (queued).
   // False once the stream can no longer be trusted: read nothing more.
   bool take_frame(std::string_view body) EXCLUDES(mu_);
@@ -124,8 +133,9 @@ class Connection {
   void refuse(std::string reply) EXCLUDES(mu_);
   // The client hung up: abandons a request that runs, drops the queue.
   void hang_up() EXCLUDES(mu_);
-  // Serves queued items while this thread may; then hands the socket back
-  // to epoll (if `holding_socket`) or finishes a closing connection.
+  // Serves queued items while this thread may; then lets go of the socket
+  // (if `holding_socket`, after taking events it missed) or finishes a
+  // closing connection.
   void serve(bool holding_socket) EXCLUDES(mu_);
   // Runs one item; returns whether this thread still holds the socket.
   bool run(Item& item, bool holding_socket) EXCLUDES(mu_);
@@ -140,8 +150,10 @@ class Connection {
   void send_locked(std::string_view body, int pass_fd = -1) REQUIRES(mu_);
   void flush_locked() REQUIRES(mu_);
   std::uint32_t wanted_events_locked() const REQUIRES(mu_);
-  // Re-arms when the registration differs from what the state wants.
+  // Changes the registration when it differs from what the state wants.
   void update_interest_locked() REQUIRES(mu_);
+  // Has epoll report the socket's current readiness again (EPOLL_CTL_MOD).
+  void repoll_locked() REQUIRES(mu_);
   void note_activity_locked() REQUIRES(mu_);
   void close_locked() REQUIRES(mu_);
   // True once, when closing and no thread uses the connection any more:
@@ -160,16 +172,18 @@ class Connection {
   std::string in_;
 
   mutable Mutex mu_;
-  bool reading_ GUARDED_BY(mu_) = false;  // a thread holds the socket (event to re-arm)
-  bool serving_ GUARDED_BY(mu_) = false;  // a thread runs this connection's item
+  bool reading_ GUARDED_BY(mu_) = false;  // a thread holds the socket: reads it, takes its events
+  std::uint32_t missed_events_ GUARDED_BY(mu_) = 0;  // reported while a thread held it
+  bool serving_ GUARDED_BY(mu_) = false;             // a thread runs this connection's item
   bool hello_done_ GUARDED_BY(mu_) = false;
   bool stop_reading_ GUARDED_BY(mu_) = false;  // a fatal frame was read: read no more
+  bool paused_ GUARDED_BY(mu_) = false;        // not read: kMaxQueued requests wait
   bool peer_gone_ GUARDED_BY(mu_) = false;     // EOF, hang-up or socket error
   bool abandoned_ GUARDED_BY(mu_) = false;     // hung up while an item ran
   bool abandoning_ GUARDED_BY(mu_) = false;    // Coordinator::abandon() runs for it now
   bool closing_ GUARDED_BY(mu_) = false;
   bool finished_ GUARDED_BY(mu_) = false;
-  std::uint32_t armed_events_ GUARDED_BY(mu_) = 0;  // as last armed (0: held by a thread)
+  std::uint32_t registered_events_ GUARDED_BY(mu_) = 0;  // as epoll has them
   std::deque<Item> queue_ GUARDED_BY(mu_);
   std::string out_ GUARDED_BY(mu_);  // reply bytes the socket has not taken yet
   ipc::Clock::time_point out_since_ GUARDED_BY(mu_);

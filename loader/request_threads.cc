@@ -43,7 +43,7 @@ Status RequestThreads::start() {
 
 Status RequestThreads::add(int fd, std::uint64_t key, std::uint32_t events) {
   epoll_event ev{};
-  ev.events = events | EPOLLONESHOT;
+  ev.events = events;
   ev.data.u64 = key;
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
     return Status(Errc::internal, std::string("epoll_ctl add: ") + std::strerror(errno));
@@ -53,7 +53,7 @@ Status RequestThreads::add(int fd, std::uint64_t key, std::uint32_t events) {
 
 void RequestThreads::rearm(int fd, std::uint64_t key, std::uint32_t events) {
   epoll_event ev{};
-  ev.events = events | EPOLLONESHOT;
+  ev.events = events;
   ev.data.u64 = key;
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0 && errno != ENOENT) {
     spdlog::error("epoll_ctl rearm of descriptor {}: {}", fd, std::strerror(errno));

@@ -1,11 +1,11 @@
 // The daemon's request threads: a small set of threads that all wait in
 // epoll_wait on one epoll set (the listening socket, every connection, the
 // deadline timer) and serve the event they get themselves. The thread woken
-// is the one that serves: a cache hit is read, answered and re-armed on one
-// thread, with no hand-off. Every descriptor but the stop eventfd is
-// registered EPOLLONESHOT, so one event goes to one thread and the owner
-// re-arms it when done: a connection is never served by two threads at once
-// unless it asks for that (Connection re-arms while a request waits).
+// is the one that serves: a cache hit is read and answered on one thread,
+// with no hand-off. How a descriptor is registered is its owner's choice:
+// the listener and the timer one-shot (re-armed when done), connections
+// edge-triggered with an owner claim (loader/connection.h), which spares a
+// re-arming epoll_ctl per request.
 //
 // Sizing. `base` threads live for the daemon's lifetime (enough to keep the
 // cores busy with cache hits). A request that blocks inside the coordinator
@@ -53,9 +53,10 @@ class RequestThreads {
   // Creates the epoll set and starts the base threads.
   Status start();
 
-  // Registers `fd` one-shot for `events` (EPOLLONESHOT is added).
+  // Registers `fd` for `events` (epoll flags included: EPOLLONESHOT, EPOLLET).
   Status add(int fd, std::uint64_t key, std::uint32_t events);
-  // Re-arms `fd` for `events` (one-shot again).
+  // EPOLL_CTL_MOD: re-arms a one-shot descriptor, or changes the events of
+  // another; either way a descriptor already ready is reported again.
   void rearm(int fd, std::uint64_t key, std::uint32_t events);
   void remove(int fd);
 

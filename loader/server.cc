@@ -99,12 +99,12 @@ Result<std::unique_ptr<Server>> Server::listen(const std::string& socket_path,
 Status Server::start() {
   GENOMED_RETURN_IF_ERROR(timer_.open());
   GENOMED_RETURN_IF_ERROR(threads_.start());
-  GENOMED_RETURN_IF_ERROR(threads_.add(timer_.fd(), kTimerKey, EPOLLIN));
+  GENOMED_RETURN_IF_ERROR(threads_.add(timer_.fd(), kTimerKey, EPOLLIN | EPOLLONESHOT));
   MutexLock lock(listen_mu_);
   spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   // Non-blocking: any request thread accepts, and must never wait there.
   ::fcntl(listen_fd_, F_SETFL, ::fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
-  return threads_.add(listen_fd_, kListenKey, EPOLLIN);
+  return threads_.add(listen_fd_, kListenKey, EPOLLIN | EPOLLONESHOT);
 }
 
 void Server::on_event(std::uint64_t key, std::uint32_t events) {
@@ -149,7 +149,7 @@ void Server::accept_clients() {
     spdlog::error("accept: {}; no longer accepting", std::strerror(errno));
     return;
   }
-  rearm(listen_fd_, kListenKey, EPOLLIN);
+  rearm(listen_fd_, kListenKey, EPOLLIN | EPOLLONESHOT);
 }
 
 void Server::admit(int fd) {
@@ -183,7 +183,7 @@ void Server::admit(int fd) {
 
 void Server::deadlines_due() {
   const std::vector<std::uint64_t> due = timer_.take_due();
-  rearm(timer_.fd(), kTimerKey, EPOLLIN);
+  rearm(timer_.fd(), kTimerKey, EPOLLIN | EPOLLONESHOT);
   for (std::uint64_t id : due) {
     if (auto conn = find(id)) conn->on_deadline();
   }

@@ -52,10 +52,10 @@ TEST(RequestThreads, ABlockedRequestGetsAThreadBesideItAndExtrasEndWhenIdle) {
   EXPECT_EQ(threads.threads(), 1);
 
   Ready blocking, other;
-  ASSERT_TRUE(threads.add(blocking.fd, 1, EPOLLIN).ok());
+  ASSERT_TRUE(threads.add(blocking.fd, 1, EPOLLIN | EPOLLONESHOT).ok());
   // The only base thread is blocked now (or soon): the other event is served
   // only because a second thread was started.
-  ASSERT_TRUE(threads.add(other.fd, 2, EPOLLIN).ok());
+  ASSERT_TRUE(threads.add(other.fd, 2, EPOLLIN | EPOLLONESHOT).ok());
   EXPECT_EQ(other_served.get_future().wait_for(std::chrono::seconds(30)),
             std::future_status::ready);
   EXPECT_EQ(threads.threads(), 2);
