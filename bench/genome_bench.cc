@@ -420,8 +420,9 @@ void echo_loop(int fd, std::size_t request, std::size_t reply) {
   }
 }
 
-// Forks an echo process serving `fds` (one thread per pair, as genomed has
-// one thread per connection). Closes the child's ends in the parent.
+// Forks an echo process serving `fds` with one blocking thread per pair (the
+// cheapest server there is for a few busy connections). Closes the child's
+// ends in the parent.
 pid_t fork_echo_server(const std::vector<std::array<int, 2>>& pairs, const FrameSizes& f) {
   const pid_t pid = ::fork();
   if (pid < 0) die("fork");
@@ -696,8 +697,8 @@ bool pin_task(pid_t tid, int cpu) {
 }
 
 // Pins every thread of process `pid` (cpu < 0: unpins). Threads created later
-// inherit their creator's mask (genomed's accept thread spawns the
-// connection threads).
+// inherit their creator's mask (genomed's extra request threads start from a
+// request thread).
 void pin_process(pid_t pid, int cpu) {
   std::error_code ec;
   for (auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);

@@ -4,74 +4,14 @@
 // --max-connections a client gets a typed `overloaded` answer.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-
-#include <cstring>
 
 #include "integration/daemon_fixture.h"
+#include "integration/raw_socket.h"
 #include "ipc/framing.h"
 #include "ipc/protocol.h"
 
 namespace genomed::testing {
 namespace {
-
-// A raw connection to the daemon, for clients that misbehave on purpose.
-class RawSocket {
- public:
-  explicit RawSocket(const std::string& path) {
-    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-    EXPECT_EQ(::connect(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0)
-        << std::strerror(errno);
-    // A liveness bound for the reads below, not a timing assertion: a
-    // daemon that never closes the connection fails the test instead of
-    // hanging it.
-    timeval tv{30, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  }
-  ~RawSocket() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int fd() const { return fd_; }
-
-  // True when the daemon closed the connection (EOF), reading past any
-  // replies it sent first.
-  bool closed_by_peer() {
-    char buf[4096];
-    for (;;) {
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n == 0) return true;
-      if (n < 0) return errno == ECONNRESET;  // EAGAIN: the bound passed, still open
-    }
-  }
-
-  void hello() {
-    ipc::Request req;
-    req.op = ipc::Op::hello;
-    req.version = ipc::kProtocolVersion;
-    req.client = "raw";
-    ASSERT_TRUE(ipc::write_frame(fd_, ipc::encode_request(req)).ok());
-    auto reply = ipc::read_frame(fd_, ipc::kMaxReplyFrame, std::nullopt, /*accept_fd=*/true);
-    ASSERT_TRUE(reply.ok()) << reply.status().to_string();
-    if (reply->fd >= 0) ::close(reply->fd);
-  }
-
-  void acquire(const std::string& name) {
-    ipc::Request req;
-    req.op = ipc::Op::acquire;
-    req.names = {name};
-    ASSERT_TRUE(ipc::write_frame(fd_, ipc::encode_request(req)).ok());
-    auto reply = ipc::read_frame(fd_, ipc::kMaxReplyFrame);
-    ASSERT_TRUE(reply.ok());
-    ASSERT_TRUE(ipc::decode_acquire_reply(reply->body).ok());
-  }
-
- private:
-  int fd_ = -1;
-};
 
 TEST(ConnectionLimits, AClientThatSendsNoHelloIsClosedAtTheHandshakeDeadline) {
   Daemon daemon({.extra_args = {"--handshake-timeout-ms", "200"}});

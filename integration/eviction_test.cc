@@ -12,11 +12,6 @@
 namespace genomed::testing {
 namespace {
 
-// ~1 MiB adapters: rank 64, hidden 1024, 4 tensors of F16 = 4 x 128 KiB x ...
-fixture::AdapterSpec megabyte(std::uint64_t seed) {
-  return {.rank = 64, .layers = 2, .hidden = 1024, .dtype = format::DType::F16, .seed = seed};
-}
-
 std::string bytes_of(const TensorView& t) {
   return std::string(reinterpret_cast<const char*>(t.data.data()), t.data.size());
 }
@@ -29,7 +24,8 @@ TEST(Eviction, PublishedMeansLeasedSoConcurrentColdAcquiresLoadEachAdapterOnce) 
   // times over: 569-643 loads for 100 requests).
   constexpr int kClients = 100;
   Daemon daemon({.budget_bytes = 24ull << 20, .admission_timeout_ms = 30000});
-  for (int i = 0; i < kClients; ++i) daemon.add_adapter("c" + std::to_string(i), megabyte(i));
+  for (int i = 0; i < kClients; ++i)
+    daemon.add_adapter("c" + std::to_string(i), megabyte_adapter(i));
   std::vector<Client> clients;
   for (int i = 0; i < kClients; ++i) clients.push_back(daemon.connect());
   std::barrier start(kClients);
@@ -61,7 +57,7 @@ TEST(Eviction, PublishedMeansLeasedSoConcurrentColdAcquiresLoadEachAdapterOnce) 
 
 TEST(Eviction, SmallBudgetNeverEvictsALeasedAdapter) {
   Daemon daemon({.budget_bytes = 4ull << 20});
-  for (int i = 0; i < 8; ++i) daemon.add_adapter("a" + std::to_string(i), megabyte(10 + i));
+  for (int i = 0; i < 8; ++i) daemon.add_adapter("a" + std::to_string(i), megabyte_adapter(10 + i));
   const auto expected = read_file_tensors(daemon.root() + "/a0/adapter_model.safetensors");
   Client client = daemon.connect();
   auto pinned = client.acquire("a0");
@@ -93,7 +89,7 @@ TEST(Eviction, SmallBudgetNeverEvictsALeasedAdapter) {
 
 TEST(Eviction, LeastRecentlyUsedGoesFirst) {
   Daemon daemon({.budget_bytes = 4ull << 20});
-  for (int i = 0; i < 4; ++i) daemon.add_adapter("l" + std::to_string(i), megabyte(20 + i));
+  for (int i = 0; i < 4; ++i) daemon.add_adapter("l" + std::to_string(i), megabyte_adapter(20 + i));
   Client client = daemon.connect();
   ASSERT_TRUE(client.load("l0").ok());
   ASSERT_TRUE(client.load("l1").ok());
@@ -109,7 +105,7 @@ TEST(Eviction, LeastRecentlyUsedGoesFirst) {
 
 TEST(Admission, EverythingLeasedFailsWithNoSpaceAfterTheTimeoutAndCreatesNothing) {
   Daemon daemon({.budget_bytes = 3ull << 20, .admission_timeout_ms = 300});
-  for (int i = 0; i < 3; ++i) daemon.add_adapter("p" + std::to_string(i), megabyte(30 + i));
+  for (int i = 0; i < 3; ++i) daemon.add_adapter("p" + std::to_string(i), megabyte_adapter(30 + i));
   Client client = daemon.connect();
   auto a = client.acquire("p0");
   auto b = client.acquire("p1");
@@ -127,7 +123,7 @@ TEST(Admission, EverythingLeasedFailsWithNoSpaceAfterTheTimeoutAndCreatesNothing
 
 TEST(Admission, ALoadWaitingForRoomProceedsWhenALeaseEnds) {
   Daemon daemon({.budget_bytes = 3ull << 20, .admission_timeout_ms = 20000});
-  for (int i = 0; i < 3; ++i) daemon.add_adapter("w" + std::to_string(i), megabyte(40 + i));
+  for (int i = 0; i < 3; ++i) daemon.add_adapter("w" + std::to_string(i), megabyte_adapter(40 + i));
   Client holder = daemon.connect();
   auto a = holder.acquire("w0");
   auto b = holder.acquire("w1");

@@ -56,6 +56,14 @@ char process_state(pid_t pid) {
   return f.empty() ? '?' : f[0][0];
 }
 
+int thread_count(pid_t pid) {
+  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/status"));
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  }
+  return -1;
+}
+
 ProcessRef ref_of(pid_t pid) {
   const auto f = stat_fields(pid);
   return {pid, f.size() > 19 ? f[19] : ""};

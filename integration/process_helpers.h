@@ -31,6 +31,9 @@ std::vector<std::string> stat_fields(pid_t pid);
 // The state letter of /proc/PID/stat ('R', 'S', 'T', 'Z', ...); '?' if gone.
 char process_state(pid_t pid);
 
+// The "Threads:" line of /proc/PID/status; -1 if the process is gone.
+int thread_count(pid_t pid);
+
 // A process, told apart from a later one that reuses its pid.
 struct ProcessRef {
   pid_t pid = -1;

@@ -6,8 +6,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
+#include <span>
 #include <utility>
 
 namespace genomed::ipc {
@@ -110,45 +112,75 @@ Status read_exact(int fd, char* dst, std::size_t len, std::optional<Clock::time_
 
 }  // namespace
 
+namespace {
+
+// A frame's four-byte big-endian length prefix.
+std::array<unsigned char, 4> length_prefix(std::uint32_t len) {
+  return {static_cast<unsigned char>(len >> 24), static_cast<unsigned char>(len >> 16),
+          static_cast<unsigned char>(len >> 8), static_cast<unsigned char>(len)};
+}
+
+// One sendmsg of `parts` from byte `sent` on (skipping what went already),
+// with `pass_fd` (>= 0) attached. Never raises SIGPIPE. -1 with errno set.
+ssize_t send_from(int fd, std::span<const std::string_view> parts, std::size_t sent, int pass_fd,
+                  int flags) {
+  iovec iov[2];
+  int count = 0;
+  for (std::string_view part : parts) {
+    if (sent >= part.size()) {
+      sent -= part.size();
+      continue;
+    }
+    iov[count++] = {const_cast<char*>(part.data() + sent), part.size() - sent};
+    sent = 0;
+  }
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = static_cast<std::size_t>(count);
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  if (pass_fd >= 0) {
+    std::memset(control, 0, sizeof control);
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+  }
+  return ::sendmsg(fd, &msg, MSG_NOSIGNAL | flags);
+}
+
+// Sends `parts` without waiting: the bytes the socket took (EAGAIN: 0).
+Result<std::size_t> send_now(int fd, std::span<const std::string_view> parts, int pass_fd) {
+  std::size_t total = 0;
+  for (std::string_view part : parts) total += part.size();
+  std::size_t sent = 0;
+  while (sent < total) {
+    const ssize_t n = send_from(fd, parts, sent, sent == 0 ? pass_fd : -1, MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) break;
+      return socket_error("sendmsg");
+    }
+    sent += static_cast<std::size_t>(n);
+  }
+  return sent;
+}
+
+}  // namespace
+
 Status write_frame(int fd, std::string_view body, int pass_fd,
                    std::optional<Clock::time_point> deadline) {
   if (body.size() > 0xffffffffu) return Status(Errc::frame_too_large, "frame body over 4 GiB");
-  const auto len = static_cast<std::uint32_t>(body.size());
-  unsigned char header[4] = {static_cast<unsigned char>(len >> 24),
-                             static_cast<unsigned char>(len >> 16),
-                             static_cast<unsigned char>(len >> 8), static_cast<unsigned char>(len)};
-  iovec iov[2] = {{header, sizeof header}, {const_cast<char*>(body.data()), body.size()}};
-  std::size_t total = sizeof header + body.size();
+  const auto header = length_prefix(static_cast<std::uint32_t>(body.size()));
+  const std::string_view parts[2] = {{reinterpret_cast<const char*>(header.data()), header.size()},
+                                     body};
+  const std::size_t total = header.size() + body.size();
   std::size_t sent = 0;
-  bool fd_sent = pass_fd < 0;
   while (sent < total) {
-    // Rebuild the iovec to skip what was sent already.
-    iovec parts[2];
-    int count = 0;
-    std::size_t skip = sent;
-    for (auto& part : iov) {
-      if (skip >= part.iov_len) {
-        skip -= part.iov_len;
-        continue;
-      }
-      parts[count++] = {static_cast<char*>(part.iov_base) + skip, part.iov_len - skip};
-      skip = 0;
-    }
-    msghdr msg{};
-    msg.msg_iov = parts;
-    msg.msg_iovlen = static_cast<std::size_t>(count);
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-    if (!fd_sent) {
-      std::memset(control, 0, sizeof control);
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof control;
-      cmsghdr* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int));
-      std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-    }
-    const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | (deadline ? MSG_DONTWAIT : 0));
+    const ssize_t n =
+        send_from(fd, parts, sent, sent == 0 ? pass_fd : -1, deadline ? MSG_DONTWAIT : 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN && deadline) {
@@ -163,10 +195,36 @@ Status write_frame(int fd, std::string_view body, int pass_fd,
       if (errno == EAGAIN) continue;
       return socket_error("sendmsg");
     }
-    fd_sent = true;
     sent += static_cast<std::size_t>(n);
   }
   return Status::Ok();
+}
+
+Result<std::size_t> send_frame_now(int fd, std::string_view body, int pass_fd) {
+  if (body.size() > 0xffffffffu) return Status(Errc::frame_too_large, "frame body over 4 GiB");
+  const auto header = length_prefix(static_cast<std::uint32_t>(body.size()));
+  const std::string_view parts[2] = {{reinterpret_cast<const char*>(header.data()), header.size()},
+                                     body};
+  return send_now(fd, parts, pass_fd);
+}
+
+Result<std::size_t> send_bytes_now(int fd, std::string_view bytes) {
+  return send_now(fd, std::span<const std::string_view>(&bytes, 1), -1);
+}
+
+std::string encode_frame(std::string_view body) {
+  const auto header = length_prefix(static_cast<std::uint32_t>(body.size()));
+  std::string frame(reinterpret_cast<const char*>(header.data()), header.size());
+  frame += body;
+  return frame;
+}
+
+Result<std::optional<SplitFrame>> split_frame(std::string_view bytes, std::uint32_t max_body) {
+  if (bytes.size() < 4) return std::optional<SplitFrame>();
+  const std::uint32_t len = decode_length(bytes.data());
+  if (len > max_body) return too_large(len, max_body);
+  if (bytes.size() - 4 < len) return std::optional<SplitFrame>();
+  return std::optional<SplitFrame>(SplitFrame{bytes.substr(4, len), 4 + std::size_t{len}});
 }
 
 Result<ReceivedFrame> read_frame(int fd, std::uint32_t max_body,
@@ -203,26 +261,23 @@ Result<ReceivedFrame> FrameReader::read(std::uint32_t max_body,
   bool block_first = blocking_first_receive_ && deadline.has_value();  // the first recvmsg only
   for (;;) {
     const std::size_t avail = end_ - begin_;
-    std::size_t need = 4;
-    if (avail >= 4) {
-      const std::uint32_t len = decode_length(buf_.data() + begin_);
-      if (len > max_body) return too_large(len, max_body);  // before allocating anything for it
-      need = 4 + std::size_t{len};
-      if (avail >= need) {
-        ReceivedFrame frame;
-        frame.body.assign(buf_.data() + begin_ + 4, len);
-        begin_ += need;
-        if (begin_ == end_) begin_ = end_ = 0;
-        if (pending_fd_ >= 0) {
-          if (accept_fd)
-            frame.fd = pending_fd_;
-          else
-            ::close(pending_fd_);
-          pending_fd_ = -1;
-        }
-        return frame;
+    // Checks the prefix before allocating anything for the frame.
+    GENOMED_ASSIGN_OR_RETURN(auto split, split_frame({buf_.data() + begin_, avail}, max_body));
+    if (split) {
+      ReceivedFrame frame;
+      frame.body.assign(split->body);
+      begin_ += split->consumed;
+      if (begin_ == end_) begin_ = end_ = 0;
+      if (pending_fd_ >= 0) {
+        if (accept_fd)
+          frame.fd = pending_fd_;
+        else
+          ::close(pending_fd_);
+        pending_fd_ = -1;
       }
+      return frame;
     }
+    const std::size_t need = avail >= 4 ? 4 + std::size_t{decode_length(buf_.data() + begin_)} : 4;
     // Room for the rest of this frame, or a chunk, whichever is larger.
     if (begin_ > 0) {  // move the partial frame to the front; the buffer keeps its size
       std::memmove(buf_.data(), buf_.data() + begin_, avail);

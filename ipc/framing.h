@@ -32,6 +32,26 @@ inline constexpr std::uint32_t kMaxReplyFrame = 16 * 1024 * 1024;
 Status write_frame(int fd, std::string_view body, int pass_fd = -1,
                    std::optional<Clock::time_point> deadline = std::nullopt);
 
+// Sends as much of one frame as the socket takes right now, never waiting:
+// the number of bytes sent (0 .. 4 + body size), the rest is the caller's to
+// send later (event loops keep it until the socket is writable). `pass_fd`
+// >= 0 rides with the first byte. Errc::not_connected if the peer is gone.
+Result<std::size_t> send_frame_now(int fd, std::string_view body, int pass_fd = -1);
+// The same for bytes that are already framed (a reply's unsent tail).
+Result<std::size_t> send_bytes_now(int fd, std::string_view bytes);
+
+// A frame as it goes on the wire: the length prefix, then `body`.
+std::string encode_frame(std::string_view body);
+
+// One complete frame at the front of a stream's unread bytes.
+struct SplitFrame {
+  std::string_view body;
+  std::size_t consumed = 0;  // prefix + body
+};
+// The first frame in `bytes`; nullopt while it is incomplete.
+// Errc::frame_too_large as soon as its prefix exceeds `max_body`.
+Result<std::optional<SplitFrame>> split_frame(std::string_view bytes, std::uint32_t max_body);
+
 struct ReceivedFrame {
   std::string body;
   int fd = -1;  // a descriptor that came with the frame (owned by the caller), or -1

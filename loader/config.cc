@@ -179,6 +179,10 @@ const std::map<std::string, Setter>& setters() {
          c.connections.max_connections = static_cast<std::size_t>(*n);
          return Status::Ok();
        }},
+      {"max_request_threads",
+       int_setter(
+           [](DaemonConfig & c) -> auto& { return c.connections.max_request_threads; }, 0,
+           1 << 20)},
       {"log_level",
        [](DaemonConfig& c, const std::string& k, const std::string& v) {
          static const char* kLevels[] = {"trace", "debug",    "info", "warn",
@@ -347,6 +351,14 @@ options:
                               be reading tensors without a word to genomed
   --write-timeout-ms MS       a client that does not read a reply within MS is
                               closed and its leases released (default 10000)
+  --max-request-threads N     threads serving requests at most (default 0:
+                              --max-connections plus cores). As many as cores
+                              always run; one more starts only while every
+                              one waits inside a request (a load, room in
+                              the budget) and ends when idle. Idle clients
+                              take no thread. Below --max-connections, once
+                              N requests wait at once, other clients (their
+                              releases too) wait until one returns
   --base-model DIR            a base model as transformers saves it (config.json
                               + model.safetensors or model.safetensors.index.json);
                               every adapter's modules are checked against its

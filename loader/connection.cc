@@ -1,17 +1,28 @@
 #include "loader/connection.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "ipc/framing.h"
-#include "ipc/protocol.h"
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
 #include "ipc/wire.h"
 
 namespace genomed::loader {
 namespace {
 
 using ipc::Clock;
+
+// Requests read ahead of the one being served. Beyond it the connection's
+// socket is not read (the client's writes then block): a client cannot make
+// the daemon buffer without bound. RELEASEs are applied at once and never count.
+constexpr std::size_t kMaxQueued = 64;
+// One recv() takes at most this much; more waiting stays in the socket and
+// re-fires the (level-triggered) event.
+constexpr std::size_t kReadChunk = 64 * 1024;
 
 std::string peer_description(int fd) {
   ucred cred{};
@@ -20,47 +31,305 @@ std::string peer_description(int fd) {
   return "pid " + std::to_string(cred.pid) + " uid " + std::to_string(cred.uid);
 }
 
-// Has the connection watched for a hang-up from the moment its request is
-// about to block inside the coordinator until the request returns. A cache
-// hit never blocks, so it never pays for this.
-class WatchWhileWaiting final : public WaitHook {
+// True if an undecodable request still names the one-way RELEASE op.
+bool is_release(std::string_view body) {
+  auto m = ipc::Message::parse(body, ipc::kRequestLimits);
+  if (!m) return false;
+  auto op = m->root().str("op");
+  return op.ok() && *op == ipc::op_name(ipc::Op::release);
+}
+
+}  // namespace
+
+// Lets go of the connection's socket from the moment its request is about
+// to block inside the coordinator, so other request threads read it
+// meanwhile (RELEASEs, hang-ups, queued requests). A cache hit never blocks,
+// so it never pays for this.
+class Connection::WaitWatch final : public WaitHook {
  public:
-  WatchWhileWaiting(HangupWatcher* watcher, int fd, ConnectionId id)
-      : watcher_(watcher), fd_(fd), id_(id) {}
-  ~WatchWhileWaiting() { (void)finish(); }
-  WatchWhileWaiting(const WatchWhileWaiting&) = delete;
-  WatchWhileWaiting& operator=(const WatchWhileWaiting&) = delete;
+  WaitWatch(Connection& conn, bool holding_socket) : conn_(conn), holding_(holding_socket) {}
 
   void before_wait() override {  // under the coordinator's lock
-    if (watcher_ == nullptr || watching_) return;
-    watcher_->watch(fd_, id_);
-    watching_ = true;
+    if (waited_) return;
+    waited_ = true;
+    conn_.release_socket_while_waiting(holding_);
+    holding_ = false;
+    conn_.host_.blocking(true);
   }
-  // Stops watching; true if the client hung up meanwhile.
-  bool finish() {
-    if (!watching_) return false;
-    watching_ = false;
-    return watcher_->unwatch(id_);
-  }
+  bool waited() const { return waited_; }
+  bool holding_socket() const { return holding_; }
 
  private:
-  HangupWatcher* const watcher_;
-  const int fd_;
-  const ConnectionId id_;
-  bool watching_ = false;
+  Connection& conn_;
+  bool holding_;
+  bool waited_ = false;
 };
 
-// Handles one decoded request; returns the reply body, or "" for one-way
-// messages (RELEASE). `hung_up`: the client hung up while the request waited
-// (the coordinator abandoned the connection; the reply is to be discarded).
-std::string handle(const ipc::Request& req, int fd, ConnectionId id, const ConnectionContext& ctx,
-                   bool* hung_up) {
-  Coordinator& c = *ctx.coordinator;
-  WatchWhileWaiting watch(ctx.watcher, fd, id);
-  auto finish = [&](std::string reply) {
-    *hung_up = watch.finish();
-    return reply;
-  };
+Connection::Connection(int fd, ConnectionId id, const ConnectionContext& ctx, ConnectionHost& host)
+    : fd_(fd), id_(id), ctx_(ctx), host_(host), accepted_(Clock::now()) {
+  MutexLock lock(mu_);
+  registered_events_ = initial_events();
+  last_activity_ = accepted_;
+  schedule_check_locked(accepted_ + ctx_.limits.handshake_timeout);
+}
+
+Connection::~Connection() { ::close(fd_); }
+
+// Edge-triggered: an event says something new happened (data, a hang-up,
+// room to write), and the thread that claims the socket reads until the
+// socket is drained. An event that comes while another thread holds the
+// socket is left to that thread (missed_events_), which takes it before it
+// lets go; so no epoll_ctl is needed per request.
+std::uint32_t Connection::initial_events() { return EPOLLIN | EPOLLRDHUP | EPOLLET; }
+
+void Connection::on_event(std::uint32_t events) {
+  {
+    MutexLock lock(mu_);
+    if (closing_) return;
+    if (reading_) {
+      missed_events_ |= events;
+      return;
+    }
+    reading_ = true;
+  }
+  take_events(events);
+  serve(/*holding_socket=*/true);
+}
+
+void Connection::take_events(std::uint32_t events) {
+  if ((events & EPOLLOUT) != 0) {
+    MutexLock lock(mu_);
+    flush_locked();
+  }
+  const bool hung_up = (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+  bool open = true;
+  if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) open = receive();
+  // What arrived with the hang-up was taken (RELEASEs applied) first.
+  if (!open || hung_up) hang_up();
+}
+
+bool Connection::receive() {
+  for (;;) {
+    {
+      MutexLock lock(mu_);
+      if (queue_.size() >= kMaxQueued) {
+        paused_ = true;  // read again once the queue drains (serve())
+        return true;
+      }
+    }
+    thread_local char scratch[kReadChunk];
+    ssize_t n;
+    do {
+      n = ::recv(fd_, scratch, sizeof scratch, MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return errno == EAGAIN;
+    if (n == 0) return false;
+    take_bytes({scratch, static_cast<std::size_t>(n)});
+    // A short read emptied the socket: whatever comes next is a new edge.
+    if (static_cast<std::size_t>(n) < sizeof scratch) return true;
+  }
+}
+
+void Connection::take_bytes(std::string_view received) {
+  // Frames are taken straight from the receive buffer; only a partial frame
+  // is kept (in_) for the next read.
+  const bool buffered = !in_.empty();
+  if (buffered) in_.append(received);
+  const std::string_view bytes = buffered ? std::string_view(in_) : received;
+  std::size_t used = 0;
+  for (;;) {
+    auto split = ipc::split_frame(bytes.substr(used), ipc::kMaxRequestFrame);
+    if (!split) {
+      spdlog::warn("connection {}: {}; closing it", id_, split.status().to_string());
+      refuse(ipc::encode_error(split.status()));
+      used = bytes.size();
+      break;
+    }
+    if (!*split) break;
+    used += (*split)->consumed;
+    if (!take_frame((*split)->body)) {
+      used = bytes.size();  // the stream can no longer be trusted: read nothing more of it
+      break;
+    }
+  }
+  if (buffered)
+    in_.erase(0, used);
+  else
+    in_.assign(bytes.substr(used));
+}
+
+bool Connection::take_frame(std::string_view body) {
+  bool hello_done;
+  {
+    MutexLock lock(mu_);
+    if (stop_reading_) return false;
+    hello_done = hello_done_;
+    note_activity_locked();
+  }
+  if (!hello_done) return take_hello(body);
+  auto req = ipc::decode_request(body);
+  if (req && req->op == ipc::Op::release) {
+    // One-way and about leases the client was already given: applied now,
+    // ahead of requests still queued or waiting, so that memory it gives
+    // back can serve them.
+    for (std::uint64_t lease : req->leases) ctx_.coordinator->release(lease, id_);
+    return true;
+  }
+  if (!req && is_release(body)) {
+    // RELEASE has no reply: answering it would be read as the reply to the
+    // client's next request. The stream can no longer be trusted.
+    spdlog::warn("connection {}: malformed RELEASE ({}); closing it", id_,
+                 req.status().to_string());
+    refuse("");
+    return false;
+  }
+  if (!req && req.code() == Errc::malformed_frame) {
+    // Not msgpack: the stream is unusable.
+    spdlog::warn("connection {}: {}; closing it", id_, req.status().to_string());
+    refuse(ipc::encode_error(req.status()));
+    return false;
+  }
+  Item item;
+  if (req)
+    item.request = std::move(req).value();
+  else
+    item.reply = ipc::encode_error(req.status());  // unknown ops, missing fields: answered
+  MutexLock lock(mu_);
+  queue_.push_back(std::move(item));
+  return true;
+}
+
+bool Connection::take_hello(std::string_view body) {
+  auto req = ipc::decode_request(body);
+  Status refused;
+  if (!req || req->op != ipc::Op::hello) {
+    refused = req ? Status(Errc::hello_required, "the first request must be HELLO") : req.status();
+  } else if (req->version != ipc::kProtocolVersion) {
+    refused = Status(Errc::unsupported_version,
+                     "client speaks protocol version " + std::to_string(req->version) +
+                         ", this daemon speaks " + std::to_string(ipc::kProtocolVersion));
+  }
+  if (!refused.ok()) {
+    spdlog::warn("connection {}: {}", id_, refused.to_string());
+    refuse(ipc::encode_error(refused));
+    return false;
+  }
+  ipc::HelloReply hello;
+  hello.server = ctx_.server_version;
+  hello.arena_bytes = ctx_.arena_bytes;
+  hello.pid = static_cast<std::uint64_t>(::getpid());
+  spdlog::info("connection {}: hello from '{}' ({})", id_, req->client, peer_description(fd_));
+  MutexLock lock(mu_);
+  hello_done_ = true;
+  send_locked(ipc::encode_reply(hello), ctx_.arena_ro_fd);
+  if (ctx_.limits.idle_timeout.count() > 0) {
+    schedule_check_locked(last_activity_ + ctx_.limits.idle_timeout);
+  }
+  return true;
+}
+
+void Connection::refuse(std::string reply) {
+  MutexLock lock(mu_);
+  stop_reading_ = true;
+  Item item;
+  item.reply = std::move(reply);
+  item.close_after = true;
+  queue_.push_back(std::move(item));
+}
+
+void Connection::hang_up() {
+  {
+    MutexLock lock(mu_);
+    peer_gone_ = true;
+    queue_.clear();  // nobody reads the answers
+    if (!serving_) {
+      close_locked();
+      return;
+    }
+    // A request of it runs (maybe waiting for a load): end its leases now,
+    // not when the request returns; finish() waits for this abandon().
+    abandoned_ = true;
+    abandoning_ = true;
+  }
+  ctx_.coordinator->abandon(id_);
+  bool finish_now;
+  {
+    MutexLock lock(mu_);
+    abandoning_ = false;
+    finish_now = finish_due_locked();
+  }
+  if (finish_now) finish();
+}
+
+void Connection::serve(bool holding_socket) {
+  for (;;) {
+    Item item;
+    bool took = false;
+    bool finish_now = false;
+    std::uint32_t missed = 0;
+    {
+      MutexLock lock(mu_);
+      if (closing_ || serving_ || !out_.empty() || queue_.empty()) {
+        // Another thread serves, a reply waits for room, or nothing to do.
+        if (holding_socket && missed_events_ != 0 && !closing_) {
+          missed = std::exchange(missed_events_, 0);  // came while this thread held it
+        } else if (holding_socket) {
+          reading_ = false;
+          missed_events_ = 0;
+        }
+        finish_now = finish_due_locked();
+      } else {
+        serving_ = took = true;
+        item = std::move(queue_.front());
+        queue_.pop_front();
+        if (paused_ && queue_.size() < kMaxQueued) {
+          paused_ = false;  // read what waits in the socket
+          if (reading_)
+            missed_events_ |= EPOLLIN;
+          else
+            repoll_locked();
+        }
+      }
+    }
+    if (missed != 0) {
+      take_events(missed);
+      continue;
+    }
+    if (!took) {
+      if (finish_now) finish();
+      return;
+    }
+    holding_socket = run(item, holding_socket);
+  }
+}
+
+bool Connection::run(Item& item, bool holding_socket) {
+  std::string reply;
+  if (item.request) {
+    WaitWatch watch(*this, holding_socket);
+    reply = handle(*item.request, watch);
+    holding_socket = watch.holding_socket();
+    if (watch.waited()) host_.blocking(false);
+  } else {
+    reply = std::move(item.reply);
+  }
+  MutexLock lock(mu_);
+  serving_ = false;
+  note_activity_locked();
+  if (abandoned_) {
+    if (!closing_) {
+      spdlog::info("connection {}: the client hung up while its request waited; closing it", id_);
+    }
+    close_locked();
+  } else if (!closing_) {
+    if (!reply.empty()) send_locked(reply);
+    if (item.close_after) close_locked();
+  }
+  return holding_socket;
+}
+
+std::string Connection::handle(const ipc::Request& req, WaitWatch& watch) {
+  Coordinator& c = *ctx_.coordinator;
   auto reply = [](const auto& result) {
     return result.ok() ? ipc::encode_reply(result.value()) : ipc::encode_error(result.status());
   };
@@ -69,11 +338,11 @@ std::string handle(const ipc::Request& req, int fd, ConnectionId id, const Conne
       return ipc::encode_error(
           Status(Errc::bad_request, "HELLO was already exchanged on this connection"));
     case ipc::Op::load:
-      return finish(reply(c.load(req.names.front(), id, &watch)));
+      return reply(c.load(req.names.front(), id_, &watch));
     case ipc::Op::acquire:
-      return finish(reply(c.acquire(req.names, id, &watch)));
-    case ipc::Op::release:
-      for (auto lease : req.leases) c.release(lease, id);
+      return reply(c.acquire(req.names, id_, &watch));
+    case ipc::Op::release:  // taken when read (take_frame); never queued
+      for (auto lease : req.leases) c.release(lease, id_);
       return {};
     case ipc::Op::unload:
       return reply(c.unload(req.names.front()));
@@ -87,116 +356,154 @@ std::string handle(const ipc::Request& req, int fd, ConnectionId id, const Conne
   return ipc::encode_error(Status(Errc::internal, "unhandled operation"));
 }
 
-// Reads and answers the HELLO. False if the connection must close.
-bool exchange_hello(int fd, ipc::FrameReader& reader, ConnectionId id,
-                    const ConnectionContext& ctx) {
-  auto frame = reader.read(ipc::kMaxRequestFrame, Clock::now() + ctx.limits.handshake_timeout);
-  if (!frame) {
-    if (frame.code() == Errc::timeout) {
-      spdlog::warn("connection {} ({}): no HELLO within {} ms; closing it", id,
-                   peer_description(fd), ctx.limits.handshake_timeout.count());
-    } else if (frame.code() != Errc::not_connected) {
-      (void)ipc::write_frame(fd, ipc::encode_error(frame.status()));
-      spdlog::warn("connection {}: {}; closing it", id, frame.status().to_string());
-    }
-    return false;
-  }
-  auto req = ipc::decode_request(frame->body);
-  if (!req || req->op != ipc::Op::hello) {
-    const Status s =
-        req ? Status(Errc::hello_required, "the first request must be HELLO") : req.status();
-    (void)ipc::write_frame(fd, ipc::encode_error(s));
-    spdlog::warn("connection {}: {}", id, s.to_string());
-    return false;
-  }
-  if (req->version != ipc::kProtocolVersion) {
-    const Status s(Errc::unsupported_version,
-                   "client speaks protocol version " + std::to_string(req->version) +
-                       ", this daemon speaks " + std::to_string(ipc::kProtocolVersion));
-    (void)ipc::write_frame(fd, ipc::encode_error(s));
-    spdlog::warn("connection {}: {}", id, s.to_string());
-    return false;
-  }
-  ipc::HelloReply hello;
-  hello.server = ctx.server_version;
-  hello.arena_bytes = ctx.arena_bytes;
-  hello.pid = static_cast<std::uint64_t>(::getpid());
-  spdlog::info("connection {}: hello from '{}' ({})", id, req->client, peer_description(fd));
-  return ipc::write_frame(fd, ipc::encode_reply(hello), ctx.arena_ro_fd,
-                          Clock::now() + ctx.limits.write_timeout)
-      .ok();
+void Connection::release_socket_while_waiting(bool holding_socket) {
+  if (!holding_socket) return;  // another thread holds it, or nobody does already
+  MutexLock lock(mu_);
+  reading_ = false;
+  // Events that came meanwhile are reported again to whoever claims next.
+  if (std::exchange(missed_events_, 0) != 0) repoll_locked();
 }
 
-// True if an undecodable request still names the one-way RELEASE op.
-bool is_release(std::string_view body) {
-  auto m = ipc::Message::parse(body, ipc::kRequestLimits);
-  if (!m) return false;
-  auto op = m->root().str("op");
-  return op.ok() && *op == ipc::op_name(ipc::Op::release);
+void Connection::send_locked(std::string_view body, int pass_fd) {
+  if (!out_.empty()) {  // behind a reply still going out
+    out_ += ipc::encode_frame(body);
+    return;
+  }
+  auto sent = ipc::send_frame_now(fd_, body, pass_fd);
+  if (!sent || (pass_fd >= 0 && *sent == 0)) {
+    peer_gone_ = true;  // gone, or the descriptor could not ride along
+    close_locked();
+    return;
+  }
+  if (*sent == 4 + body.size()) return;  // the usual case
+  out_ = ipc::encode_frame(body).substr(*sent);
+  out_since_ = Clock::now();
+  schedule_check_locked(out_since_ + ctx_.limits.write_timeout);
+  update_interest_locked();  // EPOLLOUT
 }
 
-}  // namespace
+void Connection::flush_locked() {
+  if (out_.empty() || closing_) return;
+  auto sent = ipc::send_bytes_now(fd_, out_);
+  if (!sent) {
+    peer_gone_ = true;
+    close_locked();
+    return;
+  }
+  out_.erase(0, *sent);
+  if (out_.empty()) update_interest_locked();  // no more EPOLLOUT
+}
 
-void serve_connection(int fd, ConnectionId id, const ConnectionContext& ctx) {
-  ipc::FrameReader reader(fd);
-  if (exchange_hello(fd, reader, id, ctx)) {
-    const auto idle = ctx.limits.idle_timeout;
-    for (;;) {
-      auto frame =
-          reader.read(ipc::kMaxRequestFrame,
-                      idle.count() > 0 ? std::optional(Clock::now() + idle) : std::nullopt);
-      if (!frame) {
-        if (frame.code() == Errc::timeout && ctx.coordinator->holds_leases(id)) {
-          // Its client may be reading tensors through those leases right
-          // now: closing would let the daemon reuse memory under its views.
-          continue;
-        }
-        if (frame.code() == Errc::timeout) {
-          spdlog::info("connection {}: idle for {} ms holding no lease; closing it", id,
-                       idle.count());
-        } else if (frame.code() != Errc::not_connected) {
-          (void)ipc::write_frame(fd, ipc::encode_error(frame.status()));
-          spdlog::warn("connection {}: {}; closing it", id, frame.status().to_string());
-        }
-        break;
-      }
-      auto req = ipc::decode_request(frame->body);
-      if (!req && is_release(frame->body)) {
-        // RELEASE has no reply: answering it would be read as the reply to
-        // the client's next request. The stream can no longer be trusted.
-        spdlog::warn("connection {}: malformed RELEASE ({}); closing it", id,
-                     req.status().to_string());
-        break;
-      }
-      if (!req) {
-        // Unknown ops and missing fields are answered and the connection
-        // stays; a body that is not msgpack means the stream is unusable.
-        (void)ipc::write_frame(fd, ipc::encode_error(req.status()));
-        if (req.code() == Errc::malformed_frame) {
-          spdlog::warn("connection {}: {}; closing it", id, req.status().to_string());
-          break;
-        }
-        continue;
-      }
-      bool hung_up = false;
-      const std::string reply = handle(*req, fd, id, ctx, &hung_up);
-      if (hung_up) {
-        spdlog::info("connection {}: the client hung up while its request waited; closing it", id);
-        break;
-      }
-      if (reply.empty()) continue;
-      Status sent = ipc::write_frame(fd, reply, -1, Clock::now() + ctx.limits.write_timeout);
-      if (!sent.ok()) {
-        if (sent.code() == Errc::timeout) {
-          spdlog::warn("connection {}: the client did not read its reply within {} ms; closing it",
-                       id, ctx.limits.write_timeout.count());
-        }
-        break;
-      }
+std::uint32_t Connection::wanted_events_locked() const {
+  // EPOLLOUT only while a reply waits: otherwise every reply the client
+  // reads would report room to write.
+  return initial_events() | (out_.empty() ? 0u : static_cast<std::uint32_t>(EPOLLOUT));
+}
+
+void Connection::update_interest_locked() {
+  if (closing_ || peer_gone_) return;
+  const std::uint32_t want = wanted_events_locked();
+  if (want == registered_events_) return;
+  registered_events_ = want;
+  host_.rearm(fd_, id_, want);
+}
+
+void Connection::repoll_locked() {
+  if (closing_ || peer_gone_) return;
+  host_.rearm(fd_, id_, registered_events_);
+}
+
+void Connection::note_activity_locked() {
+  ++activity_;
+  if (ctx_.limits.idle_timeout.count() > 0) last_activity_ = Clock::now();
+}
+
+void Connection::close_locked() {
+  closing_ = true;
+  queue_.clear();
+}
+
+bool Connection::finish_due_locked() {
+  if (!closing_ || reading_ || serving_ || abandoning_ || finished_) return false;
+  finished_ = true;
+  return true;
+}
+
+void Connection::finish() {
+  host_.closed(id_, fd_);
+  ctx_.coordinator->release_all(id_);
+  // The descriptor itself closes with the last reference to this object.
+  ::shutdown(fd_, SHUT_RDWR);
+  spdlog::debug("connection {}: closed", id_);
+}
+
+void Connection::schedule_check_locked(Clock::time_point when) {
+  // A pending earlier check schedules the next one itself.
+  if (when >= check_at_ && check_at_ > Clock::now()) return;
+  check_at_ = when;
+  host_.schedule(id_, when);
+}
+
+void Connection::on_deadline() {
+  const auto now = Clock::now();
+  const auto idle = ctx_.limits.idle_timeout;
+  std::uint64_t seen = 0;
+  bool finish_now = false;
+  {
+    MutexLock lock(mu_);
+    if (closing_ || now < check_at_) return;  // closing, or a stale entry
+    check_at_ = Clock::time_point::max();
+    if (!hello_done_) {
+      const auto due = accepted_ + ctx_.limits.handshake_timeout;
+      if (now < due) return schedule_check_locked(due);
+      spdlog::warn("connection {} ({}): no HELLO within {} ms; closing it", id_,
+                   peer_description(fd_), ctx_.limits.handshake_timeout.count());
+      close_locked();
+      finish_now = finish_due_locked();
+    } else if (!out_.empty()) {
+      const auto due = out_since_ + ctx_.limits.write_timeout;
+      if (now < due) return schedule_check_locked(due);
+      spdlog::warn("connection {}: the client did not read its reply within {} ms; closing it", id_,
+                   ctx_.limits.write_timeout.count());
+      close_locked();
+      finish_now = finish_due_locked();
+    } else if (idle.count() > 0) {
+      if (serving_ || reading_ || !queue_.empty()) return schedule_check_locked(now + idle);
+      if (now < last_activity_ + idle) return schedule_check_locked(last_activity_ + idle);
+      seen = activity_;
+    } else {
+      return;
     }
   }
-  ctx.coordinator->release_all(id);
-  spdlog::debug("connection {}: closed", id);
+  if (!finish_now && seen != 0) finish_now = close_if_still_idle(seen);
+  if (finish_now) finish();
+}
+
+bool Connection::close_if_still_idle(std::uint64_t seen) {
+  // Its client may be reading tensors through its leases right now:
+  // closing would let the daemon reuse memory under its views.
+  const bool holds = ctx_.coordinator->holds_leases(id_);
+  const auto idle = ctx_.limits.idle_timeout;
+  MutexLock lock(mu_);
+  if (closing_) return false;
+  if (holds || activity_ != seen || serving_ || reading_ || !queue_.empty()) {
+    schedule_check_locked(std::max(Clock::now(), last_activity_) + idle);
+    return false;
+  }
+  spdlog::info("connection {}: idle for {} ms holding no lease; closing it", id_, idle.count());
+  close_locked();
+  return finish_due_locked();
+}
+
+void Connection::shut_down() {
+  bool finish_now;
+  {
+    MutexLock lock(mu_);
+    peer_gone_ = true;
+    close_locked();
+    finish_now = finish_due_locked();
+  }
+  if (finish_now) finish();
 }
 
 }  // namespace genomed::loader

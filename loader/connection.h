@@ -1,29 +1,64 @@
-// One client connection: the HELLO exchange (which passes the read-only arena
-// descriptor), then requests until the client leaves. Runs on its own thread.
-// A malformed frame closes this connection only; every lease the connection
-// held ends when it closes, however it closes, or as soon as its client hangs
-// up while a request of it waits (HangupWatcher).
+// One client connection, served by whichever request thread gets its epoll
+// event (loader/request_threads.h): the HELLO exchange (which passes the
+// read-only arena descriptor), then requests until the client leaves. No
+// thread belongs to a connection and none ever blocks on its socket: reads
+// and writes are non-blocking, a reply the socket does not take is kept
+// until it is writable, and the limits below are deadlines checked by the
+// server's timer.
+//
+// The socket is registered edge-triggered. The request thread an event
+// wakes claims the socket (reading_), reads it until drained and serves what
+// came; events reported meanwhile to other threads are left to it
+// (missed_events_), so nothing is lost and no epoll_ctl is needed per request.
+//
+// Requests are answered in the order they arrive. While one of them waits
+// inside the coordinator (a load, room in the budget), the thread serving it
+// lets go of the socket, so other request threads keep reading it:
+//  - a RELEASE is applied at once (it has no reply), so a lease the client
+//    gives back can make room for the very request that waits;
+//  - other requests are queued and answered in order after it;
+//  - a hang-up (EOF, EPOLLRDHUP) abandons the connection at once
+//    (Coordinator::abandon): its leases end and its waiting request returns.
+// A malformed frame closes this connection only; every lease it held ends
+// when it closes, however it closes.
+//
+// Lock: mu_ guards the connection's state. It is taken under the
+// coordinator's lock (WaitHook::before_wait) and never held while calling
+// the coordinator; the host's methods may be called under it.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <optional>
 #include <string>
+#include <string_view>
 
+#include "common/mutex.h"
+#include "ipc/framing.h"
+#include "ipc/protocol.h"
 #include "loader/coordinator.h"
-#include "loader/hangup_watcher.h"
 
 namespace genomed::loader {
 
-// How long a connection may keep the daemon waiting. A thread serves each
-// connection, so a client that never says HELLO, or never reads its replies,
-// would otherwise hold that thread (and its leases) for ever.
+// How long a connection may keep the daemon waiting, and how many it serves.
+// No thread waits for a slow client, but a client that never says HELLO, or
+// never reads its replies, would otherwise hold its descriptor, its buffered
+// replies and its leases for ever.
 struct ConnectionLimits {
   std::chrono::milliseconds handshake_timeout{5'000};  // connect -> HELLO received
   std::chrono::milliseconds idle_timeout{
       0};  // between requests; 0: never (leases may be long-lived)
   std::chrono::milliseconds write_timeout{10'000};  // a reply the client does not read
   std::size_t max_connections = 1024;  // beyond it a client gets `overloaded` and is closed
+  // Request threads at most (RequestThreads): more than the cores start
+  // only while every one waits inside a request (a load, room in the
+  // budget). 0: max_connections plus the cores, which can never run out (a
+  // connection has one request running at a time) so a RELEASE or a hang-up
+  // is always read at once; a lower cap bounds threads but, once that many
+  // requests wait at once, other clients wait until one returns.
+  int max_request_threads = 0;
 };
 
 struct ConnectionContext {
@@ -32,14 +67,129 @@ struct ConnectionContext {
   std::uint64_t arena_bytes = 0;
   std::string server_version;
   ConnectionLimits limits;
-  // Watches a connection while its request waits (set by the Server); null:
-  // a hang-up is noticed only when the request ends.
-  HangupWatcher* watcher = nullptr;
 };
 
-// Serves `fd` until EOF, a socket error, a protocol violation or a limit of
-// ctx.limits. Does not close fd (the server's connection thread does, under
-// the server's lock).
-void serve_connection(int fd, ConnectionId id, const ConnectionContext& ctx);
+// What a connection needs from the server that owns it.
+class ConnectionHost {
+ public:
+  // Changes the descriptor's epoll events (EPOLL_CTL_MOD), which also has
+  // epoll report its current readiness again.
+  virtual void rearm(int fd, ConnectionId id, std::uint32_t events) = 0;
+  // Have on_deadline() called at `when` (or a little after).
+  virtual void schedule(ConnectionId id, ipc::Clock::time_point when) = 0;
+  // A request of this thread is about to block inside the coordinator / no
+  // longer blocks (so the server can keep a thread free for others).
+  virtual void blocking(bool begins) = 0;
+  // The connection is finished: forget it and stop watching `fd`.
+  virtual void closed(ConnectionId id, int fd) = 0;
+
+ protected:
+  ~ConnectionHost() = default;
+};
+
+class Connection {
+ public:
+  // Takes `fd` (non-blocking), registered by the host for EPOLLIN |
+  // EPOLLRDHUP; closed by the destructor, so its number is never reused
+  // while anyone can still see this object.
+  Connection(int fd, ConnectionId id, const ConnectionContext& ctx, ConnectionHost& host);
+  ~Connection();
+
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  ConnectionId id() const { return id_; }
+  // The events epoll registers it for first.
+  static std::uint32_t initial_events();
+
+  // An epoll event for the socket (a request thread).
+  void on_event(std::uint32_t events) EXCLUDES(mu_);
+  // A deadline this connection scheduled may have passed (the timer).
+  void on_deadline() EXCLUDES(mu_);
+  // The daemon stops: closes the connection as soon as no thread uses it.
+  void shut_down() EXCLUDES(mu_);
+
+ private:
+  class WaitWatch;
+  // A request read and not yet answered, or an answer decided at reading
+  // (an undecodable request), in arrival order.
+  struct Item {
+    std::optional<ipc::Request> request;
+    std::string reply;         // when there is no request: sent as it is ("" = none)
+    bool close_after = false;  // the stream cannot be trusted beyond this item
+  };
+
+  // Handles the events of one epoll report (this thread holds the socket).
+  void take_events(std::uint32_t events) EXCLUDES(mu_);
+  // Reads until the socket is drained (or the queue is full) and takes the
+  // complete frames. False at EOF or on a socket error.
+  bool receive() EXCLUDES(mu_);
+  void take_bytes(std::string_view received) EXCLUDES(mu_);
+  // Takes one frame: HELLO, a RELEASE (applied now), or a request (queued).
+  // False once the stream can no longer be trusted: read nothing more.
+  bool take_frame(std::string_view body) EXCLUDES(mu_);
+  bool take_hello(std::string_view body) EXCLUDES(mu_);
+  // Stops reading; answers what came before, then `reply` (if any), then closes.
+  void refuse(std::string reply) EXCLUDES(mu_);
+  // The client hung up: abandons a request that runs, drops the queue.
+  void hang_up() EXCLUDES(mu_);
+  // Serves queued items while this thread may; then lets go of the socket
+  // (if `holding_socket`, after taking events it missed) or finishes a
+  // closing connection.
+  void serve(bool holding_socket) EXCLUDES(mu_);
+  // Runs one item; returns whether this thread still holds the socket.
+  bool run(Item& item, bool holding_socket) EXCLUDES(mu_);
+  std::string handle(const ipc::Request& req, WaitWatch& watch);
+  // Called by WaitWatch before a request blocks, under the coordinator's lock.
+  void release_socket_while_waiting(bool holding_socket) EXCLUDES(mu_);
+  // Closes an idle connection unless it holds leases or woke up meanwhile
+  // (`seen`: activity_ when found idle). True: the caller calls finish().
+  bool close_if_still_idle(std::uint64_t seen) EXCLUDES(mu_);
+
+  // Sends a reply now or keeps what the socket did not take.
+  void send_locked(std::string_view body, int pass_fd = -1) REQUIRES(mu_);
+  void flush_locked() REQUIRES(mu_);
+  std::uint32_t wanted_events_locked() const REQUIRES(mu_);
+  // Changes the registration when it differs from what the state wants.
+  void update_interest_locked() REQUIRES(mu_);
+  // Has epoll report the socket's current readiness again (EPOLL_CTL_MOD).
+  void repoll_locked() REQUIRES(mu_);
+  void note_activity_locked() REQUIRES(mu_);
+  void close_locked() REQUIRES(mu_);
+  // True once, when closing and no thread uses the connection any more:
+  // the caller then calls finish() (after unlocking).
+  bool finish_due_locked() REQUIRES(mu_);
+  // Forgets the connection and ends its leases.
+  void finish() EXCLUDES(mu_);
+  void schedule_check_locked(ipc::Clock::time_point when) REQUIRES(mu_);
+
+  const int fd_;
+  const ConnectionId id_;
+  const ConnectionContext& ctx_;
+  ConnectionHost& host_;
+  const ipc::Clock::time_point accepted_;
+  // Partial frame between reads; used only by the thread holding the socket.
+  std::string in_;
+
+  mutable Mutex mu_;
+  bool reading_ GUARDED_BY(mu_) = false;  // a thread holds the socket: reads it, takes its events
+  std::uint32_t missed_events_ GUARDED_BY(mu_) = 0;  // reported while a thread held it
+  bool serving_ GUARDED_BY(mu_) = false;             // a thread runs this connection's item
+  bool hello_done_ GUARDED_BY(mu_) = false;
+  bool stop_reading_ GUARDED_BY(mu_) = false;  // a fatal frame was read: read no more
+  bool paused_ GUARDED_BY(mu_) = false;        // not read: kMaxQueued requests wait
+  bool peer_gone_ GUARDED_BY(mu_) = false;     // EOF, hang-up or socket error
+  bool abandoned_ GUARDED_BY(mu_) = false;     // hung up while an item ran
+  bool abandoning_ GUARDED_BY(mu_) = false;    // Coordinator::abandon() runs for it now
+  bool closing_ GUARDED_BY(mu_) = false;
+  bool finished_ GUARDED_BY(mu_) = false;
+  std::uint32_t registered_events_ GUARDED_BY(mu_) = 0;  // as epoll has them
+  std::deque<Item> queue_ GUARDED_BY(mu_);
+  std::string out_ GUARDED_BY(mu_);  // reply bytes the socket has not taken yet
+  ipc::Clock::time_point out_since_ GUARDED_BY(mu_);
+  ipc::Clock::time_point last_activity_ GUARDED_BY(mu_);
+  std::uint64_t activity_ GUARDED_BY(mu_) = 0;  // frames and replies so far
+  ipc::Clock::time_point check_at_ GUARDED_BY(mu_) = ipc::Clock::time_point::max();
+};
 
 }  // namespace genomed::loader

@@ -39,7 +39,7 @@
 //   abandon()ed at once: its leases end, its waiting requests return
 //   `cancelled`, and a load that no other request waits for is cancelled.
 //
-// Threads and locks: connection threads call in and may block; each load
+// Threads and locks: request threads (loader/request_threads.h) call in and may block; each load
 // runs on its own flight thread. mu_ guards all state here; it is never held
 // while a worker runs a job. Each waiter sleeps on its own condition
 // variable (Request::cv, Flight::cv), so an event wakes only whom it

@@ -6,11 +6,14 @@
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 
 #include "cache/arena.h"
@@ -45,8 +48,27 @@ genomed::Status check_base_model(genomed::loader::Pool& pool,
   return Status::Ok();
 }
 
+// Every client connection holds a descriptor and costs no thread, so the
+// soft descriptor limit (often 1024) would be the first to refuse clients:
+// raise it to the hard limit, which needs no privilege.
+void raise_descriptor_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  const rlim_t before = lim.rlim_cur;
+  if (lim.rlim_cur != lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) {
+      spdlog::warn("cannot raise the descriptor limit from {} to {}: {}", before, lim.rlim_max,
+                   std::strerror(errno));
+      return;
+    }
+  }
+  spdlog::info("descriptor limit {} (was {}; hard limit {})", lim.rlim_cur, before, lim.rlim_max);
+}
+
 int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signals) {
   using namespace genomed;
+  raise_descriptor_limit();
   auto resolver = loader::NameResolver::create(config.roots);
   if (!resolver) return fail(resolver.status());
 
@@ -103,7 +125,7 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
                                 config.connections};
   auto server = loader::Server::listen(config.socket_path, ctx);
   if (!server) return fail(server.status());
-  (*server)->start();
+  if (Status s = (*server)->start(); !s.ok()) return fail(s);
 
   std::string roots;
   for (const auto& r : resolver->roots()) roots += (roots.empty() ? "" : ", ") + r;

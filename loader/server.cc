@@ -1,6 +1,8 @@
 #include "loader/server.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -8,6 +10,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
+#include <vector>
 
 #include "ipc/framing.h"
 #include "ipc/protocol.h"
@@ -35,17 +39,33 @@ bool someone_listens(const sockaddr_un& addr) {
   return live;
 }
 
+// Epoll keys of the two descriptors that are not connections; connection
+// ids (also their keys) start above them.
+constexpr std::uint64_t kListenKey = 1;
+constexpr std::uint64_t kTimerKey = 2;
+constexpr ConnectionId kFirstConnectionId = 16;
+
+// Request threads that always run: enough to keep every core busy with
+// cache hits, and never more than the cap.
+RequestThreadOptions thread_options(const ConnectionLimits& limits) {
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  RequestThreadOptions o;
+  o.max = limits.max_request_threads > 0
+              ? limits.max_request_threads
+              : static_cast<int>(std::min<std::size_t>(limits.max_connections, 1 << 20)) + cores;
+  o.base = std::min(cores, o.max);
+  return o;
+}
+
 }  // namespace
 
 Server::Server(std::string path, int listen_fd, ConnectionContext ctx)
     : path_(std::move(path)),
-      watcher_(ctx.coordinator != nullptr ? std::make_unique<HangupWatcher>(*ctx.coordinator)
-                                          : nullptr),
-      ctx_([&] {
-        ctx.watcher = watcher_.get();
-        return ctx;
-      }()),
-      listen_fd_(listen_fd) {}
+      ctx_(std::move(ctx)),
+      threads_(thread_options(ctx_.limits),
+               [this](std::uint64_t key, std::uint32_t events) { on_event(key, events); }),
+      listen_fd_(listen_fd),
+      next_id_(kFirstConnectionId) {}
 
 Result<std::unique_ptr<Server>> Server::listen(const std::string& socket_path,
                                                ConnectionContext ctx) {
@@ -76,97 +96,144 @@ Result<std::unique_ptr<Server>> Server::listen(const std::string& socket_path,
   return std::unique_ptr<Server>(new Server(socket_path, fd, ctx));
 }
 
-void Server::start() {
-  accept_thread_ = std::thread([this] { accept_loop(); });
+Status Server::start() {
+  GENOMED_RETURN_IF_ERROR(timer_.open());
+  GENOMED_RETURN_IF_ERROR(threads_.start());
+  GENOMED_RETURN_IF_ERROR(threads_.add(timer_.fd(), kTimerKey, EPOLLIN | EPOLLONESHOT));
+  MutexLock lock(listen_mu_);
+  spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  // Non-blocking: any request thread accepts, and must never wait there.
+  ::fcntl(listen_fd_, F_SETFL, ::fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
+  return threads_.add(listen_fd_, kListenKey, EPOLLIN | EPOLLONESHOT);
 }
 
-void Server::accept_loop() {
-  while (!stopping_) {
-    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (stopping_) return;
-      if (errno == EMFILE || errno == ENFILE) {
-        // Out of descriptors: refuse this client rather than spin.
-        spdlog::error("accept: {}; a client was refused", std::strerror(errno));
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        continue;
-      }
-      spdlog::error("accept: {}; no longer accepting", std::strerror(errno));
-      return;
-    }
-    std::lock_guard lock(mu_);
-    reap_finished();
-    if (stopping_) {
-      ::close(fd);
-      return;
-    }
-    if (conns_.size() >= ctx_.limits.max_connections) {
-      // Each connection owns a thread: refuse rather than exhaust them, with
-      // a typed answer the client reads in place of its HELLO reply. The
-      // write never blocks the accept loop: a fresh socket's buffer is empty.
-      spdlog::error("{} clients connected (--max-connections); a new client was refused",
-                    conns_.size());
-      (void)ipc::write_frame(
-          fd,
-          ipc::encode_error(Status(Errc::overloaded,
-                                   "genomed serves " + std::to_string(conns_.size()) +
-                                       " connections, its limit (--max-connections); retry later")),
-          -1, ipc::Clock::now());
-      ::close(fd);
+void Server::on_event(std::uint64_t key, std::uint32_t events) {
+  if (key == kListenKey) return accept_clients();
+  if (key == kTimerKey) return deadlines_due();
+  if (auto conn = find(key)) conn->on_event(events);
+}
+
+std::shared_ptr<Connection> Server::find(ConnectionId id) const {
+  MutexLock lock(mu_);
+  auto it = conns_.find(id);
+  return it == conns_.end() ? nullptr : it->second;
+}
+
+void Server::accept_clients() {
+  MutexLock lock(listen_mu_);
+  if (listen_fd_ < 0) return;  // stopped accepting meanwhile
+  // A bounded batch, then the listening socket is re-armed: clients
+  // arriving in a burst do not keep one thread from everything else.
+  for (int i = 0; i < 64; ++i) {
+    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd >= 0) {
+      admit(fd);
       continue;
     }
-    const ConnectionId id = next_id_++;
-    Conn& conn = conns_[id];
-    conn.fd = fd;
-    conn.thread = std::thread([this, fd, id] {
-      serve_connection(fd, id, ctx_);
-      // Close under mu_ and forget the number, so stop() can never shut
-      // down a descriptor that was closed and reused meanwhile. The thread
-      // object is joined later (next accept, or stop()).
-      std::lock_guard lock(mu_);
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno == EAGAIN) break;
+    if ((errno == EMFILE || errno == ENFILE) && spare_fd_ >= 0) {
+      spdlog::error("accept: {}; a client was refused (raise the descriptor limit)",
+                    std::strerror(errno));
+      ::close(spare_fd_);
+      const int refused = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (refused >= 0) {
+        (void)ipc::send_frame_now(
+            refused, ipc::encode_error(Status(Errc::overloaded,
+                                              "genomed is out of file descriptors; retry later")));
+        ::close(refused);
+      }
+      spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      continue;
+    }
+    spdlog::error("accept: {}; no longer accepting", std::strerror(errno));
+    return;
+  }
+  rearm(listen_fd_, kListenKey, EPOLLIN | EPOLLONESHOT);
+}
+
+void Server::admit(int fd) {
+  std::shared_ptr<Connection> conn;
+  {
+    MutexLock lock(mu_);
+    if (conns_.size() >= ctx_.limits.max_connections) {
+      // Refuse rather than grow without bound, with a typed answer the
+      // client reads in place of its HELLO reply. A fresh socket's buffer
+      // is empty: the frame goes out whole without waiting.
+      spdlog::error("{} clients connected (--max-connections); a new client was refused",
+                    conns_.size());
+      (void)ipc::send_frame_now(
+          fd, ipc::encode_error(
+                  Status(Errc::overloaded, "genomed serves " + std::to_string(conns_.size()) +
+                                               " connections, its limit (--max-connections); "
+                                               "retry later")));
       ::close(fd);
-      if (auto it = conns_.find(id); it != conns_.end())
-        it->second.fd = -1;  // absent once stop() took them
-      finished_.push_back(id);
-    });
+      return;
+    }
+    const ConnectionId id = next_id_++;
+    conn = std::make_shared<Connection>(fd, id, ctx_, static_cast<ConnectionHost&>(*this));
+    conns_.emplace(id, conn);
+  }
+  // In the table first: its first event may come at once, on another thread.
+  if (Status s = threads_.add(fd, conn->id(), Connection::initial_events()); !s.ok()) {
+    spdlog::error("connection {}: {}; closing it", conn->id(), s.to_string());
+    conn->shut_down();
   }
 }
 
-void Server::reap_finished() {
-  for (ConnectionId id : finished_) {
-    auto it = conns_.find(id);
-    if (it == conns_.end()) continue;
-    it->second.thread.join();
-    conns_.erase(it);
+void Server::deadlines_due() {
+  const std::vector<std::uint64_t> due = timer_.take_due();
+  rearm(timer_.fd(), kTimerKey, EPOLLIN | EPOLLONESHOT);
+  for (std::uint64_t id : due) {
+    if (auto conn = find(id)) conn->on_deadline();
   }
-  finished_.clear();
+}
+
+void Server::rearm(int fd, ConnectionId id, std::uint32_t events) {
+  threads_.rearm(fd, id, events);
+}
+
+void Server::schedule(ConnectionId id, ipc::Clock::time_point when) { timer_.schedule(when, id); }
+
+void Server::blocking(bool begins) {
+  if (begins)
+    threads_.blocking_begins();
+  else
+    threads_.blocking_ends();
+}
+
+void Server::closed(ConnectionId id, int fd) {
+  threads_.remove(fd);
+  MutexLock lock(mu_);
+  conns_.erase(id);
 }
 
 void Server::stop_accepting() {
-  if (stopping_.exchange(true)) return;
-  ::shutdown(listen_fd_, SHUT_RDWR);  // wakes accept()
-  if (accept_thread_.joinable()) accept_thread_.join();
+  MutexLock lock(listen_mu_);
+  if (listen_fd_ < 0) return;
+  threads_.remove(listen_fd_);
   ::close(listen_fd_);
   listen_fd_ = -1;
+  if (spare_fd_ >= 0) ::close(spare_fd_);
+  spare_fd_ = -1;
   ::unlink(path_.c_str());
 }
 
 void Server::stop() {
   stop_accepting();
-  // Before the connections' own shutdown() below, which it would take for
-  // hang-ups; their threads may still unwatch() (harmless once stopped).
-  if (watcher_) watcher_->stop();
-  std::map<ConnectionId, Conn> conns;
-  {
-    std::lock_guard lock(mu_);
-    for (auto& [id, conn] : conns_) {
-      if (conn.fd >= 0) ::shutdown(conn.fd, SHUT_RDWR);  // their reads see EOF
-    }
-    conns.swap(conns_);
-    finished_.clear();
-  }
-  for (auto& [id, conn] : conns) conn.thread.join();  // each closed its own descriptor
+  const auto all = [this] {
+    std::vector<std::shared_ptr<Connection>> conns;
+    MutexLock lock(mu_);
+    for (const auto& [id, conn] : conns_) conns.push_back(conn);
+    return conns;
+  };
+  // A connection a request thread serves right now closes when that thread
+  // is done with it; the threads finish their events, then end.
+  for (const auto& conn : all()) conn->shut_down();
+  threads_.stop();
+  for (const auto& conn : all()) conn->shut_down();
+  MutexLock lock(mu_);
+  conns_.clear();
 }
 
 Server::~Server() { stop(); }

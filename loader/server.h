@@ -1,26 +1,29 @@
-// The Unix-socket listener: accepts clients and runs each connection on its
-// own thread (a blocking request loop is the shortest path for a cache hit:
-// no hand-off between threads). The socket is created owner-only (0600).
+// The Unix-socket server: the listening socket, the connection table and
+// the request threads that serve both (loader/request_threads.h). Any
+// request thread accepts clients, reads and answers requests, and checks
+// connection deadlines (one timerfd); none belongs to a connection, so idle
+// clients cost a descriptor and a little memory, no thread. The socket is
+// created owner-only (0600).
 //
-// Threads: one accept thread plus one per connection, and the HangupWatcher's
-// thread (connections whose request waits). Lock: mu_ guards the connection
-// table.
+// Lock: mu_ guards the connection table; listen_mu_ the listening socket
+// (accepting vs. stop_accepting). Neither is held while calling a
+// connection or the coordinator.
 #pragma once
 
-#include <atomic>
-#include <map>
+#include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
-#include <vector>
+#include <unordered_map>
 
+#include "common/mutex.h"
 #include "common/status.h"
 #include "loader/connection.h"
+#include "loader/deadline_timer.h"
+#include "loader/request_threads.h"
 
 namespace genomed::loader {
 
-class Server {
+class Server final : private ConnectionHost {
  public:
   // Binds and listens. A socket file left by a dead daemon is replaced; one
   // a live daemon answers on is an error.
@@ -31,35 +34,44 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  void start();
+  // Starts the request threads; clients are served from now on.
+  Status start();
   // Stops accepting; new clients are refused from now on.
-  void stop_accepting();
+  void stop_accepting() EXCLUDES(listen_mu_);
   // Closes every connection and joins the threads. REQUIRES: the coordinator
-  // was shut down first, so no connection thread is blocked inside it.
-  void stop();
+  // was shut down first, so no request is blocked inside it for long.
+  void stop() EXCLUDES(mu_);
 
  private:
   Server(std::string path, int listen_fd, ConnectionContext ctx);
-  void accept_loop();
-  void reap_finished();
+  void on_event(std::uint64_t key, std::uint32_t events);
+  void accept_clients() EXCLUDES(listen_mu_, mu_);
+  // Registers a new client, or refuses it past --max-connections.
+  void admit(int fd) EXCLUDES(mu_);
+  void deadlines_due();
+  std::shared_ptr<Connection> find(ConnectionId id) const EXCLUDES(mu_);
+
+  // ConnectionHost
+  void rearm(int fd, ConnectionId id, std::uint32_t events) override;
+  void schedule(ConnectionId id, ipc::Clock::time_point when) override;
+  void blocking(bool begins) override;
+  void closed(ConnectionId id, int fd) override EXCLUDES(mu_);
 
   const std::string path_;
-  // Before ctx_, which points to it. Null without a coordinator.
-  std::unique_ptr<HangupWatcher> watcher_;
   const ConnectionContext ctx_;
-  int listen_fd_;
-  std::thread accept_thread_;
-  std::atomic<bool> stopping_{false};
+  DeadlineTimer timer_;
+  RequestThreads threads_;  // after everything its handler uses
 
-  // State below is protected by mu_.
-  std::mutex mu_;
-  struct Conn {
-    int fd;
-    std::thread thread;
-  };
-  std::map<ConnectionId, Conn> conns_;
-  std::vector<ConnectionId> finished_;  // threads about to return
-  ConnectionId next_id_ = 1;
+  Mutex listen_mu_;
+  int listen_fd_ GUARDED_BY(listen_mu_);
+  // Given up for a moment to accept (and refuse) a client when the daemon
+  // is out of descriptors; a listening socket that stays readable would
+  // otherwise wake the request threads in a loop.
+  int spare_fd_ GUARDED_BY(listen_mu_) = -1;
+
+  mutable Mutex mu_;
+  std::unordered_map<ConnectionId, std::shared_ptr<Connection>> conns_ GUARDED_BY(mu_);
+  ConnectionId next_id_ GUARDED_BY(mu_);
 };
 
 }  // namespace genomed::loader

@@ -12,11 +12,12 @@
 // is open (below); the daemon never reuses memory under a live lease. A
 // Client (and its leases) may be used from several threads: requests on one
 // connection are serialized, and a release (one-way) is written between them
-// without waiting for a pending request's reply. The daemon, though, handles
-// one request at a time per connection: it applies that release only after
-// answering the pending request. An acquire that needs exactly the memory
-// another thread of the same Client is releasing therefore waits for the
-// admission timeout; threads that acquire concurrently should each connect.
+// without waiting for a pending request's reply. The daemon applies a
+// release as soon as it reads it, even while an earlier request of the same
+// connection still waits: an acquire that needs exactly the memory another
+// thread of the same Client is releasing gets it. (Requests themselves still
+// wait for each other; threads that issue many requests concurrently do
+// better with a Client each.)
 //
 // Deadlines. Every call is bounded (ClientOptions): connect() -- connecting
 // and the HELLO exchange together -- by `connect_timeout` (default 5 s);

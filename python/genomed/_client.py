@@ -569,12 +569,11 @@ class Client:
 
     Thread-safe: calls from several threads are serialized on the connection.
     ``release()`` never blocks the caller, not even behind another thread's
-    pending call. But the daemon handles one request at a time per
-    connection: it applies a RELEASE only after it has answered the
-    connection's pending request. An ``acquire()`` that needs exactly the
-    memory another thread releases on the same client therefore waits the
-    daemon's admission timeout (``--admission-timeout-ms``) and fails with
-    ``no_space``. Threads that acquire concurrently should each use their own
+    pending call, and the daemon applies a RELEASE as soon as it reads it,
+    even while the connection's earlier request still waits: an ``acquire()``
+    that needs exactly the memory another thread releases on the same client
+    gets it. Requests are answered one at a time per connection, so threads
+    that issue many requests concurrently do better with their own
     :func:`genomed.connect` (their loads then also run in parallel).
     """
 

@@ -376,5 +376,54 @@ TEST(Framing, ReadFromAnInvalidDescriptorIsNotConnected) {
   EXPECT_EQ(got.code(), Errc::not_connected);
 }
 
+// ---- without waiting (the daemon's event loop) -------------------------------------
+
+TEST(FramingNow, SplitFrameWaitsForTheWholeFrameAndChecksThePrefixFirst) {
+  const std::string frame = encode_frame("hello");
+  for (std::size_t n = 0; n < frame.size(); ++n) {
+    auto part = split_frame(std::string_view(frame).substr(0, n), 64);
+    ASSERT_TRUE(part.ok());
+    EXPECT_FALSE(part->has_value()) << n << " bytes";
+  }
+  auto whole = split_frame(frame + "next", 64);
+  ASSERT_TRUE(whole.ok() && whole->has_value());
+  EXPECT_EQ((*whole)->body, "hello");
+  EXPECT_EQ((*whole)->consumed, frame.size());
+  // The prefix alone is enough to refuse a frame over the limit.
+  auto huge = split_frame(std::string_view(encode_frame(std::string(65, 'x'))).substr(0, 4), 64);
+  EXPECT_EQ(huge.code(), Errc::frame_too_large);
+}
+
+TEST(FramingNow, AFrameTheSocketCannotTakeIsSentInPartsWithoutWaiting) {
+  SocketPair p;
+  int small = 4096;
+  ::setsockopt(p.a(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  const std::string body(1 << 20, 'z');
+  auto first = send_frame_now(p.a(), body);
+  ASSERT_TRUE(first.ok()) << first.status().to_string();
+  ASSERT_GT(*first, 0u);
+  ASSERT_LT(*first, body.size() + 4) << "a 1 MiB frame fits no 4 KiB buffer";
+  // The rest goes out as the reader makes room; nothing ever blocks.
+  std::string rest = encode_frame(body).substr(*first);
+  std::thread reader([&] {
+    auto got = read_frame(p.b(), 2u << 20);
+    ASSERT_TRUE(got.ok()) << got.status().to_string();
+    EXPECT_EQ(got->body, body);
+  });
+  while (!rest.empty()) {
+    auto sent = send_bytes_now(p.a(), rest);
+    ASSERT_TRUE(sent.ok()) << sent.status().to_string();
+    rest.erase(0, *sent);
+    if (*sent == 0) std::this_thread::yield();  // the reader has not made room yet
+  }
+  reader.join();
+}
+
+TEST(FramingNow, SendingToAClosedPeerIsNotConnected) {
+  SocketPair p;
+  p.close_b();
+  EXPECT_EQ(send_frame_now(p.a(), "x").code(), Errc::not_connected);
+}
+
 }  // namespace
 }  // namespace genomed::ipc

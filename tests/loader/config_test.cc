@@ -432,6 +432,7 @@ const std::map<std::string, std::string>& accepted_flags() {
       {"--socket", "/run/g.sock"},
       {"--base-model", "/srv/base"},
       {"--max-connections", "8"},
+      {"--max-request-threads", "8"},
       {"--handshake-timeout-ms", "100"},
       {"--idle-timeout-ms", "0"},
       {"--write-timeout-ms", "100"},
