@@ -11,6 +11,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "tools/testkit/daemon_process.h"
+
 namespace genomed::testing {
 
 std::string binary(const std::string& name) { return std::string(GENOMED_BIN_DIR) + "/" + name; }
@@ -32,8 +34,6 @@ Daemon::Daemon(DaemonOptions options) {
   log_path_ = dir_ + "/genomed.log";
   ::mkdir(root_.c_str(), 0755);
 
-  int ready[2];
-  if (::pipe2(ready, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
   std::vector<std::string> args = {binary("genomed"),
                                    "--socket",
                                    socket_,
@@ -47,35 +47,13 @@ Daemon::Daemon(DaemonOptions options) {
                                    std::to_string(options.admission_timeout_ms),
                                    "--load-timeout-ms",
                                    std::to_string(options.load_timeout_ms),
-                                   "--ready-fd",
-                                   "3",
                                    "--log-level",
                                    "debug"};
   args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-  pid_ = ::fork();
-  if (pid_ == 0) {
-    ::dup2(ready[1], 3);
-    ::dup2(log_fd, 2);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::close(ready[1]);
-  ::close(log_fd);
-  // Readiness: "ready\n" on the pipe, or EOF if the daemon died first.
-  char buf[16] = {};
-  pollfd p{ready[0], POLLIN, 0};
-  const bool got = ::poll(&p, 1, 30000) == 1 && ::read(ready[0], buf, sizeof buf) > 0;
-  ::close(ready[0]);
-  if (!got) {
-    const std::string log = this->log();
-    stop();
-    throw std::runtime_error("genomed did not become ready; its log:\n" + log);
-  }
+  auto started = testkit::start_genomed(args, log_path_, std::chrono::seconds(30),
+                                        /*stdout_too=*/false);
+  if (!started) throw std::runtime_error(started.status().message());
+  pid_ = started->pid;
 }
 
 Daemon::~Daemon() {

@@ -26,14 +26,6 @@ namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 using SteadyClock = std::chrono::steady_clock;
 
-std::size_t open_fds(pid_t pid) {
-  std::size_t n = 0;
-  for ([[maybe_unused]] const auto& e :
-       fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
-    ++n;
-  return n;
-}
-
 std::string stat_text(const Daemon& d, const std::string& key) {
   auto stats = d.connect().stats();
   for (const auto& [k, v] : *stats) {

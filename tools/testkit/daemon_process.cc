@@ -1,0 +1,67 @@
+#include "tools/testkit/daemon_process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace genomed::testkit {
+
+Result<DaemonProcess> start_genomed(std::vector<std::string> argv, const std::string& log_path,
+                                    std::chrono::milliseconds timeout, bool stdout_too) {
+  const auto t0 = std::chrono::steady_clock::now();
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0)
+    return Status(Errc::environment, std::string("pipe2: ") + std::strerror(errno));
+  const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (log_fd < 0) {
+    ::close(ready[0]);
+    ::close(ready[1]);
+    return Status(Errc::environment, "open " + log_path + ": " + std::strerror(errno));
+  }
+  argv.push_back("--ready-fd");
+  argv.push_back("3");
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(ready[1], 3);  // dup2 clears O_CLOEXEC on the copy
+    ::dup2(log_fd, 2);
+    if (stdout_too) ::dup2(log_fd, 1);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  ::close(ready[1]);
+  ::close(log_fd);
+  if (pid < 0) {
+    ::close(ready[0]);
+    return Status(Errc::environment, std::string("fork: ") + std::strerror(errno));
+  }
+  char buf[16] = {};
+  pollfd p{ready[0], POLLIN, 0};
+  const bool got = ::poll(&p, 1, static_cast<int>(timeout.count())) == 1 &&
+                   ::read(ready[0], buf, sizeof buf) > 0;
+  ::close(ready[0]);
+  if (!got) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    std::ifstream in(log_path);
+    std::stringstream log;
+    log << in.rdbuf();
+    return Status(Errc::not_connected,
+                  argv[0] + " did not become ready (exited or silent); its log:\n" + log.str());
+  }
+  return DaemonProcess{
+      pid,
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()};
+}
+
+}  // namespace genomed::testkit
