@@ -66,12 +66,25 @@ Result<ResidentCache::Reservations> ResidentCache::reserve_all(
     total += allocator_.rounded(length);
     asked += length;
   }
-  if (total > budget()) {
+  // What `keep` names stays resident while this is served: it can never be
+  // evicted to make this room, so it counts against the budget too. Without
+  // it a request could wait (at the head of a FIFO) for room that can never
+  // exist.
+  std::uint64_t kept_bytes = 0;
+  for (std::size_t i = 0; i < keep.size(); ++i) {
+    if (std::find(keep.begin(), keep.begin() + static_cast<std::ptrdiff_t>(i), keep[i]) !=
+        keep.begin() + static_cast<std::ptrdiff_t>(i))
+      continue;  // listed twice
+    if (auto e = entries_.find(keep[i]); e != entries_.end()) kept_bytes += e->second.footprint;
+  }
+  if (total > budget() || kept_bytes > budget() - total) {
+    const bool several = lengths.size() > 1 || kept_bytes > 0;
     return Result<Reservations>(
         Errc::too_large,
-        std::string(lengths.size() > 1 ? "together the adapters need " : "the adapter needs ") +
-            format_size(asked) + " (" + std::to_string(asked) + " bytes) but the whole budget is " +
-            format_size(budget()) + " (" + std::to_string(budget()) + " bytes): raise --budget");
+        std::string(several ? "together the adapters need " : "the adapter needs ") +
+            format_size(asked + kept_bytes) + " (" + std::to_string(asked + kept_bytes) +
+            " bytes) but the whole budget is " + format_size(budget()) + " (" +
+            std::to_string(budget()) + " bytes): raise --budget");
   }
 
   // Decide on a copy before touching anything: if evicting every unleased

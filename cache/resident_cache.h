@@ -40,8 +40,10 @@ class ResidentCache {
   // All or nothing: a range for every length in `lengths`, evicting unleased
   // entries in LRU order except those named in `keep` (what the request
   // asking for the room already wants). Fails as reserve() does, evicting
-  // nothing then. An admission ticket of several loads is served by one call,
-  // so a batch never holds part of its room while it waits for the rest.
+  // nothing then; too_large also when the kept entries and `lengths`
+  // together exceed the budget (the kept ones are never evicted for it). An admission ticket of
+  // several loads is served by one call, so a batch never holds part of its room while it waits for
+  // the rest.
   struct Range {
     std::uint64_t offset;
     std::uint64_t length;  // as rounded by the allocator

@@ -24,6 +24,23 @@ std::vector<TicketPtr> AdmissionQueue::pump() {
   std::vector<TicketPtr> done;
   while (!queue_.empty() && try_head(&done)) {
   }
+  // Now the head (if any) has a pending claim that does not fit. A later
+  // ticket none of whose claims is pending any more (each got its range
+  // through an earlier ticket, or its load ended) needs no room: like a cache
+  // hit it takes nothing from the head, so it is served where it stands.
+  // Left waiting, its request would be refused no_space for an adapter that
+  // is already loaded, or lose an adapter it keeps to the head and load it a
+  // second time.
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    const auto& claims = (*it)->claims;
+    if (std::any_of(claims.begin(), claims.end(), [](const auto& c) { return c->pending(); })) {
+      ++it;
+      continue;
+    }
+    (*it)->outcome = AdmissionTicket::Outcome::served;
+    done.push_back(*it);
+    it = queue_.erase(it);
+  }
   return done;
 }
 

@@ -8,10 +8,12 @@
 //   it waits for the rest, so two batches cannot each hold half of what the
 //   other needs.
 // - Strict FIFO: only the head is tried; a large adapter is not starved by a
-//   stream of small ones behind it. Whatever frees room (a lease's end, an
-//   erase, a cancelled reservation, a withdrawn ticket) calls pump(), which
-//   serves from the head while it fits and returns exactly the tickets it
-//   served, so only the requests it unblocked are woken.
+//   stream of small ones behind it. The one exception takes no room: a
+//   ticket whose claims all got their ranges through earlier tickets (or
+//   were withdrawn) is served wherever it stands, as a cache hit would be. Whatever frees room (a
+//   lease's end, an erase, a cancelled reservation, a withdrawn ticket) calls pump(), which serves
+//   from the head while it fits and returns exactly the tickets it served, so only the requests it
+//   unblocked are woken.
 // - A claim is shared by every ticket of a request that waits for the same
 //   load; the first ticket served gives it its range, later ones skip it.
 // - `keep` lists resident adapters the request also wants: they are never
@@ -68,7 +70,8 @@ class AdmissionQueue {
   std::vector<TicketPtr> submit(TicketPtr ticket);
   // Takes a waiting ticket out (its request gave up), then pumps.
   std::vector<TicketPtr> withdraw(const TicketPtr& ticket);
-  // Serves from the head while the head fits.
+  // Serves from the head while the head fits, then every ticket that needs
+  // no room any more (no pending claim), wherever it stands.
   std::vector<TicketPtr> pump();
   // `name` may no longer be leased (unloaded: erased or draining): waiting
   // tickets that keep it become stale. Then pumps (an erase freed room).

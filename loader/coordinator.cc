@@ -512,12 +512,16 @@ Result<cache::ResidentCache::Range> Coordinator::await_range(const std::string& 
   flight->claim = claim;
   claimant_[claim.get()] = flight.get();
   notify_waiters(*flight);  // they can take an admission ticket now
-  // Requests that want this load give it its range through their tickets;
-  // the grace lets their own admission timeouts, which started later, speak
-  // first. Without any request left it gives up.
-  const auto until = clock_.now() + options_.admission_timeout + std::chrono::seconds(1);
-  wait_until(clock_, flight->cv, lock, until, [&]() REQUIRES(mu_) {
-    return !claim->pending() || superseded(name, *flight) || shutting_down_;
+  // Requests that want this load give it its range through their tickets,
+  // each within its own admission timeout, which starts only when all the
+  // loads of its batch have probed (a sibling's probe may take much longer
+  // than this one's). So the load waits as long as some request waits for
+  // it: when the last one leaves while the claim is pending, leave() or
+  // abandon() cancels it. With none left already (all gone while it probed)
+  // it gives up at once. The waiter backstop bounds the wait regardless.
+  wait_until(clock_, flight->cv, lock, waiter_deadline(), [&]() REQUIRES(mu_) {
+    return !claim->pending() || superseded(name, *flight) || shutting_down_ ||
+           flight->waiters.empty();
   });
   claimant_.erase(claim.get());
   if (claim->range && !superseded(name, *flight) && !shutting_down_) return *claim->range;
@@ -529,8 +533,8 @@ Result<cache::ResidentCache::Range> Coordinator::await_range(const std::string& 
   settle(admission_.pump());
   if (shutting_down_) return stopping();
   if (superseded(name, *flight)) return unloaded_while_loading(name);
-  return Status(Errc::no_space, "no request was admitted with room for '" + name + "' (" +
-                                    format_size(length) + ") within the admission timeout");
+  return Status(Errc::no_space, "no request waiting for '" + name + "' (" + format_size(length) +
+                                    ") was admitted with room for it");
 }
 
 Status Coordinator::load_steps(const std::string& name, const std::shared_ptr<Flight>& flight) {

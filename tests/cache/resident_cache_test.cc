@@ -87,9 +87,28 @@ TEST(ResidentCache, ReserveAllNeverEvictsWhatItKeeps) {
   EXPECT_EQ(r->evicted, (Names{"b"}));  // "a" is least recently used but kept
   EXPECT_TRUE(cache.find("a"));
   cache.cancel_reservation(r->ranges[0].offset);
-  // Keeping everything unleased leaves no room: refused, nothing evicted.
-  EXPECT_EQ(cache.reserve_all({128}, {"a", "c", "d"}).code(), Errc::no_space);
+  // Keeping everything unleased and a lease on the rest leave no room:
+  // refused, nothing evicted.
+  ASSERT_TRUE(cache.lease("d"));
+  EXPECT_EQ(cache.reserve_all({128}, {"a", "c"}).code(), Errc::no_space);
   EXPECT_EQ(cache.entry_count(), 3u);
+  cache.release("d");
+}
+
+TEST(ResidentCache, ReserveAllCountsWhatItKeepsAgainstTheBudget) {
+  ResidentCache cache(256, 64);
+  Put(cache, "a", 64);
+  Put(cache, "b", 64);
+  Put(cache, "c", 64);
+  // 192 kept + 128 asked can never fit in 256, whatever is evicted.
+  auto r = cache.reserve_all({128}, {"a", "b", "c", "a"});
+  EXPECT_EQ(r.code(), Errc::too_large) << r.status().to_string();
+  EXPECT_EQ(cache.entry_count(), 3u);
+  // 128 kept + 128 asked fits once "c" is evicted.
+  auto ok = cache.reserve_all({128}, {"a", "b"});
+  ASSERT_TRUE(ok.ok()) << ok.status().to_string();
+  EXPECT_EQ(ok->evicted, (Names{"c"}));
+  cache.cancel_reservation(ok->ranges[0].offset);
 }
 
 TEST(ResidentCache, ReserveAllRefusesMoreThanTheBudgetTogether) {

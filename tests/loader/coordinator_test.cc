@@ -8,6 +8,8 @@
 
 #include <filesystem>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "tests/loader/fake_clock.h"
@@ -21,6 +23,49 @@ using genomed::testing::FakeRunner;
 using genomed::testing::FakeWaitClock;
 using Kind = jobs::JobKind;
 using namespace std::chrono_literals;
+
+// Polls `pred` (a condition, not a duration) until it holds; false after a
+// real 10 s (a hang or a test bug).
+template <class Pred>
+bool eventually(Pred pred) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= give_up) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+// A call run on its own thread, whose result the test reads once it is done.
+template <class T>
+class Async {
+ public:
+  template <class F>
+  explicit Async(F f)
+      : thread_([this, f] {
+          T r = f();
+          std::lock_guard g(mu_);
+          result_ = std::move(r);
+          done_ = true;
+        }) {}
+  ~Async() {
+    if (thread_.joinable()) thread_.join();
+  }
+  bool done() {
+    std::lock_guard g(mu_);
+    return done_;
+  }
+  T& get() {
+    if (thread_.joinable()) thread_.join();
+    return *result_;
+  }
+
+ private:
+  std::mutex mu_;
+  bool done_ = false;
+  std::optional<T> result_;
+  std::thread thread_;
+};
 
 class CoordinatorTest : public ::testing::Test {
  protected:
@@ -186,6 +231,159 @@ TEST_F(CoordinatorTest, AReloadNeverRunsBesideAStuckLoadOfTheSameName) {
   EXPECT_EQ(second.code(), Errc::timeout) << second.status().to_string();
   EXPECT_EQ(runner_->started(Kind::probe), 1) << "a second probe ran beside the stuck one";
   runner_->let_go(Kind::probe);
+}
+
+// --- red team ---------------------------------------------------------------
+
+// A request whose one load already got its range through another request's
+// ticket needs no room at all. Its own ticket must not wait behind an
+// unrelated head that cannot fit: here a LOAD of `a` behind a batch [b, c]
+// that waits for two slots. `a` is loaded and resident, yet the LOAD waits
+// for the full admission timeout and then reports no_space.
+TEST_F(CoordinatorTest, RedTeamATicketNeedingNoRoomDoesNotWaitBehindABlockedHead) {
+  const std::uint64_t one = footprint();
+  for (const auto& [name, seed] :
+       std::vector<std::pair<std::string, int>>{{"x", 1}, {"y", 2}, {"a", 3}, {"b", 4}, {"c", 5}})
+    add(name, seed);
+  start(2 * one, {.admission_timeout = 60s});
+  auto x = coordinator_->acquire({"x"}, 9);
+  ASSERT_TRUE(x.ok()) << x.status().to_string();
+  auto y = coordinator_->acquire({"y"}, 8);
+  ASSERT_TRUE(y.ok()) << y.status().to_string();
+
+  const auto t0 = clock_.now();
+  Async<Result<ipc::AcquireReply>> first([&] { return coordinator_->acquire({"a"}, 1); });
+  ASSERT_TRUE(clock_.await_sleeper_until(t0 + 60s));  // on its ticket (the head)
+  clock_.advance(1ms);
+  const auto t1 = clock_.now();
+  Async<Result<ipc::AcquireReply>> batch([&] { return coordinator_->acquire({"b", "c"}, 2); });
+  ASSERT_TRUE(clock_.await_sleeper_until(t1 + 60s));  // on its ticket, behind
+  clock_.advance(1ms);
+  const auto t2 = clock_.now();
+  Async<Result<ipc::LoadReply>> load([&] { return coordinator_->load("a", 3); });
+  ASSERT_TRUE(clock_.await_sleeper_until(t2 + 60s));  // joined a's load; ticket behind the batch
+  EXPECT_EQ(stat("admission_waiting"), 3u);
+
+  // One slot frees: the head (a) is served, the batch still does not fit.
+  coordinator_->release(x->grants[0].lease, 9);
+  // a's range is reserved: the LOAD needs no room any more, only the batch waits.
+  EXPECT_EQ(stat("admission_waiting"), 1u)
+      << "the LOAD, whose load already has its range, still waits for room behind [b, c]";
+  ASSERT_TRUE(first.get().ok()) << first.get().status().to_string();  // a is published
+
+  clock_.advance(60s);  // let everything still waiting time out
+  EXPECT_TRUE(load.get().ok()) << load.get().status().to_string();
+  EXPECT_EQ(batch.get().code(), Errc::no_space);
+}
+
+// Same set-up, continued: once the batch fits it evicts `a` (unleased,
+// only "kept" by the waiting LOAD's ticket), the LOAD starts over and `a`
+// is loaded a second time for one single-name request.
+TEST_F(CoordinatorTest, RedTeamASingleNameRequestNeverLoadsItsAdapterTwice) {
+  const std::uint64_t one = footprint();
+  for (const auto& [name, seed] :
+       std::vector<std::pair<std::string, int>>{{"x", 1}, {"y", 2}, {"a", 3}, {"b", 4}, {"c", 5}})
+    add(name, seed);
+  start(2 * one, {.admission_timeout = 60s});
+  auto x = coordinator_->acquire({"x"}, 9);
+  ASSERT_TRUE(x.ok()) << x.status().to_string();
+  auto y = coordinator_->acquire({"y"}, 8);
+  ASSERT_TRUE(y.ok()) << y.status().to_string();
+
+  const auto t0 = clock_.now();
+  Async<Result<ipc::AcquireReply>> first([&] { return coordinator_->acquire({"a"}, 1); });
+  ASSERT_TRUE(clock_.await_sleeper_until(t0 + 60s));
+  clock_.advance(1ms);
+  const auto t1 = clock_.now();
+  Async<Result<ipc::AcquireReply>> batch([&] { return coordinator_->acquire({"b", "c"}, 2); });
+  ASSERT_TRUE(clock_.await_sleeper_until(t1 + 60s));
+  clock_.advance(1ms);
+  const auto t2 = clock_.now();
+  Async<Result<ipc::AcquireReply>> second([&] { return coordinator_->acquire({"a"}, 3); });
+  ASSERT_TRUE(clock_.await_sleeper_until(t2 + 60s));
+
+  coordinator_->release(x->grants[0].lease, 9);
+  ASSERT_TRUE(first.get().ok()) << first.get().status().to_string();
+  // Counted when a load starts (a load's completion is counted only after
+  // its waiters were woken).
+  const std::uint64_t loads_before = stat("loads_started");  // x, y, a, b, c
+  // Everything else lets go: the batch is served by evicting what is unleased.
+  coordinator_->release(first.get()->grants[0].lease, 1);
+  coordinator_->release(y->grants[0].lease, 8);
+  // Whichever finishes first lets go, so the other can finish.
+  ASSERT_TRUE(eventually([&] { return second.done() || batch.done(); }));
+  if (second.done()) {
+    ASSERT_TRUE(second.get().ok()) << second.get().status().to_string();
+    coordinator_->release(second.get()->grants[0].lease, 3);
+    ASSERT_TRUE(batch.get().ok()) << batch.get().status().to_string();
+    for (const auto& g : batch.get()->grants) coordinator_->release(g.lease, 2);
+  } else {
+    ASSERT_TRUE(batch.get().ok()) << batch.get().status().to_string();
+    for (const auto& g : batch.get()->grants) coordinator_->release(g.lease, 2);
+    ASSERT_TRUE(second.get().ok()) << second.get().status().to_string();
+    coordinator_->release(second.get()->grants[0].lease, 3);
+  }
+  EXPECT_EQ(loads_before, 5u);
+  EXPECT_EQ(stat("loads_started"), 5u) << "a was loaded twice for one single-name request";
+  EXPECT_EQ(stat("leases_active"), 0u);
+  EXPECT_EQ(stat("bytes_reserved"), 0u);
+  EXPECT_EQ(stat("admission_waiting"), 0u);
+}
+
+// A batch whose kept (READY) names plus the ranges it still needs exceed the
+// whole budget can never be admitted: keep forbids evicting what it holds.
+// It must fail at once with too_large, not sit at the head of the FIFO for
+// the admission timeout, blocking every request behind it.
+TEST_F(CoordinatorTest, RedTeamABatchThatCanNeverFitFailsAtOnceAndBlocksNobody) {
+  const std::uint64_t one = footprint();
+  for (const auto& [name, seed] :
+       std::vector<std::pair<std::string, int>>{{"a", 1}, {"b", 2}, {"c", 3}, {"d", 4}})
+    add(name, seed);
+  start(2 * one, {.admission_timeout = 60s});
+  ASSERT_TRUE(coordinator_->load("a").ok());  // resident, unleased
+
+  const auto t0 = clock_.now();
+  Async<Result<ipc::AcquireReply>> big([&] { return coordinator_->acquire({"a", "b", "c"}, 1); });
+  ASSERT_TRUE(eventually([&] { return big.done() || clock_.has_sleeper_until(t0 + 60s); }));
+  EXPECT_TRUE(big.done()) << "[a, b, c] needs three slots of two; it waits at the head instead";
+  // Someone else needing one slot (a is unleased and may be evicted).
+  clock_.advance(1ms);
+  const auto t1 = clock_.now();
+  Async<Result<ipc::AcquireReply>> small([&] { return coordinator_->acquire({"d"}, 2); });
+  ASSERT_TRUE(eventually([&] { return small.done() || clock_.has_sleeper_until(t1 + 60s); }));
+  EXPECT_TRUE(small.done()) << "[d] fits but waits behind a batch that can never fit";
+
+  clock_.advance(60s);
+  EXPECT_EQ(big.get().code(), Errc::too_large) << big.get().status().to_string();
+  ASSERT_TRUE(small.get().ok()) << small.get().status().to_string();
+  coordinator_->release(small.get()->grants[0].lease, 2);
+  EXPECT_EQ(stat("leases_active"), 0u);
+  EXPECT_EQ(stat("bytes_reserved"), 0u);
+  EXPECT_EQ(stat("admission_waiting"), 0u);
+}
+
+// A batch takes its ticket only when every one of its loads has probed. A
+// load that probed early waits for its range only admission_timeout + 1 s
+// from its own probe, then fails with no_space: a batch whose other probe
+// is slow (queued behind other jobs, a large file) fails with no_space on an
+// empty budget, before its own admission timeout even started.
+TEST_F(CoordinatorTest, RedTeamASlowProbeInABatchDoesNotFailItsFastSibling) {
+  const std::uint64_t one = footprint();
+  add("a", 1);
+  add("b", 2);
+  start(8 * one, {.admission_timeout = 5s});
+  runner_->hold_adapter("b");
+  Async<Result<ipc::AcquireReply>> r([&] { return coordinator_->acquire({"a", "b"}, 1); });
+  ASSERT_TRUE(runner_->await_started(Kind::probe, 2));
+  // The request waits for the probes; a's load waits for a ticket.
+  ASSERT_TRUE(eventually([&] { return clock_.sleepers() == 2; }));
+  clock_.advance(6s);  // b's probe is slow
+  runner_->let_go_adapter("b");
+  auto& reply = r.get();
+  ASSERT_TRUE(reply.ok()) << "an empty budget, yet: " << reply.status().to_string();
+  for (const auto& g : reply->grants) coordinator_->release(g.lease, 1);
+  EXPECT_EQ(stat("leases_active"), 0u);
+  EXPECT_EQ(stat("bytes_reserved"), 0u);
 }
 
 }  // namespace

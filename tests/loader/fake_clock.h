@@ -74,6 +74,17 @@ class FakeWaitClock final : public WaitClock {
     }
   }
 
+  // How many threads wait on this clock now.
+  std::size_t sleepers() const {
+    std::lock_guard g(mu_);
+    return sleepers_.size();
+  }
+  bool has_sleeper_until(TimePoint deadline) const {
+    std::lock_guard g(mu_);
+    return std::any_of(sleepers_.begin(), sleepers_.end(),
+                       [&](const Sleeper& s) { return s.deadline == deadline; });
+  }
+
   // Blocks until a thread waits on this clock for exactly `deadline` (the
   // wait a test means to expire, so advancing cannot race its start); false
   // after a real 10 s (a test bug or a hang).

@@ -4,12 +4,15 @@
 // and model a worker that ignores cancellation (a stuck one).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <future>
 #include <map>
 #include <mutex>
+#include <set>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "jobs/job_protocol.h"
@@ -35,6 +38,16 @@ class FakeRunner final : public loader::JobRunner {
   void let_go(Kind kind) {
     std::lock_guard g(mu_);
     held_[kind] = false;
+    changed_.notify_all();
+  }
+  // Jobs of adapter `name` (any kind) wait until let_go_adapter(name).
+  void hold_adapter(const std::string& name) {
+    std::lock_guard g(mu_);
+    held_adapters_.insert("/" + name + "/");
+  }
+  void let_go_adapter(const std::string& name) {
+    std::lock_guard g(mu_);
+    held_adapters_.erase("/" + name + "/");
     changed_.notify_all();
   }
   // Held jobs no longer end when cancelled: the worker is stuck until let go.
@@ -65,7 +78,13 @@ class FakeRunner final : public loader::JobRunner {
       ++started_[job.kind];
       changed_.notify_all();
       const auto is_cancelled = [&] { return cancel && cancel->cancelled() && !ignore_cancel_; };
-      changed_.wait(g, [&] { return stopped_ || is_cancelled() || !held_[job.kind]; });
+      const auto adapter_held = [&] {
+        return std::any_of(held_adapters_.begin(), held_adapters_.end(), [&](const std::string& h) {
+          return job.paths.weights.find(h) != std::string::npos;
+        });
+      };
+      changed_.wait(
+          g, [&] { return stopped_ || is_cancelled() || (!held_[job.kind] && !adapter_held()); });
       if (stopped_) return Status(Errc::shutting_down, "runner stopped");
       if (is_cancelled()) {
         // As the pool does: the worker running it is stopped and reaped.
@@ -108,6 +127,7 @@ class FakeRunner final : public loader::JobRunner {
   std::mutex mu_;
   std::condition_variable changed_;
   std::map<Kind, bool> held_;
+  std::set<std::string> held_adapters_;
   std::map<Kind, int> started_;
   int cancelled_ = 0;
   bool ignore_cancel_ = false;
