@@ -1303,8 +1303,8 @@ int main(int argc, char** argv) {
                   static_cast<double>(churn_before.bytes_resident), NAN, "equal",
                   churn_resident_ok});
   rows.push_back({"churn_rss_kb_after", static_cast<double>(churn_after.rss_kb), "kB",
-                  "churn_rss_kb_before", static_cast<double>(churn_before.rss_kb), NAN,
-                  "<= before", churn_rss_ok});
+                  "churn_rss_kb_before", static_cast<double>(churn_before.rss_kb), NAN, "<= before",
+                  churn_rss_ok});
   rows.push_back({"churn_fds_after", static_cast<double>(churn_after.fds), "fds",
                   "churn_fds_before", static_cast<double>(churn_before.fds), NAN, "<= before",
                   churn_fds_ok});

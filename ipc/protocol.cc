@@ -45,13 +45,7 @@ Result<std::vector<std::string>> string_list(const MapView& m, std::string_view 
                                          std::to_string(max) + " entries, got " +
                                          std::to_string(a.size()));
   }
-  std::vector<std::string> out;
-  out.reserve(a.size());
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    GENOMED_ASSIGN_OR_RETURN(std::string s, a.str_at(i));
-    out.push_back(std::move(s));
-  }
-  return out;
+  return a.strings();
 }
 
 }  // namespace

@@ -227,6 +227,16 @@ Result<std::string> ArrayView::str_at(std::size_t i) const {
   return as_str(field_ + "[" + std::to_string(i) + "]", obj_->via.array.ptr[i]);
 }
 
+Result<std::vector<std::string>> ArrayView::strings() const {
+  std::vector<std::string> out;
+  out.reserve(size());
+  for (std::size_t i = 0; i < size(); ++i) {
+    GENOMED_ASSIGN_OR_RETURN(std::string s, str_at(i));
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
 Result<std::uint64_t> ArrayView::u64_at(std::size_t i) const {
   return as_u64(field_ + "[" + std::to_string(i) + "]", obj_->via.array.ptr[i]);
 }

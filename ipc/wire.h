@@ -98,6 +98,8 @@ class ArrayView {
   Result<MapView> map_at(std::size_t i) const;
   Result<std::string> str_at(std::size_t i) const;
   Result<std::uint64_t> u64_at(std::size_t i) const;
+  // Every element as a string; the first that is not one is an error.
+  Result<std::vector<std::string>> strings() const;
   const msgpack::object& at(std::size_t i) const { return obj_->via.array.ptr[i]; }
 
  private:

@@ -168,7 +168,6 @@ std::string encode_base_model_reply(const BaseModelReply& reply) {
 
 Result<BaseModelReply> decode_base_model_reply(std::string_view body) {
   GENOMED_ASSIGN_OR_RETURN(Message m, parse_reply(body));
-  BaseModelReply r;
   auto type = m.root().str("model_type");
   auto files = m.root().u64("files");
   auto weights = m.root().u64("weights");

@@ -88,13 +88,7 @@ Result<std::optional<std::string>> optional_str(const ipc::MapView& m, std::stri
 
 Result<std::vector<std::string>> str_list(const ipc::MapView& m, std::string_view key) {
   GENOMED_ASSIGN_OR_RETURN(ipc::ArrayView a, m.array(key));
-  std::vector<std::string> out;
-  out.reserve(a.size());
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    GENOMED_ASSIGN_OR_RETURN(std::string s, a.str_at(i));
-    out.push_back(std::move(s));
-  }
-  return out;
+  return a.strings();
 }
 
 Result<double> number(const msgpack::object& o, const std::string& field) {

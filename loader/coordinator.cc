@@ -260,6 +260,11 @@ void Coordinator::settle(const std::vector<TicketPtr>& tickets) {
   }
 }
 
+ipc::LeaseGrant Coordinator::grant_of(const std::string& name, LeaseId lease) const {
+  const auto view = cache_.find(name);
+  return ipc::LeaseGrant{name, lease, view->offset, view->length, entries_.at(name).generation};
+}
+
 Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& names,
                                                ConnectionId conn, WaitHook* hook) {
   std::vector<std::string> distinct;
@@ -278,11 +283,8 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
     counters_.hits += distinct.size();
     ipc::AcquireReply reply;
     reply.grants.reserve(names.size());
-    for (const auto& name : names) {
-      const auto view = cache_.find(name);
-      reply.grants.push_back(ipc::LeaseGrant{name, leases_.grant(name, conn), view->offset,
-                                             view->length, entries_.at(name).generation});
-    }
+    for (const auto& name : names)
+      reply.grants.push_back(grant_of(name, leases_.grant(name, conn)));
     check_invariants();
     return reply;
   }
@@ -310,9 +312,7 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
       }
     }
     if (lease == 0) lease = leases_.grant(name, conn);
-    const auto view = cache_.find(name);
-    reply.grants.push_back(
-        ipc::LeaseGrant{name, lease, view->offset, view->length, entries_.at(name).generation});
+    reply.grants.push_back(grant_of(name, lease));
   }
   check_invariants();
   return reply;

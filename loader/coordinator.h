@@ -186,6 +186,8 @@ class Coordinator {
   // one is READY and (for an acquirer) leased to it, with the lock held.
   Status serve(MutexLock& lock, const std::vector<std::string>& names, Request& req, WaitHook* hook,
                std::vector<bool>* hits) REQUIRES(mu_);
+  // What the client learns of its lease on the resident adapter `name`.
+  ipc::LeaseGrant grant_of(const std::string& name, LeaseId lease) const REQUIRES(mu_);
   // Leaves its flights and withdraws its ticket (its leases stay).
   void leave(Request& req) REQUIRES(mu_);
   void drop_leases(Request& req) REQUIRES(mu_);
