@@ -11,6 +11,7 @@
 
 #include "genomed/client.h"
 #include "tools/fixture/fixture.h"
+#include "tools/testkit/eventually.h"
 
 namespace genomed::testing {
 
@@ -77,12 +78,6 @@ CommandResult run_command(const std::vector<std::string>& argv);
 // Reads a whole file; empty if unreadable.
 std::string read_file(const std::string& path);
 
-// Waits, yielding, until `predicate` holds or `timeout_ms` passes; returns
-// whether it held. For conditions the daemon reaches asynchronously (a dead
-// client's leases), never as a stand-in for ordering.
-template <class Predicate>
-bool eventually(Predicate predicate, int timeout_ms = 10000);
+using testkit::eventually;  // tools/testkit/eventually.h
 
 }  // namespace genomed::testing
-
-#include "integration/eventually.inc"

@@ -15,6 +15,7 @@
 #include "tests/loader/fake_clock.h"
 #include "tests/loader/fake_runner.h"
 #include "tools/fixture/fixture.h"
+#include "tools/testkit/eventually.h"
 
 namespace genomed::loader {
 namespace {
@@ -24,17 +25,7 @@ using genomed::testing::FakeWaitClock;
 using Kind = jobs::JobKind;
 using namespace std::chrono_literals;
 
-// Polls `pred` (a condition, not a duration) until it holds; false after a
-// real 10 s (a hang or a test bug).
-template <class Pred>
-bool eventually(Pred pred) {
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= give_up) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
-}
+using genomed::testkit::eventually;
 
 // A call run on its own thread, whose result the test reads once it is done.
 template <class T>
