@@ -7,7 +7,7 @@
 namespace genomed {
 namespace {
 
-constexpr std::array<std::pair<Errc, std::string_view>, 57> kNames{{
+constexpr std::array<std::pair<Errc, std::string_view>, 58> kNames{{
     {Errc::ok, "ok"},
     {Errc::bad_request, "bad_request"},
     {Errc::unsupported_version, "unsupported_version"},
@@ -55,6 +55,7 @@ constexpr std::array<std::pair<Errc, std::string_view>, 57> kNames{{
     {Errc::cancelled, "cancelled"},
     {Errc::not_loaded, "not_loaded"},
     {Errc::draining, "draining"},
+    {Errc::limit_exceeded, "limit_exceeded"},
     {Errc::worker_crashed, "worker_crashed"},
     {Errc::timeout, "timeout"},
     {Errc::quarantined, "quarantined"},

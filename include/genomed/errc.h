@@ -71,6 +71,11 @@ enum class Errc : std::uint16_t {
   cancelled = 52,   // The load was cancelled by an unload of the same name.
   not_loaded = 53,  // Unload of a name that is not resident or loading.
   draining = 54,    // The adapter is being unloaded and waits for its leases to end.
+  // A documented limit was exceeded: of an adapter file (tensors in a header,
+  // name length, dimensions, header size), of a connection (leases, requests in
+  // flight, request size) or of a reply. The message names the limit, its value
+  // and the flag that sets it, if any. Retrying the same thing fails again.
+  limit_exceeded = 55,
 
   // --- workers and the pool ---------------------------------------------------------------
   worker_crashed = 60,  // The loader worker died during the job.

@@ -75,6 +75,8 @@ CODES: Dict[int, Tuple[str, str]] = {
     52: ("cancelled", "the load was cancelled by an unload; retry if you still want it"),
     53: ("not_loaded", "nothing to do: the adapter is not resident"),
     54: ("draining", "retry after the adapter's remaining leases end"),
+    55: ("limit_exceeded", "stay within the limit the message names (an adapter file's or a "
+                           "connection's); operator: see docs/operations.md for its flag"),
     60: ("worker_crashed", "retry later; if it repeats the adapter is poisonous"),
     61: ("timeout", "retry; operator: check worker health or raise the load timeouts"),
     62: ("quarantined", "replace the files, wait, or unload the name to lift the quarantine"),
