@@ -1,26 +1,21 @@
-// Creation, reservation and teardown of the shared-memory arena. Everything
-// that can fail does so here, at start-up, with a message saying what to
-// change; after create() succeeds no access to the arena can raise SIGBUS.
+// Creation, sealing, reservation and teardown of the shared-memory arena.
+// Everything that can fail does so here, at start-up, with a message saying
+// what to change; after create() succeeds no access to the arena can raise
+// SIGBUS.
 #include "cache/arena.h"
 
-#include <dirent.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <boost/interprocess/exceptions.hpp>
-#include <boost/interprocess/permissions.hpp>
-#include <boost/interprocess/shared_memory_object.hpp>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <limits>
-#include <random>
-#include <string_view>
+#include <optional>
+#include <sstream>
 #include <utility>
 
 #include "common/size_parse.h"
@@ -28,63 +23,63 @@
 namespace genomed::cache {
 namespace {
 
-namespace bip = boost::interprocess;
-
-constexpr const char* kShmDir = "/dev/shm";
-
 std::string errno_text(int err) { return std::strerror(err); }
 
-// The message for every way /dev/shm can be too small: a person must be able
-// to act on it without reading the source.
-Status shm_too_small(std::uint64_t free_bytes, std::uint64_t size) {
-  return Status(Errc::no_space, std::string(kShmDir) + " has " + format_size(free_bytes) +
-                                    " free, the budget needs " + format_size(size) +
-                                    ": lower --budget or enlarge /dev/shm (docker run "
-                                    "--shm-size, or mount -o remount,size=...)");
+// What this host can give the arena: MemAvailable, and the room left under
+// the memory limit of genomed's cgroup (v2) when there is one. A memfd is
+// not bounded by /dev/shm's size: memory is what runs out, and past it
+// posix_fallocate would wake the OOM killer rather than fail.
+struct MemoryRoom {
+  std::uint64_t bytes = std::numeric_limits<std::uint64_t>::max();
+  std::string what;  // where the figure comes from, for the message
+};
+
+std::optional<std::uint64_t> meminfo_bytes(const char* key) {
+  std::ifstream in("/proc/meminfo");
+  for (std::string line; std::getline(in, line);) {
+    if (!line.starts_with(key)) continue;
+    std::istringstream fields(line.substr(std::strlen(key)));
+    std::uint64_t kib = 0;
+    if (fields >> kib) return kib * 1024;
+  }
+  return std::nullopt;
 }
 
-// Removes segments named `<prefix><pid>-...` whose pid no longer exists. Names
-// live only for an instant, so these are left by daemons killed mid-create.
-// Best effort: a failure leaves the stale segment, never fails the start.
-void remove_stale_segments(const std::string& prefix) {
-  DIR* dir = ::opendir(kShmDir);
-  if (dir == nullptr) return;
-  while (const dirent* entry = ::readdir(dir)) {
-    const std::string_view name(entry->d_name);
-    if (!name.starts_with(prefix)) continue;
-    const std::string_view rest = name.substr(prefix.size());
-    const std::size_t dash = rest.find('-');
-    if (dash == 0 || dash == std::string_view::npos || dash > 9) continue;
-    pid_t pid = 0;
-    bool digits = true;
-    for (char c : rest.substr(0, dash)) {
-      if (c < '0' || c > '9') digits = false;
-      pid = pid * 10 + (c - '0');
-    }
-    if (!digits || pid <= 0) continue;
-    if (::kill(pid, 0) == -1 && errno == ESRCH) {
-      ::shm_unlink(("/" + std::string(name)).c_str());
+std::optional<std::uint64_t> file_u64(const std::string& path) {
+  std::ifstream in(path);
+  std::uint64_t v = 0;
+  if (in >> v) return v;
+  return std::nullopt;  // absent, or "max"
+}
+
+MemoryRoom memory_room() {
+  MemoryRoom room;
+  if (auto avail = meminfo_bytes("MemAvailable:")) {
+    room = {*avail, "MemAvailable in /proc/meminfo"};
+  }
+  std::ifstream cg("/proc/self/cgroup");
+  for (std::string line; std::getline(cg, line);) {
+    if (!line.starts_with("0::")) continue;  // the v2 hierarchy
+    const std::string dir = "/sys/fs/cgroup" + line.substr(3);
+    const auto max = file_u64(dir + "/memory.max");
+    const auto current = file_u64(dir + "/memory.current");
+    if (max && current) {
+      const std::uint64_t left = *max > *current ? *max - *current : 0;
+      if (left < room.bytes) room = {left, "memory.max - memory.current of cgroup " + dir};
     }
   }
-  ::closedir(dir);
+  return room;
 }
 
-std::string unique_name(const std::string& prefix) {
-  std::random_device rd;
-  const std::uint64_t r = (std::uint64_t{rd()} << 32) | rd();
-  char suffix[17];
-  std::snprintf(suffix, sizeof suffix, "%016llx", static_cast<unsigned long long>(r));
-  return prefix + std::to_string(::getpid()) + "-" + suffix;
+Status no_room(const MemoryRoom& room, std::uint64_t size) {
+  return Status(Errc::no_space, "the arena needs " + format_size(size) + " of memory, the host has " +
+                                    format_size(room.bytes) + " (" + room.what +
+                                    "): lower --budget or give genomed more memory");
 }
 
-// A close-on-exec duplicate: the Boost objects close their own descriptors,
-// and a worker must receive the rw descriptor only by explicit inheritance.
-Result<int> dup_cloexec(int fd) {
-  const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (copy == -1)
-    return Result<int>(Errc::environment,
-                       "fcntl(F_DUPFD_CLOEXEC) of the arena descriptor: " + errno_text(errno));
-  return copy;
+Status failed(const char* call, std::uint64_t size, int err) {
+  return Status(Errc::environment,
+                std::string(call) + " of the " + format_size(size) + " arena: " + errno_text(err));
 }
 
 }  // namespace
@@ -99,57 +94,42 @@ Result<Arena> Arena::create(std::uint64_t size, const std::string& name_prefix) 
     return Result<Arena>(Errc::bad_request,
                          "the shared-memory name prefix must be non-empty and contain no '/'");
   }
-
-  remove_stale_segments(name_prefix);
-
-  struct statvfs fs {};
-  if (::statvfs(kShmDir, &fs) == 0) {
-    const std::uint64_t free_bytes = std::uint64_t{fs.f_bavail} * fs.f_frsize;
-    if (free_bytes < size) return Result<Arena>(shm_too_small(free_bytes, size));
+  if (const MemoryRoom room = memory_room(); room.bytes < size) {
+    return Result<Arena>(no_room(room, size));
   }
 
-  Arena arena;
+  Arena arena;  // closes whatever it holds if a step below fails
   arena.size_ = size;
-  const std::string name = unique_name(name_prefix);
-  try {
-    bip::shared_memory_object rw(bip::create_only, name.c_str(), bip::read_write,
-                                 bip::permissions(0600));
-    // From here on the name must go, whatever fails.
-    struct Unlink {
-      const std::string& name;
-      ~Unlink() { bip::shared_memory_object::remove(name.c_str()); }
-    } unlink{name};
-    rw.truncate(static_cast<bip::offset_t>(size));
-    bip::shared_memory_object ro(bip::open_only, name.c_str(), bip::read_only);
-
-    auto rw_fd = dup_cloexec(rw.get_mapping_handle().handle);
-    if (!rw_fd) return Result<Arena>(rw_fd.status());
-    arena.rw_fd_ = *rw_fd;
-    auto ro_fd = dup_cloexec(ro.get_mapping_handle().handle);
-    if (!ro_fd) return Result<Arena>(ro_fd.status());
-    arena.ro_fd_ = *ro_fd;
-  } catch (const bip::interprocess_exception& e) {
-    return Result<Arena>(Errc::environment, std::string("cannot create the shared-memory arena ") +
-                                                kShmDir + "/" + name + ": " + e.what());
+  const std::string name = name_prefix + std::to_string(::getpid());
+  arena.rw_fd_ = ::memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (arena.rw_fd_ == -1) return Result<Arena>(failed("memfd_create", size, errno));
+  if (::ftruncate(arena.rw_fd_, static_cast<off_t>(size)) != 0) {
+    return Result<Arena>(failed("ftruncate", size, errno));
   }
+  // The size is final: no one can shrink it under a mapping (SIGBUS), grow
+  // it, or lift these seals, whatever descriptor they hold.
+  if (::fcntl(arena.rw_fd_, F_ADD_SEALS, kSeals) != 0) {
+    return Result<Arena>(failed("fcntl(F_ADD_SEALS)", size, errno));
+  }
+  // A second open file description, read-only: mmap checks the mode of the
+  // description, so its holders can never map the arena writable.
+  const std::string self = "/proc/self/fd/" + std::to_string(arena.rw_fd_);
+  arena.ro_fd_ = ::open(self.c_str(), O_RDONLY | O_CLOEXEC);
+  if (arena.ro_fd_ == -1) return Result<Arena>(failed("open(/proc/self/fd) read-only", size, errno));
+  // A memfd is created mode 0777: anyone holding the read-only descriptor
+  // could reopen it writable through /proc/self/fd. 0400 refuses that to
+  // every other uid (and to genomed's own uid unless it chmods first).
+  if (::fchmod(arena.rw_fd_, 0400) != 0) return Result<Arena>(failed("fchmod", size, errno));
 
-  // tmpfs is sparse: without this, the first touch of a page /dev/shm cannot
-  // supply raises SIGBUS in whichever process touches it.
+  // Memory is lent lazily: without this, the first touch of a page the host
+  // cannot supply raises SIGBUS in whichever process touches it.
   if (const int err = ::posix_fallocate(arena.rw_fd_, 0, static_cast<off_t>(size)); err != 0) {
-    if (err == ENOSPC) {
-      std::uint64_t free_bytes = 0;
-      if (::statvfs(kShmDir, &fs) == 0) free_bytes = std::uint64_t{fs.f_bavail} * fs.f_frsize;
-      return Result<Arena>(shm_too_small(free_bytes, size));
-    }
-    return Result<Arena>(Errc::environment, "posix_fallocate of the " + format_size(size) +
-                                                " arena: " + errno_text(err));
+    if (err == ENOSPC || err == ENOMEM) return Result<Arena>(no_room(memory_room(), size));
+    return Result<Arena>(failed("posix_fallocate", size, err));
   }
 
   void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, arena.ro_fd_, 0);
-  if (map == MAP_FAILED) {
-    return Result<Arena>(Errc::environment,
-                         "mmap of the " + format_size(size) + " arena: " + errno_text(errno));
-  }
+  if (map == MAP_FAILED) return Result<Arena>(failed("mmap", size, errno));
   arena.data_ = static_cast<const std::byte*>(map);
   return arena;
 }

@@ -1,11 +1,17 @@
 // The one shared-memory arena that holds every resident adapter. Created by the
 // supervisor at start, sized to the budget, and reused for the daemon's life.
 //
-// The POSIX name exists only for the instant between create and open: right
-// after creating it, the arena opens a second, read-only descriptor and
-// removes the name, so no crash of any process can leak the segment, and
-// clients can only ever get the read-only descriptor.
+// It is a memfd: it never has a name anyone could open, and it dies with the
+// last process that holds a descriptor or a mapping of it, so no crash can
+// leak it. Its size is sealed (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), so
+// nobody, not even a process of genomed's uid that reopens it writable, can
+// truncate it under the mappings of others (a SIGBUS in every client). Its
+// inode mode is 0400, so a client of another uid cannot reopen its read-only
+// descriptor writable through /proc/self/fd. What a process of the daemon's
+// own uid can still do is written in docs/architecture.md ("Threat model").
 #pragma once
+
+#include <fcntl.h>
 
 #include <atomic>
 #include <cstddef>
@@ -20,12 +26,15 @@ namespace genomed::cache {
 // may run on its own thread while other threads read data().
 class Arena {
  public:
-  // Creates the segment (Boost.Interprocess shared_memory_object), sizes it,
-  // and reserves its pages with posix_fallocate so that a /dev/shm too small
-  // for the budget is a clear error now (Errc::no_space, naming the free size
-  // and `--shm-size`), never a SIGBUS later. `name_prefix` also selects stale
-  // segments of earlier crashed daemons to remove (best effort).
+  // Creates the memfd (named `<name_prefix><pid>` in /proc/PID/maps and
+  // /proc/PID/fd, for people and tests looking for it), sizes and seals it,
+  // and reserves its pages with posix_fallocate so that too little memory
+  // for the budget is a clear error now (Errc::no_space, naming what is
+  // available and `--budget`), never a SIGBUS or an OOM kill later.
   static Result<Arena> create(std::uint64_t size, const std::string& name_prefix);
+
+  // The seals every arena carries (F_GET_SEALS of any of its descriptors).
+  static constexpr int kSeals = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW;
 
   Arena(Arena&&) noexcept;
   Arena& operator=(Arena&&) noexcept;

@@ -1,0 +1,68 @@
+// The arena against a process of genomed's own uid (issue 9, item 8): it
+// could reopen the arena read-write through /proc/<genomed>/fd and truncate
+// it, killing every client with SIGBUS and the workers with it. The arena's
+// size is sealed now; writes by that uid remain possible and are what
+// docs/architecture.md ("Threat model") says they are.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+
+#include "integration/daemon_fixture.h"
+
+namespace genomed::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A path in /proc/<pid>/fd that names the daemon's arena, or "".
+std::string arena_descriptor_of(pid_t pid) {
+  std::error_code ec;
+  for (const auto& fd : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+    std::error_code link_ec;
+    if (fs::read_symlink(fd.path(), link_ec).string().rfind("/memfd:genomed-", 0) == 0) {
+      return fd.path();
+    }
+  }
+  return "";
+}
+
+TEST(ArenaHardening, ReopeningTheDaemonsArenaWritableCannotTruncateIt) {
+  Daemon daemon;
+  daemon.add_adapter("victim", {});
+  Client client = daemon.connect();
+  auto lease = client.acquire("victim");
+  ASSERT_TRUE(lease.ok()) << lease.status().to_string();
+  const std::string before(reinterpret_cast<const char*>(lease->tensors()[0].data.data()),
+                           lease->tensors()[0].data.size());
+
+  const std::string path = arena_descriptor_of(daemon.pid());
+  ASSERT_FALSE(path.empty()) << "no memfd arena among genomed's descriptors";
+  // The attack as measured: the same uid (here root, which also passes the
+  // 0400 mode) opens the daemon's descriptor writable.
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_NE(fd, -1) << path;
+  struct stat st {};
+  ASSERT_EQ(::fstat(fd, &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0400u);
+  EXPECT_NE(::ftruncate(fd, 0), 0) << "the arena could be truncated";
+  EXPECT_EQ(errno, EPERM);
+  EXPECT_NE(::ftruncate(fd, st.st_size + 4096), 0) << "the arena could be grown";
+  ::close(fd);
+
+  // The client reads its lease without SIGBUS; the daemon and its workers
+  // still serve.
+  const std::string after(reinterpret_cast<const char*>(lease->tensors()[0].data.data()),
+                          lease->tensors()[0].data.size());
+  EXPECT_EQ(after, before);
+  daemon.add_adapter("next", {});
+  auto next = client.acquire("next");
+  ASSERT_TRUE(next.ok()) << next.status().to_string();
+  EXPECT_EQ(daemon.stat("workers_alive"), 2u);
+}
+
+}  // namespace
+}  // namespace genomed::testing
