@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds and runs the tests under sanitizers, daemon and workers included:
+#   build-asan: every unit and integration test with ASan + UBSan;
+#   build-tsan: the tests of concurrent code (the coordinator, admission,
+#               request threads, pool, deadlines; the integration tests of
+#               concurrency, admission, eviction, hang-ups) with TSan.
+# Called by scripts/test.sh.
+#
+# usage: scripts/sanitizers.sh [asan|tsan]...   (default: both)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
+kinds=("$@")
+[ ${#kinds[@]} -eq 0 ] && kinds=(asan tsan)
+
+# Crash signals must reach the pool as signals (a worker killed by SIGSEGV is
+# a crash the supervisor classifies), not become a sanitizer report and an
+# exit code: the fault-injection tests raise them on purpose.
+signals="handle_segv=0:handle_sigbus=0:handle_abort=0:handle_sigfpe=0:handle_sigill=0"
+export ASAN_OPTIONS="$signals:detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export TSAN_OPTIONS="$signals:halt_on_error=1:second_deadlock_stack=1"
+
+for kind in "${kinds[@]}"; do
+  case "$kind" in
+    asan) sanitize="address,undefined"; filter="" ;;
+    tsan) sanitize="thread"
+          filter="Coordinator|Admission|RequestThreads|DeadlineTimer|LeaseTable|Pool|Concurrency|ReleaseWhileWaiting|Eviction|Hangup|IdleConnections|ConnectionLimits" ;;
+    *) echo "usage: scripts/sanitizers.sh [asan|tsan]..." >&2; exit 2 ;;
+  esac
+  build_dir="build-$kind"
+  echo "sanitizers: building $build_dir (-fsanitize=$sanitize)"
+  cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGENOMED_SANITIZE="$sanitize" \
+    -DGENOMED_FAULT_INJECTION=ON -DGENOMED_INVARIANTS=ON -DGENOMED_BUILD_BENCH=OFF >/dev/null
+  cmake --build "$build_dir" -j "$(nproc)" >"$build_dir.build.log" 2>&1 ||
+    { tail -40 "$build_dir.build.log"; exit 1; }
+  args=(--output-on-failure -j "$(nproc)" --timeout 900)
+  [ -n "$filter" ] && args+=(-R "$filter")
+  (cd "$build_dir" && ctest "${args[@]}")
+done
