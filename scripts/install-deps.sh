@@ -9,6 +9,7 @@ packages=(
   libmsgpack-cxx-dev libspdlog-dev nlohmann-json3-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14                               # scripts/thread-safety.sh: clang's -Wthread-safety
+  libclang-rt-14-dev                     # scripts/fuzz.sh: libFuzzer, ASan and UBSan runtimes for clang
 )
 
 missing=()
