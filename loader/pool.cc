@@ -423,8 +423,7 @@ Status send_job(int fd, const std::string& frame, JobClock& clock, const CancelT
     if (fired(cancel)) return cancelled_status();
     clock.look();
     if (clock.expired()) return Status(Errc::timeout, "the worker did not take the job in time");
-    if (wait_worker(fd, POLLOUT, cancel, clock) < 0 && errno != EINTR)
-      return socket_gone("poll");
+    if (wait_worker(fd, POLLOUT, cancel, clock) < 0 && errno != EINTR) return socket_gone("poll");
   }
   return Status::Ok();
 }
@@ -480,8 +479,7 @@ Result<std::string> receive_reply(int fd, JobClock& clock, const CancelToken* ca
     if (fired(cancel)) return cancelled_status();
     clock.look();
     if (clock.expired()) return Status(Errc::timeout, "no reply before the deadline");
-    if (wait_worker(fd, POLLIN, cancel, clock) < 0 && errno != EINTR)
-      return socket_gone("poll");
+    if (wait_worker(fd, POLLIN, cancel, clock) < 0 && errno != EINTR) return socket_gone("poll");
   }
 }
 

@@ -40,8 +40,9 @@ struct Ran {
   JobFate fate;
 };
 
+// Whether a worker_gone is ready (false when run() gave none: it hung).
 bool ready(const std::shared_future<void>& f, std::chrono::seconds within = 0s) {
-  return f.wait_for(within) == std::future_status::ready;
+  return f.valid() && f.wait_for(within) == std::future_status::ready;
 }
 
 class PoolTest : public ::testing::Test {
