@@ -1,5 +1,9 @@
 #include "common/wait_clock.h"
 
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+
 namespace genomed {
 namespace {
 
@@ -9,6 +13,13 @@ class SteadyWaitClock final : public WaitClock {
   void wait_until(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
                   TimePoint deadline) override {
     cv.wait_until(lock, deadline);
+  }
+  int poll(pollfd* fds, nfds_t n, TimePoint deadline) override {
+    if (deadline == TimePoint::max()) return ::poll(fds, n, -1);
+    // Rounded up: a wait that ends before the deadline would only be
+    // followed by another one of 0 ms.
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now()).count();
+    return ::poll(fds, n, static_cast<int>(std::clamp<std::int64_t>(left, 0, INT_MAX)));
   }
 };
 

@@ -1,8 +1,11 @@
 // Steady time, and the waits measured by it, as something a component is
-// given rather than reaches for: the coordinator takes a WaitClock so its
-// deadlines (admission timeout, waiter backstop, predecessor wait) are unit-
+// given rather than reaches for: the coordinator and the pool take a
+// WaitClock so their deadlines (admission timeout, waiter backstop,
+// predecessor wait; job deadlines, kill grace, restart backoff) are unit-
 // tested on a fake clock that a test advances by hand, without sleeping.
 #pragma once
+
+#include <poll.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -22,6 +25,12 @@ class WaitClock {
   // callers re-check their condition and the time.
   virtual void wait_until(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
                           TimePoint deadline) = 0;
+  // Waits like ::poll(fds, n, timeout) for events on `fds`, with the
+  // timeout ending when now() reaches `deadline` (TimePoint::max(): none).
+  // Returns what ::poll returns: the number of descriptors with revents,
+  // 0 once the clock reached `deadline` with none ready, -1 with errno set
+  // (EINTR). A deadline already reached still reports ready descriptors.
+  virtual int poll(pollfd* fds, nfds_t n, TimePoint deadline) = 0;
 
   // The real steady clock.
   static WaitClock& steady();

@@ -113,14 +113,16 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
     pool_options.worker_extra_args.insert(pool_options.worker_extra_args.end(),
                                           {"--fault", config.worker_fault});
   }
-  loader::Pool pool(pool_options);
+  // One clock for both: the coordinator's job deadlines are measured by the pool.
+  WaitClock& clock = WaitClock::steady();
+  loader::Pool pool(pool_options, clock);
   if (Status s = pool.start(); !s.ok()) return fail(s);
   if (!config.base_model.empty()) {
     if (Status s = check_base_model(pool, config); !s.ok()) return fail(s);
   }
 
   loader::Coordinator coordinator(config.coordinator, *resolver, pool,
-                                  {arena->data(), arena->size()});
+                                  {arena->data(), arena->size()}, clock);
   loader::ConnectionContext ctx{&coordinator, arena->ro_fd(), arena->size(), kVersion,
                                 config.connections};
   auto server = loader::Server::listen(config.socket_path, ctx);

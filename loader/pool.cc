@@ -19,11 +19,44 @@
 
 namespace genomed::loader {
 
+namespace {
+
+// A job's result, handed from whoever settles the job (its slot, stop(),
+// cancel(), a restart pause) to run(), which waits for it on the pool's
+// clock (a future's wait could only be measured by the real one). Set once.
+class JobResult {
+ public:
+  void set(Result<std::string> result) EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    value_ = std::move(result);
+    cv_.notify_all();
+  }
+  // True once set; false if `clock` reached `deadline` first.
+  bool wait_until(WaitClock& clock, Clock::time_point deadline) EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    return genomed::wait_until(clock, cv_, lock, deadline,
+                               [this]() REQUIRES(mu_) { return value_.has_value(); });
+  }
+  // Waits as long as it takes (the slot running the job ends it at its deadline).
+  Result<std::string> take() EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    lock.wait(cv_, [this]() REQUIRES(mu_) { return value_.has_value(); });
+    return std::move(*value_);
+  }
+
+ private:
+  Mutex mu_;
+  std::condition_variable cv_;
+  std::optional<Result<std::string>> value_ GUARDED_BY(mu_);
+};
+
+}  // namespace
+
 struct Pool::Pending {
   std::string frame;  // the encoded job with its length prefix, as it goes on the wire
   std::string what;   // for logs: "probe /roots/a/adapter_model.safetensors"
   Clock::time_point deadline;
-  std::promise<Result<std::string>> result;
+  JobResult result;
   // Written by the slot before it sets `result` (which orders them).
   bool worker_died = false;
   Blame blame = Blame::none;
@@ -54,7 +87,10 @@ void CancelToken::fire() {
   if (fd_ >= 0) (void)!::write(fd_, &one, sizeof one);  // never read: stays readable
 }
 
-Pool::Pool(PoolOptions options) : options_(std::move(options)), restart_policy_(options_.restart) {
+Pool::Pool(PoolOptions options, WaitClock& clock)
+    : options_(std::move(options)),
+      clock_(clock),
+      restart_policy_(options_.restart, [&clock] { return clock.now(); }) {
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   stop_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 }
@@ -126,7 +162,7 @@ void Pool::stop() {
   }
   const std::uint64_t one = 1;
   (void)!::write(stop_fd_, &one, sizeof one);  // never read: every slot, in every state, wakes
-  for (auto& p : orphans) p->result.set_value(Status(Errc::shutting_down, "genomed is stopping"));
+  for (auto& p : orphans) p->result.set(Status(Errc::shutting_down, "genomed is stopping"));
   for (auto& slot : slots_) {
     if (slot->thread.joinable()) slot->thread.join();
     slot->worker.reset();  // closes the socket, waits briefly, SIGKILLs, reaps
@@ -152,7 +188,6 @@ Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline, 
       std::string(job.kind == jobs::JobKind::probe ? "probe " : "fill ") + job.paths.weights;
   pending->deadline = deadline;
   pending->cancel = std::move(cancel);
-  auto future = pending->result.get_future();
   std::shared_future<void> worker_gone = pending->retired.get_future().share();
   {
     MutexLock lock(mu_);
@@ -163,7 +198,7 @@ Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline, 
       return Status(Errc::cancelled, "'" + pending->what + "' was cancelled");
     if (restart_policy_.unhealthy()) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          restart_policy_.unhealthy_until() - Clock::now());
+          restart_policy_.unhealthy_until() - clock_.now());
       return Status(Errc::unhealthy,
                     "loader workers restarted too often; the pool resumes spawning in " +
                         std::to_string(left.count()) + " ms (cached adapters are still served)");
@@ -180,7 +215,7 @@ Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline, 
   // The slot enforces the deadline on a running job; this wait covers a job
   // still queued behind busy workers. The grace lets the slot's own result
   // arrive first when it is running.
-  if (future.wait_until(deadline + std::chrono::milliseconds(250)) != std::future_status::ready) {
+  if (!pending->result.wait_until(clock_, deadline + std::chrono::milliseconds(250))) {
     MutexLock lock(mu_);
     const auto it = std::find(queue_.begin(), queue_.end(), pending);
     if (it != queue_.end()) {
@@ -193,7 +228,7 @@ Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline, 
     }
     // A slot runs it; the slot's own deadline ends it promptly.
   }
-  auto result = future.get();
+  auto result = pending->result.take();
   if (fate != nullptr) {
     fate->worker_died = pending->worker_died;
     fate->blame = pending->blame;
@@ -219,7 +254,7 @@ void Pool::cancel(CancelToken& token) {
   }
   for (auto& p : withdrawn) {
     spdlog::debug("'{}' cancelled while queued; withdrawn", p->what);
-    p->result.set_value(Status(Errc::cancelled, "'" + p->what + "' was cancelled while queued"));
+    p->result.set(Status(Errc::cancelled, "'" + p->what + "' was cancelled while queued"));
   }
 }
 
@@ -227,7 +262,8 @@ namespace {
 
 // An idle worker's socket turns readable only when the worker died (EOF) or
 // broke the protocol (unsolicited bytes). Checked before handing it a job,
-// so a death while idle is never blamed on the next adapter.
+// so a death while idle is never blamed on the next adapter. A look, not a
+// wait (timeout 0): the only ::poll of the pool that is not the clock's.
 bool worker_readable(const WorkerProcess& worker) {
   pollfd p{worker.fd(), POLLIN, 0};
   return ::poll(&p, 1, 0) > 0;
@@ -262,7 +298,7 @@ std::shared_ptr<Pool::Pending> Pool::next_job(Slot& slot) {
       retire(slot, Death::idle, "no job (idle)");
       continue;
     }
-    if (spawn_at && Clock::now() >= *spawn_at) {
+    if (spawn_at && clock_.now() >= *spawn_at) {
       try_spawn(slot);
       continue;
     }
@@ -271,15 +307,9 @@ std::shared_ptr<Pool::Pending> Pool::next_job(Slot& slot) {
     pollfd fds[3] = {{stop_fd_, POLLIN, 0},
                      {slot.worker ? slot.worker->fd() : -1, POLLIN, 0},
                      {wake_fd_, POLLIN, 0}};
-    int timeout_ms = -1;
-    if (spawn_at) {
-      timeout_ms = static_cast<int>(
-          std::chrono::ceil<std::chrono::milliseconds>(*spawn_at - Clock::now()).count());
-      timeout_ms = std::max(timeout_ms, 0);
-    }
     // Slots without a worker do not consume job wake-ups: a job must wake a
     // slot that can run it.
-    const int n = ::poll(fds, spawn_at ? 1 : 3, timeout_ms);
+    const int n = clock_.poll(fds, spawn_at ? 1 : 3, spawn_at.value_or(Clock::time_point::max()));
     if (n <= 0 || (fds[0].revents & POLLIN))
       continue;  // time to spawn, or stopping (checked above)
     if (!spawn_at && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
@@ -295,8 +325,8 @@ std::shared_ptr<Pool::Pending> Pool::next_job(Slot& slot) {
 
 void Pool::slot_main(Slot& slot) {
   while (auto job = next_job(slot)) {
-    if (Clock::now() >= job->deadline) {
-      job->result.set_value(
+    if (clock_.now() >= job->deadline) {
+      job->result.set(
           Status(Errc::timeout, "'" + job->what + "' waited in the queue past its deadline"));
       continue;
     }
@@ -306,7 +336,7 @@ void Pool::slot_main(Slot& slot) {
     // The caller gets its answer before the (possibly slow) kill and reap.
     job->worker_died = death.has_value();
     job->blame = death ? blame : Blame::none;
-    job->result.set_value(std::move(result));
+    job->result.set(std::move(result));
     if (death) {
       retire(slot, *death, job->what);
       job->retired.set_value();
@@ -332,11 +362,12 @@ constexpr Clock::duration kPauseSlack = std::chrono::milliseconds(100);
 // the slice it waited), so a hung worker is stopped as before.
 class JobClock {
  public:
-  explicit JobClock(Clock::duration budget) : left_(budget), last_(Clock::now()) {}
+  JobClock(WaitClock& clock, Clock::time_point deadline)
+      : clock_(clock), last_(clock.now()), left_(deadline - last_) {}
 
   // Charges the time since the previous look.
   void look() {
-    const Clock::time_point now = Clock::now();
+    const Clock::time_point now = clock_.now();
     Clock::duration gap = now - last_;
     last_ = now;
     if (gap > kWatchSlice + kPauseSlack) {
@@ -346,16 +377,17 @@ class JobClock {
     left_ -= gap;
   }
   bool expired() const { return left_ <= Clock::duration::zero(); }
-  // The next wait: the rest of the budget, at most one slice.
-  int wait_ms() const {
-    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(std::min(left_, kWatchSlice));
-    return static_cast<int>(std::max<std::int64_t>(ms.count(), 0));
+  // Polls `fds` for the next wait: the rest of the budget, at most one
+  // slice, from the last look. Returns as WaitClock::poll.
+  int wait(pollfd* fds, nfds_t n) {
+    return clock_.poll(fds, n, last_ + std::clamp(left_, Clock::duration::zero(), kWatchSlice));
   }
   Clock::duration uncharged() const { return uncharged_; }
 
  private:
-  Clock::duration left_;
+  WaitClock& clock_;
   Clock::time_point last_;
+  Clock::duration left_;
   Clock::duration uncharged_{};
 };
 
@@ -370,11 +402,11 @@ bool fired(const CancelToken* cancel) { return cancel != nullptr && cancel->canc
 
 Status cancelled_status() { return Status(Errc::cancelled, "the job was cancelled"); }
 
-// Waits up to `ms` for `events` on the worker's socket or for the job's
-// cancellation (its token's eventfd).
-int wait_worker(int fd, short events, const CancelToken* cancel, int ms) {
+// Waits one slice of `clock` for `events` on the worker's socket or for the
+// job's cancellation (its token's eventfd).
+int wait_worker(int fd, short events, const CancelToken* cancel, JobClock& clock) {
   pollfd p[2] = {{fd, events, 0}, {cancel ? cancel->fd() : -1, POLLIN, 0}};
-  return ::poll(p, 2, ms);
+  return clock.wait(p, 2);
 }
 
 Status send_job(int fd, const std::string& frame, JobClock& clock, const CancelToken* cancel) {
@@ -391,8 +423,7 @@ Status send_job(int fd, const std::string& frame, JobClock& clock, const CancelT
     if (fired(cancel)) return cancelled_status();
     clock.look();
     if (clock.expired()) return Status(Errc::timeout, "the worker did not take the job in time");
-    if (wait_worker(fd, POLLOUT, cancel, clock.wait_ms()) < 0 && errno != EINTR)
-      return socket_gone("poll");
+    if (wait_worker(fd, POLLOUT, cancel, clock) < 0 && errno != EINTR) return socket_gone("poll");
   }
   return Status::Ok();
 }
@@ -448,8 +479,7 @@ Result<std::string> receive_reply(int fd, JobClock& clock, const CancelToken* ca
     if (fired(cancel)) return cancelled_status();
     clock.look();
     if (clock.expired()) return Status(Errc::timeout, "no reply before the deadline");
-    if (wait_worker(fd, POLLIN, cancel, clock.wait_ms()) < 0 && errno != EINTR)
-      return socket_gone("poll");
+    if (wait_worker(fd, POLLIN, cancel, clock) < 0 && errno != EINTR) return socket_gone("poll");
   }
 }
 
@@ -490,7 +520,7 @@ Result<std::string> Pool::execute(Slot& slot, Pending& job, std::optional<Death>
     state_of(slot).busy_fd = worker.fd();
   }
   const pid_t pid = worker.pid();
-  JobClock clock(job.deadline - Clock::now());
+  JobClock clock(clock_, job.deadline);
   // The write is watched too: a stopped worker whose socket buffer is full
   // must not block the slot for ever.
   Result<std::string> reply = Status(Errc::internal, "unset");
@@ -582,11 +612,9 @@ void Pool::retire(Slot& slot, Death death, const std::string& what) {
     // dead already (EOF) or no longer trusted (unsolicited bytes).
     worker.kill(SIGTERM);
     pollfd p{worker.fd(), POLLIN, 0};
-    const auto grace_end = Clock::now() + options_.kill_grace;
-    while (Clock::now() < grace_end) {
-      const auto left =
-          std::chrono::ceil<std::chrono::milliseconds>(grace_end - Clock::now()).count();
-      if (::poll(&p, 1, static_cast<int>(left)) > 0) {
+    const auto grace_end = clock_.now() + options_.kill_grace;
+    while (clock_.now() < grace_end) {
+      if (clock_.poll(&p, 1, grace_end) > 0) {
         char b;
         if (::recv(worker.fd(), &b, 1, MSG_DONTWAIT) == 0) break;  // EOF: it exited
       }
@@ -619,7 +647,7 @@ void Pool::retire(Slot& slot, Death death, const std::string& what) {
     if (death == Death::cancelled) {
       // Not the worker's failure: replaced at once, outside the backoff and
       // the restart intensity (unloads must not make the pool unhealthy).
-      state_of(slot).next_spawn = Clock::now();
+      state_of(slot).next_spawn = clock_.now();
     } else {
       if (death == Death::timed_out)
         ++stats_.worker_timeouts;
@@ -633,7 +661,7 @@ void Pool::retire(Slot& slot, Death death, const std::string& what) {
     stats_.queue_depth = queue_.size();
   }
   for (auto& p : refused) {
-    p->result.set_value(
+    p->result.set(
         Status(Errc::unhealthy, "loader workers restarted too often; the pool paused spawning"));
   }
 }
@@ -645,7 +673,7 @@ PoolStats Pool::stats() const {
   s.healthy = !restart_policy_.unhealthy();
   if (!s.healthy) {
     s.unhealthy_ms_left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              restart_policy_.unhealthy_until() - Clock::now())
+                              restart_policy_.unhealthy_until() - clock_.now())
                               .count();
   }
   return s;

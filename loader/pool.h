@@ -16,6 +16,14 @@
 // in which the supervisor itself did not run (SIGSTOP, a VM pause, a
 // debugger) is not charged to the job (see JobClock in pool.cc).
 //
+// Time: the pool's time is the WaitClock it is given (common/wait_clock.h;
+// genomed passes the steady clock). Every reading of the time and every
+// timed wait goes through it: job deadlines and their watch slices, the
+// kill grace, the restart backoff and the unhealthy window (RestartPolicy
+// reads the same clock), run()'s wait for its result. So
+// tests/loader/pool_test.cc runs real workers on a FakeWaitClock and moves
+// time by hand: no sleeps, no timing assertions.
+//
 // Cancellation: a caller may cancel a job through the CancelToken it passed
 // to run(). A queued job is taken out of the queue; a running one is
 // answered `cancelled` at once and its worker stopped as for a missed
@@ -46,6 +54,7 @@
 
 #include "common/mutex.h"
 #include "common/status.h"
+#include "common/wait_clock.h"
 #include "jobs/job_protocol.h"
 #include "loader/restart_policy.h"
 #include "loader/worker_process.h"
@@ -142,7 +151,8 @@ class JobRunner {
 
 class Pool final : public JobRunner {
  public:
-  explicit Pool(PoolOptions options);
+  // `clock` measures every deadline, grace, backoff and wait of the pool.
+  explicit Pool(PoolOptions options, WaitClock& clock = WaitClock::steady());
   ~Pool();  // stop()
 
   Pool(const Pool&) = delete;
@@ -210,6 +220,7 @@ class Pool final : public JobRunner {
   SlotState& state_of(const Slot& slot) REQUIRES(mu_);
 
   const PoolOptions options_;
+  WaitClock& clock_;
   // Filled by start() before any slot thread exists, emptied by stop() (under
   // mu_) after every slot thread is joined; in between only read.
   std::vector<std::unique_ptr<Slot>> slots_;
