@@ -125,6 +125,18 @@ TEST(AdapterContract, EmbeddingAndConvolutionModulesGetTheirKinds) {
   EXPECT_EQ(r->modules[1].kind, ModuleKind::conv);
 }
 
+TEST(AdapterContract, NamesTooLongTogetherForTheContractAreRefusedBeforeItIsBuilt) {
+  // The contract names every tensor once: 8,250 modules of 1,000-byte names
+  // (24 MiB in the module table) cannot fit its 4 MiB.
+  Tensors many;
+  for (int i = 0; i < 8'250; ++i) {
+    const std::string module = "base_model.model.layers." + std::to_string(i) + "." +
+                               std::string(960, 'm') + ".q_proj";
+    many.lora(module, 4);
+  }
+  expect_refused(build(config(), many), Errc::limit_exceeded, {"kMaxContractBytes"});
+}
+
 TEST(AdapterContract, TensorsOutsideModulesAreClassifiedNeverRefused) {
   AdapterConfig c = config();
   c.modules_to_save = {"classifier"};

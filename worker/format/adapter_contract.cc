@@ -306,6 +306,18 @@ std::string_view base_model_path(std::string_view tensor_name) {
 Result<AdapterContract> build_contract(const AdapterConfig& config,
                                        const std::vector<TensorInfo>& tensors,
                                        const std::string& label) {
+  // The contract names every tensor once (as a module part or in a list), so
+  // names that together pass its limit can never fit: refused before the
+  // module table copies them (three copies of each name before the encoded
+  // size could be checked).
+  std::uint64_t name_bytes = 0;
+  for (const TensorInfo& t : tensors) name_bytes += t.name.size();
+  if (name_bytes > kMaxContractBytes) {
+    return Status(Errc::limit_exceeded,
+                  label + ": the tensor names take " + std::to_string(name_bytes) +
+                      " bytes together, more than the adapter contract that lists them may hold (" +
+                      std::to_string(kMaxContractBytes) + " bytes, kMaxContractBytes)");
+  }
   return ContractBuilder(config, label).build(tensors);
 }
 

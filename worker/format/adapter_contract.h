@@ -20,8 +20,9 @@ namespace genomed::format {
 // `tensors` is the validated safetensors table; `label` names the weights
 // file in messages, which also name the module and the config field. Errors:
 // module_incomplete, rank_mismatch, shape_mismatch, dora_mismatch,
-// lora_bias_mismatch, and config_invalid_field for a rank_pattern or
-// alpha_pattern key that is not a regular expression genomed can evaluate.
+// lora_bias_mismatch, config_invalid_field for a rank_pattern or
+// alpha_pattern key that is not a regular expression genomed can evaluate,
+// and limit_exceeded for names longer together than kMaxContractBytes.
 Result<AdapterContract> build_contract(const AdapterConfig& config,
                                        const std::vector<TensorInfo>& tensors,
                                        const std::string& label);
