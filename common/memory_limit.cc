@@ -43,9 +43,8 @@ Status limit_memory(std::uint64_t bytes) {
   // Never above a hard limit set from outside (raising it needs privilege).
   lim.rlim_cur = lim.rlim_max = std::min<rlim_t>(static_cast<rlim_t>(cap), lim.rlim_max);
   if (::setrlimit(RLIMIT_AS, &lim) != 0) {
-    return Status(Errc::environment,
-                  "setrlimit(RLIMIT_AS, " + std::to_string(lim.rlim_cur) +
-                      ") failed: " + std::strerror(errno));
+    return Status(Errc::environment, "setrlimit(RLIMIT_AS, " + std::to_string(lim.rlim_cur) +
+                                         ") failed: " + std::strerror(errno));
   }
   return Status::Ok();
 }

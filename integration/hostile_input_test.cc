@@ -316,7 +316,6 @@ TEST_F(HostileInput, PathTraversalIsRefused) {
   EXPECT_EQ(daemon_.stat("loads_completed"), 1u);  // only "alias"; nothing outside was read
 }
 
-
 // --- hostile sizes: headers, replies, memory, slow probes ----------------------------
 
 // Writes an adapter into `dir` whose weights file has the safetensors header
@@ -401,12 +400,11 @@ TEST_F(HostileInput, AdaptersTooLargeForAProbeReplyGetTypedErrorsWithoutKillingA
   // a contract under 4 MiB), yet its tensor table and contract add up past
   // a 16 MiB reply frame: limits alone cannot rule that out, the worker's
   // check of its reply does.
-  write_raw_adapter(
-      daemon_.root() + "/wide-table",
-      empty_tensors(
-          131'072, [](std::size_t i) { return "w" + zero_padded(i, 29); },
-          "[0,65536,65536,65536,16384,1,1,1,1,1,1,1,1,1,1,1]"),
-      0);
+  write_raw_adapter(daemon_.root() + "/wide-table",
+                    empty_tensors(
+                        131'072, [](std::size_t i) { return "w" + zero_padded(i, 29); },
+                        "[0,65536,65536,65536,16384,1,1,1,1,1,1,1,1,1,1,1]"),
+                    0);
 
   Client client = daemon_.connect();
   auto lease = client.acquire("many-modules");

@@ -154,12 +154,12 @@ std::string encode_probe_reply(const ProbeReply& reply) {
 
 std::string fit_reply_frame(std::string reply, std::string_view what) {
   if (reply.size() <= ipc::kMaxReplyFrame) return reply;
-  return ipc::encode_error(Status(
-      Errc::limit_exceeded,
-      "the reply to the " + std::string(what) + " takes " + std::to_string(reply.size()) +
-          " bytes, more than a job reply frame holds (kMaxReplyFrame = " +
-          std::to_string(ipc::kMaxReplyFrame) +
-          " bytes): the adapter's tensor table and contract are too large together"));
+  return ipc::encode_error(
+      Status(Errc::limit_exceeded,
+             "the reply to the " + std::string(what) + " takes " + std::to_string(reply.size()) +
+                 " bytes, more than a job reply frame holds (kMaxReplyFrame = " +
+                 std::to_string(ipc::kMaxReplyFrame) +
+                 " bytes): the adapter's tensor table and contract are too large together"));
 }
 
 Status check_reply(std::string_view body) { return Message::parse(body, kJobLimits).status(); }

@@ -769,7 +769,8 @@ ipc::StatsReply Coordinator::stats() const {
 }
 
 bool Coordinator::saturated(const PoolStats& pool) const {
-  return options_.saturated_after.count() > 0 && pool.all_busy_ms >= options_.saturated_after.count();
+  return options_.saturated_after.count() > 0 &&
+         pool.all_busy_ms >= options_.saturated_after.count();
 }
 
 ipc::HealthReply Coordinator::health() const {

@@ -134,11 +134,11 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
 
   std::string roots;
   for (const auto& r : resolver->roots()) roots += (roots.empty() ? "" : ", ") + r;
-  spdlog::info("{} serving on {} (pid {}): roots [{}], budget {}, {} worker(s), worker memory "
-               "limit {}",
-               kVersion, config.socket_path, ::getpid(), roots, format_size(config.budget_bytes),
-               config.workers,
-               config.worker_memory_limit > 0 ? format_size(config.worker_memory_limit) : "none");
+  spdlog::info(
+      "{} serving on {} (pid {}): roots [{}], budget {}, {} worker(s), worker memory limit {}",
+      kVersion, config.socket_path, ::getpid(), roots, format_size(config.budget_bytes),
+      config.workers,
+      config.worker_memory_limit > 0 ? format_size(config.worker_memory_limit) : "none");
 
   if (config.ready_fd >= 0) {
     (void)!::write(config.ready_fd, "ready\n", 6);

@@ -45,9 +45,8 @@ Result<ProbeBudget::Turn> ProbeBudget::take(WaitClock::TimePoint deadline,
     return Status(Errc::timeout,
                   "the probe of this large-header adapter waited for its turn past its deadline: " +
                       std::to_string(taken_) + " other such probe(s) held every turn (" +
-                      std::to_string(slots_) +
-                      ", one fewer than --workers) and " + std::to_string(waiting_) +
-                      " more waited");
+                      std::to_string(slots_) + ", one fewer than --workers) and " +
+                      std::to_string(waiting_) + " more waited");
   }
   ++taken_;
   return Turn(this);

@@ -77,7 +77,7 @@ class ProbeBudget {
   const std::size_t slots_;
   WaitClock& clock_;
   mutable Mutex mu_;
-  std::condition_variable cv_;  // a turn came back, a token fired, or stop()
+  std::condition_variable cv_;             // a turn came back, a token fired, or stop()
   std::size_t taken_ GUARDED_BY(mu_) = 0;  // <= slots_
   std::size_t waiting_ GUARDED_BY(mu_) = 0;
   bool stopping_ GUARDED_BY(mu_) = false;

@@ -130,8 +130,8 @@ TEST(AdapterContract, NamesTooLongTogetherForTheContractAreRefusedBeforeItIsBuil
   // (24 MiB in the module table) cannot fit its 4 MiB.
   Tensors many;
   for (int i = 0; i < 8'250; ++i) {
-    const std::string module = "base_model.model.layers." + std::to_string(i) + "." +
-                               std::string(960, 'm') + ".q_proj";
+    const std::string module =
+        "base_model.model.layers." + std::to_string(i) + "." + std::string(960, 'm') + ".q_proj";
     many.lora(module, 4);
   }
   expect_refused(build(config(), many), Errc::limit_exceeded, {"kMaxContractBytes"});

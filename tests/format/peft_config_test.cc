@@ -147,7 +147,8 @@ TEST(PeftConfig, TextOverTheSizeLimitIsRejected) {
   const std::string big = "{\"pad\":\"" + std::string(kMaxConfigBytes, 'x') + "\"}";
   auto r = parse_peft_config(big, kLabel);
   EXPECT_EQ(r.code(), Errc::limit_exceeded);
-  EXPECT_NE(r.status().message().find("kMaxConfigBytes"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("kMaxConfigBytes"), std::string::npos)
+      << r.status().message();
 }
 
 TEST(PeftConfig, EveryFieldPeftAppliesIsReadWithItsDefaultsWhenAbsentOrNull) {

@@ -71,8 +71,7 @@ TEST_F(SafetensorsFile, HeaderLengthPastEndOfFileIsTooShort) {
 }
 
 TEST_F(SafetensorsFile, HeaderLengthOverTheLimitIsALimit) {
-  expect_error(read_bytes(prefix(kMaxHeaderBytes + 1) + "{}"), Errc::limit_exceeded,
-               "100000001");
+  expect_error(read_bytes(prefix(kMaxHeaderBytes + 1) + "{}"), Errc::limit_exceeded, "100000001");
   expect_error(read_bytes(prefix(~0ull) + "{}"), Errc::limit_exceeded, "kMaxHeaderBytes");
 }
 
@@ -348,7 +347,6 @@ TEST(Safetensors, TensorsComeBackSortedByNameWithMetadata) {
   EXPECT_EQ(r->data_size, 10u);
 }
 
-
 // --- limits (each limit_exceeded, met before anything is stored past it) ----------------
 
 // A header of `n` zero-sized tensors named t0, t1, ...
@@ -366,7 +364,8 @@ TEST(SafetensorsLimits, TensorNameOverTheLimitIsRefused) {
   EXPECT_TRUE(parse(R"({")" + at_limit + R"(":)" + entry("U8", "[1]", "[0,1]") + "}", 1).ok());
   const std::string over(kMaxNameBytes + 1, 'n');
   expect_error(parse(R"({")" + over + R"(":)" + entry("U8", "[1]", "[0,1]") + "}", 1),
-               Errc::limit_exceeded, std::to_string(kMaxNameBytes + 1) + " bytes exceeds the limit");
+               Errc::limit_exceeded,
+               std::to_string(kMaxNameBytes + 1) + " bytes exceeds the limit");
 }
 
 TEST(SafetensorsLimits, ShapeOverTheDimensionLimitIsRefused) {

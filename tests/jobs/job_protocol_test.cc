@@ -280,7 +280,6 @@ TEST(JobProtocol, LayoutTensorWithAMistypedFieldIsWorkerProtocol) {
   EXPECT_NE(r.status().message().find("shape"), std::string::npos) << r.status().message();
 }
 
-
 // --- replies and the frame they travel in --------------------------------------------
 
 // A probe reply whose layout carries `contract_bytes` of contract.

@@ -23,6 +23,14 @@ struct Number {
   std::string otherwise;  // "negative value -3", "non-integer value 2.5"
 };
 
+// At most `n` bytes of `s` (valid UTF-8), never ending inside a character:
+// messages travel as msgpack strings that clients decode as UTF-8.
+std::string_view cut_utf8(std::string_view s, std::size_t n) {
+  if (s.size() <= n) return s;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n);
+}
+
 std::string list_text(const std::vector<std::uint64_t>& values) {
   std::string s = "[";
   for (std::size_t i = 0; i < values.size(); ++i) {
@@ -71,8 +79,10 @@ class HeaderSax final : public nlohmann::json_sax<json> {
   bool end_array() override;
   bool key(string_t& k) override;
   bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+    // nlohmann quotes the token it stopped in, which may be megabytes long.
     syntax_error_ = Status(Errc::st_header_invalid_json,
-                           label_ + ": safetensors header is not valid JSON: " + e.what());
+                           label_ + ": safetensors header is not valid JSON: " +
+                               std::string(cut_utf8(e.what(), 300)));
     return false;
   }
 
@@ -121,11 +131,11 @@ class HeaderSax final : public nlohmann::json_sax<json> {
   bool skipping_ = false;  // after a format error
   Status error_;
   Status syntax_error_;
-  unsigned fields_ = 0;                // of the entry being read (Field bits)
+  unsigned fields_ = 0;  // of the entry being read (Field bits)
   std::array<std::uint64_t, 2> offsets_{};
-  std::size_t offsets_seen_ = 0;       // elements of its data_offsets list so far
+  std::size_t offsets_seen_ = 0;  // elements of its data_offsets list so far
   bool metadata_seen_ = false;
-  std::string metadata_key_;           // the __metadata__ key whose value comes next
+  std::string metadata_key_;  // the __metadata__ key whose value comes next
 };
 
 bool HeaderSax::value(const char* type, const Number* number, const std::string* text) {
@@ -154,7 +164,8 @@ bool HeaderSax::value(const char* type, const Number* number, const std::string*
         return fail(Errc::st_dtype_unknown, where() + ": dtype must be a string, found " + type);
       }
       const auto dt = dtype_from_name(*text);
-      if (!dt) return fail(Errc::st_dtype_unknown, where() + ": unknown dtype " + quoted_name(*text));
+      if (!dt)
+        return fail(Errc::st_dtype_unknown, where() + ": unknown dtype " + quoted_name(*text));
       tensor().dtype = *dt;
       at_ = At::entry;
       return true;
@@ -174,8 +185,8 @@ bool HeaderSax::value(const char* type, const Number* number, const std::string*
       }
       if (d == kMaxDims) {
         return exceed("tensor " + quoted_name(tensor().name) + " has more than " +
-                      std::to_string(kMaxDims) + " dimensions (limit kMaxDims = " +
-                      std::to_string(kMaxDims) + ")");
+                      std::to_string(kMaxDims) +
+                      " dimensions (limit kMaxDims = " + std::to_string(kMaxDims) + ")");
       }
       tensor().shape.push_back(*number->u64);
       return true;
@@ -194,8 +205,9 @@ bool HeaderSax::value(const char* type, const Number* number, const std::string*
                         (number ? number->otherwise : "non-integer " + std::string(type)));
       }
       if (offsets_seen_ == 2) {
-        return fail(Errc::st_offsets_invalid,
-                    where() + ": data_offsets must be a list [begin, end], found a list of 3 or more");
+        return fail(
+            Errc::st_offsets_invalid,
+            where() + ": data_offsets must be a list [begin, end], found a list of 3 or more");
       }
       offsets_[offsets_seen_++] = *number->u64;
       return true;
@@ -268,7 +280,9 @@ bool HeaderSax::key(string_t& k) {
                     where() + ": entry has the key " + quoted_name(k) + " more than once");
       }
       fields_ |= field;
-      at_ = field == kDtype ? At::dtype_value : field == kShape ? At::shape_value : At::offsets_value;
+      at_ = field == kDtype   ? At::dtype_value
+            : field == kShape ? At::shape_value
+                              : At::offsets_value;
       return true;
     }
     case At::metadata:
@@ -325,8 +339,7 @@ bool HeaderSax::finish_entry() {
   for (const auto& [field, name] : {std::pair{kDtype, "dtype"}, std::pair{kShape, "shape"},
                                     std::pair{kOffsets, "data_offsets"}}) {
     if ((fields_ & field) == 0) {
-      return fail(Errc::st_tensor_entry_invalid,
-                  where() + ": entry lacks the key '" + name + "'");
+      return fail(Errc::st_tensor_entry_invalid, where() + ": entry lacks the key '" + name + "'");
     }
   }
   TensorInfo& t = tensor();
@@ -348,12 +361,13 @@ bool HeaderSax::finish_entry() {
   const auto [begin, end] = offsets_;
   const std::string offsets = list_text({begin, end});
   if (begin > end) {
-    return fail(Errc::st_offsets_invalid, where() + ": data_offsets " + offsets + " has begin > end");
+    return fail(Errc::st_offsets_invalid,
+                where() + ": data_offsets " + offsets + " has begin > end");
   }
   if (end > data_size_) {
-    return fail(Errc::st_offsets_out_of_bounds,
-                where() + ": data_offsets " + offsets + " end past the data section of " +
-                    std::to_string(data_size_) + " bytes");
+    return fail(Errc::st_offsets_out_of_bounds, where() + ": data_offsets " + offsets +
+                                                    " end past the data section of " +
+                                                    std::to_string(data_size_) + " bytes");
   }
   t.data_begin = begin;
   t.data_end = end;
@@ -371,7 +385,7 @@ bool HeaderSax::finish_entry() {
 std::string quoted_name(std::string_view s) {
   constexpr std::size_t kMax = 120;
   std::string out = "'";
-  out += s.substr(0, kMax);
+  out += cut_utf8(s, kMax);
   if (s.size() > kMax) out += "...";
   out += "'";
   return out;

@@ -307,9 +307,9 @@ Result<PeftConfig> parse_peft_config(std::string_view text, const std::string& l
   ConfigScan scan;
   json::sax_parse(text.begin(), text.end(), &scan);
   if (scan.too_deep) {
-    return Result<PeftConfig>(Errc::limit_exceeded,
-                              label + ": nested deeper than " + std::to_string(kMaxConfigDepth) +
-                                  " levels (kMaxConfigDepth)");
+    return Result<PeftConfig>(Errc::limit_exceeded, label + ": nested deeper than " +
+                                                        std::to_string(kMaxConfigDepth) +
+                                                        " levels (kMaxConfigDepth)");
   }
   json root;
   try {

@@ -58,9 +58,9 @@ std::size_t first_invalid_utf8(std::string_view s) {
 // A name twice: nlohmann's DOM would have kept only the last; the format
 // allows one. REQUIRES: `tensors` sorted by name.
 Status check_unique_names(const std::vector<TensorInfo>& tensors, const std::string& label) {
-  const auto twice = std::adjacent_find(
-      tensors.begin(), tensors.end(),
-      [](const TensorInfo& a, const TensorInfo& b) { return a.name == b.name; });
+  const auto twice =
+      std::adjacent_find(tensors.begin(), tensors.end(),
+                         [](const TensorInfo& a, const TensorInfo& b) { return a.name == b.name; });
   if (twice == tensors.end()) return Status::Ok();
   return Status(Errc::st_duplicate_tensor,
                 label + ": the header names " + quoted_name(twice->name) + " more than once");
@@ -107,10 +107,9 @@ Status check_tiling(const std::vector<TensorInfo>& tensors, std::uint64_t data_s
 }
 
 Status header_too_large(std::uint64_t header_len, const std::string& label) {
-  return Status(Errc::limit_exceeded, label + ": header length " + std::to_string(header_len) +
-                                          " exceeds the limit of " +
-                                          std::to_string(kMaxHeaderBytes) +
-                                          " bytes (kMaxHeaderBytes)");
+  return Status(Errc::limit_exceeded,
+                label + ": header length " + std::to_string(header_len) + " exceeds the limit of " +
+                    std::to_string(kMaxHeaderBytes) + " bytes (kMaxHeaderBytes)");
 }
 
 }  // namespace
