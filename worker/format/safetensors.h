@@ -18,7 +18,7 @@
 
 namespace genomed::format {
 
-// Limits of a header (docs/protocol.md section 9). Each is refused with
+// Limits of a header (docs/failure-model.md §10.1). Each is refused with
 // Errc::limit_exceeded naming the limit, the value found and the file, as
 // soon as the parse meets it: nothing is stored for an element over a limit.
 // With kMaxNameBytes and kMaxDims (layout/resident_layout.h: what the
