@@ -220,7 +220,7 @@ std::string encode_reply(const StatsReply& r) {
 
 std::string encode_reply(const HealthReply& r) {
   MapWriter w;
-  ok_reply(w).put("healthy", r.healthy).put("reason", r.reason);
+  ok_reply(w).put("healthy", r.healthy).put("reason", r.reason).put("saturated", r.saturated);
   return w.finish();
 }
 
@@ -315,6 +315,9 @@ Result<HealthReply> decode_health_reply(std::string_view body) {
   HealthReply r;
   GENOMED_ASSIGN_OR_RETURN(r.healthy, m.root().boolean("healthy"));
   GENOMED_ASSIGN_OR_RETURN(r.reason, m.root().str("reason"));
+  if (m.root().has("saturated")) {  // absent from daemons older than the field
+    GENOMED_ASSIGN_OR_RETURN(r.saturated, m.root().boolean("saturated"));
+  }
   return r;
 }
 

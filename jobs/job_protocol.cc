@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "ipc/framing.h"
 #include "ipc/protocol.h"
 #include "ipc/wire.h"
 
@@ -150,6 +151,18 @@ std::string encode_probe_reply(const ProbeReply& reply) {
       .put_packed("layout", encode_layout(reply.probe.layout));
   return w.finish();
 }
+
+std::string fit_reply_frame(std::string reply, std::string_view what) {
+  if (reply.size() <= ipc::kMaxReplyFrame) return reply;
+  return ipc::encode_error(
+      Status(Errc::limit_exceeded,
+             "the reply to the " + std::string(what) + " takes " + std::to_string(reply.size()) +
+                 " bytes, more than a job reply frame holds (kMaxReplyFrame = " +
+                 std::to_string(ipc::kMaxReplyFrame) +
+                 " bytes): the adapter's tensor table and contract are too large together"));
+}
+
+Status check_reply(std::string_view body) { return Message::parse(body, kJobLimits).status(); }
 
 std::string encode_fill_reply(const FillReply& reply) {
   MapWriter w;

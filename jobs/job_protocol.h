@@ -52,6 +52,18 @@ Result<Job> decode_job(std::string_view body);
 std::string encode_probe_reply(const ProbeReply& reply);
 std::string encode_fill_reply(const FillReply& reply);
 std::string encode_base_model_reply(const BaseModelReply& reply);
+// What a worker sends for its `reply` to the job `what` ("probe of PATH"):
+// the reply itself when it fits one reply frame (ipc::kMaxReplyFrame), else
+// an error reply, Errc::limit_exceeded naming the limit, the size and `what`.
+// An oversized frame would read as a protocol violation and cost the worker
+// its life and the adapter a strike; this is the job's typed result instead.
+std::string fit_reply_frame(std::string reply, std::string_view what);
+
+// OK when `body` is one msgpack map within the job protocol's decode limits
+// (the pool checks every reply so before handing it on; anything else means
+// the worker no longer follows the protocol: worker_protocol).
+Status check_reply(std::string_view body);
+
 // Replies carry the worker's error (its Errc and message) when "ok" is false.
 Result<ProbeReply> decode_probe_reply(std::string_view body);
 Result<FillReply> decode_fill_reply(std::string_view body);

@@ -93,6 +93,17 @@ const std::map<std::string, Setter>& setters() {
          c.budget_bytes = (*size + 4095) / 4096 * 4096;
          return Status::Ok();
        }},
+      {"worker_memory_limit",
+       [](DaemonConfig& c, const std::string& k, const std::string& v) {
+         auto size = parse_size(v);
+         if (!size) return bad(k + ": " + size.status().message());
+         // Below this a worker cannot even read a normal adapter's header.
+         if (*size != 0 && *size < (16u << 20)) {
+           return bad(k + ": 0 (no limit) or at least 16M, got '" + v + "'");
+         }
+         c.worker_memory_limit = *size;
+         return Status::Ok();
+       }},
       {"workers",
        [](DaemonConfig& c, const std::string& k, const std::string& v) {
          auto n = parse_int(k, v, 1, 256);
@@ -112,6 +123,9 @@ const std::map<std::string, Setter>& setters() {
       {"fill_parts",
        int_setter(
            [](DaemonConfig & c) -> auto& { return c.coordinator.fill_parts; }, 0, 256)},
+      {"saturated_after_ms",
+       ms_setter(
+           [](DaemonConfig & c) -> auto& { return c.coordinator.saturated_after; }, 0)},
       {"job_retries",
        int_setter(
            [](DaemonConfig & c) -> auto& { return c.coordinator.job_retries; }, 0, 100)},
@@ -242,7 +256,9 @@ JsonKind json_kind(const std::string& key) {
        {"socket", "root", "log_level", "worker_path", "worker_fault", "base_model"}) {
     if (key == k) return JsonKind::string;
   }
-  if (key == "budget") return JsonKind::size;  // "8G" or a number of bytes
+  if (key == "budget" || key == "worker_memory_limit") {
+    return JsonKind::size;  // "8G" or a number of bytes
+  }
   if (key.ends_with("_multiplier")) return JsonKind::number;
   return JsonKind::integer;
 }
@@ -337,6 +353,10 @@ options:
   --budget SIZE               arena size = byte budget of resident adapters,
                               e.g. 512M, 8G (default 1G; rounded up to 4K)
   --workers N                 loader worker processes (default: cores)
+  --worker-memory-limit SIZE  memory each worker may allocate beyond what it
+                              maps at start (RLIMIT_AS), e.g. 512M; a load
+                              that needs more fails with 'limit_exceeded' and
+                              the worker lives on (default 1G; 0: no limit)
   --admission-timeout-ms MS   how long a request waits, in arrival order, for
                               room when the budget is full (default 5000)
   --queue-limit N             pending worker jobs before loads fail with
@@ -374,6 +394,10 @@ failure handling (docs/failure-model.md):
                               across (default 0: all workers)
   --job-retries K             re-runs of a job whose worker died, each on a
                               fresh worker (default 2)
+  --saturated-after-ms MS     health reports the loader pool saturated (and
+                              unhealthy) once every worker has been on its
+                              current job for MS: slow jobs hold the pool and
+                              cold loads wait (default 5000; 0: never)
   --kill-grace-ms MS          SIGTERM -> SIGKILL grace for a hung worker (500)
   --restart-backoff-ms MS     first delay before replacing a dead worker (50)
   --restart-backoff-multiplier X  growth per consecutive death (2)

@@ -27,6 +27,10 @@ struct DaemonConfig {
   std::size_t queue_limit = 256;
   ConnectionLimits connections;  // handshake, idle and write deadlines; connection cap
   std::string log_level = "info";
+  // --worker-memory-limit: address space each worker may add to what it maps
+  // at start (RLIMIT_AS); 0 = none. Normal adapters need a few MiB, the
+  // largest header the limits allow a few hundred.
+  std::uint64_t worker_memory_limit = 1ull << 30;
   std::string worker_path;   // default: genome-worker next to the genomed binary
   std::string worker_fault;  // tests only: passed to workers as --fault
   int ready_fd = -1;         // written "ready\n" and closed once serving (service managers, tests)

@@ -658,7 +658,7 @@ std::map<std::string, Coordinator::Entry>::iterator Coordinator::cancel_loading(
   // Its queued jobs leave the pool's queue and the workers running its
   // probe or fill parts are stopped; the flight frees its range once they
   // are reaped.
-  pool_.cancel(*flight.cancel);
+  pipeline_.cancel(*flight.cancel);
   notify_waiters(flight);
   flight.cv.notify_all();
   return entries_.erase(it);
@@ -762,25 +762,48 @@ ipc::StatsReply Coordinator::stats() const {
   r.values.emplace_back("breaker_state", CircuitBreaker::state_name(resilience.breaker));
   put("breaker_transitions", resilience.transitions);
   put("pool_healthy", pool.healthy ? 1 : 0);
+  put("workers_busy", pool.workers_busy);
+  put("pool_saturated", saturated(pool) ? 1 : 0);
+  put("probes_waiting", pipeline_.probes_waiting());
   return r;
+}
+
+bool Coordinator::saturated(const PoolStats& pool) const {
+  return options_.saturated_after.count() > 0 &&
+         pool.all_busy_ms >= options_.saturated_after.count();
 }
 
 ipc::HealthReply Coordinator::health() const {
   const PoolStats pool = pool_.stats();
   const Resilience::Snapshot resilience = resilience_.snapshot();
   MutexLock lock(mu_);
-  if (shutting_down_) return ipc::HealthReply{false, "shutting down"};
+  ipc::HealthReply reply{true, "", saturated(pool)};
+  const auto unhealthy = [&](std::string why) {
+    reply.healthy = false;
+    reply.reason = std::move(why);
+    return reply;
+  };
+  if (shutting_down_) return unhealthy("shutting down");
   if (!pool.healthy) {
-    return ipc::HealthReply{false, "loader workers restarted too often; spawning resumes in " +
-                                       std::to_string(pool.unhealthy_ms_left) + " ms"};
+    return unhealthy("loader workers restarted too often; spawning resumes in " +
+                     std::to_string(pool.unhealthy_ms_left) + " ms");
   }
   if (resilience.breaker != CircuitBreaker::State::closed) {
-    return ipc::HealthReply{false, std::string("circuit breaker ") +
-                                       CircuitBreaker::state_name(resilience.breaker) +
-                                       ": loads fail fast until it closes"};
+    return unhealthy(std::string("circuit breaker ") +
+                     CircuitBreaker::state_name(resilience.breaker) +
+                     ": loads fail fast until it closes");
   }
-  if (pool.workers_alive == 0) return ipc::HealthReply{false, "no loader worker is alive"};
-  return ipc::HealthReply{true, ""};
+  if (pool.workers_alive == 0) return unhealthy("no loader worker is alive");
+  if (reply.saturated) {
+    // Slow jobs hold every worker (hostile files, huge fills): cold loads
+    // queue behind them although nothing has failed.
+    return unhealthy("loader pool saturated: every worker (" + std::to_string(pool.workers_busy) +
+                     ") has been on its current job for " + std::to_string(pool.all_busy_ms) +
+                     " ms or more (--saturated-after-ms " +
+                     std::to_string(options_.saturated_after.count()) +
+                     "); cold loads wait, cached adapters are still served");
+  }
+  return reply;
 }
 
 void Coordinator::check_invariants() const {
@@ -817,7 +840,8 @@ void Coordinator::shutdown() {
       for (const auto& f : flights) f->cv.notify_all();
     }
   }
-  pool_.stop();  // queued jobs fail with shutting_down; running ones end
+  pipeline_.stop();  // probes waiting for a turn fail with shutting_down
+  pool_.stop();      // queued jobs fail with shutting_down; running ones end
   {
     MutexLock lock(mu_);
     threads.swap(flight_threads_);

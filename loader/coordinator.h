@@ -90,6 +90,9 @@ struct CoordinatorOptions {
   std::chrono::milliseconds admission_timeout{5'000};  // wait for room when the budget is full
   int fill_parts = 0;   // workers one large fill is split across (at most); 0: all of them
   int job_retries = 2;  // re-runs of a job whose worker died, each on a fresh worker
+  // HEALTH reports the pool saturated once every worker has been on its
+  // current job this long (0: never).
+  std::chrono::milliseconds saturated_after{5'000};
   BreakerOptions breaker;
   QuarantineOptions quarantine;
 };
@@ -186,6 +189,8 @@ class Coordinator {
   // one is READY and (for an acquirer) leased to it, with the lock held.
   Status serve(MutexLock& lock, const std::vector<std::string>& names, Request& req, WaitHook* hook,
                std::vector<bool>* hits) REQUIRES(mu_);
+  // Every worker has been on its current job for saturated_after or longer.
+  bool saturated(const PoolStats& pool) const;
   // What the client learns of its lease on the resident adapter `name`.
   ipc::LeaseGrant grant_of(const std::string& name, LeaseId lease) const REQUIRES(mu_);
   // Leaves its flights and withdraws its ticket (its leases stay).

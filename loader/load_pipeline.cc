@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 #include <thread>
 
 #include "common/size_parse.h"
@@ -53,6 +54,11 @@ Result<std::string> LoadPipeline::run_job(const std::string& name, const jobs::J
   }
 }
 
+void LoadPipeline::cancel(CancelToken& token) {
+  pool_.cancel(token);  // fires the token
+  budget_.wake();
+}
+
 Result<format::ResidentLayout> LoadPipeline::probe(const std::string& name,
                                                    const format::AdapterPaths& paths,
                                                    const FileIdentity& file,
@@ -62,8 +68,18 @@ Result<format::ResidentLayout> LoadPipeline::probe(const std::string& name,
   job.kind = jobs::JobKind::probe;
   job.paths = paths;
   const auto start = clock_.now();
-  GENOMED_ASSIGN_OR_RETURN(std::string body,
-                           run_job(name, job, start + options_.load_timeout, file, cancel, fates));
+  const auto deadline = start + options_.load_timeout;
+  // A large header takes its turn first (ProbeBudget), within the probe's
+  // deadline, and keeps it through any retries.
+  std::optional<ProbeBudget::Turn> turn;
+  if (const std::uint64_t header = declared_header_bytes(paths.weights);
+      header > kLargeHeaderBytes) {
+    spdlog::debug("probe of '{}' declares a header of {}: it takes a large-header turn", name,
+                  format_size(header));
+    GENOMED_ASSIGN_OR_RETURN(ProbeBudget::Turn taken, budget_.take(deadline, cancel.get()));
+    turn.emplace(std::move(taken));
+  }
+  GENOMED_ASSIGN_OR_RETURN(std::string body, run_job(name, job, deadline, file, cancel, fates));
   GENOMED_ASSIGN_OR_RETURN(jobs::ProbeReply probe, jobs::decode_probe_reply(body));
   format::ResidentLayout& layout = probe.probe.layout;
   spdlog::debug("probe of '{}': {} tensors, {} in {:.2f} ms", name, layout.tensors.size(),

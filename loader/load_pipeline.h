@@ -6,10 +6,13 @@
 //   -> verify (the header the worker wrote equals the probe's plan)
 //
 // Each job runs with a deadline and is re-run on a fresh worker when its
-// worker died, as Resilience decides. No lock is held while a job runs; the
-// pipeline keeps no state between loads apart from its retry counter.
+// worker died, as Resilience decides. Probes of large headers take turns
+// (ProbeBudget) so that they never hold every worker. No lock is held while
+// a job runs; the pipeline keeps no state between loads apart from its retry
+// counter and the budget's turns.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -25,6 +28,7 @@
 #include "layout/fill_parts.h"
 #include "layout/resident_layout.h"
 #include "loader/pool.h"
+#include "loader/probe_budget.h"
 #include "loader/resilience.h"
 
 namespace genomed::loader {
@@ -47,7 +51,12 @@ class LoadPipeline {
  public:
   LoadPipeline(PipelineOptions options, JobRunner& pool, ArenaView arena, Resilience& resilience,
                WaitClock& clock)
-      : options_(options), pool_(pool), arena_(arena), resilience_(resilience), clock_(clock) {}
+      : options_(options),
+        pool_(pool),
+        arena_(arena),
+        resilience_(resilience),
+        clock_(clock),
+        budget_(static_cast<std::size_t>(std::max(1, pool.workers() - 1)), clock) {}
 
   // What the jobs of one step left behind.
   struct Fates {
@@ -67,7 +76,16 @@ class LoadPipeline {
               const format::ResidentLayout& layout, cache::ResidentCache::Range range,
               const FileIdentity& file, const std::shared_ptr<CancelToken>& cancel, Fates* fates);
 
+  // Cancels the jobs of `token`'s load: queued and running ones in the pool
+  // (JobRunner::cancel), and a probe still waiting for its turn.
+  void cancel(CancelToken& token);
+  // A probe waiting for its turn, and every later one, fails with
+  // shutting_down (before the pool stops).
+  void stop() { budget_.stop(); }
+
   std::uint64_t retries() const { return retries_.load(std::memory_order_relaxed); }
+  // Probes of large headers waiting for their turn.
+  std::size_t probes_waiting() const { return budget_.waiting(); }
 
  private:
   // Runs a job, re-running it on a fresh worker as Resilience decides; a
@@ -87,6 +105,7 @@ class LoadPipeline {
   Resilience& resilience_;
   WaitClock& clock_;  // job deadlines
   std::atomic<std::uint64_t> retries_{0};
+  ProbeBudget budget_;  // workers - 1 turns (at least 1) for large-header probes
 };
 
 }  // namespace genomed::loader

@@ -109,6 +109,11 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
     pool_options.worker_extra_args.insert(pool_options.worker_extra_args.end(),
                                           {"--base-model", config.base_model});
   }
+  if (config.worker_memory_limit > 0) {
+    pool_options.worker_extra_args.insert(
+        pool_options.worker_extra_args.end(),
+        {"--memory-limit", std::to_string(config.worker_memory_limit)});
+  }
   if (!config.worker_fault.empty()) {
     pool_options.worker_extra_args.insert(pool_options.worker_extra_args.end(),
                                           {"--fault", config.worker_fault});
@@ -131,9 +136,11 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
 
   std::string roots;
   for (const auto& r : resolver->roots()) roots += (roots.empty() ? "" : ", ") + r;
-  spdlog::info("{} serving on {} (pid {}): roots [{}], budget {}, {} worker(s)", kVersion,
-               config.socket_path, ::getpid(), roots, format_size(config.budget_bytes),
-               config.workers);
+  spdlog::info(
+      "{} serving on {} (pid {}): roots [{}], budget {}, {} worker(s), worker memory limit {}",
+      kVersion, config.socket_path, ::getpid(), roots, format_size(config.budget_bytes),
+      config.workers,
+      config.worker_memory_limit > 0 ? format_size(config.worker_memory_limit) : "none");
 
   if (config.ready_fd >= 0) {
     (void)!::write(config.ready_fd, "ready\n", 6);

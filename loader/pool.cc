@@ -14,7 +14,6 @@
 #include <optional>
 
 #include "ipc/framing.h"
-#include "ipc/wire.h"
 #include "loader/worker_process.h"
 
 namespace genomed::loader {
@@ -518,6 +517,7 @@ Result<std::string> Pool::execute(Slot& slot, Pending& job, std::optional<Death>
     if (fired(job.cancel.get()))
       return Status(Errc::cancelled, "'" + job.what + "' was cancelled before it started");
     state_of(slot).busy_fd = worker.fd();
+    state_of(slot).busy_since = clock_.now();
   }
   const pid_t pid = worker.pid();
   JobClock clock(clock_, job.deadline);
@@ -549,12 +549,12 @@ Result<std::string> Pool::execute(Slot& slot, Pending& job, std::optional<Death>
   if (reply.ok()) {
     // A reply that is not even a msgpack map means the worker no longer
     // follows the protocol: replace it rather than trust its next reply.
-    if (auto parsed = ipc::Message::parse(*reply, ipc::kReplyLimits); !parsed.ok()) {
+    if (Status parsed = jobs::check_reply(*reply); !parsed.ok()) {
       *death = Death::protocol;
       *blame = Blame::adapter;
       return Status(Errc::worker_protocol, "worker pid " + std::to_string(pid) +
                                                " sent an invalid reply to '" + job.what +
-                                               "': " + parsed.status().message());
+                                               "': " + parsed.message());
     }
     return reply;
   }
@@ -670,6 +670,16 @@ PoolStats Pool::stats() const {
   MutexLock lock(mu_);
   PoolStats s = stats_;
   s.queue_depth = queue_.size();
+  Clock::time_point latest_start{};
+  for (const SlotState& state : slot_state_) {
+    if (state.busy_fd < 0) continue;
+    ++s.workers_busy;
+    latest_start = std::max(latest_start, state.busy_since);
+  }
+  if (!slot_state_.empty() && s.workers_busy == slot_state_.size()) {
+    s.all_busy_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - latest_start).count();
+  }
   s.healthy = !restart_policy_.unhealthy();
   if (!s.healthy) {
     s.unhealthy_ms_left = std::chrono::duration_cast<std::chrono::milliseconds>(

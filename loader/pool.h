@@ -70,7 +70,7 @@ struct PoolOptions {
   std::size_t queue_limit = 256;  // pending jobs beyond which run() fails with overloaded
   std::chrono::milliseconds kill_grace{500};  // SIGTERM -> SIGKILL for a hung worker
   RestartOptions restart;
-  std::vector<std::string> worker_extra_args;  // --base-model, and test-only --fault
+  std::vector<std::string> worker_extra_args;  // --base-model, --memory-limit, test-only --fault
 };
 
 // Whom the death of a job's worker is blamed on.
@@ -129,6 +129,11 @@ struct PoolStats {
   // (a worker stopped because its job was cancelled is only a restart)
   std::uint64_t queue_depth = 0;
   std::uint64_t jobs_run = 0;
+  std::uint64_t workers_busy = 0;  // running a job now
+  // For how long every worker has been running its current job: since the
+  // latest of their starts, while all are busy; 0 otherwise. Long means the
+  // pool is saturated by slow jobs and cold loads wait.
+  std::int64_t all_busy_ms = 0;
   bool healthy = true;  // false while restart intensity paused spawning
   std::int64_t unhealthy_ms_left = 0;
 };
@@ -214,6 +219,7 @@ class Pool final : public JobRunner {
   // analysis can tie it to mu_.
   struct SlotState {
     int busy_fd = -1;                // the worker's socket while it runs a job, else -1
+    Clock::time_point busy_since{};  // when it started that job (meaningful while busy)
     int consecutive_deaths = 0;      // reset when a job completes
     Clock::time_point next_spawn{};  // when a replacement may start
   };

@@ -4,13 +4,17 @@
 // closes its socket. A crash here costs one job, never the daemon.
 #include <signal.h>
 
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "common/memory_limit.h"
 #include "ipc/framing.h"
 #include "ipc/protocol.h"
 #include "worker/jobs.h"
@@ -20,11 +24,13 @@ namespace {
 void usage(std::FILE* out) {
   std::fprintf(out,
                "usage: genome-worker --ipc-fd N --arena-fd N [--base-model DIR]\n"
-               "                     [--fault ACTION@STAGE[:MATCH]]\n"
+               "                     [--memory-limit BYTES] [--fault ACTION@STAGE[:MATCH]]\n"
                "Started by genomed; not meant to be run by hand.\n"
                "  --ipc-fd N        the socketpair end to read jobs from and write replies to\n"
                "  --arena-fd N      the arena's read-write shared-memory descriptor\n"
                "  --base-model DIR  check every adapter against this base model's weight shapes\n"
+               "  --memory-limit BYTES  address space it may add to what it maps at start\n"
+               "                    (RLIMIT_AS); a job that runs out is answered limit_exceeded\n"
                "  --fault SPEC      tests only: crash|hang|exit|garbage @ probe|fill [:MATCH]\n");
 }
 
@@ -36,6 +42,37 @@ bool parse_fd(const char* text, int* out) {
   return true;
 }
 
+bool parse_bytes(const char* text, std::uint64_t* out) {
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long v = std::strtoull(text, &end, 10);
+  if (end == text || *end != '\0' || errno != 0 || text[0] == '-') return false;
+  *out = v;
+  return true;
+}
+
+// Runs one job frame and returns its reply, never more than a reply frame
+// holds. Running out of the memory limit is the job's typed result.
+std::string answer(std::string_view frame, genomed::jobs::WorkerState& state,
+                   std::uint64_t memory_limit) {
+  using namespace genomed;
+  auto job = jobs::decode_job(frame);
+  if (!job) return ipc::encode_error(job.status());
+  const std::string what = std::string(job->kind == jobs::JobKind::probe  ? "probe"
+                                       : job->kind == jobs::JobKind::fill ? "fill"
+                                                                          : "base_model") +
+                           " job" + (job->paths.weights.empty() ? "" : " of " + job->paths.weights);
+  try {
+    return jobs::fit_reply_frame(jobs::run_job(*job, state), what);
+  } catch (const std::bad_alloc&) {
+    return ipc::encode_error(Status(
+        Errc::limit_exceeded,
+        "the " + what + " needed more memory than the worker memory limit allows (" +
+            (memory_limit > 0 ? std::to_string(memory_limit) + " bytes, --worker-memory-limit)"
+                              : std::string("no --worker-memory-limit: the host's memory)"))));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -43,6 +80,7 @@ int main(int argc, char** argv) {
   int arena_fd = -1;
   std::optional<genomed::jobs::Fault> fault;
   std::optional<std::string> base_model_dir;
+  std::uint64_t memory_limit = 0;  // 0: none
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -59,6 +97,14 @@ int main(int argc, char** argv) {
     }
     if (arg == "--base-model" && i + 1 < argc) {
       base_model_dir = argv[++i];
+      continue;
+    }
+    if (arg == "--memory-limit" && i + 1 < argc) {
+      if (!parse_bytes(argv[++i], &memory_limit)) {
+        std::fprintf(stderr, "genome-worker: invalid byte count '%s' for --memory-limit\n",
+                     argv[i]);
+        return 2;
+      }
       continue;
     }
     if (arg == "--fault" && i + 1 < argc) {
@@ -85,6 +131,14 @@ int main(int argc, char** argv) {
     return 3;
   }
 
+  // Before any file is read: the arena mapping is part of what it maps now.
+  if (memory_limit > 0) {
+    if (auto limited = genomed::limit_memory(memory_limit); !limited.ok()) {
+      std::fprintf(stderr, "genome-worker: %s\n", limited.to_string().c_str());
+      return 3;
+    }
+  }
+
   genomed::jobs::WorkerState state(*arena, fault, base_model_dir);
   for (;;) {
     auto frame = genomed::ipc::read_frame(ipc_fd, genomed::ipc::kMaxReplyFrame);
@@ -94,9 +148,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "genome-worker: %s\n", frame.status().to_string().c_str());
       return 3;
     }
-    auto job = genomed::jobs::decode_job(frame->body);
-    const std::string reply =
-        job ? genomed::jobs::run_job(*job, state) : genomed::ipc::encode_error(job.status());
+    const std::string reply = answer(frame->body, state, memory_limit);
     if (!genomed::ipc::write_frame(ipc_fd, reply).ok()) return 0;
   }
 }

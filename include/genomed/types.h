@@ -37,7 +37,11 @@ using Stats = std::vector<std::pair<std::string, StatValue>>;
 
 struct Health {
   bool healthy = false;
-  std::string reason;
+  std::string reason;  // "" when healthy; otherwise why not
+  // Every loader worker has been on its current job for --saturated-after-ms
+  // or longer: cold loads wait (cached adapters are still served). Also makes
+  // `healthy` false. A daemon older than this field reports false.
+  bool saturated = false;
 };
 
 }  // namespace genomed

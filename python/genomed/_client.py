@@ -770,7 +770,11 @@ class Client:
     def health(self, *, timeout: Timeout = DEFAULT) -> Health:
         """Whether the daemon can load adapters now (and why not)."""
         r = self._conn.call({"op": "health"}, self._timeout(timeout))
-        return Health(healthy=_wire.get_bool(r, "healthy"), reason=_wire.get_str(r, "reason"))
+        return Health(
+            healthy=_wire.get_bool(r, "healthy"),
+            reason=_wire.get_str(r, "reason"),
+            saturated=_wire.get_bool(r, "saturated") if "saturated" in r else False,
+        )
 
     # -- lifetime ----------------------------------------------------------------
 

@@ -49,6 +49,10 @@ class Health:
 
     healthy: bool
     reason: str  #: "" when healthy; otherwise why not
+    #: every loader worker has been on its current job for ``--saturated-after-ms``
+    #: or longer: cold loads wait, cached adapters are still served (``healthy`` is
+    #: then false too). False from daemons older than the field.
+    saturated: bool = False
 
     def __bool__(self) -> bool:
         return self.healthy

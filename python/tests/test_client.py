@@ -6,13 +6,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import threading
 
 import numpy as np
 import pytest
 
 import genomed
 from genomed import _layout
-from genomed_testing import ALL_DTYPES, Daemon, file_tensors
+from genomed_testing import ALL_DTYPES, Daemon, file_tensors, wait_for
 
 NUMPY_DTYPES = {
     "BOOL": np.bool_, "U8": np.uint8, "I8": np.int8, "F8_E5M2": np.uint8,
@@ -257,11 +258,13 @@ def test_load_unload_list_stats_health_records(daemon: Daemon, client: genomed.C
         "evictions", "bytes_resident", "bytes_reserved", "bytes_loaded", "admission_waiting", "request_restarts", "budget_bytes",
         "adapters_resident", "adapters_loading", "leases_active", "leases_granted",
         "workers_alive", "worker_restarts", "worker_crashes", "worker_timeouts", "queue_depth",
-        "load_retries", "quarantined", "breaker_state", "breaker_transitions", "pool_healthy"]
+        "load_retries", "quarantined", "breaker_state", "breaker_transitions", "pool_healthy",
+        "workers_busy", "pool_saturated", "probes_waiting"]
     assert stats["loads_completed"] == 2 and stats["budget_bytes"] == client.arena_bytes
     assert stats["breaker_state"] == "closed" and stats["leases_active"] == 0
     health = client.health()
     assert isinstance(health, genomed.Health) and health.healthy and health.reason == ""
+    assert health.saturated is False and stats["pool_saturated"] == 0
     assert bool(health)
 
 
@@ -301,3 +304,32 @@ def test_a_lost_connection_raises_not_connected(daemon: Daemon) -> None:
         client.list()
     with pytest.raises(genomed.NotConnectedError):
         genomed.connect(daemon.socket)
+
+
+def test_health_reports_a_saturated_pool() -> None:
+    """Every worker stuck on a slow probe: health() says saturated (and not
+    healthy) with the reason, and recovers once the load is unloaded."""
+    with Daemon(workers=1, extra_args=["--worker-fault", "hang@probe:/slow-",
+                                       "--load-timeout-ms", "60000",
+                                       "--saturated-after-ms", "100"]) as daemon:
+        daemon.add_adapter("slow-one")
+        client = genomed.connect(daemon.socket)
+        control = genomed.connect(daemon.socket)
+        loading = threading.Thread(target=lambda: _load_expecting_cancel(client, "slow-one"))
+        loading.start()
+        wait_for(lambda: control.health().saturated, what="the pool to be saturated")
+        health = control.health()
+        assert not health.healthy and not bool(health)
+        assert "saturated" in health.reason
+        assert control.stats()["pool_saturated"] == 1
+        assert control.unload("slow-one").outcome == "cancelled"
+        loading.join(30.0)
+        assert not loading.is_alive()
+        wait_for(lambda: control.health() == genomed.Health(healthy=True, reason=""),
+                 what="the pool to recover")
+
+
+def _load_expecting_cancel(client: genomed.Client, name: str) -> None:
+    with pytest.raises(genomed.CapacityError) as info:
+        client.load(name)
+    assert info.value.code == "cancelled"

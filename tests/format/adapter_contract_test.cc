@@ -125,6 +125,30 @@ TEST(AdapterContract, EmbeddingAndConvolutionModulesGetTheirKinds) {
   EXPECT_EQ(r->modules[1].kind, ModuleKind::conv);
 }
 
+TEST(AdapterContract, NamesTooLongTogetherForTheContractAreRefusedBeforeItIsBuilt) {
+  // The contract names every tensor once: 8,250 modules of 1,000-byte names
+  // (24 MiB in the module table) cannot fit its 4 MiB.
+  Tensors many;
+  for (int i = 0; i < 8'250; ++i) {
+    const std::string module =
+        "base_model.model.layers." + std::to_string(i) + "." + std::string(960, 'm') + ".q_proj";
+    many.lora(module, 4);
+  }
+  expect_refused(build(config(), many), Errc::limit_exceeded, {"kMaxContractBytes"});
+}
+
+TEST(AdapterContract, PatternMatchingPastItsSearchLimitIsRefused) {
+  // Every module tries every key (PEFT takes the first that matches): keys x
+  // modules regex searches, some 2.5 us each. 3 modules x 4 keys that never
+  // match need 12 searches.
+  AdapterConfig c = config();
+  for (int i = 0; i < 4; ++i) c.rank_pattern.emplace_back("nomatch" + std::to_string(i), 2u);
+  Tensors three = Tensors().lora(kQ, 4).lora(kV, 4).lora(kQ1, 4);
+  EXPECT_TRUE(build_contract(c, three.sorted(), kLabel, 12).ok());
+  expect_refused(build_contract(c, three.sorted(), kLabel, 11), Errc::limit_exceeded,
+                 {"kMaxPatternSearches", "rank_pattern"});
+}
+
 TEST(AdapterContract, TensorsOutsideModulesAreClassifiedNeverRefused) {
   AdapterConfig c = config();
   c.modules_to_save = {"classifier"};

@@ -209,11 +209,11 @@ TEST_F(AdapterFiles, MissingConfigIsUnreadableNamingTheFile) {
       << r.status().message();
 }
 
-TEST_F(AdapterFiles, ConfigOverTheSizeLimitIsUnreadable) {
+TEST_F(AdapterFiles, ConfigOverTheSizeLimitIsALimit) {
   const std::string dir = make(small_spec(DType::F16));
   testing::write_file(paths_in(dir).config, std::string(kMaxConfigBytes + 1, ' '));
   auto r = probe_adapter(paths_in(dir));
-  EXPECT_EQ(r.code(), Errc::file_unreadable);
+  EXPECT_EQ(r.code(), Errc::limit_exceeded);
   EXPECT_NE(r.status().message().find("limit"), std::string::npos) << r.status().message();
 }
 

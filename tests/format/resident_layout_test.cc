@@ -97,9 +97,9 @@ TEST(ResidentLayout, HeaderPaddingIsZeroed) {
 TEST(ResidentLayout, PlanRejectsOverlongNamesAndTooManyDims) {
   SafetensorsHeader st;
   st.tensors.push_back({std::string(kMaxNameBytes + 1, 'n'), DType::U8, {1}, 0, 1});
-  EXPECT_EQ(plan_layout(st, sample_contract()).code(), Errc::st_tensor_entry_invalid);
+  EXPECT_EQ(plan_layout(st, sample_contract()).code(), Errc::limit_exceeded);
   st.tensors[0] = {"t", DType::U8, std::vector<std::uint64_t>(kMaxDims + 1, 1), 0, 1};
-  EXPECT_EQ(plan_layout(st, sample_contract()).code(), Errc::st_tensor_entry_invalid);
+  EXPECT_EQ(plan_layout(st, sample_contract()).code(), Errc::limit_exceeded);
 }
 
 TEST(ResidentLayout, SameLayoutNoticesEveryField) {

@@ -6,8 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "ipc/framing.h"
 #include "ipc/protocol.h"
 #include "ipc/wire.h"
+#include "layout/contract.h"
 
 namespace genomed::jobs {
 namespace {
@@ -276,6 +278,57 @@ TEST(JobProtocol, LayoutTensorWithAMistypedFieldIsWorkerProtocol) {
   }));
   EXPECT_EQ(r.code(), Errc::worker_protocol) << r.status().to_string();
   EXPECT_NE(r.status().message().find("shape"), std::string::npos) << r.status().message();
+}
+
+// --- replies and the frame they travel in --------------------------------------------
+
+// A probe reply whose layout carries `contract_bytes` of contract.
+std::string probe_reply_with_contract(std::size_t contract_bytes) {
+  ProbeReply in;
+  in.probe.layout = sample_layout();
+  in.probe.layout.contract = std::string(contract_bytes, 'c');
+  return encode_probe_reply(in);
+}
+
+TEST(JobProtocol, ReplyThatFitsAFrameIsSentAsItIs) {
+  const std::string reply = probe_reply_with_contract(100);
+  EXPECT_EQ(fit_reply_frame(reply, "probe of x"), reply);
+}
+
+TEST(JobProtocol, ReplyTooLargeForAFrameBecomesATypedError) {
+  // Tensor tables of many tensors with many dims fit every per-file limit
+  // and still add up past a frame: the worker must answer with an error.
+  ProbeReply in;
+  in.probe.layout = sample_layout();
+  const ResidentTensor wide{.name = "",
+                            .dtype = DType::U8,
+                            .shape = std::vector<std::uint64_t>(format::kMaxDims, 1ull << 40),
+                            .offset = 1ull << 40,
+                            .length = 0};
+  for (int i = 0; in.probe.layout.tensors.size() < 131'072; ++i) {
+    ResidentTensor t = wide;
+    t.name = "tensor-" + std::to_string(i);
+    in.probe.layout.tensors.push_back(std::move(t));
+  }
+  const std::string reply = encode_probe_reply(in);
+  ASSERT_GT(reply.size(), ipc::kMaxReplyFrame);
+  const std::string sent = fit_reply_frame(reply, "probe of /a/adapter_model.safetensors");
+  EXPECT_LE(sent.size(), ipc::kMaxReplyFrame);
+  const auto decoded = decode_probe_reply(sent);
+  EXPECT_EQ(decoded.code(), Errc::limit_exceeded) << decoded.status().to_string();
+  for (const std::string& needle : std::vector<std::string>{
+           "kMaxReplyFrame", std::to_string(reply.size()), "/a/adapter_model.safetensors"}) {
+    EXPECT_NE(decoded.status().message().find(needle), std::string::npos)
+        << decoded.status().message();
+  }
+}
+
+TEST(JobProtocol, ReplyCheckAcceptsAContractUpToItsLimit) {
+  // The pool once checked worker replies with the clients' limits (1 MiB
+  // strings): a valid probe reply with a 1-4 MiB contract killed the worker
+  // as a protocol violation, twice, and quarantined the adapter.
+  EXPECT_TRUE(check_reply(probe_reply_with_contract(format::kMaxContractBytes)).ok());
+  EXPECT_FALSE(check_reply("not msgpack").ok());
 }
 
 }  // namespace

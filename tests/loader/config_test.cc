@@ -162,7 +162,11 @@ TEST(ConfigFlags, FailureHandlingFlagsSetTheirFields) {
                                                  "--breaker-half-open-probes",
                                                  "23",
                                                  "--ready-fd",
-                                                 "24"}));
+                                                 "24",
+                                                 "--saturated-after-ms",
+                                                 "25",
+                                                 "--worker-memory-limit",
+                                                 "512M"}));
   EXPECT_EQ(c.coordinator.timeout_per_gib, milliseconds(11));
   EXPECT_EQ(c.kill_grace, milliseconds(12));
   EXPECT_EQ(c.restart.backoff_first, milliseconds(13));
@@ -179,6 +183,8 @@ TEST(ConfigFlags, FailureHandlingFlagsSetTheirFields) {
   EXPECT_EQ(c.coordinator.breaker.max_cooldown, milliseconds(22));
   EXPECT_EQ(c.coordinator.breaker.half_open_probes, 23);
   EXPECT_EQ(c.ready_fd, 24);
+  EXPECT_EQ(c.coordinator.saturated_after, milliseconds(25));
+  EXPECT_EQ(c.worker_memory_limit, 512ull << 20);
 }
 
 TEST(ConfigFlags, DefaultsApplyWhenOnlyRequiredFlagsAreGiven) {
@@ -189,6 +195,8 @@ TEST(ConfigFlags, DefaultsApplyWhenOnlyRequiredFlagsAreGiven) {
   EXPECT_EQ(c.log_level, "info");
   EXPECT_EQ(c.ready_fd, -1);
   EXPECT_TRUE(c.worker_fault.empty());
+  EXPECT_EQ(c.worker_memory_limit, 1ull << 30);
+  EXPECT_EQ(c.coordinator.saturated_after, milliseconds(5000));
   // genome-worker next to the running binary.
   const std::string suffix = "/genome-worker";
   ASSERT_GE(c.worker_path.size(), suffix.size());
@@ -255,6 +263,17 @@ TEST(ConfigFlags, BadValuesOfOtherFlagsAreBadRequestNamingThem) {
   expect_bad(with_required({"--admission-timeout-ms", "soon"}), "--admission-timeout-ms");
   expect_bad(with_required({"--restart-backoff-multiplier", "0.5"}),
              "--restart-backoff-multiplier");
+  for (const char* limit : {"1M", "lots", "-1G", ""}) {
+    SCOPED_TRACE(limit);
+    expect_bad(with_required({"--worker-memory-limit", limit}), "--worker-memory-limit");
+  }
+  expect_bad(with_required({"--saturated-after-ms", "-1"}), "--saturated-after-ms");
+}
+
+TEST(ConfigFlags, WorkerMemoryLimitOfZeroIsNoLimit) {
+  EXPECT_EQ(parse_ok(with_required({"--worker-memory-limit", "0"})).worker_memory_limit, 0u);
+  EXPECT_EQ(parse_ok(with_required({"--worker-memory-limit", "16M"})).worker_memory_limit,
+            16u << 20);
 }
 
 // ---- --config FILE.json ------------------------------------------------------
@@ -286,7 +305,9 @@ constexpr const char* kFullConfig = R"({
   "log_level": "warn",
   "ready_fd": 11,
   "worker_fault": "crash@fill",
-  "worker_path": "/opt/file-worker"
+  "worker_path": "/opt/file-worker",
+  "worker_memory_limit": "2G",
+  "saturated_after_ms": 112
 })";
 
 TEST(ConfigFile, EveryKeySetsItsField) {
@@ -320,6 +341,8 @@ TEST(ConfigFile, EveryKeySetsItsField) {
   EXPECT_EQ(c.ready_fd, 11);
   EXPECT_EQ(c.worker_fault, "crash@fill");
   EXPECT_EQ(c.worker_path, "/opt/file-worker");
+  EXPECT_EQ(c.worker_memory_limit, 2ull << 30);
+  EXPECT_EQ(c.coordinator.saturated_after, milliseconds(112));
 }
 
 TEST(ConfigFile, IntegerBudgetIsBytes) {
@@ -465,6 +488,8 @@ const std::map<std::string, std::string>& accepted_flags() {
       {"--ready-fd", "3"},
       {"--worker-fault", "crash@probe"},
       {"--worker-path", "/opt/w"},
+      {"--worker-memory-limit", "512M"},
+      {"--saturated-after-ms", "1000"},
       {"--config", ""},  // filled in with a real file
   };
   return kFlags;

@@ -80,10 +80,20 @@ Result<std::vector<CompiledPattern>> compile_patterns(
 }
 
 // Index of the first pattern matching `path`, as PEFT's get_pattern_key.
+// Each search spends one of `searches_left` (kMaxPatternSearches per adapter).
 Result<std::optional<std::size_t>> first_match(const std::vector<CompiledPattern>& patterns,
                                                const std::string& path, const char* field,
-                                               const std::string& label) {
+                                               const std::string& label,
+                                               std::uint64_t& searches_left) {
   for (std::size_t i = 0; i < patterns.size(); ++i) {
+    if (searches_left == 0) {
+      return Status(Errc::limit_exceeded,
+                    label + ": matching the modules against rank_pattern and alpha_pattern " +
+                        "takes more than the limit of " + std::to_string(kMaxPatternSearches) +
+                        " regular-expression searches (kMaxPatternSearches; about patterns x " +
+                        "modules): give fewer pattern keys");
+    }
+    --searches_left;
     try {
       if (std::regex_search(path, patterns[i].re, std::regex_constants::match_continuous)) {
         return std::optional<std::size_t>(i);
@@ -115,8 +125,9 @@ bool in_saved_module(std::string_view path, const std::vector<std::string>& modu
 
 class ContractBuilder {
  public:
-  ContractBuilder(const AdapterConfig& config, const std::string& label)
-      : config_(config), label_(label) {}
+  ContractBuilder(const AdapterConfig& config, const std::string& label,
+                  std::uint64_t max_pattern_searches)
+      : config_(config), label_(label), searches_left_(max_pattern_searches) {}
 
   Result<AdapterContract> build(const std::vector<TensorInfo>& tensors) {
     GENOMED_ASSIGN_OR_RETURN(rank_patterns_,
@@ -206,10 +217,10 @@ class ContractBuilder {
     m.a = a->name;
     m.b = b->name;
 
-    GENOMED_ASSIGN_OR_RETURN(auto rank_key,
-                             first_match(rank_patterns_, m.path, "rank_pattern", label_));
-    GENOMED_ASSIGN_OR_RETURN(auto alpha_key,
-                             first_match(alpha_patterns_, m.path, "alpha_pattern", label_));
+    GENOMED_ASSIGN_OR_RETURN(
+        auto rank_key, first_match(rank_patterns_, m.path, "rank_pattern", label_, searches_left_));
+    GENOMED_ASSIGN_OR_RETURN(auto alpha_key, first_match(alpha_patterns_, m.path, "alpha_pattern",
+                                                         label_, searches_left_));
     m.rank = rank_key ? config_.rank_pattern[*rank_key].second : config_.r;
     m.alpha = alpha_key ? config_.alpha_pattern[*alpha_key].second : config_.lora_alpha;
     const std::string rank_source =
@@ -288,6 +299,7 @@ class ContractBuilder {
   const std::string& label_;
   std::vector<CompiledPattern> rank_patterns_;
   std::vector<CompiledPattern> alpha_patterns_;
+  std::uint64_t searches_left_;  // of max_pattern_searches
 };
 
 }  // namespace
@@ -305,8 +317,21 @@ std::string_view base_model_path(std::string_view tensor_name) {
 
 Result<AdapterContract> build_contract(const AdapterConfig& config,
                                        const std::vector<TensorInfo>& tensors,
-                                       const std::string& label) {
-  return ContractBuilder(config, label).build(tensors);
+                                       const std::string& label,
+                                       std::uint64_t max_pattern_searches) {
+  // The contract names every tensor once (as a module part or in a list), so
+  // names that together pass its limit can never fit: refused before the
+  // module table copies them (three copies of each name before the encoded
+  // size could be checked).
+  std::uint64_t name_bytes = 0;
+  for (const TensorInfo& t : tensors) name_bytes += t.name.size();
+  if (name_bytes > kMaxContractBytes) {
+    return Status(Errc::limit_exceeded,
+                  label + ": the tensor names take " + std::to_string(name_bytes) +
+                      " bytes together, more than the adapter contract that lists them may hold (" +
+                      std::to_string(kMaxContractBytes) + " bytes, kMaxContractBytes)");
+  }
+  return ContractBuilder(config, label, max_pattern_searches).build(tensors);
 }
 
 }  // namespace genomed::format

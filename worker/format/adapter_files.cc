@@ -50,9 +50,6 @@ Result<Checked> check_adapter(const AdapterPaths& paths, int weights_fd,
   if (header->tensors.empty()) {
     return Result<Checked>(Errc::adapter_empty, paths.weights + " holds no tensors");
   }
-  if (Status limits = check_table_limits(*header); !limits.ok()) {
-    return Status(limits.code(), paths.weights + ": " + limits.message());
-  }
   auto contract = build_contract(*config, header->tensors, paths.weights);
   if (!contract) return contract.status();
   auto layout = plan_layout(*header, *contract);

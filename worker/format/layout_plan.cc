@@ -8,23 +8,28 @@
 #include <string>
 
 namespace genomed::format {
+namespace {
 
+// The limits of the resident table.
 Status check_table_limits(const SafetensorsHeader& st) {
   for (const TensorInfo& t : st.tensors) {
     if (t.name.size() > kMaxNameBytes) {
-      return Status(Errc::st_tensor_entry_invalid,
-                    "tensor name of " + std::to_string(t.name.size()) +
-                        " bytes exceeds the limit of " + std::to_string(kMaxNameBytes) + ": '" +
-                        t.name.substr(0, 80) + "...'");
+      return Status(Errc::limit_exceeded, "tensor name of " + std::to_string(t.name.size()) +
+                                              " bytes exceeds the limit of " +
+                                              std::to_string(kMaxNameBytes) + ": '" +
+                                              t.name.substr(0, 80) + "...' (kMaxNameBytes)");
     }
     if (t.shape.size() > kMaxDims) {
-      return Status(Errc::st_tensor_entry_invalid,
-                    "tensor '" + t.name + "' has " + std::to_string(t.shape.size()) +
-                        " dimensions, more than the limit of " + std::to_string(kMaxDims));
+      return Status(Errc::limit_exceeded, "tensor '" + t.name + "' has " +
+                                              std::to_string(t.shape.size()) +
+                                              " dimensions, more than the limit of " +
+                                              std::to_string(kMaxDims) + " (kMaxDims)");
     }
   }
   return Status::Ok();
 }
+
+}  // namespace
 
 Result<ResidentLayout> plan_layout(const SafetensorsHeader& st, const AdapterContract& contract) {
   ResidentLayout layout;
@@ -32,10 +37,11 @@ Result<ResidentLayout> plan_layout(const SafetensorsHeader& st, const AdapterCon
   layout.lora_alpha = contract.config.lora_alpha;
   layout.contract = encode_contract(contract);
   if (layout.contract.size() > kMaxContractBytes) {
-    return Result<ResidentLayout>(
-        Errc::too_large, "the adapter's contract (config and module table) takes " +
-                             std::to_string(layout.contract.size()) +
-                             " bytes, more than the limit of " + std::to_string(kMaxContractBytes));
+    return Result<ResidentLayout>(Errc::limit_exceeded,
+                                  "the adapter's contract (config and module table) takes " +
+                                      std::to_string(layout.contract.size()) +
+                                      " bytes, more than the limit of " +
+                                      std::to_string(kMaxContractBytes) + " (kMaxContractBytes)");
   }
   GENOMED_RETURN_IF_ERROR(check_table_limits(st));
   std::uint64_t table = kFixedHeaderBytes + layout.contract.size();

@@ -20,10 +20,6 @@ namespace {
 
 using json = nlohmann::json;
 
-// Deeper nesting is never PEFT's; the limit keeps every later recursion
-// (serializing, destroying) shallow.
-constexpr std::size_t kMaxConfigDepth = 64;
-
 // One pass over the text: refuses nesting deeper than kMaxConfigDepth, and
 // records the keys of the top-level "rank_pattern" and "alpha_pattern"
 // objects in file order (PEFT applies the first key that matches).
@@ -303,17 +299,17 @@ Result<PeftConfig> from_object(const json& root, const ConfigScan& scan, const s
 
 Result<PeftConfig> parse_peft_config(std::string_view text, const std::string& label) {
   if (text.size() > kMaxConfigBytes) {
-    return Result<PeftConfig>(Errc::config_invalid_json, label + ": " +
-                                                             std::to_string(text.size()) +
-                                                             " bytes, more than the limit of " +
-                                                             std::to_string(kMaxConfigBytes));
+    return Result<PeftConfig>(Errc::limit_exceeded, label + ": " + std::to_string(text.size()) +
+                                                        " bytes, more than the limit of " +
+                                                        std::to_string(kMaxConfigBytes) +
+                                                        " (kMaxConfigBytes)");
   }
   ConfigScan scan;
   json::sax_parse(text.begin(), text.end(), &scan);
   if (scan.too_deep) {
-    return Result<PeftConfig>(
-        Errc::config_invalid_json,
-        label + ": nested deeper than " + std::to_string(kMaxConfigDepth) + " levels");
+    return Result<PeftConfig>(Errc::limit_exceeded, label + ": nested deeper than " +
+                                                        std::to_string(kMaxConfigDepth) +
+                                                        " levels (kMaxConfigDepth)");
   }
   json root;
   try {

@@ -46,8 +46,8 @@ Result<std::string> read_small_file(const std::string& path, std::uint64_t limit
   for (;;) {
     if (used == text.size()) {
       if (text.size() > limit) {
-        return Result<std::string>(Errc::file_unreadable, path + " is larger than the limit of " +
-                                                              std::to_string(limit) + " bytes");
+        return Result<std::string>(Errc::limit_exceeded, path + " is larger than the limit of " +
+                                                             std::to_string(limit) + " bytes");
       }
       text.resize(static_cast<std::size_t>(std::min<std::uint64_t>(text.size() * 2, limit + 1)));
     }

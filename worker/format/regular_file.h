@@ -41,7 +41,7 @@ enum class Symlinks { refuse, follow };
 // made of symlinks into its blobs).
 Result<OpenFile> open_regular(const std::string& path, Symlinks symlinks = Symlinks::refuse);
 
-// The whole file, at most `limit` bytes (Errc::file_unreadable beyond it).
+// The whole file, at most `limit` bytes (Errc::limit_exceeded beyond it).
 Result<std::string> read_small_file(const std::string& path, std::uint64_t limit,
                                     Symlinks symlinks = Symlinks::refuse);
 

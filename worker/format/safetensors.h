@@ -18,8 +18,23 @@
 
 namespace genomed::format {
 
-// Header length limit of the reference implementation (100 MB).
+// Limits of a header (docs/failure-model.md §10.1). Each is refused with
+// Errc::limit_exceeded naming the limit, the value found and the file, as
+// soon as the parse meets it: nothing is stored for an element over a limit.
+// With kMaxNameBytes and kMaxDims (layout/resident_layout.h: what the
+// resident table holds) they bound a worker's memory to a small multiple of
+// the header's bytes.
+//
+// The header length of the reference implementation (100 MB), checked
+// before the header is read.
 inline constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
+// Tensors in one file. The largest real adapters (LoRA on every expert of a
+// 128-expert MoE) hold about 75k; their contract must still fit
+// kMaxContractBytes.
+inline constexpr std::size_t kMaxTensors = 131'072;
+// Entries of "__metadata__" (transformers writes one, training tools a few
+// dozen).
+inline constexpr std::size_t kMaxMetadataEntries = 4096;
 
 struct TensorInfo {
   std::string name;
@@ -40,7 +55,8 @@ struct SafetensorsHeader {
 
 // Validates everything: lengths, JSON, dtypes, shapes (no overflow), offsets in
 // bounds, sizes equal to product(shape) x dtype size, no overlaps, no gaps, no
-// trailing bytes, no duplicate names.
+// trailing bytes, no duplicate names, and the limits above. Linear in the
+// header's size (one SAX pass, header_json.h) plus a sort of the tensors.
 // `header_json` is the N bytes after the length prefix; `file_size` is the
 // whole file's size; `label` (the file path) is named in every error message.
 Result<SafetensorsHeader> parse_safetensors_header(std::string_view header_json,
