@@ -742,17 +742,35 @@ class Client:
                           leases=_wire.get_uint(r, "leases"))
 
     def list(self, *, timeout: Timeout = DEFAULT) -> List[AdapterInfo]:
-        """Every adapter the daemon holds or loads, sorted by name."""
-        r = self._conn.call({"op": "list"}, self._timeout(timeout))
-        out = []
-        for e in _wire.get_list(r, "adapters"):
-            if not isinstance(e, dict):
-                raise _errors.make("bad_request", "reply field 'adapters': an entry is not a map")
-            out.append(AdapterInfo(name=_wire.get_str(e, "name"), state=_wire.get_str(e, "state"),
-                                   bytes=_wire.get_uint(e, "bytes"),
-                                   leases=_wire.get_uint(e, "leases"),
-                                   generation=_wire.get_uint(e, "generation")))
-        return out
+        """Every adapter the daemon holds or loads, sorted by name.
+
+        The daemon answers in pages (docs/protocol.md, "list"); this follows
+        them, all within the one `timeout`. Each page starts after the last
+        name of the one before, so no name comes twice; an adapter added or
+        removed meanwhile may or may not be listed."""
+        budget = self._timeout(timeout)
+        deadline = None if budget is None else time.monotonic() + budget
+        out: List[AdapterInfo] = []
+        request: Dict[str, Any] = {"op": "list"}
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            r = self._conn.call(request, left)
+            for e in _wire.get_list(r, "adapters"):
+                if not isinstance(e, dict):
+                    raise _errors.make("protocol_error",
+                                       "reply field 'adapters': an entry is not a map")
+                out.append(AdapterInfo(name=_wire.get_str(e, "name"),
+                                       state=_wire.get_str(e, "state"),
+                                       bytes=_wire.get_uint(e, "bytes"),
+                                       leases=_wire.get_uint(e, "leases"),
+                                       generation=_wire.get_uint(e, "generation")))
+            cursor = r.get("next")
+            if cursor is None:
+                return out
+            if not isinstance(cursor, str) or cursor <= request.get("after", ""):
+                raise _errors.make("protocol_error",
+                                   "reply field 'next': not a name past the page's cursor")
+            request = {"op": "list", "after": cursor}
 
     def stats(self, *, timeout: Timeout = DEFAULT) -> Dict[str, StatValue]:
         """The daemon's counters, in its order (docs/protocol.md, "stats")."""
