@@ -358,7 +358,7 @@ options:
   --max-pipelined-requests N  requests of one connection read ahead of the
                               one being served; with N waiting genomed stops
                               reading that socket until one is answered
-                              (default 64; RELEASEs never count)
+                              (default 16; RELEASEs never count)
   --handshake-timeout-ms MS   a client that sends no HELLO within MS after
                               connecting is closed (default 5000)
   --idle-timeout-ms MS        a client holding no lease that sends nothing for

@@ -59,8 +59,10 @@ struct ConnectionLimits {
   // this many queued its socket is not read until one is answered (its
   // writes then block): a client cannot make the daemon buffer without
   // bound. RELEASEs are applied when read and never count. Each queued
-  // request holds at most one request frame (ipc::kMaxRequestFrame).
-  std::size_t max_pipelined_requests = 64;
+  // request holds at most one request frame (ipc::kMaxRequestFrame), so
+  // a connection queues at most 1 MiB by default. The client libraries send
+  // one request at a time.
+  std::size_t max_pipelined_requests = 16;
   // Warnings one connection may cause (LogLimiter); not flags.
   LogLimiter::Options warnings;
   // Request threads at most (RequestThreads): more than the cores start

@@ -198,7 +198,7 @@ TEST(ConfigFlags, DefaultsApplyWhenOnlyRequiredFlagsAreGiven) {
 TEST(ConfigFlags, PerConnectionCapsHaveTheirDocumentedDefaultsFlagsAndKeys) {
   const DaemonConfig defaults = parse_ok(kRequired);
   EXPECT_EQ(defaults.coordinator.max_leases_per_connection, 4096u);
-  EXPECT_EQ(defaults.connections.max_pipelined_requests, 64u);
+  EXPECT_EQ(defaults.connections.max_pipelined_requests, 16u);
   const DaemonConfig flags = parse_ok(
       with_required({"--max-leases-per-connection", "7", "--max-pipelined-requests", "3"}));
   EXPECT_EQ(flags.coordinator.max_leases_per_connection, 7u);
