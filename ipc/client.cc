@@ -98,8 +98,14 @@ struct Connection {
 
   // One request, one reply, within `timeout`. REQUIRES: the op has a reply.
   Result<std::string> call(const ipc::Request& req, Millis timeout) {
+    return call_until(req, timeout, deadline_after(timeout));
+  }
+
+  // The same by a `deadline` that may have started earlier (a call of
+  // several round trips: LIST's pages); `timeout` is the call's, for messages.
+  Result<std::string> call_until(const ipc::Request& req, Millis timeout,
+                                 std::optional<ipc::Clock::time_point> deadline) {
     const std::string op(ipc::op_name(req.op));
-    const auto deadline = deadline_after(timeout);
     std::unique_lock call_lock(call_mu, std::defer_lock);
     if (!deadline) {
       call_lock.lock();
@@ -600,10 +606,7 @@ Result<std::vector<AdapterInfo>> Client::list(Timeout timeout) {
   ipc::Request req;
   req.op = ipc::Op::list;
   for (;;) {
-    const Millis left =
-        deadline ? std::max(Millis(0), std::chrono::ceil<Millis>(*deadline - ipc::Clock::now()))
-                 : budget;
-    GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req, left));
+    GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call_until(req, budget, deadline));
     GENOMED_ASSIGN_OR_RETURN(ipc::ListReply r, checked(ipc::decode_list_reply(body), body, "list"));
     std::move(r.adapters.begin(), r.adapters.end(), std::back_inserter(all));
     if (!r.next) return all;

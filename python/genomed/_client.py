@@ -167,9 +167,12 @@ class _Connection:
     # -- requests ----------------------------------------------------------------
 
     def call(self, request: Dict[str, Any], timeout: Optional[float],
-             on_reply: Optional[Callable[[Dict[str, Any]], None]] = None) -> Dict[str, Any]:
+             on_reply: Optional[Callable[[Dict[str, Any]], None]] = None, *,
+             deadline: Optional[float] = None) -> Dict[str, Any]:
         """One request, one reply. `on_reply` runs while the call lock is still
         held (acquire registers its grants there, before anything can close).
+        `deadline` (time.monotonic()) replaces now + `timeout` for a call of
+        several round trips (LIST's pages); `timeout` still names it in messages.
 
         Any exception other than a genomed.Error from the moment the request
         is written until `on_reply` returns (KeyboardInterrupt, an exception
@@ -178,7 +181,8 @@ class _Connection:
         timeout) and the exception propagates."""
         frame = _wire.encode_frame(request)
         op = request["op"]
-        deadline = None if timeout is None else time.monotonic() + timeout
+        if deadline is None and timeout is not None:
+            deadline = time.monotonic() + timeout
         try:
             with self._call_lock:
                 if self._closing is not None:
@@ -753,8 +757,7 @@ class Client:
         out: List[AdapterInfo] = []
         request: Dict[str, Any] = {"op": "list"}
         while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            r = self._conn.call(request, left)
+            r = self._conn.call(request, budget, deadline=deadline)
             for e in _wire.get_list(r, "adapters"):
                 if not isinstance(e, dict):
                     raise _errors.make("protocol_error",
