@@ -20,7 +20,11 @@
 //  - a hang-up (EOF, EPOLLRDHUP) abandons the connection at once
 //    (Coordinator::abandon): its leases end and its waiting request returns.
 // A malformed frame closes this connection only; every lease it held ends
-// when it closes, however it closes.
+// when it closes, however it closes. What a client sends is bounded in what
+// it costs the daemon (ConnectionLimits, the coordinator's lease limit) and
+// in what it makes it log: warnings about a connection pass its LogLimiter,
+// client strings are logged through common/safe_text.h, and what was
+// refused or ignored is counted for STATS (ConnectionCounters).
 //
 // Lock: mu_ guards the connection's state. It is taken under the
 // coordinator's lock (WaitHook::before_wait) and never held while calling
