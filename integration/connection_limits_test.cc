@@ -1,9 +1,14 @@
 // Connections cannot pin the daemon's resources: a client that never says
 // HELLO, one that holds no lease and goes idle past --idle-timeout-ms, or one
 // that does not read its replies is disconnected (its leases released); past
-// --max-connections a client gets a typed `overloaded` answer.
+// --max-connections a client gets a typed `overloaded` answer; past
+// --max-leases-per-connection an ACQUIRE gets `limit_exceeded`; and no reply
+// outgrows what a client accepts (LIST comes in pages).
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+
+#include <algorithm>
+#include <filesystem>
 
 #include "integration/daemon_fixture.h"
 #include "integration/raw_socket.h"
@@ -76,6 +81,61 @@ TEST(ConnectionLimits, PastTheConnectionLimitAClientIsToldOverloaded) {
   EXPECT_EQ(third.code(), Errc::overloaded) << third.status().to_string();
   EXPECT_NE(third.status().message().find("--max-connections"), std::string::npos);
   EXPECT_TRUE(first.health().ok());
+}
+
+TEST(ConnectionLimits, PastItsLeaseLimitAnAcquireIsRefusedLimitExceeded) {
+  Daemon daemon({.extra_args = {"--max-leases-per-connection", "8"}});
+  daemon.add_adapter("a", {});
+  Client hoarder = daemon.connect();
+  auto held = hoarder.acquire(std::vector<std::string>(8, "a"));
+  ASSERT_TRUE(held.ok()) << held.status().to_string();
+  auto over = hoarder.acquire("a");
+  ASSERT_EQ(over.code(), Errc::limit_exceeded) << over.status().to_string();
+  EXPECT_NE(over.status().message().find("--max-leases-per-connection"), std::string::npos)
+      << over.status().message();
+  EXPECT_FALSE(hoarder.broken()) << "a refused request leaves the connection usable";
+  EXPECT_EQ(daemon.stat("limits_exceeded"), 1u);
+  Client other = daemon.connect();
+  EXPECT_TRUE(other.acquire("a").ok()) << "every connection has its own limit";
+  held->pop_back();  // released (RELEASE goes out ahead of the next request): room for one
+  EXPECT_TRUE(hoarder.acquire("a").ok());
+}
+
+// The C++ client follows LIST's pages: every adapter comes back, in order,
+// however many there are; no reply of the daemon carries more than a page.
+TEST(ConnectionLimits, ListReturnsMoreAdaptersThanOnePageThroughItsPages) {
+  Daemon daemon;
+  const std::size_t count = ipc::kMaxListPage + 6;
+  const fixture::AdapterSpec tiny{.rank = 1, .layers = 1, .hidden = 8};
+  const std::string first = daemon.add_adapter("n0000", tiny);
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < count; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof name, "n%04zu", i);
+    names.push_back(name);
+    if (i > 0) std::filesystem::copy(first, daemon.root() + "/" + name);
+  }
+  Client client = daemon.connect();
+  for (std::size_t i = 0; i < count; i += ipc::kMaxBatch) {
+    const std::vector<std::string> batch(names.begin() + i,
+                                         names.begin() + std::min(count, i + ipc::kMaxBatch));
+    auto leases = client.acquire(batch);  // loads them; released at once
+    ASSERT_TRUE(leases.ok()) << leases.status().to_string();
+  }
+  RawSocket raw(daemon.socket_path());
+  raw.hello();
+  raw.send(ipc::Request{.op = ipc::Op::list});
+  auto page = raw.reply();
+  ASSERT_TRUE(page.ok()) << page.status().to_string();
+  auto first_page = ipc::decode_list_reply(page->body);
+  ASSERT_TRUE(first_page.ok()) << first_page.status().to_string();
+  EXPECT_EQ(first_page->adapters.size(), ipc::kMaxListPage);
+  EXPECT_TRUE(first_page->next.has_value());
+
+  auto all = client.list();
+  ASSERT_TRUE(all.ok()) << all.status().to_string();
+  ASSERT_EQ(all->size(), count);
+  for (std::size_t i = 0; i < count; ++i) EXPECT_EQ((*all)[i].name, names[i]);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <list>
 #include <mutex>
 #include <optional>
@@ -97,8 +98,14 @@ struct Connection {
 
   // One request, one reply, within `timeout`. REQUIRES: the op has a reply.
   Result<std::string> call(const ipc::Request& req, Millis timeout) {
+    return call_until(req, timeout, deadline_after(timeout));
+  }
+
+  // The same by a `deadline` that may have started earlier (a call of
+  // several round trips: LIST's pages); `timeout` is the call's, for messages.
+  Result<std::string> call_until(const ipc::Request& req, Millis timeout,
+                                 std::optional<ipc::Clock::time_point> deadline) {
     const std::string op(ipc::op_name(req.op));
-    const auto deadline = deadline_after(timeout);
     std::unique_lock call_lock(call_mu, std::defer_lock);
     if (!deadline) {
       call_lock.lock();
@@ -590,11 +597,26 @@ Result<UnloadInfo> Client::unload(std::string_view name, Timeout timeout) {
 }
 
 Result<std::vector<AdapterInfo>> Client::list(Timeout timeout) {
+  // The daemon answers in pages (ipc::kMaxListPage entries each); this
+  // follows them, every page within the one deadline of the call. Pages
+  // start after the previous page's last name, so no name comes twice.
+  const Millis budget = timeout_of(*conn_, timeout, false);
+  const auto deadline = deadline_after(budget);
+  std::vector<AdapterInfo> all;
   ipc::Request req;
   req.op = ipc::Op::list;
-  GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req, timeout_of(*conn_, timeout, false)));
-  GENOMED_ASSIGN_OR_RETURN(ipc::ListReply r, checked(ipc::decode_list_reply(body), body, "list"));
-  return std::move(r.adapters);
+  for (;;) {
+    GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call_until(req, budget, deadline));
+    GENOMED_ASSIGN_OR_RETURN(ipc::ListReply r, checked(ipc::decode_list_reply(body), body, "list"));
+    std::move(r.adapters.begin(), r.adapters.end(), std::back_inserter(all));
+    if (!r.next) return all;
+    if (*r.next <= req.after) {  // a daemon that does not advance would loop for ever
+      return Status(Errc::protocol_error,
+                    "list: genomed's reply does not follow the protocol: its page does not "
+                    "advance past the cursor");
+    }
+    req.after = std::move(*r.next);
+  }
 }
 
 Result<Stats> Client::stats(Timeout timeout) {

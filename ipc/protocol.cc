@@ -1,7 +1,9 @@
 #include "ipc/protocol.h"
 
+#include <algorithm>
 #include <array>
 
+#include "common/safe_text.h"
 #include "ipc/wire.h"
 
 namespace genomed::ipc {
@@ -48,6 +50,16 @@ Result<std::vector<std::string>> string_list(const MapView& m, std::string_view 
   return a.strings();
 }
 
+// Names come back in replies (grants, LIST, error messages) as msgpack str,
+// which strict decoders accept only as UTF-8: a name that is not is refused
+// here, before it reaches any reply or log.
+Status check_utf8_name(std::string_view field, const std::string& name) {
+  if (is_utf8(name)) return Status::Ok();
+  return Status(Errc::invalid_name,
+                "field '" + std::string(field) +
+                    "': adapter names are UTF-8 text; this one is not: " + quote(name));
+}
+
 }  // namespace
 
 std::string_view op_name(Op op) {
@@ -82,6 +94,9 @@ std::string encode_request(const Request& r) {
       w.put("leases", r.leases);
       break;
     case Op::list:
+      if (!r.after.empty()) w.put("after", r.after);
+      if (r.limit != 0) w.put("limit", r.limit);
+      break;
     case Op::stats:
     case Op::health:
       break;
@@ -94,7 +109,7 @@ Result<Request> decode_request(std::string_view body) {
   const MapView root = m.root();
   GENOMED_ASSIGN_OR_RETURN(std::string op_text, root.str("op"));
   const auto op = op_from_name(op_text);
-  if (!op) return Status(Errc::unknown_op, "unknown operation '" + op_text + "'");
+  if (!op) return Status(Errc::unknown_op, "unknown operation " + quote(op_text));
   Request r;
   r.op = *op;
   switch (r.op) {
@@ -109,11 +124,15 @@ Result<Request> decode_request(std::string_view body) {
     case Op::load:
     case Op::unload: {
       GENOMED_ASSIGN_OR_RETURN(std::string name, root.str("name"));
+      GENOMED_RETURN_IF_ERROR(check_utf8_name("name", name));
       r.names.push_back(std::move(name));
       break;
     }
     case Op::acquire: {
       GENOMED_ASSIGN_OR_RETURN(r.names, string_list(root, "names", kMaxBatch));
+      for (std::size_t i = 0; i < r.names.size(); ++i) {
+        GENOMED_RETURN_IF_ERROR(check_utf8_name("names[" + std::to_string(i) + "]", r.names[i]));
+      }
       break;
     }
     case Op::release: {
@@ -128,7 +147,17 @@ Result<Request> decode_request(std::string_view body) {
       }
       break;
     }
-    case Op::list:
+    case Op::list: {
+      if (root.has("after")) {
+        GENOMED_ASSIGN_OR_RETURN(r.after, root.str("after"));
+      }
+      if (root.has("limit")) {
+        GENOMED_ASSIGN_OR_RETURN(std::uint64_t limit, root.u64("limit"));
+        if (limit == 0) return Status(Errc::bad_request, "field 'limit': expected at least 1");
+        r.limit = static_cast<std::uint32_t>(std::min<std::uint64_t>(limit, kMaxListPage));
+      }
+      break;
+    }
     case Op::stats:
     case Op::health:
       break;
@@ -141,7 +170,7 @@ std::string encode_error(const Status& s) {
   w.put("ok", false)
       .put("code", static_cast<std::uint64_t>(s.code()))
       .put("error", errc_name(s.code()))
-      .put("message", s.message());
+      .put("message", printable(s.message()));
   return w.finish();
 }
 
@@ -202,6 +231,10 @@ std::string encode_reply(const ListReply& r) {
   }
   MapWriter w;
   ok_reply(w).put_packed_array("adapters", adapters);
+  if (r.next)
+    w.put("next", *r.next);
+  else
+    w.put_nil("next");
   return w.finish();
 }
 
@@ -284,6 +317,9 @@ Result<ListReply> decode_list_reply(std::string_view body) {
     GENOMED_ASSIGN_OR_RETURN(s.leases, e.u64("leases"));
     GENOMED_ASSIGN_OR_RETURN(s.generation, e.u64("generation"));
     r.adapters.push_back(std::move(s));
+  }
+  if (m.root().has("next") && !m.root().is_nil("next")) {
+    GENOMED_ASSIGN_OR_RETURN(r.next, m.root().str("next"));
   }
   return r;
 }

@@ -22,6 +22,10 @@ namespace genomed::ipc {
 inline constexpr std::uint32_t kProtocolVersion = 1;
 // Names per batch ACQUIRE, leases per batch RELEASE.
 inline constexpr std::size_t kMaxBatch = 64;
+// Entries per LIST reply at most. A name is at most 512 bytes, so a page is
+// at most about 600 KB, far below kMaxReplyFrame however many adapters the
+// daemon holds; clients follow `next` for the rest.
+inline constexpr std::size_t kMaxListPage = 1024;
 
 enum class Op : std::uint8_t { hello, load, acquire, release, unload, list, stats, health };
 
@@ -34,11 +38,15 @@ struct Request {
   std::string client;                 // hello: a free-form client name, for logs
   std::vector<std::string> names;     // load/unload: exactly one; acquire: 1..kMaxBatch
   std::vector<std::uint64_t> leases;  // release: 1..kMaxBatch lease ids
+  std::string after;                  // list: the page starts after this name ("" = first)
+  std::uint32_t limit = 0;            // list: entries per page (0 = kMaxListPage)
 };
 
 std::string encode_request(const Request& request);
 // Strict: unknown op -> unknown_op; missing or mistyped fields -> bad_request;
-// a body that is not a msgpack map within limits -> malformed_frame.
+// an adapter name that is not UTF-8 -> invalid_name (names are echoed back
+// in msgpack str fields, which must hold UTF-8); a body that is not a
+// msgpack map within limits -> malformed_frame.
 Result<Request> decode_request(std::string_view body);
 
 // ---- replies -----------------------------------------------------------------
@@ -67,13 +75,18 @@ using LoadReply = LoadInfo;
 using UnloadReply = UnloadInfo;
 using AdapterStatus = AdapterInfo;
 using HealthReply = Health;
+// One page of the adapters, in name order. `next` is the name to pass as
+// `after` for the next page; absent on the last page.
 struct ListReply {
   std::vector<AdapterInfo> adapters;  // sorted by name
+  std::optional<std::string> next;
 };
 struct StatsReply {
   Stats values;  // in a stable order
 };
 
+// The message is sent as printable() makes it (common/safe_text.h): one
+// line of well-formed UTF-8, whatever a worker or a name put into it.
 std::string encode_error(const Status& status);
 std::string encode_reply(const HelloReply& r);
 std::string encode_reply(const AcquireReply& r);

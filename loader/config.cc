@@ -53,6 +53,16 @@ auto int_setter(Field field, long long min, long long max) {
 }
 
 template <class Field>
+auto size_setter(Field field, long long min, long long max) {
+  return [field, min, max](DaemonConfig& c, const std::string& k, const std::string& v) -> Status {
+    auto n = parse_int(k, v, min, max);
+    if (!n) return n.status();
+    field(c) = static_cast<std::size_t>(*n);
+    return Status::Ok();
+  };
+}
+
+template <class Field>
 auto double_setter(Field field) {
   return [field](DaemonConfig& c, const std::string& k, const std::string& v) -> Status {
     try {
@@ -170,13 +180,8 @@ const std::map<std::string, Setter>& setters() {
        int_setter(
            [](DaemonConfig & c) -> auto& { return c.coordinator.breaker.half_open_probes; }, 1,
            1 << 20)},
-      {"queue_limit",
-       [](DaemonConfig& c, const std::string& k, const std::string& v) {
-         auto n = parse_int(k, v, 1, 1 << 20);
-         if (!n) return n.status();
-         c.queue_limit = static_cast<std::size_t>(*n);
-         return Status::Ok();
-       }},
+      {"queue_limit", size_setter([](DaemonConfig & c) -> auto& { return c.queue_limit; }, 1,
+                                  1 << 20)},
       {"handshake_timeout_ms",
        ms_setter(
            [](DaemonConfig & c) -> auto& { return c.connections.handshake_timeout; }, 1)},
@@ -187,12 +192,16 @@ const std::map<std::string, Setter>& setters() {
        ms_setter(
            [](DaemonConfig & c) -> auto& { return c.connections.write_timeout; }, 1)},
       {"max_connections",
-       [](DaemonConfig& c, const std::string& k, const std::string& v) {
-         auto n = parse_int(k, v, 1, 1 << 20);
-         if (!n) return n.status();
-         c.connections.max_connections = static_cast<std::size_t>(*n);
-         return Status::Ok();
-       }},
+       size_setter(
+           [](DaemonConfig & c) -> auto& { return c.connections.max_connections; }, 1, 1 << 20)},
+      {"max_leases_per_connection",
+       size_setter(
+           [](DaemonConfig & c) -> auto& { return c.coordinator.max_leases_per_connection; }, 1,
+           1 << 24)},
+      {"max_pipelined_requests",
+       size_setter(
+           [](DaemonConfig & c) -> auto& { return c.connections.max_pipelined_requests; }, 1,
+           4096)},
       {"max_request_threads",
        int_setter(
            [](DaemonConfig & c) -> auto& { return c.connections.max_request_threads; }, 0,
@@ -363,6 +372,13 @@ options:
                               'overloaded' (default 256)
   --max-connections N         clients served at once; beyond it a client gets
                               'overloaded' and is closed (default 1024)
+  --max-leases-per-connection N  leases one client connection may hold at
+                              once; an ACQUIRE past it is refused with
+                              'limit_exceeded' (default 4096)
+  --max-pipelined-requests N  requests of one connection read ahead of the
+                              one being served; with N waiting genomed stops
+                              reading that socket until one is answered
+                              (default 16; RELEASEs never count)
   --handshake-timeout-ms MS   a client that sends no HELLO within MS after
                               connecting is closed (default 5000)
   --idle-timeout-ms MS        a client holding no lease that sends nothing for

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <utility>
 
+#include "common/safe_text.h"
 #include "ipc/wire.h"
 
 namespace genomed::loader {
@@ -16,10 +17,6 @@ namespace {
 
 using ipc::Clock;
 
-// Requests read ahead of the one being served. Beyond it the connection's
-// socket is not read (the client's writes then block): a client cannot make
-// the daemon buffer without bound. RELEASEs are applied at once and never count.
-constexpr std::size_t kMaxQueued = 64;
 // One recv() takes at most this much; more waiting stays in the socket and
 // re-fires the (level-triggered) event.
 constexpr std::size_t kReadChunk = 64 * 1024;
@@ -66,7 +63,12 @@ class Connection::WaitWatch final : public WaitHook {
 };
 
 Connection::Connection(int fd, ConnectionId id, const ConnectionContext& ctx, ConnectionHost& host)
-    : fd_(fd), id_(id), ctx_(ctx), host_(host), accepted_(Clock::now()) {
+    : fd_(fd),
+      id_(id),
+      ctx_(ctx),
+      host_(host),
+      accepted_(Clock::now()),
+      warnings_(ctx.limits.warnings) {
   MutexLock lock(mu_);
   registered_events_ = initial_events();
   last_activity_ = accepted_;
@@ -112,7 +114,7 @@ bool Connection::receive() {
   for (;;) {
     {
       MutexLock lock(mu_);
-      if (queue_.size() >= kMaxQueued) {
+      if (queue_.size() >= ctx_.limits.max_pipelined_requests) {
         paused_ = true;  // read again once the queue drains (serve())
         return true;
       }
@@ -140,7 +142,9 @@ void Connection::take_bytes(std::string_view received) {
   for (;;) {
     auto split = ipc::split_frame(bytes.substr(used), ipc::kMaxRequestFrame);
     if (!split) {
-      spdlog::warn("connection {}: {}; closing it", id_, split.status().to_string());
+      ctx_.counters->bad_requests.fetch_add(1, std::memory_order_relaxed);
+      if (std::string note; may_warn(&note))
+        spdlog::warn("connection {}: {}; closing it{}", id_, split.status().to_string(), note);
       refuse(ipc::encode_error(split.status()));
       used = bytes.size();
       break;
@@ -172,20 +176,35 @@ bool Connection::take_frame(std::string_view body) {
     // One-way and about leases the client was already given: applied now,
     // ahead of requests still queued or waiting, so that memory it gives
     // back can serve them.
-    for (std::uint64_t lease : req->leases) ctx_.coordinator->release(lease, id_);
+    const std::size_t ignored = ctx_.coordinator->release(req->leases, id_);
+    if (ignored > 0) {
+      ctx_.counters->releases_ignored.fetch_add(ignored, std::memory_order_relaxed);
+      if (std::string note; may_warn(&note)) {
+        spdlog::warn(
+            "connection {}: released {} lease id(s) it does not hold (of {} in one "
+            "RELEASE); ignored{}",
+            id_, ignored, req->leases.size(), note);
+      }
+    }
     return true;
   }
+  if (!req) ctx_.counters->bad_requests.fetch_add(1, std::memory_order_relaxed);
   if (!req && is_release(body)) {
     // RELEASE has no reply: answering it would be read as the reply to the
     // client's next request. The stream can no longer be trusted.
-    spdlog::warn("connection {}: malformed RELEASE ({}); closing it", id_,
-                 req.status().to_string());
+    if (std::string note; may_warn(&note)) {
+      spdlog::warn("connection {}: malformed RELEASE ({}); closing it{}", id_,
+                   printable(req.status().to_string()), note);
+    }
     refuse("");
     return false;
   }
   if (!req && req.code() == Errc::malformed_frame) {
     // Not msgpack: the stream is unusable.
-    spdlog::warn("connection {}: {}; closing it", id_, req.status().to_string());
+    if (std::string note; may_warn(&note)) {
+      spdlog::warn("connection {}: {}; closing it{}", id_, printable(req.status().to_string()),
+                   note);
+    }
     refuse(ipc::encode_error(req.status()));
     return false;
   }
@@ -210,7 +229,8 @@ bool Connection::take_hello(std::string_view body) {
                          ", this daemon speaks " + std::to_string(ipc::kProtocolVersion));
   }
   if (!refused.ok()) {
-    spdlog::warn("connection {}: {}", id_, refused.to_string());
+    ctx_.counters->bad_requests.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("connection {}: {}", id_, printable(refused.to_string()));
     refuse(ipc::encode_error(refused));
     return false;
   }
@@ -218,7 +238,7 @@ bool Connection::take_hello(std::string_view body) {
   hello.server = ctx_.server_version;
   hello.arena_bytes = ctx_.arena_bytes;
   hello.pid = static_cast<std::uint64_t>(::getpid());
-  spdlog::info("connection {}: hello from '{}' ({})", id_, req->client, peer_description(fd_));
+  spdlog::info("connection {}: hello from {} ({})", id_, quote(req->client), peer_description(fd_));
   MutexLock lock(mu_);
   hello_done_ = true;
   send_locked(ipc::encode_reply(hello), ctx_.arena_ro_fd);
@@ -282,7 +302,7 @@ void Connection::serve(bool holding_socket) {
         serving_ = took = true;
         item = std::move(queue_.front());
         queue_.pop_front();
-        if (paused_ && queue_.size() < kMaxQueued) {
+        if (paused_ && queue_.size() < ctx_.limits.max_pipelined_requests) {
           paused_ = false;  // read what waits in the socket
           if (reading_)
             missed_events_ |= EPOLLIN;
@@ -333,27 +353,76 @@ std::string Connection::handle(const ipc::Request& req, WaitWatch& watch) {
   auto reply = [](const auto& result) {
     return result.ok() ? ipc::encode_reply(result.value()) : ipc::encode_error(result.status());
   };
-  switch (req.op) {
-    case ipc::Op::hello:
-      return ipc::encode_error(
-          Status(Errc::bad_request, "HELLO was already exchanged on this connection"));
-    case ipc::Op::load:
-      return reply(c.load(req.names.front(), id_, &watch));
-    case ipc::Op::acquire:
-      return reply(c.acquire(req.names, id_, &watch));
-    case ipc::Op::release:  // taken when read (take_frame); never queued
-      for (auto lease : req.leases) c.release(lease, id_);
-      return {};
-    case ipc::Op::unload:
-      return reply(c.unload(req.names.front()));
-    case ipc::Op::list:
-      return ipc::encode_reply(c.list());
-    case ipc::Op::stats:
-      return ipc::encode_reply(c.stats());
-    case ipc::Op::health:
-      return ipc::encode_reply(c.health());
+  std::string out = [&]() -> std::string {
+    switch (req.op) {
+      case ipc::Op::hello:
+        ctx_.counters->bad_requests.fetch_add(1, std::memory_order_relaxed);
+        return ipc::encode_error(
+            Status(Errc::bad_request, "HELLO was already exchanged on this connection"));
+      case ipc::Op::load:
+        return reply(c.load(req.names.front(), id_, &watch));
+      case ipc::Op::acquire: {
+        auto acquired = c.acquire(req.names, id_, &watch);
+        if (acquired.code() == Errc::limit_exceeded) {
+          ctx_.counters->limits_exceeded.fetch_add(1, std::memory_order_relaxed);
+          if (std::string note; may_warn(&note))
+            spdlog::warn("connection {}: ACQUIRE refused: {}{}", id_, acquired.status().message(),
+                         note);
+        }
+        return reply(acquired);
+      }
+      case ipc::Op::release:  // taken when read (take_frame); never queued
+        c.release(req.leases, id_);
+        return {};
+      case ipc::Op::unload:
+        return reply(c.unload(req.names.front()));
+      case ipc::Op::list:
+        return ipc::encode_reply(c.list(req.after, req.limit == 0 ? ipc::kMaxListPage : req.limit));
+      case ipc::Op::stats:
+        return ipc::encode_reply(stats());
+      case ipc::Op::health:
+        return ipc::encode_reply(c.health());
+    }
+    return ipc::encode_error(Status(Errc::internal, "unhandled operation"));
+  }();
+  if (out.size() > ipc::kMaxReplyFrame) {
+    // Never sent: the client would refuse it and lose the connection. Every
+    // reply is bounded by design (docs/protocol.md §7); this is the backstop.
+    ctx_.counters->limits_exceeded.fetch_add(1, std::memory_order_relaxed);
+    spdlog::error(
+        "connection {}: a {} reply of {} bytes exceeds the protocol's limit of {}; "
+        "answered limit_exceeded instead (a bug: please report it)",
+        id_, ipc::op_name(req.op), out.size(), ipc::kMaxReplyFrame);
+    out = ipc::encode_error(Status(
+        Errc::limit_exceeded, "the reply of " + std::to_string(out.size()) +
+                                  " bytes exceeds the protocol's limit of " +
+                                  std::to_string(ipc::kMaxReplyFrame) + " bytes (kMaxReplyFrame)"));
   }
-  return ipc::encode_error(Status(Errc::internal, "unhandled operation"));
+  return out;
+}
+
+ipc::StatsReply Connection::stats() const {
+  ipc::StatsReply r = ctx_.coordinator->stats();
+  ctx_.counters->append_to(r);
+  return r;
+}
+
+bool Connection::may_warn(std::string* note) {
+  LogLimiter::Verdict v;
+  {
+    MutexLock lock(mu_);
+    v = warnings_.admit(Clock::now());
+  }
+  if (!v.write) {
+    ctx_.counters->log_lines_suppressed.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  note->clear();
+  if (v.held_back > 0) {
+    *note = " (" + std::to_string(v.held_back) +
+            " more warning(s) about this connection were held back before this one)";
+  }
+  return true;
 }
 
 void Connection::release_socket_while_waiting(bool holding_socket) {
@@ -434,7 +503,19 @@ void Connection::finish() {
   ctx_.coordinator->release_all(id_);
   // The descriptor itself closes with the last reference to this object.
   ::shutdown(fd_, SHUT_RDWR);
-  spdlog::debug("connection {}: closed", id_);
+  std::uint64_t held_back;
+  {
+    MutexLock lock(mu_);
+    held_back = warnings_.held_back();
+  }
+  if (held_back > 0) {
+    spdlog::warn(
+        "connection {}: closed; {} more warning(s) about it were held back (at most {} "
+        "then one per {} ms are written)",
+        id_, held_back, ctx_.limits.warnings.burst, ctx_.limits.warnings.interval.count());
+  } else {
+    spdlog::debug("connection {}: closed", id_);
+  }
 }
 
 void Connection::schedule_check_locked(Clock::time_point when) {

@@ -20,7 +20,11 @@
 //  - a hang-up (EOF, EPOLLRDHUP) abandons the connection at once
 //    (Coordinator::abandon): its leases end and its waiting request returns.
 // A malformed frame closes this connection only; every lease it held ends
-// when it closes, however it closes.
+// when it closes, however it closes. What a client sends is bounded in what
+// it costs the daemon (ConnectionLimits, the coordinator's lease limit) and
+// in what it makes it log: warnings about a connection pass its LogLimiter,
+// client strings are logged through common/safe_text.h, and what was
+// refused or ignored is counted for STATS (ConnectionCounters).
 //
 // Lock: mu_ guards the connection's state. It is taken under the
 // coordinator's lock (WaitHook::before_wait) and never held while calling
@@ -31,6 +35,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,7 +43,9 @@
 #include "common/mutex.h"
 #include "ipc/framing.h"
 #include "ipc/protocol.h"
+#include "loader/connection_counters.h"
 #include "loader/coordinator.h"
+#include "loader/log_limiter.h"
 
 namespace genomed::loader {
 
@@ -52,6 +59,16 @@ struct ConnectionLimits {
       0};  // between requests; 0: never (leases may be long-lived)
   std::chrono::milliseconds write_timeout{10'000};  // a reply the client does not read
   std::size_t max_connections = 1024;  // beyond it a client gets `overloaded` and is closed
+  // Requests of one connection read ahead of the one being served. With
+  // this many queued its socket is not read until one is answered (its
+  // writes then block): a client cannot make the daemon buffer without
+  // bound. RELEASEs are applied when read and never count. Each queued
+  // request holds at most one request frame (ipc::kMaxRequestFrame), so
+  // a connection queues at most 1 MiB by default. The client libraries send
+  // one request at a time.
+  std::size_t max_pipelined_requests = 16;
+  // Warnings one connection may cause (LogLimiter); not flags.
+  LogLimiter::Options warnings;
   // Request threads at most (RequestThreads): more than the cores start
   // only while every one waits inside a request (a load, room in the
   // budget). 0: max_connections plus the cores, which can never run out (a
@@ -67,6 +84,8 @@ struct ConnectionContext {
   std::uint64_t arena_bytes = 0;
   std::string server_version;
   ConnectionLimits limits;
+  // Shared by every connection (and every copy of the context).
+  std::shared_ptr<ConnectionCounters> counters = std::make_shared<ConnectionCounters>();
 };
 
 // What a connection needs from the server that owns it.
@@ -145,6 +164,12 @@ class Connection {
   // Closes an idle connection unless it holds leases or woke up meanwhile
   // (`seen`: activity_ when found idle). True: the caller calls finish().
   bool close_if_still_idle(std::uint64_t seen) EXCLUDES(mu_);
+  // Whether a warning about this client may be written now (its LogLimiter);
+  // counts it as suppressed if not. When it may, `*note` is "" or says how
+  // many were held back before it, to end the line with.
+  bool may_warn(std::string* note) EXCLUDES(mu_);
+  // The reply to STATS: the coordinator's counters, then the connections'.
+  ipc::StatsReply stats() const;
 
   // Sends a reply now or keeps what the socket did not take.
   void send_locked(std::string_view body, int pass_fd = -1) REQUIRES(mu_);
@@ -177,7 +202,7 @@ class Connection {
   bool serving_ GUARDED_BY(mu_) = false;             // a thread runs this connection's item
   bool hello_done_ GUARDED_BY(mu_) = false;
   bool stop_reading_ GUARDED_BY(mu_) = false;  // a fatal frame was read: read no more
-  bool paused_ GUARDED_BY(mu_) = false;        // not read: kMaxQueued requests wait
+  bool paused_ GUARDED_BY(mu_) = false;        // not read: max_pipelined_requests wait
   bool peer_gone_ GUARDED_BY(mu_) = false;     // EOF, hang-up or socket error
   bool abandoned_ GUARDED_BY(mu_) = false;     // hung up while an item ran
   bool abandoning_ GUARDED_BY(mu_) = false;    // Coordinator::abandon() runs for it now
@@ -190,6 +215,7 @@ class Connection {
   ipc::Clock::time_point last_activity_ GUARDED_BY(mu_);
   std::uint64_t activity_ GUARDED_BY(mu_) = 0;  // frames and replies so far
   ipc::Clock::time_point check_at_ GUARDED_BY(mu_) = ipc::Clock::time_point::max();
+  LogLimiter warnings_ GUARDED_BY(mu_);
 };
 
 }  // namespace genomed::loader

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "cache/check.h"
+#include "common/safe_text.h"
 #include "common/size_parse.h"
 
 namespace genomed::loader {
@@ -31,7 +32,7 @@ double ms_between(Clock::time_point start, Clock::time_point end) {
 }
 
 Status unloaded_while_loading(const std::string& name) {
-  return Status(Errc::cancelled, "adapter '" + name + "' was unloaded while it was loading");
+  return Status(Errc::cancelled, "adapter " + quote(name) + " was unloaded while it was loading");
 }
 
 Status stopping() { return Status(Errc::shutting_down, "genomed is stopping"); }
@@ -90,8 +91,8 @@ void Coordinator::leave(Request& req) {
       continue;
     auto it = entries_.find(flight->name);
     if (it == entries_.end() || it->second.flight != flight) continue;
-    cancel_loading(it, Status(Errc::no_space,
-                              "no request waits for the load of '" + flight->name + "' any more"));
+    cancel_loading(it, Status(Errc::no_space, "no request waits for the load of " +
+                                                  quote(flight->name) + " any more"));
     withdrawn = true;
   }
   req.joined.clear();
@@ -110,7 +111,7 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
   Clock::time_point admission_deadline{};
   const bool batch = names.size() > 1;
   const auto named = [&](const std::string& name, const Status& s) {
-    return batch ? Status(s.code(), "'" + name + "': " + s.message()) : s;
+    return batch ? Status(s.code(), quote(name) + ": " + s.message()) : s;
   };
   const auto holds = [&](const std::string& name) {
     return std::any_of(req.leases.begin(), req.leases.end(),
@@ -135,7 +136,7 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
                                               " earlier request(s) still wait for room ahead of it"
                                         : admission_.head_blocked_by();
             return Status(Errc::no_space,
-                          std::string(batch ? "the adapters" : "'" + names[0] + "'") +
+                          (batch ? std::string("the adapters") : quote(names[0])) +
                               " could not get room in the budget within the admission timeout (" +
                               std::to_string(options_.admission_timeout.count()) + " ms): " + why);
           }
@@ -167,10 +168,11 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
         }
         if (e.state == State::draining && !holds(name)) {
           const auto view = cache_.find(name);
-          return named(name, Status(Errc::draining,
-                                    "adapter '" + name + "' is being unloaded; it is freed when " +
-                                        "its " + std::to_string(view ? view->leases : 0) +
-                                        " lease(s) end; retry after that"));
+          return named(name,
+                       Status(Errc::draining, "adapter " + quote(name) +
+                                                  " is being unloaded; it is freed when " + "its " +
+                                                  std::to_string(view ? view->leases : 0) +
+                                                  " lease(s) end; retry after that"));
         }
         if (e.state == State::loading)
           loading.push_back(e.flight);
@@ -236,7 +238,7 @@ void Coordinator::settle(const std::vector<TicketPtr>& tickets) {
       GENOMED_CHECK(it != entries_.end() && it->second.state == State::ready,
                     "an evicted adapter was not READY");
       entries_.erase(it);
-      spdlog::info("evicted '{}' (least recently used, unleased) to make room", victim);
+      spdlog::info("evicted {} (least recently used, unleased) to make room", quote(victim));
     }
     auto owner_it = ticket_owner_.find(t.get());
     Request* owner = owner_it == ticket_owner_.end() ? nullptr : owner_it->second;
@@ -273,6 +275,14 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
       distinct.push_back(name);
   }
   MutexLock lock(mu_);
+  if (const std::size_t held = leases_.count_of(conn);
+      held + names.size() > options_.max_leases_per_connection) {
+    return Status(Errc::limit_exceeded,
+                  "this connection holds " + std::to_string(held) + " lease(s); " +
+                      std::to_string(names.size()) + " more would pass the limit of " +
+                      std::to_string(options_.max_leases_per_connection) +
+                      " leases per connection (--max-leases-per-connection): release some first");
+  }
   // The hit path: every name READY at once needs no request, ticket or
   // wait; it is leased in this step, as serve() would.
   if (!shutting_down_ && !abandoned(conn) && !names.empty() &&
@@ -343,7 +353,7 @@ bool Coordinator::end_lease(LeaseId id, std::optional<ConnectionId> conn) {
     auto it = entries_.find(ended->name);
     if (it != entries_.end() && it->second.state == State::draining) {
       erase_resident(it);
-      spdlog::info("unloaded '{}': its last lease ended", ended->name);
+      spdlog::info("unloaded {}: its last lease ended", quote(ended->name));
     } else {
       settle(admission_.pump());  // it may be evicted for a waiting ticket now
     }
@@ -365,11 +375,12 @@ void Coordinator::erase_resident(std::map<std::string, Entry>::iterator it) {
   settle(admission_.unavailable(name));
 }
 
-void Coordinator::release(LeaseId lease, ConnectionId conn) {
+std::size_t Coordinator::release(std::span<const LeaseId> leases, ConnectionId conn) {
   MutexLock lock(mu_);
-  if (!end_lease(lease, conn))
-    spdlog::warn("connection {} released lease {} which it does not hold; ignored", conn, lease);
+  std::size_t ignored = 0;
+  for (LeaseId lease : leases) ignored += end_lease(lease, conn) ? 0 : 1;
   check_invariants();
+  return ignored;
 }
 
 void Coordinator::release_all(ConnectionId conn) {
@@ -399,8 +410,8 @@ void Coordinator::abandon(ConnectionId conn) {
       continue;
     }
     cancelled.push_back(it->first);
-    it = cancel_loading(it, Status(Errc::cancelled, "every client waiting for the load of '" +
-                                                        it->first + "' disconnected"));
+    it = cancel_loading(it, Status(Errc::cancelled, "every client waiting for the load of " +
+                                                        quote(it->first) + " disconnected"));
   }
   settle(admission_.pump());  // withdrawn claims need no room any more
   spdlog::info(
@@ -408,7 +419,7 @@ void Coordinator::abandon(ConnectionId conn) {
       "load(s) nobody else waited for cancelled",
       conn, released, cancelled.size());
   for (const auto& name : cancelled)
-    spdlog::info("load of '{}' cancelled: every client waiting for it disconnected", name);
+    spdlog::info("load of {} cancelled: every client waiting for it disconnected", quote(name));
   for (Request* r : requests_) {
     if (r->conn == conn) r->cv.notify_all();  // its waiting requests return now
   }
@@ -479,12 +490,13 @@ void Coordinator::run_flight(const std::string& name, const std::shared_ptr<Flig
   MutexLock lock(mu_);
   if (s.ok()) {
     const auto view = cache_.find(name);
-    spdlog::info("loaded '{}' generation {}: {} in {:.1f} ms", name, flight->generation,
+    spdlog::info("loaded {} generation {}: {} in {:.1f} ms", quote(name), flight->generation,
                  format_size(view ? view->length : 0), ms_between(start, clock_.now()));
   } else if (s.code() == Errc::cancelled) {
-    spdlog::info("load of '{}' generation {} cancelled: {}", name, flight->generation, s.message());
+    spdlog::info("load of {} generation {} cancelled: {}", quote(name), flight->generation,
+                 printable(s.message()));
   } else {
-    spdlog::warn("load of '{}' failed: {}", name, s.to_string());
+    spdlog::warn("load of {} failed: {}", quote(name), printable(s.to_string()));
   }
   finish_flight(name, flight, std::move(s));
 }
@@ -496,8 +508,8 @@ Status Coordinator::wait_for_predecessors(const std::string& name, Flight& fligh
                        [](const auto& p) { return p->ended; });
   };
   if (all_ended()) return Status::Ok();
-  spdlog::info("load of '{}' generation {} waits for the previous load of that name to stop", name,
-               flight.generation);
+  spdlog::info("load of {} generation {} waits for the previous load of that name to stop",
+               quote(name), flight.generation);
   // The previous flight was cancelled (that is how its entry went away):
   // it ends within about 100 ms plus the kill grace. load_timeout is only
   // a backstop for a flight that does not.
@@ -507,7 +519,7 @@ Status Coordinator::wait_for_predecessors(const std::string& name, Flight& fligh
   if (shutting_down_) return stopping();
   if (superseded(name, flight)) return unloaded_while_loading(name);
   if (!ended) {
-    return Status(Errc::timeout, "the previous load of '" + name + "' did not stop within " +
+    return Status(Errc::timeout, "the previous load of " + quote(name) + " did not stop within " +
                                      std::to_string(options_.load_timeout.count()) +
                                      " ms of its cancellation; retry later");
   }
@@ -521,8 +533,9 @@ Result<cache::ResidentCache::Range> Coordinator::await_range(const std::string& 
   if (shutting_down_) return stopping();
   if (superseded(name, *flight)) return unloaded_while_loading(name);
   if (length > cache_.budget()) {
-    return Status(Errc::too_large, "adapter '" + name + "' needs " + format_size(length) + " (" +
-                                       std::to_string(length) + " bytes) but the whole budget is " +
+    return Status(Errc::too_large, "adapter " + quote(name) + " needs " + format_size(length) +
+                                       " (" + std::to_string(length) +
+                                       " bytes) but the whole budget is " +
                                        format_size(cache_.budget()) + ": raise --budget");
   }
   auto claim = std::make_shared<RangeClaim>();
@@ -551,8 +564,8 @@ Result<cache::ResidentCache::Range> Coordinator::await_range(const std::string& 
   settle(admission_.pump());
   if (shutting_down_) return stopping();
   if (superseded(name, *flight)) return unloaded_while_loading(name);
-  return Status(Errc::no_space, "no request waiting for '" + name + "' (" + format_size(length) +
-                                    ") was admitted with room for it");
+  return Status(Errc::no_space, "no request waiting for " + quote(name) + " (" +
+                                    format_size(length) + ") was admitted with room for it");
 }
 
 Status Coordinator::load_steps(const std::string& name, const std::shared_ptr<Flight>& flight) {
@@ -679,15 +692,15 @@ Result<ipc::UnloadReply> Coordinator::unload_locked(const std::string& name) {
   if (it == entries_.end()) {
     GENOMED_RETURN_IF_ERROR(validate_name(name));
     if (resilience_.lift(name)) {
-      spdlog::info("unload '{}': quarantine lifted", name);
+      spdlog::info("unload {}: quarantine lifted", quote(name));
       return ipc::UnloadReply{name, "unquarantined", 0};
     }
-    return Status(Errc::not_loaded, "adapter '" + name + "' is not resident or loading");
+    return Status(Errc::not_loaded, "adapter " + quote(name) + " is not resident or loading");
   }
   resilience_.lift(name);
   switch (it->second.state) {
     case State::loading: {
-      spdlog::info("unload '{}': load generation {} cancelled", name, it->second.generation);
+      spdlog::info("unload {}: load generation {} cancelled", quote(name), it->second.generation);
       cancel_loading(it, unloaded_while_loading(name));
       settle(admission_.pump());
       return ipc::UnloadReply{name, "cancelled", 0};
@@ -697,23 +710,31 @@ Result<ipc::UnloadReply> Coordinator::unload_locked(const std::string& name) {
       if (view->leases > 0) {
         it->second.state = State::draining;
         settle(admission_.unavailable(name));
-        spdlog::info("unload '{}': draining, {} lease(s) still held", name, view->leases);
+        spdlog::info("unload {}: draining, {} lease(s) still held", quote(name), view->leases);
         return ipc::UnloadReply{name, "draining", view->leases};
       }
       erase_resident(it);
-      spdlog::info("unloaded '{}'", name);
+      spdlog::info("unloaded {}", quote(name));
       return ipc::UnloadReply{name, "freed", 0};
     }
     case State::draining:
       return ipc::UnloadReply{name, "draining", cache_.find(name)->leases};
   }
-  return Status(Errc::internal, "unknown state of '" + name + "'");
+  return Status(Errc::internal, "unknown state of " + quote(name));
 }
 
-ipc::ListReply Coordinator::list() const {
+ipc::ListReply Coordinator::list(std::string_view after, std::size_t limit) const {
+  limit = std::clamp<std::size_t>(limit, 1, ipc::kMaxListPage);
   MutexLock lock(mu_);
   ipc::ListReply reply;
-  for (const auto& [name, e] : entries_) {
+  // entries_ is sorted by name: a page costs O(log n + limit), never O(n).
+  auto it = after.empty() ? entries_.begin() : entries_.upper_bound(std::string(after));
+  for (; it != entries_.end(); ++it) {
+    const auto& [name, e] = *it;
+    if (reply.adapters.size() == limit) {
+      reply.next = reply.adapters.back().name;
+      break;
+    }
     ipc::AdapterStatus s;
     s.name = name;
     s.state = state_name(static_cast<int>(e.state));

@@ -52,7 +52,9 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -93,6 +95,11 @@ struct CoordinatorOptions {
   // HEALTH reports the pool saturated once every worker has been on its
   // current job this long (0: never).
   std::chrono::milliseconds saturated_after{5'000};
+  // Leases one connection may hold at once; an ACQUIRE that would pass it
+  // is refused with limit_exceeded. Bounds what one client can make the
+  // daemon keep (a lease record costs about 100 bytes) and what its
+  // disconnect costs (O(its leases), under the coordinator's lock).
+  std::size_t max_leases_per_connection = 4096;
   BreakerOptions breaker;
   QuarantineOptions quarantine;
 };
@@ -111,11 +118,19 @@ class Coordinator {
   // Makes every name resident (joining or starting loads) and leases each to
   // `conn`. All or nothing: on any failure the leases taken are returned and
   // the error names the adapter. `hook` (optional) is told before it blocks.
+  // limit_exceeded, before anything else, if `conn` would then hold more
+  // than max_leases_per_connection leases (a connection runs one request at
+  // a time, so what it holds when its ACQUIRE starts is what it can hold).
   Result<ipc::AcquireReply> acquire(const std::vector<std::string>& names, ConnectionId conn,
                                     WaitHook* hook = nullptr) EXCLUDES(mu_);
-  // Ends a lease. Unknown ids (or another connection's) are logged and
-  // ignored: RELEASE has no reply.
-  void release(LeaseId lease, ConnectionId conn) EXCLUDES(mu_);
+  // Ends those of `leases` that `conn` holds; returns how many it does not
+  // (unknown ids, ended already, another connection's). They are ignored:
+  // RELEASE has no reply; the caller decides whether to log them.
+  std::size_t release(std::span<const LeaseId> leases, ConnectionId conn) EXCLUDES(mu_);
+  // One lease; false if `conn` does not hold it.
+  bool release(LeaseId lease, ConnectionId conn) EXCLUDES(mu_) {
+    return release(std::span<const LeaseId>(&lease, 1), conn) == 0;
+  }
   // Ends every lease of a connection (it closed or died); forgets that it
   // was abandoned.
   void release_all(ConnectionId conn) EXCLUDES(mu_);
@@ -133,7 +148,10 @@ class Coordinator {
                               WaitHook* hook = nullptr) EXCLUDES(mu_);
   Result<ipc::UnloadReply> unload(const std::string& name) EXCLUDES(mu_);
 
-  ipc::ListReply list() const EXCLUDES(mu_);
+  // One page: at most `limit` entries (capped at ipc::kMaxListPage), in name
+  // order, starting after the name `after` ("" = from the first).
+  ipc::ListReply list(std::string_view after = {}, std::size_t limit = ipc::kMaxListPage) const
+      EXCLUDES(mu_);
   ipc::StatsReply stats() const EXCLUDES(mu_);
   ipc::HealthReply health() const EXCLUDES(mu_);
 

@@ -1,7 +1,5 @@
 #include "loader/lease_table.h"
 
-#include <map>
-
 #include "cache/check.h"
 
 namespace genomed::loader {
@@ -12,11 +10,13 @@ LeaseId LeaseTable::grant(const std::string& name, ConnectionId conn) {
   const LeaseId id = next_++;
   leases_.emplace(id, Record{name, conn});
   by_conn_[conn].insert(id);
+  ++per_name_[name];
   ++granted_;
   return id;
 }
 
 std::optional<LeaseTable::Ended> LeaseTable::end(LeaseId id, std::optional<ConnectionId> conn) {
+  ++visited_;
   auto it = leases_.find(id);
   if (it == leases_.end() || (conn && it->second.conn != *conn)) return std::nullopt;
   Ended ended{std::move(it->second.name), false};
@@ -24,6 +24,8 @@ std::optional<LeaseTable::Ended> LeaseTable::end(LeaseId id, std::optional<Conne
   owner->second.erase(id);
   if (owner->second.empty()) by_conn_.erase(owner);
   leases_.erase(it);
+  auto named = per_name_.find(ended.name);
+  if (--named->second == 0) per_name_.erase(named);
   cache_.release(ended.name);
   const auto view = cache_.find(ended.name);
   ended.last = view && view->leases == 0;
@@ -33,29 +35,48 @@ std::optional<LeaseTable::Ended> LeaseTable::end(LeaseId id, std::optional<Conne
 std::vector<LeaseId> LeaseTable::of(ConnectionId conn) const {
   auto it = by_conn_.find(conn);
   if (it == by_conn_.end()) return {};
+  visited_ += it->second.size();
   return {it->second.begin(), it->second.end()};
 }
 
+std::size_t LeaseTable::count_of(ConnectionId conn) const {
+  auto it = by_conn_.find(conn);
+  return it == by_conn_.end() ? 0 : it->second.size();
+}
+
 void LeaseTable::check_invariants() const {
-  std::map<std::string, std::uint32_t> per_name;
   std::size_t indexed = 0;
   for (const auto& [conn, ids] : by_conn_) {
     GENOMED_CHECK(!ids.empty(), "an empty connection index entry");
-    for (LeaseId id : ids) {
-      auto it = leases_.find(id);
-      GENOMED_CHECK(it != leases_.end() && it->second.conn == conn, "a stale connection index");
-    }
     indexed += ids.size();
   }
   GENOMED_CHECK(indexed == leases_.size(), "a lease missing from the connection index");
-  for (const auto& [id, rec] : leases_) ++per_name[rec.name];
-  for (const std::string& name : cache_.names()) {
-    const auto it = per_name.find(name);
-    GENOMED_CHECK(cache_.find(name)->leases == (it == per_name.end() ? 0 : it->second),
-                  "the cache's lease count differs from the table");
+  std::size_t named = 0;
+  for (const auto& [name, count] : per_name_) {
+    GENOMED_CHECK(count > 0, "a zero count per adapter");
+    const auto view = cache_.find(name);
+    GENOMED_CHECK(view.has_value(), "a lease of an adapter not in the cache");
+    GENOMED_CHECK(view->leases == count, "the cache's lease count differs from the table");
+    named += count;
   }
-  for (const auto& [name, count] : per_name)
-    GENOMED_CHECK(cache_.find(name).has_value(), "a lease of an adapter not in the cache");
+  GENOMED_CHECK(named == leases_.size(), "a lease missing from the counts per adapter");
+  for (const std::string& name : cache_.names()) {
+    GENOMED_CHECK(cache_.find(name)->leases == 0 || per_name_.contains(name),
+                  "the cache counts leases the table does not hold");
+  }
+}
+
+void LeaseTable::check_records() const {
+  check_invariants();
+  std::unordered_map<std::string, std::uint32_t> per_name;
+  for (const auto& [id, rec] : leases_) {
+    ++visited_;
+    const auto owner = by_conn_.find(rec.conn);
+    GENOMED_CHECK(owner != by_conn_.end() && owner->second.contains(id),
+                  "a lease missing from its connection's index");
+    ++per_name[rec.name];
+  }
+  GENOMED_CHECK(per_name == per_name_, "the counts per adapter differ from the records");
 }
 
 }  // namespace genomed::loader

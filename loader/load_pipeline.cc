@@ -6,6 +6,7 @@
 #include <optional>
 #include <thread>
 
+#include "common/safe_text.h"
 #include "common/size_parse.h"
 #include "jobs/job_protocol.h"
 
@@ -38,17 +39,17 @@ Result<std::string> LoadPipeline::run_job(const std::string& name, const jobs::J
     const auto verdict = resilience_.worker_died(name, fate, result.status(), file, attempt,
                                                  clock_.now() >= deadline);
     if (!verdict.strike) {
-      spdlog::warn("worker lost during a job of '{}' ({}), not counted against it: {}", name,
-                   blame_name(fate.blame), result.status().message());
+      spdlog::warn("worker lost during a job of {} ({}), not counted against it: {}", quote(name),
+                   blame_name(fate.blame), printable(result.status().message()));
     }
     if (verdict.quarantined) {
       return Status(result.code(),
-                    result.status().message() + "; adapter '" + name + "' is now quarantined");
+                    result.status().message() + "; adapter " + quote(name) + " is now quarantined");
     }
     if (!verdict.retry) return result;
     retries_.fetch_add(1, std::memory_order_relaxed);
-    spdlog::warn("retrying '{}' on a fresh worker (retry {}): {}", name, attempt + 1,
-                 result.status().message());
+    spdlog::warn("retrying {} on a fresh worker (retry {}): {}", quote(name), attempt + 1,
+                 printable(result.status().message()));
     // Never two writers in one range: the dead worker must be gone first.
     if (job.kind == jobs::JobKind::fill) fate.worker_gone.wait();
   }
@@ -82,10 +83,10 @@ Result<format::ResidentLayout> LoadPipeline::probe(const std::string& name,
   GENOMED_ASSIGN_OR_RETURN(std::string body, run_job(name, job, deadline, file, cancel, fates));
   GENOMED_ASSIGN_OR_RETURN(jobs::ProbeReply probe, jobs::decode_probe_reply(body));
   format::ResidentLayout& layout = probe.probe.layout;
-  spdlog::debug("probe of '{}': {} tensors, {} in {:.2f} ms", name, layout.tensors.size(),
+  spdlog::debug("probe of {}: {} tensors, {} in {:.2f} ms", quote(name), layout.tensors.size(),
                 format_size(layout.total_bytes), ms_between(start, clock_.now()));
   if (layout.total_bytes == 0 || layout.total_bytes < layout.header_bytes) {
-    return Status(Errc::worker_protocol, "worker planned an impossible layout for '" + name + "'");
+    return Status(Errc::worker_protocol, "worker planned an impossible layout for " + quote(name));
   }
   return std::move(layout);
 }
@@ -113,15 +114,15 @@ Status LoadPipeline::fill(const std::string& name, const format::AdapterPaths& p
         std::min<std::uint64_t>(range.length, arena_.size - range.offset)));
     if (!written)
       return Status(Errc::worker_protocol,
-                    "after filling '" + name + "': " + written.status().message());
+                    "after filling " + quote(name) + ": " + written.status().message());
     if (!format::same_layout(*written, layout)) {
       return Status(Errc::worker_protocol,
-                    "the resident header of '" + name + "' differs from its probe");
+                    "the resident header of " + quote(name) + " differs from its probe");
     }
     return Status::Ok();
   }();
-  spdlog::debug("fill of '{}' into [{}, +{}): {} in {:.2f} ms", name, range.offset, range.length,
-                filled.to_string(), ms_between(start, clock_.now()));
+  spdlog::debug("fill of {} into [{}, +{}): {} in {:.2f} ms", quote(name), range.offset,
+                range.length, printable(filled.to_string()), ms_between(start, clock_.now()));
   return filled;
 }
 

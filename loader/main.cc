@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "cache/arena.h"
+#include "common/safe_text.h"
 #include "common/size_parse.h"
 #include "loader/config.h"
 #include "loader/coordinator.h"
@@ -28,7 +29,7 @@ namespace {
 constexpr const char* kVersion = "genomed 0.1.0";
 
 int fail(const genomed::Status& s) {
-  spdlog::critical("{}", s.to_string());
+  spdlog::critical("{}", genomed::printable(s.to_string()));
   return 1;
 }
 
@@ -43,8 +44,10 @@ genomed::Status check_base_model(genomed::loader::Pool& pool,
   if (!body) return body.status();
   auto reply = jobs::decode_base_model_reply(*body);
   if (!reply) return reply.status();
+  // model_type comes from the base model's config.json: shown escaped.
   spdlog::info("base model {}: {} weights in {} file(s){}", config.base_model, reply->weights,
-               reply->files, reply->model_type.empty() ? "" : " (" + reply->model_type + ")");
+               reply->files,
+               reply->model_type.empty() ? "" : " (" + quote(reply->model_type) + ")");
   return Status::Ok();
 }
 

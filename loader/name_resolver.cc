@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/safe_text.h"
+
 namespace genomed::loader {
 namespace {
 
@@ -32,13 +34,13 @@ bool inside(const std::string& path, const std::string& root) {
 
 Status validate_name(std::string_view name) {
   auto bad = [&](const std::string& why) {
-    return Status(Errc::invalid_name,
-                  "invalid adapter name '" + std::string(name.substr(0, 80)) + "': " + why);
+    return Status(Errc::invalid_name, "invalid adapter name " + quote(name) + ": " + why);
   };
   if (name.empty()) return bad("it is empty");
   if (name.size() > kMaxNameLength)
     return bad("longer than " + std::to_string(kMaxNameLength) + " bytes");
   if (name.front() == '/') return bad("absolute paths are refused; name an adapter under a root");
+  if (!is_utf8(name)) return bad("it is not UTF-8 text");
   if (name.find('\0') != std::string_view::npos) return bad("it contains a NUL byte");
   if (name.find('\\') != std::string_view::npos) return bad("it contains a backslash");
   std::size_t start = 0;
@@ -78,12 +80,12 @@ Result<format::AdapterPaths> NameResolver::resolve(std::string_view name) const 
     const std::string dir = canonical(candidate, &err);
     if (dir.empty()) {
       if (err == ENOENT || err == ENOTDIR) continue;
-      return Status(Errc::file_unreadable, "adapter '" + std::string(name) + "': " + candidate +
-                                               ": " + std::strerror(err));
+      return Status(Errc::file_unreadable,
+                    "adapter " + quote(name) + ": " + candidate + ": " + std::strerror(err));
     }
     if (!inside(dir, root)) {
-      return Status(Errc::path_escapes_root, "adapter '" + std::string(name) + "' resolves to " +
-                                                 dir + ", outside its root " + root + "; refused");
+      return Status(Errc::path_escapes_root, "adapter " + quote(name) + " resolves to " + dir +
+                                                 ", outside its root " + root + "; refused");
     }
     struct stat st {};
     if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
@@ -98,7 +100,7 @@ Result<format::AdapterPaths> NameResolver::resolve(std::string_view name) const 
         continue;
       }
       if (!inside(real, root)) {
-        return Status(Errc::path_escapes_root, "adapter '" + std::string(name) + "': " + path +
+        return Status(Errc::path_escapes_root, "adapter " + quote(name) + ": " + path +
                                                    " resolves to " + real + ", outside its root " +
                                                    root + "; refused");
       }
@@ -108,7 +110,7 @@ Result<format::AdapterPaths> NameResolver::resolve(std::string_view name) const 
   }
   std::string where;
   for (const auto& root : roots_) where += (where.empty() ? "" : ", ") + root;
-  return Status(Errc::not_found, "no adapter named '" + std::string(name) + "' under " + where);
+  return Status(Errc::not_found, "no adapter named " + quote(name) + " under " + where);
 }
 
 }  // namespace genomed::loader

@@ -13,6 +13,7 @@
 #include <future>
 #include <optional>
 
+#include "common/safe_text.h"
 #include "ipc/framing.h"
 #include "loader/worker_process.h"
 
@@ -183,8 +184,10 @@ Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline, 
       pending->frame.push_back(static_cast<char>(len >> shift));
     pending->frame += body;
   }
-  pending->what =
-      std::string(job.kind == jobs::JobKind::probe ? "probe " : "fill ") + job.paths.weights;
+  // The path holds a client's adapter name: printable() keeps every log
+  // line and message that quotes it on one line of UTF-8.
+  pending->what = std::string(job.kind == jobs::JobKind::probe ? "probe " : "fill ") +
+                  printable(job.paths.weights);
   pending->deadline = deadline;
   pending->cancel = std::move(cancel);
   std::shared_future<void> worker_gone = pending->retired.get_future().share();

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/safe_text.h"
+
 namespace genomed::loader {
 
 bool Quarantine::strike(const std::string& name, const std::string& cause,
@@ -17,8 +19,8 @@ bool Quarantine::strike(const std::string& name, const std::string& cause,
   if (r.quarantined || r.strikes < options_.strikes) return false;
   r.quarantined = true;
   r.until = now + options_.duration;
-  spdlog::error("adapter '{}' quarantined for {} ms after {} worker failures (last: {})", name,
-                options_.duration.count(), r.strikes, cause);
+  spdlog::error("adapter {} quarantined for {} ms after {} worker failures (last: {})", quote(name),
+                options_.duration.count(), r.strikes, printable(cause));
   return true;
 }
 
@@ -27,23 +29,23 @@ Status Quarantine::check(const std::string& name, const FileIdentity& file) {
   if (it == records_.end() || !it->second.quarantined) return Status::Ok();
   const Record& r = it->second;
   if (now_() >= r.until) {
-    spdlog::info("quarantine of '{}' expired", name);
+    spdlog::info("quarantine of {} expired", quote(name));
     records_.erase(it);
     return Status::Ok();
   }
   if (r.file != file) {
-    spdlog::info("quarantine of '{}' lifted: its weights file changed", name);
+    spdlog::info("quarantine of {} lifted: its weights file changed", quote(name));
     records_.erase(it);
     return Status::Ok();
   }
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(r.until - now_());
   char seconds[32];
   std::snprintf(seconds, sizeof seconds, "%.1f", static_cast<double>(left.count()) / 1000.0);
-  return Status(Errc::quarantined, "adapter '" + name + "' is quarantined for " + seconds +
+  return Status(Errc::quarantined, "adapter " + quote(name) + " is quarantined for " + seconds +
                                        " s more: its loads " + "crashed or hung loader workers " +
                                        std::to_string(r.strikes) + " times (last: " + r.cause +
-                                       "); replace the file or run 'genomectl unload " + name +
-                                       "' to retry now");
+                                       "); replace the file or run genomectl unload " +
+                                       quote(name) + " to retry now");
 }
 
 std::size_t Quarantine::active() const {

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/safe_text.h"
 #include "genomed/client.h"
 
 namespace {
@@ -157,8 +158,10 @@ int cmd_list(genomed::Client& client, bool json, genomed::Client::Timeout timeou
   }
   std::printf("%-32s  %-8s  %12s  %6s  %10s\n", "name", "state", "bytes", "leases", "generation");
   for (const auto& a : *adapters) {
-    std::printf("%-32s  %-8s  %12llu  %6llu  %10llu\n", a.name.c_str(), a.state.c_str(),
-                static_cast<unsigned long long>(a.bytes), static_cast<unsigned long long>(a.leases),
+    // A name may hold control characters (a terminal would act on them).
+    std::printf("%-32s  %-8s  %12llu  %6llu  %10llu\n", genomed::printable(a.name).c_str(),
+                a.state.c_str(), static_cast<unsigned long long>(a.bytes),
+                static_cast<unsigned long long>(a.leases),
                 static_cast<unsigned long long>(a.generation));
   }
   return 0;

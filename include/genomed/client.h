@@ -187,6 +187,10 @@ class Client {
 
   Result<LoadInfo> load(std::string_view name, Timeout timeout = std::nullopt);
   Result<UnloadInfo> unload(std::string_view name, Timeout timeout = std::nullopt);
+  // Every adapter the daemon holds or loads, in name order. The daemon
+  // answers LIST in pages (1024 entries at most); this fetches them all,
+  // within the one timeout. No name comes twice; one loaded or unloaded
+  // meanwhile may or may not be listed.
   Result<std::vector<AdapterInfo>> list(Timeout timeout = std::nullopt);
   Result<Stats> stats(Timeout timeout = std::nullopt);
   Result<Health> health(Timeout timeout = std::nullopt);

@@ -167,9 +167,12 @@ class _Connection:
     # -- requests ----------------------------------------------------------------
 
     def call(self, request: Dict[str, Any], timeout: Optional[float],
-             on_reply: Optional[Callable[[Dict[str, Any]], None]] = None) -> Dict[str, Any]:
+             on_reply: Optional[Callable[[Dict[str, Any]], None]] = None, *,
+             deadline: Optional[float] = None) -> Dict[str, Any]:
         """One request, one reply. `on_reply` runs while the call lock is still
         held (acquire registers its grants there, before anything can close).
+        `deadline` (time.monotonic()) replaces now + `timeout` for a call of
+        several round trips (LIST's pages); `timeout` still names it in messages.
 
         Any exception other than a genomed.Error from the moment the request
         is written until `on_reply` returns (KeyboardInterrupt, an exception
@@ -178,7 +181,8 @@ class _Connection:
         timeout) and the exception propagates."""
         frame = _wire.encode_frame(request)
         op = request["op"]
-        deadline = None if timeout is None else time.monotonic() + timeout
+        if deadline is None and timeout is not None:
+            deadline = time.monotonic() + timeout
         try:
             with self._call_lock:
                 if self._closing is not None:
@@ -742,17 +746,34 @@ class Client:
                           leases=_wire.get_uint(r, "leases"))
 
     def list(self, *, timeout: Timeout = DEFAULT) -> List[AdapterInfo]:
-        """Every adapter the daemon holds or loads, sorted by name."""
-        r = self._conn.call({"op": "list"}, self._timeout(timeout))
-        out = []
-        for e in _wire.get_list(r, "adapters"):
-            if not isinstance(e, dict):
-                raise _errors.make("bad_request", "reply field 'adapters': an entry is not a map")
-            out.append(AdapterInfo(name=_wire.get_str(e, "name"), state=_wire.get_str(e, "state"),
-                                   bytes=_wire.get_uint(e, "bytes"),
-                                   leases=_wire.get_uint(e, "leases"),
-                                   generation=_wire.get_uint(e, "generation")))
-        return out
+        """Every adapter the daemon holds or loads, sorted by name.
+
+        The daemon answers in pages (docs/protocol.md, "list"); this follows
+        them, all within the one `timeout`. Each page starts after the last
+        name of the one before, so no name comes twice; an adapter added or
+        removed meanwhile may or may not be listed."""
+        budget = self._timeout(timeout)
+        deadline = None if budget is None else time.monotonic() + budget
+        out: List[AdapterInfo] = []
+        request: Dict[str, Any] = {"op": "list"}
+        while True:
+            r = self._conn.call(request, budget, deadline=deadline)
+            for e in _wire.get_list(r, "adapters"):
+                if not isinstance(e, dict):
+                    raise _errors.make("protocol_error",
+                                       "reply field 'adapters': an entry is not a map")
+                out.append(AdapterInfo(name=_wire.get_str(e, "name"),
+                                       state=_wire.get_str(e, "state"),
+                                       bytes=_wire.get_uint(e, "bytes"),
+                                       leases=_wire.get_uint(e, "leases"),
+                                       generation=_wire.get_uint(e, "generation")))
+            cursor = r.get("next")
+            if cursor is None:
+                return out
+            if not isinstance(cursor, str) or cursor <= request.get("after", ""):
+                raise _errors.make("protocol_error",
+                                   "reply field 'next': not a name past the page's cursor")
+            request = {"op": "list", "after": cursor}
 
     def stats(self, *, timeout: Timeout = DEFAULT) -> Dict[str, StatValue]:
         """The daemon's counters, in its order (docs/protocol.md, "stats")."""

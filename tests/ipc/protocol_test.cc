@@ -5,6 +5,7 @@
 #include <chrono>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -105,6 +106,49 @@ TEST(ProtocolRequest, OpOfWrongTypeIsBadRequestNamingOp) {
   MapWriter w;
   w.put("op", std::uint64_t{1});
   expect_error(decode_request(w.finish()), Errc::bad_request, "'op'");
+}
+
+// Names come back in msgpack str fields (grants, LIST, messages): one that
+// is not UTF-8 is refused at decode, and the refusal does not echo its bytes.
+TEST(ProtocolRequest, ANameThatIsNotUtf8IsInvalidNameAndIsNotEchoedRaw) {
+  const std::string bad = "ok/\xff\xfe-\xc0\xaf";
+  for (const Request& req :
+       {Request{.op = Op::load, .names = {bad}}, Request{.op = Op::unload, .names = {bad}},
+        Request{.op = Op::acquire, .names = {"fine", bad}}}) {
+    SCOPED_TRACE(op_name(req.op));
+    const auto r = decode_request(encode_request(req));
+    expect_error(r, Errc::invalid_name, "UTF-8");
+    EXPECT_NE(r.status().message().find("\\xff\\xfe"), std::string::npos) << r.status().message();
+    EXPECT_EQ(r.status().message().find('\xff'), std::string::npos) << "raw bytes echoed";
+  }
+  // Control characters are UTF-8: such a name decodes (it is escaped where logged).
+  EXPECT_EQ(decode_ok(encode_request({.op = Op::load, .names = {"a\nb\x1b[2J"}})).names[0],
+            "a\nb\x1b[2J");
+}
+
+TEST(ProtocolRequest, AnUnknownOpIsEchoedEscaped) {
+  MapWriter w;
+  w.put("op", "evil\n\xff");
+  const auto r = decode_request(w.finish());
+  expect_error(r, Errc::unknown_op, "'evil\\x0a\\xff'");
+}
+
+TEST(ProtocolRequest, ListTakesAnOptionalCursorAndPageLimit) {
+  const Request first = decode_ok(encode_request({.op = Op::list}));
+  EXPECT_EQ(first.after, "");
+  EXPECT_EQ(first.limit, 0u);
+  const Request next = decode_ok(encode_request({.op = Op::list, .after = "m/n", .limit = 5}));
+  EXPECT_EQ(next.after, "m/n");
+  EXPECT_EQ(next.limit, 5u);
+  MapWriter huge;
+  huge.put("op", "list").put("limit", std::uint64_t{1} << 40);
+  EXPECT_EQ(decode_ok(huge.finish()).limit, kMaxListPage) << "a larger page is capped";
+  MapWriter zero;
+  zero.put("op", "list").put("limit", std::uint64_t{0});
+  expect_error(decode_request(zero.finish()), Errc::bad_request, "'limit'");
+  MapWriter typed;
+  typed.put("op", "list").put("after", std::uint64_t{3});
+  expect_error(decode_request(typed.finish()), Errc::bad_request, "'after'");
 }
 
 TEST(ProtocolRequest, MissingNameIsBadRequestNamingTheField) {
@@ -342,7 +386,31 @@ TEST(ProtocolReply, ListRoundTripsEveryAdapter) {
 }
 
 TEST(ProtocolReply, EmptyListRoundTrips) {
-  EXPECT_TRUE(ok_value(decode_list_reply(encode_reply(ListReply{}))).adapters.empty());
+  const ListReply out = ok_value(decode_list_reply(encode_reply(ListReply{})));
+  EXPECT_TRUE(out.adapters.empty());
+  EXPECT_FALSE(out.next.has_value());
+}
+
+TEST(ProtocolReply, ListCarriesTheNextCursorOnlyWhenMoreFollow) {
+  ListReply in;
+  in.adapters = {{.name = "a", .state = "ready"}};
+  in.next = "a";
+  EXPECT_EQ(ok_value(decode_list_reply(encode_reply(in))).next, std::optional<std::string>("a"));
+  in.next.reset();
+  EXPECT_FALSE(ok_value(decode_list_reply(encode_reply(in))).next.has_value());
+}
+
+// Whatever a message carries (a name, a worker's text quoting a file), the
+// error reply is one line of well-formed UTF-8: strict decoders accept it.
+TEST(ProtocolReply, AnErrorMessageIsSentAsPrintableUtf8) {
+  const std::string body =
+      encode_error(Status(Errc::not_found, "no adapter named 'x\xff\n' under /r"));
+  const Status s = decode_load_reply(body).status();
+  EXPECT_EQ(s.code(), Errc::not_found);
+  EXPECT_EQ(s.message(), "no adapter named 'x\\xff\\x0a' under /r");
+  const Status big =
+      decode_load_reply(encode_error(Status(Errc::internal, std::string(1 << 20, 'm')))).status();
+  EXPECT_LT(big.message().size(), 5000u) << "messages are cut";
 }
 
 TEST(ProtocolReply, StatsRoundTripIntAndStringValuesInOrder) {

@@ -203,6 +203,23 @@ TEST(ConfigFlags, DefaultsApplyWhenOnlyRequiredFlagsAreGiven) {
   EXPECT_EQ(c.worker_path.substr(c.worker_path.size() - suffix.size()), suffix) << c.worker_path;
 }
 
+TEST(ConfigFlags, PerConnectionCapsHaveTheirDocumentedDefaultsFlagsAndKeys) {
+  const DaemonConfig defaults = parse_ok(kRequired);
+  EXPECT_EQ(defaults.coordinator.max_leases_per_connection, 4096u);
+  EXPECT_EQ(defaults.connections.max_pipelined_requests, 16u);
+  const DaemonConfig flags = parse_ok(
+      with_required({"--max-leases-per-connection", "7", "--max-pipelined-requests", "3"}));
+  EXPECT_EQ(flags.coordinator.max_leases_per_connection, 7u);
+  EXPECT_EQ(flags.connections.max_pipelined_requests, 3u);
+  JsonFile file(R"({"socket": "s", "root": ["r"], "max_leases_per_connection": 9,
+                    "max_pipelined_requests": 2})");
+  const DaemonConfig keys = parse_ok({"--config", file.path()});
+  EXPECT_EQ(keys.coordinator.max_leases_per_connection, 9u);
+  EXPECT_EQ(keys.connections.max_pipelined_requests, 2u);
+  expect_bad(with_required({"--max-leases-per-connection", "0"}), "--max-leases-per-connection");
+  expect_bad(with_required({"--max-pipelined-requests", "0"}), "--max-pipelined-requests");
+}
+
 TEST(ConfigFlags, LaterScalarFlagOverridesAnEarlierOne) {
   EXPECT_EQ(parse_ok(with_required({"--workers", "3", "--workers", "4"})).workers, 4);
 }
@@ -458,6 +475,8 @@ const std::map<std::string, std::string>& accepted_flags() {
       {"--base-model", "/srv/base"},
       {"--max-connections", "8"},
       {"--max-request-threads", "8"},
+      {"--max-leases-per-connection", "16"},
+      {"--max-pipelined-requests", "4"},
       {"--handshake-timeout-ms", "100"},
       {"--idle-timeout-ms", "0"},
       {"--write-timeout-ms", "100"},

@@ -130,6 +130,50 @@ TEST_F(CoordinatorTest, TheAdmissionTimeoutIsMeasuredByItsClock) {
   EXPECT_EQ(stat("admission_waiting"), 0u);
 }
 
+TEST_F(CoordinatorTest, AConnectionHoldsAtMostItsLeaseLimit) {
+  const std::uint64_t one = footprint();
+  add("a", 1);
+  start(4 * one, {.max_leases_per_connection = 3});
+  auto two = coordinator_->acquire({"a", "a"}, 1);
+  ASSERT_TRUE(two.ok()) << two.status().to_string();
+  auto over = coordinator_->acquire({"a", "a"}, 1);
+  ASSERT_EQ(over.code(), Errc::limit_exceeded) << over.status().to_string();
+  EXPECT_NE(over.status().message().find("--max-leases-per-connection"), std::string::npos)
+      << over.status().message();
+  EXPECT_TRUE(coordinator_->acquire({"a"}, 2).ok()) << "another connection has its own limit";
+  EXPECT_TRUE(coordinator_->acquire({"a"}, 1).ok()) << "up to the limit";
+  EXPECT_EQ(coordinator_->acquire({"a"}, 1).code(), Errc::limit_exceeded);
+  EXPECT_TRUE(coordinator_->release(two->grants[0].lease, 1));
+  EXPECT_TRUE(coordinator_->acquire({"a"}, 1).ok()) << "a released lease makes room";
+  EXPECT_EQ(stat("leases_active"), 4u);
+}
+
+TEST_F(CoordinatorTest, ListComesInPagesInNameOrder) {
+  const std::uint64_t one = footprint();
+  for (const char* name : {"e", "a", "d", "c", "b"}) add(name, name[0]);
+  start(8 * one);
+  for (const char* name : {"e", "a", "d", "c", "b"})
+    ASSERT_TRUE(coordinator_->load(name).ok()) << name;
+  const auto names = [](const ipc::ListReply& r) {
+    std::string out;
+    for (const auto& a : r.adapters) out += a.name;
+    return out;
+  };
+  const auto p1 = coordinator_->list("", 2);
+  EXPECT_EQ(names(p1), "ab");
+  ASSERT_EQ(p1.next, std::optional<std::string>("b"));
+  const auto p2 = coordinator_->list(*p1.next, 2);
+  EXPECT_EQ(names(p2), "cd");
+  ASSERT_EQ(p2.next, std::optional<std::string>("d"));
+  const auto p3 = coordinator_->list(*p2.next, 2);
+  EXPECT_EQ(names(p3), "e");
+  EXPECT_FALSE(p3.next.has_value());
+  const auto whole = coordinator_->list("", 5);
+  EXPECT_EQ(names(whole), "abcde");
+  EXPECT_FALSE(whole.next.has_value()) << "no empty page after a full last one";
+  EXPECT_EQ(names(coordinator_->list("bb", 2)), "cd") << "a cursor need not be a listed name";
+}
+
 TEST_F(CoordinatorTest, TwoBatchesWithRoomForOneNeverHoldHalfEach) {
   const std::uint64_t one = footprint();
   for (const auto& [name, seed] :

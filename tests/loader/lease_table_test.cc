@@ -56,7 +56,29 @@ TEST_F(LeaseTableTest, LeasesOfAConnection) {
   EXPECT_FALSE(table_.holds_any(1));
   EXPECT_EQ(table_.active(), 1u);
   EXPECT_EQ(table_.granted(), 3u);
-  table_.check_invariants();
+  table_.check_records();
+}
+
+// A client that hoards leases (here the default cap of one connection)
+// must not make another connection's release cost more: ending one
+// connection's leases, and the bookkeeping check after it, look at that
+// connection's records alone.
+TEST_F(LeaseTableTest, EndingOneConnectionsLeasesLooksOnlyAtThose) {
+  constexpr std::size_t kHoard = 4096;  // CoordinatorOptions::max_leases_per_connection
+  for (std::size_t i = 0; i < kHoard; ++i) table_.grant(i % 2 ? "a" : "b", 1);
+  for (int i = 0; i < 3; ++i) table_.grant("a", 2);
+  EXPECT_EQ(table_.count_of(1), kHoard);
+  EXPECT_EQ(table_.count_of(2), 3u);
+
+  const std::uint64_t before = table_.records_visited();
+  for (LeaseId id : table_.of(2)) ASSERT_TRUE(table_.end(id, ConnectionId{2}));
+  table_.check_invariants();  // what the coordinator runs after every change in test builds
+  EXPECT_LE(table_.records_visited() - before, 2u * 3) << "looked at the hoarder's leases";
+  EXPECT_EQ(table_.count_of(2), 0u);
+  EXPECT_EQ(table_.active(), kHoard);
+
+  table_.check_records();  // the O(leases) check looks at all of them
+  EXPECT_GE(table_.records_visited() - before, kHoard);
 }
 
 }  // namespace

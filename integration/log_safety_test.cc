@@ -1,0 +1,140 @@
+// What a client sends cannot forge or flood the daemon's log: every
+// client-controlled string is logged escaped and cut (common/safe_text.h),
+// repeated warnings about one connection are rate-limited
+// (loader/log_limiter.h) and counted in STATS, and a name that is not UTF-8
+// is refused before any reply could echo it.
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "common/safe_text.h"
+#include "integration/daemon_fixture.h"
+#include "integration/raw_socket.h"
+#include "ipc/framing.h"
+#include "ipc/protocol.h"
+#include "ipc/wire.h"
+
+namespace genomed::testing {
+namespace {
+
+std::size_t count_lines_with(const std::string& log, const std::string& needle) {
+  std::istringstream in(log);
+  std::size_t n = 0;
+  for (std::string line; std::getline(in, line);) n += line.find(needle) != std::string::npos;
+  return n;
+}
+
+std::size_t longest_line(const std::string& log) {
+  std::istringstream in(log);
+  std::size_t longest = 0;
+  for (std::string line; std::getline(in, line);) longest = std::max(longest, line.size());
+  return longest;
+}
+
+// A log line the daemon wrote is never longer than this, whatever a client sent.
+constexpr std::size_t kLongestLogLine = 2 * kMaxMessageBytes;
+
+std::uint64_t stat_of(const ipc::StatsReply& stats, const std::string& key) {
+  for (const auto& [k, v] : stats.values) {
+    if (k == key) return std::get<std::uint64_t>(v);
+  }
+  ADD_FAILURE() << "no stat named " << key;
+  return 0;
+}
+
+TEST(LogSafety, AReleaseFloodOfUnknownLeasesWritesABoundedLogAndIsCounted) {
+  Daemon daemon;
+  RawSocket flooder(daemon.socket_path());
+  flooder.hello();
+  constexpr int kFrames = 500;
+  ipc::Request release;
+  release.op = ipc::Op::release;
+  for (std::uint64_t id = 0; id < ipc::kMaxBatch; ++id) release.leases.push_back(1'000'000 + id);
+  for (int i = 0; i < kFrames; ++i) flooder.send(release);
+  // RELEASEs are applied as they are read, so the reply to a request sent
+  // after them reflects every one.
+  flooder.send(ipc::Request{.op = ipc::Op::stats});
+  auto frame = flooder.reply();
+  ASSERT_TRUE(frame.ok()) << frame.status().to_string();
+  auto stats = ipc::decode_stats_reply(frame->body);
+  ASSERT_TRUE(stats.ok()) << stats.status().to_string();
+  EXPECT_EQ(stat_of(*stats, "releases_ignored"), kFrames * ipc::kMaxBatch);
+
+  const std::size_t written = count_lines_with(daemon.log(), "it does not hold");
+  // The first 10, then one per 10 s (ConnectionLimits::warnings): the flood
+  // takes a few seconds at most, and a slow machine adds a line per 10 s.
+  EXPECT_GE(written, 10u);
+  EXPECT_LE(written, 20u) << "one line per unknown lease was the old behaviour";
+  EXPECT_EQ(stat_of(*stats, "log_lines_suppressed") + written, std::size_t{kFrames});
+
+  // What was held back is reported once, when the connection ends.
+  ::shutdown(flooder.fd(), SHUT_WR);
+  EXPECT_TRUE(flooder.closed_by_peer());
+  EXPECT_TRUE(eventually(
+      [&] { return daemon.log().find("were held back (at most 10") != std::string::npos; }, 10000))
+      << daemon.log();
+}
+
+TEST(LogSafety, ANameWithControlCharactersIsLoggedEscaped) {
+  Daemon daemon;
+  const std::string forged = "2026-01-01T00:00:00.000 critical forged by a client";
+  const std::string name = "evil\n" + forged + "\x1b[2J\r'";
+  Client client = daemon.connect();
+  auto loaded = client.load(name);
+  ASSERT_EQ(loaded.code(), Errc::not_found) << loaded.status().to_string();
+  EXPECT_EQ(loaded.status().message().find('\n'), std::string::npos) << "the message is escaped";
+  ASSERT_TRUE(eventually(
+      [&] { return daemon.log().find("failed: not_found") != std::string::npos; }, 10000));
+  const std::string log = daemon.log();
+  EXPECT_NE(log.find("'evil\\x0a" + forged + "\\x1b[2J\\x0d\\x27'"), std::string::npos) << log;
+  EXPECT_EQ(log.find("\n" + forged), std::string::npos) << "a client forged a log line:\n" << log;
+  EXPECT_EQ(log.find('\x1b'), std::string::npos) << "an escape sequence reached the log";
+  EXPECT_EQ(log.find('\r'), std::string::npos);
+}
+
+TEST(LogSafety, AHugeHelloClientStringIsLoggedCut) {
+  Daemon daemon;
+  RawSocket raw(daemon.socket_path());
+  ipc::Request hello;
+  hello.op = ipc::Op::hello;
+  hello.version = ipc::kProtocolVersion;
+  hello.client = std::string(65'000, 'A');  // as large as a request frame allows
+  raw.send(hello);
+  auto reply = ipc::read_frame(raw.fd(), ipc::kMaxReplyFrame, std::nullopt, /*accept_fd=*/true);
+  ASSERT_TRUE(reply.ok()) << reply.status().to_string();
+  if (reply->fd >= 0) ::close(reply->fd);
+  const std::string log = daemon.log();
+  EXPECT_NE(log.find("hello from '" + std::string(kMaxQuotedBytes, 'A') +
+                     "'... (65000 bytes, 200 shown)"),
+            std::string::npos)
+      << log.substr(0, 4000);
+  EXPECT_LT(longest_line(log), kLongestLogLine);
+}
+
+// Names are echoed in msgpack str fields: one that is not UTF-8 is refused at
+// decode with a typed error whose message is UTF-8 (no raw byte echoed).
+TEST(LogSafety, ANameThatIsNotUtf8IsRefusedAndNothingEchoesIt) {
+  Daemon daemon;
+  RawSocket raw(daemon.socket_path());
+  raw.hello();
+  const std::string bad = "bad\xff\xfe\n";
+  for (const ipc::Request& req : {ipc::Request{.op = ipc::Op::load, .names = {bad}},
+                                  ipc::Request{.op = ipc::Op::acquire, .names = {"x", bad}},
+                                  ipc::Request{.op = ipc::Op::unload, .names = {bad}}}) {
+    SCOPED_TRACE(ipc::op_name(req.op));
+    raw.send(req);
+    auto frame = raw.reply();
+    ASSERT_TRUE(frame.ok()) << frame.status().to_string();
+    const Status s = ipc::decode_load_reply(frame->body).status();
+    EXPECT_EQ(s.code(), Errc::invalid_name) << s.to_string();
+    EXPECT_TRUE(is_utf8(s.message())) << "the reply echoes a byte that is not UTF-8";
+    EXPECT_NE(s.message().find("'bad\\xff\\xfe\\x0a'"), std::string::npos) << s.message();
+  }
+  EXPECT_EQ(daemon.stat("bad_requests"), 3u);
+  EXPECT_TRUE(daemon.connect().health().ok());
+  const std::string log = daemon.log();
+  EXPECT_TRUE(is_utf8(log)) << "the log holds a byte that is not UTF-8";
+}
+
+}  // namespace
+}  // namespace genomed::testing

@@ -1,0 +1,37 @@
+// What clients sent that the daemon refused or ignored, over all their
+// connections: reported by STATS after the coordinator's counters
+// (docs/protocol.md, "stats"), so an operator sees a misbehaving client in
+// the numbers even when its log lines are held back (log_limiter.h).
+// Atomic: every request thread counts.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "ipc/protocol.h"
+
+namespace genomed::loader {
+
+struct ConnectionCounters {
+  // Frames refused as requests: not msgpack, unknown op, a missing or
+  // mistyped field, an adapter name that is not UTF-8, a second HELLO.
+  std::atomic<std::uint64_t> bad_requests{0};
+  // Lease ids in RELEASEs that named no lease of their connection.
+  std::atomic<std::uint64_t> releases_ignored{0};
+  // Requests refused with limit_exceeded (leases per connection, reply size).
+  std::atomic<std::uint64_t> limits_exceeded{0};
+  // Warnings about one connection not written to the log (LogLimiter).
+  std::atomic<std::uint64_t> log_lines_suppressed{0};
+
+  void append_to(ipc::StatsReply& stats) const {
+    const auto put = [&](const char* key, const std::atomic<std::uint64_t>& n) {
+      stats.values.emplace_back(key, n.load(std::memory_order_relaxed));
+    };
+    put("bad_requests", bad_requests);
+    put("releases_ignored", releases_ignored);
+    put("limits_exceeded", limits_exceeded);
+    put("log_lines_suppressed", log_lines_suppressed);
+  }
+};
+
+}  // namespace genomed::loader
