@@ -416,7 +416,7 @@ Result<Client> Client::connect(const std::string& socket_path, const ClientOptio
     }
     return Status(s.code(), where + ": HELLO: " + s.message());
   }
-  auto frame = conn->reader->read(ipc::kMaxReplyFrame, deadline, /*accept_fd=*/true);
+  auto frame = conn->reader->read(ipc::kMaxReplyFrame, deadline, /*max_fds=*/1);
   if (!frame) {
     if (frame.code() == Errc::timeout) return timed_out("no HELLO reply");
     if (frame.code() == Errc::frame_too_large) {
@@ -424,7 +424,7 @@ Result<Client> Client::connect(const std::string& socket_path, const ClientOptio
     }
     return Status(frame.code(), where + ": HELLO: " + frame.status().message());
   }
-  const int arena_fd = frame->fd;
+  const int arena_fd = frame->fds.empty() ? -1 : frame->fds[0];
   const auto close_arena_fd = [&] {
     if (arena_fd >= 0) ::close(arena_fd);
   };

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ipc/framing.h"
 #include "ipc/protocol.h"
@@ -87,14 +88,18 @@ int main(int argc, char** argv) {
 
   genomed::jobs::WorkerState state(*arena, fault, base_model_dir);
   for (;;) {
-    auto frame = genomed::ipc::read_frame(ipc_fd, genomed::ipc::kMaxReplyFrame);
+    // A probe or fill comes with the adapter's two open files.
+    auto frame = genomed::ipc::read_frame(ipc_fd, genomed::ipc::kMaxReplyFrame, std::nullopt,
+                                          /*max_fds=*/2);
     if (!frame) {
       // The supervisor closed the socket (shutdown or replacement): exit quietly.
       if (frame.code() == genomed::Errc::not_connected) return 0;
       std::fprintf(stderr, "genome-worker: %s\n", frame.status().to_string().c_str());
       return 3;
     }
-    auto job = genomed::jobs::decode_job(frame->body);
+    std::vector<genomed::Fd> files;
+    for (int fd : frame->fds) files.emplace_back(fd);
+    auto job = genomed::jobs::decode_job(frame->body, std::move(files));
     const std::string reply =
         job ? genomed::jobs::run_job(*job, state) : genomed::ipc::encode_error(job.status());
     if (!genomed::ipc::write_frame(ipc_fd, reply).ok()) return 0;

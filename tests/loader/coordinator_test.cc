@@ -78,8 +78,11 @@ class CoordinatorTest : public ::testing::Test {
   // Bytes one of those adapters occupies in the arena (page-rounded).
   std::uint64_t footprint() {
     add("probe-only", 99);
-    auto probe = format::probe_adapter({root_ + "/probe-only/adapter_config.json",
-                                        root_ + "/probe-only/adapter_model.safetensors"});
+    const format::AdapterPaths paths{root_ + "/probe-only/adapter_config.json",
+                                     root_ + "/probe-only/adapter_model.safetensors"};
+    auto files = format::open_adapter_files(paths);
+    EXPECT_TRUE(files.ok());
+    auto probe = format::probe_adapter(paths, *files);
     EXPECT_TRUE(probe.ok());
     return (probe->layout.total_bytes + 4095) / 4096 * 4096;
   }
