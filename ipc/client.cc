@@ -22,6 +22,7 @@
 #include "ipc/protocol.h"
 #include "ipc/wire.h"
 #include "layout/resident_layout.h"
+#include "layout/tensor_checksum.h"
 
 namespace genomed {
 namespace client_detail {
@@ -332,6 +333,22 @@ std::span<const std::byte> Lease::bytes() const {
   return state_->adapter->bytes;
 }
 
+Status Lease::verify(ChecksumMismatch* mismatch) const {
+  if (state_->released) {
+    return Status(Errc::bad_request, "lease " + std::to_string(state_->id) + " on '" +
+                                         state_->name + "' was released: nothing left to verify");
+  }
+  const format::ResidentLayout& layout = state_->adapter->layout;
+  format::TensorMismatch bad;
+  const Status checked = format::verify_checksums(layout, state_->adapter->bytes, &bad);
+  if (checked.ok()) return checked;
+  if (mismatch != nullptr) {
+    *mismatch = {layout.tensors[bad.index].name, layout.tensors[bad.index].checksum, bad.actual};
+  }
+  return Status(checked.code(), "adapter '" + state_->name + "' (generation " +
+                                    std::to_string(state_->generation) + "): " + checked.message());
+}
+
 const TensorView* Lease::find(std::string_view tensor_name) const {
   const auto v = tensors();
   auto it = std::lower_bound(v.begin(), v.end(), tensor_name,
@@ -500,6 +517,7 @@ Result<std::unique_ptr<LeaseState>> make_lease(const std::shared_ptr<Connection>
     v.element_size = format::dtype_size(t.dtype);
     v.shape = t.shape;
     v.data = adapter->bytes.subspan(t.offset, t.length);
+    v.checksum = t.checksum;
     adapter->views.push_back(v);
   }
   // read_layout_header checked that every tensor the contract names exists.

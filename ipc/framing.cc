@@ -199,8 +199,9 @@ Status write_frame(int fd, std::string_view body, int pass_fd,
   const std::size_t total = header.size() + body.size();
   std::size_t sent = 0;
   while (sent < total) {
-    const ssize_t n = send_from(fd, parts, sent, sent == 0 ? one_fd(pass_fd) : std::span<const int>(),
-                                deadline ? MSG_DONTWAIT : 0);
+    const ssize_t n =
+        send_from(fd, parts, sent, sent == 0 ? one_fd(pass_fd) : std::span<const int>(),
+                  deadline ? MSG_DONTWAIT : 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN && deadline) {

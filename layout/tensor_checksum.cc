@@ -5,6 +5,9 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include <cstdio>
+#include <string>
+
 namespace genomed::format {
 
 struct ChecksumStream::State {
@@ -25,5 +28,26 @@ void ChecksumStream::update(std::span<const std::byte> bytes) {
 }
 
 std::uint64_t ChecksumStream::digest() const { return XXH3_64bits_digest(&state_->xxh); }
+
+std::string checksum_text(std::uint64_t checksum) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%016llx", static_cast<unsigned long long>(checksum));
+  return buf;
+}
+
+Status verify_checksums(const ResidentLayout& layout, std::span<const std::byte> range,
+                        TensorMismatch* mismatch) {
+  for (std::size_t i = 0; i < layout.tensors.size(); ++i) {
+    const ResidentTensor& t = layout.tensors[i];
+    const std::uint64_t actual = tensor_checksum(range.subspan(t.offset, t.length));
+    if (actual == t.checksum) continue;
+    if (mismatch != nullptr) *mismatch = {i, actual};
+    return Status(Errc::layout_invalid,
+                  "tensor '" + t.name.substr(0, 200) + "' no longer matches its checksum (" +
+                      checksum_text(t.checksum) + " when loaded, " + checksum_text(actual) +
+                      " now): the resident copy is corrupt");
+  }
+  return Status::Ok();
+}
 
 }  // namespace genomed::format

@@ -11,6 +11,9 @@
 #include <memory>
 #include <span>
 
+#include "common/status.h"
+#include "layout/resident_layout.h"
+
 namespace genomed::format {
 
 std::uint64_t tensor_checksum(std::span<const std::byte> bytes);
@@ -32,5 +35,21 @@ class ChecksumStream {
   struct State;  // xxHash's state, kept out of this header
   std::unique_ptr<State> state_;
 };
+
+// A tensor whose resident bytes differ from their recorded checksum.
+struct TensorMismatch {
+  std::size_t index = 0;  // into layout.tensors
+  std::uint64_t actual = 0;
+};
+
+// Hashes every tensor of `layout` in `range` (the adapter's resident bytes,
+// which `layout` was read from) and compares each with its recorded
+// checksum: Status::Ok(), or Errc::layout_invalid naming the first tensor
+// that differs and both checksums; `mismatch` (if given) receives which.
+Status verify_checksums(const ResidentLayout& layout, std::span<const std::byte> range,
+                        TensorMismatch* mismatch = nullptr);
+
+// "0x" and 16 hex digits.
+std::string checksum_text(std::uint64_t checksum);
 
 }  // namespace genomed::format

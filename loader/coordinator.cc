@@ -563,8 +563,7 @@ Status Coordinator::load_steps(const std::string& name, const std::shared_ptr<Fl
     // 2. Room in the budget, through the admission queue.
     GENOMED_ASSIGN_OR_RETURN(range, await_range(name, flight, layout.total_bytes));
     // 3. Fill and verify.
-    GENOMED_RETURN_IF_ERROR(
-        pipeline_.fill(name, adapter, layout, *range, flight->cancel, &fates));
+    GENOMED_RETURN_IF_ERROR(pipeline_.fill(name, adapter, layout, *range, flight->cancel, &fates));
     // 4. Publish, unless unloaded meanwhile.
     MutexLock lock(mu_);
     if (shutting_down_) return stopping();

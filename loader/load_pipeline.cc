@@ -3,11 +3,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <thread>
 
 #include "common/size_parse.h"
 #include "jobs/job_protocol.h"
+#include "layout/tensor_checksum.h"
 
 namespace genomed::loader {
 namespace {
@@ -21,12 +21,6 @@ bool is_worker_failure(Errc code) {
 
 double ms_between(Clock::time_point start, Clock::time_point end) {
   return std::chrono::duration<double, std::milli>(end - start).count();
-}
-
-std::string hex(std::uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%016llx", static_cast<unsigned long long>(v));
-  return buf;
 }
 
 // Errors that judge what a worker read: the files' contents, their shapes,
@@ -43,8 +37,8 @@ Status changed_or(const OpenedAdapter& adapter, const Status& failure) {
   if (!judges_the_files(failure.code()) || failure.code() == Errc::file_changed) return failure;
   const Status changed = adapter.unchanged();
   if (changed.code() != Errc::file_changed) return failure;
-  return Status(Errc::file_changed, changed.message() + " (the worker had found: " +
-                                        failure.to_string() + ")");
+  return Status(Errc::file_changed,
+                changed.message() + " (the worker had found: " + failure.to_string() + ")");
 }
 
 }  // namespace
@@ -167,8 +161,9 @@ Status LoadPipeline::verify(const std::string& name, const format::ResidentLayou
     if (written->tensors[i].checksum != want.checksum) {
       return Status(Errc::worker_protocol,
                     "the resident header of '" + name + "' records checksum " +
-                        hex(written->tensors[i].checksum) + " for tensor '" + want.name +
-                        "', but its fill reported " + hex(want.checksum));
+                        format::checksum_text(written->tensors[i].checksum) + " for tensor '" +
+                        want.name + "', but its fill reported " +
+                        format::checksum_text(want.checksum));
     }
   }
   return Status::Ok();
@@ -197,10 +192,10 @@ Status LoadPipeline::fill_parts(const std::string& name, const jobs::Job& job,
     }
     const std::size_t tensors = std::min(split[i].end, job.layout.tensors.size()) - split[i].begin;
     if (reply->checksums.size() != tensors) {
-      results[i] = Status(Errc::worker_protocol,
-                          "a fill of '" + name + "' reported " +
-                              std::to_string(reply->checksums.size()) + " checksums for " +
-                              std::to_string(tensors) + " tensors");
+      results[i] =
+          Status(Errc::worker_protocol,
+                 "a fill of '" + name + "' reported " + std::to_string(reply->checksums.size()) +
+                     " checksums for " + std::to_string(tensors) + " tensors");
       return;
     }
     part_sums[i] = std::move(reply->checksums);

@@ -126,12 +126,12 @@ Result<OpenedAdapter> NameResolver::open(std::string_view name) const {
     OpenedAdapter out;
     out.paths = {join(dir_path, format::kConfigFileName), join(dir_path, format::kWeightsFileName)};
     auto files = std::make_shared<format::AdapterFds>();
-    GENOMED_ASSIGN_OR_RETURN(files->config,
-                             open_file(dir.fd.get(), format::kConfigFileName, out.paths.config,
-                                       name, resolution_, &out.config));
-    GENOMED_ASSIGN_OR_RETURN(files->weights,
-                             open_file(dir.fd.get(), format::kWeightsFileName, out.paths.weights,
-                                       name, resolution_, &out.weights));
+    GENOMED_ASSIGN_OR_RETURN(
+        files->config, open_file(dir.fd.get(), format::kConfigFileName, out.paths.config, name,
+                                 resolution_, &out.config));
+    GENOMED_ASSIGN_OR_RETURN(
+        files->weights, open_file(dir.fd.get(), format::kWeightsFileName, out.paths.weights, name,
+                                  resolution_, &out.weights));
     out.files = std::move(files);
     return out;
   }

@@ -41,9 +41,8 @@ class NameResolver {
   // Canonicalizes every root (realpath) and opens it as a directory (O_PATH);
   // a root that does not exist or is not a directory is an error naming it.
   // `resolution` is the open_beneath mode (tests force the walk).
-  static Result<NameResolver> create(
-      const std::vector<std::string>& roots,
-      BeneathResolution resolution = BeneathResolution::automatic);
+  static Result<NameResolver> create(const std::vector<std::string>& roots,
+                                     BeneathResolution resolution = BeneathResolution::automatic);
 
   // Checks the name's syntax (Errc::invalid_name), then looks in each root in
   // order for a directory of that name (Errc::not_found if none) and opens

@@ -20,11 +20,11 @@
 namespace genomed::loader {
 
 struct Pool::Pending {
-  std::string frame;  // the encoded job with its length prefix, as it goes on the wire
+  std::string frame;     // the encoded job with its length prefix, as it goes on the wire
   std::vector<int> fds;  // sent with the frame's first byte (jobs::job_descriptors)
   // Keeps `fds` open until the job is sent: the caller's files outlive run().
   std::shared_ptr<const format::AdapterFds> files;
-  std::string what;   // for logs: "probe /roots/a/adapter_model.safetensors"
+  std::string what;  // for logs: "probe /roots/a/adapter_model.safetensors"
   Clock::time_point deadline;
   std::promise<Result<std::string>> result;
   // Written by the slot before it sets `result` (which orders them).
@@ -389,10 +389,9 @@ Status send_job(int fd, const std::string& frame, std::span<const int> fds, JobC
   std::size_t sent = 0;
   while (sent < frame.size()) {
     // The job's descriptors ride with its first byte.
-    GENOMED_ASSIGN_OR_RETURN(
-        const std::size_t n,
-        ipc::send_bytes_now(fd, std::string_view(frame).substr(sent),
-                            sent == 0 ? fds : std::span<const int>()));
+    GENOMED_ASSIGN_OR_RETURN(const std::size_t n,
+                             ipc::send_bytes_now(fd, std::string_view(frame).substr(sent),
+                                                 sent == 0 ? fds : std::span<const int>()));
     if (n > 0) {
       sent += n;
       continue;
@@ -503,8 +502,7 @@ Result<std::string> Pool::execute(Slot& slot, Pending& job, std::optional<Death>
   // The write is watched too: a stopped worker whose socket buffer is full
   // must not block the slot for ever.
   Result<std::string> reply = Status(Errc::internal, "unset");
-  if (Status sent = send_job(worker.fd(), job.frame, job.fds, clock, job.cancel.get());
-      sent.ok()) {
+  if (Status sent = send_job(worker.fd(), job.frame, job.fds, clock, job.cancel.get()); sent.ok()) {
     spdlog::debug("worker pid {} got job '{}'", pid, job.what);
     reply = receive_reply(worker.fd(), clock, job.cancel.get());
   } else {

@@ -106,8 +106,8 @@ TEST_P(OpenBeneath, ARelativeSymlinkClimbingOutIsRefused) {
 }
 
 TEST_P(OpenBeneath, DotDotIsRefusedWhereverItStands) {
-  for (const char* path : {"..", "../outside/file", "a/../../outside/file", "a/b/../c",
-                           "a/b/c/file/.."}) {
+  for (const char* path :
+       {"..", "../outside/file", "a/../../outside/file", "a/b/../c", "a/b/c/file/.."}) {
     SCOPED_TRACE(path);
     EXPECT_EQ(open(path).error, EXDEV);
   }
@@ -122,7 +122,7 @@ TEST_P(OpenBeneath, MissingAndMistypedComponentsSayWhich) {
   EXPECT_EQ(open("a/nothing/file").error, ENOENT);
   EXPECT_EQ(open("a/b/c/missing").error, ENOENT);
   EXPECT_EQ(open("").error, ENOENT);
-  EXPECT_EQ(open("a/b/c/file/x").error, ENOTDIR);              // through a file
+  EXPECT_EQ(open("a/b/c/file/x").error, ENOTDIR);                      // through a file
   EXPECT_EQ(open("a/b/c/file", O_PATH | O_DIRECTORY).error, ENOTDIR);  // not a directory
 }
 

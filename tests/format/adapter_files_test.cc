@@ -68,8 +68,8 @@ Status fill_all(const AdapterPaths& paths, const AdapterFds& files, const Reside
 // The tensor bytes of `file`'s tensor k, as the safetensors header places them.
 std::span<const std::byte> file_tensor(const std::string& file, const SafetensorsHeader& h,
                                        std::size_t k) {
-  return std::as_bytes(std::span<const char>(
-      file.data() + h.data_offset + h.tensors[k].data_begin, h.tensors[k].byte_size()));
+  return std::as_bytes(std::span<const char>(file.data() + h.data_offset + h.tensors[k].data_begin,
+                                             h.tensors[k].byte_size()));
 }
 
 class AdapterFiles : public ::testing::Test {

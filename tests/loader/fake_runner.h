@@ -111,8 +111,8 @@ class FakeRunner final : public loader::JobRunner {
       return jobs::encode_seal_reply();
     }
     jobs::FillReply reply{job.layout.total_bytes, {}};
-    GENOMED_RETURN_IF_ERROR(format::fill_adapter(job.paths, *job.files, job.layout, range,
-                                                 job.part, &reply.checksums));
+    GENOMED_RETURN_IF_ERROR(
+        format::fill_adapter(job.paths, *job.files, job.layout, range, job.part, &reply.checksums));
     return jobs::encode_fill_reply(reply);
   }
 

@@ -67,7 +67,8 @@ std::string read_fd(int fd) {
 }
 
 bool same_file(int fd, const std::string& path) {
-  struct stat a {}, b{};
+  struct stat a {
+  }, b{};
   return ::fstat(fd, &a) == 0 && ::stat(path.c_str(), &b) == 0 && a.st_dev == b.st_dev &&
          a.st_ino == b.st_ino;
 }
@@ -267,8 +268,7 @@ TEST_P(NameResolverOpen, SymlinkedWeightsLeavingTheRootAreRefusedNamingTheFile) 
   const NameResolver r = resolver({root.path()});
   const auto opened = r.open("m");
   ASSERT_EQ(opened.code(), Errc::path_escapes_root) << opened.status().to_string();
-  EXPECT_NE(opened.status().message().find(root / "m/adapter_model.safetensors"),
-            std::string::npos)
+  EXPECT_NE(opened.status().message().find(root / "m/adapter_model.safetensors"), std::string::npos)
       << opened.status().message();
 }
 
@@ -289,8 +289,7 @@ TEST_P(NameResolverOpen, AMissingFileIsUnreadableNamingIt) {
   const NameResolver r = resolver({root.path()});
   const auto opened = r.open("m");
   ASSERT_EQ(opened.code(), Errc::file_unreadable) << opened.status().to_string();
-  EXPECT_NE(opened.status().message().find(root / "m/adapter_model.safetensors"),
-            std::string::npos)
+  EXPECT_NE(opened.status().message().find(root / "m/adapter_model.safetensors"), std::string::npos)
       << opened.status().message();
   const auto empty = r.open("empty");
   ASSERT_EQ(empty.code(), Errc::file_unreadable);

@@ -83,8 +83,12 @@ class RunChecksums {
   // The run is tensors [first, end).
   RunChecksums(const ResidentLayout& layout, std::size_t first, std::size_t end,
                ChecksumStream& stream, std::vector<std::uint64_t>* out)
-      : layout_(layout), next_(first), end_(end), at_(layout.tensors[first].offset),
-        stream_(stream), out_(out) {
+      : layout_(layout),
+        next_(first),
+        end_(end),
+        at_(layout.tensors[first].offset),
+        stream_(stream),
+        out_(out) {
     settle();
   }
 

@@ -14,8 +14,8 @@ namespace genomed::format {
 std::string errno_text(int err) { return std::generic_category().message(err); }
 
 Result<OpenFile> open_regular(const std::string& path, Symlinks symlinks) {
-  Fd fd(::open(path.c_str(),
-               O_RDONLY | O_CLOEXEC | O_NONBLOCK | (symlinks == Symlinks::refuse ? O_NOFOLLOW : 0)));
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK |
+                                 (symlinks == Symlinks::refuse ? O_NOFOLLOW : 0)));
   if (!fd.valid()) {
     const int err = errno;
     std::string why =
