@@ -438,5 +438,38 @@ TEST_F(CoordinatorTest, AFileRewrittenInPlaceDuringItsLoadFailsItAndTheNextLoadR
   coordinator_->release(g.lease, 1);
 }
 
+// A fill split into parts leaves the header to one more job, the seal, which
+// writes it with every checksum the parts reported; the copy then verifies.
+TEST_F(CoordinatorTest, ASplitFillIsSealedWithEveryPartsChecksums) {
+  ASSERT_TRUE(
+      fixture::write_adapter(root_ + "/big",
+                             {.rank = 64, .layers = 5, .hidden = 4096, .dtype = format::DType::F16})
+          .ok());
+  start(32ull << 20, {.fill_parts = 3});
+  auto r = coordinator_->acquire({"big"}, 1);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(runner_->started(Kind::fill), 3);
+  EXPECT_EQ(runner_->started(Kind::seal), 1);
+  const ipc::LeaseGrant& g = r->grants[0];
+  const auto range = std::span<const std::byte>(runner_->arena().data + g.offset, g.length);
+  auto layout = format::read_layout_header(range);
+  ASSERT_TRUE(layout.ok()) << layout.status().to_string();
+  EXPECT_TRUE(format::verify_checksums(*layout, range).ok());
+  coordinator_->release(g.lease, 1);
+}
+
+// The verify step holds the header's checksums against the fill's reports.
+TEST_F(CoordinatorTest, AFillWhoseReportedChecksumsDifferFromTheHeaderIsAWorkerProtocolError) {
+  add("a", 1);
+  start(4 * footprint());
+  runner_->misreport_checksums(true);
+  auto r = coordinator_->acquire({"a"}, 1);
+  ASSERT_EQ(r.code(), Errc::worker_protocol) << r.status().to_string();
+  EXPECT_NE(r.status().message().find("checksum"), std::string::npos) << r.status().message();
+  EXPECT_EQ(stat("bytes_reserved"), 0u);
+  runner_->misreport_checksums(false);
+  EXPECT_TRUE(coordinator_->acquire({"a"}, 1).ok());
+}
+
 }  // namespace
 }  // namespace genomed::loader

@@ -51,6 +51,12 @@ class FakeRunner final : public loader::JobRunner {
     held_adapters_.erase("/" + name + "/");
     changed_.notify_all();
   }
+  // Fill replies report checksums other than those the header holds (a
+  // worker that lies).
+  void misreport_checksums(bool on) {
+    std::lock_guard g(mu_);
+    misreport_ = on;
+  }
   // Held jobs no longer end when cancelled: the worker is stuck until let go.
   void ignore_cancellation(bool ignore) {
     std::lock_guard g(mu_);
@@ -113,6 +119,12 @@ class FakeRunner final : public loader::JobRunner {
     jobs::FillReply reply{job.layout.total_bytes, {}};
     GENOMED_RETURN_IF_ERROR(
         format::fill_adapter(job.paths, *job.files, job.layout, range, job.part, &reply.checksums));
+    {
+      std::lock_guard g(mu_);
+      if (misreport_) {
+        for (auto& sum : reply.checksums) sum ^= 1;
+      }
+    }
     return jobs::encode_fill_reply(reply);
   }
 
@@ -138,6 +150,7 @@ class FakeRunner final : public loader::JobRunner {
   std::map<Kind, int> started_;
   int cancelled_ = 0;
   bool ignore_cancel_ = false;
+  bool misreport_ = false;
   bool stopped_ = false;
 };
 
