@@ -17,6 +17,7 @@ struct FileTensor {
   std::string dtype;
   std::vector<std::uint64_t> shape;
   std::string bytes;
+  std::uint64_t data_begin = 0;  // offset in the file's data section
 };
 
 inline std::map<std::string, FileTensor> read_file_tensors(const std::string& path) {
@@ -34,6 +35,7 @@ inline std::map<std::string, FileTensor> read_file_tensors(const std::string& pa
     const auto begin = entry["data_offsets"][0].get<std::uint64_t>();
     const auto end = entry["data_offsets"][1].get<std::uint64_t>();
     t.bytes = file.substr(8 + n + begin, end - begin);
+    t.data_begin = begin;
     out[name] = std::move(t);
   }
   return out;

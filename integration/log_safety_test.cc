@@ -100,9 +100,9 @@ TEST(LogSafety, AHugeHelloClientStringIsLoggedCut) {
   hello.version = ipc::kProtocolVersion;
   hello.client = std::string(65'000, 'A');  // as large as a request frame allows
   raw.send(hello);
-  auto reply = ipc::read_frame(raw.fd(), ipc::kMaxReplyFrame, std::nullopt, /*accept_fd=*/true);
+  auto reply = ipc::read_frame(raw.fd(), ipc::kMaxReplyFrame, std::nullopt, /*max_fds=*/1);
   ASSERT_TRUE(reply.ok()) << reply.status().to_string();
-  if (reply->fd >= 0) ::close(reply->fd);
+  for (int fd : reply->fds) ::close(fd);
   const std::string log = daemon.log();
   EXPECT_NE(log.find("hello from '" + std::string(kMaxQuotedBytes, 'A') +
                      "'... (65000 bytes, 200 shown)"),

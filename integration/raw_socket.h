@@ -61,9 +61,9 @@ class RawSocket {
     req.version = ipc::kProtocolVersion;
     req.client = "raw";
     send(req);
-    auto reply = ipc::read_frame(fd_, ipc::kMaxReplyFrame, std::nullopt, /*accept_fd=*/true);
+    auto reply = ipc::read_frame(fd_, ipc::kMaxReplyFrame, std::nullopt, /*max_fds=*/1);
     ASSERT_TRUE(reply.ok()) << reply.status().to_string();
-    if (reply->fd >= 0) ::close(reply->fd);
+    for (int fd : reply->fds) ::close(fd);
   }
 
   // Acquires `name`; its lease id (0 on failure, which fails the test).

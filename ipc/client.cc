@@ -23,6 +23,7 @@
 #include "ipc/protocol.h"
 #include "ipc/wire.h"
 #include "layout/resident_layout.h"
+#include "layout/tensor_checksum.h"
 
 namespace genomed {
 namespace client_detail {
@@ -339,6 +340,22 @@ std::span<const std::byte> Lease::bytes() const {
   return state_->adapter->bytes;
 }
 
+Status Lease::verify(ChecksumMismatch* mismatch) const {
+  if (state_->released) {
+    return Status(Errc::bad_request, "lease " + std::to_string(state_->id) + " on '" +
+                                         state_->name + "' was released: nothing left to verify");
+  }
+  const format::ResidentLayout& layout = state_->adapter->layout;
+  format::TensorMismatch bad;
+  const Status checked = format::verify_checksums(layout, state_->adapter->bytes, &bad);
+  if (checked.ok()) return checked;
+  if (mismatch != nullptr) {
+    *mismatch = {layout.tensors[bad.index].name, layout.tensors[bad.index].checksum, bad.actual};
+  }
+  return Status(checked.code(), "adapter '" + state_->name + "' (generation " +
+                                    std::to_string(state_->generation) + "): " + checked.message());
+}
+
 const TensorView* Lease::find(std::string_view tensor_name) const {
   const auto v = tensors();
   auto it = std::lower_bound(v.begin(), v.end(), tensor_name,
@@ -423,7 +440,7 @@ Result<Client> Client::connect(const std::string& socket_path, const ClientOptio
     }
     return Status(s.code(), where + ": HELLO: " + s.message());
   }
-  auto frame = conn->reader->read(ipc::kMaxReplyFrame, deadline, /*accept_fd=*/true);
+  auto frame = conn->reader->read(ipc::kMaxReplyFrame, deadline, /*max_fds=*/1);
   if (!frame) {
     if (frame.code() == Errc::timeout) return timed_out("no HELLO reply");
     if (frame.code() == Errc::frame_too_large) {
@@ -431,7 +448,7 @@ Result<Client> Client::connect(const std::string& socket_path, const ClientOptio
     }
     return Status(frame.code(), where + ": HELLO: " + frame.status().message());
   }
-  const int arena_fd = frame->fd;
+  const int arena_fd = frame->fds.empty() ? -1 : frame->fds[0];
   const auto close_arena_fd = [&] {
     if (arena_fd >= 0) ::close(arena_fd);
   };
@@ -507,6 +524,7 @@ Result<std::unique_ptr<LeaseState>> make_lease(const std::shared_ptr<Connection>
     v.element_size = format::dtype_size(t.dtype);
     v.shape = t.shape;
     v.data = adapter->bytes.subspan(t.offset, t.length);
+    v.checksum = t.checksum;
     adapter->views.push_back(v);
   }
   // read_layout_header checked that every tensor the contract names exists.

@@ -33,21 +33,33 @@ Status wait_readable(int fd, std::optional<Clock::time_point> deadline) {
   }
 }
 
-// Keeps the first descriptor of a control message in `*received` (if empty)
-// and closes every other one: a surplus descriptor must never leak.
-void collect_fds(msghdr& msg, int* received) {
+// Appends the descriptors of a control message to `*received`, closing
+// every one beyond kMaxFdsPerFrame in all (or all of them if `received` is
+// null): a surplus descriptor must never leak.
+void collect_fds(msghdr& msg, std::vector<int>* received) {
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
     for (std::size_t i = 0; i < count; ++i) {
       int got;
       std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      if (received != nullptr && *received < 0)
-        *received = got;
+      if (received != nullptr && received->size() < kMaxFdsPerFrame)
+        received->push_back(got);
       else
         ::close(got);
     }
   }
+}
+
+// Keeps the first `keep` of `fds` in `*out` and closes the rest; `fds` ends empty.
+void hand_over(std::vector<int>& fds, std::size_t keep, std::vector<int>* out) {
+  for (std::size_t i = 0; i < fds.size(); ++i) {
+    if (i < keep)
+      out->push_back(fds[i]);
+    else
+      ::close(fds[i]);
+  }
+  fds.clear();
 }
 
 std::uint32_t decode_length(const char* p) {
@@ -63,13 +75,13 @@ Status too_large(std::uint32_t len, std::uint32_t max_body) {
 }
 
 // One recvmsg of up to `len` bytes into `dst` once readable (by the
-// deadline), keeping a descriptor that comes along in `*received_fd`.
+// deadline), keeping descriptors that come along in `*received_fds`.
 // Returns the byte count (0 at EOF); retries EINTR/EAGAIN.
 // With `block_first`, the first recvmsg blocks (bounded by the socket's
 // SO_RCVTIMEO, see FrameReader::set_blocking_first_receive) before any poll.
 Result<std::size_t> receive_some(int fd, char* dst, std::size_t len,
-                                 std::optional<Clock::time_point> deadline, int* received_fd,
-                                 bool block_first = false) {
+                                 std::optional<Clock::time_point> deadline,
+                                 std::vector<int>* received_fds, bool block_first = false) {
   for (;;) {
     if (block_first) {
       block_first = false;
@@ -77,7 +89,7 @@ Result<std::size_t> receive_some(int fd, char* dst, std::size_t len,
       return s;
     }
     iovec iov{dst, len};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerFrame)];
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -88,18 +100,18 @@ Result<std::size_t> receive_some(int fd, char* dst, std::size_t len,
       if (errno == EINTR || errno == EAGAIN) continue;
       return socket_error("recvmsg");
     }
-    collect_fds(msg, received_fd);
+    collect_fds(msg, received_fds);
     return static_cast<std::size_t>(n);
   }
 }
 
-// Reads exactly `len` bytes into `dst`, collecting at most one descriptor.
+// Reads exactly `len` bytes into `dst`, collecting the descriptors that come along.
 Status read_exact(int fd, char* dst, std::size_t len, std::optional<Clock::time_point> deadline,
-                  int* received_fd) {
+                  std::vector<int>* received_fds) {
   std::size_t done = 0;
   while (done < len) {
     GENOMED_ASSIGN_OR_RETURN(const std::size_t n,
-                             receive_some(fd, dst + done, len - done, deadline, received_fd));
+                             receive_some(fd, dst + done, len - done, deadline, received_fds));
     if (n == 0) {
       return Status(Errc::not_connected, done == 0 && len == 4
                                              ? "peer closed the connection"
@@ -121,9 +133,9 @@ std::array<unsigned char, 4> length_prefix(std::uint32_t len) {
 }
 
 // One sendmsg of `parts` from byte `sent` on (skipping what went already),
-// with `pass_fd` (>= 0) attached. Never raises SIGPIPE. -1 with errno set.
-ssize_t send_from(int fd, std::span<const std::string_view> parts, std::size_t sent, int pass_fd,
-                  int flags) {
+// with `pass_fds` attached. Never raises SIGPIPE. -1 with errno set.
+ssize_t send_from(int fd, std::span<const std::string_view> parts, std::size_t sent,
+                  std::span<const int> pass_fds, int flags) {
   iovec iov[2];
   int count = 0;
   for (std::string_view part : parts) {
@@ -137,27 +149,35 @@ ssize_t send_from(int fd, std::span<const std::string_view> parts, std::size_t s
   msghdr msg{};
   msg.msg_iov = iov;
   msg.msg_iovlen = static_cast<std::size_t>(count);
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  if (pass_fd >= 0) {
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerFrame)];
+  if (!pass_fds.empty()) {
+    const std::size_t bytes = sizeof(int) * std::min(pass_fds.size(), kMaxFdsPerFrame);
     std::memset(control, 0, sizeof control);
     msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
+    msg.msg_controllen = CMSG_SPACE(bytes);
     cmsghdr* c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+    c->cmsg_len = CMSG_LEN(bytes);
+    std::memcpy(CMSG_DATA(c), pass_fds.data(), bytes);
   }
   return ::sendmsg(fd, &msg, MSG_NOSIGNAL | flags);
 }
 
+// The descriptors of a single `pass_fd` (none if it is negative).
+std::span<const int> one_fd(const int& pass_fd) {
+  return pass_fd >= 0 ? std::span<const int>(&pass_fd, 1) : std::span<const int>();
+}
+
 // Sends `parts` without waiting: the bytes the socket took (EAGAIN: 0).
-Result<std::size_t> send_now(int fd, std::span<const std::string_view> parts, int pass_fd) {
+Result<std::size_t> send_now(int fd, std::span<const std::string_view> parts,
+                             std::span<const int> pass_fds) {
   std::size_t total = 0;
   for (std::string_view part : parts) total += part.size();
   std::size_t sent = 0;
   while (sent < total) {
-    const ssize_t n = send_from(fd, parts, sent, sent == 0 ? pass_fd : -1, MSG_DONTWAIT);
+    const ssize_t n =
+        send_from(fd, parts, sent, sent == 0 ? pass_fds : std::span<const int>(), MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) break;
@@ -180,7 +200,8 @@ Status write_frame(int fd, std::string_view body, int pass_fd,
   std::size_t sent = 0;
   while (sent < total) {
     const ssize_t n =
-        send_from(fd, parts, sent, sent == 0 ? pass_fd : -1, deadline ? MSG_DONTWAIT : 0);
+        send_from(fd, parts, sent, sent == 0 ? one_fd(pass_fd) : std::span<const int>(),
+                  deadline ? MSG_DONTWAIT : 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN && deadline) {
@@ -205,11 +226,11 @@ Result<std::size_t> send_frame_now(int fd, std::string_view body, int pass_fd) {
   const auto header = length_prefix(static_cast<std::uint32_t>(body.size()));
   const std::string_view parts[2] = {{reinterpret_cast<const char*>(header.data()), header.size()},
                                      body};
-  return send_now(fd, parts, pass_fd);
+  return send_now(fd, parts, one_fd(pass_fd));
 }
 
-Result<std::size_t> send_bytes_now(int fd, std::string_view bytes) {
-  return send_now(fd, std::span<const std::string_view>(&bytes, 1), -1);
+Result<std::size_t> send_bytes_now(int fd, std::string_view bytes, std::span<const int> pass_fds) {
+  return send_now(fd, std::span<const std::string_view>(&bytes, 1), pass_fds);
 }
 
 std::string encode_frame(std::string_view body) {
@@ -228,9 +249,9 @@ Result<std::optional<SplitFrame>> split_frame(std::string_view bytes, std::uint3
 }
 
 Result<ReceivedFrame> read_frame(int fd, std::uint32_t max_body,
-                                 std::optional<Clock::time_point> deadline, bool accept_fd) {
+                                 std::optional<Clock::time_point> deadline, std::size_t max_fds) {
   ReceivedFrame frame;
-  int received = -1;
+  std::vector<int> received;
   unsigned char header[4];
   Status s = read_exact(fd, reinterpret_cast<char*>(header), sizeof header, deadline, &received);
   if (s.ok()) {
@@ -242,21 +263,18 @@ Result<ReceivedFrame> read_frame(int fd, std::uint32_t max_body,
       s = read_exact(fd, frame.body.data(), len, deadline, &received);
     }
   }
-  if (received >= 0 && (!accept_fd || !s.ok())) {
-    ::close(received);
-    received = -1;
-  }
+  hand_over(received, s.ok() ? max_fds : 0, &frame.fds);
   if (!s.ok()) return s;
-  frame.fd = received;
   return frame;
 }
 
 FrameReader::~FrameReader() {
-  if (pending_fd_ >= 0) ::close(pending_fd_);
+  for (int fd : pending_fds_) ::close(fd);
 }
 
 Result<ReceivedFrame> FrameReader::read(std::uint32_t max_body,
-                                        std::optional<Clock::time_point> deadline, bool accept_fd) {
+                                        std::optional<Clock::time_point> deadline,
+                                        std::size_t max_fds) {
   constexpr std::size_t kChunk = 64 * 1024;
   bool block_first = blocking_first_receive_ && deadline.has_value();  // the first recvmsg only
   for (;;) {
@@ -268,13 +286,7 @@ Result<ReceivedFrame> FrameReader::read(std::uint32_t max_body,
       frame.body.assign(split->body);
       begin_ += split->consumed;
       if (begin_ == end_) begin_ = end_ = 0;
-      if (pending_fd_ >= 0) {
-        if (accept_fd)
-          frame.fd = pending_fd_;
-        else
-          ::close(pending_fd_);
-        pending_fd_ = -1;
-      }
+      hand_over(pending_fds_, max_fds, &frame.fds);
       return frame;
     }
     const std::size_t need = avail >= 4 ? 4 + std::size_t{decode_length(buf_.data() + begin_)} : 4;
@@ -289,7 +301,7 @@ Result<ReceivedFrame> FrameReader::read(std::uint32_t max_body,
 
     GENOMED_ASSIGN_OR_RETURN(const std::size_t n,
                              receive_some(fd_, buf_.data() + end_, buf_.size() - end_, deadline,
-                                          &pending_fd_, std::exchange(block_first, false)));
+                                          &pending_fds_, std::exchange(block_first, false)));
     if (n == 0) {
       return Status(Errc::not_connected, avail == 0 ? "peer closed the connection"
                                                     : "peer closed the connection mid-frame");

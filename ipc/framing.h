@@ -1,15 +1,17 @@
 // Length-prefixed frames over a SOCK_STREAM Unix socket: a u32 big-endian body
-// length, then the body (one msgpack map). Optionally one file descriptor
-// rides along with a frame (SCM_RIGHTS), as the arena descriptor does with
-// the HELLO reply. Used between clients and the daemon and between the
-// supervisor and its workers.
+// length, then the body (one msgpack map). Descriptors may ride along with a
+// frame (SCM_RIGHTS, attached to its first byte): the arena descriptor with
+// the HELLO reply, an adapter's two open files with a worker's job. Used
+// between clients and the daemon and between the supervisor and its workers.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
@@ -23,6 +25,8 @@ inline constexpr std::uint32_t kMaxRequestFrame = 64 * 1024;
 // Frames the daemon or a worker may send back (list/probe replies with large
 // tensor tables).
 inline constexpr std::uint32_t kMaxReplyFrame = 16 * 1024 * 1024;
+// Descriptors one frame may carry (and a reader can take with it).
+inline constexpr std::size_t kMaxFdsPerFrame = 4;
 
 // Writes one frame with a single sendmsg (header and body in one iovec pair),
 // retrying on short writes and EINTR. `pass_fd` >= 0 is attached to the first
@@ -37,8 +41,11 @@ Status write_frame(int fd, std::string_view body, int pass_fd = -1,
 // send later (event loops keep it until the socket is writable). `pass_fd`
 // >= 0 rides with the first byte. Errc::not_connected if the peer is gone.
 Result<std::size_t> send_frame_now(int fd, std::string_view body, int pass_fd = -1);
-// The same for bytes that are already framed (a reply's unsent tail).
-Result<std::size_t> send_bytes_now(int fd, std::string_view bytes);
+// The same for bytes that are already framed (a reply's unsent tail, or a
+// whole frame). `pass_fds` (at most kMaxFdsPerFrame) ride with the first
+// byte sent: pass them only with a frame's first byte.
+Result<std::size_t> send_bytes_now(int fd, std::string_view bytes,
+                                   std::span<const int> pass_fds = {});
 
 // A frame as it goes on the wire: the length prefix, then `body`.
 std::string encode_frame(std::string_view body);
@@ -54,17 +61,18 @@ Result<std::optional<SplitFrame>> split_frame(std::string_view bytes, std::uint3
 
 struct ReceivedFrame {
   std::string body;
-  int fd = -1;  // a descriptor that came with the frame (owned by the caller), or -1
+  std::vector<int> fds;  // descriptors that came with the frame, in order (owned by the caller)
 };
 
 // Reads one frame. Errors: Errc::not_connected on EOF or a socket error (the
 // message says which), Errc::frame_too_large if the prefix exceeds
 // `max_body`, Errc::timeout if `deadline` passes first (the stream is then
-// out of sync and must be closed). Descriptors arriving with the frame are
-// returned (or closed if `accept_fd` is false) with O_CLOEXEC set.
+// out of sync and must be closed). The first `max_fds` descriptors arriving
+// with the frame are returned with O_CLOEXEC set; any others (and all of
+// them on an error) are closed, never leaked.
 Result<ReceivedFrame> read_frame(int fd, std::uint32_t max_body,
                                  std::optional<Clock::time_point> deadline = std::nullopt,
-                                 bool accept_fd = false);
+                                 std::size_t max_fds = 0);
 
 // A buffered reader for one stream: one recvmsg takes in as many bytes as
 // are waiting (up to 64 KiB, or what the current frame needs), and frames
@@ -83,7 +91,7 @@ class FrameReader {
 
   Result<ReceivedFrame> read(std::uint32_t max_body,
                              std::optional<Clock::time_point> deadline = std::nullopt,
-                             bool accept_fd = false);
+                             std::size_t max_fds = 0);
 
   // Off by default. On: the first recvmsg of a read() with a deadline blocks
   // instead of poll()ing first, saving a system call per reply that comes in
@@ -98,7 +106,7 @@ class FrameReader {
   std::string buf_;  // received bytes live in [begin_, end_)
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
-  int pending_fd_ = -1;  // a descriptor received and not yet returned
+  std::vector<int> pending_fds_;  // descriptors received and not yet returned
   bool blocking_first_receive_ = false;
 };
 

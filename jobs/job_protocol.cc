@@ -27,7 +27,8 @@ std::string encode_layout(const format::ResidentLayout& layout) {
         .put("dtype", static_cast<std::uint64_t>(t.dtype))
         .put("shape", t.shape)
         .put("offset", t.offset)
-        .put("length", t.length);
+        .put("length", t.length)
+        .put("checksum", t.checksum);
     tensors.push_back(tw.finish());
   }
   MapWriter w;
@@ -65,6 +66,7 @@ Result<format::ResidentLayout> decode_layout(const MapView& m) {
     }
     GENOMED_ASSIGN_OR_RETURN(rt.offset, t.u64("offset"));
     GENOMED_ASSIGN_OR_RETURN(rt.length, t.u64("length"));
+    GENOMED_ASSIGN_OR_RETURN(rt.checksum, t.u64("checksum"));
     layout.tensors.push_back(std::move(rt));
   }
   GENOMED_ASSIGN_OR_RETURN(layout.contract, m.bin("contract"));
@@ -92,26 +94,48 @@ Result<Message> parse_reply(std::string_view body) {
   return m;
 }
 
+const char* op_name(JobKind kind) {
+  switch (kind) {
+    case JobKind::probe:
+      return "probe";
+    case JobKind::fill:
+      return "fill";
+    case JobKind::seal:
+      return "seal";
+    case JobKind::base_model:
+      return "base_model";
+  }
+  return "?";
+}
+
+bool carries_files(JobKind kind) { return kind == JobKind::probe || kind == JobKind::fill; }
+
 }  // namespace
 
 std::string encode_job(const Job& job) {
   MapWriter w;
-  w.put("op", job.kind == JobKind::probe  ? "probe"
-              : job.kind == JobKind::fill ? "fill"
-                                          : "base_model");
+  w.put("op", op_name(job.kind));
   if (job.kind == JobKind::base_model) return w.finish();
   w.put("config", job.paths.config).put("weights", job.paths.weights);
+  if (job.kind == JobKind::fill || job.kind == JobKind::seal) {
+    w.put("offset", job.offset).put("length", job.length);
+  }
   if (job.kind == JobKind::fill) {
-    w.put("offset", job.offset)
-        .put("length", job.length)
-        .put("part_begin", std::uint64_t{job.part.begin})
-        .put("part_end", std::uint64_t{std::min(job.part.end, job.layout.tensors.size())})
-        .put_packed("layout", encode_layout(job.layout));
+    w.put("part_begin", std::uint64_t{job.part.begin})
+        .put("part_end", std::uint64_t{std::min(job.part.end, job.layout.tensors.size())});
+  }
+  if (job.kind == JobKind::fill || job.kind == JobKind::seal) {
+    w.put_packed("layout", encode_layout(job.layout));
   }
   return w.finish();
 }
 
-Result<Job> decode_job(std::string_view body) {
+std::vector<int> job_descriptors(const Job& job) {
+  if (!carries_files(job.kind) || !job.files) return {};
+  return {job.files->config.get(), job.files->weights.get()};
+}
+
+Result<Job> decode_job(std::string_view body, std::vector<Fd> fds) {
   GENOMED_ASSIGN_OR_RETURN(Message m, Message::parse(body, kJobLimits));
   const MapView root = m.root();
   Job job;
@@ -120,17 +144,30 @@ Result<Job> decode_job(std::string_view body) {
     job.kind = JobKind::probe;
   else if (op == "fill")
     job.kind = JobKind::fill;
+  else if (op == "seal")
+    job.kind = JobKind::seal;
   else if (op == "base_model")
-    return Job{.kind = JobKind::base_model};
+    job.kind = JobKind::base_model;
   else
     return Status(Errc::unknown_op, "unknown job '" + op.substr(0, 64) + "'");
+  const std::size_t wanted = carries_files(job.kind) ? 2 : 0;
+  if (fds.size() != wanted) {
+    return Status(Errc::bad_request, "a " + op + " job comes with " + std::to_string(wanted) +
+                                         " descriptors, not " + std::to_string(fds.size()));
+  }
+  if (job.kind == JobKind::base_model) return job;
   GENOMED_ASSIGN_OR_RETURN(job.paths.config, root.str("config"));
   GENOMED_ASSIGN_OR_RETURN(job.paths.weights, root.str("weights"));
+  if (carries_files(job.kind)) {
+    job.files = std::make_shared<const format::AdapterFds>(
+        format::AdapterFds{std::move(fds[0]), std::move(fds[1])});
+  }
+  if (job.kind == JobKind::probe) return job;
+  GENOMED_ASSIGN_OR_RETURN(job.offset, root.u64("offset"));
+  GENOMED_ASSIGN_OR_RETURN(job.length, root.u64("length"));
+  GENOMED_ASSIGN_OR_RETURN(MapView layout, root.map("layout"));
+  GENOMED_ASSIGN_OR_RETURN(job.layout, decode_layout(layout));
   if (job.kind == JobKind::fill) {
-    GENOMED_ASSIGN_OR_RETURN(job.offset, root.u64("offset"));
-    GENOMED_ASSIGN_OR_RETURN(job.length, root.u64("length"));
-    GENOMED_ASSIGN_OR_RETURN(MapView layout, root.map("layout"));
-    GENOMED_ASSIGN_OR_RETURN(job.layout, decode_layout(layout));
     GENOMED_ASSIGN_OR_RETURN(std::uint64_t part_begin, root.u64("part_begin"));
     GENOMED_ASSIGN_OR_RETURN(std::uint64_t part_end, root.u64("part_end"));
     if (part_begin > part_end || part_end > job.layout.tensors.size()) {
@@ -166,7 +203,13 @@ Status check_reply(std::string_view body) { return Message::parse(body, kJobLimi
 
 std::string encode_fill_reply(const FillReply& reply) {
   MapWriter w;
-  w.put("ok", true).put("bytes_written", reply.bytes_written);
+  w.put("ok", true).put("bytes_written", reply.bytes_written).put("checksums", reply.checksums);
+  return w.finish();
+}
+
+std::string encode_seal_reply() {
+  MapWriter w;
+  w.put("ok", true);
   return w.finish();
 }
 
@@ -210,7 +253,18 @@ Result<FillReply> decode_fill_reply(std::string_view body) {
   GENOMED_ASSIGN_OR_RETURN(Message m, parse_reply(body));
   auto written = m.root().u64("bytes_written");
   if (!written) return Status(Errc::worker_protocol, "fill reply: " + written.status().message());
-  return FillReply{*written};
+  auto sums = m.root().array("checksums");
+  if (!sums) return Status(Errc::worker_protocol, "fill reply: " + sums.status().message());
+  FillReply r{*written, {}};
+  r.checksums.reserve(sums->size());
+  for (std::size_t i = 0; i < sums->size(); ++i) {
+    auto sum = sums->u64_at(i);
+    if (!sum) return Status(Errc::worker_protocol, "fill reply: " + sum.status().message());
+    r.checksums.push_back(*sum);
+  }
+  return r;
 }
+
+Status decode_seal_reply(std::string_view body) { return parse_reply(body).status(); }
 
 }  // namespace genomed::jobs

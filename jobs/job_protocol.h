@@ -1,17 +1,27 @@
 // The job protocol between the supervisor and its genome-worker processes:
 // one msgpack frame per job over the worker's socketpair, one reply frame
 // per job. PROBE validates an adapter and returns its resident layout; FILL
-// writes it into the arena range the supervisor assigned; BASE_MODEL reads
-// the worker's --base-model (at start-up, so a bad one stops genomed there).
+// writes it (or one part of it) into the arena range the supervisor
+// assigned and reports each tensor's checksum; SEAL writes the resident
+// header of a fill that was split into parts, once every part is written;
+// BASE_MODEL reads the worker's --base-model (at start-up, so a bad one
+// stops genomed there).
+//
+// PROBE and FILL frames carry the adapter's two open files as descriptors
+// (SCM_RIGHTS: config, then weights): the supervisor opened them beneath
+// its root, and the worker reads only through them, never by path.
 //
 // The supervisor decodes worker replies as untrusted too: a worker that was
 // fed a hostile file may misbehave, so every field is type-checked.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "common/fd.h"
 #include "common/status.h"
 #include "layout/adapter_source.h"
 #include "layout/fill_parts.h"
@@ -19,16 +29,22 @@
 
 namespace genomed::jobs {
 
-enum class JobKind : std::uint8_t { probe, fill, base_model };
+enum class JobKind : std::uint8_t { probe, fill, base_model, seal };
 
 struct Job {
   JobKind kind = JobKind::probe;
-  format::AdapterPaths paths;
-  // fill only: the range to write and the layout the probe planned.
+  format::AdapterPaths paths;  // names the files in messages (all but base_model)
+  // probe and fill: the open files, sent with the frame.
+  std::shared_ptr<const format::AdapterFds> files;
+  // fill and seal: the range to write and the layout the probe planned
+  // (seal: with every tensor's checksum, as the fill's parts reported them).
   std::uint64_t offset = 0;
   std::uint64_t length = 0;
   format::ResidentLayout layout;
-  format::FillPart part;  // which tensors this worker writes (all by default)
+  // fill: which tensors this worker writes (all by default). A fill of all
+  // the tensors also writes the header; a fill split into parts leaves it
+  // to the seal.
+  format::FillPart part;
 };
 
 struct ProbeReply {
@@ -37,6 +53,9 @@ struct ProbeReply {
 
 struct FillReply {
   std::uint64_t bytes_written = 0;
+  // XXH3-64 of each tensor of the part, in layout order, computed over the
+  // bytes as written into the arena (layout/tensor_checksum.h).
+  std::vector<std::uint64_t> checksums;
 };
 
 // What the worker found in its --base-model directory.
@@ -47,10 +66,16 @@ struct BaseModelReply {
 };
 
 std::string encode_job(const Job& job);
-Result<Job> decode_job(std::string_view body);
+// The descriptors that travel with the job's frame, in order (config,
+// weights); empty for a job without files. They stay owned by job.files.
+std::vector<int> job_descriptors(const Job& job);
+// `fds` are the descriptors that came with the frame: a probe or a fill
+// needs exactly its two files (Errc::bad_request otherwise), other jobs none.
+Result<Job> decode_job(std::string_view body, std::vector<Fd> fds = {});
 
 std::string encode_probe_reply(const ProbeReply& reply);
 std::string encode_fill_reply(const FillReply& reply);
+std::string encode_seal_reply();
 std::string encode_base_model_reply(const BaseModelReply& reply);
 // What a worker sends for its `reply` to the job `what` ("probe of PATH"):
 // the reply itself when it fits one reply frame (ipc::kMaxReplyFrame), else
@@ -67,6 +92,7 @@ Status check_reply(std::string_view body);
 // Replies carry the worker's error (its Errc and message) when "ok" is false.
 Result<ProbeReply> decode_probe_reply(std::string_view body);
 Result<FillReply> decode_fill_reply(std::string_view body);
+Status decode_seal_reply(std::string_view body);
 Result<BaseModelReply> decode_base_model_reply(std::string_view body);
 
 }  // namespace genomed::jobs

@@ -14,8 +14,9 @@ namespace genomed::format {
 namespace {
 
 constexpr char kMagic[8] = {'G', 'N', 'M', 'D', 'A', 'D', 'P', '1'};
-// name_len, dtype, ndim, offset, length: the smallest possible table entry.
-constexpr std::uint64_t kMinEntryBytes = 2 + 1 + 1 + 8 + 8;
+// name_len, dtype, ndim, offset, length, checksum: the smallest possible
+// table entry.
+constexpr std::uint64_t kMinEntryBytes = 2 + 1 + 1 + 8 + 8 + 8;
 
 // Appends little-endian fields at a cursor. Callers size dest beforehand.
 class Writer {
@@ -75,7 +76,7 @@ Result<ResidentLayout> invalid(const std::string& why) {
 }  // namespace
 
 std::uint64_t table_entry_bytes(const ResidentTensor& t) {
-  return 2 + t.name.size() + 1 + 1 + 8 * t.shape.size() + 8 + 8;
+  return 2 + t.name.size() + 1 + 1 + 8 * t.shape.size() + 8 + 8 + 8;
 }
 
 void write_layout_header(const ResidentLayout& layout, std::span<std::byte> dest) {
@@ -97,6 +98,7 @@ void write_layout_header(const ResidentLayout& layout, std::span<std::byte> dest
     for (std::uint64_t d : t.shape) w.le<std::uint64_t>(d);
     w.le<std::uint64_t>(t.offset);
     w.le<std::uint64_t>(t.length);
+    w.le<std::uint64_t>(t.checksum);
   }
   w.bytes(layout.contract.data(), layout.contract.size());
 }
@@ -159,6 +161,7 @@ Result<ResidentLayout> read_layout_header(std::span<const std::byte> src,
     }
     t.offset = table.le<std::uint64_t>();
     t.length = table.le<std::uint64_t>();
+    t.checksum = table.le<std::uint64_t>();
     if (table.failed()) return invalid(which + ": entry runs past header_bytes");
     if (overflow || bytes != t.length) {
       return invalid(which + ": length " + std::to_string(t.length) +

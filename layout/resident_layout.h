@@ -7,14 +7,15 @@
 // Binary format (little-endian), at the start of the adapter's range
 // (docs/protocol.md section 8):
 //   magic "GNMDADP1" (8 bytes)
-//   u32 version (=2), u32 tensor_count
+//   u32 version (=3), u32 tensor_count
 //   u64 header_bytes (offset of the first tensor, multiple of 64)
 //   u64 total_bytes  (header + tensors + padding)
 //   u32 lora_r, f64 lora_alpha
 //   u32 contract_bytes
 //   per tensor:
 //     u16 name_len, name bytes, u8 dtype, u8 ndim, u64 dims[ndim],
-//     u64 offset (from the adapter's start, multiple of 64), u64 length
+//     u64 offset (from the adapter's start, multiple of 64), u64 length,
+//     u64 checksum (XXH3-64 of the tensor's bytes, layout/tensor_checksum.h)
 //   the adapter contract (layout/contract.h), contract_bytes of msgpack
 //
 // Shared by the worker (which plans the layout, worker/format/layout_plan.h,
@@ -35,7 +36,7 @@
 namespace genomed::format {
 
 inline constexpr std::uint64_t kTensorAlignment = 64;
-inline constexpr std::uint32_t kLayoutVersion = 2;
+inline constexpr std::uint32_t kLayoutVersion = 3;
 inline constexpr std::size_t kMaxNameBytes = 1024;
 inline constexpr std::size_t kMaxDims = 16;
 
@@ -45,6 +46,9 @@ struct ResidentTensor {
   std::vector<std::uint64_t> shape;
   std::uint64_t offset;  // from the start of the adapter's range
   std::uint64_t length;  // bytes
+  // XXH3-64 of the tensor's bytes as the fill wrote them into the arena; 0
+  // in a probe's plan, which has not read them.
+  std::uint64_t checksum = 0;
 };
 
 struct ResidentLayout {
@@ -81,7 +85,7 @@ Result<ResidentLayout> read_layout_header(std::span<const std::byte> src,
                                           AdapterContract* contract = nullptr);
 
 // True when two layouts describe the same tensors at the same places, with
-// the same contract.
+// the same contract (checksums aside: a probe's plan has none).
 bool same_layout(const ResidentLayout& a, const ResidentLayout& b);
 
 }  // namespace genomed::format

@@ -358,7 +358,9 @@ local clients over a Unix socket. Runs until SIGINT or SIGTERM.
 options:
   --socket PATH               Unix socket to listen on (required)
   --root DIR                  directory holding adapters as DIR/NAME/; repeat
-                              for several roots, searched in order (required)
+                              for several roots, searched in order (required).
+                              Held open from start-up; names are opened beneath
+                              it and no symlink is followed
   --budget SIZE               arena size = byte budget of resident adapters,
                               e.g. 512M, 8G (default 1G; rounded up to 4K)
   --workers N                 loader worker processes (default: cores)

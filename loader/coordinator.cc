@@ -1,7 +1,6 @@
 #include "loader/coordinator.h"
 
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 
@@ -11,13 +10,6 @@
 
 namespace genomed::loader {
 namespace {
-
-FileIdentity identity_of(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return {};
-  return {static_cast<std::uint64_t>(st.st_size),
-          static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
-}
 
 // Arena ranges are page-aligned: a worker opens exactly its range.
 constexpr std::uint64_t kRangeAlignment = 4096;
@@ -570,21 +562,21 @@ Result<cache::ResidentCache::Range> Coordinator::await_range(const std::string& 
 
 Status Coordinator::load_steps(const std::string& name, const std::shared_ptr<Flight>& flight) {
   GENOMED_RETURN_IF_ERROR(wait_for_predecessors(name, *flight));
-  GENOMED_ASSIGN_OR_RETURN(format::AdapterPaths paths, resolver_.resolve(name));
-  const FileIdentity file = identity_of(paths.weights);
-  GENOMED_ASSIGN_OR_RETURN(CircuitBreaker::Ticket breaker_ticket, resilience_.admit(name, file));
+  // The files are opened here, once: every job of the load reads these.
+  GENOMED_ASSIGN_OR_RETURN(const OpenedAdapter adapter, resolver_.open(name));
+  GENOMED_ASSIGN_OR_RETURN(CircuitBreaker::Ticket breaker_ticket,
+                           resilience_.admit(name, adapter.weights));
 
   LoadPipeline::Fates fates;
   std::optional<cache::ResidentCache::Range> range;
   Status s = [&]() -> Status {
     // 1. Probe in a worker: untrusted files are parsed only there.
     GENOMED_ASSIGN_OR_RETURN(format::ResidentLayout layout,
-                             pipeline_.probe(name, paths, file, flight->cancel, &fates));
+                             pipeline_.probe(name, adapter, flight->cancel, &fates));
     // 2. Room in the budget, through the admission queue.
     GENOMED_ASSIGN_OR_RETURN(range, await_range(name, flight, layout.total_bytes));
     // 3. Fill and verify.
-    GENOMED_RETURN_IF_ERROR(
-        pipeline_.fill(name, paths, layout, *range, file, flight->cancel, &fates));
+    GENOMED_RETURN_IF_ERROR(pipeline_.fill(name, adapter, layout, *range, flight->cancel, &fates));
     // 4. Publish, unless unloaded meanwhile.
     MutexLock lock(mu_);
     if (shutting_down_) return stopping();

@@ -9,6 +9,7 @@
 #include "common/safe_text.h"
 #include "common/size_parse.h"
 #include "jobs/job_protocol.h"
+#include "layout/tensor_checksum.h"
 
 namespace genomed::loader {
 namespace {
@@ -22,6 +23,24 @@ bool is_worker_failure(Errc code) {
 
 double ms_between(Clock::time_point start, Clock::time_point end) {
   return std::chrono::duration<double, std::milli>(end - start).count();
+}
+
+// Errors that judge what a worker read: the files' contents, their shapes,
+// the contract between config and tensors, a documented limit of a file.
+bool judges_the_files(Errc code) {
+  const auto n = static_cast<int>(code);
+  return (n >= 20 && n < 50) || code == Errc::limit_exceeded || (n >= 70 && n < 80);
+}
+
+// `failure`, unless it judges the files and they changed since they were
+// opened: what the worker judged may then have been half-written, and the
+// load fails with `file_changed` (so a retry reads the new version).
+Status changed_or(const OpenedAdapter& adapter, const Status& failure) {
+  if (!judges_the_files(failure.code()) || failure.code() == Errc::file_changed) return failure;
+  const Status changed = adapter.unchanged();
+  if (changed.code() != Errc::file_changed) return failure;
+  return Status(Errc::file_changed,
+                changed.message() + " (the worker had found: " + failure.to_string() + ")");
 }
 
 }  // namespace
@@ -51,7 +70,7 @@ Result<std::string> LoadPipeline::run_job(const std::string& name, const jobs::J
     spdlog::warn("retrying {} on a fresh worker (retry {}): {}", quote(name), attempt + 1,
                  printable(result.status().message()));
     // Never two writers in one range: the dead worker must be gone first.
-    if (job.kind == jobs::JobKind::fill) fate.worker_gone.wait();
+    if (job.kind != jobs::JobKind::probe) fate.worker_gone.wait();
   }
 }
 
@@ -61,28 +80,30 @@ void LoadPipeline::cancel(CancelToken& token) {
 }
 
 Result<format::ResidentLayout> LoadPipeline::probe(const std::string& name,
-                                                   const format::AdapterPaths& paths,
-                                                   const FileIdentity& file,
+                                                   const OpenedAdapter& adapter,
                                                    const std::shared_ptr<CancelToken>& cancel,
                                                    Fates* fates) {
   jobs::Job job;
   job.kind = jobs::JobKind::probe;
-  job.paths = paths;
+  job.paths = adapter.paths;
+  job.files = adapter.files;
   const auto start = clock_.now();
   const auto deadline = start + options_.load_timeout;
   // A large header takes its turn first (ProbeBudget), within the probe's
   // deadline, and keeps it through any retries.
   std::optional<ProbeBudget::Turn> turn;
-  if (const std::uint64_t header = declared_header_bytes(paths.weights);
+  if (const std::uint64_t header = declared_header_bytes(adapter.files->weights.get());
       header > kLargeHeaderBytes) {
-    spdlog::debug("probe of '{}' declares a header of {}: it takes a large-header turn", name,
+    spdlog::debug("probe of {} declares a header of {}: it takes a large-header turn", quote(name),
                   format_size(header));
     GENOMED_ASSIGN_OR_RETURN(ProbeBudget::Turn taken, budget_.take(deadline, cancel.get()));
     turn.emplace(std::move(taken));
   }
-  GENOMED_ASSIGN_OR_RETURN(std::string body, run_job(name, job, deadline, file, cancel, fates));
-  GENOMED_ASSIGN_OR_RETURN(jobs::ProbeReply probe, jobs::decode_probe_reply(body));
-  format::ResidentLayout& layout = probe.probe.layout;
+  auto body = run_job(name, job, deadline, adapter.weights, cancel, fates);
+  if (!body) return changed_or(adapter, body.status());
+  auto probe = jobs::decode_probe_reply(*body);
+  if (!probe) return changed_or(adapter, probe.status());
+  format::ResidentLayout& layout = probe->probe.layout;
   spdlog::debug("probe of {}: {} tensors, {} in {:.2f} ms", quote(name), layout.tensors.size(),
                 format_size(layout.total_bytes), ms_between(start, clock_.now()));
   if (layout.total_bytes == 0 || layout.total_bytes < layout.header_bytes) {
@@ -91,13 +112,13 @@ Result<format::ResidentLayout> LoadPipeline::probe(const std::string& name,
   return std::move(layout);
 }
 
-Status LoadPipeline::fill(const std::string& name, const format::AdapterPaths& paths,
+Status LoadPipeline::fill(const std::string& name, const OpenedAdapter& adapter,
                           const format::ResidentLayout& layout, cache::ResidentCache::Range range,
-                          const FileIdentity& file, const std::shared_ptr<CancelToken>& cancel,
-                          Fates* fates) {
+                          const std::shared_ptr<CancelToken>& cancel, Fates* fates) {
   jobs::Job job;
   job.kind = jobs::JobKind::fill;
-  job.paths = paths;
+  job.paths = adapter.paths;
+  job.files = adapter.files;
   job.offset = range.offset;
   job.length = range.length;
   job.layout = layout;
@@ -107,42 +128,96 @@ Status LoadPipeline::fill(const std::string& name, const format::AdapterPaths& p
       std::chrono::milliseconds(static_cast<long long>(
           static_cast<double>(options_.timeout_per_gib.count()) *
           static_cast<double>(layout.total_bytes) / static_cast<double>(1ull << 30)));
-  Status filled = [&]() -> Status {
-    GENOMED_RETURN_IF_ERROR(fill_parts(name, job, deadline, file, cancel, fates));
-    auto written = format::read_layout_header(std::span<const std::byte>(
-        arena_.data + range.offset,
-        std::min<std::uint64_t>(range.length, arena_.size - range.offset)));
-    if (!written)
-      return Status(Errc::worker_protocol,
-                    "after filling " + quote(name) + ": " + written.status().message());
-    if (!format::same_layout(*written, layout)) {
-      return Status(Errc::worker_protocol,
-                    "the resident header of " + quote(name) + " differs from its probe");
-    }
-    return Status::Ok();
-  }();
-  spdlog::debug("fill of {} into [{}, +{}): {} in {:.2f} ms", quote(name), range.offset,
-                range.length, printable(filled.to_string()), ms_between(start, clock_.now()));
-  return filled;
-}
-
-Status LoadPipeline::fill_parts(const std::string& name, const jobs::Job& job,
-                                Clock::time_point deadline, const FileIdentity& file,
-                                const std::shared_ptr<CancelToken>& cancel, Fates* fates) {
   // A single worker copies at the speed of one core's page-cache copy; a
   // large adapter is split into parts (disjoint tensor runs and byte
   // regions) that idle workers fill at once.
   const int wanted = options_.fill_parts > 0 ? options_.fill_parts : pool_.workers();
   const std::size_t parts =
-      job.layout.total_bytes >= kSplitFillBytes ? static_cast<std::size_t>(std::max(1, wanted)) : 1;
-  const std::vector<format::FillPart> split = format::split_fill(job.layout, parts);
+      layout.total_bytes >= kSplitFillBytes ? static_cast<std::size_t>(std::max(1, wanted)) : 1;
+  const std::vector<format::FillPart> split = format::split_fill(layout, parts);
+  Status filled = [&]() -> Status {
+    std::vector<std::uint64_t> checksums;
+    const Status written =
+        fill_parts(name, job, split, deadline, adapter.weights, cancel, fates, &checksums);
+    if (!written.ok()) return changed_or(adapter, written);
+    // Every part read the files the probe read; were they still that version?
+    GENOMED_RETURN_IF_ERROR(adapter.unchanged());
+    jobs::Job sealed = std::move(job);
+    for (std::size_t i = 0; i < checksums.size(); ++i) {
+      sealed.layout.tensors[i].checksum = checksums[i];
+    }
+    if (split.size() > 1) {
+      // The parts left the header to be written once every checksum is known.
+      sealed.kind = jobs::JobKind::seal;
+      sealed.files.reset();
+      GENOMED_ASSIGN_OR_RETURN(std::string body,
+                               run_job(name, sealed, deadline, adapter.weights, cancel, fates));
+      GENOMED_RETURN_IF_ERROR(jobs::decode_seal_reply(body));
+    }
+    return verify(name, sealed.layout, range);
+  }();
+  spdlog::debug("fill of {} into [{}, +{}) in {} part(s): {} in {:.2f} ms", quote(name),
+                range.offset, range.length, split.size(), printable(filled.to_string()),
+                ms_between(start, clock_.now()));
+  return filled;
+}
+
+Status LoadPipeline::verify(const std::string& name, const format::ResidentLayout& expected,
+                            cache::ResidentCache::Range range) const {
+  auto written = format::read_layout_header(std::span<const std::byte>(
+      arena_.data + range.offset,
+      std::min<std::uint64_t>(range.length, arena_.size - range.offset)));
+  if (!written) {
+    return Status(Errc::worker_protocol,
+                  "after filling '" + name + "': " + written.status().message());
+  }
+  if (!format::same_layout(*written, expected)) {
+    return Status(Errc::worker_protocol,
+                  "the resident header of '" + name + "' differs from its probe");
+  }
+  for (std::size_t i = 0; i < expected.tensors.size(); ++i) {
+    const format::ResidentTensor& want = expected.tensors[i];
+    if (written->tensors[i].checksum != want.checksum) {
+      return Status(Errc::worker_protocol,
+                    "the resident header of '" + name + "' records checksum " +
+                        format::checksum_text(written->tensors[i].checksum) + " for tensor '" +
+                        want.name + "', but its fill reported " +
+                        format::checksum_text(want.checksum));
+    }
+  }
+  return Status::Ok();
+}
+
+Status LoadPipeline::fill_parts(const std::string& name, const jobs::Job& job,
+                                const std::vector<format::FillPart>& split,
+                                Clock::time_point deadline, const FileIdentity& file,
+                                const std::shared_ptr<CancelToken>& cancel, Fates* fates,
+                                std::vector<std::uint64_t>* checksums) {
   std::vector<Status> results(split.size());
+  std::vector<std::vector<std::uint64_t>> part_sums(split.size());
   std::vector<Fates> part_fates(split.size());
   auto run_part = [&](std::size_t i) {
     jobs::Job part_job = job;
     part_job.part = split[i];
     auto body = run_job(name, part_job, deadline, file, cancel, &part_fates[i]);
-    results[i] = body ? jobs::decode_fill_reply(*body).status() : body.status();
+    if (!body) {
+      results[i] = body.status();
+      return;
+    }
+    auto reply = jobs::decode_fill_reply(*body);
+    if (!reply) {
+      results[i] = reply.status();
+      return;
+    }
+    const std::size_t tensors = std::min(split[i].end, job.layout.tensors.size()) - split[i].begin;
+    if (reply->checksums.size() != tensors) {
+      results[i] =
+          Status(Errc::worker_protocol,
+                 "a fill of '" + name + "' reported " + std::to_string(reply->checksums.size()) +
+                     " checksums for " + std::to_string(tensors) + " tensors");
+      return;
+    }
+    part_sums[i] = std::move(reply->checksums);
   };
   std::vector<std::thread> helpers;
   for (std::size_t i = 1; i < split.size(); ++i) helpers.emplace_back(run_part, i);
@@ -159,6 +234,8 @@ Status LoadPipeline::fill_parts(const std::string& name, const jobs::Job& job,
   for (const auto& r : results) {
     if (!r.ok()) return r;
   }
+  checksums->clear();
+  for (const auto& sums : part_sums) checksums->insert(checksums->end(), sums.begin(), sums.end());
   return Status::Ok();
 }
 

@@ -2,8 +2,19 @@
 //
 //   probe (parse the untrusted files in a worker, plan the resident layout)
 //   -> [the coordinator reserves a range: admission]
-//   -> fill (copy into the range, split across workers when large)
-//   -> verify (the header the worker wrote equals the probe's plan)
+//   -> fill (copy into the range, split across workers when large, each
+//      part reporting its tensors' checksums; a split fill is then sealed:
+//      one more job writes the header with every checksum)
+//   -> verify (the header the workers wrote equals the probe's plan and
+//      holds the checksums the fill reported; the files are still the
+//      version the probe read)
+//
+// Every job reads the adapter through the files the coordinator opened
+// once (OpenedAdapter), sent with it as descriptors: an atomic rename of a
+// file during the load cannot mix two versions, and a rewrite in place (or
+// a truncation) is caught by the identity check after the last part: the
+// load then fails with `file_changed`, and the next one reads the new
+// version.
 //
 // Each job runs with a deadline and is re-run on a fresh worker when its
 // worker died, as Resilience decides. Probes of large headers take turns
@@ -27,6 +38,7 @@
 #include "layout/adapter_source.h"
 #include "layout/fill_parts.h"
 #include "layout/resident_layout.h"
+#include "loader/name_resolver.h"
 #include "loader/pool.h"
 #include "loader/probe_budget.h"
 #include "loader/resilience.h"
@@ -67,14 +79,16 @@ class LoadPipeline {
     std::vector<std::shared_future<void>> workers_gone;
   };
 
-  Result<format::ResidentLayout> probe(const std::string& name, const format::AdapterPaths& paths,
-                                       const FileIdentity& file,
+  // A probe whose validation failed while the files changed under it fails
+  // with `file_changed` instead (what it read may have been half-written).
+  Result<format::ResidentLayout> probe(const std::string& name, const OpenedAdapter& adapter,
                                        const std::shared_ptr<CancelToken>& cancel, Fates* fates);
   // Fills `range` with the adapter the probe planned as `layout`, then
-  // verifies the header written there.
-  Status fill(const std::string& name, const format::AdapterPaths& paths,
+  // verifies the header written there and that the files did not change
+  // since they were opened (else `file_changed`).
+  Status fill(const std::string& name, const OpenedAdapter& adapter,
               const format::ResidentLayout& layout, cache::ResidentCache::Range range,
-              const FileIdentity& file, const std::shared_ptr<CancelToken>& cancel, Fates* fates);
+              const std::shared_ptr<CancelToken>& cancel, Fates* fates);
 
   // Cancels the jobs of `token`'s load: queued and running ones in the pool
   // (JobRunner::cancel), and a probe still waiting for its turn.
@@ -95,9 +109,16 @@ class LoadPipeline {
   Result<std::string> run_job(const std::string& name, const jobs::Job& job,
                               Clock::time_point deadline, const FileIdentity& file,
                               const std::shared_ptr<CancelToken>& cancel, Fates* fates);
-  Status fill_parts(const std::string& name, const jobs::Job& job, Clock::time_point deadline,
+  // Runs the parts of `split` at once; on success `checksums` holds every
+  // tensor's checksum as the parts reported it, in layout order.
+  Status fill_parts(const std::string& name, const jobs::Job& job,
+                    const std::vector<format::FillPart>& split, Clock::time_point deadline,
                     const FileIdentity& file, const std::shared_ptr<CancelToken>& cancel,
-                    Fates* fates);
+                    Fates* fates, std::vector<std::uint64_t>* checksums);
+  // The header in `range` against the fill's plan, `expected` (with the
+  // checksums the fill reported): any difference is `worker_protocol`.
+  Status verify(const std::string& name, const format::ResidentLayout& expected,
+                cache::ResidentCache::Range range) const;
 
   const PipelineOptions options_;
   JobRunner& pool_;

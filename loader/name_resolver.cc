@@ -1,5 +1,6 @@
 #include "loader/name_resolver.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -12,7 +13,7 @@
 namespace genomed::loader {
 namespace {
 
-// realpath() that reports errno; nullopt-like empty string on failure.
+// realpath() that reports errno; an empty string on failure.
 std::string canonical(const std::string& path, int* err) {
   char buf[PATH_MAX];
   if (::realpath(path.c_str(), buf) == nullptr) {
@@ -23,14 +24,40 @@ std::string canonical(const std::string& path, int* err) {
   return buf;
 }
 
-// True if `path` lies strictly below `root` (both canonical). The root "/"
-// already ends in a separator.
-bool inside(const std::string& path, const std::string& root) {
-  return path.size() > root.size() && path.compare(0, root.size(), root) == 0 &&
-         (root.back() == '/' || path[root.size()] == '/');
+std::string join(const std::string& dir, std::string_view name) {
+  return dir + (dir.back() == '/' ? "" : "/") + std::string(name);
+}
+
+Status symlink_refused(std::string_view name, const std::string& path) {
+  return Status(Errc::path_escapes_root,
+                "adapter " + quote(name) + ": " + printable(path) +
+                    " is, or lies under, a symbolic link; refused: adapter names are resolved "
+                    "beneath their root without following symlinks, which could lead outside it");
+}
+
+// Opens one of the adapter's files beneath its directory `dir`.
+Result<Fd> open_file(int dir, const char* file, const std::string& path, std::string_view name,
+                     BeneathResolution resolution, FileIdentity* identity) {
+  BeneathOpen f = open_beneath(dir, file, O_RDONLY | O_NONBLOCK | O_NOCTTY, resolution);
+  if (f.error == ELOOP) return symlink_refused(name, path);
+  if (f.error != 0) {
+    return Status(Errc::file_unreadable, path + " cannot be opened: " + std::strerror(f.error));
+  }
+  struct stat st {};
+  if (::fstat(f.fd.get(), &st) != 0) {
+    return Status(Errc::file_unreadable, path + ": fstat failed: " + std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) return Status(Errc::file_unreadable, path + " is not a regular file");
+  *identity = identity_of(st);
+  return std::move(f.fd);
 }
 
 }  // namespace
+
+Status OpenedAdapter::unchanged() const {
+  GENOMED_RETURN_IF_ERROR(unchanged_since(files->config.get(), config, paths.config));
+  return unchanged_since(files->weights.get(), weights, paths.weights);
+}
 
 Status validate_name(std::string_view name) {
   auto bad = [&](const std::string& why) {
@@ -54,62 +81,64 @@ Status validate_name(std::string_view name) {
   return Status::Ok();
 }
 
-Result<NameResolver> NameResolver::create(const std::vector<std::string>& roots) {
+Result<NameResolver> NameResolver::create(const std::vector<std::string>& roots,
+                                          BeneathResolution resolution) {
   if (roots.empty())
     return Status(Errc::bad_request, "no adapter root configured; pass --root DIR");
   NameResolver r;
+  r.resolution_ = resolution;
   for (const auto& root : roots) {
     int err = 0;
     std::string real = canonical(root, &err);
     if (real.empty())
       return Status(Errc::not_found, "adapter root '" + root + "': " + std::strerror(err));
-    struct stat st {};
-    if (::stat(real.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      return Status(Errc::not_found, "adapter root '" + root + "' is not a directory");
+    Fd dir(::open(real.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!dir.valid()) {
+      const bool not_dir = errno == ENOTDIR;
+      return Status(Errc::not_found, "adapter root '" + root + "' " +
+                                         (not_dir ? std::string("is not a directory")
+                                                  : std::string(": ") + std::strerror(errno)));
     }
-    r.roots_.push_back(std::move(real));
+    r.roots_.push_back({std::move(real), std::move(dir)});
   }
   return r;
 }
 
-Result<format::AdapterPaths> NameResolver::resolve(std::string_view name) const {
-  GENOMED_RETURN_IF_ERROR(validate_name(name));
-  for (const auto& root : roots_) {
-    const std::string candidate = root + "/" + std::string(name);
-    int err = 0;
-    const std::string dir = canonical(candidate, &err);
-    if (dir.empty()) {
-      if (err == ENOENT || err == ENOTDIR) continue;
-      return Status(Errc::file_unreadable,
-                    "adapter " + quote(name) + ": " + candidate + ": " + std::strerror(err));
-    }
-    if (!inside(dir, root)) {
-      return Status(Errc::path_escapes_root, "adapter " + quote(name) + " resolves to " + dir +
-                                                 ", outside its root " + root + "; refused");
-    }
-    struct stat st {};
-    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+std::vector<std::string> NameResolver::roots() const {
+  std::vector<std::string> out;
+  for (const Root& root : roots_) out.push_back(root.path);
+  return out;
+}
 
-    format::AdapterPaths paths;
-    for (auto [file, out] : {std::pair{format::kConfigFileName, &paths.config},
-                             std::pair{format::kWeightsFileName, &paths.weights}}) {
-      const std::string path = dir + "/" + file;
-      std::string real = canonical(path, &err);
-      if (real.empty()) {
-        *out = path;  // missing or unreadable: the worker names the cause
-        continue;
-      }
-      if (!inside(real, root)) {
-        return Status(Errc::path_escapes_root, "adapter " + quote(name) + ": " + path +
-                                                   " resolves to " + real + ", outside its root " +
-                                                   root + "; refused");
-      }
-      *out = std::move(real);
+Result<OpenedAdapter> NameResolver::open(std::string_view name) const {
+  GENOMED_RETURN_IF_ERROR(validate_name(name));
+  for (const Root& root : roots_) {
+    const std::string dir_path = join(root.path, name);
+    BeneathOpen dir = open_beneath(root.dir.get(), name, O_PATH | O_DIRECTORY, resolution_);
+    if (dir.error == ENOENT || dir.error == ENOTDIR) continue;  // not in this root
+    if (dir.error == ELOOP) return symlink_refused(name, dir_path);
+    if (dir.error == EXDEV) {
+      return Status(Errc::path_escapes_root,
+                    "adapter " + quote(name) + " leads outside its root " + root.path);
     }
-    return paths;
+    if (dir.error != 0) {
+      return Status(Errc::file_unreadable, "adapter " + quote(name) + ": " + printable(dir_path) +
+                                               ": " + std::strerror(dir.error));
+    }
+    OpenedAdapter out;
+    out.paths = {join(dir_path, format::kConfigFileName), join(dir_path, format::kWeightsFileName)};
+    auto files = std::make_shared<format::AdapterFds>();
+    GENOMED_ASSIGN_OR_RETURN(
+        files->config, open_file(dir.fd.get(), format::kConfigFileName, out.paths.config, name,
+                                 resolution_, &out.config));
+    GENOMED_ASSIGN_OR_RETURN(
+        files->weights, open_file(dir.fd.get(), format::kWeightsFileName, out.paths.weights, name,
+                                  resolution_, &out.weights));
+    out.files = std::move(files);
+    return out;
   }
   std::string where;
-  for (const auto& root : roots_) where += (where.empty() ? "" : ", ") + root;
+  for (const auto& root : roots_) where += (where.empty() ? "" : ", ") + root.path;
   return Status(Errc::not_found, "no adapter named " + quote(name) + " under " + where);
 }
 

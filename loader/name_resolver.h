@@ -1,37 +1,68 @@
-// Turns a client-supplied adapter name into the two file paths a worker may
-// open, under the configured roots only. `..`, `.`, absolute names, and
-// symlinks whose target leaves the root are refused: the daemon never reads a
-// file a client points it at outside the roots.
+// Turns a client-supplied adapter name into the adapter's two files, opened
+// beneath one of the configured roots. Each root is held open as a
+// directory descriptor, and every name is resolved relative to it by the
+// kernel (common/open_beneath.h: no `..`, no symlink anywhere on the way, not
+// even one that stays inside), in the same call that opens it. So no rename
+// or symlink swapped in at any moment can lead a name outside its root: the
+// files opened here are the ones every job of the load reads (passed to the
+// workers as descriptors), never reopened by path.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/fd.h"
+#include "common/open_beneath.h"
 #include "common/status.h"
 #include "layout/adapter_source.h"
+#include "loader/file_identity.h"
 
 namespace genomed::loader {
 
 inline constexpr std::size_t kMaxNameLength = 512;
 
+// An adapter's files, open for one load. Its identities are those of the
+// open files when they were opened: the version the load must serve.
+struct OpenedAdapter {
+  format::AdapterPaths paths;  // ROOT/NAME/<file>, for messages only
+  std::shared_ptr<const format::AdapterFds> files;
+  FileIdentity config;
+  FileIdentity weights;  // also the key of quarantine strikes
+
+  // Errc::file_changed naming the file and what changed if either open
+  // file's identity (fstat) differs from the one taken at open.
+  Status unchanged() const;
+};
+
 class NameResolver {
  public:
-  // Canonicalizes every root (realpath); a root that does not exist or is not
-  // a directory is an error naming it.
-  static Result<NameResolver> create(const std::vector<std::string>& roots);
+  // Canonicalizes every root (realpath) and opens it as a directory (O_PATH);
+  // a root that does not exist or is not a directory is an error naming it.
+  // `resolution` is the open_beneath mode (tests force the walk).
+  static Result<NameResolver> create(const std::vector<std::string>& roots,
+                                     BeneathResolution resolution = BeneathResolution::automatic);
 
   // Checks the name's syntax (Errc::invalid_name), then looks in each root in
-  // order for a directory of that name (Errc::not_found if none). The
-  // directory and both files, symlinks resolved, must stay inside that root
-  // (Errc::path_escapes_root). Files that do not exist are passed on
-  // unresolved: the worker reports them as file_unreadable.
-  Result<format::AdapterPaths> resolve(std::string_view name) const;
+  // order for a directory of that name (Errc::not_found if none) and opens
+  // its two files beneath it. A symbolic link anywhere on the way, or at
+  // either file, is Errc::path_escapes_root (later roots are not tried); a
+  // missing file, or one that is not a regular file (FIFO, directory,
+  // device), is Errc::file_unreadable naming it. A FIFO is opened without
+  // blocking (O_NONBLOCK).
+  Result<OpenedAdapter> open(std::string_view name) const;
 
-  const std::vector<std::string>& roots() const { return roots_; }
+  // The canonical roots, in order.
+  std::vector<std::string> roots() const;
 
  private:
-  std::vector<std::string> roots_;  // canonical, constant after create()
+  struct Root {
+    std::string path;  // canonical
+    Fd dir;            // O_PATH | O_DIRECTORY
+  };
+  std::vector<Root> roots_;  // constant after create()
+  BeneathResolution resolution_ = BeneathResolution::automatic;
 };
 
 // Syntax check alone: non-empty, at most kMaxNameLength bytes, relative,

@@ -53,8 +53,11 @@ class JobResult {
 }  // namespace
 
 struct Pool::Pending {
-  std::string frame;  // the encoded job with its length prefix, as it goes on the wire
-  std::string what;   // for logs: "probe /roots/a/adapter_model.safetensors"
+  std::string frame;     // the encoded job with its length prefix, as it goes on the wire
+  std::vector<int> fds;  // sent with the frame's first byte (jobs::job_descriptors)
+  // Keeps `fds` open until the job is sent: the caller's files outlive run().
+  std::shared_ptr<const format::AdapterFds> files;
+  std::string what;  // for logs: "probe /roots/a/adapter_model.safetensors"
   Clock::time_point deadline;
   JobResult result;
   // Written by the slot before it sets `result` (which orders them).
@@ -184,9 +187,13 @@ Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline, 
       pending->frame.push_back(static_cast<char>(len >> shift));
     pending->frame += body;
   }
+  pending->fds = jobs::job_descriptors(job);
+  pending->files = job.files;
   // The path holds a client's adapter name: printable() keeps every log
   // line and message that quotes it on one line of UTF-8.
-  pending->what = std::string(job.kind == jobs::JobKind::probe ? "probe " : "fill ") +
+  pending->what = std::string(job.kind == jobs::JobKind::probe  ? "probe "
+                              : job.kind == jobs::JobKind::seal ? "seal "
+                                                                : "fill ") +
                   printable(job.paths.weights);
   pending->deadline = deadline;
   pending->cancel = std::move(cancel);
@@ -411,17 +418,18 @@ int wait_worker(int fd, short events, const CancelToken* cancel, JobClock& clock
   return clock.wait(p, 2);
 }
 
-Status send_job(int fd, const std::string& frame, JobClock& clock, const CancelToken* cancel) {
+Status send_job(int fd, const std::string& frame, std::span<const int> fds, JobClock& clock,
+                const CancelToken* cancel) {
   std::size_t sent = 0;
   while (sent < frame.size()) {
-    const ssize_t n =
-        ::send(fd, frame.data() + sent, frame.size() - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+    // The job's descriptors ride with its first byte.
+    GENOMED_ASSIGN_OR_RETURN(const std::size_t n,
+                             ipc::send_bytes_now(fd, std::string_view(frame).substr(sent),
+                                                 sent == 0 ? fds : std::span<const int>()));
     if (n > 0) {
-      sent += static_cast<std::size_t>(n);
+      sent += n;
       continue;
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return socket_gone("send");
     if (fired(cancel)) return cancelled_status();
     clock.look();
     if (clock.expired()) return Status(Errc::timeout, "the worker did not take the job in time");
@@ -527,7 +535,7 @@ Result<std::string> Pool::execute(Slot& slot, Pending& job, std::optional<Death>
   // The write is watched too: a stopped worker whose socket buffer is full
   // must not block the slot for ever.
   Result<std::string> reply = Status(Errc::internal, "unset");
-  if (Status sent = send_job(worker.fd(), job.frame, clock, job.cancel.get()); sent.ok()) {
+  if (Status sent = send_job(worker.fd(), job.frame, job.fds, clock, job.cancel.get()); sent.ok()) {
     spdlog::debug("worker pid {} got job '{}'", pid, job.what);
     reply = receive_reply(worker.fd(), clock, job.cancel.get());
   } else {

@@ -9,9 +9,7 @@
 
 namespace genomed::loader {
 
-std::uint64_t declared_header_bytes(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
-  if (fd < 0) return 0;
+std::uint64_t declared_header_bytes(int fd) {
   std::uint64_t declared = 0;
   struct stat st {};
   std::array<unsigned char, 8> prefix{};
@@ -21,6 +19,13 @@ std::uint64_t declared_header_bytes(const std::string& path) {
     // A length past the end of the file is refused by the worker at once.
     declared = std::min<std::uint64_t>(declared, static_cast<std::uint64_t>(st.st_size) - 8);
   }
+  return declared;
+}
+
+std::uint64_t declared_header_bytes(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+  if (fd < 0) return 0;
+  const std::uint64_t declared = declared_header_bytes(fd);
   ::close(fd);
   return declared;
 }

@@ -40,6 +40,9 @@ inline constexpr std::uint64_t kLargeHeaderBytes = 1u << 20;
 // the probe fails fast in the worker, which says why). Opens without
 // following a symlink and without blocking, regular files only.
 std::uint64_t declared_header_bytes(const std::string& path);
+// The same from the open weights file the probe will read (pread: its
+// offset is shared with the workers and neither used nor moved).
+std::uint64_t declared_header_bytes(int fd);
 
 class ProbeBudget {
  public:

@@ -4,7 +4,8 @@
 // is a strike against the adapter; at `strikes` strikes it is quarantined for
 // `duration`: loads of it fail at once with `quarantined`, the cause and the
 // time left, and other adapters are unaffected. An unload of the name, or a
-// change of the weights file (size or mtime), lifts it; a successful load
+// change of the weights file (FileIdentity: another file, or its size, mtime
+// or ctime changed), lifts it; a successful load
 // clears its strikes, and strikes older than `duration` are forgotten.
 //
 // Not thread-safe: the coordinator calls it under its mutex.
@@ -17,19 +18,13 @@
 #include <unordered_map>
 
 #include "common/status.h"
+#include "loader/file_identity.h"
 
 namespace genomed::loader {
 
 struct QuarantineOptions {
   int strikes = 2;
   std::chrono::milliseconds duration{60'000};
-};
-
-// What identifies the file the strikes were earned with.
-struct FileIdentity {
-  std::uint64_t size = 0;
-  std::int64_t mtime_ns = 0;
-  bool operator==(const FileIdentity&) const = default;
 };
 
 class Quarantine {

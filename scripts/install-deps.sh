@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ccache pkg-config
   libboost-dev libboost-filesystem-dev   # Boost 1.74: Interprocess, Process (v1)
   libmsgpack-cxx-dev libspdlog-dev nlohmann-json3-dev libssl-dev
+  libxxhash-dev                          # XXH3-64 tensor checksums (header-only use)
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14                               # scripts/thread-safety.sh: clang's -Wthread-safety
   libclang-rt-14-dev                     # scripts/fuzz.sh: libFuzzer, ASan and UBSan runtimes for clang

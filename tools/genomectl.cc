@@ -30,6 +30,9 @@ commands:
   config NAME                the adapter's validated adapter_config.json
   digest NAME                one line per tensor, sorted by name:
                              <name> <DTYPE> <d0>x<d1>... <sha256 of its bytes>
+  verify NAME                hash every tensor of NAME's resident copy again
+                             (XXH3-64) and compare with the checksum its load
+                             recorded; exit 1 naming the first that differs
   list [--json]              resident and loading adapters
   stats [--json]             daemon counters
   health                     exit 0 if the daemon is healthy, 1 if not
@@ -40,8 +43,8 @@ options:
                              request) must finish within SECONDS, else it
                              fails with "error: timeout: ..." (exit 1).
                              Default: connect and HELLO 5 s, then the request
-                             5 s, or 120 s for load, acquire, config and
-                             digest (they may wait for a load). The --hold
+                             5 s, or 120 s for load, acquire, config, digest
+                             and verify (they may wait for a load). The --hold
                              time is not counted
   -h, --help                 this text
 )";
@@ -141,6 +144,16 @@ int cmd_digest(genomed::Client& client, const std::string& name, genomed::Client
   return 0;
 }
 
+int cmd_verify(genomed::Client& client, const std::string& name, genomed::Client::Timeout timeout) {
+  auto lease = client.acquire(name, timeout);
+  if (!lease) return report(lease.status());
+  if (genomed::Status s = lease->verify(); !s.ok()) return report(s);
+  std::printf("%s generation %llu: %zu tensors, %zu bytes: every checksum matches (XXH3-64)\n",
+              lease->name().c_str(), static_cast<unsigned long long>(lease->generation()),
+              lease->tensors().size(), lease->bytes().size());
+  return 0;
+}
+
 int cmd_list(genomed::Client& client, bool json, genomed::Client::Timeout timeout) {
   auto adapters = client.list(timeout);
   if (!adapters) return report(adapters.status());
@@ -236,7 +249,7 @@ int main(int argc, char** argv) {
   if (positional.empty()) return usage_error("no command given");
   const std::string& command = positional[0];
   const bool needs_name = command == "load" || command == "unload" || command == "acquire" ||
-                          command == "digest" || command == "config";
+                          command == "digest" || command == "config" || command == "verify";
   const bool takes_none = command == "list" || command == "stats" || command == "health";
   if (!needs_name && !takes_none) return usage_error("unknown command '" + command + "'");
   if (needs_name && positional.size() != 2)
@@ -270,6 +283,7 @@ int main(int argc, char** argv) {
   if (command == "acquire") return cmd_acquire(*client, positional[1], hold, request_timeout);
   if (command == "config") return cmd_config(*client, positional[1], request_timeout);
   if (command == "digest") return cmd_digest(*client, positional[1], request_timeout);
+  if (command == "verify") return cmd_verify(*client, positional[1], request_timeout);
   if (command == "list") return cmd_list(*client, json, request_timeout);
   if (command == "stats") return cmd_stats(*client, json, request_timeout);
   if (command == "load") {

@@ -10,7 +10,7 @@ namespace genomed::jobs {
 namespace {
 
 Status fill_range(const Job& job, ArenaWindow& arena, const std::optional<Fault>& fault,
-                  std::string* garbage) {
+                  std::string* garbage, std::vector<std::uint64_t>* checksums) {
   if (job.length < job.layout.total_bytes) {
     return Status(Errc::internal, "assigned range of " + std::to_string(job.length) +
                                       " bytes is smaller than the " +
@@ -36,7 +36,23 @@ Status fill_range(const Job& job, ArenaWindow& arena, const std::optional<Fault>
     *garbage = trigger_fault(*fault);
     return Status::Ok();
   }
-  return format::fill_adapter(job.paths, job.layout, dest, job.part);
+  return format::fill_adapter(job.paths, *job.files, job.layout, dest, job.part, checksums);
+}
+
+// Writes the header of a fill that was split into parts, with the checksums
+// the parts reported (in job.layout): [offset, offset + header_bytes) only.
+Status seal_range(const Job& job, ArenaWindow& arena) {
+  if (job.length < job.layout.total_bytes || job.layout.header_bytes == 0) {
+    return Status(Errc::internal, "seal of " + job.paths.weights + ": the layout's " +
+                                      std::to_string(job.layout.total_bytes) +
+                                      " bytes do not fit the assigned range of " +
+                                      std::to_string(job.length));
+  }
+  GENOMED_ASSIGN_OR_RETURN(const std::span<std::byte> header,
+                           arena.open(job.offset, job.layout.header_bytes));
+  format::write_layout_header(job.layout, header);
+  arena.close();
+  return Status::Ok();
 }
 
 }  // namespace
@@ -63,15 +79,20 @@ std::string run_job(const Job& job, WorkerState& state) {
     if (fault && fault->fires(Fault::Stage::probe, job.paths.weights)) return trigger_fault(*fault);
     auto base = state.base_model();
     if (!base) return ipc::encode_error(base.status());
-    auto probe = format::probe_adapter(job.paths, *base);
+    auto probe = format::probe_adapter(job.paths, *job.files, *base);
     if (!probe) return ipc::encode_error(probe.status());
     return encode_probe_reply(ProbeReply{std::move(probe).value()});
   }
+  if (job.kind == JobKind::seal) {
+    const Status sealed = seal_range(job, state.arena());
+    return sealed.ok() ? encode_seal_reply() : ipc::encode_error(sealed);
+  }
   std::string garbage;
-  Status s = fill_range(job, state.arena(), fault, &garbage);
+  FillReply reply{job.layout.total_bytes, {}};
+  Status s = fill_range(job, state.arena(), fault, &garbage, &reply.checksums);
   if (!garbage.empty()) return garbage;
   if (!s.ok()) return ipc::encode_error(s);
-  return encode_fill_reply(FillReply{job.layout.total_bytes});
+  return encode_fill_reply(reply);
 }
 
 }  // namespace genomed::jobs

@@ -33,9 +33,10 @@ class WorkerState {
   std::optional<format::BaseModel> base_model_;
 };
 
-// Runs one job and returns its reply frame. A fill opens only
-// [job.offset, job.offset + job.length) of the arena for writing, and closes
-// it again before returning.
+// Runs one job and returns its reply frame. A fill opens only its part's
+// region of [job.offset, job.offset + job.length) for writing, a seal only
+// the header's, and closes it again before returning. Probe and fill read
+// the adapter only through job.files.
 std::string run_job(const Job& job, WorkerState& state);
 
 }  // namespace genomed::jobs

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/memory_limit.h"
 #include "ipc/framing.h"
@@ -53,13 +54,14 @@ bool parse_bytes(const char* text, std::uint64_t* out) {
 
 // Runs one job frame and returns its reply, never more than a reply frame
 // holds. Running out of the memory limit is the job's typed result.
-std::string answer(std::string_view frame, genomed::jobs::WorkerState& state,
-                   std::uint64_t memory_limit) {
+std::string answer(std::string_view frame, std::vector<genomed::Fd> files,
+                   genomed::jobs::WorkerState& state, std::uint64_t memory_limit) {
   using namespace genomed;
-  auto job = jobs::decode_job(frame);
+  auto job = jobs::decode_job(frame, std::move(files));
   if (!job) return ipc::encode_error(job.status());
   const std::string what = std::string(job->kind == jobs::JobKind::probe  ? "probe"
                                        : job->kind == jobs::JobKind::fill ? "fill"
+                                       : job->kind == jobs::JobKind::seal ? "seal"
                                                                           : "base_model") +
                            " job" + (job->paths.weights.empty() ? "" : " of " + job->paths.weights);
   try {
@@ -141,14 +143,18 @@ int main(int argc, char** argv) {
 
   genomed::jobs::WorkerState state(*arena, fault, base_model_dir);
   for (;;) {
-    auto frame = genomed::ipc::read_frame(ipc_fd, genomed::ipc::kMaxReplyFrame);
+    // A probe or fill comes with the adapter's two open files.
+    auto frame = genomed::ipc::read_frame(ipc_fd, genomed::ipc::kMaxReplyFrame, std::nullopt,
+                                          /*max_fds=*/2);
     if (!frame) {
       // The supervisor closed the socket (shutdown or replacement): exit quietly.
       if (frame.code() == genomed::Errc::not_connected) return 0;
       std::fprintf(stderr, "genome-worker: %s\n", frame.status().to_string().c_str());
       return 3;
     }
-    const std::string reply = answer(frame->body, state, memory_limit);
+    std::vector<genomed::Fd> files;
+    for (int fd : frame->fds) files.emplace_back(fd);
+    const std::string reply = answer(frame->body, std::move(files), state, memory_limit);
     if (!genomed::ipc::write_frame(ipc_fd, reply).ok()) return 0;
   }
 }

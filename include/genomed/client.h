@@ -76,6 +76,16 @@ struct TensorView {
   std::uint32_t element_size = 0;  // bytes per element
   std::span<const std::uint64_t> shape;
   std::span<const std::byte> data;  // in the read-only arena
+  // XXH3-64 (seed 0, xxHash 0.8) of `data` as the load wrote it, from the
+  // resident header: Lease::verify() checks the bytes against it.
+  std::uint64_t checksum = 0;
+};
+
+// A tensor whose bytes no longer match the checksum its load recorded.
+struct ChecksumMismatch {
+  std::string tensor;
+  std::uint64_t recorded = 0;  // in the resident header
+  std::uint64_t actual = 0;    // of the bytes now
 };
 
 // One LoRA module of a leased adapter, with the factors PEFT applies:
@@ -127,6 +137,14 @@ class Lease {
   const TensorView* find(std::string_view tensor_name) const;
   // The adapter's whole resident range (header and tensors).
   std::span<const std::byte> bytes() const;
+
+  // Hashes every tensor's bytes again and compares each with the checksum
+  // its load recorded (TensorView::checksum). Status::Ok() if all match;
+  // otherwise Errc::layout_invalid naming the first tensor (by name) that
+  // differs, which `mismatch` (if given) receives. Reads every byte of the
+  // adapter (XXH3 runs at several GB/s). A released lease has nothing left
+  // to check: Errc::bad_request.
+  Status verify(ChecksumMismatch* mismatch = nullptr) const;
 
   // Releases now instead of at destruction. Idempotent, and never waits for
   // another thread's request on the same Client (RELEASE is one-way; writing

@@ -25,7 +25,8 @@ enum class Errc : std::uint16_t {
 
   // --- adapter names -----------------------------------------------------------
   invalid_name = 10,       // The name is empty, absolute, contains '..', '.', NUL or '\'.
-  path_escapes_root = 11,  // The name resolves (through a symlink) outside every root.
+  path_escapes_root = 11,  // A symlink on the name's path or at its files (never followed), or
+                           // a path that leads outside its root.
   not_found = 12,          // No configured root holds a directory of that name.
 
   // --- adapter files: I/O and adapter_config.json -----------------------------------
@@ -53,7 +54,7 @@ enum class Errc : std::uint16_t {
   st_metadata_invalid = 43,       // __metadata__ is not an object of string values.
   st_duplicate_tensor = 44,       // A tensor name appears twice in the header.
   adapter_empty = 45,             // The adapter holds no tensors.
-  file_changed = 46,              // The file changed between probe and fill.
+  file_changed = 46,              // The files changed while the adapter was loading.
   layout_invalid = 47,            // The resident header in the arena fails validation.
 
   // --- the adapter contract: config against tensors, adapter against base model ------------

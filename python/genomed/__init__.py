@@ -15,9 +15,9 @@ resident layout this package reads.
 from ._client import (DEFAULT, DEFAULT_LOAD_TIMEOUT, DEFAULT_TIMEOUT, Client, Lease,
                       connect)
 from ._errors import (AdapterContractError, AdapterFileError, AdapterNameError,
-                      CallTimeoutError, CapacityError, Error, HostResourceError, InternalError,
-                      LayoutError, LeaseReleasedError, NotConnectedError, RequestError,
-                      WorkerError)
+                      CallTimeoutError, CapacityError, Error, FileChangedError,
+                      HostResourceError, InternalError, LayoutError, LeaseReleasedError,
+                      NotConnectedError, RequestError, WorkerError)
 from .types import AdapterInfo, Health, LoadInfo, LoraModule, StatValue, UnloadInfo
 
 __version__ = "0.1.0"
@@ -41,6 +41,7 @@ __all__ = [
     "CallTimeoutError",
     "AdapterNameError",
     "AdapterFileError",
+    "FileChangedError",
     "LayoutError",
     "AdapterContractError",
     "CapacityError",

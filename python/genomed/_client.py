@@ -482,6 +482,21 @@ class Lease:
                 out[name] = tensor
         return out
 
+    def verify(self) -> None:
+        """Hashes every tensor's bytes again and compares each with the checksum
+        its load recorded in the resident header (XXH3-64, as the daemon's fill
+        computed it over the bytes it wrote). Returns if all match; raises
+        :class:`genomed.LayoutError` (``layout_invalid``) naming the first tensor
+        (by name) that differs. Reads every byte of the adapter. Needs the
+        ``xxhash`` package (``pip install 'genomed[verify]'``); a released lease
+        raises :class:`genomed.LeaseReleasedError`.
+        """
+        with self._lock:
+            self._views_locked()  # refuses a released lease
+            assert self._exporter is not None
+            _layout.verify_checksums(np.asarray(self._exporter), self._parsed,
+                                     f"adapter '{self.name}' (generation {self.generation})")
+
     # -- metadata ----------------------------------------------------------------
 
     @property

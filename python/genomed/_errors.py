@@ -19,6 +19,7 @@ __all__ = [
     "CallTimeoutError",
     "AdapterNameError",
     "AdapterFileError",
+    "FileChangedError",
     "LayoutError",
     "AdapterContractError",
     "CapacityError",
@@ -44,7 +45,9 @@ CODES: Dict[int, Tuple[str, str]] = {
         "report it with the daemon's version (genomed's reply does not follow the protocol); "
         "reconnect"),
     10: ("invalid_name", "use a plain relative adapter name"),
-    11: ("path_escapes_root", "operator: fix the symlink; the daemon will not read it"),
+    11: ("path_escapes_root",
+         "operator: put the directory or file itself under the root; the daemon follows "
+         "no symlink"),
     12: ("not_found", "check the adapter name and the daemon's --root directories"),
     20: ("file_unreadable", "fix the adapter's files"),
     21: ("config_invalid_json", "fix adapter_config.json"),
@@ -67,7 +70,8 @@ CODES: Dict[int, Tuple[str, str]] = {
     43: ("st_metadata_invalid", "fix or re-export adapter_model.safetensors"),
     44: ("st_duplicate_tensor", "fix or re-export adapter_model.safetensors"),
     45: ("adapter_empty", "fix or re-export adapter_model.safetensors"),
-    46: ("file_changed", "retry once the adapter's files are stable"),
+    46: ("file_changed", "retry: the next load reads the files as they are then "
+                         "(rewrite adapters by renaming a new file over the old one)"),
     47: ("layout_invalid",
          "report it: the resident copy in shared memory is corrupt (a bug or a broken worker)"),
     50: ("too_large", "operator: raise genomed --budget"),
@@ -162,6 +166,12 @@ class AdapterFileError(Error):
     """Codes 20-46: the adapter's files are unreadable or invalid."""
 
 
+class FileChangedError(AdapterFileError):
+    """Code 46 (file_changed): the adapter's files changed while it was loading
+    (rewritten in place, truncated, or replaced). Nothing is cached or
+    quarantined: retrying loads the files as they are then."""
+
+
 class LayoutError(Error):
     """Code 47 (layout_invalid): the resident copy in the arena failed validation."""
 
@@ -208,6 +218,8 @@ def _family(number: int) -> Type[Error]:
         return RequestError
     if 10 <= number <= 19:
         return AdapterNameError
+    if number == 46:
+        return FileChangedError
     if number == 47:
         return LayoutError
     if 20 <= number <= 49:

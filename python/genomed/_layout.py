@@ -1,4 +1,4 @@
-"""Validation of the resident layout, version 2 (docs/protocol.md section 8).
+"""Validation of the resident layout, version 3 (docs/protocol.md section 8).
 
 An adapter's leased range in the arena starts with a self-describing header:
 fixed fields, a tensor table and the adapter contract (a msgpack map, 8.1).
@@ -22,15 +22,15 @@ import numpy as np
 from . import _errors, _wire
 
 MAGIC = b"GNMDADP1"
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 TENSOR_ALIGNMENT = 64
 MAX_NAME_BYTES = 1024
 MAX_DIMS = 16
 # magic, version, tensor_count, header_bytes, total_bytes, lora_r, lora_alpha, contract_bytes
 FIXED = struct.Struct("<8sIIQQIdI")
 FIXED_BYTES = FIXED.size  # 48
-# name_len, dtype, ndim, offset, length: the smallest possible table entry.
-MIN_ENTRY_BYTES = 2 + 1 + 1 + 8 + 8
+# name_len, dtype, ndim, offset, length, checksum: the smallest possible table entry.
+MIN_ENTRY_BYTES = 2 + 1 + 1 + 8 + 8 + 8
 
 # dtype number -> (safetensors name, element size, numpy dtype of the views).
 # Types numpy has no equivalent for come as their raw unsigned integers.
@@ -70,6 +70,7 @@ class TensorEntry:
     shape: Tuple[int, ...]
     offset: int  # from the start of the adapter's range
     length: int  # bytes
+    checksum: int  # XXH3-64 (seed 0) of the bytes as the load wrote them
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ class _Cursor:
 
 _U16 = struct.Struct("<H")
 _U8U8 = struct.Struct("<BB")
-_TWO_U64 = struct.Struct("<QQ")
+_THREE_U64 = struct.Struct("<QQQ")
 _DIMS = tuple(struct.Struct(f"<{n}Q") for n in range(MAX_DIMS + 1))
 
 
@@ -183,7 +184,7 @@ def parse(span: Any) -> ParsedAdapter:
         if ndim > MAX_DIMS:
             raise _invalid(f"{which}: too many dimensions ({ndim})")
         dims = cur.unpack(_DIMS[ndim], which)
-        offset, length = cur.unpack(_TWO_U64, which)
+        offset, length, checksum = cur.unpack(_THREE_U64, which)
         dtype_name, elem_size, np_dtype = DTYPES[dtype_num]
         nbytes = elem_size
         for d in dims:
@@ -204,7 +205,8 @@ def parse(span: Any) -> ParsedAdapter:
         _check_numpy_shape(which, name, dims, elem_size)
         prev_name = raw_name
         prev_end = offset + length
-        tensors.append(TensorEntry(name, dtype_name, np_dtype, tuple(dims), offset, length))
+        tensors.append(TensorEntry(name, dtype_name, np_dtype, tuple(dims), offset, length,
+                                   checksum))
 
     if contract_bytes > MAX_CONTRACT_BYTES:
         raise _invalid("contract_bytes exceeds the limit")
@@ -478,6 +480,25 @@ def views(base: np.ndarray, parsed: ParsedAdapter) -> Dict[str, np.ndarray]:
             raise _invalid(f"tensor '{t.name[:200]}': numpy cannot view shape "
                            f"{list(t.shape)}: {e}") from None
     return out
+
+
+def verify_checksums(base: np.ndarray, parsed: ParsedAdapter, what: str) -> None:
+    """Hashes each tensor of `parsed` in `base` (a uint8 array of the whole
+    range) with XXH3-64 and compares it with the recorded checksum, as
+    layout/tensor_checksum.cc's verify_checksums does: raises layout_invalid
+    naming the first tensor that differs (`what` names the adapter)."""
+    try:
+        import xxhash
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("Lease.verify() needs xxhash: pip install 'genomed[verify]'") from e
+    for t in parsed.tensors:
+        actual = xxhash.xxh3_64_intdigest(memoryview(base[t.offset:t.offset + t.length]))
+        if actual != t.checksum:
+            raise _errors.make(
+                "layout_invalid",
+                f"{what}: tensor '{t.name[:200]}' no longer matches its checksum "
+                f"(0x{t.checksum:016x} when loaded, 0x{actual:016x} now): the resident copy "
+                "is corrupt")
 
 
 def tensor_names(parsed: ParsedAdapter) -> Sequence[str]:

@@ -295,6 +295,42 @@ def test_typed_errors(daemon: Daemon, client: genomed.Client, tmp_path) -> None:
     client.health()  # the connection survived every error above
 
 
+def _daemon_arena_writable(pid: int) -> int:
+    """The daemon's read-write arena descriptor, reopened through /proc (a
+    stray writer: root, as the tests run, or the daemon's uid after a chmod,
+    since the arena's mode is 0400)."""
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+            flags = int(info.read().split("flags:")[1].split()[0], 8)
+        if target.startswith("/memfd:genomed-") and flags & os.O_ACCMODE == os.O_RDWR:
+            return os.open(f"/proc/{pid}/fd/{fd}", os.O_RDWR | os.O_CLOEXEC)
+    raise AssertionError("the daemon holds no read-write arena descriptor")
+
+
+def test_verify_passes_then_names_a_tensor_whose_bytes_changed(daemon: Daemon,
+                                                               client: genomed.Client) -> None:
+    pytest.importorskip("xxhash")
+    daemon.add_adapter("v", rank=4, layers=2, hidden=64)
+    with client.acquire("v") as lease:
+        lease.verify()
+        name = sorted(lease.tensors)[1]
+        at = lease.offset + next(t.offset for t in lease._parsed.tensors if t.name == name)
+        arena = _daemon_arena_writable(daemon.pid)
+        try:
+            before = os.pread(arena, 1, at)
+            os.pwrite(arena, bytes([before[0] ^ 0x10]), at)
+            with pytest.raises(genomed.LayoutError) as info:
+                lease.verify()
+            assert info.value.code == "layout_invalid" and f"tensor '{name}'" in info.value.message
+            os.pwrite(arena, before, at)
+        finally:
+            os.close(arena)
+        lease.verify()
+    with pytest.raises(genomed.LeaseReleasedError):
+        lease.verify()
+
+
 def test_a_lost_connection_raises_not_connected(daemon: Daemon) -> None:
     client = genomed.connect(daemon.socket)
     assert daemon.stop() == 0

@@ -1,4 +1,4 @@
-"""The resident-header (v2) and contract parser against hand-built, hostile bytes.
+"""The resident-header (v3) and contract parser against hand-built, hostile bytes.
 
 No daemon: these build headers byte by byte as docs/protocol.md section 8 lays
 them out, then break one rule at a time. Every failure must be
@@ -51,19 +51,21 @@ Entry = Tuple[Any, int, Sequence[int]]  # name (str or bytes), dtype number, dim
 
 
 def build(entries: Optional[List[Entry]] = None, contract_map: Any = None, *,
-          raw_contract: Optional[bytes] = None, magic: bytes = b"GNMDADP1", version: int = 2,
+          raw_contract: Optional[bytes] = None, magic: bytes = b"GNMDADP1", version: int = 3,
           lora_r: int = 4, lora_alpha: float = 8.0, count: Optional[int] = None,
           header_bytes: Optional[int] = None, total_bytes: Optional[int] = None,
           contract_bytes: Optional[int] = None, offsets: Optional[List[int]] = None,
-          lengths: Optional[List[int]] = None, span: Optional[int] = None) -> bytearray:
-    """A resident layout v2; every field can be overridden to break one rule."""
+          lengths: Optional[List[int]] = None, span: Optional[int] = None,
+          checksums: Optional[List[int]] = None) -> bytearray:
+    """A resident layout v3; every field can be overridden to break one rule.
+    The tensors' `checksums` are recorded as given (0 by default)."""
     if entries is None:
         entries = [(A, F16, (4, 16)), (B, F16, (16, 4))]
     body = raw_contract if raw_contract is not None else msgpack.packb(
         contract() if contract_map is None else contract_map, use_bin_type=True)
     sizes = [dict(_layout_sizes()).get(dt, 1) for _, dt, _ in entries]
     natural = [math.prod(dims) * size for (_, _, dims), size in zip(entries, sizes)]
-    table = sum(2 + len(n if isinstance(n, bytes) else n.encode()) + 2 + 8 * len(d) + 16
+    table = sum(2 + len(n if isinstance(n, bytes) else n.encode()) + 2 + 8 * len(d) + 24
                 for n, _, d in entries)
     hb = align(48 + table + len(body)) if header_bytes is None else header_bytes
     lengths = natural if lengths is None else lengths
@@ -80,20 +82,26 @@ def build(entries: Optional[List[Entry]] = None, contract_map: Any = None, *,
     fixed = struct.pack("<8sIIQQIdI", magic, version, len(entries) if count is None else count,
                         hb, tb, lora_r, lora_alpha,
                         len(body) if contract_bytes is None else contract_bytes)
+    if checksums is None:
+        checksums = [0] * len(lengths)
     parts = [fixed]
-    for (name, dt, dims), off, n in zip(entries, offsets, lengths):
+    for (name, dt, dims), off, n, sum_ in zip(entries, offsets, lengths, checksums):
         raw = name if isinstance(name, bytes) else name.encode()
         parts.append(struct.pack("<H", len(raw)) + raw + struct.pack("<BB", dt, len(dims)) +
-                     struct.pack(f"<{len(dims)}Q", *dims) + struct.pack("<QQ", off, n))
+                     struct.pack(f"<{len(dims)}Q", *dims) + struct.pack("<QQQ", off, n, sum_))
     parts.append(body)
     header = b"".join(parts)
     out[:min(len(header), len(out))] = header[:len(out)]
     # Tensor bytes: a recognisable pattern, so views can be checked.
     for i, (off, n) in enumerate(zip(offsets, lengths)):
         if len(header) <= off and off + n <= len(out):
-            out[off:off + n] = bytes([(i + 1) * 17 % 256]) * n
+            out[off:off + n] = pattern(i, n)
     return out
 
+
+def pattern(i: int, n: int) -> bytes:
+    """The bytes build() puts in tensor i of n bytes."""
+    return bytes([(i + 1) * 17 % 256]) * n
 
 def _layout_sizes() -> List[Tuple[int, int]]:
     return [(i, size) for i, (_, size, _) in enumerate(_layout.DTYPES)]
@@ -133,6 +141,32 @@ def test_valid_header_parses_to_tables_and_views() -> None:
     assert not views[A].flags.writeable
 
 
+def test_checksums_are_read_per_tensor() -> None:
+    parsed = _layout.parse(bytes(build(checksums=[0xfedcba9876543210, 7])))
+    assert [t.checksum for t in parsed.tensors] == [0xfedcba9876543210, 7]
+
+
+def test_verify_passes_on_intact_bytes_and_names_the_first_tensor_that_differs() -> None:
+    xxhash = pytest.importorskip("xxhash")
+    sums = [xxhash.xxh3_64_intdigest(pattern(i, 128)) for i in range(2)]
+    data = build(checksums=sums)
+    parsed = _layout.parse(bytes(data))
+    _layout.verify_checksums(np.frombuffer(bytes(data), np.uint8), parsed, "adapter 'x'")
+    data[parsed.tensors[1].offset + 5] ^= 1
+    with pytest.raises(genomed.LayoutError) as info:
+        _layout.verify_checksums(np.frombuffer(bytes(data), np.uint8), parsed, "adapter 'x'")
+    assert info.value.code == "layout_invalid"
+    assert f"tensor '{B}'" in info.value.message and f"0x{sums[1]:016x}" in info.value.message
+
+
+def test_xxh3_is_the_checksum_the_daemon_computes() -> None:
+    # The same vectors as tests/layout/tensor_checksum_test.cc.
+    xxhash = pytest.importorskip("xxhash")
+    assert xxhash.xxh3_64_intdigest(b"") == 0x2d06800538d394c2
+    assert xxhash.xxh3_64_intdigest(b"genomed") == 0xc079fda9249afd05
+    assert xxhash.xxh3_64_intdigest(bytes(range(256)) * 40) == 0xc03d2231ab9348f3
+
+
 def test_integral_floats_in_the_contract_are_accepted_as_numbers() -> None:
     # msgpack-c packs integral doubles as integers; the C++ decoder accepts them.
     c = contract(lora_alpha=8, alpha_pattern={"q_proj": 3})
@@ -161,7 +195,8 @@ def test_every_truncation_is_refused() -> None:
 def test_bad_magic_and_versions() -> None:
     invalid(build(magic=b"GNMDADP2"), "bad magic")
     invalid(build(version=1), "unsupported version 1")
-    invalid(build(version=3), "unsupported version 3")
+    invalid(build(version=2), "unsupported version 2")
+    invalid(build(version=4), "unsupported version 4")
 
 
 @pytest.mark.parametrize("alpha", [math.nan, math.inf, -math.inf])
@@ -271,7 +306,7 @@ def test_views_turn_a_shape_numpy_refuses_into_layout_invalid() -> None:
     entry = parsed.tensors[0]
     forged = _layout.ParsedAdapter(**{**parsed.__dict__, "tensors": (
         _layout.TensorEntry(entry.name, entry.dtype, entry.np_dtype, (2**63, 0), entry.offset,
-                            0),)})
+                            0, 0),)})
     with pytest.raises(genomed.LayoutError) as info:
         _layout.views(np.frombuffer(bytes(data), np.uint8), forged)
     assert info.value.code == "layout_invalid" and "tensor 't'" in info.value.message

@@ -237,6 +237,7 @@ def test_a_malformed_grant_is_a_protocol_error(fake) -> None:  # type: ignore[no
     (1234, "brand_new", genomed.Error),
     (77, "new_contract_rule", genomed.AdapterContractError),
     (12, "not_found", genomed.AdapterNameError),
+    (46, "file_changed", genomed.FileChangedError),
 ])
 def test_error_codes_map_to_classes(fake, number: int, name: str, cls: type) -> None:  # type: ignore[no-untyped-def]
     f = fake(lambda r: frame({"ok": False, "code": number, "error": name, "message": "m"}))

@@ -160,6 +160,23 @@ TEST(ResidentLayoutCorrupt, BadVersionIsRejected) {
   auto buf = written(planned());
   buf[8] = std::byte{1};  // version 1 had no contract
   expect_invalid(buf, "version 1");
+  buf[8] = std::byte{2};  // version 2 had no checksums
+  expect_invalid(buf, "version 2");
+}
+
+TEST(ResidentLayout, ChecksumsRoundTripThroughTheHeaderAndSameLayoutIgnoresThem) {
+  ResidentLayout l = planned();
+  for (std::size_t i = 0; i < l.tensors.size(); ++i) {
+    l.tensors[i].checksum = 0x9e3779b97f4a7c15ull * (i + 1);
+  }
+  const auto buf = written(l);
+  auto back = read_layout_header(buf);
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  for (std::size_t i = 0; i < l.tensors.size(); ++i) {
+    EXPECT_EQ(back->tensors[i].checksum, l.tensors[i].checksum) << i;
+  }
+  // A probe's plan (no checksums) is the same layout as the filled one.
+  EXPECT_TRUE(same_layout(*back, planned()));
 }
 
 TEST(ResidentLayoutCorrupt, TruncatedSpanIsRejected) {
@@ -224,7 +241,7 @@ TEST(ResidentLayoutCorrupt, UndecodableContractIsRejected) {
   // The contract starts right after the tensor table.
   const std::size_t contract_at = l.header_bytes - (l.header_bytes - 48) + [&] {
     std::size_t table = 0;
-    for (const auto& t : l.tensors) table += 2 + t.name.size() + 2 + 8 * t.shape.size() + 16;
+    for (const auto& t : l.tensors) table += table_entry_bytes(t);
     return table;
   }();
   ASSERT_EQ(std::to_integer<unsigned>(buf[contract_at]) & 0xF0, 0xD0u) << "a map16/map32 header";

@@ -83,22 +83,22 @@ TEST(FrameReader, AttachesAPassedDescriptorOrClosesIt) {
   // descriptor into one read, so the reader cannot tell them apart).
   FrameReader reader(p.fds[0]);
   ASSERT_TRUE(write_frame(p.fds[1], "with-fd", file).ok());
-  auto a = reader.read(1024, std::nullopt, /*accept_fd=*/true);
+  auto a = reader.read(1024, std::nullopt, /*max_fds=*/1);
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a->body, "with-fd");
-  ASSERT_GE(a->fd, 0);
-  EXPECT_NE(::fcntl(a->fd, F_GETFD) & FD_CLOEXEC, 0);
-  ::close(a->fd);
+  ASSERT_EQ(a->fds.size(), 1u);
+  EXPECT_NE(::fcntl(a->fds[0], F_GETFD) & FD_CLOEXEC, 0);
+  ::close(a->fds[0]);
   ASSERT_TRUE(write_frame(p.fds[1], "plain").ok());
-  auto b = reader.read(1024, std::nullopt, true);
+  auto b = reader.read(1024, std::nullopt, 1);
   ASSERT_TRUE(b.ok());
-  EXPECT_EQ(b->fd, -1);
+  EXPECT_TRUE(b->fds.empty());
   ASSERT_TRUE(write_frame(p.fds[1], "refused", file).ok());
   ::close(file);
-  auto c = reader.read(1024, std::nullopt, /*accept_fd=*/false);
+  auto c = reader.read(1024, std::nullopt, /*max_fds=*/0);
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->body, "refused");
-  EXPECT_EQ(c->fd, -1);  // closed by the reader, not leaked
+  EXPECT_TRUE(c->fds.empty());  // closed by the reader, not leaked
 }
 
 TEST(FrameReader, DeadlineWithoutDataIsTimeout) {

@@ -131,7 +131,7 @@ TEST(Framing, EmptyFrameRoundTrips) {
   auto got = read_frame(sp.b(), kMaxRequestFrame);
   ASSERT_TRUE(got.ok()) << got.status().to_string();
   EXPECT_EQ(got->body, "");
-  EXPECT_EQ(got->fd, -1);
+  EXPECT_TRUE(got->fds.empty());
 }
 
 TEST(Framing, SmallFrameRoundTripsWithBigEndianPrefix) {
@@ -143,7 +143,7 @@ TEST(Framing, SmallFrameRoundTripsWithBigEndianPrefix) {
   auto got = read_frame(sp.b(), kMaxRequestFrame);
   ASSERT_TRUE(got.ok()) << got.status().to_string();
   EXPECT_EQ(got->body, "hello");
-  EXPECT_EQ(got->fd, -1);
+  EXPECT_TRUE(got->fds.empty());
 }
 
 TEST(Framing, BackToBackFramesKeepTheirBoundaries) {
@@ -197,21 +197,22 @@ TEST(Framing, PassedDescriptorArrivesAsANewCloexecDescriptorOfTheSameFile) {
   SocketPair sp;
   TempFile file;
   ASSERT_TRUE(write_frame(sp.a(), "with fd", file.fd()).ok());
-  auto got = read_frame(sp.b(), kMaxRequestFrame, std::nullopt, /*accept_fd=*/true);
+  auto got = read_frame(sp.b(), kMaxRequestFrame, std::nullopt, /*max_fds=*/1);
   ASSERT_TRUE(got.ok()) << got.status().to_string();
   EXPECT_EQ(got->body, "with fd");
-  ASSERT_GE(got->fd, 0);
-  EXPECT_NE(got->fd, file.fd());
-  expect_same_file(got->fd, file.fd());
-  const int flags = ::fcntl(got->fd, F_GETFD);
+  ASSERT_EQ(got->fds.size(), 1u);
+  const int fd = got->fds[0];
+  EXPECT_NE(fd, file.fd());
+  expect_same_file(fd, file.fd());
+  const int flags = ::fcntl(fd, F_GETFD);
   ASSERT_GE(flags, 0);
   EXPECT_TRUE(flags & FD_CLOEXEC);
   // The descriptor is live: writes through one are visible through the other.
   ASSERT_EQ(::pwrite(file.fd(), "xyz", 3, 0), 3);
   char buf[3];
-  ASSERT_EQ(::pread(got->fd, buf, 3, 0), 3);
+  ASSERT_EQ(::pread(fd, buf, 3, 0), 3);
   EXPECT_EQ(std::string(buf, 3), "xyz");
-  ::close(got->fd);
+  ::close(fd);
 }
 
 TEST(Framing, DescriptorRidesAlongWithAMultiMebibyteFrame) {
@@ -220,14 +221,14 @@ TEST(Framing, DescriptorRidesAlongWithAMultiMebibyteFrame) {
   const std::string body = pattern(3 * 1024 * 1024);
   Status write_status(Errc::internal, "writer did not run");
   std::thread writer([&] { write_status = write_frame(sp.a(), body, file.fd()); });
-  auto got = read_frame(sp.b(), kMaxReplyFrame, std::nullopt, true);
+  auto got = read_frame(sp.b(), kMaxReplyFrame, std::nullopt, 1);
   writer.join();
   ASSERT_TRUE(write_status.ok()) << write_status.to_string();
   ASSERT_TRUE(got.ok()) << got.status().to_string();
   EXPECT_TRUE(got->body == body);
-  ASSERT_GE(got->fd, 0);
-  expect_same_file(got->fd, file.fd());
-  ::close(got->fd);
+  ASSERT_EQ(got->fds.size(), 1u);
+  expect_same_file(got->fds[0], file.fd());
+  ::close(got->fds[0]);
 }
 
 TEST(Framing, DescriptorSentToAReaderThatDoesNotAcceptOneIsClosed) {
@@ -235,10 +236,10 @@ TEST(Framing, DescriptorSentToAReaderThatDoesNotAcceptOneIsClosed) {
   TempFile file;
   const std::size_t before = open_fd_count();
   ASSERT_TRUE(write_frame(sp.a(), "unwanted fd", file.fd()).ok());
-  auto got = read_frame(sp.b(), kMaxRequestFrame, std::nullopt, /*accept_fd=*/false);
+  auto got = read_frame(sp.b(), kMaxRequestFrame, std::nullopt, /*max_fds=*/0);
   ASSERT_TRUE(got.ok()) << got.status().to_string();
   EXPECT_EQ(got->body, "unwanted fd");
-  EXPECT_EQ(got->fd, -1);
+  EXPECT_TRUE(got->fds.empty());
   EXPECT_EQ(open_fd_count(), before);
 }
 
@@ -247,24 +248,42 @@ TEST(Framing, DescriptorWithARefusedFrameIsClosed) {
   TempFile file;
   const std::size_t before = open_fd_count();
   ASSERT_TRUE(write_frame(sp.a(), pattern(200), file.fd()).ok());
-  auto got = read_frame(sp.b(), 100, std::nullopt, /*accept_fd=*/true);
+  auto got = read_frame(sp.b(), 100, std::nullopt, /*max_fds=*/1);
   EXPECT_EQ(got.code(), Errc::frame_too_large);
   EXPECT_EQ(open_fd_count(), before);
 }
 
-TEST(Framing, SurplusDescriptorsAreClosedAndOnlyTheFirstIsReturned) {
+TEST(Framing, DescriptorsBeyondWhatTheReaderTakesAreClosed) {
   SocketPair sp;
   TempFile f1, f2, f3;
   const std::size_t before = open_fd_count();
   send_with_fds(sp.a(), header(3) + "abc", {f1.fd(), f2.fd(), f3.fd()});
-  auto got = read_frame(sp.b(), kMaxRequestFrame, std::nullopt, true);
+  auto got = read_frame(sp.b(), kMaxRequestFrame, std::nullopt, 2);
   ASSERT_TRUE(got.ok()) << got.status().to_string();
   EXPECT_EQ(got->body, "abc");
-  ASSERT_GE(got->fd, 0);
-  expect_same_file(got->fd, f1.fd());
-  EXPECT_EQ(open_fd_count(), before + 1);  // only the returned one
-  ::close(got->fd);
+  ASSERT_EQ(got->fds.size(), 2u);
+  expect_same_file(got->fds[0], f1.fd());
+  expect_same_file(got->fds[1], f2.fd());
+  EXPECT_EQ(open_fd_count(), before + 2);  // only the returned ones
+  for (int fd : got->fds) ::close(fd);
   EXPECT_EQ(open_fd_count(), before);
+}
+
+TEST(Framing, SeveralDescriptorsRideWithOneFrameInOrder) {
+  SocketPair sp;
+  TempFile f1, f2;
+  const int fds[] = {f1.fd(), f2.fd()};
+  const std::string frame = header(3) + "two";
+  auto sent = send_bytes_now(sp.a(), frame, fds);
+  ASSERT_TRUE(sent.ok()) << sent.status().to_string();
+  ASSERT_EQ(*sent, frame.size());
+  auto got = read_frame(sp.b(), kMaxRequestFrame, std::nullopt, 2);
+  ASSERT_TRUE(got.ok()) << got.status().to_string();
+  EXPECT_EQ(got->body, "two");
+  ASSERT_EQ(got->fds.size(), 2u);
+  expect_same_file(got->fds[0], f1.fd());
+  expect_same_file(got->fds[1], f2.fd());
+  for (int fd : got->fds) ::close(fd);
 }
 
 // ---- refusals and errors --------------------------------------------------

@@ -1,5 +1,6 @@
 #include "jobs/job_protocol.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -29,7 +30,8 @@ ResidentLayout sample_layout() {
        .dtype = DType::F16,
        .shape = {16, 256},
        .offset = 320,
-       .length = 8192},
+       .length = 8192,
+       .checksum = 0xfedcba9876543210ull},
       {.name = "base_model.model.layers.0.self_attn.q_proj.lora_B.weight",
        .dtype = DType::BF16,
        .shape = {128, 16},
@@ -64,6 +66,7 @@ void expect_same_layout(const ResidentLayout& got, const ResidentLayout& want) {
     EXPECT_EQ(got.tensors[i].shape, want.tensors[i].shape);
     EXPECT_EQ(got.tensors[i].offset, want.tensors[i].offset);
     EXPECT_EQ(got.tensors[i].length, want.tensors[i].length);
+    EXPECT_EQ(got.tensors[i].checksum, want.tensors[i].checksum);
   }
   EXPECT_TRUE(format::same_layout(got, want));
 }
@@ -71,13 +74,52 @@ void expect_same_layout(const ResidentLayout& got, const ResidentLayout& want) {
 const format::AdapterPaths kPaths{"/srv/adapters/org/m/adapter_config.json",
                                   "/srv/adapters/org/m/adapter_model.safetensors"};
 
-TEST(JobProtocol, ProbeJobRoundTripsItsPaths) {
-  const auto job = decode_job(encode_job({.kind = JobKind::probe, .paths = kPaths}));
+// Two open descriptors, as a probe or fill carries.
+std::vector<Fd> two_files() {
+  std::vector<Fd> fds;
+  fds.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  fds.emplace_back(::open("/dev/zero", O_RDONLY | O_CLOEXEC));
+  return fds;
+}
+
+TEST(JobProtocol, ProbeJobRoundTripsItsPathsAndTakesItsTwoDescriptors) {
+  auto fds = two_files();
+  const int config = fds[0].get();
+  const int weights = fds[1].get();
+  const auto job =
+      decode_job(encode_job({.kind = JobKind::probe, .paths = kPaths}), std::move(fds));
   ASSERT_TRUE(job.ok()) << job.status().to_string();
   EXPECT_EQ(job->kind, JobKind::probe);
   EXPECT_EQ(job->paths.config, kPaths.config);
   EXPECT_EQ(job->paths.weights, kPaths.weights);
   EXPECT_TRUE(job->layout.tensors.empty());
+  ASSERT_NE(job->files, nullptr);
+  EXPECT_EQ(job->files->config.get(), config);
+  EXPECT_EQ(job->files->weights.get(), weights);
+  EXPECT_EQ(job_descriptors(*job), (std::vector<int>{config, weights}));
+}
+
+TEST(JobProtocol, AProbeOrFillWithoutExactlyTwoDescriptorsIsRefused) {
+  for (JobKind kind : {JobKind::probe, JobKind::fill}) {
+    const std::string body = encode_job({.kind = kind, .paths = kPaths});
+    EXPECT_EQ(decode_job(body).code(), Errc::bad_request);
+    auto three = two_files();
+    three.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    EXPECT_EQ(decode_job(body, std::move(three)).code(), Errc::bad_request);
+  }
+  // A seal (or base_model) job carries none, and refuses any.
+  EXPECT_EQ(decode_job(encode_job({.kind = JobKind::seal, .paths = kPaths}), two_files()).code(),
+            Errc::bad_request);
+}
+
+TEST(JobProtocol, OnlyProbeAndFillSendDescriptors) {
+  auto fds = two_files();
+  auto files = std::make_shared<const format::AdapterFds>(
+      format::AdapterFds{std::move(fds[0]), std::move(fds[1])});
+  EXPECT_EQ(job_descriptors({.kind = JobKind::probe, .files = files}).size(), 2u);
+  EXPECT_EQ(job_descriptors({.kind = JobKind::fill, .files = files}).size(), 2u);
+  EXPECT_TRUE(job_descriptors({.kind = JobKind::seal, .files = files}).empty());
+  EXPECT_TRUE(job_descriptors({.kind = JobKind::base_model, .files = files}).empty());
 }
 
 TEST(JobProtocol, FillJobRoundTripsRangeAndAMultiTensorLayout) {
@@ -86,12 +128,28 @@ TEST(JobProtocol, FillJobRoundTripsRangeAndAMultiTensorLayout) {
                .offset = 1ull << 34,
                .length = sample_layout().total_bytes,
                .layout = sample_layout()};
-  const auto job = decode_job(encode_job(in));
+  const auto job = decode_job(encode_job(in), two_files());
   ASSERT_TRUE(job.ok()) << job.status().to_string();
   EXPECT_EQ(job->kind, JobKind::fill);
   EXPECT_EQ(job->paths.config, kPaths.config);
   EXPECT_EQ(job->paths.weights, kPaths.weights);
   EXPECT_EQ(job->offset, 1ull << 34);
+  EXPECT_EQ(job->length, in.length);
+  expect_same_layout(job->layout, in.layout);
+}
+
+TEST(JobProtocol, SealJobRoundTripsRangeAndLayoutWithItsChecksums) {
+  const Job in{.kind = JobKind::seal,
+               .paths = kPaths,
+               .offset = 8192,
+               .length = sample_layout().total_bytes,
+               .layout = sample_layout()};
+  const auto job = decode_job(encode_job(in));
+  ASSERT_TRUE(job.ok()) << job.status().to_string();
+  EXPECT_EQ(job->kind, JobKind::seal);
+  EXPECT_EQ(job->files, nullptr);
+  EXPECT_EQ(job->paths.weights, kPaths.weights);
+  EXPECT_EQ(job->offset, 8192u);
   EXPECT_EQ(job->length, in.length);
   expect_same_layout(job->layout, in.layout);
 }
@@ -107,7 +165,8 @@ TEST(JobProtocol, FillJobRoundTripsEveryDtype) {
                          .offset = 64ull * static_cast<std::uint64_t>(d + 1),
                          .length = 1});
   }
-  const auto job = decode_job(encode_job({.kind = JobKind::fill, .paths = kPaths, .layout = l}));
+  const auto job =
+      decode_job(encode_job({.kind = JobKind::fill, .paths = kPaths, .layout = l}), two_files());
   ASSERT_TRUE(job.ok()) << job.status().to_string();
   expect_same_layout(job->layout, l);
 }
@@ -143,10 +202,25 @@ TEST(JobProtocol, ProbeReplyRoundTripsAPreEpochMtime) {
   EXPECT_EQ(out->probe.weights_mtime_ns, -5'000'000'000LL);
 }
 
-TEST(JobProtocol, FillReplyRoundTrips) {
-  const auto out = decode_fill_reply(encode_fill_reply({.bytes_written = 987654321}));
+TEST(JobProtocol, FillReplyRoundTripsWithItsChecksums) {
+  const std::vector<std::uint64_t> sums = {0, 1, 0xffffffffffffffffull, 0x2d06800538d394c2ull};
+  const auto out =
+      decode_fill_reply(encode_fill_reply({.bytes_written = 987654321, .checksums = sums}));
   ASSERT_TRUE(out.ok()) << out.status().to_string();
   EXPECT_EQ(out->bytes_written, 987654321u);
+  EXPECT_EQ(out->checksums, sums);
+}
+
+TEST(JobProtocol, FillReplyWithoutChecksumsIsWorkerProtocol) {
+  ipc::MapWriter w;
+  w.put("ok", true).put("bytes_written", std::uint64_t{64});
+  EXPECT_EQ(decode_fill_reply(w.finish()).code(), Errc::worker_protocol);
+}
+
+TEST(JobProtocol, SealReplyRoundTripsAndCarriesTheWorkersError) {
+  EXPECT_TRUE(decode_seal_reply(encode_seal_reply()).ok());
+  EXPECT_EQ(decode_seal_reply(ipc::encode_error(Status(Errc::internal, "x"))).code(),
+            Errc::internal);
 }
 
 TEST(JobProtocol, WorkerErrorReplyBecomesThatErrcAndMessage) {
@@ -245,7 +319,8 @@ TEST(JobProtocol, HandBuiltProbeReplyDecodes) {
         .put("dtype", std::uint64_t{12})
         .put("shape", std::vector<std::uint64_t>{4, 4})
         .put("offset", std::uint64_t{64})
-        .put("length", std::uint64_t{64});
+        .put("length", std::uint64_t{64})
+        .put("checksum", std::uint64_t{7});
   }));
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   ASSERT_EQ(r->probe.layout.tensors.size(), 1u);
@@ -260,7 +335,8 @@ TEST(JobProtocol, LayoutWithUnknownDtypeIsWorkerProtocol) {
           .put("dtype", dtype)
           .put("shape", std::vector<std::uint64_t>{4, 4})
           .put("offset", std::uint64_t{64})
-          .put("length", std::uint64_t{64});
+          .put("length", std::uint64_t{64})
+          .put("checksum", std::uint64_t{7});
     }));
     EXPECT_EQ(r.code(), Errc::worker_protocol)
         << "dtype " << dtype << ": " << r.status().to_string();
@@ -274,7 +350,8 @@ TEST(JobProtocol, LayoutTensorWithAMistypedFieldIsWorkerProtocol) {
         .put("dtype", std::uint64_t{12})
         .put("shape", "4x4")
         .put("offset", std::uint64_t{64})
-        .put("length", std::uint64_t{64});
+        .put("length", std::uint64_t{64})
+        .put("checksum", std::uint64_t{7});
   }));
   EXPECT_EQ(r.code(), Errc::worker_protocol) << r.status().to_string();
   EXPECT_NE(r.status().message().find("shape"), std::string::npos) << r.status().message();

@@ -6,12 +6,15 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
 
+#include "layout/tensor_checksum.h"
 #include "tests/loader/fake_clock.h"
 #include "tests/loader/fake_runner.h"
 #include "tools/fixture/fixture.h"
@@ -78,8 +81,11 @@ class CoordinatorTest : public ::testing::Test {
   // Bytes one of those adapters occupies in the arena (page-rounded).
   std::uint64_t footprint() {
     add("probe-only", 99);
-    auto probe = format::probe_adapter({root_ + "/probe-only/adapter_config.json",
-                                        root_ + "/probe-only/adapter_model.safetensors"});
+    const format::AdapterPaths paths{root_ + "/probe-only/adapter_config.json",
+                                     root_ + "/probe-only/adapter_model.safetensors"};
+    auto files = format::open_adapter_files(paths);
+    EXPECT_TRUE(files.ok());
+    auto probe = format::probe_adapter(paths, *files);
     EXPECT_TRUE(probe.ok());
     return (probe->layout.total_bytes + 4095) / 4096 * 4096;
   }
@@ -419,6 +425,94 @@ TEST_F(CoordinatorTest, RedTeamASlowProbeInABatchDoesNotFailItsFastSibling) {
   for (const auto& g : reply->grants) coordinator_->release(g.lease, 1);
   EXPECT_EQ(stat("leases_active"), 0u);
   EXPECT_EQ(stat("bytes_reserved"), 0u);
+}
+
+// The files a load opened are read by every job; one rewritten in place
+// between the probe and the fill (same header, other bytes) fails the load
+// with file_changed rather than serve what the fill read, and leaves nothing
+// behind: the next load reads the new version.
+TEST_F(CoordinatorTest, AFileRewrittenInPlaceDuringItsLoadFailsItAndTheNextLoadReadsIt) {
+  const std::uint64_t one = footprint();
+  add("a", 1);
+  add("v2", 2);  // the same shapes, other bytes
+  start(4 * one);
+  const std::string weights = root_ + "/a/" + format::kWeightsFileName;
+  std::string v2;
+  {
+    std::ifstream in(root_ + "/v2/" + format::kWeightsFileName, std::ios::binary);
+    v2.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  runner_->hold(Kind::fill);
+  Async<Result<ipc::AcquireReply>> r([&] { return coordinator_->acquire({"a"}, 1); });
+  ASSERT_TRUE(runner_->await_started(Kind::fill, 1));
+  {
+    std::fstream out(weights, std::ios::in | std::ios::out | std::ios::binary);  // same inode
+    out.write(v2.data(), static_cast<std::streamsize>(v2.size()));
+  }
+  runner_->let_go(Kind::fill);
+  const auto& failed = r.get();
+  ASSERT_EQ(failed.code(), Errc::file_changed) << failed.status().to_string();
+  EXPECT_NE(failed.status().message().find(weights), std::string::npos)
+      << failed.status().message();
+  EXPECT_EQ(stat("loads_failed"), 1u);
+  EXPECT_EQ(stat("bytes_reserved"), 0u);
+  EXPECT_EQ(stat("quarantined"), 0u);
+
+  auto again = coordinator_->acquire({"a"}, 1);
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  const ipc::LeaseGrant& g = again->grants[0];
+  const auto range = std::span<const std::byte>(runner_->arena().data + g.offset, g.length);
+  auto layout = format::read_layout_header(range);
+  ASSERT_TRUE(layout.ok()) << layout.status().to_string();
+  EXPECT_TRUE(format::verify_checksums(*layout, range).ok());
+  // The resident bytes are the new file's.
+  auto files = format::open_adapter_files(
+      {root_ + "/v2/" + format::kConfigFileName, root_ + "/v2/" + format::kWeightsFileName});
+  ASSERT_TRUE(files.ok());
+  auto header = format::read_safetensors_header(files->weights.get(), "v2");
+  ASSERT_TRUE(header.ok());
+  for (std::size_t i = 0; i < layout->tensors.size(); ++i) {
+    const format::ResidentTensor& t = layout->tensors[i];
+    EXPECT_EQ(
+        std::memcmp(range.data() + t.offset,
+                    v2.data() + header->data_offset + header->tensors[i].data_begin, t.length),
+        0)
+        << t.name;
+  }
+  coordinator_->release(g.lease, 1);
+}
+
+// A fill split into parts leaves the header to one more job, the seal, which
+// writes it with every checksum the parts reported; the copy then verifies.
+TEST_F(CoordinatorTest, ASplitFillIsSealedWithEveryPartsChecksums) {
+  ASSERT_TRUE(
+      fixture::write_adapter(root_ + "/big",
+                             {.rank = 64, .layers = 5, .hidden = 4096, .dtype = format::DType::F16})
+          .ok());
+  start(32ull << 20, {.fill_parts = 3});
+  auto r = coordinator_->acquire({"big"}, 1);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(runner_->started(Kind::fill), 3);
+  EXPECT_EQ(runner_->started(Kind::seal), 1);
+  const ipc::LeaseGrant& g = r->grants[0];
+  const auto range = std::span<const std::byte>(runner_->arena().data + g.offset, g.length);
+  auto layout = format::read_layout_header(range);
+  ASSERT_TRUE(layout.ok()) << layout.status().to_string();
+  EXPECT_TRUE(format::verify_checksums(*layout, range).ok());
+  coordinator_->release(g.lease, 1);
+}
+
+// The verify step holds the header's checksums against the fill's reports.
+TEST_F(CoordinatorTest, AFillWhoseReportedChecksumsDifferFromTheHeaderIsAWorkerProtocolError) {
+  add("a", 1);
+  start(4 * footprint());
+  runner_->misreport_checksums(true);
+  auto r = coordinator_->acquire({"a"}, 1);
+  ASSERT_EQ(r.code(), Errc::worker_protocol) << r.status().to_string();
+  EXPECT_NE(r.status().message().find("checksum"), std::string::npos) << r.status().message();
+  EXPECT_EQ(stat("bytes_reserved"), 0u);
+  runner_->misreport_checksums(false);
+  EXPECT_TRUE(coordinator_->acquire({"a"}, 1).ok());
 }
 
 }  // namespace

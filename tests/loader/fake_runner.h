@@ -1,5 +1,6 @@
-// A JobRunner for coordinator unit tests: runs probe and fill in-process with
-// the worker's own parsers, into an arena buffer of its own, and lets a test
+// A JobRunner for coordinator unit tests: runs probe, fill and seal
+// in-process with the worker's own parsers, through the descriptors the job
+// carries, into an arena buffer of its own, and lets a test
 // hold jobs of a kind until it lets them go, learn when jobs have started,
 // and model a worker that ignores cancellation (a stuck one).
 #pragma once
@@ -50,6 +51,12 @@ class FakeRunner final : public loader::JobRunner {
     held_adapters_.erase("/" + name + "/");
     changed_.notify_all();
   }
+  // Fill replies report checksums other than those the header holds (a
+  // worker that lies).
+  void misreport_checksums(bool on) {
+    std::lock_guard g(mu_);
+    misreport_ = on;
+  }
   // Held jobs no longer end when cancelled: the worker is stuck until let go.
   void ignore_cancellation(bool ignore) {
     std::lock_guard g(mu_);
@@ -99,14 +106,26 @@ class FakeRunner final : public loader::JobRunner {
         return Status(Errc::cancelled, "cancelled");
       }
     }
+    const std::span<std::byte> range(arena_.data() + job.offset, job.length);
     if (job.kind == Kind::probe) {
-      GENOMED_ASSIGN_OR_RETURN(format::ProbeResult probe, format::probe_adapter(job.paths));
+      GENOMED_ASSIGN_OR_RETURN(format::ProbeResult probe,
+                               format::probe_adapter(job.paths, *job.files));
       return jobs::encode_probe_reply(jobs::ProbeReply{std::move(probe)});
     }
-    GENOMED_RETURN_IF_ERROR(format::fill_adapter(
-        job.paths, job.layout, std::span<std::byte>(arena_.data() + job.offset, job.length),
-        job.part));
-    return jobs::encode_fill_reply(jobs::FillReply{job.layout.total_bytes});
+    if (job.kind == Kind::seal) {
+      format::write_layout_header(job.layout, range);
+      return jobs::encode_seal_reply();
+    }
+    jobs::FillReply reply{job.layout.total_bytes, {}};
+    GENOMED_RETURN_IF_ERROR(
+        format::fill_adapter(job.paths, *job.files, job.layout, range, job.part, &reply.checksums));
+    {
+      std::lock_guard g(mu_);
+      if (misreport_) {
+        for (auto& sum : reply.checksums) sum ^= 1;
+      }
+    }
+    return jobs::encode_fill_reply(reply);
   }
 
   void cancel(loader::CancelToken& token) override {
@@ -131,6 +150,7 @@ class FakeRunner final : public loader::JobRunner {
   std::map<Kind, int> started_;
   int cancelled_ = 0;
   bool ignore_cancel_ = false;
+  bool misreport_ = false;
   bool stopped_ = false;
 };
 

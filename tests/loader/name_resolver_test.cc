@@ -1,6 +1,7 @@
 #include "loader/name_resolver.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <climits>
@@ -50,15 +51,26 @@ void make_adapter(const std::string& dir) {
   touch(dir + "/" + format::kWeightsFileName);
 }
 
-NameResolver resolver_for(const std::vector<std::string>& roots) {
-  auto r = NameResolver::create(roots);
+NameResolver resolver_for(const std::vector<std::string>& roots,
+                          BeneathResolution how = BeneathResolution::automatic) {
+  auto r = NameResolver::create(roots, how);
   EXPECT_TRUE(r.ok()) << r.status().to_string();
   return std::move(r).value();
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+// What an open descriptor reads from offset 0.
+std::string read_fd(int fd) {
+  std::string out(4096, '\0');
+  const ssize_t n = ::pread(fd, out.data(), out.size(), 0);
+  out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+  return out;
+}
+
+bool same_file(int fd, const std::string& path) {
+  struct stat a {
+  }, b{};
+  return ::fstat(fd, &a) == 0 && ::stat(path.c_str(), &b) == 0 && a.st_dev == b.st_dev &&
+         a.st_ino == b.st_ino;
 }
 
 // ---- validate_name ------------------------------------------------------------
@@ -132,179 +144,209 @@ TEST(NameResolverCreate, CanonicalizesRoots) {
   EXPECT_EQ(r.roots(), std::vector<std::string>{tmp / "real"});
 }
 
-// ---- resolve -----------------------------------------------------------------
+// ---- open --------------------------------------------------------------------
+// Every case runs with openat2 and with the walk that replaces it on kernels
+// without it.
 
-TEST(NameResolverResolve, FindsAnAdapterInTheSecondRoot) {
+class NameResolverOpen : public ::testing::TestWithParam<BeneathResolution> {
+ protected:
+  NameResolver resolver(const std::vector<std::string>& roots) {
+    return resolver_for(roots, GetParam());
+  }
+};
+
+TEST_P(NameResolverOpen, FindsAnAdapterInTheSecondRootAndOpensItsFiles) {
   TempDir a, b;
   make_adapter(b / "org/m");
-  const NameResolver r = resolver_for({a.path(), b.path()});
-  const auto paths = r.resolve("org/m");
-  ASSERT_TRUE(paths.ok()) << paths.status().to_string();
-  EXPECT_EQ(paths->config, b / "org/m/adapter_config.json");
-  EXPECT_EQ(paths->weights, b / "org/m/adapter_model.safetensors");
+  const NameResolver r = resolver({a.path(), b.path()});
+  const auto opened = r.open("org/m");
+  ASSERT_TRUE(opened.ok()) << opened.status().to_string();
+  EXPECT_EQ(opened->paths.config, b / "org/m/adapter_config.json");
+  EXPECT_EQ(opened->paths.weights, b / "org/m/adapter_model.safetensors");
+  ASSERT_NE(opened->files, nullptr);
+  EXPECT_TRUE(same_file(opened->files->config.get(), opened->paths.config));
+  EXPECT_TRUE(same_file(opened->files->weights.get(), opened->paths.weights));
+  struct stat st {};
+  ASSERT_EQ(::stat(opened->paths.weights.c_str(), &st), 0);
+  EXPECT_EQ(opened->weights, identity_of(st));
+  EXPECT_TRUE(opened->unchanged().ok());
 }
 
-TEST(NameResolverResolve, FirstRootWinsWhenBothHoldTheName) {
+TEST_P(NameResolverOpen, FirstRootWinsWhenBothHoldTheName) {
   TempDir a, b;
   make_adapter(a / "m");
   make_adapter(b / "m");
-  const NameResolver r = resolver_for({a.path(), b.path()});
-  const auto paths = r.resolve("m");
-  ASSERT_TRUE(paths.ok()) << paths.status().to_string();
-  EXPECT_EQ(paths->config, a / "m/adapter_config.json");
-  EXPECT_EQ(paths->weights, a / "m/adapter_model.safetensors");
+  const NameResolver r = resolver({a.path(), b.path()});
+  const auto opened = r.open("m");
+  ASSERT_TRUE(opened.ok()) << opened.status().to_string();
+  EXPECT_EQ(opened->paths.config, a / "m/adapter_config.json");
+  EXPECT_TRUE(same_file(opened->files->weights.get(), a / "m/adapter_model.safetensors"));
 }
 
-TEST(NameResolverResolve, NotFoundNamesTheNameAndEveryRoot) {
+TEST_P(NameResolverOpen, NotFoundNamesTheNameAndEveryRoot) {
   TempDir a, b;
-  const NameResolver r = resolver_for({a.path(), b.path()});
-  const auto paths = r.resolve("nowhere");
-  ASSERT_EQ(paths.code(), Errc::not_found) << paths.status().to_string();
-  const std::string msg = paths.status().message();
+  const NameResolver r = resolver({a.path(), b.path()});
+  const auto opened = r.open("nowhere");
+  ASSERT_EQ(opened.code(), Errc::not_found) << opened.status().to_string();
+  const std::string msg = opened.status().message();
   EXPECT_NE(msg.find("nowhere"), std::string::npos) << msg;
   EXPECT_NE(msg.find(a.path()), std::string::npos) << msg;
   EXPECT_NE(msg.find(b.path()), std::string::npos) << msg;
 }
 
-TEST(NameResolverResolve, ARegularFileOfThatNameIsNotAnAdapter) {
+TEST_P(NameResolverOpen, ARegularFileOfThatNameIsNotAnAdapter) {
   TempDir a;
   touch(a / "m");
-  const NameResolver r = resolver_for({a.path()});
-  EXPECT_EQ(r.resolve("m").code(), Errc::not_found);
-  EXPECT_EQ(r.resolve("m/x").code(), Errc::not_found);  // through a file: ENOTDIR
+  const NameResolver r = resolver({a.path()});
+  EXPECT_EQ(r.open("m").code(), Errc::not_found);
+  EXPECT_EQ(r.open("m/x").code(), Errc::not_found);  // through a file: ENOTDIR
 }
 
-TEST(NameResolverResolve, InvalidNameIsRefusedBeforeTouchingTheDisk) {
+TEST_P(NameResolverOpen, InvalidNameIsRefusedBeforeTouchingTheDisk) {
   TempDir a;
   make_adapter(a / "m");
-  const NameResolver r = resolver_for({a.path()});
-  EXPECT_EQ(r.resolve("m/../m").code(), Errc::invalid_name);
-  EXPECT_EQ(r.resolve(a / "m").code(), Errc::invalid_name);
+  const NameResolver r = resolver({a.path()});
+  EXPECT_EQ(r.open("m/../m").code(), Errc::invalid_name);
+  EXPECT_EQ(r.open(a / "m").code(), Errc::invalid_name);
 }
 
-TEST(NameResolverResolve, DirectorySymlinkLeavingTheRootEscapes) {
+TEST_P(NameResolverOpen, DirectorySymlinkLeavingTheRootIsRefusedNamingIt) {
   TempDir root, outside;
   make_adapter(outside / "victim");
   fs::create_directory_symlink(outside / "victim", root / "evil");
-  const NameResolver r = resolver_for({root.path()});
-  const auto paths = r.resolve("evil");
-  ASSERT_EQ(paths.code(), Errc::path_escapes_root) << paths.status().to_string();
-  EXPECT_NE(paths.status().message().find(outside / "victim"), std::string::npos)
-      << paths.status().message();
+  const NameResolver r = resolver({root.path()});
+  const auto opened = r.open("evil");
+  ASSERT_EQ(opened.code(), Errc::path_escapes_root) << opened.status().to_string();
+  EXPECT_NE(opened.status().message().find(root / "evil"), std::string::npos)
+      << opened.status().message();
+  EXPECT_NE(opened.status().message().find("symbolic link"), std::string::npos);
 }
 
-TEST(NameResolverResolve, RelativeSymlinkClimbingOutOfTheRootEscapes) {
+TEST_P(NameResolverOpen, RelativeSymlinkClimbingOutOfTheRootIsRefused) {
   TempDir tmp;
   fs::create_directories(tmp / "root");
   make_adapter(tmp / "secret");
   fs::create_directory_symlink("../secret", tmp / "root/evil");
-  const NameResolver r = resolver_for({tmp / "root"});
-  EXPECT_EQ(r.resolve("evil").code(), Errc::path_escapes_root);
+  const NameResolver r = resolver({tmp / "root"});
+  EXPECT_EQ(r.open("evil").code(), Errc::path_escapes_root);
 }
 
-TEST(NameResolverResolve, SymlinkIntoASiblingSharingTheRootsPrefixEscapes) {
-  TempDir tmp;
-  fs::create_directories(tmp / "root");
-  make_adapter(tmp / "root2/m");  // "<tmp>/root2" starts with "<tmp>/root"
-  fs::create_directory_symlink(tmp / "root2/m", tmp / "root/m");
-  const NameResolver r = resolver_for({tmp / "root"});
-  EXPECT_EQ(r.resolve("m").code(), Errc::path_escapes_root);
-}
-
-TEST(NameResolverResolve, SymlinkToTheRootItselfIsRefused) {
+TEST_P(NameResolverOpen, SymlinkToTheRootItselfIsRefused) {
   TempDir root;
   fs::create_directory_symlink(root.path(), root / "self");
-  const NameResolver r = resolver_for({root.path()});
-  EXPECT_EQ(r.resolve("self").code(), Errc::path_escapes_root);
+  const NameResolver r = resolver({root.path()});
+  EXPECT_EQ(r.open("self").code(), Errc::path_escapes_root);
 }
 
-TEST(NameResolverResolve, SymlinkedConfigLeavingTheRootEscapes) {
-  TempDir root, outside;
-  touch(outside / "adapter_config.json");
-  touch(root / "m/adapter_model.safetensors");
-  fs::create_symlink(outside / "adapter_config.json", root / "m/adapter_config.json");
-  const NameResolver r = resolver_for({root.path()});
-  const auto paths = r.resolve("m");
-  ASSERT_EQ(paths.code(), Errc::path_escapes_root) << paths.status().to_string();
-  EXPECT_NE(paths.status().message().find("adapter_config.json"), std::string::npos);
+TEST_P(NameResolverOpen, ASymlinkAtAnyComponentOrFileIsRefusedEvenInsideTheRoot) {
+  // org/team/m: each directory and each file in turn becomes a symlink to
+  // the real thing, inside the root. None is followed.
+  TempDir root;
+  make_adapter(root / "org/team/m");
+  const NameResolver r = resolver({root.path()});
+  ASSERT_TRUE(r.open("org/team/m").ok());
+  const std::vector<std::string> parts = {"org", "org/team", "org/team/m",
+                                          std::string("org/team/m/") + format::kConfigFileName,
+                                          std::string("org/team/m/") + format::kWeightsFileName};
+  for (const std::string& part : parts) {
+    SCOPED_TRACE(part);
+    fs::rename(root / part, root / (part + ".real"));
+    fs::create_symlink(root / (part + ".real"), root / part);
+    const auto opened = r.open("org/team/m");
+    EXPECT_EQ(opened.code(), Errc::path_escapes_root) << opened.status().to_string();
+    fs::remove(root / part);
+    fs::rename(root / (part + ".real"), root / part);
+  }
+  EXPECT_TRUE(r.open("org/team/m").ok());
 }
 
-TEST(NameResolverResolve, SymlinkedWeightsLeavingTheRootEscapes) {
+TEST_P(NameResolverOpen, SymlinkedWeightsLeavingTheRootAreRefusedNamingTheFile) {
   TempDir root, outside;
   touch(outside / "passwd");
   touch(root / "m/adapter_config.json");
   fs::create_symlink(outside / "passwd", root / "m/adapter_model.safetensors");
-  const NameResolver r = resolver_for({root.path()});
-  const auto paths = r.resolve("m");
-  ASSERT_EQ(paths.code(), Errc::path_escapes_root) << paths.status().to_string();
-  EXPECT_NE(paths.status().message().find(outside / "passwd"), std::string::npos)
-      << paths.status().message();
+  const NameResolver r = resolver({root.path()});
+  const auto opened = r.open("m");
+  ASSERT_EQ(opened.code(), Errc::path_escapes_root) << opened.status().to_string();
+  EXPECT_NE(opened.status().message().find(root / "m/adapter_model.safetensors"), std::string::npos)
+      << opened.status().message();
 }
 
-TEST(NameResolverResolve, WeightsSymlinkedIntoAnotherRootStillEscapesItsOwnRoot) {
-  TempDir a, b;
-  touch(b / "blob.safetensors");
-  touch(a / "m/adapter_config.json");
-  fs::create_symlink(b / "blob.safetensors", a / "m/adapter_model.safetensors");
-  const NameResolver r = resolver_for({a.path(), b.path()});
-  EXPECT_EQ(r.resolve("m").code(), Errc::path_escapes_root);
-}
-
-TEST(NameResolverResolve, SymlinksInsideTheRootAreAcceptedAndPathsAreCanonical) {
-  TempDir root;
-  make_adapter(root / "store/real-v3");
-  fs::create_directory_symlink("store/real-v3", root / "alias");  // relative, inside
-  touch(root / "store/common.safetensors");
-  fs::remove(root / "store/real-v3/adapter_model.safetensors");
-  fs::create_symlink("../common.safetensors", root / "store/real-v3/adapter_model.safetensors");
-  const NameResolver r = resolver_for({root.path()});
-  const auto paths = r.resolve("alias");
-  ASSERT_TRUE(paths.ok()) << paths.status().to_string();
-  EXPECT_EQ(paths->config, root / "store/real-v3/adapter_config.json");
-  EXPECT_EQ(paths->weights, root / "store/common.safetensors");
-}
-
-TEST(NameResolverResolve, RootGivenThroughASymlinkResolvesToCanonicalPaths) {
+TEST_P(NameResolverOpen, RootGivenThroughASymlinkIsCanonical) {
   TempDir tmp;
   make_adapter(tmp / "real/m");
   fs::create_directory_symlink(tmp / "real", tmp / "link");
-  const NameResolver r = resolver_for({tmp / "link"});
-  const auto paths = r.resolve("m");
-  ASSERT_TRUE(paths.ok()) << paths.status().to_string();
-  EXPECT_EQ(paths->config, tmp / "real/m/adapter_config.json");
+  const NameResolver r = resolver({tmp / "link"});
+  const auto opened = r.open("m");
+  ASSERT_TRUE(opened.ok()) << opened.status().to_string();
+  EXPECT_EQ(opened->paths.config, tmp / "real/m/adapter_config.json");
 }
 
-TEST(NameResolverResolve, MissingWeightsFileIsPassedThroughUnresolved) {
+TEST_P(NameResolverOpen, AMissingFileIsUnreadableNamingIt) {
   TempDir root;
   touch(root / "m/adapter_config.json");
-  const NameResolver r = resolver_for({root.path()});
-  const auto paths = r.resolve("m");
-  ASSERT_TRUE(paths.ok()) << paths.status().to_string();
-  EXPECT_EQ(paths->config, root / "m/adapter_config.json");
-  EXPECT_TRUE(ends_with(paths->weights, "/adapter_model.safetensors")) << paths->weights;
-  EXPECT_EQ(paths->weights, root / "m/adapter_model.safetensors");
+  fs::create_directories(root / "empty");
+  const NameResolver r = resolver({root.path()});
+  const auto opened = r.open("m");
+  ASSERT_EQ(opened.code(), Errc::file_unreadable) << opened.status().to_string();
+  EXPECT_NE(opened.status().message().find(root / "m/adapter_model.safetensors"), std::string::npos)
+      << opened.status().message();
+  const auto empty = r.open("empty");
+  ASSERT_EQ(empty.code(), Errc::file_unreadable);
+  EXPECT_NE(empty.status().message().find("adapter_config.json"), std::string::npos);
 }
 
-TEST(NameResolverResolve, EmptyAdapterDirectoryPassesBothPathsThrough) {
+TEST_P(NameResolverOpen, AFifoOrADirectoryInPlaceOfAFileIsUnreadableWithoutBlocking) {
   TempDir root;
-  fs::create_directories(root / "m");
-  const NameResolver r = resolver_for({root.path()});
-  const auto paths = r.resolve("m");
-  ASSERT_TRUE(paths.ok()) << paths.status().to_string();
-  EXPECT_EQ(paths->config, root / "m/adapter_config.json");
-  EXPECT_EQ(paths->weights, root / "m/adapter_model.safetensors");
+  touch(root / "fifo/adapter_config.json");
+  ASSERT_EQ(::mkfifo((root / "fifo/adapter_model.safetensors").c_str(), 0600), 0);
+  touch(root / "dir/adapter_model.safetensors");
+  fs::create_directories(root / "dir/adapter_config.json");
+  const NameResolver r = resolver({root.path()});
+  const auto fifo = r.open("fifo");
+  EXPECT_EQ(fifo.code(), Errc::file_unreadable);
+  EXPECT_NE(fifo.status().message().find("not a regular file"), std::string::npos);
+  const auto dir = r.open("dir");
+  EXPECT_EQ(dir.code(), Errc::file_unreadable);
+  EXPECT_NE(dir.status().message().find("not a regular file"), std::string::npos);
 }
 
-TEST(NameResolverResolve, FilesystemRootServesAdaptersBelowIt) {
+TEST_P(NameResolverOpen, FilesystemRootServesAdaptersBelowIt) {
   // "--root /" is a legal configuration: every directory is inside "/".
   TempDir tmp;
   make_adapter(tmp / "m");
-  const NameResolver r = resolver_for({"/"});
+  const NameResolver r = resolver({"/"});
   const std::string name = (tmp / "m").substr(1);  // relative to "/"
-  const auto paths = r.resolve(name);
-  ASSERT_TRUE(paths.ok()) << paths.status().to_string();
-  EXPECT_EQ(paths->config, tmp / "m/adapter_config.json");
+  const auto opened = r.open(name);
+  ASSERT_TRUE(opened.ok()) << opened.status().to_string();
+  EXPECT_EQ(opened->paths.config, tmp / "m/adapter_config.json");
 }
+
+TEST_P(NameResolverOpen, TheOpenFilesStayTheOnesFoundWhateverIsSwappedAfterwards) {
+  TempDir root, outside;
+  std::filesystem::create_directories(root / "m");
+  std::ofstream(root / "m/adapter_config.json") << "inside config";
+  std::ofstream(root / "m/adapter_model.safetensors") << "inside weights";
+  make_adapter(outside / "m");
+  const NameResolver r = resolver({root.path()});
+  const auto opened = r.open("m");
+  ASSERT_TRUE(opened.ok()) << opened.status().to_string();
+  // The directory is swapped for a symlink out of the root: the load reads
+  // through its descriptors, never the path.
+  fs::rename(root / "m", root / "m.old");
+  fs::create_directory_symlink(outside / "m", root / "m");
+  EXPECT_EQ(read_fd(opened->files->config.get()), "inside config");
+  EXPECT_EQ(read_fd(opened->files->weights.get()), "inside weights");
+  EXPECT_TRUE(opened->unchanged().ok());
+  // And the name no longer opens at all.
+  EXPECT_EQ(r.open("m").code(), Errc::path_escapes_root);
+}
+
+INSTANTIATE_TEST_SUITE_P(Resolutions, NameResolverOpen,
+                         ::testing::Values(BeneathResolution::openat2, BeneathResolution::walk),
+                         [](const auto& info) {
+                           return info.param == BeneathResolution::openat2 ? "Openat2" : "Walk";
+                         });
 
 }  // namespace
 }  // namespace genomed::loader

@@ -8,6 +8,7 @@
 // a hang (kHang).
 #include "loader/pool.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -82,6 +83,12 @@ class PoolTest : public ::testing::Test {
     jobs::Job job;
     job.paths = {"/nonexistent/pool-test/adapter_config.json",
                  "/nonexistent/pool-test/adapter_model.safetensors"};
+    // A probe carries its two open files; the faults fire before either is
+    // read, so any readable descriptors do.
+    auto files = std::make_shared<format::AdapterFds>();
+    files->config = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    files->weights = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    job.files = std::move(files);
     return job;
   }
 

@@ -1,7 +1,7 @@
-// The worker's two jobs on an adapter directory. Files are opened without
-// following symlinks and must be regular: the name resolver checked the path,
-// and a file swapped for a link or a FIFO afterwards must not be read
-// (O_NONBLOCK keeps open() of a FIFO from hanging; regular files ignore it).
+// The worker's two jobs on an adapter's files, read through the descriptors
+// the supervisor opened beneath its root. Every read is a pread: the same
+// open files serve the probe and every part of the fill, in several worker
+// processes at once, so no read may depend on the shared file offset.
 #include "worker/format/adapter_files.h"
 
 #include <fcntl.h>
@@ -13,6 +13,7 @@
 #include <cstring>
 #include <system_error>
 
+#include "layout/tensor_checksum.h"
 #include "worker/format/layout_plan.h"
 #include "worker/format/peft_config.h"
 #include "worker/format/pread_full.h"
@@ -25,9 +26,10 @@ namespace {
 // small enough to stay responsive to a deadline kill.
 constexpr std::uint64_t kCopyChunk = 8ull << 20;
 
-Result<PeftConfig> read_config(const std::string& path) {
-  GENOMED_ASSIGN_OR_RETURN(std::string text, read_small_file(path, kMaxConfigBytes));
-  return parse_peft_config(text, path);
+Result<PeftConfig> read_config(const AdapterPaths& paths, const AdapterFds& files) {
+  GENOMED_ASSIGN_OR_RETURN(std::string text,
+                           read_small_fd(files.config.get(), paths.config, kMaxConfigBytes));
+  return parse_peft_config(text, paths.config);
 }
 
 // Everything probe and fill both need: the validated header and the plan.
@@ -37,11 +39,12 @@ struct Checked {
   ProbeResult probe;
 };
 
-Result<Checked> check_adapter(const AdapterPaths& paths, int weights_fd,
-                              const struct stat& weights_st) {
-  auto config = read_config(paths.config);
+Result<Checked> check_adapter(const AdapterPaths& paths, const AdapterFds& files) {
+  GENOMED_ASSIGN_OR_RETURN(const struct stat weights_st,
+                           regular_file_stat(files.weights.get(), paths.weights));
+  auto config = read_config(paths, files);
   if (!config) return config.status();
-  auto header = read_safetensors_header(weights_fd, paths.weights);
+  auto header = read_safetensors_header(files.weights.get(), paths.weights);
   if (!header) return header.status();
   const auto size = static_cast<std::uint64_t>(weights_st.st_size);
   if (header->data_offset + header->data_size != size) {
@@ -69,8 +72,57 @@ void zero(std::span<std::byte> dest, std::uint64_t begin, std::uint64_t end) {
   if (end > begin) std::memset(dest.data() + begin, 0, end - begin);
 }
 
-Status copy_tensor(int fd, const std::string& label, std::uint64_t file_offset, std::byte* out,
-                   std::uint64_t length) {
+// Checksums of the tensors of one run (tensors back to back in the
+// resident layout) as the run's bytes arrive in order: each tensor's
+// checksum is taken over the bytes just written, while they are in cache.
+class RunChecksums {
+ public:
+  // The run is tensors [first, end).
+  RunChecksums(const ResidentLayout& layout, std::size_t first, std::size_t end,
+               ChecksumStream& stream, std::vector<std::uint64_t>* out)
+      : layout_(layout),
+        next_(first),
+        end_(end),
+        at_(layout.tensors[first].offset),
+        stream_(stream),
+        out_(out) {
+    settle();
+  }
+
+  // The next `bytes` of the run, as written.
+  void add(std::span<const std::byte> bytes) {
+    while (!bytes.empty()) {
+      const ResidentTensor& t = layout_.tensors[next_];
+      const std::uint64_t take = std::min<std::uint64_t>(bytes.size(), t.offset + t.length - at_);
+      stream_.update(bytes.first(take));
+      bytes = bytes.subspan(take);
+      at_ += take;
+      settle();
+    }
+  }
+
+ private:
+  // Records every tensor that ends where the bytes so far end (empty ones too).
+  void settle() {
+    while (next_ < end_ && at_ == layout_.tensors[next_].offset + layout_.tensors[next_].length) {
+      out_->push_back(stream_.digest());
+      stream_.reset();
+      ++next_;
+    }
+  }
+
+  const ResidentLayout& layout_;
+  std::size_t next_;  // the tensor the next byte belongs to
+  const std::size_t end_;
+  std::uint64_t at_;  // resident offset of the next byte
+  ChecksumStream& stream_;
+  std::vector<std::uint64_t>* out_;
+};
+
+// Copies `length` bytes at `file_offset` to `out`, in chunks, feeding each
+// chunk to `sums` once written.
+Status copy_run(int fd, const std::string& label, std::uint64_t file_offset, std::byte* out,
+                std::uint64_t length, RunChecksums& sums) {
   std::uint64_t done = 0;
   while (done < length) {
     const std::uint64_t want = std::min(kCopyChunk, length - done);
@@ -85,6 +137,7 @@ Status copy_tensor(int fd, const std::string& label, std::uint64_t file_offset, 
                                             std::to_string(file_offset + done + got) +
                                             " while its tensors were copied (file shrank)");
     }
+    sums.add(std::span<const std::byte>(out + done, want));
     done += want;
   }
   return Status::Ok();
@@ -92,10 +145,9 @@ Status copy_tensor(int fd, const std::string& label, std::uint64_t file_offset, 
 
 }  // namespace
 
-Result<ProbeResult> probe_adapter(const AdapterPaths& paths, const BaseModel* base_model) {
-  auto weights = open_regular(paths.weights);
-  if (!weights) return weights.status();
-  auto checked = check_adapter(paths, weights->fd.get(), weights->st);
+Result<ProbeResult> probe_adapter(const AdapterPaths& paths, const AdapterFds& files,
+                                  const BaseModel* base_model) {
+  auto checked = check_adapter(paths, files);
   if (!checked) return checked.status();
   if (base_model != nullptr) {
     GENOMED_RETURN_IF_ERROR(
@@ -104,19 +156,18 @@ Result<ProbeResult> probe_adapter(const AdapterPaths& paths, const BaseModel* ba
   return std::move(checked->probe);
 }
 
-Status fill_adapter(const AdapterPaths& paths, const ResidentLayout& expected,
-                    std::span<std::byte> dest, FillPart part) {
+Status fill_adapter(const AdapterPaths& paths, const AdapterFds& files,
+                    const ResidentLayout& expected, std::span<std::byte> dest, FillPart part,
+                    std::vector<std::uint64_t>* checksums) {
   if (dest.size() < expected.total_bytes) {
     return Status(Errc::internal, "fill of " + paths.weights + ": destination of " +
                                       std::to_string(dest.size()) + " bytes is smaller than " +
                                       std::to_string(expected.total_bytes));
   }
-  auto weights = open_regular(paths.weights);
-  if (!weights) return weights.status();
-  const int fd = weights->fd.get();
-  auto checked = check_adapter(paths, fd, weights->st);
+  const int fd = files.weights.get();
+  auto checked = check_adapter(paths, files);
   if (!checked) return checked.status();
-  const ResidentLayout& layout = checked->probe.layout;
+  ResidentLayout& layout = checked->probe.layout;
   if (!same_layout(layout, expected)) {
     return Status(Errc::file_changed,
                   paths.weights + " or " + paths.config + " changed since the probe");
@@ -125,12 +176,13 @@ Status fill_adapter(const AdapterPaths& paths, const ResidentLayout& expected,
 
   const std::size_t part_begin = std::min(part.begin, layout.tensors.size());
   const std::size_t part_end = std::min(part.end, layout.tensors.size());
+  const bool whole = part_begin == 0 && part_end == layout.tensors.size();
   const auto [region_begin, region_end] = part_region(layout, part);
-  std::uint64_t cursor = region_begin;
-  if (part_begin == 0) {
-    write_layout_header(layout, dest);
-    cursor = layout.header_bytes;
-  }
+  // The header is written last (below, or by the seal): it holds the checksums.
+  std::uint64_t cursor = part_begin == 0 ? layout.header_bytes : region_begin;
+  checksums->clear();
+  checksums->reserve(part_end - part_begin);
+  ChecksumStream stream;
   const auto& infos = checked->header.tensors;  // same order as layout.tensors
   // Tensors that sit back to back both in the file and in the resident
   // layout (the usual case: name order in both, sizes multiples of 64) are
@@ -147,14 +199,27 @@ Status fill_adapter(const AdapterPaths& paths, const ResidentLayout& expected,
       run_end = layout.tensors[j].offset + layout.tensors[j].length;
       ++j;
     }
-    Status s = copy_tensor(fd, paths.weights, checked->header.data_offset + infos[i].data_begin,
-                           dest.data() + first.offset, run_end - first.offset);
+    RunChecksums sums(layout, i, j, stream, checksums);
+    Status s = copy_run(fd, paths.weights, checked->header.data_offset + infos[i].data_begin,
+                        dest.data() + first.offset, run_end - first.offset, sums);
     if (!s.ok()) return s;
     cursor = run_end;
     i = j;
   }
   zero(dest, cursor, region_end);
+  if (whole) {
+    for (std::size_t k = 0; k < layout.tensors.size(); ++k) {
+      layout.tensors[k].checksum = (*checksums)[k];
+    }
+    write_layout_header(layout, dest);
+  }
   return Status::Ok();
+}
+
+Result<AdapterFds> open_adapter_files(const AdapterPaths& paths) {
+  GENOMED_ASSIGN_OR_RETURN(OpenFile config, open_regular(paths.config));
+  GENOMED_ASSIGN_OR_RETURN(OpenFile weights, open_regular(paths.weights));
+  return AdapterFds{std::move(config.fd), std::move(weights.fd)};
 }
 
 }  // namespace genomed::format

@@ -7,61 +7,68 @@
 #include <cerrno>
 #include <system_error>
 
-namespace genomed::format {
+#include "worker/format/pread_full.h"
 
-Fd::~Fd() {
-  if (fd_ >= 0) ::close(fd_);
-}
+namespace genomed::format {
 
 std::string errno_text(int err) { return std::generic_category().message(err); }
 
 Result<OpenFile> open_regular(const std::string& path, Symlinks symlinks) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK |
-                                          (symlinks == Symlinks::refuse ? O_NOFOLLOW : 0));
-  if (fd < 0) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK |
+                                 (symlinks == Symlinks::refuse ? O_NOFOLLOW : 0)));
+  if (!fd.valid()) {
     const int err = errno;
     std::string why =
         err == ELOOP ? "is a symbolic link (refused)" : "cannot be opened: " + errno_text(err);
     return Result<OpenFile>(Errc::file_unreadable, path + " " + why);
   }
-  OpenFile f{Fd(fd), {}};
-  if (::fstat(fd, &f.st) != 0) {
-    return Result<OpenFile>(Errc::file_unreadable, path + ": fstat failed: " + errno_text(errno));
-  }
-  if (!S_ISREG(f.st.st_mode)) {
-    return Result<OpenFile>(Errc::file_unreadable, path + " is not a regular file");
-  }
-  return f;
+  GENOMED_ASSIGN_OR_RETURN(const struct stat st, regular_file_stat(fd.get(), path));
+  return OpenFile{std::move(fd), st};
 }
 
-Result<std::string> read_small_file(const std::string& path, std::uint64_t limit,
-                                    Symlinks symlinks) {
-  auto file = open_regular(path, symlinks);
-  if (!file) return file.status();
+Result<struct stat> regular_file_stat(int fd, const std::string& label) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    return Result<struct stat>(Errc::file_unreadable,
+                               label + ": fstat failed: " + errno_text(errno));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return Result<struct stat>(Errc::file_unreadable, label + " is not a regular file");
+  }
+  return st;
+}
+
+Result<std::string> read_small_fd(int fd, const std::string& label, std::uint64_t limit) {
+  GENOMED_ASSIGN_OR_RETURN(const struct stat st, regular_file_stat(fd, label));
   // Read to EOF rather than trusting st_size, but never past the limit.
   std::string text;
   text.resize(static_cast<std::size_t>(
-      std::min<std::uint64_t>(static_cast<std::uint64_t>(file->st.st_size), limit) + 1));
+      std::min<std::uint64_t>(static_cast<std::uint64_t>(st.st_size), limit) + 1));
   std::size_t used = 0;
   for (;;) {
     if (used == text.size()) {
       if (text.size() > limit) {
-        return Result<std::string>(Errc::limit_exceeded, path + " is larger than the limit of " +
-                                                             std::to_string(limit) + " bytes");
+        return Result<std::string>(Errc::limit_exceeded, label + " is larger than the limit of " +
+                                                              std::to_string(limit) + " bytes");
       }
       text.resize(static_cast<std::size_t>(std::min<std::uint64_t>(text.size() * 2, limit + 1)));
     }
-    const ssize_t got = ::read(file->fd.get(), text.data() + used, text.size() - used);
+    const long long got = pread_full(fd, text.data() + used, text.size() - used, used);
     if (got < 0) {
-      if (errno == EINTR) continue;
       return Result<std::string>(Errc::file_unreadable,
-                                 path + ": read failed: " + errno_text(errno));
+                                 label + ": read failed: " + errno_text(errno));
     }
-    if (got == 0) break;
     used += static_cast<std::size_t>(got);
+    if (used < text.size()) break;  // end of file
   }
   text.resize(used);
   return text;
+}
+
+Result<std::string> read_small_file(const std::string& path, std::uint64_t limit,
+                                    Symlinks symlinks) {
+  GENOMED_ASSIGN_OR_RETURN(OpenFile file, open_regular(path, symlinks));
+  return read_small_fd(file.fd.get(), path, limit);
 }
 
 }  // namespace genomed::format

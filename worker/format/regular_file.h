@@ -1,7 +1,8 @@
-// Opening untrusted files safely: without following a symlink at the last
-// component, refusing anything but a regular file (a FIFO would block a
-// reader for ever; O_NONBLOCK keeps even the open() from hanging), and
-// reading small files to EOF under a size limit.
+// Reading untrusted files safely: refusing anything but a regular file (a
+// FIFO would block a reader for ever; O_NONBLOCK keeps even the open() from
+// hanging), and reading small files whole under a size limit. An adapter's
+// files arrive open (the supervisor opened them beneath its root); only the
+// operator's --base-model, and tests and tools, open files by path here.
 #pragma once
 
 #include <sys/stat.h>
@@ -9,24 +10,10 @@
 #include <cstdint>
 #include <string>
 
+#include "common/fd.h"
 #include "common/status.h"
 
 namespace genomed::format {
-
-// Owns one descriptor.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  Fd& operator=(Fd&&) = delete;
-  ~Fd();
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 struct OpenFile {
   Fd fd;
@@ -35,13 +22,23 @@ struct OpenFile {
 
 enum class Symlinks { refuse, follow };
 
-// Errc::file_unreadable naming `path` and the cause. Adapter files refuse a
-// symlink at the last component (the name resolver checked the path); the
-// operator's --base-model follows them (a Hugging Face cache snapshot is
+// Errc::file_unreadable naming `path` and the cause. `refuse` refuses a
+// symlink at the last component (tests and tools opening an adapter's files);
+// the operator's --base-model follows them (a Hugging Face cache snapshot is
 // made of symlinks into its blobs).
 Result<OpenFile> open_regular(const std::string& path, Symlinks symlinks = Symlinks::refuse);
 
-// The whole file, at most `limit` bytes (Errc::limit_exceeded beyond it).
+// The fstat of an open file, which must be a regular file: Errc::file_unreadable
+// naming `label` otherwise.
+Result<struct stat> regular_file_stat(int fd, const std::string& label);
+
+// The whole open file, at most `limit` bytes (Errc::limit_exceeded beyond
+// it), read with pread from offset 0: the descriptor may be shared with other
+// processes reading it at once, so its file offset is neither used nor moved.
+// `label` names the file in messages.
+Result<std::string> read_small_fd(int fd, const std::string& label, std::uint64_t limit);
+
+// open_regular + read_small_fd.
 Result<std::string> read_small_file(const std::string& path, std::uint64_t limit,
                                     Symlinks symlinks = Symlinks::refuse);
 
