@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds (with the test-only fault injection), runs
-# clang's thread-safety analysis, every unit and integration test, then the
-# Python client's tests.
+# clang's thread-safety analysis, every unit and integration test, the
+# Python client's tests, then each fuzz target for FUZZ_SECONDS.
 # This is the README's test command and what .ci/run calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,3 +19,8 @@ bash scripts/thread-safety.sh "$build_dir"
 venv="$(bash scripts/python-env.sh)"
 GENOMED_BUILD_DIR="$(cd "$build_dir" && pwd)" PYTHONDONTWRITEBYTECODE=1 \
   "$venv/bin/python" -m pytest -p no:cacheprovider -q python/tests
+
+# The fuzz targets from their seed corpora (scripts/fuzz.sh, FUZZ_SECONDS
+# each). The sanitized test runs (scripts/sanitizers.sh) are not part of it
+# yet: see docs/operations.md, "Testing".
+bash scripts/fuzz.sh
