@@ -8,27 +8,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <string>
 
 #include "integration/daemon_fixture.h"
+#include "integration/process_helpers.h"
 
 namespace genomed::testing {
 namespace {
-
-namespace fs = std::filesystem;
-
-// A path in /proc/<pid>/fd that names the daemon's arena, or "".
-std::string arena_descriptor_of(pid_t pid) {
-  std::error_code ec;
-  for (const auto& fd : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
-    std::error_code link_ec;
-    if (fs::read_symlink(fd.path(), link_ec).string().rfind("/memfd:genomed-", 0) == 0) {
-      return fd.path();
-    }
-  }
-  return "";
-}
 
 TEST(ArenaHardening, ReopeningTheDaemonsArenaWritableCannotTruncateIt) {
   Daemon daemon;
@@ -39,12 +25,10 @@ TEST(ArenaHardening, ReopeningTheDaemonsArenaWritableCannotTruncateIt) {
   const std::string before(reinterpret_cast<const char*>(lease->tensors()[0].data.data()),
                            lease->tensors()[0].data.size());
 
-  const std::string path = arena_descriptor_of(daemon.pid());
-  ASSERT_FALSE(path.empty()) << "no memfd arena among genomed's descriptors";
   // The attack as measured: the same uid (here root, which also passes the
   // 0400 mode) opens the daemon's descriptor writable.
-  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  ASSERT_NE(fd, -1) << path;
+  const int fd = open_arena_writable(daemon.pid());
+  ASSERT_NE(fd, -1) << "no read-write memfd arena among genomed's descriptors";
   struct stat st {};
   ASSERT_EQ(::fstat(fd, &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0400u);

@@ -1,6 +1,9 @@
 #include "integration/process_helpers.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+
+#include <filesystem>
 
 #include "integration/daemon_fixture.h"
 #include "integration/file_tensors.h"
@@ -22,6 +25,20 @@ pid_t pid_in(const std::string& marker) {
   const std::string text = read_file(marker);
   if (text.empty() || text.back() != '\n') return -1;
   return static_cast<pid_t>(std::stol(text));
+}
+
+int open_arena_writable(pid_t daemon) {
+  namespace fs = std::filesystem;
+  const std::string proc = "/proc/" + std::to_string(daemon);
+  std::error_code ec;
+  for (const auto& fd : fs::directory_iterator(proc + "/fd", ec)) {
+    std::error_code link_ec;
+    if (fs::read_symlink(fd.path(), link_ec).string().rfind("/memfd:genomed-", 0) != 0) continue;
+    const std::string info = read_file(proc + "/fdinfo/" + fd.path().filename().string());
+    const auto flags = std::stoul(info.substr(info.find("flags:") + 6), nullptr, 8);
+    if ((flags & O_ACCMODE) == O_RDWR) return ::open(fd.path().c_str(), O_RDWR | O_CLOEXEC);
+  }
+  return -1;
 }
 
 }  // namespace genomed::testing

@@ -1,5 +1,5 @@
 // Helpers the multi-process tests share: the file's bytes against a lease's
-// and the pid a once-fault wrote.
+// the pid a once-fault wrote, and the daemon's arena reopened writable.
 #pragma once
 
 #include <sys/types.h>
@@ -21,6 +21,11 @@ void expect_file_bytes(const Lease& lease, const std::string& weights);
 
 // The pid a once-fault wrote into its marker file, once it is complete; -1 before.
 pid_t pid_in(const std::string& marker);
+
+// The daemon's read-write arena descriptor (a memfd), reopened writable
+// through /proc/<daemon>/fd as a stray writer would (the tests run as root,
+// which passes the arena's 0400 mode); -1 if it holds none.
+int open_arena_writable(pid_t daemon);
 
 // What /proc says about a process (children_of, process_state, thread_count,
 // open_fds, ProcessRef, alive, ...) lives in tools/testkit/proc.h, shared

@@ -9,16 +9,15 @@
 #include <unistd.h>
 
 #include <cstdint>
-#include <filesystem>
 #include <fstream>
 #include <string>
 
 #include "integration/daemon_fixture.h"
+#include "integration/process_helpers.h"
 
 namespace genomed::testing {
 namespace {
 
-namespace fs = std::filesystem;
 
 // Where this process mapped the arena (from /proc/self/maps), or null.
 const std::byte* arena_mapping() {
@@ -29,21 +28,6 @@ const std::byte* arena_mapping() {
         std::stoull(line.substr(0, line.find('-')), nullptr, 16));
   }
   return nullptr;
-}
-
-// The daemon's read-write descriptor of its arena, reopened (as root: the
-// arena's mode is 0400); -1 if none.
-int open_arena_writable(pid_t daemon) {
-  const fs::path fds = "/proc/" + std::to_string(daemon) + "/fd";
-  for (const auto& fd : fs::directory_iterator(fds)) {
-    std::error_code ec;
-    if (fs::read_symlink(fd.path(), ec).string().rfind("/memfd:genomed-", 0) != 0) continue;
-    const std::string info =
-        read_file("/proc/" + std::to_string(daemon) + "/fdinfo/" + fd.path().filename().string());
-    const auto flags = std::stoul(info.substr(info.find("flags:") + 6), nullptr, 8);
-    if ((flags & O_ACCMODE) == O_RDWR) return ::open(fd.path().c_str(), O_RDWR | O_CLOEXEC);
-  }
-  return -1;
 }
 
 TEST(Verify, AnIntactCopyPassesAndAChangedByteIsNamedByItsTensor) {
