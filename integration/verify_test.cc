@@ -18,7 +18,6 @@
 namespace genomed::testing {
 namespace {
 
-
 // Where this process mapped the arena (from /proc/self/maps), or null.
 const std::byte* arena_mapping() {
   std::ifstream maps("/proc/self/maps");
