@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ccache pkg-config
+  dpkg-dev file                          # cpack -G DEB: dpkg-shlibdeps finds Depends, file finds ELF files
   libboost-dev libboost-filesystem-dev   # Boost 1.74: Interprocess, Process (v1)
   libmsgpack-cxx-dev libspdlog-dev nlohmann-json3-dev libssl-dev
   libxxhash-dev                          # XXH3-64 tensor checksums (header-only use)
