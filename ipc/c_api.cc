@@ -4,6 +4,7 @@
 #include "genomed/genomed.h"
 
 #include <algorithm>
+#include <cstdarg>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -68,38 +69,43 @@ genomed_errc succeed(genomed_error* error) {
   return GENOMED_OK;
 }
 
+// A failure formatted without allocating: usable where an allocation just
+// failed, and before `guarded` runs.
+[[gnu::format(printf, 3, 4)]] genomed_errc fail_printf(genomed_error* error, Errc code,
+                                                       const char* format, ...) noexcept {
+  if (error != nullptr) {
+    error->code = static_cast<genomed_errc>(code);
+    va_list args;
+    va_start(args, format);
+    std::vsnprintf(error->message, sizeof error->message, format, args);
+    va_end(args);
+  }
+  return static_cast<genomed_errc>(code);
+}
+
 // Runs `body` (which returns a genomed_errc), turning any exception into a code.
 template <class Body>
 genomed_errc guarded(genomed_error* error, const char* what, Body&& body) noexcept {
   try {
     return body();
   } catch (const std::bad_alloc&) {
-    return fail(error, Errc::environment, std::string(what) + ": out of memory");
+    return fail_printf(error, Errc::environment, "%s: out of memory", what);
   } catch (const std::exception& e) {
-    return fail(error, Errc::internal, std::string(what) + ": unexpected exception: " + e.what());
+    return fail_printf(error, Errc::internal, "%s: unexpected exception: %s", what, e.what());
   } catch (...) {
-    return fail(error, Errc::internal, std::string(what) + ": unexpected exception");
+    return fail_printf(error, Errc::internal, "%s: unexpected exception", what);
   }
 }
 
-// The failures found before `guarded` runs: formatted without allocating.
 genomed_errc null_argument(genomed_error* error, const char* what, const char* argument) noexcept {
-  if (error != nullptr) {
-    error->code = GENOMED_ERRC_BAD_REQUEST;
-    std::snprintf(error->message, sizeof error->message, "%s: %s is NULL", what, argument);
-  }
-  return GENOMED_ERRC_BAD_REQUEST;
+  return fail_printf(error, Errc::bad_request, "%s: %s is NULL", what, argument);
 }
 
 genomed_errc bad_timeout(genomed_error* error, const char* what, int64_t ms) noexcept {
-  if (error != nullptr) {
-    error->code = GENOMED_ERRC_BAD_REQUEST;
-    std::snprintf(error->message, sizeof error->message,
-                  "%s: timeout %lld ms is negative; give milliseconds >= 0, "
-                  "GENOMED_TIMEOUT_DEFAULT or GENOMED_TIMEOUT_NONE",
-                  what, static_cast<long long>(ms));
-  }
-  return GENOMED_ERRC_BAD_REQUEST;
+  return fail_printf(error, Errc::bad_request,
+                     "%s: timeout %lld ms is negative; give milliseconds >= 0, "
+                     "GENOMED_TIMEOUT_DEFAULT or GENOMED_TIMEOUT_NONE",
+                     what, static_cast<long long>(ms));
 }
 
 genomed_errc out_of_range(genomed_error* error, const char* what, const genomed_lease* lease,
@@ -124,8 +130,9 @@ std::optional<genomed::Client::Timeout> call_timeout(int64_t ms) {
   return genomed::Client::Timeout(*t);
 }
 
-genomed_lease* wrap(genomed::Lease lease) {
-  auto* out = new genomed_lease{std::move(lease), {}, {}, {}};
+// A handle for `lease`; if copying the names fails, the lease is released.
+std::unique_ptr<genomed_lease> wrap(genomed::Lease lease) {
+  auto out = std::make_unique<genomed_lease>(genomed_lease{std::move(lease), {}, {}, {}});
   const auto tensors = out->lease.tensors();
   out->tensor_names.reserve(tensors.size());
   out->tensor_dtypes.reserve(tensors.size());
@@ -182,6 +189,7 @@ genomed_errc genomed_connect(const char* socket_path, const genomed_client_optio
           {options->request_timeout_ms, &cpp.request_timeout},
           {options->load_timeout_ms, &cpp.load_timeout}};
       for (const auto& [ms, field] : timeouts) {
+        if (ms == GENOMED_TIMEOUT_DEFAULT) continue;  // keep the library's default
         const auto t = option_timeout(ms);
         if (!t) return bad_timeout(error, what, ms);
         *field = *t;
@@ -220,7 +228,7 @@ genomed_errc genomed_acquire(genomed_client* client, const char* name, int64_t t
   return guarded(error, what, [&] {
     auto acquired = client->client.acquire(std::string_view(name), *timeout);
     if (!acquired) return fail(error, acquired.status());
-    *lease = wrap(std::move(acquired).value());
+    *lease = wrap(std::move(acquired).value()).release();
     return succeed(error);
   });
 }
@@ -249,7 +257,7 @@ genomed_errc genomed_acquire_batch(genomed_client* client, const char* const* na
     // Wrap all first: an allocation failure midway releases every lease
     // (their destructors) and hands out none, keeping all-or-nothing.
     std::vector<std::unique_ptr<genomed_lease>> wrapped;
-    for (auto& l : acquired.value()) wrapped.emplace_back(wrap(std::move(l)));
+    for (auto& l : acquired.value()) wrapped.push_back(wrap(std::move(l)));
     for (size_t i = 0; i < count; ++i) leases[i] = wrapped[i].release();
     return succeed(error);
   });

@@ -67,6 +67,8 @@ typedef struct genomed_error {
 #define GENOMED_TIMEOUT_DEFAULT (-1) /* the client's option for that kind of call */
 #define GENOMED_TIMEOUT_NONE (-2)    /* wait for ever */
 
+/* Each timeout: milliseconds >= 0, GENOMED_TIMEOUT_NONE, or
+ * GENOMED_TIMEOUT_DEFAULT for the default in parentheses. */
 typedef struct genomed_client_options {
   const char* client_name;    /* logged by the daemon; NULL: "libgenomed" */
   int64_t connect_timeout_ms; /* connecting and the HELLO exchange (5000) */

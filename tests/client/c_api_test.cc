@@ -111,6 +111,9 @@ TEST(CApi, NullArgumentsAndBadTimeoutsAreBadRequests) {
 
   genomed_client_options options;
   genomed_client_options_init(&options);
+  options.connect_timeout_ms = GENOMED_TIMEOUT_DEFAULT;  // keeps the default: fails as not_connected
+  EXPECT_EQ(genomed_connect("/nonexistent-genomed-test/s", &options, &client, &error),
+            GENOMED_ERRC_NOT_CONNECTED);
   options.connect_timeout_ms = -7;
   EXPECT_EQ(genomed_connect("/x", &options, &client, &error), GENOMED_ERRC_BAD_REQUEST);
   EXPECT_NE(std::string(error.message).find("-7 ms"), std::string::npos) << error.message;
