@@ -475,7 +475,7 @@ Result<Client> Client::connect(const std::string& socket_path, const ClientOptio
   const int map_errno = errno;
   close_arena_fd();  // the mapping keeps the arena alive
   if (p == MAP_FAILED) {
-    return Status(Errc::internal,
+    return Status(Errc::environment,
                   std::string("cannot map the arena read-only: ") + std::strerror(map_errno));
   }
   conn->reader->set_blocking_first_receive(true);  // see Connection::bound_receive

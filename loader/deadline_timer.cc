@@ -16,7 +16,7 @@ DeadlineTimer::~DeadlineTimer() {
 Status DeadlineTimer::open() {
   // steady_clock is CLOCK_MONOTONIC, so heap times convert to timerfd times 1:1.
   fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-  if (fd_ < 0) return Status(Errc::internal, std::string("timerfd: ") + std::strerror(errno));
+  if (fd_ < 0) return Status(Errc::environment, std::string("timerfd: ") + std::strerror(errno));
   return Status::Ok();
 }
 

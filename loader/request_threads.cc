@@ -27,14 +27,16 @@ RequestThreads::~RequestThreads() {
 
 Status RequestThreads::start() {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd_ < 0) return Status(Errc::internal, std::string("epoll: ") + std::strerror(errno));
+  if (epoll_fd_ < 0)
+    return Status(Errc::environment, std::string("epoll: ") + std::strerror(errno));
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (stop_fd_ < 0) return Status(Errc::internal, std::string("eventfd: ") + std::strerror(errno));
+  if (stop_fd_ < 0)
+    return Status(Errc::environment, std::string("eventfd: ") + std::strerror(errno));
   epoll_event ev{};
   ev.events = EPOLLIN;  // level-triggered and never read: every waiting thread sees it
   ev.data.u64 = kStopKey;
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, stop_fd_, &ev) != 0) {
-    return Status(Errc::internal, std::string("epoll_ctl: ") + std::strerror(errno));
+    return Status(Errc::environment, std::string("epoll_ctl: ") + std::strerror(errno));
   }
   MutexLock lock(mu_);
   for (int i = 0; i < options_.base; ++i) spawn_locked();
@@ -46,7 +48,7 @@ Status RequestThreads::add(int fd, std::uint64_t key, std::uint32_t events) {
   ev.events = events;
   ev.data.u64 = key;
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-    return Status(Errc::internal, std::string("epoll_ctl add: ") + std::strerror(errno));
+    return Status(Errc::environment, std::string("epoll_ctl add: ") + std::strerror(errno));
   }
   return Status::Ok();
 }
