@@ -262,9 +262,13 @@ TEST(WorkerFaults, GarbageReplyIsAProtocolErrorAndTheWorkerIsReplaced) {
 // mixed requests. Every request ends in success or a typed error; afterwards
 // nothing leaked.
 TEST(WorkerFaults, RepeatedKillsUnderLoadLeakNothing) {
+  // The backoff is capped low: a slow build (ASan) can see every worker
+  // killed before it finishes a job, and a backoff doubling to its 5 s
+  // default cap would stretch 300 kills over many minutes.
   Daemon daemon({.budget_bytes = 4ull << 20,
-                 .extra_args = {"--restart-backoff-ms", "1", "--restart-intensity", "100000",
-                                "--quarantine-strikes", "100000", "--breaker-failures", "100000"}});
+                 .extra_args = {"--restart-backoff-ms", "1", "--restart-backoff-max-ms", "20",
+                                "--restart-intensity", "100000", "--quarantine-strikes", "100000",
+                                "--breaker-failures", "100000"}});
   constexpr int kAdapters = 12;
   for (int i = 0; i < kAdapters; ++i) {
     daemon.add_adapter(
