@@ -23,8 +23,13 @@ export TSAN_OPTIONS="$signals:halt_on_error=1:second_deadlock_stack=1"
 
 for kind in "${kinds[@]}"; do
   case "$kind" in
-    asan) sanitize="address,undefined"; filter=""; targets=(all) ;;
-    tsan) sanitize="thread"; targets=(loader_tests integration_tests)
+    # Excluded under ASan: a worker past --worker-memory-limit must get a
+    # std::bad_alloc to answer limit_exceeded, but ASan's operator new
+    # reports out-of-memory and aborts instead (whatever
+    # allocator_may_return_null says). The plain build runs it.
+    asan) sanitize="address,undefined"; filter=""; targets=(all)
+          exclude="HostileMemory.AllocationPastTheWorkerMemoryLimit" ;;
+    tsan) sanitize="thread"; targets=(loader_tests integration_tests); exclude=""
           filter="Coordinator|Admission|RequestThreads|DeadlineTimer|LeaseTable|Pool|Concurrency|ReleaseWhileWaiting|Eviction|Hangup|IdleConnections|ConnectionLimits" ;;
     *) echo "usage: scripts/sanitizers.sh [asan|tsan]..." >&2; exit 2 ;;
   esac
@@ -36,5 +41,6 @@ for kind in "${kinds[@]}"; do
     { tail -40 "$build_dir.build.log"; exit 1; }
   args=(--output-on-failure -j "$(nproc)" --timeout 900)
   [ -n "$filter" ] && args+=(-R "$filter")
+  [ -n "$exclude" ] && args+=(-E "$exclude")
   (cd "$build_dir" && ctest "${args[@]}")
 done
