@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds (with the test-only fault injection), runs
 # clang's thread-safety analysis, every unit and integration test, the
-# Python client's tests, then each fuzz target for FUZZ_SECONDS.
+# Python client's tests, each fuzz target for FUZZ_SECONDS, then the tests
+# again under ASan + UBSan and TSan.
 # This is the README's test command and what .ci/run calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,10 @@ GENOMED_BUILD_DIR="$(cd "$build_dir" && pwd)" PYTHONDONTWRITEBYTECODE=1 \
   "$venv/bin/python" -m pytest -p no:cacheprovider -q python/tests
 
 # The fuzz targets from their seed corpora (scripts/fuzz.sh, FUZZ_SECONDS
-# each). The sanitized test runs (scripts/sanitizers.sh) are not part of it
-# yet: see docs/operations.md, "Testing".
+# each).
 bash scripts/fuzz.sh
+
+# Every unit and integration test again with ASan + UBSan, and the tests of
+# concurrent code with TSan: daemon, workers and tests built sanitized in
+# build-asan/ and build-tsan/ (scripts/sanitizers.sh).
+bash scripts/sanitizers.sh asan tsan
