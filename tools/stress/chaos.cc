@@ -64,6 +64,7 @@ void ChaosMonkey::stop() {
   if (thread_.joinable()) thread_.join();
   resume_due(true);
   tend_victims(true);
+  client_.reset();  // the daemon's footprint is compared without it
 }
 
 void ChaosMonkey::loop() {
@@ -82,12 +83,12 @@ void ChaosMonkey::loop() {
   for (auto& k : kinds) k.next = now0 + exponential(k.rate, rng_);
   std::unique_lock lock(mu_);
   while (!stopping_) {
-    // Wake for the next event, or every 5 ms while victims or stopped workers
-    // need tending.
+    // Wake for the next event, or every millisecond while victims or stopped
+    // workers need tending.
     auto wake = Clock::now() + std::chrono::milliseconds(200);
     for (const auto& k : kinds) wake = std::min(wake, k.next);
     if (!victims_.empty() || !stopped_.empty())
-      wake = std::min(wake, Clock::now() + std::chrono::milliseconds(5));
+      wake = std::min(wake, Clock::now() + std::chrono::milliseconds(1));
     cv_.wait_until(lock, wake, [&] { return stopping_; });
     if (stopping_) break;
     lock.unlock();
@@ -154,8 +155,10 @@ void ChaosMonkey::start_victim() {
     return;
   }
   v->kill_when_held = kill_when_held;
-  v->kill_at = Clock::now() + std::chrono::milliseconds(
-                                  std::uniform_int_distribution<int>(1, 40)(rng_));
+  // A cold load takes a millisecond or more: killed within 0-2 ms of
+  // connecting, the victim is most often still waiting for it.
+  v->kill_at = Clock::now() + std::chrono::microseconds(
+                                  std::uniform_int_distribution<int>(0, 2000)(rng_));
   victims_.push_back(*v);
 }
 

@@ -230,6 +230,11 @@ Result<Options> parse_options(int argc, char** argv) {
                    std::to_string(hi) + "]");
       return static_cast<int>(n);
     };
+    const auto duration = [&]() -> Result<std::chrono::milliseconds> {
+      auto v = value();
+      if (!v) return v.status();
+      return parse_duration(*v);
+    };
 #define TAKE(expr)                     \
   do {                                 \
     auto r_ = (expr);                  \
@@ -261,9 +266,7 @@ Result<Options> parse_options(int argc, char** argv) {
     } else if (flag == "--clients") {
       SET(o.clients, integer(1, 4096));
     } else if (flag == "--duration") {
-      auto v = value();
-      TAKE(v);
-      SET(o.duration, parse_duration(*v));
+      SET(o.duration, duration());
     } else if (flag == "--ops") {
       auto v = value();
       TAKE(v);
@@ -320,13 +323,9 @@ Result<Options> parse_options(int argc, char** argv) {
     } else if (flag == "--sample-tensors") {
       SET(o.sample_tensors, integer(1, 1 << 20));
     } else if (flag == "--op-deadline") {
-      auto v = value();
-      TAKE(v);
-      SET(o.op_deadline, parse_duration(*v));
+      SET(o.op_deadline, duration());
     } else if (flag == "--quiesce-timeout") {
-      auto v = value();
-      TAKE(v);
-      SET(o.quiesce_timeout, parse_duration(*v));
+      SET(o.quiesce_timeout, duration());
     } else if (flag == "--allow") {
       auto v = value();
       TAKE(v);

@@ -41,6 +41,16 @@ fixture::AdapterSpec small_spec(std::uint64_t seed) {
   return {.rank = 4, .layers = 1, .hidden = 32, .dtype = format::DType::F16, .seed = seed};
 }
 
+// A weights file of one [4, 32] tensor declared with `dtype` and ending at
+// `end`, over 256 zero bytes of data.
+Status one_tensor_file(const std::string& path, const std::string& dtype, int end) {
+  return fixture::write_raw_safetensors(
+      path,
+      R"({"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight":{"dtype":")" + dtype +
+          R"(","shape":[4,32],"data_offsets":[0,)" + std::to_string(end) + "]}}",
+      std::string(256, '\0'));
+}
+
 }  // namespace
 
 Result<ScratchRoot> ScratchRoot::create() {
@@ -144,11 +154,7 @@ Result<std::string> ScratchRoot::write_bad(int index) {
       s = fixture::write_raw_safetensors(weights, "{not json", std::string(64, '\0'));
       break;
     case 2:  // offsets past the end of the data
-      s = fixture::write_raw_safetensors(
-          weights,
-          R"({"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight":)"
-          R"({"dtype":"F16","shape":[4,32],"data_offsets":[0,4096]}})",
-          std::string(256, '\0'));
+      s = one_tensor_file(weights, "F16", 4096);
       break;
     case 3:  // adapter_config.json is not JSON
       s = write_text(config, "{\"r\": 4,");
@@ -159,11 +165,7 @@ Result<std::string> ScratchRoot::write_bad(int index) {
       break;
     }
     case 5:  // a dtype the format does not define
-      s = fixture::write_raw_safetensors(
-          weights,
-          R"({"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight":)"
-          R"({"dtype":"F13","shape":[4,32],"data_offsets":[0,256]}})",
-          std::string(256, '\0'));
+      s = one_tensor_file(weights, "F13", 256);
       break;
     case 6:  // not a LoRA adapter
       config_json["peft_type"] = "PREFIX_TUNING";

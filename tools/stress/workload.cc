@@ -142,6 +142,17 @@ bool Workload::acquire_batch(Client& client, std::mt19937_64& rng) {
   return false;
 }
 
+template <class Call, class Check>
+bool Workload::observe(Op op, Client& client, Call call, Check check) {
+  const auto t0 = Clock::now();
+  auto result = call();
+  tally_.op(op).latency.record(micros_since(t0));
+  if (!result) return policy_.record(op, result.status(), client, tally_, "");
+  check(*result);
+  tally_.op(op).ok.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
 bool Workload::perform(Op op, Client& client, std::mt19937_64& rng) {
   switch (op) {
     case Op::acquire:
@@ -172,24 +183,12 @@ bool Workload::perform(Op op, Client& client, std::mt19937_64& rng) {
       tally_.op(op).ok.fetch_add(1, std::memory_order_relaxed);
       return false;
     }
-    case Op::list: {
-      const auto t0 = Clock::now();
-      auto list = client.list();
-      tally_.op(op).latency.record(micros_since(t0));
-      if (!list) return policy_.record(op, list.status(), client, tally_, "");
-      invariants_.check_list(*list);
-      tally_.op(op).ok.fetch_add(1, std::memory_order_relaxed);
-      return false;
-    }
-    case Op::stats: {
-      const auto t0 = Clock::now();
-      auto stats = client.stats();
-      tally_.op(op).latency.record(micros_since(t0));
-      if (!stats) return policy_.record(op, stats.status(), client, tally_, "");
-      invariants_.check_stats(*stats);
-      tally_.op(op).ok.fetch_add(1, std::memory_order_relaxed);
-      return false;
-    }
+    case Op::list:
+      return observe(op, client, [&] { return client.list(); },
+                     [&](const auto& list) { invariants_.check_list(list); });
+    case Op::stats:
+      return observe(op, client, [&] { return client.stats(); },
+                     [&](const auto& stats) { invariants_.check_stats(stats); });
     case Op::bad_acquire:
     case Op::count:
       break;

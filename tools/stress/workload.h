@@ -42,6 +42,9 @@ class Workload {
   bool acquire_one(Client& client, std::mt19937_64& rng);
   bool acquire_batch(Client& client, std::mt19937_64& rng);
   void hold(std::mt19937_64& rng) const;
+  // LIST or STATS: timed, counted, and its answer checked against the invariants.
+  template <class Call, class Check>
+  bool observe(Op op, Client& client, Call call, Check check);
 
   const Options& options_;
   std::string socket_;
