@@ -138,13 +138,17 @@ void Invariants::quiesce(const Corpus& corpus, const Verifier& verifier,
       const auto waiting = stat_of(stats, "admission_waiting");
       const auto alive = stat_of(stats, "workers_alive");
       const auto leases = stat_of(stats, "leases_active");
-      settled = loading == 0 && queued == 0 && waiting == 0 && draining_unleased == 0;
+      // A worker still busy once nothing is loading holds a job nobody waits
+      // for any more (an abandoned load, stuck): not settled either.
+      const auto busy = stat_of(stats, "workers_busy");
+      settled = loading == 0 && queued == 0 && waiting == 0 && draining_unleased == 0 && busy == 0;
       workers_ok = facts_.workers_configured == 0 ||
                    alive == static_cast<std::uint64_t>(facts_.workers_configured);
       leases_ok = options_.shared || (leases == 0 && listed_leases(list) == 0);
       state = "loading " + std::to_string(loading) + ", queued " + std::to_string(queued) +
               ", admission waiting " + std::to_string(waiting) + ", draining without leases " +
-              std::to_string(draining_unleased) + ", workers alive " + std::to_string(alive) +
+              std::to_string(draining_unleased) + ", workers busy " + std::to_string(busy) +
+              ", workers alive " + std::to_string(alive) +
               " of " + std::to_string(facts_.workers_configured) + ", leases active " +
               std::to_string(leases) + " (listed " + std::to_string(listed_leases(list)) + ")";
       if (settled && workers_ok && leases_ok) break;
@@ -181,6 +185,11 @@ void Invariants::quiesce(const Corpus& corpus, const Verifier& verifier,
         verifier.check(*lease, a.name, rng, true);
         held.push_back(std::move(*lease));
       } else if (policy.record(Op::acquire, lease.status(), *client, tally_, a.name + " (quiesce)")) {
+        // Broken (a hang, counted): its leases end when it closes.
+        held.clear();
+        auto again = Client::connect(facts_.socket, copts);
+        if (!again) return;
+        client = std::move(again);
         break;
       }
     }

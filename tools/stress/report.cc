@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -123,7 +124,11 @@ void print_report(std::FILE* out, const Options& options, const Tally& tally,
                           static_cast<unsigned long long>(n));
     }
     std::fprintf(out, "\n");
-    for (const auto& d : tally.failure_details()) std::fprintf(out, "  %s\n", d.c_str());
+    // A dead daemon first: the lost connections that follow are its symptoms.
+    auto details = tally.failure_details();
+    std::stable_partition(details.begin(), details.end(),
+                          [](const std::string& d) { return d.rfind("daemon:", 0) == 0; });
+    for (const auto& d : details) std::fprintf(out, "  %s\n", d.c_str());
   }
   if (!s.kept_dir.empty())
     std::fprintf(out, "\nscratch directory kept (daemon log: genomed.log): %s\n", s.kept_dir.c_str());
