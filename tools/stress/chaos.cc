@@ -57,7 +57,7 @@ void ChaosMonkey::start() {
 
 void ChaosMonkey::stop() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
   cv_.notify_all();
@@ -81,17 +81,14 @@ void ChaosMonkey::loop() {
                              {rates_.replace_files, &ChaosMonkey::replace_file, {}}};
   std::erase_if(kinds, [](const Kind& k) { return k.rate <= 0; });
   for (auto& k : kinds) k.next = now0 + exponential(k.rate, rng_);
-  std::unique_lock lock(mu_);
-  while (!stopping_) {
+  while (true) {
     // Wake for the next event, or every millisecond while victims or stopped
     // workers need tending.
     auto wake = Clock::now() + std::chrono::milliseconds(200);
     for (const auto& k : kinds) wake = std::min(wake, k.next);
     if (!victims_.empty() || !stopped_.empty())
       wake = std::min(wake, Clock::now() + std::chrono::milliseconds(1));
-    cv_.wait_until(lock, wake, [&] { return stopping_; });
-    if (stopping_) break;
-    lock.unlock();
+    if (wait_until(wake)) break;
     const auto now = Clock::now();
     for (auto& k : kinds) {
       if (now < k.next) continue;
@@ -100,8 +97,13 @@ void ChaosMonkey::loop() {
     }
     resume_due(false);
     tend_victims(false);
-    lock.lock();
   }
+}
+
+bool ChaosMonkey::wait_until(Clock::time_point wake) {
+  MutexLock lock(mu_);
+  lock.wait_until(cv_, wake, [&]() REQUIRES(mu_) { return stopping_; });
+  return stopping_;
 }
 
 void ChaosMonkey::kill_worker() {

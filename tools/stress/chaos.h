@@ -11,12 +11,12 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/mutex.h"
 #include "tools/stress/corpus.h"
 #include "tools/stress/error_policy.h"
 #include "tools/stress/invariants.h"
@@ -44,6 +44,8 @@ class ChaosMonkey {
 
  private:
   void loop();
+  // Waits until `wake` or stop(); true if stopping.
+  bool wait_until(std::chrono::steady_clock::time_point wake);
   void kill_worker();
   void stop_worker();
   void start_victim();
@@ -72,9 +74,9 @@ class ChaosMonkey {
   std::vector<int> next_version_;
   int bad_written_ = 0;
 
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;  // GUARDED_BY(mu_)
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

@@ -51,7 +51,7 @@ std::uint64_t stat_of(const Stats& stats, const std::string& key) {
 void Invariants::record(const std::string& name, bool ok, const std::string& detail,
                         const std::string& observed) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     CheckResult* r = nullptr;
     for (auto& existing : results_)
       if (existing.name == name) r = &existing;
@@ -252,7 +252,7 @@ void Invariants::quiesce(const Corpus& corpus, const Verifier& verifier,
 }
 
 std::vector<CheckResult> Invariants::results() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return results_;
 }
 

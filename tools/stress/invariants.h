@@ -17,11 +17,11 @@
 
 #include <chrono>
 #include <map>
-#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "common/mutex.h"
 #include "genomed/client.h"
 #include "tools/stress/error_policy.h"
 #include "tools/stress/options.h"
@@ -73,10 +73,11 @@ class Invariants {
   const Options& options_;
   Tally& tally_;
   const DaemonFacts& facts_;
-  mutable std::mutex mu_;
-  std::vector<CheckResult> results_;  // in the order first recorded
+  mutable Mutex mu_;
+  std::vector<CheckResult> results_ GUARDED_BY(mu_);  // in the order first recorded
+  // name -> (generation, first seen loading); the monitor's thread only.
   std::map<std::string, std::pair<std::uint64_t, std::chrono::steady_clock::time_point>>
-      loading_since_;  // name -> (generation, first seen loading), monitor only
+      loading_since_;
 };
 
 std::uint64_t stat_of(const Stats& stats, const std::string& key);

@@ -79,7 +79,7 @@ const char* chaos_name(Chaos c) {
 
 void Tally::fail(Failure f, const std::string& detail) {
   failures_[static_cast<int>(f)].fetch_add(1);
-  std::lock_guard lock(details_mu_);
+  MutexLock lock(details_mu_);
   if (details_.size() < kMaxDetails) details_.push_back(std::string(failure_name(f)) + ": " + detail);
 }
 
@@ -90,7 +90,7 @@ std::uint64_t Tally::failures_total() const {
 }
 
 std::vector<std::string> Tally::failure_details() const {
-  std::lock_guard lock(details_mu_);
+  MutexLock lock(details_mu_);
   return details_;
 }
 

@@ -9,10 +9,10 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "common/mutex.h"
 #include "genomed/errc.h"
 #include "tools/stress/options.h"
 
@@ -100,8 +100,8 @@ class Tally {
   std::array<OpTally, kOps> ops_{};
   std::array<std::atomic<std::uint64_t>, kFailures> failures_{};
   std::array<std::atomic<std::uint64_t>, kChaos> chaos_{};
-  mutable std::mutex details_mu_;
-  std::vector<std::string> details_;  // the first kMaxDetails, for the report
+  mutable Mutex details_mu_;
+  std::vector<std::string> details_ GUARDED_BY(details_mu_);  // the first kMaxDetails
   static constexpr std::size_t kMaxDetails = 40;
 };
 
