@@ -176,20 +176,22 @@ Status parse_mix(const std::string& spec, std::map<Op, int>& mix) {
 
 Status parse_chaos(const std::string& spec, ChaosRates& rates) {
   rates = {};
+  const ChaosRates defaults = default_chaos_rates();
+  // kind -> (its rate in `rates`, its default)
+  const std::map<std::string, std::pair<double*, double>> kinds = {
+      {"kill-workers", {&rates.kill_workers, defaults.kill_workers}},
+      {"stop-workers", {&rates.stop_workers, defaults.stop_workers}},
+      {"kill-clients", {&rates.kill_clients, defaults.kill_clients}},
+      {"bad-files", {&rates.bad_files, defaults.bad_files}},
+      {"replace-files", {&rates.replace_files, defaults.replace_files}}};
   for (const auto& item : split(spec, ',')) {
     const auto eq = item.find('=');
     const std::string kind = item.substr(0, eq);
-    const ChaosRates d = default_chaos_rates();
-    double rate = 0;
-    double* slot = nullptr;
-    if (kind == "kill-workers") slot = &rates.kill_workers, rate = d.kill_workers;
-    else if (kind == "stop-workers") slot = &rates.stop_workers, rate = d.stop_workers;
-    else if (kind == "kill-clients") slot = &rates.kill_clients, rate = d.kill_clients;
-    else if (kind == "bad-files") slot = &rates.bad_files, rate = d.bad_files;
-    else if (kind == "replace-files") slot = &rates.replace_files, rate = d.replace_files;
-    else
+    const auto it = kinds.find(kind);
+    if (it == kinds.end())
       return bad("--chaos: unknown kind '" + kind +
                  "' (kill-workers, stop-workers, kill-clients, bad-files, replace-files)");
+    auto [slot, rate] = it->second;
     if (eq != std::string::npos) {
       auto r = parse_number("--chaos " + kind, item.substr(eq + 1));
       if (!r) return r.status();
