@@ -33,8 +33,9 @@ struct ChaosRates {
   std::string to_string() const;  // "kill-workers=0.2,..." (only the kinds on)
 };
 
-// `--chaos` alone: every kind at these rates. Kills stay under the pool's
-// default restart intensity (10 restarts in 30 s) so the pool keeps serving.
+// `--chaos` alone: every kind at these rates. With the restarts that stops
+// and cancelled loads add, kills come close to the pool's default restart
+// intensity (10 in 30 s): the pool trips it at times (docs/stress.md).
 ChaosRates default_chaos_rates();
 
 enum class VerifyMode { full, sample };
