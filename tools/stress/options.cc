@@ -56,7 +56,7 @@ target:
                           with --spawn: copied into the harness's scratch root
   --spawn                 start and stop an own genomed on a scratch root the
                           harness owns; flags after `--` go to genomed
-                          (defaults: --budget 32M --workers 2 --load-timeout-ms 10000)
+                          (defaults: --budget 12M --workers 2 --load-timeout-ms 10000)
   --genomed PATH          the genomed binary for --spawn (default: next to this one)
   --generate N            --spawn without --root: write N adapters (default 24)
   --bad-root DIR          malformed adapters the daemon also serves (a root of
