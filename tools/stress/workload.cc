@@ -143,11 +143,11 @@ bool Workload::acquire_batch(Client& client, std::mt19937_64& rng) {
 }
 
 template <class Call, class Check>
-bool Workload::observe(Op op, Client& client, Call call, Check check) {
+bool Workload::observe(Op op, Client& client, const std::string& what, Call call, Check check) {
   const auto t0 = Clock::now();
   auto result = call();
   tally_.op(op).latency.record(micros_since(t0));
-  if (!result) return policy_.record(op, result.status(), client, tally_, "");
+  if (!result) return policy_.record(op, result.status(), client, tally_, what);
   check(*result);
   tally_.op(op).ok.fetch_add(1, std::memory_order_relaxed);
   return false;
@@ -161,33 +161,30 @@ bool Workload::perform(Op op, Client& client, std::mt19937_64& rng) {
       return acquire_batch(client, rng);
     case Op::load: {
       const std::string& name = corpus_.good()[popularity_.pick(rng)].name;
-      const auto t0 = Clock::now();
-      auto info = client.load(name);
-      tally_.op(op).latency.record(micros_since(t0));
-      if (!info) return policy_.record(op, info.status(), client, tally_, name);
-      if (info->name != name || info->bytes == 0)
-        tally_.fail(Failure::wrong_bytes, "load " + name + " answered for '" + info->name +
-                                              "' with " + std::to_string(info->bytes) + " bytes");
-      tally_.op(op).ok.fetch_add(1, std::memory_order_relaxed);
-      return false;
+      return observe(op, client, name, [&] { return client.load(name); },
+                     [&](const LoadInfo& info) {
+                       if (info.name != name || info.bytes == 0)
+                         tally_.fail(Failure::wrong_bytes,
+                                     "load " + name + " answered for '" + info.name + "' with " +
+                                         std::to_string(info.bytes) + " bytes");
+                     });
     }
     case Op::unload: {
       const std::string& name = corpus_.good()[popularity_.pick(rng)].name;
-      const auto t0 = Clock::now();
-      auto info = client.unload(name);
-      tally_.op(op).latency.record(micros_since(t0));
-      if (!info) return policy_.record(op, info.status(), client, tally_, name);
-      const std::string& o = info->outcome;
-      if (o != "freed" && o != "draining" && o != "cancelled" && o != "unquarantined")
-        tally_.fail(Failure::unexpected_error, "unload " + name + ": outcome '" + o + "'");
-      tally_.op(op).ok.fetch_add(1, std::memory_order_relaxed);
-      return false;
+      return observe(op, client, name, [&] { return client.unload(name); },
+                     [&](const UnloadInfo& info) {
+                       const std::string& o = info.outcome;
+                       if (o != "freed" && o != "draining" && o != "cancelled" &&
+                           o != "unquarantined")
+                         tally_.fail(Failure::unexpected_error,
+                                     "unload " + name + ": outcome '" + o + "'");
+                     });
     }
     case Op::list:
-      return observe(op, client, [&] { return client.list(); },
+      return observe(op, client, "", [&] { return client.list(); },
                      [&](const auto& list) { invariants_.check_list(list); });
     case Op::stats:
-      return observe(op, client, [&] { return client.stats(); },
+      return observe(op, client, "", [&] { return client.stats(); },
                      [&](const auto& stats) { invariants_.check_stats(stats); });
     case Op::bad_acquire:
     case Op::count:

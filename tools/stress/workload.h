@@ -42,9 +42,10 @@ class Workload {
   bool acquire_one(Client& client, std::mt19937_64& rng);
   bool acquire_batch(Client& client, std::mt19937_64& rng);
   void hold(std::mt19937_64& rng) const;
-  // LIST or STATS: timed, counted, and its answer checked against the invariants.
+  // One call of LOAD, UNLOAD, LIST or STATS (about `what`): timed, its error
+  // counted or failed, its answer given to `check`.
   template <class Call, class Check>
-  bool observe(Op op, Client& client, Call call, Check check);
+  bool observe(Op op, Client& client, const std::string& what, Call call, Check check);
 
   const Options& options_;
   std::string socket_;
