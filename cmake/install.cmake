@@ -1,6 +1,6 @@
 # What `cmake --install` puts where (and what cpack packages, cmake/packaging.cmake):
 #   bin/                    genomed, genome-worker (next to genomed, where it
-#                           looks by default), genomectl, genome-fixture
+#                           looks by default), genomectl, genome-fixture, genome-stress
 #   include/genomed/        the public headers: client.h (C++), genomed.h (C)
 #   lib/libgenomed-client.so.X.Y.Z, .so.X, .so, lib/libgenomed-client.a
 #   lib/cmake/genomed/      genomedConfig.cmake: find_package(genomed) gives
@@ -90,7 +90,7 @@ add_library(genomed::client ALIAS genomed_client_shared)
 add_library(genomed::client_static ALIAS genomed_client_static)
 
 # ---- install rules -------------------------------------------------------------
-install(TARGETS genomed genome-worker genomectl genome-fixture
+install(TARGETS genomed genome-worker genomectl genome-fixture genome-stress
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS genomed_client_shared genomed_client_static EXPORT genomedTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}

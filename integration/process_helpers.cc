@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "integration/daemon_fixture.h"
 #include "integration/file_tensors.h"
@@ -39,6 +40,16 @@ int open_arena_writable(pid_t daemon) {
     if ((flags & O_ACCMODE) == O_RDWR) return ::open(fd.path().c_str(), O_RDWR | O_CLOEXEC);
   }
   return -1;
+}
+
+const std::byte* arena_mapping() {
+  std::ifstream maps("/proc/self/maps");
+  for (std::string line; std::getline(maps, line);) {
+    if (line.find("/memfd:genomed-") == std::string::npos) continue;
+    return reinterpret_cast<const std::byte*>(
+        std::stoull(line.substr(0, line.find('-')), nullptr, 16));
+  }
+  return nullptr;
 }
 
 }  // namespace genomed::testing

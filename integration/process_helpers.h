@@ -27,6 +27,10 @@ pid_t pid_in(const std::string& marker);
 // which passes the arena's 0400 mode); -1 if it holds none.
 int open_arena_writable(pid_t daemon);
 
+// Where this process mapped the daemon's arena (from /proc/self/maps), or
+// null: with open_arena_writable, the file offset of a byte a view shows.
+const std::byte* arena_mapping();
+
 // What /proc says about a process (children_of, process_state, thread_count,
 // open_fds, ProcessRef, alive, ...) lives in tools/testkit/proc.h, shared
 // with genome-bench.

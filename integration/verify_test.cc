@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <cstdint>
-#include <fstream>
 #include <string>
 
 #include "integration/daemon_fixture.h"
@@ -17,17 +16,6 @@
 
 namespace genomed::testing {
 namespace {
-
-// Where this process mapped the arena (from /proc/self/maps), or null.
-const std::byte* arena_mapping() {
-  std::ifstream maps("/proc/self/maps");
-  for (std::string line; std::getline(maps, line);) {
-    if (line.find("/memfd:genomed-") == std::string::npos) continue;
-    return reinterpret_cast<const std::byte*>(
-        std::stoull(line.substr(0, line.find('-')), nullptr, 16));
-  }
-  return nullptr;
-}
 
 TEST(Verify, AnIntactCopyPassesAndAChangedByteIsNamedByItsTensor) {
   Daemon daemon;

@@ -75,7 +75,18 @@ bool AdmissionQueue::try_head(std::vector<TicketPtr>* done) {
     }
   }
   if (!lengths.empty()) {
-    auto reserved = cache_.reserve_all(lengths, head->keep);
+    // What the head keeps, and what every ticket served earlier in this pump
+    // keeps: the coordinator leases those only when it settles the tickets
+    // this pump returns, so until then they are resident, unleased and
+    // would otherwise be evictable by this head (found by genome-stress:
+    // a batch acquire aborted the daemon granting a lease on an adapter a
+    // later ticket of the same pump had evicted).
+    std::vector<std::string> keep = head->keep;
+    for (const TicketPtr& served : *done) {
+      if (served->outcome == AdmissionTicket::Outcome::served)
+        keep.insert(keep.end(), served->keep.begin(), served->keep.end());
+    }
+    auto reserved = cache_.reserve_all(lengths, keep);
     if (!reserved.ok() && reserved.code() == Errc::no_space) {
       head_blocked_by_ = reserved.status().message();
       return false;  // strict FIFO: nobody passes the head

@@ -15,6 +15,12 @@ build_dir="${BUILD_DIR:-build}"
 bash scripts/thread-safety.sh "$build_dir"
 (cd "$build_dir" && ctest --output-on-failure -j "$(nproc)" --timeout 600)
 
+# A minute of genome-stress (docs/stress.md) against its own daemon: clients,
+# worker kills and stops, killed client processes, malformed and replaced
+# adapters; every byte checked against the files. Its report prints the seed
+# and the command that repeats the run.
+"$build_dir/genome-stress" --spawn --duration 60s --chaos
+
 # The Python client (python/genomed) and its tests against the real daemon of
 # this build, including the PEFT interop tests in python/tests/interop.
 venv="$(bash scripts/python-env.sh)"

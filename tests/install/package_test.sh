@@ -25,6 +25,7 @@ echo "ok: built $(basename "$deb") ($(du -h "$deb" | cut -f1))"
 dpkg-deb -c "$deb" | awk '{print $6}' | sed 's#/$##' >"$scratch/contents"
 expected=(
   ./usr/bin/genomed ./usr/bin/genome-worker ./usr/bin/genomectl ./usr/bin/genome-fixture
+  ./usr/bin/genome-stress
   ./usr/include/genomed/genomed.h ./usr/include/genomed/genomed_errc.h
   ./usr/include/genomed/client.h ./usr/include/genomed/errc.h
   "./usr/$libdir/libgenomed-client.so.$version" "./usr/$libdir/libgenomed-client.so.$soversion"

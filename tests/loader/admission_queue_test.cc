@@ -180,5 +180,29 @@ TEST(AdmissionQueue, EvictionForOneTicketMakesAnotherThatKeptItStale) {
   EXPECT_EQ(second->outcome, Outcome::stale);
 }
 
+// Two tickets served in one pump: the second must not evict what the first
+// keeps, which the coordinator leases only after the pump returns.
+TEST(AdmissionQueue, ALaterTicketOfOnePumpDoesNotEvictWhatAnEarlierOneKeeps) {
+  cache::ResidentCache cache(3072, 1024);
+  AdmissionQueue queue(cache);
+  PutLeased(cache, "k", 1024);
+  PutLeased(cache, "held", 1024);
+  PutLeased(cache, "x", 1024);
+  auto first = Ticket({Claim(1024)}, {"k"});
+  auto second = Ticket({Claim(1024)});
+  EXPECT_TRUE(queue.submit(first).empty());
+  EXPECT_TRUE(queue.submit(second).empty());
+  cache.release("held");
+  cache.release("k");
+  auto done = queue.pump();  // first evicts "held"; "k" is first's to lease
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0], first);
+  EXPECT_EQ(first->outcome, Outcome::served);
+  EXPECT_EQ(first->evicted, (std::vector<std::string>{"held"}));
+  EXPECT_TRUE(cache.find("k")) << "evicted before the first ticket's lease on it";
+  EXPECT_EQ(second->outcome, Outcome::waiting);
+  EXPECT_EQ(queue.waiting(), 1u);
+}
+
 }  // namespace
 }  // namespace genomed::loader

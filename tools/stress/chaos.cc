@@ -1,0 +1,234 @@
+#include "tools/stress/chaos.h"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "tools/stress/resources.h"
+
+namespace genomed::stress {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+Clock::duration exponential(double rate, std::mt19937_64& rng) {
+  const double seconds = std::exponential_distribution<double>(rate)(rng);
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
+
+}  // namespace
+
+ChaosMonkey::ChaosMonkey(const Options& options, const DaemonFacts& facts, const Corpus& corpus,
+                         ScratchRoot* scratch, const ErrorPolicy& policy, Tally& tally,
+                         std::string self_exe)
+    : options_(options),
+      facts_(facts),
+      corpus_(corpus),
+      scratch_(scratch),
+      policy_(policy),
+      tally_(tally),
+      self_exe_(std::move(self_exe)),
+      rates_(options.chaos),
+      rng_(options.seed ^ 0xC4A05ull) {
+  if (facts.pid <= 0 && (rates_.kill_workers > 0 || rates_.stop_workers > 0)) {
+    notes_.push_back("kill-workers/stop-workers off: the daemon's processes are not visible here");
+    rates_.kill_workers = rates_.stop_workers = 0;
+  }
+  if (rates_.bad_files > 0 && scratch == nullptr && corpus.bad().empty()) {
+    notes_.push_back("bad-files off: no --bad-root, and the root is not the harness's to write");
+    rates_.bad_files = 0;
+  }
+  std::size_t mutable_count = 0;
+  for (const auto& a : corpus.good()) mutable_count += a.version_files.size() > 1;
+  if (rates_.replace_files > 0 && (scratch == nullptr || mutable_count == 0)) {
+    notes_.push_back("replace-files off: no mutable copies (--spawn, --mutable-adapters)");
+    rates_.replace_files = 0;
+  }
+  next_version_.assign(corpus.good().size(), 1);
+}
+
+ChaosMonkey::~ChaosMonkey() { stop(); }
+
+void ChaosMonkey::start() {
+  if (!rates_.any()) return;
+  thread_ = std::thread([this] { loop(); });
+}
+
+void ChaosMonkey::stop() {
+  {
+    MutexLock lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  resume_due(true);
+  tend_victims(true);
+  client_.reset();  // the daemon's footprint is compared without it
+}
+
+void ChaosMonkey::loop() {
+  const auto now0 = Clock::now();
+  struct Kind {
+    double rate;
+    void (ChaosMonkey::*act)();
+    Clock::time_point next;
+  };
+  std::vector<Kind> kinds = {{rates_.kill_workers, &ChaosMonkey::kill_worker, {}},
+                             {rates_.stop_workers, &ChaosMonkey::stop_worker, {}},
+                             {rates_.kill_clients, &ChaosMonkey::start_victim, {}},
+                             {rates_.bad_files, &ChaosMonkey::bad_file, {}},
+                             {rates_.replace_files, &ChaosMonkey::replace_file, {}}};
+  std::erase_if(kinds, [](const Kind& k) { return k.rate <= 0; });
+  for (auto& k : kinds) k.next = now0 + exponential(k.rate, rng_);
+  while (true) {
+    // Wake for the next event, or every millisecond while victims or stopped
+    // workers need tending.
+    auto wake = Clock::now() + std::chrono::milliseconds(200);
+    for (const auto& k : kinds) wake = std::min(wake, k.next);
+    if (!victims_.empty() || !stopped_.empty())
+      wake = std::min(wake, Clock::now() + std::chrono::milliseconds(1));
+    if (wait_until(wake)) break;
+    const auto now = Clock::now();
+    for (auto& k : kinds) {
+      if (now < k.next) continue;
+      (this->*k.act)();
+      k.next = now + exponential(k.rate, rng_);
+    }
+    resume_due(false);
+    tend_victims(false);
+  }
+}
+
+bool ChaosMonkey::wait_until(Clock::time_point wake) {
+  MutexLock lock(mu_);
+  lock.wait_until(cv_, wake, [&]() REQUIRES(mu_) { return stopping_; });
+  return stopping_;
+}
+
+void ChaosMonkey::kill_worker() {
+  const auto workers = workers_of(facts_.pid);
+  if (workers.empty()) return;
+  const pid_t victim = workers[std::uniform_int_distribution<std::size_t>(0, workers.size() - 1)(rng_)];
+  if (::kill(victim, SIGKILL) == 0) tally_.chaos(Chaos::kill_worker);
+}
+
+void ChaosMonkey::stop_worker() {
+  auto workers = workers_of(facts_.pid);
+  std::erase_if(workers, [](pid_t p) { return testkit::process_state(p) == 'T'; });
+  if (workers.empty()) return;
+  const pid_t victim = workers[std::uniform_int_distribution<std::size_t>(0, workers.size() - 1)(rng_)];
+  const auto ref = testkit::ref_of(victim);
+  if (::kill(victim, SIGSTOP) != 0) return;
+  tally_.chaos(Chaos::stop_worker);
+  const int ms = std::uniform_int_distribution<int>(200, 3000)(rng_);
+  stopped_.push_back({ref, Clock::now() + std::chrono::milliseconds(ms)});
+}
+
+void ChaosMonkey::resume_due(bool all) {
+  const auto now = Clock::now();
+  std::erase_if(stopped_, [&](const Stopped& s) {
+    if (!all && now < s.resume_at) return false;
+    // The daemon may have killed it (a load deadline) and its pid been reused.
+    if (testkit::alive(s.worker)) ::kill(s.worker.pid, SIGCONT);
+    return true;
+  });
+}
+
+void ChaosMonkey::start_victim() {
+  if (corpus_.good().empty()) return;
+  if (!client_) {
+    auto c = Client::connect(facts_.socket, "genome-stress chaos");
+    if (!c) return;
+    client_.emplace(std::move(*c));
+  }
+  const AdapterTruth& a =
+      corpus_.good()[std::uniform_int_distribution<std::size_t>(0, corpus_.good().size() - 1)(rng_)];
+  const bool kill_when_held = std::bernoulli_distribution(0.5)(rng_);
+  if (!kill_when_held) {
+    // Make it cold, so the victim is likely waiting for a load when killed.
+    auto u = client_->unload(a.name, options_.op_deadline);
+    if (!u && policy_.record(Op::unload, u.status(), *client_, tally_, a.name + " (chaos)"))
+      client_.reset();
+  }
+  auto v = spawn_victim(self_exe_, facts_.socket, a.name);
+  if (!v) {
+    tally_.fail(Failure::harness, "kill-clients: " + v.status().to_string());
+    return;
+  }
+  v->kill_when_held = kill_when_held;
+  // A cold load takes a millisecond or more: killed within 0-2 ms of
+  // connecting, the victim is most often still waiting for it.
+  v->kill_at = Clock::now() + std::chrono::microseconds(
+                                  std::uniform_int_distribution<int>(0, 2000)(rng_));
+  victims_.push_back(*v);
+}
+
+void ChaosMonkey::tend_victims(bool all) {
+  const auto now = Clock::now();
+  std::erase_if(victims_, [&](Victim& v) {
+    poll_victim(v);
+    // Waiting victims are killed a few ms after connecting: in their acquire,
+    // most likely waiting for the load the unload before made necessary.
+    const bool due = v.kill_when_held ? v.held : (v.connected && now >= v.kill_at);
+    if (!all && !due && !v.ended && now - v.started < std::chrono::seconds(30) + options_.op_deadline)
+      return false;
+    if (v.held && !all) tally_.chaos(Chaos::kill_client_holding);
+    else if (v.connected && !v.ended && !all) tally_.chaos(Chaos::kill_client_waiting);
+    kill_victim(v);
+    return true;
+  });
+}
+
+void ChaosMonkey::bad_file() {
+  std::string name;
+  if (scratch_ != nullptr) {
+    auto written = scratch_->write_bad(bad_written_++);
+    if (!written) {
+      tally_.fail(Failure::harness, "bad-files: " + written.status().to_string());
+      return;
+    }
+    name = *written;
+  } else {
+    name = corpus_.bad()[std::uniform_int_distribution<std::size_t>(0, corpus_.bad().size() - 1)(rng_)];
+  }
+  if (!client_) {
+    auto c = Client::connect(facts_.socket, "genome-stress chaos");
+    if (!c) return;
+    client_.emplace(std::move(*c));
+  }
+  tally_.chaos(Chaos::bad_file);
+  const auto t0 = Clock::now();
+  auto lease = client_->acquire(name, options_.op_deadline);
+  tally_.op(Op::bad_acquire).latency.record(static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count()));
+  if (lease) {
+    tally_.fail(Failure::bad_accepted, name + " was served (" +
+                                           std::to_string(lease->tensors().size()) + " tensors)");
+    return;
+  }
+  const Errc code = lease.code();
+  if (ErrorPolicy::refuses_bad_file(code)) {
+    tally_.bad_refused[static_cast<std::size_t>(code) % kCodes].fetch_add(1);
+    tally_.op(Op::bad_acquire).ok.fetch_add(1);
+    return;
+  }
+  if (policy_.record(Op::bad_acquire, lease.status(), *client_, tally_, name)) client_.reset();
+}
+
+void ChaosMonkey::replace_file() {
+  std::vector<std::size_t> mutables;
+  for (std::size_t i = 0; i < corpus_.good().size(); ++i)
+    if (corpus_.good()[i].version_files.size() > 1) mutables.push_back(i);
+  if (mutables.empty()) return;
+  const std::size_t i = mutables[std::uniform_int_distribution<std::size_t>(0, mutables.size() - 1)(rng_)];
+  const AdapterTruth& a = corpus_.good()[i];
+  const int v = next_version_[i]++ % static_cast<int>(a.version_files.size());
+  if (Status s = scratch_->replace(a, v); !s.ok()) {
+    tally_.fail(Failure::harness, "replace-files: " + s.to_string());
+    return;
+  }
+  tally_.chaos(Chaos::replace_file);
+}
+
+}  // namespace genomed::stress

@@ -1,0 +1,83 @@
+// The chaos: one thread injecting faults at --chaos rates (a Poisson process
+// per kind): SIGKILL and SIGSTOP (then SIGCONT) of random genome-workers,
+// SIGKILL of the harness's own client processes while they hold a lease or
+// wait for a load, acquires of malformed adapters (which must be refused
+// with a typed error), and replacement of an adapter's weights (rename)
+// while clients use it. Kinds the target does not allow (no inspectable
+// daemon, no scratch root) are off, with a note in the report.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/mutex.h"
+#include "tools/stress/corpus.h"
+#include "tools/stress/error_policy.h"
+#include "tools/stress/invariants.h"
+#include "tools/stress/options.h"
+#include "tools/stress/scratch_root.h"
+#include "tools/stress/tally.h"
+#include "tools/stress/victim.h"
+#include "tools/testkit/proc.h"
+
+namespace genomed::stress {
+
+class ChaosMonkey {
+ public:
+  // `scratch` is null unless the harness owns the root (--spawn).
+  ChaosMonkey(const Options& options, const DaemonFacts& facts, const Corpus& corpus,
+              ScratchRoot* scratch, const ErrorPolicy& policy, Tally& tally,
+              std::string self_exe);
+  ~ChaosMonkey();
+
+  void start();
+  // Stops injecting, resumes stopped workers, kills and reaps every victim.
+  void stop();
+  // Why kinds asked for are off.
+  const std::vector<std::string>& notes() const { return notes_; }
+
+ private:
+  void loop();
+  // Waits until `wake` or stop(); true if stopping.
+  bool wait_until(std::chrono::steady_clock::time_point wake);
+  void kill_worker();
+  void stop_worker();
+  void start_victim();
+  void tend_victims(bool all);
+  void bad_file();
+  void replace_file();
+  void resume_due(bool all);
+
+  const Options& options_;
+  const DaemonFacts& facts_;
+  const Corpus& corpus_;
+  ScratchRoot* scratch_;
+  const ErrorPolicy& policy_;
+  Tally& tally_;
+  std::string self_exe_;
+  ChaosRates rates_;
+  std::vector<std::string> notes_;
+  std::mt19937_64 rng_;
+  std::optional<Client> client_;  // for bad-file acquires and unloads before victims
+  std::vector<Victim> victims_;
+  struct Stopped {
+    testkit::ProcessRef worker;
+    std::chrono::steady_clock::time_point resume_at;
+  };
+  std::vector<Stopped> stopped_;
+  std::vector<int> next_version_;
+  int bad_written_ = 0;
+
+  Mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace genomed::stress
