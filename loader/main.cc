@@ -1,6 +1,7 @@
 // genomed: the supervisor. Wires the arena, the worker pool, the coordinator
 // and the socket server together, serves until SIGINT/SIGTERM, then stops in
-// the reverse order: socket closed and removed (no new clients), waiters
+// the reverse order: socket closed and removed (no new clients), the drain
+// (leases held may end, up to --drain-timeout: loader/drain.h), waiters
 // failed, workers ended, connections closed (their leases dropped), arena
 // unmapped.
 #include <signal.h>
@@ -21,6 +22,8 @@
 #include "common/size_parse.h"
 #include "loader/config.h"
 #include "loader/coordinator.h"
+#include "loader/drain.h"
+#include "loader/log_format.h"
 #include "loader/pool.h"
 #include "loader/server.h"
 
@@ -67,6 +70,13 @@ void raise_descriptor_limit() {
     }
   }
   spdlog::info("descriptor limit {} (was {}; hard limit {})", lim.rlim_cur, before, lim.rlim_max);
+}
+
+std::uint64_t leases_active(const genomed::loader::Coordinator& coordinator) {
+  for (const auto& [key, value] : coordinator.stats().values) {
+    if (key == "leases_active") return std::get<std::uint64_t>(value);
+  }
+  return 0;
 }
 
 int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signals) {
@@ -133,6 +143,9 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
                                   {arena->data(), arena->size()}, clock);
   loader::ConnectionContext ctx{&coordinator, arena->ro_fd(), arena->size(), kVersion,
                                 config.connections};
+  ctx.access = std::make_shared<loader::AccessControl>(config.ops.access);
+  auto drain = std::make_shared<loader::Drain>(config.ops.drain_timeout);
+  ctx.drain = drain;
   auto server = loader::Server::listen(config.socket_path, ctx);
   if (!server) return fail(server.status());
   if (Status s = (*server)->start(); !s.ok()) return fail(s);
@@ -155,6 +168,7 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
   spdlog::info("received {}; stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
 
   (*server)->stop_accepting();
+  loader::run_drain(*drain, stop_signals, [&] { return leases_active(coordinator); });
   coordinator.shutdown();
   (*server)->stop();
   server->reset();
@@ -177,7 +191,7 @@ int main(int argc, char** argv) {
   auto logger = spdlog::stderr_color_mt("genomed");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(cl->config.log_level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  genomed::loader::use_log_format(cl->config.ops.log_format);
 
   // Block the stop signals in every thread (the mask is inherited) so that
   // only sigwait() in main sees them; workers get a clean mask at exec.

@@ -93,6 +93,14 @@ Result<std::unique_ptr<Server>> Server::listen(const std::string& socket_path,
     return Status(Errc::environment,
                   "cannot listen on '" + socket_path + "': " + std::strerror(err));
   }
+  if (ctx.access) {
+    // Widened (or given a group) only now, after it was created owner-only.
+    if (Status s = ctx.access->apply_to_socket(socket_path); !s.ok()) {
+      ::close(fd);
+      ::unlink(socket_path.c_str());
+      return s;
+    }
+  }
   return std::unique_ptr<Server>(new Server(socket_path, fd, ctx));
 }
 

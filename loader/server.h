@@ -3,7 +3,8 @@
 // request thread accepts clients, reads and answers requests, and checks
 // connection deadlines (one timerfd); none belongs to a connection, so idle
 // clients cost a descriptor and a little memory, no thread. The socket is
-// created owner-only (0600).
+// created owner-only (0600), then given --socket-mode and --socket-group
+// (loader/access_control.h).
 //
 // Lock: mu_ guards the connection table; listen_mu_ the listening socket
 // (accepting vs. stop_accepting). Neither is held while calling a
