@@ -375,7 +375,11 @@ std::string Connection::handle(const ipc::Request& req, WaitWatch& watch) {
       case ipc::Op::load:
         return reply(c.load(req.names.front(), id_, &watch));
       case ipc::Op::acquire: {
+        const auto started = std::chrono::steady_clock::now();
         auto acquired = c.acquire(req.names, id_, &watch);
+        if (ctx_.histograms) {
+          ctx_.histograms->acquire_seconds.observe(std::chrono::steady_clock::now() - started);
+        }
         if (acquired.code() == Errc::limit_exceeded) {
           ctx_.counters->limits_exceeded.fetch_add(1, std::memory_order_relaxed);
           if (std::string note; may_warn(&note))

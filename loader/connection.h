@@ -93,6 +93,8 @@ struct ConnectionContext {
   // The drain after SIGTERM: LOAD/ACQUIRE refused, HEALTH draining, lease
   // ends reported (null: none).
   std::shared_ptr<Drain> drain;
+  // Acquire latencies, for the metrics endpoint (null: not kept).
+  std::shared_ptr<DaemonHistograms> histograms;
 };
 
 // What a connection needs from the server that owns it.

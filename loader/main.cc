@@ -23,9 +23,11 @@
 #include "loader/config.h"
 #include "loader/coordinator.h"
 #include "loader/drain.h"
+#include "loader/metrics_exporter.h"
 #include "loader/log_format.h"
 #include "loader/pool.h"
 #include "loader/server.h"
+#include "loader/systemd_notify.h"
 
 namespace {
 
@@ -82,6 +84,9 @@ std::uint64_t leases_active(const genomed::loader::Coordinator& coordinator) {
 int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signals) {
   using namespace genomed;
   raise_descriptor_limit();
+  // Before any worker starts: the socket systemd passed is made close-on-exec.
+  auto activated = loader::activated_socket();
+  if (!activated) return fail(activated.status());
   auto resolver = loader::NameResolver::create(config.roots);
   if (!resolver) return fail(resolver.status());
 
@@ -139,16 +144,38 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
     if (Status s = check_base_model(pool, config); !s.ok()) return fail(s);
   }
 
-  loader::Coordinator coordinator(config.coordinator, *resolver, pool,
+  auto histograms = std::make_shared<loader::DaemonHistograms>();
+  loader::CoordinatorOptions coordinator_options = config.coordinator;
+  coordinator_options.histograms = histograms;
+  loader::Coordinator coordinator(coordinator_options, *resolver, pool,
                                   {arena->data(), arena->size()}, clock);
   loader::ConnectionContext ctx{&coordinator, arena->ro_fd(), arena->size(), kVersion,
                                 config.connections};
   ctx.access = std::make_shared<loader::AccessControl>(config.ops.access);
   auto drain = std::make_shared<loader::Drain>(config.ops.drain_timeout);
   ctx.drain = drain;
-  auto server = loader::Server::listen(config.socket_path, ctx);
+  ctx.histograms = histograms;
+  auto server = *activated >= 0 ? loader::Server::adopt(*activated, ctx)
+                                : loader::Server::listen(config.socket_path, ctx);
   if (!server) return fail(server.status());
   if (Status s = (*server)->start(); !s.ok()) return fail(s);
+  if (*activated >= 0) spdlog::info("socket-activated: serving on the socket systemd passed");
+
+  // Destroyed before the coordinator and the counters its scrapes read.
+  std::unique_ptr<loader::MetricsExporter> metrics;
+  if (!config.ops.metrics_listen.empty()) {
+    auto exporter = loader::MetricsExporter::start(
+        config.ops.metrics_listen,
+        [&] {
+          ipc::StatsReply r = coordinator.stats();
+          ctx.counters->append_to(r);
+          return r;
+        },
+        histograms);
+    if (!exporter) return fail(exporter.status());
+    metrics = std::move(exporter).value();
+    spdlog::info("Prometheus metrics on {}", metrics->url());
+  }
 
   std::string roots;
   for (const auto& r : resolver->roots()) roots += (roots.empty() ? "" : ", ") + r;
@@ -162,11 +189,13 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
     (void)!::write(config.ready_fd, "ready\n", 6);
     ::close(config.ready_fd);
   }
+  loader::notify_ready("serving on " + config.socket_path);
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
   spdlog::info("received {}; stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
 
+  loader::notify_stopping("stopping: draining leases, then stopping workers");
   (*server)->stop_accepting();
   loader::run_drain(*drain, stop_signals, [&] { return leases_active(coordinator); });
   coordinator.shutdown();

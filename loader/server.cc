@@ -104,6 +104,10 @@ Result<std::unique_ptr<Server>> Server::listen(const std::string& socket_path,
   return std::unique_ptr<Server>(new Server(socket_path, fd, ctx));
 }
 
+Result<std::unique_ptr<Server>> Server::adopt(int listen_fd, ConnectionContext ctx) {
+  return std::unique_ptr<Server>(new Server("", listen_fd, std::move(ctx)));
+}
+
 Status Server::start() {
   GENOMED_RETURN_IF_ERROR(timer_.open());
   GENOMED_RETURN_IF_ERROR(threads_.start());
@@ -224,7 +228,7 @@ void Server::stop_accepting() {
   listen_fd_ = -1;
   if (spare_fd_ >= 0) ::close(spare_fd_);
   spare_fd_ = -1;
-  ::unlink(path_.c_str());
+  if (!path_.empty()) ::unlink(path_.c_str());
 }
 
 void Server::stop() {

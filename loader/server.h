@@ -30,7 +30,10 @@ class Server final : private ConnectionHost {
   // a live daemon answers on is an error.
   static Result<std::unique_ptr<Server>> listen(const std::string& socket_path,
                                                 ConnectionContext ctx);
-  ~Server();  // stop(), then removes the socket file
+  // Serves on a listening socket it was given (systemd socket activation);
+  // the socket file is its owner's: never removed.
+  static Result<std::unique_ptr<Server>> adopt(int listen_fd, ConnectionContext ctx);
+  ~Server();  // stop(), then removes the socket file (unless adopted)
 
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
