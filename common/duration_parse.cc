@@ -8,8 +8,10 @@ namespace {
 constexpr std::int64_t kMaxMs = 7LL * 24 * 3600 * 1000;
 
 Status bad(std::string_view text) {
-  return Status(Errc::bad_request, "expected a duration such as 500ms, 30s, 2m or 1h (at most 7 "
-                                   "days), got '" + std::string(text) + "'");
+  return Status(Errc::bad_request,
+                "expected a duration such as 500ms, 30s, 2m or 1h (at most 7 "
+                "days), got '" +
+                    std::string(text) + "'");
 }
 
 }  // namespace

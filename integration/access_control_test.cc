@@ -17,8 +17,9 @@ namespace {
 constexpr uid_t kNobody = 65534;
 constexpr gid_t kNogroup = 65534;
 
-#define REQUIRE_ROOT() \
-  if (::geteuid() != 0) GTEST_SKIP() << "runs a client as another user: needs root (CI runs as root)"
+#define REQUIRE_ROOT()  \
+  if (::geteuid() != 0) \
+  GTEST_SKIP() << "runs a client as another user: needs root (CI runs as root)"
 
 // The daemon's temporary directory is 0700 (mkdtemp): another user could not
 // even reach the socket in it, whatever the socket's own mode.

@@ -79,9 +79,8 @@ TEST(LogFormat, TextIsTheDefaultAndUnknownFormatsAreRefused) {
   EXPECT_EQ(d.stop(), 0);
   EXPECT_NE(d.log().find(" info "), std::string::npos) << d.log();
   EXPECT_NE(d.log().front(), '{') << d.log();
-  const auto r = run_command(
-      {binary("genomed"), "--socket", "/tmp/unused.sock", "--root", "/nonexistent-genomed-root",
-       "--log-format", "xml"});
+  const auto r = run_command({binary("genomed"), "--socket", "/tmp/unused.sock", "--root",
+                              "/nonexistent-genomed-root", "--log-format", "xml"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("--log-format: expected text or json, got 'xml'"), std::string::npos)
       << r.err;

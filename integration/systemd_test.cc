@@ -55,8 +55,8 @@ TEST(Systemd, UnitFilesPassSystemdAnalyzeVerify) {
   fs::copy_file(src + "genomed.socket", dir.path + "/genomed.socket");
   const std::string before = fs::current_path();
   fs::current_path(dir.path);
-  const auto r = run_command({"/usr/bin/systemd-analyze", "verify", "genomed.service",
-                              "genomed.socket"});
+  const auto r =
+      run_command({"/usr/bin/systemd-analyze", "verify", "genomed.service", "genomed.socket"});
   fs::current_path(before);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   // verify exits 0 on some mistakes (an unknown Type=, a misspelt key) and
@@ -158,8 +158,8 @@ TEST(Systemd, ServesOnAnActivatedSocketAndLeavesItsFileInPlace) {
   const int listen_fd = listening_socket(path);
   // A client may connect before genomed runs: systemd queues it on the socket.
   int ready_fd = -1;
-  const pid_t pid = start_activated({listen_fd}, path, dir.path + "/root", dir.path + "/log",
-                                    &ready_fd);
+  const pid_t pid =
+      start_activated({listen_fd}, path, dir.path + "/root", dir.path + "/log", &ready_fd);
   ::close(listen_fd);
   char buf[16] = {};
   const ssize_t n = ::read(ready_fd, buf, sizeof buf);  // EOF if it died

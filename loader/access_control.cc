@@ -55,9 +55,9 @@ Result<uid_t> resolve_user(const std::string& text) {
 Result<mode_t> parse_socket_mode(const std::string& text) {
   std::string digits = text;
   if (digits.rfind("0o", 0) == 0) digits = digits.substr(2);
-  const bool octal = !digits.empty() && digits.size() <= 4 &&
-                     std::all_of(digits.begin(), digits.end(),
-                                 [](char c) { return c >= '0' && c <= '7'; });
+  const bool octal =
+      !digits.empty() && digits.size() <= 4 &&
+      std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '7'; });
   if (!octal) return bad("expected octal permission bits such as 0660, got '" + text + "'");
   const auto mode = static_cast<mode_t>(std::stoul(digits, nullptr, 8));
   if (mode > 0777) return bad("expected permission bits of at most 0777, got '" + text + "'");
@@ -135,8 +135,8 @@ bool AccessControl::admits(const PeerCredentials& peer) const {
 
 Status AccessControl::apply_to_socket(const std::string& path) const {
   if (::chmod(path.c_str(), options_.socket_mode) != 0) {
-    return Status(Errc::environment, "cannot set mode of socket '" + path + "': " +
-                                         std::strerror(errno) + " (--socket-mode)");
+    return Status(Errc::environment, "cannot set mode of socket '" + path +
+                                         "': " + std::strerror(errno) + " (--socket-mode)");
   }
   if (options_.socket_group != static_cast<gid_t>(-1) &&
       ::chown(path.c_str(), static_cast<uid_t>(-1), options_.socket_group) != 0) {
@@ -168,17 +168,17 @@ Status AccessControl::check_peer(int fd, std::uint64_t connection, ConnectionCou
         "connection {}: permission denied to uid {} gid {} pid {}: not in --allow-uid / "
         "--allow-gid{}",
         connection, peer->uid, peer->gid, peer->pid,
-        verdict.held_back == 0
-            ? std::string()
-            : " (" + std::to_string(verdict.held_back) +
-                  " more refusal(s) were held back before this one)");
+        verdict.held_back == 0 ? std::string()
+                               : " (" + std::to_string(verdict.held_back) +
+                                     " more refusal(s) were held back before this one)");
   }
   const std::string who =
       peer ? "uid " + std::to_string(peer->uid) + " (gid " + std::to_string(peer->gid) + ")"
            : std::string("this client");
   return Status(Errc::permission_denied,
-                who + " may not use this genomed; the operator allows users and groups with "
-                      "--allow-uid / --allow-gid");
+                who +
+                    " may not use this genomed; the operator allows users and groups with "
+                    "--allow-uid / --allow-gid");
 }
 
 }  // namespace genomed::loader

@@ -46,8 +46,7 @@ Status Drain::refusal() const {
 
 std::string Drain::health_reason() const {
   MutexLock lock(mu_);
-  const auto left =
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now());
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now());
   return "draining: stopping once the leases held are released, within " +
          std::to_string(std::max<std::int64_t>(0, left.count())) + " ms (--drain-timeout)";
 }
@@ -88,7 +87,8 @@ Drain::Outcome run_drain(Drain& drain, const sigset_t& stop_signals,
   // takes it); a watcher that already returned makes this a no-op.
   ::pthread_kill(watcher.native_handle(), SIGTERM);
   watcher.join();
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Drain::Clock::now() - start);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Drain::Clock::now() - start);
   if (outcome == Drain::Outcome::no_leases) {
     if (held > 0) spdlog::info("drained in {} ms: every lease was released", ms.count());
   } else {

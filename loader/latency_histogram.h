@@ -16,8 +16,7 @@ class LatencyHistogram {
   // Upper bounds in seconds, from a cache hit (well under 1 ms) to a fill
   // of many GiB; the last bucket (+Inf) is implied.
   static constexpr std::array<double, 16> kBounds = {
-      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-      0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 
   void observe(std::chrono::steady_clock::duration d) {
     const double seconds = std::chrono::duration<double>(d).count();

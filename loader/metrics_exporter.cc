@@ -14,13 +14,27 @@ namespace {
 // Stats that only grow (Prometheus counters); every other numeric stat is a
 // gauge, so a stat added later is never wrongly promised to be monotonic.
 const std::set<std::string>& counter_stats() {
-  static const std::set<std::string> kCounters = {
-      "loads_started",   "loads_completed",     "loads_failed",     "loads_cancelled",
-      "hits",            "misses",              "evictions",        "bytes_loaded",
-      "request_restarts", "leases_granted",     "worker_restarts",  "worker_crashes",
-      "worker_timeouts", "load_retries",        "breaker_transitions", "bad_requests",
-      "releases_ignored", "limits_exceeded",    "log_lines_suppressed", "permission_denied",
-      "idle_unloads"};
+  static const std::set<std::string> kCounters = {"loads_started",
+                                                  "loads_completed",
+                                                  "loads_failed",
+                                                  "loads_cancelled",
+                                                  "hits",
+                                                  "misses",
+                                                  "evictions",
+                                                  "bytes_loaded",
+                                                  "request_restarts",
+                                                  "leases_granted",
+                                                  "worker_restarts",
+                                                  "worker_crashes",
+                                                  "worker_timeouts",
+                                                  "load_retries",
+                                                  "breaker_transitions",
+                                                  "bad_requests",
+                                                  "releases_ignored",
+                                                  "limits_exceeded",
+                                                  "log_lines_suppressed",
+                                                  "permission_denied",
+                                                  "idle_unloads"};
   return kCounters;
 }
 
@@ -47,8 +61,10 @@ class StatsCollectable final : public prometheus::Collectable {
     for (const auto& [key, value] : stats_().values) {
       if (const auto* text = std::get_if<std::string>(&value)) {
         // breaker_state: one series per state, 1 for the current one.
-        prometheus::MetricFamily f{"genomed_" + key, "STATS " + key + " (1: the current one)",
-                                   prometheus::MetricType::Gauge, {}};
+        prometheus::MetricFamily f{"genomed_" + key,
+                                   "STATS " + key + " (1: the current one)",
+                                   prometheus::MetricType::Gauge,
+                                   {}};
         for (const char* state : {"closed", "open", "half_open"}) {
           prometheus::ClientMetric m;
           m.label.push_back({"state", state});
@@ -62,12 +78,16 @@ class StatsCollectable final : public prometheus::Collectable {
       prometheus::ClientMetric m;
       if (counter_stats().contains(key)) {
         m.counter.value = v;
-        families.push_back({"genomed_" + key + "_total", "STATS " + key + " (docs/protocol.md)",
-                            prometheus::MetricType::Counter, {m}});
+        families.push_back({"genomed_" + key + "_total",
+                            "STATS " + key + " (docs/protocol.md)",
+                            prometheus::MetricType::Counter,
+                            {m}});
       } else {
         m.gauge.value = v;
-        families.push_back({"genomed_" + key, "STATS " + key + " (docs/protocol.md)",
-                            prometheus::MetricType::Gauge, {m}});
+        families.push_back({"genomed_" + key,
+                            "STATS " + key + " (docs/protocol.md)",
+                            prometheus::MetricType::Gauge,
+                            {m}});
       }
     }
     if (histograms_) {
@@ -110,10 +130,10 @@ Result<std::unique_ptr<MetricsExporter>> MetricsExporter::start(
   impl->exposer->RegisterCollectable(impl->collectable, "/metrics");
   const auto ports = impl->exposer->GetListeningPorts();
   const std::string host = listen.substr(0, listen.rfind(':'));
-  std::string url = "http://" + host + ":" +
-                    (ports.empty() ? listen.substr(listen.rfind(':') + 1)
-                                   : std::to_string(ports.front())) +
-                    "/metrics";
+  std::string url =
+      "http://" + host + ":" +
+      (ports.empty() ? listen.substr(listen.rfind(':') + 1) : std::to_string(ports.front())) +
+      "/metrics";
   return std::unique_ptr<MetricsExporter>(new MetricsExporter(std::move(impl), std::move(url)));
 }
 

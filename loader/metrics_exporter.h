@@ -28,9 +28,8 @@ class MetricsExporter {
 
   // Binds `listen` ("HOST:PORT"; port 0 picks a free one) and serves until
   // destroyed. environment if it cannot bind.
-  static Result<std::unique_ptr<MetricsExporter>> start(const std::string& listen,
-                                                        StatsSource stats,
-                                                        std::shared_ptr<DaemonHistograms> histograms);
+  static Result<std::unique_ptr<MetricsExporter>> start(
+      const std::string& listen, StatsSource stats, std::shared_ptr<DaemonHistograms> histograms);
   ~MetricsExporter();
 
   // "http://127.0.0.1:9464/metrics", with the port actually bound.

@@ -68,9 +68,7 @@ std::map<std::string, Setter> ops_setters() {
   };
 }
 
-bool ops_key_is_string(const std::string& key) {
-  return key != "allow_uid" && key != "allow_gid";
-}
+bool ops_key_is_string(const std::string& key) { return key != "allow_uid" && key != "allow_gid"; }
 
 std::string ops_usage_text() {
   return R"(

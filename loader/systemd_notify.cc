@@ -1,8 +1,8 @@
 #include "loader/systemd_notify.h"
 
 #include <fcntl.h>
-#include <systemd/sd-daemon.h>
 #include <sys/socket.h>
+#include <systemd/sd-daemon.h>
 
 #include <cerrno>
 #include <cstring>

@@ -11,8 +11,8 @@ using std::chrono::milliseconds;
 
 TEST(DurationParse, UnitsAndSums) {
   const std::pair<const char*, long long> cases[] = {
-      {"0", 0},       {"500ms", 500},   {"30s", 30'000},   {"2m", 120'000},
-      {"1h", 3'600'000}, {"1m30s", 90'000}, {"0s", 0}, {"7d", -1}};
+      {"0", 0},          {"500ms", 500},    {"30s", 30'000}, {"2m", 120'000},
+      {"1h", 3'600'000}, {"1m30s", 90'000}, {"0s", 0},       {"7d", -1}};
   for (const auto& [text, ms] : cases) {
     const auto r = parse_duration(text);
     if (ms < 0) {
@@ -25,7 +25,8 @@ TEST(DurationParse, UnitsAndSums) {
 }
 
 TEST(DurationParse, RefusesMissingUnitsJunkAndMoreThanAWeek) {
-  for (const char* text : {"", "10", "s", "1.5s", "-1s", "10 s", "1x", "169h", "99999999999999ms"}) {
+  for (const char* text :
+       {"", "10", "s", "1.5s", "-1s", "10 s", "1x", "169h", "99999999999999ms"}) {
     const auto r = parse_duration(text);
     EXPECT_FALSE(r.ok()) << text;
     if (!r.ok()) {

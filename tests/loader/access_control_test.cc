@@ -24,7 +24,7 @@ TEST(AccessControl, ListedUidPrimaryGidOrSupplementaryGroupIsServed) {
   EXPECT_TRUE(ac.admits(peer(2000, 77)));
   EXPECT_TRUE(ac.admits(peer(2000, 2000, {5, 77})));
   EXPECT_FALSE(ac.admits(peer(2000, 2000, {5, 6})));
-  EXPECT_FALSE(ac.admits(peer(0, 0)));  // root is not implied...
+  EXPECT_FALSE(ac.admits(peer(0, 0)));       // root is not implied...
   EXPECT_TRUE(ac.admits(peer(kDaemon, 9)));  // ...the daemon's own user is
 }
 

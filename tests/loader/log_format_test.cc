@@ -1,9 +1,9 @@
 #include "loader/log_format.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/details/log_msg.h>
 
 #include <nlohmann/json.hpp>
-#include <spdlog/details/log_msg.h>
 
 namespace genomed::loader {
 namespace {
