@@ -1,6 +1,7 @@
 #include "integration/daemon_fixture.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
@@ -62,9 +63,18 @@ Daemon::~Daemon() {
   (void)!std::system(cmd.c_str());
 }
 
+void Daemon::signal(int sig) const {
+  if (pid_ > 0) ::kill(pid_, sig);
+}
+
 int Daemon::stop() {
   if (pid_ <= 0) return -1;
   ::kill(pid_, SIGTERM);
+  return wait();
+}
+
+int Daemon::wait() {
+  if (pid_ <= 0) return -1;
   int status = 0;
   ::waitpid(pid_, &status, 0);
   pid_ = -1;
@@ -95,7 +105,8 @@ std::uint64_t Daemon::stat(const std::string& key) const {
   throw std::runtime_error("no stat named " + key);
 }
 
-CommandResult run_command(const std::vector<std::string>& argv_in) {
+CommandResult run_command(const std::vector<std::string>& argv_in, std::optional<RunAs> as,
+                          pid_t* child_pid) {
   char out_tmpl[] = "/tmp/genomed-cmd-out-XXXXXX";
   char err_tmpl[] = "/tmp/genomed-cmd-err-XXXXXX";
   const int out_fd = ::mkstemp(out_tmpl);
@@ -108,9 +119,13 @@ CommandResult run_command(const std::vector<std::string>& argv_in) {
   if (pid == 0) {
     ::dup2(out_fd, 1);
     ::dup2(err_fd, 2);
+    if (as && (::setgroups(0, nullptr) != 0 || ::setgid(as->gid) != 0 || ::setuid(as->uid) != 0)) {
+      ::_exit(126);
+    }
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
+  if (child_pid) *child_pid = pid;
   int status = 0;
   ::waitpid(pid, &status, 0);
   ::close(out_fd);

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,10 @@ class Daemon {
 
   // Sends SIGTERM and waits; returns the exit status as waitpid reported it.
   int stop();
+  // Sends `sig` without waiting (stop() or wait() reaps the daemon).
+  void signal(int sig) const;
+  // Waits for the daemon to exit; returns the status as waitpid reported it.
+  int wait();
 
   const std::string& root() const { return root_; }
   const std::string& socket_path() const { return socket_; }
@@ -73,7 +78,14 @@ struct CommandResult {
   std::string out;
   std::string err;
 };
-CommandResult run_command(const std::vector<std::string>& argv);
+// With `as`, the command runs as that user (setgroups, setgid, setuid in
+// the child: the test must run as root).
+struct RunAs {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+CommandResult run_command(const std::vector<std::string>& argv, std::optional<RunAs> as = {},
+                          pid_t* child_pid = nullptr);
 
 // Reads a whole file; empty if unreadable.
 std::string read_file(const std::string& path);

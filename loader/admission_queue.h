@@ -25,6 +25,7 @@
 // waiting request owns its deadline and withdraws its ticket when it passes.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -58,6 +59,9 @@ struct AdmissionTicket {
   Outcome outcome = Outcome::waiting;
   Status error;                      // when failed
   std::vector<std::string> evicted;  // when served: entries evicted to make its room
+  // When it was queued (the admission-wait histogram; steady_clock, not the
+  // coordinator's injectable clock: it measures, it decides nothing).
+  std::chrono::steady_clock::time_point submitted{};
 };
 using TicketPtr = std::shared_ptr<AdmissionTicket>;
 

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/size_parse.h"
+#include "loader/ops_config.h"
 #include "worker/fault.h"
 
 namespace genomed::loader {
@@ -78,11 +79,11 @@ auto double_setter(Field field) {
 }
 
 // Every setting, applied from text; the flag name is the key with '_' -> '-'.
-using Setter =
-    std::function<Status(DaemonConfig&, const std::string& key, const std::string& value)>;
-
+// The operator flags (access, logs, drain, metrics) come from ops_config.cc.
 const std::map<std::string, Setter>& setters() {
-  static const std::map<std::string, Setter> kSetters = {
+  static const std::map<std::string, Setter> kSetters = [] {
+    std::map<std::string, Setter> all = ops_setters();
+    all.merge(std::map<std::string, Setter>{
       {"socket",
        [](DaemonConfig& c, const std::string&, const std::string& v) {
          c.socket_path = v;
@@ -244,7 +245,9 @@ const std::map<std::string, Setter>& setters() {
          c.worker_path = v;
          return Status::Ok();
        }},
-  };
+    });
+    return all;
+  }();
   return kSetters;
 }
 
@@ -258,12 +261,15 @@ std::string flag_to_key(std::string flag) {
 // The JSON type each key takes. Values are never coerced: a number where a
 // path belongs, or a string of digits where a count belongs, is a mistake the
 // operator should hear about.
-enum class JsonKind { string, integer, number, size };
+enum class JsonKind { string, integer, number, size, id };
 
 JsonKind json_kind(const std::string& key) {
   for (const char* k :
        {"socket", "root", "log_level", "worker_path", "worker_fault", "base_model"}) {
     if (key == k) return JsonKind::string;
+  }
+  if (ops_setters().contains(key)) {
+    return ops_key_is_string(key) ? JsonKind::string : JsonKind::id;
   }
   if (key == "budget" || key == "worker_memory_limit") {
     return JsonKind::size;  // "8G" or a number of bytes
@@ -277,7 +283,8 @@ Result<std::string> json_value_text(const std::string& where, const std::string&
                                     const nlohmann::json& value) {
   const JsonKind kind = json_kind(key);
   const bool integer = value.is_number_integer();
-  if (value.is_string() && (kind == JsonKind::string || kind == JsonKind::size)) {
+  if (value.is_string() &&
+      (kind == JsonKind::string || kind == JsonKind::size || kind == JsonKind::id)) {
     return value.get<std::string>();
   }
   if (integer && kind != JsonKind::string) {
@@ -287,6 +294,7 @@ Result<std::string> json_value_text(const std::string& where, const std::string&
   if (value.is_number_float() && kind == JsonKind::number) return value.dump();
   const char* want = kind == JsonKind::string    ? "a string"
                      : kind == JsonKind::size    ? "a size string (\"8G\") or a number of bytes"
+                     : kind == JsonKind::id      ? "a name, a number or a comma list of them"
                      : kind == JsonKind::integer ? "an integer"
                                                  : "a number";
   return bad(where + ": '" + key + "' must be " + want + ", found " + value.type_name() + " " +
@@ -449,7 +457,7 @@ failure handling (docs/failure-model.md):
                               flag names with '_' for '-' ("root" is a list);
                               flags on the command line override the file
   -h, --help                  this text
-)";
+)" + ops_usage_text();
 }
 
 Result<CommandLine> parse_command_line(int argc, const char* const* argv) {

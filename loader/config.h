@@ -11,6 +11,7 @@
 #include "common/status.h"
 #include "loader/connection.h"
 #include "loader/coordinator.h"
+#include "loader/ops_options.h"
 #include "loader/pool.h"
 
 namespace genomed::loader {
@@ -34,6 +35,7 @@ struct DaemonConfig {
   std::string worker_path;   // default: genome-worker next to the genomed binary
   std::string worker_fault;  // tests only: passed to workers as --fault
   int ready_fd = -1;         // written "ready\n" and closed once serving (service managers, tests)
+  OperationsOptions ops;     // access control, log format, drain, metrics (loader/ops_config.cc)
 };
 
 struct CommandLine {

@@ -177,6 +177,7 @@ bool Connection::take_frame(std::string_view body) {
     // ahead of requests still queued or waiting, so that memory it gives
     // back can serve them.
     const std::size_t ignored = ctx_.coordinator->release(req->leases, id_);
+    if (ctx_.drain) ctx_.drain->leases_may_have_ended();
     if (ignored > 0) {
       ctx_.counters->releases_ignored.fetch_add(ignored, std::memory_order_relaxed);
       if (std::string note; may_warn(&note)) {
@@ -233,6 +234,14 @@ bool Connection::take_hello(std::string_view body) {
     spdlog::warn("connection {}: {}", id_, printable(refused.to_string()));
     refuse(ipc::encode_error(refused));
     return false;
+  }
+  if (ctx_.access) {
+    // Checked at HELLO rather than at accept: the refusal is then a typed
+    // reply the client reads in place of its HELLO reply.
+    if (Status denied = ctx_.access->check_peer(fd_, id_, *ctx_.counters); !denied.ok()) {
+      refuse(ipc::encode_error(denied));
+      return false;
+    }
   }
   ipc::HelloReply hello;
   hello.server = ctx_.server_version;
@@ -353,7 +362,11 @@ std::string Connection::handle(const ipc::Request& req, WaitWatch& watch) {
   auto reply = [](const auto& result) {
     return result.ok() ? ipc::encode_reply(result.value()) : ipc::encode_error(result.status());
   };
+  const bool draining = ctx_.drain && ctx_.drain->active();
   std::string out = [&]() -> std::string {
+    if (draining && (req.op == ipc::Op::load || req.op == ipc::Op::acquire)) {
+      return ipc::encode_error(ctx_.drain->refusal());
+    }
     switch (req.op) {
       case ipc::Op::hello:
         ctx_.counters->bad_requests.fetch_add(1, std::memory_order_relaxed);
@@ -362,7 +375,11 @@ std::string Connection::handle(const ipc::Request& req, WaitWatch& watch) {
       case ipc::Op::load:
         return reply(c.load(req.names.front(), id_, &watch));
       case ipc::Op::acquire: {
+        const auto started = std::chrono::steady_clock::now();
         auto acquired = c.acquire(req.names, id_, &watch);
+        if (ctx_.histograms) {
+          ctx_.histograms->acquire_seconds.observe(std::chrono::steady_clock::now() - started);
+        }
         if (acquired.code() == Errc::limit_exceeded) {
           ctx_.counters->limits_exceeded.fetch_add(1, std::memory_order_relaxed);
           if (std::string note; may_warn(&note))
@@ -380,8 +397,14 @@ std::string Connection::handle(const ipc::Request& req, WaitWatch& watch) {
         return ipc::encode_reply(c.list(req.after, req.limit == 0 ? ipc::kMaxListPage : req.limit));
       case ipc::Op::stats:
         return ipc::encode_reply(stats());
-      case ipc::Op::health:
-        return ipc::encode_reply(c.health());
+      case ipc::Op::health: {
+        ipc::HealthReply health = c.health();
+        if (draining) {
+          health.healthy = false;
+          health.reason = ctx_.drain->health_reason();
+        }
+        return ipc::encode_reply(health);
+      }
     }
     return ipc::encode_error(Status(Errc::internal, "unhandled operation"));
   }();
@@ -501,6 +524,7 @@ bool Connection::finish_due_locked() {
 void Connection::finish() {
   host_.closed(id_, fd_);
   ctx_.coordinator->release_all(id_);
+  if (ctx_.drain) ctx_.drain->leases_may_have_ended();
   // The descriptor itself closes with the last reference to this object.
   ::shutdown(fd_, SHUT_RDWR);
   std::uint64_t held_back;

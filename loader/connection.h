@@ -43,8 +43,10 @@
 #include "common/mutex.h"
 #include "ipc/framing.h"
 #include "ipc/protocol.h"
+#include "loader/access_control.h"
 #include "loader/connection_counters.h"
 #include "loader/coordinator.h"
+#include "loader/drain.h"
 #include "loader/log_limiter.h"
 
 namespace genomed::loader {
@@ -86,6 +88,13 @@ struct ConnectionContext {
   ConnectionLimits limits;
   // Shared by every connection (and every copy of the context).
   std::shared_ptr<ConnectionCounters> counters = std::make_shared<ConnectionCounters>();
+  // Socket mode and group, and the peers served (null: owner-only socket, every peer).
+  std::shared_ptr<AccessControl> access;
+  // The drain after SIGTERM: LOAD/ACQUIRE refused, HEALTH draining, lease
+  // ends reported (null: none).
+  std::shared_ptr<Drain> drain;
+  // Acquire latencies, for the metrics endpoint (null: not kept).
+  std::shared_ptr<DaemonHistograms> histograms;
 };
 
 // What a connection needs from the server that owns it.

@@ -20,6 +20,9 @@ struct ConnectionCounters {
   std::atomic<std::uint64_t> releases_ignored{0};
   // Requests refused with limit_exceeded (leases per connection, reply size).
   std::atomic<std::uint64_t> limits_exceeded{0};
+  // Clients refused at HELLO: their credentials match no --allow-uid /
+  // --allow-gid (loader/access_control.h).
+  std::atomic<std::uint64_t> permission_denied{0};
   // Warnings about one connection not written to the log (LogLimiter).
   std::atomic<std::uint64_t> log_lines_suppressed{0};
 
@@ -31,6 +34,7 @@ struct ConnectionCounters {
     put("releases_ignored", releases_ignored);
     put("limits_exceeded", limits_exceeded);
     put("log_lines_suppressed", log_lines_suppressed);
+    put("permission_denied", permission_denied);
   }
 };
 

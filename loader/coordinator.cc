@@ -207,6 +207,7 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
         req.ticket = ticket;
         ticket_owner_[ticket.get()] = &req;
         admission_deadline = std::min(deadline, clock_.now() + options_.admission_timeout);
+        ticket->submitted = Clock::now();
         settle(admission_.submit(ticket));
         if (ticket->outcome != AdmissionTicket::Outcome::waiting) continue;  // served at once
       }
@@ -235,6 +236,9 @@ void Coordinator::settle(const std::vector<TicketPtr>& tickets) {
     auto owner_it = ticket_owner_.find(t.get());
     Request* owner = owner_it == ticket_owner_.end() ? nullptr : owner_it->second;
     if (t->outcome == AdmissionTicket::Outcome::served) {
+      if (options_.histograms) {
+        options_.histograms->admission_wait_seconds.observe(Clock::now() - t->submitted);
+      }
       for (const auto& claim : t->claims) {
         if (auto c = claimant_.find(claim.get()); c != claimant_.end()) c->second->cv.notify_all();
       }
@@ -484,6 +488,7 @@ void Coordinator::run_flight(const std::string& name, const std::shared_ptr<Flig
     const auto view = cache_.find(name);
     spdlog::info("loaded {} generation {}: {} in {:.1f} ms", quote(name), flight->generation,
                  format_size(view ? view->length : 0), ms_between(start, clock_.now()));
+    if (options_.histograms) options_.histograms->load_seconds.observe(clock_.now() - start);
   } else if (s.code() == Errc::cancelled) {
     spdlog::info("load of {} generation {} cancelled: {}", quote(name), flight->generation,
                  printable(s.message()));

@@ -66,6 +66,7 @@
 #include "common/wait_clock.h"
 #include "ipc/protocol.h"
 #include "loader/admission_queue.h"
+#include "loader/latency_histogram.h"
 #include "loader/lease_table.h"
 #include "loader/load_pipeline.h"
 #include "loader/name_resolver.h"
@@ -102,6 +103,8 @@ struct CoordinatorOptions {
   std::size_t max_leases_per_connection = 4096;
   BreakerOptions breaker;
   QuarantineOptions quarantine;
+  // Load durations and admission waits, for the metrics endpoint (null: not kept).
+  std::shared_ptr<DaemonHistograms> histograms;
 };
 
 class Coordinator {

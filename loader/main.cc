@@ -1,6 +1,7 @@
 // genomed: the supervisor. Wires the arena, the worker pool, the coordinator
 // and the socket server together, serves until SIGINT/SIGTERM, then stops in
-// the reverse order: socket closed and removed (no new clients), waiters
+// the reverse order: socket closed and removed (no new clients), the drain
+// (leases held may end, up to --drain-timeout: loader/drain.h), waiters
 // failed, workers ended, connections closed (their leases dropped), arena
 // unmapped.
 #include <signal.h>
@@ -21,8 +22,12 @@
 #include "common/size_parse.h"
 #include "loader/config.h"
 #include "loader/coordinator.h"
+#include "loader/drain.h"
+#include "loader/metrics_exporter.h"
+#include "loader/log_format.h"
 #include "loader/pool.h"
 #include "loader/server.h"
+#include "loader/systemd_notify.h"
 
 namespace {
 
@@ -69,9 +74,19 @@ void raise_descriptor_limit() {
   spdlog::info("descriptor limit {} (was {}; hard limit {})", lim.rlim_cur, before, lim.rlim_max);
 }
 
+std::uint64_t leases_active(const genomed::loader::Coordinator& coordinator) {
+  for (const auto& [key, value] : coordinator.stats().values) {
+    if (key == "leases_active") return std::get<std::uint64_t>(value);
+  }
+  return 0;
+}
+
 int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signals) {
   using namespace genomed;
   raise_descriptor_limit();
+  // Before any worker starts: the socket systemd passed is made close-on-exec.
+  auto activated = loader::activated_socket();
+  if (!activated) return fail(activated.status());
   auto resolver = loader::NameResolver::create(config.roots);
   if (!resolver) return fail(resolver.status());
 
@@ -129,13 +144,38 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
     if (Status s = check_base_model(pool, config); !s.ok()) return fail(s);
   }
 
-  loader::Coordinator coordinator(config.coordinator, *resolver, pool,
+  auto histograms = std::make_shared<loader::DaemonHistograms>();
+  loader::CoordinatorOptions coordinator_options = config.coordinator;
+  coordinator_options.histograms = histograms;
+  loader::Coordinator coordinator(coordinator_options, *resolver, pool,
                                   {arena->data(), arena->size()}, clock);
   loader::ConnectionContext ctx{&coordinator, arena->ro_fd(), arena->size(), kVersion,
                                 config.connections};
-  auto server = loader::Server::listen(config.socket_path, ctx);
+  ctx.access = std::make_shared<loader::AccessControl>(config.ops.access);
+  auto drain = std::make_shared<loader::Drain>(config.ops.drain_timeout);
+  ctx.drain = drain;
+  ctx.histograms = histograms;
+  auto server = *activated >= 0 ? loader::Server::adopt(*activated, ctx)
+                                : loader::Server::listen(config.socket_path, ctx);
   if (!server) return fail(server.status());
   if (Status s = (*server)->start(); !s.ok()) return fail(s);
+  if (*activated >= 0) spdlog::info("socket-activated: serving on the socket systemd passed");
+
+  // Destroyed before the coordinator and the counters its scrapes read.
+  std::unique_ptr<loader::MetricsExporter> metrics;
+  if (!config.ops.metrics_listen.empty()) {
+    auto exporter = loader::MetricsExporter::start(
+        config.ops.metrics_listen,
+        [&] {
+          ipc::StatsReply r = coordinator.stats();
+          ctx.counters->append_to(r);
+          return r;
+        },
+        histograms);
+    if (!exporter) return fail(exporter.status());
+    metrics = std::move(exporter).value();
+    spdlog::info("Prometheus metrics on {}", metrics->url());
+  }
 
   std::string roots;
   for (const auto& r : resolver->roots()) roots += (roots.empty() ? "" : ", ") + r;
@@ -149,12 +189,15 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
     (void)!::write(config.ready_fd, "ready\n", 6);
     ::close(config.ready_fd);
   }
+  loader::notify_ready("serving on " + config.socket_path);
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
   spdlog::info("received {}; stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
 
+  loader::notify_stopping("stopping: draining leases, then stopping workers");
   (*server)->stop_accepting();
+  loader::run_drain(*drain, stop_signals, [&] { return leases_active(coordinator); });
   coordinator.shutdown();
   (*server)->stop();
   server->reset();
@@ -177,7 +220,7 @@ int main(int argc, char** argv) {
   auto logger = spdlog::stderr_color_mt("genomed");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(cl->config.log_level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  genomed::loader::use_log_format(cl->config.ops.log_format);
 
   // Block the stop signals in every thread (the mask is inherited) so that
   // only sigwait() in main sees them; workers get a clean mask at exec.

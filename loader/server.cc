@@ -93,7 +93,19 @@ Result<std::unique_ptr<Server>> Server::listen(const std::string& socket_path,
     return Status(Errc::environment,
                   "cannot listen on '" + socket_path + "': " + std::strerror(err));
   }
+  if (ctx.access) {
+    // Widened (or given a group) only now, after it was created owner-only.
+    if (Status s = ctx.access->apply_to_socket(socket_path); !s.ok()) {
+      ::close(fd);
+      ::unlink(socket_path.c_str());
+      return s;
+    }
+  }
   return std::unique_ptr<Server>(new Server(socket_path, fd, ctx));
+}
+
+Result<std::unique_ptr<Server>> Server::adopt(int listen_fd, ConnectionContext ctx) {
+  return std::unique_ptr<Server>(new Server("", listen_fd, std::move(ctx)));
 }
 
 Status Server::start() {
@@ -216,7 +228,7 @@ void Server::stop_accepting() {
   listen_fd_ = -1;
   if (spare_fd_ >= 0) ::close(spare_fd_);
   spare_fd_ = -1;
-  ::unlink(path_.c_str());
+  if (!path_.empty()) ::unlink(path_.c_str());
 }
 
 void Server::stop() {

@@ -3,7 +3,8 @@
 // request thread accepts clients, reads and answers requests, and checks
 // connection deadlines (one timerfd); none belongs to a connection, so idle
 // clients cost a descriptor and a little memory, no thread. The socket is
-// created owner-only (0600).
+// created owner-only (0600), then given --socket-mode and --socket-group
+// (loader/access_control.h).
 //
 // Lock: mu_ guards the connection table; listen_mu_ the listening socket
 // (accepting vs. stop_accepting). Neither is held while calling a
@@ -29,7 +30,10 @@ class Server final : private ConnectionHost {
   // a live daemon answers on is an error.
   static Result<std::unique_ptr<Server>> listen(const std::string& socket_path,
                                                 ConnectionContext ctx);
-  ~Server();  // stop(), then removes the socket file
+  // Serves on a listening socket it was given (systemd socket activation);
+  // the socket file is its owner's: never removed.
+  static Result<std::unique_ptr<Server>> adopt(int listen_fd, ConnectionContext ctx);
+  ~Server();  // stop(), then removes the socket file (unless adopted)
 
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

@@ -77,6 +77,10 @@ enum class Errc : std::uint16_t {
   // flight, request size) or of a reply. The message names the limit, its value
   // and the flag that sets it, if any. Retrying the same thing fails again.
   limit_exceeded = 55,
+  // The client's credentials (SO_PEERCRED: uid, gid, groups) are not in the
+  // daemon's --allow-uid / --allow-gid lists: answered to HELLO, then the
+  // connection closes. The operator grants access; retrying does not help.
+  permission_denied = 56,
 
   // --- workers and the pool ---------------------------------------------------------------
   worker_crashed = 60,  // The loader worker died during the job.

@@ -17,7 +17,8 @@ from ._client import (DEFAULT, DEFAULT_LOAD_TIMEOUT, DEFAULT_TIMEOUT, Client, Le
 from ._errors import (AdapterContractError, AdapterFileError, AdapterNameError,
                       CallTimeoutError, CapacityError, Error, FileChangedError,
                       HostResourceError, InternalError, LayoutError, LeaseReleasedError,
-                      NotConnectedError, RequestError, WorkerError)
+                      NotConnectedError, PermissionDeniedError, RequestError,
+                      WorkerError)
 from .types import AdapterInfo, Health, LoadInfo, LoraModule, StatValue, UnloadInfo
 
 __version__ = "0.1.0"
@@ -46,6 +47,7 @@ __all__ = [
     "AdapterContractError",
     "CapacityError",
     "WorkerError",
+    "PermissionDeniedError",
     "HostResourceError",
     "InternalError",
     "LeaseReleasedError",

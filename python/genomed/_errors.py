@@ -81,6 +81,8 @@ CODES: Dict[int, Tuple[str, str]] = {
     54: ("draining", "retry after the adapter's remaining leases end"),
     55: ("limit_exceeded", "stay within the limit the message names (an adapter file's or a "
                            "connection's); operator: see docs/operations.md for its flag"),
+    56: ("permission_denied", "operator: add this user or one of its groups to genomed's "
+                              "--allow-uid / --allow-gid"),
     60: ("worker_crashed", "retry later; if it repeats the adapter is poisonous"),
     61: ("timeout", "retry; operator: check worker health or raise the load timeouts"),
     62: ("quarantined", "replace the files, wait, or unload the name to lift the quarantine"),
@@ -184,6 +186,11 @@ class CapacityError(Error):
     """Codes 50-59: capacity and lifecycle (no_space, cancelled, draining, ...)."""
 
 
+class PermissionDeniedError(Error, PermissionError):
+    """Code 56 (permission_denied): the daemon refused this client's user and
+    groups at HELLO (its --allow-uid / --allow-gid). Retrying does not help."""
+
+
 class WorkerError(Error):
     """Codes 60-69: loader workers and their pool (worker_crashed, timeout, ...)."""
 
@@ -224,6 +231,8 @@ def _family(number: int) -> Type[Error]:
         return LayoutError
     if 20 <= number <= 49:
         return AdapterFileError
+    if number == 56:
+        return PermissionDeniedError
     if 50 <= number <= 59:
         return CapacityError
     if number == 68:

@@ -509,9 +509,76 @@ const std::map<std::string, std::string>& accepted_flags() {
       {"--worker-path", "/opt/w"},
       {"--worker-memory-limit", "512M"},
       {"--saturated-after-ms", "1000"},
+      {"--socket-mode", "0660"},
+      {"--socket-group", "0"},
+      {"--allow-uid", "0"},
+      {"--allow-gid", "0"},
+      {"--log-format", "json"},
+      {"--drain-timeout", "5s"},
+      {"--metrics-listen", "9464"},
       {"--config", ""},  // filled in with a real file
   };
   return kFlags;
+}
+
+TEST(ConfigOperations, DefaultsKeepTheOwnerOnlySocketTextLogsAndNoMetrics) {
+  const DaemonConfig c = parse_ok(with_required({}));
+  EXPECT_EQ(c.ops.access.socket_mode, 0600u);
+  EXPECT_EQ(c.ops.access.socket_group, static_cast<gid_t>(-1));
+  EXPECT_TRUE(c.ops.access.allow_uids.empty());
+  EXPECT_TRUE(c.ops.access.allow_gids.empty());
+  EXPECT_EQ(c.ops.log_format, LogFormat::text);
+  EXPECT_EQ(c.ops.drain_timeout, milliseconds(10'000));
+  EXPECT_EQ(c.ops.metrics_listen, "");
+}
+
+TEST(ConfigOperations, FlagsSetTheirFieldsAndListsAccumulate) {
+  const DaemonConfig c = parse_ok(with_required(
+      {"--socket-mode", "0o660", "--socket-group", "root", "--allow-uid", "1000,root",
+       "--allow-uid", "7", "--allow-gid", "5,root", "--log-format", "json", "--drain-timeout",
+       "1m30s", "--metrics-listen", "0.0.0.0:9100"}));
+  EXPECT_EQ(c.ops.access.socket_mode, 0660u);
+  EXPECT_EQ(c.ops.access.socket_group, 0u);
+  EXPECT_EQ(c.ops.access.allow_uids, (std::vector<uid_t>{1000, 0, 7}));
+  EXPECT_EQ(c.ops.access.allow_gids, (std::vector<gid_t>{5, 0}));
+  EXPECT_EQ(c.ops.log_format, LogFormat::json);
+  EXPECT_EQ(c.ops.drain_timeout, milliseconds(90'000));
+  EXPECT_EQ(c.ops.metrics_listen, "0.0.0.0:9100");
+  EXPECT_EQ(parse_ok(with_required({"--metrics-listen", "9100"})).ops.metrics_listen,
+            "127.0.0.1:9100");
+  EXPECT_EQ(parse_ok(with_required({"--drain-timeout", "0"})).ops.drain_timeout, milliseconds(0));
+}
+
+TEST(ConfigOperations, BadValuesAreRefusedNamingTheFlag) {
+  for (const auto& [flag, value] : std::vector<std::pair<std::string, std::string>>{
+           {"--socket-mode", "0400"},
+           {"--socket-mode", "0888"},
+           {"--socket-mode", "01777"},
+           {"--socket-group", "no-such-group-here"},
+           {"--allow-uid", "no-such-user-here"},
+           {"--allow-uid", "4294967295"},
+           {"--allow-gid", ""},
+           {"--log-format", "xml"},
+           {"--drain-timeout", "10"},
+           {"--drain-timeout", "8d"},
+           {"--metrics-listen", "localhost:http"},
+           {"--metrics-listen", "127.0.0.1:70000"}}) {
+    expect_bad(with_required({flag, value}), flag);
+  }
+}
+
+TEST(ConfigOperations, FileKeysTakeStringsAndIdsTakeNumbersToo) {
+  JsonFile file(R"({"socket": "s", "root": ["r"], "socket_mode": "0660", "allow_uid": 1000,
+                    "allow_gid": "0", "log_format": "json", "drain_timeout": "2s",
+                    "metrics_listen": "127.0.0.1:9464"})");
+  const DaemonConfig c = parse_ok({"--config", file.path()});
+  EXPECT_EQ(c.ops.access.socket_mode, 0660u);
+  EXPECT_EQ(c.ops.access.allow_uids, (std::vector<uid_t>{1000}));
+  EXPECT_EQ(c.ops.access.allow_gids, (std::vector<gid_t>{0}));
+  EXPECT_EQ(c.ops.log_format, LogFormat::json);
+  EXPECT_EQ(c.ops.drain_timeout, milliseconds(2000));
+  JsonFile numeric_mode(R"({"socket": "s", "root": ["r"], "socket_mode": 432})");
+  expect_bad({"--config", numeric_mode.path()}, "socket_mode");
 }
 
 TEST(ConfigUsage, MentionsEveryAcceptedFlag) {

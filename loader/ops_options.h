@@ -1,0 +1,27 @@
+// The operator-facing settings of genomed beyond loading adapters: who may
+// connect (access control), the log format, the graceful drain on SIGTERM
+// and the Prometheus endpoint. Parsed by loader/ops_config.cc, documented in
+// docs/operations.md.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "loader/access_control.h"
+
+namespace genomed::loader {
+
+enum class LogFormat { text, json };
+
+struct OperationsOptions {
+  AccessOptions access;  // --socket-mode, --socket-group, --allow-uid, --allow-gid
+  LogFormat log_format = LogFormat::text;  // --log-format
+  // --drain-timeout: after SIGTERM, how long outstanding leases may keep the
+  // daemon serving (no new loads or leases) before it stops anyway. Below
+  // systemd's default TimeoutStopSec (90s) with room for the rest of the stop.
+  std::chrono::milliseconds drain_timeout{10'000};
+  // --metrics-listen HOST:PORT; "" = no metrics endpoint.
+  std::string metrics_listen;
+};
+
+}  // namespace genomed::loader
