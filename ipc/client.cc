@@ -614,6 +614,22 @@ Result<UnloadInfo> Client::unload(std::string_view name, Timeout timeout) {
   return checked(ipc::decode_unload_reply(body), body, "unload");
 }
 
+Result<PinInfo> Client::pin(std::string_view name, Timeout timeout) {
+  ipc::Request req;
+  req.op = ipc::Op::pin;
+  req.names = {std::string(name)};
+  GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req, timeout_of(*conn_, timeout, true)));
+  return checked(ipc::decode_pin_reply(body), body, "pin");
+}
+
+Result<PinInfo> Client::unpin(std::string_view name, Timeout timeout) {
+  ipc::Request req;
+  req.op = ipc::Op::unpin;
+  req.names = {std::string(name)};
+  GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req, timeout_of(*conn_, timeout, false)));
+  return checked(ipc::decode_pin_reply(body), body, "unpin");
+}
+
 Result<std::vector<AdapterInfo>> Client::list(Timeout timeout) {
   // The daemon answers in pages (ipc::kMaxListPage entries each); this
   // follows them, every page within the one deadline of the call. Pages

@@ -9,7 +9,7 @@
 namespace genomed::ipc {
 namespace {
 
-constexpr std::array<std::pair<Op, std::string_view>, 8> kOps{{
+constexpr std::array<std::pair<Op, std::string_view>, 10> kOps{{
     {Op::hello, "hello"},
     {Op::load, "load"},
     {Op::acquire, "acquire"},
@@ -18,6 +18,8 @@ constexpr std::array<std::pair<Op, std::string_view>, 8> kOps{{
     {Op::list, "list"},
     {Op::stats, "stats"},
     {Op::health, "health"},
+    {Op::pin, "pin"},
+    {Op::unpin, "unpin"},
 }};
 
 MapWriter& ok_reply(MapWriter& w) { return w.put("ok", true); }
@@ -85,6 +87,8 @@ std::string encode_request(const Request& r) {
       break;
     case Op::load:
     case Op::unload:
+    case Op::pin:
+    case Op::unpin:
       w.put("name", r.names.empty() ? std::string() : r.names.front());
       break;
     case Op::acquire:
@@ -122,7 +126,9 @@ Result<Request> decode_request(std::string_view body) {
       break;
     }
     case Op::load:
-    case Op::unload: {
+    case Op::unload:
+    case Op::pin:
+    case Op::unpin: {
       GENOMED_ASSIGN_OR_RETURN(std::string name, root.str("name"));
       GENOMED_RETURN_IF_ERROR(check_utf8_name("name", name));
       r.names.push_back(std::move(name));
@@ -217,6 +223,17 @@ std::string encode_reply(const UnloadReply& r) {
   return w.finish();
 }
 
+std::string encode_reply(const PinReply& r) {
+  MapWriter w;
+  ok_reply(w)
+      .put("name", r.name)
+      .put("bytes", r.bytes)
+      .put("generation", r.generation)
+      .put("pinned", r.pinned)
+      .put("was_pinned", r.was_pinned);
+  return w.finish();
+}
+
 std::string encode_reply(const ListReply& r) {
   std::vector<std::string> adapters;
   adapters.reserve(r.adapters.size());
@@ -226,7 +243,8 @@ std::string encode_reply(const ListReply& r) {
         .put("state", a.state)
         .put("bytes", a.bytes)
         .put("leases", a.leases)
-        .put("generation", a.generation);
+        .put("generation", a.generation)
+        .put("pinned", a.pinned);
     adapters.push_back(aw.finish());
   }
   MapWriter w;
@@ -304,6 +322,17 @@ Result<UnloadReply> decode_unload_reply(std::string_view body) {
   return r;
 }
 
+Result<PinReply> decode_pin_reply(std::string_view body) {
+  GENOMED_ASSIGN_OR_RETURN(Message m, parse_reply(body));
+  PinReply r;
+  GENOMED_ASSIGN_OR_RETURN(r.name, m.root().str("name"));
+  GENOMED_ASSIGN_OR_RETURN(r.bytes, m.root().u64("bytes"));
+  GENOMED_ASSIGN_OR_RETURN(r.generation, m.root().u64("generation"));
+  GENOMED_ASSIGN_OR_RETURN(r.pinned, m.root().boolean("pinned"));
+  GENOMED_ASSIGN_OR_RETURN(r.was_pinned, m.root().boolean("was_pinned"));
+  return r;
+}
+
 Result<ListReply> decode_list_reply(std::string_view body) {
   GENOMED_ASSIGN_OR_RETURN(Message m, parse_reply(body));
   GENOMED_ASSIGN_OR_RETURN(ArrayView a, m.root().array("adapters"));
@@ -316,6 +345,9 @@ Result<ListReply> decode_list_reply(std::string_view body) {
     GENOMED_ASSIGN_OR_RETURN(s.bytes, e.u64("bytes"));
     GENOMED_ASSIGN_OR_RETURN(s.leases, e.u64("leases"));
     GENOMED_ASSIGN_OR_RETURN(s.generation, e.u64("generation"));
+    if (e.has("pinned")) {  // absent from daemons older than PIN
+      GENOMED_ASSIGN_OR_RETURN(s.pinned, e.boolean("pinned"));
+    }
     r.adapters.push_back(std::move(s));
   }
   if (m.root().has("next") && !m.root().is_nil("next")) {

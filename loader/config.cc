@@ -103,6 +103,13 @@ const std::map<std::string, Setter>& setters() {
          c.budget_bytes = (*size + 4095) / 4096 * 4096;
          return Status::Ok();
        }},
+      {"pin_budget",
+       [](DaemonConfig& c, const std::string& k, const std::string& v) {
+         auto size = parse_size(v);
+         if (!size) return bad(k + ": " + size.status().message());
+         c.coordinator.pin_budget = *size;  // 0: the whole budget
+         return Status::Ok();
+       }},
       {"worker_memory_limit",
        [](DaemonConfig& c, const std::string& k, const std::string& v) {
          auto size = parse_size(v);
@@ -265,7 +272,7 @@ JsonKind json_kind(const std::string& key) {
        {"socket", "root", "log_level", "worker_path", "worker_fault", "base_model"}) {
     if (key == k) return JsonKind::string;
   }
-  if (key == "budget" || key == "worker_memory_limit") {
+  if (key == "budget" || key == "worker_memory_limit" || key == "pin_budget") {
     return JsonKind::size;  // "8G" or a number of bytes
   }
   if (key.ends_with("_multiplier")) return JsonKind::number;
@@ -363,6 +370,10 @@ options:
                               it and no symlink is followed
   --budget SIZE               arena size = byte budget of resident adapters,
                               e.g. 512M, 8G (default 1G; rounded up to 4K)
+  --pin-budget SIZE           bytes the pinned adapters may hold together
+                              (their page-rounded ranges); a PIN past it is
+                              'pin_budget_exceeded' (default 0: the whole
+                              budget). Pinned adapters are never evicted
   --workers N                 loader worker processes (default: cores)
   --worker-memory-limit SIZE  memory each worker may allocate beyond what it
                               maps at start (RLIMIT_AS), e.g. 512M; a load

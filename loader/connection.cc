@@ -376,6 +376,10 @@ std::string Connection::handle(const ipc::Request& req, WaitWatch& watch) {
         return {};
       case ipc::Op::unload:
         return reply(c.unload(req.names.front()));
+      case ipc::Op::pin:
+        return reply(c.pin(req.names.front(), id_, &watch));
+      case ipc::Op::unpin:
+        return reply(c.unpin(req.names.front()));
       case ipc::Op::list:
         return ipc::encode_reply(c.list(req.after, req.limit == 0 ? ipc::kMaxListPage : req.limit));
       case ipc::Op::stats:

@@ -320,9 +320,8 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
   return reply;
 }
 
-Result<ipc::LoadReply> Coordinator::load(const std::string& name, ConnectionId conn,
-                                         WaitHook* hook) {
-  MutexLock lock(mu_);
+Result<bool> Coordinator::make_resident(MutexLock& lock, const std::string& name,
+                                        ConnectionId conn, WaitHook* hook) {
   Request req;
   req.conn = conn;
   requests_.insert(&req);
@@ -331,8 +330,70 @@ Result<ipc::LoadReply> Coordinator::load(const std::string& name, ConnectionId c
   leave(req);
   requests_.erase(&req);
   GENOMED_RETURN_IF_ERROR(s);
+  return static_cast<bool>(hit[0]);
+}
+
+Result<ipc::LoadReply> Coordinator::load(const std::string& name, ConnectionId conn,
+                                         WaitHook* hook) {
+  MutexLock lock(mu_);
+  GENOMED_ASSIGN_OR_RETURN(const bool hit, make_resident(lock, name, conn, hook));
   cache_.touch(name);
-  return ipc::LoadReply{name, cache_.find(name)->length, entries_.at(name).generation, hit[0]};
+  return ipc::LoadReply{name, cache_.find(name)->length, entries_.at(name).generation, hit};
+}
+
+Result<ipc::PinReply> Coordinator::pin(const std::string& name, ConnectionId conn,
+                                       WaitHook* hook) {
+  MutexLock lock(mu_);
+  const auto it = entries_.find(name);
+  if (it == entries_.end() || it->second.state != State::ready) {
+    GENOMED_RETURN_IF_ERROR(make_resident(lock, name, conn, hook).status());
+  }
+  // READY here, in the step serve() returned in: nothing evicted it since.
+  const auto view = cache_.find(name);
+  if (view->pinned) return pin_reply(name, true);
+  if (cache_.bytes_pinned() + view->footprint > pin_budget()) {
+    return Status(Errc::pin_budget_exceeded,
+                  "pinning " + quote(name) + " (" + format_size(view->footprint) +
+                      ") would pin " + format_size(cache_.bytes_pinned() + view->footprint) +
+                      " but the pin budget is " + format_size(pin_budget()) + " (" +
+                      std::to_string(cache_.pinned_count()) +
+                      " adapter(s) pinned already): unpin one first, or raise --pin-budget; " +
+                      quote(name) + " stays resident, unpinned");
+  }
+  cache_.set_pinned(name, true);
+  spdlog::info("pinned {} ({}; {} pinned in all)", quote(name), format_size(view->footprint),
+               format_size(cache_.bytes_pinned()));
+  check_invariants();
+  return pin_reply(name, false);
+}
+
+Result<ipc::PinReply> Coordinator::unpin(const std::string& name) {
+  MutexLock lock(mu_);
+  const auto it = entries_.find(name);
+  if (it == entries_.end() || it->second.state == State::loading) {
+    GENOMED_RETURN_IF_ERROR(validate_name(name));
+    return Status(Errc::not_loaded, "adapter " + quote(name) +
+                                        " is not resident, so it is not pinned (nothing to do)");
+  }
+  const bool was = cache_.set_pinned(name, false);
+  // Taken now: the pump below may evict it for a waiting ticket.
+  ipc::PinReply reply = pin_reply(name, was);
+  if (was) {
+    spdlog::info("unpinned {}", quote(name));
+    settle(admission_.pump());
+  }
+  check_invariants();
+  return reply;
+}
+
+ipc::PinReply Coordinator::pin_reply(const std::string& name, bool was_pinned) const {
+  const auto view = cache_.find(name);
+  return ipc::PinReply{name, view->length, entries_.at(name).generation, view->pinned,
+                       was_pinned};
+}
+
+std::uint64_t Coordinator::pin_budget() const {
+  return options_.pin_budget == 0 ? arena_.size : std::min(options_.pin_budget, arena_.size);
 }
 
 // ---------------------------------------------------------------------------
@@ -699,6 +760,11 @@ Result<ipc::UnloadReply> Coordinator::unload_locked(const std::string& name) {
     }
     case State::ready: {
       const auto view = cache_.find(name);
+      if (view->pinned) {
+        return Status(Errc::pinned, "adapter " + quote(name) +
+                                        " is pinned: unpin it first ('genomectl unpin " +
+                                        printable(name) + "'), then unload it");
+      }
       if (view->leases > 0) {
         it->second.state = State::draining;
         settle(admission_.unavailable(name));
@@ -734,6 +800,7 @@ ipc::ListReply Coordinator::list(std::string_view after, std::size_t limit) cons
     if (const auto view = cache_.find(name)) {
       s.bytes = view->length;
       s.leases = view->leases;
+      s.pinned = view->pinned;
     }
     reply.adapters.push_back(std::move(s));
   }
@@ -778,6 +845,8 @@ ipc::StatsReply Coordinator::stats() const {
   put("workers_busy", pool.workers_busy);
   put("pool_saturated", saturated(pool) ? 1 : 0);
   put("probes_waiting", pipeline_.probes_waiting());
+  put("adapters_pinned", cache_.pinned_count());
+  put("bytes_pinned", cache_.bytes_pinned());
   return r;
 }
 

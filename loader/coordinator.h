@@ -35,6 +35,10 @@
 //   starts its jobs only after every earlier flight of the name has ended.
 // - UNLOAD of a READY entry with leases marks it DRAINING: no new leases;
 //   its memory is freed when the last lease ends.
+// - PIN makes a name resident (as LOAD) and pins it: the cache never evicts
+//   it and UNLOAD refuses it (`pinned`) until UNPIN. Pins are the daemon's,
+//   not a connection's: they outlive the client that set them. Pinned bytes
+//   together stay within the pin budget (`pin_budget_exceeded`).
 // - A connection whose client hangs up while one of its requests waits is
 //   abandon()ed at once: its leases end, its waiting requests return
 //   `cancelled`, and a load that no other request waits for is cancelled.
@@ -100,6 +104,9 @@ struct CoordinatorOptions {
   // daemon keep (a lease record costs about 100 bytes) and what its
   // disconnect costs (O(its leases), under the coordinator's lock).
   std::size_t max_leases_per_connection = 4096;
+  // Bytes (page-rounded ranges) the pinned adapters may hold together; 0:
+  // the whole budget. A PIN that would pass it is pin_budget_exceeded.
+  std::uint64_t pin_budget = 0;
   BreakerOptions breaker;
   QuarantineOptions quarantine;
 };
@@ -147,6 +154,14 @@ class Coordinator {
   Result<ipc::LoadReply> load(const std::string& name, ConnectionId conn = 0,
                               WaitHook* hook = nullptr) EXCLUDES(mu_);
   Result<ipc::UnloadReply> unload(const std::string& name) EXCLUDES(mu_);
+  // Makes `name` resident (as load()) and pins it. pin_budget_exceeded if
+  // the pinned adapters would then pass the pin budget; the adapter stays
+  // resident, unpinned, then. Pinning a pinned name is a no-op.
+  Result<ipc::PinReply> pin(const std::string& name, ConnectionId conn = 0,
+                            WaitHook* hook = nullptr) EXCLUDES(mu_);
+  // Unpins a resident name (evictable again, most recently used);
+  // not_loaded if it is not resident. Unpinning an unpinned name is a no-op.
+  Result<ipc::PinReply> unpin(const std::string& name) EXCLUDES(mu_);
 
   // One page: at most `limit` entries (capped at ipc::kMaxListPage), in name
   // order, starting after the name `after` ("" = from the first).
@@ -207,6 +222,10 @@ class Coordinator {
   // one is READY and (for an acquirer) leased to it, with the lock held.
   Status serve(MutexLock& lock, const std::vector<std::string>& names, Request& req, WaitHook* hook,
                std::vector<bool>* hits) REQUIRES(mu_);
+  // LOAD's steps for one name: READY when it returns Ok (with the lock held,
+  // so nothing evicted it since); true if it was READY at the first look.
+  Result<bool> make_resident(MutexLock& lock, const std::string& name, ConnectionId conn,
+                             WaitHook* hook) REQUIRES(mu_);
   // Every worker has been on its current job for saturated_after or longer.
   bool saturated(const PoolStats& pool) const;
   // What the client learns of its lease on the resident adapter `name`.
@@ -238,6 +257,9 @@ class Coordinator {
                                                         const Status& why) REQUIRES(mu_);
 
   Result<ipc::UnloadReply> unload_locked(const std::string& name) REQUIRES(mu_);
+  // The reply to PIN or UNPIN of the resident `name`.
+  ipc::PinReply pin_reply(const std::string& name, bool was_pinned) const REQUIRES(mu_);
+  std::uint64_t pin_budget() const;
   // Ends a lease (of `conn` only, if given); false if there is none such.
   bool end_lease(LeaseId id, std::optional<ConnectionId> conn = std::nullopt) REQUIRES(mu_);
   std::size_t end_leases_of(ConnectionId conn) REQUIRES(mu_);

@@ -21,7 +21,11 @@ constexpr const char* kUsage = R"(usage: genomectl --socket PATH <command> [args
 
 commands:
   load NAME                  make adapter NAME resident (no lease)
-  unload NAME                unload NAME (cancels a load; drains if leased)
+  unload NAME                unload NAME (cancels a load; drains if leased;
+                             refused while pinned)
+  pin NAME                   load NAME if needed and pin it: never evicted
+                             until unpinned (pins count against --pin-budget)
+  unpin NAME                 make a pinned NAME evictable again
   acquire NAME [--hold S]    lease NAME, print its tensor table read from the
                              zero-copy view and its LoRA modules (path, kind,
                              effective rank and alpha, the scaling PEFT
@@ -43,8 +47,8 @@ options:
                              request) must finish within SECONDS, else it
                              fails with "error: timeout: ..." (exit 1).
                              Default: connect and HELLO 5 s, then the request
-                             5 s, or 120 s for load, acquire, config, digest
-                             and verify (they may wait for a load). The --hold
+                             5 s, or 120 s for load, acquire, pin, config,
+                             digest and verify (they may wait for a load). The --hold
                              time is not counted
   -h, --help                 this text
 )";
@@ -164,18 +168,20 @@ int cmd_list(genomed::Client& client, bool json, genomed::Client::Timeout timeou
                      {"state", a.state},
                      {"bytes", a.bytes},
                      {"leases", a.leases},
-                     {"generation", a.generation}});
+                     {"generation", a.generation},
+                     {"pinned", a.pinned}});
     }
     std::printf("%s\n", out.dump(2).c_str());
     return 0;
   }
-  std::printf("%-32s  %-8s  %12s  %6s  %10s\n", "name", "state", "bytes", "leases", "generation");
+  std::printf("%-32s  %-8s  %12s  %6s  %10s  %s\n", "name", "state", "bytes", "leases",
+              "generation", "pinned");
   for (const auto& a : *adapters) {
     // A name may hold control characters (a terminal would act on them).
-    std::printf("%-32s  %-8s  %12llu  %6llu  %10llu\n", genomed::printable(a.name).c_str(),
+    std::printf("%-32s  %-8s  %12llu  %6llu  %10llu  %s\n", genomed::printable(a.name).c_str(),
                 a.state.c_str(), static_cast<unsigned long long>(a.bytes),
                 static_cast<unsigned long long>(a.leases),
-                static_cast<unsigned long long>(a.generation));
+                static_cast<unsigned long long>(a.generation), a.pinned ? "yes" : "no");
   }
   return 0;
 }
@@ -249,7 +255,8 @@ int main(int argc, char** argv) {
   if (positional.empty()) return usage_error("no command given");
   const std::string& command = positional[0];
   const bool needs_name = command == "load" || command == "unload" || command == "acquire" ||
-                          command == "digest" || command == "config" || command == "verify";
+                          command == "digest" || command == "config" || command == "verify" ||
+                          command == "pin" || command == "unpin";
   const bool takes_none = command == "list" || command == "stats" || command == "health";
   if (!needs_name && !takes_none) return usage_error("unknown command '" + command + "'");
   if (needs_name && positional.size() != 2)
@@ -293,6 +300,16 @@ int main(int argc, char** argv) {
                 r->was_resident ? "was resident" : "loaded",
                 static_cast<unsigned long long>(r->bytes),
                 static_cast<unsigned long long>(r->generation));
+    return 0;
+  }
+  if (command == "pin" || command == "unpin") {
+    auto r = command == "pin" ? client->pin(positional[1], request_timeout)
+                              : client->unpin(positional[1], request_timeout);
+    if (!r) return report(r.status());
+    std::printf("%s %s: %llu bytes, generation %llu%s\n", genomed::printable(r->name).c_str(),
+                r->pinned ? "pinned" : "unpinned", static_cast<unsigned long long>(r->bytes),
+                static_cast<unsigned long long>(r->generation),
+                r->was_pinned == r->pinned ? " (no change)" : "");
     return 0;
   }
   if (command == "unload") {

@@ -205,6 +205,13 @@ class Client {
 
   Result<LoadInfo> load(std::string_view name, Timeout timeout = std::nullopt);
   Result<UnloadInfo> unload(std::string_view name, Timeout timeout = std::nullopt);
+  // Makes `name` resident (loading it if needed: the load timeout applies)
+  // and pins it: never evicted, and UNLOAD refuses it until unpin(). Pins
+  // belong to the daemon, not to this connection. pin_budget_exceeded if the
+  // pinned adapters would pass the daemon's --pin-budget.
+  Result<PinInfo> pin(std::string_view name, Timeout timeout = std::nullopt);
+  // Makes a pinned adapter evictable again; not_loaded if it is not resident.
+  Result<PinInfo> unpin(std::string_view name, Timeout timeout = std::nullopt);
   // Every adapter the daemon holds or loads, in name order. The daemon
   // answers LIST in pages (1024 entries at most); this fetches them all,
   // within the one timeout. No name comes twice; one loaded or unloaded

@@ -77,6 +77,14 @@ enum class Errc : std::uint16_t {
   // flight, request size) or of a reply. The message names the limit, its value
   // and the flag that sets it, if any. Retrying the same thing fails again.
   limit_exceeded = 55,
+  // PIN would make the pinned adapters together pass the pin budget
+  // (--pin-budget, default the whole budget). Unpin another first.
+  pin_budget_exceeded = 57,
+  // UNLOAD of a pinned adapter: pins are never undone implicitly. Unpin it first.
+  pinned = 58,
+  // A prefetch found no free room: it never evicts a leased, pinned or used
+  // adapter, never waits for room, and never jumps the admission queue.
+  prefetch_dropped = 59,
 
   // --- workers and the pool ---------------------------------------------------------------
   worker_crashed = 60,  // The loader worker died during the job.

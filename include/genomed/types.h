@@ -1,5 +1,5 @@
 // What the daemon reports about adapters and itself: the results of LOAD,
-// UNLOAD, LIST, STATS and HEALTH, shared by the client library and the wire
+// UNLOAD, PIN/UNPIN, LIST, STATS and HEALTH, shared by the client library and the wire
 // codec (ipc/protocol.h) so there is one definition of each.
 #pragma once
 
@@ -24,12 +24,22 @@ struct UnloadInfo {
   std::uint64_t leases = 0;
 };
 
+// The result of PIN and UNPIN.
+struct PinInfo {
+  std::string name;
+  std::uint64_t bytes = 0;  // resident size
+  std::uint64_t generation = 0;
+  bool pinned = false;      // now
+  bool was_pinned = false;  // before the request (PIN and UNPIN are idempotent)
+};
+
 struct AdapterInfo {
   std::string name;
   std::string state;        // "loading" | "ready" | "draining"
   std::uint64_t bytes = 0;  // resident size (0 while loading)
   std::uint64_t leases = 0;
   std::uint64_t generation = 0;
+  bool pinned = false;  // never evicted; UNLOAD refuses it (false from older daemons)
 };
 
 using StatValue = std::variant<std::uint64_t, std::string>;

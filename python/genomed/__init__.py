@@ -18,7 +18,8 @@ from ._errors import (AdapterContractError, AdapterFileError, AdapterNameError,
                       CallTimeoutError, CapacityError, Error, FileChangedError,
                       HostResourceError, InternalError, LayoutError, LeaseReleasedError,
                       NotConnectedError, RequestError, WorkerError)
-from .types import AdapterInfo, Health, LoadInfo, LoraModule, StatValue, UnloadInfo
+from .types import (AdapterInfo, Health, LoadInfo, LoraModule, PinInfo, StatValue,
+                    UnloadInfo)
 
 __version__ = "0.1.0"
 
@@ -29,6 +30,7 @@ __all__ = [
     "LoraModule",
     "LoadInfo",
     "UnloadInfo",
+    "PinInfo",
     "AdapterInfo",
     "Health",
     "StatValue",

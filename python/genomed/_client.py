@@ -43,7 +43,8 @@ from typing import (TYPE_CHECKING, Any, Callable, Deque, Dict, Iterable, List, O
 import numpy as np
 
 from . import _errors, _layout, _wire
-from .types import AdapterInfo, Health, LoadInfo, LoraModule, StatValue, UnloadInfo
+from .types import (AdapterInfo, Health, LoadInfo, LoraModule, PinInfo, StatValue,
+                    UnloadInfo)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -583,6 +584,18 @@ def _check_name(name: Any, what: str = "name") -> str:
     return name
 
 
+def _optional_bool(reply: Dict[str, Any], key: str) -> bool:
+    """A bool field newer daemons send; False when absent."""
+    return key in reply and _wire.get_bool(reply, key)
+
+
+def _pin_info(r: Dict[str, Any]) -> PinInfo:
+    return PinInfo(name=_wire.get_str(r, "name"), bytes=_wire.get_uint(r, "bytes"),
+                   generation=_wire.get_uint(r, "generation"),
+                   pinned=_wire.get_bool(r, "pinned"),
+                   was_pinned=_wire.get_bool(r, "was_pinned"))
+
+
 class Client:
     """A connection to genomed. Create it with :func:`genomed.connect`.
 
@@ -760,6 +773,22 @@ class Client:
         return UnloadInfo(name=_wire.get_str(r, "name"), outcome=_wire.get_str(r, "outcome"),
                           leases=_wire.get_uint(r, "leases"))
 
+    def pin(self, name: str, *, timeout: Timeout = DEFAULT) -> PinInfo:
+        """Makes `name` resident (loading it if needed) and pins it: never
+        evicted, and unload() refuses it until unpin(). Pins belong to the
+        daemon, not to this connection. Raises CapacityError
+        ``pin_budget_exceeded`` past the daemon's ``--pin-budget``.
+        `timeout` defaults to the client's ``load_timeout``."""
+        r = self._conn.call({"op": "pin", "name": _check_name(name)},
+                            self._timeout(timeout, load=True))
+        return _pin_info(r)
+
+    def unpin(self, name: str, *, timeout: Timeout = DEFAULT) -> PinInfo:
+        """Makes a pinned adapter evictable again (``not_loaded`` if it is not
+        resident)."""
+        r = self._conn.call({"op": "unpin", "name": _check_name(name)}, self._timeout(timeout))
+        return _pin_info(r)
+
     def list(self, *, timeout: Timeout = DEFAULT) -> List[AdapterInfo]:
         """Every adapter the daemon holds or loads, sorted by name.
 
@@ -781,7 +810,8 @@ class Client:
                                        state=_wire.get_str(e, "state"),
                                        bytes=_wire.get_uint(e, "bytes"),
                                        leases=_wire.get_uint(e, "leases"),
-                                       generation=_wire.get_uint(e, "generation")))
+                                       generation=_wire.get_uint(e, "generation"),
+                                       pinned=_optional_bool(e, "pinned")))
             cursor = r.get("next")
             if cursor is None:
                 return out

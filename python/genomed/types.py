@@ -8,7 +8,8 @@ from typing import Optional, Union
 
 import numpy as np
 
-__all__ = ["LoadInfo", "UnloadInfo", "AdapterInfo", "Health", "LoraModule", "StatValue"]
+__all__ = ["LoadInfo", "UnloadInfo", "PinInfo", "AdapterInfo", "Health", "LoraModule",
+           "StatValue"]
 
 StatValue = Union[int, str]
 
@@ -33,6 +34,17 @@ class UnloadInfo:
 
 
 @dataclass(frozen=True)
+class PinInfo:
+    """Result of :meth:`genomed.Client.pin` and :meth:`genomed.Client.unpin`."""
+
+    name: str
+    bytes: int  #: the adapter's resident size
+    generation: int
+    pinned: bool  #: now
+    was_pinned: bool  #: before the call (pin and unpin are idempotent)
+
+
+@dataclass(frozen=True)
 class AdapterInfo:
     """One entry of :meth:`genomed.Client.list`."""
 
@@ -41,6 +53,7 @@ class AdapterInfo:
     bytes: int  #: resident size (0 while loading)
     leases: int  #: active leases, over all clients
     generation: int
+    pinned: bool = False  #: never evicted; unload refuses it (False from older daemons)
 
 
 @dataclass(frozen=True)

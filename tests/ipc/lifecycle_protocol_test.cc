@@ -1,0 +1,87 @@
+// The wire form of the adapter lifecycle: PIN/UNPIN and their reply, the
+// LIST fields they add, and how a reply of an older daemon (without them)
+// decodes.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "ipc/protocol.h"
+#include "ipc/wire.h"
+
+namespace genomed::ipc {
+namespace {
+
+template <class T>
+T ok_value(Result<T> r) {
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
+  return r.ok() ? std::move(r).value() : T{};
+}
+
+TEST(LifecycleProtocol, PinAndUnpinRoundTripTheirName) {
+  for (Op op : {Op::pin, Op::unpin}) {
+    const Request r = ok_value(decode_request(encode_request({.op = op, .names = {"org/m"}})));
+    EXPECT_EQ(r.op, op) << op_name(op);
+    EXPECT_EQ(r.names, std::vector<std::string>{"org/m"});
+    EXPECT_EQ(op_from_name(op_name(op)), op);
+  }
+  EXPECT_EQ(op_name(Op::pin), "pin");
+  EXPECT_EQ(op_name(Op::unpin), "unpin");
+}
+
+TEST(LifecycleProtocol, PinWithoutANameIsBadRequestNamingTheField) {
+  MapWriter w;
+  w.put("op", "pin");
+  const auto r = decode_request(w.finish());
+  ASSERT_EQ(r.code(), Errc::bad_request);
+  EXPECT_NE(r.status().message().find("'name'"), std::string::npos) << r.status().message();
+}
+
+TEST(LifecycleProtocol, PinReplyRoundTrips) {
+  const PinReply in{.name = "m", .bytes = 9024, .generation = 3, .pinned = true,
+                    .was_pinned = false};
+  const PinReply out = ok_value(decode_pin_reply(encode_reply(in)));
+  EXPECT_EQ(out.name, "m");
+  EXPECT_EQ(out.bytes, 9024u);
+  EXPECT_EQ(out.generation, 3u);
+  EXPECT_TRUE(out.pinned);
+  EXPECT_FALSE(out.was_pinned);
+  const Status refused = decode_pin_reply(encode_error(Status(Errc::pin_budget_exceeded, "x")))
+                             .status();
+  EXPECT_EQ(refused.code(), Errc::pin_budget_exceeded);
+}
+
+TEST(LifecycleProtocol, ListCarriesPinned) {
+  ListReply in;
+  in.adapters = {{.name = "a", .state = "ready", .bytes = 1, .pinned = true},
+                 {.name = "b", .state = "ready", .bytes = 1, .pinned = false}};
+  const ListReply out = ok_value(decode_list_reply(encode_reply(in)));
+  ASSERT_EQ(out.adapters.size(), 2u);
+  EXPECT_TRUE(out.adapters[0].pinned);
+  EXPECT_FALSE(out.adapters[1].pinned);
+}
+
+TEST(LifecycleProtocol, AListEntryOfAnOlderDaemonDecodesUnpinned) {
+  MapWriter entry;
+  entry.put("name", "a")
+      .put("state", "ready")
+      .put("bytes", std::uint64_t{1})
+      .put("leases", std::uint64_t{0})
+      .put("generation", std::uint64_t{1});
+  MapWriter w;
+  w.put("ok", true).put_packed_array("adapters", {entry.finish()}).put_nil("next");
+  const ListReply out = ok_value(decode_list_reply(w.finish()));
+  ASSERT_EQ(out.adapters.size(), 1u);
+  EXPECT_FALSE(out.adapters[0].pinned);
+}
+
+TEST(LifecycleProtocol, TheLifecycleCodesHaveTheirReservedNumbersAndNames) {
+  EXPECT_EQ(static_cast<int>(Errc::pin_budget_exceeded), 57);
+  EXPECT_EQ(static_cast<int>(Errc::pinned), 58);
+  EXPECT_EQ(static_cast<int>(Errc::prefetch_dropped), 59);
+  EXPECT_EQ(errc_name(Errc::pin_budget_exceeded), "pin_budget_exceeded");
+  EXPECT_EQ(errc_name(Errc::pinned), "pinned");
+  EXPECT_EQ(errc_name(Errc::prefetch_dropped), "prefetch_dropped");
+}
+
+}  // namespace
+}  // namespace genomed::ipc
