@@ -62,6 +62,21 @@ Status check_utf8_name(std::string_view field, const std::string& name) {
                     "': adapter names are UTF-8 text; this one is not: " + quote(name));
 }
 
+// The optional fields of LOAD, ACQUIRE and PIN; ignored on other ops.
+Status decode_load_options(const MapView& root, Request* r) {
+  if (r->op != Op::load && r->op != Op::acquire && r->op != Op::pin) return Status::Ok();
+  if (root.has("keep_alive")) {
+    GENOMED_ASSIGN_OR_RETURN(std::uint64_t ms, root.u64("keep_alive"));
+    if (ms > kMaxKeepAliveMs) {
+      return Status(Errc::bad_request, "field 'keep_alive': at most " +
+                                           std::to_string(kMaxKeepAliveMs) +
+                                           " ms (365 days), got " + std::to_string(ms));
+    }
+    r->keep_alive_ms = ms;
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string_view op_name(Op op) {
@@ -105,6 +120,8 @@ std::string encode_request(const Request& r) {
     case Op::health:
       break;
   }
+  if (r.keep_alive_ms && (r.op == Op::load || r.op == Op::acquire || r.op == Op::pin))
+    w.put("keep_alive", *r.keep_alive_ms);
   return w.finish();
 }
 
@@ -168,6 +185,7 @@ Result<Request> decode_request(std::string_view body) {
     case Op::health:
       break;
   }
+  GENOMED_RETURN_IF_ERROR(decode_load_options(root, &r));
   return r;
 }
 
@@ -244,7 +262,12 @@ std::string encode_reply(const ListReply& r) {
         .put("bytes", a.bytes)
         .put("leases", a.leases)
         .put("generation", a.generation)
-        .put("pinned", a.pinned);
+        .put("pinned", a.pinned)
+        .put("idle_ms", a.idle_ms);
+    if (a.expires_in_ms)
+      aw.put("expires_in_ms", *a.expires_in_ms);
+    else
+      aw.put_nil("expires_in_ms");
     adapters.push_back(aw.finish());
   }
   MapWriter w;
@@ -347,6 +370,12 @@ Result<ListReply> decode_list_reply(std::string_view body) {
     GENOMED_ASSIGN_OR_RETURN(s.generation, e.u64("generation"));
     if (e.has("pinned")) {  // absent from daemons older than PIN
       GENOMED_ASSIGN_OR_RETURN(s.pinned, e.boolean("pinned"));
+    }
+    if (e.has("idle_ms")) {  // absent from daemons older than idle unload
+      GENOMED_ASSIGN_OR_RETURN(s.idle_ms, e.u64("idle_ms"));
+    }
+    if (e.has("expires_in_ms") && !e.is_nil("expires_in_ms")) {
+      GENOMED_ASSIGN_OR_RETURN(s.expires_in_ms, e.u64("expires_in_ms"));
     }
     r.adapters.push_back(std::move(s));
   }

@@ -51,7 +51,12 @@ struct Request {
   std::vector<std::uint64_t> leases;  // release: 1..kMaxBatch lease ids
   std::string after;                  // list: the page starts after this name ("" = first)
   std::uint32_t limit = 0;            // list: entries per page (0 = kMaxListPage)
+  // load/acquire/pin, optional: idle time (ms) after which the adapters are
+  // unloaded, 0 = never; absent = leave each adapter's keep-alive as it is.
+  std::optional<std::uint64_t> keep_alive_ms;
 };
+// The largest keep_alive a request may give: 365 days in ms.
+inline constexpr std::uint64_t kMaxKeepAliveMs = 365ull * 24 * 3600 * 1000;
 
 std::string encode_request(const Request& request);
 // Strict: unknown op -> unknown_op; missing or mistyped fields -> bad_request;

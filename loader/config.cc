@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/duration_parse.h"
 #include "common/size_parse.h"
 #include "worker/fault.h"
 
@@ -108,6 +109,13 @@ const std::map<std::string, Setter>& setters() {
          auto size = parse_size(v);
          if (!size) return bad(k + ": " + size.status().message());
          c.coordinator.pin_budget = *size;  // 0: the whole budget
+         return Status::Ok();
+       }},
+      {"idle_unload",
+       [](DaemonConfig& c, const std::string& k, const std::string& v) {
+         auto d = parse_duration(v);
+         if (!d) return bad(k + ": " + d.status().message());
+         c.coordinator.idle_unload = *d;  // 0: off
          return Status::Ok();
        }},
       {"worker_memory_limit",
@@ -272,7 +280,8 @@ JsonKind json_kind(const std::string& key) {
        {"socket", "root", "log_level", "worker_path", "worker_fault", "base_model"}) {
     if (key == k) return JsonKind::string;
   }
-  if (key == "budget" || key == "worker_memory_limit" || key == "pin_budget") {
+  if (key == "budget" || key == "worker_memory_limit" || key == "pin_budget" ||
+      key == "idle_unload") {
     return JsonKind::size;  // "8G" or a number of bytes
   }
   if (key.ends_with("_multiplier")) return JsonKind::number;
@@ -374,6 +383,10 @@ options:
                               (their page-rounded ranges); a PIN past it is
                               'pin_budget_exceeded' (default 0: the whole
                               budget). Pinned adapters are never evicted
+  --idle-unload DURATION      unload an adapter nobody leases, pins or asks
+                              for during DURATION (30s, 5m, 1h; default 0:
+                              never). A request's keep_alive overrides it for
+                              the adapters it names
   --workers N                 loader worker processes (default: cores)
   --worker-memory-limit SIZE  memory each worker may allocate beyond what it
                               maps at start (RLIMIT_AS), e.g. 512M; a load

@@ -348,6 +348,17 @@ bool Connection::run(Item& item, bool holding_socket) {
   return holding_socket;
 }
 
+namespace {
+
+// What a LOAD, ACQUIRE or PIN asks of the coordinator beyond its names.
+RequestOptions request_options(const ipc::Request& req) {
+  RequestOptions o;
+  if (req.keep_alive_ms) o.keep_alive = std::chrono::milliseconds(*req.keep_alive_ms);
+  return o;
+}
+
+}  // namespace
+
 std::string Connection::handle(const ipc::Request& req, WaitWatch& watch) {
   Coordinator& c = *ctx_.coordinator;
   auto reply = [](const auto& result) {
@@ -360,9 +371,9 @@ std::string Connection::handle(const ipc::Request& req, WaitWatch& watch) {
         return ipc::encode_error(
             Status(Errc::bad_request, "HELLO was already exchanged on this connection"));
       case ipc::Op::load:
-        return reply(c.load(req.names.front(), id_, &watch));
+        return reply(c.load(req.names.front(), id_, &watch, request_options(req)));
       case ipc::Op::acquire: {
-        auto acquired = c.acquire(req.names, id_, &watch);
+        auto acquired = c.acquire(req.names, id_, &watch, request_options(req));
         if (acquired.code() == Errc::limit_exceeded) {
           ctx_.counters->limits_exceeded.fetch_add(1, std::memory_order_relaxed);
           if (std::string note; may_warn(&note))
@@ -377,7 +388,7 @@ std::string Connection::handle(const ipc::Request& req, WaitWatch& watch) {
       case ipc::Op::unload:
         return reply(c.unload(req.names.front()));
       case ipc::Op::pin:
-        return reply(c.pin(req.names.front(), id_, &watch));
+        return reply(c.pin(req.names.front(), id_, &watch, request_options(req)));
       case ipc::Op::unpin:
         return reply(c.unpin(req.names.front()));
       case ipc::Op::list:

@@ -19,6 +19,11 @@ const char* state_name(int s) {
   return kNames[s];
 }
 
+std::uint64_t ms_count(Clock::duration d) {
+  return static_cast<std::uint64_t>(
+      std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(d).count()));
+}
+
 double ms_between(Clock::time_point start, Clock::time_point end) {
   return std::chrono::duration<double, std::milli>(end - start).count();
 }
@@ -260,7 +265,8 @@ ipc::LeaseGrant Coordinator::grant_of(const std::string& name, LeaseId lease) co
 }
 
 Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& names,
-                                               ConnectionId conn, WaitHook* hook) {
+                                               ConnectionId conn, WaitHook* hook,
+                                               const RequestOptions& options) {
   std::vector<std::string> distinct;
   for (const auto& name : names) {
     if (std::find(distinct.begin(), distinct.end(), name) == distinct.end())
@@ -287,6 +293,7 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
     reply.grants.reserve(names.size());
     for (const auto& name : names)
       reply.grants.push_back(grant_of(name, leases_.grant(name, conn)));
+    for (const auto& name : distinct) mark_used(name, options);
     check_invariants();
     return reply;
   }
@@ -316,6 +323,7 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
     if (lease == 0) lease = leases_.grant(name, conn);
     reply.grants.push_back(grant_of(name, lease));
   }
+  for (const auto& name : distinct) mark_used(name, options);
   check_invariants();
   return reply;
 }
@@ -334,21 +342,23 @@ Result<bool> Coordinator::make_resident(MutexLock& lock, const std::string& name
 }
 
 Result<ipc::LoadReply> Coordinator::load(const std::string& name, ConnectionId conn,
-                                         WaitHook* hook) {
+                                         WaitHook* hook, const RequestOptions& options) {
   MutexLock lock(mu_);
   GENOMED_ASSIGN_OR_RETURN(const bool hit, make_resident(lock, name, conn, hook));
   cache_.touch(name);
+  mark_used(name, options);
   return ipc::LoadReply{name, cache_.find(name)->length, entries_.at(name).generation, hit};
 }
 
 Result<ipc::PinReply> Coordinator::pin(const std::string& name, ConnectionId conn,
-                                       WaitHook* hook) {
+                                       WaitHook* hook, const RequestOptions& options) {
   MutexLock lock(mu_);
   const auto it = entries_.find(name);
   if (it == entries_.end() || it->second.state != State::ready) {
     GENOMED_RETURN_IF_ERROR(make_resident(lock, name, conn, hook).status());
   }
   // READY here, in the step serve() returned in: nothing evicted it since.
+  mark_used(name, options);  // counts from its unpin, if pinned now
   const auto view = cache_.find(name);
   if (view->pinned) return pin_reply(name, true);
   if (cache_.bytes_pinned() + view->footprint > pin_budget()) {
@@ -380,6 +390,7 @@ Result<ipc::PinReply> Coordinator::unpin(const std::string& name) {
   ipc::PinReply reply = pin_reply(name, was);
   if (was) {
     spdlog::info("unpinned {}", quote(name));
+    mark_used(name);
     settle(admission_.pump());
   }
   check_invariants();
@@ -408,6 +419,7 @@ bool Coordinator::end_lease(LeaseId id, std::optional<ConnectionId> conn) {
       erase_resident(it);
       spdlog::info("unloaded {}: its last lease ended", quote(ended->name));
     } else {
+      mark_used(ended->name);     // its idle time starts now
       settle(admission_.pump());  // it may be evicted for a waiting ticket now
     }
   }
@@ -674,6 +686,7 @@ void Coordinator::publish(const std::string& name, Flight& flight,
   Entry& e = entries_.at(name);
   e.state = State::ready;
   e.flight.reset();
+  e.last_used = clock_.now();
   counters_.bytes_loaded += bytes;
   ++counters_.loads_completed;
   for (Request* w : flight.waiters) {
@@ -687,6 +700,7 @@ void Coordinator::publish(const std::string& name, Flight& flight,
     }
   }
   notify_waiters(flight);
+  mark_used(name);  // unleased (its waiters went), it may idle from now
 }
 
 void Coordinator::finish_flight(const std::string& name, const std::shared_ptr<Flight>& flight,
@@ -728,6 +742,72 @@ std::map<std::string, Coordinator::Entry>::iterator Coordinator::cancel_loading(
   notify_waiters(flight);
   flight.cv.notify_all();
   return entries_.erase(it);
+}
+
+// ---------------------------------------------------------------------------
+// Idle unload
+
+void Coordinator::mark_used(const std::string& name, const RequestOptions& options) {
+  const auto it = entries_.find(name);
+  if (it == entries_.end()) return;
+  it->second.last_used = clock_.now();
+  if (options.keep_alive) it->second.keep_alive = *options.keep_alive;
+  const auto expiry = idle_expiry(name, it->second);
+  if (!expiry || shutting_down_) return;
+  if (!idle_thread_.joinable()) {
+    idle_thread_ = std::thread([this] { idle_main(); });
+  } else if (*expiry < idle_wake_at_) {
+    idle_cv_.notify_all();
+  }
+}
+
+std::optional<Clock::time_point> Coordinator::idle_expiry(const std::string& name,
+                                                          const Entry& e) const {
+  if (e.state != State::ready) return std::nullopt;
+  const auto view = cache_.find(name);
+  if (!view || view->leases > 0 || view->pinned) return std::nullopt;
+  const auto keep_alive = e.keep_alive.value_or(options_.idle_unload);
+  if (keep_alive.count() <= 0) return std::nullopt;
+  return e.last_used + keep_alive;
+}
+
+std::optional<Clock::time_point> Coordinator::unload_idle(Clock::time_point now) {
+  // Names first: erasing one settles the admission queue, which may erase
+  // other entries (evictions) under a live iterator.
+  std::vector<std::string> expired;
+  for (const auto& [name, e] : entries_) {
+    if (const auto expiry = idle_expiry(name, e); expiry && *expiry <= now) expired.push_back(name);
+  }
+  for (const auto& name : expired) {
+    const auto it = entries_.find(name);
+    if (it == entries_.end()) continue;
+    const auto expiry = idle_expiry(name, it->second);
+    if (!expiry || *expiry > now) continue;
+    const auto idle_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - it->second.last_used);
+    erase_resident(it);
+    ++counters_.idle_unloads;
+    spdlog::info("unloaded {}: unused for {} ms (its keep-alive)", quote(name), idle_ms.count());
+  }
+  std::optional<Clock::time_point> next;
+  for (const auto& [name, e] : entries_) {
+    if (const auto expiry = idle_expiry(name, e); expiry && (!next || *expiry < *next))
+      next = expiry;
+  }
+  return next;
+}
+
+void Coordinator::idle_main() {
+  MutexLock lock(mu_);
+  while (!shutting_down_) {
+    const auto now = clock_.now();
+    const auto next = unload_idle(now);
+    check_invariants();
+    idle_wake_at_ = next.value_or(Clock::time_point::max());
+    // With nothing to expire it still looks once an hour (a bound, not a
+    // schedule: mark_used() wakes it for any earlier expiry).
+    clock_.wait_until(idle_cv_, lock.native(), next.value_or(now + std::chrono::hours(1)));
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -784,6 +864,7 @@ Result<ipc::UnloadReply> Coordinator::unload_locked(const std::string& name) {
 ipc::ListReply Coordinator::list(std::string_view after, std::size_t limit) const {
   limit = std::clamp<std::size_t>(limit, 1, ipc::kMaxListPage);
   MutexLock lock(mu_);
+  const auto now = clock_.now();
   ipc::ListReply reply;
   // entries_ is sorted by name: a page costs O(log n + limit), never O(n).
   auto it = after.empty() ? entries_.begin() : entries_.upper_bound(std::string(after));
@@ -801,6 +882,9 @@ ipc::ListReply Coordinator::list(std::string_view after, std::size_t limit) cons
       s.bytes = view->length;
       s.leases = view->leases;
       s.pinned = view->pinned;
+      if (view->leases == 0) s.idle_ms = ms_count(now - e.last_used);
+      if (const auto expiry = idle_expiry(name, e))
+        s.expires_in_ms = *expiry > now ? ms_count(*expiry - now) : 0;
     }
     reply.adapters.push_back(std::move(s));
   }
@@ -847,6 +931,7 @@ ipc::StatsReply Coordinator::stats() const {
   put("probes_waiting", pipeline_.probes_waiting());
   put("adapters_pinned", cache_.pinned_count());
   put("bytes_pinned", cache_.bytes_pinned());
+  put("idle_unloads", counters_.idle_unloads);
   return r;
 }
 
@@ -914,9 +999,12 @@ void Coordinator::check_invariants() const {
 
 void Coordinator::shutdown() {
   std::map<std::uint64_t, std::thread> threads;
+  std::thread idle;
   {
     MutexLock lock(mu_);
     shutting_down_ = true;
+    idle_cv_.notify_all();
+    idle.swap(idle_thread_);
     for (Request* r : requests_) r->cv.notify_all();
     for (const auto& [name, flights] : live_flights_) {
       for (const auto& f : flights) f->cv.notify_all();
@@ -930,6 +1018,7 @@ void Coordinator::shutdown() {
     finished_flights_.clear();
   }
   for (auto& [id, t] : threads) t.join();
+  if (idle.joinable()) idle.join();
 }
 
 }  // namespace genomed::loader

@@ -39,6 +39,10 @@
 //   it and UNLOAD refuses it (`pinned`) until UNPIN. Pins are the daemon's,
 //   not a connection's: they outlive the client that set them. Pinned bytes
 //   together stay within the pin budget (`pin_budget_exceeded`).
+// - Idle unload: a READY entry with no lease and no pin that nobody has
+//   used (LOAD, ACQUIRE, PIN, a lease ending) for its keep-alive (the last
+//   request's `keep_alive`, else --idle-unload) is unloaded by the idle
+//   checker thread, which sleeps on the clock until the earliest expiry.
 // - A connection whose client hangs up while one of its requests waits is
 //   abandon()ed at once: its leases end, its waiting requests return
 //   `cancelled`, and a load that no other request waits for is cancelled.
@@ -107,8 +111,18 @@ struct CoordinatorOptions {
   // Bytes (page-rounded ranges) the pinned adapters may hold together; 0:
   // the whole budget. A PIN that would pass it is pin_budget_exceeded.
   std::uint64_t pin_budget = 0;
+  // An unleased, unpinned adapter unused this long is unloaded (0: never),
+  // unless a request gave it a keep-alive of its own.
+  std::chrono::milliseconds idle_unload{0};
   BreakerOptions breaker;
   QuarantineOptions quarantine;
+};
+
+// What a LOAD, ACQUIRE or PIN asks beyond its names.
+struct RequestOptions {
+  // Idle time after which the adapters it names are unloaded (0: never);
+  // nullopt leaves each one's keep-alive as it is (at first: --idle-unload).
+  std::optional<std::chrono::milliseconds> keep_alive;
 };
 
 class Coordinator {
@@ -129,7 +143,8 @@ class Coordinator {
   // than max_leases_per_connection leases (a connection runs one request at
   // a time, so what it holds when its ACQUIRE starts is what it can hold).
   Result<ipc::AcquireReply> acquire(const std::vector<std::string>& names, ConnectionId conn,
-                                    WaitHook* hook = nullptr) EXCLUDES(mu_);
+                                    WaitHook* hook = nullptr, const RequestOptions& options = {})
+      EXCLUDES(mu_);
   // Ends those of `leases` that `conn` holds; returns how many it does not
   // (unknown ids, ended already, another connection's). They are ignored:
   // RELEASE has no reply; the caller decides whether to log them.
@@ -152,13 +167,15 @@ class Coordinator {
   // Makes `name` resident without leasing it. `conn` and `hook` as for
   // acquire(): a waiting LOAD is a waiter of the load too.
   Result<ipc::LoadReply> load(const std::string& name, ConnectionId conn = 0,
-                              WaitHook* hook = nullptr) EXCLUDES(mu_);
+                              WaitHook* hook = nullptr, const RequestOptions& options = {})
+      EXCLUDES(mu_);
   Result<ipc::UnloadReply> unload(const std::string& name) EXCLUDES(mu_);
   // Makes `name` resident (as load()) and pins it. pin_budget_exceeded if
   // the pinned adapters would then pass the pin budget; the adapter stays
   // resident, unpinned, then. Pinning a pinned name is a no-op.
   Result<ipc::PinReply> pin(const std::string& name, ConnectionId conn = 0,
-                            WaitHook* hook = nullptr) EXCLUDES(mu_);
+                            WaitHook* hook = nullptr, const RequestOptions& options = {})
+      EXCLUDES(mu_);
   // Unpins a resident name (evictable again, most recently used);
   // not_loaded if it is not resident. Unpinning an unpinned name is a no-op.
   Result<ipc::PinReply> unpin(const std::string& name) EXCLUDES(mu_);
@@ -216,6 +233,10 @@ class Coordinator {
     State state = State::loading;
     std::uint64_t generation = 0;
     std::shared_ptr<Flight> flight;  // while loading
+    // Idle unload: when a request or a lease last used it (meaningful once
+    // READY), and its own keep-alive (nullopt: options_.idle_unload).
+    Clock::time_point last_used{};
+    std::optional<std::chrono::milliseconds> keep_alive;
   };
 
   // Steps 1-3 above for the distinct names of a request; returns once every
@@ -226,6 +247,16 @@ class Coordinator {
   // so nothing evicted it since); true if it was READY at the first look.
   Result<bool> make_resident(MutexLock& lock, const std::string& name, ConnectionId conn,
                              WaitHook* hook) REQUIRES(mu_);
+  // Idle unload (see the top): marks `name` used now, with the request's
+  // keep-alive if it gives one, and tells the checker of an earlier expiry.
+  void mark_used(const std::string& name, const RequestOptions& options = {}) REQUIRES(mu_);
+  // When the READY entry `it` is unloaded for idleness; nullopt: never
+  // (leased, pinned, draining, keep-alive 0).
+  std::optional<Clock::time_point> idle_expiry(const std::string& name, const Entry& e) const
+      REQUIRES(mu_);
+  // Unloads every entry whose expiry has passed; returns the next expiry.
+  std::optional<Clock::time_point> unload_idle(Clock::time_point now) REQUIRES(mu_);
+  void idle_main() EXCLUDES(mu_);
   // Every worker has been on its current job for saturated_after or longer.
   bool saturated(const PoolStats& pool) const;
   // What the client learns of its lease on the resident adapter `name`.
@@ -304,9 +335,17 @@ class Coordinator {
   // Flights not yet ended, by name, oldest first (see Flight::predecessors).
   std::map<std::string, std::vector<std::shared_ptr<Flight>>> live_flights_ GUARDED_BY(mu_);
   std::vector<std::uint64_t> finished_flights_ GUARDED_BY(mu_);  // threads about to return
+  // The idle checker: started with the first keep-alive (or at once with
+  // --idle-unload), joined by shutdown(). It sleeps until idle_wake_at_
+  // (time_point::max(): no expiry known); mark_used() wakes it for an
+  // earlier one.
+  std::thread idle_thread_ GUARDED_BY(mu_);
+  std::condition_variable idle_cv_;
+  Clock::time_point idle_wake_at_ GUARDED_BY(mu_) = Clock::time_point::max();
   struct Counters {
     std::uint64_t loads_started = 0, loads_completed = 0, loads_failed = 0, loads_cancelled = 0;
     std::uint64_t hits = 0, misses = 0, bytes_loaded = 0, request_restarts = 0;
+    std::uint64_t idle_unloads = 0;
   } counters_ GUARDED_BY(mu_);
 };
 

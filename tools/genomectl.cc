@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/duration_parse.h"
 #include "common/safe_text.h"
 #include "genomed/client.h"
 
@@ -37,7 +38,9 @@ commands:
   verify NAME                hash every tensor of NAME's resident copy again
                              (XXH3-64) and compare with the checksum its load
                              recorded; exit 1 naming the first that differs
-  list [--json]              resident and loading adapters
+  list [--json]              resident and loading adapters: state, size,
+                             leases, pinned, idle time, time left until an
+                             idle unload
   stats [--json]             daemon counters
   health                     exit 0 if the daemon is healthy, 1 if not
 
@@ -50,6 +53,9 @@ options:
                              5 s, or 120 s for load, acquire, pin, config,
                              digest and verify (they may wait for a load). The --hold
                              time is not counted
+  --keep-alive DURATION      load, acquire: unload the adapter once
+                             unused this long (30s, 5m, 1h; 0: never),
+                             instead of the daemon's --idle-unload
   -h, --help                 this text
 )";
 
@@ -89,9 +95,10 @@ std::string sha256_hex(std::span<const std::byte> data) {
 }
 
 int cmd_acquire(genomed::Client& client, const std::string& name, double hold_seconds,
-                genomed::Client::Timeout timeout) {
-  auto lease = client.acquire(name, timeout);
-  if (!lease) return report(lease.status());
+                const genomed::LoadOptions& load_options, genomed::Client::Timeout timeout) {
+  auto leases = client.acquire({name}, load_options, timeout);
+  if (!leases) return report(leases.status());
+  auto* lease = &leases->front();
   std::printf(
       "adapter %s  generation %llu  lease %llu  r=%u alpha=%g  %zu tensors  %zu bytes resident\n",
       lease->name().c_str(), static_cast<unsigned long long>(lease->generation()),
@@ -158,6 +165,13 @@ int cmd_verify(genomed::Client& client, const std::string& name, genomed::Client
   return 0;
 }
 
+// 1234 ms -> "1.2s"
+std::string seconds_text(std::uint64_t ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1fs", static_cast<double>(ms) / 1000.0);
+  return buf;
+}
+
 int cmd_list(genomed::Client& client, bool json, genomed::Client::Timeout timeout) {
   auto adapters = client.list(timeout);
   if (!adapters) return report(adapters.status());
@@ -169,19 +183,25 @@ int cmd_list(genomed::Client& client, bool json, genomed::Client::Timeout timeou
                      {"bytes", a.bytes},
                      {"leases", a.leases},
                      {"generation", a.generation},
-                     {"pinned", a.pinned}});
+                     {"pinned", a.pinned},
+                     {"idle_ms", a.idle_ms},
+                     {"expires_in_ms", a.expires_in_ms ? nlohmann::json(*a.expires_in_ms)
+                                                       : nlohmann::json(nullptr)}});
     }
     std::printf("%s\n", out.dump(2).c_str());
     return 0;
   }
-  std::printf("%-32s  %-8s  %12s  %6s  %10s  %s\n", "name", "state", "bytes", "leases",
-              "generation", "pinned");
+  std::printf("%-32s  %-8s  %12s  %6s  %10s  %-6s  %9s  %10s\n", "name", "state", "bytes",
+              "leases", "generation", "pinned", "idle", "expires in");
   for (const auto& a : *adapters) {
+    const std::string expires = a.expires_in_ms ? seconds_text(*a.expires_in_ms) : "-";
     // A name may hold control characters (a terminal would act on them).
-    std::printf("%-32s  %-8s  %12llu  %6llu  %10llu  %s\n", genomed::printable(a.name).c_str(),
-                a.state.c_str(), static_cast<unsigned long long>(a.bytes),
+    std::printf("%-32s  %-8s  %12llu  %6llu  %10llu  %-6s  %9s  %10s\n",
+                genomed::printable(a.name).c_str(), a.state.c_str(),
+                static_cast<unsigned long long>(a.bytes),
                 static_cast<unsigned long long>(a.leases),
-                static_cast<unsigned long long>(a.generation), a.pinned ? "yes" : "no");
+                static_cast<unsigned long long>(a.generation), a.pinned ? "yes" : "no",
+                seconds_text(a.idle_ms).c_str(), expires.c_str());
   }
   return 0;
 }
@@ -217,6 +237,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> positional;
   bool json = false;
   double hold = 0;
+  genomed::LoadOptions load_options;
   double timeout_seconds = 0;  // 0: the defaults
   const char* argv_timeout = "";
   for (int i = 1; i < argc; ++i) {
@@ -236,6 +257,11 @@ int main(int argc, char** argv) {
       hold = std::strtod(argv[i], &end);
       if (end == argv[i] || *end != '\0' || hold < 0)
         return usage_error("--hold: invalid seconds '" + std::string(argv[i]) + "'");
+    } else if (arg == "--keep-alive") {
+      if (++i >= argc) return usage_error("--keep-alive needs a duration");
+      auto d = genomed::parse_duration(argv[i]);
+      if (!d) return usage_error("--keep-alive: " + d.status().message());
+      load_options.keep_alive = *d;
     } else if (arg == "--timeout") {
       if (++i >= argc) return usage_error("--timeout needs a number of seconds");
       char* end = nullptr;
@@ -265,6 +291,8 @@ int main(int argc, char** argv) {
   if (json && command != "list" && command != "stats")
     return usage_error("--json applies to list and stats");
   if (hold > 0 && command != "acquire") return usage_error("--hold applies to acquire");
+  if (load_options.keep_alive && command != "load" && command != "acquire")
+    return usage_error("--keep-alive applies to load and acquire");
 
   // Deadlines: with --timeout, one for the whole command; without, the
   // client library's defaults for connect and for the request's kind.
@@ -287,14 +315,15 @@ int main(int argc, char** argv) {
     request_timeout = std::max(left, milliseconds(1));
   }
 
-  if (command == "acquire") return cmd_acquire(*client, positional[1], hold, request_timeout);
+  if (command == "acquire")
+    return cmd_acquire(*client, positional[1], hold, load_options, request_timeout);
   if (command == "config") return cmd_config(*client, positional[1], request_timeout);
   if (command == "digest") return cmd_digest(*client, positional[1], request_timeout);
   if (command == "verify") return cmd_verify(*client, positional[1], request_timeout);
   if (command == "list") return cmd_list(*client, json, request_timeout);
   if (command == "stats") return cmd_stats(*client, json, request_timeout);
   if (command == "load") {
-    auto r = client->load(positional[1], request_timeout);
+    auto r = client->load(positional[1], load_options, request_timeout);
     if (!r) return report(r.status());
     std::printf("%s %s: %llu bytes, generation %llu\n", r->name.c_str(),
                 r->was_resident ? "was resident" : "loaded",

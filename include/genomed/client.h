@@ -178,6 +178,15 @@ struct ClientOptions {
   std::chrono::milliseconds load_timeout = std::chrono::seconds(120);
 };
 
+// What a load(), acquire() or pin() asks beyond its names (all optional:
+// the defaults are what a request without them gets).
+struct LoadOptions {
+  // Unload the adapters after this long unused (no lease, no request);
+  // 0: never. nullopt: leave each adapter's keep-alive as it is (at first
+  // the daemon's --idle-unload).
+  std::optional<std::chrono::milliseconds> keep_alive;
+};
+
 class Client {
  public:
   // A per-call deadline; std::nullopt (the default) takes ClientOptions'.
@@ -204,6 +213,10 @@ class Client {
                                      Timeout timeout = std::nullopt);
 
   Result<LoadInfo> load(std::string_view name, Timeout timeout = std::nullopt);
+  Result<LoadInfo> load(std::string_view name, const LoadOptions& options,
+                        Timeout timeout = std::nullopt);
+  Result<std::vector<Lease>> acquire(const std::vector<std::string>& names,
+                                     const LoadOptions& options, Timeout timeout = std::nullopt);
   Result<UnloadInfo> unload(std::string_view name, Timeout timeout = std::nullopt);
   // Makes `name` resident (loading it if needed: the load timeout applies)
   // and pins it: never evicted, and UNLOAD refuses it until unpin(). Pins

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <variant>
@@ -40,6 +41,11 @@ struct AdapterInfo {
   std::uint64_t leases = 0;
   std::uint64_t generation = 0;
   bool pinned = false;  // never evicted; UNLOAD refuses it (false from older daemons)
+  // Idle unload: ms since it was last used (0 while leased or loading), and
+  // ms until it is unloaded for idleness (nullopt: never, e.g. leased,
+  // pinned, keep-alive 0 or --idle-unload off).
+  std::uint64_t idle_ms = 0;
+  std::optional<std::uint64_t> expires_in_ms;
 };
 
 using StatValue = std::variant<std::uint64_t, std::string>;

@@ -55,6 +55,7 @@ DEFAULT_TIMEOUT = 10.0
 """Seconds: the default deadline of connect() and of quick calls."""
 DEFAULT_LOAD_TIMEOUT = 120.0
 """Seconds: the default deadline of load() and acquire(), which may load from disk."""
+_MAX_KEEP_ALIVE_S = 365 * 24 * 3600  # as kMaxKeepAliveMs in ipc/protocol.h
 PARSED_CACHE_ENTRIES = 64  # as kParsedCacheEntries in ipc/client.cc
 
 
@@ -589,6 +590,23 @@ def _optional_bool(reply: Dict[str, Any], key: str) -> bool:
     return key in reply and _wire.get_bool(reply, key)
 
 
+def _optional_uint(reply: Dict[str, Any], key: str) -> Optional[int]:
+    """A uint field newer daemons send; None when absent or nil."""
+    return None if reply.get(key) is None else _wire.get_uint(reply, key)
+
+
+def _load_fields(keep_alive: Optional[float]) -> Dict[str, Any]:
+    """The optional fields of a load, acquire or pin request."""
+    fields: Dict[str, Any] = {}
+    if keep_alive is not None:
+        if isinstance(keep_alive, bool) or not isinstance(keep_alive, (int, float)) or not (
+                0 <= keep_alive <= _MAX_KEEP_ALIVE_S):
+            raise _errors.make("bad_request", f"keep_alive: expected seconds in [0, "
+                                              f"{_MAX_KEEP_ALIVE_S}], got {keep_alive!r}")
+        fields["keep_alive"] = int(round(keep_alive * 1000))
+    return fields
+
+
 def _pin_info(r: Dict[str, Any]) -> PinInfo:
     return PinInfo(name=_wire.get_str(r, "name"), bytes=_wire.get_uint(r, "bytes"),
                    generation=_wire.get_uint(r, "generation"),
@@ -660,24 +678,30 @@ class Client:
 
     # -- leases ------------------------------------------------------------------
 
-    def acquire(self, name: str, *, timeout: Timeout = DEFAULT) -> Lease:
+    def acquire(self, name: str, *, timeout: Timeout = DEFAULT,
+                keep_alive: Optional[float] = None) -> Lease:
         """Makes `name` resident (loading it if needed) and leases it.
 
         `timeout` defaults to the client's ``load_timeout`` (120 s unless set
-        in connect()). Raises a :class:`genomed.Error` subclass on failure.
+        in connect()). `keep_alive` (seconds; 0: never) makes the daemon
+        unload the adapter once unused that long, instead of its
+        ``--idle-unload``; None leaves the adapter's keep-alive as it is.
+        Raises a :class:`genomed.Error` subclass on failure.
         """
-        return self.acquire_many([_check_name(name)], timeout=timeout)[0]
+        return self.acquire_many([_check_name(name)], timeout=timeout, keep_alive=keep_alive)[0]
 
-    def acquire_many(self, names: Iterable[str], *, timeout: Timeout = DEFAULT) -> List[Lease]:
+    def acquire_many(self, names: Iterable[str], *, timeout: Timeout = DEFAULT,
+                     keep_alive: Optional[float] = None) -> List[Lease]:
         """Leases several adapters in one round trip, all or nothing (1..64
         names, in order; a name may repeat). If one fails, none is leased and
-        that name's error is raised."""
+        that name's error is raised. `keep_alive` as for acquire()."""
         if isinstance(names, str):
             raise TypeError("acquire_many() takes a list of names; use acquire(name) for one")
         names = [_check_name(n, "every name") for n in names]
         if not 1 <= len(names) <= _wire.MAX_BATCH:
             raise _errors.make("bad_request", f"acquire_many: expected 1..{_wire.MAX_BATCH} "
                                               f"names, got {len(names)}")
+        fields = _load_fields(keep_alive)
         conn = self._conn
         grants: List[Tuple[str, int, int, int, int]] = []
         unowned: List[int] = []  # lease ids in conn._live that no Lease owns yet
@@ -725,7 +749,8 @@ class Client:
 
         leases: List[Lease] = []
         try:
-            conn.call({"op": "acquire", "names": names}, self._timeout(timeout, load=True), take)
+            conn.call({"op": "acquire", "names": names, **fields},
+                      self._timeout(timeout, load=True), take)
             for name, lease_id, offset, length, generation in grants:
                 leases.append(self._make_lease(name, lease_id, offset, length, generation))
                 unowned.remove(lease_id)  # its exporter's finalizer releases it now
@@ -757,10 +782,12 @@ class Client:
 
     # -- other operations --------------------------------------------------------
 
-    def load(self, name: str, *, timeout: Timeout = DEFAULT) -> LoadInfo:
+    def load(self, name: str, *, timeout: Timeout = DEFAULT,
+             keep_alive: Optional[float] = None) -> LoadInfo:
         """Makes `name` resident without leasing it (waits for the load).
-        `timeout` defaults to the client's ``load_timeout``."""
-        r = self._conn.call({"op": "load", "name": _check_name(name)},
+        `timeout` defaults to the client's ``load_timeout``; `keep_alive` as
+        for acquire()."""
+        r = self._conn.call({"op": "load", "name": _check_name(name), **_load_fields(keep_alive)},
                             self._timeout(timeout, load=True))
         return LoadInfo(name=_wire.get_str(r, "name"), bytes=_wire.get_uint(r, "bytes"),
                         generation=_wire.get_uint(r, "generation"),
@@ -811,7 +838,9 @@ class Client:
                                        bytes=_wire.get_uint(e, "bytes"),
                                        leases=_wire.get_uint(e, "leases"),
                                        generation=_wire.get_uint(e, "generation"),
-                                       pinned=_optional_bool(e, "pinned")))
+                                       pinned=_optional_bool(e, "pinned"),
+                                       idle_ms=_optional_uint(e, "idle_ms") or 0,
+                                       expires_in_ms=_optional_uint(e, "expires_in_ms")))
             cursor = r.get("next")
             if cursor is None:
                 return out

@@ -54,6 +54,11 @@ class AdapterInfo:
     leases: int  #: active leases, over all clients
     generation: int
     pinned: bool = False  #: never evicted; unload refuses it (False from older daemons)
+    #: milliseconds since it was last used (0 while leased or loading; 0 from older daemons)
+    idle_ms: int = 0
+    #: milliseconds until it is unloaded for idleness; None: never (leased, pinned,
+    #: keep-alive 0, ``--idle-unload`` off) or an older daemon
+    expires_in_ms: Optional[int] = None
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,46 @@ TEST(LifecycleProtocol, AListEntryOfAnOlderDaemonDecodesUnpinned) {
   EXPECT_FALSE(out.adapters[0].pinned);
 }
 
+TEST(LifecycleProtocol, KeepAliveRidesOnLoadAcquireAndPinOnly) {
+  for (Op op : {Op::load, Op::acquire, Op::pin}) {
+    const Request r = ok_value(
+        decode_request(encode_request({.op = op, .names = {"a"}, .keep_alive_ms = 30'000})));
+    EXPECT_EQ(r.keep_alive_ms, std::optional<std::uint64_t>(30'000)) << op_name(op);
+    const Request none = ok_value(decode_request(encode_request({.op = op, .names = {"a"}})));
+    EXPECT_FALSE(none.keep_alive_ms.has_value()) << "absent: leave the adapter's as it is";
+  }
+  const Request zero = ok_value(
+      decode_request(encode_request({.op = Op::load, .names = {"a"}, .keep_alive_ms = 0})));
+  EXPECT_EQ(zero.keep_alive_ms, std::optional<std::uint64_t>(0)) << "0 (never) is sent";
+  MapWriter unload;
+  unload.put("op", "unload").put("name", "a").put("keep_alive", std::uint64_t{5});
+  EXPECT_FALSE(ok_value(decode_request(unload.finish())).keep_alive_ms.has_value());
+}
+
+TEST(LifecycleProtocol, AKeepAliveOutOfRangeOrMistypedIsBadRequestNamingIt) {
+  MapWriter big;
+  big.put("op", "load").put("name", "a").put("keep_alive", kMaxKeepAliveMs + 1);
+  auto r = decode_request(big.finish());
+  ASSERT_EQ(r.code(), Errc::bad_request);
+  EXPECT_NE(r.status().message().find("'keep_alive'"), std::string::npos);
+  MapWriter text;
+  text.put("op", "load").put("name", "a").put("keep_alive", "5m");
+  r = decode_request(text.finish());
+  ASSERT_EQ(r.code(), Errc::bad_request);
+  EXPECT_NE(r.status().message().find("'keep_alive'"), std::string::npos);
+}
+
+TEST(LifecycleProtocol, ListCarriesIdleTimeAndExpiry) {
+  ListReply in;
+  in.adapters = {{.name = "a", .state = "ready", .idle_ms = 1500, .expires_in_ms = 28'500},
+                 {.name = "b", .state = "ready", .idle_ms = 0}};
+  const ListReply out = ok_value(decode_list_reply(encode_reply(in)));
+  ASSERT_EQ(out.adapters.size(), 2u);
+  EXPECT_EQ(out.adapters[0].idle_ms, 1500u);
+  EXPECT_EQ(out.adapters[0].expires_in_ms, std::optional<std::uint64_t>(28'500));
+  EXPECT_FALSE(out.adapters[1].expires_in_ms.has_value()) << "nil: never";
+}
+
 TEST(LifecycleProtocol, TheLifecycleCodesHaveTheirReservedNumbersAndNames) {
   EXPECT_EQ(static_cast<int>(Errc::pin_budget_exceeded), 57);
   EXPECT_EQ(static_cast<int>(Errc::pinned), 58);

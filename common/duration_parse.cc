@@ -1,0 +1,47 @@
+#include "common/duration_parse.h"
+
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <string>
+
+namespace genomed {
+
+Result<std::chrono::milliseconds> parse_duration(std::string_view text) {
+  const std::string s(text);
+  const auto invalid = [&](const std::string& why) {
+    return Status(Errc::bad_request,
+                  "invalid duration '" + s + "': " + why + "; expected e.g. 30s, 5m, 1h or 0");
+  };
+  if (s.empty()) return invalid("empty");
+  char* end = nullptr;
+  errno = 0;
+  const double number = std::strtod(s.c_str(), &end);
+  if (end == s.c_str() || errno != 0 || !std::isfinite(number) || number < 0 ||
+      !std::isdigit(static_cast<unsigned char>(s[0]))) {
+    return invalid("not a non-negative number");
+  }
+  const std::string unit(end);
+  double ms_per_unit = 0;
+  if (unit == "ms") {
+    ms_per_unit = 1;
+  } else if (unit == "s") {
+    ms_per_unit = 1e3;
+  } else if (unit == "m") {
+    ms_per_unit = 60e3;
+  } else if (unit == "h") {
+    ms_per_unit = 3600e3;
+  } else if (unit == "d") {
+    ms_per_unit = 86400e3;
+  } else if (unit.empty() && number == 0) {
+    return std::chrono::milliseconds(0);
+  } else {
+    return invalid(unit.empty() ? "a unit is required" : "unknown unit '" + unit + "'");
+  }
+  const double ms = std::round(number * ms_per_unit);
+  if (ms > 365.0 * 86400e3) return invalid("more than 365 days");
+  return std::chrono::milliseconds(static_cast<long long>(ms));
+}
+
+}  // namespace genomed
