@@ -66,7 +66,8 @@ bool all_fit(RangeAllocator allocator, const std::vector<std::uint64_t>& lengths
 }  // namespace
 
 Result<ResidentCache::Reservations> ResidentCache::reserve_all(
-    const std::vector<std::uint64_t>& lengths, const std::vector<std::string>& keep) {
+    const std::vector<std::uint64_t>& lengths, const std::vector<std::string>& keep,
+    bool may_evict) {
   std::uint64_t total = 0;  // as the allocator rounds them
   std::uint64_t asked = 0;  // as asked, for messages
   for (std::uint64_t length : lengths) {
@@ -105,6 +106,13 @@ Result<ResidentCache::Reservations> ResidentCache::reserve_all(
   };
   std::vector<std::string> victims;
   bool fits = all_fit(allocator_, lengths);
+  if (!fits && !may_evict) {
+    return Result<Reservations>(Errc::no_space,
+                                "the free room of the budget (" +
+                                    format_size(budget() - allocator_.bytes_allocated()) +
+                                    ", maybe fragmented) does not hold " + format_size(total) +
+                                    " and nothing may be evicted for it");
+  }
   if (!fits) {
     RangeAllocator trial = allocator_;
     for (const std::string& name : lru_) {

@@ -53,8 +53,11 @@ class ResidentCache {
     std::vector<Range> ranges;         // in the order of `lengths`
     std::vector<std::string> evicted;  // entries removed (LRU first) to make room
   };
+  // With `may_evict` false it takes free room only (a prefetch): no_space
+  // rather than evicting anything.
   Result<Reservations> reserve_all(const std::vector<std::uint64_t>& lengths,
-                                   const std::vector<std::string>& keep = {});
+                                   const std::vector<std::string>& keep = {},
+                                   bool may_evict = true);
   // REQUIRES: offset came from reserve() and was neither inserted nor cancelled.
   void cancel_reservation(std::uint64_t offset);
 

@@ -560,8 +560,10 @@ namespace {
 // The optional fields of a LOAD, ACQUIRE or PIN.
 void apply(const LoadOptions& options, ipc::Request* req) {
   if (options.keep_alive) {
-    req->keep_alive_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, options.keep_alive->count()));
+    req->keep_alive_ms =
+        static_cast<std::uint64_t>(std::max<std::int64_t>(0, options.keep_alive->count()));
   }
+  req->priority = options.priority;
 }
 
 // The deadline of one call: its own, else the client's default for its kind.
@@ -631,6 +633,15 @@ Result<UnloadInfo> Client::unload(std::string_view name, Timeout timeout) {
   req.names = {std::string(name)};
   GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req, timeout_of(*conn_, timeout, false)));
   return checked(ipc::decode_unload_reply(body), body, "unload");
+}
+
+Result<LoadInfo> Client::prefetch(std::string_view name, Timeout timeout) {
+  ipc::Request req;
+  req.op = ipc::Op::load;
+  req.names = {std::string(name)};
+  req.prefetch = true;
+  GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req, timeout_of(*conn_, timeout, true)));
+  return checked(ipc::decode_load_reply(body), body, "prefetch");
 }
 
 Result<PinInfo> Client::pin(std::string_view name, Timeout timeout) {

@@ -74,10 +74,39 @@ Status decode_load_options(const MapView& root, Request* r) {
     }
     r->keep_alive_ms = ms;
   }
+  if (root.has("priority")) {
+    GENOMED_ASSIGN_OR_RETURN(std::string text, root.str("priority"));
+    bool known = false;
+    for (Priority p : {Priority::high, Priority::normal, Priority::low}) {
+      if (text == priority_name(p)) {
+        r->priority = p;
+        known = true;
+      }
+    }
+    if (!known) {
+      return Status(Errc::bad_request, "field 'priority': expected \"high\", \"normal\" or "
+                                       "\"low\", got " + quote(text));
+    }
+  }
+  if (r->op == Op::load && root.has("prefetch")) {
+    GENOMED_ASSIGN_OR_RETURN(r->prefetch, root.boolean("prefetch"));
+  }
   return Status::Ok();
 }
 
 }  // namespace
+
+std::string_view priority_name(Priority p) {
+  switch (p) {
+    case Priority::high:
+      return "high";
+    case Priority::low:
+      return "low";
+    case Priority::normal:
+      break;
+  }
+  return "normal";
+}
 
 std::string_view op_name(Op op) {
   for (const auto& [o, n] : kOps) {
@@ -120,8 +149,11 @@ std::string encode_request(const Request& r) {
     case Op::health:
       break;
   }
-  if (r.keep_alive_ms && (r.op == Op::load || r.op == Op::acquire || r.op == Op::pin))
-    w.put("keep_alive", *r.keep_alive_ms);
+  if (r.op == Op::load || r.op == Op::acquire || r.op == Op::pin) {
+    if (r.keep_alive_ms) w.put("keep_alive", *r.keep_alive_ms);
+    if (r.priority != Priority::normal) w.put("priority", priority_name(r.priority));
+    if (r.prefetch && r.op == Op::load) w.put("prefetch", true);
+  }
   return w.finish();
 }
 

@@ -54,7 +54,12 @@ struct Request {
   // load/acquire/pin, optional: idle time (ms) after which the adapters are
   // unloaded, 0 = never; absent = leave each adapter's keep-alive as it is.
   std::optional<std::uint64_t> keep_alive_ms;
+  // load/acquire/pin, optional ("high" | "normal" | "low"): the job queue
+  // serves higher first.
+  Priority priority = Priority::normal;
+  bool prefetch = false;  // load only, optional: a prefetch (low priority, free room only)
 };
+std::string_view priority_name(Priority p);
 // The largest keep_alive a request may give: 365 days in ms.
 inline constexpr std::uint64_t kMaxKeepAliveMs = 365ull * 24 * 3600 * 1000;
 

@@ -75,7 +75,7 @@ bool AdmissionQueue::try_head(std::vector<TicketPtr>* done) {
     }
   }
   if (!lengths.empty()) {
-    auto reserved = cache_.reserve_all(lengths, head->keep);
+    auto reserved = cache_.reserve_all(lengths, head->keep, head->may_evict);
     if (!reserved.ok() && reserved.code() == Errc::no_space) {
       head_blocked_by_ = reserved.status().message();
       return false;  // strict FIFO: nobody passes the head

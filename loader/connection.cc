@@ -354,6 +354,8 @@ namespace {
 RequestOptions request_options(const ipc::Request& req) {
   RequestOptions o;
   if (req.keep_alive_ms) o.keep_alive = std::chrono::milliseconds(*req.keep_alive_ms);
+  o.priority = req.priority;
+  o.prefetch = req.prefetch;
   return o;
 }
 

@@ -68,6 +68,9 @@ Clock::time_point Coordinator::waiter_deadline() const {
 
 void Coordinator::join(Request& req, const std::shared_ptr<Flight>& flight) {
   if (std::find(req.joined.begin(), req.joined.end(), flight) != req.joined.end()) return;
+  // Before the flight's thread can queue a job (it needs mu_ first), or for
+  // its later jobs: the load runs as urgently as its most urgent waiter.
+  flight->cancel->raise_priority(static_cast<int>(req.priority));
   req.joined.push_back(flight);
   flight->waiters.push_back(&req);
 }
@@ -205,15 +208,31 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
         if (loading.empty()) return Status::Ok();
         // Wait for the fills; each grants its lease when it publishes.
       } else if (probed) {
+        if (req.prefetch && admission_.waiting() > 0) {
+          ++counters_.prefetches_dropped;
+          return Status(Errc::prefetch_dropped,
+                        "prefetch of " + quote(names[0]) + " dropped: " +
+                            std::to_string(admission_.waiting()) +
+                            " request(s) wait for room, and a prefetch never passes them");
+        }
         // One ticket for every range still missing, served all at once.
         auto ticket = std::make_shared<AdmissionTicket>();
         ticket->claims = std::move(pending);
         ticket->keep = std::move(ready);
+        ticket->may_evict = !req.prefetch;
         req.ticket = ticket;
         ticket_owner_[ticket.get()] = &req;
         admission_deadline = std::min(deadline, clock_.now() + options_.admission_timeout);
         settle(admission_.submit(ticket));
         if (ticket->outcome != AdmissionTicket::Outcome::waiting) continue;  // served at once
+        if (req.prefetch) {  // never waits: leave() withdraws the ticket and ends the load
+          ++counters_.prefetches_dropped;
+          return Status(Errc::prefetch_dropped,
+                        "prefetch of " + quote(names[0]) + " dropped: " +
+                            admission_.head_blocked_by() +
+                            "; a prefetch takes free room only (it never evicts a leased, "
+                            "pinned or used adapter)");
+        }
       }
       // else: wait for the probes that tell how much room it needs.
     }
@@ -300,6 +319,7 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
   Request req;
   req.conn = conn;
   req.wants_lease = true;
+  req.priority = options.priority;
   requests_.insert(&req);
   std::vector<bool> hits(distinct.size());
   Status s = distinct.empty() ? Status::Ok() : serve(lock, distinct, req, hook, &hits);
@@ -329,9 +349,12 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
 }
 
 Result<bool> Coordinator::make_resident(MutexLock& lock, const std::string& name,
-                                        ConnectionId conn, WaitHook* hook) {
+                                        ConnectionId conn, WaitHook* hook,
+                                        const RequestOptions& options) {
   Request req;
   req.conn = conn;
+  req.prefetch = options.prefetch;
+  req.priority = options.prefetch ? Priority::low : options.priority;
   requests_.insert(&req);
   std::vector<bool> hit(1);
   Status s = serve(lock, {name}, req, hook, &hit);
@@ -344,7 +367,7 @@ Result<bool> Coordinator::make_resident(MutexLock& lock, const std::string& name
 Result<ipc::LoadReply> Coordinator::load(const std::string& name, ConnectionId conn,
                                          WaitHook* hook, const RequestOptions& options) {
   MutexLock lock(mu_);
-  GENOMED_ASSIGN_OR_RETURN(const bool hit, make_resident(lock, name, conn, hook));
+  GENOMED_ASSIGN_OR_RETURN(const bool hit, make_resident(lock, name, conn, hook, options));
   cache_.touch(name);
   mark_used(name, options);
   return ipc::LoadReply{name, cache_.find(name)->length, entries_.at(name).generation, hit};
@@ -355,7 +378,9 @@ Result<ipc::PinReply> Coordinator::pin(const std::string& name, ConnectionId con
   MutexLock lock(mu_);
   const auto it = entries_.find(name);
   if (it == entries_.end() || it->second.state != State::ready) {
-    GENOMED_RETURN_IF_ERROR(make_resident(lock, name, conn, hook).status());
+    RequestOptions as_load = options;
+    as_load.prefetch = false;
+    GENOMED_RETURN_IF_ERROR(make_resident(lock, name, conn, hook, as_load).status());
   }
   // READY here, in the step serve() returned in: nothing evicted it since.
   mark_used(name, options);  // counts from its unpin, if pinned now
@@ -932,6 +957,7 @@ ipc::StatsReply Coordinator::stats() const {
   put("adapters_pinned", cache_.pinned_count());
   put("bytes_pinned", cache_.bytes_pinned());
   put("idle_unloads", counters_.idle_unloads);
+  put("prefetches_dropped", counters_.prefetches_dropped);
   return r;
 }
 

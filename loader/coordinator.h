@@ -123,6 +123,13 @@ struct RequestOptions {
   // Idle time after which the adapters it names are unloaded (0: never);
   // nullopt leaves each one's keep-alive as it is (at first: --idle-unload).
   std::optional<std::chrono::milliseconds> keep_alive;
+  // Its loads' worker jobs are queued at (at least) this priority.
+  Priority priority = Priority::normal;
+  // LOAD only: a prefetch. Low priority; takes free room only (never evicts
+  // a leased, pinned or used adapter: every resident one was used more
+  // recently than this one), never waits in the admission queue or passes
+  // it, and fails with prefetch_dropped when it cannot fit.
+  bool prefetch = false;
 };
 
 class Coordinator {
@@ -220,6 +227,8 @@ class Coordinator {
   struct Request {
     ConnectionId conn = 0;
     bool wants_lease = false;  // an ACQUIRE
+    Priority priority = Priority::normal;  // of the flights it joins (raised to it)
+    bool prefetch = false;                 // RequestOptions::prefetch
     std::condition_variable cv;
     // Invariant: holds leases only while admitted. Admitted means it needs
     // no more room: its ticket was served, or none was needed.
@@ -246,7 +255,7 @@ class Coordinator {
   // LOAD's steps for one name: READY when it returns Ok (with the lock held,
   // so nothing evicted it since); true if it was READY at the first look.
   Result<bool> make_resident(MutexLock& lock, const std::string& name, ConnectionId conn,
-                             WaitHook* hook) REQUIRES(mu_);
+                             WaitHook* hook, const RequestOptions& options) REQUIRES(mu_);
   // Idle unload (see the top): marks `name` used now, with the request's
   // keep-alive if it gives one, and tells the checker of an earlier expiry.
   void mark_used(const std::string& name, const RequestOptions& options = {}) REQUIRES(mu_);
@@ -345,7 +354,7 @@ class Coordinator {
   struct Counters {
     std::uint64_t loads_started = 0, loads_completed = 0, loads_failed = 0, loads_cancelled = 0;
     std::uint64_t hits = 0, misses = 0, bytes_loaded = 0, request_restarts = 0;
-    std::uint64_t idle_unloads = 0;
+    std::uint64_t idle_unloads = 0, prefetches_dropped = 0;
   } counters_ GUARDED_BY(mu_);
 };
 

@@ -24,6 +24,9 @@ commands:
   load NAME                  make adapter NAME resident (no lease)
   unload NAME                unload NAME (cancels a load; drains if leased;
                              refused while pinned)
+  prefetch NAME              warm NAME for later: a low-priority load into
+                             free room only (never evicts); exit 1 with
+                             'prefetch_dropped' when it does not fit
   pin NAME                   load NAME if needed and pin it: never evicted
                              until unpinned (pins count against --pin-budget)
   unpin NAME                 make a pinned NAME evictable again
@@ -50,12 +53,14 @@ options:
                              request) must finish within SECONDS, else it
                              fails with "error: timeout: ..." (exit 1).
                              Default: connect and HELLO 5 s, then the request
-                             5 s, or 120 s for load, acquire, pin, config,
+                             5 s, or 120 s for load, prefetch, acquire, pin, config,
                              digest and verify (they may wait for a load). The --hold
                              time is not counted
   --keep-alive DURATION      load, acquire: unload the adapter once
                              unused this long (30s, 5m, 1h; 0: never),
                              instead of the daemon's --idle-unload
+  --priority LEVEL           load, acquire: high, normal (default) or low;
+                             genomed runs the jobs of higher loads first
   -h, --help                 this text
 )";
 
@@ -238,6 +243,7 @@ int main(int argc, char** argv) {
   bool json = false;
   double hold = 0;
   genomed::LoadOptions load_options;
+  bool priority_given = false;
   double timeout_seconds = 0;  // 0: the defaults
   const char* argv_timeout = "";
   for (int i = 1; i < argc; ++i) {
@@ -257,6 +263,19 @@ int main(int argc, char** argv) {
       hold = std::strtod(argv[i], &end);
       if (end == argv[i] || *end != '\0' || hold < 0)
         return usage_error("--hold: invalid seconds '" + std::string(argv[i]) + "'");
+    } else if (arg == "--priority") {
+      if (++i >= argc) return usage_error("--priority needs high, normal or low");
+      const std::string level = argv[i];
+      if (level == "high") {
+        load_options.priority = genomed::Priority::high;
+      } else if (level == "low") {
+        load_options.priority = genomed::Priority::low;
+      } else if (level == "normal") {
+        load_options.priority = genomed::Priority::normal;
+      } else {
+        return usage_error("--priority: expected high, normal or low, got '" + level + "'");
+      }
+      priority_given = true;
     } else if (arg == "--keep-alive") {
       if (++i >= argc) return usage_error("--keep-alive needs a duration");
       auto d = genomed::parse_duration(argv[i]);
@@ -282,7 +301,7 @@ int main(int argc, char** argv) {
   const std::string& command = positional[0];
   const bool needs_name = command == "load" || command == "unload" || command == "acquire" ||
                           command == "digest" || command == "config" || command == "verify" ||
-                          command == "pin" || command == "unpin";
+                          command == "pin" || command == "unpin" || command == "prefetch";
   const bool takes_none = command == "list" || command == "stats" || command == "health";
   if (!needs_name && !takes_none) return usage_error("unknown command '" + command + "'");
   if (needs_name && positional.size() != 2)
@@ -293,6 +312,8 @@ int main(int argc, char** argv) {
   if (hold > 0 && command != "acquire") return usage_error("--hold applies to acquire");
   if (load_options.keep_alive && command != "load" && command != "acquire")
     return usage_error("--keep-alive applies to load and acquire");
+  if (priority_given && command != "load" && command != "acquire")
+    return usage_error("--priority applies to load and acquire (a prefetch is always low)");
 
   // Deadlines: with --timeout, one for the whole command; without, the
   // client library's defaults for connect and for the request's kind.
@@ -327,6 +348,15 @@ int main(int argc, char** argv) {
     if (!r) return report(r.status());
     std::printf("%s %s: %llu bytes, generation %llu\n", r->name.c_str(),
                 r->was_resident ? "was resident" : "loaded",
+                static_cast<unsigned long long>(r->bytes),
+                static_cast<unsigned long long>(r->generation));
+    return 0;
+  }
+  if (command == "prefetch") {
+    auto r = client->prefetch(positional[1], request_timeout);
+    if (!r) return report(r.status());
+    std::printf("%s %s: %llu bytes, generation %llu\n", genomed::printable(r->name).c_str(),
+                r->was_resident ? "was resident" : "prefetched",
                 static_cast<unsigned long long>(r->bytes),
                 static_cast<unsigned long long>(r->generation));
     return 0;

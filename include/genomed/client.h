@@ -185,6 +185,9 @@ struct LoadOptions {
   // 0: never. nullopt: leave each adapter's keep-alive as it is (at first
   // the daemon's --idle-unload).
   std::optional<std::chrono::milliseconds> keep_alive;
+  // Of the loads it starts or joins: the daemon's job queue runs higher
+  // first, in arrival order within one.
+  Priority priority = Priority::normal;
 };
 
 class Client {
@@ -223,6 +226,11 @@ class Client {
   // belong to the daemon, not to this connection. pin_budget_exceeded if the
   // pinned adapters would pass the daemon's --pin-budget.
   Result<PinInfo> pin(std::string_view name, Timeout timeout = std::nullopt);
+  // Warms `name` for a later acquire: a low-priority load that takes free
+  // room only (it never evicts a leased, pinned or used adapter) and never
+  // waits for room; prefetch_dropped when it does not fit. A resident
+  // adapter is a hit (was_resident). The load timeout applies.
+  Result<LoadInfo> prefetch(std::string_view name, Timeout timeout = std::nullopt);
   // Makes a pinned adapter evictable again; not_loaded if it is not resident.
   Result<PinInfo> unpin(std::string_view name, Timeout timeout = std::nullopt);
   // Every adapter the daemon holds or loads, in name order. The daemon

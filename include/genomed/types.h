@@ -25,6 +25,10 @@ struct UnloadInfo {
   std::uint64_t leases = 0;
 };
 
+// How urgently a LOAD, ACQUIRE or PIN wants its loads' worker jobs run: the
+// loader's job queue serves higher first, in arrival order within one.
+enum class Priority : std::uint8_t { low = 0, normal = 1, high = 2 };
+
 // The result of PIN and UNPIN.
 struct PinInfo {
   std::string name;

@@ -595,9 +595,17 @@ def _optional_uint(reply: Dict[str, Any], key: str) -> Optional[int]:
     return None if reply.get(key) is None else _wire.get_uint(reply, key)
 
 
-def _load_fields(keep_alive: Optional[float]) -> Dict[str, Any]:
+_PRIORITIES = ("high", "normal", "low")
+
+
+def _load_fields(keep_alive: Optional[float], priority: str = "normal") -> Dict[str, Any]:
     """The optional fields of a load, acquire or pin request."""
     fields: Dict[str, Any] = {}
+    if priority not in _PRIORITIES:
+        raise _errors.make("bad_request", f"priority: expected 'high', 'normal' or 'low', "
+                                          f"got {priority!r}")
+    if priority != "normal":
+        fields["priority"] = priority
     if keep_alive is not None:
         if isinstance(keep_alive, bool) or not isinstance(keep_alive, (int, float)) or not (
                 0 <= keep_alive <= _MAX_KEEP_ALIVE_S):
@@ -605,6 +613,12 @@ def _load_fields(keep_alive: Optional[float]) -> Dict[str, Any]:
                                               f"{_MAX_KEEP_ALIVE_S}], got {keep_alive!r}")
         fields["keep_alive"] = int(round(keep_alive * 1000))
     return fields
+
+
+def _load_info(r: Dict[str, Any]) -> LoadInfo:
+    return LoadInfo(name=_wire.get_str(r, "name"), bytes=_wire.get_uint(r, "bytes"),
+                    generation=_wire.get_uint(r, "generation"),
+                    was_resident=_wire.get_bool(r, "was_resident"))
 
 
 def _pin_info(r: Dict[str, Any]) -> PinInfo:
@@ -679,19 +693,23 @@ class Client:
     # -- leases ------------------------------------------------------------------
 
     def acquire(self, name: str, *, timeout: Timeout = DEFAULT,
-                keep_alive: Optional[float] = None) -> Lease:
+                keep_alive: Optional[float] = None, priority: str = "normal") -> Lease:
         """Makes `name` resident (loading it if needed) and leases it.
 
         `timeout` defaults to the client's ``load_timeout`` (120 s unless set
         in connect()). `keep_alive` (seconds; 0: never) makes the daemon
         unload the adapter once unused that long, instead of its
         ``--idle-unload``; None leaves the adapter's keep-alive as it is.
+        `priority` ("high", "normal", "low") orders the loads' jobs in the
+        daemon's queue: higher first, in arrival order within one.
         Raises a :class:`genomed.Error` subclass on failure.
         """
-        return self.acquire_many([_check_name(name)], timeout=timeout, keep_alive=keep_alive)[0]
+        return self.acquire_many([_check_name(name)], timeout=timeout, keep_alive=keep_alive,
+                                 priority=priority)[0]
 
     def acquire_many(self, names: Iterable[str], *, timeout: Timeout = DEFAULT,
-                     keep_alive: Optional[float] = None) -> List[Lease]:
+                     keep_alive: Optional[float] = None,
+                     priority: str = "normal") -> List[Lease]:
         """Leases several adapters in one round trip, all or nothing (1..64
         names, in order; a name may repeat). If one fails, none is leased and
         that name's error is raised. `keep_alive` as for acquire()."""
@@ -701,7 +719,7 @@ class Client:
         if not 1 <= len(names) <= _wire.MAX_BATCH:
             raise _errors.make("bad_request", f"acquire_many: expected 1..{_wire.MAX_BATCH} "
                                               f"names, got {len(names)}")
-        fields = _load_fields(keep_alive)
+        fields = _load_fields(keep_alive, priority)
         conn = self._conn
         grants: List[Tuple[str, int, int, int, int]] = []
         unowned: List[int] = []  # lease ids in conn._live that no Lease owns yet
@@ -783,15 +801,23 @@ class Client:
     # -- other operations --------------------------------------------------------
 
     def load(self, name: str, *, timeout: Timeout = DEFAULT,
-             keep_alive: Optional[float] = None) -> LoadInfo:
+             keep_alive: Optional[float] = None, priority: str = "normal") -> LoadInfo:
         """Makes `name` resident without leasing it (waits for the load).
-        `timeout` defaults to the client's ``load_timeout``; `keep_alive` as
-        for acquire()."""
-        r = self._conn.call({"op": "load", "name": _check_name(name), **_load_fields(keep_alive)},
+        `timeout` defaults to the client's ``load_timeout``; `keep_alive` and
+        `priority` as for acquire()."""
+        r = self._conn.call({"op": "load", "name": _check_name(name),
+                             **_load_fields(keep_alive, priority)},
                             self._timeout(timeout, load=True))
-        return LoadInfo(name=_wire.get_str(r, "name"), bytes=_wire.get_uint(r, "bytes"),
-                        generation=_wire.get_uint(r, "generation"),
-                        was_resident=_wire.get_bool(r, "was_resident"))
+        return _load_info(r)
+
+    def prefetch(self, name: str, *, timeout: Timeout = DEFAULT) -> LoadInfo:
+        """Warms `name` for a later acquire: a low-priority load that takes
+        free room only (it never evicts a leased, pinned or used adapter)
+        and never waits for room. Raises CapacityError ``prefetch_dropped``
+        when it does not fit. A resident adapter is a hit."""
+        r = self._conn.call({"op": "load", "name": _check_name(name), "prefetch": True},
+                            self._timeout(timeout, load=True))
+        return _load_info(r)
 
     def unload(self, name: str, *, timeout: Timeout = DEFAULT) -> UnloadInfo:
         """Unloads `name`: frees it, drains it (leases held), cancels its load, or

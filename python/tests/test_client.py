@@ -261,7 +261,7 @@ def test_load_unload_list_stats_health_records(daemon: Daemon, client: genomed.C
         "workers_alive", "worker_restarts", "worker_crashes", "worker_timeouts", "queue_depth",
         "load_retries", "quarantined", "breaker_state", "breaker_transitions", "pool_healthy",
         "workers_busy", "pool_saturated", "probes_waiting",
-        "adapters_pinned", "bytes_pinned", "idle_unloads",
+        "adapters_pinned", "bytes_pinned", "idle_unloads", "prefetches_dropped",
         "bad_requests", "releases_ignored", "limits_exceeded", "log_lines_suppressed"]
     assert stats["loads_completed"] == 2 and stats["budget_bytes"] == client.arena_bytes
     assert stats["breaker_state"] == "closed" and stats["leases_active"] == 0

@@ -114,6 +114,35 @@ TEST(LifecycleProtocol, ListCarriesIdleTimeAndExpiry) {
   EXPECT_FALSE(out.adapters[1].expires_in_ms.has_value()) << "nil: never";
 }
 
+TEST(LifecycleProtocol, PriorityAndPrefetchRoundTripAndDefault) {
+  for (Priority p : {Priority::high, Priority::normal, Priority::low}) {
+    const Request r = ok_value(
+        decode_request(encode_request({.op = Op::acquire, .names = {"a"}, .priority = p})));
+    EXPECT_EQ(r.priority, p) << priority_name(p);
+  }
+  const Request plain = ok_value(decode_request(encode_request({.op = Op::load, .names = {"a"}})));
+  EXPECT_EQ(plain.priority, Priority::normal);
+  EXPECT_FALSE(plain.prefetch);
+  const Request prefetch = ok_value(
+      decode_request(encode_request({.op = Op::load, .names = {"a"}, .prefetch = true})));
+  EXPECT_TRUE(prefetch.prefetch);
+  MapWriter acquire;  // prefetch is a LOAD flag: ignored elsewhere
+  acquire.put("op", "acquire").put("names", std::vector<std::string>{"a"}).put("prefetch", true);
+  EXPECT_FALSE(ok_value(decode_request(acquire.finish())).prefetch);
+}
+
+TEST(LifecycleProtocol, AnUnknownPriorityIsBadRequestNamingTheLevels) {
+  MapWriter w;
+  w.put("op", "load").put("name", "a").put("priority", "urgent");
+  const auto r = decode_request(w.finish());
+  ASSERT_EQ(r.code(), Errc::bad_request);
+  EXPECT_NE(r.status().message().find("'priority'"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("'urgent'"), std::string::npos) << r.status().message();
+  MapWriter flag;
+  flag.put("op", "load").put("name", "a").put("prefetch", "yes");
+  EXPECT_EQ(decode_request(flag.finish()).code(), Errc::bad_request);
+}
+
 TEST(LifecycleProtocol, TheLifecycleCodesHaveTheirReservedNumbersAndNames) {
   EXPECT_EQ(static_cast<int>(Errc::pin_budget_exceeded), 57);
   EXPECT_EQ(static_cast<int>(Errc::pinned), 58);
