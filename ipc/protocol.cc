@@ -296,6 +296,7 @@ std::string encode_reply(const ListReply& r) {
         .put("generation", a.generation)
         .put("pinned", a.pinned)
         .put("idle_ms", a.idle_ms);
+    if (a.state == "loading") aw.put("fill_total", a.fill_total).put("filled", a.filled);
     if (a.expires_in_ms)
       aw.put("expires_in_ms", *a.expires_in_ms);
     else
@@ -405,6 +406,10 @@ Result<ListReply> decode_list_reply(std::string_view body) {
     }
     if (e.has("idle_ms")) {  // absent from daemons older than idle unload
       GENOMED_ASSIGN_OR_RETURN(s.idle_ms, e.u64("idle_ms"));
+    }
+    if (e.has("fill_total")) {  // loading entries of daemons with progress
+      GENOMED_ASSIGN_OR_RETURN(s.fill_total, e.u64("fill_total"));
+      GENOMED_ASSIGN_OR_RETURN(s.filled, e.u64("filled"));
     }
     if (e.has("expires_in_ms") && !e.is_nil("expires_in_ms")) {
       GENOMED_ASSIGN_OR_RETURN(s.expires_in_ms, e.u64("expires_in_ms"));

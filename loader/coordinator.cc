@@ -674,7 +674,8 @@ Status Coordinator::load_steps(const std::string& name, const std::shared_ptr<Fl
     // 2. Room in the budget, through the admission queue.
     GENOMED_ASSIGN_OR_RETURN(range, await_range(name, flight, layout.total_bytes));
     // 3. Fill and verify.
-    GENOMED_RETURN_IF_ERROR(pipeline_.fill(name, adapter, layout, *range, flight->cancel, &fates));
+    GENOMED_RETURN_IF_ERROR(
+        pipeline_.fill(name, adapter, layout, *range, flight->cancel, &fates, &flight->progress));
     // 4. Publish, unless unloaded meanwhile.
     MutexLock lock(mu_);
     if (shutting_down_) return stopping();
@@ -910,6 +911,9 @@ ipc::ListReply Coordinator::list(std::string_view after, std::size_t limit) cons
       if (view->leases == 0) s.idle_ms = ms_count(now - e.last_used);
       if (const auto expiry = idle_expiry(name, e))
         s.expires_in_ms = *expiry > now ? ms_count(*expiry - now) : 0;
+    } else if (e.flight) {
+      s.fill_total = e.flight->progress.total.load(std::memory_order_relaxed);
+      s.filled = e.flight->progress.filled.load(std::memory_order_relaxed);
     }
     reply.adapters.push_back(std::move(s));
   }

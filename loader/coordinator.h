@@ -219,6 +219,7 @@ class Coordinator {
     std::vector<std::shared_ptr<Flight>> predecessors;
     // Set once probed: the range it needs. A ticket gives it its range.
     std::shared_ptr<RangeClaim> claim;
+    FillProgress progress;  // LIST shows it while loading
     // Requests waiting on it; each deregisters before it returns.
     std::vector<Request*> waiters;
   };

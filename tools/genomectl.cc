@@ -5,7 +5,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
+#include <optional>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -21,7 +24,9 @@ namespace {
 constexpr const char* kUsage = R"(usage: genomectl --socket PATH <command> [args]
 
 commands:
-  load NAME                  make adapter NAME resident (no lease)
+  load NAME                  make adapter NAME resident (no lease); while it
+                             fills, its progress goes to stderr (a bar on
+                             a terminal, else a line per percent)
   unload NAME                unload NAME (cancels a load; drains if leased;
                              refused while pinned)
   prefetch NAME              warm NAME for later: a low-priority load into
@@ -190,19 +195,24 @@ int cmd_list(genomed::Client& client, bool json, genomed::Client::Timeout timeou
                      {"generation", a.generation},
                      {"pinned", a.pinned},
                      {"idle_ms", a.idle_ms},
+                     {"fill_total", a.fill_total},
+                     {"filled", a.filled},
                      {"expires_in_ms", a.expires_in_ms ? nlohmann::json(*a.expires_in_ms)
                                                        : nlohmann::json(nullptr)}});
     }
     std::printf("%s\n", out.dump(2).c_str());
     return 0;
   }
-  std::printf("%-32s  %-8s  %12s  %6s  %10s  %-6s  %9s  %10s\n", "name", "state", "bytes",
+  std::printf("%-32s  %-12s  %12s  %6s  %10s  %-6s  %9s  %10s\n", "name", "state", "bytes",
               "leases", "generation", "pinned", "idle", "expires in");
   for (const auto& a : *adapters) {
     const std::string expires = a.expires_in_ms ? seconds_text(*a.expires_in_ms) : "-";
+    std::string state = a.state;  // "loading 42%" once its size is known
+    if (a.state == "loading" && a.fill_total > 0)
+      state += " " + std::to_string(a.filled * 100 / a.fill_total) + "%";
     // A name may hold control characters (a terminal would act on them).
-    std::printf("%-32s  %-8s  %12llu  %6llu  %10llu  %-6s  %9s  %10s\n",
-                genomed::printable(a.name).c_str(), a.state.c_str(),
+    std::printf("%-32s  %-12s  %12llu  %6llu  %10llu  %-6s  %9s  %10s\n",
+                genomed::printable(a.name).c_str(), state.c_str(),
                 static_cast<unsigned long long>(a.bytes),
                 static_cast<unsigned long long>(a.leases),
                 static_cast<unsigned long long>(a.generation), a.pinned ? "yes" : "no",
@@ -233,6 +243,68 @@ int cmd_stats(genomed::Client& client, bool json, genomed::Client::Timeout timeo
     }
   }
   return 0;
+}
+
+// LOAD on `client` while a second connection polls LIST for the entry's
+// fill progress (replies carry no request ids, so progress cannot ride on
+// the loading connection): a bar on stderr when it is a terminal, else a
+// plain line per change of the percentage. Nothing is shown for a load that
+// ends within the first poll.
+genomed::Result<genomed::LoadInfo> load_showing_progress(
+    genomed::Client& client, const std::string& socket_path, genomed::ClientOptions options,
+    const std::string& name, const genomed::LoadOptions& load_options,
+    genomed::Client::Timeout timeout) {
+  std::mutex mu;
+  std::condition_variable done_cv;
+  bool done = false;
+  genomed::Result<genomed::LoadInfo> result =
+      genomed::Status(genomed::Errc::internal, "the load did not run");
+  std::thread loader([&] {
+    auto r = client.load(name, load_options, timeout);
+    std::lock_guard lock(mu);
+    result = std::move(r);
+    done = true;
+    done_cv.notify_all();
+  });
+  const bool tty = ::isatty(STDERR_FILENO) == 1;
+  options.client_name = "genomectl-progress";
+  std::optional<genomed::Client> watcher;
+  int shown = -1;
+  for (;;) {
+    {
+      std::unique_lock lock(mu);
+      // The poll's cadence (a display rate), not a synchronisation.
+      if (done_cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return done; })) break;
+    }
+    if (!watcher) {
+      auto c = genomed::Client::connect(socket_path, options);
+      if (!c) continue;  // no progress shown; the load goes on
+      watcher.emplace(std::move(*c));
+    }
+    auto list = watcher->list(std::chrono::milliseconds(2000));
+    if (!list) continue;
+    for (const auto& a : *list) {
+      if (a.name != name || a.state != "loading" || a.fill_total == 0) continue;
+      const int percent = static_cast<int>(a.filled * 100 / a.fill_total);
+      if (percent == shown) break;
+      shown = percent;
+      if (tty) {
+        const int width = 30, full = percent * width / 100;
+        std::fprintf(stderr, "\r%s [%s%s] %3d%%", genomed::printable(name).c_str(),
+                     std::string(static_cast<std::size_t>(full), '#').c_str(),
+                     std::string(static_cast<std::size_t>(width - full), '.').c_str(), percent);
+      } else {
+        std::fprintf(stderr, "loading %s: %d%% (%llu of %llu bytes)\n",
+                     genomed::printable(name).c_str(), percent,
+                     static_cast<unsigned long long>(a.filled),
+                     static_cast<unsigned long long>(a.fill_total));
+      }
+      std::fflush(stderr);
+    }
+  }
+  loader.join();
+  if (tty && shown >= 0) std::fputs("\n", stderr);
+  return result;
 }
 
 }  // namespace
@@ -344,7 +416,8 @@ int main(int argc, char** argv) {
   if (command == "list") return cmd_list(*client, json, request_timeout);
   if (command == "stats") return cmd_stats(*client, json, request_timeout);
   if (command == "load") {
-    auto r = client->load(positional[1], load_options, request_timeout);
+    auto r = load_showing_progress(*client, socket_path, options, positional[1], load_options,
+                                   request_timeout);
     if (!r) return report(r.status());
     std::printf("%s %s: %llu bytes, generation %llu\n", r->name.c_str(),
                 r->was_resident ? "was resident" : "loaded",

@@ -50,6 +50,11 @@ struct AdapterInfo {
   // pinned, keep-alive 0 or --idle-unload off).
   std::uint64_t idle_ms = 0;
   std::optional<std::uint64_t> expires_in_ms;
+  // While loading: the bytes its fill writes (0 until probed) and those
+  // written so far (counted per completed fill part). 0 otherwise, and from
+  // older daemons.
+  std::uint64_t fill_total = 0;
+  std::uint64_t filled = 0;
 };
 
 using StatValue = std::variant<std::uint64_t, std::string>;

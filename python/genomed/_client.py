@@ -866,7 +866,9 @@ class Client:
                                        generation=_wire.get_uint(e, "generation"),
                                        pinned=_optional_bool(e, "pinned"),
                                        idle_ms=_optional_uint(e, "idle_ms") or 0,
-                                       expires_in_ms=_optional_uint(e, "expires_in_ms")))
+                                       expires_in_ms=_optional_uint(e, "expires_in_ms"),
+                                       fill_total=_optional_uint(e, "fill_total") or 0,
+                                       filled=_optional_uint(e, "filled") or 0))
             cursor = r.get("next")
             if cursor is None:
                 return out

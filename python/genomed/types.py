@@ -59,6 +59,10 @@ class AdapterInfo:
     #: milliseconds until it is unloaded for idleness; None: never (leased, pinned,
     #: keep-alive 0, ``--idle-unload`` off) or an older daemon
     expires_in_ms: Optional[int] = None
+    #: while loading: the bytes its fill writes (0 until probed) and those written so
+    #: far (per completed fill part); poll :meth:`genomed.Client.list` to follow a load
+    fill_total: int = 0
+    filled: int = 0
 
 
 @dataclass(frozen=True)
