@@ -21,21 +21,29 @@ void ResidentCache::check_invariants() const {
   GENOMED_CHECK(in_use_.size() + lru_.size() == entries_.size(),
                 "an entry is missing from both lists or is in both");
   std::uint64_t resident = 0;
+  std::uint64_t pinned = 0;
+  std::size_t pinned_count = 0;
   for (auto it = in_use_.begin(); it != in_use_.end(); ++it) {
     auto e = entries_.find(*it);
     GENOMED_CHECK(e != entries_.end(), "in_use_ names an absent entry");
-    GENOMED_CHECK(e->second.leases > 0, "an in_use_ entry has no lease");
+    GENOMED_CHECK(e->second.held(), "an in_use_ entry has no lease and no pin");
     GENOMED_CHECK(e->second.pos == it, "an in_use_ entry's position is stale");
     resident += e->second.footprint;
+    if (e->second.pinned) {
+      pinned += e->second.footprint;
+      ++pinned_count;
+    }
   }
   for (auto it = lru_.begin(); it != lru_.end(); ++it) {
     auto e = entries_.find(*it);
     GENOMED_CHECK(e != entries_.end(), "lru_ names an absent entry");
-    GENOMED_CHECK(e->second.leases == 0, "an lru_ entry is leased");
+    GENOMED_CHECK(!e->second.held(), "an lru_ entry is leased or pinned");
     GENOMED_CHECK(e->second.pos == it, "an lru_ entry's position is stale");
     resident += e->second.footprint;
   }
   GENOMED_CHECK(resident == resident_bytes_, "resident byte count drifted");
+  GENOMED_CHECK(pinned == pinned_bytes_ && pinned_count == pinned_count_,
+                "pinned byte count drifted");
   GENOMED_CHECK(resident + bytes_reserved() == allocator_.bytes_allocated(),
                 "allocator and cache disagree on bytes in use");
 }
@@ -58,7 +66,8 @@ bool all_fit(RangeAllocator allocator, const std::vector<std::uint64_t>& lengths
 }  // namespace
 
 Result<ResidentCache::Reservations> ResidentCache::reserve_all(
-    const std::vector<std::uint64_t>& lengths, const std::vector<std::string>& keep) {
+    const std::vector<std::uint64_t>& lengths, const std::vector<std::string>& keep,
+    bool may_evict) {
   std::uint64_t total = 0;  // as the allocator rounds them
   std::uint64_t asked = 0;  // as asked, for messages
   for (std::uint64_t length : lengths) {
@@ -97,6 +106,13 @@ Result<ResidentCache::Reservations> ResidentCache::reserve_all(
   };
   std::vector<std::string> victims;
   bool fits = all_fit(allocator_, lengths);
+  if (!fits && !may_evict) {
+    return Result<Reservations>(Errc::no_space,
+                                "the free room of the budget (" +
+                                    format_size(budget() - allocator_.bytes_allocated()) +
+                                    ", maybe fragmented) does not hold " + format_size(total) +
+                                    " and nothing may be evicted for it");
+  }
   if (!fits) {
     RangeAllocator trial = allocator_;
     for (const std::string& name : lru_) {
@@ -121,6 +137,9 @@ Result<ResidentCache::Reservations> ResidentCache::reserve_all(
             format_size(total) + " but only " + format_size(budget() - pinned - bytes_reserved()) +
             " of the " + format_size(budget()) + " budget can be freed: " + format_size(pinned) +
             " is leased by " + std::to_string(in_use_.size()) + " adapter(s) in use" +
+            (pinned_count_ == 0 ? ""
+                                : " (" + format_size(pinned_bytes_) + " pinned by " +
+                                      std::to_string(pinned_count_) + " of them)") +
             (keep.empty() ? "" : " or wanted by the same request") + " and " +
             format_size(bytes_reserved()) + " is reserved by " +
             std::to_string(reservations_.size()) + " load(s) in flight");
@@ -166,7 +185,7 @@ void ResidentCache::insert(const std::string& name, std::uint64_t offset, std::u
   const std::uint64_t footprint = res->second;
   reservations_.erase(res);
   auto pos = lru_.insert(lru_.end(), name);
-  entries_.emplace(name, Entry{offset, length, footprint, 0, pos});
+  entries_.emplace(name, Entry{offset, length, footprint, 0, false, pos});
   resident_bytes_ += footprint;
 }
 
@@ -175,7 +194,7 @@ bool ResidentCache::lease(const std::string& name) {
   if (it == entries_.end()) return false;
   Entry& e = it->second;
   GENOMED_CHECK(e.leases < UINT32_MAX, "lease count overflow");
-  if (e.leases++ == 0) in_use_.splice(in_use_.end(), lru_, e.pos);
+  if (e.leases++ == 0 && !e.pinned) in_use_.splice(in_use_.end(), lru_, e.pos);
   return true;
 }
 
@@ -184,18 +203,37 @@ void ResidentCache::release(const std::string& name) {
   GENOMED_CHECK(it != entries_.end(), "release of an absent entry");
   Entry& e = it->second;
   GENOMED_CHECK(e.leases > 0, "release of an unleased entry");
-  if (--e.leases == 0) lru_.splice(lru_.end(), in_use_, e.pos);
+  if (--e.leases == 0 && !e.pinned) lru_.splice(lru_.end(), in_use_, e.pos);
+}
+
+bool ResidentCache::set_pinned(const std::string& name, bool pinned) {
+  auto it = entries_.find(name);
+  GENOMED_CHECK(it != entries_.end(), "pin of an absent entry");
+  Entry& e = it->second;
+  const bool was = e.pinned;
+  if (was == pinned) return was;
+  const bool was_held = e.held();
+  e.pinned = pinned;
+  pinned_bytes_ = pinned ? pinned_bytes_ + e.footprint : pinned_bytes_ - e.footprint;
+  pinned_count_ = pinned ? pinned_count_ + 1 : pinned_count_ - 1;
+  if (was_held != e.held()) {
+    if (e.held())
+      in_use_.splice(in_use_.end(), lru_, e.pos);
+    else
+      lru_.splice(lru_.end(), in_use_, e.pos);  // unpinned: evictable, most recently used
+  }
+  return was;
 }
 
 void ResidentCache::touch(const std::string& name) {
   auto it = entries_.find(name);
-  if (it == entries_.end() || it->second.leases > 0) return;
+  if (it == entries_.end() || it->second.held()) return;
   lru_.splice(lru_.end(), lru_, it->second.pos);
 }
 
 bool ResidentCache::erase(const std::string& name) {
   auto it = entries_.find(name);
-  if (it == entries_.end() || it->second.leases > 0) return false;
+  if (it == entries_.end() || it->second.held()) return false;
   lru_.erase(it->second.pos);
   allocator_.free(it->second.offset);
   resident_bytes_ -= it->second.footprint;
@@ -206,7 +244,8 @@ bool ResidentCache::erase(const std::string& name) {
 std::optional<ResidentCache::EntryView> ResidentCache::find(const std::string& name) const {
   auto it = entries_.find(name);
   if (it == entries_.end()) return std::nullopt;
-  return EntryView{it->second.offset, it->second.length, it->second.leases};
+  return EntryView{it->second.offset, it->second.length, it->second.leases, it->second.pinned,
+                   it->second.footprint};
 }
 
 std::vector<std::string> ResidentCache::names() const {

@@ -1,7 +1,8 @@
 // The byte-budgeted LRU index of resident adapters. Modelled on leveldb's
-// util/cache.cc: two lists, `in_use_` (entries with leases > 0, never
-// evicted) and `lru_` (unleased, evictable, least recently used first). An
-// entry moves between them only when its lease count crosses zero.
+// util/cache.cc: two lists, `in_use_` (entries with leases > 0 or pinned,
+// never evicted) and `lru_` (unleased, unpinned, evictable, least recently
+// used first). An entry moves between them only when it gains its first hold
+// (a lease or the pin) or loses its last.
 //
 // Not thread-safe: the coordinator owns one and calls it under its mutex.
 #pragma once
@@ -52,8 +53,11 @@ class ResidentCache {
     std::vector<Range> ranges;         // in the order of `lengths`
     std::vector<std::string> evicted;  // entries removed (LRU first) to make room
   };
+  // With `may_evict` false it takes free room only (a prefetch): no_space
+  // rather than evicting anything.
   Result<Reservations> reserve_all(const std::vector<std::uint64_t>& lengths,
-                                   const std::vector<std::string>& keep = {});
+                                   const std::vector<std::string>& keep = {},
+                                   bool may_evict = true);
   // REQUIRES: offset came from reserve() and was neither inserted nor cancelled.
   void cancel_reservation(std::uint64_t offset);
 
@@ -72,14 +76,24 @@ class ResidentCache {
   void release(const std::string& name);
   // Marks `name` most recently used without leasing it.
   void touch(const std::string& name);
+  // Pins or unpins a resident entry: a pinned entry is never evicted (it
+  // stays in in_use_ while unleased) and erase() refuses it. Returns the
+  // previous state. REQUIRES: `name` is resident.
+  bool set_pinned(const std::string& name, bool pinned);
+  // Footprint bytes (page-rounded ranges) of the pinned entries.
+  std::uint64_t bytes_pinned() const { return pinned_bytes_; }
+  std::size_t pinned_count() const { return pinned_count_; }
 
-  // Removes an unleased entry and frees its range. Returns false if absent or leased.
+  // Removes an unleased, unpinned entry and frees its range. Returns false
+  // if absent, leased or pinned.
   bool erase(const std::string& name);
 
   struct EntryView {
     std::uint64_t offset;
     std::uint64_t length;
     std::uint32_t leases;
+    bool pinned = false;
+    std::uint64_t footprint = 0;  // the range it occupies (length rounded up)
   };
   std::optional<EntryView> find(const std::string& name) const;
   // Resident names, most recently used first (in_use entries first).
@@ -99,7 +113,9 @@ class ResidentCache {
     std::uint64_t length;
     std::uint64_t footprint;  // the reserved range's rounded length, >= length
     std::uint32_t leases = 0;
-    std::list<std::string>::iterator pos;  // into in_use_ (leases > 0) or lru_ (leases == 0)
+    bool pinned = false;
+    std::list<std::string>::iterator pos;  // into in_use_ (held()) or lru_ (not held())
+    bool held() const { return leases > 0 || pinned; }
   };
 
   // Removes an unleased entry and frees its range. REQUIRES: resident, unleased.
@@ -111,13 +127,15 @@ class ResidentCache {
   // Every entry is in exactly one of in_use_ and lru_, and its `pos` points at
   // its own name there; in_use_.size() + lru_.size() == entries_.size().
   std::unordered_map<std::string, Entry> entries_;
-  // Entries with leases > 0. Never evicted. Least recently leased at the front.
+  // Entries with leases > 0 or pinned. Never evicted. Least recently held at the front.
   std::list<std::string> in_use_;
-  // Entries with leases == 0, least recently used at the front.
+  // Entries with leases == 0 and not pinned, least recently used at the front.
   std::list<std::string> lru_;
   // Ranges handed out by reserve() and not yet inserted or cancelled.
   std::unordered_map<std::uint64_t, std::uint64_t> reservations_;  // offset -> length
   std::uint64_t resident_bytes_ = 0;
+  std::uint64_t pinned_bytes_ = 0;  // footprints of the pinned entries
+  std::size_t pinned_count_ = 0;
   std::uint64_t evictions_ = 0;
 };
 

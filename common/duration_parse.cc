@@ -1,48 +1,47 @@
 #include "common/duration_parse.h"
 
-#include <cstdint>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <string>
 
 namespace genomed {
-namespace {
-
-constexpr std::int64_t kMaxMs = 7LL * 24 * 3600 * 1000;
-
-Status bad(std::string_view text) {
-  return Status(Errc::bad_request,
-                "expected a duration such as 500ms, 30s, 2m or 1h (at most 7 "
-                "days), got '" +
-                    std::string(text) + "'");
-}
-
-}  // namespace
 
 Result<std::chrono::milliseconds> parse_duration(std::string_view text) {
-  if (text == "0") return std::chrono::milliseconds(0);
-  if (text.empty()) return bad(text);
-  std::int64_t total = 0;
-  std::size_t i = 0;
-  while (i < text.size()) {
-    std::int64_t n = 0;
-    const std::size_t digits_from = i;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-      n = n * 10 + (text[i++] - '0');
-      if (n > kMaxMs) return bad(text);
-    }
-    if (i == digits_from) return bad(text);
-    std::int64_t unit_ms = 0;
-    if (text.substr(i, 2) == "ms") {
-      unit_ms = 1;
-      i += 2;
-    } else if (i < text.size() && (text[i] == 's' || text[i] == 'm' || text[i] == 'h')) {
-      unit_ms = text[i] == 's' ? 1000 : text[i] == 'm' ? 60'000 : 3'600'000;
-      ++i;
-    } else {
-      return bad(text);  // a number without its unit, or an unknown unit
-    }
-    total += n * unit_ms;
-    if (total > kMaxMs) return bad(text);
+  const std::string s(text);
+  const auto invalid = [&](const std::string& why) {
+    return Status(Errc::bad_request,
+                  "invalid duration '" + s + "': " + why + "; expected e.g. 30s, 5m, 1h or 0");
+  };
+  if (s.empty()) return invalid("empty");
+  char* end = nullptr;
+  errno = 0;
+  const double number = std::strtod(s.c_str(), &end);
+  if (end == s.c_str() || errno != 0 || !std::isfinite(number) || number < 0 ||
+      !std::isdigit(static_cast<unsigned char>(s[0]))) {
+    return invalid("not a non-negative number");
   }
-  return std::chrono::milliseconds(total);
+  const std::string unit(end);
+  double ms_per_unit = 0;
+  if (unit == "ms") {
+    ms_per_unit = 1;
+  } else if (unit == "s") {
+    ms_per_unit = 1e3;
+  } else if (unit == "m") {
+    ms_per_unit = 60e3;
+  } else if (unit == "h") {
+    ms_per_unit = 3600e3;
+  } else if (unit == "d") {
+    ms_per_unit = 86400e3;
+  } else if (unit.empty() && number == 0) {
+    return std::chrono::milliseconds(0);
+  } else {
+    return invalid(unit.empty() ? "a unit is required" : "unknown unit '" + unit + "'");
+  }
+  const double ms = std::round(number * ms_per_unit);
+  if (ms > 365.0 * 86400e3) return invalid("more than 365 days");
+  return std::chrono::milliseconds(static_cast<long long>(ms));
 }
 
 std::string format_duration(std::chrono::milliseconds d) {

@@ -1,5 +1,5 @@
-// Human durations ("30s", "500ms", "2m", "1h", "1m30s") for flags and config
-// files that take a DURATION rather than a count of milliseconds.
+// Human durations ("30s", "5m", "1h", "250ms", "0") for flags and config
+// files, as Ollama's keep_alive and systemd's time spans are written.
 #pragma once
 
 #include <chrono>
@@ -10,11 +10,13 @@
 
 namespace genomed {
 
-// One or more <integer><unit> parts, unit one of ms, s, m, h; "0" alone is
-// zero. At most 7 days. Errors (bad_request) quote the text.
+// A non-negative number (decimals allowed) with a unit: ms, s, m, h, d. A
+// bare "0" means zero; any other number needs its unit (is "30" seconds or
+// milliseconds?). At most 365 days. Rounded to whole milliseconds.
 Result<std::chrono::milliseconds> parse_duration(std::string_view text);
 
-// 30000 ms -> "30s", 1500 ms -> "1500ms".
+// 30000 ms -> "30s", 1500 ms -> "1500ms": the shortest text parse_duration
+// reads back as the same duration (for logs and --help).
 std::string format_duration(std::chrono::milliseconds d);
 
 }  // namespace genomed

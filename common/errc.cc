@@ -7,7 +7,7 @@
 namespace genomed {
 namespace {
 
-constexpr std::array<std::pair<Errc, std::string_view>, 59> kNames{{
+constexpr std::array<std::pair<Errc, std::string_view>, 62> kNames{{
     {Errc::ok, "ok"},
     {Errc::bad_request, "bad_request"},
     {Errc::unsupported_version, "unsupported_version"},
@@ -57,6 +57,9 @@ constexpr std::array<std::pair<Errc, std::string_view>, 59> kNames{{
     {Errc::draining, "draining"},
     {Errc::limit_exceeded, "limit_exceeded"},
     {Errc::permission_denied, "permission_denied"},
+    {Errc::pin_budget_exceeded, "pin_budget_exceeded"},
+    {Errc::pinned, "pinned"},
+    {Errc::prefetch_dropped, "prefetch_dropped"},
     {Errc::worker_crashed, "worker_crashed"},
     {Errc::timeout, "timeout"},
     {Errc::quarantined, "quarantined"},

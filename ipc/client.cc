@@ -557,6 +557,15 @@ Result<std::unique_ptr<LeaseState>> make_lease(const std::shared_ptr<Connection>
 
 namespace {
 
+// The optional fields of a LOAD, ACQUIRE or PIN.
+void apply(const LoadOptions& options, ipc::Request* req) {
+  if (options.keep_alive) {
+    req->keep_alive_ms =
+        static_cast<std::uint64_t>(std::max<std::int64_t>(0, options.keep_alive->count()));
+  }
+  req->priority = options.priority;
+}
+
 // The deadline of one call: its own, else the client's default for its kind.
 Millis timeout_of(const Connection& conn, const Client::Timeout& timeout, bool long_op) {
   if (timeout) return *timeout;
@@ -566,9 +575,15 @@ Millis timeout_of(const Connection& conn, const Client::Timeout& timeout, bool l
 }  // namespace
 
 Result<std::vector<Lease>> Client::acquire(const std::vector<std::string>& names, Timeout timeout) {
+  return acquire(names, LoadOptions{}, timeout);
+}
+
+Result<std::vector<Lease>> Client::acquire(const std::vector<std::string>& names,
+                                           const LoadOptions& options, Timeout timeout) {
   ipc::Request req;
   req.op = ipc::Op::acquire;
   req.names = names;
+  apply(options, &req);
   GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req, timeout_of(*conn_, timeout, true)));
   GENOMED_ASSIGN_OR_RETURN(ipc::AcquireReply reply,
                            checked(ipc::decode_acquire_reply(body), body, "acquire"));
@@ -599,9 +614,15 @@ Result<Lease> Client::acquire(std::string_view name, Timeout timeout) {
 }
 
 Result<LoadInfo> Client::load(std::string_view name, Timeout timeout) {
+  return load(name, LoadOptions{}, timeout);
+}
+
+Result<LoadInfo> Client::load(std::string_view name, const LoadOptions& options,
+                              Timeout timeout) {
   ipc::Request req;
   req.op = ipc::Op::load;
   req.names = {std::string(name)};
+  apply(options, &req);
   GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req, timeout_of(*conn_, timeout, true)));
   return checked(ipc::decode_load_reply(body), body, "load");
 }
@@ -612,6 +633,31 @@ Result<UnloadInfo> Client::unload(std::string_view name, Timeout timeout) {
   req.names = {std::string(name)};
   GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req, timeout_of(*conn_, timeout, false)));
   return checked(ipc::decode_unload_reply(body), body, "unload");
+}
+
+Result<LoadInfo> Client::prefetch(std::string_view name, Timeout timeout) {
+  ipc::Request req;
+  req.op = ipc::Op::load;
+  req.names = {std::string(name)};
+  req.prefetch = true;
+  GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req, timeout_of(*conn_, timeout, true)));
+  return checked(ipc::decode_load_reply(body), body, "prefetch");
+}
+
+Result<PinInfo> Client::pin(std::string_view name, Timeout timeout) {
+  ipc::Request req;
+  req.op = ipc::Op::pin;
+  req.names = {std::string(name)};
+  GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req, timeout_of(*conn_, timeout, true)));
+  return checked(ipc::decode_pin_reply(body), body, "pin");
+}
+
+Result<PinInfo> Client::unpin(std::string_view name, Timeout timeout) {
+  ipc::Request req;
+  req.op = ipc::Op::unpin;
+  req.names = {std::string(name)};
+  GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req, timeout_of(*conn_, timeout, false)));
+  return checked(ipc::decode_pin_reply(body), body, "unpin");
 }
 
 Result<std::vector<AdapterInfo>> Client::list(Timeout timeout) {

@@ -9,7 +9,7 @@
 namespace genomed::ipc {
 namespace {
 
-constexpr std::array<std::pair<Op, std::string_view>, 8> kOps{{
+constexpr std::array<std::pair<Op, std::string_view>, 10> kOps{{
     {Op::hello, "hello"},
     {Op::load, "load"},
     {Op::acquire, "acquire"},
@@ -18,6 +18,8 @@ constexpr std::array<std::pair<Op, std::string_view>, 8> kOps{{
     {Op::list, "list"},
     {Op::stats, "stats"},
     {Op::health, "health"},
+    {Op::pin, "pin"},
+    {Op::unpin, "unpin"},
 }};
 
 MapWriter& ok_reply(MapWriter& w) { return w.put("ok", true); }
@@ -60,7 +62,51 @@ Status check_utf8_name(std::string_view field, const std::string& name) {
                     "': adapter names are UTF-8 text; this one is not: " + quote(name));
 }
 
+// The optional fields of LOAD, ACQUIRE and PIN; ignored on other ops.
+Status decode_load_options(const MapView& root, Request* r) {
+  if (r->op != Op::load && r->op != Op::acquire && r->op != Op::pin) return Status::Ok();
+  if (root.has("keep_alive")) {
+    GENOMED_ASSIGN_OR_RETURN(std::uint64_t ms, root.u64("keep_alive"));
+    if (ms > kMaxKeepAliveMs) {
+      return Status(Errc::bad_request, "field 'keep_alive': at most " +
+                                           std::to_string(kMaxKeepAliveMs) +
+                                           " ms (365 days), got " + std::to_string(ms));
+    }
+    r->keep_alive_ms = ms;
+  }
+  if (root.has("priority")) {
+    GENOMED_ASSIGN_OR_RETURN(std::string text, root.str("priority"));
+    bool known = false;
+    for (Priority p : {Priority::high, Priority::normal, Priority::low}) {
+      if (text == priority_name(p)) {
+        r->priority = p;
+        known = true;
+      }
+    }
+    if (!known) {
+      return Status(Errc::bad_request, "field 'priority': expected \"high\", \"normal\" or "
+                                       "\"low\", got " + quote(text));
+    }
+  }
+  if (r->op == Op::load && root.has("prefetch")) {
+    GENOMED_ASSIGN_OR_RETURN(r->prefetch, root.boolean("prefetch"));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
+
+std::string_view priority_name(Priority p) {
+  switch (p) {
+    case Priority::high:
+      return "high";
+    case Priority::low:
+      return "low";
+    case Priority::normal:
+      break;
+  }
+  return "normal";
+}
 
 std::string_view op_name(Op op) {
   for (const auto& [o, n] : kOps) {
@@ -85,6 +131,8 @@ std::string encode_request(const Request& r) {
       break;
     case Op::load:
     case Op::unload:
+    case Op::pin:
+    case Op::unpin:
       w.put("name", r.names.empty() ? std::string() : r.names.front());
       break;
     case Op::acquire:
@@ -100,6 +148,11 @@ std::string encode_request(const Request& r) {
     case Op::stats:
     case Op::health:
       break;
+  }
+  if (r.op == Op::load || r.op == Op::acquire || r.op == Op::pin) {
+    if (r.keep_alive_ms) w.put("keep_alive", *r.keep_alive_ms);
+    if (r.priority != Priority::normal) w.put("priority", priority_name(r.priority));
+    if (r.prefetch && r.op == Op::load) w.put("prefetch", true);
   }
   return w.finish();
 }
@@ -122,7 +175,9 @@ Result<Request> decode_request(std::string_view body) {
       break;
     }
     case Op::load:
-    case Op::unload: {
+    case Op::unload:
+    case Op::pin:
+    case Op::unpin: {
       GENOMED_ASSIGN_OR_RETURN(std::string name, root.str("name"));
       GENOMED_RETURN_IF_ERROR(check_utf8_name("name", name));
       r.names.push_back(std::move(name));
@@ -162,6 +217,7 @@ Result<Request> decode_request(std::string_view body) {
     case Op::health:
       break;
   }
+  GENOMED_RETURN_IF_ERROR(decode_load_options(root, &r));
   return r;
 }
 
@@ -217,6 +273,17 @@ std::string encode_reply(const UnloadReply& r) {
   return w.finish();
 }
 
+std::string encode_reply(const PinReply& r) {
+  MapWriter w;
+  ok_reply(w)
+      .put("name", r.name)
+      .put("bytes", r.bytes)
+      .put("generation", r.generation)
+      .put("pinned", r.pinned)
+      .put("was_pinned", r.was_pinned);
+  return w.finish();
+}
+
 std::string encode_reply(const ListReply& r) {
   std::vector<std::string> adapters;
   adapters.reserve(r.adapters.size());
@@ -226,7 +293,14 @@ std::string encode_reply(const ListReply& r) {
         .put("state", a.state)
         .put("bytes", a.bytes)
         .put("leases", a.leases)
-        .put("generation", a.generation);
+        .put("generation", a.generation)
+        .put("pinned", a.pinned)
+        .put("idle_ms", a.idle_ms);
+    if (a.state == "loading") aw.put("fill_total", a.fill_total).put("filled", a.filled);
+    if (a.expires_in_ms)
+      aw.put("expires_in_ms", *a.expires_in_ms);
+    else
+      aw.put_nil("expires_in_ms");
     adapters.push_back(aw.finish());
   }
   MapWriter w;
@@ -304,6 +378,17 @@ Result<UnloadReply> decode_unload_reply(std::string_view body) {
   return r;
 }
 
+Result<PinReply> decode_pin_reply(std::string_view body) {
+  GENOMED_ASSIGN_OR_RETURN(Message m, parse_reply(body));
+  PinReply r;
+  GENOMED_ASSIGN_OR_RETURN(r.name, m.root().str("name"));
+  GENOMED_ASSIGN_OR_RETURN(r.bytes, m.root().u64("bytes"));
+  GENOMED_ASSIGN_OR_RETURN(r.generation, m.root().u64("generation"));
+  GENOMED_ASSIGN_OR_RETURN(r.pinned, m.root().boolean("pinned"));
+  GENOMED_ASSIGN_OR_RETURN(r.was_pinned, m.root().boolean("was_pinned"));
+  return r;
+}
+
 Result<ListReply> decode_list_reply(std::string_view body) {
   GENOMED_ASSIGN_OR_RETURN(Message m, parse_reply(body));
   GENOMED_ASSIGN_OR_RETURN(ArrayView a, m.root().array("adapters"));
@@ -316,6 +401,19 @@ Result<ListReply> decode_list_reply(std::string_view body) {
     GENOMED_ASSIGN_OR_RETURN(s.bytes, e.u64("bytes"));
     GENOMED_ASSIGN_OR_RETURN(s.leases, e.u64("leases"));
     GENOMED_ASSIGN_OR_RETURN(s.generation, e.u64("generation"));
+    if (e.has("pinned")) {  // absent from daemons older than PIN
+      GENOMED_ASSIGN_OR_RETURN(s.pinned, e.boolean("pinned"));
+    }
+    if (e.has("idle_ms")) {  // absent from daemons older than idle unload
+      GENOMED_ASSIGN_OR_RETURN(s.idle_ms, e.u64("idle_ms"));
+    }
+    if (e.has("fill_total")) {  // loading entries of daemons with progress
+      GENOMED_ASSIGN_OR_RETURN(s.fill_total, e.u64("fill_total"));
+      GENOMED_ASSIGN_OR_RETURN(s.filled, e.u64("filled"));
+    }
+    if (e.has("expires_in_ms") && !e.is_nil("expires_in_ms")) {
+      GENOMED_ASSIGN_OR_RETURN(s.expires_in_ms, e.u64("expires_in_ms"));
+    }
     r.adapters.push_back(std::move(s));
   }
   if (m.root().has("next") && !m.root().is_nil("next")) {

@@ -27,7 +27,18 @@ inline constexpr std::size_t kMaxBatch = 64;
 // daemon holds; clients follow `next` for the rest.
 inline constexpr std::size_t kMaxListPage = 1024;
 
-enum class Op : std::uint8_t { hello, load, acquire, release, unload, list, stats, health };
+enum class Op : std::uint8_t {
+  hello,
+  load,
+  acquire,
+  release,
+  unload,
+  list,
+  stats,
+  health,
+  pin,
+  unpin,
+};
 
 std::string_view op_name(Op op);
 std::optional<Op> op_from_name(std::string_view name);
@@ -36,11 +47,21 @@ struct Request {
   Op op = Op::hello;
   std::uint32_t version = 0;          // hello: the client's protocol version
   std::string client;                 // hello: a free-form client name, for logs
-  std::vector<std::string> names;     // load/unload: exactly one; acquire: 1..kMaxBatch
+  std::vector<std::string> names;     // load/unload/pin/unpin: exactly one; acquire: 1..kMaxBatch
   std::vector<std::uint64_t> leases;  // release: 1..kMaxBatch lease ids
   std::string after;                  // list: the page starts after this name ("" = first)
   std::uint32_t limit = 0;            // list: entries per page (0 = kMaxListPage)
+  // load/acquire/pin, optional: idle time (ms) after which the adapters are
+  // unloaded, 0 = never; absent = leave each adapter's keep-alive as it is.
+  std::optional<std::uint64_t> keep_alive_ms;
+  // load/acquire/pin, optional ("high" | "normal" | "low"): the job queue
+  // serves higher first.
+  Priority priority = Priority::normal;
+  bool prefetch = false;  // load only, optional: a prefetch (low priority, free room only)
 };
+std::string_view priority_name(Priority p);
+// The largest keep_alive a request may give: 365 days in ms.
+inline constexpr std::uint64_t kMaxKeepAliveMs = 365ull * 24 * 3600 * 1000;
 
 std::string encode_request(const Request& request);
 // Strict: unknown op -> unknown_op; missing or mistyped fields -> bad_request;
@@ -73,6 +94,7 @@ struct AcquireReply {
 // LOAD, UNLOAD, LIST, STATS and HEALTH replies carry the public types.
 using LoadReply = LoadInfo;
 using UnloadReply = UnloadInfo;
+using PinReply = PinInfo;  // PIN and UNPIN
 using AdapterStatus = AdapterInfo;
 using HealthReply = Health;
 // One page of the adapters, in name order. `next` is the name to pass as
@@ -92,6 +114,7 @@ std::string encode_reply(const HelloReply& r);
 std::string encode_reply(const AcquireReply& r);
 std::string encode_reply(const LoadReply& r);
 std::string encode_reply(const UnloadReply& r);
+std::string encode_reply(const PinReply& r);
 std::string encode_reply(const ListReply& r);
 std::string encode_reply(const StatsReply& r);
 std::string encode_reply(const HealthReply& r);
@@ -102,6 +125,7 @@ Result<HelloReply> decode_hello_reply(std::string_view body);
 Result<AcquireReply> decode_acquire_reply(std::string_view body);
 Result<LoadReply> decode_load_reply(std::string_view body);
 Result<UnloadReply> decode_unload_reply(std::string_view body);
+Result<PinReply> decode_pin_reply(std::string_view body);
 Result<ListReply> decode_list_reply(std::string_view body);
 Result<StatsReply> decode_stats_reply(std::string_view body);
 Result<HealthReply> decode_health_reply(std::string_view body);

@@ -86,7 +86,7 @@ bool AdmissionQueue::try_head(std::vector<TicketPtr>* done) {
       if (served->outcome == AdmissionTicket::Outcome::served)
         keep.insert(keep.end(), served->keep.begin(), served->keep.end());
     }
-    auto reserved = cache_.reserve_all(lengths, keep);
+    auto reserved = cache_.reserve_all(lengths, keep, head->may_evict);
     if (!reserved.ok() && reserved.code() == Errc::no_space) {
       head_blocked_by_ = reserved.status().message();
       return false;  // strict FIFO: nobody passes the head

@@ -55,6 +55,8 @@ struct AdmissionTicket {
   };
   std::vector<std::shared_ptr<RangeClaim>> claims;
   std::vector<std::string> keep;
+  // False for a prefetch: served only from free room, never by evicting.
+  bool may_evict = true;
 
   Outcome outcome = Outcome::waiting;
   Status error;                      // when failed

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/duration_parse.h"
 #include "common/size_parse.h"
 #include "loader/ops_config.h"
 #include "worker/fault.h"
@@ -102,6 +103,20 @@ const std::map<std::string, Setter>& setters() {
          if (*size > (1ull << 50)) return bad(k + ": at most 1024T, got '" + v + "'");
          // Arena ranges are page-aligned, so the budget is too (rounded up).
          c.budget_bytes = (*size + 4095) / 4096 * 4096;
+         return Status::Ok();
+       }},
+      {"pin_budget",
+       [](DaemonConfig& c, const std::string& k, const std::string& v) {
+         auto size = parse_size(v);
+         if (!size) return bad(k + ": " + size.status().message());
+         c.coordinator.pin_budget = *size;  // 0: the whole budget
+         return Status::Ok();
+       }},
+      {"idle_unload",
+       [](DaemonConfig& c, const std::string& k, const std::string& v) {
+         auto d = parse_duration(v);
+         if (!d) return bad(k + ": " + d.status().message());
+         c.coordinator.idle_unload = *d;  // 0: off
          return Status::Ok();
        }},
       {"worker_memory_limit",
@@ -271,7 +286,8 @@ JsonKind json_kind(const std::string& key) {
   if (ops_setters().contains(key)) {
     return ops_key_is_string(key) ? JsonKind::string : JsonKind::id;
   }
-  if (key == "budget" || key == "worker_memory_limit") {
+  if (key == "budget" || key == "worker_memory_limit" || key == "pin_budget" ||
+      key == "idle_unload") {
     return JsonKind::size;  // "8G" or a number of bytes
   }
   if (key.ends_with("_multiplier")) return JsonKind::number;
@@ -371,6 +387,14 @@ options:
                               it and no symlink is followed
   --budget SIZE               arena size = byte budget of resident adapters,
                               e.g. 512M, 8G (default 1G; rounded up to 4K)
+  --pin-budget SIZE           bytes the pinned adapters may hold together
+                              (their page-rounded ranges); a PIN past it is
+                              'pin_budget_exceeded' (default 0: the whole
+                              budget). Pinned adapters are never evicted
+  --idle-unload DURATION      unload an adapter nobody leases, pins or asks
+                              for during DURATION (30s, 5m, 1h; default 0:
+                              never). A request's keep_alive overrides it for
+                              the adapters it names
   --workers N                 loader worker processes (default: cores)
   --worker-memory-limit SIZE  memory each worker may allocate beyond what it
                               maps at start (RLIMIT_AS), e.g. 512M; a load

@@ -357,6 +357,19 @@ bool Connection::run(Item& item, bool holding_socket) {
   return holding_socket;
 }
 
+namespace {
+
+// What a LOAD, ACQUIRE or PIN asks of the coordinator beyond its names.
+RequestOptions request_options(const ipc::Request& req) {
+  RequestOptions o;
+  if (req.keep_alive_ms) o.keep_alive = std::chrono::milliseconds(*req.keep_alive_ms);
+  o.priority = req.priority;
+  o.prefetch = req.prefetch;
+  return o;
+}
+
+}  // namespace
+
 std::string Connection::handle(const ipc::Request& req, WaitWatch& watch) {
   Coordinator& c = *ctx_.coordinator;
   auto reply = [](const auto& result) {
@@ -373,10 +386,10 @@ std::string Connection::handle(const ipc::Request& req, WaitWatch& watch) {
         return ipc::encode_error(
             Status(Errc::bad_request, "HELLO was already exchanged on this connection"));
       case ipc::Op::load:
-        return reply(c.load(req.names.front(), id_, &watch));
+        return reply(c.load(req.names.front(), id_, &watch, request_options(req)));
       case ipc::Op::acquire: {
         const auto started = std::chrono::steady_clock::now();
-        auto acquired = c.acquire(req.names, id_, &watch);
+        auto acquired = c.acquire(req.names, id_, &watch, request_options(req));
         if (ctx_.histograms) {
           ctx_.histograms->acquire_seconds.observe(std::chrono::steady_clock::now() - started);
         }
@@ -393,6 +406,10 @@ std::string Connection::handle(const ipc::Request& req, WaitWatch& watch) {
         return {};
       case ipc::Op::unload:
         return reply(c.unload(req.names.front()));
+      case ipc::Op::pin:
+        return reply(c.pin(req.names.front(), id_, &watch, request_options(req)));
+      case ipc::Op::unpin:
+        return reply(c.unpin(req.names.front()));
       case ipc::Op::list:
         return ipc::encode_reply(c.list(req.after, req.limit == 0 ? ipc::kMaxListPage : req.limit));
       case ipc::Op::stats:

@@ -19,6 +19,11 @@ const char* state_name(int s) {
   return kNames[s];
 }
 
+std::uint64_t ms_count(Clock::duration d) {
+  return static_cast<std::uint64_t>(
+      std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(d).count()));
+}
+
 double ms_between(Clock::time_point start, Clock::time_point end) {
   return std::chrono::duration<double, std::milli>(end - start).count();
 }
@@ -63,6 +68,9 @@ Clock::time_point Coordinator::waiter_deadline() const {
 
 void Coordinator::join(Request& req, const std::shared_ptr<Flight>& flight) {
   if (std::find(req.joined.begin(), req.joined.end(), flight) != req.joined.end()) return;
+  // Before the flight's thread can queue a job (it needs mu_ first), or for
+  // its later jobs: the load runs as urgently as its most urgent waiter.
+  flight->cancel->raise_priority(static_cast<int>(req.priority));
   req.joined.push_back(flight);
   flight->waiters.push_back(&req);
 }
@@ -200,16 +208,32 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
         if (loading.empty()) return Status::Ok();
         // Wait for the fills; each grants its lease when it publishes.
       } else if (probed) {
+        if (req.prefetch && admission_.waiting() > 0) {
+          ++counters_.prefetches_dropped;
+          return Status(Errc::prefetch_dropped,
+                        "prefetch of " + quote(names[0]) + " dropped: " +
+                            std::to_string(admission_.waiting()) +
+                            " request(s) wait for room, and a prefetch never passes them");
+        }
         // One ticket for every range still missing, served all at once.
         auto ticket = std::make_shared<AdmissionTicket>();
         ticket->claims = std::move(pending);
         ticket->keep = std::move(ready);
+        ticket->may_evict = !req.prefetch;
         req.ticket = ticket;
         ticket_owner_[ticket.get()] = &req;
         admission_deadline = std::min(deadline, clock_.now() + options_.admission_timeout);
         ticket->submitted = Clock::now();
         settle(admission_.submit(ticket));
         if (ticket->outcome != AdmissionTicket::Outcome::waiting) continue;  // served at once
+        if (req.prefetch) {  // never waits: leave() withdraws the ticket and ends the load
+          ++counters_.prefetches_dropped;
+          return Status(Errc::prefetch_dropped,
+                        "prefetch of " + quote(names[0]) + " dropped: " +
+                            admission_.head_blocked_by() +
+                            "; a prefetch takes free room only (it never evicts a leased, "
+                            "pinned or used adapter)");
+        }
       }
       // else: wait for the probes that tell how much room it needs.
     }
@@ -264,7 +288,8 @@ ipc::LeaseGrant Coordinator::grant_of(const std::string& name, LeaseId lease) co
 }
 
 Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& names,
-                                               ConnectionId conn, WaitHook* hook) {
+                                               ConnectionId conn, WaitHook* hook,
+                                               const RequestOptions& options) {
   std::vector<std::string> distinct;
   for (const auto& name : names) {
     if (std::find(distinct.begin(), distinct.end(), name) == distinct.end())
@@ -291,12 +316,14 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
     reply.grants.reserve(names.size());
     for (const auto& name : names)
       reply.grants.push_back(grant_of(name, leases_.grant(name, conn)));
+    for (const auto& name : distinct) mark_used(name, options);
     check_invariants();
     return reply;
   }
   Request req;
   req.conn = conn;
   req.wants_lease = true;
+  req.priority = options.priority;
   requests_.insert(&req);
   std::vector<bool> hits(distinct.size());
   Status s = distinct.empty() ? Status::Ok() : serve(lock, distinct, req, hook, &hits);
@@ -320,23 +347,93 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
     if (lease == 0) lease = leases_.grant(name, conn);
     reply.grants.push_back(grant_of(name, lease));
   }
+  for (const auto& name : distinct) mark_used(name, options);
   check_invariants();
   return reply;
 }
 
-Result<ipc::LoadReply> Coordinator::load(const std::string& name, ConnectionId conn,
-                                         WaitHook* hook) {
-  MutexLock lock(mu_);
+Result<bool> Coordinator::make_resident(MutexLock& lock, const std::string& name,
+                                        ConnectionId conn, WaitHook* hook,
+                                        const RequestOptions& options) {
   Request req;
   req.conn = conn;
+  req.prefetch = options.prefetch;
+  req.priority = options.prefetch ? Priority::low : options.priority;
   requests_.insert(&req);
   std::vector<bool> hit(1);
   Status s = serve(lock, {name}, req, hook, &hit);
   leave(req);
   requests_.erase(&req);
   GENOMED_RETURN_IF_ERROR(s);
+  return static_cast<bool>(hit[0]);
+}
+
+Result<ipc::LoadReply> Coordinator::load(const std::string& name, ConnectionId conn,
+                                         WaitHook* hook, const RequestOptions& options) {
+  MutexLock lock(mu_);
+  GENOMED_ASSIGN_OR_RETURN(const bool hit, make_resident(lock, name, conn, hook, options));
   cache_.touch(name);
-  return ipc::LoadReply{name, cache_.find(name)->length, entries_.at(name).generation, hit[0]};
+  mark_used(name, options);
+  return ipc::LoadReply{name, cache_.find(name)->length, entries_.at(name).generation, hit};
+}
+
+Result<ipc::PinReply> Coordinator::pin(const std::string& name, ConnectionId conn,
+                                       WaitHook* hook, const RequestOptions& options) {
+  MutexLock lock(mu_);
+  const auto it = entries_.find(name);
+  if (it == entries_.end() || it->second.state != State::ready) {
+    RequestOptions as_load = options;
+    as_load.prefetch = false;
+    GENOMED_RETURN_IF_ERROR(make_resident(lock, name, conn, hook, as_load).status());
+  }
+  // READY here, in the step serve() returned in: nothing evicted it since.
+  mark_used(name, options);  // counts from its unpin, if pinned now
+  const auto view = cache_.find(name);
+  if (view->pinned) return pin_reply(name, true);
+  if (cache_.bytes_pinned() + view->footprint > pin_budget()) {
+    return Status(Errc::pin_budget_exceeded,
+                  "pinning " + quote(name) + " (" + format_size(view->footprint) +
+                      ") would pin " + format_size(cache_.bytes_pinned() + view->footprint) +
+                      " but the pin budget is " + format_size(pin_budget()) + " (" +
+                      std::to_string(cache_.pinned_count()) +
+                      " adapter(s) pinned already): unpin one first, or raise --pin-budget; " +
+                      quote(name) + " stays resident, unpinned");
+  }
+  cache_.set_pinned(name, true);
+  spdlog::info("pinned {} ({}; {} pinned in all)", quote(name), format_size(view->footprint),
+               format_size(cache_.bytes_pinned()));
+  check_invariants();
+  return pin_reply(name, false);
+}
+
+Result<ipc::PinReply> Coordinator::unpin(const std::string& name) {
+  MutexLock lock(mu_);
+  const auto it = entries_.find(name);
+  if (it == entries_.end() || it->second.state == State::loading) {
+    GENOMED_RETURN_IF_ERROR(validate_name(name));
+    return Status(Errc::not_loaded, "adapter " + quote(name) +
+                                        " is not resident, so it is not pinned (nothing to do)");
+  }
+  const bool was = cache_.set_pinned(name, false);
+  // Taken now: the pump below may evict it for a waiting ticket.
+  ipc::PinReply reply = pin_reply(name, was);
+  if (was) {
+    spdlog::info("unpinned {}", quote(name));
+    mark_used(name);
+    settle(admission_.pump());
+  }
+  check_invariants();
+  return reply;
+}
+
+ipc::PinReply Coordinator::pin_reply(const std::string& name, bool was_pinned) const {
+  const auto view = cache_.find(name);
+  return ipc::PinReply{name, view->length, entries_.at(name).generation, view->pinned,
+                       was_pinned};
+}
+
+std::uint64_t Coordinator::pin_budget() const {
+  return options_.pin_budget == 0 ? arena_.size : std::min(options_.pin_budget, arena_.size);
 }
 
 // ---------------------------------------------------------------------------
@@ -351,6 +448,7 @@ bool Coordinator::end_lease(LeaseId id, std::optional<ConnectionId> conn) {
       erase_resident(it);
       spdlog::info("unloaded {}: its last lease ended", quote(ended->name));
     } else {
+      mark_used(ended->name);     // its idle time starts now
       settle(admission_.pump());  // it may be evicted for a waiting ticket now
     }
   }
@@ -581,7 +679,8 @@ Status Coordinator::load_steps(const std::string& name, const std::shared_ptr<Fl
     // 2. Room in the budget, through the admission queue.
     GENOMED_ASSIGN_OR_RETURN(range, await_range(name, flight, layout.total_bytes));
     // 3. Fill and verify.
-    GENOMED_RETURN_IF_ERROR(pipeline_.fill(name, adapter, layout, *range, flight->cancel, &fates));
+    GENOMED_RETURN_IF_ERROR(
+        pipeline_.fill(name, adapter, layout, *range, flight->cancel, &fates, &flight->progress));
     // 4. Publish, unless unloaded meanwhile.
     MutexLock lock(mu_);
     if (shutting_down_) return stopping();
@@ -618,6 +717,7 @@ void Coordinator::publish(const std::string& name, Flight& flight,
   Entry& e = entries_.at(name);
   e.state = State::ready;
   e.flight.reset();
+  e.last_used = clock_.now();
   counters_.bytes_loaded += bytes;
   ++counters_.loads_completed;
   for (Request* w : flight.waiters) {
@@ -631,6 +731,7 @@ void Coordinator::publish(const std::string& name, Flight& flight,
     }
   }
   notify_waiters(flight);
+  mark_used(name);  // unleased (its waiters went), it may idle from now
 }
 
 void Coordinator::finish_flight(const std::string& name, const std::shared_ptr<Flight>& flight,
@@ -675,6 +776,72 @@ std::map<std::string, Coordinator::Entry>::iterator Coordinator::cancel_loading(
 }
 
 // ---------------------------------------------------------------------------
+// Idle unload
+
+void Coordinator::mark_used(const std::string& name, const RequestOptions& options) {
+  const auto it = entries_.find(name);
+  if (it == entries_.end()) return;
+  it->second.last_used = clock_.now();
+  if (options.keep_alive) it->second.keep_alive = *options.keep_alive;
+  const auto expiry = idle_expiry(name, it->second);
+  if (!expiry || shutting_down_) return;
+  if (!idle_thread_.joinable()) {
+    idle_thread_ = std::thread([this] { idle_main(); });
+  } else if (*expiry < idle_wake_at_) {
+    idle_cv_.notify_all();
+  }
+}
+
+std::optional<Clock::time_point> Coordinator::idle_expiry(const std::string& name,
+                                                          const Entry& e) const {
+  if (e.state != State::ready) return std::nullopt;
+  const auto view = cache_.find(name);
+  if (!view || view->leases > 0 || view->pinned) return std::nullopt;
+  const auto keep_alive = e.keep_alive.value_or(options_.idle_unload);
+  if (keep_alive.count() <= 0) return std::nullopt;
+  return e.last_used + keep_alive;
+}
+
+std::optional<Clock::time_point> Coordinator::unload_idle(Clock::time_point now) {
+  // Names first: erasing one settles the admission queue, which may erase
+  // other entries (evictions) under a live iterator.
+  std::vector<std::string> expired;
+  for (const auto& [name, e] : entries_) {
+    if (const auto expiry = idle_expiry(name, e); expiry && *expiry <= now) expired.push_back(name);
+  }
+  for (const auto& name : expired) {
+    const auto it = entries_.find(name);
+    if (it == entries_.end()) continue;
+    const auto expiry = idle_expiry(name, it->second);
+    if (!expiry || *expiry > now) continue;
+    const auto idle_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - it->second.last_used);
+    erase_resident(it);
+    ++counters_.idle_unloads;
+    spdlog::info("unloaded {}: unused for {} ms (its keep-alive)", quote(name), idle_ms.count());
+  }
+  std::optional<Clock::time_point> next;
+  for (const auto& [name, e] : entries_) {
+    if (const auto expiry = idle_expiry(name, e); expiry && (!next || *expiry < *next))
+      next = expiry;
+  }
+  return next;
+}
+
+void Coordinator::idle_main() {
+  MutexLock lock(mu_);
+  while (!shutting_down_) {
+    const auto now = clock_.now();
+    const auto next = unload_idle(now);
+    check_invariants();
+    idle_wake_at_ = next.value_or(Clock::time_point::max());
+    // With nothing to expire it still looks once an hour (a bound, not a
+    // schedule: mark_used() wakes it for any earlier expiry).
+    clock_.wait_until(idle_cv_, lock.native(), next.value_or(now + std::chrono::hours(1)));
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Unload, introspection, shutdown
 
 Result<ipc::UnloadReply> Coordinator::unload(const std::string& name) {
@@ -704,6 +871,11 @@ Result<ipc::UnloadReply> Coordinator::unload_locked(const std::string& name) {
     }
     case State::ready: {
       const auto view = cache_.find(name);
+      if (view->pinned) {
+        return Status(Errc::pinned, "adapter " + quote(name) +
+                                        " is pinned: unpin it first ('genomectl unpin " +
+                                        printable(name) + "'), then unload it");
+      }
       if (view->leases > 0) {
         it->second.state = State::draining;
         settle(admission_.unavailable(name));
@@ -723,6 +895,7 @@ Result<ipc::UnloadReply> Coordinator::unload_locked(const std::string& name) {
 ipc::ListReply Coordinator::list(std::string_view after, std::size_t limit) const {
   limit = std::clamp<std::size_t>(limit, 1, ipc::kMaxListPage);
   MutexLock lock(mu_);
+  const auto now = clock_.now();
   ipc::ListReply reply;
   // entries_ is sorted by name: a page costs O(log n + limit), never O(n).
   auto it = after.empty() ? entries_.begin() : entries_.upper_bound(std::string(after));
@@ -739,6 +912,13 @@ ipc::ListReply Coordinator::list(std::string_view after, std::size_t limit) cons
     if (const auto view = cache_.find(name)) {
       s.bytes = view->length;
       s.leases = view->leases;
+      s.pinned = view->pinned;
+      if (view->leases == 0) s.idle_ms = ms_count(now - e.last_used);
+      if (const auto expiry = idle_expiry(name, e))
+        s.expires_in_ms = *expiry > now ? ms_count(*expiry - now) : 0;
+    } else if (e.flight) {
+      s.fill_total = e.flight->progress.total.load(std::memory_order_relaxed);
+      s.filled = e.flight->progress.filled.load(std::memory_order_relaxed);
     }
     reply.adapters.push_back(std::move(s));
   }
@@ -783,6 +963,10 @@ ipc::StatsReply Coordinator::stats() const {
   put("workers_busy", pool.workers_busy);
   put("pool_saturated", saturated(pool) ? 1 : 0);
   put("probes_waiting", pipeline_.probes_waiting());
+  put("adapters_pinned", cache_.pinned_count());
+  put("bytes_pinned", cache_.bytes_pinned());
+  put("idle_unloads", counters_.idle_unloads);
+  put("prefetches_dropped", counters_.prefetches_dropped);
   return r;
 }
 
@@ -850,9 +1034,12 @@ void Coordinator::check_invariants() const {
 
 void Coordinator::shutdown() {
   std::map<std::uint64_t, std::thread> threads;
+  std::thread idle;
   {
     MutexLock lock(mu_);
     shutting_down_ = true;
+    idle_cv_.notify_all();
+    idle.swap(idle_thread_);
     for (Request* r : requests_) r->cv.notify_all();
     for (const auto& [name, flights] : live_flights_) {
       for (const auto& f : flights) f->cv.notify_all();
@@ -866,6 +1053,7 @@ void Coordinator::shutdown() {
     finished_flights_.clear();
   }
   for (auto& [id, t] : threads) t.join();
+  if (idle.joinable()) idle.join();
 }
 
 }  // namespace genomed::loader

@@ -35,6 +35,14 @@
 //   starts its jobs only after every earlier flight of the name has ended.
 // - UNLOAD of a READY entry with leases marks it DRAINING: no new leases;
 //   its memory is freed when the last lease ends.
+// - PIN makes a name resident (as LOAD) and pins it: the cache never evicts
+//   it and UNLOAD refuses it (`pinned`) until UNPIN. Pins are the daemon's,
+//   not a connection's: they outlive the client that set them. Pinned bytes
+//   together stay within the pin budget (`pin_budget_exceeded`).
+// - Idle unload: a READY entry with no lease and no pin that nobody has
+//   used (LOAD, ACQUIRE, PIN, a lease ending) for its keep-alive (the last
+//   request's `keep_alive`, else --idle-unload) is unloaded by the idle
+//   checker thread, which sleeps on the clock until the earliest expiry.
 // - A connection whose client hangs up while one of its requests waits is
 //   abandon()ed at once: its leases end, its waiting requests return
 //   `cancelled`, and a load that no other request waits for is cancelled.
@@ -101,10 +109,30 @@ struct CoordinatorOptions {
   // daemon keep (a lease record costs about 100 bytes) and what its
   // disconnect costs (O(its leases), under the coordinator's lock).
   std::size_t max_leases_per_connection = 4096;
+  // Bytes (page-rounded ranges) the pinned adapters may hold together; 0:
+  // the whole budget. A PIN that would pass it is pin_budget_exceeded.
+  std::uint64_t pin_budget = 0;
+  // An unleased, unpinned adapter unused this long is unloaded (0: never),
+  // unless a request gave it a keep-alive of its own.
+  std::chrono::milliseconds idle_unload{0};
   BreakerOptions breaker;
   QuarantineOptions quarantine;
   // Load durations and admission waits, for the metrics endpoint (null: not kept).
   std::shared_ptr<DaemonHistograms> histograms;
+};
+
+// What a LOAD, ACQUIRE or PIN asks beyond its names.
+struct RequestOptions {
+  // Idle time after which the adapters it names are unloaded (0: never);
+  // nullopt leaves each one's keep-alive as it is (at first: --idle-unload).
+  std::optional<std::chrono::milliseconds> keep_alive;
+  // Its loads' worker jobs are queued at (at least) this priority.
+  Priority priority = Priority::normal;
+  // LOAD only: a prefetch. Low priority; takes free room only (never evicts
+  // a leased, pinned or used adapter: every resident one was used more
+  // recently than this one), never waits in the admission queue or passes
+  // it, and fails with prefetch_dropped when it cannot fit.
+  bool prefetch = false;
 };
 
 class Coordinator {
@@ -125,7 +153,8 @@ class Coordinator {
   // than max_leases_per_connection leases (a connection runs one request at
   // a time, so what it holds when its ACQUIRE starts is what it can hold).
   Result<ipc::AcquireReply> acquire(const std::vector<std::string>& names, ConnectionId conn,
-                                    WaitHook* hook = nullptr) EXCLUDES(mu_);
+                                    WaitHook* hook = nullptr, const RequestOptions& options = {})
+      EXCLUDES(mu_);
   // Ends those of `leases` that `conn` holds; returns how many it does not
   // (unknown ids, ended already, another connection's). They are ignored:
   // RELEASE has no reply; the caller decides whether to log them.
@@ -148,8 +177,18 @@ class Coordinator {
   // Makes `name` resident without leasing it. `conn` and `hook` as for
   // acquire(): a waiting LOAD is a waiter of the load too.
   Result<ipc::LoadReply> load(const std::string& name, ConnectionId conn = 0,
-                              WaitHook* hook = nullptr) EXCLUDES(mu_);
+                              WaitHook* hook = nullptr, const RequestOptions& options = {})
+      EXCLUDES(mu_);
   Result<ipc::UnloadReply> unload(const std::string& name) EXCLUDES(mu_);
+  // Makes `name` resident (as load()) and pins it. pin_budget_exceeded if
+  // the pinned adapters would then pass the pin budget; the adapter stays
+  // resident, unpinned, then. Pinning a pinned name is a no-op.
+  Result<ipc::PinReply> pin(const std::string& name, ConnectionId conn = 0,
+                            WaitHook* hook = nullptr, const RequestOptions& options = {})
+      EXCLUDES(mu_);
+  // Unpins a resident name (evictable again, most recently used);
+  // not_loaded if it is not resident. Unpinning an unpinned name is a no-op.
+  Result<ipc::PinReply> unpin(const std::string& name) EXCLUDES(mu_);
 
   // One page: at most `limit` entries (capped at ipc::kMaxListPage), in name
   // order, starting after the name `after` ("" = from the first).
@@ -183,6 +222,7 @@ class Coordinator {
     std::vector<std::shared_ptr<Flight>> predecessors;
     // Set once probed: the range it needs. A ticket gives it its range.
     std::shared_ptr<RangeClaim> claim;
+    FillProgress progress;  // LIST shows it while loading
     // Requests waiting on it; each deregisters before it returns.
     std::vector<Request*> waiters;
   };
@@ -191,6 +231,8 @@ class Coordinator {
   struct Request {
     ConnectionId conn = 0;
     bool wants_lease = false;  // an ACQUIRE
+    Priority priority = Priority::normal;  // of the flights it joins (raised to it)
+    bool prefetch = false;                 // RequestOptions::prefetch
     std::condition_variable cv;
     // Invariant: holds leases only while admitted. Admitted means it needs
     // no more room: its ticket was served, or none was needed.
@@ -204,12 +246,30 @@ class Coordinator {
     State state = State::loading;
     std::uint64_t generation = 0;
     std::shared_ptr<Flight> flight;  // while loading
+    // Idle unload: when a request or a lease last used it (meaningful once
+    // READY), and its own keep-alive (nullopt: options_.idle_unload).
+    Clock::time_point last_used{};
+    std::optional<std::chrono::milliseconds> keep_alive;
   };
 
   // Steps 1-3 above for the distinct names of a request; returns once every
   // one is READY and (for an acquirer) leased to it, with the lock held.
   Status serve(MutexLock& lock, const std::vector<std::string>& names, Request& req, WaitHook* hook,
                std::vector<bool>* hits) REQUIRES(mu_);
+  // LOAD's steps for one name: READY when it returns Ok (with the lock held,
+  // so nothing evicted it since); true if it was READY at the first look.
+  Result<bool> make_resident(MutexLock& lock, const std::string& name, ConnectionId conn,
+                             WaitHook* hook, const RequestOptions& options) REQUIRES(mu_);
+  // Idle unload (see the top): marks `name` used now, with the request's
+  // keep-alive if it gives one, and tells the checker of an earlier expiry.
+  void mark_used(const std::string& name, const RequestOptions& options = {}) REQUIRES(mu_);
+  // When the READY entry `it` is unloaded for idleness; nullopt: never
+  // (leased, pinned, draining, keep-alive 0).
+  std::optional<Clock::time_point> idle_expiry(const std::string& name, const Entry& e) const
+      REQUIRES(mu_);
+  // Unloads every entry whose expiry has passed; returns the next expiry.
+  std::optional<Clock::time_point> unload_idle(Clock::time_point now) REQUIRES(mu_);
+  void idle_main() EXCLUDES(mu_);
   // Every worker has been on its current job for saturated_after or longer.
   bool saturated(const PoolStats& pool) const;
   // What the client learns of its lease on the resident adapter `name`.
@@ -241,6 +301,9 @@ class Coordinator {
                                                         const Status& why) REQUIRES(mu_);
 
   Result<ipc::UnloadReply> unload_locked(const std::string& name) REQUIRES(mu_);
+  // The reply to PIN or UNPIN of the resident `name`.
+  ipc::PinReply pin_reply(const std::string& name, bool was_pinned) const REQUIRES(mu_);
+  std::uint64_t pin_budget() const;
   // Ends a lease (of `conn` only, if given); false if there is none such.
   bool end_lease(LeaseId id, std::optional<ConnectionId> conn = std::nullopt) REQUIRES(mu_);
   std::size_t end_leases_of(ConnectionId conn) REQUIRES(mu_);
@@ -285,9 +348,17 @@ class Coordinator {
   // Flights not yet ended, by name, oldest first (see Flight::predecessors).
   std::map<std::string, std::vector<std::shared_ptr<Flight>>> live_flights_ GUARDED_BY(mu_);
   std::vector<std::uint64_t> finished_flights_ GUARDED_BY(mu_);  // threads about to return
+  // The idle checker: started with the first keep-alive (or at once with
+  // --idle-unload), joined by shutdown(). It sleeps until idle_wake_at_
+  // (time_point::max(): no expiry known); mark_used() wakes it for an
+  // earlier one.
+  std::thread idle_thread_ GUARDED_BY(mu_);
+  std::condition_variable idle_cv_;
+  Clock::time_point idle_wake_at_ GUARDED_BY(mu_) = Clock::time_point::max();
   struct Counters {
     std::uint64_t loads_started = 0, loads_completed = 0, loads_failed = 0, loads_cancelled = 0;
     std::uint64_t hits = 0, misses = 0, bytes_loaded = 0, request_restarts = 0;
+    std::uint64_t idle_unloads = 0, prefetches_dropped = 0;
   } counters_ GUARDED_BY(mu_);
 };
 

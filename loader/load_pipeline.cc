@@ -114,7 +114,9 @@ Result<format::ResidentLayout> LoadPipeline::probe(const std::string& name,
 
 Status LoadPipeline::fill(const std::string& name, const OpenedAdapter& adapter,
                           const format::ResidentLayout& layout, cache::ResidentCache::Range range,
-                          const std::shared_ptr<CancelToken>& cancel, Fates* fates) {
+                          const std::shared_ptr<CancelToken>& cancel, Fates* fates,
+                          FillProgress* progress) {
+  if (progress != nullptr) progress->total.store(layout.total_bytes, std::memory_order_relaxed);
   jobs::Job job;
   job.kind = jobs::JobKind::fill;
   job.paths = adapter.paths;
@@ -138,7 +140,7 @@ Status LoadPipeline::fill(const std::string& name, const OpenedAdapter& adapter,
   Status filled = [&]() -> Status {
     std::vector<std::uint64_t> checksums;
     const Status written =
-        fill_parts(name, job, split, deadline, adapter.weights, cancel, fates, &checksums);
+        fill_parts(name, job, split, deadline, adapter.weights, cancel, fates, &checksums, progress);
     if (!written.ok()) return changed_or(adapter, written);
     // Every part read the files the probe read; were they still that version?
     GENOMED_RETURN_IF_ERROR(adapter.unchanged());
@@ -192,7 +194,7 @@ Status LoadPipeline::fill_parts(const std::string& name, const jobs::Job& job,
                                 const std::vector<format::FillPart>& split,
                                 Clock::time_point deadline, const FileIdentity& file,
                                 const std::shared_ptr<CancelToken>& cancel, Fates* fates,
-                                std::vector<std::uint64_t>* checksums) {
+                                std::vector<std::uint64_t>* checksums, FillProgress* progress) {
   std::vector<Status> results(split.size());
   std::vector<std::vector<std::uint64_t>> part_sums(split.size());
   std::vector<Fates> part_fates(split.size());
@@ -218,6 +220,12 @@ Status LoadPipeline::fill_parts(const std::string& name, const jobs::Job& job,
       return;
     }
     part_sums[i] = std::move(reply->checksums);
+    if (progress != nullptr) {
+      std::uint64_t bytes = 0;
+      for (std::size_t t = split[i].begin; t < split[i].begin + tensors; ++t)
+        bytes += job.layout.tensors[t].length;
+      progress->filled.fetch_add(bytes, std::memory_order_relaxed);
+    }
   };
   std::vector<std::thread> helpers;
   for (std::size_t i = 1; i < split.size(); ++i) helpers.emplace_back(run_part, i);

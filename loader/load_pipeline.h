@@ -51,6 +51,13 @@ struct ArenaView {
   std::uint64_t size = 0;
 };
 
+// How far one load's fill is: written by the fill's parts as they complete
+// (no lock: relaxed atomics), read by LIST under the coordinator's lock.
+struct FillProgress {
+  std::atomic<std::uint64_t> total{0};   // the layout's total_bytes, once probed
+  std::atomic<std::uint64_t> filled{0};  // bytes of the parts done so far
+};
+
 struct PipelineOptions {
   // Deadline of a probe; a fill gets the same plus `timeout_per_gib` for
   // every GiB it writes, so large adapters are not cut off.
@@ -86,9 +93,12 @@ class LoadPipeline {
   // Fills `range` with the adapter the probe planned as `layout`, then
   // verifies the header written there and that the files did not change
   // since they were opened (else `file_changed`).
+  // `progress` (optional) learns the total at once and each part's bytes
+  // when it completes (a fill of one part: all at once, at its end).
   Status fill(const std::string& name, const OpenedAdapter& adapter,
               const format::ResidentLayout& layout, cache::ResidentCache::Range range,
-              const std::shared_ptr<CancelToken>& cancel, Fates* fates);
+              const std::shared_ptr<CancelToken>& cancel, Fates* fates,
+              FillProgress* progress = nullptr);
 
   // Cancels the jobs of `token`'s load: queued and running ones in the pool
   // (JobRunner::cancel), and a probe still waiting for its turn.
@@ -114,7 +124,7 @@ class LoadPipeline {
   Status fill_parts(const std::string& name, const jobs::Job& job,
                     const std::vector<format::FillPart>& split, Clock::time_point deadline,
                     const FileIdentity& file, const std::shared_ptr<CancelToken>& cancel,
-                    Fates* fates, std::vector<std::uint64_t>* checksums);
+                    Fates* fates, std::vector<std::uint64_t>* checksums, FillProgress* progress);
   // The header in `range` against the fill's plan, `expected` (with the
   // checksums the fill reported): any difference is `worker_protocol`.
   Status verify(const std::string& name, const format::ResidentLayout& expected,

@@ -34,7 +34,8 @@ const std::set<std::string>& counter_stats() {
                                                   "limits_exceeded",
                                                   "log_lines_suppressed",
                                                   "permission_denied",
-                                                  "idle_unloads"};
+                                                  "idle_unloads",
+                                                  "prefetches_dropped"};
   return kCounters;
 }
 

@@ -287,8 +287,16 @@ std::shared_ptr<Pool::Pending> Pool::next_job(Slot& slot) {
       MutexLock lock(mu_);
       if (stopping_) return nullptr;
       if (slot.worker && !queue_.empty() && !worker_readable(*slot.worker)) {
-        auto job = std::move(queue_.front());
-        queue_.pop_front();
+        // The first of the highest priority: FIFO within one.
+        const auto priority = [](const std::shared_ptr<Pending>& p) {
+          return p->cancel ? p->cancel->priority() : 1;
+        };
+        auto pick = queue_.begin();
+        for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+          if (priority(*it) > priority(*pick)) pick = it;
+        }
+        auto job = std::move(*pick);
+        queue_.erase(pick);
         stats_.queue_depth = queue_.size();
         // One read of the eventfd consumes every pending wake-up: pass one
         // on if jobs remain, so an idle slot does not sleep past them.

@@ -104,9 +104,19 @@ class CancelToken {
   // Sets the flag and makes fd() readable; idempotent. Called by a
   // JobRunner's cancel().
   void fire();
+  // The priority of the load's queued jobs (Priority as an int): the pool's
+  // queue serves the highest first, oldest first within one. Raised, never
+  // lowered, when a more urgent request joins the load.
+  int priority() const { return priority_.load(std::memory_order_relaxed); }
+  void raise_priority(int p) {
+    int cur = priority_.load(std::memory_order_relaxed);
+    while (cur < p && !priority_.compare_exchange_weak(cur, p, std::memory_order_relaxed)) {
+    }
+  }
 
  private:
   std::atomic<bool> cancelled_{false};
+  std::atomic<int> priority_{0};  // Priority::low until a request joins the load
   int fd_ = -1;
 };
 
@@ -234,7 +244,8 @@ class Pool final : public JobRunner {
   int wake_fd_ = -1;  // eventfd: the queue gained a job or stop() began
 
   mutable Mutex mu_;
-  // Jobs no slot has taken yet, oldest first; a job is in the queue or owned
+  // Jobs no slot has taken yet, oldest first (a slot takes the oldest of the
+  // highest priority: CancelToken::priority); a job is in the queue or owned
   // by exactly one slot, never both. queue_.size() <= options_.queue_limit.
   std::deque<std::shared_ptr<Pending>> queue_ GUARDED_BY(mu_);
   // Set once by stop(), never cleared: no job enters the queue afterwards.

@@ -5,13 +5,17 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
+#include <optional>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/duration_parse.h"
 #include "common/safe_text.h"
 #include "genomed/client.h"
 
@@ -20,8 +24,17 @@ namespace {
 constexpr const char* kUsage = R"(usage: genomectl --socket PATH <command> [args]
 
 commands:
-  load NAME                  make adapter NAME resident (no lease)
-  unload NAME                unload NAME (cancels a load; drains if leased)
+  load NAME                  make adapter NAME resident (no lease); while it
+                             fills, its progress goes to stderr (a bar on
+                             a terminal, else a line per percent)
+  unload NAME                unload NAME (cancels a load; drains if leased;
+                             refused while pinned)
+  prefetch NAME              warm NAME for later: a low-priority load into
+                             free room only (never evicts); exit 1 with
+                             'prefetch_dropped' when it does not fit
+  pin NAME                   load NAME if needed and pin it: never evicted
+                             until unpinned (pins count against --pin-budget)
+  unpin NAME                 make a pinned NAME evictable again
   acquire NAME [--hold S]    lease NAME, print its tensor table read from the
                              zero-copy view and its LoRA modules (path, kind,
                              effective rank and alpha, the scaling PEFT
@@ -33,7 +46,9 @@ commands:
   verify NAME                hash every tensor of NAME's resident copy again
                              (XXH3-64) and compare with the checksum its load
                              recorded; exit 1 naming the first that differs
-  list [--json]              resident and loading adapters
+  list [--json]              resident and loading adapters: state, size,
+                             leases, pinned, idle time, time left until an
+                             idle unload
   stats [--json]             daemon counters
   health                     exit 0 if the daemon is healthy, 1 if not
 
@@ -43,9 +58,14 @@ options:
                              request) must finish within SECONDS, else it
                              fails with "error: timeout: ..." (exit 1).
                              Default: connect and HELLO 5 s, then the request
-                             5 s, or 120 s for load, acquire, config, digest
-                             and verify (they may wait for a load). The --hold
+                             5 s, or 120 s for load, prefetch, acquire, pin, config,
+                             digest and verify (they may wait for a load). The --hold
                              time is not counted
+  --keep-alive DURATION      load, acquire: unload the adapter once
+                             unused this long (30s, 5m, 1h; 0: never),
+                             instead of the daemon's --idle-unload
+  --priority LEVEL           load, acquire: high, normal (default) or low;
+                             genomed runs the jobs of higher loads first
   -h, --help                 this text
 )";
 
@@ -85,9 +105,10 @@ std::string sha256_hex(std::span<const std::byte> data) {
 }
 
 int cmd_acquire(genomed::Client& client, const std::string& name, double hold_seconds,
-                genomed::Client::Timeout timeout) {
-  auto lease = client.acquire(name, timeout);
-  if (!lease) return report(lease.status());
+                const genomed::LoadOptions& load_options, genomed::Client::Timeout timeout) {
+  auto leases = client.acquire({name}, load_options, timeout);
+  if (!leases) return report(leases.status());
+  auto* lease = &leases->front();
   std::printf(
       "adapter %s  generation %llu  lease %llu  r=%u alpha=%g  %zu tensors  %zu bytes resident\n",
       lease->name().c_str(), static_cast<unsigned long long>(lease->generation()),
@@ -154,6 +175,13 @@ int cmd_verify(genomed::Client& client, const std::string& name, genomed::Client
   return 0;
 }
 
+// 1234 ms -> "1.2s"
+std::string seconds_text(std::uint64_t ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1fs", static_cast<double>(ms) / 1000.0);
+  return buf;
+}
+
 int cmd_list(genomed::Client& client, bool json, genomed::Client::Timeout timeout) {
   auto adapters = client.list(timeout);
   if (!adapters) return report(adapters.status());
@@ -164,18 +192,31 @@ int cmd_list(genomed::Client& client, bool json, genomed::Client::Timeout timeou
                      {"state", a.state},
                      {"bytes", a.bytes},
                      {"leases", a.leases},
-                     {"generation", a.generation}});
+                     {"generation", a.generation},
+                     {"pinned", a.pinned},
+                     {"idle_ms", a.idle_ms},
+                     {"fill_total", a.fill_total},
+                     {"filled", a.filled},
+                     {"expires_in_ms", a.expires_in_ms ? nlohmann::json(*a.expires_in_ms)
+                                                       : nlohmann::json(nullptr)}});
     }
     std::printf("%s\n", out.dump(2).c_str());
     return 0;
   }
-  std::printf("%-32s  %-8s  %12s  %6s  %10s\n", "name", "state", "bytes", "leases", "generation");
+  std::printf("%-32s  %-12s  %12s  %6s  %10s  %-6s  %9s  %10s\n", "name", "state", "bytes",
+              "leases", "generation", "pinned", "idle", "expires in");
   for (const auto& a : *adapters) {
+    const std::string expires = a.expires_in_ms ? seconds_text(*a.expires_in_ms) : "-";
+    std::string state = a.state;  // "loading 42%" once its size is known
+    if (a.state == "loading" && a.fill_total > 0)
+      state += " " + std::to_string(a.filled * 100 / a.fill_total) + "%";
     // A name may hold control characters (a terminal would act on them).
-    std::printf("%-32s  %-8s  %12llu  %6llu  %10llu\n", genomed::printable(a.name).c_str(),
-                a.state.c_str(), static_cast<unsigned long long>(a.bytes),
+    std::printf("%-32s  %-12s  %12llu  %6llu  %10llu  %-6s  %9s  %10s\n",
+                genomed::printable(a.name).c_str(), state.c_str(),
+                static_cast<unsigned long long>(a.bytes),
                 static_cast<unsigned long long>(a.leases),
-                static_cast<unsigned long long>(a.generation));
+                static_cast<unsigned long long>(a.generation), a.pinned ? "yes" : "no",
+                seconds_text(a.idle_ms).c_str(), expires.c_str());
   }
   return 0;
 }
@@ -204,6 +245,68 @@ int cmd_stats(genomed::Client& client, bool json, genomed::Client::Timeout timeo
   return 0;
 }
 
+// LOAD on `client` while a second connection polls LIST for the entry's
+// fill progress (replies carry no request ids, so progress cannot ride on
+// the loading connection): a bar on stderr when it is a terminal, else a
+// plain line per change of the percentage. Nothing is shown for a load that
+// ends within the first poll.
+genomed::Result<genomed::LoadInfo> load_showing_progress(
+    genomed::Client& client, const std::string& socket_path, genomed::ClientOptions options,
+    const std::string& name, const genomed::LoadOptions& load_options,
+    genomed::Client::Timeout timeout) {
+  std::mutex mu;
+  std::condition_variable done_cv;
+  bool done = false;
+  genomed::Result<genomed::LoadInfo> result =
+      genomed::Status(genomed::Errc::internal, "the load did not run");
+  std::thread loader([&] {
+    auto r = client.load(name, load_options, timeout);
+    std::lock_guard lock(mu);
+    result = std::move(r);
+    done = true;
+    done_cv.notify_all();
+  });
+  const bool tty = ::isatty(STDERR_FILENO) == 1;
+  options.client_name = "genomectl-progress";
+  std::optional<genomed::Client> watcher;
+  int shown = -1;
+  for (;;) {
+    {
+      std::unique_lock lock(mu);
+      // The poll's cadence (a display rate), not a synchronisation.
+      if (done_cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return done; })) break;
+    }
+    if (!watcher) {
+      auto c = genomed::Client::connect(socket_path, options);
+      if (!c) continue;  // no progress shown; the load goes on
+      watcher.emplace(std::move(*c));
+    }
+    auto list = watcher->list(std::chrono::milliseconds(2000));
+    if (!list) continue;
+    for (const auto& a : *list) {
+      if (a.name != name || a.state != "loading" || a.fill_total == 0) continue;
+      const int percent = static_cast<int>(a.filled * 100 / a.fill_total);
+      if (percent == shown) break;
+      shown = percent;
+      if (tty) {
+        const int width = 30, full = percent * width / 100;
+        std::fprintf(stderr, "\r%s [%s%s] %3d%%", genomed::printable(name).c_str(),
+                     std::string(static_cast<std::size_t>(full), '#').c_str(),
+                     std::string(static_cast<std::size_t>(width - full), '.').c_str(), percent);
+      } else {
+        std::fprintf(stderr, "loading %s: %d%% (%llu of %llu bytes)\n",
+                     genomed::printable(name).c_str(), percent,
+                     static_cast<unsigned long long>(a.filled),
+                     static_cast<unsigned long long>(a.fill_total));
+      }
+      std::fflush(stderr);
+    }
+  }
+  loader.join();
+  if (tty && shown >= 0) std::fputs("\n", stderr);
+  return result;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -211,6 +314,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> positional;
   bool json = false;
   double hold = 0;
+  genomed::LoadOptions load_options;
+  bool priority_given = false;
   double timeout_seconds = 0;  // 0: the defaults
   const char* argv_timeout = "";
   for (int i = 1; i < argc; ++i) {
@@ -230,6 +335,24 @@ int main(int argc, char** argv) {
       hold = std::strtod(argv[i], &end);
       if (end == argv[i] || *end != '\0' || hold < 0)
         return usage_error("--hold: invalid seconds '" + std::string(argv[i]) + "'");
+    } else if (arg == "--priority") {
+      if (++i >= argc) return usage_error("--priority needs high, normal or low");
+      const std::string level = argv[i];
+      if (level == "high") {
+        load_options.priority = genomed::Priority::high;
+      } else if (level == "low") {
+        load_options.priority = genomed::Priority::low;
+      } else if (level == "normal") {
+        load_options.priority = genomed::Priority::normal;
+      } else {
+        return usage_error("--priority: expected high, normal or low, got '" + level + "'");
+      }
+      priority_given = true;
+    } else if (arg == "--keep-alive") {
+      if (++i >= argc) return usage_error("--keep-alive needs a duration");
+      auto d = genomed::parse_duration(argv[i]);
+      if (!d) return usage_error("--keep-alive: " + d.status().message());
+      load_options.keep_alive = *d;
     } else if (arg == "--timeout") {
       if (++i >= argc) return usage_error("--timeout needs a number of seconds");
       char* end = nullptr;
@@ -249,7 +372,8 @@ int main(int argc, char** argv) {
   if (positional.empty()) return usage_error("no command given");
   const std::string& command = positional[0];
   const bool needs_name = command == "load" || command == "unload" || command == "acquire" ||
-                          command == "digest" || command == "config" || command == "verify";
+                          command == "digest" || command == "config" || command == "verify" ||
+                          command == "pin" || command == "unpin" || command == "prefetch";
   const bool takes_none = command == "list" || command == "stats" || command == "health";
   if (!needs_name && !takes_none) return usage_error("unknown command '" + command + "'");
   if (needs_name && positional.size() != 2)
@@ -258,6 +382,10 @@ int main(int argc, char** argv) {
   if (json && command != "list" && command != "stats")
     return usage_error("--json applies to list and stats");
   if (hold > 0 && command != "acquire") return usage_error("--hold applies to acquire");
+  if (load_options.keep_alive && command != "load" && command != "acquire")
+    return usage_error("--keep-alive applies to load and acquire");
+  if (priority_given && command != "load" && command != "acquire")
+    return usage_error("--priority applies to load and acquire (a prefetch is always low)");
 
   // Deadlines: with --timeout, one for the whole command; without, the
   // client library's defaults for connect and for the request's kind.
@@ -280,19 +408,40 @@ int main(int argc, char** argv) {
     request_timeout = std::max(left, milliseconds(1));
   }
 
-  if (command == "acquire") return cmd_acquire(*client, positional[1], hold, request_timeout);
+  if (command == "acquire")
+    return cmd_acquire(*client, positional[1], hold, load_options, request_timeout);
   if (command == "config") return cmd_config(*client, positional[1], request_timeout);
   if (command == "digest") return cmd_digest(*client, positional[1], request_timeout);
   if (command == "verify") return cmd_verify(*client, positional[1], request_timeout);
   if (command == "list") return cmd_list(*client, json, request_timeout);
   if (command == "stats") return cmd_stats(*client, json, request_timeout);
   if (command == "load") {
-    auto r = client->load(positional[1], request_timeout);
+    auto r = load_showing_progress(*client, socket_path, options, positional[1], load_options,
+                                   request_timeout);
     if (!r) return report(r.status());
     std::printf("%s %s: %llu bytes, generation %llu\n", r->name.c_str(),
                 r->was_resident ? "was resident" : "loaded",
                 static_cast<unsigned long long>(r->bytes),
                 static_cast<unsigned long long>(r->generation));
+    return 0;
+  }
+  if (command == "prefetch") {
+    auto r = client->prefetch(positional[1], request_timeout);
+    if (!r) return report(r.status());
+    std::printf("%s %s: %llu bytes, generation %llu\n", genomed::printable(r->name).c_str(),
+                r->was_resident ? "was resident" : "prefetched",
+                static_cast<unsigned long long>(r->bytes),
+                static_cast<unsigned long long>(r->generation));
+    return 0;
+  }
+  if (command == "pin" || command == "unpin") {
+    auto r = command == "pin" ? client->pin(positional[1], request_timeout)
+                              : client->unpin(positional[1], request_timeout);
+    if (!r) return report(r.status());
+    std::printf("%s %s: %llu bytes, generation %llu%s\n", genomed::printable(r->name).c_str(),
+                r->pinned ? "pinned" : "unpinned", static_cast<unsigned long long>(r->bytes),
+                static_cast<unsigned long long>(r->generation),
+                r->was_pinned == r->pinned ? " (no change)" : "");
     return 0;
   }
   if (command == "unload") {

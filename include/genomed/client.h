@@ -178,6 +178,18 @@ struct ClientOptions {
   std::chrono::milliseconds load_timeout = std::chrono::seconds(120);
 };
 
+// What a load(), acquire() or pin() asks beyond its names (all optional:
+// the defaults are what a request without them gets).
+struct LoadOptions {
+  // Unload the adapters after this long unused (no lease, no request);
+  // 0: never. nullopt: leave each adapter's keep-alive as it is (at first
+  // the daemon's --idle-unload).
+  std::optional<std::chrono::milliseconds> keep_alive;
+  // Of the loads it starts or joins: the daemon's job queue runs higher
+  // first, in arrival order within one.
+  Priority priority = Priority::normal;
+};
+
 class Client {
  public:
   // A per-call deadline; std::nullopt (the default) takes ClientOptions'.
@@ -204,7 +216,23 @@ class Client {
                                      Timeout timeout = std::nullopt);
 
   Result<LoadInfo> load(std::string_view name, Timeout timeout = std::nullopt);
+  Result<LoadInfo> load(std::string_view name, const LoadOptions& options,
+                        Timeout timeout = std::nullopt);
+  Result<std::vector<Lease>> acquire(const std::vector<std::string>& names,
+                                     const LoadOptions& options, Timeout timeout = std::nullopt);
   Result<UnloadInfo> unload(std::string_view name, Timeout timeout = std::nullopt);
+  // Makes `name` resident (loading it if needed: the load timeout applies)
+  // and pins it: never evicted, and UNLOAD refuses it until unpin(). Pins
+  // belong to the daemon, not to this connection. pin_budget_exceeded if the
+  // pinned adapters would pass the daemon's --pin-budget.
+  Result<PinInfo> pin(std::string_view name, Timeout timeout = std::nullopt);
+  // Warms `name` for a later acquire: a low-priority load that takes free
+  // room only (it never evicts a leased, pinned or used adapter) and never
+  // waits for room; prefetch_dropped when it does not fit. A resident
+  // adapter is a hit (was_resident). The load timeout applies.
+  Result<LoadInfo> prefetch(std::string_view name, Timeout timeout = std::nullopt);
+  // Makes a pinned adapter evictable again; not_loaded if it is not resident.
+  Result<PinInfo> unpin(std::string_view name, Timeout timeout = std::nullopt);
   // Every adapter the daemon holds or loads, in name order. The daemon
   // answers LIST in pages (1024 entries at most); this fetches them all,
   // within the one timeout. No name comes twice; one loaded or unloaded

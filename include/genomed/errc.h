@@ -81,6 +81,14 @@ enum class Errc : std::uint16_t {
   // daemon's --allow-uid / --allow-gid lists: answered to HELLO, then the
   // connection closes. The operator grants access; retrying does not help.
   permission_denied = 56,
+  // PIN would make the pinned adapters together pass the pin budget
+  // (--pin-budget, default the whole budget). Unpin another first.
+  pin_budget_exceeded = 57,
+  // UNLOAD of a pinned adapter: pins are never undone implicitly. Unpin it first.
+  pinned = 58,
+  // A prefetch found no free room: it never evicts a leased, pinned or used
+  // adapter, never waits for room, and never jumps the admission queue.
+  prefetch_dropped = 59,
 
   // --- workers and the pool ---------------------------------------------------------------
   worker_crashed = 60,  // The loader worker died during the job.

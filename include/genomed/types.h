@@ -1,9 +1,10 @@
 // What the daemon reports about adapters and itself: the results of LOAD,
-// UNLOAD, LIST, STATS and HEALTH, shared by the client library and the wire
+// UNLOAD, PIN/UNPIN, LIST, STATS and HEALTH, shared by the client library and the wire
 // codec (ipc/protocol.h) so there is one definition of each.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <variant>
@@ -24,12 +25,36 @@ struct UnloadInfo {
   std::uint64_t leases = 0;
 };
 
+// How urgently a LOAD, ACQUIRE or PIN wants its loads' worker jobs run: the
+// loader's job queue serves higher first, in arrival order within one.
+enum class Priority : std::uint8_t { low = 0, normal = 1, high = 2 };
+
+// The result of PIN and UNPIN.
+struct PinInfo {
+  std::string name;
+  std::uint64_t bytes = 0;  // resident size
+  std::uint64_t generation = 0;
+  bool pinned = false;      // now
+  bool was_pinned = false;  // before the request (PIN and UNPIN are idempotent)
+};
+
 struct AdapterInfo {
   std::string name;
   std::string state;        // "loading" | "ready" | "draining"
   std::uint64_t bytes = 0;  // resident size (0 while loading)
   std::uint64_t leases = 0;
   std::uint64_t generation = 0;
+  bool pinned = false;  // never evicted; UNLOAD refuses it (false from older daemons)
+  // Idle unload: ms since it was last used (0 while leased or loading), and
+  // ms until it is unloaded for idleness (nullopt: never, e.g. leased,
+  // pinned, keep-alive 0 or --idle-unload off).
+  std::uint64_t idle_ms = 0;
+  std::optional<std::uint64_t> expires_in_ms;
+  // While loading: the bytes its fill writes (0 until probed) and those
+  // written so far (counted per completed fill part). 0 otherwise, and from
+  // older daemons.
+  std::uint64_t fill_total = 0;
+  std::uint64_t filled = 0;
 };
 
 using StatValue = std::variant<std::uint64_t, std::string>;

@@ -19,7 +19,8 @@ from ._errors import (AdapterContractError, AdapterFileError, AdapterNameError,
                       HostResourceError, InternalError, LayoutError, LeaseReleasedError,
                       NotConnectedError, PermissionDeniedError, RequestError,
                       WorkerError)
-from .types import AdapterInfo, Health, LoadInfo, LoraModule, StatValue, UnloadInfo
+from .types import (AdapterInfo, Health, LoadInfo, LoraModule, PinInfo, StatValue,
+                    UnloadInfo)
 
 __version__ = "0.1.0"
 
@@ -30,6 +31,7 @@ __all__ = [
     "LoraModule",
     "LoadInfo",
     "UnloadInfo",
+    "PinInfo",
     "AdapterInfo",
     "Health",
     "StatValue",

@@ -43,7 +43,8 @@ from typing import (TYPE_CHECKING, Any, Callable, Deque, Dict, Iterable, List, O
 import numpy as np
 
 from . import _errors, _layout, _wire
-from .types import AdapterInfo, Health, LoadInfo, LoraModule, StatValue, UnloadInfo
+from .types import (AdapterInfo, Health, LoadInfo, LoraModule, PinInfo, StatValue,
+                    UnloadInfo)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -54,6 +55,7 @@ DEFAULT_TIMEOUT = 10.0
 """Seconds: the default deadline of connect() and of quick calls."""
 DEFAULT_LOAD_TIMEOUT = 120.0
 """Seconds: the default deadline of load() and acquire(), which may load from disk."""
+_MAX_KEEP_ALIVE_S = 365 * 24 * 3600  # as kMaxKeepAliveMs in ipc/protocol.h
 PARSED_CACHE_ENTRIES = 64  # as kParsedCacheEntries in ipc/client.cc
 
 
@@ -583,6 +585,49 @@ def _check_name(name: Any, what: str = "name") -> str:
     return name
 
 
+def _optional_bool(reply: Dict[str, Any], key: str) -> bool:
+    """A bool field newer daemons send; False when absent."""
+    return key in reply and _wire.get_bool(reply, key)
+
+
+def _optional_uint(reply: Dict[str, Any], key: str) -> Optional[int]:
+    """A uint field newer daemons send; None when absent or nil."""
+    return None if reply.get(key) is None else _wire.get_uint(reply, key)
+
+
+_PRIORITIES = ("high", "normal", "low")
+
+
+def _load_fields(keep_alive: Optional[float], priority: str = "normal") -> Dict[str, Any]:
+    """The optional fields of a load, acquire or pin request."""
+    fields: Dict[str, Any] = {}
+    if priority not in _PRIORITIES:
+        raise _errors.make("bad_request", f"priority: expected 'high', 'normal' or 'low', "
+                                          f"got {priority!r}")
+    if priority != "normal":
+        fields["priority"] = priority
+    if keep_alive is not None:
+        if isinstance(keep_alive, bool) or not isinstance(keep_alive, (int, float)) or not (
+                0 <= keep_alive <= _MAX_KEEP_ALIVE_S):
+            raise _errors.make("bad_request", f"keep_alive: expected seconds in [0, "
+                                              f"{_MAX_KEEP_ALIVE_S}], got {keep_alive!r}")
+        fields["keep_alive"] = int(round(keep_alive * 1000))
+    return fields
+
+
+def _load_info(r: Dict[str, Any]) -> LoadInfo:
+    return LoadInfo(name=_wire.get_str(r, "name"), bytes=_wire.get_uint(r, "bytes"),
+                    generation=_wire.get_uint(r, "generation"),
+                    was_resident=_wire.get_bool(r, "was_resident"))
+
+
+def _pin_info(r: Dict[str, Any]) -> PinInfo:
+    return PinInfo(name=_wire.get_str(r, "name"), bytes=_wire.get_uint(r, "bytes"),
+                   generation=_wire.get_uint(r, "generation"),
+                   pinned=_wire.get_bool(r, "pinned"),
+                   was_pinned=_wire.get_bool(r, "was_pinned"))
+
+
 class Client:
     """A connection to genomed. Create it with :func:`genomed.connect`.
 
@@ -647,24 +692,34 @@ class Client:
 
     # -- leases ------------------------------------------------------------------
 
-    def acquire(self, name: str, *, timeout: Timeout = DEFAULT) -> Lease:
+    def acquire(self, name: str, *, timeout: Timeout = DEFAULT,
+                keep_alive: Optional[float] = None, priority: str = "normal") -> Lease:
         """Makes `name` resident (loading it if needed) and leases it.
 
         `timeout` defaults to the client's ``load_timeout`` (120 s unless set
-        in connect()). Raises a :class:`genomed.Error` subclass on failure.
+        in connect()). `keep_alive` (seconds; 0: never) makes the daemon
+        unload the adapter once unused that long, instead of its
+        ``--idle-unload``; None leaves the adapter's keep-alive as it is.
+        `priority` ("high", "normal", "low") orders the loads' jobs in the
+        daemon's queue: higher first, in arrival order within one.
+        Raises a :class:`genomed.Error` subclass on failure.
         """
-        return self.acquire_many([_check_name(name)], timeout=timeout)[0]
+        return self.acquire_many([_check_name(name)], timeout=timeout, keep_alive=keep_alive,
+                                 priority=priority)[0]
 
-    def acquire_many(self, names: Iterable[str], *, timeout: Timeout = DEFAULT) -> List[Lease]:
+    def acquire_many(self, names: Iterable[str], *, timeout: Timeout = DEFAULT,
+                     keep_alive: Optional[float] = None,
+                     priority: str = "normal") -> List[Lease]:
         """Leases several adapters in one round trip, all or nothing (1..64
         names, in order; a name may repeat). If one fails, none is leased and
-        that name's error is raised."""
+        that name's error is raised. `keep_alive` as for acquire()."""
         if isinstance(names, str):
             raise TypeError("acquire_many() takes a list of names; use acquire(name) for one")
         names = [_check_name(n, "every name") for n in names]
         if not 1 <= len(names) <= _wire.MAX_BATCH:
             raise _errors.make("bad_request", f"acquire_many: expected 1..{_wire.MAX_BATCH} "
                                               f"names, got {len(names)}")
+        fields = _load_fields(keep_alive, priority)
         conn = self._conn
         grants: List[Tuple[str, int, int, int, int]] = []
         unowned: List[int] = []  # lease ids in conn._live that no Lease owns yet
@@ -712,7 +767,8 @@ class Client:
 
         leases: List[Lease] = []
         try:
-            conn.call({"op": "acquire", "names": names}, self._timeout(timeout, load=True), take)
+            conn.call({"op": "acquire", "names": names, **fields},
+                      self._timeout(timeout, load=True), take)
             for name, lease_id, offset, length, generation in grants:
                 leases.append(self._make_lease(name, lease_id, offset, length, generation))
                 unowned.remove(lease_id)  # its exporter's finalizer releases it now
@@ -744,14 +800,24 @@ class Client:
 
     # -- other operations --------------------------------------------------------
 
-    def load(self, name: str, *, timeout: Timeout = DEFAULT) -> LoadInfo:
+    def load(self, name: str, *, timeout: Timeout = DEFAULT,
+             keep_alive: Optional[float] = None, priority: str = "normal") -> LoadInfo:
         """Makes `name` resident without leasing it (waits for the load).
-        `timeout` defaults to the client's ``load_timeout``."""
-        r = self._conn.call({"op": "load", "name": _check_name(name)},
+        `timeout` defaults to the client's ``load_timeout``; `keep_alive` and
+        `priority` as for acquire()."""
+        r = self._conn.call({"op": "load", "name": _check_name(name),
+                             **_load_fields(keep_alive, priority)},
                             self._timeout(timeout, load=True))
-        return LoadInfo(name=_wire.get_str(r, "name"), bytes=_wire.get_uint(r, "bytes"),
-                        generation=_wire.get_uint(r, "generation"),
-                        was_resident=_wire.get_bool(r, "was_resident"))
+        return _load_info(r)
+
+    def prefetch(self, name: str, *, timeout: Timeout = DEFAULT) -> LoadInfo:
+        """Warms `name` for a later acquire: a low-priority load that takes
+        free room only (it never evicts a leased, pinned or used adapter)
+        and never waits for room. Raises CapacityError ``prefetch_dropped``
+        when it does not fit. A resident adapter is a hit."""
+        r = self._conn.call({"op": "load", "name": _check_name(name), "prefetch": True},
+                            self._timeout(timeout, load=True))
+        return _load_info(r)
 
     def unload(self, name: str, *, timeout: Timeout = DEFAULT) -> UnloadInfo:
         """Unloads `name`: frees it, drains it (leases held), cancels its load, or
@@ -759,6 +825,22 @@ class Client:
         r = self._conn.call({"op": "unload", "name": _check_name(name)}, self._timeout(timeout))
         return UnloadInfo(name=_wire.get_str(r, "name"), outcome=_wire.get_str(r, "outcome"),
                           leases=_wire.get_uint(r, "leases"))
+
+    def pin(self, name: str, *, timeout: Timeout = DEFAULT) -> PinInfo:
+        """Makes `name` resident (loading it if needed) and pins it: never
+        evicted, and unload() refuses it until unpin(). Pins belong to the
+        daemon, not to this connection. Raises CapacityError
+        ``pin_budget_exceeded`` past the daemon's ``--pin-budget``.
+        `timeout` defaults to the client's ``load_timeout``."""
+        r = self._conn.call({"op": "pin", "name": _check_name(name)},
+                            self._timeout(timeout, load=True))
+        return _pin_info(r)
+
+    def unpin(self, name: str, *, timeout: Timeout = DEFAULT) -> PinInfo:
+        """Makes a pinned adapter evictable again (``not_loaded`` if it is not
+        resident)."""
+        r = self._conn.call({"op": "unpin", "name": _check_name(name)}, self._timeout(timeout))
+        return _pin_info(r)
 
     def list(self, *, timeout: Timeout = DEFAULT) -> List[AdapterInfo]:
         """Every adapter the daemon holds or loads, sorted by name.
@@ -781,7 +863,12 @@ class Client:
                                        state=_wire.get_str(e, "state"),
                                        bytes=_wire.get_uint(e, "bytes"),
                                        leases=_wire.get_uint(e, "leases"),
-                                       generation=_wire.get_uint(e, "generation")))
+                                       generation=_wire.get_uint(e, "generation"),
+                                       pinned=_optional_bool(e, "pinned"),
+                                       idle_ms=_optional_uint(e, "idle_ms") or 0,
+                                       expires_in_ms=_optional_uint(e, "expires_in_ms"),
+                                       fill_total=_optional_uint(e, "fill_total") or 0,
+                                       filled=_optional_uint(e, "filled") or 0))
             cursor = r.get("next")
             if cursor is None:
                 return out

@@ -83,6 +83,10 @@ CODES: Dict[int, Tuple[str, str]] = {
                            "connection's); operator: see docs/operations.md for its flag"),
     56: ("permission_denied", "operator: add this user or one of its groups to genomed's "
                               "--allow-uid / --allow-gid"),
+    57: ("pin_budget_exceeded", "unpin another adapter first; operator: raise --pin-budget"),
+    58: ("pinned", "unpin the adapter before unloading it"),
+    59: ("prefetch_dropped", "nothing to do: a prefetch takes free room only; load it when "
+                             "it is needed"),
     60: ("worker_crashed", "retry later; if it repeats the adapter is poisonous"),
     61: ("timeout", "retry; operator: check worker health or raise the load timeouts"),
     62: ("quarantined", "replace the files, wait, or unload the name to lift the quarantine"),

@@ -8,7 +8,8 @@ from typing import Optional, Union
 
 import numpy as np
 
-__all__ = ["LoadInfo", "UnloadInfo", "AdapterInfo", "Health", "LoraModule", "StatValue"]
+__all__ = ["LoadInfo", "UnloadInfo", "PinInfo", "AdapterInfo", "Health", "LoraModule",
+           "StatValue"]
 
 StatValue = Union[int, str]
 
@@ -33,6 +34,17 @@ class UnloadInfo:
 
 
 @dataclass(frozen=True)
+class PinInfo:
+    """Result of :meth:`genomed.Client.pin` and :meth:`genomed.Client.unpin`."""
+
+    name: str
+    bytes: int  #: the adapter's resident size
+    generation: int
+    pinned: bool  #: now
+    was_pinned: bool  #: before the call (pin and unpin are idempotent)
+
+
+@dataclass(frozen=True)
 class AdapterInfo:
     """One entry of :meth:`genomed.Client.list`."""
 
@@ -41,6 +53,16 @@ class AdapterInfo:
     bytes: int  #: resident size (0 while loading)
     leases: int  #: active leases, over all clients
     generation: int
+    pinned: bool = False  #: never evicted; unload refuses it (False from older daemons)
+    #: milliseconds since it was last used (0 while leased or loading; 0 from older daemons)
+    idle_ms: int = 0
+    #: milliseconds until it is unloaded for idleness; None: never (leased, pinned,
+    #: keep-alive 0, ``--idle-unload`` off) or an older daemon
+    expires_in_ms: Optional[int] = None
+    #: while loading: the bytes its fill writes (0 until probed) and those written so
+    #: far (per completed fill part); poll :meth:`genomed.Client.list` to follow a load
+    fill_total: int = 0
+    filled: int = 0
 
 
 @dataclass(frozen=True)

@@ -235,7 +235,8 @@ def test_load_unload_list_stats_health_records(daemon: Daemon, client: genomed.C
     listing = client.list()
     assert [a.name for a in listing] == ["other", "rec"]
     assert listing[1] == genomed.AdapterInfo(name="rec", state="ready", bytes=cold.bytes,
-                                             leases=0, generation=cold.generation)
+                                             leases=0, generation=cold.generation,
+                                             idle_ms=listing[1].idle_ms)  # real time passes
     with client.acquire("rec") as lease:
         arr = lease.tensors[next(iter(lease.tensors))]
         assert [a.leases for a in client.list()] == [0, 1]
@@ -260,6 +261,7 @@ def test_load_unload_list_stats_health_records(daemon: Daemon, client: genomed.C
         "workers_alive", "worker_restarts", "worker_crashes", "worker_timeouts", "queue_depth",
         "load_retries", "quarantined", "breaker_state", "breaker_transitions", "pool_healthy",
         "workers_busy", "pool_saturated", "probes_waiting",
+        "adapters_pinned", "bytes_pinned", "idle_unloads", "prefetches_dropped",
         "bad_requests", "releases_ignored", "limits_exceeded", "log_lines_suppressed",
         "permission_denied"]
     assert stats["loads_completed"] == 2 and stats["budget_bytes"] == client.arena_bytes

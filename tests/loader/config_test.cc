@@ -468,6 +468,17 @@ TEST(ConfigFile, MistypedValuesAreBadRequestNamingTheKey) {
 
 // ---- usage text ------------------------------------------------------------------
 
+TEST(ConfigLifecycle, IdleUnloadAndPinBudgetTakeDurationsAndSizes) {
+  const DaemonConfig off = parse_ok(kRequired);
+  EXPECT_EQ(off.coordinator.idle_unload, milliseconds(0)) << "off by default";
+  EXPECT_EQ(off.coordinator.pin_budget, 0u) << "the whole budget by default";
+  const DaemonConfig c = parse_ok(with_required({"--idle-unload", "5m", "--pin-budget", "256M"}));
+  EXPECT_EQ(c.coordinator.idle_unload, milliseconds(300'000));
+  EXPECT_EQ(c.coordinator.pin_budget, 256ull << 20);
+  expect_bad(with_required({"--idle-unload", "300"}), "--idle-unload");
+  expect_bad(with_required({"--pin-budget", "-1"}), "--pin-budget");
+}
+
 // Every flag parse_command_line accepts, with a value it accepts.
 const std::map<std::string, std::string>& accepted_flags() {
   static const std::map<std::string, std::string> kFlags = {
@@ -482,6 +493,8 @@ const std::map<std::string, std::string>& accepted_flags() {
       {"--write-timeout-ms", "100"},
       {"--root", "/srv/a"},
       {"--budget", "1G"},
+      {"--pin-budget", "256M"},
+      {"--idle-unload", "5m"},
       {"--workers", "2"},
       {"--load-timeout-ms", "10"},
       {"--load-timeout-per-gib-ms", "10"},

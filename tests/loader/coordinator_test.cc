@@ -15,102 +15,18 @@
 #include <thread>
 
 #include "layout/tensor_checksum.h"
-#include "tests/loader/fake_clock.h"
-#include "tests/loader/fake_runner.h"
-#include "tools/fixture/fixture.h"
+#include "tests/loader/coordinator_fixture.h"
 #include "tools/testkit/eventually.h"
 
 namespace genomed::loader {
 namespace {
 
-using genomed::testing::FakeRunner;
-using genomed::testing::FakeWaitClock;
+using genomed::testing::Async;
+using genomed::testing::CoordinatorTest;
 using Kind = jobs::JobKind;
 using namespace std::chrono_literals;
 
 using genomed::testkit::eventually;
-
-// A call run on its own thread, whose result the test reads once it is done.
-template <class T>
-class Async {
- public:
-  template <class F>
-  explicit Async(F f)
-      : thread_([this, f] {
-          T r = f();
-          std::lock_guard g(mu_);
-          result_ = std::move(r);
-          done_ = true;
-        }) {}
-  ~Async() {
-    if (thread_.joinable()) thread_.join();
-  }
-  bool done() {
-    std::lock_guard g(mu_);
-    return done_;
-  }
-  T& get() {
-    if (thread_.joinable()) thread_.join();
-    return *result_;
-  }
-
- private:
-  std::mutex mu_;
-  bool done_ = false;
-  std::optional<T> result_;
-  std::thread thread_;
-};
-
-class CoordinatorTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/genomed-coordinator-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-  }
-  void TearDown() override {
-    if (coordinator_) coordinator_->shutdown();
-    std::filesystem::remove_all(root_);
-  }
-
-  void add(const std::string& name, std::uint64_t seed) {
-    ASSERT_TRUE(fixture::write_adapter(root_ + "/" + name,
-                                       {.rank = 8, .layers = 2, .hidden = 256, .seed = seed})
-                    .ok());
-  }
-  // Bytes one of those adapters occupies in the arena (page-rounded).
-  std::uint64_t footprint() {
-    add("probe-only", 99);
-    const format::AdapterPaths paths{root_ + "/probe-only/adapter_config.json",
-                                     root_ + "/probe-only/adapter_model.safetensors"};
-    auto files = format::open_adapter_files(paths);
-    EXPECT_TRUE(files.ok());
-    auto probe = format::probe_adapter(paths, *files);
-    EXPECT_TRUE(probe.ok());
-    return (probe->layout.total_bytes + 4095) / 4096 * 4096;
-  }
-  void start(std::uint64_t budget, CoordinatorOptions options = {}) {
-    runner_ = std::make_unique<FakeRunner>(budget);
-    auto resolver = NameResolver::create({root_});
-    ASSERT_TRUE(resolver.ok()) << resolver.status().to_string();
-    resolver_ = std::make_unique<NameResolver>(std::move(*resolver));
-    coordinator_ =
-        std::make_unique<Coordinator>(options, *resolver_, *runner_, runner_->arena(), clock_);
-  }
-  std::uint64_t stat(const std::string& key) {
-    for (const auto& [k, v] : coordinator_->stats().values) {
-      if (k == key) return std::get<std::uint64_t>(v);
-    }
-    ADD_FAILURE() << "no stat " << key;
-    return 0;
-  }
-
-  std::string root_;
-  FakeWaitClock clock_;
-  std::unique_ptr<FakeRunner> runner_;
-  std::unique_ptr<NameResolver> resolver_;
-  std::unique_ptr<Coordinator> coordinator_;
-};
 
 TEST_F(CoordinatorTest, TheAdmissionTimeoutIsMeasuredByItsClock) {
   const std::uint64_t one = footprint();

@@ -307,5 +307,37 @@ TEST_F(PoolTest, AQueuedJobTimesOutWhenTheClockPassesItsDeadline) {
   EXPECT_EQ(answer(busy).result.code(), Errc::shutting_down);
 }
 
+TEST_F(PoolTest, AQueuedJobOfHigherPriorityIsTakenFirstFifoWithinOne) {
+  ASSERT_NO_FATAL_FAILURE(start(options("hang@probe")));
+  const auto t0 = clock_.now();
+  auto busy_token = std::make_shared<CancelToken>();
+  auto busy = run_async(t0 + 60s, busy_token);  // holds the only worker
+  ASSERT_TRUE(clock_.await_sleeper_until(t0 + 100ms));
+  auto low = std::make_shared<CancelToken>();  // Priority::low (0) until raised
+  auto high = std::make_shared<CancelToken>();
+  high->raise_priority(2);
+  high->raise_priority(1);  // never lowered
+  EXPECT_EQ(high->priority(), 2);
+  auto first_low = run_async(t0 + 60s, low);
+  ASSERT_TRUE(eventually([&] { return pool_->stats().queue_depth == 1; }));
+  auto later_high = run_async(t0 + 60s, high);
+  ASSERT_TRUE(eventually([&] { return pool_->stats().queue_depth == 2; }));
+
+  pool_->cancel(*busy_token);  // the worker is replaced and takes the next job
+  EXPECT_EQ(answer(busy).result.code(), Errc::cancelled);
+  ASSERT_TRUE(eventually([&] {
+    const PoolStats s = pool_->stats();
+    return s.workers_alive == 1 && s.workers_busy == 1 && s.queue_depth == 1;
+  }));
+  // The low one, queued first, is still queued: cancelling it kills no worker.
+  pool_->cancel(*low);
+  const Ran r = answer(first_low);
+  EXPECT_EQ(r.result.code(), Errc::cancelled);
+  EXPECT_FALSE(r.fate.worker_died) << "the earlier low-priority job was taken before the high one";
+  EXPECT_TRUE(pending(later_high)) << "the high one runs (and hangs)";
+  pool_->stop();
+  EXPECT_EQ(answer(later_high).result.code(), Errc::shutting_down);
+}
+
 }  // namespace
 }  // namespace genomed::loader
