@@ -20,6 +20,7 @@
 #include <optional>
 
 #include "ipc/framing.h"
+#include "ipc/timed_mutex.h"
 #include "ipc/protocol.h"
 #include "ipc/wire.h"
 #include "layout/resident_layout.h"
@@ -256,7 +257,7 @@ struct Connection {
   std::mutex cache_mu;  // guards `parsed` (leases are built outside `mu`)
   std::list<CachedAdapter> parsed;
 
-  std::timed_mutex call_mu;                  // serializes request/reply pairs; guards reader
+  ipc::TimedMutex call_mu;                   // serializes request/reply pairs; guards reader
   std::mutex write_mu;                       // one frame at a time on fd
   std::atomic<int> broken_why{kUsable};      // set once; then no request is sent
   std::atomic<bool> writes_broken{false};    // a frame may be cut short: write nothing more

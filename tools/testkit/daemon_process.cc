@@ -35,7 +35,14 @@ Result<DaemonProcess> start_genomed(std::vector<std::string> argv, const std::st
   if (pid == 0) {
     ::dup2(ready[1], 3);  // dup2 clears O_CLOEXEC on the copy
     ::dup2(log_fd, 2);
-    if (stdout_too) ::dup2(log_fd, 1);
+    // Never the caller's stdout: a daemon (or a worker) that outlives a test
+    // process killed by a sanitizer would hold ctest's output pipe open, and
+    // ctest would wait for it until its timeout.
+    if (stdout_too) {
+      ::dup2(log_fd, 1);
+    } else if (const int null = ::open("/dev/null", O_WRONLY); null >= 0) {
+      ::dup2(null, 1);
+    }
     ::execv(args[0], args.data());
     ::_exit(127);
   }
