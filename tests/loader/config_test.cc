@@ -549,7 +549,7 @@ TEST(ConfigOperations, FlagsSetTheirFieldsAndListsAccumulate) {
   const DaemonConfig c = parse_ok(with_required(
       {"--socket-mode", "0o660", "--socket-group", "root", "--allow-uid", "1000,root",
        "--allow-uid", "7", "--allow-gid", "5,root", "--log-format", "json", "--drain-timeout",
-       "1m30s", "--metrics-listen", "0.0.0.0:9100"}));
+       "1.5m", "--metrics-listen", "0.0.0.0:9100"}));
   EXPECT_EQ(c.ops.access.socket_mode, 0660u);
   EXPECT_EQ(c.ops.access.socket_group, 0u);
   EXPECT_EQ(c.ops.access.allow_uids, (std::vector<uid_t>{1000, 0, 7}));
@@ -573,7 +573,7 @@ TEST(ConfigOperations, BadValuesAreRefusedNamingTheFlag) {
            {"--allow-gid", ""},
            {"--log-format", "xml"},
            {"--drain-timeout", "10"},
-           {"--drain-timeout", "8d"},
+           {"--drain-timeout", "366d"},
            {"--metrics-listen", "localhost:http"},
            {"--metrics-listen", "127.0.0.1:70000"}}) {
     expect_bad(with_required({flag, value}), flag);
