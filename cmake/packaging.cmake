@@ -13,6 +13,12 @@ file(GLOB GENOMED_SYSTEMD_UNITS CONFIGURE_DEPENDS
 if(EXISTS ${PROJECT_SOURCE_DIR}/dist/systemd AND GENOMED_SYSTEMD_UNITS)
   install(FILES ${GENOMED_SYSTEMD_UNITS} DESTINATION lib/systemd/system)
 endif()
+# The user, group and adapter root the unit expects, made by the postinst
+# (dist/debian/postinst) through systemd-sysusers and systemd-tmpfiles.
+install(FILES dist/sysusers.d/genomed.conf DESTINATION lib/sysusers.d)
+install(FILES dist/tmpfiles.d/genomed.conf DESTINATION lib/tmpfiles.d)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${PROJECT_SOURCE_DIR}/dist/debian/postinst)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 
 set(CPACK_PACKAGE_NAME genomed)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})

@@ -35,6 +35,7 @@ expected=(
   "./usr/$libdir/cmake/genomed/genomedTargets.cmake"
   "./usr/$libdir/pkgconfig/genomed.pc"
   ./usr/share/doc/genomed/README.md ./usr/share/doc/genomed/docs/operations.md
+  ./usr/lib/sysusers.d/genomed.conf ./usr/lib/tmpfiles.d/genomed.conf
 )
 shopt -s nullglob
 for unit in "$source"/dist/systemd/*.service "$source"/dist/systemd/*.socket; do
@@ -54,6 +55,23 @@ echo "ok: Depends: $depends"
 
 root="$scratch/root"
 dpkg-deb -x "$deb" "$root"
+
+# The postinst and what it runs: the unit's user and group, created by the
+# packaged sysusers.d file in the scratch root (systemd-sysusers --root).
+dpkg-deb -e "$deb" "$scratch/control"
+[ -x "$scratch/control/postinst" ] || fail "the package has no executable postinst"
+grep -q 'systemd-sysusers genomed.conf' "$scratch/control/postinst" ||
+  fail "the postinst does not create the genomed user"
+command -v systemd-sysusers >/dev/null ||
+  fail "systemd-sysusers is missing (scripts/install-deps.sh installs systemd)"
+mkdir -p "$root/etc"
+systemd-sysusers --root="$root" "$root/usr/lib/sysusers.d/genomed.conf" ||
+  fail "systemd-sysusers refused the packaged sysusers.d/genomed.conf"
+grep -q '^genomed:' "$root/etc/passwd" || fail "systemd-sysusers made no genomed user"
+grep -q '^genomed:' "$root/etc/group" || fail "systemd-sysusers made no genomed group"
+unit_user="$(sed -n 's/^User=//p' "$root/usr/lib/systemd/system/genomed.service")"
+[ "$unit_user" = genomed ] || fail "genomed.service runs as '$unit_user', not the packaged user"
+echo "ok: the packaged sysusers.d file creates the unit's user and group"
 "$root/usr/bin/genomectl" --help >"$scratch/help" || fail "the unpacked genomectl --help failed"
 grep -q 'genomectl' "$scratch/help" || fail "genomectl --help printed no usage: $(cat "$scratch/help")"
 "$root/usr/bin/genomed" --help >"$scratch/help" 2>&1 || fail "the unpacked genomed --help failed"
