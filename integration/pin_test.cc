@@ -92,5 +92,20 @@ TEST(Pin, ThePinBudgetFlagIsValidatedAndDocumentedInHelp) {
   EXPECT_NE(ctl_help.out.find("unpin NAME"), std::string::npos);
 }
 
+TEST(Pin, APinsKeepAliveFromTheCppClientStartsWhenItIsUnpinned) {
+  Daemon daemon;  // --idle-unload off: only the pin's keep_alive can unload it
+  daemon.add_adapter("a", megabyte_adapter(1));
+  Client client = daemon.connect();
+  auto pinned = client.pin(
+      "a", LoadOptions{.keep_alive = std::chrono::milliseconds(100), .priority = Priority::high});
+  ASSERT_TRUE(pinned.ok()) << pinned.status().to_string();
+  EXPECT_TRUE(pinned->pinned);
+  ASSERT_TRUE(client.unpin("a").ok());
+  ASSERT_TRUE(eventually([&] { return client.list().value().empty(); }, 30000))
+      << "the keep_alive the pin set never unloaded 'a'\n"
+      << daemon.log();
+  EXPECT_EQ(daemon.stat("idle_unloads"), 1u);
+}
+
 }  // namespace
 }  // namespace genomed::testing

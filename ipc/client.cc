@@ -646,9 +646,14 @@ Result<LoadInfo> Client::prefetch(std::string_view name, Timeout timeout) {
 }
 
 Result<PinInfo> Client::pin(std::string_view name, Timeout timeout) {
+  return pin(name, LoadOptions{}, timeout);
+}
+
+Result<PinInfo> Client::pin(std::string_view name, const LoadOptions& options, Timeout timeout) {
   ipc::Request req;
   req.op = ipc::Op::pin;
   req.names = {std::string(name)};
+  apply(options, &req);
   GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req, timeout_of(*conn_, timeout, true)));
   return checked(ipc::decode_pin_reply(body), body, "pin");
 }

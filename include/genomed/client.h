@@ -226,6 +226,10 @@ class Client {
   // belong to the daemon, not to this connection. pin_budget_exceeded if the
   // pinned adapters would pass the daemon's --pin-budget.
   Result<PinInfo> pin(std::string_view name, Timeout timeout = std::nullopt);
+  // The same with a keep-alive (counted once the adapter is unpinned) and
+  // the priority of the load it may start.
+  Result<PinInfo> pin(std::string_view name, const LoadOptions& options,
+                      Timeout timeout = std::nullopt);
   // Warms `name` for a later acquire: a low-priority load that takes free
   // room only (it never evicts a leased, pinned or used adapter) and never
   // waits for room; prefetch_dropped when it does not fit. A resident

@@ -826,13 +826,17 @@ class Client:
         return UnloadInfo(name=_wire.get_str(r, "name"), outcome=_wire.get_str(r, "outcome"),
                           leases=_wire.get_uint(r, "leases"))
 
-    def pin(self, name: str, *, timeout: Timeout = DEFAULT) -> PinInfo:
+    def pin(self, name: str, *, timeout: Timeout = DEFAULT,
+            keep_alive: Optional[float] = None, priority: str = "normal") -> PinInfo:
         """Makes `name` resident (loading it if needed) and pins it: never
         evicted, and unload() refuses it until unpin(). Pins belong to the
         daemon, not to this connection. Raises CapacityError
         ``pin_budget_exceeded`` past the daemon's ``--pin-budget``.
-        `timeout` defaults to the client's ``load_timeout``."""
-        r = self._conn.call({"op": "pin", "name": _check_name(name)},
+        `timeout` defaults to the client's ``load_timeout``; `keep_alive`
+        (counted once unpinned) and `priority` (of the load it may start) as
+        for acquire()."""
+        r = self._conn.call({"op": "pin", "name": _check_name(name),
+                             **_load_fields(keep_alive, priority)},
                             self._timeout(timeout, load=True))
         return _pin_info(r)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import genomed
-from genomed_testing import Daemon
+from genomed_testing import Daemon, wait_for
 
 
 def test_a_pinned_adapter_survives_pressure_and_refuses_unload() -> None:
@@ -52,3 +52,17 @@ def test_pinning_past_the_pin_budget_is_a_typed_error() -> None:
             assert "--pin-budget" in info.value.message
             [entry] = client.list()
             assert entry.name == "big" and entry.state == "ready" and not entry.pinned
+
+
+def test_a_pins_keep_alive_starts_when_it_is_unpinned() -> None:
+    with Daemon() as daemon:  # --idle-unload off: only the pin's keep_alive can unload it
+        daemon.add_adapter("a")
+        with genomed.connect(daemon.socket) as client:
+            info = client.pin("a", keep_alive=0.1, priority="high")
+            assert info.pinned
+            entries = {e.name: e for e in client.list()}
+            assert entries["a"].pinned and entries["a"].expires_in_ms is None
+            client.unpin("a")
+            wait_for(lambda: [e.name for e in client.list()] == [],
+                     what="'a' unloaded by the keep_alive its pin set")
+            assert client.stats()["idle_unloads"] == 1
