@@ -2,8 +2,10 @@
 # Builds and runs the tests under sanitizers, daemon and workers included:
 #   build-asan: every unit and integration test with ASan + UBSan;
 #   build-tsan: the tests of concurrent code (the coordinator, admission,
-#               request threads, pool, deadlines; the integration tests of
-#               concurrency, admission, eviction, hang-ups) with TSan.
+#               request threads, pool, deadlines, pins, idle unload,
+#               prefetch, progress; the integration tests of concurrency,
+#               admission, eviction, hang-ups, limits, drain) with TSan,
+#               suppressing only what scripts/tsan-suppressions.txt explains.
 # Called by scripts/test.sh.
 #
 # usage: scripts/sanitizers.sh [asan|tsan]...   (default: both)
@@ -19,7 +21,7 @@ kinds=("$@")
 signals="handle_segv=0:handle_sigbus=0:handle_abort=0:handle_sigfpe=0:handle_sigill=0"
 export ASAN_OPTIONS="$signals:detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-export TSAN_OPTIONS="$signals:halt_on_error=1:second_deadlock_stack=1"
+export TSAN_OPTIONS="$signals:halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan-suppressions.txt"
 
 for kind in "${kinds[@]}"; do
   case "$kind" in
@@ -30,7 +32,7 @@ for kind in "${kinds[@]}"; do
     asan) sanitize="address,undefined"; filter=""; targets=(all)
           exclude="HostileMemory.AllocationPastTheWorkerMemoryLimit" ;;
     tsan) sanitize="thread"; targets=(loader_tests integration_tests); exclude=""
-          filter="Coordinator|Admission|RequestThreads|DeadlineTimer|LeaseTable|Pool|Concurrency|ReleaseWhileWaiting|Eviction|Hangup|IdleConnections|ConnectionLimits" ;;
+          filter="Coordinator|Admission|RequestThreads|DeadlineTimer|LeaseTable|Pool|Concurrency|ReleaseWhileWaiting|Eviction|Hangup|IdleConnections|ConnectionLimits|IdleUnload|^Pin\.|PinTest|Prefetch|LoadProgress|Drain" ;;
     *) echo "usage: scripts/sanitizers.sh [asan|tsan]..." >&2; exit 2 ;;
   esac
   build_dir="build-$kind"
