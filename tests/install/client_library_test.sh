@@ -47,7 +47,7 @@ done
 bash "$check_layering" "$parsers" "$shared" "$static"
 
 # Exported: genomed_* (C), the version node, and the C++ API classes/functions.
-api='^(genomed_[a-z0-9_]+|GENOMED_CLIENT_[0-9]+|genomed::(Client|Lease|Status)::.*|genomed::(errc_name|errc_from_name|errc_from_int|module_kind_name|module_kind_from_name)\(.*)$'
+api='^(genomed_[a-z0-9_]+|GENOMED_CLIENT_[0-9]+|genomed::(Client|ClientOptions|Lease|Status)::.*|genomed::(errc_name|errc_from_name|errc_from_int|module_kind_name|module_kind_from_name)\(.*)$'
 exported="$(nm -D --defined-only "$shared" | awk '{print $3}' | sed 's/@.*//' | c++filt)"
 c_functions="$(grep -c '^genomed_' <<<"$exported" || true)"
 [ "$c_functions" -ge 20 ] || fail "only $c_functions C functions exported"

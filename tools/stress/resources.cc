@@ -21,7 +21,8 @@ std::string comm_of(pid_t pid) {
 
 std::string Footprint::to_string() const {
   return std::to_string(fds) + " fds, " + std::to_string(threads) + " threads, RssAnon " +
-         std::to_string(rss_anon_kb / 1024.0).substr(0, 5) + " MiB";
+         std::to_string(rss_anon_kb / 1024.0).substr(0, 5) + " MiB" +
+         (sanitized ? " (sanitized daemon: RSS not compared)" : "");
 }
 
 bool inspectable_genomed(pid_t pid) {
@@ -29,8 +30,10 @@ bool inspectable_genomed(pid_t pid) {
 }
 
 Footprint footprint_of(pid_t pid) {
-  Footprint f{testkit::open_fds(pid), testkit::thread_count(pid),
-              testkit::status_field(pid, "RssAnon"), {}};
+  Footprint f{testkit::open_fds(pid),
+              testkit::thread_count(pid),
+              testkit::status_field(pid, "RssAnon"),
+              {}};
   std::error_code ec;
   for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
        !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
@@ -38,6 +41,14 @@ Footprint footprint_of(pid_t pid) {
     f.fd_targets.push_back(std::filesystem::read_symlink(it->path(), rec).string());
   }
   std::sort(f.fd_targets.begin(), f.fd_targets.end());
+  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+  for (std::string line; std::getline(maps, line);) {
+    if (line.find("libasan.so") != std::string::npos ||
+        line.find("libtsan.so") != std::string::npos) {
+      f.sanitized = true;
+      break;
+    }
+  }
   return f;
 }
 
@@ -62,8 +73,10 @@ bool back_to_baseline(const Footprint& before, const Footprint& after, std::stri
   if (after.fds > before.fds)
     out += "fds " + std::to_string(before.fds) + " -> " + std::to_string(after.fds) + "; ";
   if (after.threads > before.threads)
-    out += "threads " + std::to_string(before.threads) + " -> " + std::to_string(after.threads) + "; ";
-  if (after.rss_anon_kb > before.rss_anon_kb + before.rss_anon_kb / 4 + 16 * 1024)
+    out +=
+        "threads " + std::to_string(before.threads) + " -> " + std::to_string(after.threads) + "; ";
+  if (!after.sanitized &&
+      after.rss_anon_kb > before.rss_anon_kb + before.rss_anon_kb / 4 + 16 * 1024)
     out += "RssAnon " + std::to_string(before.rss_anon_kb) + " kB -> " +
            std::to_string(after.rss_anon_kb) + " kB (over 25 % + 16 MiB); ";
   if (why) *why = out;

@@ -17,6 +17,10 @@ struct Footprint {
   int threads = 0;
   std::int64_t rss_anon_kb = 0;
   std::vector<std::string> fd_targets;  // readlink of each /proc/PID/fd entry, sorted
+  // The daemon runs under ASan or TSan (their runtime is mapped): its RSS
+  // holds the sanitizer's quarantine and shadow, so RSS says nothing about
+  // leaks and is not compared (LeakSanitizer checks leaks at its exit).
+  bool sanitized = false;
   std::string to_string() const;
   // The descriptors `after` holds that this footprint did not (by target).
   std::string new_fds(const Footprint& after) const;
