@@ -205,14 +205,24 @@ Status read_pattern(const json& root, const char* key, const std::vector<std::st
   if (!v->is_object()) {
     return invalid(label, key, std::string("must be an object, found ") + v->type_name());
   }
+  // The scan's order is a hint: a key it found that the parsed object lacks
+  // (the scan saw another occurrence of `key` than the one the parser kept)
+  // is skipped, and keys it missed follow in the object's own order. Never
+  // v->at() on a hint: an absent key threw, and the worker died of it (found
+  // by fuzz_peft_config; fuzz/regressions/fuzz_peft_config/).
   std::set<std::string> seen;
-  for (const std::string& pattern : order) {
-    if (!seen.insert(pattern).second) continue;
+  const auto take = [&](const std::string& pattern) -> Status {
+    if (!seen.insert(pattern).second) return Status::Ok();
+    const auto it = v->find(pattern);
+    if (it == v->end()) return Status::Ok();
     if (pattern.empty()) return invalid(label, key, "has an empty key");
-    auto parsed = read_value(v->at(pattern), label, std::string(key) + "[\"" + pattern + "\"]");
+    auto parsed = read_value(*it, label, std::string(key) + "[\"" + pattern + "\"]");
     if (!parsed) return parsed.status();
     out->emplace_back(pattern, *parsed);
-  }
+    return Status::Ok();
+  };
+  for (const std::string& pattern : order) GENOMED_RETURN_IF_ERROR(take(pattern));
+  for (const auto& [pattern, value] : v->items()) GENOMED_RETURN_IF_ERROR(take(pattern));
   return Status::Ok();
 }
 
