@@ -145,7 +145,8 @@ const char* kUsage = R"(usage: genome-bench [--quick] [--json FILE] [--workers-n
 
 Starts its own genomed (the one built next to genome-bench), generates its own
 adapters under /tmp, and prints each genomed figure with its raw baseline, the
-ratio and the target of issue 4. The full run takes about 2-3 minutes on 2 cores.
+ratio and the target of issue 4. The full run takes about 35 s on 2 cores
+(docs/performance.md).
 
   --quick          a smaller, faster run (smoke test): fewer iterations
   --json FILE      also write every figure as a flat JSON object to FILE
@@ -153,7 +154,8 @@ ratio and the target of issue 4. The full run takes about 2-3 minutes on 2 cores
   --budget SIZE    the daemons' --budget (default 1280M; needs >= 1G)
   --genomed PATH   the genomed binary (default: next to genome-bench)
   --keep-tmp       keep the temporary directory (adapters, daemon logs)
-  --churn-cycles N load+unload cycles of the churn check (default 1000)
+  --churn-cycles N load+unload cycles of the churn check (default 1000;
+                   100 with --quick)
 
 profiling modes (no report; run under perf record -a / strace -f):
   --profile-cold SIZE   start genomed --workers 1, then acquire+release+unload

@@ -448,10 +448,13 @@ failure handling (docs/failure-model.md):
                               unhealthy) once every worker has been on its
                               current job for MS: slow jobs hold the pool and
                               cold loads wait (default 5000; 0: never)
-  --kill-grace-ms MS          SIGTERM -> SIGKILL grace for a hung worker (500)
-  --restart-backoff-ms MS     first delay before replacing a dead worker (50)
-  --restart-backoff-multiplier X  growth per consecutive death (2)
-  --restart-backoff-max-ms MS cap of that delay (5000)
+  --kill-grace-ms MS          SIGTERM -> SIGKILL grace for a hung worker
+                              (default 500)
+  --restart-backoff-ms MS     first delay before replacing a dead worker
+                              (default 50)
+  --restart-backoff-multiplier X  growth per consecutive death
+                              (default 2)
+  --restart-backoff-max-ms MS cap of that delay (default 5000)
   --restart-intensity R       more than R restarts within the period pause
                               spawning for one period: unhealthy (default 10)
   --restart-period-ms MS      that period (default 30000)

@@ -91,8 +91,8 @@ operations (docs/operations.md):
                               once (default 10s; 0: stop at once). Keep it
                               below systemd's TimeoutStopSec
   --metrics-listen [HOST:]PORT  serve Prometheus metrics on
-                              http://HOST:PORT/metrics (default host
-                              127.0.0.1; default: no endpoint)
+                              http://HOST:PORT/metrics; HOST 127.0.0.1 when
+                              only PORT is given (default: none, no endpoint)
 )";
 }
 

@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ccache pkg-config
+  python3                                # tests/docs/check_cli_docs.py (ctest Docs.CommandLineFlags)
   dpkg-dev file                          # cpack -G DEB: dpkg-shlibdeps finds Depends, file finds ELF files
   libboost-dev libboost-filesystem-dev   # Boost 1.74: Interprocess, Process (v1)
   libmsgpack-cxx-dev libspdlog-dev nlohmann-json3-dev libssl-dev

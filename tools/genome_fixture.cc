@@ -26,16 +26,17 @@ whose tensor bytes are a deterministic function of the seed.
 options:
   --out DIR            directory to write (created with parents); required
   --rank R             LoRA rank, >= 1 (default 8)
-  --layers L           number of transformer layers (default 2)
+  --layers L           number of transformer layers, >= 1 (default 2)
   --hidden H           hidden size, >= 1 (default 64)
   --dtype T            tensor dtype: BOOL U8 I8 F8_E5M2 F8_E4M3 F8_E8M0 I16 U16
                        F16 BF16 I32 U32 F32 F64 I64 U64 (default F16)
   --modules A,B,...    target modules (default q_proj,v_proj)
   --alpha A            lora_alpha, > 0 (default 16)
   --seed S             seed of the tensor bytes (default 1)
-  --count N            write N adapters DIR/NAME0 .. DIR/NAME{N-1}, seeds S .. S+N-1
+  --count N            write N >= 1 adapters DIR/NAME0 .. DIR/NAME{N-1}, seeds
+                       S .. S+N-1
   --prefix NAME        adapter name prefix with --count (default "adapter")
-  --help               print this help
+  -h, --help           print this help
 
 Each tensor is rank x hidden elements; there are layers x modules x 2 tensors.
 Exit status: 0 on success, 1 if writing failed, 2 on bad usage.

@@ -57,7 +57,8 @@ target:
   --spawn                 start and stop an own genomed on a scratch root the
                           harness owns; flags after `--` go to genomed
                           (defaults: --budget 12M --workers 2 --load-timeout-ms 10000)
-  --genomed PATH          the genomed binary for --spawn (default: next to this one)
+  --genomed PATH          the genomed binary for --spawn (default: next to
+                          genome-stress)
   --generate N            --spawn without --root: write N adapters (default 24)
   --bad-root DIR          malformed adapters the daemon also serves (a root of
                           it): bad-files acquires them (--socket mode)
@@ -89,8 +90,9 @@ chaos:
   --mutable-adapters N    scratch copies replace-files rewrites (default 3)
 
 verification and limits:
-  --verify full|sample    hash every tensor of every lease (default), or
-                          --sample-tensors N random tensors of each (default 4)
+  --verify full|sample    full (default): hash every tensor of every lease;
+                          sample: --sample-tensors random tensors of each
+  --sample-tensors N      tensors --verify sample hashes per lease (default 4)
   --op-deadline D         a call not answered within D is a hang (default 60s)
   --quiesce-timeout D     how long the daemon may take to settle (default 75s)
   --allow CODE,...        also accept these error codes
