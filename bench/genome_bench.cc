@@ -123,6 +123,7 @@ struct Options {
   int profile_reps = 20;
   int churn_override = 0;
   double profile_seconds = 5;
+  int throughput_rounds = 0;  // --throughput-only: rounds of the 16-client comparison
   // Derived from --quick.
   int reps = 5;                // cold loads and baseline repetitions (medians)
   int hit_iterations = 20000;  // latency samples (hit and raw socket alike)
@@ -165,6 +166,12 @@ profiling modes (no report; run under perf record -a / strace -f):
                         clients for --profile-seconds, then 1 client likewise
   --profile-reps N      (default 20)
   --profile-seconds S   (default 5)
+
+A/B mode (for comparing builds on a noisy machine):
+  --throughput-only R   only the 16-client acquire+release throughput of the
+                        256-tensor adapter against 16 raw round-trip pairs:
+                        R rounds of 1 s each, alternating; prints each round's
+                        ratio and their median (--json writes them)
 )";
 
 Options parse_options(int argc, char** argv) {
@@ -200,6 +207,10 @@ Options parse_options(int argc, char** argv) {
       o.profile_reps = std::max(1, std::atoi(value().c_str()));
     } else if (a == "--profile-seconds") {
       o.profile_seconds = std::max(0.1, std::atof(value().c_str()));
+    } else if (a == "--throughput-only") {
+      o.throughput_rounds = std::atoi(value().c_str());
+      if (o.throughput_rounds < 1 || o.throughput_rounds > 1000)
+        die("--throughput-only: expected 1..1000 rounds");
     } else if (a == "-h" || a == "--help") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -817,6 +828,13 @@ void print_table(const std::vector<Row>& rows) {
   std::printf("\n");
 }
 
+void write_json(const std::string& path, const Json& j) {
+  std::ofstream out(path);
+  out << j.dump(2) << "\n";
+  if (!out) die("cannot write " + path);
+  std::printf("wrote %s\n", path.c_str());
+}
+
 // The profiling modes: one loop against a fresh genomed, nothing else.
 int run_profile(const Options& o, const std::string& tmp, const std::string& root) {
   const std::vector<std::string> qv = {"q_proj", "v_proj"};
@@ -857,6 +875,43 @@ int run_profile(const Options& o, const std::string& tmp, const std::string& roo
   return 0;
 }
 
+// --throughput-only: the 16-client hit throughput against raw round trips,
+// alternating in 1 s rounds, so that a comparison of two builds run one after
+// the other rests on many same-moment ratios rather than one.
+int run_throughput_only(const Options& o, const std::string& tmp, const std::string& root) {
+  const std::vector<std::string> qkvo = {"q_proj", "k_proj", "v_proj", "o_proj"};
+  const Adapter hot = make_adapter(root, "hot", "32m", lora(16, 32, 4096, qkvo, 7));
+  warm_page_cache(hot.weights);
+  const FrameSizes frames = measure_frames(hot.name);
+  Daemon d = start_daemon(o, tmp, root, 1);
+  {
+    Client c = connect(d);
+    if (auto l = c.load(hot.name); !l) die("load hot: " + l.status().to_string());
+  }
+  std::vector<double> ratios, hits, raws;
+  for (int r = 0; r < o.throughput_rounds; ++r) {
+    const double hit = hit_throughput(d, hot.name, 16, 1.0);
+    const double raw = socket_throughput(frames, 16, 1.0);
+    hits.push_back(hit);
+    raws.push_back(raw);
+    ratios.push_back(hit / raw);
+    std::printf("round %d: genomed %.0f/s, raw %.0f/s, ratio %.3f\n", r + 1, hit, raw, hit / raw);
+    std::fflush(stdout);
+  }
+  std::printf("median ratio %.3f (genomed %.0f/s, raw %.0f/s)\n", median(ratios), median(hits),
+              median(raws));
+  stop_daemon(d);
+  if (!o.json_path.empty()) {
+    Json j;
+    j["throughput_rounds"] = o.throughput_rounds;
+    j["hit_throughput_ops_16"] = median(hits);
+    j["socket_rtt_throughput_16"] = median(raws);
+    j["hit_throughput_16_vs_rtt"] = median(ratios);
+    write_json(o.json_path, j);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -888,6 +943,7 @@ int main(int argc, char** argv) {
     }
   } cleanup{tmp, o.keep_tmp};
   if (!o.profile_cold.empty() || !o.profile_hit.empty()) return run_profile(o, tmp, root);
+  if (o.throughput_rounds > 0) return run_throughput_only(o, tmp, root);
 
   Json j;
   j["mode"] = o.quick ? "quick" : "full";
@@ -1370,11 +1426,6 @@ int main(int argc, char** argv) {
   std::printf("targets met: %d of %d; run took %.1f s (%s)\n", met, targets, total_s,
               o.quick ? "quick" : "full");
 
-  if (!o.json_path.empty()) {
-    std::ofstream out(o.json_path);
-    out << j.dump(2) << "\n";
-    if (!out) die("cannot write " + o.json_path);
-    std::printf("wrote %s\n", o.json_path.c_str());
-  }
+  if (!o.json_path.empty()) write_json(o.json_path, j);
   return 0;
 }
