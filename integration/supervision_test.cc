@@ -94,16 +94,15 @@ std::vector<pid_t> holders_of(const std::string& arena) {
   return out;
 }
 
-std::string marker_dir() {
-  char tmpl[] = "/tmp/genomed-marker-XXXXXX";
-  return ::mkdtemp(tmpl);
-}
+// Where a once-fault writes its marker; removed when the test ends (after
+// the daemon, which is declared later and so destroyed first).
+ScratchDir marker_dir() { return ScratchDir("genomed-marker"); }
 
 // --- Nothing outlives the supervisor --------------------------------------
 
 TEST(Supervision, DaemonKilledWhileAWorkerHangsLeavesNoWorkerAndNoArena) {
-  const std::string dir = marker_dir();
-  const std::string marker = dir + "/fired";
+  const ScratchDir dir = marker_dir();
+  const std::string marker = dir / "fired";
   auto daemon = std::make_unique<Daemon>(
       DaemonOptions{.extra_args = {"--worker-fault", "hang@probe:stuck,once=" + marker}});
   daemon->add_adapter("stuck", {});
@@ -141,7 +140,6 @@ TEST(Supervision, DaemonKilledWhileAWorkerHangsLeavesNoWorkerAndNoArena) {
     if (alive(w)) ::kill(w.pid, SIGKILL);  // do not leave a failing run's orphan behind
   }
   daemon.reset();
-  fs::remove_all(dir);
 }
 
 // --- Quarantine blames what the adapter can cause --------------------------
@@ -149,8 +147,8 @@ TEST(Supervision, DaemonKilledWhileAWorkerHangsLeavesNoWorkerAndNoArena) {
 TEST(Supervision, OutsideKillsOfAHealthyAdaptersWorkersAreRetriedWithoutAStrike) {
   // Defaults: 2 strikes quarantine, 2 retries. Two outside SIGKILLs (as the
   // OOM killer sends) during one load used to quarantine a healthy adapter.
-  const std::string dir = marker_dir();
-  const std::string marker = dir + "/fired";
+  const ScratchDir dir = marker_dir();
+  const std::string marker = dir / "fired";
   Daemon daemon({.extra_args = {"--worker-fault", "hang@probe:healthy,once=" + marker,
                                 "--restart-backoff-ms", "1"}});
   const std::string adapter = daemon.add_adapter("healthy", {});
@@ -183,7 +181,6 @@ TEST(Supervision, OutsideKillsOfAHealthyAdaptersWorkersAreRetriedWithoutAStrike)
   ASSERT_TRUE(again.ok()) << again.status().to_string();
   expect_file_bytes(*again, adapter + "/adapter_model.safetensors");
   EXPECT_EQ(daemon.stat("loads_completed"), 2u);
-  fs::remove_all(dir);
 }
 
 TEST(Supervision, CrashSignalsStillQuarantineAfterTheConfiguredStrikes) {
@@ -247,8 +244,8 @@ std::size_t nth(const std::string& text, const std::string& what, int n) {
 // which the reload is already waiting.
 void unload_stops_a_hung_job(const std::string& stage) {
   constexpr int kGraceMs = 1000;
-  const std::string dir = marker_dir();
-  const std::string marker = dir + "/fired";
+  const ScratchDir dir = marker_dir();
+  const std::string marker = dir / "fired";
   Daemon daemon({.workers = 2,
                  .load_timeout_ms = 60000,
                  .extra_args = {"--worker-fault", "hang@" + stage + ":stuck,once=" + marker,
@@ -331,7 +328,6 @@ void unload_stops_a_hung_job(const std::string& stage) {
   ASSERT_TRUE(control.unload("stuck").ok());
   EXPECT_EQ(daemon.stat("bytes_resident"), 0u);
   EXPECT_EQ(daemon.stat("bytes_reserved"), 0u);
-  fs::remove_all(dir);
 }
 
 TEST(Cancellation, UnloadDuringAHungFillStopsItsWorkerAndTheReloadRunsAlone) {
@@ -345,8 +341,8 @@ TEST(Cancellation, UnloadDuringAHungProbeStopsItsWorkerAndTheReloadRunsAlone) {
 // A job still queued (the only worker is busy) is taken out of the queue by
 // the unload that cancels its load; the busy worker is left alone.
 TEST(Cancellation, UnloadOfALoadWhoseJobIsQueuedWithdrawsTheJob) {
-  const std::string dir = marker_dir();
-  const std::string marker = dir + "/fired";
+  const ScratchDir dir = marker_dir();
+  const std::string marker = dir / "fired";
   Daemon daemon({.workers = 1,
                  .load_timeout_ms = 60000,
                  .extra_args = {"--worker-fault", "hang@probe:stuck,once=" + marker}});
@@ -394,7 +390,6 @@ TEST(Cancellation, UnloadOfALoadWhoseJobIsQueuedWithdrawsTheJob) {
   EXPECT_EQ(daemon.stat("loads_completed"), 2u);
   EXPECT_EQ(daemon.stat("worker_timeouts") + daemon.stat("worker_crashes"), 0u);
   EXPECT_EQ(daemon.stat("quarantined"), 0u);
-  fs::remove_all(dir);
 }
 
 // --- Deadlines judge the worker, not the clock -----------------------------

@@ -17,6 +17,7 @@
 #include "tests/loader/fake_clock.h"
 #include "tests/loader/fake_runner.h"
 #include "tools/fixture/fixture.h"
+#include "tools/testkit/scratch_dir.h"
 
 namespace genomed::testing {
 
@@ -57,14 +58,8 @@ class Async {
 
 class CoordinatorTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/genomed-coordinator-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-  }
   void TearDown() override {
     if (coordinator_) coordinator_->shutdown();
-    std::filesystem::remove_all(root_);
   }
 
   void add(const std::string& name, std::uint64_t seed) {
@@ -99,7 +94,9 @@ class CoordinatorTest : public ::testing::Test {
     return 0;
   }
 
-  std::string root_;
+  // Declared first, destroyed last: after the coordinator and its runner.
+  testkit::ScratchDir scratch_{"genomed-coordinator-test"};
+  std::string root_ = scratch_.path();
   FakeWaitClock clock_;
   std::unique_ptr<FakeRunner> runner_;
   std::unique_ptr<NameResolver> resolver_;
