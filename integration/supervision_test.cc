@@ -63,37 +63,6 @@ bool waiting_for_a_job(pid_t pid) {
   return nr == SYS_recvmsg && fd == "0x3";
 }
 
-// The name the daemon's arena (a memfd) shows in /proc/PID/maps and as the
-// target of its descriptors in /proc/PID/fd: "/memfd:genomed-123 (deleted)"
-// (the suffix keeps genomed-123 from matching genomed-1234).
-std::string arena_path_of(pid_t genomed) {
-  const std::string prefix = "/memfd:genomed-" + std::to_string(genomed) + " (deleted)";
-  std::istringstream in(read_file("/proc/" + std::to_string(genomed) + "/maps"));
-  for (std::string line; std::getline(in, line);) {
-    if (line.find(prefix) != std::string::npos) return prefix;
-  }
-  return "";
-}
-
-// Processes (of this uid: others' /proc entries are unreadable, and cannot
-// hold our arena) that map the arena or hold a descriptor of it.
-std::vector<pid_t> holders_of(const std::string& arena) {
-  std::vector<pid_t> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    const std::string name = e.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    bool holds = read_file(e.path() / "maps").find(arena) != std::string::npos;
-    std::error_code fd_ec;
-    for (const auto& fd : fs::directory_iterator(e.path() / "fd", fd_ec)) {
-      std::error_code link_ec;
-      if (fs::read_symlink(fd.path(), link_ec).string().rfind(arena, 0) == 0) holds = true;
-    }
-    if (holds) out.push_back(static_cast<pid_t>(std::stol(name)));
-  }
-  return out;
-}
-
 // Where a once-fault writes its marker; removed when the test ends (after
 // the daemon, which is declared later and so destroyed first).
 ScratchDir marker_dir() { return ScratchDir("genomed-marker"); }
