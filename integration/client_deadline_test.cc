@@ -262,10 +262,7 @@ TEST(ClientDeadline, GenomectlTimeoutIsValidatedAndDocumented) {
 class FakeDaemon {
  public:
   explicit FakeDaemon(std::function<void(int)> script = nullptr, int backlog = 16) {
-    char tmpl[] = "/tmp/genomed-fake-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-    dir_ = tmpl;
-    path_ = dir_ + "/fake.sock";
+    path_ = dir_ / "fake.sock";
     fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
@@ -286,9 +283,7 @@ class FakeDaemon {
   ~FakeDaemon() {
     ::shutdown(fd_, SHUT_RDWR);  // wakes a pending accept
     if (thread_.joinable()) thread_.join();
-    ::close(fd_);
-    ::unlink(path_.c_str());
-    ::rmdir(dir_.c_str());
+    ::close(fd_);  // dir_ (with the socket file) goes after this body
   }
   FakeDaemon(const FakeDaemon&) = delete;
   FakeDaemon& operator=(const FakeDaemon&) = delete;
@@ -297,7 +292,8 @@ class FakeDaemon {
   int fd() const { return fd_; }
 
  private:
-  std::string dir_, path_;
+  ScratchDir dir_{"genomed-fake"};
+  std::string path_;
   int fd_ = -1;
   std::thread thread_;
 };

@@ -26,13 +26,9 @@ std::string read_file(const std::string& path) {
 }
 
 Daemon::Daemon(DaemonOptions options) {
-  char tmpl[] = "/tmp/genomed-it-XXXXXX";
-  const char* d = ::mkdtemp(tmpl);
-  if (d == nullptr) throw std::runtime_error("mkdtemp failed");
-  dir_ = d;
-  root_ = dir_ + "/root";
-  socket_ = dir_ + "/genomed.sock";
-  log_path_ = dir_ + "/genomed.log";
+  root_ = dir_ / "root";
+  socket_ = dir_ / "genomed.sock";
+  log_path_ = dir_ / "genomed.log";
   ::mkdir(root_.c_str(), 0755);
 
   std::vector<std::string> args = {binary("genomed"),
@@ -59,8 +55,6 @@ Daemon::Daemon(DaemonOptions options) {
 
 Daemon::~Daemon() {
   if (pid_ > 0) stop();
-  std::string cmd = "rm -rf '" + dir_ + "'";
-  (void)!std::system(cmd.c_str());
 }
 
 void Daemon::signal(int sig) const {
@@ -107,10 +101,11 @@ std::uint64_t Daemon::stat(const std::string& key) const {
 
 CommandResult run_command(const std::vector<std::string>& argv_in, std::optional<RunAs> as,
                           pid_t* child_pid) {
-  char out_tmpl[] = "/tmp/genomed-cmd-out-XXXXXX";
-  char err_tmpl[] = "/tmp/genomed-cmd-err-XXXXXX";
-  const int out_fd = ::mkstemp(out_tmpl);
-  const int err_fd = ::mkstemp(err_tmpl);
+  const ScratchDir scratch("genomed-cmd");
+  std::string out_path = scratch / "out";
+  std::string err_path = scratch / "err";
+  const int out_fd = ::open(out_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  const int err_fd = ::open(err_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   std::vector<std::string> args = argv_in;
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -132,10 +127,8 @@ CommandResult run_command(const std::vector<std::string>& argv_in, std::optional
   ::close(err_fd);
   CommandResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = read_file(out_tmpl);
-  r.err = read_file(err_tmpl);
-  ::unlink(out_tmpl);
-  ::unlink(err_tmpl);
+  r.out = read_file(out_path);
+  r.err = read_file(err_path);
   return r;
 }
 

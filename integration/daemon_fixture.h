@@ -13,6 +13,7 @@
 #include "genomed/client.h"
 #include "tools/fixture/fixture.h"
 #include "tools/testkit/eventually.h"
+#include "tools/testkit/scratch_dir.h"
 
 namespace genomed::testing {
 
@@ -27,7 +28,7 @@ struct DaemonOptions {
 class Daemon {
  public:
   explicit Daemon(DaemonOptions options = {});
-  ~Daemon();  // stop() if still running, removes the temp dir
+  ~Daemon();  // stop() if still running; then the temp dir is removed
 
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
@@ -41,7 +42,7 @@ class Daemon {
 
   const std::string& root() const { return root_; }
   const std::string& socket_path() const { return socket_; }
-  const std::string& dir() const { return dir_; }
+  const std::string& dir() const { return dir_.path(); }
   pid_t pid() const { return pid_; }
   // The daemon's log so far (stderr), for failure messages.
   std::string log() const;
@@ -56,7 +57,7 @@ class Daemon {
   std::uint64_t stat(const std::string& key) const;
 
  private:
-  std::string dir_;
+  testkit::ScratchDir dir_{"genomed-it"};  // under $TMPDIR; removed after the daemon stopped
   std::string root_;
   std::string socket_;
   std::string log_path_;
@@ -90,6 +91,7 @@ CommandResult run_command(const std::vector<std::string>& argv, std::optional<Ru
 // Reads a whole file; empty if unreadable.
 std::string read_file(const std::string& path);
 
-using testkit::eventually;  // tools/testkit/eventually.h
+using testkit::eventually;   // tools/testkit/eventually.h
+using testkit::ScratchDir;  // tools/testkit/scratch_dir.h
 
 }  // namespace genomed::testing

@@ -294,8 +294,8 @@ TEST(Lifecycle, SigtermStopsCleanlyAndRemovesSocketAndWorkers) {
 }
 
 TEST(Lifecycle, MissingWorkerExecutableFailsStartUp) {
-  char tmpl[] = "/tmp/genomed-root-XXXXXX";
-  const std::string root = ::mkdtemp(tmpl);
+  const ScratchDir scratch("genomed-root");
+  const std::string& root = scratch.path();
   const auto r = run_command({binary("genomed"), "--socket", root + "/s.sock", "--root", root,
                               "--budget", "8M", "--worker-path", root + "/no-such-worker"});
   EXPECT_EQ(r.exit_code, 1);
@@ -305,14 +305,13 @@ TEST(Lifecycle, MissingWorkerExecutableFailsStartUp) {
       << r.err;
   EXPECT_NE(r.err.find("(check --worker-path)"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("internal"), std::string::npos) << r.err;
-  std::filesystem::remove_all(root);
 }
 
 // A socket path genomed cannot bind (its directory does not exist, or is a
 // file) stops the start with `environment` naming the path and the OS error.
 TEST(Lifecycle, UnusableSocketPathFailsStartUpWithEnvironment) {
-  char tmpl[] = "/tmp/genomed-root-XXXXXX";
-  const std::string root = ::mkdtemp(tmpl);
+  const ScratchDir scratch("genomed-root");
+  const std::string& root = scratch.path();
   const std::string file = root + "/plain-file";
   std::ofstream(file) << "not a directory";
   for (const auto& [socket, why] :
@@ -325,7 +324,6 @@ TEST(Lifecycle, UnusableSocketPathFailsStartUpWithEnvironment) {
               std::string::npos)
         << r.err;
   }
-  std::filesystem::remove_all(root);
 }
 
 TEST(Lifecycle, HelpIsTrueAndBadFlagsFailWithExit2) {

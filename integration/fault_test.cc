@@ -37,9 +37,8 @@ std::string stat_text(const Daemon& d, const std::string& key) {
 }
 
 TEST(WorkerFaults, KillNineMidFillCompletesOnAnotherWorkerWithTheFileBytes) {
-  char tmpl[] = "/tmp/genomed-marker-XXXXXX";
-  const std::string marker_dir = ::mkdtemp(tmpl);
-  const std::string marker = marker_dir + "/fired";
+  const ScratchDir marker_dir("genomed-marker");  // outlives the daemon declared below
+  const std::string marker = marker_dir / "fired";
   Daemon daemon({.extra_args = {"--worker-fault", "hang@fill:victim,once=" + marker}});
   const std::string dir = daemon.add_adapter("victim", {.rank = 32, .layers = 4, .hidden = 512});
   Client client = daemon.connect();
@@ -55,13 +54,11 @@ TEST(WorkerFaults, KillNineMidFillCompletesOnAnotherWorkerWithTheFileBytes) {
   EXPECT_EQ(daemon.stat("load_retries"), 1u);
   EXPECT_TRUE(eventually([&] { return daemon.stat("workers_alive") == 2; }));
   EXPECT_NE(daemon.log().find("signal SIGKILL"), std::string::npos);
-  fs::remove_all(marker_dir);
 }
 
 TEST(WorkerFaults, KillNineOfOnePartOfASplitFillRetriesThatPartOnly) {
-  char tmpl[] = "/tmp/genomed-marker-XXXXXX";
-  const std::string marker_dir = ::mkdtemp(tmpl);
-  const std::string marker = marker_dir + "/fired";
+  const ScratchDir marker_dir("genomed-marker");  // outlives the daemon declared below
+  const std::string marker = marker_dir / "fired";
   Daemon daemon({.budget_bytes = 256ull << 20,
                  .extra_args = {"--worker-fault", "hang@fill:large,once=" + marker}});
   const std::string dir =
@@ -76,13 +73,11 @@ TEST(WorkerFaults, KillNineOfOnePartOfASplitFillRetriesThatPartOnly) {
   ASSERT_TRUE(lease.ok()) << lease.status().to_string();
   expect_file_bytes(*lease, dir + "/adapter_model.safetensors");
   EXPECT_EQ(daemon.stat("load_retries"), 1u);
-  fs::remove_all(marker_dir);
 }
 
 TEST(WorkerFaults, SigstopMidLoadGetsTimeoutAtTheDeadlineAndTheNextRequestWorks) {
-  char tmpl[] = "/tmp/genomed-marker-XXXXXX";
-  const std::string marker_dir = ::mkdtemp(tmpl);
-  const std::string marker = marker_dir + "/fired";
+  const ScratchDir marker_dir("genomed-marker");  // outlives the daemon declared below
+  const std::string marker = marker_dir / "fired";
   constexpr int kDeadlineMs = 1000;
   Daemon daemon({.load_timeout_ms = kDeadlineMs,
                  .extra_args = {"--worker-fault", "hang@fill:frozen,once=" + marker,
@@ -107,7 +102,6 @@ TEST(WorkerFaults, SigstopMidLoadGetsTimeoutAtTheDeadlineAndTheNextRequestWorks)
   ASSERT_TRUE(next.ok()) << next.status().to_string();
   expect_file_bytes(*next, dir + "/adapter_model.safetensors");
   EXPECT_EQ(daemon.stat("bytes_reserved"), 0u);
-  fs::remove_all(marker_dir);
 }
 
 TEST(WorkerFaults, FifoAsWeightsFileIsRefusedAtOnceInsteadOfHanging) {

@@ -20,10 +20,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string marker_dir() {
-  char tmpl[] = "/tmp/genomed-marker-XXXXXX";
-  return ::mkdtemp(tmpl);
-}
+// Where a once-fault writes its marker; removed when the test ends (after
+// the daemon, which is declared later and so destroyed first).
+ScratchDir marker_dir() { return ScratchDir("genomed-marker"); }
 
 struct JoinOnExit {
   std::thread& thread;
@@ -74,8 +73,8 @@ class DoomedClient {
 };
 
 TEST(Hangup, KilledWaitingClientLosesItsLeasesAtOnceAndItsOrphanLoadIsCancelled) {
-  const std::string dir = marker_dir();
-  const std::string marker = dir + "/fired";
+  const ScratchDir dir = marker_dir();
+  const std::string marker = dir / "fired";
   // The probe of `hung` hangs for its whole 60 s deadline unless stopped.
   Daemon daemon({.workers = 2,
                  .load_timeout_ms = 60000,
@@ -113,12 +112,11 @@ TEST(Hangup, KilledWaitingClientLosesItsLeasesAtOnceAndItsOrphanLoadIsCancelled)
   auto again = control.acquire("held");
   ASSERT_TRUE(again.ok()) << again.status().to_string();
   EXPECT_EQ(daemon.stat("loads_completed"), 1u);  // `held` was not loaded again
-  fs::remove_all(dir);
 }
 
 TEST(Hangup, KilledWaitingClientLosesItsLeasesButALoadSomebodyElseWaitsForGoesOn) {
-  const std::string dir = marker_dir();
-  const std::string marker = dir + "/fired";
+  const ScratchDir dir = marker_dir();
+  const std::string marker = dir / "fired";
   Daemon daemon({.workers = 2,
                  .load_timeout_ms = 60000,
                  .extra_args = {"--worker-fault", "hang@probe:hung,once=" + marker,
@@ -171,7 +169,6 @@ TEST(Hangup, KilledWaitingClientLosesItsLeasesButALoadSomebodyElseWaitsForGoesOn
   EXPECT_EQ(daemon.stat("loads_completed"), 2u);
   second->release();
   EXPECT_TRUE(eventually([&] { return daemon.stat("leases_active") == 0u; }));
-  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -5,11 +5,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "integration/daemon_fixture.h"
 #include "integration/file_tensors.h"
 
 namespace genomed::testing {
+
+namespace fs = std::filesystem;
 
 std::string bytes_of(std::span<const std::byte> b) {
   return std::string(reinterpret_cast<const char*>(b.data()), b.size());
@@ -22,6 +25,37 @@ void expect_file_bytes(const Lease& lease, const std::string& weights) {
     EXPECT_EQ(bytes_of(t.data), expected.at(std::string(t.name)).bytes) << t.name;
 }
 
+// The name the daemon's arena (a memfd) shows in /proc/PID/maps and as the
+// target of its descriptors in /proc/PID/fd: "/memfd:genomed-123 (deleted)"
+// (the suffix keeps genomed-123 from matching genomed-1234).
+std::string arena_path_of(pid_t genomed) {
+  const std::string prefix = "/memfd:genomed-" + std::to_string(genomed) + " (deleted)";
+  std::istringstream in(read_file("/proc/" + std::to_string(genomed) + "/maps"));
+  for (std::string line; std::getline(in, line);) {
+    if (line.find(prefix) != std::string::npos) return prefix;
+  }
+  return "";
+}
+
+// Processes (of this uid: others' /proc entries are unreadable, and cannot
+// hold our arena) that map the arena or hold a descriptor of it.
+std::vector<pid_t> holders_of(const std::string& arena) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    bool holds = read_file(e.path() / "maps").find(arena) != std::string::npos;
+    std::error_code fd_ec;
+    for (const auto& fd : fs::directory_iterator(e.path() / "fd", fd_ec)) {
+      std::error_code link_ec;
+      if (fs::read_symlink(fd.path(), link_ec).string().rfind(arena, 0) == 0) holds = true;
+    }
+    if (holds) out.push_back(static_cast<pid_t>(std::stol(name)));
+  }
+  return out;
+}
+
 pid_t pid_in(const std::string& marker) {
   const std::string text = read_file(marker);
   if (text.empty() || text.back() != '\n') return -1;
@@ -29,7 +63,6 @@ pid_t pid_in(const std::string& marker) {
 }
 
 int open_arena_writable(pid_t daemon) {
-  namespace fs = std::filesystem;
   const std::string proc = "/proc/" + std::to_string(daemon);
   std::error_code ec;
   for (const auto& fd : fs::directory_iterator(proc + "/fd", ec)) {

@@ -19,6 +19,14 @@ std::string bytes_of(std::span<const std::byte> b);
 // Every tensor of `lease` holds the bytes the safetensors file `weights` holds.
 void expect_file_bytes(const Lease& lease, const std::string& weights);
 
+// The name the daemon's arena (a memfd) shows in /proc/PID/maps and as the
+// target of its descriptors in /proc/PID/fd: "/memfd:genomed-123 (deleted)";
+// empty if `genomed` maps none (or is gone).
+std::string arena_path_of(pid_t genomed);
+
+// Processes of this uid that map the arena or hold a descriptor of it.
+std::vector<pid_t> holders_of(const std::string& arena);
+
 // The pid a once-fault wrote into its marker file, once it is complete; -1 before.
 pid_t pid_in(const std::string& marker);
 

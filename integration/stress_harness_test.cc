@@ -100,9 +100,8 @@ TEST(StressHarness, ALoadThatNeverAnswersIsAHang) {
 }
 
 TEST(StressHarness, AShortChaosRunAgainstASoundDaemonPasses) {
-  char dir[] = "/tmp/genome-stress-test-XXXXXX";
-  ASSERT_NE(::mkdtemp(dir), nullptr);
-  const std::string json = std::string(dir) + "/report.json";
+  const ScratchDir dir("genome-stress-test");
+  const std::string json = dir / "report.json";
   const auto run = run_command({binary("genome-stress"), "--spawn", "--duration", "8s",
                                 "--clients", "4", "--chaos", "--seed", "11", "--json", json,
                                 "--", "--budget", "8M"});
@@ -115,8 +114,6 @@ TEST(StressHarness, AShortChaosRunAgainstASoundDaemonPasses) {
   for (const auto& [kind, n] : report["chaos_events"].items()) events += n.get<std::uint64_t>();
   EXPECT_GT(events, 0u) << report.dump(2);
   EXPECT_NE(run.out.find("--budget 8M"), std::string::npos) << "genomed's flags reach it";
-  ::unlink(json.c_str());
-  ::rmdir(dir);
 }
 
 }  // namespace

@@ -63,47 +63,15 @@ bool waiting_for_a_job(pid_t pid) {
   return nr == SYS_recvmsg && fd == "0x3";
 }
 
-// The name the daemon's arena (a memfd) shows in /proc/PID/maps and as the
-// target of its descriptors in /proc/PID/fd: "/memfd:genomed-123 (deleted)"
-// (the suffix keeps genomed-123 from matching genomed-1234).
-std::string arena_path_of(pid_t genomed) {
-  const std::string prefix = "/memfd:genomed-" + std::to_string(genomed) + " (deleted)";
-  std::istringstream in(read_file("/proc/" + std::to_string(genomed) + "/maps"));
-  for (std::string line; std::getline(in, line);) {
-    if (line.find(prefix) != std::string::npos) return prefix;
-  }
-  return "";
-}
-
-// Processes (of this uid: others' /proc entries are unreadable, and cannot
-// hold our arena) that map the arena or hold a descriptor of it.
-std::vector<pid_t> holders_of(const std::string& arena) {
-  std::vector<pid_t> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    const std::string name = e.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    bool holds = read_file(e.path() / "maps").find(arena) != std::string::npos;
-    std::error_code fd_ec;
-    for (const auto& fd : fs::directory_iterator(e.path() / "fd", fd_ec)) {
-      std::error_code link_ec;
-      if (fs::read_symlink(fd.path(), link_ec).string().rfind(arena, 0) == 0) holds = true;
-    }
-    if (holds) out.push_back(static_cast<pid_t>(std::stol(name)));
-  }
-  return out;
-}
-
-std::string marker_dir() {
-  char tmpl[] = "/tmp/genomed-marker-XXXXXX";
-  return ::mkdtemp(tmpl);
-}
+// Where a once-fault writes its marker; removed when the test ends (after
+// the daemon, which is declared later and so destroyed first).
+ScratchDir marker_dir() { return ScratchDir("genomed-marker"); }
 
 // --- Nothing outlives the supervisor --------------------------------------
 
 TEST(Supervision, DaemonKilledWhileAWorkerHangsLeavesNoWorkerAndNoArena) {
-  const std::string dir = marker_dir();
-  const std::string marker = dir + "/fired";
+  const ScratchDir dir = marker_dir();
+  const std::string marker = dir / "fired";
   auto daemon = std::make_unique<Daemon>(
       DaemonOptions{.extra_args = {"--worker-fault", "hang@probe:stuck,once=" + marker}});
   daemon->add_adapter("stuck", {});
@@ -141,7 +109,6 @@ TEST(Supervision, DaemonKilledWhileAWorkerHangsLeavesNoWorkerAndNoArena) {
     if (alive(w)) ::kill(w.pid, SIGKILL);  // do not leave a failing run's orphan behind
   }
   daemon.reset();
-  fs::remove_all(dir);
 }
 
 // --- Quarantine blames what the adapter can cause --------------------------
@@ -149,8 +116,8 @@ TEST(Supervision, DaemonKilledWhileAWorkerHangsLeavesNoWorkerAndNoArena) {
 TEST(Supervision, OutsideKillsOfAHealthyAdaptersWorkersAreRetriedWithoutAStrike) {
   // Defaults: 2 strikes quarantine, 2 retries. Two outside SIGKILLs (as the
   // OOM killer sends) during one load used to quarantine a healthy adapter.
-  const std::string dir = marker_dir();
-  const std::string marker = dir + "/fired";
+  const ScratchDir dir = marker_dir();
+  const std::string marker = dir / "fired";
   Daemon daemon({.extra_args = {"--worker-fault", "hang@probe:healthy,once=" + marker,
                                 "--restart-backoff-ms", "1"}});
   const std::string adapter = daemon.add_adapter("healthy", {});
@@ -183,7 +150,6 @@ TEST(Supervision, OutsideKillsOfAHealthyAdaptersWorkersAreRetriedWithoutAStrike)
   ASSERT_TRUE(again.ok()) << again.status().to_string();
   expect_file_bytes(*again, adapter + "/adapter_model.safetensors");
   EXPECT_EQ(daemon.stat("loads_completed"), 2u);
-  fs::remove_all(dir);
 }
 
 TEST(Supervision, CrashSignalsStillQuarantineAfterTheConfiguredStrikes) {
@@ -247,8 +213,8 @@ std::size_t nth(const std::string& text, const std::string& what, int n) {
 // which the reload is already waiting.
 void unload_stops_a_hung_job(const std::string& stage) {
   constexpr int kGraceMs = 1000;
-  const std::string dir = marker_dir();
-  const std::string marker = dir + "/fired";
+  const ScratchDir dir = marker_dir();
+  const std::string marker = dir / "fired";
   Daemon daemon({.workers = 2,
                  .load_timeout_ms = 60000,
                  .extra_args = {"--worker-fault", "hang@" + stage + ":stuck,once=" + marker,
@@ -331,7 +297,6 @@ void unload_stops_a_hung_job(const std::string& stage) {
   ASSERT_TRUE(control.unload("stuck").ok());
   EXPECT_EQ(daemon.stat("bytes_resident"), 0u);
   EXPECT_EQ(daemon.stat("bytes_reserved"), 0u);
-  fs::remove_all(dir);
 }
 
 TEST(Cancellation, UnloadDuringAHungFillStopsItsWorkerAndTheReloadRunsAlone) {
@@ -345,8 +310,8 @@ TEST(Cancellation, UnloadDuringAHungProbeStopsItsWorkerAndTheReloadRunsAlone) {
 // A job still queued (the only worker is busy) is taken out of the queue by
 // the unload that cancels its load; the busy worker is left alone.
 TEST(Cancellation, UnloadOfALoadWhoseJobIsQueuedWithdrawsTheJob) {
-  const std::string dir = marker_dir();
-  const std::string marker = dir + "/fired";
+  const ScratchDir dir = marker_dir();
+  const std::string marker = dir / "fired";
   Daemon daemon({.workers = 1,
                  .load_timeout_ms = 60000,
                  .extra_args = {"--worker-fault", "hang@probe:stuck,once=" + marker}});
@@ -394,7 +359,6 @@ TEST(Cancellation, UnloadOfALoadWhoseJobIsQueuedWithdrawsTheJob) {
   EXPECT_EQ(daemon.stat("loads_completed"), 2u);
   EXPECT_EQ(daemon.stat("worker_timeouts") + daemon.stat("worker_crashes"), 0u);
   EXPECT_EQ(daemon.stat("quarantined"), 0u);
-  fs::remove_all(dir);
 }
 
 // --- Deadlines judge the worker, not the clock -----------------------------

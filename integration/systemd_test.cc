@@ -33,28 +33,20 @@ sockaddr_un unix_address(const std::string& path) {
   return addr;
 }
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/genomed-sd-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 TEST(Systemd, UnitFilesPassSystemdAnalyzeVerify) {
   ASSERT_TRUE(fs::exists("/usr/bin/systemd-analyze"))
       << "systemd-analyze is missing: scripts/install-deps.sh installs the systemd package";
-  TempDir dir;
+  const ScratchDir dir("genomed-sd");
   const std::string src = std::string(GENOMED_SOURCE_DIR) + "/dist/systemd/";
   // ExecStart= must name an existing executable: this build's genomed.
   std::string service = read_file(src + "genomed.service");
   ASSERT_NE(service.find("ExecStart=/usr/bin/genomed "), std::string::npos);
   service = std::regex_replace(service, std::regex("/usr/bin/genomed "), binary("genomed") + " ");
-  std::ofstream(dir.path + "/genomed.service") << service;
-  fs::copy_file(src + "genomed.socket", dir.path + "/genomed.socket");
+  std::ofstream(dir.path() + "/genomed.service") << service;
+  fs::copy_file(src + "genomed.socket", dir.path() + "/genomed.socket");
   const std::string before = fs::current_path();
-  fs::current_path(dir.path);
+  fs::current_path(dir.path());
   const auto r =
       run_command({"/usr/bin/systemd-analyze", "verify", "genomed.service", "genomed.socket"});
   fs::current_path(before);
@@ -96,9 +88,9 @@ class NotifySocket {
 };
 
 TEST(Systemd, NotifiesReadyOnceServingAndStoppingOnSigterm) {
-  TempDir dir;
-  NotifySocket notify(dir.path + "/notify");
-  ::setenv("NOTIFY_SOCKET", (dir.path + "/notify").c_str(), 1);
+  const ScratchDir dir("genomed-sd");
+  NotifySocket notify(dir.path() + "/notify");
+  ::setenv("NOTIFY_SOCKET", (dir.path() + "/notify").c_str(), 1);
   Daemon d;
   ::unsetenv("NOTIFY_SOCKET");
   const std::string ready = notify.next();
@@ -152,29 +144,29 @@ int listening_socket(const std::string& path) {
 }
 
 TEST(Systemd, ServesOnAnActivatedSocketAndLeavesItsFileInPlace) {
-  TempDir dir;
-  fs::create_directory(dir.path + "/root");
-  const std::string path = dir.path + "/activated.sock";
+  const ScratchDir dir("genomed-sd");
+  fs::create_directory(dir.path() + "/root");
+  const std::string path = dir.path() + "/activated.sock";
   const int listen_fd = listening_socket(path);
   // A client may connect before genomed runs: systemd queues it on the socket.
   int ready_fd = -1;
   const pid_t pid =
-      start_activated({listen_fd}, path, dir.path + "/root", dir.path + "/log", &ready_fd);
+      start_activated({listen_fd}, path, dir.path() + "/root", dir.path() + "/log", &ready_fd);
   ::close(listen_fd);
   char buf[16] = {};
   const ssize_t n = ::read(ready_fd, buf, sizeof buf);  // EOF if it died
   ::close(ready_fd);
-  ASSERT_GT(n, 0) << read_file(dir.path + "/log");
+  ASSERT_GT(n, 0) << read_file(dir.path() + "/log");
   auto c = Client::connect(path, "activation-test");
   ASSERT_TRUE(c.ok()) << c.status().to_string();
   auto h = c->health();
   ASSERT_TRUE(h.ok()) << h.status().to_string();
   EXPECT_TRUE(h->healthy) << h->reason;
-  EXPECT_NE(read_file(dir.path + "/log").find("socket-activated"), std::string::npos);
+  EXPECT_NE(read_file(dir.path() + "/log").find("socket-activated"), std::string::npos);
   ::kill(pid, SIGTERM);
   int status = 0;
   ::waitpid(pid, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << read_file(dir.path + "/log");
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << read_file(dir.path() + "/log");
   // The socket file is systemd's (RemoveOnStop=): genomed leaves it.
   struct stat st {};
   EXPECT_EQ(::lstat(path.c_str(), &st), 0);
@@ -182,21 +174,21 @@ TEST(Systemd, ServesOnAnActivatedSocketAndLeavesItsFileInPlace) {
 }
 
 TEST(Systemd, TwoActivatedSocketsAreRefusedAtStart) {
-  TempDir dir;
-  fs::create_directory(dir.path + "/root");
-  const int a = listening_socket(dir.path + "/a.sock");
-  const int b = listening_socket(dir.path + "/b.sock");
+  const ScratchDir dir("genomed-sd");
+  fs::create_directory(dir.path() + "/root");
+  const int a = listening_socket(dir.path() + "/a.sock");
+  const int b = listening_socket(dir.path() + "/b.sock");
   int ready_fd = -1;
-  const pid_t pid = start_activated({a, b}, dir.path + "/a.sock", dir.path + "/root",
-                                    dir.path + "/log", &ready_fd);
+  const pid_t pid = start_activated({a, b}, dir.path() + "/a.sock", dir.path() + "/root",
+                                    dir.path() + "/log", &ready_fd);
   ::close(a);
   ::close(b);
   int status = 0;
   ::waitpid(pid, &status, 0);
   ::close(ready_fd);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
-  EXPECT_NE(read_file(dir.path + "/log").find("genomed takes exactly one"), std::string::npos)
-      << read_file(dir.path + "/log");
+  EXPECT_NE(read_file(dir.path() + "/log").find("genomed takes exactly one"), std::string::npos)
+      << read_file(dir.path() + "/log");
 }
 
 }  // namespace

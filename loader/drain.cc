@@ -11,18 +11,15 @@ namespace genomed::loader {
 
 Drain::Outcome Drain::run(const std::function<std::uint64_t()>& leases_active) {
   MutexLock lock(mu_);
-  deadline_ = Clock::now() + timeout_;
+  deadline_ = clock_.now() + timeout_;
   active_.store(true, std::memory_order_release);
-  for (;;) {
-    if (cut_short_) return Outcome::cut_short;
-    if (leases_active() == 0) return Outcome::no_leases;
-    // Woken by every lease end (and cut_short); re-checked each time, so a
-    // lease that ends between the count and the wait is not missed: its
-    // report takes mu_, which the wait gives up atomically.
-    if (lock.wait_until(cv_, deadline_) == std::cv_status::timeout) {
-      return leases_active() == 0 ? Outcome::no_leases : Outcome::timed_out;
-    }
-  }
+  // Woken by every lease end (and cut_short); the predicate is re-checked
+  // under mu_ each time, so a lease that ends between the count and the wait
+  // is not missed: its report takes mu_, which the wait gives up atomically.
+  wait_until(clock_, cv_, lock, deadline_,
+             [&]() REQUIRES(mu_) { return cut_short_ || leases_active() == 0; });
+  if (cut_short_) return Outcome::cut_short;
+  return leases_active() == 0 ? Outcome::no_leases : Outcome::timed_out;
 }
 
 void Drain::leases_may_have_ended() {
@@ -46,7 +43,7 @@ Status Drain::refusal() const {
 
 std::string Drain::health_reason() const {
   MutexLock lock(mu_);
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now());
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - clock_.now());
   return "draining: stopping once the leases held are released, within " +
          std::to_string(std::max<std::int64_t>(0, left.count())) + " ms (--drain-timeout)";
 }
@@ -69,7 +66,7 @@ namespace genomed::loader {
 
 Drain::Outcome run_drain(Drain& drain, const sigset_t& stop_signals,
                          const std::function<std::uint64_t()>& leases_active) {
-  const auto start = Drain::Clock::now();
+  const auto start = std::chrono::steady_clock::now();  // for the log: real time
   const std::uint64_t held = leases_active();
   if (held > 0) {
     spdlog::info("draining: {} lease(s) held; stopping once they are released, within {}", held,
@@ -88,7 +85,7 @@ Drain::Outcome run_drain(Drain& drain, const sigset_t& stop_signals,
   ::pthread_kill(watcher.native_handle(), SIGTERM);
   watcher.join();
   const auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(Drain::Clock::now() - start);
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
   if (outcome == Drain::Outcome::no_leases) {
     if (held > 0) spdlog::info("drained in {} ms: every lease was released", ms.count());
   } else {

@@ -20,14 +20,15 @@
 
 #include "common/mutex.h"
 #include "common/status.h"
+#include "common/wait_clock.h"
 
 namespace genomed::loader {
 
 class Drain {
  public:
-  using Clock = std::chrono::steady_clock;
-
-  explicit Drain(std::chrono::milliseconds timeout) : timeout_(timeout) {}
+  // The timeout is measured by `clock` (a fake one in unit tests).
+  explicit Drain(std::chrono::milliseconds timeout, WaitClock& clock = WaitClock::steady())
+      : timeout_(timeout), clock_(clock) {}
 
   std::chrono::milliseconds timeout() const { return timeout_; }
   // From begin() on: LOAD and ACQUIRE are refused, HEALTH says draining.
@@ -51,11 +52,12 @@ class Drain {
 
  private:
   const std::chrono::milliseconds timeout_;
+  WaitClock& clock_;
   std::atomic<bool> active_{false};
   mutable Mutex mu_;
   std::condition_variable cv_;
   bool cut_short_ GUARDED_BY(mu_) = false;
-  Clock::time_point deadline_ GUARDED_BY(mu_){};
+  WaitClock::TimePoint deadline_ GUARDED_BY(mu_){};
 };
 
 }  // namespace genomed::loader

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -12,7 +15,45 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import genomed  # noqa: E402
+import genomed_testing  # noqa: E402
 from genomed_testing import Daemon  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def scratch_parent() -> Iterator[Path]:
+    """Every Daemon of the session makes its directory here; at the end the
+    directory must be empty (each test removed what it made), else the
+    session fails naming what was left. A directory of its own, so that the
+    check never sees what concurrent runs put in /tmp."""
+    parent = Path(tempfile.mkdtemp(prefix="genomed-py-session-"))
+    genomed_testing.scratch_parent = parent
+    try:
+        yield parent
+    finally:
+        genomed_testing.scratch_parent = None
+        left = sorted(p.name for p in parent.iterdir())
+        shutil.rmtree(parent)
+    assert not left, f"tests left these behind in their scratch directory: {left}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):  # type: ignore[no-untyped-def]
+    item._genomed_first_daemon = len(genomed_testing.started)  # before its fixtures run
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
+    """A failed test's report shows the log of each daemon it started that is
+    still there (fixture daemons; a `with Daemon()` block that a failure left
+    adds its log to the exception as a note instead)."""
+    first = getattr(item, "_genomed_first_daemon", len(genomed_testing.started))
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for d in genomed_testing.started[first:]:
+            if d.dir.exists():
+                report.sections.append((f"genomed log (pid {d.pid})", d.log()))
 
 
 @pytest.fixture

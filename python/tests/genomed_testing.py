@@ -3,19 +3,31 @@
 The daemon is launched from the C++ build tree ($GENOMED_BUILD_DIR, default
 <repo>/build) on a fresh temporary root and socket. Readiness comes from
 genomed's --ready-fd notification, never from polling or sleeping. stop()
-sends SIGTERM and checks that the daemon exits cleanly.
+sends SIGTERM and checks that the daemon exits cleanly; cleanup() (which the
+context manager calls) then removes the temporary directory, keeping the log's
+text for log().
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, List, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[2]
+
+# Where Daemon makes its temporary directories: None means tempfile's default
+# ($TMPDIR or /tmp). conftest.py points it at a directory of the session's own
+# and checks at the end that every test left it empty.
+scratch_parent: Optional[Path] = None
+
+# Every Daemon made in this process, in order: conftest.py adds the logs of
+# those a failed test started to its report.
+started: List["Daemon"] = []
 
 
 def build_dir() -> Path:
@@ -51,7 +63,9 @@ class Daemon:
     def __init__(self, *, roots: Optional[Iterable[Path]] = None, budget: str = "64M",
                  workers: int = 2, extra_args: Sequence[str] = (),
                  base_model: Optional[Path] = None) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="genomed-py-"))
+        self.dir = Path(tempfile.mkdtemp(prefix="genomed-py-", dir=scratch_parent))
+        self._final_log: Optional[str] = None  # the log's text once cleanup() removed it
+        started.append(self)
         self.root = self.dir / "adapters"
         self.root.mkdir()
         self.socket = str(self.dir / "genomed.sock")
@@ -73,6 +87,7 @@ class Daemon:
             line = ready.readline()  # EOF (b"") if the daemon exits before it is ready
         if line.strip() != b"ready":
             self.process.wait()
+            self.cleanup()
             raise RuntimeError(
                 f"genomed did not become ready (exit code {self.process.returncode}):\n"
                 + self.log())
@@ -82,7 +97,20 @@ class Daemon:
         return self.process.pid
 
     def log(self) -> str:
+        """The daemon's output so far; after cleanup(), all of it."""
+        if self._final_log is not None:
+            return self._final_log
         return self.log_path.read_text(errors="replace")
+
+    def cleanup(self) -> None:
+        """Stops the daemon if it still runs, keeps its log's text for log(),
+        and removes the temporary directory (adapters, socket, log). Idempotent."""
+        if self._final_log is not None:
+            return
+        if self.process.poll() is None:
+            self.stop()
+        self._final_log = self.log()
+        shutil.rmtree(self.dir)
 
     def stop(self) -> int:
         """SIGTERM, wait, and return the exit code (0 when it stopped cleanly)."""
@@ -107,9 +135,15 @@ class Daemon:
         return self
 
     def __exit__(self, *exc) -> None:
-        code = self.stop()
+        try:
+            code = self.stop()
+        finally:
+            self.cleanup()
         if exc[0] is None and code != 0:
             raise AssertionError(f"genomed exited with {code}:\n{self.log()}")
+        if exc[1] is not None and hasattr(exc[1], "add_note"):
+            # The body failed: its report shows the daemon's log (the file is gone).
+            exc[1].add_note(f"genomed log (pid {self.pid}):\n{self.log()}")
 
     def add_adapter(self, name: str, **spec) -> Path:
         """Writes adapter `name` under the daemon's root with genome-fixture."""

@@ -4,9 +4,8 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
-#include <filesystem>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -17,6 +16,7 @@
 #include "tests/loader/fake_clock.h"
 #include "tests/loader/fake_runner.h"
 #include "tools/fixture/fixture.h"
+#include "tools/testkit/scratch_dir.h"
 
 namespace genomed::testing {
 
@@ -57,19 +57,15 @@ class Async {
 
 class CoordinatorTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/genomed-coordinator-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-  }
   void TearDown() override {
     if (coordinator_) coordinator_->shutdown();
-    std::filesystem::remove_all(root_);
   }
 
-  void add(const std::string& name, std::uint64_t seed) {
+  // Writes adapter `name` under the root: rank 8 unless told (the footprint()
+  // of a rank-16 one is about twice as large).
+  void add(const std::string& name, std::uint64_t seed, std::uint32_t rank = 8) {
     ASSERT_TRUE(fixture::write_adapter(root_ + "/" + name,
-                                       {.rank = 8, .layers = 2, .hidden = 256, .seed = seed})
+                                       {.rank = rank, .layers = 2, .hidden = 256, .seed = seed})
                     .ok());
   }
   // Bytes one of those adapters occupies in the arena (page-rounded).
@@ -91,6 +87,16 @@ class CoordinatorTest : public ::testing::Test {
     coordinator_ =
         std::make_unique<Coordinator>(options, *resolver_, *runner_, runner_->arena(), clock_);
   }
+  // The set-up most tests share: adapters `names` (each seeded by its first
+  // letter) and a coordinator whose budget holds `room_for` of them. Returns
+  // the footprint of one, the unit the test counts room in.
+  std::uint64_t start_with(std::initializer_list<const char*> names, std::uint64_t room_for,
+                           CoordinatorOptions options = {}) {
+    const std::uint64_t one = footprint();
+    for (const char* name : names) add(name, static_cast<unsigned char>(name[0]));
+    start(room_for * one, options);
+    return one;
+  }
   std::uint64_t stat(const std::string& key) {
     for (const auto& [k, v] : coordinator_->stats().values) {
       if (k == key) return std::get<std::uint64_t>(v);
@@ -99,7 +105,9 @@ class CoordinatorTest : public ::testing::Test {
     return 0;
   }
 
-  std::string root_;
+  // Declared first, destroyed last: after the coordinator and its runner.
+  testkit::ScratchDir scratch_{"genomed-coordinator-test"};
+  std::string root_ = scratch_.path();
   FakeWaitClock clock_;
   std::unique_ptr<FakeRunner> runner_;
   std::unique_ptr<NameResolver> resolver_;

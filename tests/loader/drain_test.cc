@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <future>
 #include <thread>
+
+#include "tests/loader/fake_clock.h"
 
 namespace genomed::loader {
 namespace {
@@ -35,9 +38,18 @@ TEST(Drain, EndsWhenTheLastLeaseIsReportedReleased) {
   EXPECT_EQ(leases.load(), 0u);
 }
 
-TEST(Drain, TimesOutWithLeasesStillHeld) {
-  Drain drain(milliseconds(20));
-  EXPECT_EQ(drain.run([] { return std::uint64_t{1}; }), Drain::Outcome::timed_out);
+TEST(Drain, TimesOutWithLeasesStillHeldWhenItsClockReachesTheTimeout) {
+  testing::FakeWaitClock clock;
+  Drain drain(milliseconds(20'000), clock);
+  const auto deadline = clock.now() + milliseconds(20'000);
+  auto outcome =
+      std::async(std::launch::async, [&] { return drain.run([] { return std::uint64_t{1}; }); });
+  ASSERT_TRUE(clock.await_sleeper_until(deadline));
+  clock.advance(milliseconds(19'999));  // not yet: it waits again for the same deadline
+  ASSERT_TRUE(clock.await_sleeper_until(deadline));
+  EXPECT_NE(drain.health_reason().find("within 1 ms"), std::string::npos) << drain.health_reason();
+  clock.advance(milliseconds(1));
+  EXPECT_EQ(outcome.get(), Drain::Outcome::timed_out);
 }
 
 TEST(Drain, ZeroTimeoutStopsAtOnce) {

@@ -5,19 +5,15 @@
 
 #include "tests/loader/coordinator_fixture.h"
 
-namespace genomed::loader {
+namespace genomed::testing {
 namespace {
 
-using genomed::testing::Async;
-using genomed::testing::CoordinatorTest;
 using namespace std::chrono_literals;
 
 using PinTest = CoordinatorTest;
 
 TEST_F(PinTest, APinnedAdapterIsNeverEvicted) {
-  const std::uint64_t one = footprint();
-  for (const char* name : {"a", "b", "c"}) add(name, name[0]);
-  start(2 * one);
+  const std::uint64_t one = start_with({"a", "b", "c"}, 2);
   auto pinned = coordinator_->pin("a");
   ASSERT_TRUE(pinned.ok()) << pinned.status().to_string();
   EXPECT_TRUE(pinned->pinned);
@@ -37,7 +33,7 @@ TEST_F(PinTest, APinnedAdapterIsNeverEvicted) {
 }
 
 TEST_F(PinTest, PinningPastThePinBudgetIsTypedAndLeavesTheAdapterResident) {
-  const std::uint64_t one = footprint();
+  const std::uint64_t one = footprint();  // the pin budget is counted in it too
   for (const char* name : {"a", "b"}) add(name, name[0]);
   start(4 * one, {.pin_budget = one});
   ASSERT_TRUE(coordinator_->pin("a").ok());
@@ -55,9 +51,7 @@ TEST_F(PinTest, PinningPastThePinBudgetIsTypedAndLeavesTheAdapterResident) {
 }
 
 TEST_F(PinTest, PinsOfTheWholeBudgetLeaveNoRoomAndSaySo) {
-  const std::uint64_t one = footprint();
-  for (const char* name : {"a", "b"}) add(name, name[0]);
-  start(one, {.admission_timeout = 10s});
+  start_with({"a", "b"}, 1, {.admission_timeout = 10s});
   ASSERT_TRUE(coordinator_->pin("a").ok());
   Async<Result<ipc::LoadReply>> b([&] { return coordinator_->load("b", 2); });
   ASSERT_TRUE(clock_.await_sleeper_until(clock_.now() + 10s));
@@ -68,9 +62,7 @@ TEST_F(PinTest, PinsOfTheWholeBudgetLeaveNoRoomAndSaySo) {
 }
 
 TEST_F(PinTest, UnloadRefusesAPinnedAdapterUntilUnpinned) {
-  const std::uint64_t one = footprint();
-  add("a", 1);
-  start(2 * one);
+  start_with({"a"}, 2);
   ASSERT_TRUE(coordinator_->pin("a").ok());
   auto refused = coordinator_->unload("a");
   ASSERT_EQ(refused.code(), Errc::pinned) << refused.status().to_string();
@@ -90,9 +82,7 @@ TEST_F(PinTest, UnloadRefusesAPinnedAdapterUntilUnpinned) {
 }
 
 TEST_F(PinTest, UnpinningServesARequestWaitingForRoom) {
-  const std::uint64_t one = footprint();
-  for (const char* name : {"a", "b"}) add(name, name[0]);
-  start(one, {.admission_timeout = 60s});
+  start_with({"a", "b"}, 1, {.admission_timeout = 60s});
   ASSERT_TRUE(coordinator_->pin("a").ok());
   Async<Result<ipc::AcquireReply>> b([&] { return coordinator_->acquire({"b"}, 2); });
   ASSERT_TRUE(clock_.await_sleeper_until(clock_.now() + 60s));  // waits on its ticket
@@ -104,9 +94,7 @@ TEST_F(PinTest, UnpinningServesARequestWaitingForRoom) {
 }
 
 TEST_F(PinTest, ALeasedAdapterCanBePinnedAndStaysPinnedAfterItsLease) {
-  const std::uint64_t one = footprint();
-  for (const char* name : {"a", "b"}) add(name, name[0]);
-  start(one, {.admission_timeout = 10s});
+  start_with({"a", "b"}, 1, {.admission_timeout = 10s});
   auto lease = coordinator_->acquire({"a"}, 1);
   ASSERT_TRUE(lease.ok());
   ASSERT_TRUE(coordinator_->pin("a", 2).ok());
@@ -119,4 +107,4 @@ TEST_F(PinTest, ALeasedAdapterCanBePinnedAndStaysPinnedAfterItsLease) {
 }
 
 }  // namespace
-}  // namespace genomed::loader
+}  // namespace genomed::testing

@@ -7,16 +7,14 @@
 
 #include "tests/loader/coordinator_fixture.h"
 
-namespace genomed::loader {
+namespace genomed::testing {
 namespace {
 
-using genomed::testing::Async;
-using genomed::testing::CoordinatorTest;
 using namespace std::chrono_literals;
 
 using PrefetchTest = CoordinatorTest;
 
-const RequestOptions kPrefetch{.prefetch = true};
+const loader::RequestOptions kPrefetch{.prefetch = true};
 
 std::string names(const ipc::ListReply& r) {
   std::string out;
@@ -25,9 +23,7 @@ std::string names(const ipc::ListReply& r) {
 }
 
 TEST_F(PrefetchTest, APrefetchLoadsIntoFreeRoomAndAResidentOneIsAHit) {
-  const std::uint64_t one = footprint();
-  for (const char* name : {"a", "b"}) add(name, name[0]);
-  start(2 * one);
+  start_with({"a", "b"}, 2);
   ASSERT_TRUE(coordinator_->load("a").ok());
   auto b = coordinator_->load("b", 0, nullptr, kPrefetch);
   ASSERT_TRUE(b.ok()) << b.status().to_string();
@@ -40,9 +36,7 @@ TEST_F(PrefetchTest, APrefetchLoadsIntoFreeRoomAndAResidentOneIsAHit) {
 }
 
 TEST_F(PrefetchTest, APrefetchNeverEvictsAndIsDroppedAtOnceWhenItCannotFit) {
-  const std::uint64_t one = footprint();
-  for (const char* name : {"a", "b"}) add(name, name[0]);
-  start(one, {.admission_timeout = 60s});
+  start_with({"a", "b"}, 1, {.admission_timeout = 60s});
   ASSERT_TRUE(coordinator_->load("a").ok());  // unleased: a LOAD would evict it
   auto b = coordinator_->load("b", 0, nullptr, kPrefetch);  // no clock move: it never waits
   ASSERT_EQ(b.code(), Errc::prefetch_dropped) << b.status().to_string();
@@ -57,17 +51,13 @@ TEST_F(PrefetchTest, APrefetchNeverEvictsAndIsDroppedAtOnceWhenItCannotFit) {
 }
 
 TEST_F(PrefetchTest, APrefetchNeverPassesRequestsWaitingForRoom) {
-  const std::uint64_t one = footprint();
-  for (const char* name : {"a", "b", "c"}) add(name, name[0]);
-  start(3 * one, {.admission_timeout = 60s});
+  start_with({"a", "b", "c"}, 3, {.admission_timeout = 60s});
   // "a" and "b" leased leave room for one more; "big" (rank 16) needs about
   // twice that and waits for room. "c" would fit in what is free, but a
   // prefetch does not take room from under a waiting request.
   auto held = coordinator_->acquire({"a", "b"}, 1);
   ASSERT_TRUE(held.ok()) << held.status().to_string();
-  ASSERT_TRUE(fixture::write_adapter(root_ + "/big", {.rank = 16, .layers = 2, .hidden = 256,
-                                                      .seed = 7})
-                  .ok());
+  add("big", 7, /*rank=*/16);
   const auto t0 = clock_.now();
   Async<Result<ipc::LoadReply>> waiting([&] { return coordinator_->load("big", 2); });
   ASSERT_TRUE(clock_.await_sleeper_until(t0 + 60s));  // on its ticket
@@ -80,4 +70,4 @@ TEST_F(PrefetchTest, APrefetchNeverPassesRequestsWaitingForRoom) {
 }
 
 }  // namespace
-}  // namespace genomed::loader
+}  // namespace genomed::testing

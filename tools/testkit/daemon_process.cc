@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +13,12 @@
 #include <sstream>
 
 namespace genomed::testkit {
+namespace {
+
+// The child's exit code when its spawner died between fork and prctl.
+constexpr int kSpawnerGoneExit = 125;
+
+}  // namespace
 
 Result<DaemonProcess> start_genomed(std::vector<std::string> argv, const std::string& log_path,
                                     std::chrono::milliseconds timeout, bool stdout_too) {
@@ -31,8 +38,16 @@ Result<DaemonProcess> start_genomed(std::vector<std::string> argv, const std::st
   for (auto& a : argv) args.push_back(a.data());
   args.push_back(nullptr);
 
+  // Read before the fork: the child calls only async-signal-safe functions
+  // (the spawner may have other threads).
+  const pid_t spawner = ::getpid();
+  const bool tie_to_spawner = ::gettid() == spawner;  // the main thread (see the header)
   const pid_t pid = ::fork();
   if (pid == 0) {
+    if (tie_to_spawner &&
+        (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != spawner)) {
+      ::_exit(kSpawnerGoneExit);  // the spawner died before the guard held
+    }
     ::dup2(ready[1], 3);  // dup2 clears O_CLOEXEC on the copy
     ::dup2(log_fd, 2);
     // Never the caller's stdout: a daemon (or a worker) that outlives a test
@@ -68,7 +83,8 @@ Result<DaemonProcess> start_genomed(std::vector<std::string> argv, const std::st
   }
   return DaemonProcess{
       pid,
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()};
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(),
+      tie_to_spawner};
 }
 
 }  // namespace genomed::testkit
