@@ -377,7 +377,10 @@ std::string Connection::handle(const ipc::Request& req, WaitWatch& watch) {
   };
   const bool draining = ctx_.drain && ctx_.drain->active();
   std::string out = [&]() -> std::string {
-    if (draining && (req.op == ipc::Op::load || req.op == ipc::Op::acquire)) {
+    // PIN is refused with them: it starts loads as LOAD does, and a pin
+    // would not outlive the stop anyway.
+    if (draining &&
+        (req.op == ipc::Op::load || req.op == ipc::Op::acquire || req.op == ipc::Op::pin)) {
       return ipc::encode_error(ctx_.drain->refusal());
     }
     switch (req.op) {
