@@ -4,12 +4,14 @@
 // and setuid by the test, which therefore runs as root.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
 #include <vector>
 
 #include "integration/daemon_fixture.h"
+#include "integration/raw_socket.h"
 
 namespace genomed::testing {
 namespace {
@@ -121,6 +123,48 @@ TEST(AccessControl, RefusalLogLinesAreRateLimitedAndCounted) {
   }
   EXPECT_LT(lines, std::size_t{kAttempts});
   EXPECT_EQ(lines + d.stat("log_lines_suppressed"), std::size_t{kAttempts});
+}
+
+TEST(AccessControl, AnUnlistedUsersBadHelloIsRefusedAsPermissionDeniedWithinTheLogAllowance) {
+  // An unlisted user who sends a HELLO of another protocol version must
+  // meet the access check first: before, it got unsupported_version and an
+  // unlimited warning per connection (a log flood from a user who may not
+  // use the daemon at all).
+  REQUIRE_ROOT();
+  Daemon d({.extra_args = {"--socket-mode", "0666", "--allow-uid", "12345"}});
+  open_directory_to_others(d);
+  constexpr int kAttempts = 14;  // the shared allowance is 10 lines, then one per 10 s
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (::setgid(kNogroup) != 0 || ::setuid(kNobody) != 0) ::_exit(2);
+    for (int i = 0; i < kAttempts; ++i) {
+      RawSocket raw(d.socket_path());
+      ipc::Request hello;
+      hello.op = ipc::Op::hello;
+      hello.version = ipc::kProtocolVersion + 1000;
+      hello.client = "raw";
+      if (!ipc::write_frame(raw.fd(), ipc::encode_request(hello)).ok()) ::_exit(3);
+      auto frame = raw.reply();
+      if (!frame) ::_exit(4);
+      if (ipc::decode_hello_reply(frame->body).code() != Errc::permission_denied) ::_exit(5);
+    }
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "3: send, 4: no reply, 5: not permission_denied\n"
+                                    << d.log();
+  EXPECT_EQ(d.stat("permission_denied"), std::uint64_t{kAttempts});
+  const std::string log = d.log();
+  EXPECT_EQ(log.find("unsupported_version"), std::string::npos) << log;
+  std::size_t lines = 0;
+  for (auto at = log.find("permission denied to uid"); at != std::string::npos;
+       at = log.find("permission denied to uid", at + 1)) {
+    ++lines;
+  }
+  EXPECT_LT(lines, std::size_t{kAttempts});
 }
 
 TEST(AccessControl, BadFlagValuesStopTheDaemonWithAClearError) {
