@@ -611,7 +611,8 @@ def _load_fields(keep_alive: Optional[float], priority: str = "normal") -> Dict[
                 0 <= keep_alive <= _MAX_KEEP_ALIVE_S):
             raise _errors.make("bad_request", f"keep_alive: expected seconds in [0, "
                                               f"{_MAX_KEEP_ALIVE_S}], got {keep_alive!r}")
-        fields["keep_alive"] = int(round(keep_alive * 1000))
+        # A positive time never rounds to 0 ms: the daemon reads 0 as "never".
+        fields["keep_alive"] = max(1, int(round(keep_alive * 1000))) if keep_alive > 0 else 0
     return fields
 
 
