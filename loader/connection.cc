@@ -220,16 +220,7 @@ bool Connection::take_frame(std::string_view body) {
 }
 
 bool Connection::take_hello(std::string_view body) {
-  if (ctx_.access) {
-    // Checked at HELLO rather than at accept: the refusal is then a typed
-    // reply the client reads in place of its HELLO reply. And before the
-    // HELLO is read: whatever an unlisted peer sends, it meets this check
-    // and its rate-limited log line, never the warning of a bad HELLO.
-    if (Status denied = ctx_.access->check_peer(fd_, id_, *ctx_.counters); !denied.ok()) {
-      refuse(ipc::encode_error(denied));
-      return false;
-    }
-  }
+  // The peer's credentials were checked when it was accepted (Server::admit).
   auto req = ipc::decode_request(body);
   Status refused;
   if (!req || req->op != ipc::Op::hello) {
