@@ -1,5 +1,6 @@
 #include "common/duration_parse.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -39,7 +40,9 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text) {
   } else {
     return invalid(unit.empty() ? "a unit is required" : "unknown unit '" + unit + "'");
   }
-  const double ms = std::round(number * ms_per_unit);
+  // A positive duration never rounds to 0: to --idle-unload and keep_alive
+  // 0 means "never", the opposite of a very short time.
+  const double ms = number > 0 ? std::max(1.0, std::round(number * ms_per_unit)) : 0.0;
   if (ms > 365.0 * 86400e3) return invalid("more than 365 days");
   return std::chrono::milliseconds(static_cast<long long>(ms));
 }

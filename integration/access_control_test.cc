@@ -3,13 +3,18 @@
 // client runs as the unprivileged user `nobody` (65534): genomectl, forked
 // and setuid by the test, which therefore runs as root.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "integration/daemon_fixture.h"
+#include "integration/raw_socket.h"
 
 namespace genomed::testing {
 namespace {
@@ -121,6 +126,106 @@ TEST(AccessControl, RefusalLogLinesAreRateLimitedAndCounted) {
   }
   EXPECT_LT(lines, std::size_t{kAttempts});
   EXPECT_EQ(lines + d.stat("log_lines_suppressed"), std::size_t{kAttempts});
+}
+
+TEST(AccessControl, AnUnlistedUsersBadHelloIsRefusedAsPermissionDeniedWithinTheLogAllowance) {
+  // An unlisted user who sends a HELLO of another protocol version must
+  // meet the access check first: before, it got unsupported_version and an
+  // unlimited warning per connection (a log flood from a user who may not
+  // use the daemon at all).
+  REQUIRE_ROOT();
+  Daemon d({.extra_args = {"--socket-mode", "0666", "--allow-uid", "12345"}});
+  open_directory_to_others(d);
+  constexpr int kAttempts = 14;  // the shared allowance is 10 lines, then one per 10 s
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (::setgid(kNogroup) != 0 || ::setuid(kNobody) != 0) ::_exit(2);
+    for (int i = 0; i < kAttempts; ++i) {
+      RawSocket raw(d.socket_path());
+      ipc::Request hello;
+      hello.op = ipc::Op::hello;
+      hello.version = ipc::kProtocolVersion + 1000;
+      hello.client = "raw";
+      // The refusal may come (and the socket close) before the HELLO is
+      // written: as the clients do, read the reply either way.
+      (void)ipc::write_frame(raw.fd(), ipc::encode_request(hello));
+      auto frame = raw.reply();
+      if (!frame) ::_exit(4);
+      if (ipc::decode_hello_reply(frame->body).code() != Errc::permission_denied) ::_exit(5);
+    }
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "4: no reply, 5: not permission_denied\n"
+                                    << d.log();
+  EXPECT_EQ(d.stat("permission_denied"), std::uint64_t{kAttempts});
+  const std::string log = d.log();
+  EXPECT_EQ(log.find("unsupported_version"), std::string::npos) << log;
+  std::size_t lines = 0;
+  for (auto at = log.find("permission denied to uid"); at != std::string::npos;
+       at = log.find("permission denied to uid", at + 1)) {
+    ++lines;
+  }
+  EXPECT_LT(lines, std::size_t{kAttempts});
+}
+
+TEST(AccessControl, AnUnlistedUserCannotTakeTheConnectionSlotsOfListedOnes) {
+  // Checked only at HELLO, an unlisted user's silent connections held
+  // --max-connections slots until the handshake timeout: listed users got
+  // `overloaded` for as long as it kept reconnecting. Refused at accept,
+  // they take no slot.
+  REQUIRE_ROOT();
+  Daemon d({.extra_args = {"--socket-mode", "0666", "--allow-uid", "12345", "--max-connections",
+                           "4", "--handshake-timeout-ms", "600000"}});
+  open_directory_to_others(d);
+  int ready[2], done[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  ASSERT_EQ(::pipe(done), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(ready[0]);
+    ::close(done[1]);  // or its read below never sees the parent's close
+    if (::setgid(kNogroup) != 0 || ::setuid(kNobody) != 0) ::_exit(2);
+    std::vector<int> fds;
+    for (int i = 0; i < 8; ++i) {
+      const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      std::strncpy(addr.sun_path, d.socket_path().c_str(), sizeof addr.sun_path - 1);
+      if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) ::_exit(3);
+      fds.push_back(fd);  // and never a word
+    }
+    char byte = 1;
+    if (::write(ready[1], &byte, 1) != 1) ::_exit(4);
+    (void)::read(done[0], &byte, 1);  // holds them until the parent is done
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  ::close(done[0]);
+  char byte = 0;
+  ASSERT_EQ(::read(ready[0], &byte, 1), 1) << "the unlisted client could not connect";
+  // Refused at accept, all eight are counted without a word from them (while
+  // they held the slots, this connect was refused with `overloaded`).
+  ASSERT_TRUE(eventually([&] {
+    auto listed = Client::connect(d.socket_path());
+    EXPECT_TRUE(listed.ok()) << listed.status().to_string() << "\n" << d.log();
+    if (!listed.ok()) return true;  // failed already: stop waiting
+    auto stats = listed->stats();
+    if (!stats.ok()) return false;
+    for (const auto& [key, value] : *stats) {
+      if (key == "permission_denied") return std::get<std::uint64_t>(value) == 8;
+    }
+    return false;
+  })) << d.log();
+  ::close(done[1]);
+  ::close(ready[0]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
 TEST(AccessControl, BadFlagValuesStopTheDaemonWithAClearError) {

@@ -41,6 +41,14 @@ TEST(Drain, ALeaseHeldAtSigtermIsServedUntilReleasedThenTheDaemonExitsZero) {
   auto again = c.acquire("a");
   EXPECT_EQ(again.code(), Errc::shutting_down) << again.status().to_string();
   EXPECT_EQ(c.load("b").code(), Errc::shutting_down);
+  // PIN starts a load as LOAD does: refused too, and nothing is loaded.
+  auto pinned = c.pin("b");
+  EXPECT_EQ(pinned.code(), Errc::shutting_down) << pinned.status().to_string();
+  auto listed = c.list();
+  ASSERT_TRUE(listed.ok()) << listed.status().to_string();
+  for (const auto& adapter : *listed) {
+    EXPECT_NE(adapter.name, "b") << "a PIN started a load during the drain";
+  }
   // The lease it holds is still good, and the connection still answers.
   EXPECT_TRUE(lease->verify().ok());
   auto stats = c.stats();

@@ -55,6 +55,20 @@ TEST(IdleUnload, UnusedAdaptersGoLeasedAndKeptOnesStay) {
   EXPECT_EQ(daemon.stat("idle_unloads"), 2u);
 }
 
+TEST(IdleUnload, ANegativeKeepAliveIsRefusedNotReadAsNever) {
+  // The client clamped a negative keep_alive to 0, which the daemon reads
+  // as "never unload": a caller's bad arithmetic kept adapters forever.
+  Daemon daemon;
+  daemon.add_adapter("a", megabyte_adapter(1));
+  Client client = daemon.connect();
+  LoadOptions options;
+  options.keep_alive = std::chrono::milliseconds(-1);
+  EXPECT_EQ(client.load("a", options).code(), Errc::bad_request);
+  EXPECT_EQ(client.acquire({"a"}, options).code(), Errc::bad_request);
+  EXPECT_EQ(client.pin("a", options).code(), Errc::bad_request);
+  EXPECT_FALSE(listed(client, "a")) << "nothing was sent";
+}
+
 TEST(IdleUnload, TheFlagsTakeDurationsAndSayWhatIsWrong) {
   const auto help = run_command({binary("genomed"), "--help"});
   EXPECT_NE(help.out.find("--idle-unload DURATION"), std::string::npos);

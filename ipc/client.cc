@@ -558,13 +558,19 @@ Result<std::unique_ptr<LeaseState>> make_lease(const std::shared_ptr<Connection>
 
 namespace {
 
-// The optional fields of a LOAD, ACQUIRE or PIN.
-void apply(const LoadOptions& options, ipc::Request* req) {
+// The optional fields of a LOAD, ACQUIRE or PIN. A negative keep_alive is
+// refused: sent as 0 it would mean "never unload", the opposite of short.
+Status apply(const LoadOptions& options, ipc::Request* req) {
   if (options.keep_alive) {
-    req->keep_alive_ms =
-        static_cast<std::uint64_t>(std::max<std::int64_t>(0, options.keep_alive->count()));
+    if (options.keep_alive->count() < 0) {
+      return Status(Errc::bad_request,
+                    "keep_alive: expected 0 (never) or a positive duration, got " +
+                        std::to_string(options.keep_alive->count()) + " ms");
+    }
+    req->keep_alive_ms = static_cast<std::uint64_t>(options.keep_alive->count());
   }
   req->priority = options.priority;
+  return Status::Ok();
 }
 
 // The deadline of one call: its own, else the client's default for its kind.
@@ -584,7 +590,7 @@ Result<std::vector<Lease>> Client::acquire(const std::vector<std::string>& names
   ipc::Request req;
   req.op = ipc::Op::acquire;
   req.names = names;
-  apply(options, &req);
+  GENOMED_RETURN_IF_ERROR(apply(options, &req));
   GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req, timeout_of(*conn_, timeout, true)));
   GENOMED_ASSIGN_OR_RETURN(ipc::AcquireReply reply,
                            checked(ipc::decode_acquire_reply(body), body, "acquire"));
@@ -623,7 +629,7 @@ Result<LoadInfo> Client::load(std::string_view name, const LoadOptions& options,
   ipc::Request req;
   req.op = ipc::Op::load;
   req.names = {std::string(name)};
-  apply(options, &req);
+  GENOMED_RETURN_IF_ERROR(apply(options, &req));
   GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req, timeout_of(*conn_, timeout, true)));
   return checked(ipc::decode_load_reply(body), body, "load");
 }
@@ -653,7 +659,7 @@ Result<PinInfo> Client::pin(std::string_view name, const LoadOptions& options, T
   ipc::Request req;
   req.op = ipc::Op::pin;
   req.names = {std::string(name)};
-  apply(options, &req);
+  GENOMED_RETURN_IF_ERROR(apply(options, &req));
   GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->call(req, timeout_of(*conn_, timeout, true)));
   return checked(ipc::decode_pin_reply(body), body, "pin");
 }

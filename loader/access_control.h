@@ -1,6 +1,6 @@
 // Who may use the daemon: the socket file's mode and group (the first gate,
 // enforced by the kernel at connect), and the peer's credentials, read with
-// SO_PEERCRED / SO_PEERGROUPS and checked at HELLO against --allow-uid and
+// SO_PEERCRED / SO_PEERGROUPS and checked when it is accepted (Server::admit) against --allow-uid and
 // --allow-gid (the second gate, for sockets the file mode cannot narrow
 // enough, e.g. a group shared with users that must not load adapters).
 //

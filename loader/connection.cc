@@ -220,6 +220,7 @@ bool Connection::take_frame(std::string_view body) {
 }
 
 bool Connection::take_hello(std::string_view body) {
+  // The peer's credentials were checked when it was accepted (Server::admit).
   auto req = ipc::decode_request(body);
   Status refused;
   if (!req || req->op != ipc::Op::hello) {
@@ -234,14 +235,6 @@ bool Connection::take_hello(std::string_view body) {
     spdlog::warn("connection {}: {}", id_, printable(refused.to_string()));
     refuse(ipc::encode_error(refused));
     return false;
-  }
-  if (ctx_.access) {
-    // Checked at HELLO rather than at accept: the refusal is then a typed
-    // reply the client reads in place of its HELLO reply.
-    if (Status denied = ctx_.access->check_peer(fd_, id_, *ctx_.counters); !denied.ok()) {
-      refuse(ipc::encode_error(denied));
-      return false;
-    }
   }
   ipc::HelloReply hello;
   hello.server = ctx_.server_version;
@@ -377,7 +370,10 @@ std::string Connection::handle(const ipc::Request& req, WaitWatch& watch) {
   };
   const bool draining = ctx_.drain && ctx_.drain->active();
   std::string out = [&]() -> std::string {
-    if (draining && (req.op == ipc::Op::load || req.op == ipc::Op::acquire)) {
+    // PIN is refused with them: it starts loads as LOAD does, and a pin
+    // would not outlive the stop anyway.
+    if (draining &&
+        (req.op == ipc::Op::load || req.op == ipc::Op::acquire || req.op == ipc::Op::pin)) {
       return ipc::encode_error(ctx_.drain->refusal());
     }
     switch (req.op) {

@@ -1,5 +1,5 @@
 // The graceful drain on SIGTERM (--drain-timeout): the daemon stops accepting
-// clients, refuses new LOADs and ACQUIREs with `shutting_down`, answers
+// clients, refuses new LOADs, ACQUIREs and PINs with `shutting_down`, answers
 // HEALTH "draining", and keeps serving the connections it has (RELEASE,
 // LIST, STATS, UNLOAD) until every lease has ended or the timeout passed;
 // then it stops as before (waiters failed, workers ended, connections closed,
@@ -31,7 +31,7 @@ class Drain {
       : timeout_(timeout), clock_(clock) {}
 
   std::chrono::milliseconds timeout() const { return timeout_; }
-  // From begin() on: LOAD and ACQUIRE are refused, HEALTH says draining.
+  // From begin() on: LOAD, ACQUIRE and PIN are refused, HEALTH says draining.
   bool active() const { return active_.load(std::memory_order_acquire); }
 
   enum class Outcome { no_leases, timed_out, cut_short };
@@ -43,7 +43,7 @@ class Drain {
   // Ends run() now (a second stop signal).
   void cut_short() EXCLUDES(mu_);
 
-  // The answer to a LOAD or ACQUIRE while draining.
+  // The answer to a LOAD, ACQUIRE or PIN while draining.
   Status refusal() const;
   // HEALTH's reason while draining.
   std::string health_reason() const EXCLUDES(mu_);

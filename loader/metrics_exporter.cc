@@ -7,6 +7,7 @@
 #include <exception>
 #include <set>
 #include <variant>
+#include <vector>
 
 namespace genomed::loader {
 namespace {
@@ -121,8 +122,13 @@ Result<std::unique_ptr<MetricsExporter>> MetricsExporter::start(
     const std::string& listen, StatsSource stats, std::shared_ptr<DaemonHistograms> histograms) {
   auto impl = std::make_unique<Impl>();
   try {
-    // Two HTTP threads: scrapes are rare and cheap.
-    impl->exposer = std::make_unique<prometheus::Exposer>(listen, 2);
+    // civetweb serves one connection per thread, and a connection that
+    // sends half a request holds its thread until the request timeout
+    // (civetweb's default: 30 s). A few spare threads and a 10 s timeout
+    // keep a stuck scraper or a port scanner from holding up the scrapes;
+    // the endpoint stays for loopback or a firewalled port (operations.md).
+    impl->exposer = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+        "listening_ports", listen, "num_threads", "6", "request_timeout_ms", "10000"});
   } catch (const std::exception& e) {
     return Status(Errc::environment, "--metrics-listen " + listen + ": cannot serve there (" +
                                          e.what() + "); is the port taken?");

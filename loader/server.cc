@@ -183,6 +183,17 @@ void Server::admit(int fd) {
       return;
     }
     const ConnectionId id = next_id_++;
+    if (ctx_.access) {
+      // Checked at accept, before the peer takes a --max-connections slot
+      // (an unlisted user's silent connections held them until the
+      // handshake timeout). The refusal goes out at once, read in place of
+      // the HELLO reply, as the overloaded one above.
+      if (Status denied = ctx_.access->check_peer(fd, id, *ctx_.counters); !denied.ok()) {
+        (void)ipc::send_frame_now(fd, ipc::encode_error(denied));
+        ::close(fd);
+        return;
+      }
+    }
     conn = std::make_shared<Connection>(fd, id, ctx_, static_cast<ConnectionHost&>(*this));
     conns_.emplace(id, conn);
   }

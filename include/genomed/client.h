@@ -183,7 +183,7 @@ struct ClientOptions {
 struct LoadOptions {
   // Unload the adapters after this long unused (no lease, no request);
   // 0: never. nullopt: leave each adapter's keep-alive as it is (at first
-  // the daemon's --idle-unload).
+  // the daemon's --idle-unload). Negative: bad_request, nothing sent.
   std::optional<std::chrono::milliseconds> keep_alive;
   // Of the loads it starts or joins: the daemon's job queue runs higher
   // first, in arrival order within one.

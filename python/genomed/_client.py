@@ -611,7 +611,8 @@ def _load_fields(keep_alive: Optional[float], priority: str = "normal") -> Dict[
                 0 <= keep_alive <= _MAX_KEEP_ALIVE_S):
             raise _errors.make("bad_request", f"keep_alive: expected seconds in [0, "
                                               f"{_MAX_KEEP_ALIVE_S}], got {keep_alive!r}")
-        fields["keep_alive"] = int(round(keep_alive * 1000))
+        # A positive time never rounds to 0 ms: the daemon reads 0 as "never".
+        fields["keep_alive"] = max(1, int(round(keep_alive * 1000))) if keep_alive > 0 else 0
     return fields
 
 
@@ -973,7 +974,20 @@ def connect(path: str, timeout: Optional[float] = DEFAULT_TIMEOUT,
         stream = _wire.Stream(sock)
         hello = {"op": "hello", "version": _wire.PROTOCOL_VERSION, "client": client_name}
         try:
-            stream.send_all(_wire.encode_frame(hello), deadline)
+            try:
+                stream.send_all(_wire.encode_frame(hello), deadline)
+            except _errors.CallTimeoutError:
+                raise
+            except _errors.Error as unsent:
+                # A daemon that refuses this client (access control, its
+                # connection limit) says why and closes the socket, maybe
+                # before the HELLO arrives: its reply is waiting to be read.
+                try:
+                    body, fds = stream.read_frame(deadline, accept_fd=True)
+                except _errors.Error:
+                    raise unsent from None
+                _wire.decode_reply(body)  # raises the refusal
+                raise unsent from None
             body, fds = stream.read_frame(deadline, accept_fd=True)
         except _errors.CallTimeoutError:
             raise _errors.timeout_error(f"hello: no reply from genomed at '{path}' within "

@@ -49,3 +49,14 @@ def test_keep_alive_overrides_the_default_and_zero_means_never() -> None:
             with pytest.raises(genomed.RequestError) as info:
                 client.load("default", keep_alive=-1)
             assert info.value.code == "bad_request" and "keep_alive" in info.value.message
+
+
+def test_a_keep_alive_under_half_a_millisecond_is_short_not_never() -> None:
+    # keep_alive=0.0002 was rounded to 0 ms, which the daemon reads as
+    # "never": the shortest idle time asked became the longest.
+    with Daemon() as daemon:  # --idle-unload off
+        daemon.add_adapter("tiny")
+        with genomed.connect(daemon.socket) as client:
+            client.load("tiny", keep_alive=0.0002)
+            wait_for(lambda: "tiny" not in _names(client), what="'tiny' idle-unloaded")
+            assert client.stats()["idle_unloads"] == 1

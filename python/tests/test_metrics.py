@@ -5,9 +5,11 @@ STATS and its histograms count what the client did."""
 from __future__ import annotations
 
 import re
+import socket
 import urllib.request
 
 import genomed
+import pytest
 from genomed_testing import Daemon
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -89,3 +91,25 @@ def test_permission_denied_is_a_typed_error() -> None:
     err = genomed._errors.from_wire(56, "permission_denied", "uid 1 may not use this genomed")
     assert isinstance(err, genomed.PermissionDeniedError) and isinstance(err, PermissionError)
     assert err.code == "permission_denied" and err.number == 56
+
+
+def test_clients_that_never_finish_a_request_do_not_block_a_scrape() -> None:
+    # Three connections that send half a request and then nothing (a stuck
+    # scraper, a port scanner, slowloris) held both of the endpoint's
+    # threads until civetweb's 30 s request timeout: scrapes waited that long.
+    with Daemon(extra_args=["--metrics-listen", "127.0.0.1:0"]) as d:
+        url = metrics_url(d)
+        host, port = url.split("/")[2].split(":")
+        stalled = [socket.create_connection((host, int(port)), timeout=30) for _ in range(3)]
+        try:
+            for s in stalled:
+                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            families = scrape(url)
+            assert "genomed_hits" in families
+            for s in stalled:  # answered while they still waited, unanswered
+                s.setblocking(False)
+                with pytest.raises(BlockingIOError):
+                    s.recv(1)  # data or EOF: civetweb timed it out before the scrape
+        finally:
+            for s in stalled:
+                s.close()

@@ -18,6 +18,14 @@ TEST(ParseDuration, AcceptsEveryUnitAndDecimals) {
   EXPECT_EQ(*parse_duration("0s"), milliseconds(0));
 }
 
+TEST(ParseDuration, APositiveDurationUnderAMillisecondIsOneNotZero) {
+  // 0 means "never" to --idle-unload and keep_alive: "0.1ms" rounded to 0
+  // turned the shortest idle time into no idle unload at all.
+  EXPECT_EQ(*parse_duration("0.1ms"), milliseconds(1));
+  EXPECT_EQ(*parse_duration("0.0001s"), milliseconds(1));
+  EXPECT_EQ(*parse_duration("0.0ms"), milliseconds(0));
+}
+
 TEST(ParseDuration, RefusesWhatItCannotReadNamingTheText) {
   for (const char* bad : {"", "30", "-1s", "s", "5 m", "5min", "1e400s", "nan", "400d", "+5s"}) {
     const auto r = parse_duration(bad);

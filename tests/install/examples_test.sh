@@ -32,9 +32,12 @@ step "C++ consumer: find_package(genomed)"
 "$cmake" -S "$source/examples/cpp" -B "$scratch/cpp" -DCMAKE_PREFIX_PATH="$prefix" \
   -DCMAKE_BUILD_TYPE=Release >"$scratch/cpp-configure.log" || { cat "$scratch/cpp-configure.log"; fail "configure examples/cpp"; }
 "$cmake" --build "$scratch/cpp" >"$scratch/cpp-build.log" 2>&1 || { cat "$scratch/cpp-build.log"; fail "build examples/cpp"; }
-ldd "$scratch/cpp/genomed-cpp-example" | grep -q "libgenomed-client.so.0 => $libdir/" ||
-  fail "genomed-cpp-example does not load libgenomed-client.so.0 from $libdir: $(ldd "$scratch/cpp/genomed-cpp-example")"
-if ldd "$scratch/cpp/genomed-cpp-example-static" | grep -q libgenomed-client; then
+# ldd's output is taken whole first: with pipefail, `ldd | grep -q` fails
+# whenever grep exits at its match before ldd has written everything (SIGPIPE).
+shared_deps=$(ldd "$scratch/cpp/genomed-cpp-example")
+grep -q "libgenomed-client.so.0 => $libdir/" <<<"$shared_deps" ||
+  fail "genomed-cpp-example does not load libgenomed-client.so.0 from $libdir: $shared_deps"
+if grep -q libgenomed-client <<<"$(ldd "$scratch/cpp/genomed-cpp-example-static")"; then
   fail "genomed-cpp-example-static loads the shared library"
 fi
 
