@@ -53,9 +53,13 @@ TEST(Drain, ALeaseHeldAtSigtermIsServedUntilReleasedThenTheDaemonExitsZero) {
   EXPECT_TRUE(lease->verify().ok());
   auto stats = c.stats();
   ASSERT_TRUE(stats.ok());
+  bool found = false;
   for (const auto& [key, value] : *stats) {
-    if (key == "leases_active") EXPECT_EQ(std::get<std::uint64_t>(value), 1u);
+    if (key != "leases_active") continue;
+    found = true;
+    EXPECT_EQ(std::get<std::uint64_t>(value), 1u);
   }
+  EXPECT_TRUE(found) << "STATS has no leases_active";
 
   lease->release();
   const int status = d.wait();
