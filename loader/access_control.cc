@@ -1,5 +1,6 @@
 #include "loader/access_control.h"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <spdlog/spdlog.h>
@@ -12,6 +13,9 @@
 #include <cstring>
 #include <optional>
 #include <sstream>
+#include <string>
+
+#include "common/fd.h"
 
 namespace genomed::loader {
 namespace {
@@ -134,16 +138,39 @@ bool AccessControl::admits(const PeerCredentials& peer) const {
 }
 
 Status AccessControl::apply_to_socket(const std::string& path) const {
-  if (::chmod(path.c_str(), options_.socket_mode) != 0) {
-    return Status(Errc::environment, "cannot set mode of socket '" + path +
-                                         "': " + std::strerror(errno) + " (--socket-mode)");
+  // By descriptor, never by path: whoever can write to the socket's directory
+  // could swap the path for a symlink (or another file) between bind() and
+  // here, and a chmod by path would then widen that file instead. O_PATH |
+  // O_NOFOLLOW opens the node itself; it must still be a socket of ours.
+  const Fd node(::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  struct stat st {};
+  if (!node.valid() || ::fstat(node.get(), &st) != 0) {
+    return Status(Errc::environment, "cannot open socket '" + path + "' to set its mode: " +
+                                         std::strerror(errno) + " (--socket-mode)");
   }
+  if (!S_ISSOCK(st.st_mode) || st.st_uid != ::geteuid()) {
+    return Status(Errc::environment,
+                  "'" + path +
+                      "' is no longer the socket genomed created (it was replaced right after "
+                      "bind); refusing to change its mode or group. Put the socket in a "
+                      "directory only genomed's user can write to");
+  }
+  // The group first: once the mode opens the socket to its group, that group
+  // is already the intended one.
   if (options_.socket_group != static_cast<gid_t>(-1) &&
-      ::chown(path.c_str(), static_cast<uid_t>(-1), options_.socket_group) != 0) {
+      ::fchownat(node.get(), "", static_cast<uid_t>(-1), options_.socket_group, AT_EMPTY_PATH) !=
+          0) {
     return Status(Errc::environment,
                   "cannot give socket '" + path + "' group " +
                       std::to_string(options_.socket_group) + ": " + std::strerror(errno) +
                       " (--socket-group: the daemon must run as root or be a member of it)");
+  }
+  // fchmod() refuses O_PATH descriptors; the descriptor's /proc link names
+  // the same node (how glibc's fchmodat(AT_SYMLINK_NOFOLLOW) does it).
+  const std::string by_fd = "/proc/self/fd/" + std::to_string(node.get());
+  if (::chmod(by_fd.c_str(), options_.socket_mode) != 0) {
+    return Status(Errc::environment, "cannot set mode of socket '" + path +
+                                         "': " + std::strerror(errno) + " (--socket-mode)");
   }
   return Status::Ok();
 }
