@@ -130,19 +130,30 @@ Result<ResidentCache::Reservations> ResidentCache::reserve_all(
     for (const std::string& name : lru_) {
       if (!kept(name)) unleased += entries_.at(name).footprint;
     }
-    const std::uint64_t pinned = resident_bytes_ - unleased;
-    return Result<Reservations>(
-        Errc::no_space,
+    // Held: leased or pinned entries (in_use_), and unleased ones the same
+    // request wants (`keep`).
+    const std::uint64_t held = resident_bytes_ - unleased;
+    const std::uint64_t freeable = budget() - held - bytes_reserved();
+    // Two sizes that print alike ("2.0 MiB" and "2.0 MiB") get their bytes.
+    const bool alike = format_size(total) == format_size(freeable);
+    const auto exact = [&](std::uint64_t v) {
+      return format_size(v) + (alike ? " (" + std::to_string(v) + " bytes)" : "");
+    };
+    std::string why =
         std::string(lengths.size() > 1 ? "together the adapters need " : "the adapter needs ") +
-            format_size(total) + " but only " + format_size(budget() - pinned - bytes_reserved()) +
-            " of the " + format_size(budget()) + " budget can be freed: " + format_size(pinned) +
-            " is leased by " + std::to_string(in_use_.size()) + " adapter(s) in use" +
-            (pinned_count_ == 0 ? ""
-                                : " (" + format_size(pinned_bytes_) + " pinned by " +
-                                      std::to_string(pinned_count_) + " of them)") +
-            (keep.empty() ? "" : " or wanted by the same request") + " and " +
-            format_size(bytes_reserved()) + " is reserved by " +
-            std::to_string(reservations_.size()) + " load(s) in flight");
+        exact(total) + " but only " + exact(freeable) + " of the " + format_size(budget()) +
+        " budget can be freed: " + format_size(held) + " is held by " +
+        std::to_string(in_use_.size()) + " adapter(s) in use (leased or pinned" +
+        (pinned_count_ == 0 ? "" : "; " + format_size(pinned_bytes_) + " pinned by " +
+                                       std::to_string(pinned_count_) + " of them") +
+        ")" + (keep.empty() ? "" : " or wanted by the same request") + " and " +
+        format_size(bytes_reserved()) + " is reserved by " + std::to_string(reservations_.size()) +
+        " load(s) in flight";
+    if (freeable >= total) {
+      why += "; the room that could be freed is split into ranges too small for it "
+             "(fragmentation): retry when leases end";
+    }
+    return Result<Reservations>(Errc::no_space, why);
   }
 
   Reservations r;

@@ -1,22 +1,37 @@
 #include "common/size_parse.h"
 
 #include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 
 namespace genomed {
 
 Result<std::uint64_t> parse_size(std::string_view text) {
   const std::string s(text);
   if (s.empty()) return Status(Errc::bad_request, "empty size; expected e.g. 512M or 8G");
-  char* end = nullptr;
-  errno = 0;
-  const double number = std::strtod(s.c_str(), &end);
-  if (end == s.c_str() || errno != 0 || !std::isfinite(number) || number < 0) {
-    return Status(Errc::bad_request, "invalid size '" + s + "'; expected e.g. 512M or 8G");
+  // Decimal digits with an optional fraction, nothing else: strtod alone
+  // would also take "0x10", "1e3", "+5" and leading blanks.
+  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  std::size_t n = 0;
+  while (n < s.size() && digit(s[n])) ++n;
+  if (n > 0 && n + 1 < s.size() && s[n] == '.' && digit(s[n + 1])) {
+    n += 2;
+    while (n < s.size() && digit(s[n])) ++n;
   }
-  std::string suffix(end);
+  if (n == 0) {
+    return Status(Errc::bad_request, "invalid size '" + s +
+                                         "'; expected a decimal number and a unit, e.g. 512M or "
+                                         "1.5G");
+  }
+  errno = 0;
+  const double number = std::strtod(s.substr(0, n).c_str(), nullptr);
+  if (errno != 0 || !std::isfinite(number)) {
+    return Status(Errc::bad_request, "size '" + s + "' is too large");
+  }
+  std::string suffix = s.substr(n);
   for (auto& c : suffix) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   // A unit letter, optionally followed by "B" or "iB"; or a bare "B".
   double mult = 0;

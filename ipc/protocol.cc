@@ -410,6 +410,11 @@ Result<ListReply> decode_list_reply(std::string_view body) {
     if (e.has("fill_total")) {  // loading entries of daemons with progress
       GENOMED_ASSIGN_OR_RETURN(s.fill_total, e.u64("fill_total"));
       GENOMED_ASSIGN_OR_RETURN(s.filled, e.u64("filled"));
+      if (s.filled > s.fill_total) {  // a progress bar would run past its end
+        return Status(Errc::bad_request, "adapter '" + s.name + "': 'filled' (" +
+                                             std::to_string(s.filled) + ") exceeds 'fill_total' (" +
+                                             std::to_string(s.fill_total) + ")");
+      }
     }
     if (e.has("expires_in_ms") && !e.is_nil("expires_in_ms")) {
       GENOMED_ASSIGN_OR_RETURN(s.expires_in_ms, e.u64("expires_in_ms"));

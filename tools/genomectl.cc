@@ -21,6 +21,12 @@
 
 namespace {
 
+// Whole percent of `part` in `total` (> 0), without the overflow of part *
+// 100 for sizes near 2^64; the client library refuses part > total.
+int percent_of(std::uint64_t part, std::uint64_t total) {
+  return static_cast<int>(static_cast<long double>(part) * 100 / static_cast<long double>(total));
+}
+
 constexpr const char* kUsage = R"(usage: genomectl --socket PATH <command> [args]
 
 commands:
@@ -209,7 +215,7 @@ int cmd_list(genomed::Client& client, bool json, genomed::Client::Timeout timeou
     const std::string expires = a.expires_in_ms ? seconds_text(*a.expires_in_ms) : "-";
     std::string state = a.state;  // "loading 42%" once its size is known
     if (a.state == "loading" && a.fill_total > 0)
-      state += " " + std::to_string(a.filled * 100 / a.fill_total) + "%";
+      state += " " + std::to_string(percent_of(a.filled, a.fill_total)) + "%";
     // A name may hold control characters (a terminal would act on them).
     std::printf("%-32s  %-12s  %12llu  %6llu  %10llu  %-6s  %9s  %10s\n",
                 genomed::printable(a.name).c_str(), state.c_str(),
@@ -285,7 +291,7 @@ genomed::Result<genomed::LoadInfo> load_showing_progress(
     if (!list) continue;
     for (const auto& a : *list) {
       if (a.name != name || a.state != "loading" || a.fill_total == 0) continue;
-      const int percent = static_cast<int>(a.filled * 100 / a.fill_total);
+      const int percent = percent_of(a.filled, a.fill_total);
       if (percent == shown) break;
       shown = percent;
       if (tty) {

@@ -39,6 +39,22 @@ TEST(ResidentCachePin, APinnedEntryIsNeverEvictedNorErased) {
   EXPECT_TRUE(cache.find("c") && cache.find("d"));
 }
 
+// "a" is pinned and has no lease: the refusal must say it is held as pinned,
+// not "leased" (nothing is), and sizes that print alike get their bytes.
+TEST(ResidentCachePin, NoSpaceNamesPinnedBytesAsHeldNotLeased) {
+  ResidentCache cache(2 * 64, 64);
+  Put(cache, "a", 64);
+  EXPECT_FALSE(cache.set_pinned("a", true));
+  auto r = cache.reserve_all({64, 64});
+  ASSERT_EQ(r.code(), Errc::no_space) << r.status().to_string();
+  const std::string m = r.status().message();
+  EXPECT_NE(m.find("held by 1 adapter(s) in use (leased or pinned; 64 B pinned by 1 of them)"),
+            std::string::npos)
+      << m;
+  EXPECT_EQ(m.find("is leased by"), std::string::npos) << m;
+  EXPECT_NE(m.find("only 64 B of the"), std::string::npos) << m;
+}
+
 TEST(ResidentCachePin, ALeaseEndingOnAPinnedEntryKeepsItPinned) {
   ResidentCache cache(2 * 64, 64);
   Put(cache, "a", 64);

@@ -114,6 +114,19 @@ TEST(LifecycleProtocol, ListCarriesIdleTimeAndExpiry) {
   EXPECT_FALSE(out.adapters[1].expires_in_ms.has_value()) << "nil: never";
 }
 
+// genomectl draws its progress bar from these two: a reply with more filled
+// than the total is not genomed's (the client reports protocol_error).
+TEST(LifecycleProtocol, ListProgressPastItsTotalIsRefused) {
+  ListReply in;
+  in.adapters = {{.name = "a", .state = "loading", .fill_total = 100, .filled = 101}};
+  const auto out = decode_list_reply(encode_reply(in));
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.status().message().find("exceeds 'fill_total'"), std::string::npos)
+      << out.status().to_string();
+  in.adapters[0].filled = 100;
+  EXPECT_EQ(ok_value(decode_list_reply(encode_reply(in))).adapters[0].filled, 100u);
+}
+
 TEST(LifecycleProtocol, PriorityAndPrefetchRoundTripAndDefault) {
   for (Priority p : {Priority::high, Priority::normal, Priority::low}) {
     const Request r = ok_value(
