@@ -107,5 +107,24 @@ TEST(Pin, APinsKeepAliveFromTheCppClientStartsWhenItIsUnpinned) {
   EXPECT_EQ(daemon.stat("idle_unloads"), 1u);
 }
 
+TEST(Pin, GenomectlPinTakesKeepAliveAndPriority) {
+  Daemon daemon;  // --idle-unload off: only the pin's keep_alive can unload it
+  daemon.add_adapter("a", megabyte_adapter(1));
+  const auto pinned = ctl(daemon, {"pin", "a", "--keep-alive", "100ms", "--priority", "high"});
+  ASSERT_EQ(pinned.exit_code, 0) << pinned.err;
+  EXPECT_NE(pinned.out.find("a pinned"), std::string::npos) << pinned.out;
+  const auto unpinned = ctl(daemon, {"unpin", "a"});
+  ASSERT_EQ(unpinned.exit_code, 0) << unpinned.err;
+  Client client = daemon.connect();
+  ASSERT_TRUE(eventually([&] { return client.list().value().empty(); }, 30000))
+      << "the keep-alive genomectl pin set never unloaded 'a'\n"
+      << daemon.log();
+  EXPECT_EQ(daemon.stat("idle_unloads"), 1u);
+  const auto refused = ctl(daemon, {"unpin", "a", "--keep-alive", "1s"});
+  EXPECT_EQ(refused.exit_code, 2) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find("--keep-alive applies to load, acquire and pin"), std::string::npos)
+      << refused.err;
+}
+
 }  // namespace
 }  // namespace genomed::testing

@@ -67,10 +67,10 @@ options:
                              5 s, or 120 s for load, prefetch, acquire, pin, config,
                              digest and verify (they may wait for a load). The --hold
                              time is not counted
-  --keep-alive DURATION      load, acquire: unload the adapter once
+  --keep-alive DURATION      load, acquire, pin: unload the adapter once
                              unused this long (30s, 5m, 1h; 0: never),
                              instead of the daemon's --idle-unload
-  --priority LEVEL           load, acquire: high, normal (default) or low;
+  --priority LEVEL           load, acquire, pin: high, normal (default) or low;
                              genomed runs the jobs of higher loads first
   -h, --help                 this text
 )";
@@ -388,10 +388,11 @@ int main(int argc, char** argv) {
   if (json && command != "list" && command != "stats")
     return usage_error("--json applies to list and stats");
   if (hold > 0 && command != "acquire") return usage_error("--hold applies to acquire");
-  if (load_options.keep_alive && command != "load" && command != "acquire")
-    return usage_error("--keep-alive applies to load and acquire");
-  if (priority_given && command != "load" && command != "acquire")
-    return usage_error("--priority applies to load and acquire (a prefetch is always low)");
+  const bool takes_load_options = command == "load" || command == "acquire" || command == "pin";
+  if (load_options.keep_alive && !takes_load_options)
+    return usage_error("--keep-alive applies to load, acquire and pin");
+  if (priority_given && !takes_load_options)
+    return usage_error("--priority applies to load, acquire and pin (a prefetch is always low)");
 
   // Deadlines: with --timeout, one for the whole command; without, the
   // client library's defaults for connect and for the request's kind.
@@ -441,7 +442,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "pin" || command == "unpin") {
-    auto r = command == "pin" ? client->pin(positional[1], request_timeout)
+    auto r = command == "pin" ? client->pin(positional[1], load_options, request_timeout)
                               : client->unpin(positional[1], request_timeout);
     if (!r) return report(r.status());
     std::printf("%s %s: %llu bytes, generation %llu%s\n", genomed::printable(r->name).c_str(),
