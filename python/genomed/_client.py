@@ -864,16 +864,21 @@ class Client:
                 if not isinstance(e, dict):
                     raise _errors.make("protocol_error",
                                        "reply field 'adapters': an entry is not a map")
-                out.append(AdapterInfo(name=_wire.get_str(e, "name"),
-                                       state=_wire.get_str(e, "state"),
-                                       bytes=_wire.get_uint(e, "bytes"),
-                                       leases=_wire.get_uint(e, "leases"),
-                                       generation=_wire.get_uint(e, "generation"),
-                                       pinned=_optional_bool(e, "pinned"),
-                                       idle_ms=_optional_uint(e, "idle_ms") or 0,
-                                       expires_in_ms=_optional_uint(e, "expires_in_ms"),
-                                       fill_total=_optional_uint(e, "fill_total") or 0,
-                                       filled=_optional_uint(e, "filled") or 0))
+                info = AdapterInfo(name=_wire.get_str(e, "name"),
+                                   state=_wire.get_str(e, "state"),
+                                   bytes=_wire.get_uint(e, "bytes"),
+                                   leases=_wire.get_uint(e, "leases"),
+                                   generation=_wire.get_uint(e, "generation"),
+                                   pinned=_optional_bool(e, "pinned"),
+                                   idle_ms=_optional_uint(e, "idle_ms") or 0,
+                                   expires_in_ms=_optional_uint(e, "expires_in_ms"),
+                                   fill_total=_optional_uint(e, "fill_total") or 0,
+                                   filled=_optional_uint(e, "filled") or 0)
+                if info.filled > info.fill_total:  # progress past its end: not genomed's
+                    raise _errors.make("protocol_error",
+                                       f"reply field 'adapters': '{info.name}' has filled "
+                                       f"{info.filled} > fill_total {info.fill_total}")
+                out.append(info)
             cursor = r.get("next")
             if cursor is None:
                 return out

@@ -287,3 +287,16 @@ def test_a_hello_without_descriptor_is_refused(fake) -> None:  # type: ignore[no
     with pytest.raises(genomed.RequestError) as info:
         genomed.connect(f.path)
     assert "no arena descriptor" in info.value.message
+
+
+def test_list_progress_past_its_total_is_a_protocol_error(fake) -> None:  # type: ignore[no-untyped-def]
+    # As the C++ client: a loading entry with more filled than its total is
+    # not genomed's (a progress display would run past its end).
+    entry = {"name": "a", "state": "loading", "bytes": 0, "leases": 0, "generation": 1,
+             "fill_total": 100, "filled": 101}
+    f = fake(lambda r: frame({"ok": True, "adapters": [entry], "next": None})
+             if r["op"] == "list" else None)
+    client = genomed.connect(f.path)
+    with pytest.raises(genomed.RequestError) as info:
+        client.list()
+    _protocol_error(info, "filled 101 > fill_total 100")
