@@ -6,6 +6,8 @@ written (the C++ client reads it the same way)."""
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +20,11 @@ NOBODY = 65534
 @pytest.mark.skipif(os.geteuid() != 0, reason="runs a client as another user: needs root")
 def test_an_unlisted_user_gets_permission_denied_every_time() -> None:
     with Daemon(extra_args=["--socket-mode", "0666", "--allow-uid", "12345"]) as daemon:
-        os.chmod(daemon.dir, 0o755)  # mkdtemp's 0700 would stop it at the directory
+        # mkdtemp's 0700 would stop the other user at a directory: the daemon's
+        # and the session's scratch parent it lies in (genomed_testing).
+        os.chmod(daemon.dir, 0o755)
+        if daemon.dir.parent != Path(tempfile.gettempdir()):  # never /tmp itself
+            os.chmod(daemon.dir.parent, 0o755)
         attempts = 40
         child = os.fork()
         if child == 0:
