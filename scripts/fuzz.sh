@@ -16,7 +16,7 @@ export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER="$clang" \
   -DGENOMED_FUZZ=ON -DGENOMED_SANITIZE=address,undefined \
-  -DGENOMED_BUILD_TESTS=OFF -DGENOMED_BUILD_BENCH=OFF -Wno-dev >/dev/null
+  -DGENOMED_BUILD_TESTS=OFF -DGENOMED_BUILD_BENCH=OFF >/dev/null
 targets=(fuzz_safetensors_header fuzz_peft_config fuzz_resident_layout fuzz_request
          fuzz_worker_reply fuzz_client_reply)
 cmake --build "$build_dir" -j "$(nproc)" --target "${targets[@]}"

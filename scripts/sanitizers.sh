@@ -38,7 +38,7 @@ for kind in "${kinds[@]}"; do
   build_dir="build-$kind"
   echo "sanitizers: building $build_dir (-fsanitize=$sanitize)"
   cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGENOMED_SANITIZE="$sanitize" \
-    -DGENOMED_FAULT_INJECTION=ON -DGENOMED_INVARIANTS=ON -DGENOMED_BUILD_BENCH=OFF -Wno-dev >/dev/null
+    -DGENOMED_FAULT_INJECTION=ON -DGENOMED_INVARIANTS=ON -DGENOMED_BUILD_BENCH=OFF >/dev/null
   cmake --build "$build_dir" -j "$(nproc)" --target "${targets[@]}" >"$build_dir.build.log" 2>&1 ||
     { tail -40 "$build_dir.build.log"; exit 1; }
   args=(--output-on-failure -j "$(nproc)" --timeout 900)
