@@ -988,9 +988,11 @@ def connect(path: str, timeout: Optional[float] = DEFAULT_TIMEOUT,
                 # connection limit) says why and closes the socket, maybe
                 # before the HELLO arrives: its reply is waiting to be read.
                 try:
-                    body, fds = stream.read_frame(deadline, accept_fd=True)
+                    body, refusal_fds = stream.read_frame(deadline, accept_fd=True)
                 except _errors.Error:
                     raise unsent from None
+                for fd in refusal_fds:  # a refusal carries none; never keep one
+                    os.close(fd)
                 _wire.decode_reply(body)  # raises the refusal
                 raise unsent from None
             body, fds = stream.read_frame(deadline, accept_fd=True)
