@@ -242,6 +242,12 @@ void ResidentCache::touch(const std::string& name) {
   lru_.splice(lru_.end(), lru_, it->second.pos);
 }
 
+void ResidentCache::make_least_recent(const std::string& name) {
+  auto it = entries_.find(name);
+  if (it == entries_.end() || it->second.held()) return;
+  lru_.splice(lru_.begin(), lru_, it->second.pos);
+}
+
 bool ResidentCache::erase(const std::string& name) {
   auto it = entries_.find(name);
   if (it == entries_.end() || it->second.held()) return false;

@@ -76,6 +76,9 @@ class ResidentCache {
   void release(const std::string& name);
   // Marks `name` most recently used without leasing it.
   void touch(const std::string& name);
+  // Moves an unleased, unpinned entry to the least recently used end: the
+  // next to be evicted. No-op otherwise.
+  void make_least_recent(const std::string& name);
   // Pins or unpins a resident entry: a pinned entry is never evicted (it
   // stays in in_use_ while unleased) and erase() refuses it. Returns the
   // previous state. REQUIRES: `name` is resident.

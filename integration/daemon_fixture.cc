@@ -90,6 +90,15 @@ Client Daemon::connect() const {
   return std::move(c).value();
 }
 
+Client Daemon::connect_without_slots() const {
+  ClientOptions options;
+  options.client_name = "integration-test";
+  options.lease_slots = false;
+  auto c = Client::connect(socket_, options);
+  if (!c) throw std::runtime_error("connect failed: " + c.status().to_string());
+  return std::move(c).value();
+}
+
 std::uint64_t Daemon::stat(const std::string& key) const {
   auto stats = connect().stats();
   if (!stats) throw std::runtime_error("stats failed: " + stats.status().to_string());

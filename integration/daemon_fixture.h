@@ -52,6 +52,9 @@ class Daemon {
 
   // A new connection; fails the test if it cannot connect.
   Client connect() const;
+  // The same without lease slots: every acquire and release is a message
+  // (for tests of what the daemon does with each).
+  Client connect_without_slots() const;
 
   // A stats counter, read over a new connection.
   std::uint64_t stat(const std::string& key) const;

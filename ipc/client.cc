@@ -18,11 +18,13 @@
 #include <list>
 #include <mutex>
 #include <optional>
+#include <unordered_map>
 
 #include "ipc/framing.h"
 #include "ipc/timed_mutex.h"
 #include "ipc/protocol.h"
 #include "ipc/wire.h"
+#include "layout/lease_slot.h"
 #include "layout/resident_layout.h"
 #include "layout/tensor_checksum.h"
 
@@ -92,6 +94,7 @@ Result<T> checked(Result<T> decoded, std::string_view body, std::string_view wha
 struct Connection {
   ~Connection() {
     if (arena != nullptr) ::munmap(const_cast<std::byte*>(arena), arena_bytes);
+    if (slot_page != nullptr) ::munmap(slot_page, slot_page_bytes);
     if (fd >= 0) ::close(fd);
   }
 
@@ -249,6 +252,71 @@ struct Connection {
     if (parsed.size() > kParsedCacheEntries) parsed.pop_back();
   }
 
+  // ---- lease slots (layout/lease_slot.h) ----
+  // What one slot holds: the grant the daemon made of it.
+  struct SlotGrant {
+    std::uint32_t index = 0;
+    std::uint32_t tag = 0;
+    std::uint64_t lease = 0;  // the daemon's lease id that holds the slot
+    std::uint64_t generation = 0;
+    std::shared_ptr<const ParsedAdapter> adapter;
+  };
+  format::LeaseSlot& slot(std::uint32_t index) { return slots[index]; }
+
+  // Takes a lease on every name through its slot, or none (nullopt: ask the
+  // daemon). A slot that refuses (wanted, revoked, granted again) is
+  // forgotten: the daemon's reply to the ACQUIRE says what holds now.
+  std::optional<std::vector<std::pair<std::string, SlotGrant>>> take_through_slots(
+      const std::vector<std::string>& names) {
+    std::vector<std::pair<std::string, SlotGrant>> taken;
+    taken.reserve(names.size());
+    bool all = true;
+    {
+      std::lock_guard lock(slot_mu);
+      for (const std::string& name : names) {
+        auto it = slot_of.find(name);
+        if (it == slot_of.end()) {
+          all = false;
+          break;
+        }
+        if (!format::take_slot_lease(slot(it->second.index), it->second.tag)) {
+          slot_of.erase(it);
+          all = false;
+          break;
+        }
+        taken.emplace_back(name, it->second);
+      }
+    }
+    if (all) return taken;
+    for (const auto& [name, grant] : taken) give_back(grant.index, grant.tag, grant.lease);
+    return std::nullopt;
+  }
+
+  // Records a slot the daemon granted with an ACQUIRE (replacing any
+  // earlier grant for that adapter, which the daemon has ended).
+  void remember_slot(const std::string& name, SlotGrant grant) {
+    std::lock_guard lock(slot_mu);
+    slot_of.insert_or_assign(name, std::move(grant));
+  }
+
+  // Gives back a lease taken through a slot; sends RELEASE when the daemon
+  // wanted the slot back and this was its last lease, or when the slot is
+  // not as this client left it.
+  void give_back(std::uint32_t index, std::uint32_t tag, std::uint64_t lease) {
+    if (format::give_back_slot_lease(slot(index), tag) == format::GiveBack::kept) return;
+    ipc::Request req;
+    req.op = ipc::Op::release;
+    req.leases = {lease};
+    send(req);
+  }
+
+  std::mutex slot_mu;  // guards slot_of
+  std::unordered_map<std::string, SlotGrant> slot_of;
+  format::LeaseSlot* slots = nullptr;  // in slot_page; constant after connect
+  std::uint32_t slot_count = 0;
+  void* slot_page = nullptr;  // read-write mapping of the page (null: no slots)
+  std::size_t slot_page_bytes = 0;
+
   static constexpr std::size_t kParsedCacheEntries = 64;
   struct CachedAdapter {
     std::uint64_t generation, offset, length;
@@ -277,6 +345,9 @@ struct LeaseState {
   std::uint64_t generation = 0;
   std::shared_ptr<const ParsedAdapter> adapter;
   bool released = false;
+  // Taken through this slot of the connection's page (given back there).
+  std::optional<std::uint32_t> slot;
+  std::uint32_t slot_tag = 0;
 };
 
 }  // namespace client_detail
@@ -306,6 +377,10 @@ Lease::~Lease() { release(); }
 void Lease::release() {
   if (!state_ || state_->released) return;
   state_->released = true;
+  if (state_->slot) {
+    state_->conn->give_back(*state_->slot, state_->slot_tag, state_->id);
+    return;
+  }
   ipc::Request req;
   req.op = ipc::Op::release;
   req.leases = {state_->id};
@@ -382,6 +457,41 @@ Result<Client> Client::connect(const std::string& socket_path, const std::string
   return connect(socket_path, options);
 }
 
+namespace {
+
+// Maps the daemon's page of `slots` lease slots read-write into `conn`,
+// after checking that the descriptor holds the page it announces (a short
+// one would fault on access).
+Status map_slot_page(Connection& conn, int fd, std::uint32_t slots) {
+  const std::size_t bytes = format::lease_slot_page_bytes(slots);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || st.st_size < 0 || static_cast<std::size_t>(st.st_size) < bytes) {
+    return Status(Errc::protocol_error, "the daemon's page of " + std::to_string(slots) +
+                                            " lease slots is shorter than " +
+                                            std::to_string(bytes) + " bytes");
+  }
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    return Status(Errc::environment,
+                  std::string("cannot map the lease slot page: ") + std::strerror(errno));
+  }
+  const auto* header = static_cast<const format::LeaseSlotHeader*>(p);
+  if (header->magic != format::kLeaseSlotMagic || header->version != format::kLeaseSlotVersion ||
+      header->slots != slots) {
+    ::munmap(p, bytes);
+    return Status(Errc::protocol_error,
+                  "the daemon's lease slot page has a wrong header (magic, version 1, slots)");
+  }
+  conn.slot_page = p;
+  conn.slot_page_bytes = bytes;
+  conn.slots = reinterpret_cast<format::LeaseSlot*>(static_cast<std::byte*>(p) +
+                                                    sizeof(format::LeaseSlotHeader));
+  conn.slot_count = slots;
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<Client> Client::connect(const std::string& socket_path, const ClientOptions& options) {
   const auto deadline = deadline_after(options.connect_timeout);
   const std::string where = "connect to genomed at '" + socket_path + "'";
@@ -429,6 +539,7 @@ Result<Client> Client::connect(const std::string& socket_path, const ClientOptio
   hello.op = ipc::Op::hello;
   hello.version = ipc::kProtocolVersion;
   hello.client = options.client_name;
+  hello.lease_slots = options.lease_slots;
   conn->reader = std::make_unique<ipc::FrameReader>(conn->fd);
   if (Status s = ipc::write_frame(conn->fd, ipc::encode_request(hello), -1, deadline); !s.ok()) {
     if (s.code() == Errc::timeout) return timed_out("the daemon took no HELLO");
@@ -441,7 +552,7 @@ Result<Client> Client::connect(const std::string& socket_path, const ClientOptio
     }
     return Status(s.code(), where + ": HELLO: " + s.message());
   }
-  auto frame = conn->reader->read(ipc::kMaxReplyFrame, deadline, /*max_fds=*/1);
+  auto frame = conn->reader->read(ipc::kMaxReplyFrame, deadline, /*max_fds=*/2);
   if (!frame) {
     if (frame.code() == Errc::timeout) return timed_out("no HELLO reply");
     if (frame.code() == Errc::frame_too_large) {
@@ -450,8 +561,10 @@ Result<Client> Client::connect(const std::string& socket_path, const ClientOptio
     return Status(frame.code(), where + ": HELLO: " + frame.status().message());
   }
   const int arena_fd = frame->fds.empty() ? -1 : frame->fds[0];
+  const int slots_fd = frame->fds.size() < 2 ? -1 : frame->fds[1];
   const auto close_arena_fd = [&] {
     if (arena_fd >= 0) ::close(arena_fd);
+    if (slots_fd >= 0) ::close(slots_fd);
   };
   auto reply = checked(ipc::decode_hello_reply(frame->body), frame->body, where + ": HELLO reply");
   if (!reply) {
@@ -472,9 +585,24 @@ Result<Client> Client::connect(const std::string& socket_path, const ClientOptio
                       std::to_string(reply->arena_bytes) + " bytes; its descriptor holds " +
                       std::to_string(st.st_size));
   }
+  if ((reply->lease_slots > 0) != (slots_fd >= 0) || (slots_fd >= 0 && !options.lease_slots)) {
+    close_arena_fd();
+    return Status(Errc::protocol_error,
+                  where + ": the daemon's HELLO reply announces " +
+                      std::to_string(reply->lease_slots) + " lease slots with " +
+                      (slots_fd >= 0 ? "a" : "no") + " page descriptor" +
+                      (options.lease_slots ? "" : ", not asked for"));
+  }
+  if (slots_fd >= 0) {
+    Status mapped = map_slot_page(*conn, slots_fd, reply->lease_slots);
+    if (!mapped.ok()) {
+      close_arena_fd();
+      return Status(mapped.code(), where + ": " + mapped.message());
+    }
+  }
   void* p = ::mmap(nullptr, reply->arena_bytes, PROT_READ, MAP_SHARED, arena_fd, 0);
   const int map_errno = errno;
-  close_arena_fd();  // the mapping keeps the arena alive
+  close_arena_fd();  // the mappings keep the arena and the slot page alive
   if (p == MAP_FAILED) {
     return Status(Errc::environment,
                   std::string("cannot map the arena read-only: ") + std::strerror(map_errno));
@@ -587,6 +715,25 @@ Result<std::vector<Lease>> Client::acquire(const std::vector<std::string>& names
 
 Result<std::vector<Lease>> Client::acquire(const std::vector<std::string>& names,
                                            const LoadOptions& options, Timeout timeout) {
+  if (conn_->slots != nullptr && !options.keep_alive && !names.empty() &&
+      conn_->broken_why.load() == Connection::kUsable) {
+    if (auto taken = conn_->take_through_slots(names)) {
+      std::vector<Lease> leases;
+      leases.reserve(taken->size());
+      for (auto& [name, grant] : *taken) {
+        auto state = std::make_unique<LeaseState>();
+        state->conn = conn_;
+        state->name = name;
+        state->id = grant.lease;
+        state->generation = grant.generation;
+        state->adapter = grant.adapter;
+        state->slot = grant.index;
+        state->slot_tag = grant.tag;
+        leases.push_back(Lease(std::move(state)));
+      }
+      return leases;
+    }
+  }
   ipc::Request req;
   req.op = ipc::Op::acquire;
   req.names = names;
@@ -598,10 +745,27 @@ Result<std::vector<Lease>> Client::acquire(const std::vector<std::string>& names
   leases.reserve(reply.grants.size());
   Status first_error;
   for (const auto& g : reply.grants) {
+    if (g.slot && (conn_->slots == nullptr || *g.slot >= conn_->slot_count)) {
+      if (first_error.ok()) {
+        first_error = Status(Errc::protocol_error,
+                             "acquire: genomed granted lease slot " + std::to_string(*g.slot) +
+                                 " of a page of " + std::to_string(conn_->slot_count));
+      }
+      ipc::Request release;  // not a lease this client can hold: give it back
+      release.op = ipc::Op::release;
+      release.leases = {g.lease};
+      conn_->send(release);
+      continue;
+    }
     auto state = make_lease(conn_, g);
     if (!state) {
       if (first_error.ok()) first_error = state.status();
       continue;
+    }
+    if (g.slot) {
+      (*state)->slot = g.slot;
+      (*state)->slot_tag = g.slot_tag;
+      conn_->remember_slot(g.name, {*g.slot, g.slot_tag, g.lease, g.generation, (*state)->adapter});
     }
     leases.push_back(Lease(std::move(state).value()));
   }

@@ -222,11 +222,15 @@ Status write_frame(int fd, std::string_view body, int pass_fd,
 }
 
 Result<std::size_t> send_frame_now(int fd, std::string_view body, int pass_fd) {
+  return send_frame_now(fd, body, one_fd(pass_fd));
+}
+
+Result<std::size_t> send_frame_now(int fd, std::string_view body, std::span<const int> pass_fds) {
   if (body.size() > 0xffffffffu) return Status(Errc::frame_too_large, "frame body over 4 GiB");
   const auto header = length_prefix(static_cast<std::uint32_t>(body.size()));
   const std::string_view parts[2] = {{reinterpret_cast<const char*>(header.data()), header.size()},
                                      body};
-  return send_now(fd, parts, one_fd(pass_fd));
+  return send_now(fd, parts, pass_fds);
 }
 
 Result<std::size_t> send_bytes_now(int fd, std::string_view bytes, std::span<const int> pass_fds) {

@@ -41,6 +41,8 @@ Status write_frame(int fd, std::string_view body, int pass_fd = -1,
 // send later (event loops keep it until the socket is writable). `pass_fd`
 // >= 0 rides with the first byte. Errc::not_connected if the peer is gone.
 Result<std::size_t> send_frame_now(int fd, std::string_view body, int pass_fd = -1);
+// The same with several descriptors (at most kMaxFdsPerFrame).
+Result<std::size_t> send_frame_now(int fd, std::string_view body, std::span<const int> pass_fds);
 // The same for bytes that are already framed (a reply's unsent tail, or a
 // whole frame). `pass_fds` (at most kMaxFdsPerFrame) ride with the first
 // byte sent: pass them only with a frame's first byte.

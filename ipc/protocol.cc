@@ -128,6 +128,7 @@ std::string encode_request(const Request& r) {
   switch (r.op) {
     case Op::hello:
       w.put("version", r.version).put("client", r.client);
+      if (r.lease_slots) w.put("lease_slots", true);
       break;
     case Op::load:
     case Op::unload:
@@ -171,6 +172,9 @@ Result<Request> decode_request(std::string_view body) {
       r.version = static_cast<std::uint32_t>(std::min<std::uint64_t>(version, UINT32_MAX));
       if (root.has("client")) {
         GENOMED_ASSIGN_OR_RETURN(r.client, root.str("client"));
+      }
+      if (root.has("lease_slots")) {
+        GENOMED_ASSIGN_OR_RETURN(r.lease_slots, root.boolean("lease_slots"));
       }
       break;
     }
@@ -237,6 +241,7 @@ std::string encode_reply(const HelloReply& r) {
       .put("server", r.server)
       .put("arena_bytes", r.arena_bytes)
       .put("pid", r.pid);
+  if (r.lease_slots > 0) w.put("lease_slots", r.lease_slots);
   return w.finish();
 }
 
@@ -250,6 +255,7 @@ std::string encode_reply(const AcquireReply& r) {
         .put("offset", g.offset)
         .put("length", g.length)
         .put("generation", g.generation);
+    if (g.slot) gw.put("slot", *g.slot).put("slot_tag", g.slot_tag);
     grants.push_back(gw.finish());
   }
   MapWriter w;
@@ -339,6 +345,15 @@ Result<HelloReply> decode_hello_reply(std::string_view body) {
   GENOMED_ASSIGN_OR_RETURN(r.server, m.root().str("server"));
   GENOMED_ASSIGN_OR_RETURN(r.arena_bytes, m.root().u64("arena_bytes"));
   GENOMED_ASSIGN_OR_RETURN(r.pid, m.root().u64("pid"));
+  if (m.root().has("lease_slots")) {
+    GENOMED_ASSIGN_OR_RETURN(std::uint64_t slots, m.root().u64("lease_slots"));
+    if (slots == 0 || slots > kMaxLeaseSlots) {
+      return Status(Errc::bad_request, "field 'lease_slots': expected 1.." +
+                                           std::to_string(kMaxLeaseSlots) + ", got " +
+                                           std::to_string(slots));
+    }
+    r.lease_slots = static_cast<std::uint32_t>(slots);
+  }
   return r;
 }
 
@@ -354,6 +369,17 @@ Result<AcquireReply> decode_acquire_reply(std::string_view body) {
     GENOMED_ASSIGN_OR_RETURN(grant.offset, g.u64("offset"));
     GENOMED_ASSIGN_OR_RETURN(grant.length, g.u64("length"));
     GENOMED_ASSIGN_OR_RETURN(grant.generation, g.u64("generation"));
+    if (g.has("slot")) {
+      GENOMED_ASSIGN_OR_RETURN(std::uint64_t slot, g.u64("slot"));
+      GENOMED_ASSIGN_OR_RETURN(std::uint64_t tag, g.u64("slot_tag"));
+      if (slot >= kMaxLeaseSlots || tag == 0 || tag > 0xffffff) {
+        return Status(Errc::bad_request, "grant of " + quote(grant.name) + ": slot " +
+                                              std::to_string(slot) + " tag " +
+                                              std::to_string(tag) + " out of range");
+      }
+      grant.slot = static_cast<std::uint32_t>(slot);
+      grant.slot_tag = static_cast<std::uint32_t>(tag);
+    }
     r.grants.push_back(std::move(grant));
   }
   return r;

@@ -22,6 +22,9 @@ namespace genomed::ipc {
 inline constexpr std::uint32_t kProtocolVersion = 1;
 // Names per batch ACQUIRE, leases per batch RELEASE.
 inline constexpr std::size_t kMaxBatch = 64;
+// Slots a page of lease slots may hold (the daemon offers kLeaseSlotsPerConnection).
+inline constexpr std::uint32_t kMaxLeaseSlots = 4096;
+inline constexpr std::uint32_t kLeaseSlotsPerConnection = 64;
 // Entries per LIST reply at most. A name is at most 512 bytes, so a page is
 // at most about 600 KB, far below kMaxReplyFrame however many adapters the
 // daemon holds; clients follow `next` for the rest.
@@ -47,6 +50,9 @@ struct Request {
   Op op = Op::hello;
   std::uint32_t version = 0;          // hello: the client's protocol version
   std::string client;                 // hello: a free-form client name, for logs
+  // hello, optional: the client takes leases through a page of lease slots
+  // (layout/lease_slot.h) if the daemon offers one.
+  bool lease_slots = false;
   std::vector<std::string> names;     // load/unload/pin/unpin: exactly one; acquire: 1..kMaxBatch
   std::vector<std::uint64_t> leases;  // release: 1..kMaxBatch lease ids
   std::string after;                  // list: the page starts after this name ("" = first)
@@ -77,6 +83,9 @@ struct HelloReply {
   std::string server;             // "genomed 0.1.0"
   std::uint64_t arena_bytes = 0;  // size of the arena whose read-only fd rides along
   std::uint64_t pid = 0;
+  // Slots in the page of lease slots whose read-write fd rides along after
+  // the arena's; 0 (absent): no page (not asked for, or none to spare).
+  std::uint32_t lease_slots = 0;
 };
 
 struct LeaseGrant {
@@ -85,6 +94,11 @@ struct LeaseGrant {
   std::uint64_t offset = 0;      // of the adapter's range in the arena
   std::uint64_t length = 0;      // of the range
   std::uint64_t generation = 0;  // load generation of the resident copy
+  // The lease is held through this slot of the connection's page (its count
+  // is 1 for it): further leases on the adapter can be taken there, and
+  // this one is given back there, not by RELEASE (layout/lease_slot.h).
+  std::optional<std::uint32_t> slot;
+  std::uint32_t slot_tag = 0;  // with `slot`: the grant's tag
 };
 
 struct AcquireReply {

@@ -240,10 +240,25 @@ bool Connection::take_hello(std::string_view body) {
   hello.server = ctx_.server_version;
   hello.arena_bytes = ctx_.arena_bytes;
   hello.pid = static_cast<std::uint64_t>(::getpid());
-  spdlog::info("connection {}: hello from {} ({})", id_, quote(req->client), peer_description(fd_));
+  std::shared_ptr<LeaseSlotPage> page;
+  if (req->lease_slots) {
+    auto made = LeaseSlotPage::create(ipc::kLeaseSlotsPerConnection);
+    if (made) {
+      page = std::move(made).value();
+      hello.lease_slots = page->slots();
+    } else if (std::string note; may_warn(&note)) {
+      spdlog::warn("connection {}: {}; its client takes every lease by request{}", id_,
+                   made.status().to_string(), note);
+    }
+  }
+  spdlog::info("connection {}: hello from {} ({}{})", id_, quote(req->client),
+               peer_description(fd_), page ? ", lease slots" : "");
   MutexLock lock(mu_);
   hello_done_ = true;
-  send_locked(ipc::encode_reply(hello), ctx_.arena_ro_fd);
+  slot_page_ = page;
+  const int fds[2] = {ctx_.arena_ro_fd, page ? page->fd() : -1};
+  send_locked(ipc::encode_reply(hello), std::span<const int>(fds, page ? 2 : 1));
+  if (page) page->close_fd();  // passed (or the connection is closing): the mapping stays
   if (ctx_.limits.idle_timeout.count() > 0) {
     schedule_check_locked(last_activity_ + ctx_.limits.idle_timeout);
   }
@@ -385,7 +400,7 @@ std::string Connection::handle(const ipc::Request& req, WaitWatch& watch) {
         return reply(c.load(req.names.front(), id_, &watch, request_options(req)));
       case ipc::Op::acquire: {
         const auto started = std::chrono::steady_clock::now();
-        auto acquired = c.acquire(req.names, id_, &watch, request_options(req));
+        auto acquired = c.acquire(req.names, id_, &watch, request_options(req), slot_page());
         if (ctx_.histograms) {
           ctx_.histograms->acquire_seconds.observe(std::chrono::steady_clock::now() - started);
         }
@@ -469,13 +484,18 @@ void Connection::release_socket_while_waiting(bool holding_socket) {
   if (std::exchange(missed_events_, 0) != 0) repoll_locked();
 }
 
-void Connection::send_locked(std::string_view body, int pass_fd) {
+std::shared_ptr<LeaseSlotPage> Connection::slot_page() const {
+  MutexLock lock(mu_);
+  return slot_page_;
+}
+
+void Connection::send_locked(std::string_view body, std::span<const int> pass_fds) {
   if (!out_.empty()) {  // behind a reply still going out
     out_ += ipc::encode_frame(body);
     return;
   }
-  auto sent = ipc::send_frame_now(fd_, body, pass_fd);
-  if (!sent || (pass_fd >= 0 && *sent == 0)) {
+  auto sent = ipc::send_frame_now(fd_, body, pass_fds);
+  if (!sent || (!pass_fds.empty() && *sent == 0)) {
     peer_gone_ = true;  // gone, or the descriptor could not ride along
     close_locked();
     return;

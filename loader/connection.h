@@ -37,6 +37,7 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -47,6 +48,7 @@
 #include "loader/connection_counters.h"
 #include "loader/coordinator.h"
 #include "loader/drain.h"
+#include "loader/lease_slots.h"
 #include "loader/log_limiter.h"
 
 namespace genomed::loader {
@@ -181,7 +183,10 @@ class Connection {
   ipc::StatsReply stats() const;
 
   // Sends a reply now or keeps what the socket did not take.
-  void send_locked(std::string_view body, int pass_fd = -1) REQUIRES(mu_);
+  // `pass_fds` ride with its first byte (HELLO: the arena, the lease slots).
+  void send_locked(std::string_view body, std::span<const int> pass_fds = {}) REQUIRES(mu_);
+  // The page of lease slots its client asked for in HELLO (null: none).
+  std::shared_ptr<LeaseSlotPage> slot_page() const EXCLUDES(mu_);
   void flush_locked() REQUIRES(mu_);
   std::uint32_t wanted_events_locked() const REQUIRES(mu_);
   // Changes the registration when it differs from what the state wants.
@@ -225,6 +230,9 @@ class Connection {
   std::uint64_t activity_ GUARDED_BY(mu_) = 0;  // frames and replies so far
   ipc::Clock::time_point check_at_ GUARDED_BY(mu_) = ipc::Clock::time_point::max();
   LogLimiter warnings_ GUARDED_BY(mu_);
+  // Set at HELLO when its client asks for lease slots; then constant. The
+  // coordinator holds it too while a slot of it is granted.
+  std::shared_ptr<LeaseSlotPage> slot_page_ GUARDED_BY(mu_);
 };
 
 }  // namespace genomed::loader

@@ -234,6 +234,8 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
                             "; a prefetch takes free room only (it never evicts a leased, "
                             "pinned or used adapter)");
         }
+        reclaim_lease_slots();
+        if (ticket->outcome != AdmissionTicket::Outcome::waiting) continue;
       }
       // else: wait for the probes that tell how much room it needs.
     }
@@ -289,7 +291,8 @@ ipc::LeaseGrant Coordinator::grant_of(const std::string& name, LeaseId lease) co
 
 Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& names,
                                                ConnectionId conn, WaitHook* hook,
-                                               const RequestOptions& options) {
+                                               const RequestOptions& options,
+                                               const std::shared_ptr<LeaseSlotPage>& page) {
   std::vector<std::string> distinct;
   for (const auto& name : names) {
     if (std::find(distinct.begin(), distinct.end(), name) == distinct.end())
@@ -316,6 +319,7 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
     reply.grants.reserve(names.size());
     for (const auto& name : names)
       reply.grants.push_back(grant_of(name, leases_.grant(name, conn)));
+    attach_slots(reply, page);  // first: a slot lease alone leaves an idle expiry to schedule
     for (const auto& name : distinct) mark_used(name, options);
     check_invariants();
     return reply;
@@ -347,6 +351,7 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
     if (lease == 0) lease = leases_.grant(name, conn);
     reply.grants.push_back(grant_of(name, lease));
   }
+  attach_slots(reply, page);
   for (const auto& name : distinct) mark_used(name, options);
   check_invariants();
   return reply;
@@ -439,17 +444,18 @@ std::uint64_t Coordinator::pin_budget() const {
 // ---------------------------------------------------------------------------
 // Leases
 
-bool Coordinator::end_lease(LeaseId id, std::optional<ConnectionId> conn) {
+bool Coordinator::end_lease(LeaseId id, std::optional<ConnectionId> conn, bool settle_now) {
   const auto ended = leases_.end(id, conn);
   if (!ended) return false;
+  slots_.detach(id);
   if (ended->last) {
     auto it = entries_.find(ended->name);
     if (it != entries_.end() && it->second.state == State::draining) {
       erase_resident(it);
       spdlog::info("unloaded {}: its last lease ended", quote(ended->name));
     } else {
-      mark_used(ended->name);     // its idle time starts now
-      settle(admission_.pump());  // it may be evicted for a waiting ticket now
+      mark_used(ended->name);                     // its idle time starts now
+      if (settle_now) settle(admission_.pump());  // it may be evicted for a waiting ticket now
     }
   }
   return true;
@@ -459,6 +465,50 @@ std::size_t Coordinator::end_leases_of(ConnectionId conn) {
   const auto ids = leases_.of(conn);
   for (LeaseId id : ids) end_lease(id);
   return ids.size();
+}
+
+void Coordinator::attach_slots(ipc::AcquireReply& reply,
+                               const std::shared_ptr<LeaseSlotPage>& page) {
+  // While requests wait for room, no new slot: the coordinator would not
+  // see it go idle, and a waiter may need exactly that memory.
+  if (!page || shutting_down_ || admission_.waiting() > 0) return;
+  for (ipc::LeaseGrant& g : reply.grants) {
+    if (entries_.at(g.name).state != State::ready) continue;
+    if (const auto slot = slots_.attach(g.lease, g.name, page)) {
+      g.slot = slot->index;
+      g.slot_tag = slot->tag;
+    }
+  }
+}
+
+void Coordinator::reclaim_lease_slots() {
+  if (slots_.size() == 0) return;
+  const auto used_list = slots_.used_names();
+  const std::unordered_set<std::string> used(used_list.begin(), used_list.end());
+  const auto revoked = slots_.revoke(nullptr);
+  for (const auto& [id, name] : revoked) end_lease(id, std::nullopt, /*settle_now=*/false);
+  for (const auto& [id, name] : revoked) {
+    if (used.contains(name))
+      cache_.touch(name);
+    else
+      cache_.make_least_recent(name);
+  }
+  settle(admission_.pump());
+}
+
+void Coordinator::revoke_slots_of(const std::string& name) {
+  for (const auto& [id, ended] : slots_.revoke(&name)) end_lease(id);
+}
+
+void Coordinator::revoke_lease_slots() {
+  MutexLock lock(mu_);
+  const std::size_t before = slots_.size();
+  for (const auto& [id, name] : slots_.revoke(nullptr)) end_lease(id);
+  if (before > 0) {
+    spdlog::info("lease slots wanted back: {} idle one(s) ended, {} end with their client's release",
+                 before - slots_.size(), slots_.size());
+  }
+  check_invariants();
 }
 
 void Coordinator::erase_resident(std::map<std::string, Entry>::iterator it) {
@@ -796,7 +846,9 @@ std::optional<Clock::time_point> Coordinator::idle_expiry(const std::string& nam
                                                           const Entry& e) const {
   if (e.state != State::ready) return std::nullopt;
   const auto view = cache_.find(name);
-  if (!view || view->leases > 0 || view->pinned) return std::nullopt;
+  // Slot leases alone do not: the client may not use them any more (the
+  // expiry looks at their uses, unload_idle()).
+  if (!view || view->leases > slots_.count(name) || view->pinned) return std::nullopt;
   const auto keep_alive = e.keep_alive.value_or(options_.idle_unload);
   if (keep_alive.count() <= 0) return std::nullopt;
   return e.last_used + keep_alive;
@@ -810,12 +862,24 @@ std::optional<Clock::time_point> Coordinator::unload_idle(Clock::time_point now)
     if (const auto expiry = idle_expiry(name, e); expiry && *expiry <= now) expired.push_back(name);
   }
   for (const auto& name : expired) {
-    const auto it = entries_.find(name);
+    auto it = entries_.find(name);
     if (it == entries_.end()) continue;
     const auto expiry = idle_expiry(name, it->second);
     if (!expiry || *expiry > now) continue;
     const auto idle_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(now - it->second.last_used);
+    if (slots_.count(name) > 0) {
+      if (slots_.used_since_last_look(name)) {  // used through a slot: not idle
+        mark_used(name);
+        continue;
+      }
+      const auto last_used = it->second.last_used;
+      revoke_slots_of(name);  // ending a lease marks it used now: not what happened
+      it = entries_.find(name);
+      if (it == entries_.end()) continue;  // evicted for a waiting request meanwhile
+      if (cache_.find(name)->leases > 0) continue;  // busy: unused once its release comes
+      it->second.last_used = last_used;
+    }
     erase_resident(it);
     ++counters_.idle_unloads;
     spdlog::info("unloaded {}: unused for {} ms (its keep-alive)", quote(name), idle_ms.count());
@@ -870,11 +934,17 @@ Result<ipc::UnloadReply> Coordinator::unload_locked(const std::string& name) {
       return ipc::UnloadReply{name, "cancelled", 0};
     }
     case State::ready: {
-      const auto view = cache_.find(name);
+      auto view = cache_.find(name);
       if (view->pinned) {
         return Status(Errc::pinned, "adapter " + quote(name) +
                                         " is pinned: unpin it first ('genomectl unpin " +
                                         printable(name) + "'), then unload it");
+      }
+      if (slots_.count(name) > 0) {
+        revoke_slots_of(name);
+        it = entries_.find(name);
+        if (it == entries_.end()) return ipc::UnloadReply{name, "freed", 0};  // evicted meanwhile
+        view = cache_.find(name);
       }
       if (view->leases > 0) {
         it->second.state = State::draining;
@@ -911,10 +981,11 @@ ipc::ListReply Coordinator::list(std::string_view after, std::size_t limit) cons
     s.generation = e.generation;
     if (const auto view = cache_.find(name)) {
       s.bytes = view->length;
-      s.leases = view->leases;
+      // Leases as the clients hold them: a slot counts what is taken through it.
+      s.leases = view->leases - slots_.count(name) + slots_.held(name);
       s.pinned = view->pinned;
-      if (view->leases == 0) s.idle_ms = ms_count(now - e.last_used);
-      if (const auto expiry = idle_expiry(name, e))
+      if (s.leases == 0) s.idle_ms = ms_count(now - e.last_used);
+      if (const auto expiry = idle_expiry(name, e); expiry && s.leases == 0)
         s.expires_in_ms = *expiry > now ? ms_count(*expiry - now) : 0;
     } else if (e.flight) {
       s.fill_total = e.flight->progress.total.load(std::memory_order_relaxed);
@@ -937,7 +1008,9 @@ ipc::StatsReply Coordinator::stats() const {
   put("loads_completed", counters_.loads_completed);
   put("loads_failed", counters_.loads_failed);
   put("loads_cancelled", counters_.loads_cancelled);
-  put("hits", counters_.hits);
+  // Leases taken through slots are hits the daemon did not serve itself.
+  const std::uint64_t slot_hits = slots_.uses();
+  put("hits", counters_.hits + slot_hits);
   put("misses", counters_.misses);
   put("evictions", cache_.evictions());
   put("bytes_resident", cache_.bytes_resident());
@@ -948,8 +1021,12 @@ ipc::StatsReply Coordinator::stats() const {
   put("budget_bytes", cache_.budget());
   put("adapters_resident", entries_.size() - loading);
   put("adapters_loading", loading);
-  put("leases_active", leases_.active());
+  // As the clients hold them: an idle slot's lease counts 0, a busy one what
+  // is taken through it (a drain waits for this to reach 0).
+  put("leases_active", leases_.active() - slots_.size() + slots_.held_total());
   put("leases_granted", leases_.granted());
+  put("lease_slots", slots_.size());
+  put("slot_hits", slot_hits);
   put("workers_alive", pool.workers_alive);
   put("worker_restarts", pool.worker_restarts);
   put("worker_crashes", pool.worker_crashes);
@@ -1021,6 +1098,7 @@ void Coordinator::check_invariants() const {
   }
   GENOMED_CHECK(resident == cache_.entry_count(), "the cache holds an adapter with no entry");
   leases_.check_invariants();
+  slots_.check_invariants(leases_);
   admission_.check_invariants();
   for (const auto& [ticket, owner] : ticket_owner_) {
     GENOMED_CHECK(requests_.contains(owner) && owner->ticket.get() == ticket,

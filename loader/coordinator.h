@@ -39,6 +39,13 @@
 //   it and UNLOAD refuses it (`pinned`) until UNPIN. Pins are the daemon's,
 //   not a connection's: they outlive the client that set them. Pinned bytes
 //   together stay within the pin budget (`pin_budget_exceeded`).
+// - Lease slots (loader/lease_slots.h): a lease granted to a connection
+//   with a page of slots may be held through a slot, where its client takes
+//   and gives back further leases on that adapter without a message. Such a
+//   lease keeps its adapter resident like any other; the coordinator wants
+//   it back only when it needs the memory: before a request waits for room
+//   (every idle slot is revoked), on UNLOAD, at an idle expiry (unless the
+//   slot was used since the last look), and in the drain.
 // - Idle unload: a READY entry with no lease and no pin that nobody has
 //   used (LOAD, ACQUIRE, PIN, a lease ending) for its keep-alive (the last
 //   request's `keep_alive`, else --idle-unload) is unloaded by the idle
@@ -75,6 +82,7 @@
 #include "ipc/protocol.h"
 #include "loader/admission_queue.h"
 #include "loader/latency_histogram.h"
+#include "loader/lease_slots.h"
 #include "loader/lease_table.h"
 #include "loader/load_pipeline.h"
 #include "loader/name_resolver.h"
@@ -152,8 +160,13 @@ class Coordinator {
   // limit_exceeded, before anything else, if `conn` would then hold more
   // than max_leases_per_connection leases (a connection runs one request at
   // a time, so what it holds when its ACQUIRE starts is what it can hold).
+  // With a `page` (the connection's lease slots), each granted lease on a
+  // name the page has no slot for yet is held through a free slot of it
+  // (LeaseGrant::slot), unless requests wait for room: the client then
+  // takes further leases on it without asking (loader/lease_slots.h).
   Result<ipc::AcquireReply> acquire(const std::vector<std::string>& names, ConnectionId conn,
-                                    WaitHook* hook = nullptr, const RequestOptions& options = {})
+                                    WaitHook* hook = nullptr, const RequestOptions& options = {},
+                                    const std::shared_ptr<LeaseSlotPage>& page = nullptr)
       EXCLUDES(mu_);
   // Ends those of `leases` that `conn` holds; returns how many it does not
   // (unknown ids, ended already, another connection's). They are ignored:
@@ -173,6 +186,9 @@ class Coordinator {
   void abandon(ConnectionId conn) EXCLUDES(mu_);
   // True while `conn` holds a lease.
   bool holds_leases(ConnectionId conn) const EXCLUDES(mu_);
+  // The drain: every lease slot is wanted back. Idle ones end now; busy ones
+  // end with their client's last give-back (its RELEASE).
+  void revoke_lease_slots() EXCLUDES(mu_);
 
   // Makes `name` resident without leasing it. `conn` and `hook` as for
   // acquire(): a waiting LOAD is a waiter of the load too.
@@ -305,7 +321,20 @@ class Coordinator {
   ipc::PinReply pin_reply(const std::string& name, bool was_pinned) const REQUIRES(mu_);
   std::uint64_t pin_budget() const;
   // Ends a lease (of `conn` only, if given); false if there is none such.
-  bool end_lease(LeaseId id, std::optional<ConnectionId> conn = std::nullopt) REQUIRES(mu_);
+  // `settle_now` false: the caller pumps the admission queue itself after.
+  bool end_lease(LeaseId id, std::optional<ConnectionId> conn = std::nullopt,
+                 bool settle_now = true) REQUIRES(mu_);
+  // Holds the reply's leases through free slots of `page` where it can.
+  void attach_slots(ipc::AcquireReply& reply, const std::shared_ptr<LeaseSlotPage>& page)
+      REQUIRES(mu_);
+  // A request is about to wait for room: every idle slot is revoked (its
+  // lease ends, so its adapter may be evicted) and every busy one is wanted
+  // back. Of the adapters freed so, those used through their slots since the
+  // last look become the most recently used, the others the least (the
+  // daemon saw no use of them: a CLOCK-style reference bit).
+  void reclaim_lease_slots() REQUIRES(mu_);
+  // Ends the idle slot leases on `name` and wants the busy ones back.
+  void revoke_slots_of(const std::string& name) REQUIRES(mu_);
   std::size_t end_leases_of(ConnectionId conn) REQUIRES(mu_);
   // Erases a READY or DRAINING entry with no lease from the cache and the table.
   void erase_resident(std::map<std::string, Entry>::iterator it) REQUIRES(mu_);
@@ -331,6 +360,8 @@ class Coordinator {
   bool shutting_down_ GUARDED_BY(mu_) = false;
   cache::ResidentCache cache_ GUARDED_BY(mu_);
   LeaseTable leases_ GUARDED_BY(mu_);
+  // Which of leases_ are held through a connection's lease slots.
+  SlotLeases slots_ GUARDED_BY(mu_);
   AdmissionQueue admission_ GUARDED_BY(mu_);
   // Every name LOADING, READY or DRAINING. Invariant: READY and DRAINING
   // entries are in cache_ (and only they are); a LOADING one has a flight.

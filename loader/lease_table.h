@@ -44,6 +44,7 @@ class LeaseTable {
   // The leases of a connection, in no particular order. O(its leases).
   std::vector<LeaseId> of(ConnectionId conn) const;
   bool holds_any(ConnectionId conn) const { return by_conn_.contains(conn); }
+  bool contains(LeaseId id) const { return leases_.contains(id); }
   // How many leases `conn` holds. O(1).
   std::size_t count_of(ConnectionId conn) const;
 

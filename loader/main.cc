@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <thread>
+#include <utility>
 
 #include "cache/arena.h"
 #include "common/safe_text.h"
@@ -197,7 +198,13 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
 
   loader::notify_stopping("stopping: draining leases, then stopping workers");
   (*server)->stop_accepting();
-  loader::run_drain(*drain, stop_signals, [&] { return leases_active(coordinator); });
+  // Once the drain refuses new leases, the lease slots are wanted back: idle
+  // ones end at once, busy ones with their client's last give-back.
+  bool slots_revoked = false;
+  loader::run_drain(*drain, stop_signals, [&] {
+    if (drain->active() && !std::exchange(slots_revoked, true)) coordinator.revoke_lease_slots();
+    return leases_active(coordinator);
+  });
   coordinator.shutdown();
   (*server)->stop();
   server->reset();

@@ -25,6 +25,7 @@ const std::set<std::string>& counter_stats() {
                                                   "bytes_loaded",
                                                   "request_restarts",
                                                   "leases_granted",
+                                                  "slot_hits",
                                                   "worker_restarts",
                                                   "worker_crashes",
                                                   "worker_timeouts",

@@ -116,6 +116,8 @@ class Lease {
   ~Lease();
 
   const std::string& name() const;
+  // The daemon's lease id. Leases taken through one lease slot (see
+  // ClientOptions::lease_slots) share the id of the lease that holds the slot.
   std::uint64_t id() const;
   std::uint64_t generation() const;  // which load of `name` this copy is
   std::uint32_t lora_rank() const;   // config().r
@@ -169,6 +171,13 @@ inline constexpr std::chrono::milliseconds kNoTimeout = std::chrono::millisecond
 struct ClientOptions {
   // Free-form; the daemon logs it with the peer's pid and uid.
   std::string client_name = "libgenomed";
+  // Ask the daemon for a page of lease slots (docs/protocol.md, "Lease
+  // slots"): after the first acquire() of an adapter over the socket,
+  // further acquire()s of it and their release()s are atomic operations in
+  // shared memory, with no request at all, until the daemon wants the
+  // memory back (then the next acquire() asks again). acquire() calls with a
+  // keep_alive always ask the daemon.
+  bool lease_slots = true;
   // connect(): connecting and the HELLO exchange together.
   std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
   // unload(), list(), stats(), health(); also bounds writing one RELEASE.

@@ -1,0 +1,131 @@
+// The daemon's side of lease slots (the contract: layout/lease_slot.h).
+//
+// LeaseSlotPage: one connection's page, a sealed memfd mapped read-write,
+// created when its client asks for slots in HELLO.
+//
+// SlotLeases: which leases are held through which slot. A slot lease is an
+// ordinary lease of the LeaseTable (it keeps its adapter resident, counts
+// against the connection's lease limit, ends when the connection closes);
+// what differs is that the client takes further leases and gives them
+// back in the page, so the daemon does not see it go idle. The daemon looks
+// when it wants the adapter's memory (an admission that waits for room, an
+// UNLOAD, an idle expiry, the drain): revoke() ends the idle slots (count 0)
+// and marks the others wanted, whose client sends RELEASE with the last
+// give-back.
+//
+// Not thread-safe: the coordinator calls it under its mutex. What a client
+// writes into its page can make its own leases look busy or its own views
+// wrong, never touch another connection's slots (each has its own page), and
+// never make the daemon wait for it (revoke gives up on a contended word).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "layout/lease_slot.h"
+#include "loader/lease_table.h"
+
+namespace genomed::loader {
+
+class LeaseSlotPage {
+ public:
+  // A page of `slots` slots (memfd sealed against shrinking and growing, so
+  // the client cannot make the daemon's mapping fault). Errc::environment
+  // if the memfd or the mapping cannot be made.
+  static Result<std::shared_ptr<LeaseSlotPage>> create(std::uint32_t slots);
+  ~LeaseSlotPage();
+  LeaseSlotPage(const LeaseSlotPage&) = delete;
+  LeaseSlotPage& operator=(const LeaseSlotPage&) = delete;
+
+  // The read-write descriptor to pass to the client (-1 after close_fd()).
+  int fd() const { return fd_; }
+  // Once it has been passed: the mapping keeps the page.
+  void close_fd();
+  std::uint32_t slots() const { return slots_; }
+  format::LeaseSlot& slot(std::uint32_t index);
+
+ private:
+  LeaseSlotPage(int fd, void* map, std::size_t bytes, std::uint32_t slots)
+      : fd_(fd), map_(map), bytes_(bytes), slots_(slots) {}
+  int fd_;
+  void* map_;
+  std::size_t bytes_;
+  std::uint32_t slots_;
+};
+
+struct SlotGrant {
+  std::uint32_t index = 0;
+  std::uint32_t tag = 0;
+};
+
+class SlotLeases {
+ public:
+  // Holds lease `id` on `name` through a free slot of `page` (its count set
+  // to 1 for that lease). nullopt if the page has no free slot or already
+  // holds a slot on `name` (a lease taken beside it stays an ordinary one).
+  std::optional<SlotGrant> attach(LeaseId id, const std::string& name,
+                                  const std::shared_ptr<LeaseSlotPage>& page);
+  // Lease `id` ended (RELEASE, revocation, disconnect): revokes its slot, so
+  // nothing more is taken through it, and frees it. No-op for other leases.
+  void detach(LeaseId id);
+
+  // Wants back the slots on `name` (every slot with nullptr): the idle ones
+  // are revoked and their lease ids returned (the caller ends those leases),
+  // the busy ones are marked wanted.
+  std::vector<std::pair<LeaseId, std::string>> revoke(const std::string* name);
+  // Whether a lease was taken through a slot on `name` since the last look
+  // (or since the slot was granted): the reference bit of an adapter the
+  // daemon otherwise sees unused.
+  bool used_since_last_look(const std::string& name);
+  // The adapters with a slot that were used since the last look.
+  std::vector<std::string> used_names();
+
+  // Slot leases on `name` (each is one lease of the LeaseTable).
+  std::size_t count(const std::string& name) const;
+  // Leases taken through the slots on `name` now, as their words say (a
+  // word the daemon cannot read as its grant counts as one).
+  std::uint64_t held(const std::string& name) const;
+  std::uint64_t held_total() const;
+  std::size_t size() const { return leases_.size(); }
+  bool holds(LeaseId id) const { return leases_.contains(id); }
+  // Leases taken through slots so far (not counting the granting ACQUIREs).
+  std::uint64_t uses() const;
+
+  // Aborts unless every slot lease is a live lease of `table` and the
+  // indexes agree. O(slot leases).
+  void check_invariants(const LeaseTable& table) const;
+
+ private:
+  struct Held {
+    std::string name;
+    std::shared_ptr<LeaseSlotPage> page;
+    SlotGrant grant;
+    std::uint64_t uses_seen = 0;  // uses at the last look
+    // The most uses read so far: what counts, so the hit counter never goes
+    // back even if the client rewrites the word (it can only inflate it).
+    mutable std::uint64_t uses_high = 0;
+  };
+  struct PageState {
+    std::vector<std::uint32_t> free;                     // slot indexes not granted
+    std::unordered_map<std::string, LeaseId> by_name;    // at most one slot per adapter
+  };
+  std::uint64_t uses_of(const Held& h) const;
+  // Leases taken through the slot now (a word that is not its grant: 1).
+  static std::uint64_t held_through(const Held& h);
+  // Revokes and frees; folds its uses into ended_uses_.
+  void free_slot(std::unordered_map<LeaseId, Held>::iterator it);
+
+  std::unordered_map<LeaseId, Held> leases_;
+  std::unordered_map<const LeaseSlotPage*, PageState> pages_;  // pages with a slot granted
+  std::unordered_map<std::string, std::vector<LeaseId>> by_name_;
+  std::uint32_t next_tag_ = 1;      // 24 bits, never 0
+  std::uint64_t ended_uses_ = 0;    // uses of slots freed so far
+};
+
+}  // namespace genomed::loader
