@@ -13,8 +13,10 @@
 //              repetitions), raw Unix socketpair ping-pong (latency and
 //              throughput with 1/4/16 pairs, frames the size of ACQUIRE);
 //   genomed    cold loads (acquire of a non-resident adapter), hit latency
-//              and throughput (acquire + release of a resident adapter),
-//              load/unload churn (leak check), singleflight dedup.
+//              and throughput (acquire + release of a resident adapter: by
+//              the default client, which takes repeats through its lease
+//              slots, and by one without slots, whose every acquire is a
+//              round trip), load/unload churn (leak check), singleflight dedup.
 // docs/performance.md explains every figure and the latest results.
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
@@ -169,7 +171,8 @@ profiling modes (no report; run under perf record -a / strace -f):
 
 A/B mode (for comparing builds on a noisy machine):
   --throughput-only R   only the 16-client acquire+release throughput of the
-                        256-tensor adapter against 16 raw round-trip pairs:
+                        256-tensor adapter (with lease slots, then without)
+                        against 16 raw round-trip pairs:
                         R rounds of 1 s each, alternating; prints each round's
                         ratio and their median (--json writes them)
 )";
@@ -626,8 +629,13 @@ void stop_daemon(Daemon& d) {
   d.pid = -1;
 }
 
-Client connect(const Daemon& d) {
-  auto c = Client::connect(d.socket, "genome-bench");
+// `slots` false: a client without lease slots, whose every acquire and
+// release is a message (what the Python client, and a first acquire, pay).
+Client connect(const Daemon& d, bool slots = true) {
+  genomed::ClientOptions options;
+  options.client_name = "genome-bench";
+  options.lease_slots = slots;
+  auto c = Client::connect(d.socket, options);
   if (!c) die("connect: " + c.status().to_string());
   return std::move(c).value();
 }
@@ -757,9 +765,10 @@ void hit_block(Client& c, const std::string& name, int warmup, int iterations,
   }
 }
 
-double hit_throughput(const Daemon& d, const std::string& name, int threads, double seconds) {
+double hit_throughput(const Daemon& d, const std::string& name, int threads, double seconds,
+                      bool slots = true) {
   std::vector<Client> clients;
-  for (int t = 0; t < threads; ++t) clients.push_back(connect(d));
+  for (int t = 0; t < threads; ++t) clients.push_back(connect(d, slots));
   return run_for(threads, seconds, [&](int t) {
     auto lease = clients[static_cast<std::size_t>(t)].acquire(name);
     if (!lease) {
@@ -888,18 +897,25 @@ int run_throughput_only(const Options& o, const std::string& tmp, const std::str
     Client c = connect(d);
     if (auto l = c.load(hot.name); !l) die("load hot: " + l.status().to_string());
   }
-  std::vector<double> ratios, hits, raws;
+  std::vector<double> ratios, hits, raws, socket_ratios, socket_hits;
   for (int r = 0; r < o.throughput_rounds; ++r) {
     const double hit = hit_throughput(d, hot.name, 16, 1.0);
     const double raw = socket_throughput(frames, 16, 1.0);
+    const double by_request = hit_throughput(d, hot.name, 16, 1.0, /*slots=*/false);
     hits.push_back(hit);
     raws.push_back(raw);
     ratios.push_back(hit / raw);
-    std::printf("round %d: genomed %.0f/s, raw %.0f/s, ratio %.3f\n", r + 1, hit, raw, hit / raw);
+    socket_hits.push_back(by_request);
+    socket_ratios.push_back(by_request / raw);
+    std::printf(
+        "round %d: genomed %.0f/s (without lease slots %.0f/s), raw %.0f/s, ratio %.3f "
+        "(without lease slots %.3f)\n",
+        r + 1, hit, by_request, raw, hit / raw, by_request / raw);
     std::fflush(stdout);
   }
-  std::printf("median ratio %.3f (genomed %.0f/s, raw %.0f/s)\n", median(ratios), median(hits),
-              median(raws));
+  std::printf(
+      "median ratio %.3f (genomed %.0f/s, raw %.0f/s); without lease slots %.3f (%.0f/s)\n",
+      median(ratios), median(hits), median(raws), median(socket_ratios), median(socket_hits));
   stop_daemon(d);
   if (!o.json_path.empty()) {
     Json j;
@@ -907,6 +923,8 @@ int run_throughput_only(const Options& o, const std::string& tmp, const std::str
     j["hit_throughput_ops_16"] = median(hits);
     j["socket_rtt_throughput_16"] = median(raws);
     j["hit_throughput_16_vs_rtt"] = median(ratios);
+    j["hit_socket_throughput_ops_16"] = median(socket_hits);
+    j["hit_socket_throughput_16_vs_rtt"] = median(socket_ratios);
     write_json(o.json_path, j);
   }
   return 0;
@@ -1026,6 +1044,8 @@ int main(int argc, char** argv) {
          rtt_p99 = NAN;
   std::map<int, double> hit_tput;
   double hit_small_tput16 = NAN;
+  // The same without lease slots: every acquire a round trip, every release a message.
+  double hit_socket_p50 = NAN, hit_socket_tput16 = NAN;
   Snapshot churn_before, churn_after;
   std::vector<std::uint64_t> churn_rss_trace;  // VmRSS after every tenth of the cycles
   double churn_rate = NAN;
@@ -1053,7 +1073,8 @@ int main(int argc, char** argv) {
     }
     // Ten alternating blocks of genomed hits and raw round trips, pinned
     // cross-core (see pin_process); then the same unpinned, for reference.
-    std::vector<double> hits, small_hits, rtt, free_hits, free_rtt;
+    std::vector<double> hits, small_hits, rtt, free_hits, free_rtt, socket_hits;
+    Client by_request = connect(d1, /*slots=*/false);
     constexpr int kBlocks = 10;
     const int per_block = std::max(1, o.hit_iterations / kBlocks);
     const bool pinned = std::thread::hardware_concurrency() >= 2 && pin_task(0, 0);
@@ -1065,6 +1086,7 @@ int main(int argc, char** argv) {
       hit_block(c, hot.name, 20, per_block, hits);
       socket_rtt_block(echo, 20, per_block, rtt);
       hit_block(c, hot_small.name, 20, per_block, small_hits);
+      hit_block(by_request, hot.name, 20, per_block, socket_hits);
     }
     if (pinned) {
       pin_task(0, -1);
@@ -1088,23 +1110,25 @@ int main(int argc, char** argv) {
     rtt_p50 = percentile(rtt, 50);
     rtt_p99 = percentile(rtt, 99);
     std::printf("raw socket round trip: p50 %.1f us, p99 %.1f us\n", rtt_p50, rtt_p99);
+    hit_socket_p50 = percentile(socket_hits, 50);
     std::printf(
         "hit acquire+release: p50 %.1f us, p99 %.1f us (4-tensor adapter: p50 %.1f us, p99 %.1f "
-        "us)\n",
-        hit_p50, hit_p99, hit_small_p50, hit_small_p99);
+        "us); without lease slots p50 %.1f us\n",
+        hit_p50, hit_p99, hit_small_p50, hit_small_p99, hit_socket_p50);
     // Throughput: three rounds, each alternating genomed and the raw socket
     // baseline (same machine state); medians of the rounds.
     {
       constexpr int kRounds = 3;
       const double slice = o.throughput_seconds / kRounds;
       std::map<int, std::vector<double>> hit_runs, sock_runs;
-      std::vector<double> small_runs;
+      std::vector<double> small_runs, socket_runs;
       for (int r = 0; r < kRounds; ++r) {
         for (int n : {1, 4, 16}) {
           hit_runs[n].push_back(hit_throughput(d1, hot.name, n, slice));
           sock_runs[n].push_back(socket_throughput(frames, n, slice));
         }
         small_runs.push_back(hit_throughput(d1, hot_small.name, 16, slice));
+        socket_runs.push_back(hit_throughput(d1, hot.name, 16, slice, /*slots=*/false));
       }
       for (int n : {1, 4, 16}) {
         hit_tput[n] = median(hit_runs[n]);
@@ -1112,13 +1136,14 @@ int main(int argc, char** argv) {
         j["socket_rtt_throughput_" + std::to_string(n)] = sock_tput[n];
       }
       hit_small_tput16 = median(small_runs);
+      hit_socket_tput16 = median(socket_runs);
     }
     std::printf("raw round trips/s with 1/4/16 pairs: %.0f / %.0f / %.0f\n", sock_tput[1],
                 sock_tput[4], sock_tput[16]);
     std::printf(
         "hit throughput with 1/4/16 clients: %.0f / %.0f / %.0f per s (4-tensor adapter, 16: "
-        "%.0f)\n",
-        hit_tput[1], hit_tput[4], hit_tput[16], hit_small_tput16);
+        "%.0f; without lease slots, 16: %.0f)\n",
+        hit_tput[1], hit_tput[4], hit_tput[16], hit_small_tput16, hit_socket_tput16);
     std::fflush(stdout);
 
     // Churn: load + unload of a small adapter; nothing may grow.
@@ -1329,6 +1354,15 @@ int main(int argc, char** argv) {
          targeted ? std::optional<bool>(hit_tput[n] / sock_tput[n] >= 0.7) : std::nullopt});
   }
 
+  j["hit_socket_p50_us"] = hit_socket_p50;
+  j["hit_socket_vs_rtt"] = hit_socket_p50 / rtt_p50;
+  rows.push_back({"hit_socket_p50_us", hit_socket_p50, "us", "socket_rtt_p50_us", rtt_p50,
+                  hit_socket_p50 / rtt_p50, "", std::nullopt});
+  j["hit_socket_throughput_ops_16"] = hit_socket_tput16;
+  j["hit_socket_throughput_16_vs_rtt"] = hit_socket_tput16 / sock_tput[16];
+  rows.push_back({"hit_socket_throughput_ops_16", hit_socket_tput16, "ops/s",
+                  "socket_rtt_throughput_16", sock_tput[16], hit_socket_tput16 / sock_tput[16], "",
+                  std::nullopt});
   j["hit_small_throughput_ops_16"] = hit_small_tput16;
   j["hit_small_throughput_16_vs_rtt"] = hit_small_tput16 / sock_tput[16];
   rows.push_back({"hit_small_throughput_ops_16", hit_small_tput16, "ops/s",

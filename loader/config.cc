@@ -214,6 +214,9 @@ const std::map<std::string, Setter>& setters() {
        size_setter(
            [](DaemonConfig & c) -> auto& { return c.coordinator.max_leases_per_connection; }, 1,
            1 << 24)},
+      {"lease_slots",
+       size_setter([](DaemonConfig & c) -> auto& { return c.connections.lease_slots; }, 0,
+                   ipc::kMaxLeaseSlots)},
       {"max_pipelined_requests",
        size_setter(
            [](DaemonConfig & c) -> auto& { return c.connections.max_pipelined_requests; }, 1,
@@ -409,6 +412,10 @@ options:
   --max-leases-per-connection N  leases one client connection may hold at
                               once; an ACQUIRE past it is refused with
                               'limit_exceeded' (default 4096)
+  --lease-slots N             lease slots offered to each client that asks:
+                              repeat acquires of an adapter through one are
+                              taken in shared memory, without a request
+                              (default 64; 0: none; at most 4096)
   --max-pipelined-requests N  requests of one connection read ahead of the
                               one being served; with N waiting genomed stops
                               reading that socket until one is answered

@@ -241,8 +241,8 @@ bool Connection::take_hello(std::string_view body) {
   hello.arena_bytes = ctx_.arena_bytes;
   hello.pid = static_cast<std::uint64_t>(::getpid());
   std::shared_ptr<LeaseSlotPage> page;
-  if (req->lease_slots) {
-    auto made = LeaseSlotPage::create(ipc::kLeaseSlotsPerConnection);
+  if (req->lease_slots && ctx_.limits.lease_slots > 0) {
+    auto made = LeaseSlotPage::create(static_cast<std::uint32_t>(ctx_.limits.lease_slots));
     if (made) {
       page = std::move(made).value();
       hello.lease_slots = page->slots();

@@ -71,6 +71,9 @@ struct ConnectionLimits {
   // a connection queues at most 1 MiB by default. The client libraries send
   // one request at a time.
   std::size_t max_pipelined_requests = 16;
+  // Lease slots offered to each client that asks in HELLO (docs/protocol.md,
+  // "Lease slots"); 0: none, every lease is a request.
+  std::size_t lease_slots = ipc::kLeaseSlotsPerConnection;
   // Warnings one connection may cause (LogLimiter); not flags.
   LogLimiter::Options warnings;
   // Request threads at most (RequestThreads): more than the cores start

@@ -319,7 +319,7 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
     reply.grants.reserve(names.size());
     for (const auto& name : names)
       reply.grants.push_back(grant_of(name, leases_.grant(name, conn)));
-    attach_slots(reply, page);  // first: a slot lease alone leaves an idle expiry to schedule
+    attach_slots(reply, conn, page);  // first: a slot lease alone leaves an idle expiry to schedule
     for (const auto& name : distinct) mark_used(name, options);
     check_invariants();
     return reply;
@@ -351,7 +351,7 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
     if (lease == 0) lease = leases_.grant(name, conn);
     reply.grants.push_back(grant_of(name, lease));
   }
-  attach_slots(reply, page);
+  attach_slots(reply, conn, page);
   for (const auto& name : distinct) mark_used(name, options);
   check_invariants();
   return reply;
@@ -467,14 +467,14 @@ std::size_t Coordinator::end_leases_of(ConnectionId conn) {
   return ids.size();
 }
 
-void Coordinator::attach_slots(ipc::AcquireReply& reply,
+void Coordinator::attach_slots(ipc::AcquireReply& reply, ConnectionId conn,
                                const std::shared_ptr<LeaseSlotPage>& page) {
   // While requests wait for room, no new slot: the coordinator would not
   // see it go idle, and a waiter may need exactly that memory.
   if (!page || shutting_down_ || admission_.waiting() > 0) return;
   for (ipc::LeaseGrant& g : reply.grants) {
     if (entries_.at(g.name).state != State::ready) continue;
-    if (const auto slot = slots_.attach(g.lease, g.name, page)) {
+    if (const auto slot = slots_.attach(g.lease, g.name, conn, page)) {
       g.slot = slot->index;
       g.slot_tag = slot->tag;
     }
@@ -572,7 +572,8 @@ void Coordinator::abandon(ConnectionId conn) {
 
 bool Coordinator::holds_leases(ConnectionId conn) const {
   MutexLock lock(mu_);
-  return leases_.holds_any(conn);
+  // Idle slots hold leases nobody uses: the client holds none through them.
+  return leases_.count_of(conn) > slots_.count_of(conn) || slots_.busy(conn);
 }
 
 // ---------------------------------------------------------------------------

@@ -184,7 +184,7 @@ class Coordinator {
   // release_all) return `cancelled` at once without granting them anything,
   // and cancels every load that only abandoned connections were waiting for.
   void abandon(ConnectionId conn) EXCLUDES(mu_);
-  // True while `conn` holds a lease.
+  // True while `conn` holds a lease (through a slot: one taken there now).
   bool holds_leases(ConnectionId conn) const EXCLUDES(mu_);
   // The drain: every lease slot is wanted back. Idle ones end now; busy ones
   // end with their client's last give-back (its RELEASE).
@@ -325,8 +325,8 @@ class Coordinator {
   bool end_lease(LeaseId id, std::optional<ConnectionId> conn = std::nullopt,
                  bool settle_now = true) REQUIRES(mu_);
   // Holds the reply's leases through free slots of `page` where it can.
-  void attach_slots(ipc::AcquireReply& reply, const std::shared_ptr<LeaseSlotPage>& page)
-      REQUIRES(mu_);
+  void attach_slots(ipc::AcquireReply& reply, ConnectionId conn,
+                    const std::shared_ptr<LeaseSlotPage>& page) REQUIRES(mu_);
   // A request is about to wait for room: every idle slot is revoked (its
   // lease ends, so its adapter may be evicted) and every busy one is wanted
   // back. Of the adapters freed so, those used through their slots since the

@@ -67,6 +67,7 @@ format::LeaseSlot& LeaseSlotPage::slot(std::uint32_t index) {
 // ---- SlotLeases -----------------------------------------------------------------
 
 std::optional<SlotGrant> SlotLeases::attach(LeaseId id, const std::string& name,
+                                            ConnectionId conn,
                                             const std::shared_ptr<LeaseSlotPage>& page) {
   if (leases_.contains(id)) return std::nullopt;
   auto [pit, fresh] = pages_.try_emplace(page.get());
@@ -87,7 +88,7 @@ std::optional<SlotGrant> SlotLeases::attach(LeaseId id, const std::string& name,
   slot.word.store(format::slot_word::granted(grant.tag), std::memory_order_release);
   ps.by_name.emplace(name, id);
   by_name_[name].push_back(id);
-  leases_.emplace(id, Held{name, page, grant, 0, 0});
+  leases_.emplace(id, Held{name, conn, page, grant, 0, 0});
   return grant;
 }
 
@@ -180,6 +181,17 @@ std::uint64_t SlotLeases::held_total() const {
   std::uint64_t total = 0;
   for (const auto& [id, h] : leases_) total += held_through(h);
   return total;
+}
+
+std::size_t SlotLeases::count_of(ConnectionId conn) const {
+  return static_cast<std::size_t>(std::count_if(
+      leases_.begin(), leases_.end(), [&](const auto& l) { return l.second.conn == conn; }));
+}
+
+bool SlotLeases::busy(ConnectionId conn) const {
+  return std::any_of(leases_.begin(), leases_.end(), [&](const auto& l) {
+    return l.second.conn == conn && held_through(l.second) > 0;
+  });
 }
 
 std::uint64_t SlotLeases::uses() const {

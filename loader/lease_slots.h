@@ -69,7 +69,7 @@ class SlotLeases {
   // Holds lease `id` on `name` through a free slot of `page` (its count set
   // to 1 for that lease). nullopt if the page has no free slot or already
   // holds a slot on `name` (a lease taken beside it stays an ordinary one).
-  std::optional<SlotGrant> attach(LeaseId id, const std::string& name,
+  std::optional<SlotGrant> attach(LeaseId id, const std::string& name, ConnectionId conn,
                                   const std::shared_ptr<LeaseSlotPage>& page);
   // Lease `id` ended (RELEASE, revocation, disconnect): revokes its slot, so
   // nothing more is taken through it, and frees it. No-op for other leases.
@@ -94,6 +94,10 @@ class SlotLeases {
   std::uint64_t held_total() const;
   std::size_t size() const { return leases_.size(); }
   bool holds(LeaseId id) const { return leases_.contains(id); }
+  // Slot leases of `conn`, and whether a lease is taken through one of them
+  // now. O(slot leases of every connection): for the idle-connection check.
+  std::size_t count_of(ConnectionId conn) const;
+  bool busy(ConnectionId conn) const;
   // Leases taken through slots so far (not counting the granting ACQUIREs).
   std::uint64_t uses() const;
 
@@ -104,6 +108,7 @@ class SlotLeases {
  private:
   struct Held {
     std::string name;
+    ConnectionId conn = 0;
     std::shared_ptr<LeaseSlotPage> page;
     SlotGrant grant;
     std::uint64_t uses_seen = 0;  // uses at the last look

@@ -220,6 +220,14 @@ TEST(ConfigFlags, PerConnectionCapsHaveTheirDocumentedDefaultsFlagsAndKeys) {
   expect_bad(with_required({"--max-pipelined-requests", "0"}), "--max-pipelined-requests");
 }
 
+TEST(ConfigFlags, LeaseSlotsDefaultTo64AndZeroOffersNone) {
+  EXPECT_EQ(parse_ok(kRequired).connections.lease_slots, 64u);
+  EXPECT_EQ(parse_ok(with_required({"--lease-slots", "0"})).connections.lease_slots, 0u);
+  JsonFile file(R"({"socket": "s", "root": ["r"], "lease_slots": 8})");
+  EXPECT_EQ(parse_ok({"--config", file.path()}).connections.lease_slots, 8u);
+  expect_bad(with_required({"--lease-slots", "4097"}), "--lease-slots");
+}
+
 TEST(ConfigFlags, LaterScalarFlagOverridesAnEarlierOne) {
   EXPECT_EQ(parse_ok(with_required({"--workers", "3", "--workers", "4"})).workers, 4);
 }
@@ -488,6 +496,7 @@ const std::map<std::string, std::string>& accepted_flags() {
       {"--max-request-threads", "8"},
       {"--max-leases-per-connection", "16"},
       {"--max-pipelined-requests", "4"},
+      {"--lease-slots", "16"},
       {"--handshake-timeout-ms", "100"},
       {"--idle-timeout-ms", "0"},
       {"--write-timeout-ms", "100"},
