@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs the tests under sanitizers, daemon and workers included:
 #   build-asan: every unit and integration test with ASan + UBSan;
-#   build-tsan: the tests of concurrent code (the coordinator, admission,
+#   build-tsan: the tests of concurrent code (lease slots, the coordinator, admission,
 #               request threads, pool, deadlines, pins, idle unload,
 #               prefetch, progress; the integration tests of concurrency,
 #               admission, eviction, hang-ups, limits, drain) with TSan,
@@ -31,8 +31,8 @@ for kind in "${kinds[@]}"; do
     # allocator_may_return_null says). The plain build runs it.
     asan) sanitize="address,undefined"; filter=""; targets=(all)
           exclude="HostileMemory.AllocationPastTheWorkerMemoryLimit" ;;
-    tsan) sanitize="thread"; targets=(loader_tests integration_tests); exclude=""
-          filter="Coordinator|Admission|RequestThreads|DeadlineTimer|LeaseTable|Pool|Concurrency|ReleaseWhileWaiting|Eviction|Hangup|IdleConnections|ConnectionLimits|IdleUnload|^Pin\.|PinTest|Prefetch|LoadProgress|Drain" ;;
+    tsan) sanitize="thread"; targets=(loader_tests integration_tests layout_tests); exclude=""
+          filter="LeaseSlot|Coordinator|Admission|RequestThreads|DeadlineTimer|LeaseTable|Pool|Concurrency|ReleaseWhileWaiting|Eviction|Hangup|IdleConnections|ConnectionLimits|IdleUnload|^Pin\.|PinTest|Prefetch|LoadProgress|Drain" ;;
     *) echo "usage: scripts/sanitizers.sh [asan|tsan]..." >&2; exit 2 ;;
   esac
   build_dir="build-$kind"
