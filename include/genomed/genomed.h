@@ -115,7 +115,8 @@ genomed_errc genomed_acquire_batch(genomed_client* client, const char* const* na
  * another thread's request on the same client. */
 void genomed_lease_release(genomed_lease* lease);
 
-/* The adapter's name; which load of it this copy is (generation); the lease id. */
+/* The adapter's name; which load of it this copy is (generation); the lease
+ * id (leases taken through one lease slot share it: docs/protocol.md §3.1). */
 const char* genomed_lease_name(const genomed_lease* lease);
 uint64_t genomed_lease_generation(const genomed_lease* lease);
 uint64_t genomed_lease_id(const genomed_lease* lease);
