@@ -298,5 +298,52 @@ TEST(LeaseSlots, AClientScribblingOverItsPageHarmsOnlyItself) {
   EXPECT_EQ(unloaded->outcome, "freed") << d.log();
 }
 
+TEST(LeaseSlots, AConnectionAtItsLeaseLimitGivesBackIdleSlotsFirst) {
+  Daemon d({.extra_args = {"--max-leases-per-connection", "2"}});
+  for (const char* n : {"l0", "l1", "l2"}) d.add_adapter(n, megabyte_adapter(n[1]));
+  Client c = d.connect();
+  ASSERT_TRUE(c.acquire("l0").ok());  // two idle slots: two leases the client does not hold
+  ASSERT_TRUE(c.acquire("l1").ok());
+  auto third = c.acquire("l2");
+  ASSERT_TRUE(third.ok()) << third.status().to_string();
+  // A lease it does hold through a slot still counts.
+  auto a = c.acquire("l2");
+  ASSERT_TRUE(a.ok());
+  auto b = c.acquire(std::vector<std::string>{"l0", "l1"});
+  EXPECT_EQ(b.code(), Errc::limit_exceeded) << b.status().to_string();
+}
+
+TEST(LeaseSlots, AnIdleConnectionIsClosedOnlyWhenItsSlotsAreUnused) {
+  Daemon d({.extra_args = {"--idle-timeout-ms", "200"}});
+  d.add_adapter("c", megabyte_adapter(90));
+  Client busy = d.connect();
+  Client idle = d.connect();
+  ASSERT_TRUE(busy.acquire("c").ok());
+  ASSERT_TRUE(idle.acquire("c").ok());
+  // `busy` takes leases through its slot for five idle timeouts, sending
+  // nothing: its slot's uses are its activity.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (std::chrono::steady_clock::now() < until) {
+    ASSERT_TRUE(busy.acquire("c").ok()) << "closed while it used its slot";
+  }
+  EXPECT_TRUE(busy.health().ok()) << d.log();
+  // `idle` did nothing: closed, its slot revoked and its lease ended.
+  EXPECT_TRUE(eventually([&] { return !idle.health().ok(); })) << d.log();
+  EXPECT_EQ(idle.acquire("c").code(), Errc::not_connected);
+  EXPECT_TRUE(eventually([&] { return d.stat("lease_slots") == 1; })) << d.log();
+}
+
+TEST(LeaseSlots, AClientOfADaemonThatDiedStopsTakingThroughItsSlots) {
+  Daemon d;
+  d.add_adapter("z", megabyte_adapter(95));
+  Client c = d.connect();
+  ASSERT_TRUE(c.acquire("z").ok());
+  ASSERT_TRUE(c.acquire("z").ok());  // through the slot
+  d.signal(SIGKILL);
+  d.wait();
+  EXPECT_TRUE(eventually([&] { return c.acquire("z").code() == Errc::not_connected; }));
+  EXPECT_TRUE(c.broken());
+}
+
 }  // namespace
 }  // namespace genomed::testing

@@ -1,6 +1,7 @@
 // The client library (include/genomed/client.h) over the wire protocol.
 #include "genomed/client.h"
 
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -296,7 +297,28 @@ struct Connection {
   // earlier grant for that adapter, which the daemon has ended).
   void remember_slot(const std::string& name, SlotGrant grant) {
     std::lock_guard lock(slot_mu);
+    // The daemon granted this index anew: whatever this client remembers of
+    // an earlier grant of it is over (its tag could come back one day).
+    std::erase_if(slot_of, [&](const auto& e) { return e.second.index == grant.index; });
     slot_of.insert_or_assign(name, std::move(grant));
+  }
+
+  // Whether the daemon is still there, looked at most every 100 ms: slot
+  // leases send nothing, so without this a client of a daemon that died
+  // (SIGKILL, the OOM killer) would go on serving leases on a dead arena.
+  // A hang-up breaks the connection: the next acquire asks and fails.
+  bool daemon_alive() {
+    const auto now = ipc::Clock::now().time_since_epoch().count();
+    auto last = liveness_checked.load(std::memory_order_relaxed);
+    if (now - last < std::chrono::nanoseconds(std::chrono::milliseconds(100)).count()) return true;
+    if (!liveness_checked.compare_exchange_strong(last, now, std::memory_order_relaxed))
+      return true;  // another thread looks now
+    pollfd p{fd, POLLRDHUP, 0};
+    if (::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+      (void)lost("acquire", Status(Errc::not_connected, "the daemon closed the connection"));
+      return false;
+    }
+    return true;
   }
 
   // Gives back a lease taken through a slot; sends RELEASE when the daemon
@@ -310,6 +332,7 @@ struct Connection {
     send(req);
   }
 
+  std::atomic<std::int64_t> liveness_checked{0};  // steady clock, ns: daemon_alive()
   std::mutex slot_mu;  // guards slot_of
   std::unordered_map<std::string, SlotGrant> slot_of;
   format::LeaseSlot* slots = nullptr;  // in slot_page; constant after connect
@@ -716,7 +739,8 @@ Result<std::vector<Lease>> Client::acquire(const std::vector<std::string>& names
 Result<std::vector<Lease>> Client::acquire(const std::vector<std::string>& names,
                                            const LoadOptions& options, Timeout timeout) {
   if (conn_->slots != nullptr && !options.keep_alive && !names.empty() &&
-      conn_->broken_why.load() == Connection::kUsable) {
+      names.size() <= ipc::kMaxBatch && conn_->broken_why.load() == Connection::kUsable &&
+      conn_->daemon_alive()) {
     if (auto taken = conn_->take_through_slots(names)) {
       std::vector<Lease> leases;
       leases.reserve(taken->size());

@@ -136,23 +136,25 @@ enum class Revoke {
             // with the client's RELEASE or its disconnect
 };
 
-// Wants the slot granted with `tag` back. The client may change the word at
-// any time, so the daemon gives up after a few contended attempts and
-// treats the slot as in use (a client cannot make the daemon spin).
+// Wants the slot granted with `tag` back. Two steps, neither of which a
+// client can make fail or repeat (no loop: the daemon never spins on a
+// client's word):
+//  1. `wanted` is set (fetch_or always succeeds). From then on an honest
+//     client takes nothing through the slot, so its count only falls, and
+//     the give-back that brings it to 0 revokes it and sends RELEASE.
+//  2. If the count was 0 already, no give-back will come: the daemon
+//     revokes it itself (one compare-and-swap, which only a client writing
+//     its page wrongly can make fail: then the slot stays held, as a lease
+//     never released would, until the connection ends).
 inline Revoke revoke_slot(LeaseSlot& slot, std::uint32_t tag) {
   using namespace slot_word;
-  std::uint64_t w = slot.word.load(std::memory_order_acquire);
-  for (int attempt = 0; attempt < 8; ++attempt) {
-    if (slot_word::tag(w) != tag || revoked(w)) return Revoke::in_use;
-    const bool idle = count(w) == 0;
-    const std::uint64_t next = idle ? (w | kRevoked) : (w | kWanted);
-    if (next == w) return Revoke::in_use;  // wanted already
-    if (slot.word.compare_exchange_weak(w, next, std::memory_order_acq_rel,
-                                        std::memory_order_acquire)) {
-      return idle ? Revoke::revoked : Revoke::in_use;
-    }
-  }
-  return Revoke::in_use;
+  const std::uint64_t old = slot.word.fetch_or(kWanted, std::memory_order_acq_rel);
+  if (slot_word::tag(old) != tag || revoked(old) || count(old) != 0) return Revoke::in_use;
+  std::uint64_t w = old | kWanted;
+  return slot.word.compare_exchange_strong(w, w | kRevoked, std::memory_order_acq_rel,
+                                           std::memory_order_acquire)
+             ? Revoke::revoked
+             : Revoke::in_use;
 }
 
 }  // namespace genomed::format

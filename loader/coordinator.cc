@@ -299,6 +299,10 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
       distinct.push_back(name);
   }
   MutexLock lock(mu_);
+  if (leases_.count_of(conn) + names.size() > options_.max_leases_per_connection) {
+    // Idle slots count as leases here only if they cannot be given back.
+    for (const auto& [id, name] : slots_.revoke_of(conn)) end_lease(id);
+  }
   if (const std::size_t held = leases_.count_of(conn);
       held + names.size() > options_.max_leases_per_connection) {
     return Status(Errc::limit_exceeded,
@@ -471,7 +475,7 @@ void Coordinator::attach_slots(ipc::AcquireReply& reply, ConnectionId conn,
                                const std::shared_ptr<LeaseSlotPage>& page) {
   // While requests wait for room, no new slot: the coordinator would not
   // see it go idle, and a waiter may need exactly that memory.
-  if (!page || shutting_down_ || admission_.waiting() > 0) return;
+  if (!page || shutting_down_ || slots_closed_ || admission_.waiting() > 0) return;
   for (ipc::LeaseGrant& g : reply.grants) {
     if (entries_.at(g.name).state != State::ready) continue;
     if (const auto slot = slots_.attach(g.lease, g.name, conn, page)) {
@@ -502,6 +506,7 @@ void Coordinator::revoke_slots_of(const std::string& name) {
 
 void Coordinator::revoke_lease_slots() {
   MutexLock lock(mu_);
+  slots_closed_ = true;
   const std::size_t before = slots_.size();
   for (const auto& [id, name] : slots_.revoke(nullptr)) end_lease(id);
   if (before > 0) {
@@ -570,10 +575,15 @@ void Coordinator::abandon(ConnectionId conn) {
   check_invariants();
 }
 
-bool Coordinator::holds_leases(ConnectionId conn) const {
+bool Coordinator::holds_leases(ConnectionId conn) {
   MutexLock lock(mu_);
-  // Idle slots hold leases nobody uses: the client holds none through them.
-  return leases_.count_of(conn) > slots_.count_of(conn) || slots_.busy(conn);
+  // Slot traffic sends nothing: its uses are the connection's activity.
+  if (slots_.used_by_since_last_look(conn) || slots_.busy(conn)) return true;
+  // Idle slots hold leases nobody uses. Revoked, they take nothing more (a
+  // take that got in first makes its slot busy: revoke_slot wants it back).
+  for (const auto& [id, name] : slots_.revoke_of(conn)) end_lease(id);
+  check_invariants();
+  return leases_.holds_any(conn);
 }
 
 // ---------------------------------------------------------------------------
@@ -878,7 +888,12 @@ std::optional<Clock::time_point> Coordinator::unload_idle(Clock::time_point now)
       revoke_slots_of(name);  // ending a lease marks it used now: not what happened
       it = entries_.find(name);
       if (it == entries_.end()) continue;  // evicted for a waiting request meanwhile
-      if (cache_.find(name)->leases > 0) continue;  // busy: unused once its release comes
+      if (cache_.find(name)->leases > 0) {
+        // Busy: wanted now, it ends with its client's RELEASE (which marks
+        // it used then). Until then its expiry is not due again.
+        it->second.last_used = now;
+        continue;
+      }
       it->second.last_used = last_used;
     }
     erase_resident(it);

@@ -184,10 +184,14 @@ class Coordinator {
   // release_all) return `cancelled` at once without granting them anything,
   // and cancels every load that only abandoned connections were waiting for.
   void abandon(ConnectionId conn) EXCLUDES(mu_);
-  // True while `conn` holds a lease (through a slot: one taken there now).
-  bool holds_leases(ConnectionId conn) const EXCLUDES(mu_);
+  // For closing an idle connection: true while `conn` holds a lease, or
+  // used its lease slots since the last call (it is active without a
+  // message). Otherwise its slots are revoked first (their leases end), so
+  // that once this says false the client can take nothing through them.
+  bool holds_leases(ConnectionId conn) EXCLUDES(mu_);
   // The drain: every lease slot is wanted back. Idle ones end now; busy ones
-  // end with their client's last give-back (its RELEASE).
+  // end with their client's last give-back (its RELEASE). No slot is granted
+  // after (an ACQUIRE admitted before the drain may still finish).
   void revoke_lease_slots() EXCLUDES(mu_);
 
   // Makes `name` resident without leasing it. `conn` and `hook` as for
@@ -362,6 +366,7 @@ class Coordinator {
   LeaseTable leases_ GUARDED_BY(mu_);
   // Which of leases_ are held through a connection's lease slots.
   SlotLeases slots_ GUARDED_BY(mu_);
+  bool slots_closed_ GUARDED_BY(mu_) = false;  // revoke_lease_slots() ran: grant none
   AdmissionQueue admission_ GUARDED_BY(mu_);
   // Every name LOADING, READY or DRAINING. Invariant: READY and DRAINING
   // entries are in cache_ (and only they are); a LOADING one has a flight.

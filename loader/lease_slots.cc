@@ -58,6 +58,12 @@ void LeaseSlotPage::close_fd() {
   fd_ = -1;
 }
 
+std::uint32_t LeaseSlotPage::next_tag() {
+  const std::uint32_t tag = next_tag_;
+  next_tag_ = next_tag_ >= format::slot_word::kTagMask ? 1 : next_tag_ + 1;
+  return tag;
+}
+
 format::LeaseSlot& LeaseSlotPage::slot(std::uint32_t index) {
   GENOMED_CHECK(index < slots_, "lease slot index out of range");
   auto* first = reinterpret_cast<format::LeaseSlot*>(static_cast<format::LeaseSlotHeader*>(map_) + 1);
@@ -80,20 +86,33 @@ std::optional<SlotGrant> SlotLeases::attach(LeaseId id, const std::string& name,
     if (ps.by_name.empty()) pages_.erase(pit);
     return std::nullopt;
   }
-  SlotGrant grant{ps.free.back(), next_tag_};
+  SlotGrant grant{ps.free.back(), page->next_tag()};
   ps.free.pop_back();
-  next_tag_ = next_tag_ >= format::slot_word::kTagMask ? 1 : next_tag_ + 1;
   format::LeaseSlot& slot = page->slot(grant.index);
   slot.uses.store(0, std::memory_order_relaxed);
   slot.word.store(format::slot_word::granted(grant.tag), std::memory_order_release);
   ps.by_name.emplace(name, id);
   by_name_[name].push_back(id);
-  leases_.emplace(id, Held{name, conn, page, grant, 0, 0});
+  leases_.emplace(id, Held{name, conn, page, grant, 0, 0, 0});
   return grant;
 }
 
+namespace {
+
+// More than any client can take through one slot (2^40: a million a second
+// for twelve days): a larger `uses` is a client writing its page, and is
+// cut here so that no sum of them overflows.
+constexpr std::uint64_t kMaxUses = 1ull << 40;
+
+std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) {
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+}  // namespace
+
 std::uint64_t SlotLeases::uses_of(const Held& h) const {
-  h.uses_high = std::max(h.uses_high, h.page->slot(h.grant.index).uses.load(std::memory_order_relaxed));
+  const std::uint64_t read = h.page->slot(h.grant.index).uses.load(std::memory_order_relaxed);
+  h.uses_high = std::max(h.uses_high, std::min(read, kMaxUses));
   return h.uses_high;
 }
 
@@ -102,7 +121,7 @@ void SlotLeases::free_slot(std::unordered_map<LeaseId, Held>::iterator it) {
   format::LeaseSlot& slot = h.page->slot(h.grant.index);
   // Whatever the client does with it from now on counts for nothing.
   slot.word.fetch_or(format::slot_word::kRevoked, std::memory_order_acq_rel);
-  ended_uses_ += uses_of(h);
+  ended_uses_ = saturating_add(ended_uses_, uses_of(h));
   auto pit = pages_.find(h.page.get());
   GENOMED_CHECK(pit != pages_.end(), "a slot lease of an unknown page");
   pit->second.by_name.erase(h.name);
@@ -194,9 +213,30 @@ bool SlotLeases::busy(ConnectionId conn) const {
   });
 }
 
+bool SlotLeases::used_by_since_last_look(ConnectionId conn) {
+  bool used = false;
+  for (auto& [id, h] : leases_) {
+    if (h.conn != conn) continue;
+    const std::uint64_t now = uses_of(h);
+    used = used || now != h.conn_uses_seen;
+    h.conn_uses_seen = now;
+  }
+  return used;
+}
+
+std::vector<std::pair<LeaseId, std::string>> SlotLeases::revoke_of(ConnectionId conn) {
+  std::vector<std::pair<LeaseId, std::string>> revoked;
+  for (const auto& [id, h] : leases_) {
+    if (h.conn != conn) continue;
+    if (format::revoke_slot(h.page->slot(h.grant.index), h.grant.tag) == format::Revoke::revoked)
+      revoked.emplace_back(id, h.name);
+  }
+  return revoked;
+}
+
 std::uint64_t SlotLeases::uses() const {
   std::uint64_t total = ended_uses_;
-  for (const auto& [id, h] : leases_) total += uses_of(h);
+  for (const auto& [id, h] : leases_) total = saturating_add(total, uses_of(h));
   return total;
 }
 

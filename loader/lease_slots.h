@@ -49,6 +49,10 @@ class LeaseSlotPage {
   void close_fd();
   std::uint32_t slots() const { return slots_; }
   format::LeaseSlot& slot(std::uint32_t index);
+  // The tag of the page's next grant (24 bits, never 0). Per page, so that a
+  // tag comes back on this page only after 2^24 - 1 grants of it. Under the
+  // coordinator's mutex, as every grant.
+  std::uint32_t next_tag();
 
  private:
   LeaseSlotPage(int fd, void* map, std::size_t bytes, std::uint32_t slots)
@@ -57,6 +61,7 @@ class LeaseSlotPage {
   void* map_;
   std::size_t bytes_;
   std::uint32_t slots_;
+  std::uint32_t next_tag_ = 1;
 };
 
 struct SlotGrant {
@@ -79,6 +84,12 @@ class SlotLeases {
   // are revoked and their lease ids returned (the caller ends those leases),
   // the busy ones are marked wanted.
   std::vector<std::pair<LeaseId, std::string>> revoke(const std::string* name);
+  // The slots of `conn`: whether one is busy now, whether one was used
+  // since the last look of this kind (its own, apart from the LRU's), and
+  // revocation of them all (as revoke()).
+  bool busy(ConnectionId conn) const;
+  bool used_by_since_last_look(ConnectionId conn);
+  std::vector<std::pair<LeaseId, std::string>> revoke_of(ConnectionId conn);
   // Whether a lease was taken through a slot on `name` since the last look
   // (or since the slot was granted): the reference bit of an adapter the
   // daemon otherwise sees unused.
@@ -94,10 +105,9 @@ class SlotLeases {
   std::uint64_t held_total() const;
   std::size_t size() const { return leases_.size(); }
   bool holds(LeaseId id) const { return leases_.contains(id); }
-  // Slot leases of `conn`, and whether a lease is taken through one of them
-  // now. O(slot leases of every connection): for the idle-connection check.
+  // Slot leases of `conn`. The per-connection queries are O(slot leases of
+  // every connection): for the idle-connection check and the lease limit.
   std::size_t count_of(ConnectionId conn) const;
-  bool busy(ConnectionId conn) const;
   // Leases taken through slots so far (not counting the granting ACQUIREs).
   std::uint64_t uses() const;
 
@@ -111,7 +121,8 @@ class SlotLeases {
     ConnectionId conn = 0;
     std::shared_ptr<LeaseSlotPage> page;
     SlotGrant grant;
-    std::uint64_t uses_seen = 0;  // uses at the last look
+    std::uint64_t uses_seen = 0;       // uses at the last look (LRU, idle unload)
+    std::uint64_t conn_uses_seen = 0;  // uses at the last look of the idle-connection check
     // The most uses read so far: what counts, so the hit counter never goes
     // back even if the client rewrites the word (it can only inflate it).
     mutable std::uint64_t uses_high = 0;
@@ -129,8 +140,7 @@ class SlotLeases {
   std::unordered_map<LeaseId, Held> leases_;
   std::unordered_map<const LeaseSlotPage*, PageState> pages_;  // pages with a slot granted
   std::unordered_map<std::string, std::vector<LeaseId>> by_name_;
-  std::uint32_t next_tag_ = 1;      // 24 bits, never 0
-  std::uint64_t ended_uses_ = 0;    // uses of slots freed so far
+  std::uint64_t ended_uses_ = 0;    // uses of slots freed so far (saturating)
 };
 
 }  // namespace genomed::loader

@@ -1,0 +1,113 @@
+// Lease slots in the coordinator, on the fake clock (the contract:
+// layout/lease_slot.h; the daemon's side: loader/lease_slots.h). The slot's
+// word is moved here as the client library moves it.
+#include "loader/lease_slots.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/loader/coordinator_fixture.h"
+#include "tools/testkit/eventually.h"
+
+namespace genomed::loader {
+namespace {
+
+using genomed::testing::CoordinatorTest;
+using genomed::testkit::eventually;
+using namespace std::chrono_literals;
+namespace w = format::slot_word;
+
+class LeaseSlotsTest : public CoordinatorTest {
+ protected:
+  void SetUp() override {
+    CoordinatorTest::SetUp();
+    auto made = LeaseSlotPage::create(4);
+    ASSERT_TRUE(made.ok()) << made.status().to_string();
+    page_ = std::move(made).value();
+  }
+  bool resident(const std::string& name) {
+    for (const auto& a : coordinator_->list().adapters) {
+      if (a.name == name) return true;
+    }
+    return false;
+  }
+  std::shared_ptr<LeaseSlotPage> page_;
+};
+
+TEST_F(LeaseSlotsTest, ABusySlotPastItsExpiryIsWantedAndTheCheckerWaitsForTheNextOne) {
+  const std::uint64_t one = footprint();
+  add("a", 1);
+  start(4 * one, {.idle_unload = 30s});
+  const auto t0 = clock_.now();
+  auto acquired = coordinator_->acquire({"a"}, 7, nullptr, {}, page_);
+  ASSERT_TRUE(acquired.ok()) << acquired.status().to_string();
+  const ipc::LeaseGrant g = acquired->grants.at(0);
+  ASSERT_TRUE(g.slot.has_value());
+  format::LeaseSlot& slot = page_->slot(*g.slot);
+  EXPECT_EQ(w::count(slot.word.load()), 1u) << "the granting lease is held through the slot";
+  ASSERT_TRUE(clock_.await_sleeper_until(t0 + 30s)) << "held only by its slot: it may expire";
+
+  // At the expiry the slot is busy: wanted back, not unloaded, and the
+  // checker sleeps until the next expiry (it used to loop on the past one).
+  clock_.advance(30s);
+  ASSERT_TRUE(clock_.await_sleeper_until(t0 + 60s));
+  EXPECT_TRUE(resident("a"));
+  EXPECT_TRUE(w::wanted(slot.word.load()));
+  EXPECT_FALSE(format::take_slot_lease(slot, g.slot_tag)) << "a wanted slot takes nothing";
+
+  // The client's last give-back revokes it and sends RELEASE.
+  ASSERT_EQ(format::give_back_slot_lease(slot, g.slot_tag), format::GiveBack::notify);
+  const auto released_at = clock_.now();
+  ASSERT_TRUE(coordinator_->release(g.lease, 7));
+  EXPECT_EQ(stat("lease_slots"), 0u);
+  ASSERT_TRUE(clock_.await_sleeper_until(released_at + 30s)) << "its idle time starts now";
+  clock_.advance(30s);
+  EXPECT_TRUE(eventually([&] { return !resident("a"); }));
+  EXPECT_EQ(stat("idle_unloads"), 1u);
+}
+
+TEST_F(LeaseSlotsTest, AnIdleSlotUsedSinceTheLastLookIsNotIdle) {
+  const std::uint64_t one = footprint();
+  add("a", 1);
+  start(4 * one, {.idle_unload = 30s});
+  const auto t0 = clock_.now();
+  auto acquired = coordinator_->acquire({"a"}, 7, nullptr, {}, page_);
+  ASSERT_TRUE(acquired.ok());
+  const ipc::LeaseGrant g = acquired->grants.at(0);
+  format::LeaseSlot& slot = page_->slot(*g.slot);
+  ASSERT_EQ(format::give_back_slot_lease(slot, g.slot_tag), format::GiveBack::kept);
+  ASSERT_TRUE(format::take_slot_lease(slot, g.slot_tag));  // used without a message
+  ASSERT_EQ(format::give_back_slot_lease(slot, g.slot_tag), format::GiveBack::kept);
+  ASSERT_TRUE(clock_.await_sleeper_until(t0 + 30s));
+  clock_.advance(30s);
+  ASSERT_TRUE(clock_.await_sleeper_until(t0 + 60s)) << "its use restarted the idle time";
+  EXPECT_TRUE(resident("a"));
+  EXPECT_FALSE(w::revoked(slot.word.load()) || w::wanted(slot.word.load()));
+  clock_.advance(30s);  // no use since: revoked, its lease ended, unloaded
+  EXPECT_TRUE(eventually([&] { return !resident("a"); }));
+  EXPECT_TRUE(w::revoked(slot.word.load()));
+  EXPECT_EQ(stat("lease_slots"), 0u);
+  EXPECT_EQ(stat("slot_hits"), 1u);
+}
+
+TEST_F(LeaseSlotsTest, NoSlotIsGrantedAfterTheDrainRevokedThem) {
+  const std::uint64_t one = footprint();
+  add("a", 1);
+  add("b", 2);
+  start(4 * one);
+  auto first = coordinator_->acquire({"a"}, 7, nullptr, {}, page_);
+  ASSERT_TRUE(first.ok());
+  const ipc::LeaseGrant g = first->grants.at(0);
+  ASSERT_EQ(format::give_back_slot_lease(page_->slot(*g.slot), g.slot_tag),
+            format::GiveBack::kept);
+  EXPECT_EQ(stat("lease_slots"), 1u);
+  coordinator_->revoke_lease_slots();
+  EXPECT_EQ(stat("lease_slots"), 0u) << "an idle slot ends at once";
+  // An ACQUIRE admitted before the drain refused new ones still finishes:
+  // with an ordinary lease, whose RELEASE the drain hears.
+  auto late = coordinator_->acquire({"b"}, 7, nullptr, {}, page_);
+  ASSERT_TRUE(late.ok());
+  EXPECT_FALSE(late->grants.at(0).slot.has_value());
+}
+
+}  // namespace
+}  // namespace genomed::loader
