@@ -618,10 +618,20 @@ void Connection::on_deadline() {
 }
 
 bool Connection::close_if_still_idle(std::uint64_t seen) {
+  const auto idle = ctx_.limits.idle_timeout;
+  {
+    // Active by its messages: its lease slots are not looked at (the look
+    // revokes those it does not use).
+    MutexLock lock(mu_);
+    if (closing_) return false;
+    if (activity_ != seen || serving_ || reading_ || !queue_.empty()) {
+      schedule_check_locked(std::max(Clock::now(), last_activity_) + idle);
+      return false;
+    }
+  }
   // Its client may be reading tensors through its leases right now:
   // closing would let the daemon reuse memory under its views.
   const bool holds = ctx_.coordinator->holds_leases(id_);
-  const auto idle = ctx_.limits.idle_timeout;
   MutexLock lock(mu_);
   if (closing_) return false;
   if (holds || activity_ != seen || serving_ || reading_ || !queue_.empty()) {
