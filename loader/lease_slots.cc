@@ -147,8 +147,13 @@ std::vector<std::pair<LeaseId, std::string>> SlotLeases::revoke(const std::strin
     candidates.reserve(leases_.size());
     for (const auto& [id, held] : leases_) candidates.push_back(id);
   }
+  return revoke_each(candidates);
+}
+
+std::vector<std::pair<LeaseId, std::string>> SlotLeases::revoke_each(
+    const std::vector<LeaseId>& ids) {
   std::vector<std::pair<LeaseId, std::string>> revoked;
-  for (LeaseId id : candidates) {
+  for (LeaseId id : ids) {
     const Held& h = leases_.at(id);
     if (format::revoke_slot(h.page->slot(h.grant.index), h.grant.tag) == format::Revoke::revoked)
       revoked.emplace_back(id, h.name);
@@ -202,11 +207,6 @@ std::uint64_t SlotLeases::held_total() const {
   return total;
 }
 
-std::size_t SlotLeases::count_of(ConnectionId conn) const {
-  return static_cast<std::size_t>(std::count_if(
-      leases_.begin(), leases_.end(), [&](const auto& l) { return l.second.conn == conn; }));
-}
-
 bool SlotLeases::busy(ConnectionId conn) const {
   return std::any_of(leases_.begin(), leases_.end(), [&](const auto& l) {
     return l.second.conn == conn && held_through(l.second) > 0;
@@ -225,13 +225,11 @@ bool SlotLeases::used_by_since_last_look(ConnectionId conn) {
 }
 
 std::vector<std::pair<LeaseId, std::string>> SlotLeases::revoke_of(ConnectionId conn) {
-  std::vector<std::pair<LeaseId, std::string>> revoked;
+  std::vector<LeaseId> candidates;
   for (const auto& [id, h] : leases_) {
-    if (h.conn != conn) continue;
-    if (format::revoke_slot(h.page->slot(h.grant.index), h.grant.tag) == format::Revoke::revoked)
-      revoked.emplace_back(id, h.name);
+    if (h.conn == conn) candidates.push_back(id);
   }
-  return revoked;
+  return revoke_each(candidates);
 }
 
 std::uint64_t SlotLeases::uses() const {

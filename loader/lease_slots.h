@@ -86,7 +86,8 @@ class SlotLeases {
   std::vector<std::pair<LeaseId, std::string>> revoke(const std::string* name);
   // The slots of `conn`: whether one is busy now, whether one was used
   // since the last look of this kind (its own, apart from the LRU's), and
-  // revocation of them all (as revoke()).
+  // revocation of them all (as revoke()). O(slot leases of every
+  // connection): for the idle-connection check and the lease limit.
   bool busy(ConnectionId conn) const;
   bool used_by_since_last_look(ConnectionId conn);
   std::vector<std::pair<LeaseId, std::string>> revoke_of(ConnectionId conn);
@@ -104,10 +105,6 @@ class SlotLeases {
   std::uint64_t held(const std::string& name) const;
   std::uint64_t held_total() const;
   std::size_t size() const { return leases_.size(); }
-  bool holds(LeaseId id) const { return leases_.contains(id); }
-  // Slot leases of `conn`. The per-connection queries are O(slot leases of
-  // every connection): for the idle-connection check and the lease limit.
-  std::size_t count_of(ConnectionId conn) const;
   // Leases taken through slots so far (not counting the granting ACQUIREs).
   std::uint64_t uses() const;
 
@@ -134,6 +131,8 @@ class SlotLeases {
   std::uint64_t uses_of(const Held& h) const;
   // Leases taken through the slot now (a word that is not its grant: 1).
   static std::uint64_t held_through(const Held& h);
+  // revoke_slot() on each; the leases of those it revoked.
+  std::vector<std::pair<LeaseId, std::string>> revoke_each(const std::vector<LeaseId>& ids);
   // Revokes and frees; folds its uses into ended_uses_.
   void free_slot(std::unordered_map<LeaseId, Held>::iterator it);
 

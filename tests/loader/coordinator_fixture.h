@@ -97,6 +97,13 @@ class CoordinatorTest : public ::testing::Test {
     start(room_for * one, options);
     return one;
   }
+  // Whether LIST shows `name` (resident or loading).
+  bool resident(const std::string& name) {
+    for (const auto& a : coordinator_->list().adapters) {
+      if (a.name == name) return true;
+    }
+    return false;
+  }
   std::uint64_t stat(const std::string& key) {
     for (const auto& [k, v] : coordinator_->stats().values) {
       if (k == key) return std::get<std::uint64_t>(v);

@@ -17,12 +17,6 @@ using namespace std::chrono_literals;
 
 class IdleUnloadTest : public CoordinatorTest {
  protected:
-  bool resident(const std::string& name) {
-    for (const auto& a : coordinator_->list().adapters) {
-      if (a.name == name) return true;
-    }
-    return false;
-  }
   std::optional<ipc::AdapterStatus> entry(const std::string& name) {
     for (const auto& a : coordinator_->list().adapters) {
       if (a.name == name) return a;

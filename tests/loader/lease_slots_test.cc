@@ -24,11 +24,14 @@ class LeaseSlotsTest : public CoordinatorTest {
     ASSERT_TRUE(made.ok()) << made.status().to_string();
     page_ = std::move(made).value();
   }
-  bool resident(const std::string& name) {
-    for (const auto& a : coordinator_->list().adapters) {
-      if (a.name == name) return true;
-    }
-    return false;
+  // ACQUIRE of `name` by connection 7 with the page: its grant, which must
+  // hold the lease through a slot.
+  ipc::LeaseGrant acquire_through_slot(const std::string& name) {
+    auto acquired = coordinator_->acquire({name}, 7, nullptr, {}, page_);
+    EXPECT_TRUE(acquired.ok()) << acquired.status().to_string();
+    if (!acquired.ok()) return {};
+    EXPECT_TRUE(acquired->grants.at(0).slot.has_value()) << "no slot granted";
+    return acquired->grants.at(0);
   }
   std::shared_ptr<LeaseSlotPage> page_;
 };
@@ -38,9 +41,7 @@ TEST_F(LeaseSlotsTest, ABusySlotPastItsExpiryIsWantedAndTheCheckerWaitsForTheNex
   add("a", 1);
   start(4 * one, {.idle_unload = 30s});
   const auto t0 = clock_.now();
-  auto acquired = coordinator_->acquire({"a"}, 7, nullptr, {}, page_);
-  ASSERT_TRUE(acquired.ok()) << acquired.status().to_string();
-  const ipc::LeaseGrant g = acquired->grants.at(0);
+  const ipc::LeaseGrant g = acquire_through_slot("a");
   ASSERT_TRUE(g.slot.has_value());
   format::LeaseSlot& slot = page_->slot(*g.slot);
   EXPECT_EQ(w::count(slot.word.load()), 1u) << "the granting lease is held through the slot";
@@ -70,9 +71,8 @@ TEST_F(LeaseSlotsTest, AnIdleSlotUsedSinceTheLastLookIsNotIdle) {
   add("a", 1);
   start(4 * one, {.idle_unload = 30s});
   const auto t0 = clock_.now();
-  auto acquired = coordinator_->acquire({"a"}, 7, nullptr, {}, page_);
-  ASSERT_TRUE(acquired.ok());
-  const ipc::LeaseGrant g = acquired->grants.at(0);
+  const ipc::LeaseGrant g = acquire_through_slot("a");
+  ASSERT_TRUE(g.slot.has_value());
   format::LeaseSlot& slot = page_->slot(*g.slot);
   ASSERT_EQ(format::give_back_slot_lease(slot, g.slot_tag), format::GiveBack::kept);
   ASSERT_TRUE(format::take_slot_lease(slot, g.slot_tag));  // used without a message
@@ -94,9 +94,8 @@ TEST_F(LeaseSlotsTest, NoSlotIsGrantedAfterTheDrainRevokedThem) {
   add("a", 1);
   add("b", 2);
   start(4 * one);
-  auto first = coordinator_->acquire({"a"}, 7, nullptr, {}, page_);
-  ASSERT_TRUE(first.ok());
-  const ipc::LeaseGrant g = first->grants.at(0);
+  const ipc::LeaseGrant g = acquire_through_slot("a");
+  ASSERT_TRUE(g.slot.has_value());
   ASSERT_EQ(format::give_back_slot_lease(page_->slot(*g.slot), g.slot_tag),
             format::GiveBack::kept);
   EXPECT_EQ(stat("lease_slots"), 1u);
