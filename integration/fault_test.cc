@@ -352,7 +352,12 @@ TEST(WorkerFaults, RepeatedKillsUnderLoadLeakNothing) {
 
   // Afterwards: workers replaced, no zombie, no leaked descriptor, arena
   // accounting equal to the resident set.
-  ASSERT_TRUE(eventually([&] { return daemon.stat("workers_alive") == 2; }, 20000));
+  // The last kill may not be noticed yet when the killer stops: wait until
+  // the daemon counts two workers and two children exist (the dead one
+  // reaped, its replacement forked).
+  ASSERT_TRUE(eventually(
+      [&] { return daemon.stat("workers_alive") == 2 && children_of(genomed).size() == 2; },
+      20000));
   ASSERT_TRUE(eventually([&] { return daemon.stat("leases_active") == 0; }));
   for (pid_t kid : children_of(genomed))
     EXPECT_NE(process_state(kid), 'Z') << "zombie worker " << kid;
