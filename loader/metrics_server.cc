@@ -129,7 +129,9 @@ void MetricsServer::Loop::run() {
 }
 
 void MetricsServer::Loop::accept_all(Clock::time_point now) {
-  for (;;) {
+  // At most a cap's worth per turn: a flood of connections must not keep
+  // the loop from reading and answering the ones it has.
+  for (std::size_t turn = 0; turn < options.max_connections; ++turn) {
     const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
