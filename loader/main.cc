@@ -172,7 +172,7 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
           ctx.counters->append_to(r);
           return r;
         },
-        histograms);
+        histograms, {.request_timeout = config.ops.metrics_request_timeout});
     if (!exporter) return fail(exporter.status());
     metrics = std::move(exporter).value();
     spdlog::info("Prometheus metrics on {}", metrics->url());

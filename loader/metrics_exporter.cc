@@ -1,10 +1,9 @@
 #include "loader/metrics_exporter.h"
 
-#include <prometheus/collectable.h>
-#include <prometheus/exposer.h>
 #include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
 
-#include <exception>
+#include <limits>
 #include <set>
 #include <variant>
 #include <vector>
@@ -54,12 +53,12 @@ prometheus::MetricFamily histogram_family(const std::string& name, const std::st
   return {name, help, prometheus::MetricType::Histogram, {m}};
 }
 
-class StatsCollectable final : public prometheus::Collectable {
+class StatsCollector {
  public:
-  StatsCollectable(MetricsExporter::StatsSource stats, std::shared_ptr<DaemonHistograms> h)
+  StatsCollector(MetricsExporter::StatsSource stats, std::shared_ptr<DaemonHistograms> h)
       : stats_(std::move(stats)), histograms_(std::move(h)) {}
 
-  std::vector<prometheus::MetricFamily> Collect() const override {
+  std::vector<prometheus::MetricFamily> collect() const {
     std::vector<prometheus::MetricFamily> families;
     for (const auto& [key, value] : stats_().values) {
       if (const auto* text = std::get_if<std::string>(&value)) {
@@ -115,33 +114,22 @@ class StatsCollectable final : public prometheus::Collectable {
 }  // namespace
 
 struct MetricsExporter::Impl {
-  std::unique_ptr<prometheus::Exposer> exposer;
-  std::shared_ptr<StatsCollectable> collectable;
+  std::unique_ptr<MetricsServer> server;
 };
 
 Result<std::unique_ptr<MetricsExporter>> MetricsExporter::start(
-    const std::string& listen, StatsSource stats, std::shared_ptr<DaemonHistograms> histograms) {
+    const std::string& listen, StatsSource stats, std::shared_ptr<DaemonHistograms> histograms,
+    MetricsServerOptions options) {
   auto impl = std::make_unique<Impl>();
-  try {
-    // civetweb serves one connection per thread, and a connection that
-    // sends half a request holds its thread until the request timeout
-    // (civetweb's default: 30 s). A few spare threads and a 10 s timeout
-    // keep a stuck scraper or a port scanner from holding up the scrapes;
-    // the endpoint stays for loopback or a firewalled port (operations.md).
-    impl->exposer = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
-        "listening_ports", listen, "num_threads", "6", "request_timeout_ms", "10000"});
-  } catch (const std::exception& e) {
-    return Status(Errc::environment, "--metrics-listen " + listen + ": cannot serve there (" +
-                                         e.what() + "); is the port taken?");
-  }
-  impl->collectable = std::make_shared<StatsCollectable>(std::move(stats), std::move(histograms));
-  impl->exposer->RegisterCollectable(impl->collectable, "/metrics");
-  const auto ports = impl->exposer->GetListeningPorts();
+  // prometheus-cpp's core only writes the text format; the HTTP is
+  // loader/metrics_server.h's.
+  auto render = [collector = StatsCollector(std::move(stats), std::move(histograms))] {
+    return prometheus::TextSerializer().Serialize(collector.collect());
+  };
+  GENOMED_ASSIGN_OR_RETURN(impl->server,
+                           MetricsServer::start(listen, std::move(render), options));
   const std::string host = listen.substr(0, listen.rfind(':'));
-  std::string url =
-      "http://" + host + ":" +
-      (ports.empty() ? listen.substr(listen.rfind(':') + 1) : std::to_string(ports.front())) +
-      "/metrics";
+  std::string url = "http://" + host + ":" + std::to_string(impl->server->port()) + "/metrics";
   return std::unique_ptr<MetricsExporter>(new MetricsExporter(std::move(impl), std::move(url)));
 }
 

@@ -1,5 +1,6 @@
 // --metrics-listen HOST:PORT: serves GET /metrics in the Prometheus text
-// format, through prometheus-cpp's pull exposer (its own HTTP threads). Every
+// format, written by prometheus-cpp's core (TextSerializer) and served by
+// loader/metrics_server.h (our own HTTP: one thread, deadlines, limits). Every
 // scrape reads the same numbers STATS returns (the coordinator's and the
 // connections' counters) and the daemon's latency histograms; nothing is
 // kept twice, so a scrape and a STATS agree. prometheus-cpp is included in
@@ -19,6 +20,7 @@
 #include "common/status.h"
 #include "ipc/protocol.h"
 #include "loader/latency_histogram.h"
+#include "loader/metrics_server.h"
 
 namespace genomed::loader {
 
@@ -29,7 +31,8 @@ class MetricsExporter {
   // Binds `listen` ("HOST:PORT"; port 0 picks a free one) and serves until
   // destroyed. environment if it cannot bind.
   static Result<std::unique_ptr<MetricsExporter>> start(
-      const std::string& listen, StatsSource stats, std::shared_ptr<DaemonHistograms> histograms);
+      const std::string& listen, StatsSource stats, std::shared_ptr<DaemonHistograms> histograms,
+      MetricsServerOptions options = {});
   ~MetricsExporter();
 
   // "http://127.0.0.1:9464/metrics", with the port actually bound.

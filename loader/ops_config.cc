@@ -65,6 +65,16 @@ std::map<std::string, Setter> ops_setters() {
          c.ops.metrics_listen = colon == std::string::npos ? "127.0.0.1:" + v : v;
          return Status::Ok();
        }},
+      {"metrics_request_timeout",
+       [](DaemonConfig& c, const std::string& k, const std::string& v) {
+         auto d = parse_duration(v);
+         if (!d) return with_key(k, d.status());
+         if (d->count() == 0) {
+           return Status(Errc::bad_request, k + ": 0 would close every connection at once");
+         }
+         c.ops.metrics_request_timeout = *d;
+         return Status::Ok();
+       }},
   };
 }
 
@@ -93,6 +103,9 @@ operations (docs/operations.md):
   --metrics-listen [HOST:]PORT  serve Prometheus metrics on
                               http://HOST:PORT/metrics; HOST 127.0.0.1 when
                               only PORT is given (default: none, no endpoint)
+  --metrics-request-timeout DURATION  how long a metrics connection may
+                              take from accept to close: a request not
+                              complete by then gets 408 (default 10s)
 )";
 }
 

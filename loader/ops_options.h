@@ -22,6 +22,10 @@ struct OperationsOptions {
   std::chrono::milliseconds drain_timeout{10'000};
   // --metrics-listen HOST:PORT; "" = no metrics endpoint.
   std::string metrics_listen;
+  // --metrics-request-timeout: a metrics connection's whole life, from accept
+  // to close (loader/metrics_server.h). Prometheus's default scrape timeout
+  // is 10s too.
+  std::chrono::milliseconds metrics_request_timeout{10'000};
 };
 
 }  // namespace genomed::loader

@@ -18,7 +18,7 @@ cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILE
   -DGENOMED_FUZZ=ON -DGENOMED_SANITIZE=address,undefined \
   -DGENOMED_BUILD_TESTS=OFF -DGENOMED_BUILD_BENCH=OFF >/dev/null
 targets=(fuzz_safetensors_header fuzz_peft_config fuzz_resident_layout fuzz_request
-         fuzz_worker_reply fuzz_client_reply)
+         fuzz_worker_reply fuzz_client_reply fuzz_metrics_http)
 cmake --build "$build_dir" -j "$(nproc)" --target "${targets[@]}"
 
 mkdir -p "$build_dir/artifacts"

@@ -10,7 +10,7 @@ packages=(
   libboost-dev libboost-filesystem-dev   # Boost 1.74: Interprocess, Process (v1)
   libmsgpack-cxx-dev libspdlog-dev nlohmann-json3-dev libssl-dev
   libxxhash-dev                          # XXH3-64 tensor checksums (header-only use)
-  prometheus-cpp-dev                     # --metrics-listen: the Prometheus exposer
+  prometheus-cpp-dev                     # --metrics-listen: the text format (core only)
   libsystemd-dev                         # sd_notify (Type=notify) and socket activation
   systemd                                # systemd-analyze verify of dist/systemd/ in the tests
   libgtest-dev libgmock-dev libbenchmark-dev

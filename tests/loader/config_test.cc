@@ -538,6 +538,7 @@ const std::map<std::string, std::string>& accepted_flags() {
       {"--log-format", "json"},
       {"--drain-timeout", "5s"},
       {"--metrics-listen", "9464"},
+      {"--metrics-request-timeout", "5s"},
       {"--config", ""},  // filled in with a real file
   };
   return kFlags;
@@ -552,13 +553,14 @@ TEST(ConfigOperations, DefaultsKeepTheOwnerOnlySocketTextLogsAndNoMetrics) {
   EXPECT_EQ(c.ops.log_format, LogFormat::text);
   EXPECT_EQ(c.ops.drain_timeout, milliseconds(10'000));
   EXPECT_EQ(c.ops.metrics_listen, "");
+  EXPECT_EQ(c.ops.metrics_request_timeout, milliseconds(10'000));
 }
 
 TEST(ConfigOperations, FlagsSetTheirFieldsAndListsAccumulate) {
   const DaemonConfig c = parse_ok(with_required(
       {"--socket-mode", "0o660", "--socket-group", "root", "--allow-uid", "1000,root",
        "--allow-uid", "7", "--allow-gid", "5,root", "--log-format", "json", "--drain-timeout",
-       "1.5m", "--metrics-listen", "0.0.0.0:9100"}));
+       "1.5m", "--metrics-listen", "0.0.0.0:9100", "--metrics-request-timeout", "250ms"}));
   EXPECT_EQ(c.ops.access.socket_mode, 0660u);
   EXPECT_EQ(c.ops.access.socket_group, 0u);
   EXPECT_EQ(c.ops.access.allow_uids, (std::vector<uid_t>{1000, 0, 7}));
@@ -566,6 +568,7 @@ TEST(ConfigOperations, FlagsSetTheirFieldsAndListsAccumulate) {
   EXPECT_EQ(c.ops.log_format, LogFormat::json);
   EXPECT_EQ(c.ops.drain_timeout, milliseconds(90'000));
   EXPECT_EQ(c.ops.metrics_listen, "0.0.0.0:9100");
+  EXPECT_EQ(c.ops.metrics_request_timeout, milliseconds(250));
   EXPECT_EQ(parse_ok(with_required({"--metrics-listen", "9100"})).ops.metrics_listen,
             "127.0.0.1:9100");
   EXPECT_EQ(parse_ok(with_required({"--drain-timeout", "0"})).ops.drain_timeout, milliseconds(0));
@@ -584,7 +587,9 @@ TEST(ConfigOperations, BadValuesAreRefusedNamingTheFlag) {
            {"--drain-timeout", "10"},
            {"--drain-timeout", "366d"},
            {"--metrics-listen", "localhost:http"},
-           {"--metrics-listen", "127.0.0.1:70000"}}) {
+           {"--metrics-listen", "127.0.0.1:70000"},
+           {"--metrics-request-timeout", "0"},
+           {"--metrics-request-timeout", "10"}}) {
     expect_bad(with_required({flag, value}), flag);
   }
 }
@@ -592,8 +597,9 @@ TEST(ConfigOperations, BadValuesAreRefusedNamingTheFlag) {
 TEST(ConfigOperations, FileKeysTakeStringsAndIdsTakeNumbersToo) {
   JsonFile file(R"({"socket": "s", "root": ["r"], "socket_mode": "0660", "allow_uid": 1000,
                     "allow_gid": "0", "log_format": "json", "drain_timeout": "2s",
-                    "metrics_listen": "127.0.0.1:9464"})");
+                    "metrics_listen": "127.0.0.1:9464", "metrics_request_timeout": "3s"})");
   const DaemonConfig c = parse_ok({"--config", file.path()});
+  EXPECT_EQ(c.ops.metrics_request_timeout, milliseconds(3000));
   EXPECT_EQ(c.ops.access.socket_mode, 0660u);
   EXPECT_EQ(c.ops.access.allow_uids, (std::vector<uid_t>{1000}));
   EXPECT_EQ(c.ops.access.allow_gids, (std::vector<gid_t>{0}));
