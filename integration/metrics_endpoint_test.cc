@@ -202,7 +202,7 @@ TEST(MetricsEndpoint, AScrapeIsAnsweredWhileClientsTrickleTheirRequests) {
 }
 
 TEST(MetricsEndpoint, AClientThatTricklesIsCutAtItsDeadlineAnd408) {
-  Daemon d(with_metrics({"--metrics-request-timeout", "1s"}));
+  Daemon d(with_metrics({"--metrics-request-timeout", "3s"}));
   const std::uint16_t port = metrics_port(d);
   ASSERT_NE(port, 0);
   HttpProbe slow(port);

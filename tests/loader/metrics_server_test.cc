@@ -96,7 +96,7 @@ TEST(MetricsServer, AClientThatDoesNotReadItsAnswerHoldsUpNoOneAndIsClosedAtItsD
   // An answer far larger than the socket buffers: the server cannot hand it
   // over while the client does not read.
   const std::string big(32 << 20, 'x');
-  auto server = serve([&] { return big; }, {.request_timeout = std::chrono::seconds(1)});
+  auto server = serve([&] { return big; }, {.request_timeout = std::chrono::seconds(3)});
   ASSERT_TRUE(server);
   HttpProbe stuck(server->port());
   ASSERT_TRUE(stuck.send(kScrape));
