@@ -109,7 +109,7 @@ const std::map<std::string, Setter>& setters() {
        [](DaemonConfig& c, const std::string& k, const std::string& v) {
          auto size = parse_size(v);
          if (!size) return bad(k + ": " + size.status().message());
-         c.coordinator.pin_budget = *size;  // 0: the whole budget
+         c.pin_budget = *size;  // 0: the whole budget
          return Status::Ok();
        }},
       {"idle_unload",
@@ -375,6 +375,10 @@ std::string default_worker_path() {
 
 }  // namespace
 
+std::uint64_t default_pin_budget(std::uint64_t budget_bytes) {
+  return budget_bytes / 2 / 4096 * 4096;
+}
+
 std::string usage_text() {
   return R"(usage: genomed --socket PATH --root DIR [--root DIR ...] [options]
 
@@ -392,8 +396,10 @@ options:
                               e.g. 512M, 8G (default 1G; rounded up to 4K)
   --pin-budget SIZE           bytes the pinned adapters may hold together
                               (their page-rounded ranges); a PIN past it is
-                              'pin_budget_exceeded' (default 0: the whole
-                              budget). Pinned adapters are never evicted
+                              'pin_budget_exceeded' (default: half of
+                              --budget; 0: the whole budget). Pinned adapters
+                              are never evicted and outlive their connection:
+                              the rest of the budget stays for leases
   --idle-unload DURATION      unload an adapter nobody leases, pins or asks
                               for during DURATION (30s, 5m, 1h; default 0:
                               never). A request's keep_alive overrides it for
@@ -536,6 +542,8 @@ Result<CommandLine> parse_command_line(int argc, const char* const* argv) {
   if (cl.config.socket_path.empty()) return bad("--socket PATH is required; see --help");
   if (cl.config.roots.empty()) return bad("at least one --root DIR is required; see --help");
   if (cl.config.worker_path.empty()) cl.config.worker_path = default_worker_path();
+  cl.config.coordinator.pin_budget =
+      cl.config.pin_budget.value_or(default_pin_budget(cl.config.budget_bytes));
   return cl;
 }
 

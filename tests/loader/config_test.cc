@@ -479,12 +479,30 @@ TEST(ConfigFile, MistypedValuesAreBadRequestNamingTheKey) {
 TEST(ConfigLifecycle, IdleUnloadAndPinBudgetTakeDurationsAndSizes) {
   const DaemonConfig off = parse_ok(kRequired);
   EXPECT_EQ(off.coordinator.idle_unload, milliseconds(0)) << "off by default";
-  EXPECT_EQ(off.coordinator.pin_budget, 0u) << "the whole budget by default";
+  EXPECT_EQ(off.coordinator.pin_budget, 512ull << 20) << "half the (default 1G) budget";
   const DaemonConfig c = parse_ok(with_required({"--idle-unload", "5m", "--pin-budget", "256M"}));
   EXPECT_EQ(c.coordinator.idle_unload, milliseconds(300'000));
   EXPECT_EQ(c.coordinator.pin_budget, 256ull << 20);
+  EXPECT_EQ(parse_ok(with_required({"--pin-budget", "0"})).coordinator.pin_budget, 0u)
+      << "0: the whole budget, asked for";
   expect_bad(with_required({"--idle-unload", "300"}), "--idle-unload");
   expect_bad(with_required({"--pin-budget", "-1"}), "--pin-budget");
+}
+
+// Pins outlive their connection: by default they may take half the budget,
+// whatever the order the budget and the file come in, and the other half
+// stays for leases.
+TEST(ConfigLifecycle, PinBudgetDefaultsToHalfTheBudgetItEndsUpWith) {
+  EXPECT_EQ(parse_ok(with_required({"--budget", "8G"})).coordinator.pin_budget, 4ull << 30);
+  EXPECT_EQ(parse_ok(with_required({"--budget", "1M"})).coordinator.pin_budget, 512ull << 10);
+  // Rounded down to whole pages: a budget of 3 pages pins at most one.
+  EXPECT_EQ(default_pin_budget(3 * 4096), 4096u);
+  JsonFile file(R"({"socket": "s", "root": ["r"], "budget": "2G"})");
+  EXPECT_EQ(parse_ok({"--config", file.path()}).coordinator.pin_budget, 1ull << 30);
+  EXPECT_EQ(parse_ok({"--config", file.path(), "--budget", "4G"}).coordinator.pin_budget,
+            2ull << 30);
+  EXPECT_EQ(parse_ok({"--config", file.path(), "--pin-budget", "3G"}).coordinator.pin_budget,
+            3ull << 30);
 }
 
 // Every flag parse_command_line accepts, with a value it accepts.
