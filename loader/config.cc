@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/duration_parse.h"
+#include "common/safe_text.h"
 #include "common/size_parse.h"
 #include "loader/ops_config.h"
 #include "worker/fault.h"
@@ -29,7 +30,7 @@ Result<long long> parse_int(const std::string& key, const std::string& text, lon
     return v;
   } catch (const std::exception&) {
     return bad(key + ": expected an integer in [" + std::to_string(min) + ", " +
-               std::to_string(max) + "], got '" + text + "'");
+               std::to_string(max) + "], got " + quote(text));
   }
 }
 
@@ -74,7 +75,7 @@ auto double_setter(Field field) {
       field(c) = d;
       return Status::Ok();
     } catch (const std::exception&) {
-      return bad(k + ": expected a number in [1, 100], got '" + v + "'");
+      return bad(k + ": expected a number in [1, 100], got " + quote(v));
     }
   };
 }
@@ -99,8 +100,8 @@ const std::map<std::string, Setter>& setters() {
        [](DaemonConfig& c, const std::string& k, const std::string& v) {
          auto size = parse_size(v);
          if (!size) return bad(k + ": " + size.status().message());
-         if (*size < (1u << 20)) return bad(k + ": at least 1M, got '" + v + "'");
-         if (*size > (1ull << 50)) return bad(k + ": at most 1024T, got '" + v + "'");
+         if (*size < (1u << 20)) return bad(k + ": at least 1M, got " + quote(v));
+         if (*size > (1ull << 50)) return bad(k + ": at most 1024T, got " + quote(v));
          // Arena ranges are page-aligned, so the budget is too (rounded up).
          c.budget_bytes = (*size + 4095) / 4096 * 4096;
          return Status::Ok();
@@ -125,7 +126,7 @@ const std::map<std::string, Setter>& setters() {
          if (!size) return bad(k + ": " + size.status().message());
          // Below this a worker cannot even read a normal adapter's header.
          if (*size != 0 && *size < (16u << 20)) {
-           return bad(k + ": 0 (no limit) or at least 16M, got '" + v + "'");
+           return bad(k + ": 0 (no limit) or at least 16M, got " + quote(v));
          }
          c.worker_memory_limit = *size;
          return Status::Ok();
@@ -235,8 +236,7 @@ const std::map<std::string, Setter>& setters() {
              return Status::Ok();
            }
          }
-         return bad(k + ": expected trace, debug, info, warn, error, critical or off, got '" + v +
-                    "'");
+         return bad(k + ": expected trace, debug, info, warn, error, critical or off, got " + quote(v) );
        }},
       {"base_model",
        [](DaemonConfig& c, const std::string& k, const std::string& v) {
@@ -316,13 +316,13 @@ Result<std::string> json_value_text(const std::string& where, const std::string&
                      : kind == JsonKind::id      ? "a name, a number or a comma list of them"
                      : kind == JsonKind::integer ? "an integer"
                                                  : "a number";
-  return bad(where + ": '" + key + "' must be " + want + ", found " + value.type_name() + " " +
-             value.dump().substr(0, 40));
+  return bad(where + ": " + quote(key) + " must be " + want + ", found " + value.type_name() + " " +
+             printable(value.dump(), 40));
 }
 
 Status apply_json_file(DaemonConfig& config, const std::string& path) {
   std::ifstream in(path);
-  if (!in) return bad("--config: cannot read '" + path + "'");
+  if (!in) return bad("--config: cannot read " + quote(path));
   std::stringstream text;
   text << in.rdbuf();
   const std::string where = "--config " + path;
@@ -341,17 +341,17 @@ Status apply_json_file(DaemonConfig& config, const std::string& path) {
       },
       /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object()) return bad(where + ": not a JSON object");
-  if (!repeated.empty()) return bad(where + ": key '" + repeated + "' is given twice");
+  if (!repeated.empty()) return bad(where + ": key " + quote(repeated) + " is given twice");
   if (doc.contains("root") && doc.contains("roots")) {
     return bad(where + ": give either 'root' or 'roots', not both");
   }
   for (const auto& [key, value] : doc.items()) {
     const std::string name = key == "roots" ? "root" : key;
     const auto it = setters().find(name);
-    if (it == setters().end()) return bad(where + ": unknown key '" + key + "'");
+    if (it == setters().end()) return bad(where + ": unknown key " + quote(key));
     std::vector<std::string> values;
     if (name == "root") {
-      if (!value.is_array()) return bad(where + ": '" + key + "' must be a list of directories");
+      if (!value.is_array()) return bad(where + ": " + quote(key) + " must be a list of directories");
       for (const auto& v : value) {
         GENOMED_ASSIGN_OR_RETURN(std::string dir, json_value_text(where, "root", v));
         values.push_back(std::move(dir));
@@ -511,7 +511,7 @@ Result<CommandLine> parse_command_line(int argc, const char* const* argv) {
       cl.help = true;
       return cl;
     }
-    if (arg.rfind("--", 0) != 0) return bad("unexpected argument '" + arg + "'; see --help");
+    if (arg.rfind("--", 0) != 0) return bad("unexpected argument " + quote(arg) + "; see --help");
     std::string name = arg.substr(2);
     std::string value;
     if (const auto eq = name.find('='); eq != std::string::npos) {
@@ -526,7 +526,7 @@ Result<CommandLine> parse_command_line(int argc, const char* const* argv) {
       continue;
     }
     if (setters().find(flag_to_key(name)) == setters().end())
-      return bad("unknown option --" + name + "; see --help");
+      return bad("unknown option " + quote("--" + name) + "; see --help");
     flags.emplace_back(name, value);
   }
   // Roots given as flags replace the file's roots rather than adding to them.

@@ -409,6 +409,37 @@ TEST(ConfigFile, FileRootsAreKeptWithoutRootFlags) {
             (std::vector<std::string>{"/srv/f1", "/srv/f2"}));
 }
 
+// A value (or key) the file gives is shown in an error as a client's value
+// is: at most 200 bytes of it, escaped, marked with its full length, never
+// the whole megabyte.
+TEST(ConfigFile, AHugeValueIsCutInTheError) {
+  const std::string huge(1 << 20, 'x');
+  const std::string cut = "... (1048576 bytes, 200 shown)";
+  for (const char* key : {"budget", "pin_budget", "idle_unload", "log_level", "log_format",
+                          "metrics_listen", "socket_mode", "socket_group", "workers"}) {
+    const JsonFile file(std::string(R"({"socket": "s", "root": ["r"], ")") + key + R"(": ")" +
+                        huge + R"("})");
+    const auto r = parse({"--config", file.path()});
+    ASSERT_FALSE(r.ok()) << key;
+    EXPECT_LT(r.status().message().size(), 1000u) << key << ": " << r.status().message().size();
+    EXPECT_NE(r.status().message().find(key), std::string::npos) << r.status().message();
+    if (std::string(key) != "workers") {  // a string where an integer belongs: its type is named
+      EXPECT_NE(r.status().message().find(cut), std::string::npos) << r.status().message();
+    }
+  }
+  const JsonFile unknown_key(R"({"socket": "s", "root": ["r"], ")" + huge + R"(": 1})");
+  const auto r = parse({"--config", unknown_key.path()});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("unknown key 'xxx"), std::string::npos);
+  EXPECT_NE(r.status().message().find(cut), std::string::npos);
+  EXPECT_LT(r.status().message().size(), 1000u);
+  // On the command line too, and escaped: no newline reaches the terminal.
+  const auto flag = parse(with_required({"--budget", "12\nQ" + huge}));
+  ASSERT_FALSE(flag.ok());
+  EXPECT_LT(flag.status().message().size(), 1000u);
+  EXPECT_EQ(flag.status().message().find('\n'), std::string::npos) << flag.status().message();
+}
+
 TEST(ConfigFile, UnknownKeyIsBadRequestNamingIt) {
   JsonFile file(R"({"socket": "s", "root": ["r"], "turbo_mode": true})");
   expect_bad({"--config", file.path()}, "turbo_mode");
