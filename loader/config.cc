@@ -236,7 +236,8 @@ const std::map<std::string, Setter>& setters() {
              return Status::Ok();
            }
          }
-         return bad(k + ": expected trace, debug, info, warn, error, critical or off, got " + quote(v) );
+         return bad(k + ": expected trace, debug, info, warn, error, critical or off, got " +
+                    quote(v));
        }},
       {"base_model",
        [](DaemonConfig& c, const std::string& k, const std::string& v) {
@@ -351,7 +352,8 @@ Status apply_json_file(DaemonConfig& config, const std::string& path) {
     if (it == setters().end()) return bad(where + ": unknown key " + quote(key));
     std::vector<std::string> values;
     if (name == "root") {
-      if (!value.is_array()) return bad(where + ": " + quote(key) + " must be a list of directories");
+      if (!value.is_array())
+        return bad(where + ": " + quote(key) + " must be a list of directories");
       for (const auto& v : value) {
         GENOMED_ASSIGN_OR_RETURN(std::string dir, json_value_text(where, "root", v));
         values.push_back(std::move(dir));

@@ -45,7 +45,8 @@ TEST(StressOptions, ChaosAloneAgainstARunningDaemonAsksForEveryKind) {
 
 TEST(StressOptions, ReplaceFilesNamedAgainstARunningDaemonIsRefused) {
   for (const char* spec : {"replace-files", "replace-files=1", "kill-workers=0.1,replace-files"}) {
-    const auto o = parse({"--socket", "/run/genomed.sock", "--root", "/srv/adapters", "--chaos", spec});
+    const auto o =
+        parse({"--socket", "/run/genomed.sock", "--root", "/srv/adapters", "--chaos", spec});
     ASSERT_FALSE(o.ok()) << spec;
     EXPECT_NE(o.status().message().find("only with --spawn"), std::string::npos)
         << o.status().message();

@@ -49,8 +49,8 @@ ChaosMonkey::ChaosMonkey(const Options& options, const DaemonFacts& facts, const
   for (const auto& a : corpus.good()) mutable_count += a.version_files.size() > 1;
   if (rates_.replace_files > 0 && (scratch == nullptr || mutable_count == 0)) {
     skipped_.push_back(scratch == nullptr
-                           ? "replace-files: it rewrites adapter files, and without --spawn the root "
-                             "is not the harness's"
+                           ? "replace-files: it rewrites adapter files, and without --spawn "
+                             "the root is not the harness's"
                            : "replace-files: no mutable copies (--mutable-adapters 0)");
     rates_.replace_files = 0;
   }
