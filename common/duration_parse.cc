@@ -7,13 +7,15 @@
 #include <cstdlib>
 #include <string>
 
+#include "common/safe_text.h"
+
 namespace genomed {
 
 Result<std::chrono::milliseconds> parse_duration(std::string_view text) {
   const std::string s(text);
   const auto invalid = [&](const std::string& why) {
     return Status(Errc::bad_request,
-                  "invalid duration '" + s + "': " + why + "; expected e.g. 30s, 5m, 1h or 0");
+                  "invalid duration " + quote(s) + ": " + why + "; expected e.g. 30s, 5m, 1h or 0");
   };
   if (s.empty()) return invalid("empty");
   char* end = nullptr;
@@ -38,7 +40,7 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text) {
   } else if (unit.empty() && number == 0) {
     return std::chrono::milliseconds(0);
   } else {
-    return invalid(unit.empty() ? "a unit is required" : "unknown unit '" + unit + "'");
+    return invalid(unit.empty() ? "a unit is required" : "unknown unit " + quote(unit));
   }
   // A positive duration never rounds to 0: to --idle-unload and keep_alive
   // 0 means "never", the opposite of a very short time.

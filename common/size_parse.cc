@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "common/safe_text.h"
+
 namespace genomed {
 
 Result<std::uint64_t> parse_size(std::string_view text) {
@@ -22,14 +24,14 @@ Result<std::uint64_t> parse_size(std::string_view text) {
     while (n < s.size() && digit(s[n])) ++n;
   }
   if (n == 0) {
-    return Status(Errc::bad_request, "invalid size '" + s +
-                                         "'; expected a decimal number and a unit, e.g. 512M or "
+    return Status(Errc::bad_request, "invalid size " + quote(s) +
+                                         "; expected a decimal number and a unit, e.g. 512M or "
                                          "1.5G");
   }
   errno = 0;
   const double number = std::strtod(s.substr(0, n).c_str(), nullptr);
   if (errno != 0 || !std::isfinite(number)) {
-    return Status(Errc::bad_request, "size '" + s + "' is too large");
+    return Status(Errc::bad_request, "size " + quote(s) + " is too large");
   }
   std::string suffix = s.substr(n);
   for (auto& c : suffix) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -59,11 +61,11 @@ Result<std::uint64_t> parse_size(std::string_view text) {
     }
   }
   if (mult == 0)
-    return Status(Errc::bad_request, "invalid size suffix in '" + s + "'; use K, M, G or T");
+    return Status(Errc::bad_request, "invalid size suffix in " + quote(s) + "; use K, M, G or T");
   const double bytes = std::round(number * mult);
   // 2^64 is exactly representable; every double below it fits a uint64_t.
   if (bytes >= 18446744073709551616.0)
-    return Status(Errc::bad_request, "size '" + s + "' is too large");
+    return Status(Errc::bad_request, "size " + quote(s) + " is too large");
   return static_cast<std::uint64_t>(bytes);
 }
 

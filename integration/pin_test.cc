@@ -1,7 +1,8 @@
 // PIN and UNPIN against the real daemon, through genomectl and the C++
 // client: a pinned adapter survives budget pressure and the end of the
 // connection that pinned it, pins stay within --pin-budget, and UNLOAD
-// refuses a pinned adapter until it is unpinned.
+// refuses a pinned adapter until it is unpinned; by default pins may hold
+// only half the budget.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -77,6 +78,34 @@ TEST(Pin, APinnedAdapterOutlivesPressureAndItsClientAndRefusesUnload) {
   const auto not_resident = ctl(daemon, {"unpin", "p"});
   EXPECT_EQ(not_resident.exit_code, 1);
   EXPECT_NE(not_resident.err.find("error: not_loaded:"), std::string::npos) << not_resident.err;
+}
+
+// Pins outlive the connection that made them. Under the default pin budget
+// (half of --budget) a client that pins until it is refused and then goes
+// away leaves room for another client's acquire: it cannot starve everyone
+// until an operator unpins.
+TEST(Pin, UnderTheDefaultsAClientPinningUntilRefusedLeavesRoomForOthers) {
+  Daemon daemon({.budget_bytes = 4ull << 20});  // about 1 MiB each: the budget holds three
+  for (int i = 0; i < 4; ++i) daemon.add_adapter("p" + std::to_string(i), megabyte_adapter(20 + i));
+  daemon.add_adapter("other", megabyte_adapter(30));
+  std::size_t pinned = 0;
+  {
+    Client greedy = daemon.connect();
+    Status refused = Status::Ok();
+    for (int i = 0; i < 4 && refused.ok(); ++i) {
+      auto r = greedy.pin("p" + std::to_string(i));
+      if (r.ok()) ++pinned;
+      else refused = r.status();
+    }
+    EXPECT_EQ(refused.code(), Errc::pin_budget_exceeded) << refused.to_string();
+    EXPECT_NE(refused.message().find("--pin-budget"), std::string::npos) << refused.message();
+  }  // the greedy client disconnects; its pins stay
+  EXPECT_GE(pinned, 1u);
+  EXPECT_EQ(daemon.stat("adapters_pinned"), pinned);
+  EXPECT_LE(daemon.stat("bytes_pinned"), 2ull << 20) << "half the budget";
+  Client other = daemon.connect();
+  auto lease = other.acquire("other");
+  ASSERT_TRUE(lease.ok()) << "another client still gets room: " << lease.status().to_string();
 }
 
 TEST(Pin, ThePinBudgetFlagIsValidatedAndDocumentedInHelp) {

@@ -35,6 +35,35 @@ TEST(StressHarness, HelpIsTrueAndAUsageErrorExits2) {
   const auto user_root = run_command({binary("genome-stress"), "--socket", "/tmp/x.sock", "--root",
                                       "/tmp", "--chaos", "replace-files=1"});
   EXPECT_EQ(user_root.exit_code, 2) << "a user's root is never rewritten";
+  const auto no_time = run_command({binary("genome-stress"), "--spawn", "--duration", "0"});
+  EXPECT_EQ(no_time.exit_code, 2) << "a run of no time would pass having tested nothing";
+  EXPECT_NE(no_time.err.find("--duration: at least 1ms"), std::string::npos) << no_time.err;
+}
+
+// `--chaos` alone means every kind that applies: against a daemon it did not
+// start, replace-files (it would rewrite the user's root) and bad-files
+// (no --bad-root) are skipped, and the report says so and why.
+TEST(StressHarness, ChaosAloneAgainstARunningDaemonRunsTheKindsThatApply) {
+  Daemon daemon;
+  daemon.add_adapter("a", {.rank = 8, .layers = 2, .hidden = 64, .seed = 3});
+  daemon.add_adapter("b", {.rank = 8, .layers = 2, .hidden = 64, .seed = 4});
+  const ScratchDir dir("genome-stress-test");
+  const std::string json = dir / "report.json";
+  const auto run = run_command(
+      stress_against(daemon, {"--ops", "40", "--clients", "2", "--chaos", "--json", json}));
+  EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_NE(run.out.find("chaos kill-workers=0.2,stop-workers=0.1,kill-clients=0.5\n"),
+            std::string::npos)
+      << run.out;
+  EXPECT_NE(run.out.find("chaos skipped: bad-files: no --bad-root"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("chaos skipped: replace-files: it rewrites adapter files, and without "
+                         "--spawn the root is not the harness's"),
+            std::string::npos)
+      << run.out;
+  const auto report = nlohmann::json::parse(read_file(json), nullptr, false);
+  ASSERT_TRUE(report.is_object()) << read_file(json);
+  EXPECT_EQ(report["chaos"], "kill-workers=0.2,stop-workers=0.1,kill-clients=0.5");
+  EXPECT_EQ(report["chaos_skipped"].size(), 2u) << report.dump(2);
 }
 
 TEST(StressHarness, AChangedByteInTheArenaIsAWrongByte) {

@@ -513,6 +513,28 @@ Status map_slot_page(Connection& conn, int fd, std::uint32_t slots) {
   return Status::Ok();
 }
 
+// Why connect() to `path` failed with `error`, in words an operator can act
+// on. A path naming something other than a socket fails with ECONNREFUSED,
+// as a socket file left by a stopped daemon does, so the node is looked at:
+// "is the daemon running?" would send them after the wrong cause.
+std::string connect_error_text(const std::string& path, int error) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode)) {
+    const char* kind = S_ISREG(st.st_mode)    ? "a regular file"
+                       : S_ISDIR(st.st_mode)  ? "a directory"
+                       : S_ISFIFO(st.st_mode) ? "a FIFO"
+                       : S_ISCHR(st.st_mode)  ? "a character device"
+                       : S_ISBLK(st.st_mode)  ? "a block device"
+                                              : "a file of another kind";
+    return "'" + path + "' is " + kind +
+           ", not a socket: give the path genomed listens on (its --socket)";
+  }
+  if (error == ENOENT)
+    return std::string(std::strerror(error)) +
+           " (is the daemon running? it creates its socket when it starts)";
+  return std::string(std::strerror(error)) + " (is the daemon running?)";
+}
+
 }  // namespace
 
 Result<Client> Client::connect(const std::string& socket_path, const ClientOptions& options) {
@@ -553,8 +575,9 @@ Result<Client> Client::connect(const std::string& socket_path, const ClientOptio
     if (::connect(conn->fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) break;
     if (errno == EINTR) continue;
     if (errno == EAGAIN && deadline) return timed_out("the daemon accepted no connection");
+    const int error = errno;
     return Status(Errc::not_connected,
-                  "cannot " + where + ": " + std::strerror(errno) + " (is the daemon running?)");
+                  "cannot " + where + ": " + connect_error_text(socket_path, error));
   }
   if (deadline) set_send_timeout(Millis(0));
 

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "common/fd.h"
+#include "common/safe_text.h"
 
 namespace genomed::loader {
 namespace {
@@ -49,7 +50,7 @@ Result<uid_t> resolve_user(const std::string& text) {
   passwd* found = nullptr;
   char buf[4096];
   if (text.empty() || ::getpwnam_r(text.c_str(), &pw, buf, sizeof buf, &found) != 0 || !found) {
-    return bad("no user '" + text + "' on this host (give a name or a numeric uid)");
+    return bad("no user " + quote(text) + " on this host (give a name or a numeric uid)");
   }
   return found->pw_uid;
 }
@@ -62,12 +63,12 @@ Result<mode_t> parse_socket_mode(const std::string& text) {
   const bool octal =
       !digits.empty() && digits.size() <= 4 &&
       std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '7'; });
-  if (!octal) return bad("expected octal permission bits such as 0660, got '" + text + "'");
+  if (!octal) return bad("expected octal permission bits such as 0660, got " + quote(text));
   const auto mode = static_cast<mode_t>(std::stoul(digits, nullptr, 8));
-  if (mode > 0777) return bad("expected permission bits of at most 0777, got '" + text + "'");
+  if (mode > 0777) return bad("expected permission bits of at most 0777, got " + quote(text));
   if ((mode & 0600) != 0600) {
     // The daemon's own user (genomectl as the service user) must keep access.
-    return bad("the owner needs read and write (0600 at least), got '" + text + "'");
+    return bad("the owner needs read and write (0600 at least), got " + quote(text));
   }
   return mode;
 }
@@ -78,7 +79,7 @@ Result<gid_t> parse_group(const std::string& text) {
   group* found = nullptr;
   char buf[16384];
   if (text.empty() || ::getgrnam_r(text.c_str(), &gr, buf, sizeof buf, &found) != 0 || !found) {
-    return bad("no group '" + text + "' on this host (give a name or a numeric gid)");
+    return bad("no group " + quote(text) + " on this host (give a name or a numeric gid)");
   }
   return found->gr_gid;
 }

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/duration_parse.h"
+#include "common/safe_text.h"
 #include "common/size_parse.h"
 #include "loader/ops_config.h"
 #include "worker/fault.h"
@@ -29,7 +30,7 @@ Result<long long> parse_int(const std::string& key, const std::string& text, lon
     return v;
   } catch (const std::exception&) {
     return bad(key + ": expected an integer in [" + std::to_string(min) + ", " +
-               std::to_string(max) + "], got '" + text + "'");
+               std::to_string(max) + "], got " + quote(text));
   }
 }
 
@@ -74,7 +75,7 @@ auto double_setter(Field field) {
       field(c) = d;
       return Status::Ok();
     } catch (const std::exception&) {
-      return bad(k + ": expected a number in [1, 100], got '" + v + "'");
+      return bad(k + ": expected a number in [1, 100], got " + quote(v));
     }
   };
 }
@@ -99,8 +100,8 @@ const std::map<std::string, Setter>& setters() {
        [](DaemonConfig& c, const std::string& k, const std::string& v) {
          auto size = parse_size(v);
          if (!size) return bad(k + ": " + size.status().message());
-         if (*size < (1u << 20)) return bad(k + ": at least 1M, got '" + v + "'");
-         if (*size > (1ull << 50)) return bad(k + ": at most 1024T, got '" + v + "'");
+         if (*size < (1u << 20)) return bad(k + ": at least 1M, got " + quote(v));
+         if (*size > (1ull << 50)) return bad(k + ": at most 1024T, got " + quote(v));
          // Arena ranges are page-aligned, so the budget is too (rounded up).
          c.budget_bytes = (*size + 4095) / 4096 * 4096;
          return Status::Ok();
@@ -109,7 +110,7 @@ const std::map<std::string, Setter>& setters() {
        [](DaemonConfig& c, const std::string& k, const std::string& v) {
          auto size = parse_size(v);
          if (!size) return bad(k + ": " + size.status().message());
-         c.coordinator.pin_budget = *size;  // 0: the whole budget
+         c.pin_budget = *size;  // 0: the whole budget
          return Status::Ok();
        }},
       {"idle_unload",
@@ -125,7 +126,7 @@ const std::map<std::string, Setter>& setters() {
          if (!size) return bad(k + ": " + size.status().message());
          // Below this a worker cannot even read a normal adapter's header.
          if (*size != 0 && *size < (16u << 20)) {
-           return bad(k + ": 0 (no limit) or at least 16M, got '" + v + "'");
+           return bad(k + ": 0 (no limit) or at least 16M, got " + quote(v));
          }
          c.worker_memory_limit = *size;
          return Status::Ok();
@@ -235,8 +236,8 @@ const std::map<std::string, Setter>& setters() {
              return Status::Ok();
            }
          }
-         return bad(k + ": expected trace, debug, info, warn, error, critical or off, got '" + v +
-                    "'");
+         return bad(k + ": expected trace, debug, info, warn, error, critical or off, got " +
+                    quote(v));
        }},
       {"base_model",
        [](DaemonConfig& c, const std::string& k, const std::string& v) {
@@ -316,13 +317,13 @@ Result<std::string> json_value_text(const std::string& where, const std::string&
                      : kind == JsonKind::id      ? "a name, a number or a comma list of them"
                      : kind == JsonKind::integer ? "an integer"
                                                  : "a number";
-  return bad(where + ": '" + key + "' must be " + want + ", found " + value.type_name() + " " +
-             value.dump().substr(0, 40));
+  return bad(where + ": " + quote(key) + " must be " + want + ", found " + value.type_name() + " " +
+             printable(value.dump(), 40));
 }
 
 Status apply_json_file(DaemonConfig& config, const std::string& path) {
   std::ifstream in(path);
-  if (!in) return bad("--config: cannot read '" + path + "'");
+  if (!in) return bad("--config: cannot read " + quote(path));
   std::stringstream text;
   text << in.rdbuf();
   const std::string where = "--config " + path;
@@ -341,17 +342,18 @@ Status apply_json_file(DaemonConfig& config, const std::string& path) {
       },
       /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object()) return bad(where + ": not a JSON object");
-  if (!repeated.empty()) return bad(where + ": key '" + repeated + "' is given twice");
+  if (!repeated.empty()) return bad(where + ": key " + quote(repeated) + " is given twice");
   if (doc.contains("root") && doc.contains("roots")) {
     return bad(where + ": give either 'root' or 'roots', not both");
   }
   for (const auto& [key, value] : doc.items()) {
     const std::string name = key == "roots" ? "root" : key;
     const auto it = setters().find(name);
-    if (it == setters().end()) return bad(where + ": unknown key '" + key + "'");
+    if (it == setters().end()) return bad(where + ": unknown key " + quote(key));
     std::vector<std::string> values;
     if (name == "root") {
-      if (!value.is_array()) return bad(where + ": '" + key + "' must be a list of directories");
+      if (!value.is_array())
+        return bad(where + ": " + quote(key) + " must be a list of directories");
       for (const auto& v : value) {
         GENOMED_ASSIGN_OR_RETURN(std::string dir, json_value_text(where, "root", v));
         values.push_back(std::move(dir));
@@ -375,6 +377,10 @@ std::string default_worker_path() {
 
 }  // namespace
 
+std::uint64_t default_pin_budget(std::uint64_t budget_bytes) {
+  return budget_bytes / 2 / 4096 * 4096;
+}
+
 std::string usage_text() {
   return R"(usage: genomed --socket PATH --root DIR [--root DIR ...] [options]
 
@@ -392,8 +398,10 @@ options:
                               e.g. 512M, 8G (default 1G; rounded up to 4K)
   --pin-budget SIZE           bytes the pinned adapters may hold together
                               (their page-rounded ranges); a PIN past it is
-                              'pin_budget_exceeded' (default 0: the whole
-                              budget). Pinned adapters are never evicted
+                              'pin_budget_exceeded' (default: half of
+                              --budget; 0: the whole budget). Pinned adapters
+                              are never evicted and outlive their connection:
+                              the rest of the budget stays for leases
   --idle-unload DURATION      unload an adapter nobody leases, pins or asks
                               for during DURATION (30s, 5m, 1h; default 0:
                               never). A request's keep_alive overrides it for
@@ -505,7 +513,7 @@ Result<CommandLine> parse_command_line(int argc, const char* const* argv) {
       cl.help = true;
       return cl;
     }
-    if (arg.rfind("--", 0) != 0) return bad("unexpected argument '" + arg + "'; see --help");
+    if (arg.rfind("--", 0) != 0) return bad("unexpected argument " + quote(arg) + "; see --help");
     std::string name = arg.substr(2);
     std::string value;
     if (const auto eq = name.find('='); eq != std::string::npos) {
@@ -520,7 +528,7 @@ Result<CommandLine> parse_command_line(int argc, const char* const* argv) {
       continue;
     }
     if (setters().find(flag_to_key(name)) == setters().end())
-      return bad("unknown option --" + name + "; see --help");
+      return bad("unknown option " + quote("--" + name) + "; see --help");
     flags.emplace_back(name, value);
   }
   // Roots given as flags replace the file's roots rather than adding to them.
@@ -536,6 +544,8 @@ Result<CommandLine> parse_command_line(int argc, const char* const* argv) {
   if (cl.config.socket_path.empty()) return bad("--socket PATH is required; see --help");
   if (cl.config.roots.empty()) return bad("at least one --root DIR is required; see --help");
   if (cl.config.worker_path.empty()) cl.config.worker_path = default_worker_path();
+  cl.config.coordinator.pin_budget =
+      cl.config.pin_budget.value_or(default_pin_budget(cl.config.budget_bytes));
   return cl;
 }
 

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,11 @@ struct DaemonConfig {
   std::uint64_t budget_bytes = 1ull << 30;
   int workers = 0;                 // parse_command_line defaults it to the number of cores
   CoordinatorOptions coordinator;  // deadlines, retries, breaker, quarantine
+  // --pin-budget as given (0: the whole budget). Unset: half the budget
+  // (default_pin_budget), so that pins, which outlive their connection,
+  // cannot take the room every other client's leases need. parse_command_line
+  // resolves it into coordinator.pin_budget.
+  std::optional<std::uint64_t> pin_budget;
   std::chrono::milliseconds kill_grace{500};
   RestartOptions restart;
   std::size_t queue_limit = 256;
@@ -46,6 +52,10 @@ struct CommandLine {
 // Parses argv (and the --config file it names). Errors name the flag or key
 // and what was expected (Errc::bad_request).
 Result<CommandLine> parse_command_line(int argc, const char* const* argv);
+
+// The pin budget when --pin-budget is not given: half of `budget_bytes`,
+// rounded down to whole pages.
+std::uint64_t default_pin_budget(std::uint64_t budget_bytes);
 
 // The --help text; true to the flags parse_command_line accepts.
 std::string usage_text();

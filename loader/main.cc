@@ -217,7 +217,8 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
 int main(int argc, char** argv) {
   auto cl = genomed::loader::parse_command_line(argc, argv);
   if (!cl) {
-    std::fprintf(stderr, "genomed: %s\n", cl.status().message().c_str());
+    // printable(): a backstop for a value a message might quote whole.
+    std::fprintf(stderr, "genomed: %s\n", genomed::printable(cl.status().message()).c_str());
     return 2;
   }
   if (cl->help) {

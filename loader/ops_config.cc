@@ -1,6 +1,7 @@
 #include "loader/ops_config.h"
 
 #include "common/duration_parse.h"
+#include "common/safe_text.h"
 #include "loader/config.h"
 
 namespace genomed::loader {
@@ -39,7 +40,7 @@ std::map<std::string, Setter> ops_setters() {
       {"log_format",
        [](DaemonConfig& c, const std::string& k, const std::string& v) {
          if (v != "text" && v != "json") {
-           return Status(Errc::bad_request, k + ": expected text or json, got '" + v + "'");
+           return Status(Errc::bad_request, k + ": expected text or json, got " + quote(v));
          }
          c.ops.log_format = v == "json" ? LogFormat::json : LogFormat::text;
          return Status::Ok();
@@ -60,7 +61,7 @@ std::map<std::string, Setter> ops_setters() {
                              port.find_first_not_of("0123456789") == std::string::npos;
          if (!digits || std::stoi(port) > 65535) {
            return Status(Errc::bad_request,
-                         k + ": expected HOST:PORT or PORT (host 127.0.0.1), got '" + v + "'");
+                         k + ": expected HOST:PORT or PORT (host 127.0.0.1), got " + quote(v));
          }
          c.ops.metrics_listen = colon == std::string::npos ? "127.0.0.1:" + v : v;
          return Status::Ok();

@@ -5,8 +5,10 @@
 # daemon's state, and stops it cleanly with SIGTERM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
-bash scripts/build.sh
+# Only what the demo runs: the build set of packages, and its four programs
+# (in the build/ the test command shares, configured the same way).
+bash scripts/install-deps.sh --demo
+BUILD_TARGETS="genomed genome-worker genomectl genome-fixture" bash scripts/build.sh
 bin="$PWD/${BUILD_DIR:-build}"
 
 work="$(mktemp -d /tmp/genomed-demo-XXXXXX)"

@@ -6,6 +6,8 @@
 
 #include <cstdlib>
 
+#include "common/safe_text.h"
+
 namespace genomed::jobs {
 
 bool fault_injection_built() { return true; }
@@ -14,7 +16,7 @@ Result<Fault> parse_fault(std::string_view spec_in) {
   std::string_view spec = spec_in;
   const auto bad = [&](const std::string& why) {
     return Status(Errc::bad_request,
-                  "invalid fault '" + std::string(spec_in) + "': " + why +
+                  "invalid fault " + quote(std::string(spec_in)) + ": " + why +
                       " (expected ACTION@STAGE[:MATCH], e.g. crash@fill:bad-adapter)");
   };
   std::string_view once;

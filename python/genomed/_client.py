@@ -33,6 +33,7 @@ import json
 import mmap
 import os
 import socket
+import stat
 import threading
 import time
 import warnings
@@ -936,6 +937,29 @@ class Client:
                 f"arena_bytes={c.arena_bytes} {state}>")
 
 
+_NODE_KINDS = ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a directory"),
+               (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"))
+
+
+def _connect_error_text(path: str, error: OSError) -> str:
+    """Why connecting to `path` failed, as the C++ client says it: a path
+    naming something other than a socket fails with ECONNREFUSED, as a socket
+    left by a stopped daemon does, so the node is looked at."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISSOCK(mode):
+        kind = next((k for test, k in _NODE_KINDS if test(mode)), "a file of another kind")
+        return (f"'{path}' is {kind}, not a socket: give the path genomed listens on "
+                f"(its --socket)")
+    if isinstance(error, FileNotFoundError):
+        return (f"{error.strerror or error} (is the daemon running? it creates its socket "
+                f"when it starts)")
+    return f"{error.strerror or error} (is the daemon running?)"
+
+
 def connect(path: str, timeout: Optional[float] = DEFAULT_TIMEOUT,
             client_name: str = "genomed-python", *,
             load_timeout: Optional[float] = DEFAULT_LOAD_TIMEOUT) -> Client:
@@ -974,8 +998,7 @@ def connect(path: str, timeout: Optional[float] = DEFAULT_TIMEOUT,
                                         f"{timeout:g} s") from None
         except OSError as e:
             raise _errors.make("not_connected", f"cannot connect to genomed at '{path}': "
-                                                f"{e.strerror or e} (is the daemon running?)"
-                               ) from None
+                                                f"{_connect_error_text(path, e)}") from None
         stream = _wire.Stream(sock)
         hello = {"op": "hello", "version": _wire.PROTOCOL_VERSION, "client": client_name}
         try:

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -374,3 +375,28 @@ def _load_expecting_cancel(client: genomed.Client, name: str) -> None:
     with pytest.raises(genomed.CapacityError) as info:
         client.load(name)
     assert info.value.code == "cancelled"
+
+
+@pytest.mark.parametrize("kind", ["a regular file", "a directory", "a FIFO"])
+def test_a_path_that_is_not_a_socket_is_said_to_be_what_it_is(tmp_path: Path, kind: str) -> None:
+    # connect() is refused for each alike; "is the daemon running?" would
+    # send the operator after the wrong cause.
+    path = tmp_path / "genomed.sock"
+    if kind == "a regular file":
+        path.write_text("not a socket\n")
+    elif kind == "a directory":
+        path.mkdir()
+    else:
+        os.mkfifo(path)
+    with pytest.raises(genomed.NotConnectedError) as info:
+        genomed.connect(str(path))
+    assert (f"'{path}' is {kind}, not a socket: give the path genomed listens on"
+            in info.value.message)
+    assert "is the daemon running" not in info.value.message
+
+
+def test_a_missing_socket_asks_whether_the_daemon_runs(tmp_path: Path) -> None:
+    with pytest.raises(genomed.NotConnectedError) as info:
+        genomed.connect(str(tmp_path / "absent.sock"))
+    assert ("No such file or directory (is the daemon running? it creates its socket when it "
+            "starts)" in info.value.message)

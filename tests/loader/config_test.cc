@@ -409,6 +409,37 @@ TEST(ConfigFile, FileRootsAreKeptWithoutRootFlags) {
             (std::vector<std::string>{"/srv/f1", "/srv/f2"}));
 }
 
+// A value (or key) the file gives is shown in an error as a client's value
+// is: at most 200 bytes of it, escaped, marked with its full length, never
+// the whole megabyte.
+TEST(ConfigFile, AHugeValueIsCutInTheError) {
+  const std::string huge(1 << 20, 'x');
+  const std::string cut = "... (1048576 bytes, 200 shown)";
+  for (const char* key : {"budget", "pin_budget", "idle_unload", "log_level", "log_format",
+                          "metrics_listen", "socket_mode", "socket_group", "workers"}) {
+    const JsonFile file(std::string(R"({"socket": "s", "root": ["r"], ")") + key + R"(": ")" +
+                        huge + R"("})");
+    const auto r = parse({"--config", file.path()});
+    ASSERT_FALSE(r.ok()) << key;
+    EXPECT_LT(r.status().message().size(), 1000u) << key << ": " << r.status().message().size();
+    EXPECT_NE(r.status().message().find(key), std::string::npos) << r.status().message();
+    if (std::string(key) != "workers") {  // a string where an integer belongs: its type is named
+      EXPECT_NE(r.status().message().find(cut), std::string::npos) << r.status().message();
+    }
+  }
+  const JsonFile unknown_key(R"({"socket": "s", "root": ["r"], ")" + huge + R"(": 1})");
+  const auto r = parse({"--config", unknown_key.path()});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("unknown key 'xxx"), std::string::npos);
+  EXPECT_NE(r.status().message().find(cut), std::string::npos);
+  EXPECT_LT(r.status().message().size(), 1000u);
+  // On the command line too, and escaped: no newline reaches the terminal.
+  const auto flag = parse(with_required({"--budget", "12\nQ" + huge}));
+  ASSERT_FALSE(flag.ok());
+  EXPECT_LT(flag.status().message().size(), 1000u);
+  EXPECT_EQ(flag.status().message().find('\n'), std::string::npos) << flag.status().message();
+}
+
 TEST(ConfigFile, UnknownKeyIsBadRequestNamingIt) {
   JsonFile file(R"({"socket": "s", "root": ["r"], "turbo_mode": true})");
   expect_bad({"--config", file.path()}, "turbo_mode");
@@ -479,12 +510,30 @@ TEST(ConfigFile, MistypedValuesAreBadRequestNamingTheKey) {
 TEST(ConfigLifecycle, IdleUnloadAndPinBudgetTakeDurationsAndSizes) {
   const DaemonConfig off = parse_ok(kRequired);
   EXPECT_EQ(off.coordinator.idle_unload, milliseconds(0)) << "off by default";
-  EXPECT_EQ(off.coordinator.pin_budget, 0u) << "the whole budget by default";
+  EXPECT_EQ(off.coordinator.pin_budget, 512ull << 20) << "half the (default 1G) budget";
   const DaemonConfig c = parse_ok(with_required({"--idle-unload", "5m", "--pin-budget", "256M"}));
   EXPECT_EQ(c.coordinator.idle_unload, milliseconds(300'000));
   EXPECT_EQ(c.coordinator.pin_budget, 256ull << 20);
+  EXPECT_EQ(parse_ok(with_required({"--pin-budget", "0"})).coordinator.pin_budget, 0u)
+      << "0: the whole budget, asked for";
   expect_bad(with_required({"--idle-unload", "300"}), "--idle-unload");
   expect_bad(with_required({"--pin-budget", "-1"}), "--pin-budget");
+}
+
+// Pins outlive their connection: by default they may take half the budget,
+// whatever the order the budget and the file come in, and the other half
+// stays for leases.
+TEST(ConfigLifecycle, PinBudgetDefaultsToHalfTheBudgetItEndsUpWith) {
+  EXPECT_EQ(parse_ok(with_required({"--budget", "8G"})).coordinator.pin_budget, 4ull << 30);
+  EXPECT_EQ(parse_ok(with_required({"--budget", "1M"})).coordinator.pin_budget, 512ull << 10);
+  // Rounded down to whole pages: a budget of 3 pages pins at most one.
+  EXPECT_EQ(default_pin_budget(3 * 4096), 4096u);
+  JsonFile file(R"({"socket": "s", "root": ["r"], "budget": "2G"})");
+  EXPECT_EQ(parse_ok({"--config", file.path()}).coordinator.pin_budget, 1ull << 30);
+  EXPECT_EQ(parse_ok({"--config", file.path(), "--budget", "4G"}).coordinator.pin_budget,
+            2ull << 30);
+  EXPECT_EQ(parse_ok({"--config", file.path(), "--pin-budget", "3G"}).coordinator.pin_budget,
+            3ull << 30);
 }
 
 // Every flag parse_command_line accepts, with a value it accepts.

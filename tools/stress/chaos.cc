@@ -31,18 +31,27 @@ ChaosMonkey::ChaosMonkey(const Options& options, const DaemonFacts& facts, const
       self_exe_(std::move(self_exe)),
       rates_(options.chaos),
       rng_(options.seed ^ 0xC4A05ull) {
-  if (facts.pid <= 0 && (rates_.kill_workers > 0 || rates_.stop_workers > 0)) {
-    notes_.push_back("kill-workers/stop-workers off: the daemon's processes are not visible here");
+  // A kind the target does not allow is skipped, with the reason: `--chaos`
+  // alone asks for every kind that applies (options.h), and a SPEC naming
+  // one the target cannot serve here is refused at parse time where that is
+  // known then (replace-files without --spawn).
+  if (facts.pid <= 0) {
+    const char* why = "the daemon's processes are not visible here (another host or pid namespace)";
+    if (rates_.kill_workers > 0) skipped_.push_back("kill-workers: " + std::string(why));
+    if (rates_.stop_workers > 0) skipped_.push_back("stop-workers: " + std::string(why));
     rates_.kill_workers = rates_.stop_workers = 0;
   }
   if (rates_.bad_files > 0 && scratch == nullptr && corpus.bad().empty()) {
-    notes_.push_back("bad-files off: no --bad-root, and the root is not the harness's to write");
+    skipped_.push_back("bad-files: no --bad-root, and the root is not the harness's to write");
     rates_.bad_files = 0;
   }
   std::size_t mutable_count = 0;
   for (const auto& a : corpus.good()) mutable_count += a.version_files.size() > 1;
   if (rates_.replace_files > 0 && (scratch == nullptr || mutable_count == 0)) {
-    notes_.push_back("replace-files off: no mutable copies (--spawn, --mutable-adapters)");
+    skipped_.push_back(scratch == nullptr
+                           ? "replace-files: it rewrites adapter files, and without --spawn "
+                             "the root is not the harness's"
+                           : "replace-files: no mutable copies (--mutable-adapters 0)");
     rates_.replace_files = 0;
   }
   next_version_.assign(corpus.good().size(), 1);

@@ -39,8 +39,10 @@ class ChaosMonkey {
   void start();
   // Stops injecting, resumes stopped workers, kills and reaps every victim.
   void stop();
-  // Why kinds asked for are off.
-  const std::vector<std::string>& notes() const { return notes_; }
+  // The kinds that run, at their rates (those asked for, less the skipped).
+  const ChaosRates& rates() const { return rates_; }
+  // Each kind asked for that does not run: "KIND: why".
+  const std::vector<std::string>& skipped() const { return skipped_; }
 
  private:
   void loop();
@@ -61,8 +63,8 @@ class ChaosMonkey {
   const ErrorPolicy& policy_;
   Tally& tally_;
   std::string self_exe_;
-  ChaosRates rates_;
-  std::vector<std::string> notes_;
+  ChaosRates rates_;  // invariant: only kinds the target allows
+  std::vector<std::string> skipped_;
   std::mt19937_64 rng_;
   std::optional<Client> client_;  // for bad-file acquires and unloads before victims
   std::vector<Victim> victims_;

@@ -185,10 +185,12 @@ int run(Options o) {
   RunSummary summary;
   summary.seconds = seconds;
   summary.target = target->spawned() ? "spawned: " + target->command() : "attached: " + facts.socket;
-  summary.notes = chaos.notes();
+  summary.chaos_ran = chaos.rates();
+  summary.chaos_skipped = chaos.skipped();
   if (facts.pid <= 0) summary.notes.push_back("daemon not visible in /proc here: resource checks skipped");
   if (o.shared) summary.notes.push_back("--shared: exact lease and resource checks skipped");
   if (interrupted) summary.notes.push_back("interrupted: the run ended early");
+  if (!interrupted) tally.fail_if_nothing_ran(seconds);
   if (target->spawned()) {
     if (Status s = target->stop(); !s.ok()) tally.fail(Failure::daemon, s.message());
   }

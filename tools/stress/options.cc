@@ -65,7 +65,7 @@ target:
 
 workload:
   --clients N             client threads, each its own connection (default 8)
-  --duration D            run time: 60s, 5m, 1h, 500ms (default 60s)
+  --duration D            run time: 60s, 5m, 1h, 500ms (default 60s; at least 1ms)
   --ops N                 stop after N operations instead
   --mix SPEC              operation weights (default
                           acquire=70,batch=5,load=5,unload=10,list=5,stats=5)
@@ -75,8 +75,9 @@ workload:
   --batch-max N           adapters per batch acquire, 2..N (default 4)
 
 chaos:
-  --chaos [SPEC]          alone: every kind at its default rate; SPEC chooses
-                          kinds and rates in events per second:
+  --chaos [SPEC]          alone: every kind that applies to the target at its
+                          default rate (the report names the kinds skipped and
+                          why); SPEC chooses kinds and rates in events per second:
                           kill-workers=0.2,stop-workers=0.1,kill-clients=0.5,
                           bad-files=0.5,replace-files=0.2
       kill-workers        SIGKILL a random genome-worker (a child of the daemon)
@@ -311,6 +312,7 @@ Result<Options> parse_options(int argc, char** argv) {
       } else if (i + 1 < o.argv.size() && o.argv[i + 1].rfind("-", 0) != 0) {
         spec = o.argv[++i];
       }
+      o.chaos_every_kind = spec.empty();
       if (spec.empty()) {
         o.chaos = default_chaos_rates();
       } else if (Status s = parse_chaos(spec, o.chaos); !s.ok()) {
@@ -367,8 +369,11 @@ Result<Options> parse_options(int argc, char** argv) {
   if (!o.spawn && o.socket.empty()) return bad("give --socket PATH --root DIR, or --spawn");
   if (!o.spawn && o.root.empty()) return bad("--socket needs --root DIR (the adapters it serves)");
   if (!o.spawn && !o.daemon_flags.empty()) return bad("flags after `--` go to a spawned genomed: add --spawn");
-  if (!o.spawn && o.chaos.replace_files > 0)
+  if (!o.spawn && o.chaos.replace_files > 0 && !o.chaos_every_kind)
     return bad("--chaos replace-files rewrites adapter files: only with --spawn, on the harness's own copy");
+  // A run of no time executes no operation and would prove nothing.
+  if (o.duration.count() <= 0)
+    return bad("--duration: at least 1ms (a run of no time executes nothing and proves nothing)");
   if (o.ops && *o.ops == 0) return bad("--ops: at least 1");
   if (o.hold_max_ms > 3600000) return bad("--hold-ms: at most an hour");
   return o;

@@ -63,6 +63,10 @@ struct Options {
 
   // Chaos.
   ChaosRates chaos;
+  // `--chaos` alone: every kind that applies to the target. Kinds the target
+  // does not allow are then skipped with the reason in the report, where a
+  // kind named in a SPEC that the target cannot allow is a usage error.
+  bool chaos_every_kind = false;
   int mutable_adapters = 3;  // copies the harness rewrites for replace-files
 
   // Verification and limits.

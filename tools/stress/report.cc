@@ -84,7 +84,7 @@ void print_report(std::FILE* out, const Options& options, const Tally& tally,
   std::fprintf(out, "genome-stress: %.1f s, %d clients, seed %llu, verify %s, chaos %s\n",
                s.seconds, options.clients, static_cast<unsigned long long>(options.seed),
                options.verify == VerifyMode::full ? "full" : "sample",
-               options.chaos.any() ? options.chaos.to_string().c_str() : "off");
+               s.chaos_ran.any() ? s.chaos_ran.to_string().c_str() : "off");
   std::fprintf(out, "target: %s\n", s.target.c_str());
   std::fprintf(out, "allowed errors: %s\n\n", s.allowed.c_str());
   std::fprintf(out, "%-12s %10s %10s %9s %9s %9s  %s\n", "operation", "count", "ok", "p50 ms",
@@ -105,6 +105,7 @@ void print_report(std::FILE* out, const Options& options, const Tally& tally,
   std::fprintf(out, "\n");
   if (tally.chaos_count(Chaos::bad_file) > 0)
     std::fprintf(out, "bad adapters refused by code: %s\n", errors_text(tally.bad_refused).c_str());
+  for (const auto& k : s.chaos_skipped) std::fprintf(out, "chaos skipped: %s\n", k.c_str());
   for (const auto& n : s.notes) std::fprintf(out, "note: %s\n", n.c_str());
   std::fprintf(out, "verified: %llu leases, %llu tensors, %.1f MiB; wrong bytes: %llu\n\n",
                static_cast<unsigned long long>(tally.leases_verified.load()),
@@ -170,7 +171,8 @@ bool write_json(const std::string& path, const Options& options, const Tally& ta
                     {"seconds", s.seconds},
                     {"seed", options.seed},
                     {"clients", options.clients},
-                    {"chaos", options.chaos.to_string()},
+                    {"chaos", s.chaos_ran.to_string()},
+                    {"chaos_skipped", s.chaos_skipped},
                     {"target", s.target},
                     {"allowed_errors", s.allowed},
                     {"operations", ops},

@@ -38,6 +38,8 @@ struct RunSummary {
   double seconds = 0;
   std::string target;  // "spawned: <command>" or "attached: <socket>"
   std::vector<std::string> notes;
+  ChaosRates chaos_ran;                    // the kinds that ran, at their rates
+  std::vector<std::string> chaos_skipped;  // "KIND: why" for each kind asked for that did not
   std::vector<CheckResult> checks;
   std::string allowed;
   std::string repeat;

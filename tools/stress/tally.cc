@@ -2,6 +2,7 @@
 
 #include <bit>
 #include <cmath>
+#include <cstdio>
 
 namespace genomed::stress {
 
@@ -59,6 +60,7 @@ const char* failure_name(Failure f) {
     case Failure::invariant: return "invariant";
     case Failure::daemon: return "daemon";
     case Failure::harness: return "harness";
+    case Failure::empty_run: return "empty_run";
     case Failure::count: break;
   }
   return "?";
@@ -75,6 +77,13 @@ const char* chaos_name(Chaos c) {
     case Chaos::count: break;
   }
   return "?";
+}
+
+void Tally::fail_if_nothing_ran(double seconds) {
+  if (ops_total.load() > 0) return;
+  char text[128];
+  std::snprintf(text, sizeof text, "no operation ran in %.1f s: the run tested nothing", seconds);
+  fail(Failure::empty_run, text);
 }
 
 void Tally::fail(Failure f, const std::string& detail) {

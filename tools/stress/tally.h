@@ -58,6 +58,7 @@ enum class Failure {
   invariant,         // an invariant broke (details name which)
   daemon,            // the daemon died, or did not exit cleanly
   harness,           // the harness could not do its job (spawn, files, victims)
+  empty_run,         // no operation ran: the run tested nothing
   count
 };
 inline constexpr int kFailures = static_cast<int>(Failure::count);
@@ -84,6 +85,9 @@ class Tally {
   std::uint64_t failures(Failure f) const { return failures_[static_cast<int>(f)].load(); }
   std::uint64_t failures_total() const;
   std::vector<std::string> failure_details() const;
+  // Records empty_run if no operation ran in the run's `seconds`: a run that
+  // executed nothing must not pass.
+  void fail_if_nothing_ran(double seconds);
 
   void chaos(Chaos c) { chaos_[static_cast<int>(c)].fetch_add(1, std::memory_order_relaxed); }
   std::uint64_t chaos_count(Chaos c) const { return chaos_[static_cast<int>(c)].load(); }
