@@ -24,6 +24,7 @@
 #include "loader/config.h"
 #include "loader/coordinator.h"
 #include "loader/drain.h"
+#include "loader/file_lease.h"
 #include "loader/metrics_exporter.h"
 #include "loader/log_format.h"
 #include "loader/pool.h"
@@ -90,6 +91,13 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
   if (!activated) return fail(activated.status());
   auto resolver = loader::NameResolver::create(config.roots);
   if (!resolver) return fail(resolver.status());
+  // Before the first load: lets go of the read leases writers break
+  // (loader/file_lease.h); stopped after the coordinator, the last to take one.
+  auto lease_watcher = loader::LeaseBreakWatcher::start();
+  if (!lease_watcher) {
+    spdlog::warn("{}; loads rely on the files' timestamps alone",
+                 printable(lease_watcher.status().to_string()));
+  }
 
   auto arena = cache::Arena::create(config.budget_bytes, "genomed-");
   if (!arena) return fail(arena.status());
@@ -236,6 +244,8 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Likewise the signal of lease breaks, read by the LeaseBreakWatcher alone.
+  genomed::loader::LeaseBreakWatcher::block_signal();
   ::signal(SIGPIPE, SIG_IGN);
   return run(cl->config, stop_signals);
 }
