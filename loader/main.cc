@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -246,6 +247,10 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   // Likewise the signal of lease breaks, read by the LeaseBreakWatcher alone.
   genomed::loader::LeaseBreakWatcher::block_signal();
+  // An ambient CAP_LEASE (the systemd unit's) is genomed's own, for its
+  // file leases: cleared before any thread or worker starts, so the
+  // workers, which parse untrusted files, do not inherit it at exec.
+  ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   ::signal(SIGPIPE, SIG_IGN);
   return run(cl->config, stop_signals);
 }
