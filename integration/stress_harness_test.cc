@@ -1,7 +1,8 @@
 // genome-stress must tell a broken daemon from a working one: a changed byte
 // in the arena, a lease it does not hold, and a load that never answers
 // each make it exit 1 naming the failure; a short chaos run against a sound
-// daemon exits 0 with a JSON report that counts what it did.
+// daemon exits 0 with a JSON report that counts what it did, and so does a
+// run that rewrites adapter files in place under the clients.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -26,7 +27,8 @@ TEST(StressHarness, HelpIsTrueAndAUsageErrorExits2) {
   EXPECT_EQ(help.exit_code, 0);
   for (const char* flag : {"--spawn", "--clients", "--duration", "--ops", "--mix", "--zipf",
                            "--hold-ms", "--adapters", "--chaos", "kill-workers", "stop-workers",
-                           "kill-clients", "bad-files", "replace-files", "--bad-root", "--verify",
+                           "kill-clients", "bad-files", "replace-files", "rewrite-files",
+                           "--bad-root", "--verify",
                            "--json", "--seed"})
     EXPECT_NE(help.out.find(flag), std::string::npos) << flag;
   const auto bad = run_command({binary("genome-stress"), "--spawn", "--mix", "acquire=x"});
@@ -35,13 +37,16 @@ TEST(StressHarness, HelpIsTrueAndAUsageErrorExits2) {
   const auto user_root = run_command({binary("genome-stress"), "--socket", "/tmp/x.sock", "--root",
                                       "/tmp", "--chaos", "replace-files=1"});
   EXPECT_EQ(user_root.exit_code, 2) << "a user's root is never rewritten";
+  const auto in_place = run_command({binary("genome-stress"), "--socket", "/tmp/x.sock", "--root",
+                                     "/tmp", "--chaos", "rewrite-files=1"});
+  EXPECT_EQ(in_place.exit_code, 2) << "nor written in place";
   const auto no_time = run_command({binary("genome-stress"), "--spawn", "--duration", "0"});
   EXPECT_EQ(no_time.exit_code, 2) << "a run of no time would pass having tested nothing";
   EXPECT_NE(no_time.err.find("--duration: at least 1ms"), std::string::npos) << no_time.err;
 }
 
 // `--chaos` alone means every kind that applies: against a daemon it did not
-// start, replace-files (it would rewrite the user's root) and bad-files
+// start, replace-files and rewrite-files (they would write the user's root) and bad-files
 // (no --bad-root) are skipped, and the report says so and why.
 TEST(StressHarness, ChaosAloneAgainstARunningDaemonRunsTheKindsThatApply) {
   Daemon daemon;
@@ -60,10 +65,14 @@ TEST(StressHarness, ChaosAloneAgainstARunningDaemonRunsTheKindsThatApply) {
                          "--spawn the root is not the harness's"),
             std::string::npos)
       << run.out;
+  EXPECT_NE(run.out.find("chaos skipped: rewrite-files: it rewrites adapter files, and without "
+                         "--spawn the root is not the harness's"),
+            std::string::npos)
+      << run.out;
   const auto report = nlohmann::json::parse(read_file(json), nullptr, false);
   ASSERT_TRUE(report.is_object()) << read_file(json);
   EXPECT_EQ(report["chaos"], "kill-workers=0.2,stop-workers=0.1,kill-clients=0.5");
-  EXPECT_EQ(report["chaos_skipped"].size(), 2u) << report.dump(2);
+  EXPECT_EQ(report["chaos_skipped"].size(), 3u) << report.dump(2);
 }
 
 TEST(StressHarness, AChangedByteInTheArenaIsAWrongByte) {
@@ -143,6 +152,27 @@ TEST(StressHarness, AShortChaosRunAgainstASoundDaemonPasses) {
   for (const auto& [kind, n] : report["chaos_events"].items()) events += n.get<std::uint64_t>();
   EXPECT_GT(events, 0u) << report.dump(2);
   EXPECT_NE(run.out.find("--budget 8M"), std::string::npos) << "genomed's flags reach it";
+}
+
+TEST(StressHarness, InPlaceRewritesUnderTheClientsPassAgainstASoundDaemon) {
+  // One mutable adapter, the most popular (Zipf 2), rewritten in place (or
+  // truncated and written again) 20 times a second: every lease of it must
+  // hold one whole version, every failed load be `file_changed`. Without
+  // genomed's read leases this run fails: loads that open the file cut
+  // short are refused as a bad file (st_file_too_short), or serve a mix.
+  const ScratchDir dir("genome-stress-test");
+  const std::string json = dir / "report.json";
+  const auto run = run_command({binary("genome-stress"), "--spawn", "--duration", "8s",
+                                "--clients", "4", "--chaos", "rewrite-files=20",
+                                "--mutable-adapters", "1", "--zipf", "2", "--seed", "3", "--json",
+                                json});
+  EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
+  const auto report = nlohmann::json::parse(read_file(json), nullptr, false);
+  ASSERT_TRUE(report.is_object()) << read_file(json);
+  EXPECT_EQ(report["verdict"], "PASS");
+  EXPECT_GT(report["chaos_events"]["files rewritten in place"].get<std::uint64_t>(), 0u)
+      << report.dump(2);
+  EXPECT_EQ(report["failures"]["wrong_bytes"].get<std::uint64_t>(), 0u);
 }
 
 }  // namespace

@@ -1,9 +1,11 @@
 // genomed under systemd: the unit files in dist/systemd/ pass
 // `systemd-analyze verify`; the daemon tells a NOTIFY_SOCKET READY=1 once
 // serving and STOPPING=1 when it stops; and it serves on a listening socket
-// passed by socket activation (LISTEN_FDS / LISTEN_PID), as systemd would.
+// passed by socket activation (LISTEN_FDS / LISTEN_PID), as systemd would;
+// the CAP_LEASE the unit grants stays with genomed, out of its workers.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -20,6 +22,8 @@
 #include <string>
 
 #include "integration/daemon_fixture.h"
+#include "tools/testkit/eventually.h"
+#include "tools/testkit/proc.h"
 
 namespace genomed::testing {
 namespace {
@@ -189,6 +193,62 @@ TEST(Systemd, TwoActivatedSocketsAreRefusedAtStart) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
   EXPECT_NE(read_file(dir.path() + "/log").find("genomed takes exactly one"), std::string::npos)
       << read_file(dir.path() + "/log");
+}
+
+// A capability set of /proc/PID/status ("CapEff", "CapAmb", ...).
+std::uint64_t capabilities(pid_t pid, const std::string& set) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(set + ":", 0) == 0) return std::stoull(line.substr(set.size() + 1), nullptr, 16);
+  }
+  return ~0ull;  // gone: no set would match what the test expects
+}
+
+TEST(Systemd, TheAmbientCapLeaseOfTheUnitStaysWithGenomedAndNotItsWorkers) {
+  // As the unit runs it: a user of its own, CAP_LEASE as an ambient
+  // capability (setpriv does what AmbientCapabilities= does). genomed needs
+  // it for the read leases on files other users write; its workers, which
+  // parse untrusted files, must not have it.
+  if (::geteuid() != 0) GTEST_SKIP() << "switching to another user needs root";
+  ASSERT_TRUE(fs::exists("/usr/bin/setpriv")) << "setpriv (util-linux) is missing";
+  const ScratchDir dir("genomed-caps");
+  fs::create_directory(dir.path() + "/root");
+  fs::permissions(dir.path(), fs::perms::all);  // its socket is made there by user 65534
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const std::string genomed = binary("genomed");
+  const std::string socket_path = dir.path() + "/s.sock";
+  const std::string root = dir.path() + "/root";
+  const std::string log = dir.path() + "/log";
+  const std::string ready_fd = std::to_string(ready[1]);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(ready[0]);
+    ::dup2(::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), 2);
+    ::execl("/usr/bin/setpriv", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+            "--inh-caps=+lease", "--ambient-caps=+lease", genomed.c_str(), "--socket",
+            socket_path.c_str(), "--root", root.c_str(), "--workers", "1", "--budget", "16M",
+            "--ready-fd", ready_fd.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(ready[1]);
+  char buf[16] = {};
+  const ssize_t n = ::read(ready[0], buf, sizeof buf);  // EOF if it died
+  ::close(ready[0]);
+  ASSERT_GT(n, 0) << read_file(log);
+  const std::uint64_t lease = 1ull << CAP_LEASE;
+  EXPECT_EQ(capabilities(pid, "CapEff"), lease) << read_file(log);
+  std::vector<pid_t> workers;
+  EXPECT_TRUE(testkit::eventually([&] { return !(workers = testkit::children_of(pid)).empty(); }));
+  for (const pid_t w : workers) {
+    EXPECT_EQ(capabilities(w, "CapEff"), 0u) << "worker " << w;
+    EXPECT_EQ(capabilities(w, "CapPrm"), 0u) << "worker " << w;
+    EXPECT_EQ(capabilities(w, "CapAmb"), 0u) << "worker " << w;
+  }
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << read_file(log);
 }
 
 }  // namespace

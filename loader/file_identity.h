@@ -1,18 +1,19 @@
 // Which version of a file a load read. A load opens the adapter's files once
 // and reads only through those descriptors, so a file replaced by rename
 // cannot mix into it; a file rewritten in place (or truncated and written
-// again) can, and is caught by comparing the identity of the open file
-// before the first job and after the last one. (A file replaced by rename
+// again) can. That is caught by the file's read lease (file_lease.h) where
+// the kernel grants one, and otherwise only by comparing the identity of the
+// open file before the first job and after the last one. (A file replaced by rename
 // during the load changes too: it lost its name, which changes its ctime.
 // The load read one version only, but one already superseded: it fails as
 // well, and the next load reads the new one.) The weights file's identity
 // is also what quarantine strikes are counted against.
 //
-// An in-place write changes mtime and ctime. Two writes within one tick of
-// the kernel's coarse clock may leave equal timestamps; since Linux 6.13
-// ext4, xfs, btrfs and tmpfs give a write that follows an fstat a
-// fine-grained timestamp (multigrain timestamps), so a rewrite after the
-// first fstat is always seen there.
+// An in-place write changes mtime and ctime when it starts, not when its
+// bytes land: a write call under way at the first fstat is not seen. Two
+// writes within one tick of the kernel's coarse clock may leave equal
+// timestamps; since Linux 6.13 ext4, xfs, btrfs and tmpfs give a write that
+// follows an fstat a fine-grained timestamp (multigrain timestamps).
 #pragma once
 
 #include <sys/stat.h>

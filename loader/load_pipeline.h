@@ -12,9 +12,9 @@
 // Every job reads the adapter through the files the coordinator opened
 // once (OpenedAdapter), sent with it as descriptors: an atomic rename of a
 // file during the load cannot mix two versions, and a rewrite in place (or
-// a truncation) is caught by the identity check after the last part: the
-// load then fails with `file_changed`, and the next one reads the new
-// version.
+// a truncation) breaks the files' read lease (or changes their identity),
+// which is checked after the last part: the load then fails with
+// `file_changed`, and the next one reads the new version.
 //
 // Each job runs with a deadline and is re-run on a fresh worker when its
 // worker died, as Resilience decides. Probes of large headers take turns

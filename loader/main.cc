@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@
 #include "loader/config.h"
 #include "loader/coordinator.h"
 #include "loader/drain.h"
+#include "loader/file_lease.h"
 #include "loader/metrics_exporter.h"
 #include "loader/log_format.h"
 #include "loader/pool.h"
@@ -90,6 +92,13 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
   if (!activated) return fail(activated.status());
   auto resolver = loader::NameResolver::create(config.roots);
   if (!resolver) return fail(resolver.status());
+  // Before the first load: lets go of the read leases writers break
+  // (loader/file_lease.h); stopped after the coordinator, the last to take one.
+  auto lease_watcher = loader::LeaseBreakWatcher::start();
+  if (!lease_watcher) {
+    spdlog::warn("{}; loads rely on the files' timestamps alone",
+                 printable(lease_watcher.status().to_string()));
+  }
 
   auto arena = cache::Arena::create(config.budget_bytes, "genomed-");
   if (!arena) return fail(arena.status());
@@ -237,6 +246,12 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Likewise the signal of lease breaks, read by the LeaseBreakWatcher alone.
+  genomed::loader::LeaseBreakWatcher::block_signal();
+  // An ambient CAP_LEASE (the systemd unit's) is genomed's own, for its
+  // file leases: cleared before any thread or worker starts, so the
+  // workers, which parse untrusted files, do not inherit it at exec.
+  ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   ::signal(SIGPIPE, SIG_IGN);
   return run(cl->config, stop_signals);
 }

@@ -35,9 +35,10 @@ Status symlink_refused(std::string_view name, const std::string& path) {
                     "beneath their root without following symlinks, which could lead outside it");
 }
 
-// Opens one of the adapter's files beneath its directory `dir`.
+// Opens one of the adapter's files beneath its directory `dir` and takes
+// its read lease (`leased`: held); the identity is taken once the lease is.
 Result<Fd> open_file(int dir, const char* file, const std::string& path, std::string_view name,
-                     BeneathResolution resolution, FileIdentity* identity) {
+                     BeneathResolution resolution, FileIdentity* identity, bool* leased) {
   BeneathOpen f = open_beneath(dir, file, O_RDONLY | O_NONBLOCK | O_NOCTTY, resolution);
   if (f.error == ELOOP) return symlink_refused(name, path);
   if (f.error != 0) {
@@ -48,13 +49,34 @@ Result<Fd> open_file(int dir, const char* file, const std::string& path, std::st
     return Status(Errc::file_unreadable, path + ": fstat failed: " + std::strerror(errno));
   }
   if (!S_ISREG(st.st_mode)) return Status(Errc::file_unreadable, path + " is not a regular file");
-  *identity = identity_of(st);
+  const LeaseAttempt lease = take_read_lease(f.fd.get(), path);
+  if (lease.taken == LeaseTaken::busy) {
+    return Status(Errc::file_changed,
+                  path + " is open for writing by another process, so it may be half-written; "
+                         "the load was refused rather than read it: retry once the writer has "
+                         "closed it");
+  }
+  *leased = lease.taken == LeaseTaken::held;
+  // Written before the lease? Then the identity must be that of the version
+  // the lease now holds still.
+  GENOMED_ASSIGN_OR_RETURN(*identity, identity_of_fd(f.fd.get(), path));
   return std::move(f.fd);
+}
+
+// Errc::file_changed if the lease on `fd` was broken since it was taken.
+Status lease_kept(int fd, bool leased, const std::string& label) {
+  if (!leased || lease_intact(fd)) return Status::Ok();
+  return Status(Errc::file_changed,
+                label + " was opened for writing or truncated while it was being loaded; the "
+                        "load was refused rather than mix two versions: retry once the file is "
+                        "stable");
 }
 
 }  // namespace
 
 Status OpenedAdapter::unchanged() const {
+  GENOMED_RETURN_IF_ERROR(lease_kept(files->config.get(), config_leased, paths.config));
+  GENOMED_RETURN_IF_ERROR(lease_kept(files->weights.get(), weights_leased, paths.weights));
   GENOMED_RETURN_IF_ERROR(unchanged_since(files->config.get(), config, paths.config));
   return unchanged_since(files->weights.get(), weights, paths.weights);
 }
@@ -130,10 +152,10 @@ Result<OpenedAdapter> NameResolver::open(std::string_view name) const {
     auto files = std::make_shared<format::AdapterFds>();
     GENOMED_ASSIGN_OR_RETURN(
         files->config, open_file(dir.fd.get(), format::kConfigFileName, out.paths.config, name,
-                                 resolution_, &out.config));
+                                 resolution_, &out.config, &out.config_leased));
     GENOMED_ASSIGN_OR_RETURN(
         files->weights, open_file(dir.fd.get(), format::kWeightsFileName, out.paths.weights, name,
-                                  resolution_, &out.weights));
+                                  resolution_, &out.weights, &out.weights_leased));
     out.files = std::move(files);
     return out;
   }

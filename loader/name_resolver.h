@@ -18,21 +18,31 @@
 #include "common/status.h"
 #include "layout/adapter_source.h"
 #include "loader/file_identity.h"
+#include "loader/file_lease.h"
 
 namespace genomed::loader {
 
 inline constexpr std::size_t kMaxNameLength = 512;
 
 // An adapter's files, open for one load. Its identities are those of the
-// open files when they were opened: the version the load must serve.
+// open files when they were opened: the version the load must serve. Each
+// file is read-leased (file_lease.h) from its open on, where the kernel
+// allows it: the lease, not the identity, is what proves a load read one
+// version.
 struct OpenedAdapter {
   format::AdapterPaths paths;  // ROOT/NAME/<file>, for messages only
   std::shared_ptr<const format::AdapterFds> files;
   FileIdentity config;
   FileIdentity weights;  // also the key of quarantine strikes
+  // A read lease was taken on the file at open (false: the kernel refused
+  // it, and only the identity check guards the load).
+  bool config_leased = false;
+  bool weights_leased = false;
 
-  // Errc::file_changed naming the file and what changed if either open
-  // file's identity (fstat) differs from the one taken at open.
+  // Errc::file_changed naming the file and what changed if either file's
+  // lease was broken (someone opened it for writing or truncated it) or its
+  // identity (fstat) differs from the one taken at open. Called after the
+  // last read of the load: Ok means every read saw one version.
   Status unchanged() const;
 };
 
@@ -50,7 +60,8 @@ class NameResolver {
   // either file, is Errc::path_escapes_root (later roots are not tried); a
   // missing file, or one that is not a regular file (FIFO, directory,
   // device), is Errc::file_unreadable naming it. A FIFO is opened without
-  // blocking (O_NONBLOCK).
+  // blocking (O_NONBLOCK). A file open for writing by anyone (a write may
+  // be in progress) is Errc::file_changed: its read lease is refused.
   Result<OpenedAdapter> open(std::string_view name) const;
 
   // The canonical roots, in order.

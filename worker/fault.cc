@@ -43,6 +43,8 @@ Result<Fault> parse_fault(std::string_view spec_in) {
     f.action = Fault::Action::exit;
   else if (action == "garbage")
     f.action = Fault::Action::garbage;
+  else if (action == "stop")
+    f.action = Fault::Action::stop;
   else
     return bad("unknown action");
   if (stage == "probe")
@@ -79,6 +81,9 @@ std::string trigger_fault(const Fault& fault) {
       ::_exit(7);
     case Fault::Action::garbage:
       return std::string("\xc1\xc1\xc1 not msgpack", 16);
+    case Fault::Action::stop:
+      ::raise(SIGSTOP);
+      return "";
   }
   std::abort();
 }

@@ -8,8 +8,11 @@
 //
 //   ACTION: crash (SIGSEGV-like abort), hang (stops making progress until
 //           killed), exit (exits with code 7), garbage (replies with bytes
-//           that are not msgpack)
-//   STAGE:  probe (before validating), fill (after writing half of the range)
+//           that are not msgpack), stop (SIGSTOPs itself, then, once
+//           continued, does the job as if nothing happened: a test changes
+//           the world at that point, e.g. writes the adapter's files)
+//   STAGE:  probe (before validating), fill (after writing half of the
+//           range; stop: before the fill reads the files)
 //
 // genomed passes `--worker-fault SPEC` through to every worker it starts.
 //
@@ -27,7 +30,7 @@
 namespace genomed::jobs {
 
 struct Fault {
-  enum class Action { crash, hang, exit, garbage } action = Action::crash;
+  enum class Action { crash, hang, exit, garbage, stop } action = Action::crash;
   enum class Stage { probe, fill } stage = Stage::probe;
   std::string match;      // substring of the weights path; empty: every job
   std::string once_path;  // fire only if this file can be created
@@ -44,7 +47,8 @@ bool fault_injection_built();
 Result<Fault> parse_fault(std::string_view spec);
 
 // Performs the action (does not return for crash, hang and exit). For
-// garbage, returns the reply to send instead of the real one.
+// garbage, returns the reply to send instead of the real one; for stop, an
+// empty string once the worker is continued (the job goes on).
 std::string trigger_fault(const Fault& fault);
 
 }  // namespace genomed::jobs

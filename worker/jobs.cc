@@ -27,7 +27,12 @@ Status fill_range(const Job& job, ArenaWindow& arena, const std::optional<Fault>
     ArenaWindow& arena;
     ~CloseWindow() { arena.close(); }
   } close_window{arena};
-  if (fault && fault->fires(Fault::Stage::fill, job.paths.weights)) {
+  const bool fault_fires = fault && fault->fires(Fault::Stage::fill, job.paths.weights);
+  if (fault_fires && fault->action == Fault::Action::stop) {
+    // Stopped before the fill reads the files; what a writer does to them
+    // meanwhile is what the load's check must catch.
+    trigger_fault(*fault);
+  } else if (fault_fires) {
     // Leave a half-written region behind, as a worker dying mid-copy would.
     std::fill(
         dest.begin() + static_cast<std::ptrdiff_t>(region_begin),
@@ -76,7 +81,10 @@ std::string run_job(const Job& job, WorkerState& state) {
     return encode_base_model_reply({(*base)->model_type, (*base)->files, (*base)->shapes.size()});
   }
   if (job.kind == JobKind::probe) {
-    if (fault && fault->fires(Fault::Stage::probe, job.paths.weights)) return trigger_fault(*fault);
+    if (fault && fault->fires(Fault::Stage::probe, job.paths.weights)) {
+      std::string reply = trigger_fault(*fault);
+      if (!reply.empty()) return reply;  // else stopped, and continued
+    }
     auto base = state.base_model();
     if (!base) return ipc::encode_error(base.status());
     auto probe = format::probe_adapter(job.paths, *job.files, *base);

@@ -32,7 +32,7 @@ void usage(std::FILE* out) {
                "  --base-model DIR  check every adapter against this base model's weight shapes\n"
                "  --memory-limit BYTES  address space it may add to what it maps at start\n"
                "                    (RLIMIT_AS); a job that runs out is answered limit_exceeded\n"
-               "  --fault SPEC      tests only: crash|hang|exit|garbage @ probe|fill [:MATCH]\n");
+               "  --fault SPEC      tests only: crash|hang|exit|garbage|stop @ probe|fill [:MATCH]\n");
 }
 
 bool parse_fd(const char* text, int* out) {

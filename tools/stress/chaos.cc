@@ -47,12 +47,14 @@ ChaosMonkey::ChaosMonkey(const Options& options, const DaemonFacts& facts, const
   }
   std::size_t mutable_count = 0;
   for (const auto& a : corpus.good()) mutable_count += a.version_files.size() > 1;
-  if (rates_.replace_files > 0 && (scratch == nullptr || mutable_count == 0)) {
-    skipped_.push_back(scratch == nullptr
-                           ? "replace-files: it rewrites adapter files, and without --spawn "
-                             "the root is not the harness's"
-                           : "replace-files: no mutable copies (--mutable-adapters 0)");
-    rates_.replace_files = 0;
+  if (rates_.writes_files() && (scratch == nullptr || mutable_count == 0)) {
+    const std::string why = scratch == nullptr
+                                ? "it rewrites adapter files, and without --spawn the root is "
+                                  "not the harness's"
+                                : "no mutable copies (--mutable-adapters 0)";
+    if (rates_.replace_files > 0) skipped_.push_back("replace-files: " + why);
+    if (rates_.rewrite_files > 0) skipped_.push_back("rewrite-files: " + why);
+    rates_.replace_files = rates_.rewrite_files = 0;
   }
   next_version_.assign(corpus.good().size(), 1);
 }
@@ -87,7 +89,8 @@ void ChaosMonkey::loop() {
                              {rates_.stop_workers, &ChaosMonkey::stop_worker, {}},
                              {rates_.kill_clients, &ChaosMonkey::start_victim, {}},
                              {rates_.bad_files, &ChaosMonkey::bad_file, {}},
-                             {rates_.replace_files, &ChaosMonkey::replace_file, {}}};
+                             {rates_.replace_files, &ChaosMonkey::replace_file, {}},
+                             {rates_.rewrite_files, &ChaosMonkey::rewrite_file, {}}};
   std::erase_if(kinds, [](const Kind& k) { return k.rate <= 0; });
   for (auto& k : kinds) k.next = now0 + exponential(k.rate, rng_);
   while (true) {
@@ -225,19 +228,38 @@ void ChaosMonkey::bad_file() {
   if (policy_.record(Op::bad_acquire, lease.status(), *client_, tally_, name)) client_.reset();
 }
 
-void ChaosMonkey::replace_file() {
+bool ChaosMonkey::next_mutable(std::size_t* index, int* version) {
   std::vector<std::size_t> mutables;
   for (std::size_t i = 0; i < corpus_.good().size(); ++i)
     if (corpus_.good()[i].version_files.size() > 1) mutables.push_back(i);
-  if (mutables.empty()) return;
-  const std::size_t i = mutables[std::uniform_int_distribution<std::size_t>(0, mutables.size() - 1)(rng_)];
-  const AdapterTruth& a = corpus_.good()[i];
-  const int v = next_version_[i]++ % static_cast<int>(a.version_files.size());
-  if (Status s = scratch_->replace(a, v); !s.ok()) {
+  if (mutables.empty()) return false;
+  *index = mutables[std::uniform_int_distribution<std::size_t>(0, mutables.size() - 1)(rng_)];
+  *version = next_version_[*index]++ %
+             static_cast<int>(corpus_.good()[*index].version_files.size());
+  return true;
+}
+
+void ChaosMonkey::replace_file() {
+  std::size_t i = 0;
+  int v = 0;
+  if (!next_mutable(&i, &v)) return;
+  if (Status s = scratch_->replace(corpus_.good()[i], v); !s.ok()) {
     tally_.fail(Failure::harness, "replace-files: " + s.to_string());
     return;
   }
   tally_.chaos(Chaos::replace_file);
+}
+
+void ChaosMonkey::rewrite_file() {
+  std::size_t i = 0;
+  int v = 0;
+  if (!next_mutable(&i, &v)) return;
+  const bool truncate_first = std::bernoulli_distribution(0.5)(rng_);
+  if (Status s = scratch_->rewrite(corpus_.good()[i], v, truncate_first); !s.ok()) {
+    tally_.fail(Failure::harness, "rewrite-files: " + s.to_string());
+    return;
+  }
+  tally_.chaos(Chaos::rewrite_file);
 }
 
 }  // namespace genomed::stress

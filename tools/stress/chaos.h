@@ -2,8 +2,9 @@
 // per kind): SIGKILL and SIGSTOP (then SIGCONT) of random genome-workers,
 // SIGKILL of the harness's own client processes while they hold a lease or
 // wait for a load, acquires of malformed adapters (which must be refused
-// with a typed error), and replacement of an adapter's weights (rename)
-// while clients use it. Kinds the target does not allow (no inspectable
+// with a typed error), and replacement of an adapter's weights (rename) or
+// their rewrite in place while clients use it (the verifier accepts one
+// whole version; a mix of two is a wrong_bytes failure). Kinds the target does not allow (no inspectable
 // daemon, no scratch root) are off, with a note in the report.
 #pragma once
 
@@ -54,6 +55,9 @@ class ChaosMonkey {
   void tend_victims(bool all);
   void bad_file();
   void replace_file();
+  void rewrite_file();
+  // A mutable adapter (index into the corpus) and its next version; false if none.
+  bool next_mutable(std::size_t* index, int* version);
   void resume_due(bool all);
 
   const Options& options_;

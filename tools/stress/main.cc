@@ -73,7 +73,7 @@ Status build_corpus(const Options& o, ScratchRoot* scratch, Corpus& corpus) {
     if (!truth) return truth.status();
     corpus.add_good({n, {std::move(*truth)}, {}});
   }
-  if (scratch != nullptr && o.chaos.replace_files > 0) {
+  if (scratch != nullptr && o.chaos.writes_files()) {
     for (int i = 0; i < o.mutable_adapters; ++i) {
       auto m = scratch->make_mutable(i, 3, o.seed);
       if (!m) return m.status();

@@ -24,7 +24,8 @@ ChaosRates default_chaos_rates() {
           .stop_workers = 0.1,
           .kill_clients = 0.5,
           .bad_files = 0.5,
-          .replace_files = 0.2};
+          .replace_files = 0.2,
+          .rewrite_files = 0.2};
 }
 
 std::string ChaosRates::to_string() const {
@@ -39,6 +40,7 @@ std::string ChaosRates::to_string() const {
   put("kill-clients", kill_clients);
   put("bad-files", bad_files);
   put("replace-files", replace_files);
+  put("rewrite-files", rewrite_files);
   return out.str();
 }
 
@@ -79,7 +81,7 @@ chaos:
                           default rate (the report names the kinds skipped and
                           why); SPEC chooses kinds and rates in events per second:
                           kill-workers=0.2,stop-workers=0.1,kill-clients=0.5,
-                          bad-files=0.5,replace-files=0.2
+                          bad-files=0.5,replace-files=0.2,rewrite-files=0.2
       kill-workers        SIGKILL a random genome-worker (a child of the daemon)
       stop-workers        SIGSTOP one for 0.2-3 s, then SIGCONT
       kill-clients        SIGKILL a client process of the harness while it holds
@@ -88,7 +90,10 @@ chaos:
                           scratch root; --socket: from --bad-root)
       replace-files       replace a scratch copy's weights (rename) while in use
                           (--spawn only: a user's root is never modified)
-  --mutable-adapters N    scratch copies replace-files rewrites (default 3)
+      rewrite-files       rewrite a scratch copy's weights in place (or truncate
+                          and write them again) while in use (--spawn only)
+  --mutable-adapters N    scratch copies replace-files and rewrite-files
+                          write (default 3)
 
 verification and limits:
   --verify full|sample    full (default): hash every tensor of every lease;
@@ -186,14 +191,16 @@ Status parse_chaos(const std::string& spec, ChaosRates& rates) {
       {"stop-workers", {&rates.stop_workers, defaults.stop_workers}},
       {"kill-clients", {&rates.kill_clients, defaults.kill_clients}},
       {"bad-files", {&rates.bad_files, defaults.bad_files}},
-      {"replace-files", {&rates.replace_files, defaults.replace_files}}};
+      {"replace-files", {&rates.replace_files, defaults.replace_files}},
+      {"rewrite-files", {&rates.rewrite_files, defaults.rewrite_files}}};
   for (const auto& item : split(spec, ',')) {
     const auto eq = item.find('=');
     const std::string kind = item.substr(0, eq);
     const auto it = kinds.find(kind);
     if (it == kinds.end())
       return bad("--chaos: unknown kind '" + kind +
-                 "' (kill-workers, stop-workers, kill-clients, bad-files, replace-files)");
+                 "' (kill-workers, stop-workers, kill-clients, bad-files, replace-files, "
+                 "rewrite-files)");
     auto [slot, rate] = it->second;
     if (eq != std::string::npos) {
       auto r = parse_number("--chaos " + kind, item.substr(eq + 1));
@@ -369,8 +376,8 @@ Result<Options> parse_options(int argc, char** argv) {
   if (!o.spawn && o.socket.empty()) return bad("give --socket PATH --root DIR, or --spawn");
   if (!o.spawn && o.root.empty()) return bad("--socket needs --root DIR (the adapters it serves)");
   if (!o.spawn && !o.daemon_flags.empty()) return bad("flags after `--` go to a spawned genomed: add --spawn");
-  if (!o.spawn && o.chaos.replace_files > 0 && !o.chaos_every_kind)
-    return bad("--chaos replace-files rewrites adapter files: only with --spawn, on the harness's own copy");
+  if (!o.spawn && o.chaos.writes_files() && !o.chaos_every_kind)
+    return bad("--chaos replace-files and rewrite-files write adapter files: only with --spawn, on the harness's own copy");
   // A run of no time executes no operation and would prove nothing.
   if (o.duration.count() <= 0)
     return bad("--duration: at least 1ms (a run of no time executes nothing and proves nothing)");

@@ -26,10 +26,13 @@ struct ChaosRates {
   double kill_clients = 0;
   double bad_files = 0;
   double replace_files = 0;
+  double rewrite_files = 0;
   bool any() const {
     return kill_workers > 0 || stop_workers > 0 || kill_clients > 0 || bad_files > 0 ||
-           replace_files > 0;
+           replace_files > 0 || rewrite_files > 0;
   }
+  // Kinds that write the mutable copies' weights (--spawn only).
+  bool writes_files() const { return replace_files > 0 || rewrite_files > 0; }
   std::string to_string() const;  // "kill-workers=0.2,..." (only the kinds on)
 };
 

@@ -1,6 +1,9 @@
 #include "tools/stress/scratch_root.h"
 
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include <cerrno>
 #include <cstdlib>
@@ -10,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/fd.h"
 #include "layout/adapter_source.h"
 #include "tools/fixture/fixture.h"
 
@@ -130,6 +134,25 @@ Status ScratchRoot::replace(const AdapterTruth& adapter, int v) {
   if (ec) return io("copy a version of " + adapter.name, ec);
   fs::rename(temp, target, ec);
   if (ec) return io("rename over " + target, ec);
+  return Status::Ok();
+}
+
+Status ScratchRoot::rewrite(const AdapterTruth& adapter, int v, bool truncate_first) {
+  const std::string target = root() + "/" + adapter.name + "/" + format::kWeightsFileName;
+  const std::string bytes = read_text(adapter.version_files.at(static_cast<std::size_t>(v)));
+  if (bytes.empty()) return Status(Errc::environment, "cannot read a version of " + adapter.name);
+  // The open waits while the daemon lets go of a read lease of a load.
+  Fd fd(::open(target.c_str(), O_WRONLY | O_CLOEXEC | (truncate_first ? O_TRUNC : 0)));
+  if (!fd.valid()) return Status(Errc::environment, "open " + target + ": " + std::strerror(errno));
+  // In place: one write call, whose times change before its bytes are
+  // copied; after O_TRUNC: 64 KiB calls, the file growing back meanwhile.
+  const std::size_t kChunk = truncate_first ? 64 << 10 : bytes.size();
+  for (std::size_t at = 0; at < bytes.size(); at += kChunk) {
+    const std::size_t n = std::min(kChunk, bytes.size() - at);
+    if (::pwrite(fd.get(), bytes.data() + at, n, static_cast<off_t>(at)) !=
+        static_cast<ssize_t>(n))
+      return Status(Errc::environment, "write " + target + ": " + std::strerror(errno));
+  }
   return Status::Ok();
 }
 

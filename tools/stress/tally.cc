@@ -74,6 +74,7 @@ const char* chaos_name(Chaos c) {
     case Chaos::kill_client_waiting: return "clients killed waiting";
     case Chaos::bad_file: return "bad adapters";
     case Chaos::replace_file: return "files replaced";
+    case Chaos::rewrite_file: return "files rewritten in place";
     case Chaos::count: break;
   }
   return "?";

@@ -71,6 +71,7 @@ enum class Chaos {
   kill_client_waiting,
   bad_file,
   replace_file,
+  rewrite_file,
   count
 };
 inline constexpr int kChaos = static_cast<int>(Chaos::count);
