@@ -62,7 +62,9 @@ struct ConnectionLimits {
   std::chrono::milliseconds idle_timeout{
       0};  // between requests; 0: never (leases may be long-lived)
   std::chrono::milliseconds write_timeout{10'000};  // a reply the client does not read
-  std::size_t max_connections = 1024;  // beyond it a client gets `overloaded` and is closed
+  // At it a new client takes the place of an idle connection without
+  // leases (Server::make_room), or is refused with `overloaded`.
+  std::size_t max_connections = 1024;
   // Requests of one connection read ahead of the one being served. With
   // this many queued its socket is not read until one is answered (its
   // writes then block): a client cannot make the daemon buffer without
