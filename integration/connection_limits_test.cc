@@ -118,7 +118,7 @@ TEST(ConnectionLimits, AtTheLimitANewClientTakesThePlaceOfTheConnectionIdleLonge
 // A connection holding leases may be reading tensors without a word to the
 // daemon: it is never closed to make room. With every connection holding
 // one, a new client is told `overloaded`.
-TEST(ConnectionLimits, PastTheConnectionLimitAClientIsToldOverloadedWhenEveryConnectionHoldsLeases) {
+TEST(ConnectionLimits, PastTheLimitAClientIsToldOverloadedWhenEveryConnectionHoldsLeases) {
   Daemon daemon({.extra_args = {"--max-connections", "2"}});
   daemon.add_adapter("a", {});
   Client first = daemon.connect();

@@ -175,16 +175,19 @@ TEST(LogSafety, ReconnectLoopsAndFailedAcquiresStayWithinOneAllowanceForAllClien
   const double allowance = kClientLogBurstBytes + kClientLogBytesPerSecond * elapsed +
                            kSummaryLineBytes * (elapsed / 10 + 1);
   const std::size_t logged = log.size() - before;
+  const std::string tail = log.substr(log.size() - std::min<std::size_t>(log.size(), 4000));
   RecordProperty("log_bytes", static_cast<int>(logged));
   RecordProperty("seconds", std::to_string(elapsed));
   EXPECT_LE(static_cast<double>(logged), allowance)
       << logged << " bytes in " << elapsed << " s\n"
-      << log.substr(log.size() - std::min<std::size_t>(log.size(), 4000));
+      << tail;
 
   // Lines of each kind were written, none with more than 200 bytes of a client value.
-  EXPECT_GT(count_lines_with(log, "hello from '" + std::string(200, 'h') + "'..."), 0u) << log.substr(0, 4000);
+  EXPECT_GT(count_lines_with(log, "hello from '" + std::string(200, 'h') + "'..."), 0u)
+      << log.substr(0, 4000);
   EXPECT_GT(count_lines_with(log, "load of '" + std::string(199, 'a') + "/'..."), 0u)
-      << errc_name(failed_with) << "\n" << log.substr(log.size() - std::min<std::size_t>(log.size(), 4000));
+      << errc_name(failed_with) << "\n"
+      << tail;
   EXPECT_EQ(log.find("ZZZZ"), std::string::npos) << "more than 200 bytes of a HELLO client string";
   EXPECT_EQ(log.find("bbbb"), std::string::npos) << "more than 200 bytes of a name (in a path?)";
   EXPECT_LT(longest_line(log), kLongestLogLine);

@@ -196,7 +196,7 @@ bool Connection::take_frame(std::string_view body) {
     // client's next request. The stream can no longer be trusted.
     if (std::string note; may_warn(&note)) {
       client_log().warn("connection {}: malformed RELEASE ({}); closing it{}", id_,
-                   printable(req.status().to_string()), note);
+                        printable(req.status().to_string()), note);
     }
     refuse("");
     return false;
@@ -205,7 +205,7 @@ bool Connection::take_frame(std::string_view body) {
     // Not msgpack: the stream is unusable.
     if (std::string note; may_warn(&note)) {
       client_log().warn("connection {}: {}; closing it{}", id_, printable(req.status().to_string()),
-                   note);
+                        note);
     }
     refuse(ipc::encode_error(req.status()));
     return false;
@@ -249,11 +249,11 @@ bool Connection::take_hello(std::string_view body) {
       hello.lease_slots = page->slots();
     } else if (std::string note; may_warn(&note)) {
       client_log().warn("connection {}: {}; its client takes every lease by request{}", id_,
-                   made.status().to_string(), note);
+                        made.status().to_string(), note);
     }
   }
   client_log().info("connection {}: hello from {} ({}{})", id_, quote(req->client),
-               peer_description(fd_), page ? ", lease slots" : "");
+                    peer_description(fd_), page ? ", lease slots" : "");
   MutexLock lock(mu_);
   hello_done_ = true;
   slot_page_ = page;
@@ -356,7 +356,8 @@ bool Connection::run(Item& item, bool holding_socket) {
   note_activity_locked();
   if (abandoned_) {
     if (!closing_) {
-      client_log().info("connection {}: the client hung up while its request waited; closing it", id_);
+      client_log().info("connection {}: the client hung up while its request waited; closing it",
+                        id_);
     }
     close_locked();
   } else if (!closing_) {
@@ -408,8 +409,8 @@ std::string Connection::handle(const ipc::Request& req, WaitWatch& watch) {
         if (acquired.code() == Errc::limit_exceeded) {
           ctx_.counters->limits_exceeded.fetch_add(1, std::memory_order_relaxed);
           if (std::string note; may_warn(&note))
-            client_log().warn("connection {}: ACQUIRE refused: {}{}", id_, acquired.status().message(),
-                         note);
+            client_log().warn("connection {}: ACQUIRE refused: {}{}", id_,
+                              acquired.status().message(), note);
         }
         return reply(acquired);
       }
@@ -596,14 +597,15 @@ void Connection::on_deadline() {
       const auto due = accepted_ + ctx_.limits.handshake_timeout;
       if (now < due) return schedule_check_locked(due);
       client_log().warn("connection {} ({}): no HELLO within {} ms; closing it", id_,
-                   peer_description(fd_), ctx_.limits.handshake_timeout.count());
+                        peer_description(fd_), ctx_.limits.handshake_timeout.count());
       close_locked();
       finish_now = finish_due_locked();
     } else if (!out_.empty()) {
       const auto due = out_since_ + ctx_.limits.write_timeout;
       if (now < due) return schedule_check_locked(due);
-      client_log().warn("connection {}: the client did not read its reply within {} ms; closing it", id_,
-                   ctx_.limits.write_timeout.count());
+      client_log().warn(
+          "connection {}: the client did not read its reply within {} ms; closing it", id_,
+          ctx_.limits.write_timeout.count());
       close_locked();
       finish_now = finish_due_locked();
     } else if (idle.count() > 0) {
@@ -636,7 +638,9 @@ bool Connection::evict(const Idle& seen, const Status& why) {
 
 bool Connection::still_idle_locked(std::uint64_t seen, bool holds, bool recheck) {
   if (activity_ == seen && !holds && !busy_locked()) return true;
-  if (recheck) schedule_check_locked(std::max(Clock::now(), last_activity_) + ctx_.limits.idle_timeout);
+  if (recheck) {
+    schedule_check_locked(std::max(Clock::now(), last_activity_) + ctx_.limits.idle_timeout);
+  }
   return false;
 }
 

@@ -411,7 +411,7 @@ Result<ipc::PinReply> Coordinator::pin(const std::string& name, ConnectionId con
   }
   cache_.set_pinned(name, true);
   client_log().info("pinned {} ({}; {} pinned in all)", quote(name), format_size(view->footprint),
-               format_size(cache_.bytes_pinned()));
+                    format_size(cache_.bytes_pinned()));
   check_invariants();
   return pin_reply(name, false);
 }
@@ -511,8 +511,9 @@ void Coordinator::revoke_lease_slots() {
   const std::size_t before = slots_.size();
   for (const auto& [id, name] : slots_.revoke(nullptr)) end_lease(id);
   if (before > 0) {
-    client_log().info("lease slots wanted back: {} idle one(s) ended, {} end with their client's release",
-                 before - slots_.size(), slots_.size());
+    client_log().info(
+        "lease slots wanted back: {} idle one(s) ended, {} end with their client's release",
+        before - slots_.size(), slots_.size());
   }
   check_invariants();
 }
@@ -569,7 +570,8 @@ void Coordinator::abandon(ConnectionId conn) {
       "load(s) nobody else waited for cancelled",
       conn, released, cancelled.size());
   for (const auto& name : cancelled)
-    client_log().info("load of {} cancelled: every client waiting for it disconnected", quote(name));
+    client_log().info("load of {} cancelled: every client waiting for it disconnected",
+                      quote(name));
   for (Request* r : requests_) {
     if (r->conn == conn) r->cv.notify_all();  // its waiting requests return now
   }
@@ -647,11 +649,11 @@ void Coordinator::run_flight(const std::string& name, const std::shared_ptr<Flig
   if (s.ok()) {
     const auto view = cache_.find(name);
     client_log().info("loaded {} generation {}: {} in {:.1f} ms", quote(name), flight->generation,
-                 format_size(view ? view->length : 0), ms_between(start, clock_.now()));
+                      format_size(view ? view->length : 0), ms_between(start, clock_.now()));
     if (options_.histograms) options_.histograms->load_seconds.observe(clock_.now() - start);
   } else if (s.code() == Errc::cancelled) {
     client_log().info("load of {} generation {} cancelled: {}", quote(name), flight->generation,
-                 printable(s.message()));
+                      printable(s.message()));
   } else {
     client_log().warn("load of {} failed: {}", quote(name), printable(s.to_string()));
   }
@@ -666,7 +668,7 @@ Status Coordinator::wait_for_predecessors(const std::string& name, Flight& fligh
   };
   if (all_ended()) return Status::Ok();
   client_log().info("load of {} generation {} waits for the previous load of that name to stop",
-               quote(name), flight.generation);
+                    quote(name), flight.generation);
   // The previous flight was cancelled (that is how its entry went away):
   // it ends within about 100 ms plus the kill grace. load_timeout is only
   // a backstop for a flight that does not.
@@ -899,7 +901,8 @@ std::optional<Clock::time_point> Coordinator::unload_idle(Clock::time_point now)
     }
     erase_resident(it);
     ++counters_.idle_unloads;
-    client_log().info("unloaded {}: unused for {} ms (its keep-alive)", quote(name), idle_ms.count());
+    client_log().info("unloaded {}: unused for {} ms (its keep-alive)", quote(name),
+                      idle_ms.count());
   }
   std::optional<Clock::time_point> next;
   for (const auto& [name, e] : entries_) {
@@ -945,7 +948,8 @@ Result<ipc::UnloadReply> Coordinator::unload_locked(const std::string& name) {
   resilience_.lift(name);
   switch (it->second.state) {
     case State::loading: {
-      client_log().info("unload {}: load generation {} cancelled", quote(name), it->second.generation);
+      client_log().info("unload {}: load generation {} cancelled", quote(name),
+                        it->second.generation);
       cancel_loading(it, unloaded_while_loading(name));
       settle(admission_.pump());
       return ipc::UnloadReply{name, "cancelled", 0};

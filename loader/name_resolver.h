@@ -26,7 +26,8 @@ inline constexpr std::size_t kMaxNameLength = 512;
 // An adapter's files, open for one load. Its identities are those of the
 // open files when they were opened: the version the load must serve.
 struct OpenedAdapter {
-  format::AdapterPaths paths;  // ROOT/NAME/<file>, for messages only (NAME escaped, cut at 200 bytes)
+  // ROOT/NAME/<file>, for messages only (NAME escaped and cut at 200 bytes).
+  format::AdapterPaths paths;
   std::shared_ptr<const format::AdapterFds> files;
   FileIdentity config;
   FileIdentity weights;  // also the key of quarantine strikes

@@ -1,7 +1,7 @@
 // The operator-facing settings of genomed beyond loading adapters: who may
-// connect (access control), the log format and the client lines' rate, the graceful drain on SIGTERM
-// and the Prometheus endpoint. Parsed by loader/ops_config.cc, documented in
-// docs/operations.md.
+// connect (access control), the log format and the client lines' rate, the
+// graceful drain on SIGTERM and the Prometheus endpoint. Parsed by
+// loader/ops_config.cc, documented in docs/operations.md.
 #pragma once
 
 #include <chrono>
