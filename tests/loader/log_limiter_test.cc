@@ -14,6 +14,7 @@
 
 #include "fake_clock.h"
 #include "loader/client_log.h"
+#include "loader/log_format.h"
 
 namespace genomed::loader {
 namespace {
@@ -170,6 +171,20 @@ TEST(ClientLog, HeldBackLinesAreSummedUpInOneLineAndOnlyWhenDue) {
   h.sink->report_held_back(/*at_stop=*/true);
   EXPECT_EQ(h.lines_with("held back"), 2u);
   EXPECT_EQ(h.lines_with(line), written);
+}
+
+TEST(ClientLog, ALineCostsWhatItsFormatWritesJsonEscapesIncluded) {
+  ClientLogHarness h({.bytes_per_second = 1024, .burst = 4s, .summary_interval = 3600s});
+  h.logger->set_formatter(std::make_unique<JsonLogFormatter>());
+  // Backslashes and quotes double in JSON: a sink that charged the message
+  // alone would let through twice the rate.
+  const std::string escaped(300, '\\');
+  for (int i = 0; i < 2000; ++i) {
+    if (i % 10 == 0) h.clock.advance(100ms);
+    h.logger->warn("connection {}: {}", i, escaped);
+  }
+  EXPECT_LE(h.out.str().size(), 16u * 1024 + 1024 * 20) << "20 s at 1 KiB/s after a 16 KiB burst";
+  EXPECT_GT(h.lines_with("\\\\\\\\"), 0u) << h.out.str().substr(0, 500);
 }
 
 TEST(ClientLog, LinesBelowTheLevelCostNothing) {
