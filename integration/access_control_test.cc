@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -172,6 +173,88 @@ TEST(AccessControl, AnUnlistedUsersBadHelloIsRefusedAsPermissionDeniedWithinTheL
   EXPECT_LT(lines, std::size_t{kAttempts});
 }
 
+// A connected socket to `path`, or -1. No gtest assertion: forked children use it.
+int connect_raw(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  if (fd >= 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) {
+    return fd;
+  }
+  if (fd >= 0) ::close(fd);
+  return -1;
+}
+
+// Connects to `path` and says HELLO; the descriptor, or -1 if the daemon
+// refused (it answered with an error) or could not be reached.
+int hello_raw(const std::string& path) {
+  const int fd = connect_raw(path);
+  if (fd < 0) return -1;
+  ipc::Request hello;
+  hello.op = ipc::Op::hello;
+  hello.version = ipc::kProtocolVersion;
+  hello.client = "hog";
+  (void)ipc::write_frame(fd, ipc::encode_request(hello));
+  auto reply = ipc::read_frame(fd, ipc::kMaxReplyFrame, std::nullopt, /*max_fds=*/2);
+  if (reply) {
+    for (int passed : reply->fds) ::close(passed);
+  }
+  if (!reply || !ipc::decode_hello_reply(reply->body).ok()) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// A process of user nobody that opens connections with `open_all` (which
+// returns how many it holds, at most 127, or exits) and holds them, idle,
+// until finish().
+class NobodysConnections {
+ public:
+  explicit NobodysConnections(const std::function<int()>& open_all) {
+    int ready[2], done[2];
+    if (::pipe(ready) != 0 || ::pipe(done) != 0) return;
+    child_ = ::fork();
+    if (child_ == 0) {
+      ::close(ready[0]);
+      ::close(done[1]);  // or its read below never sees the parent's close
+      if (::setgid(kNogroup) != 0 || ::setuid(kNobody) != 0) ::_exit(2);
+      const char held = static_cast<char>(open_all());
+      if (::write(ready[1], &held, 1) != 1) ::_exit(4);
+      char byte;
+      (void)::read(done[0], &byte, 1);  // holds them until the parent is done
+      ::_exit(0);
+    }
+    ::close(ready[1]);
+    ::close(done[0]);
+    ready_ = ready[0];
+    done_ = done[1];
+  }
+  ~NobodysConnections() { finish(); }
+
+  // How many it holds, once it holds them; -1 if it failed.
+  int held() {
+    char n = 0;
+    return ::read(ready_, &n, 1) == 1 ? n : -1;
+  }
+  // Lets it close them and exit; its exit status as waitpid reports it.
+  int finish() {
+    if (child_ <= 0) return -1;
+    ::close(done_);
+    ::close(ready_);
+    int status = 0;
+    ::waitpid(child_, &status, 0);
+    child_ = -1;
+    return status;
+  }
+
+ private:
+  pid_t child_ = -1;
+  int ready_ = -1;
+  int done_ = -1;
+};
+
 TEST(AccessControl, AnUnlistedUserCannotTakeTheConnectionSlotsOfListedOnes) {
   // Checked only at HELLO, an unlisted user's silent connections held
   // --max-connections slots until the handshake timeout: listed users got
@@ -181,33 +264,16 @@ TEST(AccessControl, AnUnlistedUserCannotTakeTheConnectionSlotsOfListedOnes) {
   Daemon d({.extra_args = {"--socket-mode", "0666", "--allow-uid", "12345", "--max-connections",
                            "4", "--handshake-timeout-ms", "600000"}});
   open_directory_to_others(d);
-  int ready[2], done[2];
-  ASSERT_EQ(::pipe(ready), 0);
-  ASSERT_EQ(::pipe(done), 0);
-  const pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    ::close(ready[0]);
-    ::close(done[1]);  // or its read below never sees the parent's close
-    if (::setgid(kNogroup) != 0 || ::setuid(kNobody) != 0) ::_exit(2);
+  NobodysConnections silent([&] {
     std::vector<int> fds;
     for (int i = 0; i < 8; ++i) {
-      const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      sockaddr_un addr{};
-      addr.sun_family = AF_UNIX;
-      std::strncpy(addr.sun_path, d.socket_path().c_str(), sizeof addr.sun_path - 1);
-      if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) ::_exit(3);
+      const int fd = connect_raw(d.socket_path());
+      if (fd < 0) ::_exit(3);
       fds.push_back(fd);  // and never a word
     }
-    char byte = 1;
-    if (::write(ready[1], &byte, 1) != 1) ::_exit(4);
-    (void)::read(done[0], &byte, 1);  // holds them until the parent is done
-    ::_exit(0);
-  }
-  ::close(ready[1]);
-  ::close(done[0]);
-  char byte = 0;
-  ASSERT_EQ(::read(ready[0], &byte, 1), 1) << "the unlisted client could not connect";
+    return static_cast<int>(fds.size());
+  });
+  ASSERT_EQ(silent.held(), 8) << "the unlisted client could not connect";
   // Refused at accept, all eight are counted without a word from them (while
   // they held the slots, this connect was refused with `overloaded`).
   ASSERT_TRUE(eventually([&] {
@@ -221,10 +287,38 @@ TEST(AccessControl, AnUnlistedUserCannotTakeTheConnectionSlotsOfListedOnes) {
     }
     return false;
   })) << d.log();
-  ::close(done[1]);
-  ::close(ready[0]);
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  const int status = silent.finish();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+TEST(AccessControl, OneUsersIdleConnectionsAtTheLimitLeaveRoomForAnotherUser) {
+  // Another user that opens connections until the limit and keeps them
+  // idle kept every other client out (`overloaded`). At the limit a new
+  // client takes the place of an idle connection without leases of its own
+  // uid or of a uid holding more connections than its own: the hog only
+  // ever replaces its own, and the other user's connections stay.
+  REQUIRE_ROOT();
+  constexpr int kLimit = 8;
+  Daemon d({.extra_args = {"--socket-mode", "0666", "--max-connections", std::to_string(kLimit)}});
+  open_directory_to_others(d);
+  Client mine = d.connect();  // idle from now on, as the hog's are
+  // As many as it may hold, then three times as many: it holds what it
+  // gets, idle.
+  NobodysConnections hog([&] {
+    std::vector<int> fds;
+    for (int i = 0; i < 4 * kLimit; ++i) {
+      if (const int fd = hello_raw(d.socket_path()); fd >= 0) fds.push_back(fd);
+    }
+    return static_cast<int>(fds.size());
+  });
+  EXPECT_EQ(hog.held(), 4 * kLimit) << "each of its connections took the place of its own oldest";
+  EXPECT_TRUE(mine.health().ok()) << "the other user took this user's idle connection\n"
+                                  << d.log();
+  auto another = Client::connect(d.socket_path());
+  ASSERT_TRUE(another.ok()) << another.status().to_string() << "\n" << d.log();
+  EXPECT_TRUE(another->health().ok());
+  EXPECT_TRUE(mine.health().ok());
+  const int status = hog.finish();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 

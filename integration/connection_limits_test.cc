@@ -1,7 +1,9 @@
 // Connections cannot pin the daemon's resources: a client that never says
 // HELLO, one that holds no lease and goes idle past --idle-timeout-ms, or one
 // that does not read its replies is disconnected (its leases released); past
-// --max-connections a client gets a typed `overloaded` answer; past
+// --max-connections a new client takes the place of the connection idle
+// longest that holds no lease (which is told `overloaded`), or gets a typed
+// `overloaded` answer when every connection holds leases; past
 // --max-leases-per-connection an ACQUIRE gets `limit_exceeded`; and no reply
 // outgrows what a client accepts (LIST comes in pages).
 #include <gtest/gtest.h>
@@ -9,6 +11,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <memory>
+#include <vector>
 
 #include "integration/daemon_fixture.h"
 #include "integration/raw_socket.h"
@@ -72,15 +76,62 @@ TEST(ConnectionLimits, AClientThatDoesNotReadItsRepliesIsClosedAndItsLeasesRelea
       << daemon.log();
 }
 
-TEST(ConnectionLimits, PastTheConnectionLimitAClientIsToldOverloaded) {
+// One process that holds every connection idle (HELLO said, then nothing)
+// kept every other client out under default flags: `overloaded` for as long
+// as it held them. At the limit a new client now takes the place of the
+// connection idle longest that holds no lease; the default policy, with a
+// smaller limit to keep the test cheap.
+TEST(ConnectionLimits, AtTheLimitANewClientTakesThePlaceOfTheConnectionIdleLongest) {
+  constexpr int kLimit = 16;
+  Daemon daemon({.extra_args = {"--max-connections", std::to_string(kLimit)}});
+  std::vector<std::unique_ptr<RawSocket>> hog;
+  // As many as it may hold, then as many again: each new one of its
+  // connections takes the place of its own oldest.
+  for (int i = 0; i < 2 * kLimit; ++i) {
+    hog.push_back(std::make_unique<RawSocket>(daemon.socket_path()));
+    hog.back()->hello();
+  }
+  auto client = Client::connect(daemon.socket_path());
+  ASSERT_TRUE(client.ok()) << client.status().to_string() << "\n" << daemon.log();
+  ASSERT_TRUE(client->health().ok());
+  auto stats = client->stats();
+  ASSERT_TRUE(stats.ok()) << stats.status().to_string();
+  std::uint64_t evicted = 0;
+  for (const auto& [key, value] : *stats) {
+    if (key == "connections_evicted") evicted = std::get<std::uint64_t>(value);
+  }
+  EXPECT_EQ(evicted, std::uint64_t{kLimit + 1});
+  // The oldest were closed, and told why in place of their next reply.
+  for (int i = 0; i <= kLimit; ++i) {
+    SCOPED_TRACE(i);
+    auto told = hog[i]->reply();
+    ASSERT_TRUE(told.ok()) << told.status().to_string();
+    const Status why = ipc::decode_hello_reply(told->body).status();
+    EXPECT_EQ(why.code(), Errc::overloaded) << why.to_string();
+    EXPECT_NE(why.message().find("--max-connections"), std::string::npos) << why.message();
+    EXPECT_TRUE(hog[i]->closed_by_peer());
+  }
+  EXPECT_NE(daemon.log().find("closed to make room for a new client"), std::string::npos)
+      << daemon.log();
+}
+
+// A connection holding leases may be reading tensors without a word to the
+// daemon: it is never closed to make room. With every connection holding
+// one, a new client is told `overloaded`.
+TEST(ConnectionLimits, PastTheLimitAClientIsToldOverloadedWhenEveryConnectionHoldsLeases) {
   Daemon daemon({.extra_args = {"--max-connections", "2"}});
+  daemon.add_adapter("a", {});
   Client first = daemon.connect();
   Client second = daemon.connect();
+  auto held_first = first.acquire("a");
+  auto held_second = second.acquire("a");
+  ASSERT_TRUE(held_first.ok() && held_second.ok());
   auto third = Client::connect(daemon.socket_path());
   ASSERT_FALSE(third.ok());
   EXPECT_EQ(third.code(), Errc::overloaded) << third.status().to_string();
   EXPECT_NE(third.status().message().find("--max-connections"), std::string::npos);
   EXPECT_TRUE(first.health().ok());
+  EXPECT_TRUE(second.health().ok());
 }
 
 TEST(ConnectionLimits, PastItsLeaseLimitAnAcquireIsRefusedLimitExceeded) {

@@ -1,10 +1,14 @@
 // What a client sends cannot forge or flood the daemon's log: every
 // client-controlled string is logged escaped and cut (common/safe_text.h),
-// repeated warnings about one connection are rate-limited
-// (loader/log_limiter.h) and counted in STATS, and a name that is not UTF-8
-// is refused before any reply could echo it.
+// paths holding a client's name included; repeated warnings about one
+// connection are rate-limited (loader/log_limiter.h); all lines clients
+// cause share one allowance of bytes per second (loader/client_log.h); what
+// is held back is counted in STATS; and a name that is not UTF-8 is refused
+// before any reply could echo it.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <filesystem>
 #include <sstream>
 
 #include "common/safe_text.h"
@@ -109,6 +113,94 @@ TEST(LogSafety, AHugeHelloClientStringIsLoggedCut) {
             std::string::npos)
       << log.substr(0, 4000);
   EXPECT_LT(longest_line(log), kLongestLogLine);
+}
+
+// The default allowance of the lines clients cause (--client-log-rate 64K,
+// a burst of 4 s of it) and the one summary line per 10 s beside it.
+constexpr double kClientLogBytesPerSecond = 64 * 1024;
+constexpr double kClientLogBurstBytes = 4 * kClientLogBytesPerSecond;
+constexpr double kSummaryLineBytes = 512;
+
+void hello_as(RawSocket& raw, const std::string& client) {
+  ipc::Request hello;
+  hello.op = ipc::Op::hello;
+  hello.version = ipc::kProtocolVersion;
+  hello.client = client;
+  raw.send(hello);
+  auto reply = ipc::read_frame(raw.fd(), ipc::kMaxReplyFrame, std::nullopt, /*max_fds=*/2);
+  ASSERT_TRUE(reply.ok()) << reply.status().to_string();
+  for (int fd : reply->fds) ::close(fd);
+}
+
+TEST(LogSafety, ReconnectLoopsAndFailedAcquiresStayWithinOneAllowanceForAllClients) {
+  // Measured before: a reconnect loop wrote a hello line and a malformed
+  // frame line per connection (1.4-1.85 MiB/s from one client), and each
+  // failed ACQUIRE of a 500-byte name a 1 KiB warning with the whole name
+  // in a file path. Now every line a client causes passes one allowance of
+  // bytes per second, and no client value shows more than 200 bytes.
+  const auto started = std::chrono::steady_clock::now();  // before the daemon's allowance exists
+  Daemon daemon;
+  // 500 bytes that name a directory without adapter files: each ACQUIRE of
+  // it fails with a message naming a file under it. Beyond its first 200
+  // bytes come only b and c, which must never reach the log.
+  const std::string name =
+      std::string(199, 'a') + "/" + std::string(199, 'b') + "/" + std::string(100, 'c');
+  std::filesystem::create_directories(daemon.root() + "/" + name);
+  const std::string client = std::string(200, 'h') + std::string(300, 'Z');
+  const std::size_t before = daemon.log().size();
+
+  constexpr int kRounds = 3000;
+  for (int i = 0; i < kRounds; ++i) {
+    RawSocket raw(daemon.socket_path());
+    hello_as(raw, client);
+    ASSERT_TRUE(ipc::write_frame(raw.fd(), std::string("\xc1\xc1\xc1\xc1", 4)).ok());
+    auto refused = raw.reply();
+    ASSERT_TRUE(refused.ok()) << refused.status().to_string();
+    ASSERT_EQ(ipc::decode_stats_reply(refused->body).code(), Errc::malformed_frame);
+  }
+  RawSocket acquirer(daemon.socket_path());
+  hello_as(acquirer, "acquirer");
+  Errc failed_with = Errc::ok;
+  for (int i = 0; i < kRounds; ++i) {
+    acquirer.send(ipc::Request{.op = ipc::Op::acquire, .names = {name}});
+    auto frame = acquirer.reply();
+    ASSERT_TRUE(frame.ok()) << frame.status().to_string();
+    failed_with = ipc::decode_acquire_reply(frame->body).code();
+    ASSERT_NE(failed_with, Errc::ok);
+  }
+  const std::string log = daemon.log();
+  // Every line read was written before now: the allowance up to now bounds them.
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const double allowance = kClientLogBurstBytes + kClientLogBytesPerSecond * elapsed +
+                           kSummaryLineBytes * (elapsed / 10 + 1);
+  const std::size_t logged = log.size() - before;
+  const std::string tail = log.substr(log.size() - std::min<std::size_t>(log.size(), 4000));
+  RecordProperty("log_bytes", static_cast<int>(logged));
+  RecordProperty("seconds", std::to_string(elapsed));
+  EXPECT_LE(static_cast<double>(logged), allowance)
+      << logged << " bytes in " << elapsed << " s\n"
+      << tail;
+
+  // Lines of each kind were written, none with more than 200 bytes of a client value.
+  EXPECT_GT(count_lines_with(log, "hello from '" + std::string(200, 'h') + "'..."), 0u)
+      << log.substr(0, 4000);
+  EXPECT_GT(count_lines_with(log, "load of '" + std::string(199, 'a') + "/'..."), 0u)
+      << errc_name(failed_with) << "\n"
+      << tail;
+  EXPECT_EQ(log.find("ZZZZ"), std::string::npos) << "more than 200 bytes of a HELLO client string";
+  EXPECT_EQ(log.find("bbbb"), std::string::npos) << "more than 200 bytes of a name (in a path?)";
+  EXPECT_LT(longest_line(log), kLongestLogLine);
+
+  // What was held back is counted, and summed up (at the latest when genomed stops).
+  const std::size_t hellos_written = count_lines_with(log, "hello from '");
+  ASSERT_LT(hellos_written, std::size_t{kRounds});
+  EXPECT_GE(daemon.stat("log_lines_suppressed"), kRounds - hellos_written);
+  EXPECT_EQ(daemon.stop(), 0);
+  const std::string final_log = daemon.log();
+  EXPECT_NE(final_log.find("caused by clients were held back"), std::string::npos);
+  // Lines about the daemon itself are outside the clients' allowance.
+  EXPECT_NE(final_log.find("stopped cleanly"), std::string::npos);
 }
 
 // Names are echoed in msgpack str fields: one that is not UTF-8 is refused at

@@ -17,6 +17,7 @@
 
 #include "common/fd.h"
 #include "common/safe_text.h"
+#include "loader/client_log.h"
 
 namespace genomed::loader {
 namespace {
@@ -189,10 +190,10 @@ Status AccessControl::check_peer(int fd, std::uint64_t connection, ConnectionCou
   if (!verdict.write) {
     counters.log_lines_suppressed.fetch_add(1, std::memory_order_relaxed);
   } else if (!peer) {
-    spdlog::warn("connection {}: refused: its credentials cannot be read ({})", connection,
+    client_log().warn("connection {}: refused: its credentials cannot be read ({})", connection,
                  peer.status().message());
   } else {
-    spdlog::warn(
+    client_log().warn(
         "connection {}: permission denied to uid {} gid {} pid {}: not in --allow-uid / "
         "--allow-gid{}",
         connection, peer->uid, peer->gid, peer->pid,

@@ -415,8 +415,13 @@ options:
                               room when the budget is full (default 5000)
   --queue-limit N             pending worker jobs before loads fail with
                               'overloaded' (default 256)
-  --max-connections N         clients served at once; beyond it a client gets
-                              'overloaded' and is closed (default 1024)
+  --max-connections N         clients served at once (default 1024). At the
+                              limit a new client takes the place of the
+                              connection idle longest that holds no lease,
+                              of its own uid or of a uid holding more
+                              connections (that one is told 'overloaded');
+                              if none may be closed, the new client is
+                              refused with 'overloaded'
   --max-leases-per-connection N  leases one client connection may hold at
                               once; an ACQUIRE past it is refused with
                               'limit_exceeded' (default 4096)

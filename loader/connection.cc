@@ -11,6 +11,7 @@
 
 #include "common/safe_text.h"
 #include "ipc/wire.h"
+#include "loader/client_log.h"
 
 namespace genomed::loader {
 namespace {
@@ -144,7 +145,7 @@ void Connection::take_bytes(std::string_view received) {
     if (!split) {
       ctx_.counters->bad_requests.fetch_add(1, std::memory_order_relaxed);
       if (std::string note; may_warn(&note))
-        spdlog::warn("connection {}: {}; closing it{}", id_, split.status().to_string(), note);
+        client_log().warn("connection {}: {}; closing it{}", id_, split.status().to_string(), note);
       refuse(ipc::encode_error(split.status()));
       used = bytes.size();
       break;
@@ -181,7 +182,7 @@ bool Connection::take_frame(std::string_view body) {
     if (ignored > 0) {
       ctx_.counters->releases_ignored.fetch_add(ignored, std::memory_order_relaxed);
       if (std::string note; may_warn(&note)) {
-        spdlog::warn(
+        client_log().warn(
             "connection {}: released {} lease id(s) it does not hold (of {} in one "
             "RELEASE); ignored{}",
             id_, ignored, req->leases.size(), note);
@@ -194,8 +195,8 @@ bool Connection::take_frame(std::string_view body) {
     // RELEASE has no reply: answering it would be read as the reply to the
     // client's next request. The stream can no longer be trusted.
     if (std::string note; may_warn(&note)) {
-      spdlog::warn("connection {}: malformed RELEASE ({}); closing it{}", id_,
-                   printable(req.status().to_string()), note);
+      client_log().warn("connection {}: malformed RELEASE ({}); closing it{}", id_,
+                        printable(req.status().to_string()), note);
     }
     refuse("");
     return false;
@@ -203,8 +204,8 @@ bool Connection::take_frame(std::string_view body) {
   if (!req && req.code() == Errc::malformed_frame) {
     // Not msgpack: the stream is unusable.
     if (std::string note; may_warn(&note)) {
-      spdlog::warn("connection {}: {}; closing it{}", id_, printable(req.status().to_string()),
-                   note);
+      client_log().warn("connection {}: {}; closing it{}", id_, printable(req.status().to_string()),
+                        note);
     }
     refuse(ipc::encode_error(req.status()));
     return false;
@@ -232,7 +233,7 @@ bool Connection::take_hello(std::string_view body) {
   }
   if (!refused.ok()) {
     ctx_.counters->bad_requests.fetch_add(1, std::memory_order_relaxed);
-    spdlog::warn("connection {}: {}", id_, printable(refused.to_string()));
+    client_log().warn("connection {}: {}", id_, printable(refused.to_string()));
     refuse(ipc::encode_error(refused));
     return false;
   }
@@ -247,12 +248,12 @@ bool Connection::take_hello(std::string_view body) {
       page = std::move(made).value();
       hello.lease_slots = page->slots();
     } else if (std::string note; may_warn(&note)) {
-      spdlog::warn("connection {}: {}; its client takes every lease by request{}", id_,
-                   made.status().to_string(), note);
+      client_log().warn("connection {}: {}; its client takes every lease by request{}", id_,
+                        made.status().to_string(), note);
     }
   }
-  spdlog::info("connection {}: hello from {} ({}{})", id_, quote(req->client),
-               peer_description(fd_), page ? ", lease slots" : "");
+  client_log().info("connection {}: hello from {} ({}{})", id_, quote(req->client),
+                    peer_description(fd_), page ? ", lease slots" : "");
   MutexLock lock(mu_);
   hello_done_ = true;
   slot_page_ = page;
@@ -355,7 +356,8 @@ bool Connection::run(Item& item, bool holding_socket) {
   note_activity_locked();
   if (abandoned_) {
     if (!closing_) {
-      spdlog::info("connection {}: the client hung up while its request waited; closing it", id_);
+      client_log().info("connection {}: the client hung up while its request waited; closing it",
+                        id_);
     }
     close_locked();
   } else if (!closing_) {
@@ -407,8 +409,8 @@ std::string Connection::handle(const ipc::Request& req, WaitWatch& watch) {
         if (acquired.code() == Errc::limit_exceeded) {
           ctx_.counters->limits_exceeded.fetch_add(1, std::memory_order_relaxed);
           if (std::string note; may_warn(&note))
-            spdlog::warn("connection {}: ACQUIRE refused: {}{}", id_, acquired.status().message(),
-                         note);
+            client_log().warn("connection {}: ACQUIRE refused: {}{}", id_,
+                              acquired.status().message(), note);
         }
         return reply(acquired);
       }
@@ -440,7 +442,7 @@ std::string Connection::handle(const ipc::Request& req, WaitWatch& watch) {
     // Never sent: the client would refuse it and lose the connection. Every
     // reply is bounded by design (docs/protocol.md §7); this is the backstop.
     ctx_.counters->limits_exceeded.fetch_add(1, std::memory_order_relaxed);
-    spdlog::error(
+    client_log().error(
         "connection {}: a {} reply of {} bytes exceeds the protocol's limit of {}; "
         "answered limit_exceeded instead (a bug: please report it)",
         id_, ipc::op_name(req.op), out.size(), ipc::kMaxReplyFrame);
@@ -540,7 +542,7 @@ void Connection::repoll_locked() {
 
 void Connection::note_activity_locked() {
   ++activity_;
-  if (ctx_.limits.idle_timeout.count() > 0) last_activity_ = Clock::now();
+  last_activity_ = Clock::now();  // the idle limit, and which connection makes room when full
 }
 
 void Connection::close_locked() {
@@ -566,12 +568,12 @@ void Connection::finish() {
     held_back = warnings_.held_back();
   }
   if (held_back > 0) {
-    spdlog::warn(
+    client_log().warn(
         "connection {}: closed; {} more warning(s) about it were held back (at most {} "
         "then one per {} ms are written)",
         id_, held_back, ctx_.limits.warnings.burst, ctx_.limits.warnings.interval.count());
   } else {
-    spdlog::debug("connection {}: closed", id_);
+    client_log().debug("connection {}: closed", id_);
   }
 }
 
@@ -594,15 +596,16 @@ void Connection::on_deadline() {
     if (!hello_done_) {
       const auto due = accepted_ + ctx_.limits.handshake_timeout;
       if (now < due) return schedule_check_locked(due);
-      spdlog::warn("connection {} ({}): no HELLO within {} ms; closing it", id_,
-                   peer_description(fd_), ctx_.limits.handshake_timeout.count());
+      client_log().warn("connection {} ({}): no HELLO within {} ms; closing it", id_,
+                        peer_description(fd_), ctx_.limits.handshake_timeout.count());
       close_locked();
       finish_now = finish_due_locked();
     } else if (!out_.empty()) {
       const auto due = out_since_ + ctx_.limits.write_timeout;
       if (now < due) return schedule_check_locked(due);
-      spdlog::warn("connection {}: the client did not read its reply within {} ms; closing it", id_,
-                   ctx_.limits.write_timeout.count());
+      client_log().warn(
+          "connection {}: the client did not read its reply within {} ms; closing it", id_,
+          ctx_.limits.write_timeout.count());
       close_locked();
       finish_now = finish_due_locked();
     } else if (idle.count() > 0) {
@@ -617,28 +620,51 @@ void Connection::on_deadline() {
   if (finish_now) finish();
 }
 
-bool Connection::close_if_still_idle(std::uint64_t seen) {
-  const auto idle = ctx_.limits.idle_timeout;
+bool Connection::busy_locked() const {
+  return serving_ || reading_ || !queue_.empty() || !out_.empty();
+}
+
+std::optional<Connection::Idle> Connection::idle() const {
+  MutexLock lock(mu_);
+  if (closing_ || busy_locked()) return std::nullopt;
+  return Idle{last_activity_, activity_};
+}
+
+bool Connection::evict(const Idle& seen, const Status& why) {
+  if (!close_if_still_idle(seen.seen, &why)) return false;
+  finish();
+  return true;
+}
+
+bool Connection::still_idle_locked(std::uint64_t seen, bool holds, bool recheck) {
+  if (activity_ == seen && !holds && !busy_locked()) return true;
+  if (recheck) {
+    schedule_check_locked(std::max(Clock::now(), last_activity_) + ctx_.limits.idle_timeout);
+  }
+  return false;
+}
+
+bool Connection::close_if_still_idle(std::uint64_t seen, const Status* make_room) {
+  const bool recheck = make_room == nullptr;
   {
     // Active by its messages: its lease slots are not looked at (the look
     // revokes those it does not use).
     MutexLock lock(mu_);
-    if (closing_) return false;
-    if (activity_ != seen || serving_ || reading_ || !queue_.empty()) {
-      schedule_check_locked(std::max(Clock::now(), last_activity_) + idle);
-      return false;
-    }
+    if (closing_ || !still_idle_locked(seen, false, recheck)) return false;
   }
   // Its client may be reading tensors through its leases right now:
   // closing would let the daemon reuse memory under its views.
   const bool holds = ctx_.coordinator->holds_leases(id_);
   MutexLock lock(mu_);
-  if (closing_) return false;
-  if (holds || activity_ != seen || serving_ || reading_ || !queue_.empty()) {
-    schedule_check_locked(std::max(Clock::now(), last_activity_) + idle);
-    return false;
+  if (closing_ || !still_idle_locked(seen, holds, recheck)) return false;
+  if (make_room != nullptr) {
+    // Nothing is on its way out (not busy): the frame goes out whole, or
+    // not at all if the client stopped reading.
+    (void)ipc::send_frame_now(fd_, ipc::encode_error(*make_room));
+  } else {
+    client_log().info("connection {}: idle for {} ms holding no lease; closing it", id_,
+                      ctx_.limits.idle_timeout.count());
   }
-  spdlog::info("connection {}: idle for {} ms holding no lease; closing it", id_, idle.count());
   close_locked();
   return finish_due_locked();
 }

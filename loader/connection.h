@@ -62,7 +62,9 @@ struct ConnectionLimits {
   std::chrono::milliseconds idle_timeout{
       0};  // between requests; 0: never (leases may be long-lived)
   std::chrono::milliseconds write_timeout{10'000};  // a reply the client does not read
-  std::size_t max_connections = 1024;  // beyond it a client gets `overloaded` and is closed
+  // At it a new client takes the place of an idle connection without
+  // leases (Server::make_room), or is refused with `overloaded`.
+  std::size_t max_connections = 1024;
   // Requests of one connection read ahead of the one being served. With
   // this many queued its socket is not read until one is answered (its
   // writes then block): a client cannot make the daemon buffer without
@@ -142,6 +144,20 @@ class Connection {
   // The daemon stops: closes the connection as soon as no thread uses it.
   void shut_down() EXCLUDES(mu_);
 
+  // When the server is full it closes the connection idle longest that
+  // holds no lease to make room for a new client (Server::make_room).
+  struct Idle {
+    ipc::Clock::time_point since;  // its last frame or reply (or its accept)
+    std::uint64_t seen = 0;        // activity_ then: evict() checks nothing came since
+  };
+  // Since when nothing of it has been in progress (no request read, queued
+  // or running, no reply waiting to go out, not closing); nullopt while
+  // something is. Leases are not looked at here (evict() does).
+  std::optional<Idle> idle() const EXCLUDES(mu_);
+  // Closes it if it is still idle as `seen` and holds no lease; its client
+  // reads `why` (overloaded) in place of its next reply. True if closed.
+  bool evict(const Idle& seen, const Status& why) EXCLUDES(mu_);
+
  private:
   class WaitWatch;
   // A request read and not yet answered, or an answer decided at reading
@@ -176,8 +192,15 @@ class Connection {
   // Called by WaitWatch before a request blocks, under the coordinator's lock.
   void release_socket_while_waiting(bool holding_socket) EXCLUDES(mu_);
   // Closes an idle connection unless it holds leases or woke up meanwhile
-  // (`seen`: activity_ when found idle). True: the caller calls finish().
-  bool close_if_still_idle(std::uint64_t seen) EXCLUDES(mu_);
+  // (`seen`: activity_ when found idle). For the idle limit (`make_room`
+  // null) a connection found busy is checked again later; one closed to make
+  // room is sent `*make_room` first. True: the caller calls finish().
+  bool close_if_still_idle(std::uint64_t seen, const Status* make_room = nullptr) EXCLUDES(mu_);
+  // Whether it is idle as in `seen` and holds no lease; if not and
+  // `recheck`, the idle limit's check is scheduled again.
+  bool still_idle_locked(std::uint64_t seen, bool holds, bool recheck) REQUIRES(mu_);
+  // A request is read, queued, running or answered (a reply waits to go out).
+  bool busy_locked() const REQUIRES(mu_);
   // Whether a warning about this client may be written now (its LogLimiter);
   // counts it as suppressed if not. When it may, `*note` is "" or says how
   // many were held back before it, to end the line with.
@@ -229,7 +252,7 @@ class Connection {
   std::deque<Item> queue_ GUARDED_BY(mu_);
   std::string out_ GUARDED_BY(mu_);  // reply bytes the socket has not taken yet
   ipc::Clock::time_point out_since_ GUARDED_BY(mu_);
-  ipc::Clock::time_point last_activity_ GUARDED_BY(mu_);
+  ipc::Clock::time_point last_activity_ GUARDED_BY(mu_);  // the last frame or reply (or accept)
   std::uint64_t activity_ GUARDED_BY(mu_) = 0;  // frames and replies so far
   ipc::Clock::time_point check_at_ GUARDED_BY(mu_) = ipc::Clock::time_point::max();
   LogLimiter warnings_ GUARDED_BY(mu_);

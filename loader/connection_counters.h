@@ -23,8 +23,13 @@ struct ConnectionCounters {
   // Clients refused at HELLO: their credentials match no --allow-uid /
   // --allow-gid (loader/access_control.h).
   std::atomic<std::uint64_t> permission_denied{0};
-  // Warnings about one connection not written to the log (LogLimiter).
+  // Log lines a client caused that were not written: held back by its
+  // connection's LogLimiter or by the daemon's allowance for client lines
+  // (loader/client_log.h).
   std::atomic<std::uint64_t> log_lines_suppressed{0};
+  // Idle connections holding no lease closed to make room for a new client
+  // at --max-connections (Server::make_room).
+  std::atomic<std::uint64_t> connections_evicted{0};
 
   void append_to(ipc::StatsReply& stats) const {
     const auto put = [&](const char* key, const std::atomic<std::uint64_t>& n) {
@@ -35,6 +40,7 @@ struct ConnectionCounters {
     put("limits_exceeded", limits_exceeded);
     put("log_lines_suppressed", log_lines_suppressed);
     put("permission_denied", permission_denied);
+    put("connections_evicted", connections_evicted);
   }
 };
 

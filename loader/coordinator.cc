@@ -7,6 +7,7 @@
 #include "cache/check.h"
 #include "common/safe_text.h"
 #include "common/size_parse.h"
+#include "loader/client_log.h"
 
 namespace genomed::loader {
 namespace {
@@ -257,7 +258,7 @@ void Coordinator::settle(const std::vector<TicketPtr>& tickets) {
       GENOMED_CHECK(it != entries_.end() && it->second.state == State::ready,
                     "an evicted adapter was not READY");
       entries_.erase(it);
-      spdlog::info("evicted {} (least recently used, unleased) to make room", quote(victim));
+      client_log().info("evicted {} (least recently used, unleased) to make room", quote(victim));
     }
     auto owner_it = ticket_owner_.find(t.get());
     Request* owner = owner_it == ticket_owner_.end() ? nullptr : owner_it->second;
@@ -409,8 +410,8 @@ Result<ipc::PinReply> Coordinator::pin(const std::string& name, ConnectionId con
                       quote(name) + " stays resident, unpinned");
   }
   cache_.set_pinned(name, true);
-  spdlog::info("pinned {} ({}; {} pinned in all)", quote(name), format_size(view->footprint),
-               format_size(cache_.bytes_pinned()));
+  client_log().info("pinned {} ({}; {} pinned in all)", quote(name), format_size(view->footprint),
+                    format_size(cache_.bytes_pinned()));
   check_invariants();
   return pin_reply(name, false);
 }
@@ -427,7 +428,7 @@ Result<ipc::PinReply> Coordinator::unpin(const std::string& name) {
   // Taken now: the pump below may evict it for a waiting ticket.
   ipc::PinReply reply = pin_reply(name, was);
   if (was) {
-    spdlog::info("unpinned {}", quote(name));
+    client_log().info("unpinned {}", quote(name));
     mark_used(name);
     settle(admission_.pump());
   }
@@ -456,7 +457,7 @@ bool Coordinator::end_lease(LeaseId id, std::optional<ConnectionId> conn, bool s
     auto it = entries_.find(ended->name);
     if (it != entries_.end() && it->second.state == State::draining) {
       erase_resident(it);
-      spdlog::info("unloaded {}: its last lease ended", quote(ended->name));
+      client_log().info("unloaded {}: its last lease ended", quote(ended->name));
     } else {
       mark_used(ended->name);                     // its idle time starts now
       if (settle_now) settle(admission_.pump());  // it may be evicted for a waiting ticket now
@@ -510,8 +511,9 @@ void Coordinator::revoke_lease_slots() {
   const std::size_t before = slots_.size();
   for (const auto& [id, name] : slots_.revoke(nullptr)) end_lease(id);
   if (before > 0) {
-    spdlog::info("lease slots wanted back: {} idle one(s) ended, {} end with their client's release",
-                 before - slots_.size(), slots_.size());
+    client_log().info(
+        "lease slots wanted back: {} idle one(s) ended, {} end with their client's release",
+        before - slots_.size(), slots_.size());
   }
   check_invariants();
 }
@@ -536,7 +538,7 @@ void Coordinator::release_all(ConnectionId conn) {
   MutexLock lock(mu_);
   abandoned_.erase(conn);
   if (const std::size_t n = end_leases_of(conn); n > 0)
-    spdlog::info("connection {} closed holding {} lease(s); released", conn, n);
+    client_log().info("connection {} closed holding {} lease(s); released", conn, n);
   check_invariants();
 }
 
@@ -563,12 +565,13 @@ void Coordinator::abandon(ConnectionId conn) {
                                                         quote(it->first) + " disconnected"));
   }
   settle(admission_.pump());  // withdrawn claims need no room any more
-  spdlog::info(
+  client_log().info(
       "connection {}: the client hung up while its request waited; {} lease(s) released, {} "
       "load(s) nobody else waited for cancelled",
       conn, released, cancelled.size());
   for (const auto& name : cancelled)
-    spdlog::info("load of {} cancelled: every client waiting for it disconnected", quote(name));
+    client_log().info("load of {} cancelled: every client waiting for it disconnected",
+                      quote(name));
   for (Request* r : requests_) {
     if (r->conn == conn) r->cv.notify_all();  // its waiting requests return now
   }
@@ -645,14 +648,14 @@ void Coordinator::run_flight(const std::string& name, const std::shared_ptr<Flig
   MutexLock lock(mu_);
   if (s.ok()) {
     const auto view = cache_.find(name);
-    spdlog::info("loaded {} generation {}: {} in {:.1f} ms", quote(name), flight->generation,
-                 format_size(view ? view->length : 0), ms_between(start, clock_.now()));
+    client_log().info("loaded {} generation {}: {} in {:.1f} ms", quote(name), flight->generation,
+                      format_size(view ? view->length : 0), ms_between(start, clock_.now()));
     if (options_.histograms) options_.histograms->load_seconds.observe(clock_.now() - start);
   } else if (s.code() == Errc::cancelled) {
-    spdlog::info("load of {} generation {} cancelled: {}", quote(name), flight->generation,
-                 printable(s.message()));
+    client_log().info("load of {} generation {} cancelled: {}", quote(name), flight->generation,
+                      printable(s.message()));
   } else {
-    spdlog::warn("load of {} failed: {}", quote(name), printable(s.to_string()));
+    client_log().warn("load of {} failed: {}", quote(name), printable(s.to_string()));
   }
   finish_flight(name, flight, std::move(s));
 }
@@ -664,8 +667,8 @@ Status Coordinator::wait_for_predecessors(const std::string& name, Flight& fligh
                        [](const auto& p) { return p->ended; });
   };
   if (all_ended()) return Status::Ok();
-  spdlog::info("load of {} generation {} waits for the previous load of that name to stop",
-               quote(name), flight.generation);
+  client_log().info("load of {} generation {} waits for the previous load of that name to stop",
+                    quote(name), flight.generation);
   // The previous flight was cancelled (that is how its entry went away):
   // it ends within about 100 ms plus the kill grace. load_timeout is only
   // a backstop for a flight that does not.
@@ -898,7 +901,8 @@ std::optional<Clock::time_point> Coordinator::unload_idle(Clock::time_point now)
     }
     erase_resident(it);
     ++counters_.idle_unloads;
-    spdlog::info("unloaded {}: unused for {} ms (its keep-alive)", quote(name), idle_ms.count());
+    client_log().info("unloaded {}: unused for {} ms (its keep-alive)", quote(name),
+                      idle_ms.count());
   }
   std::optional<Clock::time_point> next;
   for (const auto& [name, e] : entries_) {
@@ -936,7 +940,7 @@ Result<ipc::UnloadReply> Coordinator::unload_locked(const std::string& name) {
   if (it == entries_.end()) {
     GENOMED_RETURN_IF_ERROR(validate_name(name));
     if (resilience_.lift(name)) {
-      spdlog::info("unload {}: quarantine lifted", quote(name));
+      client_log().info("unload {}: quarantine lifted", quote(name));
       return ipc::UnloadReply{name, "unquarantined", 0};
     }
     return Status(Errc::not_loaded, "adapter " + quote(name) + " is not resident or loading");
@@ -944,7 +948,8 @@ Result<ipc::UnloadReply> Coordinator::unload_locked(const std::string& name) {
   resilience_.lift(name);
   switch (it->second.state) {
     case State::loading: {
-      spdlog::info("unload {}: load generation {} cancelled", quote(name), it->second.generation);
+      client_log().info("unload {}: load generation {} cancelled", quote(name),
+                        it->second.generation);
       cancel_loading(it, unloaded_while_loading(name));
       settle(admission_.pump());
       return ipc::UnloadReply{name, "cancelled", 0};
@@ -965,11 +970,11 @@ Result<ipc::UnloadReply> Coordinator::unload_locked(const std::string& name) {
       if (view->leases > 0) {
         it->second.state = State::draining;
         settle(admission_.unavailable(name));
-        spdlog::info("unload {}: draining, {} lease(s) still held", quote(name), view->leases);
+        client_log().info("unload {}: draining, {} lease(s) still held", quote(name), view->leases);
         return ipc::UnloadReply{name, "draining", view->leases};
       }
       erase_resident(it);
-      spdlog::info("unloaded {}", quote(name));
+      client_log().info("unloaded {}", quote(name));
       return ipc::UnloadReply{name, "freed", 0};
     }
     case State::draining:

@@ -10,6 +10,7 @@
 #include "common/size_parse.h"
 #include "jobs/job_protocol.h"
 #include "layout/tensor_checksum.h"
+#include "loader/client_log.h"
 
 namespace genomed::loader {
 namespace {
@@ -94,8 +95,8 @@ Result<format::ResidentLayout> LoadPipeline::probe(const std::string& name,
   std::optional<ProbeBudget::Turn> turn;
   if (const std::uint64_t header = declared_header_bytes(adapter.files->weights.get());
       header > kLargeHeaderBytes) {
-    spdlog::debug("probe of {} declares a header of {}: it takes a large-header turn", quote(name),
-                  format_size(header));
+    client_log().debug("probe of {} declares a header of {}: it takes a large-header turn",
+                       quote(name), format_size(header));
     GENOMED_ASSIGN_OR_RETURN(ProbeBudget::Turn taken, budget_.take(deadline, cancel.get()));
     turn.emplace(std::move(taken));
   }
@@ -104,8 +105,8 @@ Result<format::ResidentLayout> LoadPipeline::probe(const std::string& name,
   auto probe = jobs::decode_probe_reply(*body);
   if (!probe) return changed_or(adapter, probe.status());
   format::ResidentLayout& layout = probe->probe.layout;
-  spdlog::debug("probe of {}: {} tensors, {} in {:.2f} ms", quote(name), layout.tensors.size(),
-                format_size(layout.total_bytes), ms_between(start, clock_.now()));
+  client_log().debug("probe of {}: {} tensors, {} in {:.2f} ms", quote(name), layout.tensors.size(),
+                     format_size(layout.total_bytes), ms_between(start, clock_.now()));
   if (layout.total_bytes == 0 || layout.total_bytes < layout.header_bytes) {
     return Status(Errc::worker_protocol, "worker planned an impossible layout for " + quote(name));
   }
@@ -158,9 +159,9 @@ Status LoadPipeline::fill(const std::string& name, const OpenedAdapter& adapter,
     }
     return verify(name, sealed.layout, range);
   }();
-  spdlog::debug("fill of {} into [{}, +{}) in {} part(s): {} in {:.2f} ms", quote(name),
-                range.offset, range.length, split.size(), printable(filled.to_string()),
-                ms_between(start, clock_.now()));
+  client_log().debug("fill of {} into [{}, +{}) in {} part(s): {} in {:.2f} ms", quote(name),
+                     range.offset, range.length, split.size(), printable(filled.to_string()),
+                     ms_between(start, clock_.now()));
   return filled;
 }
 

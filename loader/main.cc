@@ -22,6 +22,7 @@
 #include "cache/arena.h"
 #include "common/safe_text.h"
 #include "common/size_parse.h"
+#include "loader/client_log.h"
 #include "loader/config.h"
 #include "loader/coordinator.h"
 #include "loader/drain.h"
@@ -84,7 +85,23 @@ std::uint64_t leases_active(const genomed::loader::Coordinator& coordinator) {
   return 0;
 }
 
-int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signals) {
+// Waits for SIGINT or SIGTERM; meanwhile reports, every summary interval,
+// the client log lines held back (loader/client_log.h), so that a flood
+// that stopped is still summed up.
+int wait_for_stop(const sigset_t& stop_signals, genomed::loader::ClientLogSink& client_lines,
+                  std::chrono::seconds summary_interval) {
+  const timespec tick{static_cast<time_t>(summary_interval.count()), 0};
+  for (;;) {
+    const int sig = sigtimedwait(&stop_signals, nullptr, &tick);
+    if (sig > 0) return sig;
+    client_lines.report_held_back();
+  }
+}
+
+int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signals,
+        const std::shared_ptr<genomed::loader::ConnectionCounters>& counters,
+        const genomed::loader::ClientLogOptions& client_log_options,
+        genomed::loader::ClientLogSink& client_lines) {
   using namespace genomed;
   raise_descriptor_limit();
   // Before any worker starts: the socket systemd passed is made close-on-exec.
@@ -161,6 +178,7 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
                                   {arena->data(), arena->size()}, clock);
   loader::ConnectionContext ctx{&coordinator, arena->ro_fd(), arena->size(), kVersion,
                                 config.connections};
+  ctx.counters = counters;
   ctx.access = std::make_shared<loader::AccessControl>(config.ops.access);
   auto drain = std::make_shared<loader::Drain>(config.ops.drain_timeout);
   ctx.drain = drain;
@@ -201,8 +219,7 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
   }
   loader::notify_ready("serving on " + config.socket_path);
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  const int sig = wait_for_stop(stop_signals, client_lines, client_log_options.summary_interval);
   spdlog::info("received {}; stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
 
   loader::notify_stopping("stopping: draining leases, then stopping workers");
@@ -217,6 +234,7 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
   coordinator.shutdown();
   (*server)->stop();
   server->reset();
+  client_lines.report_held_back(/*at_stop=*/true);
   spdlog::info("stopped cleanly");
   return 0;
 }
@@ -236,6 +254,12 @@ int main(int argc, char** argv) {
   }
   auto logger = spdlog::stderr_color_mt("genomed");
   spdlog::set_default_logger(logger);
+  // Counted by connections and by the client log: STATS log_lines_suppressed.
+  auto counters = std::make_shared<genomed::loader::ConnectionCounters>();
+  genomed::loader::ClientLogOptions client_log_options;
+  client_log_options.bytes_per_second = cl->config.ops.client_log_rate;
+  // Before the level and the format are set: both reach every registered logger.
+  auto client_lines = genomed::loader::install_client_log(client_log_options, counters);
   spdlog::set_level(spdlog::level::from_str(cl->config.log_level));
   genomed::loader::use_log_format(cl->config.ops.log_format);
 
@@ -253,5 +277,5 @@ int main(int argc, char** argv) {
   // workers, which parse untrusted files, do not inherit it at exec.
   ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   ::signal(SIGPIPE, SIG_IGN);
-  return run(cl->config, stop_signals);
+  return run(cl->config, stop_signals, counters, client_log_options, *client_lines);
 }

@@ -35,6 +35,7 @@ const std::set<std::string>& counter_stats() {
                                                   "limits_exceeded",
                                                   "log_lines_suppressed",
                                                   "permission_denied",
+                                                  "connections_evicted",
                                                   "idle_unloads",
                                                   "prefetches_dropped"};
   return kCounters;

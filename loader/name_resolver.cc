@@ -135,7 +135,10 @@ std::vector<std::string> NameResolver::roots() const {
 Result<OpenedAdapter> NameResolver::open(std::string_view name) const {
   GENOMED_RETURN_IF_ERROR(validate_name(name));
   for (const Root& root : roots_) {
-    const std::string dir_path = join(root.path, name);
+    // Paths are only ever shown (files are opened beneath the root's
+    // descriptor): the client's name in them is escaped and cut as any
+    // client value in a message or a log line.
+    const std::string dir_path = join(root.path, printable(name, kMaxQuotedBytes));
     BeneathOpen dir = open_beneath(root.dir.get(), name, O_PATH | O_DIRECTORY, resolution_);
     if (dir.error == ENOENT || dir.error == ENOTDIR) continue;  // not in this root
     if (dir.error == ELOOP) return symlink_refused(name, dir_path);

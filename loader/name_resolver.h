@@ -30,7 +30,8 @@ inline constexpr std::size_t kMaxNameLength = 512;
 // allows it: the lease, not the identity, is what proves a load read one
 // version.
 struct OpenedAdapter {
-  format::AdapterPaths paths;  // ROOT/NAME/<file>, for messages only
+  // ROOT/NAME/<file>, for messages only (NAME escaped and cut at 200 bytes).
+  format::AdapterPaths paths;
   std::shared_ptr<const format::AdapterFds> files;
   FileIdentity config;
   FileIdentity weights;  // also the key of quarantine strikes

@@ -2,6 +2,7 @@
 
 #include "common/duration_parse.h"
 #include "common/safe_text.h"
+#include "common/size_parse.h"
 #include "loader/config.h"
 
 namespace genomed::loader {
@@ -45,6 +46,17 @@ std::map<std::string, Setter> ops_setters() {
          c.ops.log_format = v == "json" ? LogFormat::json : LogFormat::text;
          return Status::Ok();
        }},
+      {"client_log_rate",
+       [](DaemonConfig& c, const std::string& k, const std::string& v) {
+         auto size = parse_size(v);
+         if (!size) return with_key(k, size.status());
+         if (*size < 1024 || *size > (1ull << 30)) {
+           return Status(Errc::bad_request,
+                         k + ": expected bytes per second from 1K to 1G, got '" + v + "'");
+         }
+         c.ops.client_log_rate = *size;
+         return Status::Ok();
+       }},
       {"drain_timeout",
        [](DaemonConfig& c, const std::string& k, const std::string& v) {
          auto d = parse_duration(v);
@@ -79,7 +91,9 @@ std::map<std::string, Setter> ops_setters() {
   };
 }
 
-bool ops_key_is_string(const std::string& key) { return key != "allow_uid" && key != "allow_gid"; }
+bool ops_key_is_string(const std::string& key) {
+  return key != "allow_uid" && key != "allow_gid" && key != "client_log_rate";
+}
 
 std::string ops_usage_text() {
   return R"(
@@ -95,6 +109,13 @@ operations (docs/operations.md):
   --allow-gid GID[,GID...]    groups (numbers or names) served; repeatable
   --log-format FORMAT         text (default) or json: one JSON object per line
                               (time, level, msg) for log shippers
+  --client-log-rate SIZE      bytes per second of log lines that clients'
+                              requests and connections may cause, all of them
+                              together (bursts up to 4 s of it); lines past it
+                              are counted (log_lines_suppressed) and summed up
+                              in one line per 10 s. Lines about genomed itself
+                              (start, workers, breaker) are never held back
+                              (default 64K)
   --drain-timeout DURATION    on SIGTERM/SIGINT stop accepting clients, refuse
                               new loads and leases ('shutting_down'), and wait
                               up to DURATION for the leases held to be

@@ -19,7 +19,7 @@ using Setter =
 // The operator settings by config key (the flag name with '_' for '-').
 std::map<std::string, Setter> ops_setters();
 // Keys whose JSON value is a string (the others of ops_setters() take a
-// string or an integer: a uid, a gid).
+// string or an integer: a uid, a gid, a size).
 bool ops_key_is_string(const std::string& key);
 // The --help section of these flags.
 std::string ops_usage_text();

@@ -1,10 +1,11 @@
 // The operator-facing settings of genomed beyond loading adapters: who may
-// connect (access control), the log format, the graceful drain on SIGTERM
-// and the Prometheus endpoint. Parsed by loader/ops_config.cc, documented in
-// docs/operations.md.
+// connect (access control), the log format and the client lines' rate, the
+// graceful drain on SIGTERM and the Prometheus endpoint. Parsed by
+// loader/ops_config.cc, documented in docs/operations.md.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 #include "loader/access_control.h"
@@ -16,6 +17,10 @@ enum class LogFormat { text, json };
 struct OperationsOptions {
   AccessOptions access;  // --socket-mode, --socket-group, --allow-uid, --allow-gid
   LogFormat log_format = LogFormat::text;  // --log-format
+  // --client-log-rate: bytes per second of log lines clients' actions may
+  // cause, all connections together (loader/client_log.h); 64 KiB/s is
+  // 5.4 GiB a day at worst, and holds about 300 ordinary lines a second.
+  std::uint64_t client_log_rate = 64 * 1024;
   // --drain-timeout: after SIGTERM, how long outstanding leases may keep the
   // daemon serving (no new loads or leases) before it stops anyway. Below
   // systemd's default TimeoutStopSec (90s) with room for the rest of the stop.

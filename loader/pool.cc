@@ -15,6 +15,7 @@
 
 #include "common/safe_text.h"
 #include "ipc/framing.h"
+#include "loader/client_log.h"
 #include "loader/worker_process.h"
 
 namespace genomed::loader {
@@ -262,7 +263,8 @@ void Pool::cancel(CancelToken& token) {
     stats_.queue_depth = queue_.size();
   }
   for (auto& p : withdrawn) {
-    spdlog::debug("'{}' cancelled while queued; withdrawn", p->what);
+    // Per job a client asked for: within the client lines' allowance.
+    client_log().debug("'{}' cancelled while queued; withdrawn", p->what);
     p->result.set(Status(Errc::cancelled, "'" + p->what + "' was cancelled while queued"));
   }
 }
@@ -544,7 +546,7 @@ Result<std::string> Pool::execute(Slot& slot, Pending& job, std::optional<Death>
   // must not block the slot for ever.
   Result<std::string> reply = Status(Errc::internal, "unset");
   if (Status sent = send_job(worker.fd(), job.frame, job.fds, clock, job.cancel.get()); sent.ok()) {
-    spdlog::debug("worker pid {} got job '{}'", pid, job.what);
+    client_log().debug("worker pid {} got job '{}'", pid, job.what);
     reply = receive_reply(worker.fd(), clock, job.cancel.get());
   } else {
     reply = sent;

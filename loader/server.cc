@@ -8,13 +8,16 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "ipc/framing.h"
 #include "ipc/protocol.h"
+#include "loader/client_log.h"
 
 namespace genomed::loader {
 namespace {
@@ -128,7 +131,7 @@ void Server::on_event(std::uint64_t key, std::uint32_t events) {
 std::shared_ptr<Connection> Server::find(ConnectionId id) const {
   MutexLock lock(mu_);
   auto it = conns_.find(id);
-  return it == conns_.end() ? nullptr : it->second;
+  return it == conns_.end() ? nullptr : it->second.conn;
 }
 
 void Server::accept_clients() {
@@ -145,8 +148,9 @@ void Server::accept_clients() {
     if (errno == EINTR || errno == ECONNABORTED) continue;
     if (errno == EAGAIN) break;
     if ((errno == EMFILE || errno == ENFILE) && spare_fd_ >= 0) {
-      spdlog::error("accept: {}; a client was refused (raise the descriptor limit)",
-                    std::strerror(errno));
+      // One per client refused: within the client lines' allowance.
+      client_log().error("accept: {}; a client was refused (raise the descriptor limit)",
+                         std::strerror(errno));
       ::close(spare_fd_);
       const int refused = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (refused >= 0) {
@@ -165,43 +169,108 @@ void Server::accept_clients() {
 }
 
 void Server::admit(int fd) {
-  std::shared_ptr<Connection> conn;
+  ConnectionId id;
   {
     MutexLock lock(mu_);
-    if (conns_.size() >= ctx_.limits.max_connections) {
-      // Refuse rather than grow without bound, with a typed answer the
-      // client reads in place of its HELLO reply. A fresh socket's buffer
-      // is empty: the frame goes out whole without waiting.
-      spdlog::error("{} clients connected (--max-connections); a new client was refused",
-                    conns_.size());
-      (void)ipc::send_frame_now(
-          fd, ipc::encode_error(
-                  Status(Errc::overloaded, "genomed serves " + std::to_string(conns_.size()) +
-                                               " connections, its limit (--max-connections); "
-                                               "retry later")));
+    id = next_id_++;
+  }
+  if (ctx_.access) {
+    // Checked at accept, before the peer takes a --max-connections slot or
+    // makes room for itself (an unlisted user's silent connections held
+    // slots until the handshake timeout). The refusal goes out at once,
+    // read in place of the HELLO reply, as the overloaded one below.
+    if (Status denied = ctx_.access->check_peer(fd, id, *ctx_.counters); !denied.ok()) {
+      (void)ipc::send_frame_now(fd, ipc::encode_error(denied));
       ::close(fd);
       return;
     }
-    const ConnectionId id = next_id_++;
-    if (ctx_.access) {
-      // Checked at accept, before the peer takes a --max-connections slot
-      // (an unlisted user's silent connections held them until the
-      // handshake timeout). The refusal goes out at once, read in place of
-      // the HELLO reply, as the overloaded one above.
-      if (Status denied = ctx_.access->check_peer(fd, id, *ctx_.counters); !denied.ok()) {
-        (void)ipc::send_frame_now(fd, ipc::encode_error(denied));
-        ::close(fd);
-        return;
-      }
-    }
-    conn = std::make_shared<Connection>(fd, id, ctx_, static_cast<ConnectionHost&>(*this));
-    conns_.emplace(id, conn);
+  }
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  // Unreadable credentials (not seen on Linux) share one uid of their own.
+  const uid_t uid = ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0
+                        ? cred.uid
+                        : static_cast<uid_t>(-1);
+  std::size_t served;
+  {
+    MutexLock lock(mu_);
+    served = conns_.size();
+  }
+  if (served >= ctx_.limits.max_connections && !make_room(uid)) {
+    // Refuse rather than grow without bound, with a typed answer the
+    // client reads in place of its HELLO reply. A fresh socket's buffer
+    // is empty: the frame goes out whole without waiting.
+    client_log().error(
+        "{} clients connected (--max-connections), none of them idle without a lease that a "
+        "client of uid {} may replace; a new client was refused",
+        served, uid);
+    (void)ipc::send_frame_now(
+        fd, ipc::encode_error(Status(
+                Errc::overloaded,
+                "genomed serves " + std::to_string(served) +
+                    " connections, its limit (--max-connections), and none it may close for "
+                    "this client is idle without a lease; retry later")));
+    ::close(fd);
+    return;
+  }
+  auto conn = std::make_shared<Connection>(fd, id, ctx_, static_cast<ConnectionHost&>(*this));
+  {
+    MutexLock lock(mu_);
+    conns_.emplace(id, Entry{conn, uid});
   }
   // In the table first: its first event may come at once, on another thread.
   if (Status s = threads_.add(fd, conn->id(), Connection::initial_events()); !s.ok()) {
     spdlog::error("connection {}: {}; closing it", conn->id(), s.to_string());
     conn->shut_down();
   }
+}
+
+bool Server::make_room(uid_t uid) {
+  std::vector<Entry> all;
+  {
+    MutexLock lock(mu_);
+    all.reserve(conns_.size());
+    for (const auto& [id, entry] : conns_) all.push_back(entry);
+  }
+  std::unordered_map<uid_t, std::size_t> held;
+  for (const Entry& e : all) ++held[e.uid];
+  const std::size_t own = held[uid];
+  struct Candidate {
+    std::size_t held;  // connections of its uid
+    Connection::Idle idle;
+    const Entry* entry;
+  };
+  std::vector<Candidate> candidates;
+  for (const Entry& e : all) {
+    // A uid holding no more connections than the new client's keeps them:
+    // its fair share. The new client's own uid gives way to itself.
+    if (e.uid != uid && held[e.uid] <= own) continue;
+    if (auto idle = e.conn->idle()) candidates.push_back({held[e.uid], *idle, &e});
+  }
+  // The uid holding the most first, then the connection idle longest.
+  std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+    if (a.held != b.held) return a.held > b.held;
+    if (a.idle.since != b.idle.since) return a.idle.since < b.idle.since;
+    return a.entry->conn->id() < b.entry->conn->id();
+  });
+  const Status why(Errc::overloaded,
+                   "genomed closed this connection, idle and holding no lease, to make room for "
+                   "a new client: it serves " +
+                       std::to_string(ctx_.limits.max_connections) +
+                       " connections at once (--max-connections); reconnect");
+  const auto now = ipc::Clock::now();
+  for (const Candidate& c : candidates) {
+    if (!c.entry->conn->evict(c.idle, why)) continue;  // busy meanwhile, or holds leases
+    ctx_.counters->connections_evicted.fetch_add(1, std::memory_order_relaxed);
+    client_log().info(
+        "connection {} (uid {}, which held {}): idle for {} ms holding no lease; closed to make "
+        "room for a new client of uid {} (--max-connections {})",
+        c.entry->conn->id(), c.entry->uid, c.held,
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - c.idle.since).count(), uid,
+        ctx_.limits.max_connections);
+    return true;
+  }
+  return false;
 }
 
 void Server::deadlines_due() {
@@ -247,7 +316,7 @@ void Server::stop() {
   const auto all = [this] {
     std::vector<std::shared_ptr<Connection>> conns;
     MutexLock lock(mu_);
-    for (const auto& [id, conn] : conns_) conns.push_back(conn);
+    for (const auto& [id, entry] : conns_) conns.push_back(entry.conn);
     return conns;
   };
   // A connection a request thread serves right now closes when that thread

@@ -6,10 +6,20 @@
 // created owner-only (0600), then given --socket-mode and --socket-group
 // (loader/access_control.h).
 //
+// At --max-connections a new client takes the place of the connection that
+// has been idle longest and holds no lease (it is told `overloaded`), chosen
+// among its own uid's connections and those of uids holding more
+// connections than its uid: one process, whatever its uid, cannot keep
+// clients out by holding every connection idle, and a uid that holds its
+// fair share keeps it (make_room). Only when no such connection exists is
+// the new client refused with `overloaded`.
+//
 // Lock: mu_ guards the connection table; listen_mu_ the listening socket
 // (accepting vs. stop_accepting). Neither is held while calling a
 // connection or the coordinator.
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstdint>
 #include <memory>
@@ -51,7 +61,11 @@ class Server final : private ConnectionHost {
   void on_event(std::uint64_t key, std::uint32_t events);
   void accept_clients() EXCLUDES(listen_mu_, mu_);
   // Registers a new client, or refuses it past --max-connections.
+  // REQUIRES: listen_mu_ (admissions are one at a time).
   void admit(int fd) EXCLUDES(mu_);
+  // Closes one idle connection that holds no lease, for a new client of
+  // `uid` (see above); false if none may be closed.
+  bool make_room(uid_t uid) EXCLUDES(mu_);
   void deadlines_due();
   std::shared_ptr<Connection> find(ConnectionId id) const EXCLUDES(mu_);
 
@@ -74,7 +88,11 @@ class Server final : private ConnectionHost {
   int spare_fd_ GUARDED_BY(listen_mu_) = -1;
 
   mutable Mutex mu_;
-  std::unordered_map<ConnectionId, std::shared_ptr<Connection>> conns_ GUARDED_BY(mu_);
+  struct Entry {
+    std::shared_ptr<Connection> conn;
+    uid_t uid;  // its peer's, as of its connect()
+  };
+  std::unordered_map<ConnectionId, Entry> conns_ GUARDED_BY(mu_);
   ConnectionId next_id_ GUARDED_BY(mu_);
 };
 

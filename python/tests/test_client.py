@@ -265,7 +265,7 @@ def test_load_unload_list_stats_health_records(daemon: Daemon, client: genomed.C
         "workers_busy", "pool_saturated", "probes_waiting",
         "adapters_pinned", "bytes_pinned", "idle_unloads", "prefetches_dropped",
         "bad_requests", "releases_ignored", "limits_exceeded", "log_lines_suppressed",
-        "permission_denied"]
+        "permission_denied", "connections_evicted"]
     assert stats["loads_completed"] == 2 and stats["budget_bytes"] == client.arena_bytes
     assert stats["breaker_state"] == "closed" and stats["leases_active"] == 0
     health = client.health()

@@ -588,6 +588,7 @@ const std::map<std::string, std::string>& accepted_flags() {
       {"--drain-timeout", "5s"},
       {"--metrics-listen", "9464"},
       {"--metrics-request-timeout", "5s"},
+      {"--client-log-rate", "128K"},
       {"--config", ""},  // filled in with a real file
   };
   return kFlags;
@@ -603,6 +604,7 @@ TEST(ConfigOperations, DefaultsKeepTheOwnerOnlySocketTextLogsAndNoMetrics) {
   EXPECT_EQ(c.ops.drain_timeout, milliseconds(10'000));
   EXPECT_EQ(c.ops.metrics_listen, "");
   EXPECT_EQ(c.ops.metrics_request_timeout, milliseconds(10'000));
+  EXPECT_EQ(c.ops.client_log_rate, 64u * 1024);
 }
 
 TEST(ConfigOperations, FlagsSetTheirFieldsAndListsAccumulate) {
@@ -621,6 +623,7 @@ TEST(ConfigOperations, FlagsSetTheirFieldsAndListsAccumulate) {
   EXPECT_EQ(parse_ok(with_required({"--metrics-listen", "9100"})).ops.metrics_listen,
             "127.0.0.1:9100");
   EXPECT_EQ(parse_ok(with_required({"--drain-timeout", "0"})).ops.drain_timeout, milliseconds(0));
+  EXPECT_EQ(parse_ok(with_required({"--client-log-rate", "1M"})).ops.client_log_rate, 1u << 20);
 }
 
 TEST(ConfigOperations, BadValuesAreRefusedNamingTheFlag) {
@@ -638,7 +641,12 @@ TEST(ConfigOperations, BadValuesAreRefusedNamingTheFlag) {
            {"--metrics-listen", "localhost:http"},
            {"--metrics-listen", "127.0.0.1:70000"},
            {"--metrics-request-timeout", "0"},
-           {"--metrics-request-timeout", "10"}}) {
+           {"--metrics-request-timeout", "10"},
+
+           {"--client-log-rate", "0"},
+           {"--client-log-rate", "1023"},
+           {"--client-log-rate", "2G"},
+           {"--client-log-rate", "fast"}}) {
     expect_bad(with_required({flag, value}), flag);
   }
 }
@@ -646,9 +654,11 @@ TEST(ConfigOperations, BadValuesAreRefusedNamingTheFlag) {
 TEST(ConfigOperations, FileKeysTakeStringsAndIdsTakeNumbersToo) {
   JsonFile file(R"({"socket": "s", "root": ["r"], "socket_mode": "0660", "allow_uid": 1000,
                     "allow_gid": "0", "log_format": "json", "drain_timeout": "2s",
-                    "metrics_listen": "127.0.0.1:9464", "metrics_request_timeout": "3s"})");
+                    "metrics_listen": "127.0.0.1:9464", "metrics_request_timeout": "3s",
+                    "client_log_rate": 131072})");
   const DaemonConfig c = parse_ok({"--config", file.path()});
   EXPECT_EQ(c.ops.metrics_request_timeout, milliseconds(3000));
+  EXPECT_EQ(c.ops.client_log_rate, 131072u);
   EXPECT_EQ(c.ops.access.socket_mode, 0660u);
   EXPECT_EQ(c.ops.access.allow_uids, (std::vector<uid_t>{1000}));
   EXPECT_EQ(c.ops.access.allow_gids, (std::vector<gid_t>{0}));
