@@ -642,7 +642,6 @@ TEST(ConfigOperations, BadValuesAreRefusedNamingTheFlag) {
            {"--metrics-listen", "127.0.0.1:70000"},
            {"--metrics-request-timeout", "0"},
            {"--metrics-request-timeout", "10"},
-
            {"--client-log-rate", "0"},
            {"--client-log-rate", "1023"},
            {"--client-log-rate", "2G"},
