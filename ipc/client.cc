@@ -54,9 +54,13 @@ using Millis = std::chrono::milliseconds;
 // (pthread_atfork, registered before the first connect), so a Connection
 // made in an earlier generation is a parent's. One relaxed load per check,
 // no system call (getpid() is one): the slot path stays free of them.
+namespace {  // this library's own: nothing of it is exported
+
 std::atomic<std::uint64_t> fork_generation{0};
 
 void count_fork_in_child() { fork_generation.fetch_add(1, std::memory_order_relaxed); }
+
+}  // namespace
 
 // The generation now; registers the handler on the first call (connect
 // calls it before it makes a Connection).
