@@ -741,8 +741,10 @@ class Client:
     @property
     def closed(self) -> bool:
         """True once the client accepts no more calls (close(), a timeout, a call
-        interrupted by another exception, a reply that breaks the protocol, or a
-        lost connection). The socket itself closes when the last view is gone."""
+        interrupted by another exception, a reply that breaks the protocol, a
+        lost connection, or in a child of fork() of the process that connected).
+        The socket itself closes when the last view is gone."""
+        self._conn._owned()  # marks an inherited connection after a fork without hooks
         return self._conn._closing is not None
 
     def _timeout(self, timeout: Timeout, load: bool = False) -> Optional[float]:
