@@ -7,10 +7,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <random>
 #include <string>
 
 #include "integration/daemon_fixture.h"
@@ -216,12 +218,22 @@ TEST(CApiDaemon, LeasesOutliveTheirClientHandleAndReleaseEndsThem) {
   EXPECT_TRUE(eventually([&] { return leases_of(daemon, "a") == 0; })) << daemon.log();
 }
 
-TEST(CApiDaemon, VerifyNamesAChangedTensor) {
+// A daemon serving adapter "a", a C client of it and a lease on "a".
+struct LeasedAdapter {
+  explicit LeasedAdapter(std::uint64_t seed) {
+    daemon.add_adapter("a", {.seed = seed});
+    client = connect_c(daemon);
+    if (client) lease = acquire_c(client.get(), "a");
+  }
   Daemon daemon;
-  daemon.add_adapter("a", {.seed = 9});
-  CClient client = connect_c(daemon);
-  ASSERT_TRUE(client);
-  CLease lease = acquire_c(client.get(), "a");
+  CClient client;
+  CLease lease;
+};
+
+TEST(CApiDaemon, VerifyNamesAChangedTensor) {
+  LeasedAdapter leased(9);
+  const Daemon& daemon = leased.daemon;
+  const CLease& lease = leased.lease;
   ASSERT_TRUE(lease);
   genomed_error error;
   genomed_tensor victim;
@@ -242,6 +254,271 @@ TEST(CApiDaemon, VerifyNamesAChangedTensor) {
   ASSERT_EQ(::pwrite(arena, &before, 1, at), 1);
   ::close(arena);
   EXPECT_EQ(genomed_lease_verify(lease.get(), &error), GENOMED_OK) << error.message;
+}
+
+// A pre-fork server's child inherits the C handles: releasing and closing
+// them there frees them and sends nothing (the parent's leases, through the
+// socket and through the lease-slot page, stay held), and a request on the
+// inherited client is not_connected.
+TEST(CApiDaemon, AChildOfForkLetsGoOfInheritedHandlesWithoutEndingTheParentsLeases) {
+  Daemon daemon;
+  daemon.add_adapter("a", {.seed = 5});
+  CClient client = connect_c(daemon);
+  ASSERT_TRUE(client);
+  CLease first = acquire_c(client.get(), "a");   // grants the lease slot
+  CLease second = acquire_c(client.get(), "a");  // through it
+  ASSERT_TRUE(first && second);
+  ASSERT_EQ(leases_of(daemon, "a"), 2u);
+
+  const int code = in_child([&] {
+    int wrong = 0;
+    genomed_lease* mine = nullptr;
+    genomed_error error;
+    if (genomed_acquire(client.get(), "a", GENOMED_TIMEOUT_DEFAULT, &mine, &error) !=
+            GENOMED_ERRC_NOT_CONNECTED ||
+        std::strstr(error.message, "connect again") == nullptr)
+      ++wrong;
+    if (genomed_client_broken(client.get()) != 1) ++wrong;
+    genomed_lease_release(first.release());
+    genomed_lease_release(second.release());
+    genomed_client_close(client.release());
+    return wrong;
+  });
+  EXPECT_EQ(code, 0) << daemon.log();
+  EXPECT_EQ(leases_of(daemon, "a"), 2u) << daemon.log();
+  genomed_error error;
+  EXPECT_EQ(genomed_lease_verify(first.get(), &error), GENOMED_OK) << error.message;
+  EXPECT_EQ(genomed_client_broken(client.get()), 0);
+  CLease third = acquire_c(client.get(), "a");
+  EXPECT_TRUE(third);
+}
+
+template <class T>
+struct Arg {
+  T value;
+  bool hostile;  // the call must refuse it with bad_request
+};
+
+template <class T>
+Arg<T> pick(std::mt19937_64& rng, std::initializer_list<Arg<T>> options) {
+  return options.begin()[rng() % options.size()];
+}
+
+// Every entry point of genomed.h driven by a seeded random sequence of calls
+// whose arguments come from pools of hostile values (NULL, counts of 0 and
+// past GENOMED_MAX_BATCH up to SIZE_MAX, indexes at and past the end, NULL
+// entries, strings one byte past their limit or a megabyte long, negative
+// timeouts) and valid ones. The property: a call with a hostile argument
+// returns bad_request with a message, and writes no output it must not
+// (canaries in and past every output); a call with only valid arguments is
+// never refused as bad_request. Under ASan (scripts/sanitizers.sh) a read or
+// a write past an array or a string fails it too. (It used to crash at the
+// first genomed_acquire_batch with a count of SIZE_MAX.)
+TEST(CApiDaemon, HostileArgumentsAreBadRequestsAndNeverUndefined) {
+  LeasedAdapter leased(4);
+  const Daemon& daemon = leased.daemon;
+  const CClient& client = leased.client;
+  const CLease& lease = leased.lease;
+  ASSERT_TRUE(client && lease);
+  const std::size_t tensors = genomed_lease_tensor_count(lease.get());
+  const std::size_t modules = genomed_lease_module_count(lease.get());
+  ASSERT_GT(tensors, 0u);
+  ASSERT_GT(modules, 0u);
+  genomed_error error;
+  genomed_tensor first;
+  ASSERT_EQ(genomed_lease_tensor(lease.get(), 0, &first, &error), GENOMED_OK);
+  const std::string first_name = first.name;
+
+  const std::string long_name(GENOMED_MAX_NAME + 1, 'n');
+  const std::string long_tensor(GENOMED_MAX_TENSOR_NAME + 1, 't');
+  const std::string long_client(GENOMED_MAX_CLIENT_NAME + 1, 'c');
+  const std::string huge(1 << 20, 'h');
+  const std::string socket = daemon.socket_path();
+  auto* const canary = reinterpret_cast<genomed_lease*>(std::uintptr_t{0x5a5a5a5a});
+
+  constexpr std::uint64_t kSeed = 20261207;
+  std::mt19937_64 rng(kSeed);
+  const auto timeout = [&] {
+    return pick<int64_t>(rng, {{GENOMED_TIMEOUT_DEFAULT, false},
+                               {GENOMED_TIMEOUT_NONE, false},
+                               {60000, false},
+                               {INT64_MAX, false},
+                               {-3, true},
+                               {INT64_MIN, true}});
+  };
+  const auto a_client = [&] {
+    return pick<genomed_client*>(rng, {{nullptr, true}, {client.get(), false}});
+  };
+  const auto a_lease = [&] {
+    return pick<const genomed_lease*>(rng, {{nullptr, true}, {lease.get(), false}});
+  };
+  int refused = 0;
+  int step = 0;
+  const auto expect = [&](const char* fn, genomed_errc rc, bool hostile, const genomed_error* e) {
+    if (hostile) {
+      ++refused;
+      EXPECT_EQ(rc, GENOMED_ERRC_BAD_REQUEST) << fn << ", step " << step << ", seed " << kSeed;
+      if (e != nullptr) {
+        EXPECT_GT(std::strlen(e->message), 0u) << fn << ", step " << step;
+      }
+    } else {
+      EXPECT_NE(rc, GENOMED_ERRC_BAD_REQUEST)
+          << fn << ", step " << step << ", seed " << kSeed << ": " << (e ? e->message : "");
+    }
+  };
+
+  for (; step < 2000; ++step) {
+    genomed_error* err = rng() % 4 == 0 ? nullptr : &error;
+    const bool no_out = rng() % 5 == 0;
+    switch (rng() % 6) {
+      case 0: {
+        const auto c = a_client();
+        const auto n = pick<const char*>(rng, {{nullptr, true},
+                                               {"a", false},
+                                               {"missing", false},
+                                               {long_name.c_str(), true},
+                                               {huge.c_str(), true}});
+        const auto t = timeout();
+        genomed_lease* out = canary;
+        const genomed_errc rc = genomed_acquire(c.value, n.value, t.value, no_out ? nullptr : &out, err);
+        expect("genomed_acquire", rc, c.hostile || n.hostile || t.hostile || no_out, err);
+        if (!no_out) {
+          EXPECT_EQ(out != nullptr, rc == GENOMED_OK) << "step " << step;
+          if (rc == GENOMED_OK) genomed_lease_release(out);
+        }
+        break;
+      }
+      case 1: {
+        const auto c = a_client();
+        const auto count = pick<std::size_t>(rng, {{0, true},
+                                                   {1, false},
+                                                   {2, false},
+                                                   {GENOMED_MAX_BATCH, false},
+                                                   {GENOMED_MAX_BATCH + 1, true},
+                                                   {SIZE_MAX / 2 + 1, true},
+                                                   {SIZE_MAX, true}});
+        std::array<const char*, GENOMED_MAX_BATCH + 2> names;
+        names.fill("a");
+        const std::size_t at = rng() % names.size();
+        bool bad_name = false;
+        switch (rng() % 4) {
+          case 1:
+            names[at] = nullptr;
+            bad_name = at < count.value;
+            break;
+          case 2:
+            names[at] = long_name.c_str();
+            bad_name = at < count.value;
+            break;
+          case 3:
+            names[at] = "missing";  // not_found: all or nothing
+            break;
+        }
+        const bool names_null = rng() % 6 == 0;
+        const auto t = timeout();
+        std::array<genomed_lease*, GENOMED_MAX_BATCH + 2> out;
+        out.fill(canary);
+        const genomed_errc rc = genomed_acquire_batch(c.value, names_null ? nullptr : names.data(),
+                                                      count.value, t.value,
+                                                      no_out ? nullptr : out.data(), err);
+        expect("genomed_acquire_batch", rc,
+               c.hostile || count.hostile || names_null || bad_name || t.hostile || no_out, err);
+        const std::size_t written = count.hostile || no_out ? 0 : count.value;
+        for (std::size_t i = 0; i < out.size(); ++i) {
+          if (i >= written) {
+            EXPECT_EQ(out[i], canary) << "leases[" << i << "] written, step " << step;
+          } else if (rc == GENOMED_OK) {
+            EXPECT_NE(out[i], nullptr);
+            genomed_lease_release(out[i]);
+          } else {
+            EXPECT_EQ(out[i], nullptr) << "leases[" << i << "], step " << step;
+          }
+        }
+        break;
+      }
+      case 2:
+      case 3: {
+        const bool tensor = rng() % 2 == 0;
+        const std::size_t n = tensor ? tensors : modules;
+        const auto l = a_lease();
+        const auto index = pick<std::size_t>(rng, {{0, false},
+                                                   {n - 1, false},
+                                                   {n, true},
+                                                   {n + rng() % 1000, true},
+                                                   {SIZE_MAX, true}});
+        union {
+          genomed_tensor t;
+          genomed_module m;
+        } out, before;
+        std::memset(&out, 0x5a, sizeof out);
+        before = out;
+        const genomed_errc rc =
+            tensor ? genomed_lease_tensor(l.value, index.value, no_out ? nullptr : &out.t, err)
+                   : genomed_lease_module(l.value, index.value, no_out ? nullptr : &out.m, err);
+        expect(tensor ? "genomed_lease_tensor" : "genomed_lease_module", rc,
+               l.hostile || index.hostile || no_out, err);
+        if (rc != GENOMED_OK) {
+          EXPECT_EQ(std::memcmp(&out, &before, sizeof out), 0) << step;
+        }
+        break;
+      }
+      case 4: {
+        const auto l = a_lease();
+        const auto n = pick<const char*>(rng, {{nullptr, true},
+                                               {first_name.c_str(), false},
+                                               {"nope", false},
+                                               {long_tensor.c_str(), true},
+                                               {huge.c_str(), true}});
+        genomed_tensor out;
+        const genomed_errc rc =
+            genomed_lease_find_tensor(l.value, n.value, no_out ? nullptr : &out, err);
+        expect("genomed_lease_find_tensor", rc, l.hostile || n.hostile || no_out, err);
+        if (!l.hostile && !n.hostile && !no_out) {
+          EXPECT_EQ(rc, n.value == first_name.c_str() ? GENOMED_OK : GENOMED_ERRC_NOT_FOUND);
+        }
+        break;
+      }
+      default: {
+        const auto path = pick<const char*>(
+            rng, {{nullptr, true}, {socket.c_str(), false}, {huge.c_str(), true}});
+        genomed_client_options options;
+        genomed_client_options_init(&options);
+        const auto name = pick<const char*>(
+            rng, {{nullptr, false}, {"x", false}, {long_client.c_str(), true}});
+        options.client_name = name.value;
+        bool bad_option = name.hostile;
+        for (int64_t* field : {&options.connect_timeout_ms, &options.request_timeout_ms,
+                               &options.load_timeout_ms}) {
+          const auto t = timeout();
+          *field = t.value;
+          bad_option = bad_option || t.hostile;
+        }
+        const bool no_options = rng() % 3 == 0;
+        genomed_client* out = nullptr;
+        const genomed_errc rc = genomed_connect(path.value, no_options ? nullptr : &options,
+                                                no_out ? nullptr : &out, err);
+        expect("genomed_connect", rc,
+               path.hostile || no_out || (!no_options && bad_option), err);
+        genomed_client_close(out);
+        // And the calls that report no error: defaults for NULL, never a crash.
+        const auto l = a_lease();
+        EXPECT_EQ(genomed_lease_verify(l.value, err), l.hostile ? GENOMED_ERRC_BAD_REQUEST : GENOMED_OK);
+        EXPECT_NE(genomed_lease_name(l.value), nullptr);
+        EXPECT_NE(genomed_lease_config_json(l.value), nullptr);
+        (void)genomed_lease_tensor_count(l.value);
+        (void)genomed_lease_module_count(l.value);
+        EXPECT_NE(genomed_errc_name(static_cast<genomed_errc>(rng())), nullptr);
+        genomed_client_options_init(nullptr);
+        EXPECT_EQ(genomed_client_broken(nullptr), 1);
+        break;
+      }
+    }
+  }
+  EXPECT_GT(refused, 500);
+  EXPECT_EQ(genomed_client_broken(client.get()), 0);
+  EXPECT_EQ(genomed_lease_verify(lease.get(), &error), GENOMED_OK) << error.message;
+  // Nothing leaked: only the first lease is held.
+  EXPECT_TRUE(eventually([&] { return leases_of(daemon, "a") == 1; })) << daemon.log();
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -13,6 +15,24 @@
 namespace genomed::testing {
 
 namespace fs = std::filesystem;
+
+std::uint64_t listed_leases(Client& client, const std::string& name) {
+  auto list = client.list();
+  EXPECT_TRUE(list.ok()) << list.status().to_string();
+  if (list.ok())
+    for (const auto& a : *list)
+      if (a.name == name) return a.leases;
+  return 0;
+}
+
+int in_child(const std::function<int()>& body) {
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(body());
+  if (child < 0) return -1;
+  int status = 0;
+  if (::waitpid(child, &status, 0) != child) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
 
 std::string bytes_of(std::span<const std::byte> b) {
   return std::string(reinterpret_cast<const char*>(b.data()), b.size());

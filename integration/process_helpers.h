@@ -5,6 +5,8 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -38,6 +40,14 @@ int open_arena_writable(pid_t daemon);
 // Where this process mapped the daemon's arena (from /proc/self/maps), or
 // null: with open_arena_writable, the file offset of a byte a view shows.
 const std::byte* arena_mapping();
+
+// LIST's lease count of `name` over `client` (0 if it is not listed).
+std::uint64_t listed_leases(Client& client, const std::string& name);
+
+// Runs `body` in a child of fork() and returns what it returned (its exit
+// code; 128 + the signal if it died of one). The child leaves with _exit:
+// nothing of the test's own (the daemon fixture, gtest) is torn down there.
+int in_child(const std::function<int()>& body);
 
 // What /proc says about a process (children_of, process_state, thread_count,
 // open_fds, ProcessRef, alive, ...) lives in tools/testkit/proc.h, shared

@@ -18,6 +18,8 @@
 
 #include "genomed/client.h"
 #include "genomed/errc.h"
+#include "ipc/protocol.h"
+#include "layout/resident_layout.h"
 
 // The generated macros carry errc.h's numbers (cmake/c_errc.cmake); a few
 // spot checks that the generator read the right enum.
@@ -29,6 +31,8 @@ static_assert(GENOMED_ERRC_INTERNAL == static_cast<int>(genomed::Errc::internal)
 static_assert(GENOMED_MODULE_LINEAR == static_cast<int>(genomed::ModuleKind::linear));
 static_assert(GENOMED_MODULE_EMBEDDING == static_cast<int>(genomed::ModuleKind::embedding));
 static_assert(GENOMED_MODULE_CONV == static_cast<int>(genomed::ModuleKind::conv));
+static_assert(GENOMED_MAX_BATCH == genomed::ipc::kMaxBatch);
+static_assert(GENOMED_MAX_TENSOR_NAME == genomed::format::kMaxNameBytes);
 
 struct genomed_client {
   genomed::Client client;
@@ -99,6 +103,16 @@ genomed_errc guarded(genomed_error* error, const char* what, Body&& body) noexce
 
 genomed_errc null_argument(genomed_error* error, const char* what, const char* argument) noexcept {
   return fail_printf(error, Errc::bad_request, "%s: %s is NULL", what, argument);
+}
+
+// A string argument longer than `max` bytes (it is read no further than
+// max + 1 bytes: an unterminated or huge one is never scanned to its end).
+bool too_long(const char* s, std::size_t max) noexcept { return ::strnlen(s, max + 1) > max; }
+
+genomed_errc overlong(genomed_error* error, const char* what, const char* argument,
+                      std::size_t max, const char* limit) noexcept {
+  return fail_printf(error, Errc::bad_request, "%s: %s is longer than %zu bytes (%s)", what,
+                     argument, max, limit);
 }
 
 genomed_errc bad_timeout(genomed_error* error, const char* what, int64_t ms) noexcept {
@@ -180,6 +194,11 @@ genomed_errc genomed_connect(const char* socket_path, const genomed_client_optio
   if (client == nullptr) return null_argument(error, what, "client");
   *client = nullptr;
   if (socket_path == nullptr) return null_argument(error, what, "socket_path");
+  if (options != nullptr && options->client_name != nullptr &&
+      too_long(options->client_name, GENOMED_MAX_CLIENT_NAME)) {
+    return overlong(error, what, "options->client_name", GENOMED_MAX_CLIENT_NAME,
+                    "GENOMED_MAX_CLIENT_NAME");
+  }
   return guarded(error, what, [&] {
     genomed::ClientOptions cpp;
     if (options != nullptr) {
@@ -223,6 +242,8 @@ genomed_errc genomed_acquire(genomed_client* client, const char* name, int64_t t
   *lease = nullptr;
   if (client == nullptr) return null_argument(error, what, "client");
   if (name == nullptr) return null_argument(error, what, "name");
+  if (too_long(name, GENOMED_MAX_NAME))
+    return overlong(error, what, "name", GENOMED_MAX_NAME, "GENOMED_MAX_NAME");
   const auto timeout = call_timeout(timeout_ms);
   if (!timeout) return bad_timeout(error, what, timeout_ms);
   return guarded(error, what, [&] {
@@ -237,21 +258,31 @@ genomed_errc genomed_acquire_batch(genomed_client* client, const char* const* na
                                    int64_t timeout_ms, genomed_lease** leases,
                                    genomed_error* error) {
   constexpr const char* what = "genomed_acquire_batch";
-  if (leases == nullptr && count > 0) return null_argument(error, what, "leases");
+  // Checked before `leases` is written: a count that is no batch says
+  // nothing about the room behind `leases` (SIZE_MAX from a bug).
+  if (count == 0 || count > GENOMED_MAX_BATCH) {
+    return fail_printf(error, Errc::bad_request,
+                       "%s: count %zu is not a batch: give 1..%d names (GENOMED_MAX_BATCH); "
+                       "leases was left as it was",
+                       what, count, GENOMED_MAX_BATCH);
+  }
+  if (leases == nullptr) return null_argument(error, what, "leases");
   std::fill_n(leases, count, nullptr);
   if (client == nullptr) return null_argument(error, what, "client");
-  if (names == nullptr && count > 0) return null_argument(error, what, "names");
+  if (names == nullptr) return null_argument(error, what, "names");
+  for (size_t i = 0; i < count; ++i) {
+    if (names[i] == nullptr)
+      return fail_printf(error, Errc::bad_request, "%s: names[%zu] is NULL", what, i);
+    if (too_long(names[i], GENOMED_MAX_NAME)) {
+      return fail_printf(error, Errc::bad_request,
+                         "%s: names[%zu] is longer than %d bytes (GENOMED_MAX_NAME)", what, i,
+                         GENOMED_MAX_NAME);
+    }
+  }
   const auto timeout = call_timeout(timeout_ms);
   if (!timeout) return bad_timeout(error, what, timeout_ms);
   return guarded(error, what, [&] {
-    std::vector<std::string> cpp_names;
-    for (size_t i = 0; i < count; ++i) {
-      if (names[i] == nullptr) {
-        return fail(error, Errc::bad_request,
-                    std::string(what) + ": names[" + std::to_string(i) + "] is NULL");
-      }
-      cpp_names.emplace_back(names[i]);
-    }
+    std::vector<std::string> cpp_names(names, names + count);
     auto acquired = client->client.acquire(cpp_names, *timeout);
     if (!acquired) return fail(error, acquired.status());
     // Wrap all first: an allocation failure midway releases every lease
@@ -309,6 +340,8 @@ genomed_errc genomed_lease_find_tensor(const genomed_lease* lease, const char* n
   if (lease == nullptr) return null_argument(error, what, "lease");
   if (name == nullptr) return null_argument(error, what, "name");
   if (tensor == nullptr) return null_argument(error, what, "tensor");
+  if (too_long(name, GENOMED_MAX_TENSOR_NAME))
+    return overlong(error, what, "name", GENOMED_MAX_TENSOR_NAME, "GENOMED_MAX_TENSOR_NAME");
   return guarded(error, what, [&] {
     const std::size_t index = index_of(lease, lease->lease.find(name));
     if (index == GENOMED_NO_TENSOR) {

@@ -2,6 +2,7 @@
 #include "genomed/client.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -42,6 +43,32 @@ struct ParsedAdapter {
 };
 
 using Millis = std::chrono::milliseconds;
+
+// ---- fork() ----
+// A child of fork() inherits every Connection: the socket (shared with the
+// parent: one byte it writes or reads mixes with the parent's requests and
+// replies), the lease-slot page (MAP_SHARED: a give-back would lower the
+// parent's counts) and every Lease (whose destructor would end the parent's
+// lease). So a Connection belongs to the process that connected it, told
+// apart by this counter: every child of fork() adds 1 to its copy
+// (pthread_atfork, registered before the first connect), so a Connection
+// made in an earlier generation is a parent's. One relaxed load per check,
+// no system call (getpid() is one): the slot path stays free of them.
+namespace {  // this library's own: nothing of it is exported
+
+std::atomic<std::uint64_t> fork_generation{0};
+
+void count_fork_in_child() { fork_generation.fetch_add(1, std::memory_order_relaxed); }
+
+}  // namespace
+
+// The generation now; registers the handler on the first call (connect
+// calls it before it makes a Connection).
+std::uint64_t current_fork_generation() {
+  static const int registered = ::pthread_atfork(nullptr, nullptr, count_fork_in_child);
+  (void)registered;  // it fails only without memory: then every fork goes unnoticed
+  return fork_generation.load(std::memory_order_relaxed);
+}
 
 // "5 s", "250 ms", "1.5 s": a timeout as the messages show it.
 std::string duration_text(Millis t) {
@@ -102,6 +129,19 @@ struct Connection {
   // Why a broken connection refuses requests (`broken_why`).
   enum Broken : int { kUsable = 0, kTimedOut, kLost, kProtocol };
 
+  // Whether this process is a child of fork() of the one that connected:
+  // then nothing is sent, read, shut down or given back here, and every
+  // request fails (forked_text()).
+  bool foreign() const {
+    return fork_generation.load(std::memory_order_relaxed) != generation;
+  }
+  std::string forked_text(std::string_view op) const {
+    return std::string(op) + ": this client was connected by process " +
+           std::to_string(owner_pid) + "; this process (" + std::to_string(::getpid()) +
+           ") is a child of fork() and cannot use it (its requests and replies would mix "
+           "with the parent's on the one socket): connect again in this process";
+  }
+
   // One request, one reply, within `timeout`. REQUIRES: the op has a reply.
   Result<std::string> call(const ipc::Request& req, Millis timeout) {
     return call_until(req, timeout, deadline_after(timeout));
@@ -112,6 +152,8 @@ struct Connection {
   Result<std::string> call_until(const ipc::Request& req, Millis timeout,
                                  std::optional<ipc::Clock::time_point> deadline) {
     const std::string op(ipc::op_name(req.op));
+    // Before call_mu: another thread of the parent may have held it at the fork.
+    if (foreign()) return Status(Errc::not_connected, forked_text(op));
     std::unique_lock call_lock(call_mu, std::defer_lock);
     if (!deadline) {
       call_lock.lock();
@@ -185,7 +227,7 @@ struct Connection {
   // everything already, and one whose writes broke releases everything when
   // its socket closes.
   void send(const ipc::Request& req) {
-    if (writes_broken) return;
+    if (writes_broken || foreign()) return;  // a child never releases its parent's leases
     const Status s = write(ipc::encode_request(req), deadline_after(options.request_timeout));
     if (s.code() == Errc::timeout)
       break_off(kTimedOut, /*writes_too=*/true);
@@ -229,7 +271,7 @@ struct Connection {
   // a thread still using it never touches a reused descriptor number.
   Status lost(const std::string& op, const Status& why) {
     break_off(kLost, /*writes_too=*/true);
-    ::shutdown(fd, SHUT_RDWR);
+    if (!foreign()) ::shutdown(fd, SHUT_RDWR);  // shutdown would end the parent's connection
     return Status(Errc::not_connected, op + ": lost the connection to genomed: " + why.message());
   }
 
@@ -325,6 +367,7 @@ struct Connection {
   // wanted the slot back and this was its last lease, or when the slot is
   // not as this client left it.
   void give_back(std::uint32_t index, std::uint32_t tag, std::uint64_t lease) {
+    if (foreign()) return;  // the page is shared with the parent: its counts are the parent's
     if (format::give_back_slot_lease(slot(index), tag) == format::GiveBack::kept) return;
     ipc::Request req;
     req.op = ipc::Op::release;
@@ -359,6 +402,8 @@ struct Connection {
   const std::byte* arena = nullptr;          // PROT_READ mapping of the whole arena
   std::uint64_t arena_bytes = 0;
   std::uint64_t daemon_pid = 0;
+  std::uint64_t generation = 0;  // fork_generation at connect; constant (foreign())
+  pid_t owner_pid = 0;           // the process that connected (for messages)
 };
 
 struct LeaseState {
@@ -400,6 +445,7 @@ Lease::~Lease() { release(); }
 void Lease::release() {
   if (!state_ || state_->released) return;
   state_->released = true;
+  if (state_->conn->foreign()) return;  // the parent's lease: it stays held
   if (state_->slot) {
     state_->conn->give_back(*state_->slot, state_->slot_tag, state_->id);
     return;
@@ -472,7 +518,9 @@ Client::~Client() = default;
 std::uint64_t Client::arena_bytes() const { return conn_->arena_bytes; }
 std::uint64_t Client::daemon_pid() const { return conn_->daemon_pid; }
 
-bool Client::broken() const { return conn_->broken_why.load() != Connection::kUsable; }
+bool Client::broken() const {
+  return conn_->foreign() || conn_->broken_why.load() != Connection::kUsable;
+}
 
 Result<Client> Client::connect(const std::string& socket_path, const std::string& client_name) {
   ClientOptions options;
@@ -553,6 +601,8 @@ Result<Client> Client::connect(const std::string& socket_path, const ClientOptio
   std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
   auto conn = std::make_shared<Connection>();
   conn->options = options;
+  conn->generation = client_detail::current_fork_generation();
+  conn->owner_pid = ::getpid();
   conn->fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (conn->fd < 0)
     return Status(Errc::not_connected, std::string("socket: ") + std::strerror(errno));
@@ -763,7 +813,7 @@ Result<std::vector<Lease>> Client::acquire(const std::vector<std::string>& names
                                            const LoadOptions& options, Timeout timeout) {
   if (conn_->slots != nullptr && !options.keep_alive && !names.empty() &&
       names.size() <= ipc::kMaxBatch && conn_->broken_why.load() == Connection::kUsable &&
-      conn_->daemon_alive()) {
+      !conn_->foreign() && conn_->daemon_alive()) {
     if (auto taken = conn_->take_through_slots(names)) {
       std::vector<Lease> leases;
       leases.reserve(taken->size());

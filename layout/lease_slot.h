@@ -17,7 +17,9 @@
 //
 // A slot's word: | tag (24 bits) | 6 unused | revoked | wanted | count (32) |
 //  - count: leases the client holds through the slot. The ACQUIRE that
-//    grants the slot sets it to 1 (that ACQUIRE's own lease).
+//    grants the slot sets it to 1 (that ACQUIRE's own lease). At most
+//    kMaxCount: a client takes no more through one slot (it asks over the
+//    socket, where the per-connection lease limit applies).
 //  - tag: changes each time the daemon grants the slot again, so a client
 //    still holding an older grant of it can never count on the new one.
 //  - wanted: the daemon wants the slot back (memory pressure, UNLOAD, idle
@@ -34,6 +36,14 @@
 // daemon reads it for its hit counter and to see whether an idle adapter
 // was in fact used (LRU order, idle unload).
 //
+// A word no honest client can leave (a tag other than the grant's, a count
+// above kMaxCount, leases counted in a revoked slot) is a protocol
+// violation: the daemon counts the slot as holding nothing, revokes it at
+// its next look and ends its lease (read_held(), revoke_slot()). So what a
+// client writes into its page never reaches the daemon's figures (STATS,
+// LIST, the drain) beyond kMaxCount per slot, and never holds memory the
+// daemon wants back.
+//
 // Every change is one compare-and-swap of the whole word, so the two sides
 // never disagree on who moved it last. Header-only: the daemon, the client
 // library and the tests use the same code.
@@ -42,6 +52,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 namespace genomed::format {
 
@@ -74,6 +85,9 @@ inline constexpr std::uint64_t kWanted = 1ull << 32;
 inline constexpr std::uint64_t kRevoked = 1ull << 33;
 inline constexpr int kTagShift = 40;
 inline constexpr std::uint32_t kTagMask = 0xffffff;
+// The most leases held through one slot (2^16: far more than a server runs
+// requests on one adapter at once). take_slot_lease refuses to go past it.
+inline constexpr std::uint32_t kMaxCount = 1u << 16;
 
 constexpr std::uint32_t count(std::uint64_t w) { return static_cast<std::uint32_t>(w & kCountMask); }
 constexpr std::uint32_t tag(std::uint64_t w) { return static_cast<std::uint32_t>(w >> kTagShift); }
@@ -88,13 +102,13 @@ constexpr std::uint64_t granted(std::uint32_t tag) {
 // ---- the client's side ---------------------------------------------------------
 
 // Takes one more lease through the slot granted with `tag`. False when the
-// slot is not that grant any more, is revoked or wanted, or its count is
-// full: the caller asks over the socket instead.
+// slot is not that grant any more, is revoked or wanted, or its count is at
+// kMaxCount: the caller asks over the socket instead.
 inline bool take_slot_lease(LeaseSlot& slot, std::uint32_t tag) {
   using namespace slot_word;
   std::uint64_t w = slot.word.load(std::memory_order_acquire);
   for (;;) {
-    if (slot_word::tag(w) != tag || (w & (kWanted | kRevoked)) != 0 || count(w) == kCountMask)
+    if (slot_word::tag(w) != tag || (w & (kWanted | kRevoked)) != 0 || count(w) >= kMaxCount)
       return false;
     if (slot.word.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel,
                                         std::memory_order_acquire)) {
@@ -129,11 +143,30 @@ inline GiveBack give_back_slot_lease(LeaseSlot& slot, std::uint32_t tag) {
 
 // ---- the daemon's side ---------------------------------------------------------
 
+// Whether `w` is a word an honest client can leave in the slot granted with
+// `tag`: the grant's tag, a count of at most kMaxCount, and no count left in
+// a revoked slot (the client revokes only with its last give-back).
+constexpr bool plausible(std::uint64_t w, std::uint32_t tag) {
+  using namespace slot_word;
+  return slot_word::tag(w) == tag && count(w) <= kMaxCount && !(revoked(w) && count(w) != 0);
+}
+
+// The leases the client holds through the slot granted with `tag`, as the
+// daemon counts them: the count; 1 for a slot the client revoked (its
+// RELEASE is on the way: the lease is not ended yet); nullopt for a word
+// that is not plausible() (a protocol violation: it counts for nothing).
+constexpr std::optional<std::uint32_t> read_held(std::uint64_t w, std::uint32_t tag) {
+  if (!plausible(w, tag)) return std::nullopt;
+  return slot_word::revoked(w) ? 1 : slot_word::count(w);
+}
+
 enum class Revoke {
-  revoked,  // it was idle: revoked now; the daemon ends its lease
-  in_use,   // leases are held through it (or the client revoked it and its RELEASE is on the
-            // way, or the client wrote its page wrongly): marked wanted; its lease ends
-            // with the client's RELEASE or its disconnect
+  revoked,    // it was idle: revoked now; the daemon ends its lease
+  in_use,     // leases are held through it (or the client revoked it and its RELEASE is on
+              // the way): marked wanted; its lease ends with the client's RELEASE or its
+              // disconnect
+  violation,  // the word is not plausible(): revoked now; the daemon ends its lease (the
+              // client broke the contract, its views through the slot are its own problem)
 };
 
 // Wants the slot granted with `tag` back. Two steps, neither of which a
@@ -145,11 +178,18 @@ enum class Revoke {
 //  2. If the count was 0 already, no give-back will come: the daemon
 //     revokes it itself (one compare-and-swap, which only a client writing
 //     its page wrongly can make fail: then the slot stays held, as a lease
-//     never released would, until the connection ends).
+//     never released would, until the daemon's next look or the
+//     connection's end).
+// A word that is not plausible() is revoked at once (an atomic OR) and
+// reported as a violation.
 inline Revoke revoke_slot(LeaseSlot& slot, std::uint32_t tag) {
   using namespace slot_word;
   const std::uint64_t old = slot.word.fetch_or(kWanted, std::memory_order_acq_rel);
-  if (slot_word::tag(old) != tag || revoked(old) || count(old) != 0) return Revoke::in_use;
+  if (!plausible(old, tag)) {
+    slot.word.fetch_or(kRevoked, std::memory_order_acq_rel);
+    return Revoke::violation;
+  }
+  if (revoked(old) || count(old) != 0) return Revoke::in_use;
   std::uint64_t w = old | kWanted;
   return slot.word.compare_exchange_strong(w, w | kRevoked, std::memory_order_acq_rel,
                                            std::memory_order_acquire)

@@ -1048,6 +1048,7 @@ ipc::StatsReply Coordinator::stats() const {
   put("leases_granted", leases_.granted());
   put("lease_slots", slots_.size());
   put("slot_hits", slot_hits);
+  put("lease_slot_violations", slots_.violations());
   put("workers_alive", pool.workers_alive);
   put("worker_restarts", pool.worker_restarts);
   put("worker_crashes", pool.worker_crashes);

@@ -155,8 +155,16 @@ std::vector<std::pair<LeaseId, std::string>> SlotLeases::revoke_each(
   std::vector<std::pair<LeaseId, std::string>> revoked;
   for (LeaseId id : ids) {
     const Held& h = leases_.at(id);
-    if (format::revoke_slot(h.page->slot(h.grant.index), h.grant.tag) == format::Revoke::revoked)
-      revoked.emplace_back(id, h.name);
+    switch (format::revoke_slot(h.page->slot(h.grant.index), h.grant.tag)) {
+      case format::Revoke::violation:
+        note_violation(h);
+        [[fallthrough]];
+      case format::Revoke::revoked:
+        revoked.emplace_back(id, h.name);
+        break;
+      case format::Revoke::in_use:
+        break;
+    }
   }
   return revoked;
 }
@@ -187,10 +195,17 @@ std::size_t SlotLeases::count(const std::string& name) const {
   return nit == by_name_.end() ? 0 : nit->second.size();
 }
 
-std::uint64_t SlotLeases::held_through(const Held& h) {
+void SlotLeases::note_violation(const Held& h) const {
+  if (h.violated) return;
+  h.violated = true;
+  ++violations_;
+}
+
+std::uint64_t SlotLeases::held_through(const Held& h) const {
   const std::uint64_t w = h.page->slot(h.grant.index).word.load(std::memory_order_acquire);
-  const bool ours = format::slot_word::tag(w) == h.grant.tag && !format::slot_word::revoked(w);
-  return ours ? format::slot_word::count(w) : 1;
+  const auto held = format::read_held(w, h.grant.tag);
+  if (!held) note_violation(h);
+  return held.value_or(0);
 }
 
 std::uint64_t SlotLeases::held(const std::string& name) const {

@@ -14,9 +14,12 @@
 // give-back.
 //
 // Not thread-safe: the coordinator calls it under its mutex. What a client
-// writes into its page can make its own leases look busy or its own views
-// wrong, never touch another connection's slots (each has its own page), and
-// never make the daemon wait for it (revoke gives up on a contended word).
+// writes into its page can make its own leases look busy (at most
+// kMaxCount per slot) or its own views wrong, never touch another
+// connection's slots (each has its own page), never make the daemon wait
+// for it (revoke gives up on a contended word), and never hold memory with
+// a word no honest client writes (a violation: counted 0, revoked and
+// ended at the next look).
 #pragma once
 
 #include <cstdint>
@@ -100,13 +103,17 @@ class SlotLeases {
 
   // Slot leases on `name` (each is one lease of the LeaseTable).
   std::size_t count(const std::string& name) const;
-  // Leases taken through the slots on `name` now, as their words say (a
-  // word the daemon cannot read as its grant counts as one).
+  // Leases taken through the slots on `name` now, as their words say: at
+  // most format::slot_word::kMaxCount each; a word that breaks the contract
+  // (format::plausible) counts 0 and is a violation: the next revoke() or
+  // revoke_of() that looks at it ends its lease, whatever its count.
   std::uint64_t held(const std::string& name) const;
   std::uint64_t held_total() const;
   std::size_t size() const { return leases_.size(); }
   // Leases taken through slots so far (not counting the granting ACQUIREs).
   std::uint64_t uses() const;
+  // Slots whose word broke the contract so far (each counted once).
+  std::uint64_t violations() const { return violations_; }
 
   // Aborts unless every slot lease is a live lease of `table` and the
   // indexes agree. O(slot leases).
@@ -123,14 +130,19 @@ class SlotLeases {
     // The most uses read so far: what counts, so the hit counter never goes
     // back even if the client rewrites the word (it can only inflate it).
     mutable std::uint64_t uses_high = 0;
+    // Its word broke the contract once (counted in violations_; the slot
+    // counts 0 from then on, and the next look that wants it ends it).
+    mutable bool violated = false;
   };
   struct PageState {
     std::vector<std::uint32_t> free;                     // slot indexes not granted
     std::unordered_map<std::string, LeaseId> by_name;    // at most one slot per adapter
   };
   std::uint64_t uses_of(const Held& h) const;
-  // Leases taken through the slot now (a word that is not its grant: 1).
-  static std::uint64_t held_through(const Held& h);
+  // Leases taken through the slot now (format::read_held; a violation: 0,
+  // and noted).
+  std::uint64_t held_through(const Held& h) const;
+  void note_violation(const Held& h) const;
   // revoke_slot() on each; the leases of those it revoked.
   std::vector<std::pair<LeaseId, std::string>> revoke_each(const std::vector<LeaseId>& ids);
   // Revokes and frees; folds its uses into ended_uses_.
@@ -140,6 +152,9 @@ class SlotLeases {
   std::unordered_map<const LeaseSlotPage*, PageState> pages_;  // pages with a slot granted
   std::unordered_map<std::string, std::vector<LeaseId>> by_name_;
   std::uint64_t ended_uses_ = 0;    // uses of slots freed so far (saturating)
+  // Slots seen breaking the contract (format::plausible); read under the
+  // coordinator's mutex, as everything here, also from const figures.
+  mutable std::uint64_t violations_ = 0;
 };
 
 }  // namespace genomed::loader

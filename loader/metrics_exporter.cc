@@ -25,6 +25,7 @@ const std::set<std::string>& counter_stats() {
                                                   "request_restarts",
                                                   "leases_granted",
                                                   "slot_hits",
+                                                  "lease_slot_violations",
                                                   "worker_restarts",
                                                   "worker_crashes",
                                                   "worker_timeouts",

@@ -52,6 +52,21 @@
 //    bytes under their views may have been reused by then: views of a lease
 //    whose connection has closed must not be used. The client learns that
 //    the daemon closed a connection only at its next request on it.
+//
+// fork(). A Client and its Leases belong to the process that connected. A
+// child of fork() (a pre-fork server's worker, multiprocessing) inherits
+// copies of them that share the parent's socket and lease-slot page, so in
+// the child they never write or read the socket, shut it down, or change
+// the slot page: destroying or release()-ing an inherited Lease, or
+// destroying an inherited Client, leaves the parent's leases held and its
+// connection as it was. Every request on an inherited Client fails with
+// Errc::not_connected ("... is a child of fork() ...: connect again in this
+// process"), and broken() is true there. Views of an inherited Lease stay
+// mapped, but only the parent's lease protects them, which the parent may
+// end at any time: a child takes its own leases on its own Client.
+// (Noticed through pthread_atfork, registered at the first connect; a
+// process made by clone() or vfork() without fork()'s handlers must exec
+// or exit without touching them.)
 #pragma once
 
 #include <chrono>
@@ -255,8 +270,9 @@ class Client {
   Result<Health> health(Timeout timeout = std::nullopt);
 
   // True once a request (or writing a RELEASE) timed out, the daemon sent a
-  // frame that breaks the protocol, or the connection was lost: every further
-  // request fails with Errc::not_connected.
+  // frame that breaks the protocol, or the connection was lost, and in a
+  // child of fork() of the process that connected: every further request
+  // fails with Errc::not_connected.
   bool broken() const;
 
   std::uint64_t arena_bytes() const;

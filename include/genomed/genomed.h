@@ -37,6 +37,24 @@
  * Threads. A client may be used from several threads at once (requests on
  * one connection are serialized). A lease may be read from several threads;
  * releasing it must not race with reading it.
+ *
+ * Arguments. No argument a caller can check makes a call misbehave: a NULL
+ * pointer, a count of 0 or above GENOMED_MAX_BATCH, an index past the end,
+ * a NULL entry in an array, or a string longer than its limit below is
+ * GENOMED_ERRC_BAD_REQUEST with a message naming the argument, and nothing
+ * is sent. (Pointers that are not NULL must point where the declaration
+ * says: a freed handle, a short array or an unterminated string cannot be
+ * told from a good one.) Accessors that cannot report an error return 0,
+ * "" or NULL-safe defaults for a NULL handle.
+ *
+ * fork(). A client and its leases belong to the process that connected. In
+ * a child of fork() (a pre-fork server's worker), genomed_lease_release()
+ * and genomed_client_close() of inherited handles free them and send
+ * nothing: the parent's leases stay held, its connection and its lease-slot
+ * page untouched. Every call that would send a request on an inherited
+ * client returns GENOMED_ERRC_NOT_CONNECTED (the message says to connect
+ * again in the child) and genomed_client_broken() is 1. Views of an
+ * inherited lease are protected only by the parent's lease: take your own.
  */
 #ifndef GENOMED_GENOMED_H
 #define GENOMED_GENOMED_H
@@ -62,6 +80,12 @@ typedef struct genomed_error {
   genomed_errc code;   /* as returned */
   char message[1024];  /* NUL-terminated; truncated if longer; "" on success */
 } genomed_error;
+
+/* Limits of the arguments (longer or more: GENOMED_ERRC_BAD_REQUEST). */
+#define GENOMED_MAX_BATCH 64          /* names of one genomed_acquire_batch */
+#define GENOMED_MAX_NAME 512          /* bytes of an adapter name (the daemon's limit) */
+#define GENOMED_MAX_TENSOR_NAME 1024  /* bytes of a tensor name (the layout's limit) */
+#define GENOMED_MAX_CLIENT_NAME 1024  /* bytes of genomed_client_options.client_name */
 
 /* Timeouts are milliseconds >= 0, or one of these. */
 #define GENOMED_TIMEOUT_DEFAULT (-1) /* the client's option for that kind of call */
@@ -92,7 +116,7 @@ genomed_errc genomed_connect(const char* socket_path, const genomed_client_optio
 void genomed_client_close(genomed_client* client);
 
 /* 1 once the connection can serve no more requests (a timeout, a protocol
- * error, a lost connection): connect again. 0 otherwise. */
+ * error, a lost connection, a child of fork()): connect again. 0 otherwise. */
 int genomed_client_broken(const genomed_client* client);
 /* The pid of the daemon; the size of its arena in bytes. */
 uint64_t genomed_client_daemon_pid(const genomed_client* client);
@@ -106,7 +130,10 @@ genomed_errc genomed_acquire(genomed_client* client, const char* name, int64_t t
 
 /* Several adapters in one round trip, all or nothing: on success
  * leases[0..count-1] are new handles (leases[i] for names[i]), each released
- * on its own; on failure every leases[i] is NULL and nothing is held. */
+ * on its own; on failure every leases[i] is NULL and nothing is held.
+ * `count` must be 1..GENOMED_MAX_BATCH: otherwise GENOMED_ERRC_BAD_REQUEST
+ * and `leases` is not written at all (the count says nothing about its
+ * room). */
 genomed_errc genomed_acquire_batch(genomed_client* client, const char* const* names, size_t count,
                                    int64_t timeout_ms, genomed_lease** leases,
                                    genomed_error* error);

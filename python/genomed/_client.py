@@ -17,6 +17,15 @@ stays valid:
   protocol (the daemon ends a connection's leases when it closes); it closes
   when the last of them is gone.
 
+fork(): a client and its leases belong to the process that connected. A
+child of ``os.fork()`` (gunicorn's workers, ``multiprocessing`` with fork)
+inherits copies that share the parent's socket, so in the child they send
+and read nothing: dropping or releasing an inherited lease, or closing an
+inherited client, leaves the parent's leases held; every call raises
+:class:`genomed.NotConnectedError` telling the child to connect again
+(``os.register_at_fork`` marks them in the child; the owner's pid is checked
+too, for a fork that ran no Python hooks).
+
 Threads: one call (request + reply) at a time per connection, under the call
 lock. RELEASE is one-way and written under a separate write lock that is never
 held across a wait for a reply. Finalizers run inside garbage collection, in
@@ -144,10 +153,23 @@ class _Exporter:
 
 # ---- the connection -----------------------------------------------------------
 
+# Every open connection of this process, for the fork hook below.
+_connections: "weakref.WeakSet[_Connection]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for conn in list(_connections):
+        conn.forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
 
 class _Connection:
     def __init__(self, stream: _wire.Stream, path: str, mapping: _Mapping, arena_bytes: int,
                  pid: int, server: str) -> None:
+        self._owner_pid = os.getpid()  # the process that connected: the only one that may use it
+        self._forked = False  # this process is a child of fork() of the owner (forked())
         self.stream = stream
         self.path = path
         self.arena_bytes = arena_bytes
@@ -166,6 +188,40 @@ class _Connection:
         self._cache: "collections.OrderedDict[Tuple[int, int, int], _layout.ParsedAdapter]" = (
             collections.OrderedDict())
         self._cache_lock = threading.Lock()
+        _connections.add(self)
+
+    # -- fork() ------------------------------------------------------------------
+
+    def forked(self) -> None:
+        """In a child of fork() of the owner: the socket is the parent's (a byte
+        written or read here would mix with its requests and replies), and so
+        are the leases (a RELEASE from here would end them under the parent's
+        views). So nothing is sent from here, RELEASEs queued by the parent are
+        dropped, and every call refuses. The child's copy of the socket
+        descriptor is closed like any other when the connection ends here:
+        that leaves the parent's open (no shutdown() is ever called)."""
+        self._forked = True
+        # A thread of the parent may have held them at the fork; it does not exist here.
+        self._call_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._cache_lock = threading.Lock()
+        self._releases = collections.deque()
+        self._outbox = b""
+        self._no_writes = True
+        self._closing = (f"this client was connected by process {self._owner_pid}; this "
+                         f"process ({os.getpid()}) is a child of fork() and cannot use it (its "
+                         "requests and replies would mix with the parent's on the one socket)"
+                         ": connect() again in this process")
+
+    def _owned(self) -> bool:
+        """False in a child of fork() (marked by the fork hook; the pid check
+        catches a fork that ran no Python hooks, and marks it then)."""
+        if self._forked:
+            return False
+        if self._owner_pid != os.getpid():
+            self.forked()
+            return False
+        return True
 
     # -- requests ----------------------------------------------------------------
 
@@ -184,6 +240,8 @@ class _Connection:
         timeout) and the exception propagates."""
         frame = _wire.encode_frame(request)
         op = request["op"]
+        if not self._owned():  # before the call lock: see forked()
+            raise _errors.make("not_connected", f"{op}: {self._closing}")
         if deadline is None and timeout is not None:
             deadline = time.monotonic() + timeout
         try:
@@ -314,6 +372,7 @@ class _Connection:
     def _kick(self) -> None:
         """Drains queued RELEASEs, and closes a closing connection without views.
         Never blocks: when a lock is busy its holder does this after unlocking."""
+        self._owned()  # in a child of fork(): nothing is written from here
         while True:
             if self._releases or self._outbox:
                 if not self._write_lock.acquire(blocking=False):
@@ -683,8 +742,10 @@ class Client:
     @property
     def closed(self) -> bool:
         """True once the client accepts no more calls (close(), a timeout, a call
-        interrupted by another exception, a reply that breaks the protocol, or a
-        lost connection). The socket itself closes when the last view is gone."""
+        interrupted by another exception, a reply that breaks the protocol, a
+        lost connection, or in a child of fork() of the process that connected).
+        The socket itself closes when the last view is gone."""
+        self._conn._owned()  # marks an inherited connection after a fork without hooks
         return self._conn._closing is not None
 
     def _timeout(self, timeout: Timeout, load: bool = False) -> Optional[float]:

@@ -259,7 +259,7 @@ def test_load_unload_list_stats_health_records(daemon: Daemon, client: genomed.C
         "loads_started", "loads_completed", "loads_failed", "loads_cancelled", "hits", "misses",
         "evictions", "bytes_resident", "bytes_reserved", "bytes_loaded", "admission_waiting", "request_restarts", "budget_bytes",
         "adapters_resident", "adapters_loading", "leases_active", "leases_granted",
-        "lease_slots", "slot_hits",
+        "lease_slots", "slot_hits", "lease_slot_violations",
         "workers_alive", "worker_restarts", "worker_crashes", "worker_timeouts", "queue_depth",
         "load_retries", "quarantined", "breaker_state", "breaker_transitions", "pool_healthy",
         "workers_busy", "pool_saturated", "probes_waiting",

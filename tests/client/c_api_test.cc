@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cctype>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <regex>
@@ -121,6 +122,32 @@ TEST(CApi, NullArgumentsAndBadTimeoutsAreBadRequests) {
   genomed_tensor tensor;
   EXPECT_EQ(genomed_lease_find_tensor(nullptr, "t", &tensor, &error), GENOMED_ERRC_BAD_REQUEST);
   EXPECT_EQ(genomed_lease_verify(nullptr, &error), GENOMED_ERRC_BAD_REQUEST);
+}
+
+// A count that is no batch (0, past GENOMED_MAX_BATCH, SIZE_MAX from a bug)
+// is refused before `leases` is written: it used to be filled with count
+// NULLs, past the end of the caller's array.
+TEST(CApi, ABatchCountOutOfRangeIsABadRequestAndWritesNothing) {
+  auto* const canary = reinterpret_cast<genomed_lease*>(std::uintptr_t{0x5a5a});
+  const char* names[2] = {"a", "b"};
+  for (const size_t count : {size_t{0}, size_t{GENOMED_MAX_BATCH + 1}, SIZE_MAX / 2, SIZE_MAX}) {
+    genomed_lease* leases[2] = {canary, canary};
+    genomed_error error;
+    EXPECT_EQ(genomed_acquire_batch(nullptr, names, count, 0, leases, &error),
+              GENOMED_ERRC_BAD_REQUEST)
+        << count;
+    EXPECT_EQ(leases[0], canary) << count;
+    EXPECT_EQ(leases[1], canary) << count;
+    EXPECT_NE(std::string(error.message).find("GENOMED_MAX_BATCH"), std::string::npos)
+        << error.message;
+  }
+  // A count in range: all or nothing, every entry NULL whatever failed.
+  genomed_lease* leases[2] = {canary, canary};
+  genomed_error error;
+  EXPECT_EQ(genomed_acquire_batch(nullptr, names, 2, 0, leases, &error), GENOMED_ERRC_BAD_REQUEST);
+  EXPECT_STREQ(error.message, "genomed_acquire_batch: client is NULL");
+  EXPECT_EQ(leases[0], nullptr);
+  EXPECT_EQ(leases[1], nullptr);
 }
 
 TEST(CApi, AccessorsAndDestructorsTakeNull) {

@@ -40,11 +40,12 @@ TEST(LeaseSlot, AnotherGrantsTagIsRefusedBothWays) {
   EXPECT_FALSE(take_slot_lease(s, 8));
   EXPECT_EQ(give_back_slot_lease(s, 8), GiveBack::stale);
   EXPECT_EQ(w::count(s.word.load()), 1u);  // untouched
-  // The daemon never ends a lease on a word that is not its grant: it only
-  // wants it back (a page this wrong is the client's own doing).
-  EXPECT_EQ(revoke_slot(s, 8), Revoke::in_use);
-  EXPECT_FALSE(w::revoked(s.word.load()));
-  EXPECT_EQ(w::count(s.word.load()), 1u);
+  // To the daemon, a word that is not its grant is a violation (no honest
+  // client changes the tag): it holds nothing, and is revoked at once.
+  EXPECT_EQ(read_held(s.word.load(), 8), std::nullopt);
+  EXPECT_EQ(revoke_slot(s, 8), Revoke::violation);
+  EXPECT_TRUE(w::revoked(s.word.load()));
+  EXPECT_FALSE(take_slot_lease(s, 7));
 }
 
 TEST(LeaseSlot, AnIdleSlotIsRevokedAndTakesNothingMore) {
@@ -77,6 +78,32 @@ TEST(LeaseSlot, ACountTheClientFilledIsNotPassed) {
   s.uses.store(0);
   EXPECT_FALSE(take_slot_lease(s, 9));
   EXPECT_EQ(w::count(s.word.load()), w::kCountMask);
+}
+
+// kMaxCount bounds what a slot holds: a client takes no more, and the
+// daemon counts no more (a larger count is a violation, worth nothing).
+TEST(LeaseSlot, NoSlotHoldsMoreThanItsMaximum) {
+  GrantedSlot s(4);
+  const std::uint64_t at = w::granted(4) & ~w::kCountMask;
+  s.word.store(at | (w::kMaxCount - 1));
+  EXPECT_TRUE(take_slot_lease(s, 4));
+  EXPECT_EQ(w::count(s.word.load()), w::kMaxCount);
+  EXPECT_FALSE(take_slot_lease(s, 4)) << "took past the slot's maximum";
+  EXPECT_EQ(read_held(s.word.load(), 4), w::kMaxCount);
+  EXPECT_EQ(revoke_slot(s, 4), Revoke::in_use) << "a plausible count is held";
+
+  for (const std::uint64_t hostile : {at | (w::kMaxCount + 1), at | w::kCountMask,
+                                      at | w::kRevoked | 2, w::granted(5)}) {
+    EXPECT_FALSE(plausible(hostile, 4)) << std::hex << hostile;
+    EXPECT_EQ(read_held(hostile, 4), std::nullopt) << std::hex << hostile;
+    s.word.store(hostile);
+    EXPECT_EQ(revoke_slot(s, 4), Revoke::violation) << std::hex << hostile;
+    EXPECT_TRUE(w::revoked(s.word.load()));
+  }
+  // What honest clients leave: counts up to the maximum; a slot they
+  // revoked with their last give-back counts its lease until RELEASE.
+  EXPECT_EQ(read_held(at | 3, 4), 3u);
+  EXPECT_EQ(read_held(at | w::kWanted | w::kRevoked, 4), 1u);
 }
 
 // Client threads take and give back on one slot while the daemon wants it
