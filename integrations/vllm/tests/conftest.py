@@ -1,0 +1,64 @@
+"""Fixtures of the vLLM integration tests: the tiny model and PEFT adapters
+(vllm_fixtures.py), one real genomed serving them (python/tests'
+genomed_testing), and the environment vLLM needs on CPU in a test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Dict, Iterator
+
+# Before vLLM is imported anywhere: the engine in this process (start-up in
+# seconds instead of a spawned engine core), and a small KV cache.
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
+import genomed  # noqa: E402
+import pytest  # noqa: E402
+
+import vllm_fixtures  # noqa: E402  (puts python/tests on sys.path)
+import genomed_testing  # noqa: E402
+from genomed_testing import Daemon  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def scratch_parent() -> Iterator[Path]:
+    """Every Daemon of the session makes its directory here; it must be empty
+    at the end (as python/tests/conftest.py checks for the client's tests)."""
+    parent = Path(tempfile.mkdtemp(prefix="genomed-vllm-session-"))
+    genomed_testing.scratch_parent = parent
+    try:
+        yield parent
+    finally:
+        genomed_testing.scratch_parent = None
+        left = sorted(p.name for p in parent.iterdir())
+        shutil.rmtree(parent)
+    assert not left, f"tests left these behind in their scratch directory: {left}"
+
+
+@pytest.fixture(scope="session")
+def fixtures(tmp_path_factory) -> Dict[str, Path]:
+    """name -> directory: 'base' (model and tokenizer) and every adapter."""
+    return vllm_fixtures.write_all(tmp_path_factory.mktemp("vllm"))
+
+
+@pytest.fixture(scope="session")
+def daemon(fixtures) -> Iterator[Daemon]:
+    """One genomed for the session: the fixtures' adapters, and its own root
+    (daemon.root) for adapters a test writes. GENOMED_SOCKET points at it, so
+    the plugin is on in this process and in the servers the tests start."""
+    with Daemon(roots=[fixtures["plain"].parent], budget="256M") as d:
+        os.environ["GENOMED_SOCKET"] = d.socket
+        try:
+            yield d
+        finally:
+            os.environ.pop("GENOMED_SOCKET", None)
+
+
+@pytest.fixture(scope="session")
+def client(daemon) -> Iterator[genomed.Client]:
+    with genomed.connect(daemon.socket) as c:
+        yield c
+
