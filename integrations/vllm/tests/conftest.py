@@ -5,8 +5,6 @@ genomed_testing), and the environment vLLM needs on CPU in a test."""
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Dict, Iterator
 
@@ -25,17 +23,10 @@ from genomed_testing import Daemon  # noqa: E402
 
 @pytest.fixture(scope="session", autouse=True)
 def scratch_parent() -> Iterator[Path]:
-    """Every Daemon of the session makes its directory here; it must be empty
-    at the end (as python/tests/conftest.py checks for the client's tests)."""
-    parent = Path(tempfile.mkdtemp(prefix="genomed-vllm-session-"))
-    genomed_testing.scratch_parent = parent
-    try:
+    """Every Daemon of the session makes its directory here; it must be empty at
+    the end (genomed_testing.scratch_session, as for the client's tests)."""
+    with genomed_testing.scratch_session("genomed-vllm-session-") as parent:
         yield parent
-    finally:
-        genomed_testing.scratch_parent = None
-        left = sorted(p.name for p in parent.iterdir())
-        shutil.rmtree(parent)
-    assert not left, f"tests left these behind in their scratch directory: {left}"
 
 
 @pytest.fixture(scope="session")
