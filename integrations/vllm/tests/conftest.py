@@ -53,3 +53,13 @@ def client(daemon) -> Iterator[genomed.Client]:
     with genomed.connect(daemon.socket) as c:
         yield c
 
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
+    """A failed test that used vLLM's server shows the server's last lines."""
+    outcome = yield
+    report = outcome.get_result()
+    server = getattr(item, "funcargs", {}).get("server")
+    if report.failed and server is not None:
+        report.sections.append(("vLLM server log (last lines)", server.log()))
