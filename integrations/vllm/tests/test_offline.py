@@ -9,7 +9,6 @@ model's (so an adapter that is not applied cannot pass).
 
 from __future__ import annotations
 
-import shutil
 from typing import List, Optional
 
 import genomed
@@ -122,9 +121,7 @@ def test_lru_eviction_of_vllms_cpu_cache_releases_the_lease(llm, client):
 
 def test_changed_files_under_one_name_get_a_new_identity_and_take_effect(llm, daemon, client,
                                                                          fixtures):
-    spec = next(s for s in vllm_fixtures.ADAPTERS if s.name == "plain")
-    path = daemon.root / "changing"
-    vllm_fixtures.write_adapter(fixtures["base"], spec, path, seed=100)
+    path = vllm_fixtures.rewrite(fixtures["base"], daemon.root, "changing", "plain", seed=100)
     first = genomed_vllm.lora_request("changing")
     before = generate(llm, first)
     assert before == generate(llm, from_directory(path))
@@ -132,8 +129,7 @@ def test_changed_files_under_one_name_get_a_new_identity_and_take_effect(llm, da
     llm.llm_engine.remove_lora(first.lora_int_id)
     wait_for(lambda: leases(client)["changing"] == 0, what="vLLM's lease to end")
     assert client.unload("changing").outcome == "freed"
-    shutil.rmtree(path)
-    vllm_fixtures.write_adapter(fixtures["base"], spec, path, seed=200)
+    vllm_fixtures.rewrite(fixtures["base"], daemon.root, "changing", "plain", seed=200)
     second = genomed_vllm.lora_request("changing")
     assert second.lora_path != first.lora_path and second.lora_int_id != first.lora_int_id
     after = generate(llm, second)
@@ -145,13 +141,10 @@ def test_changed_files_under_one_name_get_a_new_identity_and_take_effect(llm, da
 def test_an_old_identity_is_never_served_with_new_content(llm, daemon, client, fixtures):
     """A LoRARequest made before the files changed names the old content:
     vLLM's worker refuses to build it from what genomed holds now."""
-    spec = next(s for s in vllm_fixtures.ADAPTERS if s.name == "rslora")
-    path = daemon.root / "stale"
-    vllm_fixtures.write_adapter(fixtures["base"], spec, path, seed=300)
+    path = vllm_fixtures.rewrite(fixtures["base"], daemon.root, "stale", "rslora", seed=300)
     old = genomed_vllm.lora_request("stale")
     assert client.unload("stale").outcome == "freed"
-    shutil.rmtree(path)
-    vllm_fixtures.write_adapter(fixtures["base"], spec, path, seed=400)
+    vllm_fixtures.rewrite(fixtures["base"], daemon.root, "stale", "rslora", seed=400)
     with pytest.raises(GenomedLoRAError) as info:
         llm.llm_engine.add_lora(old)
     assert info.value.code == "content_changed"

@@ -163,19 +163,18 @@ def test_dora_is_refused_with_a_clear_error_never_served(server):
 
 def test_unload_change_load_serves_the_new_weights_and_leases_follow(server, daemon, client,
                                                                      fixtures):
-    spec = next(s for s in vllm_fixtures.ADAPTERS if s.name == "plain")
-    path = daemon.root / "changing"
-    vllm_fixtures.write_adapter(fixtures["base"], spec, path, seed=100)
-    before = server.complete("changing")
+    path = vllm_fixtures.rewrite(fixtures["base"], daemon.root, "changing-http", "plain",
+                                 seed=100)
+    before = server.complete("changing-http")
     # vLLM's engine holds the adapter, so genomed shows its lease.
-    assert leases(client)["changing"] == 1
-    server.unload("changing")
+    assert leases(client)["changing-http"] == 1
+    server.unload("changing-http")
     # The plugin also removed it from the engine: the lease ends.
-    wait_for(lambda: leases(client)["changing"] == 0, what="vLLM's lease to end")
-    assert client.unload("changing").outcome == "freed"
-    shutil.rmtree(path)
-    vllm_fixtures.write_adapter(fixtures["base"], spec, path, seed=200)
-    after = server.complete("changing")
+    wait_for(lambda: leases(client)["changing-http"] == 0, what="vLLM's lease to end")
+    assert client.unload("changing-http").outcome == "freed"
+    vllm_fixtures.rewrite(fixtures["base"], daemon.root, "changing-http", "plain",
+                          seed=200)
+    after = server.complete("changing-http")
     assert after != before
     server.load_directory("dir-changing-200", path)
     assert after == server.complete("dir-changing-200")

@@ -15,6 +15,7 @@ a tensor whose dtype is its lora_dtype as it is).
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Dict, List
@@ -103,6 +104,16 @@ def write_adapter(base_dir: Path, spec: AdapterSpec, out: Path, seed: int = 0) -
     peft_fixtures._randomise_trainable(model, spec.seed + seed)
     model.save_pretrained(out)
     return out
+
+
+def rewrite(base_dir: Path, root: Path, name: str, like: str, seed: int) -> Path:
+    """Writes adapter `name` under `root` (replacing its files if any): the kind of
+    adapter `like`, with weights drawn from `seed`."""
+    path = root / name
+    if path.exists():
+        shutil.rmtree(path)
+    spec = next(s for s in ADAPTERS if s.name == like)
+    return write_adapter(base_dir, spec, path, seed=seed)
 
 
 def write_all(out: Path) -> Dict[str, Path]:
