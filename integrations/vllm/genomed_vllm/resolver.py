@@ -10,7 +10,8 @@ thread (asyncio.to_thread), so a cold load never blocks vLLM's event loop.
 
 Errors are raised, not turned into None: vLLM would answer a bare 404 or a
 generic 400; a GenomedLoRAError reaches the HTTP client with its status and
-genomed's code and message.
+genomed's code and message. The one exception: a name genomed does not have
+while other resolvers are registered gives None, so that vLLM asks them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Optional
 import genomed
 from vllm.lora.peft_helper import PEFTHelper
 from vllm.lora.request import LoRARequest
-from vllm.lora.resolver import LoRAResolver
+from vllm.lora.resolver import LoRAResolver, LoRAResolverRegistry
 
 from . import connection, errors, identity
 
@@ -40,8 +41,11 @@ def resolve(name: str, socket: Optional[str] = None) -> identity.AdapterRef:
     # The worker runs the full check (PEFTHelper.validate_legal, with the
     # engine's max_lora_rank); refusing the kinds vLLM never serves here
     # gives the client vLLM's reason instead of a bare "could not be loaded".
+    # (_validate_features is vLLM 0.32's; a vLLM without it leaves the check
+    # to the worker.)
     try:
-        reasons = PEFTHelper.from_dict(config)._validate_features()
+        helper = PEFTHelper.from_dict(config)
+        reasons = getattr(helper, "_validate_features", list)()
     except (ValueError, TypeError) as e:
         reasons = [str(e)]
     if reasons:
@@ -56,7 +60,14 @@ class GenomedResolver(LoRAResolver):
         self.socket = socket
 
     async def resolve_lora(self, base_model_name: str, lora_name: str) -> Optional[LoRARequest]:
-        ref = await asyncio.to_thread(resolve, lora_name, self.socket)
+        try:
+            ref = await asyncio.to_thread(resolve, lora_name, self.socket)
+        except errors.GenomedLoRAError as e:
+            # A name genomed does not have may be another resolver's: with
+            # others registered, step aside (vLLM then answers its bare 404).
+            if e.code == "not_found" and len(LoRAResolverRegistry.get_supported_resolvers()) > 1:
+                return None
+            raise
         # lora_int_id is assigned by vLLM's serving layer (it overwrites it).
         return LoRARequest(lora_name=lora_name, lora_int_id=1, lora_path=ref.lora_path,
                            base_model_name=base_model_name)

@@ -4,6 +4,7 @@ genomed's error families, and the connection surviving a restarted daemon."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -16,7 +17,8 @@ import pytest
 from genomed_testing import Daemon
 from genomed_vllm import errors, identity
 from genomed_vllm.errors import GenomedLoRAError
-from genomed_vllm.resolver import resolve
+from genomed_vllm.resolver import GenomedResolver, resolve
+from vllm.lora.resolver import LoRAResolver, LoRAResolverRegistry
 
 PROBE = """
 from vllm.plugins import load_general_plugins
@@ -92,3 +94,30 @@ def test_a_restarted_daemon_is_reconnected_to_and_a_daemon_down_is_503(tmp_path,
         resolve("plain", str(link))
     assert info.value.code == "not_connected"
     assert info.value.http_status == HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class _Other(LoRAResolver):
+    async def resolve_lora(self, base_model_name, lora_name):  # type: ignore[no-untyped-def]
+        return None
+
+
+def test_an_unknown_name_steps_aside_for_other_resolvers_only(daemon):
+    ours = GenomedResolver(daemon.socket)
+    before = dict(LoRAResolverRegistry.resolvers)
+    try:
+        LoRAResolverRegistry.resolvers.clear()
+        LoRAResolverRegistry.register_resolver("genomed", ours)
+        with pytest.raises(GenomedLoRAError) as info:
+            asyncio.run(ours.resolve_lora("base", "no-such-adapter"))
+        assert info.value.code == "not_found"
+        LoRAResolverRegistry.register_resolver("other", _Other())
+        assert asyncio.run(ours.resolve_lora("base", "no-such-adapter")) is None
+        # Other errors are still genomed's to tell.
+        with pytest.raises(GenomedLoRAError) as info:
+            asyncio.run(ours.resolve_lora("base", "dora"))
+        assert info.value.code == "vllm_refused"
+        found = asyncio.run(ours.resolve_lora("base", "plain"))
+        assert found.lora_path.startswith("genomed://plain@") and found.lora_name == "plain"
+    finally:
+        LoRAResolverRegistry.resolvers.clear()
+        LoRAResolverRegistry.resolvers.update(before)
