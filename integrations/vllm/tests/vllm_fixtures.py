@@ -79,11 +79,12 @@ ADAPTERS: List[AdapterSpec] = [
 SERVED = [a.name for a in ADAPTERS if not a.lora.get("use_dora")]
 
 
-def write_base(out: Path) -> Path:
-    """The base model and its tokenizer in `out` (one directory, as vLLM wants)."""
+def write_base(out: Path, llama: Dict[str, Any] = LLAMA) -> Path:
+    """The base model (LlamaConfig(**llama)) and its tokenizer in `out` (one
+    directory, as vLLM wants)."""
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    config = transformers.LlamaConfig(**LLAMA)
+    config = transformers.LlamaConfig(**llama)
     torch.manual_seed(0)
     model = transformers.LlamaForCausalLM(config).to(torch.float32).eval()
     model.save_pretrained(out)
