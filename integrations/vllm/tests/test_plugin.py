@@ -20,6 +20,8 @@ from genomed_vllm.errors import GenomedLoRAError
 from genomed_vllm.resolver import GenomedResolver, resolve
 from vllm.lora.resolver import LoRAResolver, LoRAResolverRegistry
 
+import vllm_fixtures
+
 PROBE = """
 from vllm.plugins import load_general_plugins
 from vllm.lora.resolver import LoRAResolverRegistry
@@ -121,3 +123,22 @@ def test_an_unknown_name_steps_aside_for_other_resolvers_only(daemon):
     finally:
         LoRAResolverRegistry.resolvers.clear()
         LoRAResolverRegistry.resolvers.update(before)
+
+
+def test_a_wrong_base_model_and_a_full_budget_reach_vllm_with_genomeds_code(tmp_path, fixtures):
+    # genomed --base-model another model: the adapter (hidden 64) does not fit it.
+    other = vllm_fixtures.write_base(tmp_path / "other", dict(
+        vllm_fixtures.LLAMA, hidden_size=128, intermediate_size=256))
+    with Daemon(roots=[fixtures["plain"].parent], base_model=other) as daemon:
+        with pytest.raises(GenomedLoRAError) as info:
+            resolve("plain", daemon.socket)
+    assert info.value.code == "incompatible_base_model"
+    assert info.value.http_status == HTTPStatus.UNPROCESSABLE_ENTITY
+    # An adapter larger than genomed's whole budget.
+    with Daemon(budget="1M") as daemon:
+        daemon.add_adapter("big", rank=64, layers=8, hidden=1024, dtype="F32")
+        with pytest.raises(GenomedLoRAError) as info:
+            resolve("big", daemon.socket)
+    assert info.value.code == "too_large"
+    assert info.value.http_status == HTTPStatus.INSUFFICIENT_STORAGE
+    assert "--budget" in info.value.message  # genomed's hint
