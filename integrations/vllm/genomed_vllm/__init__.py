@@ -25,6 +25,7 @@ __all__ = ["register", "lora_request", "ENV_SOCKET", "RESOLVER_NAME"]
 __version__ = "0.1.0"
 
 RESOLVER_NAME = "genomed"
+TESTED_VLLM = "0.32."
 # Under "vllm." so that vLLM's logging configuration shows it beside its own lines.
 logger = logging.getLogger("vllm.genomed_vllm")
 
@@ -34,9 +35,15 @@ def register() -> None:
     path = socket_path()
     if path is None:
         return
+    import vllm
     from vllm.lora.resolver import LoRAResolverRegistry
 
     from . import resolver, server, worker
+
+    if not vllm.__version__.startswith(TESTED_VLLM):
+        # The worker hook and the unload wrapper patch vLLM's internals.
+        logger.warning("genomed: this plugin was tested with vLLM %s.x, not %s: check "
+                       "docs/vllm.md before relying on it", TESTED_VLLM, vllm.__version__)
 
     worker.install()
     server.install()
