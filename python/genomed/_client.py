@@ -572,6 +572,14 @@ class Lease:
         return {t.name: t.shape for t in self._parsed.tensors}
 
     @property
+    def checksums(self) -> Dict[str, int]:
+        """Tensor name -> XXH3-64 (seed 0) of its bytes, as the load recorded them
+        in the resident header (what ``verify()`` checks against). With ``dtypes``,
+        ``shapes`` and ``config`` it identifies the adapter's content without
+        reading the tensors: the vLLM plugin keys its state by a digest of them."""
+        return {t.name: t.checksum for t in self._parsed.tensors}
+
+    @property
     def config(self) -> Dict[str, Any]:
         """The adapter's adapter_config.json as the daemon validated it (a new dict
         on every access; unknown keys are kept)."""

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -22,18 +20,9 @@ from genomed_testing import Daemon  # noqa: E402
 @pytest.fixture(scope="session", autouse=True)
 def scratch_parent() -> Iterator[Path]:
     """Every Daemon of the session makes its directory here; at the end the
-    directory must be empty (each test removed what it made), else the
-    session fails naming what was left. A directory of its own, so that the
-    check never sees what concurrent runs put in /tmp."""
-    parent = Path(tempfile.mkdtemp(prefix="genomed-py-session-"))
-    genomed_testing.scratch_parent = parent
-    try:
+    directory must be empty (genomed_testing.scratch_session)."""
+    with genomed_testing.scratch_session() as parent:
         yield parent
-    finally:
-        genomed_testing.scratch_parent = None
-        left = sorted(p.name for p in parent.iterdir())
-        shutil.rmtree(parent)
-    assert not left, f"tests left these behind in their scratch directory: {left}"
 
 
 @pytest.hookimpl(hookwrapper=True)

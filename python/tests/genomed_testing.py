@@ -10,13 +10,14 @@ text for log().
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, Iterator, List, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,6 +29,24 @@ scratch_parent: Optional[Path] = None
 # Every Daemon made in this process, in order: conftest.py adds the logs of
 # those a failed test started to its report.
 started: List["Daemon"] = []
+
+
+@contextlib.contextmanager
+def scratch_session(prefix: str = "genomed-py-session-") -> Iterator[Path]:
+    """Points scratch_parent at a fresh directory of its own for the body (a test
+    session: conftest.py) and checks at the end that it is empty (each test removed
+    what it made), else fails naming what was left. A directory of its own, so
+    that the check never sees what concurrent runs put in /tmp."""
+    global scratch_parent
+    parent = Path(tempfile.mkdtemp(prefix=prefix))
+    scratch_parent = parent
+    try:
+        yield parent
+    finally:
+        scratch_parent = None
+        left = sorted(p.name for p in parent.iterdir())
+        shutil.rmtree(parent)
+    assert not left, f"tests left these behind in their scratch directory: {left}"
 
 
 def build_dir() -> Path:

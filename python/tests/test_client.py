@@ -336,6 +336,23 @@ def test_verify_passes_then_names_a_tensor_whose_bytes_changed(daemon: Daemon,
         lease.verify()
 
 
+def test_checksums_are_the_xxh3_of_each_tensor_and_change_with_the_files(
+        daemon: Daemon, client: genomed.Client) -> None:
+    xxhash = pytest.importorskip("xxhash")
+    daemon.add_adapter("c", rank=4, layers=2, hidden=64, seed=1)
+    with client.acquire("c") as lease:
+        sums = lease.checksums
+        assert sorted(sums) == sorted(lease.tensors)
+        assert sums == {n: xxhash.xxh3_64_intdigest(a.tobytes()) for n, a in lease.tensors.items()}
+    # Other bytes under the same name, loaded again: other checksums (the vLLM
+    # plugin's content identity relies on it).
+    client.unload("c")
+    daemon.add_adapter("c", rank=4, layers=2, hidden=64, seed=2)
+    with client.acquire("c") as lease:
+        assert sorted(lease.checksums) == sorted(sums)
+        assert all(lease.checksums[n] != sums[n] for n in sums)
+
+
 def test_a_lost_connection_raises_not_connected(daemon: Daemon) -> None:
     client = genomed.connect(daemon.socket)
     assert daemon.stop() == 0

@@ -1,0 +1,78 @@
+"""genomed_vllm: vLLM serves LoRA adapters from genomed (docs/vllm.md).
+
+Installed with pip, vLLM runs `register()` in each of its processes (the
+`vllm.general_plugins` entry point). With GENOMED_SOCKET set it registers
+the resolver (an unknown model name in an OpenAI request is looked up in
+genomed, loaded on a miss) and makes vLLM's worker build genomed's adapters
+from a lease instead of files. Without GENOMED_SOCKET it does nothing.
+
+Offline (`vllm.LLM`, which never consults resolvers):
+
+    import genomed_vllm
+    llm.generate(prompts, params, lora_request=genomed_vllm.lora_request("my-lora"))
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from typing import Dict, Optional
+
+from .connection import ENV_SOCKET, socket_path
+
+__all__ = ["register", "lora_request", "ENV_SOCKET", "RESOLVER_NAME"]
+__version__ = "0.1.0"
+
+RESOLVER_NAME = "genomed"
+TESTED_VLLM = "0.32."
+# Under "vllm." so that vLLM's logging configuration shows it beside its own lines.
+logger = logging.getLogger("vllm.genomed_vllm")
+
+
+def register() -> None:
+    """vLLM's plugin entry point: a no-op unless GENOMED_SOCKET is set."""
+    path = socket_path()
+    if path is None:
+        return
+    import vllm
+    from vllm.lora.resolver import LoRAResolverRegistry
+
+    from . import resolver, server, worker
+
+    if not vllm.__version__.startswith(TESTED_VLLM):
+        # The worker hook and the unload wrapper patch vLLM's internals.
+        logger.warning("genomed: this plugin was tested with vLLM %s.x, not %s: check "
+                       "docs/vllm.md before relying on it", TESTED_VLLM, vllm.__version__)
+
+    worker.install()
+    server.install()
+    if RESOLVER_NAME not in LoRAResolverRegistry.get_supported_resolvers():
+        LoRAResolverRegistry.register_resolver(RESOLVER_NAME, resolver.GenomedResolver(path))
+    logger.info("genomed: serving LoRA adapters from %s", path)
+
+
+_ids: Dict[str, int] = {}
+_next_id = itertools.count(1 << 30)  # far from ids a caller numbers from 1
+_ids_lock = threading.Lock()
+
+
+def lora_request(name: str, lora_int_id: Optional[int] = None, *,
+                 socket: Optional[str] = None):
+    """A vllm LoRARequest naming genomed's adapter `name`, for the offline API.
+
+    Loads the adapter in genomed if needed (blocking) and names its current
+    content (identity.py). `lora_int_id` defaults to one id per content in this
+    process: asking again for an unchanged adapter gives the same request,
+    for changed files a new id and path. The vLLM process must run with
+    GENOMED_SOCKET set (the plugin's worker side builds the adapter).
+    Raises genomed_vllm.errors.GenomedLoRAError."""
+    from vllm.lora.request import LoRARequest
+
+    from .resolver import resolve
+
+    ref = resolve(name, socket)
+    if lora_int_id is None:
+        with _ids_lock:
+            lora_int_id = _ids.setdefault(ref.lora_path, next(_next_id))
+    return LoRARequest(lora_name=name, lora_int_id=lora_int_id, lora_path=ref.lora_path)

@@ -1,0 +1,144 @@
+"""The plugin's parts that need no vLLM engine: the entry point and its
+no-op without GENOMED_SOCKET, the identity format, the HTTP statuses of
+genomed's error families, and the connection surviving a restarted daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from http import HTTPStatus
+from importlib import metadata
+
+import genomed
+import genomed_vllm
+import pytest
+from genomed_testing import Daemon
+from genomed_vllm import errors, identity
+from genomed_vllm.errors import GenomedLoRAError
+from genomed_vllm.resolver import GenomedResolver, resolve
+from vllm.lora.resolver import LoRAResolver, LoRAResolverRegistry
+
+import vllm_fixtures
+
+PROBE = """
+from vllm.plugins import load_general_plugins
+from vllm.lora.resolver import LoRAResolverRegistry
+from vllm.lora.worker_manager import WorkerLoRAManager
+load_general_plugins()
+print(sorted(LoRAResolverRegistry.get_supported_resolvers()),
+      hasattr(WorkerLoRAManager, "_genomed_original_load_adapter"))
+"""
+
+
+def plugin_state(env) -> str:
+    """What vLLM's own plugin loading does in a fresh process with `env`."""
+    done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
+                          text=True, check=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_vllm_loads_the_plugin_through_its_entry_point_and_it_is_off_without_the_socket(
+        daemon):
+    points = metadata.entry_points(group="vllm.general_plugins")
+    assert [p.value for p in points if p.name == "genomed"] == ["genomed_vllm:register"]
+    off = {k: v for k, v in os.environ.items() if k != genomed_vllm.ENV_SOCKET}
+    assert plugin_state(off) == "[] False"
+    assert plugin_state(dict(off, GENOMED_SOCKET=daemon.socket)) == "['genomed'] True"
+
+
+def test_lora_paths_name_genomed_adapters_and_nothing_else():
+    ref = identity.AdapterRef("team/a@b", "0123456789abcdef0123456789abcdef")
+    assert identity.parse(ref.lora_path) == ref
+    assert identity.parse("/srv/adapters/a") is None
+    assert identity.parse("org/repo") is None
+    for bad in ("genomed://a", "genomed://@0123456789abcdef0123456789abcdef",
+                "genomed://a@xyz", "genomed://a@0123456789ABCDEF0123456789ABCDEF"):
+        with pytest.raises(ValueError):
+            identity.parse(bad)
+
+
+@pytest.mark.parametrize("error, status", [
+    (genomed.AdapterNameError("not_found", "m"), HTTPStatus.NOT_FOUND),
+    (genomed.AdapterNameError("invalid_name", "m"), HTTPStatus.BAD_REQUEST),
+    (genomed.AdapterFileError("st_header_invalid_json", "m"), HTTPStatus.UNPROCESSABLE_ENTITY),
+    (genomed.AdapterContractError("incompatible_base_model", "m"),
+     HTTPStatus.UNPROCESSABLE_ENTITY),
+    (genomed.LayoutError("layout_invalid", "m"), HTTPStatus.UNPROCESSABLE_ENTITY),
+    (genomed.CapacityError("too_large", "m"), HTTPStatus.INSUFFICIENT_STORAGE),
+    (genomed.CapacityError("no_space", "m"), HTTPStatus.SERVICE_UNAVAILABLE),
+    (genomed.CapacityError("draining", "m"), HTTPStatus.SERVICE_UNAVAILABLE),
+    (genomed.WorkerError("quarantined", "m"), HTTPStatus.SERVICE_UNAVAILABLE),
+    (genomed.NotConnectedError("not_connected", "m"), HTTPStatus.SERVICE_UNAVAILABLE),
+    (genomed.InternalError("internal", "m"), HTTPStatus.BAD_GATEWAY),
+])
+def test_each_error_family_gets_a_status_and_keeps_genomeds_code_and_message(error, status):
+    e = errors.from_genomed("a", error)
+    assert e.http_status == status and e.code == error.code
+    assert f"'a' from genomed: {error.code}: m" in e.message
+    if error.hint:
+        assert error.hint in e.message
+
+
+def test_a_restarted_daemon_is_reconnected_to_and_a_daemon_down_is_503(tmp_path, fixtures):
+    link = tmp_path / "genomed.sock"  # the socket path vLLM is given, across restarts
+    root = fixtures["plain"].parent
+    with Daemon(roots=[root]) as first:
+        link.symlink_to(first.socket)
+        ref = resolve("plain", str(link))
+    with Daemon(roots=[root]) as second:
+        link.unlink()
+        link.symlink_to(second.socket)
+        # This thread's connection went with the first daemon: the call reconnects.
+        assert resolve("plain", str(link)) == ref  # same content, same identity
+    with pytest.raises(GenomedLoRAError) as info:  # genomed down
+        resolve("plain", str(link))
+    assert info.value.code == "not_connected"
+    assert info.value.http_status == HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class _Other(LoRAResolver):
+    async def resolve_lora(self, base_model_name, lora_name):  # type: ignore[no-untyped-def]
+        return None
+
+
+def test_an_unknown_name_steps_aside_for_other_resolvers_only(daemon):
+    ours = GenomedResolver(daemon.socket)
+    before = dict(LoRAResolverRegistry.resolvers)
+    try:
+        LoRAResolverRegistry.resolvers.clear()
+        LoRAResolverRegistry.register_resolver("genomed", ours)
+        with pytest.raises(GenomedLoRAError) as info:
+            asyncio.run(ours.resolve_lora("base", "no-such-adapter"))
+        assert info.value.code == "not_found"
+        LoRAResolverRegistry.register_resolver("other", _Other())
+        assert asyncio.run(ours.resolve_lora("base", "no-such-adapter")) is None
+        # Other errors are still genomed's to tell.
+        with pytest.raises(GenomedLoRAError) as info:
+            asyncio.run(ours.resolve_lora("base", "dora"))
+        assert info.value.code == "vllm_refused"
+        found = asyncio.run(ours.resolve_lora("base", "plain"))
+        assert found.lora_path.startswith("genomed://plain@") and found.lora_name == "plain"
+    finally:
+        LoRAResolverRegistry.resolvers.clear()
+        LoRAResolverRegistry.resolvers.update(before)
+
+
+def test_a_wrong_base_model_and_a_full_budget_reach_vllm_with_genomeds_code(tmp_path, fixtures):
+    # genomed --base-model another model: the adapter (hidden 64) does not fit it.
+    other = vllm_fixtures.write_base(tmp_path / "other", dict(
+        vllm_fixtures.LLAMA, hidden_size=128, intermediate_size=256))
+    with Daemon(roots=[fixtures["plain"].parent], base_model=other) as daemon:
+        with pytest.raises(GenomedLoRAError) as info:
+            resolve("plain", daemon.socket)
+    assert info.value.code == "incompatible_base_model"
+    assert info.value.http_status == HTTPStatus.UNPROCESSABLE_ENTITY
+    # An adapter larger than genomed's whole budget.
+    with Daemon(budget="1M") as daemon:
+        daemon.add_adapter("big", rank=64, layers=8, hidden=1024, dtype="F32")
+        with pytest.raises(GenomedLoRAError) as info:
+            resolve("big", daemon.socket)
+    assert info.value.code == "too_large"
+    assert info.value.http_status == HTTPStatus.INSUFFICIENT_STORAGE
+    assert "--budget" in info.value.message  # genomed's hint
