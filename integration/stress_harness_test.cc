@@ -26,7 +26,8 @@ TEST(StressHarness, HelpIsTrueAndAUsageErrorExits2) {
   EXPECT_EQ(help.exit_code, 0);
   for (const char* flag : {"--spawn", "--clients", "--duration", "--ops", "--mix", "--zipf",
                            "--hold-ms", "--adapters", "--chaos", "kill-workers", "stop-workers",
-                           "kill-clients", "bad-files", "replace-files", "--bad-root", "--verify",
+                           "kill-clients", "bad-files", "replace-files", "stop-daemon",
+                           "--bad-root", "--verify",
                            "--json", "--seed"})
     EXPECT_NE(help.out.find(flag), std::string::npos) << flag;
   const auto bad = run_command({binary("genome-stress"), "--spawn", "--mix", "acquire=x"});
@@ -35,6 +36,10 @@ TEST(StressHarness, HelpIsTrueAndAUsageErrorExits2) {
   const auto user_root = run_command({binary("genome-stress"), "--socket", "/tmp/x.sock", "--root",
                                       "/tmp", "--chaos", "replace-files=1"});
   EXPECT_EQ(user_root.exit_code, 2) << "a user's root is never rewritten";
+  const auto user_daemon = run_command({binary("genome-stress"), "--socket", "/tmp/x.sock",
+                                        "--root", "/tmp", "--chaos", "stop-daemon=1"});
+  EXPECT_EQ(user_daemon.exit_code, 2) << "a daemon the harness did not start is never stopped";
+  EXPECT_NE(user_daemon.err.find("stop-daemon"), std::string::npos) << user_daemon.err;
 }
 
 TEST(StressHarness, AChangedByteInTheArenaIsAWrongByte) {
@@ -114,6 +119,23 @@ TEST(StressHarness, AShortChaosRunAgainstASoundDaemonPasses) {
   for (const auto& [kind, n] : report["chaos_events"].items()) events += n.get<std::uint64_t>();
   EXPECT_GT(events, 0u) << report.dump(2);
   EXPECT_NE(run.out.find("--budget 8M"), std::string::npos) << "genomed's flags reach it";
+}
+
+// Pauses of the daemon itself (SIGSTOP for 0.2-3 s) with a 2 s load
+// deadline: with stop-daemon alone no error is allowed, `timeout` included,
+// so the run passes only if no pause failed a load.
+TEST(StressHarness, StoppingTheDaemonCausesNoError) {
+  const ScratchDir dir("genome-stress-test");
+  const std::string json = dir / "report.json";
+  const auto run = run_command({binary("genome-stress"), "--spawn", "--duration", "8s",
+                                "--clients", "4", "--chaos", "stop-daemon=1", "--seed", "5",
+                                "--json", json, "--", "--budget", "8M", "--load-timeout-ms",
+                                "2000"});
+  EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
+  const auto report = nlohmann::json::parse(read_file(json), nullptr, false);
+  ASSERT_TRUE(report.is_object()) << read_file(json);
+  EXPECT_EQ(report["verdict"], "PASS") << report.dump(2);
+  EXPECT_GT(report["chaos_events"]["daemon stopped"].get<std::uint64_t>(), 0u) << report.dump(2);
 }
 
 }  // namespace

@@ -3,14 +3,16 @@
 // SIGKILL of the harness's own client processes while they hold a lease or
 // wait for a load, acquires of malformed adapters (which must be refused
 // with a typed error), and replacement of an adapter's weights (rename)
-// while clients use it. Kinds the target does not allow (no inspectable
-// daemon, no scratch root) are off, with a note in the report.
+// while clients use it, and SIGSTOP (then SIGCONT) of the daemon itself
+// (--spawn only). Kinds the target does not allow (no inspectable daemon,
+// no scratch root) are off, with a note in the report.
 #pragma once
 
 #include <sys/types.h>
 
 #include <atomic>
 #include <condition_variable>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -52,6 +54,8 @@ class ChaosMonkey {
   void tend_victims(bool all);
   void bad_file();
   void replace_file();
+  void stop_daemon();
+  // SIGCONTs the stopped workers and daemon whose time has come (`all`: every one).
   void resume_due(bool all);
 
   const Options& options_;
@@ -71,6 +75,8 @@ class ChaosMonkey {
     std::chrono::steady_clock::time_point resume_at;
   };
   std::vector<Stopped> stopped_;
+  // When the daemon, stopped by stop_daemon(), is continued; empty while it runs.
+  std::optional<std::chrono::steady_clock::time_point> daemon_resume_at_;
   std::vector<int> next_version_;
   int bad_written_ = 0;
 

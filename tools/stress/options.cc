@@ -24,7 +24,8 @@ ChaosRates default_chaos_rates() {
           .stop_workers = 0.1,
           .kill_clients = 0.5,
           .bad_files = 0.5,
-          .replace_files = 0.2};
+          .replace_files = 0.2,
+          .stop_daemon = 0.05};
 }
 
 std::string ChaosRates::to_string() const {
@@ -39,6 +40,7 @@ std::string ChaosRates::to_string() const {
   put("kill-clients", kill_clients);
   put("bad-files", bad_files);
   put("replace-files", replace_files);
+  put("stop-daemon", stop_daemon);
   return out.str();
 }
 
@@ -78,7 +80,7 @@ chaos:
   --chaos [SPEC]          alone: every kind at its default rate; SPEC chooses
                           kinds and rates in events per second:
                           kill-workers=0.2,stop-workers=0.1,kill-clients=0.5,
-                          bad-files=0.5,replace-files=0.2
+                          bad-files=0.5,replace-files=0.2,stop-daemon=0.05
       kill-workers        SIGKILL a random genome-worker (a child of the daemon)
       stop-workers        SIGSTOP one for 0.2-3 s, then SIGCONT
       kill-clients        SIGKILL a client process of the harness while it holds
@@ -87,6 +89,9 @@ chaos:
                           scratch root; --socket: from --bad-root)
       replace-files       replace a scratch copy's weights (rename) while in use
                           (--spawn only: a user's root is never modified)
+      stop-daemon         SIGSTOP the daemon itself for 0.2-3 s, then SIGCONT
+                          (--spawn only); a pause is nobody's fault: alone, it
+                          must cause no error at all, `timeout` included
   --mutable-adapters N    scratch copies replace-files rewrites (default 3)
 
 verification and limits:
@@ -185,14 +190,15 @@ Status parse_chaos(const std::string& spec, ChaosRates& rates) {
       {"stop-workers", {&rates.stop_workers, defaults.stop_workers}},
       {"kill-clients", {&rates.kill_clients, defaults.kill_clients}},
       {"bad-files", {&rates.bad_files, defaults.bad_files}},
-      {"replace-files", {&rates.replace_files, defaults.replace_files}}};
+      {"replace-files", {&rates.replace_files, defaults.replace_files}},
+      {"stop-daemon", {&rates.stop_daemon, defaults.stop_daemon}}};
   for (const auto& item : split(spec, ',')) {
     const auto eq = item.find('=');
     const std::string kind = item.substr(0, eq);
     const auto it = kinds.find(kind);
     if (it == kinds.end())
       return bad("--chaos: unknown kind '" + kind +
-                 "' (kill-workers, stop-workers, kill-clients, bad-files, replace-files)");
+                 "' (kill-workers, stop-workers, kill-clients, bad-files, replace-files, stop-daemon)");
     auto [slot, rate] = it->second;
     if (eq != std::string::npos) {
       auto r = parse_number("--chaos " + kind, item.substr(eq + 1));
@@ -369,6 +375,8 @@ Result<Options> parse_options(int argc, char** argv) {
   if (!o.spawn && !o.daemon_flags.empty()) return bad("flags after `--` go to a spawned genomed: add --spawn");
   if (!o.spawn && o.chaos.replace_files > 0)
     return bad("--chaos replace-files rewrites adapter files: only with --spawn, on the harness's own copy");
+  if (!o.spawn && o.chaos.stop_daemon > 0)
+    return bad("--chaos stop-daemon stops the daemon itself: only with --spawn, on the harness's own");
   if (o.ops && *o.ops == 0) return bad("--ops: at least 1");
   if (o.hold_max_ms > 3600000) return bad("--hold-ms: at most an hour");
   return o;

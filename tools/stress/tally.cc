@@ -72,6 +72,7 @@ const char* chaos_name(Chaos c) {
     case Chaos::kill_client_waiting: return "clients killed waiting";
     case Chaos::bad_file: return "bad adapters";
     case Chaos::replace_file: return "files replaced";
+    case Chaos::stop_daemon: return "daemon stopped";
     case Chaos::count: break;
   }
   return "?";

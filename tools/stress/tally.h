@@ -70,6 +70,7 @@ enum class Chaos {
   kill_client_waiting,
   bad_file,
   replace_file,
+  stop_daemon,
   count
 };
 inline constexpr int kChaos = static_cast<int>(Chaos::count);
