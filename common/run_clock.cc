@@ -40,16 +40,17 @@ void RunClock::stop() {
 }
 
 WaitClock::TimePoint RunClock::now() const {
-  const TimePoint raw = raw_.now();
+  // The underlying clock is read under mu_: a reading older than a look
+  // that raised paused_ would make now() go back.
   MutexLock lock(mu_);
-  return std::min(raw, last_look_ + cap_) - paused_;
+  return std::min(raw_.now(), last_look_ + cap_) - paused_;
 }
 
 void RunClock::beat() {
   Duration uncharged{};
   {
-    const TimePoint raw = raw_.now();
     MutexLock lock(mu_);
+    const TimePoint raw = raw_.now();
     if (raw <= last_look_) return;
     // Continuous: now() was capped at last_look_ + cap_ - paused_ until
     // this look, and is raw - paused_ after it.
