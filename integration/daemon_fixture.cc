@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -30,6 +31,13 @@ Daemon::Daemon(DaemonOptions options) {
   socket_ = dir_ / "genomed.sock";
   log_path_ = dir_ / "genomed.log";
   ::mkdir(root_.c_str(), 0755);
+  if (options.user) {
+    // Where it creates its socket (and reads its root): the user's own.
+    for (const std::string& d : {dir_.path(), root_}) {
+      if (::chown(d.c_str(), options.user->uid, options.user->gid) != 0)
+        throw std::runtime_error("chown " + d + ": " + std::strerror(errno));
+    }
+  }
 
   std::vector<std::string> args = {binary("genomed"),
                                    "--socket",
@@ -48,7 +56,7 @@ Daemon::Daemon(DaemonOptions options) {
                                    "debug"};
   args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
   auto started = testkit::start_genomed(args, log_path_, std::chrono::seconds(30),
-                                        /*stdout_too=*/false);
+                                        /*stdout_too=*/false, options.user);
   if (!started) throw std::runtime_error(started.status().message());
   pid_ = started->pid;
 }

@@ -12,6 +12,7 @@
 
 #include "genomed/client.h"
 #include "tools/fixture/fixture.h"
+#include "tools/testkit/daemon_process.h"
 #include "tools/testkit/eventually.h"
 #include "tools/testkit/scratch_dir.h"
 
@@ -23,6 +24,9 @@ struct DaemonOptions {
   int admission_timeout_ms = 2000;
   int load_timeout_ms = 20000;
   std::vector<std::string> extra_args;
+  // Runs genomed as this user (the test must run as root); its directory
+  // and root are then that user's.
+  std::optional<testkit::User> user;
 };
 
 class Daemon {

@@ -363,7 +363,7 @@ TEST(Lifecycle, WorkerFaultNeedsAFaultInjectionBuild) {
       << daemon.err;
   EXPECT_NE(daemon.err.find("-DGENOMED_FAULT_INJECTION=ON"), std::string::npos) << daemon.err;
   const auto worker = run_command(
-      {binary("genome-worker"), "--ipc-fd", "0", "--arena-fd", "0", "--fault", "crash@probe"});
+      {binary("genome-worker"), "--ipc-fd", "0", "--fault", "crash@probe"});
   EXPECT_EQ(worker.exit_code, 2);
   EXPECT_NE(worker.err.find("-DGENOMED_FAULT_INJECTION=ON"), std::string::npos) << worker.err;
 }

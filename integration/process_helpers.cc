@@ -82,7 +82,7 @@ pid_t pid_in(const std::string& marker) {
   return static_cast<pid_t>(std::stol(text));
 }
 
-int open_arena_writable(pid_t daemon) {
+std::string arena_rw_fd_path(pid_t daemon) {
   const std::string proc = "/proc/" + std::to_string(daemon);
   std::error_code ec;
   for (const auto& fd : fs::directory_iterator(proc + "/fd", ec)) {
@@ -90,9 +90,14 @@ int open_arena_writable(pid_t daemon) {
     if (fs::read_symlink(fd.path(), link_ec).string().rfind("/memfd:genomed-", 0) != 0) continue;
     const std::string info = read_file(proc + "/fdinfo/" + fd.path().filename().string());
     const auto flags = std::stoul(info.substr(info.find("flags:") + 6), nullptr, 8);
-    if ((flags & O_ACCMODE) == O_RDWR) return ::open(fd.path().c_str(), O_RDWR | O_CLOEXEC);
+    if ((flags & O_ACCMODE) == O_RDWR) return fd.path();
   }
-  return -1;
+  return "";
+}
+
+int open_arena_writable(pid_t daemon) {
+  const std::string path = arena_rw_fd_path(daemon);
+  return path.empty() ? -1 : ::open(path.c_str(), O_RDWR | O_CLOEXEC);
 }
 
 const std::byte* arena_mapping() {

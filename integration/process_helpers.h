@@ -32,6 +32,10 @@ std::vector<pid_t> holders_of(const std::string& arena);
 // The pid a once-fault wrote into its marker file, once it is complete; -1 before.
 pid_t pid_in(const std::string& marker);
 
+// /proc/<daemon>/fd/N of the daemon's read-write arena descriptor (a
+// memfd), as root sees it; empty if it holds none.
+std::string arena_rw_fd_path(pid_t daemon);
+
 // The daemon's read-write arena descriptor (a memfd), reopened writable
 // through /proc/<daemon>/fd as a stray writer would (the tests run as root,
 // which passes the arena's 0400 mode); -1 if it holds none.

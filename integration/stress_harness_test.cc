@@ -28,6 +28,7 @@ TEST(StressHarness, HelpIsTrueAndAUsageErrorExits2) {
   for (const char* flag : {"--spawn", "--clients", "--duration", "--ops", "--mix", "--zipf",
                            "--hold-ms", "--adapters", "--chaos", "kill-workers", "stop-workers",
                            "kill-clients", "bad-files", "replace-files", "rewrite-files",
+                           "stop-daemon",
                            "--bad-root", "--verify",
                            "--json", "--seed"})
     EXPECT_NE(help.out.find(flag), std::string::npos) << flag;
@@ -40,14 +41,19 @@ TEST(StressHarness, HelpIsTrueAndAUsageErrorExits2) {
   const auto in_place = run_command({binary("genome-stress"), "--socket", "/tmp/x.sock", "--root",
                                      "/tmp", "--chaos", "rewrite-files=1"});
   EXPECT_EQ(in_place.exit_code, 2) << "nor written in place";
+  const auto user_daemon = run_command({binary("genome-stress"), "--socket", "/tmp/x.sock",
+                                        "--root", "/tmp", "--chaos", "stop-daemon=1"});
+  EXPECT_EQ(user_daemon.exit_code, 2) << "a daemon the harness did not start is never stopped";
+  EXPECT_NE(user_daemon.err.find("stop-daemon"), std::string::npos) << user_daemon.err;
   const auto no_time = run_command({binary("genome-stress"), "--spawn", "--duration", "0"});
   EXPECT_EQ(no_time.exit_code, 2) << "a run of no time would pass having tested nothing";
   EXPECT_NE(no_time.err.find("--duration: at least 1ms"), std::string::npos) << no_time.err;
 }
 
 // `--chaos` alone means every kind that applies: against a daemon it did not
-// start, replace-files and rewrite-files (they would write the user's root) and bad-files
-// (no --bad-root) are skipped, and the report says so and why.
+// start, replace-files and rewrite-files (they would write the user's root),
+// stop-daemon (the daemon is not the harness's) and bad-files (no --bad-root)
+// are skipped, and the report says so and why.
 TEST(StressHarness, ChaosAloneAgainstARunningDaemonRunsTheKindsThatApply) {
   Daemon daemon;
   daemon.add_adapter("a", {.rank = 8, .layers = 2, .hidden = 64, .seed = 3});
@@ -69,10 +75,14 @@ TEST(StressHarness, ChaosAloneAgainstARunningDaemonRunsTheKindsThatApply) {
                          "--spawn the root is not the harness's"),
             std::string::npos)
       << run.out;
+  EXPECT_NE(run.out.find("chaos skipped: stop-daemon: it stops the daemon itself, and without "
+                         "--spawn the daemon is not the harness's"),
+            std::string::npos)
+      << run.out;
   const auto report = nlohmann::json::parse(read_file(json), nullptr, false);
   ASSERT_TRUE(report.is_object()) << read_file(json);
   EXPECT_EQ(report["chaos"], "kill-workers=0.2,stop-workers=0.1,kill-clients=0.5");
-  EXPECT_EQ(report["chaos_skipped"].size(), 3u) << report.dump(2);
+  EXPECT_EQ(report["chaos_skipped"].size(), 4u) << report.dump(2);
 }
 
 TEST(StressHarness, AChangedByteInTheArenaIsAWrongByte) {
@@ -173,6 +183,23 @@ TEST(StressHarness, InPlaceRewritesUnderTheClientsPassAgainstASoundDaemon) {
   EXPECT_GT(report["chaos_events"]["files rewritten in place"].get<std::uint64_t>(), 0u)
       << report.dump(2);
   EXPECT_EQ(report["failures"]["wrong_bytes"].get<std::uint64_t>(), 0u);
+}
+
+// Pauses of the daemon itself (SIGSTOP for 0.2-3 s) with a 2 s load
+// deadline: with stop-daemon alone no error is allowed, `timeout` included,
+// so the run passes only if no pause failed a load.
+TEST(StressHarness, StoppingTheDaemonCausesNoError) {
+  const ScratchDir dir("genome-stress-test");
+  const std::string json = dir / "report.json";
+  const auto run = run_command({binary("genome-stress"), "--spawn", "--duration", "8s",
+                                "--clients", "4", "--chaos", "stop-daemon=1", "--seed", "5",
+                                "--json", json, "--", "--budget", "8M", "--load-timeout-ms",
+                                "2000"});
+  EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
+  const auto report = nlohmann::json::parse(read_file(json), nullptr, false);
+  ASSERT_TRUE(report.is_object()) << read_file(json);
+  EXPECT_EQ(report["verdict"], "PASS") << report.dump(2);
+  EXPECT_GT(report["chaos_events"]["daemon stopped"].get<std::uint64_t>(), 0u) << report.dump(2);
 }
 
 }  // namespace

@@ -11,6 +11,8 @@
 // (SCM_RIGHTS: config, then weights): the supervisor opened them beneath
 // its root, and the worker reads only through them, never by path.
 //
+// Before the first job, the supervisor sends the arena (kArenaFrame).
+//
 // The supervisor decodes worker replies as untrusted too: a worker that was
 // fed a hostile file may misbehave, so every field is type-checked.
 #pragma once
@@ -28,6 +30,11 @@
 #include "layout/resident_layout.h"
 
 namespace genomed::jobs {
+
+// The first frame on a worker's socket, before any job: this body with the
+// arena's read-write descriptor attached (loader/worker_process.h says why
+// it is not inherited).
+inline constexpr std::string_view kArenaFrame = "arena";
 
 enum class JobKind : std::uint8_t { probe, fill, base_model, seal };
 

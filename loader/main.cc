@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "cache/arena.h"
+#include "common/run_clock.h"
 #include "common/safe_text.h"
 #include "common/size_parse.h"
 #include "loader/client_log.h"
@@ -44,12 +45,12 @@ int fail(const genomed::Status& s) {
 
 // Has a worker read --base-model now, so that a wrong directory stops
 // genomed at start rather than failing every load later.
-genomed::Status check_base_model(genomed::loader::Pool& pool,
+genomed::Status check_base_model(genomed::loader::Pool& pool, genomed::WaitClock& clock,
                                  const genomed::loader::DaemonConfig& config) {
   using namespace genomed;
   jobs::Job job;
   job.kind = jobs::JobKind::base_model;
-  auto body = pool.run(job, loader::Clock::now() + config.coordinator.load_timeout);
+  auto body = pool.run(job, clock.now() + config.coordinator.load_timeout);
   if (!body) return body.status();
   auto reply = jobs::decode_base_model_reply(*body);
   if (!reply) return reply.status();
@@ -163,12 +164,26 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
     pool_options.worker_extra_args.insert(pool_options.worker_extra_args.end(),
                                           {"--fault", config.worker_fault});
   }
-  // One clock for both: the coordinator's job deadlines are measured by the pool.
-  WaitClock& clock = WaitClock::steady();
+  // One clock for both: the coordinator's job deadlines are measured by the
+  // pool. It counts only time in which genomed ran (common/run_clock.h): a
+  // pause of genomed itself (SIGSTOP, a VM pause, a debugger) extends every
+  // deadline instead of failing the jobs it held up. Declared before (so
+  // destroyed after) everything that waits on it.
+  RunClock clock(WaitClock::steady(), std::chrono::milliseconds(50), std::chrono::milliseconds(100),
+                 [](RunClock::Duration uncharged) {
+                   // A busy host delays the heartbeat by a little now and then: debug.
+                   const auto ms =
+                       std::chrono::duration_cast<std::chrono::milliseconds>(uncharged).count();
+                   spdlog::log(ms >= 1000 ? spdlog::level::warn : spdlog::level::debug,
+                               "genomed did not run for {} ms (stopped, paused or starved); that "
+                               "time is not charged to any deadline",
+                               ms);
+                 });
+  clock.start();
   loader::Pool pool(pool_options, clock);
   if (Status s = pool.start(); !s.ok()) return fail(s);
   if (!config.base_model.empty()) {
-    if (Status s = check_base_model(pool, config); !s.ok()) return fail(s);
+    if (Status s = check_base_model(pool, clock, config); !s.ok()) return fail(s);
   }
 
   auto histograms = std::make_shared<loader::DaemonHistograms>();
@@ -242,6 +257,14 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before the arena exists: no other process of genomed's uid may open
+  // /proc/<genomed>/fd/N (the arena's read-write descriptor), read or write
+  // /proc/<genomed>/mem, or ptrace genomed. Root (CAP_SYS_PTRACE) still can.
+  // Side effect: no core dump unless fs.suid_dumpable=2 (operations.md).
+  if (::prctl(PR_SET_DUMPABLE, 0) != 0) {
+    std::fprintf(stderr, "genomed: prctl(PR_SET_DUMPABLE): %s\n", std::strerror(errno));
+    return 1;
+  }
   auto cl = genomed::loader::parse_command_line(argc, argv);
   if (!cl) {
     // printable(): a backstop for a value a message might quote whole.

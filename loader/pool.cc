@@ -224,7 +224,9 @@ Result<std::string> Pool::run(const jobs::Job& job, Clock::time_point deadline, 
   wake_slots(1);
   // The slot enforces the deadline on a running job; this wait covers a job
   // still queued behind busy workers. The grace lets the slot's own result
-  // arrive first when it is running.
+  // arrive first when it is running. On genomed's RunClock a pause of genomed
+  // does not count here either: a job queued behind workers that finished
+  // while genomed was stopped is taken by the first slot that runs again.
   if (!pending->result.wait_until(clock_, deadline + std::chrono::milliseconds(250))) {
     MutexLock lock(mu_);
     const auto it = std::find(queue_.begin(), queue_.end(), pending);
@@ -365,20 +367,14 @@ void Pool::slot_main(Slot& slot) {
 
 namespace {
 
-// How long a slot waits on its worker between two looks at the clock, and
-// how much of the time between two looks may be charged to the job.
+// How long a slot waits on its worker between two looks at the clock.
 constexpr Clock::duration kWatchSlice = std::chrono::milliseconds(100);
-constexpr Clock::duration kPauseSlack = std::chrono::milliseconds(100);
 
-// A job's time as its slot observed it: deadlines judge the worker, not the
-// clock. The slot never waits longer than kWatchSlice in one go, so the
-// time between two of its looks is at most kWatchSlice plus scheduling
-// noise. A longer gap means the supervisor itself did not run (SIGSTOP of
-// genomed, a VM pause, a debugger, a starved host): the worker may have
-// finished long ago, or been paused with us, and is charged only
-// kWatchSlice + kPauseSlack of it. Such gaps are summed in `uncharged`.
-// The budget still runs out while genomed runs (each look charges at least
-// the slice it waited), so a hung worker is stopped as before.
+// A job's budget as its slot spends it, on the pool's clock. Time in which
+// genomed itself did not run is not charged because that clock stands still
+// then (genomed passes a RunClock, common/run_clock.h): the pool does not
+// detect pauses itself. The slot never waits longer than kWatchSlice in one
+// go, so a hung worker is stopped within a slice of its deadline.
 class JobClock {
  public:
   JobClock(WaitClock& clock, Clock::time_point deadline)
@@ -387,13 +383,8 @@ class JobClock {
   // Charges the time since the previous look.
   void look() {
     const Clock::time_point now = clock_.now();
-    Clock::duration gap = now - last_;
+    left_ -= now - last_;
     last_ = now;
-    if (gap > kWatchSlice + kPauseSlack) {
-      uncharged_ += gap - (kWatchSlice + kPauseSlack);
-      gap = kWatchSlice + kPauseSlack;
-    }
-    left_ -= gap;
   }
   bool expired() const { return left_ <= Clock::duration::zero(); }
   // Polls `fds` for the next wait: the rest of the budget, at most one
@@ -401,13 +392,11 @@ class JobClock {
   int wait(pollfd* fds, nfds_t n) {
     return clock_.poll(fds, n, last_ + std::clamp(left_, Clock::duration::zero(), kWatchSlice));
   }
-  Clock::duration uncharged() const { return uncharged_; }
 
  private:
   WaitClock& clock_;
   Clock::time_point last_;
   Clock::duration left_;
-  Clock::duration uncharged_{};
 };
 
 Status socket_gone(const char* what) {
@@ -470,10 +459,7 @@ Result<std::string> receive_reply(int fd, JobClock& clock, const CancelToken* ca
         dst = body.data() + (have - 4);
         want = len - (have - 4);
       }
-      if (want == 0) {
-        clock.look();  // only to account for a pause in the log: the reply is taken
-        return body;
-      }
+      if (want == 0) return body;
       const ssize_t n = ::recv(fd, dst, want, MSG_DONTWAIT);
       if (n == 0) {
         return Status(Errc::not_connected, have == 0 ? "peer closed the connection"
@@ -550,13 +536,6 @@ Result<std::string> Pool::execute(Slot& slot, Pending& job, std::optional<Death>
     reply = receive_reply(worker.fd(), clock, job.cancel.get());
   } else {
     reply = sent;
-  }
-  if (clock.uncharged() > Clock::duration::zero()) {
-    spdlog::warn(
-        "genomed itself did not run for {} ms while worker pid {} had '{}' (stopped, paused or "
-        "starved); that time is not charged to the job's deadline",
-        std::chrono::duration_cast<std::chrono::milliseconds>(clock.uncharged()).count(), pid,
-        job.what);
   }
   bool stopping = false;
   {

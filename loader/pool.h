@@ -14,10 +14,11 @@
 // Deadlines judge the worker, not the clock: a reply already waiting on the
 // worker's socket is always taken before the deadline is checked, and time
 // in which the supervisor itself did not run (SIGSTOP, a VM pause, a
-// debugger) is not charged to the job (see JobClock in pool.cc).
+// debugger) is not charged to a job, running or queued, because genomed's
+// clock stands still then (common/run_clock.h).
 //
 // Time: the pool's time is the WaitClock it is given (common/wait_clock.h;
-// genomed passes the steady clock). Every reading of the time and every
+// genomed passes its RunClock over the steady clock). Every reading of the time and every
 // timed wait goes through it: job deadlines and their watch slices, the
 // kill grace, the restart backoff and the unhealthy window (RestartPolicy
 // reads the same clock), run()'s wait for its result. So
@@ -187,9 +188,9 @@ class Pool final : public JobRunner {
   // `fate` (optional) tells whether the job's worker died, as opposed to the
   // job failing before any worker ran it, whom that death is blamed on, and
   // when that worker is gone: a hung worker's result is delivered at the
-  // deadline, before it is killed. The deadline counts only time in which
-  // the supervisor ran (a pause of genomed itself extends it), so a job
-  // may end after `deadline`.
+  // deadline, before it is killed. `deadline` is a time of the pool's clock
+  // (genomed's RunClock counts only time in which genomed ran, so a pause
+  // of genomed itself extends it).
   Result<std::string> run(const jobs::Job& job, Clock::time_point deadline, JobFate* fate = nullptr,
                           std::shared_ptr<CancelToken> cancel = nullptr) override;
 

@@ -17,6 +17,9 @@
 #include <cstring>
 #include <thread>
 
+#include "ipc/framing.h"
+#include "jobs/job_protocol.h"
+
 namespace bp = boost::process;
 
 namespace genomed::loader {
@@ -28,7 +31,6 @@ struct WorkerProcess::Impl {
 namespace {
 
 constexpr int kWorkerIpcFd = 3;
-constexpr int kWorkerArenaFd = 4;
 // Exit code of a child that found its supervisor gone before it could exec.
 constexpr int kOrphanedExit = 120;
 
@@ -52,12 +54,10 @@ Result<std::unique_ptr<WorkerProcess>> WorkerProcess::spawn(const WorkerSpawnSpe
     return Status(Errc::environment, std::string("socketpair: ") + std::strerror(errno));
   }
   const int child_end = pair[1];
-  const int arena_fd = spec.arena_fd;
   // Everything the child needs is prepared here: between fork and exec the
-  // child runs only async-signal-safe calls (prctl, getppid, dup, dup2,
-  // fcntl, sigprocmask, close_range, _exit).
-  std::vector<std::string> args = {"--ipc-fd", std::to_string(kWorkerIpcFd), "--arena-fd",
-                                   std::to_string(kWorkerArenaFd)};
+  // child runs only async-signal-safe calls (prctl, getppid, dup2,
+  // sigprocmask, close_range, _exit).
+  std::vector<std::string> args = {"--ipc-fd", std::to_string(kWorkerIpcFd)};
   args.insert(args.end(), spec.extra_args.begin(), spec.extra_args.end());
 
   // The worker must die with the supervisor, or a worker stuck in a job when
@@ -81,19 +81,16 @@ Result<std::unique_ptr<WorkerProcess>> WorkerProcess::spawn(const WorkerSpawnSpe
   // the thread that calls Pool::start (genomed's main thread) and by the
   // pool's slot threads, which all live until Pool::stop().
   const pid_t supervisor = ::getpid();
-  auto setup = [child_end, arena_fd, supervisor](auto&) {
+  auto setup = [child_end, supervisor](auto&) {
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != supervisor)
       ::_exit(kOrphanedExit);
-    // Move both descriptors above the targets first so neither dup2 can
-    // clobber the other, then place them at 3 and 4 (dup2 clears CLOEXEC).
-    const int ipc = ::fcntl(child_end, F_DUPFD, 10);
-    const int arena = ::fcntl(arena_fd, F_DUPFD, 10);
-    ::dup2(ipc, kWorkerIpcFd);
-    ::dup2(arena, kWorkerArenaFd);
+    // Moved above 3 first, so the dup2 never targets itself (which would
+    // keep CLOEXEC), then placed at 3 (dup2 clears CLOEXEC).
+    ::dup2(::fcntl(child_end, F_DUPFD, 10), kWorkerIpcFd);
     // CLOEXEC rather than close: Boost.Process reports a failed execve
     // through a close-on-exec pipe of its own, which must stay open until
     // exec so that a wrong worker path is an error at spawn.
-    ::syscall(SYS_close_range, kWorkerArenaFd + 1, ~0U, CLOSE_RANGE_CLOEXEC);
+    ::syscall(SYS_close_range, kWorkerIpcFd + 1, ~0U, CLOSE_RANGE_CLOEXEC);
     // The supervisor blocks SIGINT/SIGTERM for sigwait(); the mask survives
     // exec, so the worker must get a clean one.
     sigset_t none;
@@ -112,7 +109,15 @@ Result<std::unique_ptr<WorkerProcess>> WorkerProcess::spawn(const WorkerSpawnSpe
                   "cannot start worker '" + spec.executable + "': " + ec.message());
   }
   const pid_t pid = impl->child.id();
-  return std::unique_ptr<WorkerProcess>(new WorkerProcess(std::move(impl), pid, pair[0]));
+  auto worker = std::unique_ptr<WorkerProcess>(new WorkerProcess(std::move(impl), pid, pair[0]));
+  // The arena travels in the socket's buffer until the worker, non-dumpable
+  // by then, reads it: no process of the uid can reach it on the way. The
+  // buffer of a fresh socket takes this small frame at once.
+  if (Status sent = ipc::write_frame(pair[0], jobs::kArenaFrame, spec.arena_fd); !sent.ok()) {
+    return Status(Errc::environment, "cannot hand the arena to worker pid " +
+                                         std::to_string(pid) + ": " + sent.message());
+  }
+  return worker;
 }
 
 void WorkerProcess::kill(int sig) {

@@ -35,14 +35,19 @@ struct WorkerExit {
 
 struct WorkerSpawnSpec {
   std::string executable;               // path of genome-worker
-  int arena_fd = -1;                    // becomes fd 4 in the worker (read-write)
+  int arena_fd = -1;                    // read-write; sent over the socket (spawn())
   std::vector<std::string> extra_args;  // test-only fault injection, etc.
 };
 
 class WorkerProcess {
  public:
-  // Forks and execs the worker with its socket as fd 3 and the arena as fd 4;
-  // every other descriptor is closed in the child, signals are unblocked.
+  // Forks and execs the worker with its socket as fd 3; every other
+  // descriptor is closed in the child, signals are unblocked. The arena's
+  // descriptor is not inherited: it is the first frame on the socket
+  // (body "arena", the descriptor attached), which the worker reads only
+  // once it has made itself non-dumpable. An inherited one would sit in
+  // /proc/<worker>/fd, open to every process of the uid, from the exec
+  // until then.
   // Errc::environment if it cannot (a wrong executable path, no socketpair,
   // no process).
   static Result<std::unique_ptr<WorkerProcess>> spawn(const WorkerSpawnSpec& spec);

@@ -3,6 +3,7 @@
 // the supervisor assigns. One job at a time; it exits when the supervisor
 // closes its socket. A crash here costs one job, never the daemon.
 #include <signal.h>
+#include <sys/prctl.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -18,17 +19,18 @@
 #include "common/memory_limit.h"
 #include "ipc/framing.h"
 #include "ipc/protocol.h"
+#include "jobs/job_protocol.h"
 #include "worker/jobs.h"
 
 namespace {
 
 void usage(std::FILE* out) {
   std::fprintf(out,
-               "usage: genome-worker --ipc-fd N --arena-fd N [--base-model DIR]\n"
+               "usage: genome-worker --ipc-fd N [--base-model DIR]\n"
                "                     [--memory-limit BYTES] [--fault ACTION@STAGE[:MATCH]]\n"
                "Started by genomed; not meant to be run by hand.\n"
-               "  --ipc-fd N        the socketpair end to read jobs from and write replies to\n"
-               "  --arena-fd N      the arena's read-write shared-memory descriptor\n"
+               "  --ipc-fd N        the socketpair end to read jobs from and write replies to;\n"
+               "                    its first frame carries the arena's read-write descriptor\n"
                "  --base-model DIR  check every adapter against this base model's weight shapes\n"
                "  --memory-limit BYTES  address space it may add to what it maps at start\n"
                "                    (RLIMIT_AS); a job that runs out is answered limit_exceeded\n"
@@ -75,11 +77,33 @@ std::string answer(std::string_view frame, std::vector<genomed::Fd> files,
   }
 }
 
+// The arena's read-write descriptor, from the supervisor's first frame
+// (jobs::kArenaFrame).
+genomed::Result<genomed::Fd> read_arena(int ipc_fd) {
+  using namespace genomed;
+  auto frame = ipc::read_frame(ipc_fd, jobs::kArenaFrame.size(), std::nullopt, /*max_fds=*/1);
+  if (!frame) return frame.status();
+  std::vector<Fd> fds;
+  for (int fd : frame->fds) fds.emplace_back(fd);
+  if (frame->body != jobs::kArenaFrame || fds.size() != 1) {
+    return Status(Errc::worker_protocol,
+                  "the first frame from the supervisor is not the arena's descriptor");
+  }
+  return std::move(fds[0]);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First of all: no process of our uid may open /proc/<worker>/fd or
+  // /proc/<worker>/mem, or ptrace us, to reach the arena we write (the
+  // flag is reset by every exec, so genomed's own does not carry over).
+  // The arena arrives only after this (read_arena).
+  if (::prctl(PR_SET_DUMPABLE, 0) != 0) {
+    std::fprintf(stderr, "genome-worker: prctl(PR_SET_DUMPABLE): %s\n", std::strerror(errno));
+    return 3;
+  }
   int ipc_fd = -1;
-  int arena_fd = -1;
   std::optional<genomed::jobs::Fault> fault;
   std::optional<std::string> base_model_dir;
   std::uint64_t memory_limit = 0;  // 0: none
@@ -89,8 +113,8 @@ int main(int argc, char** argv) {
       usage(stdout);
       return 0;
     }
-    if ((arg == "--ipc-fd" || arg == "--arena-fd") && i + 1 < argc) {
-      if (!parse_fd(argv[++i], arg == "--ipc-fd" ? &ipc_fd : &arena_fd)) {
+    if (arg == "--ipc-fd" && i + 1 < argc) {
+      if (!parse_fd(argv[++i], &ipc_fd)) {
         std::fprintf(stderr, "genome-worker: invalid descriptor '%s' for %s\n", argv[i],
                      argv[i - 1]);
         return 2;
@@ -122,16 +146,24 @@ int main(int argc, char** argv) {
     usage(stderr);
     return 2;
   }
-  if (ipc_fd < 0 || arena_fd < 0) {
+  if (ipc_fd < 0) {
     usage(stderr);
     return 2;
   }
   ::signal(SIGPIPE, SIG_IGN);
-  auto arena = genomed::jobs::ArenaWindow::map(arena_fd);
+  auto arena_fd = read_arena(ipc_fd);
+  if (!arena_fd) {
+    // EOF: the supervisor gave up on this worker before handing it the arena.
+    if (arena_fd.code() == genomed::Errc::not_connected) return 0;
+    std::fprintf(stderr, "genome-worker: %s\n", arena_fd.status().to_string().c_str());
+    return 3;
+  }
+  auto arena = genomed::jobs::ArenaWindow::map(arena_fd->get());
   if (!arena) {
     std::fprintf(stderr, "genome-worker: %s\n", arena.status().to_string().c_str());
     return 3;
   }
+  arena_fd->reset();  // the mapping is all it needs: hold no writable descriptor
 
   // Before any file is read: the arena mapping is part of what it maps now.
   if (memory_limit > 0) {

@@ -1,8 +1,8 @@
 // The pool on a FakeWaitClock, with real genome-worker processes made to
-// hang or crash by the test-only fault injection: job deadlines (and the
-// pause that is not charged to them), the kill grace, the restart backoff,
-// the unhealthy window and run()'s own wait are measured by the clock the
-// test moves. Before each expiry the test waits for the pool to sleep until
+// hang or crash by the test-only fault injection: job deadlines (and, on a
+// RunClock over the fake clock, the pause that is not charged to them), the
+// kill grace, the restart backoff, the unhealthy window and run()'s own
+// wait are measured by the clock the test moves. Before each expiry the test waits for the pool to sleep until
 // exactly that instant (await_sleeper_until) and checks that nothing has
 // happened yet. No sleeps and no timing assertions: real time only bounds
 // a hang (kHang).
@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "common/run_clock.h"
 #include "jobs/job_protocol.h"
 #include "tests/loader/fake_clock.h"
 #include "tools/testkit/eventually.h"
@@ -55,7 +56,11 @@ class PoolTest : public ::testing::Test {
   }
   void TearDown() override {
     // A failed test may leave a slot waiting out a kill grace on the clock.
-    if (HasFailure()) clock_.advance(24h);
+    if (HasFailure()) {
+      clock_.release_ready_waits();  // a slot held as if genomed were stopped
+      clock_.advance(24h);
+      if (run_clock_) run_clock_->beat();  // else a pause: a RunClock would charge 150 ms of it
+    }
     if (pool_) pool_->stop();  // answers every run() still waiting
     if (arena_fd_ >= 0) ::close(arena_fd_);
   }
@@ -69,10 +74,14 @@ class PoolTest : public ::testing::Test {
     if (!fault.empty()) o.worker_extra_args = {"--fault", fault};
     return o;
   }
-  void start(PoolOptions o) {
+  // The pool on clock_ itself, or (`run_clock`) on a RunClock over it, as
+  // genomed runs it: the test is then its heartbeat (run_for, pause).
+  void start(PoolOptions o, bool run_clock = false) {
     if (!o.worker_extra_args.empty() && !jobs::fault_injection_built())
       FAIL() << "needs a build with -DGENOMED_FAULT_INJECTION=ON (scripts/test.sh configures it)";
-    pool_ = std::make_unique<Pool>(std::move(o), clock_);
+    if (run_clock) run_clock_ = std::make_unique<RunClock>(clock_, kBeat, kSlack);
+    pool_ = std::make_unique<Pool>(std::move(o),
+                                   run_clock_ ? static_cast<WaitClock&>(*run_clock_) : clock_);
     ASSERT_TRUE(pool_->start().ok());
     ASSERT_EQ(pool_->worker_pids().size(), 1u);
   }
@@ -115,9 +124,20 @@ class PoolTest : public ::testing::Test {
     return f.get();
   }
 
+  // genomed running for `d`: time moves in heartbeats, each looked at.
+  void run_for(std::chrono::milliseconds d) {
+    for (auto left = d; left > 0ms; left -= kBeat) {
+      clock_.advance(std::min(left, kBeat));
+      run_clock_->beat();
+    }
+  }
+
+  static constexpr std::chrono::milliseconds kBeat{50};
+  static constexpr std::chrono::milliseconds kSlack{100};
   int arena_fd_ = -1;
   std::vector<std::shared_future<Ran>> runs_;
-  FakeWaitClock clock_;  // outlives the pool
+  FakeWaitClock clock_;                   // outlives the pool
+  std::unique_ptr<RunClock> run_clock_;  // over clock_; null unless start() asked for it
   std::unique_ptr<Pool> pool_;
 };
 
@@ -144,18 +164,67 @@ TEST_F(PoolTest, AJobOnAHungWorkerTimesOutWhenTheClockPassesItsDeadline) {
   EXPECT_EQ(pool_->stats().worker_timeouts, 1u);
 }
 
+// A pause of genomed (no heartbeat for 10 s) costs a running job only
+// beat + slack (150 ms) of its budget; a hung worker is still stopped once
+// genomed has run for the rest of it.
 TEST_F(PoolTest, APauseOfTheSupervisorIsNotChargedToTheJob) {
-  ASSERT_NO_FATAL_FAILURE(start(options("hang@probe")));
+  ASSERT_NO_FATAL_FAILURE(start(options("hang@probe"), /*run_clock=*/true));
   const auto t0 = clock_.now();
   auto job = run_async(t0 + 300ms);
   ASSERT_TRUE(clock_.await_sleeper_until(t0 + 100ms));
-  // Far more than a slice between two looks: genomed itself did not run.
-  // The job is charged a slice + the slack (200 ms) of it: 100 ms are left.
-  clock_.advance(10s);
+  clock_.advance(10s);  // genomed stopped: no heartbeat
+  run_clock_->beat();   // the first look once it runs again
+  EXPECT_EQ(run_clock_->paused(), 10s - kBeat - kSlack);
+  // 150 ms charged, 150 ms left: the next slice ends 100 ms later.
   ASSERT_TRUE(clock_.await_sleeper_until(t0 + 10s + 100ms)) << "the pause was charged";
   EXPECT_TRUE(pending(job));
-  clock_.advance(100ms);
+  run_for(100ms);
+  ASSERT_TRUE(clock_.await_sleeper_until(t0 + 10s + 150ms));
+  EXPECT_TRUE(pending(job));
+  run_for(50ms);
   EXPECT_EQ(answer(job).result.code(), Errc::timeout);
+}
+
+// The measured case of issue 19: genomed stopped for 5 s with 2 s job
+// deadlines; its only worker answered the running job meanwhile and a
+// second job was queued behind it. When genomed runs again the waiting
+// reply is taken and the queued job runs: neither is timed out, because the
+// queue's wait (run()'s and the slot's check when it takes the job) is
+// measured on the RunClock too. On the steady clock as is, the queued job
+// got `timeout` ("no worker became free ... before the deadline").
+TEST_F(PoolTest, AQueuedJobBehindAReplyThatArrivedDuringAPauseIsNotTimedOut) {
+  ASSERT_NO_FATAL_FAILURE(start(options(), /*run_clock=*/true));
+  const pid_t pid = pool_->worker_pids()[0];
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);  // it answers only once let go
+  const auto t0 = clock_.now();
+  auto running = run_async(t0 + 2s);
+  ASSERT_TRUE(clock_.await_sleeper_until(t0 + 100ms));  // sent; the slot watches it
+  auto queued = run_async(t0 + 2s);
+  ASSERT_TRUE(eventually([&] { return pool_->stats().queue_depth == 1; }));
+  // genomed stops; its worker replies meanwhile (the slot finds the reply
+  // ready and is held there, as by SIGSTOP); 5 s pass with no heartbeat.
+  clock_.hold_ready_waits();
+  ASSERT_EQ(::kill(pid, SIGCONT), 0);
+  ASSERT_TRUE(clock_.await_held_waits(1));
+  clock_.advance(5s);  // wakes run()'s waits (until deadline + 250 ms) first
+  ASSERT_TRUE(clock_.await_sleeper_until(t0 + 5s + 2s + 250ms - kBeat - kSlack))
+      << "run()'s wait did not resume for the rest of its time";
+  EXPECT_TRUE(pending(queued));
+  EXPECT_EQ(pool_->stats().queue_depth, 1u) << "withdrawn from the queue by the pause";
+  clock_.release_ready_waits();
+  run_clock_->beat();
+
+  const Ran first = answer(running);
+  EXPECT_TRUE(first.result.ok()) << first.result.status().to_string();
+  const Ran second = answer(queued);
+  EXPECT_TRUE(second.result.ok()) << "the queued job was timed out by genomed's own pause: "
+                                  << second.result.status().to_string();
+  EXPECT_FALSE(second.fate.worker_died);
+  const PoolStats s = pool_->stats();
+  EXPECT_EQ(s.worker_timeouts, 0u);
+  EXPECT_EQ(s.worker_restarts, 0u);
+  EXPECT_EQ(s.jobs_run, 2u);
+  EXPECT_EQ(pool_->worker_pids(), std::vector<int>{pid});
 }
 
 TEST_F(PoolTest, AWorkerThatCannotActOnSigtermIsKilledWhenTheClockPassesTheGrace) {

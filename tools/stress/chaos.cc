@@ -41,6 +41,11 @@ ChaosMonkey::ChaosMonkey(const Options& options, const DaemonFacts& facts, const
     if (rates_.stop_workers > 0) skipped_.push_back("stop-workers: " + std::string(why));
     rates_.kill_workers = rates_.stop_workers = 0;
   }
+  if (rates_.stop_daemon > 0 && (facts.pid <= 0 || !options.spawn)) {
+    skipped_.push_back("stop-daemon: it stops the daemon itself, and without --spawn the daemon "
+                       "is not the harness's");
+    rates_.stop_daemon = 0;
+  }
   if (rates_.bad_files > 0 && scratch == nullptr && corpus.bad().empty()) {
     skipped_.push_back("bad-files: no --bad-root, and the root is not the harness's to write");
     rates_.bad_files = 0;
@@ -90,7 +95,8 @@ void ChaosMonkey::loop() {
                              {rates_.kill_clients, &ChaosMonkey::start_victim, {}},
                              {rates_.bad_files, &ChaosMonkey::bad_file, {}},
                              {rates_.replace_files, &ChaosMonkey::replace_file, {}},
-                             {rates_.rewrite_files, &ChaosMonkey::rewrite_file, {}}};
+                             {rates_.rewrite_files, &ChaosMonkey::rewrite_file, {}},
+                             {rates_.stop_daemon, &ChaosMonkey::stop_daemon, {}}};
   std::erase_if(kinds, [](const Kind& k) { return k.rate <= 0; });
   for (auto& k : kinds) k.next = now0 + exponential(k.rate, rng_);
   while (true) {
@@ -98,7 +104,7 @@ void ChaosMonkey::loop() {
     // workers need tending.
     auto wake = Clock::now() + std::chrono::milliseconds(200);
     for (const auto& k : kinds) wake = std::min(wake, k.next);
-    if (!victims_.empty() || !stopped_.empty())
+    if (!victims_.empty() || !stopped_.empty() || daemon_resume_at_)
       wake = std::min(wake, Clock::now() + std::chrono::milliseconds(1));
     if (wait_until(wake)) break;
     const auto now = Clock::now();
@@ -137,8 +143,22 @@ void ChaosMonkey::stop_worker() {
   stopped_.push_back({ref, Clock::now() + std::chrono::milliseconds(ms)});
 }
 
+// The whole daemon, every thread: as a VM pause or a debugger would. The
+// harness spawned it (its pid cannot be reused while unreaped).
+void ChaosMonkey::stop_daemon() {
+  if (daemon_resume_at_) return;
+  if (::kill(facts_.pid, SIGSTOP) != 0) return;
+  tally_.chaos(Chaos::stop_daemon);
+  const int ms = std::uniform_int_distribution<int>(200, 3000)(rng_);
+  daemon_resume_at_ = Clock::now() + std::chrono::milliseconds(ms);
+}
+
 void ChaosMonkey::resume_due(bool all) {
   const auto now = Clock::now();
+  if (daemon_resume_at_ && (all || now >= *daemon_resume_at_)) {
+    ::kill(facts_.pid, SIGCONT);
+    daemon_resume_at_.reset();
+  }
   std::erase_if(stopped_, [&](const Stopped& s) {
     if (!all && now < s.resume_at) return false;
     // The daemon may have killed it (a load deadline) and its pid been reused.

@@ -2,16 +2,19 @@
 // per kind): SIGKILL and SIGSTOP (then SIGCONT) of random genome-workers,
 // SIGKILL of the harness's own client processes while they hold a lease or
 // wait for a load, acquires of malformed adapters (which must be refused
-// with a typed error), and replacement of an adapter's weights (rename) or
+// with a typed error), replacement of an adapter's weights (rename) or
 // their rewrite in place while clients use it (the verifier accepts one
-// whole version; a mix of two is a wrong_bytes failure). Kinds the target does not allow (no inspectable
-// daemon, no scratch root) are off, with a note in the report.
+// whole version; a mix of two is a wrong_bytes failure), and SIGSTOP (then
+// SIGCONT) of the daemon itself (--spawn only). Kinds the target does not
+// allow (no inspectable daemon, no scratch root) are off, with a note in the
+// report.
 #pragma once
 
 #include <sys/types.h>
 
 #include <atomic>
 #include <condition_variable>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -58,6 +61,8 @@ class ChaosMonkey {
   void rewrite_file();
   // A mutable adapter (index into the corpus) and its next version; false if none.
   bool next_mutable(std::size_t* index, int* version);
+  void stop_daemon();
+  // SIGCONTs the stopped workers and daemon whose time has come (`all`: every one).
   void resume_due(bool all);
 
   const Options& options_;
@@ -77,6 +82,8 @@ class ChaosMonkey {
     std::chrono::steady_clock::time_point resume_at;
   };
   std::vector<Stopped> stopped_;
+  // When the daemon, stopped by stop_daemon(), is continued; empty while it runs.
+  std::optional<std::chrono::steady_clock::time_point> daemon_resume_at_;
   std::vector<int> next_version_;
   int bad_written_ = 0;
 

@@ -6,11 +6,15 @@ ErrorPolicy::ErrorPolicy(const Options& options) {
   for (Errc c : {Errc::no_space, Errc::cancelled, Errc::draining, Errc::not_loaded,
                  Errc::overloaded})
     allowed_.set(static_cast<std::size_t>(c));
-  if (options.chaos.any()) {
-    for (Errc c : {Errc::worker_crashed, Errc::timeout, Errc::quarantined, Errc::circuit_open,
-                   Errc::unhealthy, Errc::file_changed})
+  // stop-daemon alone adds nothing: a pause of genomed is nobody's fault.
+  ChaosRates blaming = options.chaos;
+  blaming.stop_daemon = 0;
+  if (blaming.any()) {
+    for (Errc c : {Errc::worker_crashed, Errc::quarantined, Errc::circuit_open, Errc::unhealthy,
+                   Errc::file_changed})
       allowed_.set(static_cast<std::size_t>(c));
   }
+  if (options.chaos.may_time_out()) allowed_.set(static_cast<std::size_t>(Errc::timeout));
   for (const auto& name : options.allow)
     if (auto c = errc_from_name(name)) allowed_.set(static_cast<std::size_t>(*c));
 }

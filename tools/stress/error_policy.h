@@ -1,9 +1,10 @@
 // Which typed errors a run accepts, and what every other outcome of a call
 // means. Always accepted: what a correct daemon answers under load and races
 // (no_space, cancelled, draining, not_loaded, overloaded). With chaos also
-// what the injected faults legitimately cause (worker_crashed, a daemon-side
-// timeout, quarantined, circuit_open, unhealthy, file_changed). --allow adds
-// codes. A client-side deadline (the call timed out and broke its
+// what the injected faults legitimately cause (worker_crashed, quarantined,
+// circuit_open, unhealthy, file_changed; a daemon-side timeout only with a
+// kind that stops, kills or feeds bad files to workers). stop-daemon adds
+// nothing: a pause of genomed is nobody's fault. --allow adds codes. A client-side deadline (the call timed out and broke its
 // connection) is a hang; a lost connection, an untyped code or any other
 // code is a failure.
 #pragma once

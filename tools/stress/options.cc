@@ -25,7 +25,8 @@ ChaosRates default_chaos_rates() {
           .kill_clients = 0.5,
           .bad_files = 0.5,
           .replace_files = 0.2,
-          .rewrite_files = 0.2};
+          .rewrite_files = 0.2,
+          .stop_daemon = 0.05};
 }
 
 std::string ChaosRates::to_string() const {
@@ -41,6 +42,7 @@ std::string ChaosRates::to_string() const {
   put("bad-files", bad_files);
   put("replace-files", replace_files);
   put("rewrite-files", rewrite_files);
+  put("stop-daemon", stop_daemon);
   return out.str();
 }
 
@@ -81,7 +83,8 @@ chaos:
                           default rate (the report names the kinds skipped and
                           why); SPEC chooses kinds and rates in events per second:
                           kill-workers=0.2,stop-workers=0.1,kill-clients=0.5,
-                          bad-files=0.5,replace-files=0.2,rewrite-files=0.2
+                          bad-files=0.5,replace-files=0.2,rewrite-files=0.2,
+                          stop-daemon=0.05
       kill-workers        SIGKILL a random genome-worker (a child of the daemon)
       stop-workers        SIGSTOP one for 0.2-3 s, then SIGCONT
       kill-clients        SIGKILL a client process of the harness while it holds
@@ -94,6 +97,9 @@ chaos:
                           and write them again) while in use (--spawn only)
   --mutable-adapters N    scratch copies replace-files and rewrite-files
                           write (default 3)
+      stop-daemon         SIGSTOP the daemon itself for 0.2-3 s, then SIGCONT
+                          (--spawn only); a pause is nobody's fault: alone, it
+                          must cause no error at all, `timeout` included
 
 verification and limits:
   --verify full|sample    full (default): hash every tensor of every lease;
@@ -192,7 +198,8 @@ Status parse_chaos(const std::string& spec, ChaosRates& rates) {
       {"kill-clients", {&rates.kill_clients, defaults.kill_clients}},
       {"bad-files", {&rates.bad_files, defaults.bad_files}},
       {"replace-files", {&rates.replace_files, defaults.replace_files}},
-      {"rewrite-files", {&rates.rewrite_files, defaults.rewrite_files}}};
+      {"rewrite-files", {&rates.rewrite_files, defaults.rewrite_files}},
+      {"stop-daemon", {&rates.stop_daemon, defaults.stop_daemon}}};
   for (const auto& item : split(spec, ',')) {
     const auto eq = item.find('=');
     const std::string kind = item.substr(0, eq);
@@ -200,7 +207,7 @@ Status parse_chaos(const std::string& spec, ChaosRates& rates) {
     if (it == kinds.end())
       return bad("--chaos: unknown kind '" + kind +
                  "' (kill-workers, stop-workers, kill-clients, bad-files, replace-files, "
-                 "rewrite-files)");
+                 "rewrite-files, stop-daemon)");
     auto [slot, rate] = it->second;
     if (eq != std::string::npos) {
       auto r = parse_number("--chaos " + kind, item.substr(eq + 1));
@@ -378,6 +385,8 @@ Result<Options> parse_options(int argc, char** argv) {
   if (!o.spawn && !o.daemon_flags.empty()) return bad("flags after `--` go to a spawned genomed: add --spawn");
   if (!o.spawn && o.chaos.writes_files() && !o.chaos_every_kind)
     return bad("--chaos replace-files and rewrite-files write adapter files: only with --spawn, on the harness's own copy");
+  if (!o.spawn && o.chaos.stop_daemon > 0 && !o.chaos_every_kind)
+    return bad("--chaos stop-daemon stops the daemon itself: only with --spawn, on the harness's own");
   // A run of no time executes no operation and would prove nothing.
   if (o.duration.count() <= 0)
     return bad("--duration: at least 1ms (a run of no time executes nothing and proves nothing)");

@@ -72,6 +72,7 @@ enum class Chaos {
   bad_file,
   replace_file,
   rewrite_file,
+  stop_daemon,
   count
 };
 inline constexpr int kChaos = static_cast<int>(Chaos::count);

@@ -1,6 +1,7 @@
 #include "tools/testkit/daemon_process.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -17,11 +18,14 @@ namespace {
 
 // The child's exit code when its spawner died between fork and prctl.
 constexpr int kSpawnerGoneExit = 125;
+// ... when it could not take the user's credentials.
+constexpr int kCannotBecomeUserExit = 124;
 
 }  // namespace
 
 Result<DaemonProcess> start_genomed(std::vector<std::string> argv, const std::string& log_path,
-                                    std::chrono::milliseconds timeout, bool stdout_too) {
+                                    std::chrono::milliseconds timeout, bool stdout_too,
+                                    std::optional<User> user) {
   const auto t0 = std::chrono::steady_clock::now();
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) != 0)
@@ -44,6 +48,11 @@ Result<DaemonProcess> start_genomed(std::vector<std::string> argv, const std::st
   const bool tie_to_spawner = ::gettid() == spawner;  // the main thread (see the header)
   const pid_t pid = ::fork();
   if (pid == 0) {
+    // Before the prctl: a change of credentials clears the parent-death signal.
+    if (user && (::setgroups(0, nullptr) != 0 || ::setgid(user->gid) != 0 ||
+                 ::setuid(user->uid) != 0)) {
+      ::_exit(kCannotBecomeUserExit);
+    }
     if (tie_to_spawner &&
         (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != spawner)) {
       ::_exit(kSpawnerGoneExit);  // the spawner died before the guard held

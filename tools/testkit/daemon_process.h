@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,8 +41,14 @@ struct DaemonProcess {
 // spawner (it would die with that thread), and dies_with_spawner says so.
 // Every current caller (the integration tests' Daemon, genome-bench,
 // genome-stress --spawn) starts daemons on its main thread.
+// With `user`, the daemon runs as that uid and gid with no supplementary
+// groups (the caller must be root).
+struct User {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
 Result<DaemonProcess> start_genomed(std::vector<std::string> argv, const std::string& log_path,
                                     std::chrono::milliseconds timeout = std::chrono::seconds(60),
-                                    bool stdout_too = true);
+                                    bool stdout_too = true, std::optional<User> user = {});
 
 }  // namespace genomed::testkit
