@@ -122,8 +122,10 @@ void LeaseBreakWatcher::run() {
       // intact lease on a file that reused the number is left alone.
       const int fd = info[i].ssi_fd;
       if (::fcntl(fd, F_GETLEASE) == F_UNLCK) {
+        // Counted before the lease is let go: the writer the break holds up
+        // returns only after the release, and must find the break counted.
+        breaks_.fetch_add(1, std::memory_order_seq_cst);
         release_lease(fd);
-        breaks_.fetch_add(1, std::memory_order_relaxed);
       }
     }
   }

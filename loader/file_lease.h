@@ -84,7 +84,7 @@ class LeaseBreakWatcher {
   LeaseBreakWatcher& operator=(const LeaseBreakWatcher&) = delete;
 
   // Breaks let go of so far.
-  std::uint64_t breaks() const { return breaks_.load(std::memory_order_relaxed); }
+  std::uint64_t breaks() const { return breaks_.load(std::memory_order_seq_cst); }
 
  private:
   LeaseBreakWatcher(Fd signals, Fd stop);
