@@ -271,6 +271,12 @@ void ChaosMonkey::replace_file() {
 }
 
 void ChaosMonkey::rewrite_file() {
+  // Not while the daemon is stopped: opening a file for writing waits until
+  // genomed lets its read lease go (failure-model.md, "Files that change"),
+  // which a stopped genomed does only at the kernel's lease-break-time (45 s
+  // by default), and this thread, the one that continues the daemon, would
+  // wait that long with it.
+  if (daemon_resume_at_) return;
   std::size_t i = 0;
   int v = 0;
   if (!next_mutable(&i, &v)) return;
