@@ -140,25 +140,37 @@ void MetricsServer::Loop::accept_all(Clock::time_point now) {
     }
     std::size_t open = 0;
     Connection* oldest_reading = nullptr;
+    Connection* oldest_draining = nullptr;
+    Connection* oldest_writing = nullptr;
     for (auto& c : connections) {
       if (c.fd < 0) continue;
       ++open;
-      if (c.phase == Connection::Phase::reading &&
-          (oldest_reading == nullptr || c.deadline < oldest_reading->deadline)) {
-        oldest_reading = &c;
-      }
+      Connection*& oldest = c.phase == Connection::Phase::reading    ? oldest_reading
+                            : c.phase == Connection::Phase::draining ? oldest_draining
+                                                                     : oldest_writing;
+      if (oldest == nullptr || c.deadline < oldest->deadline) oldest = &c;
     }
     if (open >= options.max_connections) {
       static const std::string busy =
           http::render_error(503, "too many connections are still sending their request");
-      // Every slot is answering: the newcomer waits for no one.
-      Connection* victim = oldest_reading;
-      if (victim == nullptr) {
+      // The newcomer always gets a slot, or peers that send a whole request
+      // and then read nothing (or trickle a declared body) would hold every
+      // slot to their deadline, and reconnect. First one still sending its
+      // request; then one draining: its answer was handed over whole, and
+      // only what of it the client has not read yet can be lost (to the
+      // reset of a close with its body unread); last one writing, whose
+      // answer is cut for sure. The oldest of each, which had the longest.
+      Connection* victim = oldest_reading != nullptr    ? oldest_reading
+                           : oldest_draining != nullptr ? oldest_draining
+                                                        : oldest_writing;
+      if (victim == nullptr) {  // a cap of 0
         send_once(fd, busy);
         ::close(fd);
         continue;
       }
-      send_once(victim->fd, busy);
+      // Only one still sending can take an answer; a 503 would land in the
+      // middle of a writing one's, and a draining one sends no more.
+      if (victim->phase == Connection::Phase::reading) send_once(victim->fd, busy);
       close_fd(victim->fd);
     }
     Connection c;

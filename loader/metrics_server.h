@@ -7,8 +7,9 @@
 // that sends a byte every few seconds held a thread each, and a dozen of them
 // held up every scrape. Here a slow client costs a slot and a few KiB; the
 // slots are many, a new connection at the cap closes the oldest one still
-// sending its request, and every connection is closed at its deadline
-// however it trickles.
+// sending its request (failing that, one done with its answer, then one
+// not reading it), and every connection is closed at its deadline however
+// it trickles.
 #pragma once
 
 #include <chrono>
@@ -30,7 +31,8 @@ struct MetricsServerOptions {
   std::chrono::milliseconds request_timeout{10'000};
   // Connections served at once (each costs at most the head limit plus its
   // answer). At the cap a new one closes the oldest still sending its
-  // request, so whoever sends a whole request at once is served.
+  // request, or if none, the oldest draining, or the oldest writing, so
+  // whoever sends a whole request at once is served.
   std::size_t max_connections = 64;
   http::Limits limits;
 };

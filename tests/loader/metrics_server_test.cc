@@ -6,6 +6,7 @@
 #include "loader/metrics_server.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <memory>
@@ -90,6 +91,49 @@ TEST(MetricsServer, AtTheCapANewConnectionClosesTheOldestStillSending) {
   EXPECT_TRUE(got.closed);
   EXPECT_EQ(parse_answer(got.bytes).status, 503) << got.bytes;
   for (int i = 1; i < 4; ++i) EXPECT_TRUE(stalled[i]->quiet()) << i;
+}
+
+TEST(MetricsServer, AtTheCapWithNoOneSendingAScrapeClosesADrainingOneBeforeAWritingOne) {
+  // Answers far larger than the socket buffers for the first two, which
+  // stop reading; a small one for the two that then trickle a declared body.
+  const std::string big(32 << 20, 'x');
+  std::atomic<bool> answer_big = true;
+  auto server = serve([&] { return answer_big ? big : std::string("m 1\n"); },
+                      {.max_connections = 4});
+  ASSERT_TRUE(server);
+  std::vector<std::unique_ptr<HttpProbe>> stuck;
+  std::string first(2, '\0');
+  for (int i = 0; i < 2; ++i) {
+    stuck.push_back(std::make_unique<HttpProbe>(server->port()));
+    ASSERT_TRUE(stuck.back()->send(kScrape));
+    // A first byte of the answer: the server is writing it, and cannot
+    // finish while the probe reads no more.
+    ASSERT_EQ(::recv(stuck.back()->fd(), &first[i], 1, 0), 1) << i;
+  }
+  answer_big = false;
+  std::vector<std::unique_ptr<HttpProbe>> trickling;
+  for (int i = 0; i < 2; ++i) {
+    trickling.push_back(std::make_unique<HttpProbe>(server->port()));
+    ASSERT_TRUE(trickling.back()->send(
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\n\r\nabc"));
+    // The whole answer and the server's end of sending: it is draining the
+    // body, most of which never comes.
+    const auto got = trickling.back()->read_to_end();
+    ASSERT_TRUE(got.closed) << i;
+    EXPECT_EQ(parse_answer(got.bytes).status, 200) << i;
+  }
+  // Every slot is taken and none is reading: the scrape takes the slot of
+  // the draining one, though both writing ones are older.
+  const auto scrape = http_exchange(server->port(), kScrape);
+  EXPECT_EQ(scrape.status, 200);
+  EXPECT_EQ(scrape.body, "m 1\n");
+  for (int i = 0; i < 2; ++i) {
+    const auto got = stuck[i]->read_to_end();  // whole: neither was cut
+    EXPECT_TRUE(got.closed) << i;
+    const auto answer = parse_answer(first[i] + got.bytes);
+    EXPECT_TRUE(answer.well_formed) << i;
+    EXPECT_EQ(answer.body.size(), big.size()) << i;
+  }
 }
 
 TEST(MetricsServer, AClientThatDoesNotReadItsAnswerHoldsUpNoOneAndIsClosedAtItsDeadline) {
