@@ -6,11 +6,15 @@
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <utility>
 
+#include "common/mutex.h"
 #include "common/safe_text.h"
 
 namespace genomed::loader {
@@ -18,6 +22,15 @@ namespace {
 
 // Watchers running (0 or 1 in genomed; tests may start one after another).
 std::atomic<int> g_watchers{0};
+
+// The descriptors holding a lease, with the file (dev, ino) each was taken
+// on. A break's signal names a descriptor number (ssi_fd) that may have been
+// closed since and reused; F_GETLEASE reads F_UNLCK on any descriptor
+// without a lease, so only a registered number still open on its file is a
+// break. Held across the watcher's look and release, so that release_lease()
+// (before every close of a leased descriptor) cannot close it in between.
+Mutex g_leased_mu;
+std::map<int, std::pair<dev_t, ino_t>> g_leased GUARDED_BY(g_leased_mu);
 
 // Why leases were unavailable, each logged once per process.
 enum Reason { kNoWatcher, kNotOwner, kNotSupported, kOther, kReasons };
@@ -53,12 +66,18 @@ void LeaseBreakWatcher::block_signal() {
 
 LeaseAttempt take_read_lease(int fd, const std::string& label) {
   LeaseAttempt out;
+  struct stat st {};
+  // Registered under the lock it is taken under: a break signalled at once
+  // waits for the watcher to find it registered.
+  MutexLock lock(g_leased_mu);
   if (g_watchers.load(std::memory_order_acquire) == 0) {
     out.error = ENOTSUP;
-  } else if (::fcntl(fd, F_SETSIG, LeaseBreakWatcher::signal_number()) != 0 ||
+  } else if (::fstat(fd, &st) != 0 ||
+             ::fcntl(fd, F_SETSIG, LeaseBreakWatcher::signal_number()) != 0 ||
              ::fcntl(fd, F_SETLEASE, F_RDLCK) != 0) {
     out.error = errno;
   } else {
+    g_leased[fd] = {st.st_dev, st.st_ino};
     out.taken = LeaseTaken::held;
     return out;
   }
@@ -72,7 +91,11 @@ LeaseAttempt take_read_lease(int fd, const std::string& label) {
 
 bool lease_intact(int fd) { return ::fcntl(fd, F_GETLEASE) == F_RDLCK; }
 
-void release_lease(int fd) { (void)::fcntl(fd, F_SETLEASE, F_UNLCK); }
+void release_lease(int fd) {
+  MutexLock lock(g_leased_mu);
+  g_leased.erase(fd);
+  (void)::fcntl(fd, F_SETLEASE, F_UNLCK);
+}
 
 Result<std::unique_ptr<LeaseBreakWatcher>> LeaseBreakWatcher::start() {
   sigset_t set;
@@ -117,15 +140,26 @@ void LeaseBreakWatcher::run() {
     if (got <= 0) continue;
     for (std::size_t i = 0; i < static_cast<std::size_t>(got) / sizeof info[0]; ++i) {
       // ssi_fd is the descriptor the lease was taken on. It may have been
-      // closed since and its number reused: only a lease being broken
-      // (F_GETLEASE reads F_UNLCK while a break is pending) is let go; an
-      // intact lease on a file that reused the number is left alone.
-      const int fd = info[i].ssi_fd;
+      // closed since and its number reused: only a registered descriptor
+      // still open on the file it was leased on counts, and only once its
+      // lease is being broken (F_GETLEASE reads F_UNLCK while a break is
+      // pending); an intact lease on a file that reused the number is left
+      // alone.
+      const int fd = static_cast<int>(info[i].ssi_fd);
+      MutexLock lock(g_leased_mu);
+      const auto it = g_leased.find(fd);
+      if (it == g_leased.end()) continue;
+      struct stat st {};
+      if (::fstat(fd, &st) != 0 || std::pair(st.st_dev, st.st_ino) != it->second) {
+        g_leased.erase(it);  // closed without release_lease and reused
+        continue;
+      }
       if (::fcntl(fd, F_GETLEASE) == F_UNLCK) {
         // Counted before the lease is let go: the writer the break holds up
         // returns only after the release, and must find the break counted.
         breaks_.fetch_add(1, std::memory_order_seq_cst);
-        release_lease(fd);
+        g_leased.erase(it);
+        (void)::fcntl(fd, F_SETLEASE, F_UNLCK);
       }
     }
   }

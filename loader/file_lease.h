@@ -21,7 +21,10 @@
 //
 // Breaks are reported with a real-time signal (F_SETSIG), blocked in every
 // thread and read from a signalfd by the LeaseBreakWatcher's thread, which
-// lets a broken lease go at once (F_UNLCK) so the writer is not held up;
+// lets a broken lease go at once (F_UNLCK) so the writer is not held up.
+// The signal names a descriptor number: only one registered by
+// take_read_lease(), not released since and still open on the file it was
+// leased on is acted on (a number closed and reused is not a break);
 // the load learns of the break from F_GETLEASE after its last read and
 // fails with `file_changed`. Leases are taken only while a watcher runs
 // (the signal's default action would end the process).
@@ -55,15 +58,19 @@ struct LeaseAttempt {
 };
 
 // Takes a read lease on `fd` (open O_RDONLY), reported with the watcher's
-// signal. `label` names the file in the one warning logged when leases are
-// unavailable for a reason not seen before.
+// signal, and registers `fd` with its file's (dev, ino): the watcher acts
+// only on a registered descriptor still open on that file. `label` names the
+// file in the one warning logged when leases are unavailable for a reason
+// not seen before.
 LeaseAttempt take_read_lease(int fd, const std::string& label);
 
 // True while the lease taken on `fd` is intact: nobody opened the file for
 // writing or truncated it since. False once broken, released or never held.
 bool lease_intact(int fd);
 
-// Lets the lease on `fd` go (if any).
+// Lets the lease on `fd` go (if any) and unregisters `fd`. Call it before
+// closing a leased descriptor: the lease may outlive it (the workers hold
+// the open file too), and its number may be reused.
 void release_lease(int fd);
 
 // The thread that lets broken leases go. One per process (the signal is the

@@ -59,7 +59,12 @@ Result<Fd> open_file(int dir, const char* file, const std::string& path, std::st
   *leased = lease.taken == LeaseTaken::held;
   // Written before the lease? Then the identity must be that of the version
   // the lease now holds still.
-  GENOMED_ASSIGN_OR_RETURN(*identity, identity_of_fd(f.fd.get(), path));
+  auto id = identity_of_fd(f.fd.get(), path);
+  if (!id.ok()) {
+    release_lease(f.fd.get());  // before the close (file_lease.h)
+    return id.status();
+  }
+  *identity = *id;
   return std::move(f.fd);
 }
 
@@ -152,7 +157,15 @@ Result<OpenedAdapter> NameResolver::open(std::string_view name) const {
     }
     OpenedAdapter out;
     out.paths = {join(dir_path, format::kConfigFileName), join(dir_path, format::kWeightsFileName)};
-    auto files = std::make_shared<format::AdapterFds>();
+    // Whoever holds the files last (the load, a job still queued) lets
+    // their leases go before they are closed: a lease outlives its
+    // descriptor in the workers' copies, and its number may be reused.
+    std::shared_ptr<format::AdapterFds> files(new format::AdapterFds,
+                                              [](format::AdapterFds* f) {
+                                                release_lease(f->config.get());
+                                                release_lease(f->weights.get());
+                                                delete f;
+                                              });
     GENOMED_ASSIGN_OR_RETURN(
         files->config, open_file(dir.fd.get(), format::kConfigFileName, out.paths.config, name,
                                  resolution_, &out.config, &out.config_leased));

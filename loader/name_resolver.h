@@ -28,7 +28,7 @@ inline constexpr std::size_t kMaxNameLength = 512;
 // open files when they were opened: the version the load must serve. Each
 // file is read-leased (file_lease.h) from its open on, where the kernel
 // allows it: the lease, not the identity, is what proves a load read one
-// version.
+// version. Whoever holds `files` last lets the leases go before closing them.
 struct OpenedAdapter {
   // ROOT/NAME/<file>, for messages only (NAME escaped and cut at 200 bytes).
   format::AdapterPaths paths;

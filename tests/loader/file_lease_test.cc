@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/capability.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -132,6 +134,7 @@ TEST_F(FileLeaseTest, AFileOfAnotherOwnerWithoutCapLeaseHasNoLease) {
 }
 
 // ---- OpenedAdapter: the resolver takes the leases, unchanged() reads them ----
+// (and lets them go before their files are closed)
 
 class LeasedAdapterTest : public ::testing::Test {
  protected:
@@ -201,6 +204,55 @@ TEST_F(LeasedAdapterTest, ATruncatedConfigIsAChange) {
   const Status s = opened->unchanged();
   EXPECT_EQ(s.code(), Errc::file_changed);
   EXPECT_NE(s.message().find("adapter_config.json"), std::string::npos) << s.message();
+}
+
+TEST_F(LeasedAdapterTest, ALoadsFilesLetTheirLeasesGoBeforeTheyAreClosed) {
+  Fd worker_copy;  // a worker's descriptor of the same open file (SCM_RIGHTS)
+  {
+    auto opened = open();
+    ASSERT_TRUE(opened.ok()) << opened.status().to_string();
+    worker_copy.reset(::dup(opened->files->weights.get()));
+    ASSERT_TRUE(worker_copy.valid());
+  }
+  // Closed with its lease still on the open file, a writer would wait for
+  // lease-break-time on a break nobody in genomed can let go.
+  Fd writer(::open(weights_.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+  EXPECT_TRUE(writer.valid()) << std::strerror(errno);
+  EXPECT_EQ(watcher_->breaks(), 0u);
+}
+
+TEST_F(LeasedAdapterTest, ABreakSignalForANumberReusedSinceIsNoBreak) {
+  int number = -1;
+  {
+    auto opened = open();  // a load, cancelled: its files are closed
+    ASSERT_TRUE(opened.ok()) << opened.status().to_string();
+    number = opened->files->weights.get();
+  }
+  // The number now names an unrelated file, which has no lease: F_GETLEASE
+  // reads F_UNLCK on it as on a broken lease.
+  write_text(root_ / "unrelated", "x");
+  Fd unrelated(::open((root_ / "unrelated").c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(unrelated.valid());
+  ASSERT_EQ(::dup2(unrelated.get(), number), number);
+  Fd reused(number);
+  // A break signal for that number, as the kernel sends one (a lease still
+  // on the old open file elsewhere, or a break racing the close).
+  siginfo_t info{};
+  info.si_signo = LeaseBreakWatcher::signal_number();
+  info.si_code = POLL_MSG;
+  info.si_band = POLLMSG;
+  info.si_fd = number;
+  ASSERT_EQ(::syscall(SYS_rt_sigqueueinfo, ::getpid(), info.si_signo, &info), 0)
+      << std::strerror(errno);
+  // Then a real break, signalled after it on the same queue: the truncate
+  // returns once the watcher let that lease go, so it has read both.
+  const std::string other = root_ / "other";
+  write_text(other, "version 1");
+  Fd leased(::open(other.c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_EQ(take_read_lease(leased.get(), other).taken, LeaseTaken::held);
+  ASSERT_EQ(::truncate(other.c_str(), 0), 0) << std::strerror(errno);
+  EXPECT_EQ(watcher_->breaks(), 1u);
+  release_lease(leased.get());
 }
 
 }  // namespace

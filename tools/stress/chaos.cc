@@ -19,9 +19,46 @@ Clock::duration exponential(double rate, std::mt19937_64& rng) {
 
 }  // namespace
 
+EffectiveChaos effective_chaos(const Options& options, const DaemonFacts& facts,
+                               const Corpus& corpus, bool harness_root) {
+  // A kind the target does not allow is skipped, with the reason: `--chaos`
+  // alone asks for every kind that applies (options.h), and a SPEC naming
+  // one the target cannot serve here is refused at parse time where that is
+  // known then (replace-files without --spawn).
+  EffectiveChaos out{options.chaos, {}};
+  ChaosRates& rates = out.rates;
+  if (facts.pid <= 0) {
+    const char* why = "the daemon's processes are not visible here (another host or pid namespace)";
+    if (rates.kill_workers > 0) out.skipped.push_back("kill-workers: " + std::string(why));
+    if (rates.stop_workers > 0) out.skipped.push_back("stop-workers: " + std::string(why));
+    rates.kill_workers = rates.stop_workers = 0;
+  }
+  if (rates.stop_daemon > 0 && (facts.pid <= 0 || !options.spawn)) {
+    out.skipped.push_back("stop-daemon: it stops the daemon itself, and without --spawn the daemon "
+                          "is not the harness's");
+    rates.stop_daemon = 0;
+  }
+  if (rates.bad_files > 0 && !harness_root && corpus.bad().empty()) {
+    out.skipped.push_back("bad-files: no --bad-root, and the root is not the harness's to write");
+    rates.bad_files = 0;
+  }
+  std::size_t mutable_count = 0;
+  for (const auto& a : corpus.good()) mutable_count += a.version_files.size() > 1;
+  if (rates.writes_files() && (!harness_root || mutable_count == 0)) {
+    const std::string why = !harness_root
+                                ? "it rewrites adapter files, and without --spawn the root is "
+                                  "not the harness's"
+                                : "no mutable copies (--mutable-adapters 0)";
+    if (rates.replace_files > 0) out.skipped.push_back("replace-files: " + why);
+    if (rates.rewrite_files > 0) out.skipped.push_back("rewrite-files: " + why);
+    rates.replace_files = rates.rewrite_files = 0;
+  }
+  return out;
+}
+
 ChaosMonkey::ChaosMonkey(const Options& options, const DaemonFacts& facts, const Corpus& corpus,
-                         ScratchRoot* scratch, const ErrorPolicy& policy, Tally& tally,
-                         std::string self_exe)
+                         ScratchRoot* scratch, EffectiveChaos plan, const ErrorPolicy& policy,
+                         Tally& tally, std::string self_exe)
     : options_(options),
       facts_(facts),
       corpus_(corpus),
@@ -29,38 +66,9 @@ ChaosMonkey::ChaosMonkey(const Options& options, const DaemonFacts& facts, const
       policy_(policy),
       tally_(tally),
       self_exe_(std::move(self_exe)),
-      rates_(options.chaos),
+      rates_(plan.rates),
+      skipped_(std::move(plan.skipped)),
       rng_(options.seed ^ 0xC4A05ull) {
-  // A kind the target does not allow is skipped, with the reason: `--chaos`
-  // alone asks for every kind that applies (options.h), and a SPEC naming
-  // one the target cannot serve here is refused at parse time where that is
-  // known then (replace-files without --spawn).
-  if (facts.pid <= 0) {
-    const char* why = "the daemon's processes are not visible here (another host or pid namespace)";
-    if (rates_.kill_workers > 0) skipped_.push_back("kill-workers: " + std::string(why));
-    if (rates_.stop_workers > 0) skipped_.push_back("stop-workers: " + std::string(why));
-    rates_.kill_workers = rates_.stop_workers = 0;
-  }
-  if (rates_.stop_daemon > 0 && (facts.pid <= 0 || !options.spawn)) {
-    skipped_.push_back("stop-daemon: it stops the daemon itself, and without --spawn the daemon "
-                       "is not the harness's");
-    rates_.stop_daemon = 0;
-  }
-  if (rates_.bad_files > 0 && scratch == nullptr && corpus.bad().empty()) {
-    skipped_.push_back("bad-files: no --bad-root, and the root is not the harness's to write");
-    rates_.bad_files = 0;
-  }
-  std::size_t mutable_count = 0;
-  for (const auto& a : corpus.good()) mutable_count += a.version_files.size() > 1;
-  if (rates_.writes_files() && (scratch == nullptr || mutable_count == 0)) {
-    const std::string why = scratch == nullptr
-                                ? "it rewrites adapter files, and without --spawn the root is "
-                                  "not the harness's"
-                                : "no mutable copies (--mutable-adapters 0)";
-    if (rates_.replace_files > 0) skipped_.push_back("replace-files: " + why);
-    if (rates_.rewrite_files > 0) skipped_.push_back("rewrite-files: " + why);
-    rates_.replace_files = rates_.rewrite_files = 0;
-  }
   next_version_.assign(corpus.good().size(), 1);
 }
 

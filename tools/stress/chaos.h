@@ -32,11 +32,23 @@
 
 namespace genomed::stress {
 
+// The kinds that run against this target: those asked for (--chaos) less
+// those it does not allow, each with why. Computed once, before the run:
+// the ErrorPolicy accepts what the kinds that run may cause, not those
+// asked for. `harness_root`: the harness owns the adapter root (--spawn).
+struct EffectiveChaos {
+  ChaosRates rates;
+  std::vector<std::string> skipped;  // "KIND: why"
+};
+EffectiveChaos effective_chaos(const Options& options, const DaemonFacts& facts,
+                               const Corpus& corpus, bool harness_root);
+
 class ChaosMonkey {
  public:
-  // `scratch` is null unless the harness owns the root (--spawn).
+  // `scratch` is null unless the harness owns the root (--spawn); `plan` is
+  // effective_chaos() of the same target.
   ChaosMonkey(const Options& options, const DaemonFacts& facts, const Corpus& corpus,
-              ScratchRoot* scratch, const ErrorPolicy& policy, Tally& tally,
+              ScratchRoot* scratch, EffectiveChaos plan, const ErrorPolicy& policy, Tally& tally,
               std::string self_exe);
   ~ChaosMonkey();
 

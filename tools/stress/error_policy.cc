@@ -2,19 +2,24 @@
 
 namespace genomed::stress {
 
-ErrorPolicy::ErrorPolicy(const Options& options) {
+ErrorPolicy::ErrorPolicy(const Options& options, const ChaosRates& running) {
   for (Errc c : {Errc::no_space, Errc::cancelled, Errc::draining, Errc::not_loaded,
                  Errc::overloaded})
     allowed_.set(static_cast<std::size_t>(c));
-  // stop-daemon alone adds nothing: a pause of genomed is nobody's fault.
-  ChaosRates blaming = options.chaos;
-  blaming.stop_daemon = 0;
-  if (blaming.any()) {
+  // Only the kinds that run count: one asked for but skipped (no inspectable
+  // daemon, not the harness's root) causes nothing, and accepting what it
+  // would cause would let a daemon bug with that code pass. stop-daemon adds
+  // nothing: a pause of genomed is nobody's fault. kill-clients cancels
+  // loads nobody else waits for, whose workers restart: the pool may trip
+  // its restart intensity (unhealthy), but no load anyone waits for fails.
+  if (running.kill_workers > 0 || running.stop_workers > 0 || running.bad_files > 0 ||
+      running.replace_files > 0 || running.rewrite_files > 0) {
     for (Errc c : {Errc::worker_crashed, Errc::quarantined, Errc::circuit_open, Errc::unhealthy,
                    Errc::file_changed})
       allowed_.set(static_cast<std::size_t>(c));
   }
-  if (options.chaos.may_time_out()) allowed_.set(static_cast<std::size_t>(Errc::timeout));
+  if (running.kill_clients > 0) allowed_.set(static_cast<std::size_t>(Errc::unhealthy));
+  if (running.may_time_out()) allowed_.set(static_cast<std::size_t>(Errc::timeout));
   for (const auto& name : options.allow)
     if (auto c = errc_from_name(name)) allowed_.set(static_cast<std::size_t>(*c));
 }

@@ -1,12 +1,14 @@
 // Which typed errors a run accepts, and what every other outcome of a call
 // means. Always accepted: what a correct daemon answers under load and races
 // (no_space, cancelled, draining, not_loaded, overloaded). With chaos also
-// what the injected faults legitimately cause (worker_crashed, quarantined,
-// circuit_open, unhealthy, file_changed; a daemon-side timeout only with a
-// kind that stops, kills or feeds bad files to workers). stop-daemon adds
-// nothing: a pause of genomed is nobody's fault. --allow adds codes. A client-side deadline (the call timed out and broke its
-// connection) is a hang; a lost connection, an untyped code or any other
-// code is a failure.
+// what the injected faults of the kinds that run (effective_chaos, not those
+// asked for) legitimately cause (worker_crashed, quarantined, circuit_open,
+// unhealthy, file_changed; a daemon-side timeout only with a kind that
+// stops, kills or feeds bad files to workers). kill-clients alone adds
+// unhealthy (its cancelled loads restart workers), stop-daemon nothing: a
+// pause of genomed is nobody's fault. --allow adds codes. A client-side
+// deadline (the call timed out and broke its connection) is a hang; a lost
+// connection, an untyped code or any other code is a failure.
 #pragma once
 
 #include <bitset>
@@ -20,7 +22,8 @@ namespace genomed::stress {
 
 class ErrorPolicy {
  public:
-  explicit ErrorPolicy(const Options& options);
+  // `running`: the chaos kinds that run (effective_chaos()).
+  ErrorPolicy(const Options& options, const ChaosRates& running);
 
   bool allowed(Errc code) const { return allowed_[static_cast<std::size_t>(code) % kCodes]; }
   // The codes a malformed adapter may be refused with (file, config,

@@ -133,11 +133,13 @@ int run(Options o) {
   std::optional<Client> monitor_client(std::move(*monitor));
   if (facts.pid > 0) facts.baseline = footprint_of(facts.pid);
 
-  const ErrorPolicy policy(o);
+  EffectiveChaos plan = effective_chaos(o, facts, corpus, scratch.has_value());
+  const ErrorPolicy policy(o, plan.rates);
   const Verifier verifier(corpus, o, tally);
   Invariants invariants(o, tally, facts);
   Workload workload(o, facts.socket, corpus, verifier, policy, invariants, tally);
-  ChaosMonkey chaos(o, facts, corpus, scratch ? &*scratch : nullptr, policy, tally, self_exe());
+  ChaosMonkey chaos(o, facts, corpus, scratch ? &*scratch : nullptr, std::move(plan), policy, tally,
+                    self_exe());
 
   const auto t0 = Clock::now();
   {
