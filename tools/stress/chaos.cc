@@ -118,6 +118,12 @@ void ChaosMonkey::loop() {
     const auto now = Clock::now();
     for (auto& k : kinds) {
       if (now < k.next) continue;
+      // Nothing else while the daemon is stopped: this thread continues it,
+      // and an event that waits on the daemon would hold it stopped (a
+      // bad-files acquire waits for its reply, up to the client's 60 s; a
+      // rewrite-files open waits for the stopped daemon's read lease, up to
+      // the kernel's lease-break-time). A due event runs once it resumes.
+      if (daemon_resume_at_) continue;
       (this->*k.act)();
       k.next = now + exponential(k.rate, rng_);
     }
@@ -279,12 +285,6 @@ void ChaosMonkey::replace_file() {
 }
 
 void ChaosMonkey::rewrite_file() {
-  // Not while the daemon is stopped: opening a file for writing waits until
-  // genomed lets its read lease go (failure-model.md, "Files that change"),
-  // which a stopped genomed does only at the kernel's lease-break-time (45 s
-  // by default), and this thread, the one that continues the daemon, would
-  // wait that long with it.
-  if (daemon_resume_at_) return;
   std::size_t i = 0;
   int v = 0;
   if (!next_mutable(&i, &v)) return;
