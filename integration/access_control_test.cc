@@ -11,6 +11,7 @@
 
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -187,8 +188,9 @@ int connect_raw(const std::string& path) {
 }
 
 // Connects to `path` and says HELLO; the descriptor, or -1 if the daemon
-// refused (it answered with an error) or could not be reached.
-int hello_raw(const std::string& path) {
+// refused (it answered with an error, then in `refused` if given) or could
+// not be reached.
+int hello_raw(const std::string& path, Status* refused = nullptr) {
   const int fd = connect_raw(path);
   if (fd < 0) return -1;
   ipc::Request hello;
@@ -200,6 +202,7 @@ int hello_raw(const std::string& path) {
   if (reply) {
     for (int passed : reply->fds) ::close(passed);
   }
+  if (reply && refused) *refused = ipc::decode_hello_reply(reply->body).status();
   if (!reply || !ipc::decode_hello_reply(reply->body).ok()) {
     ::close(fd);
     return -1;
@@ -296,10 +299,12 @@ TEST(AccessControl, OneUsersIdleConnectionsAtTheLimitLeaveRoomForAnotherUser) {
   // idle kept every other client out (`overloaded`). At the limit a new
   // client takes the place of an idle connection without leases of its own
   // uid or of a uid holding more connections than its own: the hog only
-  // ever replaces its own, and the other user's connections stay.
+  // ever replaces its own, and the other user's connections stay. No
+  // per-uid share, so that the hog reaches the limit.
   REQUIRE_ROOT();
   constexpr int kLimit = 8;
-  Daemon d({.extra_args = {"--socket-mode", "0666", "--max-connections", std::to_string(kLimit)}});
+  Daemon d({.extra_args = {"--socket-mode", "0666", "--max-connections", std::to_string(kLimit),
+                           "--max-connections-per-uid", "0"}});
   open_directory_to_others(d);
   Client mine = d.connect();  // idle from now on, as the hog's are
   // As many as it may hold, then three times as many: it holds what it
@@ -318,6 +323,62 @@ TEST(AccessControl, OneUsersIdleConnectionsAtTheLimitLeaveRoomForAnotherUser) {
   ASSERT_TRUE(another.ok()) << another.status().to_string() << "\n" << d.log();
   EXPECT_TRUE(another->health().ok());
   EXPECT_TRUE(mine.health().ok());
+  const int status = hog.finish();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+TEST(AccessControl, AUserHoldingALeaseOnEachConnectionLeavesRoomForAnotherUser) {
+  // Connections holding leases are never closed for room (nor for being
+  // idle): another user that opened connections until refused, each holding
+  // a lease on a tiny adapter, took all of them and every other client got
+  // `overloaded` for as long as it held them. One uid now holds at most
+  // --max-connections-per-uid, by default three quarters of them.
+  REQUIRE_ROOT();
+  constexpr int kLimit = 8;
+  constexpr int kShare = kLimit * 3 / 4;
+  Daemon d({.extra_args = {"--socket-mode", "0666", "--max-connections", std::to_string(kLimit)}});
+  open_directory_to_others(d);
+  d.add_adapter("a", fixture::AdapterSpec{.rank = 1, .layers = 1, .hidden = 8});
+  // Exits 5 when an ACQUIRE fails, 6 when the refusal is not the per-uid one.
+  NobodysConnections hog([&] {
+    std::vector<int> fds;
+    for (int i = 0; i < 4 * kLimit; ++i) {
+      Status refused;
+      const int fd = hello_raw(d.socket_path(), &refused);
+      if (fd < 0) {
+        const bool per_uid = refused.code() == Errc::overloaded &&
+                             refused.message().find("--max-connections-per-uid") !=
+                                 std::string::npos;
+        if (!per_uid) ::_exit(6);
+        break;
+      }
+      ipc::Request acquire;
+      acquire.op = ipc::Op::acquire;
+      acquire.names = {"a"};
+      (void)ipc::write_frame(fd, ipc::encode_request(acquire));
+      auto granted = ipc::read_frame(fd, ipc::kMaxReplyFrame);
+      if (!granted || !ipc::decode_acquire_reply(granted->body).ok()) ::_exit(5);
+      fds.push_back(fd);  // holding its lease, idle from now on
+    }
+    return static_cast<int>(fds.size());
+  });
+  ASSERT_EQ(hog.held(), kShare) << d.log();
+  // The quarter it cannot take stays for other uids: this one's clients
+  // connect and are served.
+  std::vector<std::unique_ptr<Client>> mine;
+  std::vector<Lease> held;  // released before their clients close
+  for (int i = kShare; i < kLimit; ++i) {
+    auto client = Client::connect(d.socket_path());
+    ASSERT_TRUE(client.ok()) << client.status().to_string() << "\n" << d.log();
+    mine.push_back(std::make_unique<Client>(std::move(client).value()));
+    auto lease = mine.back()->acquire("a");
+    ASSERT_TRUE(lease.ok()) << lease.status().to_string();
+    held.push_back(std::move(lease).value());
+  }
+  EXPECT_TRUE(eventually([&] {
+    return d.log().find("uid 65534 holds " + std::to_string(kShare) +
+                        " connections (--max-connections-per-uid)") != std::string::npos;
+  })) << d.log();
   const int status = hog.finish();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }

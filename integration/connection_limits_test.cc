@@ -1,9 +1,10 @@
 // Connections cannot pin the daemon's resources: a client that never says
 // HELLO, one that holds no lease and goes idle past --idle-timeout-ms, or one
 // that does not read its replies is disconnected (its leases released); past
-// --max-connections a new client takes the place of the connection idle
-// longest that holds no lease (which is told `overloaded`), or gets a typed
-// `overloaded` answer when every connection holds leases; past
+// --max-connections (or its uid's --max-connections-per-uid) a new client
+// takes the place of the connection idle longest that holds no lease (which
+// is told `overloaded`), or gets a typed `overloaded` answer when every
+// connection holds leases; past
 // --max-leases-per-connection an ACQUIRE gets `limit_exceeded`; and no reply
 // outgrows what a client accepts (LIST comes in pages).
 #include <gtest/gtest.h>
@@ -80,10 +81,12 @@ TEST(ConnectionLimits, AClientThatDoesNotReadItsRepliesIsClosedAndItsLeasesRelea
 // kept every other client out under default flags: `overloaded` for as long
 // as it held them. At the limit a new client now takes the place of the
 // connection idle longest that holds no lease; the default policy, with a
-// smaller limit to keep the test cheap.
+// smaller limit to keep the test cheap, and no per-uid share so that one
+// uid reaches the limit.
 TEST(ConnectionLimits, AtTheLimitANewClientTakesThePlaceOfTheConnectionIdleLongest) {
   constexpr int kLimit = 16;
-  Daemon daemon({.extra_args = {"--max-connections", std::to_string(kLimit)}});
+  Daemon daemon({.extra_args = {"--max-connections", std::to_string(kLimit),
+                                "--max-connections-per-uid", "0"}});
   std::vector<std::unique_ptr<RawSocket>> hog;
   // As many as it may hold, then as many again: each new one of its
   // connections takes the place of its own oldest.
@@ -119,7 +122,7 @@ TEST(ConnectionLimits, AtTheLimitANewClientTakesThePlaceOfTheConnectionIdleLonge
 // daemon: it is never closed to make room. With every connection holding
 // one, a new client is told `overloaded`.
 TEST(ConnectionLimits, PastTheLimitAClientIsToldOverloadedWhenEveryConnectionHoldsLeases) {
-  Daemon daemon({.extra_args = {"--max-connections", "2"}});
+  Daemon daemon({.extra_args = {"--max-connections", "2", "--max-connections-per-uid", "0"}});
   daemon.add_adapter("a", {});
   Client first = daemon.connect();
   Client second = daemon.connect();
@@ -132,6 +135,42 @@ TEST(ConnectionLimits, PastTheLimitAClientIsToldOverloadedWhenEveryConnectionHol
   EXPECT_NE(third.status().message().find("--max-connections"), std::string::npos);
   EXPECT_TRUE(first.health().ok());
   EXPECT_TRUE(second.health().ok());
+}
+
+// Below --max-connections, a uid holding its share (--max-connections-per-uid,
+// by default three quarters of them) gets a new connection only in place of
+// one of its own idle without a lease; else it is told `overloaded`.
+TEST(ConnectionLimits, AtItsUidsShareANewClientTakesThePlaceOfItsOwnIdleConnection) {
+  Daemon daemon({.extra_args = {"--max-connections", "4"}});  // a share of 3
+  daemon.add_adapter("a", {});
+  std::vector<std::unique_ptr<RawSocket>> idle;
+  for (int i = 0; i < 3; ++i) {
+    idle.push_back(std::make_unique<RawSocket>(daemon.socket_path()));
+    idle.back()->hello();
+  }
+  Client fourth = daemon.connect();
+  // Admitted only once one of its own made room: idle[0] was told already
+  // (without it, nothing comes and the read below would wait).
+  char byte;
+  ASSERT_EQ(::recv(idle[0]->fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT), 1) << daemon.log();
+  auto told = idle[0]->reply();
+  ASSERT_TRUE(told.ok()) << told.status().to_string();
+  const Status why = ipc::decode_hello_reply(told->body).status();
+  EXPECT_EQ(why.code(), Errc::overloaded) << why.to_string();
+  EXPECT_NE(why.message().find("(--max-connections-per-uid)"), std::string::npos)
+      << why.message();
+  EXPECT_TRUE(idle[0]->closed_by_peer());
+  // With every connection of the uid holding a lease, none makes room.
+  idle[1]->acquire("a");
+  idle[2]->acquire("a");
+  auto held = fourth.acquire("a");
+  ASSERT_TRUE(held.ok()) << held.status().to_string();
+  auto refused = Client::connect(daemon.socket_path());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.code(), Errc::overloaded) << refused.status().to_string();
+  EXPECT_NE(refused.status().message().find("--max-connections-per-uid"), std::string::npos)
+      << refused.status().message();
+  EXPECT_TRUE(fourth.health().ok());
 }
 
 TEST(ConnectionLimits, PastItsLeaseLimitAnAcquireIsRefusedLimitExceeded) {

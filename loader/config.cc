@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -211,6 +212,13 @@ const std::map<std::string, Setter>& setters() {
       {"max_connections",
        size_setter(
            [](DaemonConfig & c) -> auto& { return c.connections.max_connections; }, 1, 1 << 20)},
+      {"max_connections_per_uid",
+       [](DaemonConfig& c, const std::string& k, const std::string& v) {
+         auto n = parse_int(k, v, 0, 1 << 20);
+         if (!n) return n.status();
+         c.max_connections_per_uid = static_cast<std::size_t>(*n);  // 0: no per-uid limit
+         return Status::Ok();
+       }},
       {"max_leases_per_connection",
        size_setter(
            [](DaemonConfig & c) -> auto& { return c.coordinator.max_leases_per_connection; }, 1,
@@ -381,6 +389,10 @@ std::uint64_t default_pin_budget(std::uint64_t budget_bytes) {
   return budget_bytes / 2 / 4096 * 4096;
 }
 
+std::size_t default_max_connections_per_uid(std::size_t max_connections) {
+  return std::max<std::size_t>(1, max_connections * 3 / 4);  // at most 1 << 20 (its setter)
+}
+
 std::string usage_text() {
   return R"(usage: genomed --socket PATH --root DIR [--root DIR ...] [options]
 
@@ -422,6 +434,16 @@ options:
                               connections (that one is told 'overloaded');
                               if none may be closed, the new client is
                               refused with 'overloaded'
+  --max-connections-per-uid N  connections one uid may hold at once (default:
+                              three quarters of --max-connections, at least
+                              1; 0: no per-uid limit). Connections holding
+                              leases are never closed for room: the default
+                              always leaves a quarter of the connections to
+                              other uids, while a node serving one uid loses
+                              only a quarter. At it a new client of that uid
+                              takes the place of its uid's connection idle
+                              longest that holds no lease, or is refused
+                              with 'overloaded'
   --max-leases-per-connection N  leases one client connection may hold at
                               once; an ACQUIRE past it is refused with
                               'limit_exceeded' (default 4096)
@@ -551,6 +573,8 @@ Result<CommandLine> parse_command_line(int argc, const char* const* argv) {
   if (cl.config.worker_path.empty()) cl.config.worker_path = default_worker_path();
   cl.config.coordinator.pin_budget =
       cl.config.pin_budget.value_or(default_pin_budget(cl.config.budget_bytes));
+  cl.config.connections.max_connections_per_uid = cl.config.max_connections_per_uid.value_or(
+      default_max_connections_per_uid(cl.config.connections.max_connections));
   return cl;
 }
 

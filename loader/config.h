@@ -32,7 +32,11 @@ struct DaemonConfig {
   std::chrono::milliseconds kill_grace{500};
   RestartOptions restart;
   std::size_t queue_limit = 256;
-  ConnectionLimits connections;  // handshake, idle and write deadlines; connection cap
+  ConnectionLimits connections;  // handshake, idle and write deadlines; connection caps
+  // --max-connections-per-uid as given (0: no per-uid limit). Unset: three
+  // quarters of --max-connections (default_max_connections_per_uid).
+  // parse_command_line resolves it into connections.max_connections_per_uid.
+  std::optional<std::size_t> max_connections_per_uid;
   std::string log_level = "info";
   // --worker-memory-limit: address space each worker may add to what it maps
   // at start (RLIMIT_AS); 0 = none. Normal adapters need a few MiB, the
@@ -56,6 +60,12 @@ Result<CommandLine> parse_command_line(int argc, const char* const* argv);
 // The pin budget when --pin-budget is not given: half of `budget_bytes`,
 // rounded down to whole pages.
 std::uint64_t default_pin_budget(std::uint64_t budget_bytes);
+
+// Connections one uid may hold when --max-connections-per-uid is not given:
+// three quarters of `max_connections`, rounded down, at least 1. Another uid
+// always finds a quarter of the connections it cannot take, and a node
+// serving one uid loses only that quarter.
+std::size_t default_max_connections_per_uid(std::size_t max_connections);
 
 // The --help text; true to the flags parse_command_line accepts.
 std::string usage_text();

@@ -65,6 +65,13 @@ struct ConnectionLimits {
   // At it a new client takes the place of an idle connection without
   // leases (Server::make_room), or is refused with `overloaded`.
   std::size_t max_connections = 1024;
+  // Connections one uid may hold (0: no limit of its own). Connections
+  // holding leases are never closed for room, so without it one uid that
+  // holds a lease on each of max_connections keeps every other uid out.
+  // At it a new client of that uid takes the place of an idle connection
+  // of its own without leases, or is refused with `overloaded`.
+  // parse_command_line defaults it to default_max_connections_per_uid.
+  std::size_t max_connections_per_uid = 768;
   // Requests of one connection read ahead of the one being served. With
   // this many queued its socket is not read until one is answered (its
   // writes then block): a client cannot make the daemon buffer without

@@ -192,26 +192,45 @@ void Server::admit(int fd) {
                         ? cred.uid
                         : static_cast<uid_t>(-1);
   std::size_t served;
+  std::size_t own = 0;  // of `uid`
   {
     MutexLock lock(mu_);
     served = conns_.size();
+    for (const auto& [other, entry] : conns_) own += entry.uid == uid ? 1 : 0;
   }
-  if (served >= ctx_.limits.max_connections && !make_room(uid)) {
-    // Refuse rather than grow without bound, with a typed answer the
-    // client reads in place of its HELLO reply. A fresh socket's buffer
-    // is empty: the frame goes out whole without waiting.
+  // Refuse rather than grow without bound, with a typed answer the client
+  // reads in place of its HELLO reply. A fresh socket's buffer is empty:
+  // the frame goes out whole without waiting.
+  const auto refuse = [fd](const std::string& why) {
+    (void)ipc::send_frame_now(fd, ipc::encode_error(Status(Errc::overloaded, why)));
+    ::close(fd);
+  };
+  // At its uid's share the new client may only take the place of one of its
+  // own (then `served` does not grow). Lease holders are never closed for
+  // room: without the share, one uid holding a lease on every connection
+  // kept every other uid out.
+  const bool at_share =
+      ctx_.limits.max_connections_per_uid > 0 && own >= ctx_.limits.max_connections_per_uid;
+  if (at_share && !make_room(uid, /*own_uid_only=*/true)) {
+    client_log().error(
+        "uid {} holds {} connections (--max-connections-per-uid), none of them idle without a "
+        "lease; a new client of that uid was refused",
+        uid, own);
+    return refuse("uid " + std::to_string(uid) + " holds " + std::to_string(own) +
+                  " connections to genomed, the limit of one uid (--max-connections-per-uid), "
+                  "and none of them is idle without a lease; close connections (a connection "
+                  "holding a lease keeps its slot) or have the operator raise "
+                  "--max-connections-per-uid");
+  }
+  if (!at_share && served >= ctx_.limits.max_connections &&
+      !make_room(uid, /*own_uid_only=*/false)) {
     client_log().error(
         "{} clients connected (--max-connections), none of them idle without a lease that a "
         "client of uid {} may replace; a new client was refused",
         served, uid);
-    (void)ipc::send_frame_now(
-        fd, ipc::encode_error(Status(
-                Errc::overloaded,
-                "genomed serves " + std::to_string(served) +
-                    " connections, its limit (--max-connections), and none it may close for "
-                    "this client is idle without a lease; retry later")));
-    ::close(fd);
-    return;
+    return refuse("genomed serves " + std::to_string(served) +
+                  " connections, its limit (--max-connections), and none it may close for this "
+                  "client is idle without a lease; retry later");
   }
   auto conn = std::make_shared<Connection>(fd, id, ctx_, static_cast<ConnectionHost&>(*this));
   {
@@ -225,7 +244,7 @@ void Server::admit(int fd) {
   }
 }
 
-bool Server::make_room(uid_t uid) {
+bool Server::make_room(uid_t uid, bool own_uid_only) {
   std::vector<Entry> all;
   {
     MutexLock lock(mu_);
@@ -244,7 +263,7 @@ bool Server::make_room(uid_t uid) {
   for (const Entry& e : all) {
     // A uid holding no more connections than the new client's keeps them:
     // its fair share. The new client's own uid gives way to itself.
-    if (e.uid != uid && held[e.uid] <= own) continue;
+    if (e.uid != uid && (own_uid_only || held[e.uid] <= own)) continue;
     if (auto idle = e.conn->idle()) candidates.push_back({held[e.uid], *idle, &e});
   }
   // The uid holding the most first, then the connection idle longest.
@@ -253,21 +272,32 @@ bool Server::make_room(uid_t uid) {
     if (a.idle.since != b.idle.since) return a.idle.since < b.idle.since;
     return a.entry->conn->id() < b.entry->conn->id();
   });
+  // Named in the evicted client's answer and in the log line.
+  const std::string limit =
+      own_uid_only
+          ? "--max-connections-per-uid " + std::to_string(ctx_.limits.max_connections_per_uid)
+          : "--max-connections " + std::to_string(ctx_.limits.max_connections);
   const Status why(Errc::overloaded,
                    "genomed closed this connection, idle and holding no lease, to make room for "
-                   "a new client: it serves " +
-                       std::to_string(ctx_.limits.max_connections) +
-                       " connections at once (--max-connections); reconnect");
+                   "a new client" +
+                       std::string(own_uid_only
+                                       ? " of its uid: one uid holds at most " +
+                                             std::to_string(ctx_.limits.max_connections_per_uid) +
+                                             " connections at once (--max-connections-per-uid)"
+                                       : ": it serves " +
+                                             std::to_string(ctx_.limits.max_connections) +
+                                             " connections at once (--max-connections)") +
+                       "; reconnect");
   const auto now = ipc::Clock::now();
   for (const Candidate& c : candidates) {
     if (!c.entry->conn->evict(c.idle, why)) continue;  // busy meanwhile, or holds leases
     ctx_.counters->connections_evicted.fetch_add(1, std::memory_order_relaxed);
     client_log().info(
         "connection {} (uid {}, which held {}): idle for {} ms holding no lease; closed to make "
-        "room for a new client of uid {} (--max-connections {})",
+        "room for a new client of uid {} ({})",
         c.entry->conn->id(), c.entry->uid, c.held,
         std::chrono::duration_cast<std::chrono::milliseconds>(now - c.idle.since).count(), uid,
-        ctx_.limits.max_connections);
+        limit);
     return true;
   }
   return false;

@@ -12,7 +12,9 @@
 // connections than its uid: one process, whatever its uid, cannot keep
 // clients out by holding every connection idle, and a uid that holds its
 // fair share keeps it (make_room). Only when no such connection exists is
-// the new client refused with `overloaded`.
+// the new client refused with `overloaded`. Connections holding leases are
+// never closed, so one uid may hold at most --max-connections-per-uid: past
+// it a new client of that uid only takes the place of one of its own.
 //
 // Lock: mu_ guards the connection table; listen_mu_ the listening socket
 // (accepting vs. stop_accepting). Neither is held while calling a
@@ -60,12 +62,14 @@ class Server final : private ConnectionHost {
   Server(std::string path, int listen_fd, ConnectionContext ctx);
   void on_event(std::uint64_t key, std::uint32_t events);
   void accept_clients() EXCLUDES(listen_mu_, mu_);
-  // Registers a new client, or refuses it past --max-connections.
+  // Registers a new client, or refuses it past --max-connections or past
+  // its uid's --max-connections-per-uid.
   // REQUIRES: listen_mu_ (admissions are one at a time).
   void admit(int fd) EXCLUDES(mu_);
   // Closes one idle connection that holds no lease, for a new client of
-  // `uid` (see above); false if none may be closed.
-  bool make_room(uid_t uid) EXCLUDES(mu_);
+  // `uid` (see above), with `own_uid_only` one of `uid`'s; false if none
+  // may be closed.
+  bool make_room(uid_t uid, bool own_uid_only) EXCLUDES(mu_);
   void deadlines_due();
   std::shared_ptr<Connection> find(ConnectionId id) const EXCLUDES(mu_);
 

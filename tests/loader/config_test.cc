@@ -228,6 +228,40 @@ TEST(ConfigFlags, LeaseSlotsDefaultTo64AndZeroOffersNone) {
   expect_bad(with_required({"--lease-slots", "4097"}), "--lease-slots");
 }
 
+// Connections holding leases are never closed for room: one uid holding a
+// lease on every connection kept every other uid out. By default a uid may
+// hold three quarters of them, whatever order --max-connections and the
+// file come in.
+TEST(ConfigFlags, ConnectionsPerUidDefaultToThreeQuartersOfTheConnections) {
+  EXPECT_EQ(parse_ok(kRequired).connections.max_connections_per_uid, 768u);
+  EXPECT_EQ(parse_ok(with_required({"--max-connections", "8"})).connections.max_connections_per_uid,
+            6u);
+  EXPECT_EQ(parse_ok(with_required({"--max-connections", "7"})).connections.max_connections_per_uid,
+            5u)
+      << "rounded down";
+  EXPECT_EQ(default_max_connections_per_uid(1), 1u) << "at least one";
+  EXPECT_EQ(default_max_connections_per_uid(2), 1u);
+  EXPECT_EQ(default_max_connections_per_uid(1 << 20), 3u << 18);
+  EXPECT_EQ(parse_ok(with_required({"--max-connections-per-uid", "0"}))
+                .connections.max_connections_per_uid,
+            0u)
+      << "0: no per-uid limit, asked for";
+  JsonFile file(R"({"socket": "s", "root": ["r"], "max_connections": 40})");
+  EXPECT_EQ(parse_ok({"--config", file.path()}).connections.max_connections_per_uid, 30u);
+  EXPECT_EQ(parse_ok({"--config", file.path(), "--max-connections", "100"})
+                .connections.max_connections_per_uid,
+            75u);
+  EXPECT_EQ(parse_ok({"--config", file.path(), "--max-connections-per-uid", "3"})
+                .connections.max_connections_per_uid,
+            3u);
+  JsonFile key(R"({"socket": "s", "root": ["r"], "max_connections_per_uid": 9})");
+  EXPECT_EQ(parse_ok({"--config", key.path()}).connections.max_connections_per_uid, 9u);
+  expect_bad(with_required({"--max-connections-per-uid", "-1"}), "--max-connections-per-uid");
+  expect_bad(with_required({"--max-connections-per-uid", "2000000"}), "--max-connections-per-uid");
+  JsonFile text(R"({"socket": "s", "root": ["r"], "max_connections_per_uid": "9"})");
+  expect_bad({"--config", text.path()}, "'max_connections_per_uid' must be an integer");
+}
+
 TEST(ConfigFlags, LaterScalarFlagOverridesAnEarlierOne) {
   EXPECT_EQ(parse_ok(with_required({"--workers", "3", "--workers", "4"})).workers, 4);
 }
@@ -542,6 +576,7 @@ const std::map<std::string, std::string>& accepted_flags() {
       {"--socket", "/run/g.sock"},
       {"--base-model", "/srv/base"},
       {"--max-connections", "8"},
+      {"--max-connections-per-uid", "6"},
       {"--max-request-threads", "8"},
       {"--max-leases-per-connection", "16"},
       {"--max-pipelined-requests", "4"},
