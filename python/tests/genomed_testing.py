@@ -175,6 +175,22 @@ ALL_DTYPES = ("BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0", "I16", "U16",
               "BF16", "I32", "U32", "F32", "F64", "I64", "U64")
 
 
+# 256 KiB of tensors (+ one page of header) each: three fit a 1 MiB budget,
+# four do not, so loading another adapter evicts (or reuses the range of) the
+# least recently used unleased one.
+QUARTER_MIB = dict(rank=16, hidden=1024, layers=2, dtype="F16")
+
+
+@contextlib.contextmanager
+def crowded_daemon(names: Sequence[str], first_seed: int) -> Iterator["Daemon"]:
+    """A daemon with a 1 MiB budget serving `names`, QUARTER_MIB each: too
+    many to be resident together, so memory pressure is one load away."""
+    with Daemon(budget="1M") as d:
+        for i, name in enumerate(names):
+            d.add_adapter(name, seed=first_seed + i, **QUARTER_MIB)
+        yield d
+
+
 def wait_for(predicate, timeout: float = 30.0, what: str = "a condition") -> None:
     """Calls `predicate` (each call a round trip to the daemon) until it holds.
 

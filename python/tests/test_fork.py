@@ -20,18 +20,11 @@ from typing import Callable, Dict, Iterator, List
 import pytest
 
 import genomed
-from genomed_testing import Daemon, file_tensors, wait_for
-
-# 256 KiB of tensors each: three fit the 1 MiB budget, four do not, so each
-# load of another adapter evicts the least recently used unleased one.
-BIG = dict(rank=16, hidden=1024, layers=2, dtype="F16")
-
+from genomed_testing import Daemon, crowded_daemon, file_tensors, wait_for
 
 @pytest.fixture
 def small() -> Iterator[Daemon]:
-    with Daemon(budget="1M") as d:
-        for i, name in enumerate(("kept", "also", "c", "d")):
-            d.add_adapter(name, seed=40 + i, **BIG)
+    with crowded_daemon(("kept", "also", "c", "d"), first_seed=40) as d:
         yield d
 
 

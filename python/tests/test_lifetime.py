@@ -9,19 +9,11 @@ from typing import Callable, Iterator
 import pytest
 
 import genomed
-from genomed_testing import Daemon, file_tensors, wait_for
-
-# Each adapter takes 256 KiB of tensors (+ one page of header): four do not fit
-# the 1 MiB budget together, so loading three more after unloading the first
-# reuses its range at once unless a lease still holds it.
-BIG = dict(rank=16, hidden=1024, layers=2, dtype="F16")
-
+from genomed_testing import Daemon, crowded_daemon, file_tensors, wait_for
 
 @pytest.fixture
 def small() -> Iterator[Daemon]:
-    with Daemon(budget="1M") as d:
-        for i, name in enumerate(("kept", "b", "c", "d")):
-            d.add_adapter(name, seed=10 + i, **BIG)
+    with crowded_daemon(("kept", "b", "c", "d"), first_seed=10) as d:
         yield d
 
 
