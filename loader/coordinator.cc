@@ -736,6 +736,7 @@ Status Coordinator::load_steps(const std::string& name, const std::shared_ptr<Fl
 
   LoadPipeline::Fates fates;
   std::optional<cache::ResidentCache::Range> range;
+  bool recorded = false;
   Status s = [&]() -> Status {
     // 1. Probe in a worker: untrusted files are parsed only there.
     GENOMED_ASSIGN_OR_RETURN(format::ResidentLayout layout,
@@ -749,11 +750,17 @@ Status Coordinator::load_steps(const std::string& name, const std::shared_ptr<Fl
     MutexLock lock(mu_);
     if (shutting_down_) return stopping();
     if (superseded(name, *flight)) return unloaded_while_loading(name);
+    // Recorded before publish() wakes the waiters, so a client told that its
+    // load succeeded finds the breaker already closed by it (a probe) and the
+    // quarantine lifted. Resilience's mutex is a leaf: taking it under mu_ is
+    // in order.
+    resilience_.record(breaker_ticket, name, true, fates.worker_failed);
+    recorded = true;
     publish(name, *flight, *range, layout.total_bytes);
     range.reset();  // the entry owns it now
     return Status::Ok();
   }();
-  resilience_.record(breaker_ticket, name, s.ok(), fates.worker_failed);
+  if (!recorded) resilience_.record(breaker_ticket, name, false, fates.worker_failed);
   if (s.ok()) return s;
 
   // A failed load leaves nothing a client can acquire. Its waiters learn the
