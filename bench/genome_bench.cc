@@ -250,7 +250,7 @@ fixture::AdapterSpec lora(std::uint32_t rank, std::uint32_t layers, std::uint32_
   s.rank = rank;
   s.layers = layers;
   s.hidden = hidden;
-  s.dtype = genomed::format::DType::F16;
+  s.dtype = genomed::layout::DType::F16;
   s.target_modules = std::move(modules);
   s.seed = seed;
   return s;

@@ -12,8 +12,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // An exact-size copy, so ASan sees any read past the span.
   auto copy = std::make_unique<std::byte[]>(size);
   if (size > 0) std::memcpy(copy.get(), data, size);
-  genomed::format::AdapterContract contract;
-  (void)genomed::format::read_layout_header(std::span<const std::byte>(copy.get(), size),
+  genomed::layout::AdapterContract contract;
+  (void)genomed::layout::read_layout_header(std::span<const std::byte>(copy.get(), size),
                                             &contract);
   return 0;
 }

@@ -18,7 +18,7 @@
 namespace {
 
 namespace fs = std::filesystem;
-namespace format = genomed::format;
+namespace layout = genomed::layout;
 namespace ipc = genomed::ipc;
 namespace jobs = genomed::jobs;
 
@@ -29,8 +29,8 @@ void write(const fs::path& dir, const std::string& name, const std::string& byte
 
 // A small two-module adapter's contract and layout, planned as the worker
 // plans one (worker/format/layout_plan.cc).
-format::ResidentLayout sample_layout() {
-  format::AdapterContract contract;
+layout::ResidentLayout sample_layout() {
+  layout::AdapterContract contract;
   contract.config.peft_type = "LORA";
   contract.config.r = 4;
   contract.config.lora_alpha = 8;
@@ -48,23 +48,23 @@ format::ResidentLayout sample_layout() {
                                 "base_model.model." + path + ".lora_B.weight", std::nullopt,
                                 std::nullopt, rank, 8.0, 8.0 / rank});
   }
-  format::ResidentLayout layout;
+  layout::ResidentLayout layout;
   layout.lora_r = 4;
   layout.lora_alpha = 8;
-  layout.contract = format::encode_contract(contract);
+  layout.contract = layout::encode_contract(contract);
   for (const auto& m : contract.modules) {
-    layout.tensors.push_back({m.a, format::DType::F16, {m.rank, 16}, 0, 2ull * m.rank * 16});
-    layout.tensors.push_back({m.b, format::DType::F16, {16, m.rank}, 0, 2ull * 16 * m.rank});
+    layout.tensors.push_back({m.a, layout::DType::F16, {m.rank, 16}, 0, 2ull * m.rank * 16});
+    layout.tensors.push_back({m.b, layout::DType::F16, {16, m.rank}, 0, 2ull * 16 * m.rank});
   }
   std::sort(layout.tensors.begin(), layout.tensors.end(),
             [](const auto& a, const auto& b) { return a.name < b.name; });
-  std::uint64_t table = format::kFixedHeaderBytes + layout.contract.size();
-  for (const auto& t : layout.tensors) table += format::table_entry_bytes(t);
-  layout.header_bytes = format::align_to_tensor(table);
+  std::uint64_t table = layout::kFixedHeaderBytes + layout.contract.size();
+  for (const auto& t : layout.tensors) table += layout::table_entry_bytes(t);
+  layout.header_bytes = layout::align_to_tensor(table);
   std::uint64_t cursor = layout.header_bytes;
   for (auto& t : layout.tensors) {
     t.offset = cursor;
-    cursor = format::align_to_tensor(cursor + t.length);
+    cursor = layout::align_to_tensor(cursor + t.length);
   }
   layout.total_bytes = cursor;
   return layout;
@@ -78,13 +78,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   const fs::path out = argv[1];
-  const format::ResidentLayout layout = sample_layout();
+  const layout::ResidentLayout layout = sample_layout();
 
   std::string range(layout.total_bytes, '\0');
-  format::write_layout_header(
+  layout::write_layout_header(
       layout, std::span<std::byte>(reinterpret_cast<std::byte*>(range.data()), range.size()));
   // A seed that does not decode would only teach the fuzzer the error path.
-  if (!format::read_layout_header(
+  if (!layout::read_layout_header(
           std::span<const std::byte>(reinterpret_cast<const std::byte*>(range.data()),
                                      range.size()))) {
     std::fprintf(stderr, "fuzz_make_seeds: the sample layout does not decode\n");

@@ -14,7 +14,7 @@ namespace {
 
 // ~1 MiB adapters (see eviction_test.cc): a 3 MiB budget holds two.
 fixture::AdapterSpec megabyte(std::uint64_t seed) {
-  return {.rank = 64, .layers = 2, .hidden = 1024, .dtype = format::DType::F16, .seed = seed};
+  return {.rank = 64, .layers = 2, .hidden = 1024, .dtype = layout::DType::F16, .seed = seed};
 }
 
 // The tracker's case: two clients each acquire two adapters in one batch
@@ -68,7 +68,7 @@ TEST(AdmissionOrder, ALargeAdapterIsServedBeforeSmallOnesThatArrivedLater) {
   daemon.add_adapter("large", {.rank = 64,
                                .layers = 5,
                                .hidden = 1024,
-                               .dtype = format::DType::F16,
+                               .dtype = layout::DType::F16,
                                .seed = 20});  // ~2.5 MiB
   for (int i = 0; i < 4; ++i) daemon.add_adapter("small" + std::to_string(i), megabyte(30 + i));
   Client holder = daemon.connect();

@@ -15,7 +15,7 @@ TEST(Singleflight, HundredConcurrentAcquiresOfOneColdAdapterLoadItOnce) {
   Daemon daemon({.budget_bytes = 256ull << 20});
   // ~32 MiB: large enough that the load takes a while and requests overlap.
   daemon.add_adapter("hot",
-                     {.rank = 64, .layers = 16, .hidden = 2048, .dtype = format::DType::F16});
+                     {.rank = 64, .layers = 16, .hidden = 2048, .dtype = layout::DType::F16});
   constexpr int kClients = 100;
   std::vector<Client> clients;
   for (int i = 0; i < kClients; ++i) clients.push_back(daemon.connect());

@@ -47,7 +47,7 @@ void write_file(const std::string& path, const std::string& text) { std::ofstrea
 TEST(AdapterContract, EveryLeaseCarriesTheConfigAndTheModuleTable) {
   Daemon daemon;
   const std::string dir = daemon.add_adapter(
-      "a", {.rank = 4, .layers = 2, .hidden = 32, .dtype = format::DType::BF16, .lora_alpha = 12});
+      "a", {.rank = 4, .layers = 2, .hidden = 32, .dtype = layout::DType::BF16, .lora_alpha = 12});
   Client client = daemon.connect();
   auto lease = client.acquire("a");
   ASSERT_TRUE(lease.ok()) << lease.status().to_string();

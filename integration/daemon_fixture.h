@@ -74,7 +74,7 @@ class Daemon {
 // An adapter of about 1 MiB resident (rank 64, hidden 1024, 2 layers, F16):
 // budgets in tests are counted in these.
 inline fixture::AdapterSpec megabyte_adapter(std::uint64_t seed) {
-  return {.rank = 64, .layers = 2, .hidden = 1024, .dtype = format::DType::F16, .seed = seed};
+  return {.rank = 64, .layers = 2, .hidden = 1024, .dtype = layout::DType::F16, .seed = seed};
 }
 
 // Path of a binary of this build (genomed, genomectl, genome-worker).

@@ -15,7 +15,7 @@
 namespace genomed::testing {
 namespace {
 
-using format::DType;
+using layout::DType;
 
 std::string to_string(std::span<const std::byte> b) {
   return std::string(reinterpret_cast<const char*>(b.data()), b.size());
@@ -40,9 +40,9 @@ class EndToEnd : public ::testing::Test {
 };
 
 TEST_F(EndToEnd, ClientBytesEqualFileBytesForEveryDtype) {
-  for (int i = 0; i < format::kDTypeCount; ++i) {
-    const auto dtype = *format::dtype_from_int(static_cast<std::uint64_t>(i));
-    const std::string name = "dtype-" + std::string(format::dtype_name(dtype));
+  for (int i = 0; i < layout::kDTypeCount; ++i) {
+    const auto dtype = *layout::dtype_from_int(static_cast<std::uint64_t>(i));
+    const std::string name = "dtype-" + std::string(layout::dtype_name(dtype));
     fixture::AdapterSpec spec;
     spec.dtype = dtype;
     spec.rank = 4;
@@ -77,7 +77,7 @@ TEST(SplitFill, LargeAdapterFilledByTwoWorkersHasTheFileBytes) {
       "big", {.rank = 64,
               .layers = 24,
               .hidden = 2048,
-              .dtype = format::DType::BF16,
+              .dtype = layout::DType::BF16,
               .target_modules = {"q_proj", "k_proj", "v_proj", "o_proj"}});  // 48 MiB
   const auto expected = read_file_tensors(dir + "/adapter_model.safetensors");
   Client client = daemon.connect();

@@ -324,7 +324,7 @@ class RewrittenWeights : public ::testing::Test {
   }
 
   static fixture::AdapterSpec spec(std::uint64_t seed) {
-    return {.rank = 64, .layers = 5, .hidden = 4096, .dtype = format::DType::F16, .seed = seed};
+    return {.rank = 64, .layers = 5, .hidden = 4096, .dtype = layout::DType::F16, .seed = seed};
   }
 
   // Writes `v` over the weights file as `how` says, front to back: in place

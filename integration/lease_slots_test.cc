@@ -61,7 +61,7 @@ struct RawSlotClient {
     EXPECT_TRUE(h.ok() && h->lease_slots == ipc::kLeaseSlotsPerConnection);
     EXPECT_EQ(reply->fds.size(), 2u);
     if (h.ok() && reply->fds.size() == 2) {
-      bytes = format::lease_slot_page_bytes(h->lease_slots);
+      bytes = layout::lease_slot_page_bytes(h->lease_slots);
       // Sealed: the client cannot shrink the page under the daemon's mapping.
       EXPECT_NE(::ftruncate(reply->fds[1], 0), 0);
       void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, reply->fds[1], 0);
@@ -86,9 +86,9 @@ struct RawSlotClient {
     EXPECT_TRUE(reply.ok()) << frame->body;
     return reply.ok() ? reply->grants.at(0) : ipc::LeaseGrant{};
   }
-  format::LeaseSlot& slot(std::uint32_t i) {
-    return reinterpret_cast<format::LeaseSlot*>(static_cast<char*>(page) +
-                                                sizeof(format::LeaseSlotHeader))[i];
+  layout::LeaseSlot& slot(std::uint32_t i) {
+    return reinterpret_cast<layout::LeaseSlot*>(static_cast<char*>(page) +
+                                                sizeof(layout::LeaseSlotHeader))[i];
   }
 
   RawSocket raw;
@@ -214,8 +214,8 @@ TEST(LeaseSlots, LeasesHeldThroughASlotEndWhenTheConnectionCloses) {
     ASSERT_NE(raw.page, nullptr);
     const ipc::LeaseGrant g = raw.acquire("k");
     ASSERT_TRUE(g.slot.has_value()) << "no slot granted";
-    ASSERT_TRUE(format::take_slot_lease(raw.slot(*g.slot), g.slot_tag));
-    EXPECT_EQ(format::slot_word::count(raw.slot(*g.slot).word.load()), 2u);
+    ASSERT_TRUE(layout::take_slot_lease(raw.slot(*g.slot), g.slot_tag));
+    EXPECT_EQ(layout::slot_word::count(raw.slot(*g.slot).word.load()), 2u);
     EXPECT_EQ(d.stat("lease_slots"), 1u);
   }  // closed with both leases held, as a client that dies
   EXPECT_TRUE(eventually([&] { return d.stat("leases_active") == 0; })) << d.log();
@@ -309,7 +309,7 @@ TEST(LeaseSlots, AClientScribblingOverItsPageHarmsOnlyItself) {
 // gives up its adapter when the daemon needs the room; another client's
 // leases, through its own slot, are untouched.
 TEST(LeaseSlots, ImplausibleSlotWordsNeverReachTheFigures) {
-  namespace w = format::slot_word;
+  namespace w = layout::slot_word;
   Daemon d({.budget_bytes = 3ull << 20, .admission_timeout_ms = 20000});
   for (int i = 0; i < 3; ++i) d.add_adapter("v" + std::to_string(i), megabyte_adapter(80 + i));
   Client honest = d.connect();
@@ -320,7 +320,7 @@ TEST(LeaseSlots, ImplausibleSlotWordsNeverReachTheFigures) {
   ASSERT_NE(raw.page, nullptr);
   const ipc::LeaseGrant g = raw.acquire("v0");
   ASSERT_TRUE(g.slot.has_value()) << "no slot granted";
-  format::LeaseSlot& slot = raw.slot(*g.slot);
+  layout::LeaseSlot& slot = raw.slot(*g.slot);
   const std::uint64_t grant = slot.word.load();
   ASSERT_EQ(grant, w::granted(g.slot_tag));
   const std::uint64_t at = grant & ~w::kCountMask;  // the grant with count 0
@@ -343,7 +343,7 @@ TEST(LeaseSlots, ImplausibleSlotWordsNeverReachTheFigures) {
   // kMaxCount, and an honest client takes no more.
   slot.word.store(at | w::kMaxCount);
   EXPECT_EQ(stat_of(honest, "leases_active"), 2u + w::kMaxCount);
-  EXPECT_FALSE(format::take_slot_lease(slot, g.slot_tag)) << "took past the slot's maximum";
+  EXPECT_FALSE(layout::take_slot_lease(slot, g.slot_tag)) << "took past the slot's maximum";
 
   // Memory pressure: v2 needs one adapter's room. v0 is held only by the
   // hostile slot: revoked, its lease ended, v0 evicted. v1 stays.

@@ -32,7 +32,7 @@ static_assert(GENOMED_MODULE_LINEAR == static_cast<int>(genomed::ModuleKind::lin
 static_assert(GENOMED_MODULE_EMBEDDING == static_cast<int>(genomed::ModuleKind::embedding));
 static_assert(GENOMED_MODULE_CONV == static_cast<int>(genomed::ModuleKind::conv));
 static_assert(GENOMED_MAX_BATCH == genomed::ipc::kMaxBatch);
-static_assert(GENOMED_MAX_TENSOR_NAME == genomed::format::kMaxNameBytes);
+static_assert(GENOMED_MAX_TENSOR_NAME == genomed::layout::kMaxNameBytes);
 
 struct genomed_client {
   genomed::Client client;

@@ -36,8 +36,8 @@ namespace client_detail {
 // A validated resident header and the views into the arena it describes.
 struct ParsedAdapter {
   std::span<const std::byte> bytes;
-  format::ResidentLayout layout;     // owns the names and shapes the views point at
-  format::AdapterContract contract;  // owns the config and the module paths
+  layout::ResidentLayout layout;     // owns the names and shapes the views point at
+  layout::AdapterContract contract;  // owns the config and the module paths
   std::vector<TensorView> views;     // built once, never resized: modules point into it
   std::vector<LoraModule> modules;
 };
@@ -304,7 +304,7 @@ struct Connection {
     std::uint64_t generation = 0;
     std::shared_ptr<const ParsedAdapter> adapter;
   };
-  format::LeaseSlot& slot(std::uint32_t index) { return slots[index]; }
+  layout::LeaseSlot& slot(std::uint32_t index) { return slots[index]; }
 
   // Takes a lease on every name through its slot, or none (nullopt: ask the
   // daemon). A slot that refuses (wanted, revoked, granted again) is
@@ -322,7 +322,7 @@ struct Connection {
           all = false;
           break;
         }
-        if (!format::take_slot_lease(slot(it->second.index), it->second.tag)) {
+        if (!layout::take_slot_lease(slot(it->second.index), it->second.tag)) {
           slot_of.erase(it);
           all = false;
           break;
@@ -368,7 +368,7 @@ struct Connection {
   // not as this client left it.
   void give_back(std::uint32_t index, std::uint32_t tag, std::uint64_t lease) {
     if (foreign()) return;  // the page is shared with the parent: its counts are the parent's
-    if (format::give_back_slot_lease(slot(index), tag) == format::GiveBack::kept) return;
+    if (layout::give_back_slot_lease(slot(index), tag) == layout::GiveBack::kept) return;
     ipc::Request req;
     req.op = ipc::Op::release;
     req.leases = {lease};
@@ -378,7 +378,7 @@ struct Connection {
   std::atomic<std::int64_t> liveness_checked{0};  // steady clock, ns: daemon_alive()
   std::mutex slot_mu;  // guards slot_of
   std::unordered_map<std::string, SlotGrant> slot_of;
-  format::LeaseSlot* slots = nullptr;  // in slot_page; constant after connect
+  layout::LeaseSlot* slots = nullptr;  // in slot_page; constant after connect
   std::uint32_t slot_count = 0;
   void* slot_page = nullptr;  // read-write mapping of the page (null: no slots)
   std::size_t slot_page_bytes = 0;
@@ -490,9 +490,9 @@ Status Lease::verify(ChecksumMismatch* mismatch) const {
     return Status(Errc::bad_request, "lease " + std::to_string(state_->id) + " on '" +
                                          state_->name + "' was released: nothing left to verify");
   }
-  const format::ResidentLayout& layout = state_->adapter->layout;
-  format::TensorMismatch bad;
-  const Status checked = format::verify_checksums(layout, state_->adapter->bytes, &bad);
+  const layout::ResidentLayout& layout = state_->adapter->layout;
+  layout::TensorMismatch bad;
+  const Status checked = layout::verify_checksums(layout, state_->adapter->bytes, &bad);
   if (checked.ok()) return checked;
   if (mismatch != nullptr) {
     *mismatch = {layout.tensors[bad.index].name, layout.tensors[bad.index].checksum, bad.actual};
@@ -534,7 +534,7 @@ namespace {
 // after checking that the descriptor holds the page it announces (a short
 // one would fault on access).
 Status map_slot_page(Connection& conn, int fd, std::uint32_t slots) {
-  const std::size_t bytes = format::lease_slot_page_bytes(slots);
+  const std::size_t bytes = layout::lease_slot_page_bytes(slots);
   struct stat st {};
   if (::fstat(fd, &st) != 0 || st.st_size < 0 || static_cast<std::size_t>(st.st_size) < bytes) {
     return Status(Errc::protocol_error, "the daemon's page of " + std::to_string(slots) +
@@ -546,8 +546,8 @@ Status map_slot_page(Connection& conn, int fd, std::uint32_t slots) {
     return Status(Errc::environment,
                   std::string("cannot map the lease slot page: ") + std::strerror(errno));
   }
-  const auto* header = static_cast<const format::LeaseSlotHeader*>(p);
-  if (header->magic != format::kLeaseSlotMagic || header->version != format::kLeaseSlotVersion ||
+  const auto* header = static_cast<const layout::LeaseSlotHeader*>(p);
+  if (header->magic != layout::kLeaseSlotMagic || header->version != layout::kLeaseSlotVersion ||
       header->slots != slots) {
     ::munmap(p, bytes);
     return Status(Errc::protocol_error,
@@ -555,8 +555,8 @@ Status map_slot_page(Connection& conn, int fd, std::uint32_t slots) {
   }
   conn.slot_page = p;
   conn.slot_page_bytes = bytes;
-  conn.slots = reinterpret_cast<format::LeaseSlot*>(static_cast<std::byte*>(p) +
-                                                    sizeof(format::LeaseSlotHeader));
+  conn.slots = reinterpret_cast<layout::LeaseSlot*>(static_cast<std::byte*>(p) +
+                                                    sizeof(layout::LeaseSlotHeader));
   conn.slot_count = slots;
   return Status::Ok();
 }
@@ -738,15 +738,15 @@ Result<std::unique_ptr<LeaseState>> make_lease(const std::shared_ptr<Connection>
   }
   auto adapter = std::make_shared<ParsedAdapter>();
   adapter->bytes = std::span<const std::byte>(conn->arena + g.offset, g.length);
-  auto layout = format::read_layout_header(adapter->bytes, &adapter->contract);
+  auto layout = layout::read_layout_header(adapter->bytes, &adapter->contract);
   if (!layout) return fail(layout.status().message());
   adapter->layout = std::move(layout).value();
   adapter->views.reserve(adapter->layout.tensors.size());
   for (const auto& t : adapter->layout.tensors) {
     TensorView v;
     v.name = t.name;
-    v.dtype = format::dtype_name(t.dtype);
-    v.element_size = format::dtype_size(t.dtype);
+    v.dtype = layout::dtype_name(t.dtype);
+    v.element_size = layout::dtype_size(t.dtype);
     v.shape = t.shape;
     v.data = adapter->bytes.subspan(t.offset, t.length);
     v.checksum = t.checksum;
@@ -760,7 +760,7 @@ Result<std::unique_ptr<LeaseState>> make_lease(const std::shared_ptr<Connection>
     return it != adapter->views.end() && it->name == name ? &*it : nullptr;
   };
   adapter->modules.reserve(adapter->contract.modules.size());
-  for (const format::ContractModule& m : adapter->contract.modules) {
+  for (const layout::ContractModule& m : adapter->contract.modules) {
     LoraModule lm;
     lm.path = m.path;
     lm.kind = m.kind;

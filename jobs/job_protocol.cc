@@ -15,10 +15,10 @@ using ipc::MapWriter;
 using ipc::Message;
 
 // Jobs and replies may carry tensor tables of many thousand entries, and a
-// layout's contract (up to format::kMaxContractBytes) as one bin value.
-constexpr ipc::DecodeLimits kJobLimits{1u << 20, 1u << 16, format::kMaxContractBytes, 8};
+// layout's contract (up to layout::kMaxContractBytes) as one bin value.
+constexpr ipc::DecodeLimits kJobLimits{1u << 20, 1u << 16, layout::kMaxContractBytes, 8};
 
-std::string encode_layout(const format::ResidentLayout& layout) {
+std::string encode_layout(const layout::ResidentLayout& layout) {
   std::vector<std::string> tensors;
   tensors.reserve(layout.tensors.size());
   for (const auto& t : layout.tensors) {
@@ -41,8 +41,8 @@ std::string encode_layout(const format::ResidentLayout& layout) {
   return w.finish();
 }
 
-Result<format::ResidentLayout> decode_layout(const MapView& m) {
-  format::ResidentLayout layout;
+Result<layout::ResidentLayout> decode_layout(const MapView& m) {
+  layout::ResidentLayout layout;
   GENOMED_ASSIGN_OR_RETURN(std::uint64_t r, m.u64("r"));
   layout.lora_r = static_cast<std::uint32_t>(r);
   GENOMED_ASSIGN_OR_RETURN(layout.lora_alpha, m.f64("alpha"));
@@ -52,10 +52,10 @@ Result<format::ResidentLayout> decode_layout(const MapView& m) {
   layout.tensors.reserve(tensors.size());
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     GENOMED_ASSIGN_OR_RETURN(MapView t, tensors.map_at(i));
-    format::ResidentTensor rt;
+    layout::ResidentTensor rt;
     GENOMED_ASSIGN_OR_RETURN(rt.name, t.str("name"));
     GENOMED_ASSIGN_OR_RETURN(std::uint64_t dtype, t.u64("dtype"));
-    const auto dt = format::dtype_from_int(dtype);
+    const auto dt = layout::dtype_from_int(dtype);
     if (!dt)
       return Status(Errc::worker_protocol, "layout names unknown dtype " + std::to_string(dtype));
     rt.dtype = *dt;
@@ -159,8 +159,8 @@ Result<Job> decode_job(std::string_view body, std::vector<Fd> fds) {
   GENOMED_ASSIGN_OR_RETURN(job.paths.config, root.str("config"));
   GENOMED_ASSIGN_OR_RETURN(job.paths.weights, root.str("weights"));
   if (carries_files(job.kind)) {
-    job.files = std::make_shared<const format::AdapterFds>(
-        format::AdapterFds{std::move(fds[0]), std::move(fds[1])});
+    job.files = std::make_shared<const layout::AdapterFds>(
+        layout::AdapterFds{std::move(fds[0]), std::move(fds[1])});
   }
   if (job.kind == JobKind::probe) return job;
   GENOMED_ASSIGN_OR_RETURN(job.offset, root.u64("offset"));

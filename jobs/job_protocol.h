@@ -40,22 +40,22 @@ enum class JobKind : std::uint8_t { probe, fill, base_model, seal };
 
 struct Job {
   JobKind kind = JobKind::probe;
-  format::AdapterPaths paths;  // names the files in messages (all but base_model)
+  layout::AdapterPaths paths;  // names the files in messages (all but base_model)
   // probe and fill: the open files, sent with the frame.
-  std::shared_ptr<const format::AdapterFds> files;
+  std::shared_ptr<const layout::AdapterFds> files;
   // fill and seal: the range to write and the layout the probe planned
   // (seal: with every tensor's checksum, as the fill's parts reported them).
   std::uint64_t offset = 0;
   std::uint64_t length = 0;
-  format::ResidentLayout layout;
+  layout::ResidentLayout layout;
   // fill: which tensors this worker writes (all by default). A fill of all
   // the tensors also writes the header; a fill split into parts leaves it
   // to the seal.
-  format::FillPart part;
+  layout::FillPart part;
 };
 
 struct ProbeReply {
-  format::ProbeResult probe;
+  layout::ProbeResult probe;
 };
 
 struct FillReply {

@@ -12,7 +12,7 @@
 #include "common/fd.h"
 #include "layout/resident_layout.h"
 
-namespace genomed::format {
+namespace genomed::layout {
 
 inline constexpr const char* kConfigFileName = "adapter_config.json";
 inline constexpr const char* kWeightsFileName = "adapter_model.safetensors";
@@ -41,4 +41,4 @@ struct ProbeResult {
   std::int64_t weights_mtime_ns = 0;
 };
 
-}  // namespace genomed::format
+}  // namespace genomed::layout

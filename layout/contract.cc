@@ -32,7 +32,7 @@ std::optional<ModuleKind> module_kind_from_name(std::string_view name) {
   return std::nullopt;
 }
 
-namespace format {
+namespace layout {
 namespace {
 
 // ---- encoding -----------------------------------------------------------------
@@ -258,5 +258,5 @@ Result<AdapterContract> decode_contract(std::string_view bytes) {
   return out;
 }
 
-}  // namespace format
+}  // namespace layout
 }  // namespace genomed

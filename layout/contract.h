@@ -16,7 +16,7 @@
 #include "common/status.h"
 #include "genomed/adapter.h"
 
-namespace genomed::format {
+namespace genomed::layout {
 
 // Upper bound of an encoded contract (the config alone may be 1 MiB).
 inline constexpr std::uint64_t kMaxContractBytes = 4u << 20;
@@ -50,4 +50,4 @@ std::string encode_contract(const AdapterContract& contract);
 // sizes bounded. Errc::layout_invalid with the reason otherwise.
 Result<AdapterContract> decode_contract(std::string_view bytes);
 
-}  // namespace genomed::format
+}  // namespace genomed::layout

@@ -4,7 +4,7 @@
 
 #include <array>
 
-namespace genomed::format {
+namespace genomed::layout {
 namespace {
 
 struct Row {
@@ -65,4 +65,4 @@ std::optional<DType> dtype_from_int(std::uint64_t value) {
   return kRows[value].type;
 }
 
-}  // namespace genomed::format
+}  // namespace genomed::layout

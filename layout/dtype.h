@@ -5,7 +5,7 @@
 #include <optional>
 #include <string_view>
 
-namespace genomed::format {
+namespace genomed::layout {
 
 // Every dtype the safetensors format defines for byte-sized elements. The
 // numeric values are stored in the resident layout and never change.
@@ -38,4 +38,4 @@ std::string_view dtype_name(DType t);
 std::optional<DType> dtype_from_name(std::string_view name);
 std::optional<DType> dtype_from_int(std::uint64_t value);
 
-}  // namespace genomed::format
+}  // namespace genomed::layout

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-namespace genomed::format {
+namespace genomed::layout {
 
 std::pair<std::uint64_t, std::uint64_t> part_region(const ResidentLayout& layout, FillPart part) {
   const std::size_t n = layout.tensors.size();
@@ -33,4 +33,4 @@ std::vector<FillPart> split_fill(const ResidentLayout& layout, std::size_t parts
   return out;
 }
 
-}  // namespace genomed::format
+}  // namespace genomed::layout

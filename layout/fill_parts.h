@@ -10,7 +10,7 @@
 
 #include "layout/resident_layout.h"
 
-namespace genomed::format {
+namespace genomed::layout {
 
 // A part of a fill: the tensors [begin, end) of the layout, and with them the
 // byte region they own in the resident form: from the first one's offset (0
@@ -28,4 +28,4 @@ std::pair<std::uint64_t, std::uint64_t> part_region(const ResidentLayout& layout
 // Splits a layout into at most `parts` parts of similar byte size.
 std::vector<FillPart> split_fill(const ResidentLayout& layout, std::size_t parts);
 
-}  // namespace genomed::format
+}  // namespace genomed::layout

@@ -54,7 +54,7 @@
 #include <cstdint>
 #include <optional>
 
-namespace genomed::format {
+namespace genomed::layout {
 
 inline constexpr std::uint64_t kLeaseSlotMagic = 0x31544f4c534d4e47ull;  // "GNMSLOT1"
 inline constexpr std::uint32_t kLeaseSlotVersion = 1;
@@ -197,4 +197,4 @@ inline Revoke revoke_slot(LeaseSlot& slot, std::uint32_t tag) {
              : Revoke::in_use;
 }
 
-}  // namespace genomed::format
+}  // namespace genomed::layout

@@ -10,7 +10,7 @@
 #include <limits>
 #include <optional>
 
-namespace genomed::format {
+namespace genomed::layout {
 namespace {
 
 constexpr char kMagic[8] = {'G', 'N', 'M', 'D', 'A', 'D', 'P', '1'};
@@ -235,4 +235,4 @@ bool same_layout(const ResidentLayout& a, const ResidentLayout& b) {
   return true;
 }
 
-}  // namespace genomed::format
+}  // namespace genomed::layout

@@ -33,7 +33,7 @@
 #include "layout/contract.h"
 #include "layout/dtype.h"
 
-namespace genomed::format {
+namespace genomed::layout {
 
 inline constexpr std::uint64_t kTensorAlignment = 64;
 inline constexpr std::uint32_t kLayoutVersion = 3;
@@ -88,4 +88,4 @@ Result<ResidentLayout> read_layout_header(std::span<const std::byte> src,
 // the same contract (checksums aside: a probe's plan has none).
 bool same_layout(const ResidentLayout& a, const ResidentLayout& b);
 
-}  // namespace genomed::format
+}  // namespace genomed::layout

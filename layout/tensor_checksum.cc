@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <string>
 
-namespace genomed::format {
+namespace genomed::layout {
 
 struct ChecksumStream::State {
   XXH3_state_t xxh;
@@ -50,4 +50,4 @@ Status verify_checksums(const ResidentLayout& layout, std::span<const std::byte>
   return Status::Ok();
 }
 
-}  // namespace genomed::format
+}  // namespace genomed::layout

@@ -14,7 +14,7 @@
 #include "common/status.h"
 #include "layout/resident_layout.h"
 
-namespace genomed::format {
+namespace genomed::layout {
 
 std::uint64_t tensor_checksum(std::span<const std::byte> bytes);
 
@@ -52,4 +52,4 @@ Status verify_checksums(const ResidentLayout& layout, std::span<const std::byte>
 // "0x" and 16 hex digits.
 std::string checksum_text(std::uint64_t checksum);
 
-}  // namespace genomed::format
+}  // namespace genomed::layout

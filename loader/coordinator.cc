@@ -739,7 +739,7 @@ Status Coordinator::load_steps(const std::string& name, const std::shared_ptr<Fl
   bool recorded = false;
   Status s = [&]() -> Status {
     // 1. Probe in a worker: untrusted files are parsed only there.
-    GENOMED_ASSIGN_OR_RETURN(format::ResidentLayout layout,
+    GENOMED_ASSIGN_OR_RETURN(layout::ResidentLayout layout,
                              pipeline_.probe(name, adapter, flight->cancel, &fates));
     // 2. Room in the budget, through the admission queue.
     GENOMED_ASSIGN_OR_RETURN(range, await_range(name, flight, layout.total_bytes));

@@ -20,7 +20,7 @@ Result<std::shared_ptr<LeaseSlotPage>> LeaseSlotPage::create(std::uint32_t slots
     return Status(Errc::environment,
                   std::string("lease slots: ") + what + ": " + std::strerror(errno));
   };
-  const std::size_t bytes = format::lease_slot_page_bytes(slots);
+  const std::size_t bytes = layout::lease_slot_page_bytes(slots);
   const int fd = ::memfd_create("genomed-lease-slots", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return fail("memfd_create");
   if (::ftruncate(fd, static_cast<off_t>(bytes)) != 0 ||
@@ -35,14 +35,14 @@ Result<std::shared_ptr<LeaseSlotPage>> LeaseSlotPage::create(std::uint32_t slots
     ::close(fd);
     return s;
   }
-  auto* header = static_cast<format::LeaseSlotHeader*>(map);
-  header->magic = format::kLeaseSlotMagic;
-  header->version = format::kLeaseSlotVersion;
+  auto* header = static_cast<layout::LeaseSlotHeader*>(map);
+  header->magic = layout::kLeaseSlotMagic;
+  header->version = layout::kLeaseSlotVersion;
   header->slots = slots;
-  auto* first = reinterpret_cast<format::LeaseSlot*>(header + 1);
+  auto* first = reinterpret_cast<layout::LeaseSlot*>(header + 1);
   for (std::uint32_t i = 0; i < slots; ++i) {
-    auto* s = new (first + i) format::LeaseSlot;
-    s->word.store(format::slot_word::kRevoked, std::memory_order_relaxed);  // not granted
+    auto* s = new (first + i) layout::LeaseSlot;
+    s->word.store(layout::slot_word::kRevoked, std::memory_order_relaxed);  // not granted
     s->uses.store(0, std::memory_order_relaxed);
   }
   return std::shared_ptr<LeaseSlotPage>(new LeaseSlotPage(fd, map, bytes, slots));
@@ -60,13 +60,13 @@ void LeaseSlotPage::close_fd() {
 
 std::uint32_t LeaseSlotPage::next_tag() {
   const std::uint32_t tag = next_tag_;
-  next_tag_ = next_tag_ >= format::slot_word::kTagMask ? 1 : next_tag_ + 1;
+  next_tag_ = next_tag_ >= layout::slot_word::kTagMask ? 1 : next_tag_ + 1;
   return tag;
 }
 
-format::LeaseSlot& LeaseSlotPage::slot(std::uint32_t index) {
+layout::LeaseSlot& LeaseSlotPage::slot(std::uint32_t index) {
   GENOMED_CHECK(index < slots_, "lease slot index out of range");
-  auto* first = reinterpret_cast<format::LeaseSlot*>(static_cast<format::LeaseSlotHeader*>(map_) + 1);
+  auto* first = reinterpret_cast<layout::LeaseSlot*>(static_cast<layout::LeaseSlotHeader*>(map_) + 1);
   return first[index];
 }
 
@@ -88,9 +88,9 @@ std::optional<SlotGrant> SlotLeases::attach(LeaseId id, const std::string& name,
   }
   SlotGrant grant{ps.free.back(), page->next_tag()};
   ps.free.pop_back();
-  format::LeaseSlot& slot = page->slot(grant.index);
+  layout::LeaseSlot& slot = page->slot(grant.index);
   slot.uses.store(0, std::memory_order_relaxed);
-  slot.word.store(format::slot_word::granted(grant.tag), std::memory_order_release);
+  slot.word.store(layout::slot_word::granted(grant.tag), std::memory_order_release);
   ps.by_name.emplace(name, id);
   by_name_[name].push_back(id);
   leases_.emplace(id, Held{name, conn, page, grant, 0, 0, 0});
@@ -118,9 +118,9 @@ std::uint64_t SlotLeases::uses_of(const Held& h) const {
 
 void SlotLeases::free_slot(std::unordered_map<LeaseId, Held>::iterator it) {
   Held& h = it->second;
-  format::LeaseSlot& slot = h.page->slot(h.grant.index);
+  layout::LeaseSlot& slot = h.page->slot(h.grant.index);
   // Whatever the client does with it from now on counts for nothing.
-  slot.word.fetch_or(format::slot_word::kRevoked, std::memory_order_acq_rel);
+  slot.word.fetch_or(layout::slot_word::kRevoked, std::memory_order_acq_rel);
   ended_uses_ = saturating_add(ended_uses_, uses_of(h));
   auto pit = pages_.find(h.page.get());
   GENOMED_CHECK(pit != pages_.end(), "a slot lease of an unknown page");
@@ -155,14 +155,14 @@ std::vector<std::pair<LeaseId, std::string>> SlotLeases::revoke_each(
   std::vector<std::pair<LeaseId, std::string>> revoked;
   for (LeaseId id : ids) {
     const Held& h = leases_.at(id);
-    switch (format::revoke_slot(h.page->slot(h.grant.index), h.grant.tag)) {
-      case format::Revoke::violation:
+    switch (layout::revoke_slot(h.page->slot(h.grant.index), h.grant.tag)) {
+      case layout::Revoke::violation:
         note_violation(h);
         [[fallthrough]];
-      case format::Revoke::revoked:
+      case layout::Revoke::revoked:
         revoked.emplace_back(id, h.name);
         break;
-      case format::Revoke::in_use:
+      case layout::Revoke::in_use:
         break;
     }
   }
@@ -203,7 +203,7 @@ void SlotLeases::note_violation(const Held& h) const {
 
 std::uint64_t SlotLeases::held_through(const Held& h) const {
   const std::uint64_t w = h.page->slot(h.grant.index).word.load(std::memory_order_acquire);
-  const auto held = format::read_held(w, h.grant.tag);
+  const auto held = layout::read_held(w, h.grant.tag);
   if (!held) note_violation(h);
   return held.value_or(0);
 }

@@ -51,7 +51,7 @@ class LeaseSlotPage {
   // Once it has been passed: the mapping keeps the page.
   void close_fd();
   std::uint32_t slots() const { return slots_; }
-  format::LeaseSlot& slot(std::uint32_t index);
+  layout::LeaseSlot& slot(std::uint32_t index);
   // The tag of the page's next grant (24 bits, never 0). Per page, so that a
   // tag comes back on this page only after 2^24 - 1 grants of it. Under the
   // coordinator's mutex, as every grant.
@@ -104,8 +104,8 @@ class SlotLeases {
   // Slot leases on `name` (each is one lease of the LeaseTable).
   std::size_t count(const std::string& name) const;
   // Leases taken through the slots on `name` now, as their words say: at
-  // most format::slot_word::kMaxCount each; a word that breaks the contract
-  // (format::plausible) counts 0 and is a violation: the next revoke() or
+  // most layout::slot_word::kMaxCount each; a word that breaks the contract
+  // (layout::plausible) counts 0 and is a violation: the next revoke() or
   // revoke_of() that looks at it ends its lease, whatever its count.
   std::uint64_t held(const std::string& name) const;
   std::uint64_t held_total() const;
@@ -139,7 +139,7 @@ class SlotLeases {
     std::unordered_map<std::string, LeaseId> by_name;    // at most one slot per adapter
   };
   std::uint64_t uses_of(const Held& h) const;
-  // Leases taken through the slot now (format::read_held; a violation: 0,
+  // Leases taken through the slot now (layout::read_held; a violation: 0,
   // and noted).
   std::uint64_t held_through(const Held& h) const;
   void note_violation(const Held& h) const;
@@ -152,7 +152,7 @@ class SlotLeases {
   std::unordered_map<const LeaseSlotPage*, PageState> pages_;  // pages with a slot granted
   std::unordered_map<std::string, std::vector<LeaseId>> by_name_;
   std::uint64_t ended_uses_ = 0;    // uses of slots freed so far (saturating)
-  // Slots seen breaking the contract (format::plausible); read under the
+  // Slots seen breaking the contract (layout::plausible); read under the
   // coordinator's mutex, as everything here, also from const figures.
   mutable std::uint64_t violations_ = 0;
 };

@@ -80,7 +80,7 @@ void LoadPipeline::cancel(CancelToken& token) {
   budget_.wake();
 }
 
-Result<format::ResidentLayout> LoadPipeline::probe(const std::string& name,
+Result<layout::ResidentLayout> LoadPipeline::probe(const std::string& name,
                                                    const OpenedAdapter& adapter,
                                                    const std::shared_ptr<CancelToken>& cancel,
                                                    Fates* fates) {
@@ -104,7 +104,7 @@ Result<format::ResidentLayout> LoadPipeline::probe(const std::string& name,
   if (!body) return changed_or(adapter, body.status());
   auto probe = jobs::decode_probe_reply(*body);
   if (!probe) return changed_or(adapter, probe.status());
-  format::ResidentLayout& layout = probe->probe.layout;
+  layout::ResidentLayout& layout = probe->probe.layout;
   client_log().debug("probe of {}: {} tensors, {} in {:.2f} ms", quote(name), layout.tensors.size(),
                      format_size(layout.total_bytes), ms_between(start, clock_.now()));
   if (layout.total_bytes == 0 || layout.total_bytes < layout.header_bytes) {
@@ -114,7 +114,7 @@ Result<format::ResidentLayout> LoadPipeline::probe(const std::string& name,
 }
 
 Status LoadPipeline::fill(const std::string& name, const OpenedAdapter& adapter,
-                          const format::ResidentLayout& layout, cache::ResidentCache::Range range,
+                          const layout::ResidentLayout& layout, cache::ResidentCache::Range range,
                           const std::shared_ptr<CancelToken>& cancel, Fates* fates,
                           FillProgress* progress) {
   if (progress != nullptr) progress->total.store(layout.total_bytes, std::memory_order_relaxed);
@@ -137,7 +137,7 @@ Status LoadPipeline::fill(const std::string& name, const OpenedAdapter& adapter,
   const int wanted = options_.fill_parts > 0 ? options_.fill_parts : pool_.workers();
   const std::size_t parts =
       layout.total_bytes >= kSplitFillBytes ? static_cast<std::size_t>(std::max(1, wanted)) : 1;
-  const std::vector<format::FillPart> split = format::split_fill(layout, parts);
+  const std::vector<layout::FillPart> split = layout::split_fill(layout, parts);
   Status filled = [&]() -> Status {
     std::vector<std::uint64_t> checksums;
     const Status written =
@@ -165,34 +165,34 @@ Status LoadPipeline::fill(const std::string& name, const OpenedAdapter& adapter,
   return filled;
 }
 
-Status LoadPipeline::verify(const std::string& name, const format::ResidentLayout& expected,
+Status LoadPipeline::verify(const std::string& name, const layout::ResidentLayout& expected,
                             cache::ResidentCache::Range range) const {
-  auto written = format::read_layout_header(std::span<const std::byte>(
+  auto written = layout::read_layout_header(std::span<const std::byte>(
       arena_.data + range.offset,
       std::min<std::uint64_t>(range.length, arena_.size - range.offset)));
   if (!written) {
     return Status(Errc::worker_protocol,
                   "after filling '" + name + "': " + written.status().message());
   }
-  if (!format::same_layout(*written, expected)) {
+  if (!layout::same_layout(*written, expected)) {
     return Status(Errc::worker_protocol,
                   "the resident header of '" + name + "' differs from its probe");
   }
   for (std::size_t i = 0; i < expected.tensors.size(); ++i) {
-    const format::ResidentTensor& want = expected.tensors[i];
+    const layout::ResidentTensor& want = expected.tensors[i];
     if (written->tensors[i].checksum != want.checksum) {
       return Status(Errc::worker_protocol,
                     "the resident header of '" + name + "' records checksum " +
-                        format::checksum_text(written->tensors[i].checksum) + " for tensor '" +
+                        layout::checksum_text(written->tensors[i].checksum) + " for tensor '" +
                         want.name + "', but its fill reported " +
-                        format::checksum_text(want.checksum));
+                        layout::checksum_text(want.checksum));
     }
   }
   return Status::Ok();
 }
 
 Status LoadPipeline::fill_parts(const std::string& name, const jobs::Job& job,
-                                const std::vector<format::FillPart>& split,
+                                const std::vector<layout::FillPart>& split,
                                 Clock::time_point deadline, const FileIdentity& file,
                                 const std::shared_ptr<CancelToken>& cancel, Fates* fates,
                                 std::vector<std::uint64_t>* checksums, FillProgress* progress) {

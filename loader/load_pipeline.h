@@ -88,7 +88,7 @@ class LoadPipeline {
 
   // A probe whose validation failed while the files changed under it fails
   // with `file_changed` instead (what it read may have been half-written).
-  Result<format::ResidentLayout> probe(const std::string& name, const OpenedAdapter& adapter,
+  Result<layout::ResidentLayout> probe(const std::string& name, const OpenedAdapter& adapter,
                                        const std::shared_ptr<CancelToken>& cancel, Fates* fates);
   // Fills `range` with the adapter the probe planned as `layout`, then
   // verifies the header written there and that the files did not change
@@ -96,7 +96,7 @@ class LoadPipeline {
   // `progress` (optional) learns the total at once and each part's bytes
   // when it completes (a fill of one part: all at once, at its end).
   Status fill(const std::string& name, const OpenedAdapter& adapter,
-              const format::ResidentLayout& layout, cache::ResidentCache::Range range,
+              const layout::ResidentLayout& layout, cache::ResidentCache::Range range,
               const std::shared_ptr<CancelToken>& cancel, Fates* fates,
               FillProgress* progress = nullptr);
 
@@ -122,12 +122,12 @@ class LoadPipeline {
   // Runs the parts of `split` at once; on success `checksums` holds every
   // tensor's checksum as the parts reported it, in layout order.
   Status fill_parts(const std::string& name, const jobs::Job& job,
-                    const std::vector<format::FillPart>& split, Clock::time_point deadline,
+                    const std::vector<layout::FillPart>& split, Clock::time_point deadline,
                     const FileIdentity& file, const std::shared_ptr<CancelToken>& cancel,
                     Fates* fates, std::vector<std::uint64_t>* checksums, FillProgress* progress);
   // The header in `range` against the fill's plan, `expected` (with the
   // checksums the fill reported): any difference is `worker_protocol`.
-  Status verify(const std::string& name, const format::ResidentLayout& expected,
+  Status verify(const std::string& name, const layout::ResidentLayout& expected,
                 cache::ResidentCache::Range range) const;
 
   const PipelineOptions options_;

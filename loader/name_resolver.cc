@@ -156,21 +156,21 @@ Result<OpenedAdapter> NameResolver::open(std::string_view name) const {
                                                ": " + std::strerror(dir.error));
     }
     OpenedAdapter out;
-    out.paths = {join(dir_path, format::kConfigFileName), join(dir_path, format::kWeightsFileName)};
+    out.paths = {join(dir_path, layout::kConfigFileName), join(dir_path, layout::kWeightsFileName)};
     // Whoever holds the files last (the load, a job still queued) lets
     // their leases go before they are closed: a lease outlives its
     // descriptor in the workers' copies, and its number may be reused.
-    std::shared_ptr<format::AdapterFds> files(new format::AdapterFds,
-                                              [](format::AdapterFds* f) {
+    std::shared_ptr<layout::AdapterFds> files(new layout::AdapterFds,
+                                              [](layout::AdapterFds* f) {
                                                 release_lease(f->config.get());
                                                 release_lease(f->weights.get());
                                                 delete f;
                                               });
     GENOMED_ASSIGN_OR_RETURN(
-        files->config, open_file(dir.fd.get(), format::kConfigFileName, out.paths.config, name,
+        files->config, open_file(dir.fd.get(), layout::kConfigFileName, out.paths.config, name,
                                  resolution_, &out.config, &out.config_leased));
     GENOMED_ASSIGN_OR_RETURN(
-        files->weights, open_file(dir.fd.get(), format::kWeightsFileName, out.paths.weights, name,
+        files->weights, open_file(dir.fd.get(), layout::kWeightsFileName, out.paths.weights, name,
                                   resolution_, &out.weights, &out.weights_leased));
     out.files = std::move(files);
     return out;

@@ -31,8 +31,8 @@ inline constexpr std::size_t kMaxNameLength = 512;
 // version. Whoever holds `files` last lets the leases go before closing them.
 struct OpenedAdapter {
   // ROOT/NAME/<file>, for messages only (NAME escaped and cut at 200 bytes).
-  format::AdapterPaths paths;
-  std::shared_ptr<const format::AdapterFds> files;
+  layout::AdapterPaths paths;
+  std::shared_ptr<const layout::AdapterFds> files;
   FileIdentity config;
   FileIdentity weights;  // also the key of quarantine strikes
   // A read lease was taken on the file at open (false: the kernel refused

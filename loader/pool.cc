@@ -57,7 +57,7 @@ struct Pool::Pending {
   std::string frame;     // the encoded job with its length prefix, as it goes on the wire
   std::vector<int> fds;  // sent with the frame's first byte (jobs::job_descriptors)
   // Keeps `fds` open until the job is sent: the caller's files outlive run().
-  std::shared_ptr<const format::AdapterFds> files;
+  std::shared_ptr<const layout::AdapterFds> files;
   std::string what;  // for logs: "probe /roots/a/adapter_model.safetensors"
   Clock::time_point deadline;
   JobResult result;

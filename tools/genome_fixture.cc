@@ -16,7 +16,7 @@
 namespace {
 
 using genomed::fixture::AdapterSpec;
-namespace format = genomed::format;
+namespace layout = genomed::layout;
 
 constexpr const char* kUsage = R"(usage: genome-fixture --out DIR [options]
 
@@ -121,7 +121,7 @@ std::optional<int> parse_args(int argc, char** argv, Options& o) {
       if (!n || *n == 0) return bad("an integer >= 1");
       o.spec.layers = *n;
     } else if (flag == "--dtype") {
-      const auto t = format::dtype_from_name(*v);
+      const auto t = layout::dtype_from_name(*v);
       if (!t) return bad("a safetensors dtype");
       o.spec.dtype = *t;
     } else if (flag == "--modules") {
@@ -160,7 +160,7 @@ bool write_one(const std::string& dir, const AdapterSpec& spec) {
   const std::uint64_t bytes = genomed::fixture::weights_file_size(spec);
   std::printf("wrote %s: %llu tensors, %s, %llu bytes of adapter_model.safetensors (seed %llu)\n",
               dir.c_str(), static_cast<unsigned long long>(tensors),
-              std::string(format::dtype_name(spec.dtype)).c_str(),
+              std::string(layout::dtype_name(spec.dtype)).c_str(),
               static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(spec.seed));
   return true;
 }

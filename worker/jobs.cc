@@ -18,7 +18,7 @@ Status fill_range(const Job& job, ArenaWindow& arena, const std::optional<Fault>
                                       " bytes the layout needs");
   }
   // Only this part's region is opened: a part cannot write another's bytes.
-  const auto [region_begin, region_end] = format::part_region(job.layout, job.part);
+  const auto [region_begin, region_end] = layout::part_region(job.layout, job.part);
   GENOMED_RETURN_IF_ERROR(
       arena.open(job.offset + region_begin, std::max<std::uint64_t>(region_end - region_begin, 1))
           .status());
@@ -55,7 +55,7 @@ Status seal_range(const Job& job, ArenaWindow& arena) {
   }
   GENOMED_ASSIGN_OR_RETURN(const std::span<std::byte> header,
                            arena.open(job.offset, job.layout.header_bytes));
-  format::write_layout_header(job.layout, header);
+  layout::write_layout_header(job.layout, header);
   arena.close();
   return Status::Ok();
 }

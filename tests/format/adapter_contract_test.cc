@@ -22,7 +22,7 @@ class Tensors {
   Tensors& add(const std::string& name, std::vector<std::uint64_t> shape) {
     std::uint64_t bytes = 2;
     for (auto d : shape) bytes *= d;
-    list_.push_back({name, DType::F16, std::move(shape), cursor_, cursor_ + bytes});
+    list_.push_back({name, layout::DType::F16, std::move(shape), cursor_, cursor_ + bytes});
     cursor_ += bytes;
     return *this;
   }
@@ -53,11 +53,11 @@ AdapterConfig config(std::uint32_t r = 4, double alpha = 8) {
   return c;
 }
 
-Result<AdapterContract> build(const AdapterConfig& c, const Tensors& t) {
+Result<layout::AdapterContract> build(const AdapterConfig& c, const Tensors& t) {
   return build_contract(c, t.sorted(), kLabel);
 }
 
-void expect_refused(const Result<AdapterContract>& r, Errc code,
+void expect_refused(const Result<layout::AdapterContract>& r, Errc code,
                     const std::vector<std::string>& needles) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.code(), code) << errc_name(r.code()) << ": " << r.status().message();
@@ -72,7 +72,7 @@ TEST(AdapterContract, LinearModulesAreFoundWithPathsRelativeToTheBaseModel) {
   auto r = build(config(), Tensors().lora(kV, 4, 32, 16).lora(kQ, 4));
   ASSERT_TRUE(r.ok()) << r.status().message();
   ASSERT_EQ(r->modules.size(), 2u);
-  const ContractModule& q = r->modules[0];  // sorted by path
+  const layout::ContractModule& q = r->modules[0];  // sorted by path
   EXPECT_EQ(q.path, "model.layers.0.self_attn.q_proj");
   EXPECT_EQ(q.kind, ModuleKind::linear);
   EXPECT_EQ(q.a, kQ + ".lora_A.weight");
@@ -299,11 +299,11 @@ TEST(AdapterContract, EncodingRoundTripsEveryField) {
                             .add("base_model.model.lm_head.weight", {10, 32})
                             .add("stray", {1}));
   ASSERT_TRUE(built.ok()) << built.status().message();
-  const std::string bytes = encode_contract(*built);
-  EXPECT_EQ(bytes, encode_contract(*built)) << "deterministic";
-  auto back = decode_contract(bytes);
+  const std::string bytes = layout::encode_contract(*built);
+  EXPECT_EQ(bytes, layout::encode_contract(*built)) << "deterministic";
+  auto back = layout::decode_contract(bytes);
   ASSERT_TRUE(back.ok()) << back.status().message();
-  EXPECT_EQ(encode_contract(*back), bytes);
+  EXPECT_EQ(layout::encode_contract(*back), bytes);
   EXPECT_EQ(back->config.json, c.json);
   EXPECT_EQ(back->config.target_modules_regex, c.target_modules_regex);
   EXPECT_EQ(back->config.task_type, "CAUSAL_LM");
@@ -321,7 +321,7 @@ TEST(AdapterContract, EncodingRoundTripsEveryField) {
 TEST(AdapterContract, ARepeatedKeyIsLayoutInvalid) {
   // {"modules": [], "modules": []}: which one counts would depend on the decoder.
   const std::string twice("\x82\xa7modules\x90\xa7modules\x90", 19);
-  auto r = decode_contract(twice);
+  auto r = layout::decode_contract(twice);
   EXPECT_EQ(r.code(), Errc::layout_invalid);
   EXPECT_NE(r.status().message().find("'modules' appears twice"), std::string::npos)
       << r.status().message();
@@ -330,7 +330,7 @@ TEST(AdapterContract, ARepeatedKeyIsLayoutInvalid) {
 TEST(AdapterContract, UndecodableBytesAreLayoutInvalid) {
   for (const std::string& bytes :
        {std::string(), std::string("\xc1"), std::string("\x80"), std::string("\x91\x01")}) {
-    auto r = decode_contract(bytes);
+    auto r = layout::decode_contract(bytes);
     EXPECT_EQ(r.code(), Errc::layout_invalid) << r.status().message();
   }
 }

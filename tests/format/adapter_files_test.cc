@@ -25,11 +25,11 @@ namespace {
 using fixture::AdapterSpec;
 using testing::TempDir;
 
-AdapterPaths paths_in(const std::string& dir) {
-  return {dir + "/" + kConfigFileName, dir + "/" + kWeightsFileName};
+layout::AdapterPaths paths_in(const std::string& dir) {
+  return {dir + "/" + layout::kConfigFileName, dir + "/" + layout::kWeightsFileName};
 }
 
-AdapterSpec small_spec(DType t, std::uint64_t seed = 7) {
+AdapterSpec small_spec(layout::DType t, std::uint64_t seed = 7) {
   AdapterSpec s;
   s.rank = 3;  // odd sizes, so tensors need alignment padding
   s.hidden = 5;
@@ -46,23 +46,23 @@ Result<SafetensorsHeader> header_of(const std::string& path) {
   return r;
 }
 
-AdapterFds open_files(const AdapterPaths& paths) {
+layout::AdapterFds open_files(const layout::AdapterPaths& paths) {
   auto files = open_adapter_files(paths);
   EXPECT_TRUE(files.ok()) << files.status().to_string();
-  return files ? std::move(files).value() : AdapterFds{};
+  return files ? std::move(files).value() : layout::AdapterFds{};
 }
 
 // Opens the files and probes them, as one job of a load.
-Result<ProbeResult> probe_paths(const AdapterPaths& paths) {
-  const AdapterFds files = open_files(paths);
+Result<layout::ProbeResult> probe_paths(const layout::AdapterPaths& paths) {
+  const layout::AdapterFds files = open_files(paths);
   return probe_adapter(paths, files);
 }
 
 // A whole fill (every tensor and the header).
-Status fill_all(const AdapterPaths& paths, const AdapterFds& files, const ResidentLayout& layout,
+Status fill_all(const layout::AdapterPaths& paths, const layout::AdapterFds& files, const layout::ResidentLayout& layout,
                 std::span<std::byte> dest, std::vector<std::uint64_t>* checksums = nullptr) {
   std::vector<std::uint64_t> sums;
-  return fill_adapter(paths, files, layout, dest, FillPart{}, checksums ? checksums : &sums);
+  return fill_adapter(paths, files, layout, dest, layout::FillPart{}, checksums ? checksums : &sums);
 }
 
 // The tensor bytes of `file`'s tensor k, as the safetensors header places them.
@@ -84,14 +84,14 @@ class AdapterFiles : public ::testing::Test {
 };
 
 TEST_F(AdapterFiles, FillCopiesExactlyTheFileBytesForEveryDtype) {
-  for (int i = 0; i < kDTypeCount; ++i) {
-    const DType t = *dtype_from_int(static_cast<std::uint64_t>(i));
-    SCOPED_TRACE(std::string(dtype_name(t)));
-    const AdapterPaths paths = paths_in(make(small_spec(t), std::string(dtype_name(t))));
-    const AdapterFds files = open_files(paths);
+  for (int i = 0; i < layout::kDTypeCount; ++i) {
+    const layout::DType t = *layout::dtype_from_int(static_cast<std::uint64_t>(i));
+    SCOPED_TRACE(std::string(layout::dtype_name(t)));
+    const layout::AdapterPaths paths = paths_in(make(small_spec(t), std::string(layout::dtype_name(t))));
+    const layout::AdapterFds files = open_files(paths);
     auto probe = probe_adapter(paths, files);
     ASSERT_TRUE(probe.ok()) << probe.status().to_string();
-    const ResidentLayout& layout = probe->layout;
+    const layout::ResidentLayout& layout = probe->layout;
     ASSERT_EQ(layout.tensors.size(), 8u);
     EXPECT_EQ(layout.lora_r, 3u);
     EXPECT_EQ(layout.lora_alpha, 16.0);
@@ -108,17 +108,17 @@ TEST_F(AdapterFiles, FillCopiesExactlyTheFileBytesForEveryDtype) {
     ASSERT_TRUE(filled.ok()) << filled.to_string();
     ASSERT_EQ(checksums.size(), layout.tensors.size());
 
-    auto back = read_layout_header(dest);
+    auto back = layout::read_layout_header(dest);
     ASSERT_TRUE(back.ok()) << back.status().to_string();
-    EXPECT_TRUE(same_layout(*back, layout));
-    ResidentLayout with_checksums = layout;
+    EXPECT_TRUE(layout::same_layout(*back, layout));
+    layout::ResidentLayout with_checksums = layout;
 
     const std::string file = testing::read_file(paths.weights);
     auto st_header = header_of(paths.weights);
     ASSERT_TRUE(st_header.ok());
     std::vector<bool> covered(dest.size(), false);
     for (std::size_t k = 0; k < layout.tensors.size(); ++k) {
-      const ResidentTensor& rt = layout.tensors[k];
+      const layout::ResidentTensor& rt = layout.tensors[k];
       const TensorInfo& ti = st_header->tensors[k];
       ASSERT_EQ(rt.name, ti.name);
       ASSERT_EQ(rt.length, ti.byte_size());
@@ -127,19 +127,19 @@ TEST_F(AdapterFiles, FillCopiesExactlyTheFileBytesForEveryDtype) {
                 0)
           << rt.name;
       // The checksum is the file's tensor bytes' XXH3-64, reported and in the header.
-      EXPECT_EQ(checksums[k], tensor_checksum(file_tensor(file, *st_header, k))) << rt.name;
+      EXPECT_EQ(checksums[k], layout::tensor_checksum(file_tensor(file, *st_header, k))) << rt.name;
       EXPECT_EQ(back->tensors[k].checksum, checksums[k]) << rt.name;
       with_checksums.tensors[k].checksum = checksums[k];
       for (std::uint64_t b = 0; b < rt.length; ++b) {
         covered[rt.offset + b] = true;
-        if (t == DType::BOOL) {
+        if (t == layout::DType::BOOL) {
           ASSERT_LE(std::to_integer<int>(dest[rt.offset + b]), 1);
         }
       }
     }
     // Every byte that is neither header nor tensor is zero padding.
     std::vector<std::byte> header(layout.header_bytes);
-    write_layout_header(with_checksums, header);
+    layout::write_layout_header(with_checksums, header);
     EXPECT_EQ(std::memcmp(dest.data(), header.data(), header.size()), 0);
     for (std::size_t b = layout.header_bytes; b < dest.size(); ++b) {
       if (!covered[b]) {
@@ -150,16 +150,16 @@ TEST_F(AdapterFiles, FillCopiesExactlyTheFileBytesForEveryDtype) {
 }
 
 TEST_F(AdapterFiles, FixtureBytesDependOnTheSeedOnly) {
-  const std::string a = testing::read_file(paths_in(make(small_spec(DType::F32, 1), "a")).weights);
-  const std::string b = testing::read_file(paths_in(make(small_spec(DType::F32, 1), "b")).weights);
-  const std::string c = testing::read_file(paths_in(make(small_spec(DType::F32, 2), "c")).weights);
+  const std::string a = testing::read_file(paths_in(make(small_spec(layout::DType::F32, 1), "a")).weights);
+  const std::string b = testing::read_file(paths_in(make(small_spec(layout::DType::F32, 1), "b")).weights);
+  const std::string c = testing::read_file(paths_in(make(small_spec(layout::DType::F32, 2), "c")).weights);
   EXPECT_EQ(a, b);
   ASSERT_EQ(a.size(), c.size());
   EXPECT_NE(a, c);
 }
 
 TEST_F(AdapterFiles, FixtureHeaderIsPaddedAndCarriesFormatMetadata) {
-  auto h = header_of(paths_in(make(small_spec(DType::F16))).weights);
+  auto h = header_of(paths_in(make(small_spec(layout::DType::F16))).weights);
   ASSERT_TRUE(h.ok()) << h.status().to_string();
   EXPECT_EQ(h->header_len % 8, 0u);
   EXPECT_EQ(h->metadata.at("format"), "pt");
@@ -169,21 +169,21 @@ TEST_F(AdapterFiles, FixtureHeaderIsPaddedAndCarriesFormatMetadata) {
 }
 
 TEST_F(AdapterFiles, AFillSplitIntoPartsAndSealedWritesWhatAWholeFillWrites) {
-  AdapterSpec spec = small_spec(DType::F32);
+  AdapterSpec spec = small_spec(layout::DType::F32);
   spec.layers = 5;  // 20 tensors
-  const AdapterPaths paths = paths_in(make(spec));
-  const AdapterFds files = open_files(paths);
+  const layout::AdapterPaths paths = paths_in(make(spec));
+  const layout::AdapterFds files = open_files(paths);
   auto probe = probe_adapter(paths, files);
   ASSERT_TRUE(probe.ok()) << probe.status().to_string();
-  const ResidentLayout& layout = probe->layout;
+  const layout::ResidentLayout& layout = probe->layout;
   std::vector<std::byte> whole(layout.total_bytes, std::byte{0xCC});
   std::vector<std::uint64_t> whole_sums;
   ASSERT_TRUE(fill_all(paths, files, layout, whole, &whole_sums).ok());
 
   std::vector<std::byte> split(layout.total_bytes, std::byte{0xCC});
-  ResidentLayout sealed = layout;
-  for (const FillPart& part : split_fill(layout, 3)) {
-    const auto [begin, end] = part_region(layout, part);
+  layout::ResidentLayout sealed = layout;
+  for (const layout::FillPart& part : layout::split_fill(layout, 3)) {
+    const auto [begin, end] = layout::part_region(layout, part);
     std::vector<std::byte> before(split);
     std::vector<std::uint64_t> sums;
     ASSERT_TRUE(fill_adapter(paths, files, layout, split, part, &sums).ok());
@@ -199,16 +199,16 @@ TEST_F(AdapterFiles, AFillSplitIntoPartsAndSealedWritesWhatAWholeFillWrites) {
       }
     }
   }
-  write_layout_header(sealed, split);
+  layout::write_layout_header(sealed, split);
   EXPECT_TRUE(split == whole);
 }
 
 TEST_F(AdapterFiles, FillAfterAnInPlaceRewriteWithADifferentLayoutIsFileChanged) {
-  const std::string dir = make(small_spec(DType::F16));
-  const AdapterFds files = open_files(paths_in(dir));
+  const std::string dir = make(small_spec(layout::DType::F16));
+  const layout::AdapterFds files = open_files(paths_in(dir));
   auto probe = probe_adapter(paths_in(dir), files);
   ASSERT_TRUE(probe.ok()) << probe.status().to_string();
-  AdapterSpec bigger = small_spec(DType::F16);
+  AdapterSpec bigger = small_spec(layout::DType::F16);
   bigger.rank = 4;
   const std::string other = make(bigger, "bigger");
   // Rewritten in place (O_TRUNC, same inode): the open descriptors see it.
@@ -217,32 +217,32 @@ TEST_F(AdapterFiles, FillAfterAnInPlaceRewriteWithADifferentLayoutIsFileChanged)
   std::vector<std::byte> dest(probe->layout.total_bytes * 2);
   const Status s = fill_all(paths_in(dir), files, probe->layout, dest);
   EXPECT_EQ(s.code(), Errc::file_changed) << s.to_string();
-  EXPECT_NE(s.message().find(kWeightsFileName), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find(layout::kWeightsFileName), std::string::npos) << s.message();
 }
 
 TEST_F(AdapterFiles, FillAfterAnAtomicRenameStillReadsTheVersionProbed) {
-  const std::string dir = make(small_spec(DType::F16, 1));
+  const std::string dir = make(small_spec(layout::DType::F16, 1));
   const std::string first = testing::read_file(paths_in(dir).weights);
-  const AdapterFds files = open_files(paths_in(dir));
+  const layout::AdapterFds files = open_files(paths_in(dir));
   auto probe = probe_adapter(paths_in(dir), files);
   ASSERT_TRUE(probe.ok()) << probe.status().to_string();
   // write_adapter renames new files over the old ones: same layout, other bytes.
-  ASSERT_TRUE(fixture::write_adapter(dir, small_spec(DType::F16, 2)).ok());
+  ASSERT_TRUE(fixture::write_adapter(dir, small_spec(layout::DType::F16, 2)).ok());
   ASSERT_NE(testing::read_file(paths_in(dir).weights), first);
   std::vector<std::byte> dest(probe->layout.total_bytes);
   ASSERT_TRUE(fill_all(paths_in(dir), files, probe->layout, dest).ok());
   auto h = header_of(paths_in(dir).weights);
   ASSERT_TRUE(h.ok());
   for (std::size_t k = 0; k < probe->layout.tensors.size(); ++k) {
-    const ResidentTensor& t = probe->layout.tensors[k];
+    const layout::ResidentTensor& t = probe->layout.tensors[k];
     const auto want = file_tensor(first, *h, k);
     EXPECT_EQ(std::memcmp(dest.data() + t.offset, want.data(), t.length), 0) << t.name;
   }
 }
 
 TEST_F(AdapterFiles, FillAfterAnInPlaceConfigRewriteIsFileChanged) {
-  const std::string dir = make(small_spec(DType::F16));
-  const AdapterFds files = open_files(paths_in(dir));
+  const std::string dir = make(small_spec(layout::DType::F16));
+  const layout::AdapterFds files = open_files(paths_in(dir));
   auto probe = probe_adapter(paths_in(dir), files);
   ASSERT_TRUE(probe.ok());
   testing::write_file(paths_in(dir).config,
@@ -252,8 +252,8 @@ TEST_F(AdapterFiles, FillAfterAnInPlaceConfigRewriteIsFileChanged) {
 }
 
 TEST_F(AdapterFiles, FillIntoATooSmallRangeFailsWithoutWriting) {
-  const std::string dir = make(small_spec(DType::U8));
-  const AdapterFds files = open_files(paths_in(dir));
+  const std::string dir = make(small_spec(layout::DType::U8));
+  const layout::AdapterFds files = open_files(paths_in(dir));
   auto probe = probe_adapter(paths_in(dir), files);
   ASSERT_TRUE(probe.ok());
   std::vector<std::byte> dest(probe->layout.total_bytes - 1, std::byte{0xCC});
@@ -263,8 +263,8 @@ TEST_F(AdapterFiles, FillIntoATooSmallRangeFailsWithoutWriting) {
 
 TEST_F(AdapterFiles, ProbeReadsWithPreadAndLeavesTheSharedFileOffsetAlone) {
   // Several workers read the same open files at once: none may move the offset.
-  const std::string dir = make(small_spec(DType::F16));
-  const AdapterFds files = open_files(paths_in(dir));
+  const std::string dir = make(small_spec(layout::DType::F16));
+  const layout::AdapterFds files = open_files(paths_in(dir));
   ASSERT_EQ(::lseek(files.config.get(), 5, SEEK_SET), 5);
   ASSERT_EQ(::lseek(files.weights.get(), 9, SEEK_SET), 9);
   ASSERT_TRUE(probe_adapter(paths_in(dir), files).ok());
@@ -273,8 +273,8 @@ TEST_F(AdapterFiles, ProbeReadsWithPreadAndLeavesTheSharedFileOffsetAlone) {
 }
 
 TEST_F(AdapterFiles, OpeningASymlinkedFileByPathIsRefused) {
-  const std::string dir = make(small_spec(DType::F16));
-  const AdapterPaths p = paths_in(dir);
+  const std::string dir = make(small_spec(layout::DType::F16));
+  const layout::AdapterPaths p = paths_in(dir);
   ASSERT_EQ(::rename(p.weights.c_str(), (tmp_ / "real.safetensors").c_str()), 0);
   ASSERT_EQ(::symlink((tmp_ / "real.safetensors").c_str(), p.weights.c_str()), 0);
   auto r = open_adapter_files(p);
@@ -284,9 +284,9 @@ TEST_F(AdapterFiles, OpeningASymlinkedFileByPathIsRefused) {
 }
 
 TEST_F(AdapterFiles, ADirectoryDescriptorInPlaceOfAFileIsUnreadable) {
-  const std::string dir = make(small_spec(DType::F16));
-  const AdapterPaths p = paths_in(dir);
-  AdapterFds files = open_files(p);
+  const std::string dir = make(small_spec(layout::DType::F16));
+  const layout::AdapterPaths p = paths_in(dir);
+  layout::AdapterFds files = open_files(p);
   files.weights.reset(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   auto r = probe_adapter(p, files);
   EXPECT_EQ(r.code(), Errc::file_unreadable);
@@ -295,17 +295,17 @@ TEST_F(AdapterFiles, ADirectoryDescriptorInPlaceOfAFileIsUnreadable) {
 }
 
 TEST_F(AdapterFiles, AFifoDescriptorInPlaceOfTheConfigIsUnreadableWithoutBlocking) {
-  const std::string dir = make(small_spec(DType::F16));
-  const AdapterPaths p = paths_in(dir);
+  const std::string dir = make(small_spec(layout::DType::F16));
+  const layout::AdapterPaths p = paths_in(dir);
   const std::string fifo = tmp_ / "fifo";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  AdapterFds files = open_files(p);
+  layout::AdapterFds files = open_files(p);
   files.config.reset(::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
   EXPECT_EQ(probe_adapter(p, files).code(), Errc::file_unreadable);
 }
 
 TEST_F(AdapterFiles, MissingConfigIsUnreadableNamingTheFile) {
-  const std::string dir = make(small_spec(DType::F16));
+  const std::string dir = make(small_spec(layout::DType::F16));
   ASSERT_EQ(::unlink(paths_in(dir).config.c_str()), 0);
   auto r = open_adapter_files(paths_in(dir));
   EXPECT_EQ(r.code(), Errc::file_unreadable);
@@ -314,7 +314,7 @@ TEST_F(AdapterFiles, MissingConfigIsUnreadableNamingTheFile) {
 }
 
 TEST_F(AdapterFiles, ConfigOverTheSizeLimitIsALimit) {
-  const std::string dir = make(small_spec(DType::F16));
+  const std::string dir = make(small_spec(layout::DType::F16));
   testing::write_file(paths_in(dir).config, std::string(kMaxConfigBytes + 1, ' '));
   auto r = probe_paths(paths_in(dir));
   EXPECT_EQ(r.code(), Errc::limit_exceeded);
@@ -322,7 +322,7 @@ TEST_F(AdapterFiles, ConfigOverTheSizeLimitIsALimit) {
 }
 
 TEST_F(AdapterFiles, InvalidConfigIsReportedThroughProbe) {
-  const std::string dir = make(small_spec(DType::F16));
+  const std::string dir = make(small_spec(layout::DType::F16));
   testing::write_file(paths_in(dir).config, R"({"peft_type":"IA3"})");
   EXPECT_EQ(probe_paths(paths_in(dir)).code(), Errc::config_missing_field);
   testing::write_file(paths_in(dir).config,
@@ -331,7 +331,7 @@ TEST_F(AdapterFiles, InvalidConfigIsReportedThroughProbe) {
 }
 
 TEST_F(AdapterFiles, MalformedWeightsAreReportedThroughProbe) {
-  const std::string dir = make(small_spec(DType::F16));
+  const std::string dir = make(small_spec(layout::DType::F16));
   ASSERT_TRUE(
       fixture::write_raw_safetensors(
           paths_in(dir).weights, R"({"t":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})", "abc")
@@ -342,12 +342,12 @@ TEST_F(AdapterFiles, MalformedWeightsAreReportedThroughProbe) {
 }
 
 TEST_F(AdapterFiles, AdapterWithoutTensorsIsEmpty) {
-  const std::string dir = make(small_spec(DType::F16));
+  const std::string dir = make(small_spec(layout::DType::F16));
   ASSERT_TRUE(
       fixture::write_raw_safetensors(paths_in(dir).weights, R"({"__metadata__":{}})", "").ok());
   auto r = probe_paths(paths_in(dir));
   EXPECT_EQ(r.code(), Errc::adapter_empty);
-  EXPECT_NE(r.status().message().find(kWeightsFileName), std::string::npos);
+  EXPECT_NE(r.status().message().find(layout::kWeightsFileName), std::string::npos);
 }
 
 }  // namespace
@@ -356,12 +356,12 @@ TEST_F(AdapterFiles, AdapterWithoutTensorsIsEmpty) {
 namespace genomed::format {
 namespace {
 
-ResidentLayout layout_of_sizes(const std::vector<std::uint64_t>& sizes) {
-  ResidentLayout l;
+layout::ResidentLayout layout_of_sizes(const std::vector<std::uint64_t>& sizes) {
+  layout::ResidentLayout l;
   l.header_bytes = 128;
   std::uint64_t at = l.header_bytes;
   for (std::size_t i = 0; i < sizes.size(); ++i) {
-    l.tensors.push_back({"t" + std::to_string(i), DType::U8, {sizes[i]}, at, sizes[i]});
+    l.tensors.push_back({"t" + std::to_string(i), layout::DType::U8, {sizes[i]}, at, sizes[i]});
     at += (sizes[i] + 63) / 64 * 64;
   }
   l.total_bytes = at;
@@ -369,9 +369,9 @@ ResidentLayout layout_of_sizes(const std::vector<std::uint64_t>& sizes) {
 }
 
 TEST(SplitFill, PartsCoverEveryTensorOnceAndTheirRegionsTileTheLayout) {
-  const ResidentLayout l = layout_of_sizes({640, 64, 6400, 128, 64, 3200, 64});
+  const layout::ResidentLayout l = layout_of_sizes({640, 64, 6400, 128, 64, 3200, 64});
   for (std::size_t parts = 1; parts <= 9; ++parts) {
-    const auto split = split_fill(l, parts);
+    const auto split = layout::split_fill(l, parts);
     ASSERT_FALSE(split.empty());
     EXPECT_LE(split.size(), std::min(parts, l.tensors.size()));
     std::size_t next = 0;
@@ -380,7 +380,7 @@ TEST(SplitFill, PartsCoverEveryTensorOnceAndTheirRegionsTileTheLayout) {
       EXPECT_EQ(p.begin, next);
       EXPECT_LT(p.begin, p.end);
       next = p.end;
-      const auto [first, last] = part_region(l, p);
+      const auto [first, last] = layout::part_region(l, p);
       EXPECT_EQ(first, covered);
       covered = last;
     }
@@ -390,8 +390,8 @@ TEST(SplitFill, PartsCoverEveryTensorOnceAndTheirRegionsTileTheLayout) {
 }
 
 TEST(SplitFill, PartsAreBalancedByBytes) {
-  const ResidentLayout l = layout_of_sizes(std::vector<std::uint64_t>(64, 4096));
-  const auto split = split_fill(l, 2);
+  const layout::ResidentLayout l = layout_of_sizes(std::vector<std::uint64_t>(64, 4096));
+  const auto split = layout::split_fill(l, 2);
   ASSERT_EQ(split.size(), 2u);
   EXPECT_EQ(split[0].end, 32u);
 }

@@ -62,7 +62,7 @@ class BaseModelTest : public ::testing::Test {
 std::vector<TensorInfo> tensors(
     const std::vector<std::pair<std::string, std::vector<std::uint64_t>>>& shapes) {
   std::vector<TensorInfo> out;
-  for (const auto& [name, shape] : shapes) out.push_back({name, DType::F32, shape, 0, 0});
+  for (const auto& [name, shape] : shapes) out.push_back({name, layout::DType::F32, shape, 0, 0});
   std::sort(out.begin(), out.end(),
             [](const TensorInfo& a, const TensorInfo& b) { return a.name < b.name; });
   return out;

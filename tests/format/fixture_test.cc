@@ -17,7 +17,7 @@ TEST(Fixture, PredictedWeightsSizeMatchesTheFileForManyShapes) {
   int n = 0;
   for (std::uint32_t rank : {1u, 4u, 16u}) {
     for (std::uint32_t layers : {1u, 3u}) {
-      for (auto dtype : {format::DType::U8, format::DType::BF16, format::DType::F64}) {
+      for (auto dtype : {layout::DType::U8, layout::DType::BF16, layout::DType::F64}) {
         AdapterSpec s;
         s.rank = rank;
         s.layers = layers;
@@ -25,7 +25,7 @@ TEST(Fixture, PredictedWeightsSizeMatchesTheFileForManyShapes) {
         s.dtype = dtype;
         const std::string dir = tmp / std::to_string(n++);
         ASSERT_TRUE(write_adapter(dir, s).ok());
-        EXPECT_EQ(std::filesystem::file_size(dir + "/" + format::kWeightsFileName),
+        EXPECT_EQ(std::filesystem::file_size(dir + "/" + layout::kWeightsFileName),
                   weights_file_size(s));
       }
     }

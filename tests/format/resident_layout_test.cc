@@ -17,24 +17,24 @@ namespace {
 SafetensorsHeader sample_header() {
   SafetensorsHeader st;
   std::uint64_t cursor = 0;
-  auto add = [&](std::string name, DType t, std::vector<std::uint64_t> shape) {
-    std::uint64_t bytes = dtype_size(t);
+  auto add = [&](std::string name, layout::DType t, std::vector<std::uint64_t> shape) {
+    std::uint64_t bytes = layout::dtype_size(t);
     for (auto d : shape) bytes *= d;
     st.tensors.push_back({std::move(name), t, std::move(shape), cursor, cursor + bytes});
     cursor += bytes;
   };
   // Sorted by name, odd sizes so that padding is needed between tensors.
-  add("a.lora_A.weight", DType::F16, {3, 5});
-  add("a.lora_B.weight", DType::BF16, {5, 3});
-  add("b.empty", DType::F32, {0, 9});
-  add("c.scalar", DType::F64, {});
-  add("d.bool", DType::BOOL, {7});
-  add("e.deep", DType::U8, std::vector<std::uint64_t>(kMaxDims, 1));
+  add("a.lora_A.weight", layout::DType::F16, {3, 5});
+  add("a.lora_B.weight", layout::DType::BF16, {5, 3});
+  add("b.empty", layout::DType::F32, {0, 9});
+  add("c.scalar", layout::DType::F64, {});
+  add("d.bool", layout::DType::BOOL, {7});
+  add("e.deep", layout::DType::U8, std::vector<std::uint64_t>(layout::kMaxDims, 1));
   st.data_size = cursor;
   return st;
 }
 
-AdapterContract sample_contract() {
+layout::AdapterContract sample_contract() {
   AdapterConfig c;
   c.peft_type = "LORA";
   c.r = 3;
@@ -46,40 +46,40 @@ AdapterContract sample_contract() {
   return *contract;
 }
 
-ResidentLayout planned() {
+layout::ResidentLayout planned() {
   auto l = plan_layout(sample_header(), sample_contract());
   EXPECT_TRUE(l.ok()) << l.status().message();
   return *l;
 }
 
-std::vector<std::byte> written(const ResidentLayout& l) {
+std::vector<std::byte> written(const layout::ResidentLayout& l) {
   std::vector<std::byte> buf(l.total_bytes, std::byte{0xAB});
-  write_layout_header(l, buf);
+  layout::write_layout_header(l, buf);
   return buf;
 }
 
 TEST(ResidentLayout, PlanWriteReadRoundTripsToTheSameLayout) {
-  const ResidentLayout l = planned();
+  const layout::ResidentLayout l = planned();
   const auto buf = written(l);
-  auto back = read_layout_header(buf);
+  auto back = layout::read_layout_header(buf);
   ASSERT_TRUE(back.ok()) << back.status().message();
-  EXPECT_TRUE(same_layout(l, *back));
+  EXPECT_TRUE(layout::same_layout(l, *back));
   EXPECT_EQ(back->lora_r, 3u);
   EXPECT_EQ(back->lora_alpha, 16.5);
   ASSERT_EQ(back->tensors.size(), 6u);
   EXPECT_EQ(back->tensors[0].name, "a.lora_A.weight");
   EXPECT_EQ(back->tensors[0].shape, (std::vector<std::uint64_t>{3, 5}));
   EXPECT_EQ(back->tensors[0].length, 30u);
-  EXPECT_EQ(back->tensors[4].dtype, DType::BOOL);
+  EXPECT_EQ(back->tensors[4].dtype, layout::DType::BOOL);
 }
 
 TEST(ResidentLayout, EveryTensorIsAlignedDisjointAndPastTheHeader) {
-  const ResidentLayout l = planned();
-  EXPECT_EQ(l.header_bytes % kTensorAlignment, 0u);
-  EXPECT_EQ(l.total_bytes % kTensorAlignment, 0u);
+  const layout::ResidentLayout l = planned();
+  EXPECT_EQ(l.header_bytes % layout::kTensorAlignment, 0u);
+  EXPECT_EQ(l.total_bytes % layout::kTensorAlignment, 0u);
   std::uint64_t end = l.header_bytes;
-  for (const ResidentTensor& t : l.tensors) {
-    EXPECT_EQ(t.offset % kTensorAlignment, 0u) << t.name;
+  for (const layout::ResidentTensor& t : l.tensors) {
+    EXPECT_EQ(t.offset % layout::kTensorAlignment, 0u) << t.name;
     EXPECT_GE(t.offset, end) << t.name;
     end = t.offset + t.length;
   }
@@ -87,7 +87,7 @@ TEST(ResidentLayout, EveryTensorIsAlignedDisjointAndPastTheHeader) {
 }
 
 TEST(ResidentLayout, HeaderPaddingIsZeroed) {
-  const ResidentLayout l = planned();
+  const layout::ResidentLayout l = planned();
   const auto buf = written(l);
   // The last bytes before the first tensor are padding the writer must clear.
   EXPECT_EQ(buf[l.header_bytes - 1], std::byte{0});
@@ -96,15 +96,15 @@ TEST(ResidentLayout, HeaderPaddingIsZeroed) {
 
 TEST(ResidentLayout, PlanRejectsOverlongNamesAndTooManyDims) {
   SafetensorsHeader st;
-  st.tensors.push_back({std::string(kMaxNameBytes + 1, 'n'), DType::U8, {1}, 0, 1});
+  st.tensors.push_back({std::string(layout::kMaxNameBytes + 1, 'n'), layout::DType::U8, {1}, 0, 1});
   EXPECT_EQ(plan_layout(st, sample_contract()).code(), Errc::limit_exceeded);
-  st.tensors[0] = {"t", DType::U8, std::vector<std::uint64_t>(kMaxDims + 1, 1), 0, 1};
+  st.tensors[0] = {"t", layout::DType::U8, std::vector<std::uint64_t>(layout::kMaxDims + 1, 1), 0, 1};
   EXPECT_EQ(plan_layout(st, sample_contract()).code(), Errc::limit_exceeded);
 }
 
 TEST(ResidentLayout, SameLayoutNoticesEveryField) {
-  const ResidentLayout l = planned();
-  std::vector<ResidentLayout> changed(9, l);
+  const layout::ResidentLayout l = planned();
+  std::vector<layout::ResidentLayout> changed(9, l);
   changed[0].lora_r = 9;
   changed[1].lora_alpha = 16.0;
   changed[2].header_bytes += 64;
@@ -115,9 +115,9 @@ TEST(ResidentLayout, SameLayoutNoticesEveryField) {
   changed[7].tensors[2].offset += 64;
   changed[8].contract += "x";
   for (std::size_t i = 0; i < changed.size(); ++i) {
-    EXPECT_FALSE(same_layout(l, changed[i])) << i;
+    EXPECT_FALSE(layout::same_layout(l, changed[i])) << i;
   }
-  EXPECT_TRUE(same_layout(l, planned()));
+  EXPECT_TRUE(layout::same_layout(l, planned()));
 }
 
 // --- corrupt headers ----------------------------------------------------------------
@@ -134,7 +134,7 @@ void put_u64(std::vector<std::byte>& b, std::size_t at, std::uint64_t v) {
 
 void expect_invalid(const std::vector<std::byte>& b, const std::string& needle,
                     std::size_t size = ~std::size_t{0}) {
-  auto r = read_layout_header(std::span(b).first(std::min(size, b.size())));
+  auto r = layout::read_layout_header(std::span(b).first(std::min(size, b.size())));
   ASSERT_FALSE(r.ok()) << needle;
   EXPECT_EQ(r.code(), Errc::layout_invalid);
   EXPECT_NE(r.status().message().find(needle), std::string::npos) << r.status().message();
@@ -147,7 +147,7 @@ TEST(ResidentLayoutCorrupt, FieldPositionsUsedBelowAreRight) {
     offset = (offset << 8) |
              std::to_integer<std::uint64_t>(buf[kOffsetAt + static_cast<std::size_t>(i)]);
   EXPECT_EQ(offset, planned().tensors[0].offset);
-  EXPECT_EQ(buf[kDtypeAt], std::byte(DType::F16));
+  EXPECT_EQ(buf[kDtypeAt], std::byte(layout::DType::F16));
 }
 
 TEST(ResidentLayoutCorrupt, BadMagicIsRejected) {
@@ -165,22 +165,22 @@ TEST(ResidentLayoutCorrupt, BadVersionIsRejected) {
 }
 
 TEST(ResidentLayout, ChecksumsRoundTripThroughTheHeaderAndSameLayoutIgnoresThem) {
-  ResidentLayout l = planned();
+  layout::ResidentLayout l = planned();
   for (std::size_t i = 0; i < l.tensors.size(); ++i) {
     l.tensors[i].checksum = 0x9e3779b97f4a7c15ull * (i + 1);
   }
   const auto buf = written(l);
-  auto back = read_layout_header(buf);
+  auto back = layout::read_layout_header(buf);
   ASSERT_TRUE(back.ok()) << back.status().to_string();
   for (std::size_t i = 0; i < l.tensors.size(); ++i) {
     EXPECT_EQ(back->tensors[i].checksum, l.tensors[i].checksum) << i;
   }
   // A probe's plan (no checksums) is the same layout as the filled one.
-  EXPECT_TRUE(same_layout(*back, planned()));
+  EXPECT_TRUE(layout::same_layout(*back, planned()));
 }
 
 TEST(ResidentLayoutCorrupt, TruncatedSpanIsRejected) {
-  const ResidentLayout l = planned();
+  const layout::ResidentLayout l = planned();
   const auto buf = written(l);
   expect_invalid(buf, "do not fit", l.total_bytes - 1);
   expect_invalid(buf, "do not fit", l.header_bytes - 1);
@@ -189,7 +189,7 @@ TEST(ResidentLayoutCorrupt, TruncatedSpanIsRejected) {
 }
 
 TEST(ResidentLayoutCorrupt, OffsetsOutsideTheSpanAreRejected) {
-  const ResidentLayout l = planned();
+  const layout::ResidentLayout l = planned();
   auto buf = written(l);
   put_u64(buf, kOffsetAt, l.total_bytes);  // starts at the end, 30 bytes long
   expect_invalid(buf, "tensor #0");
@@ -206,17 +206,17 @@ TEST(ResidentLayoutCorrupt, LengthOtherThanShapeTimesDtypeIsRejected) {
   put_u64(buf, kLengthAt, 31);
   expect_invalid(buf, "differs from shape");
   buf = written(planned());
-  buf[kDtypeAt] = std::byte(DType::F32);
+  buf[kDtypeAt] = std::byte(layout::DType::F32);
   expect_invalid(buf, "differs from shape");
   buf[kDtypeAt] = std::byte{200};
   expect_invalid(buf, "unknown dtype");
 }
 
 TEST(ResidentLayout, ContractRoundTripsThroughTheHeader) {
-  const ResidentLayout l = planned();
+  const layout::ResidentLayout l = planned();
   const auto buf = written(l);
-  AdapterContract contract;
-  ASSERT_TRUE(read_layout_header(buf, &contract).ok());
+  layout::AdapterContract contract;
+  ASSERT_TRUE(layout::read_layout_header(buf, &contract).ok());
   ASSERT_EQ(contract.modules.size(), 1u);
   EXPECT_EQ(contract.modules[0].path, "a");
   EXPECT_EQ(contract.modules[0].a, "a.lora_A.weight");
@@ -228,7 +228,7 @@ TEST(ResidentLayout, ContractRoundTripsThroughTheHeader) {
 }
 
 TEST(ResidentLayoutCorrupt, ContractNamingATensorOutsideTheTableIsRejected) {
-  AdapterContract contract = sample_contract();
+  layout::AdapterContract contract = sample_contract();
   contract.other_tensors.push_back("not.in.the.table");
   auto l = plan_layout(sample_header(), contract);
   ASSERT_TRUE(l.ok());
@@ -236,12 +236,12 @@ TEST(ResidentLayoutCorrupt, ContractNamingATensorOutsideTheTableIsRejected) {
 }
 
 TEST(ResidentLayoutCorrupt, UndecodableContractIsRejected) {
-  const ResidentLayout l = planned();
+  const layout::ResidentLayout l = planned();
   auto buf = written(l);
   // The contract starts right after the tensor table.
   const std::size_t contract_at = l.header_bytes - (l.header_bytes - 48) + [&] {
     std::size_t table = 0;
-    for (const auto& t : l.tensors) table += table_entry_bytes(t);
+    for (const auto& t : l.tensors) table += layout::table_entry_bytes(t);
     return table;
   }();
   ASSERT_EQ(std::to_integer<unsigned>(buf[contract_at]) & 0xF0, 0xD0u) << "a map16/map32 header";
@@ -256,7 +256,7 @@ TEST(ResidentLayoutCorrupt, HugeTensorCountIsRejectedBeforeAllocating) {
 }
 
 TEST(ResidentLayoutCorrupt, RandomDamageNeverEscapesTheSpan) {
-  const ResidentLayout l = planned();
+  const layout::ResidentLayout l = planned();
   const auto good = written(l);
   std::mt19937_64 rng(12345);
   int accepted = 0;
@@ -271,7 +271,7 @@ TEST(ResidentLayoutCorrupt, RandomDamageNeverEscapesTheSpan) {
     std::size_t size = buf.size();
     if (rng() % 4 == 0) size = rng() % (buf.size() + 1);
     const std::span<const std::byte> src = std::span(buf).first(size);
-    auto r = read_layout_header(src);
+    auto r = layout::read_layout_header(src);
     if (!r.ok()) {
       ASSERT_EQ(r.code(), Errc::layout_invalid);
       continue;
@@ -279,8 +279,8 @@ TEST(ResidentLayoutCorrupt, RandomDamageNeverEscapesTheSpan) {
     ++accepted;
     // Whatever a damaged header still describes lies inside the span.
     ASSERT_LE(r->total_bytes, size);
-    for (const ResidentTensor& t : r->tensors) {
-      ASSERT_EQ(t.offset % kTensorAlignment, 0u);
+    for (const layout::ResidentTensor& t : r->tensors) {
+      ASSERT_EQ(t.offset % layout::kTensorAlignment, 0u);
       ASSERT_GE(t.offset, r->header_bytes);
       ASSERT_LE(t.offset + t.length, r->total_bytes);
     }

@@ -17,9 +17,9 @@ const std::string kDir = std::string(GENOMED_TESTDATA_DIR) + "/safetensors-sampl
 
 // The samples are named by numpy type codes: b/B int8/uint8, h/H int16/uint16,
 // i/I int32/uint32, e/f/d float16/32/64. Each holds one tensor of shape [6].
-const std::map<std::string, DType> kSamples = {
-    {"B", DType::U8},  {"b", DType::I8},  {"H", DType::U16}, {"h", DType::I16}, {"I", DType::U32},
-    {"i", DType::I32}, {"e", DType::F16}, {"f", DType::F32}, {"d", DType::F64},
+const std::map<std::string, layout::DType> kSamples = {
+    {"B", layout::DType::U8},  {"b", layout::DType::I8},  {"H", layout::DType::U16}, {"h", layout::DType::I16}, {"I", layout::DType::U32},
+    {"i", layout::DType::I32}, {"e", layout::DType::F16}, {"f", layout::DType::F32}, {"d", layout::DType::F64},
 };
 
 Result<SafetensorsHeader> read(const std::string& path) {
@@ -39,7 +39,7 @@ TEST(SafetensorsSamples, EachSingleDtypeSampleParsesWithItsDtypeAndShape) {
     EXPECT_EQ(t.name, code);
     EXPECT_EQ(t.dtype, dtype) << code;
     EXPECT_EQ(t.shape, std::vector<std::uint64_t>{6}) << code;
-    EXPECT_EQ(t.byte_size(), 6 * dtype_size(dtype)) << code;
+    EXPECT_EQ(t.byte_size(), 6 * layout::dtype_size(dtype)) << code;
     EXPECT_EQ(r->metadata.at("test"), "a") << code;
   }
 }

@@ -165,21 +165,21 @@ TEST(Safetensors, UnknownDtypeIsRejected) {
 }
 
 TEST(Safetensors, EveryDtypeIsAcceptedWithItsSize) {
-  for (int i = 0; i < kDTypeCount; ++i) {
-    const DType t = *dtype_from_int(static_cast<std::uint64_t>(i));
-    const std::uint64_t bytes = 6 * dtype_size(t);
+  for (int i = 0; i < layout::kDTypeCount; ++i) {
+    const layout::DType t = *layout::dtype_from_int(static_cast<std::uint64_t>(i));
+    const std::uint64_t bytes = 6 * layout::dtype_size(t);
     auto r =
-        parse(one(entry(std::string(dtype_name(t)), "[2,3]", "[0," + std::to_string(bytes) + "]")),
+        parse(one(entry(std::string(layout::dtype_name(t)), "[2,3]", "[0," + std::to_string(bytes) + "]")),
               bytes);
-    ASSERT_TRUE(r.ok()) << dtype_name(t) << ": " << r.status().message();
+    ASSERT_TRUE(r.ok()) << layout::dtype_name(t) << ": " << r.status().message();
     ASSERT_EQ(r->tensors.size(), 1u);
     EXPECT_EQ(r->tensors[0].dtype, t);
     EXPECT_EQ(r->tensors[0].byte_size(), bytes);
     // One byte less is a size mismatch: the size really is dtype-specific.
     auto short_by_one = parse(
-        one(entry(std::string(dtype_name(t)), "[2,3]", "[0," + std::to_string(bytes - 1) + "]")),
+        one(entry(std::string(layout::dtype_name(t)), "[2,3]", "[0," + std::to_string(bytes - 1) + "]")),
         bytes - 1);
-    EXPECT_EQ(short_by_one.code(), Errc::st_size_mismatch) << dtype_name(t);
+    EXPECT_EQ(short_by_one.code(), Errc::st_size_mismatch) << layout::dtype_name(t);
   }
 }
 
@@ -340,7 +340,7 @@ TEST(Safetensors, TensorsComeBackSortedByNameWithMetadata) {
   EXPECT_EQ(r->tensors[0].name, "a");
   EXPECT_EQ(r->tensors[0].data_begin, 4u);
   EXPECT_EQ(r->tensors[1].name, "b");
-  EXPECT_EQ(r->tensors[1].dtype, DType::I16);
+  EXPECT_EQ(r->tensors[1].dtype, layout::DType::I16);
   EXPECT_EQ(r->tensors[2].name, "c");
   EXPECT_EQ(r->tensors[2].shape, std::vector<std::uint64_t>{1});
   EXPECT_EQ(r->metadata.size(), 1u);
@@ -360,12 +360,12 @@ std::string many_tensors(std::size_t n) {
 }
 
 TEST(SafetensorsLimits, TensorNameOverTheLimitIsRefused) {
-  const std::string at_limit(kMaxNameBytes, 'n');
+  const std::string at_limit(layout::kMaxNameBytes, 'n');
   EXPECT_TRUE(parse(R"({")" + at_limit + R"(":)" + entry("U8", "[1]", "[0,1]") + "}", 1).ok());
-  const std::string over(kMaxNameBytes + 1, 'n');
+  const std::string over(layout::kMaxNameBytes + 1, 'n');
   expect_error(parse(R"({")" + over + R"(":)" + entry("U8", "[1]", "[0,1]") + "}", 1),
                Errc::limit_exceeded,
-               std::to_string(kMaxNameBytes + 1) + " bytes exceeds the limit");
+               std::to_string(layout::kMaxNameBytes + 1) + " bytes exceeds the limit");
 }
 
 TEST(SafetensorsLimits, ShapeOverTheDimensionLimitIsRefused) {
@@ -374,9 +374,9 @@ TEST(SafetensorsLimits, ShapeOverTheDimensionLimitIsRefused) {
     for (std::size_t i = 0; i < n; ++i) s += i == 0 ? "1" : ",1";
     return s + "]";
   };
-  EXPECT_TRUE(parse(one(entry("U8", dims(kMaxDims), "[0,1]")), 1).ok());
-  expect_error(parse(one(entry("U8", dims(kMaxDims + 1), "[0,1]")), 1), Errc::limit_exceeded,
-               "more than " + std::to_string(kMaxDims) + " dimensions");
+  EXPECT_TRUE(parse(one(entry("U8", dims(layout::kMaxDims), "[0,1]")), 1).ok());
+  expect_error(parse(one(entry("U8", dims(layout::kMaxDims + 1), "[0,1]")), 1), Errc::limit_exceeded,
+               "more than " + std::to_string(layout::kMaxDims) + " dimensions");
 }
 
 TEST(SafetensorsLimits, MoreTensorsThanTheLimitAreRefused) {

@@ -15,9 +15,9 @@
 namespace genomed::jobs {
 namespace {
 
-using format::DType;
-using format::ResidentLayout;
-using format::ResidentTensor;
+using layout::DType;
+using layout::ResidentLayout;
+using layout::ResidentTensor;
 
 ResidentLayout sample_layout() {
   ResidentLayout l;
@@ -68,10 +68,10 @@ void expect_same_layout(const ResidentLayout& got, const ResidentLayout& want) {
     EXPECT_EQ(got.tensors[i].length, want.tensors[i].length);
     EXPECT_EQ(got.tensors[i].checksum, want.tensors[i].checksum);
   }
-  EXPECT_TRUE(format::same_layout(got, want));
+  EXPECT_TRUE(layout::same_layout(got, want));
 }
 
-const format::AdapterPaths kPaths{"/srv/adapters/org/m/adapter_config.json",
+const layout::AdapterPaths kPaths{"/srv/adapters/org/m/adapter_config.json",
                                   "/srv/adapters/org/m/adapter_model.safetensors"};
 
 // Two open descriptors, as a probe or fill carries.
@@ -114,8 +114,8 @@ TEST(JobProtocol, AProbeOrFillWithoutExactlyTwoDescriptorsIsRefused) {
 
 TEST(JobProtocol, OnlyProbeAndFillSendDescriptors) {
   auto fds = two_files();
-  auto files = std::make_shared<const format::AdapterFds>(
-      format::AdapterFds{std::move(fds[0]), std::move(fds[1])});
+  auto files = std::make_shared<const layout::AdapterFds>(
+      layout::AdapterFds{std::move(fds[0]), std::move(fds[1])});
   EXPECT_EQ(job_descriptors({.kind = JobKind::probe, .files = files}).size(), 2u);
   EXPECT_EQ(job_descriptors({.kind = JobKind::fill, .files = files}).size(), 2u);
   EXPECT_TRUE(job_descriptors({.kind = JobKind::seal, .files = files}).empty());
@@ -158,7 +158,7 @@ TEST(JobProtocol, FillJobRoundTripsEveryDtype) {
   ResidentLayout l;
   l.lora_r = 1;
   l.lora_alpha = 1;
-  for (int d = 0; d < format::kDTypeCount; ++d) {
+  for (int d = 0; d < layout::kDTypeCount; ++d) {
     l.tensors.push_back({.name = "t" + std::to_string(d),
                          .dtype = static_cast<DType>(d),
                          .shape = {1},
@@ -329,7 +329,7 @@ TEST(JobProtocol, HandBuiltProbeReplyDecodes) {
 
 TEST(JobProtocol, LayoutWithUnknownDtypeIsWorkerProtocol) {
   for (std::uint64_t dtype :
-       {std::uint64_t{format::kDTypeCount}, std::uint64_t{255}, std::uint64_t{256 + 12}}) {
+       {std::uint64_t{layout::kDTypeCount}, std::uint64_t{255}, std::uint64_t{256 + 12}}) {
     const auto r = decode_probe_reply(probe_reply_with_tensor([dtype](ipc::MapWriter& t) {
       t.put("name", "w")
           .put("dtype", dtype)
@@ -379,7 +379,7 @@ TEST(JobProtocol, ReplyTooLargeForAFrameBecomesATypedError) {
   in.probe.layout = sample_layout();
   const ResidentTensor wide{.name = "",
                             .dtype = DType::U8,
-                            .shape = std::vector<std::uint64_t>(format::kMaxDims, 1ull << 40),
+                            .shape = std::vector<std::uint64_t>(layout::kMaxDims, 1ull << 40),
                             .offset = 1ull << 40,
                             .length = 0};
   for (int i = 0; in.probe.layout.tensors.size() < 131'072; ++i) {
@@ -404,7 +404,7 @@ TEST(JobProtocol, ReplyCheckAcceptsAContractUpToItsLimit) {
   // The pool once checked worker replies with the clients' limits (1 MiB
   // strings): a valid probe reply with a 1-4 MiB contract killed the worker
   // as a protocol violation, twice, and quarantined the adapter.
-  EXPECT_TRUE(check_reply(probe_reply_with_contract(format::kMaxContractBytes)).ok());
+  EXPECT_TRUE(check_reply(probe_reply_with_contract(layout::kMaxContractBytes)).ok());
   EXPECT_FALSE(check_reply("not msgpack").ok());
 }
 

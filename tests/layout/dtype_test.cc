@@ -5,7 +5,7 @@
 
 #include <set>
 
-namespace genomed::format {
+namespace genomed::layout {
 namespace {
 
 struct Expected {
@@ -53,4 +53,4 @@ TEST(DType, OutOfRangeIntegersAreRejected) {
 }
 
 }  // namespace
-}  // namespace genomed::format
+}  // namespace genomed::layout

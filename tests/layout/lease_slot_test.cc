@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-namespace genomed::format {
+namespace genomed::layout {
 namespace {
 
 namespace w = slot_word;
@@ -156,4 +156,4 @@ TEST(LeaseSlot, RacingClientsAndDaemonEndEachGrantExactlyOnce) {
 }
 
 }  // namespace
-}  // namespace genomed::format
+}  // namespace genomed::layout

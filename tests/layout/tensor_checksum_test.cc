@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace genomed::format {
+namespace genomed::layout {
 namespace {
 
 std::span<const std::byte> bytes_of(const std::string& s) {
@@ -88,4 +88,4 @@ TEST_F(VerifyChecksums, BytesOutsideEveryTensorAreNotCovered) {
 }
 
 }  // namespace
-}  // namespace genomed::format
+}  // namespace genomed::layout

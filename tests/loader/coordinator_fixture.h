@@ -71,7 +71,7 @@ class CoordinatorTest : public ::testing::Test {
   // Bytes one of those adapters occupies in the arena (page-rounded).
   std::uint64_t footprint() {
     add("probe-only", 99);
-    const format::AdapterPaths paths{root_ + "/probe-only/adapter_config.json",
+    const layout::AdapterPaths paths{root_ + "/probe-only/adapter_config.json",
                                      root_ + "/probe-only/adapter_model.safetensors"};
     auto files = format::open_adapter_files(paths);
     EXPECT_TRUE(files.ok());

@@ -352,10 +352,10 @@ TEST_F(CoordinatorTest, AFileRewrittenInPlaceDuringItsLoadFailsItAndTheNextLoadR
   add("a", 1);
   add("v2", 2);  // the same shapes, other bytes
   start(4 * one);
-  const std::string weights = root_ + "/a/" + format::kWeightsFileName;
+  const std::string weights = root_ + "/a/" + layout::kWeightsFileName;
   std::string v2;
   {
-    std::ifstream in(root_ + "/v2/" + format::kWeightsFileName, std::ios::binary);
+    std::ifstream in(root_ + "/v2/" + layout::kWeightsFileName, std::ios::binary);
     v2.assign(std::istreambuf_iterator<char>(in), {});
   }
   runner_->hold(Kind::fill);
@@ -378,17 +378,17 @@ TEST_F(CoordinatorTest, AFileRewrittenInPlaceDuringItsLoadFailsItAndTheNextLoadR
   ASSERT_TRUE(again.ok()) << again.status().to_string();
   const ipc::LeaseGrant& g = again->grants[0];
   const auto range = std::span<const std::byte>(runner_->arena().data + g.offset, g.length);
-  auto layout = format::read_layout_header(range);
+  auto layout = layout::read_layout_header(range);
   ASSERT_TRUE(layout.ok()) << layout.status().to_string();
-  EXPECT_TRUE(format::verify_checksums(*layout, range).ok());
+  EXPECT_TRUE(layout::verify_checksums(*layout, range).ok());
   // The resident bytes are the new file's.
   auto files = format::open_adapter_files(
-      {root_ + "/v2/" + format::kConfigFileName, root_ + "/v2/" + format::kWeightsFileName});
+      {root_ + "/v2/" + layout::kConfigFileName, root_ + "/v2/" + layout::kWeightsFileName});
   ASSERT_TRUE(files.ok());
   auto header = format::read_safetensors_header(files->weights.get(), "v2");
   ASSERT_TRUE(header.ok());
   for (std::size_t i = 0; i < layout->tensors.size(); ++i) {
-    const format::ResidentTensor& t = layout->tensors[i];
+    const layout::ResidentTensor& t = layout->tensors[i];
     EXPECT_EQ(
         std::memcmp(range.data() + t.offset,
                     v2.data() + header->data_offset + header->tensors[i].data_begin, t.length),
@@ -403,7 +403,7 @@ TEST_F(CoordinatorTest, AFileRewrittenInPlaceDuringItsLoadFailsItAndTheNextLoadR
 TEST_F(CoordinatorTest, ASplitFillIsSealedWithEveryPartsChecksums) {
   ASSERT_TRUE(
       fixture::write_adapter(root_ + "/big",
-                             {.rank = 64, .layers = 5, .hidden = 4096, .dtype = format::DType::F16})
+                             {.rank = 64, .layers = 5, .hidden = 4096, .dtype = layout::DType::F16})
           .ok());
   start(32ull << 20, {.fill_parts = 3});
   auto r = coordinator_->acquire({"big"}, 1);
@@ -412,9 +412,9 @@ TEST_F(CoordinatorTest, ASplitFillIsSealedWithEveryPartsChecksums) {
   EXPECT_EQ(runner_->started(Kind::seal), 1);
   const ipc::LeaseGrant& g = r->grants[0];
   const auto range = std::span<const std::byte>(runner_->arena().data + g.offset, g.length);
-  auto layout = format::read_layout_header(range);
+  auto layout = layout::read_layout_header(range);
   ASSERT_TRUE(layout.ok()) << layout.status().to_string();
-  EXPECT_TRUE(format::verify_checksums(*layout, range).ok());
+  EXPECT_TRUE(layout::verify_checksums(*layout, range).ok());
   coordinator_->release(g.lease, 1);
 }
 

@@ -108,12 +108,12 @@ class FakeRunner final : public loader::JobRunner {
     }
     const std::span<std::byte> range(arena_.data() + job.offset, job.length);
     if (job.kind == Kind::probe) {
-      GENOMED_ASSIGN_OR_RETURN(format::ProbeResult probe,
+      GENOMED_ASSIGN_OR_RETURN(layout::ProbeResult probe,
                                format::probe_adapter(job.paths, *job.files));
       return jobs::encode_probe_reply(jobs::ProbeReply{std::move(probe)});
     }
     if (job.kind == Kind::seal) {
-      format::write_layout_header(job.layout, range);
+      layout::write_layout_header(job.layout, range);
       return jobs::encode_seal_reply();
     }
     jobs::FillReply reply{job.layout.total_bytes, {}};

@@ -14,7 +14,7 @@ namespace {
 using genomed::testing::CoordinatorTest;
 using genomed::testkit::eventually;
 using namespace std::chrono_literals;
-namespace w = format::slot_word;
+namespace w = layout::slot_word;
 
 class LeaseSlotsTest : public CoordinatorTest {
  protected:
@@ -43,7 +43,7 @@ TEST_F(LeaseSlotsTest, ABusySlotPastItsExpiryIsWantedAndTheCheckerWaitsForTheNex
   const auto t0 = clock_.now();
   const ipc::LeaseGrant g = acquire_through_slot("a");
   ASSERT_TRUE(g.slot.has_value());
-  format::LeaseSlot& slot = page_->slot(*g.slot);
+  layout::LeaseSlot& slot = page_->slot(*g.slot);
   EXPECT_EQ(w::count(slot.word.load()), 1u) << "the granting lease is held through the slot";
   ASSERT_TRUE(clock_.await_sleeper_until(t0 + 30s)) << "held only by its slot: it may expire";
 
@@ -53,10 +53,10 @@ TEST_F(LeaseSlotsTest, ABusySlotPastItsExpiryIsWantedAndTheCheckerWaitsForTheNex
   ASSERT_TRUE(clock_.await_sleeper_until(t0 + 60s));
   EXPECT_TRUE(resident("a"));
   EXPECT_TRUE(w::wanted(slot.word.load()));
-  EXPECT_FALSE(format::take_slot_lease(slot, g.slot_tag)) << "a wanted slot takes nothing";
+  EXPECT_FALSE(layout::take_slot_lease(slot, g.slot_tag)) << "a wanted slot takes nothing";
 
   // The client's last give-back revokes it and sends RELEASE.
-  ASSERT_EQ(format::give_back_slot_lease(slot, g.slot_tag), format::GiveBack::notify);
+  ASSERT_EQ(layout::give_back_slot_lease(slot, g.slot_tag), layout::GiveBack::notify);
   const auto released_at = clock_.now();
   ASSERT_TRUE(coordinator_->release(g.lease, 7));
   EXPECT_EQ(stat("lease_slots"), 0u);
@@ -73,10 +73,10 @@ TEST_F(LeaseSlotsTest, AnIdleSlotUsedSinceTheLastLookIsNotIdle) {
   const auto t0 = clock_.now();
   const ipc::LeaseGrant g = acquire_through_slot("a");
   ASSERT_TRUE(g.slot.has_value());
-  format::LeaseSlot& slot = page_->slot(*g.slot);
-  ASSERT_EQ(format::give_back_slot_lease(slot, g.slot_tag), format::GiveBack::kept);
-  ASSERT_TRUE(format::take_slot_lease(slot, g.slot_tag));  // used without a message
-  ASSERT_EQ(format::give_back_slot_lease(slot, g.slot_tag), format::GiveBack::kept);
+  layout::LeaseSlot& slot = page_->slot(*g.slot);
+  ASSERT_EQ(layout::give_back_slot_lease(slot, g.slot_tag), layout::GiveBack::kept);
+  ASSERT_TRUE(layout::take_slot_lease(slot, g.slot_tag));  // used without a message
+  ASSERT_EQ(layout::give_back_slot_lease(slot, g.slot_tag), layout::GiveBack::kept);
   ASSERT_TRUE(clock_.await_sleeper_until(t0 + 30s));
   clock_.advance(30s);
   ASSERT_TRUE(clock_.await_sleeper_until(t0 + 60s)) << "its use restarted the idle time";
@@ -96,8 +96,8 @@ TEST_F(LeaseSlotsTest, NoSlotIsGrantedAfterTheDrainRevokedThem) {
   start(4 * one);
   const ipc::LeaseGrant g = acquire_through_slot("a");
   ASSERT_TRUE(g.slot.has_value());
-  ASSERT_EQ(format::give_back_slot_lease(page_->slot(*g.slot), g.slot_tag),
-            format::GiveBack::kept);
+  ASSERT_EQ(layout::give_back_slot_lease(page_->slot(*g.slot), g.slot_tag),
+            layout::GiveBack::kept);
   EXPECT_EQ(stat("lease_slots"), 1u);
   coordinator_->revoke_lease_slots();
   EXPECT_EQ(stat("lease_slots"), 0u) << "an idle slot ends at once";

@@ -47,8 +47,8 @@ void touch(const std::string& path) {
 
 // DIR/adapter_config.json and DIR/adapter_model.safetensors (contents irrelevant).
 void make_adapter(const std::string& dir) {
-  touch(dir + "/" + format::kConfigFileName);
-  touch(dir + "/" + format::kWeightsFileName);
+  touch(dir + "/" + layout::kConfigFileName);
+  touch(dir + "/" + layout::kWeightsFileName);
 }
 
 NameResolver resolver_for(const std::vector<std::string>& roots,
@@ -246,8 +246,8 @@ TEST_P(NameResolverOpen, ASymlinkAtAnyComponentOrFileIsRefusedEvenInsideTheRoot)
   const NameResolver r = resolver({root.path()});
   ASSERT_TRUE(r.open("org/team/m").ok());
   const std::vector<std::string> parts = {"org", "org/team", "org/team/m",
-                                          std::string("org/team/m/") + format::kConfigFileName,
-                                          std::string("org/team/m/") + format::kWeightsFileName};
+                                          std::string("org/team/m/") + layout::kConfigFileName,
+                                          std::string("org/team/m/") + layout::kWeightsFileName};
   for (const std::string& part : parts) {
     SCOPED_TRACE(part);
     fs::rename(root / part, root / (part + ".real"));

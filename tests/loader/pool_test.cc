@@ -94,7 +94,7 @@ class PoolTest : public ::testing::Test {
                  "/nonexistent/pool-test/adapter_model.safetensors"};
     // A probe carries its two open files; the faults fire before either is
     // read, so any readable descriptors do.
-    auto files = std::make_shared<format::AdapterFds>();
+    auto files = std::make_shared<layout::AdapterFds>();
     files->config = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     files->weights = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     job.files = std::move(files);

@@ -42,7 +42,7 @@ std::string read_text(const std::string& path) {
 }
 
 fixture::AdapterSpec small_spec(std::uint64_t seed) {
-  return {.rank = 4, .layers = 1, .hidden = 32, .dtype = format::DType::F16, .seed = seed};
+  return {.rank = 4, .layers = 1, .hidden = 32, .dtype = layout::DType::F16, .seed = seed};
 }
 
 // A weights file of one [4, 32] tensor declared with `dtype` and ending at
@@ -73,7 +73,7 @@ Status ScratchRoot::copy_adapter(const std::string& from_root, const std::string
   std::error_code ec;
   const std::string to = root() + "/" + name;
   fs::create_directories(to, ec);
-  for (const char* file : {format::kConfigFileName, format::kWeightsFileName}) {
+  for (const char* file : {layout::kConfigFileName, layout::kWeightsFileName}) {
     fs::copy_file(from_root + "/" + name + "/" + file, to + "/" + file,
                   fs::copy_options::overwrite_existing, ec);
     if (ec) return io("copy " + from_root + "/" + name + "/" + file, ec);
@@ -90,7 +90,7 @@ Result<std::vector<std::string>> ScratchRoot::generate(int count, std::uint64_t 
     fixture::AdapterSpec spec{.rank = rank,
                               .layers = layers,
                               .hidden = hidden,
-                              .dtype = (i % 4 == 3) ? format::DType::BF16 : format::DType::F16,
+                              .dtype = (i % 4 == 3) ? layout::DType::BF16 : layout::DType::F16,
                               .seed = seed * 1000 + static_cast<std::uint64_t>(i)};
     const std::string name = "gen-" + std::to_string(i);
     if (Status s = fixture::write_adapter(root() + "/" + name, spec); !s.ok()) return s;
@@ -107,10 +107,10 @@ Result<AdapterTruth> ScratchRoot::make_mutable(int index, int versions, std::uin
     fixture::AdapterSpec spec{.rank = 32,
                               .layers = 2,
                               .hidden = 512,
-                              .dtype = format::DType::F16,
+                              .dtype = layout::DType::F16,
                               .seed = seed * 7919 + static_cast<std::uint64_t>(index * 64 + v)};
     if (Status s = fixture::write_adapter(dir, spec); !s.ok()) return s;
-    const std::string weights = dir + "/" + format::kWeightsFileName;
+    const std::string weights = dir + "/" + layout::kWeightsFileName;
     auto version = read_truth(weights);
     if (!version) return version.status();
     truth.versions.push_back(std::move(*version));
@@ -126,7 +126,7 @@ Result<AdapterTruth> ScratchRoot::make_mutable(int index, int versions, std::uin
 }
 
 Status ScratchRoot::replace(const AdapterTruth& adapter, int v) {
-  const std::string target = root() + "/" + adapter.name + "/" + format::kWeightsFileName;
+  const std::string target = root() + "/" + adapter.name + "/" + layout::kWeightsFileName;
   const std::string temp = target + ".stress-new";
   std::error_code ec;
   fs::copy_file(adapter.version_files.at(static_cast<std::size_t>(v)), temp,
@@ -138,7 +138,7 @@ Status ScratchRoot::replace(const AdapterTruth& adapter, int v) {
 }
 
 Status ScratchRoot::rewrite(const AdapterTruth& adapter, int v, bool truncate_first) {
-  const std::string target = root() + "/" + adapter.name + "/" + format::kWeightsFileName;
+  const std::string target = root() + "/" + adapter.name + "/" + layout::kWeightsFileName;
   const std::string bytes = read_text(adapter.version_files.at(static_cast<std::size_t>(v)));
   if (bytes.empty()) return Status(Errc::environment, "cannot read a version of " + adapter.name);
   // The open waits while the daemon lets go of a read lease of a load.
@@ -164,8 +164,8 @@ Result<std::string> ScratchRoot::write_bad(int index) {
   if (Status s = fixture::write_adapter(dir, small_spec(static_cast<std::uint64_t>(index)));
       !s.ok())
     return s;
-  const std::string config = dir + "/" + format::kConfigFileName;
-  const std::string weights = dir + "/" + format::kWeightsFileName;
+  const std::string config = dir + "/" + layout::kConfigFileName;
+  const std::string weights = dir + "/" + layout::kWeightsFileName;
   const std::string good_weights = read_text(weights);
   auto config_json = nlohmann::json::parse(read_text(config));
   Status s;

@@ -129,12 +129,12 @@ class ContractBuilder {
                   std::uint64_t max_pattern_searches)
       : config_(config), label_(label), searches_left_(max_pattern_searches) {}
 
-  Result<AdapterContract> build(const std::vector<TensorInfo>& tensors) {
+  Result<layout::AdapterContract> build(const std::vector<TensorInfo>& tensors) {
     GENOMED_ASSIGN_OR_RETURN(rank_patterns_,
                              compile_patterns(config_.rank_pattern, "rank_pattern", label_));
     GENOMED_ASSIGN_OR_RETURN(alpha_patterns_,
                              compile_patterns(config_.alpha_pattern, "alpha_pattern", label_));
-    AdapterContract out;
+    layout::AdapterContract out;
     out.config = config_;
     std::map<std::string, ModuleParts> modules;  // by tensor-name prefix: sorted, deterministic
     for (const TensorInfo& t : tensors) {
@@ -149,11 +149,11 @@ class ContractBuilder {
       }
     }
     for (const auto& [prefix, parts] : modules) {
-      GENOMED_ASSIGN_OR_RETURN(ContractModule m, check_module(prefix, parts));
+      GENOMED_ASSIGN_OR_RETURN(layout::ContractModule m, check_module(prefix, parts));
       out.modules.push_back(std::move(m));
     }
     std::sort(out.modules.begin(), out.modules.end(),
-              [](const ContractModule& x, const ContractModule& y) { return x.path < y.path; });
+              [](const layout::ContractModule& x, const layout::ContractModule& y) { return x.path < y.path; });
     return out;
   }
 
@@ -191,8 +191,8 @@ class ContractBuilder {
     return Status(code, label_ + ": module '" + path + "': " + why);
   }
 
-  Result<ContractModule> check_module(const std::string& prefix, const ModuleParts& p) {
-    ContractModule m;
+  Result<layout::ContractModule> check_module(const std::string& prefix, const ModuleParts& p) {
+    layout::ContractModule m;
     m.path = std::string(base_model_path(prefix));
     const bool linear = p.a != nullptr || p.b != nullptr;
     const bool embedding = p.embedding_a != nullptr || p.embedding_b != nullptr;
@@ -315,7 +315,7 @@ std::string_view base_model_path(std::string_view tensor_name) {
                                               : tensor_name;
 }
 
-Result<AdapterContract> build_contract(const AdapterConfig& config,
+Result<layout::AdapterContract> build_contract(const AdapterConfig& config,
                                        const std::vector<TensorInfo>& tensors,
                                        const std::string& label,
                                        std::uint64_t max_pattern_searches) {
@@ -325,11 +325,11 @@ Result<AdapterContract> build_contract(const AdapterConfig& config,
   // size could be checked).
   std::uint64_t name_bytes = 0;
   for (const TensorInfo& t : tensors) name_bytes += t.name.size();
-  if (name_bytes > kMaxContractBytes) {
+  if (name_bytes > layout::kMaxContractBytes) {
     return Status(Errc::limit_exceeded,
                   label + ": the tensor names take " + std::to_string(name_bytes) +
                       " bytes together, more than the adapter contract that lists them may hold (" +
-                      std::to_string(kMaxContractBytes) + " bytes, kMaxContractBytes)");
+                      std::to_string(layout::kMaxContractBytes) + " bytes, kMaxContractBytes)");
   }
   return ContractBuilder(config, label, max_pattern_searches).build(tensors);
 }

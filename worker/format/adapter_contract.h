@@ -33,7 +33,7 @@ inline constexpr std::uint64_t kMaxPatternSearches = 1ull << 21;
 // and limit_exceeded for names longer together than kMaxContractBytes or
 // pattern matching past kMaxPatternSearches.
 // `max_pattern_searches` is kMaxPatternSearches but in tests.
-Result<AdapterContract> build_contract(const AdapterConfig& config,
+Result<layout::AdapterContract> build_contract(const AdapterConfig& config,
                                        const std::vector<TensorInfo>& tensors,
                                        const std::string& label,
                                        std::uint64_t max_pattern_searches = kMaxPatternSearches);

@@ -26,7 +26,7 @@ namespace {
 // small enough to stay responsive to a deadline kill.
 constexpr std::uint64_t kCopyChunk = 8ull << 20;
 
-Result<PeftConfig> read_config(const AdapterPaths& paths, const AdapterFds& files) {
+Result<PeftConfig> read_config(const layout::AdapterPaths& paths, const layout::AdapterFds& files) {
   GENOMED_ASSIGN_OR_RETURN(std::string text,
                            read_small_fd(files.config.get(), paths.config, kMaxConfigBytes));
   return parse_peft_config(text, paths.config);
@@ -35,11 +35,11 @@ Result<PeftConfig> read_config(const AdapterPaths& paths, const AdapterFds& file
 // Everything probe and fill both need: the validated header and the plan.
 struct Checked {
   SafetensorsHeader header;
-  AdapterContract contract;
-  ProbeResult probe;
+  layout::AdapterContract contract;
+  layout::ProbeResult probe;
 };
 
-Result<Checked> check_adapter(const AdapterPaths& paths, const AdapterFds& files) {
+Result<Checked> check_adapter(const layout::AdapterPaths& paths, const layout::AdapterFds& files) {
   GENOMED_ASSIGN_OR_RETURN(const struct stat weights_st,
                            regular_file_stat(files.weights.get(), paths.weights));
   auto config = read_config(paths, files);
@@ -78,8 +78,8 @@ void zero(std::span<std::byte> dest, std::uint64_t begin, std::uint64_t end) {
 class RunChecksums {
  public:
   // The run is tensors [first, end).
-  RunChecksums(const ResidentLayout& layout, std::size_t first, std::size_t end,
-               ChecksumStream& stream, std::vector<std::uint64_t>* out)
+  RunChecksums(const layout::ResidentLayout& layout, std::size_t first, std::size_t end,
+               layout::ChecksumStream& stream, std::vector<std::uint64_t>* out)
       : layout_(layout),
         next_(first),
         end_(end),
@@ -92,7 +92,7 @@ class RunChecksums {
   // The next `bytes` of the run, as written.
   void add(std::span<const std::byte> bytes) {
     while (!bytes.empty()) {
-      const ResidentTensor& t = layout_.tensors[next_];
+      const layout::ResidentTensor& t = layout_.tensors[next_];
       const std::uint64_t take = std::min<std::uint64_t>(bytes.size(), t.offset + t.length - at_);
       stream_.update(bytes.first(take));
       bytes = bytes.subspan(take);
@@ -111,11 +111,11 @@ class RunChecksums {
     }
   }
 
-  const ResidentLayout& layout_;
+  const layout::ResidentLayout& layout_;
   std::size_t next_;  // the tensor the next byte belongs to
   const std::size_t end_;
   std::uint64_t at_;  // resident offset of the next byte
-  ChecksumStream& stream_;
+  layout::ChecksumStream& stream_;
   std::vector<std::uint64_t>* out_;
 };
 
@@ -145,7 +145,7 @@ Status copy_run(int fd, const std::string& label, std::uint64_t file_offset, std
 
 }  // namespace
 
-Result<ProbeResult> probe_adapter(const AdapterPaths& paths, const AdapterFds& files,
+Result<layout::ProbeResult> probe_adapter(const layout::AdapterPaths& paths, const layout::AdapterFds& files,
                                   const BaseModel* base_model) {
   auto checked = check_adapter(paths, files);
   if (!checked) return checked.status();
@@ -156,8 +156,8 @@ Result<ProbeResult> probe_adapter(const AdapterPaths& paths, const AdapterFds& f
   return std::move(checked->probe);
 }
 
-Status fill_adapter(const AdapterPaths& paths, const AdapterFds& files,
-                    const ResidentLayout& expected, std::span<std::byte> dest, FillPart part,
+Status fill_adapter(const layout::AdapterPaths& paths, const layout::AdapterFds& files,
+                    const layout::ResidentLayout& expected, std::span<std::byte> dest, layout::FillPart part,
                     std::vector<std::uint64_t>* checksums) {
   if (dest.size() < expected.total_bytes) {
     return Status(Errc::internal, "fill of " + paths.weights + ": destination of " +
@@ -167,8 +167,8 @@ Status fill_adapter(const AdapterPaths& paths, const AdapterFds& files,
   const int fd = files.weights.get();
   auto checked = check_adapter(paths, files);
   if (!checked) return checked.status();
-  ResidentLayout& layout = checked->probe.layout;
-  if (!same_layout(layout, expected)) {
+  layout::ResidentLayout& layout = checked->probe.layout;
+  if (!layout::same_layout(layout, expected)) {
     return Status(Errc::file_changed,
                   paths.weights + " or " + paths.config + " changed since the probe");
   }
@@ -177,19 +177,19 @@ Status fill_adapter(const AdapterPaths& paths, const AdapterFds& files,
   const std::size_t part_begin = std::min(part.begin, layout.tensors.size());
   const std::size_t part_end = std::min(part.end, layout.tensors.size());
   const bool whole = part_begin == 0 && part_end == layout.tensors.size();
-  const auto [region_begin, region_end] = part_region(layout, part);
+  const auto [region_begin, region_end] = layout::part_region(layout, part);
   // The header is written last (below, or by the seal): it holds the checksums.
   std::uint64_t cursor = part_begin == 0 ? layout.header_bytes : region_begin;
   checksums->clear();
   checksums->reserve(part_end - part_begin);
-  ChecksumStream stream;
+  layout::ChecksumStream stream;
   const auto& infos = checked->header.tensors;  // same order as layout.tensors
   // Tensors that sit back to back both in the file and in the resident
   // layout (the usual case: name order in both, sizes multiples of 64) are
   // copied as one run: one large pread instead of one per tensor, which
   // profiles showed as the cost of many-tensor adapters.
   for (std::size_t i = part_begin; i < part_end;) {
-    const ResidentTensor& first = layout.tensors[i];
+    const layout::ResidentTensor& first = layout.tensors[i];
     zero(dest, cursor, first.offset);
     std::uint64_t file_end = infos[i].data_end;
     std::uint64_t run_end = first.offset + first.length;
@@ -211,15 +211,15 @@ Status fill_adapter(const AdapterPaths& paths, const AdapterFds& files,
     for (std::size_t k = 0; k < layout.tensors.size(); ++k) {
       layout.tensors[k].checksum = (*checksums)[k];
     }
-    write_layout_header(layout, dest);
+    layout::write_layout_header(layout, dest);
   }
   return Status::Ok();
 }
 
-Result<AdapterFds> open_adapter_files(const AdapterPaths& paths) {
+Result<layout::AdapterFds> open_adapter_files(const layout::AdapterPaths& paths) {
   GENOMED_ASSIGN_OR_RETURN(OpenFile config, open_regular(paths.config));
   GENOMED_ASSIGN_OR_RETURN(OpenFile weights, open_regular(paths.weights));
-  return AdapterFds{std::move(config.fd), std::move(weights.fd)};
+  return layout::AdapterFds{std::move(config.fd), std::move(weights.fd)};
 }
 
 }  // namespace genomed::format

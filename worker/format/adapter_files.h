@@ -25,7 +25,7 @@ namespace genomed::format {
 // and the cause). Validates both files, builds the adapter contract (a config
 // its tensors contradict is refused), and with `base_model` checks every
 // module against the base model's shapes.
-Result<ProbeResult> probe_adapter(const AdapterPaths& paths, const AdapterFds& files,
+Result<layout::ProbeResult> probe_adapter(const layout::AdapterPaths& paths, const layout::AdapterFds& files,
                                   const BaseModel* base_model = nullptr);
 
 // Re-reads and re-validates the files; if the planned layout differs from
@@ -37,12 +37,12 @@ Result<ProbeResult> probe_adapter(const AdapterPaths& paths, const AdapterFds& f
 // done. `checksums` receives the XXH3-64 of each of the part's tensors, in
 // order, computed over the bytes as written into `dest`. Writes nothing
 // outside the part's region. REQUIRES: dest.size() >= expected.total_bytes.
-Status fill_adapter(const AdapterPaths& paths, const AdapterFds& files,
-                    const ResidentLayout& expected, std::span<std::byte> dest, FillPart part,
+Status fill_adapter(const layout::AdapterPaths& paths, const layout::AdapterFds& files,
+                    const layout::ResidentLayout& expected, std::span<std::byte> dest, layout::FillPart part,
                     std::vector<std::uint64_t>* checksums);
 
 // Tests and tools: opens both files by path (no symlink at the last
 // component, regular files only), as the supervisor does beneath its root.
-Result<AdapterFds> open_adapter_files(const AdapterPaths& paths);
+Result<layout::AdapterFds> open_adapter_files(const layout::AdapterPaths& paths);
 
 }  // namespace genomed::format

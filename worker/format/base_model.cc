@@ -107,7 +107,7 @@ class CompatibilityCheck {
   CompatibilityCheck(const BaseModel& base, const std::string& label)
       : base_(base), label_(label) {}
 
-  Status module(const ContractModule& m, const std::vector<TensorInfo>& tensors,
+  Status module(const layout::ContractModule& m, const std::vector<TensorInfo>& tensors,
                 bool fan_in_fan_out) {
     const std::string weight = m.path + ".weight";
     const auto* shape = find_shape(base_, weight);
@@ -182,7 +182,7 @@ class CompatibilityCheck {
   Status fail(const std::string& why) const {
     return Status(Errc::incompatible_base_model, label_ + ": " + why);
   }
-  Status mismatch(const ContractModule& m, const std::string& weight,
+  Status mismatch(const layout::ContractModule& m, const std::string& weight,
                   const std::vector<std::uint64_t>& base_shape, const std::string& ab,
                   const std::string& want) const {
     return fail("module '" + m.path + "': " + ab + " need a base weight of " + want +
@@ -220,10 +220,10 @@ Result<BaseModel> read_base_model(const std::string& dir) {
   return base;
 }
 
-Status check_compatible(const BaseModel& base, const AdapterContract& contract,
+Status check_compatible(const BaseModel& base, const layout::AdapterContract& contract,
                         const std::vector<TensorInfo>& tensors, const std::string& label) {
   CompatibilityCheck check(base, label);
-  for (const ContractModule& m : contract.modules) {
+  for (const layout::ContractModule& m : contract.modules) {
     GENOMED_RETURN_IF_ERROR(check.module(m, tensors, contract.config.fan_in_fan_out));
   }
   for (const std::string& name : contract.saved_module_tensors) {

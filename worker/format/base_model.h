@@ -44,7 +44,7 @@ Result<BaseModel> read_base_model(const std::string& dir);
 // accepts either way round and picks by layer type; Embedding [num, dim];
 // convolutions [out, in, k...]). Errc::incompatible_base_model names the
 // module and both shapes. `label` names the adapter's weights file.
-Status check_compatible(const BaseModel& base, const AdapterContract& contract,
+Status check_compatible(const BaseModel& base, const layout::AdapterContract& contract,
                         const std::vector<TensorInfo>& tensors, const std::string& label);
 
 }  // namespace genomed::format

@@ -163,7 +163,7 @@ bool HeaderSax::value(const char* type, const Number* number, const std::string*
       if (text == nullptr) {
         return fail(Errc::st_dtype_unknown, where() + ": dtype must be a string, found " + type);
       }
-      const auto dt = dtype_from_name(*text);
+      const auto dt = layout::dtype_from_name(*text);
       if (!dt)
         return fail(Errc::st_dtype_unknown, where() + ": unknown dtype " + quoted_name(*text));
       tensor().dtype = *dt;
@@ -183,10 +183,10 @@ bool HeaderSax::value(const char* type, const Number* number, const std::string*
                     where() + ": shape[" + std::to_string(d) + "] is a " +
                         (number ? number->otherwise : "non-integer " + std::string(type)));
       }
-      if (d == kMaxDims) {
+      if (d == layout::kMaxDims) {
         return exceed("tensor " + quoted_name(tensor().name) + " has more than " +
-                      std::to_string(kMaxDims) +
-                      " dimensions (limit kMaxDims = " + std::to_string(kMaxDims) + ")");
+                      std::to_string(layout::kMaxDims) +
+                      " dimensions (limit kMaxDims = " + std::to_string(layout::kMaxDims) + ")");
       }
       tensor().shape.push_back(*number->u64);
       return true;
@@ -253,9 +253,9 @@ bool HeaderSax::key(string_t& k) {
         return true;
       }
       // The limits first: nothing is stored for a name over them.
-      if (k.size() > kMaxNameBytes) {
+      if (k.size() > layout::kMaxNameBytes) {
         return exceed("tensor name " + quoted_name(k) + " of " + std::to_string(k.size()) +
-                      " bytes exceeds the limit of " + std::to_string(kMaxNameBytes) +
+                      " bytes exceeds the limit of " + std::to_string(layout::kMaxNameBytes) +
                       " bytes (kMaxNameBytes)");
       }
       if (out_.tensors.size() == kMaxTensors) {
@@ -263,7 +263,7 @@ bool HeaderSax::key(string_t& k) {
                       " tensors (limit kMaxTensors; tensor number " +
                       std::to_string(kMaxTensors + 1) + " is " + quoted_name(k) + ")");
       }
-      out_.tensors.push_back(TensorInfo{std::move(k), DType{}, {}, 0, 0});
+      out_.tensors.push_back(TensorInfo{std::move(k), layout::DType{}, {}, 0, 0});
       at_ = At::entry_value;
       return true;
     case At::entry: {
@@ -347,7 +347,7 @@ bool HeaderSax::finish_entry() {
   // size the non-zero dims span, must fit one, even when a zero dim makes the
   // tensor empty ([2^63, 0] would be unusable in every client).
   constexpr std::uint64_t kMaxExtent = std::numeric_limits<std::int64_t>::max();
-  std::uint64_t extent = dtype_size(t.dtype);  // bytes spanned by the non-zero dims
+  std::uint64_t extent = layout::dtype_size(t.dtype);  // bytes spanned by the non-zero dims
   bool empty = false;
   for (const std::uint64_t dim : t.shape) {
     if (dim > kMaxExtent || (dim != 0 && extent > kMaxExtent / dim)) {
@@ -375,7 +375,7 @@ bool HeaderSax::finish_entry() {
     return fail(Errc::st_size_mismatch,
                 where() + ": data_offsets span " + std::to_string(t.byte_size()) +
                     " bytes but shape " + list_text(t.shape) + " of " +
-                    std::string(dtype_name(t.dtype)) + " needs " + std::to_string(bytes));
+                    std::string(layout::dtype_name(t.dtype)) + " needs " + std::to_string(bytes));
   }
   return true;
 }

@@ -16,6 +16,6 @@ namespace genomed::format {
 // longer than kMaxNameBytes or shapes with more than kMaxDims dims (which
 // the header parse already refuses; checked again here because the resident
 // table cannot hold them).
-Result<ResidentLayout> plan_layout(const SafetensorsHeader& st, const AdapterContract& contract);
+Result<layout::ResidentLayout> plan_layout(const SafetensorsHeader& st, const layout::AdapterContract& contract);
 
 }  // namespace genomed::format

@@ -38,7 +38,7 @@ inline constexpr std::size_t kMaxMetadataEntries = 4096;
 
 struct TensorInfo {
   std::string name;
-  DType dtype;
+  layout::DType dtype;
   std::vector<std::uint64_t> shape;
   std::uint64_t data_begin;  // relative to the data section
   std::uint64_t data_end;    // exclusive
