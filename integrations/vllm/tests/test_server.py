@@ -17,7 +17,7 @@ import pytest
 from genomed_testing import Daemon, wait_for
 
 import vllm_fixtures
-from vllm_fixtures import leases
+from vllm_fixtures import AdapterSpec, leases
 from vllm_server import MODEL, Server
 
 # genomed's worker crashes on any adapter whose path contains "poison" (a
@@ -82,6 +82,14 @@ def server(fixtures, node):
         s.stop()
 
 
+def evict(server: Server, node: Node, name: str) -> None:
+    """Makes vLLM's worker drop `name` from its CPU cache (--max-cpu-loras 3):
+    three other adapters used after it are the three most recent."""
+    for other in ("scaling-one", "patterns", "all-linear"):
+        server.complete(other)
+    wait_for(lambda: node.leases(name) == 0, what=f"vLLM to drop its lease on {name}")
+
+
 @pytest.mark.parametrize("name", vllm_fixtures.SERVED)
 def test_a_request_naming_a_genomed_adapter_equals_vllms_directory_loading(server, fixtures,
                                                                           name):
@@ -123,8 +131,9 @@ def test_unload_change_load_serves_the_new_weights_and_leases_follow(server, nod
     path = vllm_fixtures.rewrite(fixtures["base"], node.root, "changing-http", "plain",
                                  seed=100)
     before = server.complete("changing-http")
-    # vLLM's engine holds the adapter, so genomed shows its lease.
-    assert node.leases("changing-http") == 1
+    # vLLM's engine holds the adapter, so genomed shows its lease; the API
+    # server's lease for each request ends with the request.
+    wait_for(lambda: node.leases("changing-http") == 1, what="the requests' leases to end")
     server.unload("changing-http")
     # The plugin also removed it from the engine: the lease ends.
     wait_for(lambda: node.leases("changing-http") == 0, what="vLLM's lease to end")
@@ -134,6 +143,22 @@ def test_unload_change_load_serves_the_new_weights_and_leases_follow(server, nod
     assert after != before
     server.load_directory("dir-changing-200", path)
     assert after == server.complete("dir-changing-200")
+
+
+@pytest.mark.parametrize("name, lora", [
+    ("rank-32", dict(r=32, lora_alpha=32, target_modules=["q_proj", "v_proj"])),
+    ("pattern-rank-32", dict(r=8, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                             rank_pattern={"v_proj": 32})),
+])
+def test_a_rank_above_max_lora_rank_is_refused_with_both_ranks_and_what_to_do(
+        server, node, fixtures, name, lora):
+    vllm_fixtures.write_adapter(fixtures["base"], AdapterSpec(name, lora, seed=17),
+                                node.root / name)
+    status, message = server.error(name)
+    assert status == 422, message
+    assert "vllm_refused" in message and "rank 32" in message
+    assert "--max-lora-rank 16" in message and "--max-lora-rank 32" in message
+    assert server.complete("plain")
 
 
 def test_a_quarantined_adapter_is_503_with_genomeds_code_and_the_server_keeps_serving(
@@ -150,3 +175,46 @@ def test_a_quarantined_adapter_is_503_with_genomeds_code_and_the_server_keeps_se
     assert "genomectl unload" in message  # genomed's message says what to do
     assert server.complete(MODEL) == base
     assert server.complete("plain") == plain
+
+
+def test_changed_content_behind_vllms_back_fails_alone_with_409_and_the_server_keeps_serving(
+        server, node, fixtures):
+    vllm_fixtures.rewrite(fixtures["base"], node.root, "swapped", "plain", seed=300)
+    base, before = server.complete(MODEL), server.complete("swapped")
+    evict(server, node, "swapped")
+    # Unregistered in vLLM's worker, genomed frees it and loads the new files:
+    # the identity vLLM's API server still holds names content genomed no
+    # longer has, and the worker would have to build it inside an engine step.
+    assert node.client.unload("swapped").outcome == "freed"
+    vllm_fixtures.rewrite(fixtures["base"], node.root, "swapped", "plain", seed=400)
+    status, message = server.error("swapped")
+    assert status == 409, message
+    assert "content_changed" in message and "unload_lora_adapter" in message
+    assert server.complete(MODEL) == base
+    assert server.complete("rslora")
+    # What the message says to do serves the new weights.
+    server.unload("swapped")
+    assert server.complete("swapped") != before
+
+
+def test_an_adapter_vllm_evicted_fails_alone_while_genomed_is_down_and_serves_once_it_is_back(
+        server, node, fixtures):
+    base, evicted = server.complete(MODEL), server.complete("rslora")
+    evict(server, node, "rslora")
+    node.stop()
+    try:
+        # vLLM would build it again inside an engine step, which genomed cannot serve.
+        status, message = server.error("rslora")
+        assert status == 503, message
+        assert "'rslora' from genomed: not_connected" in message
+        # Refused before a stream starts too: a status, not an error inside a 200 stream.
+        status, body = server.post("/v1/completions", {"model": "rslora", "prompt": "w1",
+                                                       "max_tokens": 2, "stream": True})
+        assert status == 503 and "not_connected" in body["error"]["message"], (status, body)
+        assert server.complete(MODEL) == base
+        server.load_directory("dir-during-outage", fixtures["plain"])
+        assert server.complete("dir-during-outage") != base
+    finally:
+        node.start()
+    # A restarted genomed loads it again: same content, same identity, same tokens.
+    assert server.complete("rslora") == evicted
