@@ -3,8 +3,10 @@
 Installed with pip, vLLM runs `register()` in each of its processes (the
 `vllm.general_plugins` entry point). With GENOMED_SOCKET set it registers
 the resolver (an unknown model name in an OpenAI request is looked up in
-genomed, loaded on a miss) and makes vLLM's worker build genomed's adapters
-from a lease instead of files. Without GENOMED_SOCKET it does nothing.
+genomed, loaded on a miss), makes the API server check with genomed before a
+request naming one of its adapters reaches the engine (admission.py), and
+makes vLLM's worker build genomed's adapters from a lease instead of files.
+Without GENOMED_SOCKET it does nothing.
 
 Offline (`vllm.LLM`, which never consults resolvers):
 
@@ -38,7 +40,7 @@ def register() -> None:
     import vllm
     from vllm.lora.resolver import LoRAResolverRegistry
 
-    from . import resolver, server, worker
+    from . import admission, resolver, server, worker
 
     if not vllm.__version__.startswith(TESTED_VLLM):
         # The worker hook and the unload wrapper patch vLLM's internals.
@@ -47,6 +49,7 @@ def register() -> None:
 
     worker.install()
     server.install()
+    admission.install()
     if RESOLVER_NAME not in LoRAResolverRegistry.get_supported_resolvers():
         LoRAResolverRegistry.register_resolver(RESOLVER_NAME, resolver.GenomedResolver(path))
     logger.info("genomed: serving LoRA adapters from %s", path)

@@ -52,3 +52,29 @@ def refused(name: str, reasons: list) -> GenomedLoRAError:
     """vLLM cannot serve this kind of adapter (DoRA, lora_bias, ...)."""
     return GenomedLoRAError(name, "vllm_refused", " ".join(reasons),
                             HTTPStatus.UNPROCESSABLE_ENTITY)
+
+
+# vLLM's accepted --max-lora-rank values (vllm/config/lora.py MaxLoRARanks, 0.32.0).
+_MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def rank_too_high(name: str, rank: int, max_lora_rank: int) -> GenomedLoRAError:
+    """The adapter's rank (r or its largest rank_pattern entry) is above the
+    server's --max-lora-rank: vLLM's worker would refuse it."""
+    fits = next((r for r in _MAX_LORA_RANKS if r >= rank), None)
+    todo = (f"start vLLM with --max-lora-rank {fits} (or more)" if fits is not None
+            else f"vLLM accepts no rank above {_MAX_LORA_RANKS[-1]}")
+    return GenomedLoRAError(
+        name, "vllm_refused",
+        f"the adapter's rank {rank} is greater than this server's --max-lora-rank "
+        f"{max_lora_rank}: {todo}, or serve an adapter of rank <= {max_lora_rank}",
+        HTTPStatus.UNPROCESSABLE_ENTITY)
+
+
+def content_changed(name: str, now: str, requested: str) -> GenomedLoRAError:
+    """genomed holds other content under the name than the identity vLLM asked for."""
+    return GenomedLoRAError(
+        name, "content_changed",
+        f"genomed now holds other content under this name (digest {now}, requested "
+        f"{requested}): unload the adapter from vLLM (POST /v1/unload_lora_adapter) and "
+        "request it again", HTTPStatus.CONFLICT)

@@ -41,7 +41,7 @@ from vllm.lora.request import LoRARequest
 from vllm.lora.utils import is_base_embedding_weights, parse_fine_tuned_lora_name
 from vllm.lora.worker_manager import WorkerLoRAManager
 
-from . import connection, errors, identity
+from . import errors, identity
 
 # Under "vllm." so that vLLM's logging configuration shows it beside its own lines.
 logger = logging.getLogger("vllm.genomed_vllm")
@@ -108,7 +108,9 @@ def _in_arena(t: Optional[torch.Tensor], arena_start: int, arena_end: int) -> bo
 def load_from_genomed(manager: WorkerLoRAManager, lora_request: LoRARequest,
                       ref: identity.AdapterRef) -> LoRAModel:
     try:
-        lease, arena = connection.call(lambda client: (client.acquire(ref.name), client.arena))
+        # Never another content under this identity: on content_changed the
+        # caller asks for the name again (the API server: unload it, request it).
+        lease, arena = identity.acquire(ref)
     except genomed.AdapterNameError as e:
         if e.code == "not_found":
             raise LoRAAdapterNotFoundError(lora_request.lora_name,
@@ -117,15 +119,6 @@ def load_from_genomed(manager: WorkerLoRAManager, lora_request: LoRARequest,
     except genomed.Error as e:
         raise errors.from_genomed(ref.name, e) from e
     with lease:
-        now = identity.digest(lease)
-        if now != ref.digest:
-            # Never build another content under this identity: the caller asks
-            # for the name again (the API server: unload it, then request it).
-            raise errors.GenomedLoRAError(
-                ref.name, "content_changed",
-                f"genomed now holds other content under this name (digest {now}, "
-                f"requested {ref.digest}): unload the adapter from vLLM and request it "
-                "again", errors.HTTPStatus.CONFLICT)
         config = lease.config
         config["vllm_max_position_embeddings"] = manager.max_position_embeddings
         peft_helper = PEFTHelper.from_dict(config)

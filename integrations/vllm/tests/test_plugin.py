@@ -8,19 +8,22 @@ import asyncio
 import os
 import subprocess
 import sys
+import types
 from http import HTTPStatus
 from importlib import metadata
 
 import genomed
 import genomed_vllm
 import pytest
-from genomed_testing import Daemon
-from genomed_vllm import errors, identity
+from genomed_testing import Daemon, wait_for
+from genomed_vllm import admission, errors, identity
 from genomed_vllm.errors import GenomedLoRAError
 from genomed_vllm.resolver import GenomedResolver, resolve
+from vllm.lora.request import LoRARequest
 from vllm.lora.resolver import LoRAResolver, LoRAResolverRegistry
 
 import vllm_fixtures
+from vllm_fixtures import leases
 
 PROBE = """
 from vllm.plugins import load_general_plugins
@@ -142,3 +145,47 @@ def test_a_wrong_base_model_and_a_full_budget_reach_vllm_with_genomeds_code(tmp_
     assert info.value.code == "too_large"
     assert info.value.http_status == HTTPStatus.INSUFFICIENT_STORAGE
     assert "--budget" in info.value.message  # genomed's hint
+
+
+class _Serving:
+    """What admission's wrapper of vLLM's _check_model reads of a serving object."""
+
+    def __init__(self, registered: dict) -> None:
+        self.models = types.SimpleNamespace(lora_requests=registered, engine_client=None)
+
+
+def test_admission_holds_a_lease_until_the_requests_task_ends_and_fails_alone(
+        monkeypatch, fixtures):
+    async def passes(self, request):  # type: ignore[no-untyped-def]
+        return None
+
+    check = admission._wrap(passes)
+    with Daemon(roots=[fixtures["plain"].parent]) as daemon, \
+            genomed.connect(daemon.socket) as client:
+        ref = resolve("plain", daemon.socket)
+        named = {"plain": LoRARequest("plain", 7, ref.lora_path),
+                 "dir": LoRARequest("dir", 8, str(fixtures["plain"]))}
+        serving = _Serving(named)
+        monkeypatch.setenv(genomed_vllm.ENV_SOCKET, daemon.socket)  # admission's genomed
+
+        async def request(model: str) -> int:
+            assert await check(serving, types.SimpleNamespace(model=model)) is None
+            return leases(client).get("plain", 0)  # while the request's task runs
+
+        assert asyncio.run(request("plain")) == 1
+        wait_for(lambda: leases(client)["plain"] == 0, what="the request's lease to end")
+        # Not genomed's adapters, and base models, pass untouched.
+        assert asyncio.run(request("dir")) == 0
+        assert asyncio.run(request("base")) == 0
+        # Content that is not the identity's: only this request fails.
+        stale = LoRARequest("plain", 9, identity.AdapterRef("plain", "0" * 32).lora_path)
+        serving.models.lora_requests["plain"] = stale
+        with pytest.raises(GenomedLoRAError) as info:
+            asyncio.run(request("plain"))
+        assert info.value.code == "content_changed"
+        assert info.value.http_status == HTTPStatus.CONFLICT
+        assert leases(client)["plain"] == 0
+    serving.models.lora_requests["plain"] = named["plain"]
+    with pytest.raises(GenomedLoRAError) as info:  # genomed down
+        asyncio.run(request("plain"))
+    assert info.value.code == "not_connected"

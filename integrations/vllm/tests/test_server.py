@@ -3,28 +3,91 @@ process, over HTTP) serving adapters from a real genomed by name.
 
 One server for the module (its start-up is most of the time). It runs with
 GENOMED_SOCKET and VLLM_ALLOW_RUNTIME_LORA_UPDATING=1: a request naming an
-adapter the server does not know goes to the plugin's resolver.
+adapter the server does not know goes to the plugin's resolver. Its genomed
+is the module's own (Node), so that a test can stop it and start another.
 """
 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
+import genomed
 import pytest
-from genomed_testing import wait_for
+from genomed_testing import Daemon, wait_for
 
 import vllm_fixtures
-from vllm_fixtures import leases
+from vllm_fixtures import AdapterSpec, leases
 from vllm_server import MODEL, Server
+
+# genomed's worker crashes on any adapter whose path contains "poison" (a
+# build with GENOMED_FAULT_INJECTION, as scripts/test.sh makes), so that
+# adapter is quarantined after --quarantine-strikes (2) crashes.
+FAULTS = ["--worker-fault", "crash@probe:poison"]
+
+
+class Node:
+    """The server's genomed behind a symlinked socket: stop() takes it down,
+    start() puts a new one in its place (a restarted daemon). Both serve the
+    session's adapters and `root`, where the tests write theirs."""
+
+    def __init__(self, directory: Path, adapters: Path) -> None:
+        self.root = directory / "adapters"
+        self.root.mkdir()
+        self.socket = directory / "genomed.sock"
+        self.roots = [adapters, self.root]
+        self.daemon: Daemon = None  # type: ignore[assignment]
+        self._client: genomed.Client = None  # type: ignore[assignment]
+        self.start()
+
+    def start(self) -> None:
+        self.daemon = Daemon(roots=self.roots, budget="256M", extra_args=FAULTS)
+        if self.socket.is_symlink():
+            self.socket.unlink()
+        self.socket.symlink_to(self.daemon.socket)
+
+    def stop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        code = self.daemon.stop()
+        self.daemon.cleanup()
+        assert code == 0, self.daemon.log()
+
+    @property
+    def client(self) -> genomed.Client:
+        if self._client is None:
+            self._client = genomed.connect(self.daemon.socket)
+        return self._client
+
+    def leases(self, name: str) -> int:
+        return leases(self.client).get(name, 0)
 
 
 @pytest.fixture(scope="module")
-def server(fixtures, daemon):
-    s = Server(fixtures["base"], daemon.socket)
+def node(tmp_path_factory, fixtures):
+    n = Node(tmp_path_factory.mktemp("node"), fixtures["plain"].parent)
+    try:
+        yield n
+    finally:
+        n.stop()
+
+
+@pytest.fixture(scope="module")
+def server(fixtures, node):
+    s = Server(fixtures["base"], str(node.socket))
     try:
         yield s
     finally:
         s.stop()
+
+
+def evict(server: Server, node: Node, name: str) -> None:
+    """Makes vLLM's worker drop `name` from its CPU cache (--max-cpu-loras 3):
+    three other adapters used after it are the three most recent."""
+    for other in ("scaling-one", "patterns", "all-linear"):
+        server.complete(other)
+    wait_for(lambda: node.leases(name) == 0, what=f"vLLM to drop its lease on {name}")
 
 
 @pytest.mark.parametrize("name", vllm_fixtures.SERVED)
@@ -43,10 +106,10 @@ def test_an_unknown_name_is_404_with_genomeds_reason(server):
     assert "not_found" in message and "no-such-adapter" in message
 
 
-def test_a_corrupt_adapter_gets_genomeds_code_and_the_server_keeps_serving(server, daemon,
+def test_a_corrupt_adapter_gets_genomeds_code_and_the_server_keeps_serving(server, node,
                                                                             fixtures):
     base, plain = server.complete(MODEL), server.complete("plain")
-    path = daemon.root / "corrupt"
+    path = node.root / "corrupt"
     shutil.copytree(fixtures["plain"], path)
     weights = path / "adapter_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])  # truncated: header cut off
@@ -64,20 +127,94 @@ def test_dora_is_refused_with_a_clear_error_never_served(server):
     assert "vllm_refused" in message and "DoRA" in message
 
 
-def test_unload_change_load_serves_the_new_weights_and_leases_follow(server, daemon, client,
-                                                                     fixtures):
-    path = vllm_fixtures.rewrite(fixtures["base"], daemon.root, "changing-http", "plain",
+def test_unload_change_load_serves_the_new_weights_and_leases_follow(server, node, fixtures):
+    path = vllm_fixtures.rewrite(fixtures["base"], node.root, "changing-http", "plain",
                                  seed=100)
     before = server.complete("changing-http")
-    # vLLM's engine holds the adapter, so genomed shows its lease.
-    assert leases(client)["changing-http"] == 1
+    # vLLM's engine holds the adapter, so genomed shows its lease; the API
+    # server's lease for each request ends with the request.
+    wait_for(lambda: node.leases("changing-http") == 1, what="the requests' leases to end")
     server.unload("changing-http")
     # The plugin also removed it from the engine: the lease ends.
-    wait_for(lambda: leases(client)["changing-http"] == 0, what="vLLM's lease to end")
-    assert client.unload("changing-http").outcome == "freed"
-    vllm_fixtures.rewrite(fixtures["base"], daemon.root, "changing-http", "plain",
-                          seed=200)
+    wait_for(lambda: node.leases("changing-http") == 0, what="vLLM's lease to end")
+    assert node.client.unload("changing-http").outcome == "freed"
+    vllm_fixtures.rewrite(fixtures["base"], node.root, "changing-http", "plain", seed=200)
     after = server.complete("changing-http")
     assert after != before
     server.load_directory("dir-changing-200", path)
     assert after == server.complete("dir-changing-200")
+
+
+@pytest.mark.parametrize("name, lora", [
+    ("rank-32", dict(r=32, lora_alpha=32, target_modules=["q_proj", "v_proj"])),
+    ("pattern-rank-32", dict(r=8, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                             rank_pattern={"v_proj": 32})),
+])
+def test_a_rank_above_max_lora_rank_is_refused_with_both_ranks_and_what_to_do(
+        server, node, fixtures, name, lora):
+    vllm_fixtures.write_adapter(fixtures["base"], AdapterSpec(name, lora, seed=17),
+                                node.root / name)
+    status, message = server.error(name)
+    assert status == 422, message
+    assert "vllm_refused" in message and "rank 32" in message
+    assert "--max-lora-rank 16" in message and "--max-lora-rank 32" in message
+    assert server.complete("plain")
+
+
+def test_a_quarantined_adapter_is_503_with_genomeds_code_and_the_server_keeps_serving(
+        server, node, fixtures):
+    base, plain = server.complete(MODEL), server.complete("plain")
+    shutil.copytree(fixtures["plain"], node.root / "poison")
+    # genomed's worker crashes on it, and on the retry: quarantined.
+    status, message = server.error("poison")
+    assert status == 503, message
+    assert "worker_crashed" in message and "quarantined" in message
+    status, message = server.error("poison")
+    assert status == 503, message
+    assert "'poison' from genomed: quarantined: adapter 'poison' is quarantined for" in message
+    assert "genomectl unload" in message  # genomed's message says what to do
+    assert server.complete(MODEL) == base
+    assert server.complete("plain") == plain
+
+
+def test_changed_content_behind_vllms_back_fails_alone_with_409_and_the_server_keeps_serving(
+        server, node, fixtures):
+    vllm_fixtures.rewrite(fixtures["base"], node.root, "swapped", "plain", seed=300)
+    base, before = server.complete(MODEL), server.complete("swapped")
+    evict(server, node, "swapped")
+    # Unregistered in vLLM's worker, genomed frees it and loads the new files:
+    # the identity vLLM's API server still holds names content genomed no
+    # longer has, and the worker would have to build it inside an engine step.
+    assert node.client.unload("swapped").outcome == "freed"
+    vllm_fixtures.rewrite(fixtures["base"], node.root, "swapped", "plain", seed=400)
+    status, message = server.error("swapped")
+    assert status == 409, message
+    assert "content_changed" in message and "unload_lora_adapter" in message
+    assert server.complete(MODEL) == base
+    assert server.complete("rslora")
+    # What the message says to do serves the new weights.
+    server.unload("swapped")
+    assert server.complete("swapped") != before
+
+
+def test_an_adapter_vllm_evicted_fails_alone_while_genomed_is_down_and_serves_once_it_is_back(
+        server, node, fixtures):
+    base, evicted = server.complete(MODEL), server.complete("rslora")
+    evict(server, node, "rslora")
+    node.stop()
+    try:
+        # vLLM would build it again inside an engine step, which genomed cannot serve.
+        status, message = server.error("rslora")
+        assert status == 503, message
+        assert "'rslora' from genomed: not_connected" in message
+        # Refused before a stream starts too: a status, not an error inside a 200 stream.
+        status, body = server.post("/v1/completions", {"model": "rslora", "prompt": "w1",
+                                                       "max_tokens": 2, "stream": True})
+        assert status == 503 and "not_connected" in body["error"]["message"], (status, body)
+        assert server.complete(MODEL) == base
+        server.load_directory("dir-during-outage", fixtures["plain"])
+        assert server.complete("dir-during-outage") != base
+    finally:
+        node.start()
+    # A restarted genomed loads it again: same content, same identity, same tokens.
+    assert server.complete("rslora") == evicted

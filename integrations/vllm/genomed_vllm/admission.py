@@ -1,0 +1,136 @@
+"""The API server's admission of a request that names a genomed adapter.
+
+vLLM's serving layer sends a request naming an adapter it has registered
+straight to the engine (`BaseServing._check_model`, vLLM 0.32.0). If vLLM's
+worker has evicted that adapter from its CPU cache (`--max-cpu-loras`), the
+engine builds it again inside an engine step, where any exception ends the
+engine: vLLM has no per-request handling of an adapter load failing there
+(a vanished adapter directory does the same). For genomed's adapters that
+build asks genomed, and fails when genomed is down or now holds other
+content under the name.
+
+So before such a request leaves the API server, admission makes sure genomed
+serves that identity now: it acquires the adapter (in a thread: a cold load
+never blocks vLLM's event loop) and compares the content digest, and on
+failure fails only this request with genomed's code and message
+(GenomedLoRAError: 503 `not_connected`, 409 `content_changed`, 404
+`not_found`, ...). Its lease is held until the HTTP request's task ends, so
+genomed keeps exactly that content resident for as long as the engine may
+build the adapter for this request: the worker's acquire is a cache hit
+(never a cold load inside the engine step, never another content). For a
+name this very request resolved, the resolver's lease is the one held
+(resolver.py), which also keeps the content from changing between the
+resolver's identity and the worker's build.
+
+What remains (docs/vllm.md): genomed stopping for good after the check and
+before the request ends, while vLLM evicts the adapter and builds it again
+in that time, still ends the engine.
+
+The patch: `_check_model` of BaseServing (completions, chat, responses, ...)
+and of PoolingBaseServing (its own copy). The scope (`current()`) also tells
+the resolver the server's --max-lora-rank. Requests naming a base model or
+an adapter that is not genomed's pass unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+import genomed
+
+from . import errors, identity
+
+_ORIGINAL = "_genomed_original_check_model"
+
+
+@dataclass
+class Scope:
+    """The HTTP request being admitted: the server's limit the resolver checks
+    against, and the leases the request holds until its task ends."""
+
+    max_lora_rank: Optional[int]
+    leases: List[genomed.Lease] = field(default_factory=list)
+
+
+_scope: contextvars.ContextVar[Optional[Scope]] = contextvars.ContextVar(
+    "genomed_vllm_admission", default=None)
+
+
+def current() -> Optional[Scope]:
+    """The request being admitted on this task, if any."""
+    return _scope.get()
+
+
+def install() -> None:
+    """Wraps _check_model of vLLM's serving classes (idempotent)."""
+    from vllm.entrypoints.serve.engine.serving import BaseServing
+
+    classes: List[type] = [BaseServing]
+    try:
+        from vllm.entrypoints.pooling.base.serving import PoolingBaseServing
+        classes.append(PoolingBaseServing)
+    except ImportError:  # a vLLM without pooling serving
+        pass
+    for cls in classes:
+        if _ORIGINAL in cls.__dict__ or "_check_model" not in cls.__dict__:
+            continue
+        original = cls.__dict__["_check_model"]
+        setattr(cls, _ORIGINAL, original)
+        cls._check_model = _wrap(original)
+
+
+def _wrap(original: Any) -> Any:
+    async def _check_model(self, request):  # type: ignore[no-untyped-def]
+        scope = Scope(_max_lora_rank(self.models))
+        token = _scope.set(scope)
+        try:
+            result = await original(self, request)
+            if result is None:
+                await _admit(self.models, getattr(request, "model", None), scope)
+        except BaseException:
+            _release(scope.leases)
+            raise
+        finally:
+            _scope.reset(token)
+        if result is None:
+            _hold_until_task_ends(scope.leases)
+        else:
+            _release(scope.leases)
+        return result
+
+    return _check_model
+
+
+def _max_lora_rank(models: Any) -> Optional[int]:
+    engine = getattr(models, "engine_client", None)
+    lora_config = getattr(getattr(engine, "vllm_config", None), "lora_config", None)
+    return getattr(lora_config, "max_lora_rank", None)
+
+
+async def _admit(models: Any, model: Optional[str], scope: Scope) -> None:
+    lora = getattr(models, "lora_requests", {}).get(model) if model else None
+    ref = identity.parse(lora.lora_path) if lora is not None else None
+    if ref is None or scope.leases:
+        return  # not genomed's, or resolved by this request (its lease is held)
+    try:
+        lease, _ = await asyncio.to_thread(identity.acquire, ref)
+    except genomed.Error as e:
+        raise errors.from_genomed(ref.name, e) from e
+    scope.leases.append(lease)
+
+
+def _hold_until_task_ends(leases: List[genomed.Lease]) -> None:
+    """The HTTP request's task ends once its response is sent (a stream's last
+    chunk) or the client went away, when vLLM has finished or aborted it."""
+    if leases:
+        held = list(leases)
+        asyncio.current_task().add_done_callback(lambda _task: _release(held))
+
+
+def _release(leases: List[genomed.Lease]) -> None:
+    for lease in leases:
+        lease.release()
+    leases.clear()
