@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <vector>
@@ -136,6 +137,43 @@ TEST(ArenaHardening, AProcessOfGenomedsUidCannotReachTheArenaThroughProcOrPtrace
   daemon.add_adapter("next", {});
   EXPECT_TRUE(client.acquire("next").ok());
   EXPECT_EQ(daemon.stat("worker_restarts"), 0u);
+}
+
+// The worker's window between its exec and its prctl (issue 19): a process
+// of genomed's uid that copied the worker's socket then (pidfd_getfd) could
+// read what genomed sent there, the arena's read-write descriptor once. Now
+// genomed sends the arena only on a channel the worker offers, and only if
+// the worker itself made it. Here the first worker offers one a child of its
+// own made instead (--worker-fault impostor@start), as a process holding a
+// copy of its socket would: genomed must not send the arena there, must say
+// so, and must serve with the worker that replaces it. With the check taken
+// out of WorkerProcess::open_channel, the impostor reports "arena".
+TEST(ArenaHardening, AChannelTheWorkerDidNotMakeGetsNoArena) {
+  const ScratchDir scratch("genomed-impostor");
+  const std::string marker = scratch / "impostor";
+  Daemon daemon({.workers = 1, .extra_args = {"--worker-fault", "impostor@start,once=" + marker}});
+  // The marker holds the worker's pid, then what the impostor's end received
+  // once genomed answered or closed it.
+  std::string report;
+  ASSERT_TRUE(eventually([&] {
+    report = read_file(marker);
+    return std::count(report.begin(), report.end(), '\n') == 2;
+  })) << report << daemon.log();
+  const pid_t worker = pid_in(marker);
+  EXPECT_EQ(report.substr(report.find('\n') + 1), "refused\n")
+      << "genomed answered a channel its worker did not make";
+  const std::string log = daemon.log();
+  EXPECT_NE(log.find("worker pid " + std::to_string(worker) + " offered a channel created by pid "),
+            std::string::npos)
+      << log;
+
+  // Its replacement loads and serves.
+  daemon.add_adapter("after", {});
+  Client client = daemon.connect();
+  auto lease = client.acquire("after");
+  ASSERT_TRUE(lease.ok()) << lease.status().to_string() << daemon.log();
+  EXPECT_EQ(daemon.stat("worker_restarts"), 1u);
+  EXPECT_EQ(daemon.stat("workers_alive"), 1u);
 }
 
 }  // namespace
