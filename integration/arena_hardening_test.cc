@@ -280,7 +280,8 @@ TEST(ArenaHardening, WithoutCapChownGenomedWarnsThatItsUidCanMakeTheArenaWritabl
       "the arena's inode belongs to uid 65534, genomed's own (genomed has no CAP_CHOWN): any "
       "process of uid 65534 that connects can make the arena writable");
   ASSERT_NE(at, std::string::npos) << log;
-  const std::string line = log.substr(log.rfind('\n', at) + 1, log.find('\n', at) - log.rfind('\n', at));
+  const auto begin = log.rfind('\n', at) + 1;  // 0 on the first line
+  const std::string line = log.substr(begin, log.find('\n', at) - begin);
   EXPECT_NE(line.find("warning"), std::string::npos) << line;
   EXPECT_NE(line.find("grant it CAP_CHOWN"), std::string::npos) << line;
   const ClientAttempt a = attempt_arena_write(nobody, daemon.socket_path());

@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <string>
 
 namespace genomed::loader {
 namespace {
@@ -50,8 +52,9 @@ ArenaOwnership protect_arena_from_own_uid(const cache::Arena& arena) {
     return {.protected_from_own_uid = false, .message = exposed(uid, "genomed has no CAP_CHOWN")};
   }
   caps.data[Capabilities::kWord].effective |= Capabilities::kBit;  // permitted: it may raise it
-  Status given = caps.write() ? arena.give_to_root()
-                              : Status(Errc::environment, std::string("capset: ") + std::strerror(errno));
+  Status given = caps.write()
+                     ? arena.give_to_root()
+                     : Status(Errc::environment, std::string("capset: ") + std::strerror(errno));
   // Nothing else in genomed needs it: gone from every set, so that no bug
   // of genomed's can use it later and no worker can inherit it (its exec
   // gains nothing without ambient capabilities or file capabilities). The
@@ -65,7 +68,8 @@ ArenaOwnership protect_arena_from_own_uid(const cache::Arena& arena) {
       dropped ? "" : std::string("; CAP_CHOWN could not be dropped: ") + std::strerror(errno);
   (void)::prctl(PR_CAPBSET_DROP, CAP_CHOWN, 0, 0, 0);
   if (!given.ok()) {
-    return {.protected_from_own_uid = false, .message = exposed(uid, given.message()) + drop_failure};
+    return {.protected_from_own_uid = false,
+            .message = exposed(uid, given.message()) + drop_failure};
   }
   return {.protected_from_own_uid = true,
           .message = "arena given to root (mode 0400): processes of uid " + std::to_string(uid) +

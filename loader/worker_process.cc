@@ -125,17 +125,20 @@ namespace {
 // made, so no other process can offer one that names the worker.
 Status check_channel_creator(int channel, pid_t pid) {
   const std::string worker = "worker pid " + std::to_string(pid);
-  int type = 0, domain = 0;
-  socklen_t len = sizeof type;
-  if (::getsockopt(channel, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM ||
-      (len = sizeof domain, ::getsockopt(channel, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) ||
-      domain != AF_UNIX) {
-    return Status(Errc::worker_protocol, worker + " offered a channel that is not a Unix stream socket");
+  const auto option = [channel](int name) {
+    int value = -1;
+    socklen_t len = sizeof value;
+    return ::getsockopt(channel, SOL_SOCKET, name, &value, &len) == 0 ? value : -1;
+  };
+  if (option(SO_DOMAIN) != AF_UNIX || option(SO_TYPE) != SOCK_STREAM) {
+    return Status(Errc::worker_protocol,
+                  worker + " offered a channel that is not a Unix stream socket");
   }
   auto creator = peer_credentials(channel);
   if (!creator) {
     return Status(Errc::worker_protocol,
-                  worker + " offered a channel whose creator cannot be read: " + creator.status().message());
+                  worker + " offered a channel whose creator cannot be read: " +
+                      creator.status().message());
   }
   if (creator->pid != pid || creator->uid != ::geteuid()) {
     return Status(Errc::worker_protocol,

@@ -1,4 +1,4 @@
-// One genome-worker process and the supervisor's end of its socketpair. This
+// One genome-worker process and the supervisor's end of the channel to it. This
 // is the only translation unit that includes Boost.Process (heavy headers;
 // one place to reason about fork/exec and reaping).
 //

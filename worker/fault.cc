@@ -115,9 +115,9 @@ int offer_impostor_channel(int ipc_fd, const Fault& fault) {
     ::close(pair[1]);  // genomed holds the only copy: its close is an EOF here
     ::close(ipc_fd);
     auto frame = ipc::read_frame(pair[0], kArenaFrame.size(), std::nullopt, /*max_fds=*/1);
-    const char* verdict = frame                                  ? (frame->fds.empty() ? "other\n" : "arena\n")
-                          : frame.code() == Errc::not_connected ? "refused\n"
-                                                                : "other\n";
+    const char* verdict = "other\n";
+    if (frame && !frame->fds.empty()) verdict = "arena\n";
+    if (!frame && frame.code() == Errc::not_connected) verdict = "refused\n";
     if (!fault.once_path.empty()) {
       const int fd = ::open(fault.once_path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
       if (fd >= 0) {

@@ -38,8 +38,8 @@ void usage(std::FILE* out) {
                "  --base-model DIR  check every adapter against this base model's weight shapes\n"
                "  --memory-limit BYTES  address space it may add to what it maps at start\n"
                "                    (RLIMIT_AS); a job that runs out is answered limit_exceeded\n"
-               "  --fault SPEC      tests only: crash|hang|exit|garbage|stop @ probe|fill [:MATCH],\n"
-               "                    or impostor@start\n");
+               "  --fault SPEC      tests only: crash|hang|exit|garbage|stop @ probe|fill\n"
+               "                    [:MATCH], or impostor@start\n");
 }
 
 bool parse_fd(const char* text, int* out) {
