@@ -157,6 +157,11 @@ Arena::~Arena() {
   if (ro_fd_ != -1) ::close(ro_fd_);
 }
 
+Status Arena::give_to_root() const {
+  if (::fchown(rw_fd_, 0, 0) != 0) return failed("fchown to root", size_, errno);
+  return Status::Ok();
+}
+
 // posix_fallocate gave every page a tmpfs page, but the kernel zeroes a
 // fallocated page only on its first fault; that zeroing (plus the allocation
 // bookkeeping) is what makes first-touch fills slow. A read fault completes

@@ -7,8 +7,9 @@
 // nobody, not even a process of genomed's uid that reopens it writable, can
 // truncate it under the mappings of others (a SIGBUS in every client). Its
 // inode mode is 0400, so a client of another uid cannot reopen its read-only
-// descriptor writable through /proc/self/fd. What a process of the daemon's
-// own uid can still do is written in docs/architecture.md ("Threat model").
+// descriptor writable through /proc/self/fd; once given to root
+// (give_to_root) neither can one of the daemon's own uid. What such a
+// process can still do is written in docs/architecture.md ("Threat model").
 #pragma once
 
 #include <fcntl.h>
@@ -50,6 +51,15 @@ class Arena {
   // The supervisor's read-only mapping of the whole arena (for verifying
   // resident headers after a fill).
   const std::byte* data() const { return data_; }
+
+  // Makes root the inode's owner (and group), mode 0400 kept: a process of
+  // genomed's uid holding the read-only descriptor can then neither change
+  // the mode (it is not the owner) nor reopen it writable (the mode). The
+  // descriptors and mappings that exist keep their access (an open file's
+  // access mode is fixed at open, and mmap checks that, not the inode), so
+  // genomed, its workers and clients go on as before. Needs CAP_CHOWN
+  // (Errc::environment without it); loader/arena_owner.h decides.
+  Status give_to_root() const;
 
   // Touches every page of the mapping once so later fills find them faulted.
   // Safe to run on a background thread while fills happen; returns early

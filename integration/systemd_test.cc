@@ -2,7 +2,8 @@
 // `systemd-analyze verify`; the daemon tells a NOTIFY_SOCKET READY=1 once
 // serving and STOPPING=1 when it stops; and it serves on a listening socket
 // passed by socket activation (LISTEN_FDS / LISTEN_PID), as systemd would;
-// the CAP_LEASE the unit grants stays with genomed, out of its workers.
+// the CAP_LEASE the unit grants stays with genomed, out of its workers, and
+// its CAP_CHOWN is dropped once used.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/capability.h>
@@ -205,10 +206,11 @@ std::uint64_t capabilities(pid_t pid, const std::string& set) {
 }
 
 TEST(Systemd, TheAmbientCapLeaseOfTheUnitStaysWithGenomedAndNotItsWorkers) {
-  // As the unit runs it: a user of its own, CAP_LEASE as an ambient
-  // capability (setpriv does what AmbientCapabilities= does). genomed needs
-  // it for the read leases on files other users write; its workers, which
-  // parse untrusted files, must not have it.
+  // As the unit runs it: a user of its own, CAP_LEASE and CAP_CHOWN as
+  // ambient capabilities (setpriv does what AmbientCapabilities= does).
+  // genomed needs CAP_LEASE for the read leases on files other users write,
+  // and CAP_CHOWN once, to give the arena to root; its workers, which parse
+  // untrusted files, must have neither.
   if (::geteuid() != 0) GTEST_SKIP() << "switching to another user needs root";
   ASSERT_TRUE(fs::exists("/usr/bin/setpriv")) << "setpriv (util-linux) is missing";
   const ScratchDir dir("genomed-caps");
@@ -226,7 +228,7 @@ TEST(Systemd, TheAmbientCapLeaseOfTheUnitStaysWithGenomedAndNotItsWorkers) {
     ::close(ready[0]);
     ::dup2(::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600), 2);
     ::execl("/usr/bin/setpriv", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-            "--inh-caps=+lease", "--ambient-caps=+lease", genomed.c_str(), "--socket",
+            "--inh-caps=+lease,+chown", "--ambient-caps=+lease,+chown", genomed.c_str(), "--socket",
             socket_path.c_str(), "--root", root.c_str(), "--workers", "1", "--budget", "16M",
             "--ready-fd", ready_fd.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
@@ -236,8 +238,10 @@ TEST(Systemd, TheAmbientCapLeaseOfTheUnitStaysWithGenomedAndNotItsWorkers) {
   const ssize_t n = ::read(ready[0], buf, sizeof buf);  // EOF if it died
   ::close(ready[0]);
   ASSERT_GT(n, 0) << read_file(log);
+  // CAP_CHOWN was used once (the arena given to root) and dropped.
   const std::uint64_t lease = 1ull << CAP_LEASE;
   EXPECT_EQ(capabilities(pid, "CapEff"), lease) << read_file(log);
+  EXPECT_EQ(capabilities(pid, "CapPrm"), lease) << read_file(log);
   std::vector<pid_t> workers;
   EXPECT_TRUE(testkit::eventually([&] { return !(workers = testkit::children_of(pid)).empty(); }));
   for (const pid_t w : workers) {

@@ -11,7 +11,9 @@
 // (SCM_RIGHTS: config, then weights): the supervisor opened them beneath
 // its root, and the worker reads only through them, never by path.
 //
-// Before the first job, the supervisor sends the arena (kArenaFrame).
+// Before the first job, the worker offers a channel of its own
+// (kChannelFrame) and the supervisor sends the arena there (kArenaFrame);
+// every job then runs on that channel.
 //
 // The supervisor decodes worker replies as untrusted too: a worker that was
 // fed a hostile file may misbehave, so every field is type-checked.
@@ -31,9 +33,14 @@
 
 namespace genomed::jobs {
 
-// The first frame on a worker's socket, before any job: this body with the
-// arena's read-write descriptor attached (loader/worker_process.h says why
-// it is not inherited).
+// The worker's first frame, on the socket it was started with: this body
+// with one end of a socketpair it made once it was non-dumpable attached.
+// The supervisor checks that the worker itself created it (SO_PEERCRED) and
+// from then on talks to the worker only there (loader/worker_process.h says
+// why).
+inline constexpr std::string_view kChannelFrame = "channel";
+// The supervisor's first frame on that channel, before any job: this body
+// with the arena's read-write descriptor attached.
 inline constexpr std::string_view kArenaFrame = "arena";
 
 enum class JobKind : std::uint8_t { probe, fill, base_model, seal };

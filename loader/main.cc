@@ -23,6 +23,7 @@
 #include "common/run_clock.h"
 #include "common/safe_text.h"
 #include "common/size_parse.h"
+#include "loader/arena_owner.h"
 #include "loader/client_log.h"
 #include "loader/config.h"
 #include "loader/coordinator.h"
@@ -110,6 +111,16 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
   if (!activated) return fail(activated.status());
   auto resolver = loader::NameResolver::create(config.roots);
   if (!resolver) return fail(resolver.status());
+
+  auto arena = cache::Arena::create(config.budget_bytes, "genomed-");
+  if (!arena) return fail(arena.status());
+  // While genomed has one thread: capabilities are per thread, and no
+  // thread may keep the CAP_CHOWN this drops.
+  if (const auto owner = loader::protect_arena_from_own_uid(*arena); !owner.message.empty()) {
+    spdlog::log(owner.protected_from_own_uid ? spdlog::level::info : spdlog::level::warn, "{}",
+                printable(owner.message));
+  }
+
   // Before the first load: lets go of the read leases writers break
   // (loader/file_lease.h); stopped after the coordinator, the last to take one.
   auto lease_watcher = loader::LeaseBreakWatcher::start();
@@ -117,9 +128,6 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
     spdlog::warn("{}; loads rely on the files' timestamps alone",
                  printable(lease_watcher.status().to_string()));
   }
-
-  auto arena = cache::Arena::create(config.budget_bytes, "genomed-");
-  if (!arena) return fail(arena.status());
   // The arena's pages are reserved (create() fails now rather than SIGBUS
   // later); faulting them in, which zeroes them, runs in the background so
   // start-up does not wait for it. A fill into a range not yet faulted is
@@ -295,9 +303,10 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   // Likewise the signal of lease breaks, read by the LeaseBreakWatcher alone.
   genomed::loader::LeaseBreakWatcher::block_signal();
-  // An ambient CAP_LEASE (the systemd unit's) is genomed's own, for its
-  // file leases: cleared before any thread or worker starts, so the
-  // workers, which parse untrusted files, do not inherit it at exec.
+  // The ambient CAP_LEASE and CAP_CHOWN (the systemd unit's) are genomed's
+  // own, for its file leases and the arena's owner (run() drops CAP_CHOWN
+  // once used): cleared before any thread or worker starts, so the
+  // workers, which parse untrusted files, do not inherit them at exec.
   ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   ::signal(SIGPIPE, SIG_IGN);
   return run(cl->config, stop_signals, counters, client_log_options, *client_lines);

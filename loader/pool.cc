@@ -107,42 +107,48 @@ Pool::~Pool() {
 
 void Pool::wake_slots(std::uint64_t n) { (void)!::write(wake_fd_, &n, sizeof n); }
 
-bool Pool::try_spawn(Slot& slot) {
+Status Pool::try_spawn(Slot& slot) {
   auto spawned = WorkerProcess::spawn(
       {options_.worker_executable, options_.arena_fd, options_.worker_extra_args});
   MutexLock lock(mu_);
   if (!spawned) {
-    spdlog::error("cannot start worker {}: {}", slot.index, spawned.status().to_string());
     SlotState& state = state_of(slot);
+    if (spawned.code() == Errc::worker_protocol) {
+      // It ran but broke the start-up protocol (no channel, or one it did
+      // not make): retired like a worker that broke the job protocol.
+      spdlog::error("worker {} retired at start: {}", slot.index, spawned.status().message());
+      ++stats_.worker_restarts;
+      ++stats_.worker_crashes;
+    } else {
+      spdlog::error("cannot start worker {}: {}", slot.index, spawned.status().to_string());
+    }
     ++state.consecutive_deaths;
     state.next_spawn = restart_policy_.on_death(state.consecutive_deaths);
-    return false;
+    return spawned.status();
   }
   slot.worker = std::move(spawned).value();
   ++stats_.workers_alive;
   spdlog::debug("worker {} started as pid {}", slot.index, slot.worker->pid());
-  return true;
+  return Status::Ok();
 }
 
 Status Pool::start() {
   if (wake_fd_ < 0 || stop_fd_ < 0)
     return Status(Errc::environment, "the pool's eventfds could not be created");
+  {
+    MutexLock lock(mu_);
+    slot_state_.assign(static_cast<std::size_t>(options_.workers), SlotState{});
+  }
   for (int i = 0; i < options_.workers; ++i) {
     auto slot = std::make_unique<Slot>();
     slot->index = i;
-    auto spawned = WorkerProcess::spawn(
-        {options_.worker_executable, options_.arena_fd, options_.worker_extra_args});
-    if (!spawned) {
-      stop();
-      return Status(spawned.code(), spawned.status().message() + " (check --worker-path)");
-    }
-    slot->worker = std::move(spawned).value();
     slots_.push_back(std::move(slot));
-  }
-  {
-    MutexLock lock(mu_);
-    slot_state_.assign(slots_.size(), SlotState{});
-    stats_.workers_alive = slots_.size();
+    // A worker that cannot be started at all (a wrong path) stops genomed
+    // here; one that started and was retired is replaced by its slot.
+    if (Status s = try_spawn(*slots_.back()); !s.ok() && s.code() != Errc::worker_protocol) {
+      stop();
+      return Status(s.code(), s.message() + " (check --worker-path)");
+    }
   }
   for (auto& slot : slots_) {
     Slot* s = slot.get();
@@ -320,7 +326,7 @@ std::shared_ptr<Pool::Pending> Pool::next_job(Slot& slot) {
       continue;
     }
     if (spawn_at && clock_.now() >= *spawn_at) {
-      try_spawn(slot);
+      (void)try_spawn(slot);  // a failure is logged and sets the next try
       continue;
     }
     // Sleep until: stop() (stop_fd_), a job arrives (wake_fd_), the idle

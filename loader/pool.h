@@ -223,7 +223,10 @@ class Pool final : public JobRunner {
   Result<std::string> execute(Slot& slot, Pending& job, std::optional<Death>* death, Blame* blame);
   // Stops (if needed), reaps and forgets the slot's worker.
   void retire(Slot& slot, Death death, const std::string& what);
-  bool try_spawn(Slot& slot);
+  // Starts the slot's worker, or records its failure (logged; the restart
+  // policy sets when the slot tries again). Errc::worker_protocol: it ran
+  // but was retired at once (WorkerProcess::spawn).
+  Status try_spawn(Slot& slot);
   void wake_slots(std::uint64_t n);
 
   // A slot's spawn and run state, kept here rather than in Slot so that the

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -17,8 +18,10 @@
 #include <cstring>
 #include <thread>
 
+#include "common/fd.h"
 #include "ipc/framing.h"
 #include "jobs/job_protocol.h"
+#include "loader/access_control.h"
 
 namespace bp = boost::process;
 
@@ -110,14 +113,87 @@ Result<std::unique_ptr<WorkerProcess>> WorkerProcess::spawn(const WorkerSpawnSpe
   }
   const pid_t pid = impl->child.id();
   auto worker = std::unique_ptr<WorkerProcess>(new WorkerProcess(std::move(impl), pid, pair[0]));
-  // The arena travels in the socket's buffer until the worker, non-dumpable
-  // by then, reads it: no process of the uid can reach it on the way. The
-  // buffer of a fresh socket takes this small frame at once.
-  if (Status sent = ipc::write_frame(pair[0], jobs::kArenaFrame, spec.arena_fd); !sent.ok()) {
-    return Status(Errc::environment, "cannot hand the arena to worker pid " +
-                                         std::to_string(pid) + ": " + sent.message());
-  }
+  // On failure the worker is killed and reaped by its destructor.
+  GENOMED_RETURN_IF_ERROR(worker->open_channel(spec.arena_fd));
   return worker;
+}
+
+namespace {
+
+// Whether `channel` is a Unix stream socket that worker `pid` created: a
+// socketpair's SO_PEERCRED is its creator's pid and uid, fixed when it was
+// made, so no other process can offer one that names the worker.
+Status check_channel_creator(int channel, pid_t pid) {
+  const std::string worker = "worker pid " + std::to_string(pid);
+  const auto option = [channel](int name) {
+    int value = -1;
+    socklen_t len = sizeof value;
+    return ::getsockopt(channel, SOL_SOCKET, name, &value, &len) == 0 ? value : -1;
+  };
+  if (option(SO_DOMAIN) != AF_UNIX || option(SO_TYPE) != SOCK_STREAM) {
+    return Status(Errc::worker_protocol,
+                  worker + " offered a channel that is not a Unix stream socket");
+  }
+  auto creator = peer_credentials(channel);
+  if (!creator) {
+    return Status(Errc::worker_protocol,
+                  worker + " offered a channel whose creator cannot be read: " +
+                      creator.status().message());
+  }
+  if (creator->pid != pid || creator->uid != ::geteuid()) {
+    return Status(Errc::worker_protocol,
+                  worker + " offered a channel created by pid " + std::to_string(creator->pid) +
+                      " uid " + std::to_string(creator->uid) +
+                      ", not by the worker itself: refused, no arena sent (a process of "
+                      "genomed's uid may hold a copy of the socket the worker was started with)");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status WorkerProcess::open_channel(int arena_fd) {
+  const std::string worker = "worker pid " + std::to_string(pid_);
+  // The worker offers its channel as soon as it is non-dumpable, before it
+  // reads anything. A pause of genomed longer than the timeout does not fail
+  // it: poll looks at the socket once more when its time is up.
+  pollfd p{fd_, POLLIN, 0};
+  int ready;
+  do {
+    ready = ::poll(&p, 1, static_cast<int>(kWorkerChannelTimeout.count()));
+  } while (ready < 0 && errno == EINTR);
+  if (ready == 0) {
+    return Status(Errc::worker_protocol,
+                  worker + " offered no channel within " +
+                      std::to_string(kWorkerChannelTimeout.count()) + " ms of its start");
+  }
+  // The deadline bounds a frame left half-sent (by whoever holds a copy of
+  // the worker's socket).
+  auto frame = ipc::read_frame(fd_, jobs::kChannelFrame.size(),
+                               std::chrono::steady_clock::now() + kWorkerChannelTimeout,
+                               /*max_fds=*/1);
+  if (!frame) {
+    return Status(Errc::worker_protocol,
+                  worker + " offered no channel: " + frame.status().message());
+  }
+  std::vector<Fd> fds;
+  for (int fd : frame->fds) fds.emplace_back(fd);
+  if (frame->body != jobs::kChannelFrame || fds.size() != 1) {
+    return Status(Errc::worker_protocol,
+                  worker + "'s first frame is not a channel with one descriptor");
+  }
+  GENOMED_RETURN_IF_ERROR(check_channel_creator(fds[0].get(), pid_));
+  // Only the worker can read this: it holds the channel's other end.
+  if (Status sent = ipc::write_frame(fds[0].get(), jobs::kArenaFrame, arena_fd,
+                                     std::chrono::steady_clock::now() + kWorkerChannelTimeout);
+      !sent.ok()) {
+    return Status(Errc::worker_protocol,
+                  "cannot hand the arena to " + worker + ": " + sent.message());
+  }
+  // Nothing more goes over the socket it was started with.
+  ::close(fd_);
+  fd_ = fds[0].release();
+  return Status::Ok();
 }
 
 void WorkerProcess::kill(int sig) {

@@ -1,4 +1,4 @@
-// One genome-worker process and the supervisor's end of its socketpair. This
+// One genome-worker process and the supervisor's end of the channel to it. This
 // is the only translation unit that includes Boost.Process (heavy headers;
 // one place to reason about fork/exec and reaping).
 //
@@ -14,6 +14,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -33,23 +34,39 @@ struct WorkerExit {
   bool signal_sent_by_us = false;
 };
 
+// How long spawn() waits for a new worker's channel. The worker offers it
+// first thing (its dynamic loading and a prctl: milliseconds); the wait
+// ends at once if the worker dies.
+inline constexpr std::chrono::milliseconds kWorkerChannelTimeout{10000};
+
 struct WorkerSpawnSpec {
   std::string executable;               // path of genome-worker
-  int arena_fd = -1;                    // read-write; sent over the socket (spawn())
+  int arena_fd = -1;                    // read-write; sent on the worker's channel (spawn())
   std::vector<std::string> extra_args;  // test-only fault injection, etc.
 };
 
 class WorkerProcess {
  public:
   // Forks and execs the worker with its socket as fd 3; every other
-  // descriptor is closed in the child, signals are unblocked. The arena's
-  // descriptor is not inherited: it is the first frame on the socket
-  // (body "arena", the descriptor attached), which the worker reads only
-  // once it has made itself non-dumpable. An inherited one would sit in
-  // /proc/<worker>/fd, open to every process of the uid, from the exec
-  // until then.
-  // Errc::environment if it cannot (a wrong executable path, no socketpair,
-  // no process).
+  // descriptor is closed in the child, signals are unblocked. Then waits
+  // (up to kChannelTimeout) for the worker's channel and hands it the arena
+  // there.
+  //
+  // Why a channel: from the exec until the worker's prctl(PR_SET_DUMPABLE,
+  // 0) its /proc/<worker>/fd is open to every process of the uid, so the
+  // socket it was started with may have been copied (pidfd_getfd) and
+  // whatever genomed writes there read by the copy. So the worker, once
+  // non-dumpable, makes a socketpair and offers one end on that socket
+  // (jobs::kChannelFrame); genomed takes it only if SO_PEERCRED says the
+  // worker itself created it (a socketpair carries its creator's pid and
+  // uid: one an intruder made names the intruder), sends the arena's
+  // read-write descriptor there (jobs::kArenaFrame), closes the first
+  // socket and talks to the worker only on the channel from then on.
+  //
+  // Errors: Errc::environment if it cannot start it (a wrong executable
+  // path, no socketpair, no process); Errc::worker_protocol if the worker
+  // offered no channel in time, or one it did not make (the worker is then
+  // killed and reaped).
   static Result<std::unique_ptr<WorkerProcess>> spawn(const WorkerSpawnSpec& spec);
 
   // Closes the socket (the worker exits on EOF), waits up to a short grace,
@@ -60,6 +77,8 @@ class WorkerProcess {
   WorkerProcess& operator=(const WorkerProcess&) = delete;
 
   pid_t pid() const { return pid_; }
+  // The channel to the worker (once spawn() returned it: the one the
+  // worker made after its prctl).
   int fd() const { return fd_; }
 
   // Sends `sig` to the worker (no-op once reaped), remembering that the
@@ -75,6 +94,10 @@ class WorkerProcess {
  private:
   struct Impl;
   WorkerProcess(std::unique_ptr<Impl> impl, pid_t pid, int fd);
+  // spawn()'s hand-over on the socket the worker was started with (fd_):
+  // takes the worker's channel, checks who made it, sends the arena there
+  // and makes it fd_.
+  Status open_channel(int arena_fd);
   std::unique_ptr<Impl> impl_;
   pid_t pid_;
   int fd_;

@@ -2,11 +2,16 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 
 #include "common/safe_text.h"
+#include "ipc/framing.h"
+#include "jobs/job_protocol.h"
 
 namespace genomed::jobs {
 
@@ -45,14 +50,23 @@ Result<Fault> parse_fault(std::string_view spec_in) {
     f.action = Fault::Action::garbage;
   else if (action == "stop")
     f.action = Fault::Action::stop;
+  else if (action == "impostor")
+    f.action = Fault::Action::impostor;
   else
     return bad("unknown action");
   if (stage == "probe")
     f.stage = Fault::Stage::probe;
   else if (stage == "fill")
     f.stage = Fault::Stage::fill;
+  else if (stage == "start")
+    f.stage = Fault::Stage::start;
   else
     return bad("unknown stage");
+  // The start-up fault acts before any job, and only it does then.
+  if ((f.action == Fault::Action::impostor) != (f.stage == Fault::Stage::start))
+    return bad("impostor goes with start, and start only with impostor");
+  if (f.stage == Fault::Stage::start && !f.match.empty())
+    return bad("start has no job to match");
   f.once_path = std::string(once);
   return f;
 }
@@ -84,8 +98,38 @@ std::string trigger_fault(const Fault& fault) {
     case Fault::Action::stop:
       ::raise(SIGSTOP);
       return "";
+    case Fault::Action::impostor:
+      break;  // offer_impostor_channel
   }
   std::abort();
+}
+
+int offer_impostor_channel(int ipc_fd, const Fault& fault) {
+  const pid_t child = ::fork();
+  if (child < 0) return 3;
+  if (child == 0) {
+    // The pair is this child's: its SO_PEERCRED names the child, not the worker.
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) ::_exit(3);
+    if (!ipc::write_frame(ipc_fd, kChannelFrame, pair[1]).ok()) ::_exit(3);
+    ::close(pair[1]);  // genomed holds the only copy: its close is an EOF here
+    ::close(ipc_fd);
+    auto frame = ipc::read_frame(pair[0], kArenaFrame.size(), std::nullopt, /*max_fds=*/1);
+    const char* verdict = "other\n";
+    if (frame && !frame->fds.empty()) verdict = "arena\n";
+    if (!frame && frame.code() == Errc::not_connected) verdict = "refused\n";
+    if (!fault.once_path.empty()) {
+      const int fd = ::open(fault.once_path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+      if (fd >= 0) {
+        (void)!::write(fd, verdict, std::strlen(verdict));
+        ::close(fd);
+      }
+    }
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  return 0;
 }
 
 }  // namespace genomed::jobs

@@ -14,6 +14,13 @@
 //   STAGE:  probe (before validating), fill (after writing half of the
 //           range; stop: before the fill reads the files)
 //
+// `impostor@start[,once=PATH]` acts at start-up instead: the worker offers
+// genomed a channel that a child of its own created (as a process of the
+// uid holding a copy of the worker's socket would) instead of its own
+// (jobs::kChannelFrame). The child then waits on the other end and appends
+// to PATH what came: "arena" (genomed handed it the arena: the hole this
+// tests) or "refused" (genomed closed it unanswered).
+//
 // genomed passes `--worker-fault SPEC` through to every worker it starts.
 //
 // Compiled in only with the CMake option GENOMED_FAULT_INJECTION (fault.cc);
@@ -30,8 +37,8 @@
 namespace genomed::jobs {
 
 struct Fault {
-  enum class Action { crash, hang, exit, garbage, stop } action = Action::crash;
-  enum class Stage { probe, fill } stage = Stage::probe;
+  enum class Action { crash, hang, exit, garbage, stop, impostor } action = Action::crash;
+  enum class Stage { probe, fill, start } stage = Stage::probe;
   std::string match;      // substring of the weights path; empty: every job
   std::string once_path;  // fire only if this file can be created
 
@@ -50,5 +57,10 @@ Result<Fault> parse_fault(std::string_view spec);
 // garbage, returns the reply to send instead of the real one; for stop, an
 // empty string once the worker is continued (the job goes on).
 std::string trigger_fault(const Fault& fault);
+
+// impostor@start: offers genomed, on the worker's socket `ipc_fd`, a channel
+// a child of this process created, reports what the child got (see above)
+// and returns the worker's exit code once the child is done.
+int offer_impostor_channel(int ipc_fd, const Fault& fault);
 
 }  // namespace genomed::jobs

@@ -20,5 +20,6 @@ bool Fault::fires(Stage, std::string_view) const { return false; }
 
 // Unreachable: no Fault can be parsed, so none fires.
 std::string trigger_fault(const Fault&) { std::abort(); }
+int offer_impostor_channel(int, const Fault&) { std::abort(); }
 
 }  // namespace genomed::jobs

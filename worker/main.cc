@@ -2,8 +2,11 @@
 // untrusted adapter files and writes validated tensors into the arena range
 // the supervisor assigns. One job at a time; it exits when the supervisor
 // closes its socket. A crash here costs one job, never the daemon.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -29,12 +32,14 @@ void usage(std::FILE* out) {
                "usage: genome-worker --ipc-fd N [--base-model DIR]\n"
                "                     [--memory-limit BYTES] [--fault ACTION@STAGE[:MATCH]]\n"
                "Started by genomed; not meant to be run by hand.\n"
-               "  --ipc-fd N        the socketpair end to read jobs from and write replies to;\n"
-               "                    its first frame carries the arena's read-write descriptor\n"
+               "  --ipc-fd N        the socket genomed started it with: it sends genomed a\n"
+               "                    socketpair end of its own there, then reads the arena's\n"
+               "                    read-write descriptor and its jobs from that channel\n"
                "  --base-model DIR  check every adapter against this base model's weight shapes\n"
                "  --memory-limit BYTES  address space it may add to what it maps at start\n"
                "                    (RLIMIT_AS); a job that runs out is answered limit_exceeded\n"
-               "  --fault SPEC      tests only: crash|hang|exit|garbage|stop @ probe|fill [:MATCH]\n");
+               "  --fault SPEC      tests only: crash|hang|exit|garbage|stop @ probe|fill\n"
+               "                    [:MATCH], or impostor@start\n");
 }
 
 bool parse_fd(const char* text, int* out) {
@@ -77,8 +82,26 @@ std::string answer(std::string_view frame, std::vector<genomed::Fd> files,
   }
 }
 
-// The arena's read-write descriptor, from the supervisor's first frame
-// (jobs::kArenaFrame).
+// The channel the worker talks to the supervisor on, made after the prctl
+// so that no other process can hold either end: the descriptor it was
+// started with was in /proc/<worker>/fd, open to every process of the uid,
+// from the exec until then, and whatever the supervisor wrote there could
+// be read by whoever took a copy in that window (pidfd_getfd). Offered as
+// the first frame on that socket (jobs::kChannelFrame); the supervisor
+// checks it was this process that made the pair.
+genomed::Result<genomed::Fd> open_channel(int ipc_fd) {
+  using namespace genomed;
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
+    return Status(Errc::environment, std::string("socketpair: ") + std::strerror(errno));
+  Fd mine(pair[0]);
+  const Fd theirs(pair[1]);  // closed once sent: the supervisor holds the only copy
+  GENOMED_RETURN_IF_ERROR(ipc::write_frame(ipc_fd, jobs::kChannelFrame, theirs.get()));
+  return mine;
+}
+
+// The arena's read-write descriptor, from the supervisor's first frame on
+// the channel (jobs::kArenaFrame).
 genomed::Result<genomed::Fd> read_arena(int ipc_fd) {
   using namespace genomed;
   auto frame = ipc::read_frame(ipc_fd, jobs::kArenaFrame.size(), std::nullopt, /*max_fds=*/1);
@@ -98,7 +121,8 @@ int main(int argc, char** argv) {
   // First of all: no process of our uid may open /proc/<worker>/fd or
   // /proc/<worker>/mem, or ptrace us, to reach the arena we write (the
   // flag is reset by every exec, so genomed's own does not carry over).
-  // The arena arrives only after this (read_arena).
+  // The arena arrives only after this, on a channel made after it
+  // (open_channel).
   if (::prctl(PR_SET_DUMPABLE, 0) != 0) {
     std::fprintf(stderr, "genome-worker: prctl(PR_SET_DUMPABLE): %s\n", std::strerror(errno));
     return 3;
@@ -151,6 +175,22 @@ int main(int argc, char** argv) {
     return 2;
   }
   ::signal(SIGPIPE, SIG_IGN);
+  if (fault && fault->fires(genomed::jobs::Fault::Stage::start, "")) {
+    return genomed::jobs::offer_impostor_channel(ipc_fd, *fault);
+  }
+  auto opened = open_channel(ipc_fd);
+  if (!opened) {
+    if (opened.code() == genomed::Errc::not_connected) return 0;  // the supervisor gave up
+    std::fprintf(stderr, "genome-worker: %s\n", opened.status().to_string().c_str());
+    return 3;
+  }
+  // Nothing more goes over the socket it was started with: the channel
+  // takes its place (and number), closing it.
+  if (::dup3(opened->get(), ipc_fd, O_CLOEXEC) != ipc_fd) {
+    std::fprintf(stderr, "genome-worker: dup3: %s\n", std::strerror(errno));
+    return 3;
+  }
+  opened->reset();
   auto arena_fd = read_arena(ipc_fd);
   if (!arena_fd) {
     // EOF: the supervisor gave up on this worker before handing it the arena.

@@ -2,13 +2,16 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -46,12 +49,31 @@ Result<DaemonProcess> start_genomed(std::vector<std::string> argv, const std::st
   // (the spawner may have other threads).
   const pid_t spawner = ::getpid();
   const bool tie_to_spawner = ::gettid() == spawner;  // the main thread (see the header)
+  // The user's capabilities: kept across setuid (PR_SET_KEEPCAPS), then
+  // made effective, inheritable and ambient, so they survive the exec.
+  const std::vector<int> caps = user ? user->ambient_caps : std::vector<int>{};
+  __user_cap_header_struct cap_header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct cap_data[_LINUX_CAPABILITY_U32S_3]{};
+  for (const int cap : caps) {
+    const std::uint32_t bit = 1u << (cap % 32);
+    cap_data[cap / 32].effective |= bit;
+    cap_data[cap / 32].permitted |= bit;
+    cap_data[cap / 32].inheritable |= bit;
+  }
   const pid_t pid = ::fork();
   if (pid == 0) {
     // Before the prctl: a change of credentials clears the parent-death signal.
-    if (user && (::setgroups(0, nullptr) != 0 || ::setgid(user->gid) != 0 ||
+    if (user && ((!caps.empty() && ::prctl(PR_SET_KEEPCAPS, 1) != 0) ||
+                 ::setgroups(0, nullptr) != 0 || ::setgid(user->gid) != 0 ||
                  ::setuid(user->uid) != 0)) {
       ::_exit(kCannotBecomeUserExit);
+    }
+    if (!caps.empty()) {
+      if (::syscall(SYS_capset, &cap_header, cap_data) != 0) ::_exit(kCannotBecomeUserExit);
+      for (const int cap : caps) {
+        if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0)
+          ::_exit(kCannotBecomeUserExit);
+      }
     }
     if (tie_to_spawner &&
         (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != spawner)) {

@@ -42,10 +42,13 @@ struct DaemonProcess {
 // Every current caller (the integration tests' Daemon, genome-bench,
 // genome-stress --spawn) starts daemons on its main thread.
 // With `user`, the daemon runs as that uid and gid with no supplementary
-// groups (the caller must be root).
+// groups (the caller must be root), and with `ambient_caps` (CAP_CHOWN,
+// CAP_LEASE, ...) as ambient capabilities, as systemd's
+// AmbientCapabilities= and `setpriv --inh-caps --ambient-caps` start it.
 struct User {
   uid_t uid = 0;
   gid_t gid = 0;
+  std::vector<int> ambient_caps;
 };
 Result<DaemonProcess> start_genomed(std::vector<std::string> argv, const std::string& log_path,
                                     std::chrono::milliseconds timeout = std::chrono::seconds(60),
