@@ -70,7 +70,7 @@ class AccessControl {
   // Gives the socket file at `path` its mode and group.
   Status apply_to_socket(const std::string& path) const;
 
-  // Checks the peer of connection `connection` (socket `fd`) at its HELLO:
+  // Checks the peer of connection `connection` (socket `fd`) at accept:
   // Ok, or permission_denied after counting it in `counters` and logging it
   // (or counting the line as suppressed).
   Status check_peer(int fd, std::uint64_t connection, ConnectionCounters& counters) EXCLUDES(mu_);

@@ -82,7 +82,7 @@ enum class Errc : std::uint16_t {
   // connection closes. The operator grants access; retrying does not help.
   permission_denied = 56,
   // PIN would make the pinned adapters together pass the pin budget
-  // (--pin-budget, default the whole budget). Unpin another first.
+  // (--pin-budget, default half the budget). Unpin another first.
   pin_budget_exceeded = 57,
   // UNLOAD of a pinned adapter: pins are never undone implicitly. Unpin it first.
   pinned = 58,
