@@ -4,6 +4,7 @@
 #include "client/transport.h"
 
 #include <gtest/gtest.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -52,13 +53,21 @@ class FakeDaemon {
 };
 
 struct Pair {
-  Pair() {
+  explicit Pair(Millis release_timeout = 5000ms) {
     int fds[2];
     EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
-    transport = std::make_unique<Transport>(fds[0], ForkGuard(), 5000ms);
+    transport = std::make_unique<Transport>(fds[0], ForkGuard(), release_timeout);
     transport->serve();
     daemon = std::make_unique<FakeDaemon>(fds[1]);
+    daemon_fd = fds[1];
   }
+  // Bytes the client wrote that the fake daemon has not read.
+  int unread() const {
+    int n = -1;
+    EXPECT_EQ(::ioctl(daemon_fd, FIONREAD, &n), 0);
+    return n;
+  }
+  int daemon_fd = -1;
   std::unique_ptr<Transport> transport;
   std::unique_ptr<FakeDaemon> daemon;
 };
@@ -133,6 +142,22 @@ TEST(Transport, AReleaseNeverWaitsForAPendingRequestsReply) {
   EXPECT_EQ(p.daemon->next_request().op, ipc::Op::release);
   p.daemon->reply("stats");
   EXPECT_TRUE(pending.get().ok());
+}
+
+TEST(Transport, AReleaseCutShortByItsDeadlineStopsEveryLaterWrite) {
+  Pair p(/*release_timeout=*/10ms);
+  // The daemon reads nothing: releases fill the socket until one times out
+  // part-way, leaving a partial frame that nothing may follow.
+  for (int i = 0; i < 1'000'000 && p.transport->usable(); ++i) {
+    p.transport->send(request(ipc::Op::release));
+  }
+  ASSERT_EQ(p.transport->broken_why(), Transport::kTimedOut);
+  char buf[65536];  // the daemon reads it all: room for any further write
+  while (::recv(p.daemon_fd, buf, sizeof buf, MSG_DONTWAIT) > 0) {
+  }
+  p.transport->send(request(ipc::Op::release));
+  EXPECT_EQ(p.transport->call(request(ipc::Op::stats), 10s).code(), Errc::not_connected);
+  EXPECT_EQ(p.unread(), 0);
 }
 
 TEST(Transport, AReplyLongerThanAReplyMayBeBreaksTheProtocol) {
