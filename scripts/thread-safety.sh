@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs clang's thread-safety analysis (-Wthread-safety) over every source of
-# the supervisor and the cache, and over anything else that uses
+# the supervisor, the cache and the client library, and over anything else that uses
 # common/mutex.h, with the flags the build uses (from compile_commands.json);
 # g++ ignores the annotations, so this is the only check of GUARDED_BY /
 # REQUIRES. Fails on any warning. Called by scripts/test.sh.
@@ -15,10 +15,10 @@ command -v "$clang" >/dev/null || { echo "thread-safety: $clang not found (scrip
 [ -r "$db" ] || { echo "thread-safety: no $db; build first (scripts/build.sh)" >&2; exit 2; }
 
 mapfile -t sources < <({
-  ls loader/*.cc cache/*.cc
-  grep -rl --include='*.cc' '"common/mutex.h"' common cache ipc jobs layout loader tools worker || true
+  ls loader/*.cc cache/*.cc client/*.cc
+  grep -rl --include='*.cc' '"common/mutex.h"' common cache client ipc jobs layout loader tools worker || true
   # .cc files whose own header uses it
-  for h in $(grep -rl --include='*.h' '"common/mutex.h"' cache ipc jobs layout loader tools worker || true); do
+  for h in $(grep -rl --include='*.h' '"common/mutex.h"' cache client ipc jobs layout loader tools worker || true); do
     [ -f "${h%.h}.cc" ] && echo "${h%.h}.cc"
   done
 } | sort -u)
