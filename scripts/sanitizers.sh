@@ -31,8 +31,8 @@ for kind in "${kinds[@]}"; do
     # allocator_may_return_null says). The plain build runs it.
     asan) sanitize="address,undefined"; filter=""; targets=(all)
           exclude="HostileMemory.AllocationPastTheWorkerMemoryLimit" ;;
-    tsan) sanitize="thread"; targets=(loader_tests integration_tests layout_tests); exclude=""
-          filter="LeaseSlot|Coordinator|Admission|RequestThreads|DeadlineTimer|LeaseTable|Pool|Concurrency|ReleaseWhileWaiting|Eviction|Hangup|IdleConnections|ConnectionLimits|IdleUnload|^Pin\.|PinTest|Prefetch|LoadProgress|Drain" ;;
+    tsan) sanitize="thread"; targets=(loader_tests integration_tests layout_tests client_parts_tests); exclude=""
+          filter="LeaseSlot|Coordinator|Admission|RequestThreads|DeadlineTimer|LeaseTable|Pool|Concurrency|ReleaseWhileWaiting|Eviction|Hangup|IdleConnections|ConnectionLimits|IdleUnload|^Pin\.|PinTest|Prefetch|LoadProgress|Drain|Transport|SlotCache" ;;
     *) echo "usage: scripts/sanitizers.sh [asan|tsan]..." >&2; exit 2 ;;
   esac
   build_dir="build-$kind"

@@ -1,6 +1,6 @@
 """The genomed client: a connection, the read-only arena mapping, and leases.
 
-Mirrors the C++ client (include/genomed/client.h, ipc/client.cc). How memory
+Mirrors the C++ client (include/genomed/client.h, client/). How memory
 stays valid:
 
 * The arena is mapped once, ``PROT_READ``/``MAP_SHARED``; the descriptor is
@@ -66,7 +66,7 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_LOAD_TIMEOUT = 120.0
 """Seconds: the default deadline of load() and acquire(), which may load from disk."""
 _MAX_KEEP_ALIVE_S = 365 * 24 * 3600  # as kMaxKeepAliveMs in ipc/protocol.h
-PARSED_CACHE_ENTRIES = 64  # as kParsedCacheEntries in ipc/client.cc
+PARSED_CACHE_ENTRIES = 64  # as HeaderCache::kEntries in client/header_cache.h
 
 
 class _Default:
