@@ -9,7 +9,8 @@
 // This file is the connection's state: who holds its socket, its queue of
 // requests, its deadlines and how it closes. Its parts are elsewhere: the
 // bytes on the socket (frames in, replies out: loader/frame_io.h), HELLO
-// (loader/handshake.h) and what one request does (loader/request_dispatch.h).
+// (loader/handshake.h), what one request does (loader/request_dispatch.h),
+// and its deadlines and idleness (loader/connection_deadlines.cc).
 //
 // The socket is registered edge-triggered. The request thread an event
 // wakes claims the socket (reading_), reads it until drained and serves what
