@@ -930,6 +930,634 @@ int run_throughput_only(const Options& o, const std::string& tmp, const std::str
   return 0;
 }
 
+// ---- the full run, step by step ------------------------------------------------------------
+
+// Every adapter the full run measures, generated under `root`.
+struct BenchAdapters {
+  std::vector<Adapter> sizes;  // the cold loads: 16m, 128m, 512m
+  Adapter par_b;               // a second 128m one, loaded beside sizes[1]
+  Adapter hot, hot_small;      // the hit path
+  Adapter churn, dedup;
+};
+
+const std::vector<std::string> kQV = {"q_proj", "v_proj"};
+const std::vector<std::string> kQKVO = {"q_proj", "k_proj", "v_proj", "o_proj"};
+
+BenchAdapters generate_adapters(const std::string& root) {
+  // Adapters. F16, hidden 4096, q_proj+v_proj: rank 64 x 8 layers = 16 MiB,
+  // x 64 layers = 128 MiB, rank 256 x 64 layers = 512 MiB (plus the header).
+  std::printf("generating adapters in %s ...\n", root.c_str());
+  std::fflush(stdout);
+  const std::vector<std::string>& qv = kQV;
+  const std::vector<std::string>& qkvo = kQKVO;
+  BenchAdapters a{
+      .sizes =
+          {
+              make_adapter(root, "cold-16m", "16m", lora(64, 8, 4096, qv, 16)),
+              make_adapter(root, "cold-128m", "128m", lora(64, 64, 4096, qv, 128)),
+              make_adapter(root, "cold-512m", "512m", lora(256, 64, 4096, qv, 512)),
+          },
+      .par_b = make_adapter(root, "cold-128m-b", "128m", lora(64, 64, 4096, qv, 129)),
+      // The hit path: a realistic 7B-model LoRA (r16, q/k/v/o, 32 layers: 256
+      // tensors, 32 MiB), and a 4-tensor one to separate per-tensor client work.
+      .hot = make_adapter(root, "hot", "32m", lora(16, 32, 4096, qkvo, 7)),
+      .hot_small = make_adapter(root, "hot-small", "16k", lora(8, 1, 256, qv, 8)),
+      .churn = make_adapter(root, "churn", "32k", lora(8, 2, 256, qv, 9)),
+      .dedup = make_adapter(root, "dedup", "16m", lora(64, 8, 4096, qv, 10)),
+  };
+  for (const Adapter* ad : std::initializer_list<const Adapter*>{
+           &a.sizes[0], &a.sizes[1], &a.sizes[2], &a.par_b, &a.hot, &a.hot_small, &a.churn,
+           &a.dedup}) {
+    warm_page_cache(ad->weights);
+  }
+  return a;
+}
+
+// The raw baselines genomed's figures are compared with.
+struct Baselines {
+  double memcpy_gbps = NAN;
+  std::map<std::string, double> inproc, inmmap;  // by adapter label
+};
+
+Baselines measure_baselines(const Options& o, const std::vector<Adapter>& sizes,
+                            const FrameSizes& frames, Json& j) {
+  std::printf(
+      "\n== baselines: memcpy, in-process load, in-process mmap (Google Benchmark, median of %d) "
+      "==\n",
+      std::max(o.reps, 2));
+  std::fflush(stdout);
+  {
+    int bargc = 2;
+    char arg0[] = "genome-bench";
+    char arg1[] = "--benchmark_color=false";
+    char* bargv[] = {arg0, arg1, nullptr};
+    benchmark::Initialize(&bargc, bargv);
+  }
+  const auto micro = run_micro_benchmarks(o, sizes);
+  auto micro_gbps = [&](const std::string& name) {
+    const auto it = micro.find(name);
+    if (it == micro.end()) die("no result for micro benchmark " + name);
+    return it->second / kGB;
+  };
+  Baselines b;
+  b.memcpy_gbps = micro_gbps("memcpy_256m");
+  j["memcpy_gbps"] = b.memcpy_gbps;
+  for (const Adapter& a : sizes) {
+    b.inproc[a.label] = micro_gbps("inprocess_load_" + a.label);
+    b.inmmap[a.label] = micro_gbps("inprocess_mmap_" + a.label);
+    j["inprocess_load_gbps_" + a.label] = b.inproc[a.label];
+    j["inprocess_mmap_gbps_" + a.label] = b.inmmap[a.label];
+  }
+  j["inprocess_load_gbps"] = b.inproc["128m"];
+  j["inprocess_mmap_gbps"] = b.inmmap["128m"];
+
+  std::printf("\n== baselines: Unix socketpair ping-pong between two processes ==\n");
+  j["acquire_request_frame_bytes"] = frames.acquire_request;
+  j["acquire_reply_frame_bytes"] = frames.acquire_reply;
+  j["release_request_frame_bytes"] = frames.release_request;
+  std::printf("frames: acquire request %zu B, reply %zu B (release %zu B, one-way)\n",
+              frames.acquire_request, frames.acquire_reply, frames.release_request);
+  return b;
+}
+
+// Cold loads of each size, one after the other, then two 128m ones at once.
+struct ColdFigures {
+  std::map<std::string, ColdResult> by_size;  // by adapter label
+  double parallel = NAN;                      // GB/s of two at once
+};
+
+ColdFigures measure_cold(const Daemon& d, Client& c, const BenchAdapters& ad, int reps) {
+  ColdFigures r;
+  for (const Adapter& a : ad.sizes) {
+    r.by_size[a.label] = cold_loads(c, a, reps);
+    std::printf("cold load %-5s: median %.3f GB/s (first %.3f GB/s)\n", a.label.c_str(),
+                r.by_size[a.label].median_gbps, r.by_size[a.label].first_gbps);
+    std::fflush(stdout);
+  }
+  r.parallel = parallel_cold_loads(d, ad.sizes[1], ad.par_b, reps);
+  std::printf("two 128m cold loads at once: %.3f GB/s aggregate\n", r.parallel);
+  return r;
+}
+
+// The hit path against raw round trips of the same frame sizes.
+struct HitFigures {
+  double p50 = NAN, p99 = NAN, small_p50 = NAN, small_p99 = NAN, rtt_p50 = NAN, rtt_p99 = NAN;
+  // The same without lease slots: every acquire a round trip, every release a message.
+  double socket_p50 = NAN, socket_tput16 = NAN;
+  std::map<int, double> tput, sock_tput;  // by clients (pairs)
+  double small_tput16 = NAN;
+};
+
+// Hit latency: one client, the hot adapters resident; `by_request` takes no
+// lease slots. Ends the echo peer.
+void measure_hit_latency(const Options& o, const Daemon& d1, Client& c, Client& by_request,
+                         const BenchAdapters& ad, EchoPeer& echo, HitFigures& h, Json& j) {
+  // Ten alternating blocks of genomed hits and raw round trips, pinned
+  // cross-core (see pin_process); then the same unpinned, for reference.
+  std::vector<double> hits, small_hits, rtt, free_hits, free_rtt, socket_hits;
+  constexpr int kBlocks = 10;
+  const int per_block = std::max(1, o.hit_iterations / kBlocks);
+  const bool pinned = std::thread::hardware_concurrency() >= 2 && pin_task(0, 0);
+  if (pinned) {
+    pin_process(d1.pid, 1);
+    pin_process(echo.pid, 1);
+  }
+  for (int b = 0; b < kBlocks; ++b) {
+    hit_block(c, ad.hot.name, 20, per_block, hits);
+    socket_rtt_block(echo, 20, per_block, rtt);
+    hit_block(c, ad.hot_small.name, 20, per_block, small_hits);
+    hit_block(by_request, ad.hot.name, 20, per_block, socket_hits);
+  }
+  if (pinned) {
+    pin_task(0, -1);
+    pin_process(d1.pid, -1);
+    pin_process(echo.pid, -1);
+    for (int b = 0; b < kBlocks; ++b) {
+      hit_block(c, ad.hot.name, 20, per_block / 2, free_hits);
+      socket_rtt_block(echo, 20, per_block / 2, free_rtt);
+    }
+  }
+  end_echo_server(echo.pairs, echo.pid);
+  j["latency_pinned_cross_core"] = pinned;
+  j["hit_unpinned_p50_us"] = percentile(free_hits, 50);
+  j["socket_rtt_unpinned_p50_us"] = percentile(free_rtt, 50);
+  std::printf("unpinned (scheduler's placement): hit p50 %.1f us, raw round trip p50 %.1f us\n",
+              percentile(free_hits, 50), percentile(free_rtt, 50));
+  h.p50 = percentile(hits, 50);
+  h.p99 = percentile(hits, 99);
+  h.small_p50 = percentile(small_hits, 50);
+  h.small_p99 = percentile(small_hits, 99);
+  h.rtt_p50 = percentile(rtt, 50);
+  h.rtt_p99 = percentile(rtt, 99);
+  std::printf("raw socket round trip: p50 %.1f us, p99 %.1f us\n", h.rtt_p50, h.rtt_p99);
+  h.socket_p50 = percentile(socket_hits, 50);
+  std::printf(
+      "hit acquire+release: p50 %.1f us, p99 %.1f us (4-tensor adapter: p50 %.1f us, p99 %.1f "
+      "us); without lease slots p50 %.1f us\n",
+      h.p50, h.p99, h.small_p50, h.small_p99, h.socket_p50);
+}
+
+// Throughput: three rounds, each alternating genomed and the raw socket
+// baseline (same machine state); medians of the rounds.
+void measure_hit_throughput(const Options& o, const Daemon& d1, const BenchAdapters& ad,
+                            const FrameSizes& frames, HitFigures& h, Json& j) {
+  {
+    constexpr int kRounds = 3;
+    const double slice = o.throughput_seconds / kRounds;
+    std::map<int, std::vector<double>> hit_runs, sock_runs;
+    std::vector<double> small_runs, socket_runs;
+    for (int r = 0; r < kRounds; ++r) {
+      for (int n : {1, 4, 16}) {
+        hit_runs[n].push_back(hit_throughput(d1, ad.hot.name, n, slice));
+        sock_runs[n].push_back(socket_throughput(frames, n, slice));
+      }
+      small_runs.push_back(hit_throughput(d1, ad.hot_small.name, 16, slice));
+      socket_runs.push_back(hit_throughput(d1, ad.hot.name, 16, slice, /*slots=*/false));
+    }
+    for (int n : {1, 4, 16}) {
+      h.tput[n] = median(hit_runs[n]);
+      h.sock_tput[n] = median(sock_runs[n]);
+      j["socket_rtt_throughput_" + std::to_string(n)] = h.sock_tput[n];
+    }
+    h.small_tput16 = median(small_runs);
+    h.socket_tput16 = median(socket_runs);
+  }
+  std::printf("raw round trips/s with 1/4/16 pairs: %.0f / %.0f / %.0f\n", h.sock_tput[1],
+              h.sock_tput[4], h.sock_tput[16]);
+  std::printf(
+      "hit throughput with 1/4/16 clients: %.0f / %.0f / %.0f per s (4-tensor adapter, 16: "
+      "%.0f; without lease slots, 16: %.0f)\n",
+      h.tput[1], h.tput[4], h.tput[16], h.small_tput16, h.socket_tput16);
+  std::fflush(stdout);
+}
+
+// Load + unload of a small adapter; nothing may grow.
+struct ChurnFigures {
+  Snapshot before, after;
+  std::vector<std::uint64_t> rss_trace;  // VmRSS after every tenth of the cycles
+  double rate = NAN;
+};
+
+ChurnFigures measure_churn(const Options& o, const Daemon& d1, Client& c, const Adapter& churn) {
+  ChurnFigures r;
+  for (int i = 0; i < o.churn_warmup; ++i) {
+    if (auto l = c.load(churn.name); !l) die("churn load: " + l.status().to_string());
+    unload_or_die(c, churn.name);
+  }
+  r.before = snapshot(c, static_cast<pid_t>(c.daemon_pid()));
+  const auto t0 = Clock::now();
+  for (int i = 0; i < o.churn_cycles; ++i) {
+    if (auto l = c.load(churn.name); !l) die("churn load: " + l.status().to_string());
+    unload_or_die(c, churn.name);
+    if ((i + 1) % std::max(1, o.churn_cycles / 10) == 0)
+      r.rss_trace.push_back(proc_status(d1.pid, "VmRSS"));
+  }
+  r.rate = o.churn_cycles / seconds_since(t0);
+  r.after = snapshot(c, static_cast<pid_t>(c.daemon_pid()));
+  std::printf("churn: %.0f load+unload cycles/s\n", r.rate);
+  return r;
+}
+
+// Many clients acquire one cold adapter at the same instant: one load.
+struct DedupFigures {
+  std::uint64_t loads = 0, ok = 0;
+  double ms = NAN;
+};
+
+DedupFigures measure_dedup(const Options& o, const Daemon& d1, Client& c, const Adapter& dedup) {
+  DedupFigures r;
+  std::vector<Client> clients;
+  for (int i = 0; i < o.dedup_clients; ++i) clients.push_back(connect(d1));
+  const std::uint64_t started_before = stat_u64(c, "loads_started");
+  std::barrier start(o.dedup_clients);
+  std::atomic<std::uint64_t> ok{0};
+  std::vector<std::optional<Lease>> leases(static_cast<std::size_t>(o.dedup_clients));
+  std::vector<std::thread> threads;
+  std::atomic<std::int64_t> first_ns{INT64_MAX}, last_ns{0};
+  for (int i = 0; i < o.dedup_clients; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      const auto b = Clock::now().time_since_epoch().count();
+      auto lease = clients[static_cast<std::size_t>(i)].acquire(dedup.name);
+      const auto e = Clock::now().time_since_epoch().count();
+      std::int64_t cur = first_ns.load();
+      while (b < cur && !first_ns.compare_exchange_weak(cur, b)) {
+      }
+      cur = last_ns.load();
+      while (e > cur && !last_ns.compare_exchange_weak(cur, e)) {
+      }
+      if (lease) {
+        ++ok;
+        leases[static_cast<std::size_t>(i)].emplace(std::move(lease).value());
+      } else {
+        std::fprintf(stderr, "dedup acquire: %s\n", lease.status().to_string().c_str());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  r.ms = static_cast<double>(last_ns - first_ns) / 1e6;
+  r.loads = stat_u64(c, "loads_started") - started_before;
+  r.ok = ok;
+  leases.clear();
+  clients.clear();
+  std::printf("dedup: %llu of %d acquires succeeded with %llu load(s) in %.1f ms\n",
+              static_cast<unsigned long long>(r.ok), o.dedup_clients,
+              static_cast<unsigned long long>(r.loads), r.ms);
+  return r;
+}
+
+// What genomed --workers 1 measures: every figure but the N-worker cold loads
+// and the pressure run.
+struct OneWorkerFigures {
+  ColdFigures cold;
+  HitFigures hits;
+  ChurnFigures churn;
+  DedupFigures dedup;
+};
+
+OneWorkerFigures measure_one_worker(const Options& o, const std::string& tmp,
+                                    const std::string& root, const BenchAdapters& ad,
+                                    const FrameSizes& frames, EchoPeer& echo, Json& j) {
+  std::printf("\n== genomed --workers 1 ==\n");
+  std::fflush(stdout);
+  Daemon d1 = start_daemon(o, tmp, root, 1);
+  OneWorkerFigures r;
+  {
+    Client c = connect(d1);
+    r.cold = measure_cold(d1, c, ad, o.reps);
+    {
+      auto l = c.load(ad.hot.name);
+      if (!l) die("load hot: " + l.status().to_string());
+    }
+    {
+      auto l = c.load(ad.hot_small.name);
+      if (!l) die("load hot-small: " + l.status().to_string());
+    }
+    Client by_request = connect(d1, /*slots=*/false);
+    measure_hit_latency(o, d1, c, by_request, ad, echo, r.hits, j);
+    measure_hit_throughput(o, d1, ad, frames, r.hits, j);
+    r.churn = measure_churn(o, d1, c, ad.churn);
+    r.dedup = measure_dedup(o, d1, c, ad.dedup);
+  }
+  stop_daemon(d1);
+  j["arena_prefault_ms_w1"] = d1.prefault_ms;
+  return r;
+}
+
+ColdFigures measure_n_workers(const Options& o, const std::string& tmp, const std::string& root,
+                              const BenchAdapters& ad, Json& j) {
+  std::printf("\n== genomed --workers %d ==\n", o.workers_n);
+  std::fflush(stdout);
+  Daemon dn = start_daemon(o, tmp, root, o.workers_n);
+  ColdFigures r;
+  {
+    Client c = connect(dn);
+    r = measure_cold(dn, c, ad, o.reps);
+  }
+  j["arena_prefault_ms_wN"] = dn.prefault_ms;
+  stop_daemon(dn);
+  return r;
+}
+
+// 100 concurrent cold acquires of 100 different adapters. The budget holds
+// about a quarter of them. Every request should cause exactly one completed
+// load and one copy of its bytes: a loaded entry evicted before its waiter
+// leased it would be loaded again (before "published means leased", 569-643
+// loads for 100 requests).
+constexpr int kPressureClients = 100;
+
+struct PressureFigures {
+  double loads_per_request = NAN, copies_per_byte = NAN;
+  std::uint64_t ok = 0;
+};
+
+PressureFigures measure_pressure(const Options& o, const std::string& tmp) {
+  PressureFigures r;
+  const std::string proot = tmp + "/pressure-root";
+  fs::create_directories(proot);
+  for (int i = 0; i < kPressureClients; ++i)
+    make_adapter(proot, "p" + std::to_string(i), "1m",
+                 lora(64, 2, 1024, kQV, 1000 + static_cast<std::uint64_t>(i)));
+  Options po = o;
+  po.budget = 24ull << 20;
+  std::printf("\n== pressure: %d cold acquires, budget %s ==\n", kPressureClients, "24M");
+  std::fflush(stdout);
+  Daemon dp = start_daemon(po, tmp, proot, o.workers_n, "-pressure");
+  Client c = connect(dp);
+  std::vector<Client> clients;
+  for (int i = 0; i < kPressureClients; ++i) clients.push_back(connect(dp));
+  std::barrier start(kPressureClients);
+  std::atomic<std::uint64_t> ok{0}, asked{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kPressureClients; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      auto lease = clients[static_cast<std::size_t>(i)].acquire("p" + std::to_string(i));
+      if (!lease) {
+        std::fprintf(stderr, "pressure acquire: %s\n", lease.status().to_string().c_str());
+        return;
+      }
+      ++ok;
+      asked += lease->bytes().size();
+    });  // each lease ends with its thread
+  }
+  for (auto& t : threads) t.join();
+  r.ok = ok;
+  r.loads_per_request = static_cast<double>(stat_u64(c, "loads_completed")) / kPressureClients;
+  r.copies_per_byte =
+      static_cast<double>(stat_u64(c, "bytes_loaded")) / static_cast<double>(asked.load());
+  std::printf(
+      "pressure: %llu of %d succeeded; %.2f loads and %.2f copies of the asked bytes "
+      "per request (%llu evictions)\n",
+      static_cast<unsigned long long>(r.ok), kPressureClients, r.loads_per_request,
+      r.copies_per_byte, static_cast<unsigned long long>(stat_u64(c, "evictions")));
+  clients.clear();
+  stop_daemon(dp);
+  return r;
+}
+
+// ---- figures, ratios, targets ----
+
+void cold_rows(const BenchAdapters& ad, const Baselines& b, const ColdFigures& cold1,
+               const ColdFigures& coldn, std::vector<Row>& rows, Json& j) {
+  const std::vector<Adapter>& sizes = ad.sizes;
+  const double memcpy_gbps = b.memcpy_gbps;
+  auto inproc = b.inproc, inmmap = b.inmmap;
+  auto c1 = cold1.by_size, cn = coldn.by_size;
+  for (const Adapter& a : sizes) {
+    const std::string s = a.label;
+    const double w1 = c1[s].median_gbps, wn = cn[s].median_gbps;
+    j["cold_load_gbps_" + s] = w1;
+    j["cold_load_gbps_" + s + "_w1"] = w1;
+    j["cold_load_gbps_" + s + "_wN"] = wn;
+    j["cold_load_first_gbps_" + s + "_w1"] = c1[s].first_gbps;
+    j["cold_load_first_gbps_" + s + "_wN"] = cn[s].first_gbps;
+    j["cold_load_ms_" + s + "_w1"] = median(c1[s].seconds) * 1e3;
+    j["cold_vs_inprocess_" + s] = w1 / inproc[s];
+    j["cold_vs_inprocess_" + s + "_wN"] = wn / inproc[s];
+    j["cold_vs_memcpy_" + s] = w1 / memcpy_gbps;
+    j["cold_vs_memcpy_" + s + "_wN"] = wn / memcpy_gbps;
+    j["cold_vs_mmap_" + s] = w1 / inmmap[s];
+    rows.push_back({"cold_load_gbps_" + s + "_w1", w1, "GB/s", "inprocess_load_gbps_" + s,
+                    inproc[s], w1 / inproc[s], ">= 3", w1 / inproc[s] >= 3});
+  }
+  for (const Adapter& a : sizes) {
+    const std::string s = a.label;
+    const double w1 = c1[s].median_gbps;
+    const bool targeted = s != "16m";
+    rows.push_back({"cold_load_gbps_" + s + "_w1", w1, "GB/s", "memcpy_gbps", memcpy_gbps,
+                    w1 / memcpy_gbps, targeted ? ">= 0.5" : "",
+                    targeted ? std::optional<bool>(w1 / memcpy_gbps >= 0.5) : std::nullopt});
+  }
+  for (const Adapter& a : sizes) {
+    const std::string s = a.label;
+    const double wn = cn[s].median_gbps;
+    rows.push_back({"cold_load_gbps_" + s + "_wN", wn, "GB/s", "inprocess_load_gbps_" + s,
+                    inproc[s], wn / inproc[s], "", std::nullopt});
+  }
+  for (const Adapter& a : sizes) {
+    const std::string s = a.label;
+    rows.push_back({"cold_load_first_gbps_" + s + "_w1", c1[s].first_gbps, "GB/s",
+                    "inprocess_load_gbps_" + s, inproc[s], c1[s].first_gbps / inproc[s], "",
+                    std::nullopt});
+  }
+  for (const Adapter& a : sizes) {
+    const std::string s = a.label;
+    rows.push_back({"inprocess_mmap_gbps_" + s, inmmap[s], "GB/s", "memcpy_gbps", memcpy_gbps,
+                    inmmap[s] / memcpy_gbps, "", std::nullopt});
+  }
+  const double par1 = cold1.parallel, parn = coldn.parallel;
+  j["cold_vs_inprocess"] = j["cold_vs_inprocess_128m"];
+  j["cold_vs_memcpy"] = j["cold_vs_memcpy_128m"];
+  j["cold_load_parallel_gbps_128m_w1"] = par1;
+  j["cold_load_parallel_gbps_128m_wN"] = parn;
+  rows.push_back({"cold_load_parallel_gbps_128m_w1", par1, "GB/s", "memcpy_gbps", memcpy_gbps,
+                  par1 / memcpy_gbps, "", std::nullopt});
+  rows.push_back({"cold_load_parallel_gbps_128m_wN", parn, "GB/s",
+                  "cold_load_parallel_gbps_128m_w1", par1, parn / par1, "", std::nullopt});
+}
+
+void hit_rows(const HitFigures& h, std::vector<Row>& rows, Json& j) {
+  auto hit_tput = h.tput, sock_tput = h.sock_tput;
+  j["hit_p50_us"] = h.p50;
+  j["hit_p99_us"] = h.p99;
+  j["hit_small_p50_us"] = h.small_p50;
+  j["hit_small_p99_us"] = h.small_p99;
+  j["socket_rtt_p50_us"] = h.rtt_p50;
+  j["socket_rtt_p99_us"] = h.rtt_p99;
+  j["hit_vs_rtt"] = h.p50 / h.rtt_p50;
+  j["hit_p99_vs_rtt"] = h.p99 / h.rtt_p50;
+  j["hit_small_vs_rtt"] = h.small_p50 / h.rtt_p50;
+  rows.push_back({"hit_p50_us", h.p50, "us", "socket_rtt_p50_us", h.rtt_p50, h.p50 / h.rtt_p50,
+                  "<= 1.5", h.p50 / h.rtt_p50 <= 1.5});
+  rows.push_back({"hit_p99_us", h.p99, "us", "socket_rtt_p50_us", h.rtt_p50, h.p99 / h.rtt_p50,
+                  "<= 3", h.p99 / h.rtt_p50 <= 3});
+  rows.push_back({"hit_small_p50_us", h.small_p50, "us", "socket_rtt_p50_us", h.rtt_p50,
+                  h.small_p50 / h.rtt_p50, "", std::nullopt});
+  for (int n : {1, 4, 16}) {
+    const std::string k = std::to_string(n);
+    j["hit_throughput_ops_" + k] = hit_tput[n];
+    j["hit_throughput_" + k + "_vs_rtt"] = hit_tput[n] / sock_tput[n];
+    const bool targeted = n == 16;
+    rows.push_back(
+        {"hit_throughput_ops_" + k, hit_tput[n], "ops/s", "socket_rtt_throughput_" + k,
+         sock_tput[n], hit_tput[n] / sock_tput[n], targeted ? ">= 0.7" : "",
+         targeted ? std::optional<bool>(hit_tput[n] / sock_tput[n] >= 0.7) : std::nullopt});
+  }
+
+  j["hit_socket_p50_us"] = h.socket_p50;
+  j["hit_socket_vs_rtt"] = h.socket_p50 / h.rtt_p50;
+  rows.push_back({"hit_socket_p50_us", h.socket_p50, "us", "socket_rtt_p50_us", h.rtt_p50,
+                  h.socket_p50 / h.rtt_p50, "", std::nullopt});
+  j["hit_socket_throughput_ops_16"] = h.socket_tput16;
+  j["hit_socket_throughput_16_vs_rtt"] = h.socket_tput16 / sock_tput[16];
+  rows.push_back({"hit_socket_throughput_ops_16", h.socket_tput16, "ops/s",
+                  "socket_rtt_throughput_16", sock_tput[16], h.socket_tput16 / sock_tput[16], "",
+                  std::nullopt});
+  j["hit_small_throughput_ops_16"] = h.small_tput16;
+  j["hit_small_throughput_16_vs_rtt"] = h.small_tput16 / sock_tput[16];
+  rows.push_back({"hit_small_throughput_ops_16", h.small_tput16, "ops/s",
+                  "socket_rtt_throughput_16", sock_tput[16], h.small_tput16 / sock_tput[16], "",
+                  std::nullopt});
+}
+
+// Whether the churn grew the daemon, by what it measures.
+struct ChurnVerdict {
+  bool resident_ok, rss_ok, fds_ok;
+  bool ok() const { return resident_ok && rss_ok && fds_ok; }
+};
+
+ChurnVerdict churn_rows(const Options& o, const ChurnFigures& c, std::vector<Row>& rows,
+                        Json& j) {
+  j["churn_cycles"] = o.churn_cycles;
+  j["churn_load_unload_per_s"] = c.rate;
+  j["churn_bytes_resident_before"] = c.before.bytes_resident;
+  j["churn_bytes_resident_after"] = c.after.bytes_resident;
+  j["churn_rss_kb_before"] = c.before.rss_kb;
+  j["churn_rss_kb_after"] = c.after.rss_kb;
+  j["churn_rss_kb_trace"] = c.rss_trace;
+  j["churn_fds_before"] = c.before.fds;
+  j["churn_rss_anon_kb_before"] = c.before.rss_anon_kb;
+  j["churn_rss_anon_kb_after"] = c.after.rss_anon_kb;
+  j["churn_rss_shmem_kb_before"] = c.before.rss_shmem_kb;
+  j["churn_rss_shmem_kb_after"] = c.after.rss_shmem_kb;
+  j["churn_threads_before"] = c.before.threads;
+  j["churn_threads_after"] = c.after.threads;
+  j["churn_fds_after"] = c.after.fds;
+  const ChurnVerdict v{
+      .resident_ok = c.before.bytes_resident == c.after.bytes_resident,
+      // Growth is the leak; memory malloc gives back to the system is not.
+      .rss_ok = c.after.rss_kb <= c.before.rss_kb,
+      .fds_ok = c.after.fds <= c.before.fds,
+  };
+  j["churn_growth_ok"] = v.ok();
+  rows.push_back({"churn_load_unload_per_s", c.rate, "1/s", "", NAN, NAN, "", std::nullopt});
+  rows.push_back({"churn_bytes_resident_after", static_cast<double>(c.after.bytes_resident), "B",
+                  "churn_bytes_resident_before", static_cast<double>(c.before.bytes_resident),
+                  NAN, "equal", v.resident_ok});
+  rows.push_back({"churn_rss_kb_after", static_cast<double>(c.after.rss_kb), "kB",
+                  "churn_rss_kb_before", static_cast<double>(c.before.rss_kb), NAN, "<= before",
+                  v.rss_ok});
+  rows.push_back({"churn_fds_after", static_cast<double>(c.after.fds), "fds", "churn_fds_before",
+                  static_cast<double>(c.before.fds), NAN, "<= before", v.fds_ok});
+  return v;
+}
+
+void dedup_and_pressure_rows(const Options& o, const DedupFigures& d, const PressureFigures& p,
+                             std::vector<Row>& rows, Json& j) {
+  j["dedup_clients"] = o.dedup_clients;
+  j["dedup_acquires_ok"] = d.ok;
+  j["pressure_loads_per_request"] = p.loads_per_request;
+  j["pressure_copies_per_asked_byte"] = p.copies_per_byte;
+  rows.push_back({"pressure_loads_per_request", p.loads_per_request, "loads", "", NAN, NAN, "== 1",
+                  p.loads_per_request == 1.0 &&
+                      p.ok == static_cast<std::uint64_t>(kPressureClients)});
+  rows.push_back({"pressure_copies_per_asked_byte", p.copies_per_byte, "copies", "", NAN, NAN,
+                  "== 1", p.copies_per_byte == 1.0});
+  j["dedup_loads"] = d.loads;
+  j["dedup_wall_ms"] = d.ms;
+  rows.push_back({"dedup_loads", static_cast<double>(d.loads), "loads", "", NAN, NAN, "== 1",
+                  d.loads == 1 && d.ok == static_cast<std::uint64_t>(o.dedup_clients)});
+}
+
+// The lines after the table: what failed, and how many targets were met.
+void print_verdict(const Options& o, const std::vector<Row>& rows, const ChurnFigures& c,
+                   const ChurnVerdict& churn, const DedupFigures& dedup, double total_s, Json& j) {
+  int met = 0, targets = 0;
+  for (const Row& r : rows) {
+    if (!r.met) continue;
+    ++targets;
+    if (*r.met) ++met;
+  }
+  j["targets_met"] = met;
+  j["targets_total"] = targets;
+  if (!churn.ok()) {
+    std::printf(
+        "FAIL: churn over %d load+unload cycles grew the daemon: bytes_resident %llu -> %llu, "
+        "VmRSS %llu -> "
+        "%llu kB (RssAnon %llu -> %llu, RssShmem %llu -> %llu, threads %llu -> %llu), fds %llu -> "
+        "%llu\n",
+        o.churn_cycles, static_cast<unsigned long long>(c.before.bytes_resident),
+        static_cast<unsigned long long>(c.after.bytes_resident),
+        static_cast<unsigned long long>(c.before.rss_kb),
+        static_cast<unsigned long long>(c.after.rss_kb),
+        static_cast<unsigned long long>(c.before.rss_anon_kb),
+        static_cast<unsigned long long>(c.after.rss_anon_kb),
+        static_cast<unsigned long long>(c.before.rss_shmem_kb),
+        static_cast<unsigned long long>(c.after.rss_shmem_kb),
+        static_cast<unsigned long long>(c.before.threads),
+        static_cast<unsigned long long>(c.after.threads),
+        static_cast<unsigned long long>(c.before.fds),
+        static_cast<unsigned long long>(c.after.fds));
+  }
+  if (!churn.rss_ok) {
+    std::printf("     VmRSS (kB) after each tenth of the churn:");
+    for (auto kb : c.rss_trace) std::printf(" %llu", static_cast<unsigned long long>(kb));
+    std::printf("\n");
+  }
+  if (dedup.loads != 1 || dedup.ok != static_cast<std::uint64_t>(o.dedup_clients)) {
+    std::printf("FAIL: %d concurrent cold acquires of one adapter: %llu load(s), %llu succeeded\n",
+                o.dedup_clients, static_cast<unsigned long long>(dedup.loads),
+                static_cast<unsigned long long>(dedup.ok));
+  }
+  std::printf("targets met: %d of %d; run took %.1f s (%s)\n", met, targets, total_s,
+              o.quick ? "quick" : "full");
+}
+
+// The full run: baselines, genomed with one worker and with N, the pressure
+// run, then the table of figures against their baselines and targets.
+int run_full(const Options& o, const std::string& tmp, const std::string& root,
+             Clock::time_point run_start) {
+  Json j;
+  j["mode"] = o.quick ? "quick" : "full";
+  j["workers_n"] = o.workers_n;
+  j["reps"] = o.reps;
+  j["hit_iterations"] = o.hit_iterations;
+
+  const BenchAdapters ad = generate_adapters(root);
+  const FrameSizes frames = measure_frames(ad.hot.name);
+  EchoPeer echo = start_echo_peer(frames);  // before any thread exists
+
+  const Baselines base = measure_baselines(o, ad.sizes, frames, j);
+  const OneWorkerFigures w1 = measure_one_worker(o, tmp, root, ad, frames, echo, j);
+  const ColdFigures coldn = measure_n_workers(o, tmp, root, ad, j);
+  const PressureFigures pressure = measure_pressure(o, tmp);
+
+  std::vector<Row> rows;
+  cold_rows(ad, base, w1.cold, coldn, rows, j);
+  hit_rows(w1.hits, rows, j);
+  const ChurnVerdict churn = churn_rows(o, w1.churn, rows, j);
+  dedup_and_pressure_rows(o, w1.dedup, pressure, rows, j);
+
+  const double total_s = seconds_since(run_start);
+  j["run_seconds"] = total_s;
+  print_table(rows);
+  print_verdict(o, rows, w1.churn, churn, w1.dedup, total_s, j);
+
+  if (!o.json_path.empty()) write_json(o.json_path, j);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -962,504 +1590,5 @@ int main(int argc, char** argv) {
   } cleanup{tmp, o.keep_tmp};
   if (!o.profile_cold.empty() || !o.profile_hit.empty()) return run_profile(o, tmp, root);
   if (o.throughput_rounds > 0) return run_throughput_only(o, tmp, root);
-
-  Json j;
-  j["mode"] = o.quick ? "quick" : "full";
-  j["workers_n"] = o.workers_n;
-  j["reps"] = o.reps;
-  j["hit_iterations"] = o.hit_iterations;
-
-  // Adapters. F16, hidden 4096, q_proj+v_proj: rank 64 x 8 layers = 16 MiB,
-  // x 64 layers = 128 MiB, rank 256 x 64 layers = 512 MiB (plus the header).
-  std::printf("generating adapters in %s ...\n", root.c_str());
-  std::fflush(stdout);
-  const std::vector<std::string> qv = {"q_proj", "v_proj"};
-  const std::vector<std::string> qkvo = {"q_proj", "k_proj", "v_proj", "o_proj"};
-  std::vector<Adapter> sizes = {
-      make_adapter(root, "cold-16m", "16m", lora(64, 8, 4096, qv, 16)),
-      make_adapter(root, "cold-128m", "128m", lora(64, 64, 4096, qv, 128)),
-      make_adapter(root, "cold-512m", "512m", lora(256, 64, 4096, qv, 512)),
-  };
-  const Adapter par_b = make_adapter(root, "cold-128m-b", "128m", lora(64, 64, 4096, qv, 129));
-  // The hit path: a realistic 7B-model LoRA (r16, q/k/v/o, 32 layers: 256
-  // tensors, 32 MiB), and a 4-tensor one to separate per-tensor client work.
-  const Adapter hot = make_adapter(root, "hot", "32m", lora(16, 32, 4096, qkvo, 7));
-  const Adapter hot_small = make_adapter(root, "hot-small", "16k", lora(8, 1, 256, qv, 8));
-  const Adapter churn = make_adapter(root, "churn", "32k", lora(8, 2, 256, qv, 9));
-  const Adapter dedup = make_adapter(root, "dedup", "16m", lora(64, 8, 4096, qv, 10));
-  for (const Adapter* a : std::initializer_list<const Adapter*>{
-           &sizes[0], &sizes[1], &sizes[2], &par_b, &hot, &hot_small, &churn, &dedup}) {
-    warm_page_cache(a->weights);
-  }
-
-  const FrameSizes frames = measure_frames(hot.name);
-  EchoPeer echo = start_echo_peer(frames);  // before any thread exists
-
-  // ---- baselines ----
-  std::printf(
-      "\n== baselines: memcpy, in-process load, in-process mmap (Google Benchmark, median of %d) "
-      "==\n",
-      std::max(o.reps, 2));
-  std::fflush(stdout);
-  {
-    int bargc = 2;
-    char arg0[] = "genome-bench";
-    char arg1[] = "--benchmark_color=false";
-    char* bargv[] = {arg0, arg1, nullptr};
-    benchmark::Initialize(&bargc, bargv);
-  }
-  const auto micro = run_micro_benchmarks(o, sizes);
-  auto micro_gbps = [&](const std::string& name) {
-    const auto it = micro.find(name);
-    if (it == micro.end()) die("no result for micro benchmark " + name);
-    return it->second / kGB;
-  };
-  const double memcpy_gbps = micro_gbps("memcpy_256m");
-  j["memcpy_gbps"] = memcpy_gbps;
-  std::map<std::string, double> inproc, inmmap;
-  for (const Adapter& a : sizes) {
-    inproc[a.label] = micro_gbps("inprocess_load_" + a.label);
-    inmmap[a.label] = micro_gbps("inprocess_mmap_" + a.label);
-    j["inprocess_load_gbps_" + a.label] = inproc[a.label];
-    j["inprocess_mmap_gbps_" + a.label] = inmmap[a.label];
-  }
-  j["inprocess_load_gbps"] = inproc["128m"];
-  j["inprocess_mmap_gbps"] = inmmap["128m"];
-
-  std::printf("\n== baselines: Unix socketpair ping-pong between two processes ==\n");
-  j["acquire_request_frame_bytes"] = frames.acquire_request;
-  j["acquire_reply_frame_bytes"] = frames.acquire_reply;
-  j["release_request_frame_bytes"] = frames.release_request;
-  std::map<int, double> sock_tput;  // measured with the hits, interleaved
-  std::printf("frames: acquire request %zu B, reply %zu B (release %zu B, one-way)\n",
-              frames.acquire_request, frames.acquire_reply, frames.release_request);
-
-  // ---- genomed, one worker ----
-  std::printf("\n== genomed --workers 1 ==\n");
-  std::fflush(stdout);
-  Daemon d1 = start_daemon(o, tmp, root, 1);
-  std::map<std::string, ColdResult> cold1, coldn;
-  double par1 = NAN, parn = NAN;
-  double hit_p50 = NAN, hit_p99 = NAN, hit_small_p50 = NAN, hit_small_p99 = NAN, rtt_p50 = NAN,
-         rtt_p99 = NAN;
-  std::map<int, double> hit_tput;
-  double hit_small_tput16 = NAN;
-  // The same without lease slots: every acquire a round trip, every release a message.
-  double hit_socket_p50 = NAN, hit_socket_tput16 = NAN;
-  Snapshot churn_before, churn_after;
-  std::vector<std::uint64_t> churn_rss_trace;  // VmRSS after every tenth of the cycles
-  double churn_rate = NAN;
-  std::uint64_t dedup_loads = 0, dedup_ok = 0;
-  double dedup_ms = NAN;
-  {
-    Client c = connect(d1);
-    for (const Adapter& a : sizes) {
-      cold1[a.label] = cold_loads(c, a, o.reps);
-      std::printf("cold load %-5s: median %.3f GB/s (first %.3f GB/s)\n", a.label.c_str(),
-                  cold1[a.label].median_gbps, cold1[a.label].first_gbps);
-      std::fflush(stdout);
-    }
-    par1 = parallel_cold_loads(d1, sizes[1], par_b, o.reps);
-    std::printf("two 128m cold loads at once: %.3f GB/s aggregate\n", par1);
-
-    // Hit latency: one client, resident adapter.
-    {
-      auto l = c.load(hot.name);
-      if (!l) die("load hot: " + l.status().to_string());
-    }
-    {
-      auto l = c.load(hot_small.name);
-      if (!l) die("load hot-small: " + l.status().to_string());
-    }
-    // Ten alternating blocks of genomed hits and raw round trips, pinned
-    // cross-core (see pin_process); then the same unpinned, for reference.
-    std::vector<double> hits, small_hits, rtt, free_hits, free_rtt, socket_hits;
-    Client by_request = connect(d1, /*slots=*/false);
-    constexpr int kBlocks = 10;
-    const int per_block = std::max(1, o.hit_iterations / kBlocks);
-    const bool pinned = std::thread::hardware_concurrency() >= 2 && pin_task(0, 0);
-    if (pinned) {
-      pin_process(d1.pid, 1);
-      pin_process(echo.pid, 1);
-    }
-    for (int b = 0; b < kBlocks; ++b) {
-      hit_block(c, hot.name, 20, per_block, hits);
-      socket_rtt_block(echo, 20, per_block, rtt);
-      hit_block(c, hot_small.name, 20, per_block, small_hits);
-      hit_block(by_request, hot.name, 20, per_block, socket_hits);
-    }
-    if (pinned) {
-      pin_task(0, -1);
-      pin_process(d1.pid, -1);
-      pin_process(echo.pid, -1);
-      for (int b = 0; b < kBlocks; ++b) {
-        hit_block(c, hot.name, 20, per_block / 2, free_hits);
-        socket_rtt_block(echo, 20, per_block / 2, free_rtt);
-      }
-    }
-    end_echo_server(echo.pairs, echo.pid);
-    j["latency_pinned_cross_core"] = pinned;
-    j["hit_unpinned_p50_us"] = percentile(free_hits, 50);
-    j["socket_rtt_unpinned_p50_us"] = percentile(free_rtt, 50);
-    std::printf("unpinned (scheduler's placement): hit p50 %.1f us, raw round trip p50 %.1f us\n",
-                percentile(free_hits, 50), percentile(free_rtt, 50));
-    hit_p50 = percentile(hits, 50);
-    hit_p99 = percentile(hits, 99);
-    hit_small_p50 = percentile(small_hits, 50);
-    hit_small_p99 = percentile(small_hits, 99);
-    rtt_p50 = percentile(rtt, 50);
-    rtt_p99 = percentile(rtt, 99);
-    std::printf("raw socket round trip: p50 %.1f us, p99 %.1f us\n", rtt_p50, rtt_p99);
-    hit_socket_p50 = percentile(socket_hits, 50);
-    std::printf(
-        "hit acquire+release: p50 %.1f us, p99 %.1f us (4-tensor adapter: p50 %.1f us, p99 %.1f "
-        "us); without lease slots p50 %.1f us\n",
-        hit_p50, hit_p99, hit_small_p50, hit_small_p99, hit_socket_p50);
-    // Throughput: three rounds, each alternating genomed and the raw socket
-    // baseline (same machine state); medians of the rounds.
-    {
-      constexpr int kRounds = 3;
-      const double slice = o.throughput_seconds / kRounds;
-      std::map<int, std::vector<double>> hit_runs, sock_runs;
-      std::vector<double> small_runs, socket_runs;
-      for (int r = 0; r < kRounds; ++r) {
-        for (int n : {1, 4, 16}) {
-          hit_runs[n].push_back(hit_throughput(d1, hot.name, n, slice));
-          sock_runs[n].push_back(socket_throughput(frames, n, slice));
-        }
-        small_runs.push_back(hit_throughput(d1, hot_small.name, 16, slice));
-        socket_runs.push_back(hit_throughput(d1, hot.name, 16, slice, /*slots=*/false));
-      }
-      for (int n : {1, 4, 16}) {
-        hit_tput[n] = median(hit_runs[n]);
-        sock_tput[n] = median(sock_runs[n]);
-        j["socket_rtt_throughput_" + std::to_string(n)] = sock_tput[n];
-      }
-      hit_small_tput16 = median(small_runs);
-      hit_socket_tput16 = median(socket_runs);
-    }
-    std::printf("raw round trips/s with 1/4/16 pairs: %.0f / %.0f / %.0f\n", sock_tput[1],
-                sock_tput[4], sock_tput[16]);
-    std::printf(
-        "hit throughput with 1/4/16 clients: %.0f / %.0f / %.0f per s (4-tensor adapter, 16: "
-        "%.0f; without lease slots, 16: %.0f)\n",
-        hit_tput[1], hit_tput[4], hit_tput[16], hit_small_tput16, hit_socket_tput16);
-    std::fflush(stdout);
-
-    // Churn: load + unload of a small adapter; nothing may grow.
-    for (int i = 0; i < o.churn_warmup; ++i) {
-      if (auto l = c.load(churn.name); !l) die("churn load: " + l.status().to_string());
-      unload_or_die(c, churn.name);
-    }
-    churn_before = snapshot(c, static_cast<pid_t>(c.daemon_pid()));
-    const auto t0 = Clock::now();
-    for (int i = 0; i < o.churn_cycles; ++i) {
-      if (auto l = c.load(churn.name); !l) die("churn load: " + l.status().to_string());
-      unload_or_die(c, churn.name);
-      if ((i + 1) % std::max(1, o.churn_cycles / 10) == 0)
-        churn_rss_trace.push_back(proc_status(d1.pid, "VmRSS"));
-    }
-    churn_rate = o.churn_cycles / seconds_since(t0);
-    churn_after = snapshot(c, static_cast<pid_t>(c.daemon_pid()));
-    std::printf("churn: %.0f load+unload cycles/s\n", churn_rate);
-
-    // Dedup: many clients acquire one cold adapter at the same instant.
-    std::vector<Client> clients;
-    for (int i = 0; i < o.dedup_clients; ++i) clients.push_back(connect(d1));
-    const std::uint64_t started_before = stat_u64(c, "loads_started");
-    std::barrier start(o.dedup_clients);
-    std::atomic<std::uint64_t> ok{0};
-    std::vector<std::optional<Lease>> leases(static_cast<std::size_t>(o.dedup_clients));
-    std::vector<std::thread> threads;
-    std::atomic<std::int64_t> first_ns{INT64_MAX}, last_ns{0};
-    for (int i = 0; i < o.dedup_clients; ++i) {
-      threads.emplace_back([&, i] {
-        start.arrive_and_wait();
-        const auto b = Clock::now().time_since_epoch().count();
-        auto lease = clients[static_cast<std::size_t>(i)].acquire(dedup.name);
-        const auto e = Clock::now().time_since_epoch().count();
-        std::int64_t cur = first_ns.load();
-        while (b < cur && !first_ns.compare_exchange_weak(cur, b)) {
-        }
-        cur = last_ns.load();
-        while (e > cur && !last_ns.compare_exchange_weak(cur, e)) {
-        }
-        if (lease) {
-          ++ok;
-          leases[static_cast<std::size_t>(i)].emplace(std::move(lease).value());
-        } else {
-          std::fprintf(stderr, "dedup acquire: %s\n", lease.status().to_string().c_str());
-        }
-      });
-    }
-    for (auto& t : threads) t.join();
-    dedup_ms = static_cast<double>(last_ns - first_ns) / 1e6;
-    dedup_loads = stat_u64(c, "loads_started") - started_before;
-    dedup_ok = ok;
-    leases.clear();
-    clients.clear();
-    std::printf("dedup: %llu of %d acquires succeeded with %llu load(s) in %.1f ms\n",
-                static_cast<unsigned long long>(dedup_ok), o.dedup_clients,
-                static_cast<unsigned long long>(dedup_loads), dedup_ms);
-  }
-  stop_daemon(d1);
-
-  j["arena_prefault_ms_w1"] = d1.prefault_ms;
-
-  // ---- genomed, N workers ----
-  std::printf("\n== genomed --workers %d ==\n", o.workers_n);
-  std::fflush(stdout);
-  Daemon dn = start_daemon(o, tmp, root, o.workers_n);
-  {
-    Client c = connect(dn);
-    for (const Adapter& a : sizes) {
-      coldn[a.label] = cold_loads(c, a, o.reps);
-      std::printf("cold load %-5s: median %.3f GB/s (first %.3f GB/s)\n", a.label.c_str(),
-                  coldn[a.label].median_gbps, coldn[a.label].first_gbps);
-    }
-    parn = parallel_cold_loads(dn, sizes[1], par_b, o.reps);
-    std::printf("two 128m cold loads at once: %.3f GB/s aggregate\n", parn);
-  }
-  j["arena_prefault_ms_wN"] = dn.prefault_ms;
-  stop_daemon(dn);
-
-  // ---- pressure: 100 concurrent cold acquires of 100 different adapters ----
-  // The budget holds about a quarter of them. Every request should cause
-  // exactly one completed load and one copy of its bytes: a loaded entry
-  // evicted before its waiter leased it would be loaded again (before
-  // "published means leased", 569-643 loads for 100 requests).
-  constexpr int kPressureClients = 100;
-  double pressure_loads_per_request = NAN, pressure_copies_per_byte = NAN;
-  std::uint64_t pressure_ok = 0;
-  {
-    const std::string proot = tmp + "/pressure-root";
-    fs::create_directories(proot);
-    for (int i = 0; i < kPressureClients; ++i)
-      make_adapter(proot, "p" + std::to_string(i), "1m",
-                   lora(64, 2, 1024, qv, 1000 + static_cast<std::uint64_t>(i)));
-    Options po = o;
-    po.budget = 24ull << 20;
-    std::printf("\n== pressure: %d cold acquires, budget %s ==\n", kPressureClients, "24M");
-    std::fflush(stdout);
-    Daemon dp = start_daemon(po, tmp, proot, o.workers_n, "-pressure");
-    Client c = connect(dp);
-    std::vector<Client> clients;
-    for (int i = 0; i < kPressureClients; ++i) clients.push_back(connect(dp));
-    std::barrier start(kPressureClients);
-    std::atomic<std::uint64_t> ok{0}, asked{0};
-    std::vector<std::thread> threads;
-    for (int i = 0; i < kPressureClients; ++i) {
-      threads.emplace_back([&, i] {
-        start.arrive_and_wait();
-        auto lease = clients[static_cast<std::size_t>(i)].acquire("p" + std::to_string(i));
-        if (!lease) {
-          std::fprintf(stderr, "pressure acquire: %s\n", lease.status().to_string().c_str());
-          return;
-        }
-        ++ok;
-        asked += lease->bytes().size();
-      });  // each lease ends with its thread
-    }
-    for (auto& t : threads) t.join();
-    pressure_ok = ok;
-    pressure_loads_per_request =
-        static_cast<double>(stat_u64(c, "loads_completed")) / kPressureClients;
-    pressure_copies_per_byte =
-        static_cast<double>(stat_u64(c, "bytes_loaded")) / static_cast<double>(asked.load());
-    std::printf(
-        "pressure: %llu of %d succeeded; %.2f loads and %.2f copies of the asked bytes "
-        "per request (%llu evictions)\n",
-        static_cast<unsigned long long>(pressure_ok), kPressureClients, pressure_loads_per_request,
-        pressure_copies_per_byte, static_cast<unsigned long long>(stat_u64(c, "evictions")));
-    clients.clear();
-    stop_daemon(dp);
-  }
-
-  // ---- figures, ratios, targets ----
-  std::vector<Row> rows;
-  for (const Adapter& a : sizes) {
-    const std::string s = a.label;
-    const double w1 = cold1[s].median_gbps, wn = coldn[s].median_gbps;
-    j["cold_load_gbps_" + s] = w1;
-    j["cold_load_gbps_" + s + "_w1"] = w1;
-    j["cold_load_gbps_" + s + "_wN"] = wn;
-    j["cold_load_first_gbps_" + s + "_w1"] = cold1[s].first_gbps;
-    j["cold_load_first_gbps_" + s + "_wN"] = coldn[s].first_gbps;
-    j["cold_load_ms_" + s + "_w1"] = median(cold1[s].seconds) * 1e3;
-    j["cold_vs_inprocess_" + s] = w1 / inproc[s];
-    j["cold_vs_inprocess_" + s + "_wN"] = wn / inproc[s];
-    j["cold_vs_memcpy_" + s] = w1 / memcpy_gbps;
-    j["cold_vs_memcpy_" + s + "_wN"] = wn / memcpy_gbps;
-    j["cold_vs_mmap_" + s] = w1 / inmmap[s];
-    rows.push_back({"cold_load_gbps_" + s + "_w1", w1, "GB/s", "inprocess_load_gbps_" + s,
-                    inproc[s], w1 / inproc[s], ">= 3", w1 / inproc[s] >= 3});
-  }
-  for (const Adapter& a : sizes) {
-    const std::string s = a.label;
-    const double w1 = cold1[s].median_gbps;
-    const bool targeted = s != "16m";
-    rows.push_back({"cold_load_gbps_" + s + "_w1", w1, "GB/s", "memcpy_gbps", memcpy_gbps,
-                    w1 / memcpy_gbps, targeted ? ">= 0.5" : "",
-                    targeted ? std::optional<bool>(w1 / memcpy_gbps >= 0.5) : std::nullopt});
-  }
-  for (const Adapter& a : sizes) {
-    const std::string s = a.label;
-    const double wn = coldn[s].median_gbps;
-    rows.push_back({"cold_load_gbps_" + s + "_wN", wn, "GB/s", "inprocess_load_gbps_" + s,
-                    inproc[s], wn / inproc[s], "", std::nullopt});
-  }
-  for (const Adapter& a : sizes) {
-    const std::string s = a.label;
-    rows.push_back({"cold_load_first_gbps_" + s + "_w1", cold1[s].first_gbps, "GB/s",
-                    "inprocess_load_gbps_" + s, inproc[s], cold1[s].first_gbps / inproc[s], "",
-                    std::nullopt});
-  }
-  for (const Adapter& a : sizes) {
-    const std::string s = a.label;
-    rows.push_back({"inprocess_mmap_gbps_" + s, inmmap[s], "GB/s", "memcpy_gbps", memcpy_gbps,
-                    inmmap[s] / memcpy_gbps, "", std::nullopt});
-  }
-  j["cold_vs_inprocess"] = j["cold_vs_inprocess_128m"];
-  j["cold_vs_memcpy"] = j["cold_vs_memcpy_128m"];
-  j["cold_load_parallel_gbps_128m_w1"] = par1;
-  j["cold_load_parallel_gbps_128m_wN"] = parn;
-  rows.push_back({"cold_load_parallel_gbps_128m_w1", par1, "GB/s", "memcpy_gbps", memcpy_gbps,
-                  par1 / memcpy_gbps, "", std::nullopt});
-  rows.push_back({"cold_load_parallel_gbps_128m_wN", parn, "GB/s",
-                  "cold_load_parallel_gbps_128m_w1", par1, parn / par1, "", std::nullopt});
-
-  j["hit_p50_us"] = hit_p50;
-  j["hit_p99_us"] = hit_p99;
-  j["hit_small_p50_us"] = hit_small_p50;
-  j["hit_small_p99_us"] = hit_small_p99;
-  j["socket_rtt_p50_us"] = rtt_p50;
-  j["socket_rtt_p99_us"] = rtt_p99;
-  j["hit_vs_rtt"] = hit_p50 / rtt_p50;
-  j["hit_p99_vs_rtt"] = hit_p99 / rtt_p50;
-  j["hit_small_vs_rtt"] = hit_small_p50 / rtt_p50;
-  rows.push_back({"hit_p50_us", hit_p50, "us", "socket_rtt_p50_us", rtt_p50, hit_p50 / rtt_p50,
-                  "<= 1.5", hit_p50 / rtt_p50 <= 1.5});
-  rows.push_back({"hit_p99_us", hit_p99, "us", "socket_rtt_p50_us", rtt_p50, hit_p99 / rtt_p50,
-                  "<= 3", hit_p99 / rtt_p50 <= 3});
-  rows.push_back({"hit_small_p50_us", hit_small_p50, "us", "socket_rtt_p50_us", rtt_p50,
-                  hit_small_p50 / rtt_p50, "", std::nullopt});
-  for (int n : {1, 4, 16}) {
-    const std::string k = std::to_string(n);
-    j["hit_throughput_ops_" + k] = hit_tput[n];
-    j["hit_throughput_" + k + "_vs_rtt"] = hit_tput[n] / sock_tput[n];
-    const bool targeted = n == 16;
-    rows.push_back(
-        {"hit_throughput_ops_" + k, hit_tput[n], "ops/s", "socket_rtt_throughput_" + k,
-         sock_tput[n], hit_tput[n] / sock_tput[n], targeted ? ">= 0.7" : "",
-         targeted ? std::optional<bool>(hit_tput[n] / sock_tput[n] >= 0.7) : std::nullopt});
-  }
-
-  j["hit_socket_p50_us"] = hit_socket_p50;
-  j["hit_socket_vs_rtt"] = hit_socket_p50 / rtt_p50;
-  rows.push_back({"hit_socket_p50_us", hit_socket_p50, "us", "socket_rtt_p50_us", rtt_p50,
-                  hit_socket_p50 / rtt_p50, "", std::nullopt});
-  j["hit_socket_throughput_ops_16"] = hit_socket_tput16;
-  j["hit_socket_throughput_16_vs_rtt"] = hit_socket_tput16 / sock_tput[16];
-  rows.push_back({"hit_socket_throughput_ops_16", hit_socket_tput16, "ops/s",
-                  "socket_rtt_throughput_16", sock_tput[16], hit_socket_tput16 / sock_tput[16], "",
-                  std::nullopt});
-  j["hit_small_throughput_ops_16"] = hit_small_tput16;
-  j["hit_small_throughput_16_vs_rtt"] = hit_small_tput16 / sock_tput[16];
-  rows.push_back({"hit_small_throughput_ops_16", hit_small_tput16, "ops/s",
-                  "socket_rtt_throughput_16", sock_tput[16], hit_small_tput16 / sock_tput[16], "",
-                  std::nullopt});
-
-  j["churn_cycles"] = o.churn_cycles;
-  j["churn_load_unload_per_s"] = churn_rate;
-  j["churn_bytes_resident_before"] = churn_before.bytes_resident;
-  j["churn_bytes_resident_after"] = churn_after.bytes_resident;
-  j["churn_rss_kb_before"] = churn_before.rss_kb;
-  j["churn_rss_kb_after"] = churn_after.rss_kb;
-  j["churn_rss_kb_trace"] = churn_rss_trace;
-  j["churn_fds_before"] = churn_before.fds;
-  j["churn_rss_anon_kb_before"] = churn_before.rss_anon_kb;
-  j["churn_rss_anon_kb_after"] = churn_after.rss_anon_kb;
-  j["churn_rss_shmem_kb_before"] = churn_before.rss_shmem_kb;
-  j["churn_rss_shmem_kb_after"] = churn_after.rss_shmem_kb;
-  j["churn_threads_before"] = churn_before.threads;
-  j["churn_threads_after"] = churn_after.threads;
-  j["churn_fds_after"] = churn_after.fds;
-  const bool churn_resident_ok = churn_before.bytes_resident == churn_after.bytes_resident;
-  // Growth is the leak; memory malloc gives back to the system is not.
-  const bool churn_rss_ok = churn_after.rss_kb <= churn_before.rss_kb;
-  const bool churn_fds_ok = churn_after.fds <= churn_before.fds;
-  j["churn_growth_ok"] = churn_resident_ok && churn_rss_ok && churn_fds_ok;
-  rows.push_back({"churn_load_unload_per_s", churn_rate, "1/s", "", NAN, NAN, "", std::nullopt});
-  rows.push_back({"churn_bytes_resident_after", static_cast<double>(churn_after.bytes_resident),
-                  "B", "churn_bytes_resident_before",
-                  static_cast<double>(churn_before.bytes_resident), NAN, "equal",
-                  churn_resident_ok});
-  rows.push_back({"churn_rss_kb_after", static_cast<double>(churn_after.rss_kb), "kB",
-                  "churn_rss_kb_before", static_cast<double>(churn_before.rss_kb), NAN, "<= before",
-                  churn_rss_ok});
-  rows.push_back({"churn_fds_after", static_cast<double>(churn_after.fds), "fds",
-                  "churn_fds_before", static_cast<double>(churn_before.fds), NAN, "<= before",
-                  churn_fds_ok});
-
-  j["dedup_clients"] = o.dedup_clients;
-  j["dedup_acquires_ok"] = dedup_ok;
-  j["pressure_loads_per_request"] = pressure_loads_per_request;
-  j["pressure_copies_per_asked_byte"] = pressure_copies_per_byte;
-  rows.push_back({"pressure_loads_per_request", pressure_loads_per_request, "loads", "", NAN, NAN,
-                  "== 1",
-                  pressure_loads_per_request == 1.0 &&
-                      pressure_ok == static_cast<std::uint64_t>(kPressureClients)});
-  rows.push_back({"pressure_copies_per_asked_byte", pressure_copies_per_byte, "copies", "", NAN,
-                  NAN, "== 1", pressure_copies_per_byte == 1.0});
-  j["dedup_loads"] = dedup_loads;
-  j["dedup_wall_ms"] = dedup_ms;
-  rows.push_back({"dedup_loads", static_cast<double>(dedup_loads), "loads", "", NAN, NAN, "== 1",
-                  dedup_loads == 1 && dedup_ok == static_cast<std::uint64_t>(o.dedup_clients)});
-
-  const double total_s = seconds_since(run_start);
-  j["run_seconds"] = total_s;
-  print_table(rows);
-
-  int met = 0, targets = 0;
-  for (const Row& r : rows) {
-    if (!r.met) continue;
-    ++targets;
-    if (*r.met) ++met;
-  }
-  j["targets_met"] = met;
-  j["targets_total"] = targets;
-  if (!churn_resident_ok || !churn_rss_ok || !churn_fds_ok) {
-    std::printf(
-        "FAIL: churn over %d load+unload cycles grew the daemon: bytes_resident %llu -> %llu, "
-        "VmRSS %llu -> "
-        "%llu kB (RssAnon %llu -> %llu, RssShmem %llu -> %llu, threads %llu -> %llu), fds %llu -> "
-        "%llu\n",
-        o.churn_cycles, static_cast<unsigned long long>(churn_before.bytes_resident),
-        static_cast<unsigned long long>(churn_after.bytes_resident),
-        static_cast<unsigned long long>(churn_before.rss_kb),
-        static_cast<unsigned long long>(churn_after.rss_kb),
-        static_cast<unsigned long long>(churn_before.rss_anon_kb),
-        static_cast<unsigned long long>(churn_after.rss_anon_kb),
-        static_cast<unsigned long long>(churn_before.rss_shmem_kb),
-        static_cast<unsigned long long>(churn_after.rss_shmem_kb),
-        static_cast<unsigned long long>(churn_before.threads),
-        static_cast<unsigned long long>(churn_after.threads),
-        static_cast<unsigned long long>(churn_before.fds),
-        static_cast<unsigned long long>(churn_after.fds));
-  }
-  if (!churn_rss_ok) {
-    std::printf("     VmRSS (kB) after each tenth of the churn:");
-    for (auto kb : churn_rss_trace) std::printf(" %llu", static_cast<unsigned long long>(kb));
-    std::printf("\n");
-  }
-  if (dedup_loads != 1 || dedup_ok != static_cast<std::uint64_t>(o.dedup_clients)) {
-    std::printf("FAIL: %d concurrent cold acquires of one adapter: %llu load(s), %llu succeeded\n",
-                o.dedup_clients, static_cast<unsigned long long>(dedup_loads),
-                static_cast<unsigned long long>(dedup_ok));
-  }
-  std::printf("targets met: %d of %d; run took %.1f s (%s)\n", met, targets, total_s,
-              o.quick ? "quick" : "full");
-
-  if (!o.json_path.empty()) write_json(o.json_path, j);
-  return 0;
+  return run_full(o, tmp, root, run_start);
 }

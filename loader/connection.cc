@@ -12,22 +12,13 @@
 #include "common/safe_text.h"
 #include "ipc/wire.h"
 #include "loader/client_log.h"
+#include "loader/handshake.h"
+#include "loader/request_dispatch.h"
 
 namespace genomed::loader {
 namespace {
 
 using ipc::Clock;
-
-// One recv() takes at most this much; more waiting stays in the socket and
-// re-fires the (level-triggered) event.
-constexpr std::size_t kReadChunk = 64 * 1024;
-
-std::string peer_description(int fd) {
-  ucred cred{};
-  socklen_t len = sizeof cred;
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return "unknown peer";
-  return "pid " + std::to_string(cred.pid) + " uid " + std::to_string(cred.uid);
-}
 
 // True if an undecodable request still names the one-way RELEASE op.
 bool is_release(std::string_view body) {
@@ -112,6 +103,7 @@ void Connection::take_events(std::uint32_t events) {
 }
 
 bool Connection::receive() {
+  const auto take = [this](std::string_view body) { return take_frame(body); };
   for (;;) {
     {
       MutexLock lock(mu_);
@@ -120,47 +112,19 @@ bool Connection::receive() {
         return true;
       }
     }
-    thread_local char scratch[kReadChunk];
-    ssize_t n;
-    do {
-      n = ::recv(fd_, scratch, sizeof scratch, MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) return errno == EAGAIN;
-    if (n == 0) return false;
-    take_bytes({scratch, static_cast<std::size_t>(n)});
-    // A short read emptied the socket: whatever comes next is a new edge.
-    if (static_cast<std::size_t>(n) < sizeof scratch) return true;
+    Status bad;
+    const FrameAssembler::Read read = in_.read(fd_, take, &bad);
+    if (!bad.ok()) take_bad_frame(bad);
+    if (read == FrameAssembler::Read::closed) return false;
+    if (read == FrameAssembler::Read::drained) return true;
   }
 }
 
-void Connection::take_bytes(std::string_view received) {
-  // Frames are taken straight from the receive buffer; only a partial frame
-  // is kept (in_) for the next read.
-  const bool buffered = !in_.empty();
-  if (buffered) in_.append(received);
-  const std::string_view bytes = buffered ? std::string_view(in_) : received;
-  std::size_t used = 0;
-  for (;;) {
-    auto split = ipc::split_frame(bytes.substr(used), ipc::kMaxRequestFrame);
-    if (!split) {
-      ctx_.counters->bad_requests.fetch_add(1, std::memory_order_relaxed);
-      if (std::string note; may_warn(&note))
-        client_log().warn("connection {}: {}; closing it{}", id_, split.status().to_string(), note);
-      refuse(ipc::encode_error(split.status()));
-      used = bytes.size();
-      break;
-    }
-    if (!*split) break;
-    used += (*split)->consumed;
-    if (!take_frame((*split)->body)) {
-      used = bytes.size();  // the stream can no longer be trusted: read nothing more of it
-      break;
-    }
-  }
-  if (buffered)
-    in_.erase(0, used);
-  else
-    in_.assign(bytes.substr(used));
+void Connection::take_bad_frame(const Status& why) {
+  ctx_.counters->bad_requests.fetch_add(1, std::memory_order_relaxed);
+  if (std::string note; may_warn(&note))
+    client_log().warn("connection {}: {}; closing it{}", id_, why.to_string(), note);
+  refuse(ipc::encode_error(why));
 }
 
 bool Connection::take_frame(std::string_view body) {
@@ -221,45 +185,18 @@ bool Connection::take_frame(std::string_view body) {
 }
 
 bool Connection::take_hello(std::string_view body) {
-  // The peer's credentials were checked when it was accepted (Server::admit).
-  auto req = ipc::decode_request(body);
-  Status refused;
-  if (!req || req->op != ipc::Op::hello) {
-    refused = req ? Status(Errc::hello_required, "the first request must be HELLO") : req.status();
-  } else if (req->version != ipc::kProtocolVersion) {
-    refused = Status(Errc::unsupported_version,
-                     "client speaks protocol version " + std::to_string(req->version) +
-                         ", this daemon speaks " + std::to_string(ipc::kProtocolVersion));
-  }
-  if (!refused.ok()) {
-    ctx_.counters->bad_requests.fetch_add(1, std::memory_order_relaxed);
-    client_log().warn("connection {}: {}", id_, printable(refused.to_string()));
-    refuse(ipc::encode_error(refused));
+  auto hello = accept_hello(body, fd_, id_, ctx_,
+                            [this](std::string* note) { return may_warn(note); });
+  if (!hello) {
+    refuse(ipc::encode_error(hello.status()));
     return false;
   }
-  ipc::HelloReply hello;
-  hello.server = ctx_.server_version;
-  hello.arena_bytes = ctx_.arena_bytes;
-  hello.pid = static_cast<std::uint64_t>(::getpid());
-  std::shared_ptr<LeaseSlotPage> page;
-  if (req->lease_slots && ctx_.limits.lease_slots > 0) {
-    auto made = LeaseSlotPage::create(static_cast<std::uint32_t>(ctx_.limits.lease_slots));
-    if (made) {
-      page = std::move(made).value();
-      hello.lease_slots = page->slots();
-    } else if (std::string note; may_warn(&note)) {
-      client_log().warn("connection {}: {}; its client takes every lease by request{}", id_,
-                        made.status().to_string(), note);
-    }
-  }
-  client_log().info("connection {}: hello from {} ({}{})", id_, quote(req->client),
-                    peer_description(fd_), page ? ", lease slots" : "");
   MutexLock lock(mu_);
   hello_done_ = true;
-  slot_page_ = page;
-  const int fds[2] = {ctx_.arena_ro_fd, page ? page->fd() : -1};
-  send_locked(ipc::encode_reply(hello), std::span<const int>(fds, page ? 2 : 1));
-  if (page) page->close_fd();  // passed (or the connection is closing): the mapping stays
+  slot_page_ = hello->slot_page;
+  send_locked(ipc::encode_reply(hello->reply), hello->pass_fds());
+  // Passed (or the connection is closing): the mapping stays.
+  if (slot_page_) slot_page_->close_fd();
   if (ctx_.limits.idle_timeout.count() > 0) {
     schedule_check_locked(last_activity_ + ctx_.limits.idle_timeout);
   }
@@ -345,7 +282,11 @@ bool Connection::run(Item& item, bool holding_socket) {
   std::string reply;
   if (item.request) {
     WaitWatch watch(*this, holding_socket);
-    reply = handle(*item.request, watch);
+    reply = dispatch(*item.request, ctx_,
+                     {.id = id_,
+                      .wait = &watch,
+                      .slot_page = slot_page(),
+                      .may_warn = [this](std::string* note) { return may_warn(note); }});
     holding_socket = watch.holding_socket();
     if (watch.waited()) host_.blocking(false);
   } else {
@@ -365,99 +306,6 @@ bool Connection::run(Item& item, bool holding_socket) {
     if (item.close_after) close_locked();
   }
   return holding_socket;
-}
-
-namespace {
-
-// What a LOAD, ACQUIRE or PIN asks of the coordinator beyond its names.
-RequestOptions request_options(const ipc::Request& req) {
-  RequestOptions o;
-  if (req.keep_alive_ms) o.keep_alive = std::chrono::milliseconds(*req.keep_alive_ms);
-  o.priority = req.priority;
-  o.prefetch = req.prefetch;
-  return o;
-}
-
-}  // namespace
-
-std::string Connection::handle(const ipc::Request& req, WaitWatch& watch) {
-  Coordinator& c = *ctx_.coordinator;
-  auto reply = [](const auto& result) {
-    return result.ok() ? ipc::encode_reply(result.value()) : ipc::encode_error(result.status());
-  };
-  const bool draining = ctx_.drain && ctx_.drain->active();
-  std::string out = [&]() -> std::string {
-    // PIN is refused with them: it starts loads as LOAD does, and a pin
-    // would not outlive the stop anyway.
-    if (draining &&
-        (req.op == ipc::Op::load || req.op == ipc::Op::acquire || req.op == ipc::Op::pin)) {
-      return ipc::encode_error(ctx_.drain->refusal());
-    }
-    switch (req.op) {
-      case ipc::Op::hello:
-        ctx_.counters->bad_requests.fetch_add(1, std::memory_order_relaxed);
-        return ipc::encode_error(
-            Status(Errc::bad_request, "HELLO was already exchanged on this connection"));
-      case ipc::Op::load:
-        return reply(c.load(req.names.front(), id_, &watch, request_options(req)));
-      case ipc::Op::acquire: {
-        const auto started = std::chrono::steady_clock::now();
-        auto acquired = c.acquire(req.names, id_, &watch, request_options(req), slot_page());
-        if (ctx_.histograms) {
-          ctx_.histograms->acquire_seconds.observe(std::chrono::steady_clock::now() - started);
-        }
-        if (acquired.code() == Errc::limit_exceeded) {
-          ctx_.counters->limits_exceeded.fetch_add(1, std::memory_order_relaxed);
-          if (std::string note; may_warn(&note))
-            client_log().warn("connection {}: ACQUIRE refused: {}{}", id_,
-                              acquired.status().message(), note);
-        }
-        return reply(acquired);
-      }
-      case ipc::Op::release:  // taken when read (take_frame); never queued
-        c.release(req.leases, id_);
-        return {};
-      case ipc::Op::unload:
-        return reply(c.unload(req.names.front()));
-      case ipc::Op::pin:
-        return reply(c.pin(req.names.front(), id_, &watch, request_options(req)));
-      case ipc::Op::unpin:
-        return reply(c.unpin(req.names.front()));
-      case ipc::Op::list:
-        return ipc::encode_reply(c.list(req.after, req.limit == 0 ? ipc::kMaxListPage : req.limit));
-      case ipc::Op::stats:
-        return ipc::encode_reply(stats());
-      case ipc::Op::health: {
-        ipc::HealthReply health = c.health();
-        if (draining) {
-          health.healthy = false;
-          health.reason = ctx_.drain->health_reason();
-        }
-        return ipc::encode_reply(health);
-      }
-    }
-    return ipc::encode_error(Status(Errc::internal, "unhandled operation"));
-  }();
-  if (out.size() > ipc::kMaxReplyFrame) {
-    // Never sent: the client would refuse it and lose the connection. Every
-    // reply is bounded by design (docs/protocol.md §7); this is the backstop.
-    ctx_.counters->limits_exceeded.fetch_add(1, std::memory_order_relaxed);
-    client_log().error(
-        "connection {}: a {} reply of {} bytes exceeds the protocol's limit of {}; "
-        "answered limit_exceeded instead (a bug: please report it)",
-        id_, ipc::op_name(req.op), out.size(), ipc::kMaxReplyFrame);
-    out = ipc::encode_error(Status(
-        Errc::limit_exceeded, "the reply of " + std::to_string(out.size()) +
-                                  " bytes exceeds the protocol's limit of " +
-                                  std::to_string(ipc::kMaxReplyFrame) + " bytes (kMaxReplyFrame)"));
-  }
-  return out;
-}
-
-ipc::StatsReply Connection::stats() const {
-  ipc::StatsReply r = ctx_.coordinator->stats();
-  ctx_.counters->append_to(r);
-  return r;
 }
 
 bool Connection::may_warn(std::string* note) {
@@ -492,32 +340,29 @@ std::shared_ptr<LeaseSlotPage> Connection::slot_page() const {
 }
 
 void Connection::send_locked(std::string_view body, std::span<const int> pass_fds) {
-  if (!out_.empty()) {  // behind a reply still going out
-    out_ += ipc::encode_frame(body);
-    return;
+  switch (out_.send(fd_, body, pass_fds)) {
+    case ReplyBuffer::Sent::whole:  // the usual case
+    case ReplyBuffer::Sent::behind:
+      return;
+    case ReplyBuffer::Sent::failed:
+      peer_gone_ = true;  // gone, or the descriptor could not ride along
+      close_locked();
+      return;
+    case ReplyBuffer::Sent::partial:
+      out_since_ = Clock::now();
+      schedule_check_locked(out_since_ + ctx_.limits.write_timeout);
+      update_interest_locked();  // EPOLLOUT
+      return;
   }
-  auto sent = ipc::send_frame_now(fd_, body, pass_fds);
-  if (!sent || (!pass_fds.empty() && *sent == 0)) {
-    peer_gone_ = true;  // gone, or the descriptor could not ride along
-    close_locked();
-    return;
-  }
-  if (*sent == 4 + body.size()) return;  // the usual case
-  out_ = ipc::encode_frame(body).substr(*sent);
-  out_since_ = Clock::now();
-  schedule_check_locked(out_since_ + ctx_.limits.write_timeout);
-  update_interest_locked();  // EPOLLOUT
 }
 
 void Connection::flush_locked() {
   if (out_.empty() || closing_) return;
-  auto sent = ipc::send_bytes_now(fd_, out_);
-  if (!sent) {
+  if (!out_.flush(fd_)) {
     peer_gone_ = true;
     close_locked();
     return;
   }
-  out_.erase(0, *sent);
   if (out_.empty()) update_interest_locked();  // no more EPOLLOUT
 }
 
@@ -575,98 +420,6 @@ void Connection::finish() {
   } else {
     client_log().debug("connection {}: closed", id_);
   }
-}
-
-void Connection::schedule_check_locked(Clock::time_point when) {
-  // A pending earlier check schedules the next one itself.
-  if (when >= check_at_ && check_at_ > Clock::now()) return;
-  check_at_ = when;
-  host_.schedule(id_, when);
-}
-
-void Connection::on_deadline() {
-  const auto now = Clock::now();
-  const auto idle = ctx_.limits.idle_timeout;
-  std::uint64_t seen = 0;
-  bool finish_now = false;
-  {
-    MutexLock lock(mu_);
-    if (closing_ || now < check_at_) return;  // closing, or a stale entry
-    check_at_ = Clock::time_point::max();
-    if (!hello_done_) {
-      const auto due = accepted_ + ctx_.limits.handshake_timeout;
-      if (now < due) return schedule_check_locked(due);
-      client_log().warn("connection {} ({}): no HELLO within {} ms; closing it", id_,
-                        peer_description(fd_), ctx_.limits.handshake_timeout.count());
-      close_locked();
-      finish_now = finish_due_locked();
-    } else if (!out_.empty()) {
-      const auto due = out_since_ + ctx_.limits.write_timeout;
-      if (now < due) return schedule_check_locked(due);
-      client_log().warn(
-          "connection {}: the client did not read its reply within {} ms; closing it", id_,
-          ctx_.limits.write_timeout.count());
-      close_locked();
-      finish_now = finish_due_locked();
-    } else if (idle.count() > 0) {
-      if (serving_ || reading_ || !queue_.empty()) return schedule_check_locked(now + idle);
-      if (now < last_activity_ + idle) return schedule_check_locked(last_activity_ + idle);
-      seen = activity_;
-    } else {
-      return;
-    }
-  }
-  if (!finish_now && seen != 0) finish_now = close_if_still_idle(seen);
-  if (finish_now) finish();
-}
-
-bool Connection::busy_locked() const {
-  return serving_ || reading_ || !queue_.empty() || !out_.empty();
-}
-
-std::optional<Connection::Idle> Connection::idle() const {
-  MutexLock lock(mu_);
-  if (closing_ || busy_locked()) return std::nullopt;
-  return Idle{last_activity_, activity_};
-}
-
-bool Connection::evict(const Idle& seen, const Status& why) {
-  if (!close_if_still_idle(seen.seen, &why)) return false;
-  finish();
-  return true;
-}
-
-bool Connection::still_idle_locked(std::uint64_t seen, bool holds, bool recheck) {
-  if (activity_ == seen && !holds && !busy_locked()) return true;
-  if (recheck) {
-    schedule_check_locked(std::max(Clock::now(), last_activity_) + ctx_.limits.idle_timeout);
-  }
-  return false;
-}
-
-bool Connection::close_if_still_idle(std::uint64_t seen, const Status* make_room) {
-  const bool recheck = make_room == nullptr;
-  {
-    // Active by its messages: its lease slots are not looked at (the look
-    // revokes those it does not use).
-    MutexLock lock(mu_);
-    if (closing_ || !still_idle_locked(seen, false, recheck)) return false;
-  }
-  // Its client may be reading tensors through its leases right now:
-  // closing would let the daemon reuse memory under its views.
-  const bool holds = ctx_.coordinator->holds_leases(id_);
-  MutexLock lock(mu_);
-  if (closing_ || !still_idle_locked(seen, holds, recheck)) return false;
-  if (make_room != nullptr) {
-    // Nothing is on its way out (not busy): the frame goes out whole, or
-    // not at all if the client stopped reading.
-    (void)ipc::send_frame_now(fd_, ipc::encode_error(*make_room));
-  } else {
-    client_log().info("connection {}: idle for {} ms holding no lease; closing it", id_,
-                      ctx_.limits.idle_timeout.count());
-  }
-  close_locked();
-  return finish_due_locked();
 }
 
 void Connection::shut_down() {

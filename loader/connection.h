@@ -3,8 +3,14 @@
 // read-only arena descriptor), then requests until the client leaves. No
 // thread belongs to a connection and none ever blocks on its socket: reads
 // and writes are non-blocking, a reply the socket does not take is kept
-// until it is writable, and the limits below are deadlines checked by the
-// server's timer.
+// until it is writable, and the limits (ConnectionLimits,
+// loader/connection_context.h) are deadlines checked by the server's timer.
+//
+// This file is the connection's state: who holds its socket, its queue of
+// requests, its deadlines and how it closes. Its parts are elsewhere: the
+// bytes on the socket (frames in, replies out: loader/frame_io.h), HELLO
+// (loader/handshake.h), what one request does (loader/request_dispatch.h),
+// and its deadlines and idleness (loader/connection_deadlines.cc).
 //
 // The socket is registered edge-triggered. The request thread an event
 // wakes claims the socket (reading_), reads it until drained and serves what
@@ -31,8 +37,6 @@
 // the coordinator; the host's methods may be called under it.
 #pragma once
 
-#include <chrono>
-#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -44,72 +48,12 @@
 #include "common/mutex.h"
 #include "ipc/framing.h"
 #include "ipc/protocol.h"
-#include "loader/access_control.h"
-#include "loader/connection_counters.h"
-#include "loader/coordinator.h"
-#include "loader/drain.h"
+#include "loader/connection_context.h"
+#include "loader/frame_io.h"
 #include "loader/lease_slots.h"
 #include "loader/log_limiter.h"
 
 namespace genomed::loader {
-
-// How long a connection may keep the daemon waiting, and how many it serves.
-// No thread waits for a slow client, but a client that never says HELLO, or
-// never reads its replies, would otherwise hold its descriptor, its buffered
-// replies and its leases for ever.
-struct ConnectionLimits {
-  std::chrono::milliseconds handshake_timeout{5'000};  // connect -> HELLO received
-  std::chrono::milliseconds idle_timeout{
-      0};  // between requests; 0: never (leases may be long-lived)
-  std::chrono::milliseconds write_timeout{10'000};  // a reply the client does not read
-  // At it a new client takes the place of an idle connection without
-  // leases (Server::make_room), or is refused with `overloaded`.
-  std::size_t max_connections = 1024;
-  // Connections one uid may hold (0: no limit of its own). Connections
-  // holding leases are never closed for room, so without it one uid that
-  // holds a lease on each of max_connections keeps every other uid out.
-  // At it a new client of that uid takes the place of an idle connection
-  // of its own without leases, or is refused with `overloaded`.
-  // parse_command_line defaults it to default_max_connections_per_uid.
-  std::size_t max_connections_per_uid = 768;
-  // Requests of one connection read ahead of the one being served. With
-  // this many queued its socket is not read until one is answered (its
-  // writes then block): a client cannot make the daemon buffer without
-  // bound. RELEASEs are applied when read and never count. Each queued
-  // request holds at most one request frame (ipc::kMaxRequestFrame), so
-  // a connection queues at most 1 MiB by default. The client libraries send
-  // one request at a time.
-  std::size_t max_pipelined_requests = 16;
-  // Lease slots offered to each client that asks in HELLO (docs/protocol.md,
-  // "Lease slots"); 0: none, every lease is a request.
-  std::size_t lease_slots = ipc::kLeaseSlotsPerConnection;
-  // Warnings one connection may cause (LogLimiter); not flags.
-  LogLimiter::Options warnings;
-  // Request threads at most (RequestThreads): more than the cores start
-  // only while every one waits inside a request (a load, room in the
-  // budget). 0: max_connections plus the cores, which can never run out (a
-  // connection has one request running at a time) so a RELEASE or a hang-up
-  // is always read at once; a lower cap bounds threads but, once that many
-  // requests wait at once, other clients wait until one returns.
-  int max_request_threads = 0;
-};
-
-struct ConnectionContext {
-  Coordinator* coordinator = nullptr;
-  int arena_ro_fd = -1;
-  std::uint64_t arena_bytes = 0;
-  std::string server_version;
-  ConnectionLimits limits;
-  // Shared by every connection (and every copy of the context).
-  std::shared_ptr<ConnectionCounters> counters = std::make_shared<ConnectionCounters>();
-  // Socket mode and group, and the peers served (null: owner-only socket, every peer).
-  std::shared_ptr<AccessControl> access;
-  // The drain after SIGTERM: LOAD/ACQUIRE refused, HEALTH draining, lease
-  // ends reported (null: none).
-  std::shared_ptr<Drain> drain;
-  // Acquire latencies, for the metrics endpoint (null: not kept).
-  std::shared_ptr<DaemonHistograms> histograms;
-};
 
 // What a connection needs from the server that owns it.
 class ConnectionHost {
@@ -180,10 +124,12 @@ class Connection {
   // Reads until the socket is drained (or the queue is full) and takes the
   // complete frames. False at EOF or on a socket error.
   bool receive() EXCLUDES(mu_);
-  void take_bytes(std::string_view received) EXCLUDES(mu_);
+  // A length prefix past the limit: answered, then the connection closes.
+  void take_bad_frame(const Status& why) EXCLUDES(mu_);
   // Takes one frame: HELLO, a RELEASE (applied now), or a request (queued).
   // False once the stream can no longer be trusted: read nothing more.
   bool take_frame(std::string_view body) EXCLUDES(mu_);
+  // The first frame (loader/handshake.h): replied to, or refused.
   bool take_hello(std::string_view body) EXCLUDES(mu_);
   // Stops reading; answers what came before, then `reply` (if any), then closes.
   void refuse(std::string reply) EXCLUDES(mu_);
@@ -195,7 +141,6 @@ class Connection {
   void serve(bool holding_socket) EXCLUDES(mu_);
   // Runs one item; returns whether this thread still holds the socket.
   bool run(Item& item, bool holding_socket) EXCLUDES(mu_);
-  std::string handle(const ipc::Request& req, WaitWatch& watch);
   // Called by WaitWatch before a request blocks, under the coordinator's lock.
   void release_socket_while_waiting(bool holding_socket) EXCLUDES(mu_);
   // Closes an idle connection unless it holds leases or woke up meanwhile
@@ -210,10 +155,8 @@ class Connection {
   bool busy_locked() const REQUIRES(mu_);
   // Whether a warning about this client may be written now (its LogLimiter);
   // counts it as suppressed if not. When it may, `*note` is "" or says how
-  // many were held back before it, to end the line with.
+  // many were held back before it, to end the line with (a WarnGate).
   bool may_warn(std::string* note) EXCLUDES(mu_);
-  // The reply to STATS: the coordinator's counters, then the connections'.
-  ipc::StatsReply stats() const;
 
   // Sends a reply now or keeps what the socket did not take.
   // `pass_fds` ride with its first byte (HELLO: the arena, the lease slots).
@@ -241,7 +184,7 @@ class Connection {
   ConnectionHost& host_;
   const ipc::Clock::time_point accepted_;
   // Partial frame between reads; used only by the thread holding the socket.
-  std::string in_;
+  FrameAssembler in_{ipc::kMaxRequestFrame};
 
   mutable Mutex mu_;
   bool reading_ GUARDED_BY(mu_) = false;  // a thread holds the socket: reads it, takes its events
@@ -257,7 +200,7 @@ class Connection {
   bool finished_ GUARDED_BY(mu_) = false;
   std::uint32_t registered_events_ GUARDED_BY(mu_) = 0;  // as epoll has them
   std::deque<Item> queue_ GUARDED_BY(mu_);
-  std::string out_ GUARDED_BY(mu_);  // reply bytes the socket has not taken yet
+  ReplyBuffer out_ GUARDED_BY(mu_);  // reply bytes the socket has not taken yet
   ipc::Clock::time_point out_since_ GUARDED_BY(mu_);
   ipc::Clock::time_point last_activity_ GUARDED_BY(mu_);  // the last frame or reply (or accept)
   std::uint64_t activity_ GUARDED_BY(mu_) = 0;  // frames and replies so far

@@ -16,6 +16,7 @@
 #include "common/safe_text.h"
 #include "ipc/framing.h"
 #include "loader/client_log.h"
+#include "loader/job_clock.h"
 #include "loader/worker_process.h"
 
 namespace genomed::loader {
@@ -78,18 +79,6 @@ struct Pool::Slot {
 };
 
 Pool::SlotState& Pool::state_of(const Slot& slot) { return slot_state_[slot.index]; }
-
-CancelToken::CancelToken() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
-
-CancelToken::~CancelToken() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-void CancelToken::fire() {
-  if (cancelled_.exchange(true, std::memory_order_acq_rel)) return;
-  const std::uint64_t one = 1;
-  if (fd_ >= 0) (void)!::write(fd_, &one, sizeof one);  // never read: stays readable
-}
 
 Pool::Pool(PoolOptions options, WaitClock& clock)
     : options_(std::move(options)),
@@ -372,38 +361,6 @@ void Pool::slot_main(Slot& slot) {
 }
 
 namespace {
-
-// How long a slot waits on its worker between two looks at the clock.
-constexpr Clock::duration kWatchSlice = std::chrono::milliseconds(100);
-
-// A job's budget as its slot spends it, on the pool's clock. Time in which
-// genomed itself did not run is not charged because that clock stands still
-// then (genomed passes a RunClock, common/run_clock.h): the pool does not
-// detect pauses itself. The slot never waits longer than kWatchSlice in one
-// go, so a hung worker is stopped within a slice of its deadline.
-class JobClock {
- public:
-  JobClock(WaitClock& clock, Clock::time_point deadline)
-      : clock_(clock), last_(clock.now()), left_(deadline - last_) {}
-
-  // Charges the time since the previous look.
-  void look() {
-    const Clock::time_point now = clock_.now();
-    left_ -= now - last_;
-    last_ = now;
-  }
-  bool expired() const { return left_ <= Clock::duration::zero(); }
-  // Polls `fds` for the next wait: the rest of the budget, at most one
-  // slice, from the last look. Returns as WaitClock::poll.
-  int wait(pollfd* fds, nfds_t n) {
-    return clock_.poll(fds, n, last_ + std::clamp(left_, Clock::duration::zero(), kWatchSlice));
-  }
-
- private:
-  WaitClock& clock_;
-  Clock::time_point last_;
-  Clock::duration left_;
-};
 
 Status socket_gone(const char* what) {
   return Status(Errc::not_connected, std::string(what) + ": " + std::strerror(errno));

@@ -57,6 +57,7 @@
 #include "common/status.h"
 #include "common/wait_clock.h"
 #include "jobs/job_protocol.h"
+#include "loader/cancel_token.h"
 #include "loader/restart_policy.h"
 #include "loader/worker_process.h"
 
@@ -88,38 +89,6 @@ const char* blame_name(Blame blame);
 // The blame for a worker that ended on its own during a job (the pool had
 // not decided to stop it), from how its reap says it ended.
 Blame blame_for_exit(const WorkerExit& exit);
-
-// Cancels every job run() was given it with, queued or running (Pool::cancel).
-// Shared by the caller and the jobs; one per load in the coordinator.
-class CancelToken {
- public:
-  CancelToken();
-  ~CancelToken();
-  CancelToken(const CancelToken&) = delete;
-  CancelToken& operator=(const CancelToken&) = delete;
-
-  bool cancelled() const { return cancelled_.load(std::memory_order_acquire); }
-  // An eventfd that turns readable once cancelled (-1 if none could be
-  // made: the slot then sees the flag within one watch slice of 100 ms).
-  int fd() const { return fd_; }
-  // Sets the flag and makes fd() readable; idempotent. Called by a
-  // JobRunner's cancel().
-  void fire();
-  // The priority of the load's queued jobs (Priority as an int): the pool's
-  // queue serves the highest first, oldest first within one. Raised, never
-  // lowered, when a more urgent request joins the load.
-  int priority() const { return priority_.load(std::memory_order_relaxed); }
-  void raise_priority(int p) {
-    int cur = priority_.load(std::memory_order_relaxed);
-    while (cur < p && !priority_.compare_exchange_weak(cur, p, std::memory_order_relaxed)) {
-    }
-  }
-
- private:
-  std::atomic<bool> cancelled_{false};
-  std::atomic<int> priority_{0};  // Priority::low until a request joins the load
-  int fd_ = -1;
-};
 
 // What became of the worker that ran a job, for callers that must not reuse
 // the job's arena range while that worker could still write into it, and
