@@ -49,7 +49,9 @@ Coordinator::Coordinator(CoordinatorOptions options, const NameResolver& resolve
       pipeline_({options.load_timeout, options.timeout_per_gib, options.fill_parts}, pool, arena,
                 resilience_, clock),
       cache_(arena.size, kRangeAlignment),
-      leases_(cache_),
+      leases_(cache_, options.max_leases_per_connection,
+              [this](const std::string& name, bool settle_now)
+                  REQUIRES(mu_) { last_lease_ended(name, settle_now); }),
       admission_(cache_) {}
 
 Coordinator::~Coordinator() { shutdown(); }
@@ -101,7 +103,7 @@ void Coordinator::leave(Request& req) {
 }
 
 void Coordinator::drop_leases(Request& req) {
-  for (const auto& [name, id] : req.leases) end_lease(id);
+  for (const auto& [name, id] : req.leases) leases_.end(id);
   req.leases.clear();
   req.admitted = false;
 }
@@ -168,12 +170,10 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
           ++((*hits)[i] ? counters_.hits : counters_.misses);
         }
         if (e.state == State::draining && !holds(name)) {
-          const auto view = cache_.find(name);
-          return named(name,
-                       Status(Errc::draining, "adapter " + quote(name) +
-                                                  " is being unloaded; it is freed when " + "its " +
-                                                  std::to_string(view ? view->leases : 0) +
-                                                  " lease(s) end; retry after that"));
+          return named(name, Status(Errc::draining, "adapter " + quote(name) +
+                                                        " is being unloaded; it is freed when its " +
+                                                        std::to_string(leases_.held(name)) +
+                                                        " lease(s) end; retry after that"));
         }
         if (e.state == State::loading)
           loading.push_back(e.flight);
@@ -235,7 +235,7 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
                             "; a prefetch takes free room only (it never evicts a leased, "
                             "pinned or used adapter)");
         }
-        reclaim_lease_slots();
+        if (leases_.reclaim()) settle(admission_.pump());
         if (ticket->outcome != AdmissionTicket::Outcome::waiting) continue;
       }
       // else: wait for the probes that tell how much room it needs.
@@ -300,18 +300,7 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
       distinct.push_back(name);
   }
   MutexLock lock(mu_);
-  if (leases_.count_of(conn) + names.size() > options_.max_leases_per_connection) {
-    // Idle slots count as leases here only if they cannot be given back.
-    for (const auto& [id, name] : slots_.revoke_of(conn)) end_lease(id);
-  }
-  if (const std::size_t held = leases_.count_of(conn);
-      held + names.size() > options_.max_leases_per_connection) {
-    return Status(Errc::limit_exceeded,
-                  "this connection holds " + std::to_string(held) + " lease(s); " +
-                      std::to_string(names.size()) + " more would pass the limit of " +
-                      std::to_string(options_.max_leases_per_connection) +
-                      " leases per connection (--max-leases-per-connection): release some first");
-  }
+  GENOMED_RETURN_IF_ERROR(leases_.check_limit(conn, names.size()));
   // The hit path: every name READY at once needs no request, ticket or
   // wait; it is leased in this step, as serve() would.
   if (!shutting_down_ && !abandoned(conn) && !names.empty() &&
@@ -449,72 +438,30 @@ std::uint64_t Coordinator::pin_budget() const {
 // ---------------------------------------------------------------------------
 // Leases
 
-bool Coordinator::end_lease(LeaseId id, std::optional<ConnectionId> conn, bool settle_now) {
-  const auto ended = leases_.end(id, conn);
-  if (!ended) return false;
-  slots_.detach(id);
-  if (ended->last) {
-    auto it = entries_.find(ended->name);
-    if (it != entries_.end() && it->second.state == State::draining) {
-      erase_resident(it);
-      client_log().info("unloaded {}: its last lease ended", quote(ended->name));
-    } else {
-      mark_used(ended->name);                     // its idle time starts now
-      if (settle_now) settle(admission_.pump());  // it may be evicted for a waiting ticket now
-    }
+void Coordinator::last_lease_ended(const std::string& name, bool settle_now) {
+  auto it = entries_.find(name);
+  if (it != entries_.end() && it->second.state == State::draining) {
+    erase_resident(it);
+    client_log().info("unloaded {}: its last lease ended", quote(name));
+  } else {
+    mark_used(name);                            // its idle time starts now
+    if (settle_now) settle(admission_.pump());  // it may be evicted for a waiting ticket now
   }
-  return true;
-}
-
-std::size_t Coordinator::end_leases_of(ConnectionId conn) {
-  const auto ids = leases_.of(conn);
-  for (LeaseId id : ids) end_lease(id);
-  return ids.size();
 }
 
 void Coordinator::attach_slots(ipc::AcquireReply& reply, ConnectionId conn,
                                const std::shared_ptr<LeaseSlotPage>& page) {
   // While requests wait for room, no new slot: the coordinator would not
   // see it go idle, and a waiter may need exactly that memory.
-  if (!page || shutting_down_ || slots_closed_ || admission_.waiting() > 0) return;
-  for (ipc::LeaseGrant& g : reply.grants) {
-    if (entries_.at(g.name).state != State::ready) continue;
-    if (const auto slot = slots_.attach(g.lease, g.name, conn, page)) {
-      g.slot = slot->index;
-      g.slot_tag = slot->tag;
-    }
-  }
-}
-
-void Coordinator::reclaim_lease_slots() {
-  if (slots_.size() == 0) return;
-  const auto used_list = slots_.used_names();
-  const std::unordered_set<std::string> used(used_list.begin(), used_list.end());
-  const auto revoked = slots_.revoke(nullptr);
-  for (const auto& [id, name] : revoked) end_lease(id, std::nullopt, /*settle_now=*/false);
-  for (const auto& [id, name] : revoked) {
-    if (used.contains(name))
-      cache_.touch(name);
-    else
-      cache_.make_least_recent(name);
-  }
-  settle(admission_.pump());
-}
-
-void Coordinator::revoke_slots_of(const std::string& name) {
-  for (const auto& [id, ended] : slots_.revoke(&name)) end_lease(id);
+  if (shutting_down_ || admission_.waiting() > 0) return;
+  leases_.attach(reply, conn, page, [&](const std::string& name) REQUIRES(mu_) {
+    return entries_.at(name).state == State::ready;
+  });
 }
 
 void Coordinator::revoke_lease_slots() {
   MutexLock lock(mu_);
-  slots_closed_ = true;
-  const std::size_t before = slots_.size();
-  for (const auto& [id, name] : slots_.revoke(nullptr)) end_lease(id);
-  if (before > 0) {
-    client_log().info(
-        "lease slots wanted back: {} idle one(s) ended, {} end with their client's release",
-        before - slots_.size(), slots_.size());
-  }
+  leases_.close_slots();
   check_invariants();
 }
 
@@ -528,8 +475,7 @@ void Coordinator::erase_resident(std::map<std::string, Entry>::iterator it) {
 
 std::size_t Coordinator::release(std::span<const LeaseId> leases, ConnectionId conn) {
   MutexLock lock(mu_);
-  std::size_t ignored = 0;
-  for (LeaseId lease : leases) ignored += end_lease(lease, conn) ? 0 : 1;
+  const std::size_t ignored = leases_.release(leases, conn);
   check_invariants();
   return ignored;
 }
@@ -537,7 +483,7 @@ std::size_t Coordinator::release(std::span<const LeaseId> leases, ConnectionId c
 void Coordinator::release_all(ConnectionId conn) {
   MutexLock lock(mu_);
   abandoned_.erase(conn);
-  if (const std::size_t n = end_leases_of(conn); n > 0)
+  if (const std::size_t n = leases_.end_all_of(conn); n > 0)
     client_log().info("connection {} closed holding {} lease(s); released", conn, n);
   check_invariants();
 }
@@ -545,7 +491,7 @@ void Coordinator::release_all(ConnectionId conn) {
 void Coordinator::abandon(ConnectionId conn) {
   MutexLock lock(mu_);
   if (!abandoned_.insert(conn).second) return;
-  const std::size_t released = end_leases_of(conn);
+  const std::size_t released = leases_.end_all_of(conn);
   // A load whose waiters have all gone this way, this connection among
   // them, is wanted by nobody: stop it as an unload would.
   std::vector<std::string> cancelled;
@@ -580,13 +526,9 @@ void Coordinator::abandon(ConnectionId conn) {
 
 bool Coordinator::holds_leases(ConnectionId conn) {
   MutexLock lock(mu_);
-  // Slot traffic sends nothing: its uses are the connection's activity.
-  if (slots_.used_by_since_last_look(conn) || slots_.busy(conn)) return true;
-  // Idle slots hold leases nobody uses. Revoked, they take nothing more (a
-  // take that got in first makes its slot busy: revoke_slot wants it back).
-  for (const auto& [id, name] : slots_.revoke_of(conn)) end_lease(id);
+  const bool active = leases_.active(conn);
   check_invariants();
-  return leases_.holds_any(conn);
+  return active;
 }
 
 // ---------------------------------------------------------------------------
@@ -869,7 +811,7 @@ std::optional<Clock::time_point> Coordinator::idle_expiry(const std::string& nam
   const auto view = cache_.find(name);
   // Slot leases alone do not: the client may not use them any more (the
   // expiry looks at their uses, unload_idle()).
-  if (!view || view->leases > slots_.count(name) || view->pinned) return std::nullopt;
+  if (!view || leases_.ordinary(name) > 0 || view->pinned) return std::nullopt;
   const auto keep_alive = e.keep_alive.value_or(options_.idle_unload);
   if (keep_alive.count() <= 0) return std::nullopt;
   return e.last_used + keep_alive;
@@ -889,13 +831,13 @@ std::optional<Clock::time_point> Coordinator::unload_idle(Clock::time_point now)
     if (!expiry || *expiry > now) continue;
     const auto idle_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(now - it->second.last_used);
-    if (slots_.count(name) > 0) {
-      if (slots_.used_since_last_look(name)) {  // used through a slot: not idle
+    if (leases_.has_slots(name)) {
+      if (leases_.slot_used_since_last_look(name)) {  // used through a slot: not idle
         mark_used(name);
         continue;
       }
       const auto last_used = it->second.last_used;
-      revoke_slots_of(name);  // ending a lease marks it used now: not what happened
+      leases_.revoke(name);  // ending a lease marks it used now: not what happened
       it = entries_.find(name);
       if (it == entries_.end()) continue;  // evicted for a waiting request meanwhile
       if (cache_.find(name)->leases > 0) {
@@ -968,8 +910,8 @@ Result<ipc::UnloadReply> Coordinator::unload_locked(const std::string& name) {
                                         " is pinned: unpin it first ('genomectl unpin " +
                                         printable(name) + "'), then unload it");
       }
-      if (slots_.count(name) > 0) {
-        revoke_slots_of(name);
+      if (leases_.has_slots(name)) {
+        leases_.revoke(name);
         it = entries_.find(name);
         if (it == entries_.end()) return ipc::UnloadReply{name, "freed", 0};  // evicted meanwhile
         view = cache_.find(name);
@@ -977,15 +919,16 @@ Result<ipc::UnloadReply> Coordinator::unload_locked(const std::string& name) {
       if (view->leases > 0) {
         it->second.state = State::draining;
         settle(admission_.unavailable(name));
-        client_log().info("unload {}: draining, {} lease(s) still held", quote(name), view->leases);
-        return ipc::UnloadReply{name, "draining", view->leases};
+        const std::uint64_t held = leases_.held(name);
+        client_log().info("unload {}: draining, {} lease(s) still held", quote(name), held);
+        return ipc::UnloadReply{name, "draining", held};
       }
       erase_resident(it);
       client_log().info("unloaded {}", quote(name));
       return ipc::UnloadReply{name, "freed", 0};
     }
     case State::draining:
-      return ipc::UnloadReply{name, "draining", cache_.find(name)->leases};
+      return ipc::UnloadReply{name, "draining", leases_.held(name)};
   }
   return Status(Errc::internal, "unknown state of " + quote(name));
 }
@@ -1009,8 +952,7 @@ ipc::ListReply Coordinator::list(std::string_view after, std::size_t limit) cons
     s.generation = e.generation;
     if (const auto view = cache_.find(name)) {
       s.bytes = view->length;
-      // Leases as the clients hold them: a slot counts what is taken through it.
-      s.leases = view->leases - slots_.count(name) + slots_.held(name);
+      s.leases = leases_.held(name);
       s.pinned = view->pinned;
       if (s.leases == 0) s.idle_ms = ms_count(now - e.last_used);
       if (const auto expiry = idle_expiry(name, e); expiry && s.leases == 0)
@@ -1037,7 +979,7 @@ ipc::StatsReply Coordinator::stats() const {
   put("loads_failed", counters_.loads_failed);
   put("loads_cancelled", counters_.loads_cancelled);
   // Leases taken through slots are hits the daemon did not serve itself.
-  const std::uint64_t slot_hits = slots_.uses();
+  const std::uint64_t slot_hits = leases_.slot_uses();
   put("hits", counters_.hits + slot_hits);
   put("misses", counters_.misses);
   put("evictions", cache_.evictions());
@@ -1051,11 +993,11 @@ ipc::StatsReply Coordinator::stats() const {
   put("adapters_loading", loading);
   // As the clients hold them: an idle slot's lease counts 0, a busy one what
   // is taken through it (a drain waits for this to reach 0).
-  put("leases_active", leases_.active() - slots_.size() + slots_.held_total());
+  put("leases_active", leases_.held_total());
   put("leases_granted", leases_.granted());
-  put("lease_slots", slots_.size());
+  put("lease_slots", leases_.slot_count());
   put("slot_hits", slot_hits);
-  put("lease_slot_violations", slots_.violations());
+  put("lease_slot_violations", leases_.slot_violations());
   put("workers_alive", pool.workers_alive);
   put("worker_restarts", pool.worker_restarts);
   put("worker_crashes", pool.worker_crashes);
@@ -1127,7 +1069,6 @@ void Coordinator::check_invariants() const {
   }
   GENOMED_CHECK(resident == cache_.entry_count(), "the cache holds an adapter with no entry");
   leases_.check_invariants();
-  slots_.check_invariants(leases_);
   admission_.check_invariants();
   for (const auto& [ticket, owner] : ticket_owner_) {
     GENOMED_CHECK(requests_.contains(owner) && owner->ticket.get() == ticket,

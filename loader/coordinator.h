@@ -84,6 +84,7 @@
 #include "loader/latency_histogram.h"
 #include "loader/lease_slots.h"
 #include "loader/lease_table.h"
+#include "loader/leases.h"
 #include "loader/load_pipeline.h"
 #include "loader/name_resolver.h"
 #include "loader/pool.h"
@@ -324,22 +325,12 @@ class Coordinator {
   // The reply to PIN or UNPIN of the resident `name`.
   ipc::PinReply pin_reply(const std::string& name, bool was_pinned) const REQUIRES(mu_);
   std::uint64_t pin_budget() const;
-  // Ends a lease (of `conn` only, if given); false if there is none such.
-  // `settle_now` false: the caller pumps the admission queue itself after.
-  bool end_lease(LeaseId id, std::optional<ConnectionId> conn = std::nullopt,
-                 bool settle_now = true) REQUIRES(mu_);
+  // Leases::LastEnded: a DRAINING adapter is freed, another may idle (and
+  // be evicted for a waiting ticket when `settle_now`).
+  void last_lease_ended(const std::string& name, bool settle_now) REQUIRES(mu_);
   // Holds the reply's leases through free slots of `page` where it can.
   void attach_slots(ipc::AcquireReply& reply, ConnectionId conn,
                     const std::shared_ptr<LeaseSlotPage>& page) REQUIRES(mu_);
-  // A request is about to wait for room: every idle slot is revoked (its
-  // lease ends, so its adapter may be evicted) and every busy one is wanted
-  // back. Of the adapters freed so, those used through their slots since the
-  // last look become the most recently used, the others the least (the
-  // daemon saw no use of them: a CLOCK-style reference bit).
-  void reclaim_lease_slots() REQUIRES(mu_);
-  // Ends the idle slot leases on `name` and wants the busy ones back.
-  void revoke_slots_of(const std::string& name) REQUIRES(mu_);
-  std::size_t end_leases_of(ConnectionId conn) REQUIRES(mu_);
   // Erases a READY or DRAINING entry with no lease from the cache and the table.
   void erase_resident(std::map<std::string, Entry>::iterator it) REQUIRES(mu_);
   // Acts on tickets that left the admission queue: evicts, grants, wakes.
@@ -363,10 +354,7 @@ class Coordinator {
   mutable Mutex mu_;
   bool shutting_down_ GUARDED_BY(mu_) = false;
   cache::ResidentCache cache_ GUARDED_BY(mu_);
-  LeaseTable leases_ GUARDED_BY(mu_);
-  // Which of leases_ are held through a connection's lease slots.
-  SlotLeases slots_ GUARDED_BY(mu_);
-  bool slots_closed_ GUARDED_BY(mu_) = false;  // revoke_lease_slots() ran: grant none
+  Leases leases_ GUARDED_BY(mu_);  // ordinary and slot leases, and their one count
   AdmissionQueue admission_ GUARDED_BY(mu_);
   // Every name LOADING, READY or DRAINING. Invariant: READY and DRAINING
   // entries are in cache_ (and only they are); a LOADING one has a flight.
