@@ -8,17 +8,13 @@
 #include "common/safe_text.h"
 #include "common/size_parse.h"
 #include "loader/client_log.h"
+#include "loader/introspection.h"
 
 namespace genomed::loader {
 namespace {
 
 // Arena ranges are page-aligned: a worker opens exactly its range.
 constexpr std::uint64_t kRangeAlignment = 4096;
-
-const char* state_name(int s) {
-  static const char* kNames[] = {"loading", "ready", "draining"};
-  return kNames[s];
-}
 
 std::uint64_t ms_count(Clock::duration d) {
   return static_cast<std::uint64_t>(
@@ -46,13 +42,20 @@ Coordinator::Coordinator(CoordinatorOptions options, const NameResolver& resolve
       clock_(clock),
       resilience_(options.breaker, options.quarantine, options.job_retries,
                   [&clock] { return clock.now(); }),
-      pipeline_({options.load_timeout, options.timeout_per_gib, options.fill_parts}, pool, arena,
-                resilience_, clock),
+      pipeline_({options.load_timeout, options.timeout_per_gib, options.fill_parts}, resolver, pool,
+                arena, resilience_, clock),
       cache_(arena.size, kRangeAlignment),
       leases_(cache_, options.max_leases_per_connection,
               [this](const std::string& name, bool settle_now)
                   REQUIRES(mu_) { last_lease_ended(name, settle_now); }),
-      admission_(cache_) {}
+      admission_(cache_),
+      pins_(cache_, options.pin_budget, arena.size),
+      flights_(mu_),
+      idle_(mu_, clock, options.idle_unload, [this](Clock::time_point now) REQUIRES(mu_) {
+        const auto next = unload_idle(now);
+        check_invariants();
+        return next;
+      }) {}
 
 Coordinator::~Coordinator() { shutdown(); }
 
@@ -80,17 +83,17 @@ void Coordinator::join(Request& req, const std::shared_ptr<Flight>& flight) {
 
 void Coordinator::leave(Request& req) {
   if (req.ticket) {
-    ticket_owner_.erase(req.ticket.get());
-    if (req.ticket->outcome == AdmissionTicket::Outcome::waiting)
-      settle(admission_.withdraw(req.ticket));
-    req.ticket.reset();
+    const TicketPtr ticket = req.ticket;
+    requests_.drop_ticket(req);
+    if (ticket->outcome == AdmissionTicket::Outcome::waiting) settle(admission_.withdraw(ticket));
   }
   bool withdrawn = false;
   for (const auto& flight : req.joined) {
     std::erase(flight->waiters, &req);
     // A load waiting for room gets it only through its waiters' tickets:
     // with none left it would wait for nothing, so it ends now.
-    if (!flight->waiters.empty() || flight->done || !flight->claim || !flight->claim->pending())
+    if (!flight->waiters.empty() || flight->decided() || !flight->claim ||
+        !flight->claim->pending())
       continue;
     auto it = entries_.find(flight->name);
     if (it == entries_.end() || it->second.flight != flight) continue;
@@ -116,17 +119,13 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
   const auto named = [&](const std::string& name, const Status& s) {
     return batch ? Status(s.code(), quote(name) + ": " + s.message()) : s;
   };
-  const auto holds = [&](const std::string& name) {
-    return std::any_of(req.leases.begin(), req.leases.end(),
-                       [&](const auto& l) { return l.first == name; });
-  };
   bool first_look = true;
   for (;;) {
     if (shutting_down_) return stopping();
     if (abandoned(req.conn))
       return Status(Errc::cancelled, "the client disconnected while its request waited");
     for (const auto& flight : req.joined) {  // a load it waits for failed or was cancelled
-      if (flight->done && !flight->result.ok()) return named(flight->name, flight->result);
+      if (flight->decided() && !flight->result.ok()) return named(flight->name, flight->result);
     }
     if (req.ticket) {
       switch (req.ticket->outcome) {
@@ -146,8 +145,7 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
           break;
         case AdmissionTicket::Outcome::served:  // settle() admitted it
         case AdmissionTicket::Outcome::stale:   // a name it kept is gone: look again
-          ticket_owner_.erase(req.ticket.get());
-          req.ticket.reset();
+          requests_.drop_ticket(req);
           break;
       }
     }
@@ -169,7 +167,7 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
           (*hits)[i] = e.state == State::ready;
           ++((*hits)[i] ? counters_.hits : counters_.misses);
         }
-        if (e.state == State::draining && !holds(name)) {
+        if (e.state == State::draining && !req.holds(name)) {
           return named(name, Status(Errc::draining, "adapter " + quote(name) +
                                                         " is being unloaded; it is freed when its " +
                                                         std::to_string(leases_.held(name)) +
@@ -203,7 +201,7 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
       if (req.admitted) {
         if (req.wants_lease) {
           for (const auto& name : ready) {
-            if (!holds(name)) req.leases.emplace_back(name, leases_.grant(name, req.conn));
+            if (!req.holds(name)) req.leases.emplace_back(name, leases_.grant(name, req.conn));
           }
         }
         if (loading.empty()) return Status::Ok();
@@ -221,8 +219,7 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
         ticket->claims = std::move(pending);
         ticket->keep = std::move(ready);
         ticket->may_evict = !req.prefetch;
-        req.ticket = ticket;
-        ticket_owner_[ticket.get()] = &req;
+        requests_.give_ticket(req, ticket);
         admission_deadline = std::min(deadline, clock_.now() + options_.admission_timeout);
         ticket->submitted = Clock::now();
         settle(admission_.submit(ticket));
@@ -260,8 +257,7 @@ void Coordinator::settle(const std::vector<TicketPtr>& tickets) {
       entries_.erase(it);
       client_log().info("evicted {} (least recently used, unleased) to make room", quote(victim));
     }
-    auto owner_it = ticket_owner_.find(t.get());
-    Request* owner = owner_it == ticket_owner_.end() ? nullptr : owner_it->second;
+    Request* owner = requests_.owner_of(t.get());
     if (t->outcome == AdmissionTicket::Outcome::served) {
       if (options_.histograms) {
         options_.histograms->admission_wait_seconds.observe(Clock::now() - t->submitted);
@@ -322,11 +318,11 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
   req.conn = conn;
   req.wants_lease = true;
   req.priority = options.priority;
-  requests_.insert(&req);
+  requests_.add(req);
   std::vector<bool> hits(distinct.size());
   Status s = distinct.empty() ? Status::Ok() : serve(lock, distinct, req, hook, &hits);
   leave(req);
-  requests_.erase(&req);
+  requests_.remove(req);
   if (!s.ok()) {
     drop_leases(req);
     return s;
@@ -358,11 +354,11 @@ Result<bool> Coordinator::make_resident(MutexLock& lock, const std::string& name
   req.conn = conn;
   req.prefetch = options.prefetch;
   req.priority = options.prefetch ? Priority::low : options.priority;
-  requests_.insert(&req);
+  requests_.add(req);
   std::vector<bool> hit(1);
   Status s = serve(lock, {name}, req, hook, &hit);
   leave(req);
-  requests_.erase(&req);
+  requests_.remove(req);
   GENOMED_RETURN_IF_ERROR(s);
   return static_cast<bool>(hit[0]);
 }
@@ -387,22 +383,9 @@ Result<ipc::PinReply> Coordinator::pin(const std::string& name, ConnectionId con
   }
   // READY here, in the step serve() returned in: nothing evicted it since.
   mark_used(name, options);  // counts from its unpin, if pinned now
-  const auto view = cache_.find(name);
-  if (view->pinned) return pin_reply(name, true);
-  if (cache_.bytes_pinned() + view->footprint > pin_budget()) {
-    return Status(Errc::pin_budget_exceeded,
-                  "pinning " + quote(name) + " (" + format_size(view->footprint) +
-                      ") would pin " + format_size(cache_.bytes_pinned() + view->footprint) +
-                      " but the pin budget is " + format_size(pin_budget()) + " (" +
-                      std::to_string(cache_.pinned_count()) +
-                      " adapter(s) pinned already): unpin one first, or raise --pin-budget; " +
-                      quote(name) + " stays resident, unpinned");
-  }
-  cache_.set_pinned(name, true);
-  client_log().info("pinned {} ({}; {} pinned in all)", quote(name), format_size(view->footprint),
-                    format_size(cache_.bytes_pinned()));
+  GENOMED_ASSIGN_OR_RETURN(const bool was, pins_.pin(name));
   check_invariants();
-  return pin_reply(name, false);
+  return pin_reply(name, was);
 }
 
 Result<ipc::PinReply> Coordinator::unpin(const std::string& name) {
@@ -413,11 +396,10 @@ Result<ipc::PinReply> Coordinator::unpin(const std::string& name) {
     return Status(Errc::not_loaded, "adapter " + quote(name) +
                                         " is not resident, so it is not pinned (nothing to do)");
   }
-  const bool was = cache_.set_pinned(name, false);
+  const bool was = pins_.unpin(name);
   // Taken now: the pump below may evict it for a waiting ticket.
   ipc::PinReply reply = pin_reply(name, was);
   if (was) {
-    client_log().info("unpinned {}", quote(name));
     mark_used(name);
     settle(admission_.pump());
   }
@@ -429,10 +411,6 @@ ipc::PinReply Coordinator::pin_reply(const std::string& name, bool was_pinned) c
   const auto view = cache_.find(name);
   return ipc::PinReply{name, view->length, entries_.at(name).generation, view->pinned,
                        was_pinned};
-}
-
-std::uint64_t Coordinator::pin_budget() const {
-  return options_.pin_budget == 0 ? arena_.size : std::min(options_.pin_budget, arena_.size);
 }
 
 // ---------------------------------------------------------------------------
@@ -465,7 +443,7 @@ void Coordinator::revoke_lease_slots() {
   check_invariants();
 }
 
-void Coordinator::erase_resident(std::map<std::string, Entry>::iterator it) {
+void Coordinator::erase_resident(AdapterTable::iterator it) {
   const std::string name = it->first;
   const bool erased = cache_.erase(name);
   GENOMED_CHECK(erased, "erase of a leased or absent adapter");
@@ -518,9 +496,7 @@ void Coordinator::abandon(ConnectionId conn) {
   for (const auto& name : cancelled)
     client_log().info("load of {} cancelled: every client waiting for it disconnected",
                       quote(name));
-  for (Request* r : requests_) {
-    if (r->conn == conn) r->cv.notify_all();  // its waiting requests return now
-  }
+  requests_.wake(conn);  // its waiting requests return now
   check_invariants();
 }
 
@@ -535,58 +511,24 @@ bool Coordinator::holds_leases(ConnectionId conn) {
 // Loads
 
 void Coordinator::start_flight(const std::string& name) {
-  reap_finished_flights();
+  flights_.reap();
   auto flight = std::make_shared<Flight>();
   flight->name = name;
-  flight->generation = next_generation_++;
-  entries_[name] = Entry{State::loading, flight->generation, flight};
+  entries_.start_loading(name, flight);
   ++counters_.loads_started;
-  auto& live = live_flights_[name];
-  flight->predecessors = live;
-  live.push_back(flight);
-  const std::uint64_t id = next_flight_id_++;
-  flight_threads_.emplace(id, std::thread([this, name, flight, id] {
-                            run_flight(name, flight);
-                            MutexLock lock(mu_);
-                            flight->ended = true;
-                            flight->predecessors.clear();
-                            auto it = live_flights_.find(name);
-                            if (it != live_flights_.end()) {
-                              std::erase(it->second, flight);
-                              // A successor may start.
-                              for (const auto& next : it->second) next->cv.notify_all();
-                              if (it->second.empty()) live_flights_.erase(it);
-                            }
-                            finished_flights_.push_back(id);
-                          }));
-}
-
-void Coordinator::reap_finished_flights() {
-  // These threads have pushed their id as their last step under mu_; joining
-  // them here waits only for them to return.
-  for (std::uint64_t id : finished_flights_) {
-    auto it = flight_threads_.find(id);
-    if (it != flight_threads_.end()) {
-      it->second.join();
-      flight_threads_.erase(it);
-    }
-  }
-  finished_flights_.clear();
+  flights_.start(flight, [this, flight] { run_flight(flight); });
 }
 
 bool Coordinator::superseded(const std::string& name, const Flight& flight) const {
-  if (flight.done) return true;  // cancelled by an unload
+  if (flight.decided()) return true;  // cancelled by an unload
   auto it = entries_.find(name);
   return it == entries_.end() || it->second.generation != flight.generation;
 }
 
-void Coordinator::notify_waiters(const Flight& flight) {
-  for (Request* w : flight.waiters) w->cv.notify_all();
-}
-
-void Coordinator::run_flight(const std::string& name, const std::shared_ptr<Flight>& flight) {
+void Coordinator::run_flight(const std::shared_ptr<Flight>& flight) {
+  const std::string& name = flight->name;
   const auto start = clock_.now();
-  Status s = load_steps(name, flight);
+  Status s = pipeline_.load(flight, *this);
   MutexLock lock(mu_);
   if (s.ok()) {
     const auto view = cache_.find(name);
@@ -602,13 +544,10 @@ void Coordinator::run_flight(const std::string& name, const std::shared_ptr<Flig
   finish_flight(name, flight, std::move(s));
 }
 
-Status Coordinator::wait_for_predecessors(const std::string& name, Flight& flight) {
+Status Coordinator::await_predecessors(Flight& flight) {
+  const std::string& name = flight.name;
   MutexLock lock(mu_);
-  const auto all_ended = [&] {
-    return std::all_of(flight.predecessors.begin(), flight.predecessors.end(),
-                       [](const auto& p) { return p->ended; });
-  };
-  if (all_ended()) return Status::Ok();
+  if (flight.predecessors_ended()) return Status::Ok();
   client_log().info("load of {} generation {} waits for the previous load of that name to stop",
                     quote(name), flight.generation);
   // The previous flight was cancelled (that is how its entry went away):
@@ -616,7 +555,9 @@ Status Coordinator::wait_for_predecessors(const std::string& name, Flight& fligh
   // a backstop for a flight that does not.
   const bool ended = wait_until(
       clock_, flight.cv, lock, clock_.now() + options_.load_timeout,
-      [&]() REQUIRES(mu_) { return shutting_down_ || superseded(name, flight) || all_ended(); });
+      [&]() REQUIRES(mu_) {
+        return shutting_down_ || superseded(name, flight) || flight.predecessors_ended();
+      });
   if (shutting_down_) return stopping();
   if (superseded(name, flight)) return unloaded_while_loading(name);
   if (!ended) {
@@ -627,9 +568,9 @@ Status Coordinator::wait_for_predecessors(const std::string& name, Flight& fligh
   return Status::Ok();
 }
 
-Result<cache::ResidentCache::Range> Coordinator::await_range(const std::string& name,
-                                                             const std::shared_ptr<Flight>& flight,
+Result<cache::ResidentCache::Range> Coordinator::await_range(const std::shared_ptr<Flight>& flight,
                                                              std::uint64_t length) {
+  const std::string& name = flight->name;
   MutexLock lock(mu_);
   if (shutting_down_) return stopping();
   if (superseded(name, *flight)) return unloaded_while_loading(name);
@@ -643,7 +584,7 @@ Result<cache::ResidentCache::Range> Coordinator::await_range(const std::string& 
   claim->length = length;
   flight->claim = claim;
   claimant_[claim.get()] = flight.get();
-  notify_waiters(*flight);  // they can take an admission ticket now
+  flight->notify_waiters();  // they can take an admission ticket now
   // Requests that want this load give it its range through their tickets,
   // each within its own admission timeout, which starts only when all the
   // loads of its batch have probed (a sibling's probe may take much longer
@@ -669,63 +610,24 @@ Result<cache::ResidentCache::Range> Coordinator::await_range(const std::string& 
                                     format_size(length) + ") was admitted with room for it");
 }
 
-Status Coordinator::load_steps(const std::string& name, const std::shared_ptr<Flight>& flight) {
-  GENOMED_RETURN_IF_ERROR(wait_for_predecessors(name, *flight));
-  // The files are opened here, once: every job of the load reads these.
-  GENOMED_ASSIGN_OR_RETURN(const OpenedAdapter adapter, resolver_.open(name));
-  GENOMED_ASSIGN_OR_RETURN(CircuitBreaker::Ticket breaker_ticket,
-                           resilience_.admit(name, adapter.weights));
-
-  LoadPipeline::Fates fates;
-  std::optional<cache::ResidentCache::Range> range;
-  bool recorded = false;
-  Status s = [&]() -> Status {
-    // 1. Probe in a worker: untrusted files are parsed only there.
-    GENOMED_ASSIGN_OR_RETURN(layout::ResidentLayout layout,
-                             pipeline_.probe(name, adapter, flight->cancel, &fates));
-    // 2. Room in the budget, through the admission queue.
-    GENOMED_ASSIGN_OR_RETURN(range, await_range(name, flight, layout.total_bytes));
-    // 3. Fill and verify.
-    GENOMED_RETURN_IF_ERROR(
-        pipeline_.fill(name, adapter, layout, *range, flight->cancel, &fates, &flight->progress));
-    // 4. Publish, unless unloaded meanwhile.
-    MutexLock lock(mu_);
-    if (shutting_down_) return stopping();
-    if (superseded(name, *flight)) return unloaded_while_loading(name);
-    // Recorded before publish() wakes the waiters, so a client told that its
-    // load succeeded finds the breaker already closed by it (a probe) and the
-    // quarantine lifted. Resilience's mutex is a leaf: taking it under mu_ is
-    // in order.
-    resilience_.record(breaker_ticket, name, true, fates.worker_failed);
-    recorded = true;
-    publish(name, *flight, *range, layout.total_bytes);
-    range.reset();  // the entry owns it now
-    return Status::Ok();
-  }();
-  if (!recorded) resilience_.record(breaker_ticket, name, false, fates.worker_failed);
-  if (s.ok()) return s;
-
-  // A failed load leaves nothing a client can acquire. Its waiters learn the
-  // outcome now; a worker that died may still be writing into the range, and
-  // a reload must not run beside it, so the flight ends (and the range is
-  // given back) only once every such worker is reaped.
-  if (!fates.workers_gone.empty()) {
-    {
-      MutexLock lock(mu_);
-      finish_flight(name, flight, s);
-    }
-    for (auto& gone : fates.workers_gone) gone.wait();
-  }
-  if (range) {
-    MutexLock lock(mu_);
-    cache_.cancel_reservation(range->offset);
-    settle(admission_.pump());
-  }
-  return s;
+void Coordinator::finish_early(const std::shared_ptr<Flight>& flight, const Status& failure) {
+  MutexLock lock(mu_);
+  finish_flight(flight->name, flight, failure);
 }
 
-void Coordinator::publish(const std::string& name, Flight& flight,
-                          cache::ResidentCache::Range range, std::uint64_t bytes) {
+void Coordinator::give_back(cache::ResidentCache::Range range) {
+  MutexLock lock(mu_);
+  cache_.cancel_reservation(range.offset);
+  settle(admission_.pump());
+}
+
+Status Coordinator::publish(Flight& flight, cache::ResidentCache::Range range, std::uint64_t bytes,
+                            const std::function<void()>& record) {
+  const std::string& name = flight.name;
+  MutexLock lock(mu_);
+  if (shutting_down_) return stopping();
+  if (superseded(name, flight)) return unloaded_while_loading(name);
+  record();  // before the waiters wake; Resilience's mutex is a leaf: in order under mu_
   cache_.insert(name, range.offset, bytes);
   Entry& e = entries_.at(name);
   e.state = State::ready;
@@ -743,14 +645,14 @@ void Coordinator::publish(const std::string& name, Flight& flight,
       w->ticket->keep.push_back(name);
     }
   }
-  notify_waiters(flight);
+  flight.notify_waiters();
   mark_used(name);  // unleased (its waiters went), it may idle from now
+  return Status::Ok();
 }
 
 void Coordinator::finish_flight(const std::string& name, const std::shared_ptr<Flight>& flight,
                                 Status status) {
-  if (flight->finished) return;
-  flight->finished = true;
+  if (flight->phase >= Flight::Phase::finished) return;
   if (status.ok()) {
     // Counted by publish(): its waiters may answer before this runs.
   } else if (status.code() == Errc::cancelled) {
@@ -758,10 +660,8 @@ void Coordinator::finish_flight(const std::string& name, const std::shared_ptr<F
   } else {
     ++counters_.loads_failed;
   }
-  if (!flight->done) {  // an unload may have finished it with `cancelled` already
-    flight->done = true;
-    flight->result = status;
-  }
+  flight->decide(status);  // an unload may have decided it (`cancelled`) already
+  flight->phase = Flight::Phase::finished;
   if (!status.ok()) {
     auto it = entries_.find(name);
     if (it != entries_.end() && it->second.generation == flight->generation &&
@@ -769,21 +669,19 @@ void Coordinator::finish_flight(const std::string& name, const std::shared_ptr<F
       entries_.erase(it);  // nothing was created
     }
   }
-  notify_waiters(*flight);
+  flight->notify_waiters();
   check_invariants();
 }
 
-std::map<std::string, Coordinator::Entry>::iterator Coordinator::cancel_loading(
-    std::map<std::string, Entry>::iterator it, const Status& why) {
+AdapterTable::iterator Coordinator::cancel_loading(AdapterTable::iterator it, const Status& why) {
   Flight& flight = *it->second.flight;
-  flight.done = true;
-  flight.result = why;
+  flight.decide(why);
   if (flight.claim && flight.claim->pending()) flight.claim->withdrawn = true;
   // Its queued jobs leave the pool's queue and the workers running its
   // probe or fill parts are stopped; the flight frees its range once they
   // are reaped.
   pipeline_.cancel(*flight.cancel);
-  notify_waiters(flight);
+  flight.notify_waiters();
   flight.cv.notify_all();
   return entries_.erase(it);
 }
@@ -797,12 +695,7 @@ void Coordinator::mark_used(const std::string& name, const RequestOptions& optio
   it->second.last_used = clock_.now();
   if (options.keep_alive) it->second.keep_alive = *options.keep_alive;
   const auto expiry = idle_expiry(name, it->second);
-  if (!expiry || shutting_down_) return;
-  if (!idle_thread_.joinable()) {
-    idle_thread_ = std::thread([this] { idle_main(); });
-  } else if (*expiry < idle_wake_at_) {
-    idle_cv_.notify_all();
-  }
+  if (expiry && !shutting_down_) idle_.schedule(*expiry);
 }
 
 std::optional<Clock::time_point> Coordinator::idle_expiry(const std::string& name,
@@ -812,9 +705,7 @@ std::optional<Clock::time_point> Coordinator::idle_expiry(const std::string& nam
   // Slot leases alone do not: the client may not use them any more (the
   // expiry looks at their uses, unload_idle()).
   if (!view || leases_.ordinary(name) > 0 || view->pinned) return std::nullopt;
-  const auto keep_alive = e.keep_alive.value_or(options_.idle_unload);
-  if (keep_alive.count() <= 0) return std::nullopt;
-  return e.last_used + keep_alive;
+  return idle_.expiry(e.last_used, e.keep_alive);
 }
 
 std::optional<Clock::time_point> Coordinator::unload_idle(Clock::time_point now) {
@@ -859,19 +750,6 @@ std::optional<Clock::time_point> Coordinator::unload_idle(Clock::time_point now)
       next = expiry;
   }
   return next;
-}
-
-void Coordinator::idle_main() {
-  MutexLock lock(mu_);
-  while (!shutting_down_) {
-    const auto now = clock_.now();
-    const auto next = unload_idle(now);
-    check_invariants();
-    idle_wake_at_ = next.value_or(Clock::time_point::max());
-    // With nothing to expire it still looks once an hour (a bound, not a
-    // schedule: mark_used() wakes it for any earlier expiry).
-    clock_.wait_until(idle_cv_, lock.native(), next.value_or(now + std::chrono::hours(1)));
-  }
 }
 
 // ---------------------------------------------------------------------------
@@ -939,7 +817,7 @@ ipc::ListReply Coordinator::list(std::string_view after, std::size_t limit) cons
   const auto now = clock_.now();
   ipc::ListReply reply;
   // entries_ is sorted by name: a page costs O(log n + limit), never O(n).
-  auto it = after.empty() ? entries_.begin() : entries_.upper_bound(std::string(after));
+  auto it = after.empty() ? entries_.begin() : entries_.after(std::string(after));
   for (; it != entries_.end(); ++it) {
     const auto& [name, e] = *it;
     if (reply.adapters.size() == limit) {
@@ -948,7 +826,7 @@ ipc::ListReply Coordinator::list(std::string_view after, std::size_t limit) cons
     }
     ipc::AdapterStatus s;
     s.name = name;
-    s.state = state_name(static_cast<int>(e.state));
+    s.state = state_name(e.state);
     s.generation = e.generation;
     if (const auto view = cache_.find(name)) {
       s.bytes = view->length;
@@ -969,114 +847,35 @@ ipc::ListReply Coordinator::list(std::string_view after, std::size_t limit) cons
 ipc::StatsReply Coordinator::stats() const {
   const PoolStats pool = pool_.stats();
   const Resilience::Snapshot resilience = resilience_.snapshot();
-  MutexLock lock(mu_);
-  std::uint64_t loading = 0;
-  for (const auto& [name, e] : entries_) loading += e.state == State::loading ? 1 : 0;
-  ipc::StatsReply r;
-  auto put = [&](const char* key, std::uint64_t v) { r.values.emplace_back(key, v); };
-  put("loads_started", counters_.loads_started);
-  put("loads_completed", counters_.loads_completed);
-  put("loads_failed", counters_.loads_failed);
-  put("loads_cancelled", counters_.loads_cancelled);
-  // Leases taken through slots are hits the daemon did not serve itself.
-  const std::uint64_t slot_hits = leases_.slot_uses();
-  put("hits", counters_.hits + slot_hits);
-  put("misses", counters_.misses);
-  put("evictions", cache_.evictions());
-  put("bytes_resident", cache_.bytes_resident());
-  put("bytes_reserved", cache_.bytes_reserved());
-  put("bytes_loaded", counters_.bytes_loaded);
-  put("admission_waiting", admission_.waiting());
-  put("request_restarts", counters_.request_restarts);
-  put("budget_bytes", cache_.budget());
-  put("adapters_resident", entries_.size() - loading);
-  put("adapters_loading", loading);
-  // As the clients hold them: an idle slot's lease counts 0, a busy one what
-  // is taken through it (a drain waits for this to reach 0).
-  put("leases_active", leases_.held_total());
-  put("leases_granted", leases_.granted());
-  put("lease_slots", leases_.slot_count());
-  put("slot_hits", slot_hits);
-  put("lease_slot_violations", leases_.slot_violations());
-  put("workers_alive", pool.workers_alive);
-  put("worker_restarts", pool.worker_restarts);
-  put("worker_crashes", pool.worker_crashes);
-  put("worker_timeouts", pool.worker_timeouts);
-  put("queue_depth", pool.queue_depth);
-  put("load_retries", pipeline_.retries());
-  put("quarantined", resilience.quarantined);
-  r.values.emplace_back("breaker_state", CircuitBreaker::state_name(resilience.breaker));
-  put("breaker_transitions", resilience.transitions);
-  put("pool_healthy", pool.healthy ? 1 : 0);
-  put("workers_busy", pool.workers_busy);
-  put("pool_saturated", saturated(pool) ? 1 : 0);
-  put("probes_waiting", pipeline_.probes_waiting());
-  put("adapters_pinned", cache_.pinned_count());
-  put("bytes_pinned", cache_.bytes_pinned());
-  put("idle_unloads", counters_.idle_unloads);
-  put("prefetches_dropped", counters_.prefetches_dropped);
-  return r;
-}
-
-bool Coordinator::saturated(const PoolStats& pool) const {
-  return options_.saturated_after.count() > 0 &&
-         pool.all_busy_ms >= options_.saturated_after.count();
+  Figures figures;
+  {
+    MutexLock lock(mu_);
+    figures = Figures::of(counters_, cache_, leases_, admission_, entries_.size(),
+                          entries_.loading());
+  }
+  return stats_reply(figures, pool, resilience, pipeline_.retries(), pipeline_.probes_waiting(),
+                     options_.saturated_after);
 }
 
 ipc::HealthReply Coordinator::health() const {
   const PoolStats pool = pool_.stats();
   const Resilience::Snapshot resilience = resilience_.snapshot();
-  MutexLock lock(mu_);
-  ipc::HealthReply reply{true, "", saturated(pool)};
-  const auto unhealthy = [&](std::string why) {
-    reply.healthy = false;
-    reply.reason = std::move(why);
-    return reply;
-  };
-  if (shutting_down_) return unhealthy("shutting down");
-  if (!pool.healthy) {
-    return unhealthy("loader workers restarted too often; spawning resumes in " +
-                     std::to_string(pool.unhealthy_ms_left) + " ms");
+  bool stopping = false;
+  {
+    MutexLock lock(mu_);
+    stopping = shutting_down_;
   }
-  if (resilience.breaker != CircuitBreaker::State::closed) {
-    return unhealthy(std::string("circuit breaker ") +
-                     CircuitBreaker::state_name(resilience.breaker) +
-                     ": loads fail fast until it closes");
-  }
-  if (pool.workers_alive == 0) return unhealthy("no loader worker is alive");
-  if (reply.saturated) {
-    // Slow jobs hold every worker (hostile files, huge fills): cold loads
-    // queue behind them although nothing has failed.
-    return unhealthy("loader pool saturated: every worker (" + std::to_string(pool.workers_busy) +
-                     ") has been on its current job for " + std::to_string(pool.all_busy_ms) +
-                     " ms or more (--saturated-after-ms " +
-                     std::to_string(options_.saturated_after.count()) +
-                     "); cold loads wait, cached adapters are still served");
-  }
-  return reply;
+  return health_reply(stopping, pool, resilience, options_.saturated_after);
 }
 
 void Coordinator::check_invariants() const {
 #if defined(GENOMED_INVARIANTS) || !defined(NDEBUG)
-  std::size_t resident = 0;
-  for (const auto& [name, e] : entries_) {
-    const bool in_cache = cache_.find(name).has_value();
-    GENOMED_CHECK(in_cache == (e.state != State::loading),
-                  "an entry's state disagrees with the cache");
-    GENOMED_CHECK((e.state == State::loading) == (e.flight != nullptr),
-                  "a flight on a settled entry");
-    resident += in_cache ? 1 : 0;
-  }
-  GENOMED_CHECK(resident == cache_.entry_count(), "the cache holds an adapter with no entry");
+  entries_.check_invariants(cache_);
   leases_.check_invariants();
   admission_.check_invariants();
-  for (const auto& [ticket, owner] : ticket_owner_) {
-    GENOMED_CHECK(requests_.contains(owner) && owner->ticket.get() == ticket,
-                  "a ticket owned by a request that does not hold it");
-  }
-  for (const Request* r : requests_) {
-    GENOMED_CHECK(r->admitted || r->leases.empty(), "a request holds leases before admission");
-  }
+  requests_.check_invariants();
+  flights_.check_invariants();
+  pins_.check_invariants();
 #endif
 }
 
@@ -1086,19 +885,15 @@ void Coordinator::shutdown() {
   {
     MutexLock lock(mu_);
     shutting_down_ = true;
-    idle_cv_.notify_all();
-    idle.swap(idle_thread_);
-    for (Request* r : requests_) r->cv.notify_all();
-    for (const auto& [name, flights] : live_flights_) {
-      for (const auto& f : flights) f->cv.notify_all();
-    }
+    idle = idle_.stop();
+    requests_.wake_all();
+    flights_.wake_all();
   }
   pipeline_.stop();  // probes waiting for a turn fail with shutting_down
   pool_.stop();      // queued jobs fail with shutting_down; running ones end
   {
     MutexLock lock(mu_);
-    threads.swap(flight_threads_);
-    finished_flights_.clear();
+    threads = flights_.take_threads();
   }
   for (auto& [id, t] : threads) t.join();
   if (idle.joinable()) idle.join();
