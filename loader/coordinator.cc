@@ -16,11 +16,6 @@ namespace {
 // Arena ranges are page-aligned: a worker opens exactly its range.
 constexpr std::uint64_t kRangeAlignment = 4096;
 
-std::uint64_t ms_count(Clock::duration d) {
-  return static_cast<std::uint64_t>(
-      std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(d).count()));
-}
-
 double ms_between(Clock::time_point start, Clock::time_point end) {
   return std::chrono::duration<double, std::milli>(end - start).count();
 }
@@ -824,22 +819,8 @@ ipc::ListReply Coordinator::list(std::string_view after, std::size_t limit) cons
       reply.next = reply.adapters.back().name;
       break;
     }
-    ipc::AdapterStatus s;
-    s.name = name;
-    s.state = state_name(e.state);
-    s.generation = e.generation;
-    if (const auto view = cache_.find(name)) {
-      s.bytes = view->length;
-      s.leases = leases_.held(name);
-      s.pinned = view->pinned;
-      if (s.leases == 0) s.idle_ms = ms_count(now - e.last_used);
-      if (const auto expiry = idle_expiry(name, e); expiry && s.leases == 0)
-        s.expires_in_ms = *expiry > now ? ms_count(*expiry - now) : 0;
-    } else if (e.flight) {
-      s.fill_total = e.flight->progress.total.load(std::memory_order_relaxed);
-      s.filled = e.flight->progress.filled.load(std::memory_order_relaxed);
-    }
-    reply.adapters.push_back(std::move(s));
+    reply.adapters.push_back(adapter_status(name, e, cache_.find(name), leases_.held(name),
+                                            idle_expiry(name, e), now));
   }
   return reply;
 }

@@ -18,7 +18,7 @@
 // - PinPolicy* (pin_policy.h): what may be pinned (the pin budget);
 // - IdleUnloader* (idle_unloader.h): its thread and clock unload what
 //   nobody used for its keep-alive;
-// - introspection.h: STATS and HEALTH from snapshots;
+// - introspection.h: LIST, STATS and HEALTH from snapshots;
 // - Resilience (resilience.h): breaker, quarantine, job retries.
 //
 // A request (ACQUIRE of one or more names, LOAD of one) runs in three steps,

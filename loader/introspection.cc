@@ -1,8 +1,38 @@
 #include "loader/introspection.h"
 
+#include <algorithm>
 #include <string>
 
 namespace genomed::loader {
+namespace {
+
+std::uint64_t ms_count(Clock::duration d) {
+  return static_cast<std::uint64_t>(
+      std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(d).count()));
+}
+
+}  // namespace
+
+ipc::AdapterStatus adapter_status(const std::string& name, const AdapterEntry& e,
+                                  const std::optional<cache::ResidentCache::EntryView>& view,
+                                  std::uint64_t leases, std::optional<Clock::time_point> expiry,
+                                  Clock::time_point now) {
+  ipc::AdapterStatus s;
+  s.name = name;
+  s.state = state_name(e.state);
+  s.generation = e.generation;
+  if (view) {
+    s.bytes = view->length;
+    s.leases = leases;
+    s.pinned = view->pinned;
+    if (s.leases == 0) s.idle_ms = ms_count(now - e.last_used);
+    if (expiry && s.leases == 0) s.expires_in_ms = *expiry > now ? ms_count(*expiry - now) : 0;
+  } else if (e.flight) {
+    s.fill_total = e.flight->progress.total.load(std::memory_order_relaxed);
+    s.filled = e.flight->progress.filled.load(std::memory_order_relaxed);
+  }
+  return s;
+}
 
 Figures Figures::of(const CoordinatorCounters& counters, const cache::ResidentCache& cache,
                     const Leases& leases, const AdmissionQueue& admission, std::uint64_t adapters,

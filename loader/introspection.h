@@ -1,8 +1,9 @@
-// Introspection: STATS and HEALTH, built from snapshots. The coordinator
+// Introspection: LIST, STATS and HEALTH, built from snapshots. The coordinator
 // copies its figures under its mutex (Figures, O(1)); the pool and
 // Resilience give snapshots under their own locks, taken before it; the
 // replies are put together here with no lock held. The key order of STATS
-// is protocol.md's.
+// is protocol.md's. A LIST page is O(page): each row is built from what
+// the coordinator holds on its adapter, under its mutex.
 //
 // Threads and locks: pure functions of their arguments, apart from
 // Figures::of, which reads the coordinator's parts under its mutex.
@@ -10,9 +11,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
+#include <string>
 
 #include "cache/resident_cache.h"
 #include "ipc/protocol.h"
+#include "loader/adapter_table.h"
 #include "loader/admission_queue.h"
 #include "loader/leases.h"
 #include "loader/pool.h"
@@ -41,6 +45,13 @@ struct Figures {
                     const Leases& leases, const AdmissionQueue& admission,
                     std::uint64_t adapters, std::uint64_t loading);
 };
+
+// One LIST row: the entry, its cache view (nullopt while loading), the
+// leases its clients hold (Leases::held) and its idle expiry.
+ipc::AdapterStatus adapter_status(const std::string& name, const AdapterEntry& e,
+                                  const std::optional<cache::ResidentCache::EntryView>& view,
+                                  std::uint64_t leases, std::optional<Clock::time_point> expiry,
+                                  Clock::time_point now);
 
 // Every worker has been on its current job for `after` or longer (0: never).
 bool saturated(const PoolStats& pool, std::chrono::milliseconds after);
