@@ -46,11 +46,12 @@ Coordinator::Coordinator(CoordinatorOptions options, const NameResolver& resolve
       admission_(cache_),
       pins_(cache_, options.pin_budget, arena.size),
       flights_(mu_),
-      idle_(mu_, clock, options.idle_unload, [this](Clock::time_point now) REQUIRES(mu_) {
-        const auto next = unload_idle(now);
-        check_invariants();
-        return next;
-      }) {}
+      idle_(mu_, clock, options.idle_unload, entries_, leases_, cache_,
+            {[this](AdapterTable::iterator it) REQUIRES(mu_) {
+               erase_resident(it);
+               ++counters_.idle_unloads;
+             },
+             [this]() REQUIRES(mu_) { check_invariants(); }}) {}
 
 Coordinator::~Coordinator() { shutdown(); }
 
@@ -305,7 +306,7 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
     for (const auto& name : names)
       reply.grants.push_back(grant_of(name, leases_.grant(name, conn)));
     attach_slots(reply, conn, page);  // first: a slot lease alone leaves an idle expiry to schedule
-    for (const auto& name : distinct) mark_used(name, options);
+    for (const auto& name : distinct) idle_.mark_used(name, options.keep_alive);
     check_invariants();
     return reply;
   }
@@ -337,7 +338,7 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
     reply.grants.push_back(grant_of(name, lease));
   }
   attach_slots(reply, conn, page);
-  for (const auto& name : distinct) mark_used(name, options);
+  for (const auto& name : distinct) idle_.mark_used(name, options.keep_alive);
   check_invariants();
   return reply;
 }
@@ -363,7 +364,7 @@ Result<ipc::LoadReply> Coordinator::load(const std::string& name, ConnectionId c
   MutexLock lock(mu_);
   GENOMED_ASSIGN_OR_RETURN(const bool hit, make_resident(lock, name, conn, hook, options));
   cache_.touch(name);
-  mark_used(name, options);
+  idle_.mark_used(name, options.keep_alive);
   return ipc::LoadReply{name, cache_.find(name)->length, entries_.at(name).generation, hit};
 }
 
@@ -377,7 +378,7 @@ Result<ipc::PinReply> Coordinator::pin(const std::string& name, ConnectionId con
     GENOMED_RETURN_IF_ERROR(make_resident(lock, name, conn, hook, as_load).status());
   }
   // READY here, in the step serve() returned in: nothing evicted it since.
-  mark_used(name, options);  // counts from its unpin, if pinned now
+  idle_.mark_used(name, options.keep_alive);  // counts from its unpin, if pinned now
   GENOMED_ASSIGN_OR_RETURN(const bool was, pins_.pin(name));
   check_invariants();
   return pin_reply(name, was);
@@ -395,7 +396,7 @@ Result<ipc::PinReply> Coordinator::unpin(const std::string& name) {
   // Taken now: the pump below may evict it for a waiting ticket.
   ipc::PinReply reply = pin_reply(name, was);
   if (was) {
-    mark_used(name);
+    idle_.mark_used(name);
     settle(admission_.pump());
   }
   check_invariants();
@@ -417,7 +418,7 @@ void Coordinator::last_lease_ended(const std::string& name, bool settle_now) {
     erase_resident(it);
     client_log().info("unloaded {}: its last lease ended", quote(name));
   } else {
-    mark_used(name);                            // its idle time starts now
+    idle_.mark_used(name);                      // its idle time starts now
     if (settle_now) settle(admission_.pump());  // it may be evicted for a waiting ticket now
   }
 }
@@ -641,7 +642,7 @@ Status Coordinator::publish(Flight& flight, cache::ResidentCache::Range range, s
     }
   }
   flight.notify_waiters();
-  mark_used(name);  // unleased (its waiters went), it may idle from now
+  idle_.mark_used(name);  // unleased (its waiters went), it may idle from now
   return Status::Ok();
 }
 
@@ -679,72 +680,6 @@ AdapterTable::iterator Coordinator::cancel_loading(AdapterTable::iterator it, co
   flight.notify_waiters();
   flight.cv.notify_all();
   return entries_.erase(it);
-}
-
-// ---------------------------------------------------------------------------
-// Idle unload
-
-void Coordinator::mark_used(const std::string& name, const RequestOptions& options) {
-  const auto it = entries_.find(name);
-  if (it == entries_.end()) return;
-  it->second.last_used = clock_.now();
-  if (options.keep_alive) it->second.keep_alive = *options.keep_alive;
-  const auto expiry = idle_expiry(name, it->second);
-  if (expiry && !shutting_down_) idle_.schedule(*expiry);
-}
-
-std::optional<Clock::time_point> Coordinator::idle_expiry(const std::string& name,
-                                                          const Entry& e) const {
-  if (e.state != State::ready) return std::nullopt;
-  const auto view = cache_.find(name);
-  // Slot leases alone do not: the client may not use them any more (the
-  // expiry looks at their uses, unload_idle()).
-  if (!view || leases_.ordinary(name) > 0 || view->pinned) return std::nullopt;
-  return idle_.expiry(e.last_used, e.keep_alive);
-}
-
-std::optional<Clock::time_point> Coordinator::unload_idle(Clock::time_point now) {
-  // Names first: erasing one settles the admission queue, which may erase
-  // other entries (evictions) under a live iterator.
-  std::vector<std::string> expired;
-  for (const auto& [name, e] : entries_) {
-    if (const auto expiry = idle_expiry(name, e); expiry && *expiry <= now) expired.push_back(name);
-  }
-  for (const auto& name : expired) {
-    auto it = entries_.find(name);
-    if (it == entries_.end()) continue;
-    const auto expiry = idle_expiry(name, it->second);
-    if (!expiry || *expiry > now) continue;
-    const auto idle_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(now - it->second.last_used);
-    if (leases_.has_slots(name)) {
-      if (leases_.slot_used_since_last_look(name)) {  // used through a slot: not idle
-        mark_used(name);
-        continue;
-      }
-      const auto last_used = it->second.last_used;
-      leases_.revoke(name);  // ending a lease marks it used now: not what happened
-      it = entries_.find(name);
-      if (it == entries_.end()) continue;  // evicted for a waiting request meanwhile
-      if (cache_.find(name)->leases > 0) {
-        // Busy: wanted now, it ends with its client's RELEASE (which marks
-        // it used then). Until then its expiry is not due again.
-        it->second.last_used = now;
-        continue;
-      }
-      it->second.last_used = last_used;
-    }
-    erase_resident(it);
-    ++counters_.idle_unloads;
-    client_log().info("unloaded {}: unused for {} ms (its keep-alive)", quote(name),
-                      idle_ms.count());
-  }
-  std::optional<Clock::time_point> next;
-  for (const auto& [name, e] : entries_) {
-    if (const auto expiry = idle_expiry(name, e); expiry && (!next || *expiry < *next))
-      next = expiry;
-  }
-  return next;
 }
 
 // ---------------------------------------------------------------------------
@@ -820,7 +755,7 @@ ipc::ListReply Coordinator::list(std::string_view after, std::size_t limit) cons
       break;
     }
     reply.adapters.push_back(adapter_status(name, e, cache_.find(name), leases_.held(name),
-                                            idle_expiry(name, e), now));
+                                            idle_.expiry_of(name, e), now));
   }
   return reply;
 }

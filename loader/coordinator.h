@@ -181,15 +181,6 @@ class Coordinator : private LoadHost {
   // so nothing evicted it since); true if it was READY at the first look.
   Result<bool> make_resident(MutexLock& lock, const std::string& name, ConnectionId conn,
                              WaitHook* hook, const RequestOptions& options) REQUIRES(mu_);
-  // Idle unload (see the top): marks `name` used now, with the request's
-  // keep-alive if it gives one, and tells the checker of an earlier expiry.
-  void mark_used(const std::string& name, const RequestOptions& options = {}) REQUIRES(mu_);
-  // When the READY entry `it` is unloaded for idleness; nullopt: never
-  // (leased, pinned, draining, keep-alive 0).
-  std::optional<Clock::time_point> idle_expiry(const std::string& name, const Entry& e) const
-      REQUIRES(mu_);
-  // Unloads every entry whose expiry has passed; returns the next expiry.
-  std::optional<Clock::time_point> unload_idle(Clock::time_point now) REQUIRES(mu_);
   // What the client learns of its lease on the resident adapter `name`.
   ipc::LeaseGrant grant_of(const std::string& name, LeaseId lease) const REQUIRES(mu_);
   // Leaves its flights and withdraws its ticket (its leases stay).
@@ -260,7 +251,7 @@ class Coordinator : private LoadHost {
   std::unordered_map<const RangeClaim*, Flight*> claimant_ GUARDED_BY(mu_);
   std::unordered_set<ConnectionId> abandoned_ GUARDED_BY(mu_);  // until release_all()
   FlightThreads flights_ GUARDED_BY(mu_);
-  IdleUnloader idle_ GUARDED_BY(mu_);  // its thread sweeps with unload_idle()
+  IdleUnloader idle_ GUARDED_BY(mu_);  // its own thread unloads what nobody used
   CoordinatorCounters counters_ GUARDED_BY(mu_);
 };
 
