@@ -8,22 +8,13 @@
 #include "common/safe_text.h"
 #include "common/size_parse.h"
 #include "loader/client_log.h"
+#include "loader/introspection.h"
 
 namespace genomed::loader {
 namespace {
 
 // Arena ranges are page-aligned: a worker opens exactly its range.
 constexpr std::uint64_t kRangeAlignment = 4096;
-
-const char* state_name(int s) {
-  static const char* kNames[] = {"loading", "ready", "draining"};
-  return kNames[s];
-}
-
-std::uint64_t ms_count(Clock::duration d) {
-  return static_cast<std::uint64_t>(
-      std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(d).count()));
-}
 
 double ms_between(Clock::time_point start, Clock::time_point end) {
   return std::chrono::duration<double, std::milli>(end - start).count();
@@ -46,11 +37,21 @@ Coordinator::Coordinator(CoordinatorOptions options, const NameResolver& resolve
       clock_(clock),
       resilience_(options.breaker, options.quarantine, options.job_retries,
                   [&clock] { return clock.now(); }),
-      pipeline_({options.load_timeout, options.timeout_per_gib, options.fill_parts}, pool, arena,
-                resilience_, clock),
+      pipeline_({options.load_timeout, options.timeout_per_gib, options.fill_parts}, resolver, pool,
+                arena, resilience_, clock),
       cache_(arena.size, kRangeAlignment),
-      leases_(cache_),
-      admission_(cache_) {}
+      leases_(cache_, options.max_leases_per_connection,
+              [this](const std::string& name, bool settle_now)
+                  REQUIRES(mu_) { last_lease_ended(name, settle_now); }),
+      admission_(cache_),
+      pins_(cache_, options.pin_budget, arena.size),
+      flights_(mu_),
+      idle_(mu_, clock, options.idle_unload, entries_, leases_, cache_,
+            {[this](AdapterTable::iterator it) REQUIRES(mu_) {
+               erase_resident(it);
+               ++counters_.idle_unloads;
+             },
+             [this]() REQUIRES(mu_) { check_invariants(); }}) {}
 
 Coordinator::~Coordinator() { shutdown(); }
 
@@ -78,17 +79,17 @@ void Coordinator::join(Request& req, const std::shared_ptr<Flight>& flight) {
 
 void Coordinator::leave(Request& req) {
   if (req.ticket) {
-    ticket_owner_.erase(req.ticket.get());
-    if (req.ticket->outcome == AdmissionTicket::Outcome::waiting)
-      settle(admission_.withdraw(req.ticket));
-    req.ticket.reset();
+    const TicketPtr ticket = req.ticket;
+    requests_.drop_ticket(req);
+    if (ticket->outcome == AdmissionTicket::Outcome::waiting) settle(admission_.withdraw(ticket));
   }
   bool withdrawn = false;
   for (const auto& flight : req.joined) {
     std::erase(flight->waiters, &req);
     // A load waiting for room gets it only through its waiters' tickets:
     // with none left it would wait for nothing, so it ends now.
-    if (!flight->waiters.empty() || flight->done || !flight->claim || !flight->claim->pending())
+    if (!flight->waiters.empty() || flight->decided() || !flight->claim ||
+        !flight->claim->pending())
       continue;
     auto it = entries_.find(flight->name);
     if (it == entries_.end() || it->second.flight != flight) continue;
@@ -101,7 +102,7 @@ void Coordinator::leave(Request& req) {
 }
 
 void Coordinator::drop_leases(Request& req) {
-  for (const auto& [name, id] : req.leases) end_lease(id);
+  for (const auto& [name, id] : req.leases) leases_.end(id);
   req.leases.clear();
   req.admitted = false;
 }
@@ -114,17 +115,13 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
   const auto named = [&](const std::string& name, const Status& s) {
     return batch ? Status(s.code(), quote(name) + ": " + s.message()) : s;
   };
-  const auto holds = [&](const std::string& name) {
-    return std::any_of(req.leases.begin(), req.leases.end(),
-                       [&](const auto& l) { return l.first == name; });
-  };
   bool first_look = true;
   for (;;) {
     if (shutting_down_) return stopping();
     if (abandoned(req.conn))
       return Status(Errc::cancelled, "the client disconnected while its request waited");
     for (const auto& flight : req.joined) {  // a load it waits for failed or was cancelled
-      if (flight->done && !flight->result.ok()) return named(flight->name, flight->result);
+      if (flight->decided() && !flight->result.ok()) return named(flight->name, flight->result);
     }
     if (req.ticket) {
       switch (req.ticket->outcome) {
@@ -144,8 +141,7 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
           break;
         case AdmissionTicket::Outcome::served:  // settle() admitted it
         case AdmissionTicket::Outcome::stale:   // a name it kept is gone: look again
-          ticket_owner_.erase(req.ticket.get());
-          req.ticket.reset();
+          requests_.drop_ticket(req);
           break;
       }
     }
@@ -167,13 +163,11 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
           (*hits)[i] = e.state == State::ready;
           ++((*hits)[i] ? counters_.hits : counters_.misses);
         }
-        if (e.state == State::draining && !holds(name)) {
-          const auto view = cache_.find(name);
-          return named(name,
-                       Status(Errc::draining, "adapter " + quote(name) +
-                                                  " is being unloaded; it is freed when " + "its " +
-                                                  std::to_string(view ? view->leases : 0) +
-                                                  " lease(s) end; retry after that"));
+        if (e.state == State::draining && !req.holds(name)) {
+          return named(name, Status(Errc::draining, "adapter " + quote(name) +
+                                                        " is being unloaded; it is freed when its " +
+                                                        std::to_string(leases_.held(name)) +
+                                                        " lease(s) end; retry after that"));
         }
         if (e.state == State::loading)
           loading.push_back(e.flight);
@@ -203,7 +197,7 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
       if (req.admitted) {
         if (req.wants_lease) {
           for (const auto& name : ready) {
-            if (!holds(name)) req.leases.emplace_back(name, leases_.grant(name, req.conn));
+            if (!req.holds(name)) req.leases.emplace_back(name, leases_.grant(name, req.conn));
           }
         }
         if (loading.empty()) return Status::Ok();
@@ -221,8 +215,7 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
         ticket->claims = std::move(pending);
         ticket->keep = std::move(ready);
         ticket->may_evict = !req.prefetch;
-        req.ticket = ticket;
-        ticket_owner_[ticket.get()] = &req;
+        requests_.give_ticket(req, ticket);
         admission_deadline = std::min(deadline, clock_.now() + options_.admission_timeout);
         ticket->submitted = Clock::now();
         settle(admission_.submit(ticket));
@@ -235,7 +228,7 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
                             "; a prefetch takes free room only (it never evicts a leased, "
                             "pinned or used adapter)");
         }
-        reclaim_lease_slots();
+        if (leases_.reclaim()) settle(admission_.pump());
         if (ticket->outcome != AdmissionTicket::Outcome::waiting) continue;
       }
       // else: wait for the probes that tell how much room it needs.
@@ -260,8 +253,7 @@ void Coordinator::settle(const std::vector<TicketPtr>& tickets) {
       entries_.erase(it);
       client_log().info("evicted {} (least recently used, unleased) to make room", quote(victim));
     }
-    auto owner_it = ticket_owner_.find(t.get());
-    Request* owner = owner_it == ticket_owner_.end() ? nullptr : owner_it->second;
+    Request* owner = requests_.owner_of(t.get());
     if (t->outcome == AdmissionTicket::Outcome::served) {
       if (options_.histograms) {
         options_.histograms->admission_wait_seconds.observe(Clock::now() - t->submitted);
@@ -300,18 +292,7 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
       distinct.push_back(name);
   }
   MutexLock lock(mu_);
-  if (leases_.count_of(conn) + names.size() > options_.max_leases_per_connection) {
-    // Idle slots count as leases here only if they cannot be given back.
-    for (const auto& [id, name] : slots_.revoke_of(conn)) end_lease(id);
-  }
-  if (const std::size_t held = leases_.count_of(conn);
-      held + names.size() > options_.max_leases_per_connection) {
-    return Status(Errc::limit_exceeded,
-                  "this connection holds " + std::to_string(held) + " lease(s); " +
-                      std::to_string(names.size()) + " more would pass the limit of " +
-                      std::to_string(options_.max_leases_per_connection) +
-                      " leases per connection (--max-leases-per-connection): release some first");
-  }
+  GENOMED_RETURN_IF_ERROR(leases_.check_limit(conn, names.size()));
   // The hit path: every name READY at once needs no request, ticket or
   // wait; it is leased in this step, as serve() would.
   if (!shutting_down_ && !abandoned(conn) && !names.empty() &&
@@ -325,7 +306,7 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
     for (const auto& name : names)
       reply.grants.push_back(grant_of(name, leases_.grant(name, conn)));
     attach_slots(reply, conn, page);  // first: a slot lease alone leaves an idle expiry to schedule
-    for (const auto& name : distinct) mark_used(name, options);
+    for (const auto& name : distinct) idle_.mark_used(name, options.keep_alive);
     check_invariants();
     return reply;
   }
@@ -333,11 +314,11 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
   req.conn = conn;
   req.wants_lease = true;
   req.priority = options.priority;
-  requests_.insert(&req);
+  requests_.add(req);
   std::vector<bool> hits(distinct.size());
   Status s = distinct.empty() ? Status::Ok() : serve(lock, distinct, req, hook, &hits);
   leave(req);
-  requests_.erase(&req);
+  requests_.remove(req);
   if (!s.ok()) {
     drop_leases(req);
     return s;
@@ -357,7 +338,7 @@ Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& n
     reply.grants.push_back(grant_of(name, lease));
   }
   attach_slots(reply, conn, page);
-  for (const auto& name : distinct) mark_used(name, options);
+  for (const auto& name : distinct) idle_.mark_used(name, options.keep_alive);
   check_invariants();
   return reply;
 }
@@ -369,11 +350,11 @@ Result<bool> Coordinator::make_resident(MutexLock& lock, const std::string& name
   req.conn = conn;
   req.prefetch = options.prefetch;
   req.priority = options.prefetch ? Priority::low : options.priority;
-  requests_.insert(&req);
+  requests_.add(req);
   std::vector<bool> hit(1);
   Status s = serve(lock, {name}, req, hook, &hit);
   leave(req);
-  requests_.erase(&req);
+  requests_.remove(req);
   GENOMED_RETURN_IF_ERROR(s);
   return static_cast<bool>(hit[0]);
 }
@@ -383,7 +364,7 @@ Result<ipc::LoadReply> Coordinator::load(const std::string& name, ConnectionId c
   MutexLock lock(mu_);
   GENOMED_ASSIGN_OR_RETURN(const bool hit, make_resident(lock, name, conn, hook, options));
   cache_.touch(name);
-  mark_used(name, options);
+  idle_.mark_used(name, options.keep_alive);
   return ipc::LoadReply{name, cache_.find(name)->length, entries_.at(name).generation, hit};
 }
 
@@ -397,23 +378,10 @@ Result<ipc::PinReply> Coordinator::pin(const std::string& name, ConnectionId con
     GENOMED_RETURN_IF_ERROR(make_resident(lock, name, conn, hook, as_load).status());
   }
   // READY here, in the step serve() returned in: nothing evicted it since.
-  mark_used(name, options);  // counts from its unpin, if pinned now
-  const auto view = cache_.find(name);
-  if (view->pinned) return pin_reply(name, true);
-  if (cache_.bytes_pinned() + view->footprint > pin_budget()) {
-    return Status(Errc::pin_budget_exceeded,
-                  "pinning " + quote(name) + " (" + format_size(view->footprint) +
-                      ") would pin " + format_size(cache_.bytes_pinned() + view->footprint) +
-                      " but the pin budget is " + format_size(pin_budget()) + " (" +
-                      std::to_string(cache_.pinned_count()) +
-                      " adapter(s) pinned already): unpin one first, or raise --pin-budget; " +
-                      quote(name) + " stays resident, unpinned");
-  }
-  cache_.set_pinned(name, true);
-  client_log().info("pinned {} ({}; {} pinned in all)", quote(name), format_size(view->footprint),
-                    format_size(cache_.bytes_pinned()));
+  idle_.mark_used(name, options.keep_alive);  // counts from its unpin, if pinned now
+  GENOMED_ASSIGN_OR_RETURN(const bool was, pins_.pin(name));
   check_invariants();
-  return pin_reply(name, false);
+  return pin_reply(name, was);
 }
 
 Result<ipc::PinReply> Coordinator::unpin(const std::string& name) {
@@ -424,12 +392,11 @@ Result<ipc::PinReply> Coordinator::unpin(const std::string& name) {
     return Status(Errc::not_loaded, "adapter " + quote(name) +
                                         " is not resident, so it is not pinned (nothing to do)");
   }
-  const bool was = cache_.set_pinned(name, false);
+  const bool was = pins_.unpin(name);
   // Taken now: the pump below may evict it for a waiting ticket.
   ipc::PinReply reply = pin_reply(name, was);
   if (was) {
-    client_log().info("unpinned {}", quote(name));
-    mark_used(name);
+    idle_.mark_used(name);
     settle(admission_.pump());
   }
   check_invariants();
@@ -442,83 +409,37 @@ ipc::PinReply Coordinator::pin_reply(const std::string& name, bool was_pinned) c
                        was_pinned};
 }
 
-std::uint64_t Coordinator::pin_budget() const {
-  return options_.pin_budget == 0 ? arena_.size : std::min(options_.pin_budget, arena_.size);
-}
-
 // ---------------------------------------------------------------------------
 // Leases
 
-bool Coordinator::end_lease(LeaseId id, std::optional<ConnectionId> conn, bool settle_now) {
-  const auto ended = leases_.end(id, conn);
-  if (!ended) return false;
-  slots_.detach(id);
-  if (ended->last) {
-    auto it = entries_.find(ended->name);
-    if (it != entries_.end() && it->second.state == State::draining) {
-      erase_resident(it);
-      client_log().info("unloaded {}: its last lease ended", quote(ended->name));
-    } else {
-      mark_used(ended->name);                     // its idle time starts now
-      if (settle_now) settle(admission_.pump());  // it may be evicted for a waiting ticket now
-    }
+void Coordinator::last_lease_ended(const std::string& name, bool settle_now) {
+  auto it = entries_.find(name);
+  if (it != entries_.end() && it->second.state == State::draining) {
+    erase_resident(it);
+    client_log().info("unloaded {}: its last lease ended", quote(name));
+  } else {
+    idle_.mark_used(name);                      // its idle time starts now
+    if (settle_now) settle(admission_.pump());  // it may be evicted for a waiting ticket now
   }
-  return true;
-}
-
-std::size_t Coordinator::end_leases_of(ConnectionId conn) {
-  const auto ids = leases_.of(conn);
-  for (LeaseId id : ids) end_lease(id);
-  return ids.size();
 }
 
 void Coordinator::attach_slots(ipc::AcquireReply& reply, ConnectionId conn,
                                const std::shared_ptr<LeaseSlotPage>& page) {
   // While requests wait for room, no new slot: the coordinator would not
   // see it go idle, and a waiter may need exactly that memory.
-  if (!page || shutting_down_ || slots_closed_ || admission_.waiting() > 0) return;
-  for (ipc::LeaseGrant& g : reply.grants) {
-    if (entries_.at(g.name).state != State::ready) continue;
-    if (const auto slot = slots_.attach(g.lease, g.name, conn, page)) {
-      g.slot = slot->index;
-      g.slot_tag = slot->tag;
-    }
-  }
-}
-
-void Coordinator::reclaim_lease_slots() {
-  if (slots_.size() == 0) return;
-  const auto used_list = slots_.used_names();
-  const std::unordered_set<std::string> used(used_list.begin(), used_list.end());
-  const auto revoked = slots_.revoke(nullptr);
-  for (const auto& [id, name] : revoked) end_lease(id, std::nullopt, /*settle_now=*/false);
-  for (const auto& [id, name] : revoked) {
-    if (used.contains(name))
-      cache_.touch(name);
-    else
-      cache_.make_least_recent(name);
-  }
-  settle(admission_.pump());
-}
-
-void Coordinator::revoke_slots_of(const std::string& name) {
-  for (const auto& [id, ended] : slots_.revoke(&name)) end_lease(id);
+  if (shutting_down_ || admission_.waiting() > 0) return;
+  leases_.attach(reply, conn, page, [&](const std::string& name) REQUIRES(mu_) {
+    return entries_.at(name).state == State::ready;
+  });
 }
 
 void Coordinator::revoke_lease_slots() {
   MutexLock lock(mu_);
-  slots_closed_ = true;
-  const std::size_t before = slots_.size();
-  for (const auto& [id, name] : slots_.revoke(nullptr)) end_lease(id);
-  if (before > 0) {
-    client_log().info(
-        "lease slots wanted back: {} idle one(s) ended, {} end with their client's release",
-        before - slots_.size(), slots_.size());
-  }
+  leases_.close_slots();
   check_invariants();
 }
 
-void Coordinator::erase_resident(std::map<std::string, Entry>::iterator it) {
+void Coordinator::erase_resident(AdapterTable::iterator it) {
   const std::string name = it->first;
   const bool erased = cache_.erase(name);
   GENOMED_CHECK(erased, "erase of a leased or absent adapter");
@@ -528,8 +449,7 @@ void Coordinator::erase_resident(std::map<std::string, Entry>::iterator it) {
 
 std::size_t Coordinator::release(std::span<const LeaseId> leases, ConnectionId conn) {
   MutexLock lock(mu_);
-  std::size_t ignored = 0;
-  for (LeaseId lease : leases) ignored += end_lease(lease, conn) ? 0 : 1;
+  const std::size_t ignored = leases_.release(leases, conn);
   check_invariants();
   return ignored;
 }
@@ -537,7 +457,7 @@ std::size_t Coordinator::release(std::span<const LeaseId> leases, ConnectionId c
 void Coordinator::release_all(ConnectionId conn) {
   MutexLock lock(mu_);
   abandoned_.erase(conn);
-  if (const std::size_t n = end_leases_of(conn); n > 0)
+  if (const std::size_t n = leases_.end_all_of(conn); n > 0)
     client_log().info("connection {} closed holding {} lease(s); released", conn, n);
   check_invariants();
 }
@@ -545,7 +465,7 @@ void Coordinator::release_all(ConnectionId conn) {
 void Coordinator::abandon(ConnectionId conn) {
   MutexLock lock(mu_);
   if (!abandoned_.insert(conn).second) return;
-  const std::size_t released = end_leases_of(conn);
+  const std::size_t released = leases_.end_all_of(conn);
   // A load whose waiters have all gone this way, this connection among
   // them, is wanted by nobody: stop it as an unload would.
   std::vector<std::string> cancelled;
@@ -572,79 +492,39 @@ void Coordinator::abandon(ConnectionId conn) {
   for (const auto& name : cancelled)
     client_log().info("load of {} cancelled: every client waiting for it disconnected",
                       quote(name));
-  for (Request* r : requests_) {
-    if (r->conn == conn) r->cv.notify_all();  // its waiting requests return now
-  }
+  requests_.wake(conn);  // its waiting requests return now
   check_invariants();
 }
 
 bool Coordinator::holds_leases(ConnectionId conn) {
   MutexLock lock(mu_);
-  // Slot traffic sends nothing: its uses are the connection's activity.
-  if (slots_.used_by_since_last_look(conn) || slots_.busy(conn)) return true;
-  // Idle slots hold leases nobody uses. Revoked, they take nothing more (a
-  // take that got in first makes its slot busy: revoke_slot wants it back).
-  for (const auto& [id, name] : slots_.revoke_of(conn)) end_lease(id);
+  const bool active = leases_.active(conn);
   check_invariants();
-  return leases_.holds_any(conn);
+  return active;
 }
 
 // ---------------------------------------------------------------------------
 // Loads
 
 void Coordinator::start_flight(const std::string& name) {
-  reap_finished_flights();
+  flights_.reap();
   auto flight = std::make_shared<Flight>();
   flight->name = name;
-  flight->generation = next_generation_++;
-  entries_[name] = Entry{State::loading, flight->generation, flight};
+  entries_.start_loading(name, flight);
   ++counters_.loads_started;
-  auto& live = live_flights_[name];
-  flight->predecessors = live;
-  live.push_back(flight);
-  const std::uint64_t id = next_flight_id_++;
-  flight_threads_.emplace(id, std::thread([this, name, flight, id] {
-                            run_flight(name, flight);
-                            MutexLock lock(mu_);
-                            flight->ended = true;
-                            flight->predecessors.clear();
-                            auto it = live_flights_.find(name);
-                            if (it != live_flights_.end()) {
-                              std::erase(it->second, flight);
-                              // A successor may start.
-                              for (const auto& next : it->second) next->cv.notify_all();
-                              if (it->second.empty()) live_flights_.erase(it);
-                            }
-                            finished_flights_.push_back(id);
-                          }));
-}
-
-void Coordinator::reap_finished_flights() {
-  // These threads have pushed their id as their last step under mu_; joining
-  // them here waits only for them to return.
-  for (std::uint64_t id : finished_flights_) {
-    auto it = flight_threads_.find(id);
-    if (it != flight_threads_.end()) {
-      it->second.join();
-      flight_threads_.erase(it);
-    }
-  }
-  finished_flights_.clear();
+  flights_.start(flight, [this, flight] { run_flight(flight); });
 }
 
 bool Coordinator::superseded(const std::string& name, const Flight& flight) const {
-  if (flight.done) return true;  // cancelled by an unload
+  if (flight.decided()) return true;  // cancelled by an unload
   auto it = entries_.find(name);
   return it == entries_.end() || it->second.generation != flight.generation;
 }
 
-void Coordinator::notify_waiters(const Flight& flight) {
-  for (Request* w : flight.waiters) w->cv.notify_all();
-}
-
-void Coordinator::run_flight(const std::string& name, const std::shared_ptr<Flight>& flight) {
+void Coordinator::run_flight(const std::shared_ptr<Flight>& flight) {
+  const std::string& name = flight->name;
   const auto start = clock_.now();
-  Status s = load_steps(name, flight);
+  Status s = pipeline_.load(flight, *this);
   MutexLock lock(mu_);
   if (s.ok()) {
     const auto view = cache_.find(name);
@@ -660,13 +540,10 @@ void Coordinator::run_flight(const std::string& name, const std::shared_ptr<Flig
   finish_flight(name, flight, std::move(s));
 }
 
-Status Coordinator::wait_for_predecessors(const std::string& name, Flight& flight) {
+Status Coordinator::await_predecessors(Flight& flight) {
+  const std::string& name = flight.name;
   MutexLock lock(mu_);
-  const auto all_ended = [&] {
-    return std::all_of(flight.predecessors.begin(), flight.predecessors.end(),
-                       [](const auto& p) { return p->ended; });
-  };
-  if (all_ended()) return Status::Ok();
+  if (flight.predecessors_ended()) return Status::Ok();
   client_log().info("load of {} generation {} waits for the previous load of that name to stop",
                     quote(name), flight.generation);
   // The previous flight was cancelled (that is how its entry went away):
@@ -674,7 +551,9 @@ Status Coordinator::wait_for_predecessors(const std::string& name, Flight& fligh
   // a backstop for a flight that does not.
   const bool ended = wait_until(
       clock_, flight.cv, lock, clock_.now() + options_.load_timeout,
-      [&]() REQUIRES(mu_) { return shutting_down_ || superseded(name, flight) || all_ended(); });
+      [&]() REQUIRES(mu_) {
+        return shutting_down_ || superseded(name, flight) || flight.predecessors_ended();
+      });
   if (shutting_down_) return stopping();
   if (superseded(name, flight)) return unloaded_while_loading(name);
   if (!ended) {
@@ -685,9 +564,9 @@ Status Coordinator::wait_for_predecessors(const std::string& name, Flight& fligh
   return Status::Ok();
 }
 
-Result<cache::ResidentCache::Range> Coordinator::await_range(const std::string& name,
-                                                             const std::shared_ptr<Flight>& flight,
+Result<cache::ResidentCache::Range> Coordinator::await_range(const std::shared_ptr<Flight>& flight,
                                                              std::uint64_t length) {
+  const std::string& name = flight->name;
   MutexLock lock(mu_);
   if (shutting_down_) return stopping();
   if (superseded(name, *flight)) return unloaded_while_loading(name);
@@ -701,7 +580,7 @@ Result<cache::ResidentCache::Range> Coordinator::await_range(const std::string& 
   claim->length = length;
   flight->claim = claim;
   claimant_[claim.get()] = flight.get();
-  notify_waiters(*flight);  // they can take an admission ticket now
+  flight->notify_waiters();  // they can take an admission ticket now
   // Requests that want this load give it its range through their tickets,
   // each within its own admission timeout, which starts only when all the
   // loads of its batch have probed (a sibling's probe may take much longer
@@ -727,63 +606,24 @@ Result<cache::ResidentCache::Range> Coordinator::await_range(const std::string& 
                                     format_size(length) + ") was admitted with room for it");
 }
 
-Status Coordinator::load_steps(const std::string& name, const std::shared_ptr<Flight>& flight) {
-  GENOMED_RETURN_IF_ERROR(wait_for_predecessors(name, *flight));
-  // The files are opened here, once: every job of the load reads these.
-  GENOMED_ASSIGN_OR_RETURN(const OpenedAdapter adapter, resolver_.open(name));
-  GENOMED_ASSIGN_OR_RETURN(CircuitBreaker::Ticket breaker_ticket,
-                           resilience_.admit(name, adapter.weights));
-
-  LoadPipeline::Fates fates;
-  std::optional<cache::ResidentCache::Range> range;
-  bool recorded = false;
-  Status s = [&]() -> Status {
-    // 1. Probe in a worker: untrusted files are parsed only there.
-    GENOMED_ASSIGN_OR_RETURN(layout::ResidentLayout layout,
-                             pipeline_.probe(name, adapter, flight->cancel, &fates));
-    // 2. Room in the budget, through the admission queue.
-    GENOMED_ASSIGN_OR_RETURN(range, await_range(name, flight, layout.total_bytes));
-    // 3. Fill and verify.
-    GENOMED_RETURN_IF_ERROR(
-        pipeline_.fill(name, adapter, layout, *range, flight->cancel, &fates, &flight->progress));
-    // 4. Publish, unless unloaded meanwhile.
-    MutexLock lock(mu_);
-    if (shutting_down_) return stopping();
-    if (superseded(name, *flight)) return unloaded_while_loading(name);
-    // Recorded before publish() wakes the waiters, so a client told that its
-    // load succeeded finds the breaker already closed by it (a probe) and the
-    // quarantine lifted. Resilience's mutex is a leaf: taking it under mu_ is
-    // in order.
-    resilience_.record(breaker_ticket, name, true, fates.worker_failed);
-    recorded = true;
-    publish(name, *flight, *range, layout.total_bytes);
-    range.reset();  // the entry owns it now
-    return Status::Ok();
-  }();
-  if (!recorded) resilience_.record(breaker_ticket, name, false, fates.worker_failed);
-  if (s.ok()) return s;
-
-  // A failed load leaves nothing a client can acquire. Its waiters learn the
-  // outcome now; a worker that died may still be writing into the range, and
-  // a reload must not run beside it, so the flight ends (and the range is
-  // given back) only once every such worker is reaped.
-  if (!fates.workers_gone.empty()) {
-    {
-      MutexLock lock(mu_);
-      finish_flight(name, flight, s);
-    }
-    for (auto& gone : fates.workers_gone) gone.wait();
-  }
-  if (range) {
-    MutexLock lock(mu_);
-    cache_.cancel_reservation(range->offset);
-    settle(admission_.pump());
-  }
-  return s;
+void Coordinator::finish_early(const std::shared_ptr<Flight>& flight, const Status& failure) {
+  MutexLock lock(mu_);
+  finish_flight(flight->name, flight, failure);
 }
 
-void Coordinator::publish(const std::string& name, Flight& flight,
-                          cache::ResidentCache::Range range, std::uint64_t bytes) {
+void Coordinator::give_back(cache::ResidentCache::Range range) {
+  MutexLock lock(mu_);
+  cache_.cancel_reservation(range.offset);
+  settle(admission_.pump());
+}
+
+Status Coordinator::publish(Flight& flight, cache::ResidentCache::Range range, std::uint64_t bytes,
+                            const std::function<void()>& record) {
+  const std::string& name = flight.name;
+  MutexLock lock(mu_);
+  if (shutting_down_) return stopping();
+  if (superseded(name, flight)) return unloaded_while_loading(name);
+  record();  // before the waiters wake; Resilience's mutex is a leaf: in order under mu_
   cache_.insert(name, range.offset, bytes);
   Entry& e = entries_.at(name);
   e.state = State::ready;
@@ -801,14 +641,14 @@ void Coordinator::publish(const std::string& name, Flight& flight,
       w->ticket->keep.push_back(name);
     }
   }
-  notify_waiters(flight);
-  mark_used(name);  // unleased (its waiters went), it may idle from now
+  flight.notify_waiters();
+  idle_.mark_used(name);  // unleased (its waiters went), it may idle from now
+  return Status::Ok();
 }
 
 void Coordinator::finish_flight(const std::string& name, const std::shared_ptr<Flight>& flight,
                                 Status status) {
-  if (flight->finished) return;
-  flight->finished = true;
+  if (flight->phase >= Flight::Phase::finished) return;
   if (status.ok()) {
     // Counted by publish(): its waiters may answer before this runs.
   } else if (status.code() == Errc::cancelled) {
@@ -816,10 +656,8 @@ void Coordinator::finish_flight(const std::string& name, const std::shared_ptr<F
   } else {
     ++counters_.loads_failed;
   }
-  if (!flight->done) {  // an unload may have finished it with `cancelled` already
-    flight->done = true;
-    flight->result = status;
-  }
+  flight->decide(status);  // an unload may have decided it (`cancelled`) already
+  flight->phase = Flight::Phase::finished;
   if (!status.ok()) {
     auto it = entries_.find(name);
     if (it != entries_.end() && it->second.generation == flight->generation &&
@@ -827,109 +665,21 @@ void Coordinator::finish_flight(const std::string& name, const std::shared_ptr<F
       entries_.erase(it);  // nothing was created
     }
   }
-  notify_waiters(*flight);
+  flight->notify_waiters();
   check_invariants();
 }
 
-std::map<std::string, Coordinator::Entry>::iterator Coordinator::cancel_loading(
-    std::map<std::string, Entry>::iterator it, const Status& why) {
+AdapterTable::iterator Coordinator::cancel_loading(AdapterTable::iterator it, const Status& why) {
   Flight& flight = *it->second.flight;
-  flight.done = true;
-  flight.result = why;
+  flight.decide(why);
   if (flight.claim && flight.claim->pending()) flight.claim->withdrawn = true;
   // Its queued jobs leave the pool's queue and the workers running its
   // probe or fill parts are stopped; the flight frees its range once they
   // are reaped.
   pipeline_.cancel(*flight.cancel);
-  notify_waiters(flight);
+  flight.notify_waiters();
   flight.cv.notify_all();
   return entries_.erase(it);
-}
-
-// ---------------------------------------------------------------------------
-// Idle unload
-
-void Coordinator::mark_used(const std::string& name, const RequestOptions& options) {
-  const auto it = entries_.find(name);
-  if (it == entries_.end()) return;
-  it->second.last_used = clock_.now();
-  if (options.keep_alive) it->second.keep_alive = *options.keep_alive;
-  const auto expiry = idle_expiry(name, it->second);
-  if (!expiry || shutting_down_) return;
-  if (!idle_thread_.joinable()) {
-    idle_thread_ = std::thread([this] { idle_main(); });
-  } else if (*expiry < idle_wake_at_) {
-    idle_cv_.notify_all();
-  }
-}
-
-std::optional<Clock::time_point> Coordinator::idle_expiry(const std::string& name,
-                                                          const Entry& e) const {
-  if (e.state != State::ready) return std::nullopt;
-  const auto view = cache_.find(name);
-  // Slot leases alone do not: the client may not use them any more (the
-  // expiry looks at their uses, unload_idle()).
-  if (!view || view->leases > slots_.count(name) || view->pinned) return std::nullopt;
-  const auto keep_alive = e.keep_alive.value_or(options_.idle_unload);
-  if (keep_alive.count() <= 0) return std::nullopt;
-  return e.last_used + keep_alive;
-}
-
-std::optional<Clock::time_point> Coordinator::unload_idle(Clock::time_point now) {
-  // Names first: erasing one settles the admission queue, which may erase
-  // other entries (evictions) under a live iterator.
-  std::vector<std::string> expired;
-  for (const auto& [name, e] : entries_) {
-    if (const auto expiry = idle_expiry(name, e); expiry && *expiry <= now) expired.push_back(name);
-  }
-  for (const auto& name : expired) {
-    auto it = entries_.find(name);
-    if (it == entries_.end()) continue;
-    const auto expiry = idle_expiry(name, it->second);
-    if (!expiry || *expiry > now) continue;
-    const auto idle_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(now - it->second.last_used);
-    if (slots_.count(name) > 0) {
-      if (slots_.used_since_last_look(name)) {  // used through a slot: not idle
-        mark_used(name);
-        continue;
-      }
-      const auto last_used = it->second.last_used;
-      revoke_slots_of(name);  // ending a lease marks it used now: not what happened
-      it = entries_.find(name);
-      if (it == entries_.end()) continue;  // evicted for a waiting request meanwhile
-      if (cache_.find(name)->leases > 0) {
-        // Busy: wanted now, it ends with its client's RELEASE (which marks
-        // it used then). Until then its expiry is not due again.
-        it->second.last_used = now;
-        continue;
-      }
-      it->second.last_used = last_used;
-    }
-    erase_resident(it);
-    ++counters_.idle_unloads;
-    client_log().info("unloaded {}: unused for {} ms (its keep-alive)", quote(name),
-                      idle_ms.count());
-  }
-  std::optional<Clock::time_point> next;
-  for (const auto& [name, e] : entries_) {
-    if (const auto expiry = idle_expiry(name, e); expiry && (!next || *expiry < *next))
-      next = expiry;
-  }
-  return next;
-}
-
-void Coordinator::idle_main() {
-  MutexLock lock(mu_);
-  while (!shutting_down_) {
-    const auto now = clock_.now();
-    const auto next = unload_idle(now);
-    check_invariants();
-    idle_wake_at_ = next.value_or(Clock::time_point::max());
-    // With nothing to expire it still looks once an hour (a bound, not a
-    // schedule: mark_used() wakes it for any earlier expiry).
-    clock_.wait_until(idle_cv_, lock.native(), next.value_or(now + std::chrono::hours(1)));
-  }
 }
 
 // ---------------------------------------------------------------------------
@@ -968,8 +718,8 @@ Result<ipc::UnloadReply> Coordinator::unload_locked(const std::string& name) {
                                         " is pinned: unpin it first ('genomectl unpin " +
                                         printable(name) + "'), then unload it");
       }
-      if (slots_.count(name) > 0) {
-        revoke_slots_of(name);
+      if (leases_.has_slots(name)) {
+        leases_.revoke(name);
         it = entries_.find(name);
         if (it == entries_.end()) return ipc::UnloadReply{name, "freed", 0};  // evicted meanwhile
         view = cache_.find(name);
@@ -977,15 +727,16 @@ Result<ipc::UnloadReply> Coordinator::unload_locked(const std::string& name) {
       if (view->leases > 0) {
         it->second.state = State::draining;
         settle(admission_.unavailable(name));
-        client_log().info("unload {}: draining, {} lease(s) still held", quote(name), view->leases);
-        return ipc::UnloadReply{name, "draining", view->leases};
+        const std::uint64_t held = leases_.held(name);
+        client_log().info("unload {}: draining, {} lease(s) still held", quote(name), held);
+        return ipc::UnloadReply{name, "draining", held};
       }
       erase_resident(it);
       client_log().info("unloaded {}", quote(name));
       return ipc::UnloadReply{name, "freed", 0};
     }
     case State::draining:
-      return ipc::UnloadReply{name, "draining", cache_.find(name)->leases};
+      return ipc::UnloadReply{name, "draining", leases_.held(name)};
   }
   return Status(Errc::internal, "unknown state of " + quote(name));
 }
@@ -996,30 +747,15 @@ ipc::ListReply Coordinator::list(std::string_view after, std::size_t limit) cons
   const auto now = clock_.now();
   ipc::ListReply reply;
   // entries_ is sorted by name: a page costs O(log n + limit), never O(n).
-  auto it = after.empty() ? entries_.begin() : entries_.upper_bound(std::string(after));
+  auto it = after.empty() ? entries_.begin() : entries_.after(std::string(after));
   for (; it != entries_.end(); ++it) {
     const auto& [name, e] = *it;
     if (reply.adapters.size() == limit) {
       reply.next = reply.adapters.back().name;
       break;
     }
-    ipc::AdapterStatus s;
-    s.name = name;
-    s.state = state_name(static_cast<int>(e.state));
-    s.generation = e.generation;
-    if (const auto view = cache_.find(name)) {
-      s.bytes = view->length;
-      // Leases as the clients hold them: a slot counts what is taken through it.
-      s.leases = view->leases - slots_.count(name) + slots_.held(name);
-      s.pinned = view->pinned;
-      if (s.leases == 0) s.idle_ms = ms_count(now - e.last_used);
-      if (const auto expiry = idle_expiry(name, e); expiry && s.leases == 0)
-        s.expires_in_ms = *expiry > now ? ms_count(*expiry - now) : 0;
-    } else if (e.flight) {
-      s.fill_total = e.flight->progress.total.load(std::memory_order_relaxed);
-      s.filled = e.flight->progress.filled.load(std::memory_order_relaxed);
-    }
-    reply.adapters.push_back(std::move(s));
+    reply.adapters.push_back(adapter_status(name, e, cache_.find(name), leases_.held(name),
+                                            idle_.expiry_of(name, e), now));
   }
   return reply;
 }
@@ -1027,115 +763,35 @@ ipc::ListReply Coordinator::list(std::string_view after, std::size_t limit) cons
 ipc::StatsReply Coordinator::stats() const {
   const PoolStats pool = pool_.stats();
   const Resilience::Snapshot resilience = resilience_.snapshot();
-  MutexLock lock(mu_);
-  std::uint64_t loading = 0;
-  for (const auto& [name, e] : entries_) loading += e.state == State::loading ? 1 : 0;
-  ipc::StatsReply r;
-  auto put = [&](const char* key, std::uint64_t v) { r.values.emplace_back(key, v); };
-  put("loads_started", counters_.loads_started);
-  put("loads_completed", counters_.loads_completed);
-  put("loads_failed", counters_.loads_failed);
-  put("loads_cancelled", counters_.loads_cancelled);
-  // Leases taken through slots are hits the daemon did not serve itself.
-  const std::uint64_t slot_hits = slots_.uses();
-  put("hits", counters_.hits + slot_hits);
-  put("misses", counters_.misses);
-  put("evictions", cache_.evictions());
-  put("bytes_resident", cache_.bytes_resident());
-  put("bytes_reserved", cache_.bytes_reserved());
-  put("bytes_loaded", counters_.bytes_loaded);
-  put("admission_waiting", admission_.waiting());
-  put("request_restarts", counters_.request_restarts);
-  put("budget_bytes", cache_.budget());
-  put("adapters_resident", entries_.size() - loading);
-  put("adapters_loading", loading);
-  // As the clients hold them: an idle slot's lease counts 0, a busy one what
-  // is taken through it (a drain waits for this to reach 0).
-  put("leases_active", leases_.active() - slots_.size() + slots_.held_total());
-  put("leases_granted", leases_.granted());
-  put("lease_slots", slots_.size());
-  put("slot_hits", slot_hits);
-  put("lease_slot_violations", slots_.violations());
-  put("workers_alive", pool.workers_alive);
-  put("worker_restarts", pool.worker_restarts);
-  put("worker_crashes", pool.worker_crashes);
-  put("worker_timeouts", pool.worker_timeouts);
-  put("queue_depth", pool.queue_depth);
-  put("load_retries", pipeline_.retries());
-  put("quarantined", resilience.quarantined);
-  r.values.emplace_back("breaker_state", CircuitBreaker::state_name(resilience.breaker));
-  put("breaker_transitions", resilience.transitions);
-  put("pool_healthy", pool.healthy ? 1 : 0);
-  put("workers_busy", pool.workers_busy);
-  put("pool_saturated", saturated(pool) ? 1 : 0);
-  put("probes_waiting", pipeline_.probes_waiting());
-  put("adapters_pinned", cache_.pinned_count());
-  put("bytes_pinned", cache_.bytes_pinned());
-  put("idle_unloads", counters_.idle_unloads);
-  put("prefetches_dropped", counters_.prefetches_dropped);
-  return r;
-}
-
-bool Coordinator::saturated(const PoolStats& pool) const {
-  return options_.saturated_after.count() > 0 &&
-         pool.all_busy_ms >= options_.saturated_after.count();
+  Figures figures;
+  {
+    MutexLock lock(mu_);
+    figures = Figures::of(counters_, cache_, leases_, admission_, entries_.size(),
+                          entries_.loading());
+  }
+  return stats_reply(figures, pool, resilience, pipeline_.retries(), pipeline_.probes_waiting(),
+                     options_.saturated_after);
 }
 
 ipc::HealthReply Coordinator::health() const {
   const PoolStats pool = pool_.stats();
   const Resilience::Snapshot resilience = resilience_.snapshot();
-  MutexLock lock(mu_);
-  ipc::HealthReply reply{true, "", saturated(pool)};
-  const auto unhealthy = [&](std::string why) {
-    reply.healthy = false;
-    reply.reason = std::move(why);
-    return reply;
-  };
-  if (shutting_down_) return unhealthy("shutting down");
-  if (!pool.healthy) {
-    return unhealthy("loader workers restarted too often; spawning resumes in " +
-                     std::to_string(pool.unhealthy_ms_left) + " ms");
+  bool stopping = false;
+  {
+    MutexLock lock(mu_);
+    stopping = shutting_down_;
   }
-  if (resilience.breaker != CircuitBreaker::State::closed) {
-    return unhealthy(std::string("circuit breaker ") +
-                     CircuitBreaker::state_name(resilience.breaker) +
-                     ": loads fail fast until it closes");
-  }
-  if (pool.workers_alive == 0) return unhealthy("no loader worker is alive");
-  if (reply.saturated) {
-    // Slow jobs hold every worker (hostile files, huge fills): cold loads
-    // queue behind them although nothing has failed.
-    return unhealthy("loader pool saturated: every worker (" + std::to_string(pool.workers_busy) +
-                     ") has been on its current job for " + std::to_string(pool.all_busy_ms) +
-                     " ms or more (--saturated-after-ms " +
-                     std::to_string(options_.saturated_after.count()) +
-                     "); cold loads wait, cached adapters are still served");
-  }
-  return reply;
+  return health_reply(stopping, pool, resilience, options_.saturated_after);
 }
 
 void Coordinator::check_invariants() const {
 #if defined(GENOMED_INVARIANTS) || !defined(NDEBUG)
-  std::size_t resident = 0;
-  for (const auto& [name, e] : entries_) {
-    const bool in_cache = cache_.find(name).has_value();
-    GENOMED_CHECK(in_cache == (e.state != State::loading),
-                  "an entry's state disagrees with the cache");
-    GENOMED_CHECK((e.state == State::loading) == (e.flight != nullptr),
-                  "a flight on a settled entry");
-    resident += in_cache ? 1 : 0;
-  }
-  GENOMED_CHECK(resident == cache_.entry_count(), "the cache holds an adapter with no entry");
+  entries_.check_invariants(cache_);
   leases_.check_invariants();
-  slots_.check_invariants(leases_);
   admission_.check_invariants();
-  for (const auto& [ticket, owner] : ticket_owner_) {
-    GENOMED_CHECK(requests_.contains(owner) && owner->ticket.get() == ticket,
-                  "a ticket owned by a request that does not hold it");
-  }
-  for (const Request* r : requests_) {
-    GENOMED_CHECK(r->admitted || r->leases.empty(), "a request holds leases before admission");
-  }
+  requests_.check_invariants();
+  flights_.check_invariants();
+  pins_.check_invariants();
 #endif
 }
 
@@ -1145,19 +801,15 @@ void Coordinator::shutdown() {
   {
     MutexLock lock(mu_);
     shutting_down_ = true;
-    idle_cv_.notify_all();
-    idle.swap(idle_thread_);
-    for (Request* r : requests_) r->cv.notify_all();
-    for (const auto& [name, flights] : live_flights_) {
-      for (const auto& f : flights) f->cv.notify_all();
-    }
+    idle = idle_.stop();
+    requests_.wake_all();
+    flights_.wake_all();
   }
   pipeline_.stop();  // probes waiting for a turn fail with shutting_down
   pool_.stop();      // queued jobs fail with shutting_down; running ones end
   {
     MutexLock lock(mu_);
-    threads.swap(flight_threads_);
-    finished_flights_.clear();
+    threads = flights_.take_threads();
   }
   for (auto& [id, t] : threads) t.join();
   if (idle.joinable()) idle.join();

@@ -11,6 +11,7 @@
 #include "jobs/job_protocol.h"
 #include "layout/tensor_checksum.h"
 #include "loader/client_log.h"
+#include "loader/flight.h"
 
 namespace genomed::loader {
 namespace {
@@ -45,6 +46,51 @@ Status changed_or(const OpenedAdapter& adapter, const Status& failure) {
 }
 
 }  // namespace
+
+Status LoadPipeline::load(const std::shared_ptr<Flight>& flight, LoadHost& host) {
+  const std::string& name = flight->name;
+  GENOMED_RETURN_IF_ERROR(host.await_predecessors(*flight));
+  // The files are opened here, once: every job of the load reads these.
+  GENOMED_ASSIGN_OR_RETURN(const OpenedAdapter adapter, resolver_.open(name));
+  GENOMED_ASSIGN_OR_RETURN(CircuitBreaker::Ticket breaker_ticket,
+                           resilience_.admit(name, adapter.weights));
+
+  Fates fates;
+  std::optional<cache::ResidentCache::Range> range;
+  bool recorded = false;
+  Status s = [&]() -> Status {
+    // 1. Probe in a worker: untrusted files are parsed only there.
+    GENOMED_ASSIGN_OR_RETURN(layout::ResidentLayout layout,
+                             probe(name, adapter, flight->cancel, &fates));
+    // 2. Room in the budget, through the admission queue.
+    GENOMED_ASSIGN_OR_RETURN(range, host.await_range(flight, layout.total_bytes));
+    // 3. Fill and verify.
+    GENOMED_RETURN_IF_ERROR(
+        fill(name, adapter, layout, *range, flight->cancel, &fates, &flight->progress));
+    // 4. Publish, unless unloaded meanwhile. The outcome is recorded before
+    // the waiters wake, so a client told that its load succeeded finds the
+    // breaker already closed by it (a probe) and the quarantine lifted.
+    GENOMED_RETURN_IF_ERROR(host.publish(*flight, *range, layout.total_bytes, [&] {
+      resilience_.record(breaker_ticket, name, true, fates.worker_failed);
+      recorded = true;
+    }));
+    range.reset();  // the entry owns it now
+    return Status::Ok();
+  }();
+  if (!recorded) resilience_.record(breaker_ticket, name, false, fates.worker_failed);
+  if (s.ok()) return s;
+
+  // A failed load leaves nothing a client can acquire. Its waiters learn the
+  // outcome now; a worker that died may still be writing into the range, and
+  // a reload must not run beside it, so the flight ends (and the range is
+  // given back) only once every such worker is reaped.
+  if (!fates.workers_gone.empty()) {
+    host.finish_early(flight, s);
+    for (auto& gone : fates.workers_gone) gone.wait();
+  }
+  if (range) host.give_back(*range);
+  return s;
+}
 
 Result<std::string> LoadPipeline::run_job(const std::string& name, const jobs::Job& job,
                                           Clock::time_point deadline, const FileIdentity& file,

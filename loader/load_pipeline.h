@@ -1,6 +1,10 @@
-// The load pipeline: the steps of one load that run in workers.
+// The load pipeline: the steps of one load, top-down in load(); those that
+// run in workers are its own, those that touch the coordinator's state
+// (predecessors, room, publishing) are the LoadHost's.
 //
-//   probe (parse the untrusted files in a worker, plan the resident layout)
+//   [wait until earlier loads of the name ended]
+//   -> open the files once; the circuit breaker admits the load
+//   -> probe (parse the untrusted files in a worker, plan the resident layout)
 //   -> [the coordinator reserves a range: admission]
 //   -> fill (copy into the range, split across workers when large, each
 //      part reporting its tensors' checksums; a split fill is then sealed:
@@ -8,6 +12,8 @@
 //   -> verify (the header the workers wrote equals the probe's plan and
 //      holds the checksums the fill reported; the files are still the
 //      version the probe read)
+//   -> [publish: READY, leased to its waiters], or on failure: waiters told,
+//      dead workers reaped, the range given back
 //
 // Every job reads the adapter through the files the coordinator opened
 // once (OpenedAdapter), sent with it as descriptors: an atomic rename of a
@@ -27,6 +33,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <memory>
 #include <string>
@@ -44,6 +51,8 @@
 #include "loader/resilience.h"
 
 namespace genomed::loader {
+
+struct Flight;  // flight.h
 
 // Where the resident bytes live: the arena as the supervisor maps it.
 struct ArenaView {
@@ -66,16 +75,44 @@ struct PipelineOptions {
   int fill_parts = 0;  // workers one large fill is split across (at most); 0: all of them
 };
 
+// The steps of a load that touch the coordinator's state; each takes the
+// coordinator's mutex itself (called without it).
+class LoadHost {
+ public:
+  // Waits until every earlier flight of the name has ended.
+  virtual Status await_predecessors(Flight& flight) = 0;
+  // Waits until the admission queue gives the flight a range of `length`.
+  virtual Result<cache::ResidentCache::Range> await_range(const std::shared_ptr<Flight>& flight,
+                                                          std::uint64_t length) = 0;
+  // Publishes the filled range as READY, unless the load was unloaded or
+  // the daemon stops meanwhile; runs `record` (the load's success) first,
+  // under the same lock.
+  virtual Status publish(Flight& flight, cache::ResidentCache::Range range, std::uint64_t bytes,
+                         const std::function<void()>& record) = 0;
+  // Tells the failed flight's waiters now, before its dead workers are reaped.
+  virtual void finish_early(const std::shared_ptr<Flight>& flight, const Status& failure) = 0;
+  // Gives back a range a failed load reserved.
+  virtual void give_back(cache::ResidentCache::Range range) = 0;
+
+ protected:
+  ~LoadHost() = default;
+};
+
 class LoadPipeline {
  public:
-  LoadPipeline(PipelineOptions options, JobRunner& pool, ArenaView arena, Resilience& resilience,
-               WaitClock& clock)
+  LoadPipeline(PipelineOptions options, const NameResolver& resolver, JobRunner& pool,
+               ArenaView arena, Resilience& resilience, WaitClock& clock)
       : options_(options),
+        resolver_(resolver),
         pool_(pool),
         arena_(arena),
         resilience_(resilience),
         clock_(clock),
         budget_(static_cast<std::size_t>(std::max(1, pool.workers() - 1)), clock) {}
+
+  // One load of `flight`'s name, every step (see the top). The breaker
+  // learns its outcome before its waiters do.
+  Status load(const std::shared_ptr<Flight>& flight, LoadHost& host);
 
   // What the jobs of one step left behind.
   struct Fates {
@@ -131,6 +168,7 @@ class LoadPipeline {
                 cache::ResidentCache::Range range) const;
 
   const PipelineOptions options_;
+  const NameResolver& resolver_;
   JobRunner& pool_;
   const ArenaView arena_;
   Resilience& resilience_;

@@ -108,5 +108,39 @@ TEST_F(LeaseSlotsTest, NoSlotIsGrantedAfterTheDrainRevokedThem) {
   EXPECT_FALSE(late->grants.at(0).slot.has_value());
 }
 
+// "Leases" has one meaning wherever a number is reported: the leases the
+// clients hold, a slot counting what is taken through it (its granting
+// lease is one of those while the client has not given it back). UNLOAD's
+// reply and the draining error used the cache's count (one per slot).
+TEST_F(LeaseSlotsTest, EveryReportedLeaseCountIsWhatTheClientsHold) {
+  const std::uint64_t one = footprint();
+  add("a", 1);
+  start(4 * one);
+  const ipc::LeaseGrant g = acquire_through_slot("a");
+  ASSERT_TRUE(g.slot.has_value());
+  layout::LeaseSlot& slot = page_->slot(*g.slot);
+  ASSERT_TRUE(layout::take_slot_lease(slot, g.slot_tag));
+  ASSERT_TRUE(layout::take_slot_lease(slot, g.slot_tag));  // 3 through the slot
+  ASSERT_TRUE(coordinator_->acquire({"a"}, 8).ok());        // and 1 ordinary one
+  const auto listed = [&] { return coordinator_->list().adapters.at(0).leases; };
+  EXPECT_EQ(listed(), 4u);
+  EXPECT_EQ(stat("leases_active"), 4u);
+
+  auto unloaded = coordinator_->unload("a");
+  ASSERT_TRUE(unloaded.ok()) << unloaded.status().to_string();
+  EXPECT_EQ(unloaded->outcome, "draining");
+  EXPECT_EQ(unloaded->leases, 4u) << "the busy slot is wanted back, its 3 leases still held";
+  EXPECT_EQ(listed(), 4u);
+  EXPECT_EQ(stat("leases_active"), 4u);
+  auto again = coordinator_->unload("a");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->leases, 4u);
+  auto refused = coordinator_->acquire({"a"}, 9);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Errc::draining);
+  EXPECT_NE(refused.status().message().find("its 4 lease(s)"), std::string::npos)
+      << refused.status().message();
+}
+
 }  // namespace
 }  // namespace genomed::loader
