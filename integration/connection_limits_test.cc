@@ -92,7 +92,7 @@ TEST(ConnectionLimits, AtTheLimitANewClientTakesThePlaceOfTheConnectionIdleLonge
   // connections takes the place of its own oldest.
   for (int i = 0; i < 2 * kLimit; ++i) {
     hog.push_back(std::make_unique<RawSocket>(daemon.socket_path()));
-    hog.back()->hello();
+    hog.back()->hello_then_idle();
   }
   auto client = Client::connect(daemon.socket_path());
   ASSERT_TRUE(client.ok()) << client.status().to_string() << "\n" << daemon.log();
@@ -146,7 +146,7 @@ TEST(ConnectionLimits, AtItsUidsShareANewClientTakesThePlaceOfItsOwnIdleConnecti
   std::vector<std::unique_ptr<RawSocket>> idle;
   for (int i = 0; i < 3; ++i) {
     idle.push_back(std::make_unique<RawSocket>(daemon.socket_path()));
-    idle.back()->hello();
+    idle.back()->hello_then_idle();
   }
   Client fourth = daemon.connect();
   // Admitted only once one of its own made room: idle[0] was told already

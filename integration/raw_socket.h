@@ -66,6 +66,20 @@ class RawSocket {
     for (int fd : reply->fds) ::close(fd);
   }
 
+  // hello(), then one HEALTH round trip, after which the daemon holds the
+  // connection idle (make_room may pick it by its age). The HELLO's reply
+  // leaves while the daemon's thread is still reading the socket, so for a
+  // moment after it the connection is busy; an ordinary request's reply
+  // leaves as the thread lets go of the socket (Connection::run).
+  void hello_then_idle() {
+    hello();
+    ipc::Request req;
+    req.op = ipc::Op::health;
+    send(req);
+    auto frame = reply();
+    ASSERT_TRUE(frame.ok()) << frame.status().to_string();
+  }
+
   // Acquires `name`; its lease id (0 on failure, which fails the test).
   std::uint64_t acquire(const std::string& name) {
     ipc::Request req;

@@ -305,6 +305,14 @@ bool Connection::run(Item& item, bool holding_socket) {
     if (!reply.empty()) send_locked(reply);
     if (item.close_after) close_locked();
   }
+  if (holding_socket && !closing_ && queue_.empty() && missed_events_ == 0) {
+    // Nothing more to read or serve: let go of the socket with the reply, as
+    // serve() would on its next turn. A client that has its reply then finds
+    // its connection idle (make_room may close it), not still held by a
+    // thread that has yet to come back for the lock.
+    reading_ = false;
+    holding_socket = false;
+  }
   return holding_socket;
 }
 
