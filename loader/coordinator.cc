@@ -37,7 +37,7 @@ Coordinator::Coordinator(CoordinatorOptions options, const NameResolver& resolve
       pins_(cache_, options.pin_budget, arena.size),
       idle_(mu_, clock, options.idle_unload, entries_, leases_, cache_,
             {[this](AdapterTable::iterator it) REQUIRES(mu_) {
-               erase_resident(it);
+               unloads_.erase_resident(it);
                ++counters_.idle_unloads;
              },
              [this]() REQUIRES(mu_) { check_invariants(); }}),
@@ -46,7 +46,10 @@ Coordinator::Coordinator(CoordinatorOptions options, const NameResolver& resolve
                {[this](const std::vector<TicketPtr>& tickets) REQUIRES(mu_) { settle(tickets); },
                 [this](ConnectionId conn) REQUIRES(mu_) { return abandoned(conn); },
                 [this]() REQUIRES(mu_) { return shutting_down_; },
-                [this]() REQUIRES(mu_) { check_invariants(); }}) {}
+                [this]() REQUIRES(mu_) { check_invariants(); }}),
+      unloads_(entries_, cache_, leases_, admission_, resilience_, flights_,
+               {[this](const std::vector<TicketPtr>& tickets) REQUIRES(mu_) { settle(tickets); },
+                [this](ConnectionId conn) REQUIRES(mu_) { return abandoned(conn); }}) {}
 
 Coordinator::~Coordinator() { shutdown(); }
 
@@ -79,7 +82,7 @@ void Coordinator::leave(Request& req) {
     auto it = entries_.find(flight->name);
     if (it == entries_.end() || it->second.flight != flight) continue;
     flights_.cancel_loading(it, Status(Errc::no_space, "no request waits for the load of " +
-                                                  quote(flight->name) + " any more"));
+                                                           quote(flight->name) + " any more"));
     withdrawn = true;
   }
   req.joined.clear();
@@ -400,7 +403,7 @@ ipc::PinReply Coordinator::pin_reply(const std::string& name, bool was_pinned) c
 void Coordinator::last_lease_ended(const std::string& name, bool settle_now) {
   auto it = entries_.find(name);
   if (it != entries_.end() && it->second.state == State::draining) {
-    erase_resident(it);
+    unloads_.erase_resident(it);
     client_log().info("unloaded {}: its last lease ended", quote(name));
   } else {
     idle_.mark_used(name);                      // its idle time starts now
@@ -424,14 +427,6 @@ void Coordinator::revoke_lease_slots() {
   check_invariants();
 }
 
-void Coordinator::erase_resident(AdapterTable::iterator it) {
-  const std::string name = it->first;
-  const bool erased = cache_.erase(name);
-  GENOMED_CHECK(erased, "erase of a leased or absent adapter");
-  entries_.erase(it);
-  settle(admission_.unavailable(name));
-}
-
 std::size_t Coordinator::release(std::span<const LeaseId> leases, ConnectionId conn) {
   MutexLock lock(mu_);
   const std::size_t ignored = leases_.release(leases, conn);
@@ -451,24 +446,7 @@ void Coordinator::abandon(ConnectionId conn) {
   MutexLock lock(mu_);
   if (!abandoned_.insert(conn).second) return;
   const std::size_t released = leases_.end_all_of(conn);
-  // A load whose waiters have all gone this way, this connection among
-  // them, is wanted by nobody: stop it as an unload would.
-  std::vector<std::string> cancelled;
-  for (auto it = entries_.begin(); it != entries_.end();) {
-    const Entry& e = it->second;
-    const auto& waiters = e.state == State::loading ? e.flight->waiters : std::vector<Request*>{};
-    const bool orphaned =
-        std::any_of(waiters.begin(), waiters.end(), [&](Request* w) { return w->conn == conn; }) &&
-        std::all_of(waiters.begin(), waiters.end(),
-                    [&](Request* w) REQUIRES(mu_) { return abandoned(w->conn); });
-    if (!orphaned) {
-      ++it;
-      continue;
-    }
-    cancelled.push_back(it->first);
-    it = flights_.cancel_loading(it, Status(Errc::cancelled, "every client waiting for the load of " +
-                                                        quote(it->first) + " disconnected"));
-  }
+  const std::vector<std::string> cancelled = unloads_.cancel_orphans(conn);
   settle(admission_.pump());  // withdrawn claims need no room any more
   client_log().info(
       "connection {}: the client hung up while its request waited; {} lease(s) released, {} "
@@ -493,58 +471,9 @@ bool Coordinator::holds_leases(ConnectionId conn) {
 
 Result<ipc::UnloadReply> Coordinator::unload(const std::string& name) {
   MutexLock lock(mu_);
-  auto reply = unload_locked(name);
+  auto reply = unloads_.unload(name);
   check_invariants();
   return reply;
-}
-
-Result<ipc::UnloadReply> Coordinator::unload_locked(const std::string& name) {
-  auto it = entries_.find(name);
-  if (it == entries_.end()) {
-    GENOMED_RETURN_IF_ERROR(validate_name(name));
-    if (resilience_.lift(name)) {
-      client_log().info("unload {}: quarantine lifted", quote(name));
-      return ipc::UnloadReply{name, "unquarantined", 0};
-    }
-    return Status(Errc::not_loaded, "adapter " + quote(name) + " is not resident or loading");
-  }
-  resilience_.lift(name);
-  switch (it->second.state) {
-    case State::loading: {
-      client_log().info("unload {}: load generation {} cancelled", quote(name),
-                        it->second.generation);
-      flights_.cancel_loading(it, unloaded_while_loading(name));
-      settle(admission_.pump());
-      return ipc::UnloadReply{name, "cancelled", 0};
-    }
-    case State::ready: {
-      auto view = cache_.find(name);
-      if (view->pinned) {
-        return Status(Errc::pinned, "adapter " + quote(name) +
-                                        " is pinned: unpin it first ('genomectl unpin " +
-                                        printable(name) + "'), then unload it");
-      }
-      if (leases_.has_slots(name)) {
-        leases_.revoke(name);
-        it = entries_.find(name);
-        if (it == entries_.end()) return ipc::UnloadReply{name, "freed", 0};  // evicted meanwhile
-        view = cache_.find(name);
-      }
-      if (view->leases > 0) {
-        it->second.state = State::draining;
-        settle(admission_.unavailable(name));
-        const std::uint64_t held = leases_.held(name);
-        client_log().info("unload {}: draining, {} lease(s) still held", quote(name), held);
-        return ipc::UnloadReply{name, "draining", held};
-      }
-      erase_resident(it);
-      client_log().info("unloaded {}", quote(name));
-      return ipc::UnloadReply{name, "freed", 0};
-    }
-    case State::draining:
-      return ipc::UnloadReply{name, "draining", leases_.held(name)};
-  }
-  return Status(Errc::internal, "unknown state of " + quote(name));
 }
 
 ipc::ListReply Coordinator::list(std::string_view after, std::size_t limit) const {

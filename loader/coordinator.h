@@ -17,6 +17,8 @@
 //   predecessor chain of a name, a range from the queue, publish, cancel;
 // - LoadPipeline (load_pipeline.h): a load's steps, top-down;
 // - PinPolicy* (pin_policy.h): what may be pinned (the pin budget);
+// - Unloads* (unload.h): UNLOAD, the loads only abandoned connections
+//   waited for, and erasing a resident entry;
 // - IdleUnloader* (idle_unloader.h): its thread and clock unload what
 //   nobody used for its keep-alive;
 // - introspection.h: LIST, STATS and HEALTH from snapshots;
@@ -90,6 +92,7 @@
 #include "loader/pool.h"
 #include "loader/request_path.h"
 #include "loader/resilience.h"
+#include "loader/unload.h"
 
 namespace genomed::loader {
 
@@ -189,7 +192,6 @@ class Coordinator {
   void drop_leases(Request& req) REQUIRES(mu_);
   void join(Request& req, const std::shared_ptr<Flight>& flight) REQUIRES(mu_);
 
-  Result<ipc::UnloadReply> unload_locked(const std::string& name) REQUIRES(mu_);
   // The reply to PIN or UNPIN of the resident `name`.
   ipc::PinReply pin_reply(const std::string& name, bool was_pinned) const REQUIRES(mu_);
   // Leases::LastEnded: a DRAINING adapter is freed, another may idle (and
@@ -198,8 +200,6 @@ class Coordinator {
   // Holds the reply's leases through free slots of `page` where it can.
   void attach_slots(ipc::AcquireReply& reply, ConnectionId conn,
                     const std::shared_ptr<LeaseSlotPage>& page) REQUIRES(mu_);
-  // Erases a READY or DRAINING entry with no lease from the cache and the table.
-  void erase_resident(AdapterTable::iterator it) REQUIRES(mu_);
   // Acts on tickets that left the admission queue: evicts, grants, wakes.
   void settle(const std::vector<TicketPtr>& tickets) REQUIRES(mu_);
   bool abandoned(ConnectionId conn) const REQUIRES(mu_) { return abandoned_.contains(conn); }
@@ -230,6 +230,8 @@ class Coordinator {
   CoordinatorCounters counters_ GUARDED_BY(mu_);
   // Every load from its start to its end: the steps under mu_ (LoadHost).
   Flights flights_ GUARDED_BY(mu_);
+  // UNLOAD, loads only abandoned connections waited for, erasing a resident entry.
+  Unloads unloads_ GUARDED_BY(mu_);
 };
 
 }  // namespace genomed::loader
