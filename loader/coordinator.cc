@@ -16,16 +16,6 @@ namespace {
 // Arena ranges are page-aligned: a worker opens exactly its range.
 constexpr std::uint64_t kRangeAlignment = 4096;
 
-double ms_between(Clock::time_point start, Clock::time_point end) {
-  return std::chrono::duration<double, std::milli>(end - start).count();
-}
-
-Status unloaded_while_loading(const std::string& name) {
-  return Status(Errc::cancelled, "adapter " + quote(name) + " was unloaded while it was loading");
-}
-
-Status stopping() { return Status(Errc::shutting_down, "genomed is stopping"); }
-
 }  // namespace
 
 Coordinator::Coordinator(CoordinatorOptions options, const NameResolver& resolver, JobRunner& pool,
@@ -45,25 +35,23 @@ Coordinator::Coordinator(CoordinatorOptions options, const NameResolver& resolve
                   REQUIRES(mu_) { last_lease_ended(name, settle_now); }),
       admission_(cache_),
       pins_(cache_, options.pin_budget, arena.size),
-      flights_(mu_),
       idle_(mu_, clock, options.idle_unload, entries_, leases_, cache_,
             {[this](AdapterTable::iterator it) REQUIRES(mu_) {
-               erase_resident(it);
+               unloads_.erase_resident(it);
                ++counters_.idle_unloads;
              },
-             [this]() REQUIRES(mu_) { check_invariants(); }}) {}
+             [this]() REQUIRES(mu_) { check_invariants(); }}),
+      flights_(mu_, options_, clock, arena.size, pipeline_, entries_, cache_, leases_, admission_,
+               idle_, counters_,
+               {[this](const std::vector<TicketPtr>& tickets) REQUIRES(mu_) { settle(tickets); },
+                [this](ConnectionId conn) REQUIRES(mu_) { return abandoned(conn); },
+                [this]() REQUIRES(mu_) { return shutting_down_; },
+                [this]() REQUIRES(mu_) { check_invariants(); }}),
+      unloads_(entries_, cache_, leases_, admission_, resilience_, flights_,
+               {[this](const std::vector<TicketPtr>& tickets) REQUIRES(mu_) { settle(tickets); },
+                [this](ConnectionId conn) REQUIRES(mu_) { return abandoned(conn); }}) {}
 
 Coordinator::~Coordinator() { shutdown(); }
-
-Clock::time_point Coordinator::waiter_deadline() const {
-  // A flight ends by itself within probe + admission + fill deadlines; this
-  // is only a backstop so that no waiter can hang on a lost flight.
-  const auto fill_allowance = std::chrono::milliseconds(
-      static_cast<long long>(static_cast<double>(options_.timeout_per_gib.count()) *
-                             static_cast<double>(arena_.size) / static_cast<double>(1ull << 30)));
-  return clock_.now() + 2 * options_.load_timeout + fill_allowance + options_.admission_timeout +
-         std::chrono::seconds(5);
-}
 
 // ---------------------------------------------------------------------------
 // Requests
@@ -93,8 +81,8 @@ void Coordinator::leave(Request& req) {
       continue;
     auto it = entries_.find(flight->name);
     if (it == entries_.end() || it->second.flight != flight) continue;
-    cancel_loading(it, Status(Errc::no_space, "no request waits for the load of " +
-                                                  quote(flight->name) + " any more"));
+    flights_.cancel_loading(it, Status(Errc::no_space, "no request waits for the load of " +
+                                                           quote(flight->name) + " any more"));
     withdrawn = true;
   }
   req.joined.clear();
@@ -109,7 +97,7 @@ void Coordinator::drop_leases(Request& req) {
 
 Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names, Request& req,
                           WaitHook* hook, std::vector<bool>* hits) {
-  const auto deadline = waiter_deadline();
+  const auto deadline = flights_.waiter_deadline();
   Clock::time_point admission_deadline{};
   const bool batch = names.size() > 1;
   const auto named = [&](const std::string& name, const Status& s) {
@@ -117,7 +105,7 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
   };
   bool first_look = true;
   for (;;) {
-    if (shutting_down_) return stopping();
+    if (shutting_down_) return shutting_down_status();
     if (abandoned(req.conn))
       return Status(Errc::cancelled, "the client disconnected while its request waited");
     for (const auto& flight : req.joined) {  // a load it waits for failed or was cancelled
@@ -155,7 +143,7 @@ Status Coordinator::serve(MutexLock& lock, const std::vector<std::string>& names
         auto it = entries_.find(name);
         if (it == entries_.end()) {
           GENOMED_RETURN_IF_ERROR(named(name, validate_name(name)));
-          start_flight(name);
+          flights_.start(name);
           it = entries_.find(name);
         }
         const Entry& e = it->second;
@@ -259,7 +247,7 @@ void Coordinator::settle(const std::vector<TicketPtr>& tickets) {
         options_.histograms->admission_wait_seconds.observe(Clock::now() - t->submitted);
       }
       for (const auto& claim : t->claims) {
-        if (auto c = claimant_.find(claim.get()); c != claimant_.end()) c->second->cv.notify_all();
+        flights_.wake_claimant(claim.get());
       }
       if (owner != nullptr) {
         // Admitted: what it keeps is leased in this same step, before any
@@ -415,7 +403,7 @@ ipc::PinReply Coordinator::pin_reply(const std::string& name, bool was_pinned) c
 void Coordinator::last_lease_ended(const std::string& name, bool settle_now) {
   auto it = entries_.find(name);
   if (it != entries_.end() && it->second.state == State::draining) {
-    erase_resident(it);
+    unloads_.erase_resident(it);
     client_log().info("unloaded {}: its last lease ended", quote(name));
   } else {
     idle_.mark_used(name);                      // its idle time starts now
@@ -439,14 +427,6 @@ void Coordinator::revoke_lease_slots() {
   check_invariants();
 }
 
-void Coordinator::erase_resident(AdapterTable::iterator it) {
-  const std::string name = it->first;
-  const bool erased = cache_.erase(name);
-  GENOMED_CHECK(erased, "erase of a leased or absent adapter");
-  entries_.erase(it);
-  settle(admission_.unavailable(name));
-}
-
 std::size_t Coordinator::release(std::span<const LeaseId> leases, ConnectionId conn) {
   MutexLock lock(mu_);
   const std::size_t ignored = leases_.release(leases, conn);
@@ -466,24 +446,7 @@ void Coordinator::abandon(ConnectionId conn) {
   MutexLock lock(mu_);
   if (!abandoned_.insert(conn).second) return;
   const std::size_t released = leases_.end_all_of(conn);
-  // A load whose waiters have all gone this way, this connection among
-  // them, is wanted by nobody: stop it as an unload would.
-  std::vector<std::string> cancelled;
-  for (auto it = entries_.begin(); it != entries_.end();) {
-    const Entry& e = it->second;
-    const auto& waiters = e.state == State::loading ? e.flight->waiters : std::vector<Request*>{};
-    const bool orphaned =
-        std::any_of(waiters.begin(), waiters.end(), [&](Request* w) { return w->conn == conn; }) &&
-        std::all_of(waiters.begin(), waiters.end(),
-                    [&](Request* w) REQUIRES(mu_) { return abandoned(w->conn); });
-    if (!orphaned) {
-      ++it;
-      continue;
-    }
-    cancelled.push_back(it->first);
-    it = cancel_loading(it, Status(Errc::cancelled, "every client waiting for the load of " +
-                                                        quote(it->first) + " disconnected"));
-  }
+  const std::vector<std::string> cancelled = unloads_.cancel_orphans(conn);
   settle(admission_.pump());  // withdrawn claims need no room any more
   client_log().info(
       "connection {}: the client hung up while its request waited; {} lease(s) released, {} "
@@ -504,241 +467,13 @@ bool Coordinator::holds_leases(ConnectionId conn) {
 }
 
 // ---------------------------------------------------------------------------
-// Loads
-
-void Coordinator::start_flight(const std::string& name) {
-  flights_.reap();
-  auto flight = std::make_shared<Flight>();
-  flight->name = name;
-  entries_.start_loading(name, flight);
-  ++counters_.loads_started;
-  flights_.start(flight, [this, flight] { run_flight(flight); });
-}
-
-bool Coordinator::superseded(const std::string& name, const Flight& flight) const {
-  if (flight.decided()) return true;  // cancelled by an unload
-  auto it = entries_.find(name);
-  return it == entries_.end() || it->second.generation != flight.generation;
-}
-
-void Coordinator::run_flight(const std::shared_ptr<Flight>& flight) {
-  const std::string& name = flight->name;
-  const auto start = clock_.now();
-  Status s = pipeline_.load(flight, *this);
-  MutexLock lock(mu_);
-  if (s.ok()) {
-    const auto view = cache_.find(name);
-    client_log().info("loaded {} generation {}: {} in {:.1f} ms", quote(name), flight->generation,
-                      format_size(view ? view->length : 0), ms_between(start, clock_.now()));
-    if (options_.histograms) options_.histograms->load_seconds.observe(clock_.now() - start);
-  } else if (s.code() == Errc::cancelled) {
-    client_log().info("load of {} generation {} cancelled: {}", quote(name), flight->generation,
-                      printable(s.message()));
-  } else {
-    client_log().warn("load of {} failed: {}", quote(name), printable(s.to_string()));
-  }
-  finish_flight(name, flight, std::move(s));
-}
-
-Status Coordinator::await_predecessors(Flight& flight) {
-  const std::string& name = flight.name;
-  MutexLock lock(mu_);
-  if (flight.predecessors_ended()) return Status::Ok();
-  client_log().info("load of {} generation {} waits for the previous load of that name to stop",
-                    quote(name), flight.generation);
-  // The previous flight was cancelled (that is how its entry went away):
-  // it ends within about 100 ms plus the kill grace. load_timeout is only
-  // a backstop for a flight that does not.
-  const bool ended = wait_until(
-      clock_, flight.cv, lock, clock_.now() + options_.load_timeout,
-      [&]() REQUIRES(mu_) {
-        return shutting_down_ || superseded(name, flight) || flight.predecessors_ended();
-      });
-  if (shutting_down_) return stopping();
-  if (superseded(name, flight)) return unloaded_while_loading(name);
-  if (!ended) {
-    return Status(Errc::timeout, "the previous load of " + quote(name) + " did not stop within " +
-                                     std::to_string(options_.load_timeout.count()) +
-                                     " ms of its cancellation; retry later");
-  }
-  return Status::Ok();
-}
-
-Result<cache::ResidentCache::Range> Coordinator::await_range(const std::shared_ptr<Flight>& flight,
-                                                             std::uint64_t length) {
-  const std::string& name = flight->name;
-  MutexLock lock(mu_);
-  if (shutting_down_) return stopping();
-  if (superseded(name, *flight)) return unloaded_while_loading(name);
-  if (length > cache_.budget()) {
-    return Status(Errc::too_large, "adapter " + quote(name) + " needs " + format_size(length) +
-                                       " (" + std::to_string(length) +
-                                       " bytes) but the whole budget is " +
-                                       format_size(cache_.budget()) + ": raise --budget");
-  }
-  auto claim = std::make_shared<RangeClaim>();
-  claim->length = length;
-  flight->claim = claim;
-  claimant_[claim.get()] = flight.get();
-  flight->notify_waiters();  // they can take an admission ticket now
-  // Requests that want this load give it its range through their tickets,
-  // each within its own admission timeout, which starts only when all the
-  // loads of its batch have probed (a sibling's probe may take much longer
-  // than this one's). So the load waits as long as some request waits for
-  // it: when the last one leaves while the claim is pending, leave() or
-  // abandon() cancels it. With none left already (all gone while it probed)
-  // it gives up at once. The waiter backstop bounds the wait regardless.
-  wait_until(clock_, flight->cv, lock, waiter_deadline(), [&]() REQUIRES(mu_) {
-    return !claim->pending() || superseded(name, *flight) || shutting_down_ ||
-           flight->waiters.empty();
-  });
-  claimant_.erase(claim.get());
-  if (claim->range && !superseded(name, *flight) && !shutting_down_) return *claim->range;
-  if (claim->range) {
-    cache_.cancel_reservation(claim->range->offset);
-    claim->range.reset();
-  }
-  claim->withdrawn = true;
-  settle(admission_.pump());
-  if (shutting_down_) return stopping();
-  if (superseded(name, *flight)) return unloaded_while_loading(name);
-  return Status(Errc::no_space, "no request waiting for " + quote(name) + " (" +
-                                    format_size(length) + ") was admitted with room for it");
-}
-
-void Coordinator::finish_early(const std::shared_ptr<Flight>& flight, const Status& failure) {
-  MutexLock lock(mu_);
-  finish_flight(flight->name, flight, failure);
-}
-
-void Coordinator::give_back(cache::ResidentCache::Range range) {
-  MutexLock lock(mu_);
-  cache_.cancel_reservation(range.offset);
-  settle(admission_.pump());
-}
-
-Status Coordinator::publish(Flight& flight, cache::ResidentCache::Range range, std::uint64_t bytes,
-                            const std::function<void()>& record) {
-  const std::string& name = flight.name;
-  MutexLock lock(mu_);
-  if (shutting_down_) return stopping();
-  if (superseded(name, flight)) return unloaded_while_loading(name);
-  record();  // before the waiters wake; Resilience's mutex is a leaf: in order under mu_
-  cache_.insert(name, range.offset, bytes);
-  Entry& e = entries_.at(name);
-  e.state = State::ready;
-  e.flight.reset();
-  e.last_used = clock_.now();
-  counters_.bytes_loaded += bytes;
-  ++counters_.loads_completed;
-  for (Request* w : flight.waiters) {
-    if (w->admitted) {
-      if (w->wants_lease && !abandoned(w->conn))
-        w->leases.emplace_back(name, leases_.grant(name, w->conn));
-    } else if (w->ticket && w->ticket->outcome == AdmissionTicket::Outcome::waiting) {
-      // Not admitted yet, so it may not hold a lease; its ticket keeps the
-      // entry from being evicted to serve it.
-      w->ticket->keep.push_back(name);
-    }
-  }
-  flight.notify_waiters();
-  idle_.mark_used(name);  // unleased (its waiters went), it may idle from now
-  return Status::Ok();
-}
-
-void Coordinator::finish_flight(const std::string& name, const std::shared_ptr<Flight>& flight,
-                                Status status) {
-  if (flight->phase >= Flight::Phase::finished) return;
-  if (status.ok()) {
-    // Counted by publish(): its waiters may answer before this runs.
-  } else if (status.code() == Errc::cancelled) {
-    ++counters_.loads_cancelled;
-  } else {
-    ++counters_.loads_failed;
-  }
-  flight->decide(status);  // an unload may have decided it (`cancelled`) already
-  flight->phase = Flight::Phase::finished;
-  if (!status.ok()) {
-    auto it = entries_.find(name);
-    if (it != entries_.end() && it->second.generation == flight->generation &&
-        it->second.state == State::loading) {
-      entries_.erase(it);  // nothing was created
-    }
-  }
-  flight->notify_waiters();
-  check_invariants();
-}
-
-AdapterTable::iterator Coordinator::cancel_loading(AdapterTable::iterator it, const Status& why) {
-  Flight& flight = *it->second.flight;
-  flight.decide(why);
-  if (flight.claim && flight.claim->pending()) flight.claim->withdrawn = true;
-  // Its queued jobs leave the pool's queue and the workers running its
-  // probe or fill parts are stopped; the flight frees its range once they
-  // are reaped.
-  pipeline_.cancel(*flight.cancel);
-  flight.notify_waiters();
-  flight.cv.notify_all();
-  return entries_.erase(it);
-}
-
-// ---------------------------------------------------------------------------
 // Unload, introspection, shutdown
 
 Result<ipc::UnloadReply> Coordinator::unload(const std::string& name) {
   MutexLock lock(mu_);
-  auto reply = unload_locked(name);
+  auto reply = unloads_.unload(name);
   check_invariants();
   return reply;
-}
-
-Result<ipc::UnloadReply> Coordinator::unload_locked(const std::string& name) {
-  auto it = entries_.find(name);
-  if (it == entries_.end()) {
-    GENOMED_RETURN_IF_ERROR(validate_name(name));
-    if (resilience_.lift(name)) {
-      client_log().info("unload {}: quarantine lifted", quote(name));
-      return ipc::UnloadReply{name, "unquarantined", 0};
-    }
-    return Status(Errc::not_loaded, "adapter " + quote(name) + " is not resident or loading");
-  }
-  resilience_.lift(name);
-  switch (it->second.state) {
-    case State::loading: {
-      client_log().info("unload {}: load generation {} cancelled", quote(name),
-                        it->second.generation);
-      cancel_loading(it, unloaded_while_loading(name));
-      settle(admission_.pump());
-      return ipc::UnloadReply{name, "cancelled", 0};
-    }
-    case State::ready: {
-      auto view = cache_.find(name);
-      if (view->pinned) {
-        return Status(Errc::pinned, "adapter " + quote(name) +
-                                        " is pinned: unpin it first ('genomectl unpin " +
-                                        printable(name) + "'), then unload it");
-      }
-      if (leases_.has_slots(name)) {
-        leases_.revoke(name);
-        it = entries_.find(name);
-        if (it == entries_.end()) return ipc::UnloadReply{name, "freed", 0};  // evicted meanwhile
-        view = cache_.find(name);
-      }
-      if (view->leases > 0) {
-        it->second.state = State::draining;
-        settle(admission_.unavailable(name));
-        const std::uint64_t held = leases_.held(name);
-        client_log().info("unload {}: draining, {} lease(s) still held", quote(name), held);
-        return ipc::UnloadReply{name, "draining", held};
-      }
-      erase_resident(it);
-      client_log().info("unloaded {}", quote(name));
-      return ipc::UnloadReply{name, "freed", 0};
-    }
-    case State::draining:
-      return ipc::UnloadReply{name, "draining", leases_.held(name)};
-  }
-  return Status(Errc::internal, "unknown state of " + quote(name));
 }
 
 ipc::ListReply Coordinator::list(std::string_view after, std::size_t limit) const {

@@ -12,10 +12,13 @@
 //   and the one lease count a client sees;
 // - AdmissionQueue* (admission_queue.h): who gets room in the budget next;
 // - Requests* (request_path.h): the requests in progress and their tickets;
-// - FlightThreads* (flight.h): one load per flight thread, the phases of a
-//   flight, the predecessor chain of a name;
+// - Flights* (flights.h over flight.h): every load from its start to its
+//   end on a flight thread of its own: the phases of a flight, the
+//   predecessor chain of a name, a range from the queue, publish, cancel;
 // - LoadPipeline (load_pipeline.h): a load's steps, top-down;
 // - PinPolicy* (pin_policy.h): what may be pinned (the pin budget);
+// - Unloads* (unload.h): UNLOAD, the loads only abandoned connections
+//   waited for, and erasing a resident entry;
 // - IdleUnloader* (idle_unloader.h): its thread and clock unload what
 //   nobody used for its keep-alive;
 // - introspection.h: LIST, STATS and HEALTH from snapshots;
@@ -76,7 +79,7 @@
 #include "loader/adapter_table.h"
 #include "loader/admission_queue.h"
 #include "loader/coordinator_options.h"
-#include "loader/flight.h"
+#include "loader/flights.h"
 #include "loader/idle_unloader.h"
 #include "loader/introspection.h"
 #include "loader/latency_histogram.h"
@@ -89,10 +92,11 @@
 #include "loader/pool.h"
 #include "loader/request_path.h"
 #include "loader/resilience.h"
+#include "loader/unload.h"
 
 namespace genomed::loader {
 
-class Coordinator : private LoadHost {
+class Coordinator {
  public:
   // `clock` measures every deadline and wait of the coordinator (a fake one
   // in unit tests).
@@ -188,29 +192,6 @@ class Coordinator : private LoadHost {
   void drop_leases(Request& req) REQUIRES(mu_);
   void join(Request& req, const std::shared_ptr<Flight>& flight) REQUIRES(mu_);
 
-  void start_flight(const std::string& name) REQUIRES(mu_);
-  // A flight's thread: the load's steps (LoadPipeline::load), then its end.
-  void run_flight(const std::shared_ptr<Flight>& flight) EXCLUDES(mu_);
-  // LoadHost: the steps of a load that touch the coordinator's state.
-  Status await_predecessors(Flight& flight) override EXCLUDES(mu_);
-  // Waits until the admission queue gives the flight's claim a range.
-  Result<cache::ResidentCache::Range> await_range(const std::shared_ptr<Flight>& flight,
-                                                  std::uint64_t length) override EXCLUDES(mu_);
-  // Publishes the filled range as READY, leasing it to every admitted waiter.
-  Status publish(Flight& flight, cache::ResidentCache::Range range, std::uint64_t bytes,
-                 const std::function<void()>& record) override EXCLUDES(mu_);
-  void finish_early(const std::shared_ptr<Flight>& flight, const Status& failure) override
-      EXCLUDES(mu_);
-  void give_back(cache::ResidentCache::Range range) override EXCLUDES(mu_);
-  // True when the flight's entry is gone or replaced (unloaded meanwhile).
-  bool superseded(const std::string& name, const Flight& flight) const REQUIRES(mu_);
-  void finish_flight(const std::string& name, const std::shared_ptr<Flight>& flight, Status status)
-      REQUIRES(mu_);
-  // Cancels the LOADING entry `it`: its waiters get `why`, its jobs stop.
-  AdapterTable::iterator cancel_loading(AdapterTable::iterator it,
-                                                        const Status& why) REQUIRES(mu_);
-
-  Result<ipc::UnloadReply> unload_locked(const std::string& name) REQUIRES(mu_);
   // The reply to PIN or UNPIN of the resident `name`.
   ipc::PinReply pin_reply(const std::string& name, bool was_pinned) const REQUIRES(mu_);
   // Leases::LastEnded: a DRAINING adapter is freed, another may idle (and
@@ -219,11 +200,8 @@ class Coordinator : private LoadHost {
   // Holds the reply's leases through free slots of `page` where it can.
   void attach_slots(ipc::AcquireReply& reply, ConnectionId conn,
                     const std::shared_ptr<LeaseSlotPage>& page) REQUIRES(mu_);
-  // Erases a READY or DRAINING entry with no lease from the cache and the table.
-  void erase_resident(AdapterTable::iterator it) REQUIRES(mu_);
   // Acts on tickets that left the admission queue: evicts, grants, wakes.
   void settle(const std::vector<TicketPtr>& tickets) REQUIRES(mu_);
-  Clock::time_point waiter_deadline() const;
   bool abandoned(ConnectionId conn) const REQUIRES(mu_) { return abandoned_.contains(conn); }
   // Aborts (GENOMED_CHECK) on broken bookkeeping: entries vs cache, leases
   // vs cache counts, tickets vs requests, leases held before admission.
@@ -247,12 +225,13 @@ class Coordinator : private LoadHost {
   AdapterTable entries_ GUARDED_BY(mu_);  // every name LOADING, READY or DRAINING
   PinPolicy pins_ GUARDED_BY(mu_);
   Requests requests_ GUARDED_BY(mu_);  // in progress, and who holds each ticket
-  // Which flight waits for each claim's range.
-  std::unordered_map<const RangeClaim*, Flight*> claimant_ GUARDED_BY(mu_);
   std::unordered_set<ConnectionId> abandoned_ GUARDED_BY(mu_);  // until release_all()
-  FlightThreads flights_ GUARDED_BY(mu_);
   IdleUnloader idle_ GUARDED_BY(mu_);  // its own thread unloads what nobody used
   CoordinatorCounters counters_ GUARDED_BY(mu_);
+  // Every load from its start to its end: the steps under mu_ (LoadHost).
+  Flights flights_ GUARDED_BY(mu_);
+  // UNLOAD, loads only abandoned connections waited for, erasing a resident entry.
+  Unloads unloads_ GUARDED_BY(mu_);
 };
 
 }  // namespace genomed::loader

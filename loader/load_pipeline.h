@@ -1,6 +1,6 @@
 // The load pipeline: the steps of one load, top-down in load(); those that
 // run in workers are its own, those that touch the coordinator's state
-// (predecessors, room, publishing) are the LoadHost's.
+// (predecessors, room, publishing) are the LoadHost's (Flights, loader/flights.h).
 //
 //   [wait until earlier loads of the name ended]
 //   -> open the files once; the circuit breaker admits the load
