@@ -52,11 +52,10 @@ Result<std::span<std::byte>> ArenaWindow::open(std::uint64_t offset, std::uint64
     return Status(Errc::environment,
                   std::string("cannot open the assigned range: ") + std::strerror(errno));
   }
-#ifdef MADV_POPULATE_WRITE
-  // Populate the page tables in one call rather than one fault per page; a
-  // range filled before is populated already. Best effort (Linux >= 5.14).
-  (void)::madvise(start, last - first, MADV_POPULATE_WRITE);
-#endif
+  // The pages are not populated here: the fill's reader populates them on
+  // a thread of its own, ahead of its copy and while its reads are in
+  // flight (worker/format/read_into.cc); before, this populate took a
+  // quarter of a 512 MiB fill before its first read.
   open_ = std::span<std::byte>(start, last - first);
   return std::span<std::byte>(base_ + offset, length);
 }
