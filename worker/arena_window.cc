@@ -1,5 +1,7 @@
 #include "worker/arena_window.h"
 
+#include "common/huge_pages.h"
+
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,7 +23,9 @@ Result<ArenaWindow> ArenaWindow::map(int fd) {
   // genomed always passes its whole, sized arena: an empty one is a bug.
   if (st.st_size <= 0) return Status(Errc::internal, "the arena descriptor holds no bytes");
   const auto size = static_cast<std::uint64_t>(st.st_size);
-  void* p = ::mmap(nullptr, size, PROT_NONE, MAP_SHARED, fd, 0);
+  // 2 MiB-aligned and advised for huge pages where the host allows them
+  // (common/huge_pages.h): a fill then faults per 2 MiB.
+  void* p = map_shared_aligned(fd, size, PROT_NONE);
   if (p == MAP_FAILED)
     return Status(Errc::environment, std::string("cannot map the arena: ") + std::strerror(errno));
   return ArenaWindow(static_cast<std::byte*>(p), size);
