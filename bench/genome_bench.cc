@@ -136,6 +136,9 @@ struct Options {
   // the build directory that is a real disk).
   std::vector<std::uint64_t> cold_mib;
   std::string cold_dir;
+  // The Python that runs bench/cold_python_load.py (safetensors load_file,
+  // fastsafetensors) on the same cold files; default: the build's venv.
+  std::string python;
   // Derived from --quick.
   int reps = 5;                // cold loads and baseline repetitions (medians)
   int hit_iterations = 20000;  // latency samples (hit and raw socket alike)
@@ -155,6 +158,7 @@ std::string self_dir() {
 
 const char* kUsage = R"(usage: genome-bench [--quick] [--json FILE] [--workers-n N] [--budget SIZE]
                     [--genomed PATH] [--keep-tmp] [--cold-sizes LIST] [--cold-dir DIR]
+                    [--python PATH]
 
 Starts its own genomed (the one built next to genome-bench), generates its own
 adapters under /tmp, and prints each genomed figure with its raw baseline, the
@@ -174,6 +178,10 @@ ratio and the target of issue 4. The full run takes about 35 s on 2 cores
   --cold-dir DIR   where the cold-from-disk adapters go (default: the first of
                    /var/tmp and genome-bench's directory that is not tmpfs and
                    takes O_DIRECT; none: those rows are skipped with the reason)
+  --python PATH    the Python whose safetensors and fastsafetensors load the
+                   same cold files (default: venv/bin/python next to
+                   genome-bench, as scripts/python-env.sh makes it; a loader
+                   that fails is skipped with the reason)
 
 profiling modes (no report; run under perf record -a / strace -f):
   --profile-cold SIZE   start genomed --workers 1, then acquire+release+unload
@@ -228,6 +236,8 @@ Options parse_options(int argc, char** argv) {
       if (o.cold_mib.empty()) die("--cold-sizes: expected at least one size");
     } else if (a == "--cold-dir") {
       o.cold_dir = value();
+    } else if (a == "--python") {
+      o.python = value();
     } else if (a == "--profile-cold") {
       o.profile_cold = value();
     } else if (a == "--profile-hit") {
@@ -248,6 +258,7 @@ Options parse_options(int argc, char** argv) {
     }
   }
   if (o.genomed.empty()) o.genomed = self_dir() + "/genomed";
+  if (o.python.empty()) o.python = self_dir() + "/venv/bin/python";
   if (o.quick) {
     o.reps = 2;
     o.hit_iterations = 2000;
@@ -1366,7 +1377,37 @@ struct DiskFigures {
   // ratios' baseline: the same minutes of a shared machine).
   std::map<std::string, double> device, device_w1, device_wn;
   std::map<std::string, cold::DirectReadShape> device_shape;
+  // Python loaders of the same cold files, GB/s by loader then adapter
+  // label; a loader that could not run has its reason instead.
+  std::map<std::string, std::map<std::string, double>> python;
+  std::map<std::string, std::string> python_skipped;
 };
+
+constexpr const char* kPythonLoaders[] = {"load_file", "fastsafetensors"};
+
+// Each Python loader on each cold file, `reps` cold samples, median.
+void measure_python_loaders(const Options& o, int reps, DiskFigures& r) {
+  const std::string script = std::string(GENOMED_BENCH_DIR) + "/cold_python_load.py";
+  for (const std::string loader : kPythonLoaders) {
+    for (const Adapter& a : r.adapters) {
+      std::vector<double> gbps;
+      for (int i = 0; i < reps; ++i) {
+        auto g = cold::python_cold_load_gbps(o.python, script, loader, a.weights);
+        if (!g) {
+          r.python_skipped[loader] = g.status().message();
+          std::printf("python %s: skipped: %s\n", loader.c_str(), g.status().message().c_str());
+          break;
+        }
+        gbps.push_back(*g);
+      }
+      if (r.python_skipped.count(loader) != 0) break;
+      r.python[loader][a.label] = median(gbps);
+      std::printf("python %-15s %-5s cold: %.3f GB/s\n", loader.c_str(), a.label.c_str(),
+                  median(gbps));
+      std::fflush(stdout);
+    }
+  }
+}
 
 std::string shape_name(const cold::DirectReadShape& shape) {
   return std::to_string(shape.streams) + " x " + std::to_string(shape.chunk >> 20) + " MiB reads";
@@ -1412,6 +1453,7 @@ DiskFigures measure_cold_from_disk(const Options& o, const std::string& tmp) {
     std::printf("device best O_DIRECT read %-5s: %.3f GB/s (%s)\n", a.label.c_str(), best->gbps,
                 shape_name(best->shape).c_str());
   }
+  measure_python_loaders(o, o.reps, r);
   for (const int workers : {1, o.workers_n}) {
     Daemon d = start_daemon(o, tmp, root, workers, "-cold");
     {
@@ -1452,6 +1494,7 @@ void disk_rows(const DiskFigures& disk, std::vector<Row>& rows, Json& j) {
     return;
   }
   j["disk_cold_dir"] = disk.dir;
+  for (const auto& [loader, why] : disk.python_skipped) j["python_" + loader + "_skipped"] = why;
   for (const Adapter& a : disk.adapters) {
     const std::string s = a.label;
     const double w1 = disk.w1.at(s), wn = disk.wn.at(s);
@@ -1471,6 +1514,18 @@ void disk_rows(const DiskFigures& disk, std::vector<Row>& rows, Json& j) {
                     targeted ? std::optional<bool>(w1 / dev1 >= 0.9) : std::nullopt});
     rows.push_back({"disk_cold_load_gbps_" + s + "_wN", wn, "GB/s", "device_read_gbps_" + s + "_wN",
                     devn, wn / devn, "", std::nullopt});
+    // Issue 24: ahead of both Python loaders of the same cold file.
+    for (const auto& [loader, by_label] : disk.python) {
+      const double py = by_label.at(s);
+      const std::string base = "python_" + loader + "_cold_gbps_" + s;
+      j[base] = py;
+      for (const auto& [suffix, ours] : {std::pair{"_w1", w1}, std::pair{"_wN", wn}}) {
+        j["disk_cold_vs_" + loader + "_" + s + suffix] = ours / py;
+        rows.push_back({"disk_cold_load_gbps_" + s + suffix, ours, "GB/s", base, py, ours / py,
+                        targeted ? "> 1" : "",
+                        targeted ? std::optional<bool>(ours > py) : std::nullopt});
+      }
+    }
   }
 }
 

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -223,9 +224,11 @@ Status RangeReader::read_buffered(std::uint64_t offset, std::uint64_t length, st
 
 // Chunk i covers the file's [begin + i*C, begin + (i+1)*C), begin aligned
 // down from `offset`. Reader thread t reads chunks t, t+K, t+2K... into its
-// own bounce buffer, each once the consumer (this thread) has taken the
-// previous one out of it; the consumer takes chunks in order, copies the
-// range's part of each into `out` and hashes it piece by piece.
+// own bounce buffer and copies the range's part of each into `out` itself,
+// so the copies run on every core; this thread hashes the chunks in order,
+// each as soon as its reader has copied it (in cache: the copy was just
+// made). A reader that fails stops there; the first failure in chunk order
+// is the read's result.
 Status RangeReader::read_direct(std::uint64_t offset, std::uint64_t length, std::byte* out,
                                 const Sink& sink) {
   const std::uint64_t begin = offset / kAlign * kAlign;
@@ -239,32 +242,50 @@ Status RangeReader::read_direct(std::uint64_t offset, std::uint64_t length, std:
       static_cast<std::byte*>(std::aligned_alloc(kAlign, readers * chunk)));
   if (!buffers) return read_buffered(offset, length, out, sink);
 
-  struct Slot {
-    std::uint64_t chunk = UINT64_MAX;  // the chunk the buffer holds, once read
-    ChunkRead read;
+  // What reader t has done: chunks t, t+K, ... t+(copied-1)K are in `out`;
+  // `failed` is set once it stopped on an error at its next chunk.
+  struct Progress {
+    std::uint64_t copied = 0;
+    std::optional<Status> failed;
+    bool fell_back = false;
   };
   std::mutex mu;
   std::condition_variable cv;
-  std::vector<Slot> slots(readers);  // guarded by mu
-  std::uint64_t consumed = 0;        // chunks taken out of their buffers; guarded by mu
-  bool stop = false;                 // guarded by mu
+  std::vector<Progress> progress(readers);  // guarded by mu
+  bool stop = false;                        // guarded by mu
 
   const auto reader = [&](std::size_t t) {
     std::byte* buf = buffers.get() + t * chunk;
     for (std::uint64_t i = t; i < chunks; i += readers) {
       {
-        std::unique_lock lock(mu);
-        cv.wait(lock, [&] { return stop || consumed + readers > i; });
+        std::lock_guard lock(mu);
         if (stop) return;
       }
       const std::uint64_t at = begin + i * chunk;
-      const std::size_t want = static_cast<std::size_t>(round_up(std::min<std::uint64_t>(chunk, end - at), kAlign));
+      const std::uint64_t from = std::max(offset, at);  // the range's first byte in this chunk
+      const std::uint64_t to = std::min(end, at + chunk);
+      const auto want = static_cast<std::size_t>(round_up(to - at, kAlign));
       const ChunkRead r = read_chunk(direct_fd_.get(), fd_, buf, want, at, options_.faults);
+      std::optional<Status> failed;
+      if (r.got < 0) {
+        failed = read_failed(label_, at, r.err);
+      } else if (at + static_cast<std::uint64_t>(r.got) < to) {
+        failed = file_shrank(label_, at + static_cast<std::uint64_t>(r.got));
+      } else {
+        std::memcpy(out + (from - offset), buf + (from - at), to - from);
+      }
       {
         std::lock_guard lock(mu);
-        slots[t] = {i, r};
+        Progress& p = progress[t];
+        p.fell_back = p.fell_back || r.fell_back;
+        if (failed) {
+          p.failed = std::move(failed);
+        } else {
+          ++p.copied;
+        }
       }
       cv.notify_all();
+      if (r.got < 0 || at + static_cast<std::uint64_t>(r.got) < to) return;
     }
   };
   std::vector<std::thread> threads;
@@ -287,33 +308,18 @@ Status RangeReader::read_direct(std::uint64_t offset, std::uint64_t length, std:
 
   for (std::uint64_t i = 0; i < chunks; ++i) {
     const std::size_t t = i % readers;
-    ChunkRead r;
     {
       std::unique_lock lock(mu);
-      cv.wait(lock, [&] { return slots[t].chunk == i; });
-      r = slots[t].read;
+      cv.wait(lock, [&] { return progress[t].copied > i / readers || progress[t].failed; });
+      if (progress[t].copied <= i / readers) return *progress[t].failed;
     }
-    const std::uint64_t at = begin + i * chunk;
-    const std::uint64_t from = std::max(offset, at);  // the range's first byte in this chunk
-    const std::uint64_t to = std::min(end, at + chunk);
-    if (r.got < 0) return read_failed(label_, at, r.err);
-    if (at + static_cast<std::uint64_t>(r.got) < to) return file_shrank(label_, at + r.got);
-    if (r.fell_back) ++fallbacks_;
-    const std::byte* src = buffers.get() + t * chunk + (from - at);
-    std::byte* dst = out + (from - offset);
-    for (std::uint64_t done = 0; done < to - from;) {
-      const std::size_t piece = static_cast<std::size_t>(std::min<std::uint64_t>(kBufferedChunk, to - from - done));
-      std::memcpy(dst + done, src + done, piece);
-      sink(std::span<const std::byte>(dst + done, piece));
-      done += piece;
+    const std::uint64_t from = std::max(offset, begin + i * chunk) - offset;
+    const std::uint64_t to = std::min(end, begin + (i + 1) * chunk) - offset;
+    for (std::uint64_t at = from; at < to; at += kBufferedChunk) {
+      sink(std::span<const std::byte>(out + at, std::min<std::uint64_t>(kBufferedChunk, to - at)));
     }
-    {
-      std::lock_guard lock(mu);
-      slots[t].chunk = UINT64_MAX;
-      ++consumed;
-    }
-    cv.notify_all();
   }
+  for (const Progress& p : progress) fallbacks_ += p.fell_back ? 1 : 0;
   return Status::Ok();
 }
 

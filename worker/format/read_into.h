@@ -10,7 +10,8 @@
 //    the file is reopened with O_DIRECT (through /proc/self/fd, so it is the
 //    very inode the supervisor opened and leased, never a path lookup) and
 //    read in large aligned chunks, several in flight (one thread per
-//    bounce buffer), each chunk copied and hashed in order as it lands.
+//    bounce buffer, which also copies its chunks into place, so the copies
+//    use every core), each chunk hashed in order once it is in place.
 //    Buffered reads of a cold file go through readahead one stream deep;
 //    parallel direct reads keep the device's queue full.
 // Direct reads fall back to buffered ones whenever the file system refuses
@@ -83,7 +84,8 @@ class RangeReader {
 
   // How the last read() read (tests, logs).
   ReadMode last_mode() const { return last_mode_; }
-  // How many chunks of direct reads fell back to a buffered read (EINVAL).
+  // How many reader threads had a direct read refused (EINVAL) and read
+  // buffered instead, over this reader's life.
   std::uint64_t buffered_fallbacks() const { return fallbacks_; }
 
  private:
