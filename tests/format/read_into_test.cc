@@ -13,6 +13,7 @@
 #include <cstring>
 #include <vector>
 
+#include "common/memory_limit.h"
 #include "tests/format/test_support.h"
 
 namespace genomed::format {
@@ -175,6 +176,25 @@ TEST_F(RangeReaderTest, AFileOnTmpfsIsReadWhateverItsDirectSupport) {
   ASSERT_TRUE(chosen.status.ok()) << chosen.status.to_string();
   EXPECT_EQ(chosen.mode, ReadMode::buffered);  // all of it is "cached"
   EXPECT_TRUE(chosen.bytes == expected());
+}
+
+// A worker under a tight --worker-memory-limit (RLIMIT_AS) has no room for
+// the reader threads' stacks: the read goes buffered instead of ending the
+// worker with an uncaught std::system_error. In a child: the limit stays there.
+TEST_F(RangeReaderTest, WithoutRoomForItsThreadsTheReaderReadsBuffered) {
+  EXPECT_EXIT(
+      {
+        // More readers than the stacks glibc may keep cached from earlier
+        // tests' threads (at most 40 MiB): some cannot start.
+        ReadOptions o = forced_direct();
+        o.direct_chunk = 4096;
+        o.direct_in_flight = 64;
+        if (!limit_memory(4u << 20).ok()) std::_Exit(3);
+        const Got g = read_range(path_, kOffset, kLength, o);
+        const bool right = g.status.ok() && g.bytes == expected() && g.pieces == expected();
+        std::_Exit(right && g.fallbacks == 1 ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 TEST_F(RangeReaderTest, AnUncachedFileIsReadDirectACachedOneBuffered) {

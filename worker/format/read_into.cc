@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -126,6 +127,26 @@ class Populator {
   Populator(std::byte* out, std::uint64_t length) {
 #ifdef MADV_POPULATE_WRITE
     if (length < 2 * kStep) return;
+    // A thread that cannot start (the worker's address-space limit,
+    // --worker-memory-limit) leaves the copy to fault the pages in itself.
+    try {
+      start(out, length);
+    } catch (const std::system_error&) {
+    }
+#else
+    (void)out, (void)length;
+#endif
+  }
+  ~Populator() {
+    stop_.store(true, std::memory_order_relaxed);
+    if (thread_.joinable()) thread_.join();
+  }
+  Populator(const Populator&) = delete;
+  Populator& operator=(const Populator&) = delete;
+
+ private:
+  void start(std::byte* out, std::uint64_t length) {
+#ifdef MADV_POPULATE_WRITE
     thread_ = std::thread([this, out, length] {
       const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
       // Whole pages inside the range only: the pages at its ends may be
@@ -144,14 +165,7 @@ class Populator {
     (void)out, (void)length;
 #endif
   }
-  ~Populator() {
-    stop_.store(true, std::memory_order_relaxed);
-    if (thread_.joinable()) thread_.join();
-  }
-  Populator(const Populator&) = delete;
-  Populator& operator=(const Populator&) = delete;
 
- private:
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
@@ -304,7 +318,22 @@ Status RangeReader::read_direct(std::uint64_t offset, std::uint64_t length, std:
       for (std::thread& th : threads) th.join();
     }
   } join{mu, cv, stop, threads};
-  for (std::size_t t = 0; t < readers; ++t) threads.emplace_back(reader, t);
+  try {
+    for (std::size_t t = 0; t < readers; ++t) threads.emplace_back(reader, t);
+  } catch (const std::system_error&) {
+    // No room for another thread (the worker's address-space limit,
+    // --worker-memory-limit): stop the readers that started, then read the
+    // whole range buffered, over whatever they copied.
+    {
+      std::lock_guard lock(mu);
+      stop = true;
+    }
+    cv.notify_all();
+    for (std::thread& th : threads) th.join();
+    threads.clear();
+    ++fallbacks_;
+    return read_buffered(offset, length, out, sink);
+  }
 
   for (std::uint64_t i = 0; i < chunks; ++i) {
     const std::size_t t = i % readers;
