@@ -182,6 +182,7 @@ Result<Client> Client::connect(const std::string& socket_path, const ClientOptio
   conn->arena = static_cast<const std::byte*>(p);
   conn->arena_bytes = reply->arena_bytes;
   conn->daemon_pid = reply->pid;
+  conn->server = reply->server;
   return Client(std::move(conn));
 }
 
