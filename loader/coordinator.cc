@@ -49,7 +49,11 @@ Coordinator::Coordinator(CoordinatorOptions options, const NameResolver& resolve
                 [this]() REQUIRES(mu_) { check_invariants(); }}),
       unloads_(entries_, cache_, leases_, admission_, resilience_, flights_,
                {[this](const std::vector<TicketPtr>& tickets) REQUIRES(mu_) { settle(tickets); },
-                [this](ConnectionId conn) REQUIRES(mu_) { return abandoned(conn); }}) {}
+                [this](ConnectionId conn) REQUIRES(mu_) { return abandoned(conn); }}),
+      generations_(entries_, cache_, leases_, pins_,
+                   {[this](AdapterTable::iterator it) REQUIRES(mu_) {
+                     unloads_.erase_resident(it);
+                   }}) {}
 
 Coordinator::~Coordinator() { shutdown(); }
 
@@ -267,7 +271,8 @@ void Coordinator::settle(const std::vector<TicketPtr>& tickets) {
 
 ipc::LeaseGrant Coordinator::grant_of(const std::string& name, LeaseId lease) const {
   const auto view = cache_.find(name);
-  return ipc::LeaseGrant{name, lease, view->offset, view->length, entries_.at(name).generation};
+  const AdapterEntry& e = entries_.at(name);
+  return ipc::LeaseGrant{name, lease, view->offset, view->length, e.generation, e.digest.hex()};
 }
 
 Result<ipc::AcquireReply> Coordinator::acquire(const std::vector<std::string>& names,
@@ -353,7 +358,8 @@ Result<ipc::LoadReply> Coordinator::load(const std::string& name, ConnectionId c
   GENOMED_ASSIGN_OR_RETURN(const bool hit, make_resident(lock, name, conn, hook, options));
   cache_.touch(name);
   idle_.mark_used(name, options.keep_alive);
-  return ipc::LoadReply{name, cache_.find(name)->length, entries_.at(name).generation, hit};
+  const AdapterEntry& e = entries_.at(name);
+  return ipc::LoadReply{name, cache_.find(name)->length, e.generation, hit, e.digest.hex()};
 }
 
 Result<ipc::PinReply> Coordinator::pin(const std::string& name, ConnectionId conn,
@@ -393,8 +399,8 @@ Result<ipc::PinReply> Coordinator::unpin(const std::string& name) {
 
 ipc::PinReply Coordinator::pin_reply(const std::string& name, bool was_pinned) const {
   const auto view = cache_.find(name);
-  return ipc::PinReply{name, view->length, entries_.at(name).generation, view->pinned,
-                       was_pinned};
+  const AdapterEntry& e = entries_.at(name);
+  return ipc::PinReply{name, view->length, e.generation, view->pinned, was_pinned, e.digest.hex()};
 }
 
 // ---------------------------------------------------------------------------
@@ -471,6 +477,7 @@ bool Coordinator::holds_leases(ConnectionId conn) {
 
 Result<ipc::UnloadReply> Coordinator::unload(const std::string& name) {
   MutexLock lock(mu_);
+  if (!is_hidden_key(name)) cancel_reload(name);
   auto reply = unloads_.unload(name);
   check_invariants();
   return reply;
@@ -485,6 +492,7 @@ ipc::ListReply Coordinator::list(std::string_view after, std::size_t limit) cons
   auto it = after.empty() ? entries_.begin() : entries_.after(std::string(after));
   for (; it != entries_.end(); ++it) {
     const auto& [name, e] = *it;
+    if (is_hidden_key(name)) continue;  // a generation beside the one a name serves
     if (reply.adapters.size() == limit) {
       reply.next = reply.adapters.back().name;
       break;

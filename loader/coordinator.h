@@ -80,6 +80,7 @@
 #include "loader/admission_queue.h"
 #include "loader/coordinator_options.h"
 #include "loader/flights.h"
+#include "loader/generations.h"
 #include "loader/idle_unloader.h"
 #include "loader/introspection.h"
 #include "loader/latency_histogram.h"
@@ -159,6 +160,14 @@ class Coordinator {
   Result<ipc::PinReply> pin(const std::string& name, ConnectionId conn = 0,
                             WaitHook* hook = nullptr, const RequestOptions& options = {})
       EXCLUDES(mu_);
+  // RELOAD: loads `name`'s current files as a new generation beside the
+  // one it serves and swaps it in once verified (loader/generations.h;
+  // defined in loader/reload.cc). A name not resident is loaded as LOAD
+  // would; a draining one is `draining`; one already reloading is
+  // `overloaded`. A failed load leaves the old generation serving.
+  Result<ipc::ReloadReply> reload(const std::string& name, ConnectionId conn = 0,
+                                  WaitHook* hook = nullptr, const RequestOptions& options = {})
+      EXCLUDES(mu_);
   // Unpins a resident name (evictable again, most recently used);
   // not_loaded if it is not resident. Unpinning an unpinned name is a no-op.
   Result<ipc::PinReply> unpin(const std::string& name) EXCLUDES(mu_);
@@ -192,6 +201,8 @@ class Coordinator {
   void drop_leases(Request& req) REQUIRES(mu_);
   void join(Request& req, const std::shared_ptr<Flight>& flight) REQUIRES(mu_);
 
+  // UNLOAD of `name` cancels its RELOAD still loading (loader/reload.cc).
+  void cancel_reload(const std::string& name) REQUIRES(mu_);
   // The reply to PIN or UNPIN of the resident `name`.
   ipc::PinReply pin_reply(const std::string& name, bool was_pinned) const REQUIRES(mu_);
   // Leases::LastEnded: a DRAINING adapter is freed, another may idle (and
@@ -232,6 +243,8 @@ class Coordinator {
   Flights flights_ GUARDED_BY(mu_);
   // UNLOAD, loads only abandoned connections waited for, erasing a resident entry.
   Unloads unloads_ GUARDED_BY(mu_);
+  // RELOAD's swap of generations under one name.
+  Generations generations_ GUARDED_BY(mu_);
 };
 
 }  // namespace genomed::loader
