@@ -20,7 +20,9 @@
 //   from disk  cold loads whose files were dropped from the page cache before
 //              each sample, against the device's best parallel O_DIRECT read
 //              of the same file (bench/cold_load.h; files under --cold-dir).
-// docs/performance.md explains every figure and the latest results.
+// bench/figures.h holds what a run measures, bench/report.h how it is
+// reported (rows, JSON, verdict); this file measures. docs/performance.md
+// explains every figure and the latest results.
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -52,6 +54,8 @@
 #include <vector>
 
 #include "cold_load.h"
+#include "figures.h"
+#include "report.h"
 #include "common/size_parse.h"
 #include "genomed/client.h"
 #include "ipc/protocol.h"
@@ -69,7 +73,7 @@ using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 namespace fixture = genomed::fixture;
 namespace testkit = genomed::testkit;
-using Json = nlohmann::ordered_json;
+using namespace genomed::bench;  // figures.h, report.h, cold_load.h
 
 constexpr double kGB = 1e9;  // GB/s are decimal, as in docs/physics
 
@@ -98,21 +102,6 @@ std::string g_cold_dir;  // the cold-from-disk adapters' directory, on a real di
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return NAN;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-// Nearest-rank percentile, p in (0, 100].
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return NAN;
-  std::sort(v.begin(), v.end());
-  const auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
-  return v[std::clamp<std::size_t>(rank, 1, v.size()) - 1];
 }
 
 // ---- options ------------------------------------------------------------------
@@ -265,14 +254,6 @@ Options parse_options(int argc, char** argv) {
 }
 
 // ---- adapters ------------------------------------------------------------------
-
-struct Adapter {
-  std::string name;
-  std::string label;  // "16m" ...
-  fixture::AdapterSpec spec;
-  std::string weights;      // path of adapter_model.safetensors
-  std::uint64_t bytes = 0;  // weights file size
-};
 
 fixture::AdapterSpec lora(std::uint32_t rank, std::uint32_t layers, std::uint32_t hidden,
                           std::vector<std::string> modules, std::uint64_t seed) {
@@ -725,12 +706,6 @@ void pin_process(pid_t pid, int cpu) {
 
 // ---- genomed measurements ---------------------------------------------------------------
 
-struct ColdResult {
-  double median_gbps = NAN;
-  double first_gbps = NAN;  // the first load into a range of the arena never used before
-  std::vector<double> seconds;
-};
-
 // Acquire of a non-resident adapter: the client round trip including probe
 // and fill; then release and unload so that the next acquire is cold again.
 // `before_each` runs before every sample, untimed (the cold-from-disk loads
@@ -814,11 +789,6 @@ double hit_throughput(const Daemon& d, const std::string& name, int threads, dou
   });
 }
 
-struct Snapshot {
-  std::uint64_t bytes_resident = 0, rss_kb = 0, fds = 0;
-  std::uint64_t rss_anon_kb = 0, rss_shmem_kb = 0, threads = 0;  // for diagnosis
-};
-
 Snapshot snapshot(Client& c, pid_t pid) {
   Snapshot s;
   s.bytes_resident = stat_u64(c, "bytes_resident");
@@ -828,54 +798,6 @@ Snapshot snapshot(Client& c, pid_t pid) {
   s.threads = proc_status(pid, "Threads");
   s.fds = open_fds(pid);
   return s;
-}
-
-// ---- report ------------------------------------------------------------------------------
-
-struct Row {
-  std::string figure;
-  double value;
-  std::string unit;
-  std::string baseline;  // name of the baseline figure, or ""
-  double baseline_value = NAN;
-  double ratio = NAN;
-  std::string target;       // "" = informational
-  std::optional<bool> met;  // nullopt = no target
-};
-
-std::string fmt(double v) {
-  if (std::isnan(v)) return "-";
-  char buf[64];
-  const double a = std::fabs(v);
-  std::snprintf(buf, sizeof buf,
-                a >= 1000  ? "%.0f"
-                : a >= 100 ? "%.1f"
-                : a >= 10  ? "%.2f"
-                           : "%.3f",
-                v);
-  return buf;
-}
-
-void print_table(const std::vector<Row>& rows) {
-  std::printf("\n%-34s %12s %-8s %-30s %12s %8s  %-10s %s\n", "figure", "value", "unit", "baseline",
-              "value", "ratio", "target", "status");
-  std::printf("%s\n", std::string(130, '-').c_str());
-  for (const Row& r : rows) {
-    std::printf("%-34s %12s %-8s %-30s %12s %8s  %-10s %s\n", r.figure.c_str(),
-                fmt(r.value).c_str(), r.unit.c_str(), r.baseline.c_str(),
-                fmt(r.baseline_value).c_str(), fmt(r.ratio).c_str(), r.target.c_str(),
-                !r.met   ? ""
-                : *r.met ? "met"
-                         : "NOT MET");
-  }
-  std::printf("\n");
-}
-
-void write_json(const std::string& path, const Json& j) {
-  std::ofstream out(path);
-  out << j.dump(2) << "\n";
-  if (!out) die("cannot write " + path);
-  std::printf("wrote %s\n", path.c_str());
 }
 
 // The profiling modes: one loop against a fresh genomed, nothing else.
@@ -966,14 +888,6 @@ int run_throughput_only(const Options& o, const std::string& tmp, const std::str
 
 // ---- the full run, step by step ------------------------------------------------------------
 
-// Every adapter the full run measures, generated under `root`.
-struct BenchAdapters {
-  std::vector<Adapter> sizes;  // the cold loads: 16m, 128m, 512m
-  Adapter par_b;               // a second 128m one, loaded beside sizes[1]
-  Adapter hot, hot_small;      // the hit path
-  Adapter churn, dedup;
-};
-
 const std::vector<std::string> kQV = {"q_proj", "v_proj"};
 const std::vector<std::string> kQKVO = {"q_proj", "k_proj", "v_proj", "o_proj"};
 
@@ -1006,12 +920,6 @@ BenchAdapters generate_adapters(const std::string& root) {
   }
   return a;
 }
-
-// The raw baselines genomed's figures are compared with.
-struct Baselines {
-  double memcpy_gbps = NAN;
-  std::map<std::string, double> inproc, inmmap;  // by adapter label
-};
 
 Baselines measure_baselines(const Options& o, const std::vector<Adapter>& sizes,
                             const FrameSizes& frames, Json& j) {
@@ -1055,11 +963,6 @@ Baselines measure_baselines(const Options& o, const std::vector<Adapter>& sizes,
 }
 
 // Cold loads of each size, one after the other, then two 128m ones at once.
-struct ColdFigures {
-  std::map<std::string, ColdResult> by_size;  // by adapter label
-  double parallel = NAN;                      // GB/s of two at once
-};
-
 ColdFigures measure_cold(const Daemon& d, Client& c, const BenchAdapters& ad, int reps) {
   ColdFigures r;
   for (const Adapter& a : ad.sizes) {
@@ -1072,15 +975,6 @@ ColdFigures measure_cold(const Daemon& d, Client& c, const BenchAdapters& ad, in
   std::printf("two 128m cold loads at once: %.3f GB/s aggregate\n", r.parallel);
   return r;
 }
-
-// The hit path against raw round trips of the same frame sizes.
-struct HitFigures {
-  double p50 = NAN, p99 = NAN, small_p50 = NAN, small_p99 = NAN, rtt_p50 = NAN, rtt_p99 = NAN;
-  // The same without lease slots: every acquire a round trip, every release a message.
-  double socket_p50 = NAN, socket_tput16 = NAN;
-  std::map<int, double> tput, sock_tput;  // by clients (pairs)
-  double small_tput16 = NAN;
-};
 
 // Hit latency: one client, the hot adapters resident; `by_request` takes no
 // lease slots. Ends the echo peer.
@@ -1166,14 +1060,9 @@ void measure_hit_throughput(const Options& o, const Daemon& d1, const BenchAdapt
 }
 
 // Load + unload of a small adapter; nothing may grow.
-struct ChurnFigures {
-  Snapshot before, after;
-  std::vector<std::uint64_t> rss_trace;  // VmRSS after every tenth of the cycles
-  double rate = NAN;
-};
-
 ChurnFigures measure_churn(const Options& o, const Daemon& d1, Client& c, const Adapter& churn) {
   ChurnFigures r;
+  r.cycles = o.churn_cycles;
   for (int i = 0; i < o.churn_warmup; ++i) {
     if (auto l = c.load(churn.name); !l) die("churn load: " + l.status().to_string());
     unload_or_die(c, churn.name);
@@ -1193,13 +1082,9 @@ ChurnFigures measure_churn(const Options& o, const Daemon& d1, Client& c, const 
 }
 
 // Many clients acquire one cold adapter at the same instant: one load.
-struct DedupFigures {
-  std::uint64_t loads = 0, ok = 0;
-  double ms = NAN;
-};
-
 DedupFigures measure_dedup(const Options& o, const Daemon& d1, Client& c, const Adapter& dedup) {
   DedupFigures r;
+  r.clients = o.dedup_clients;
   std::vector<Client> clients;
   for (int i = 0; i < o.dedup_clients; ++i) clients.push_back(connect(d1));
   const std::uint64_t started_before = stat_u64(c, "loads_started");
@@ -1298,13 +1183,6 @@ ColdFigures measure_n_workers(const Options& o, const std::string& tmp, const st
 // load and one copy of its bytes: a loaded entry evicted before its waiter
 // leased it would be loaded again (before "published means leased", 569-643
 // loads for 100 requests).
-constexpr int kPressureClients = 100;
-
-struct PressureFigures {
-  double loads_per_request = NAN, copies_per_byte = NAN;
-  std::uint64_t ok = 0;
-};
-
 PressureFigures measure_pressure(const Options& o, const std::string& tmp) {
   PressureFigures r;
   const std::string proot = tmp + "/pressure-root";
@@ -1355,22 +1233,6 @@ PressureFigures measure_pressure(const Options& o, const std::string& tmp) {
 // Loads that find nothing in the page cache (after a node restart, under
 // memory pressure), against what the device gives the same file at best.
 namespace cold = genomed::bench;
-
-struct DiskFigures {
-  std::string skipped;  // why nothing was measured ("" = measured)
-  std::string dir;      // where the files were
-  std::vector<Adapter> adapters;
-  std::map<std::string, double> w1, wn;  // genomed, GB/s by adapter label
-  // The device: the best shape's median from the shape search, and that
-  // shape's median over samples taken one before each genomed sample (the
-  // ratios' baseline: the same minutes of a shared machine).
-  std::map<std::string, double> device, device_w1, device_wn;
-  std::map<std::string, cold::DirectReadShape> device_shape;
-};
-
-std::string shape_name(const cold::DirectReadShape& shape) {
-  return std::to_string(shape.streams) + " x " + std::to_string(shape.chunk >> 20) + " MiB reads";
-}
 
 // Each size's adapter on a real disk; before every sample its files are
 // dropped from the page cache (bench/cold_load.h) and the sample dies loudly
@@ -1446,245 +1308,6 @@ DiskFigures measure_cold_from_disk(const Options& o, const std::string& tmp) {
   return r;
 }
 
-void disk_rows(const DiskFigures& disk, std::vector<Row>& rows, Json& j) {
-  if (!disk.skipped.empty()) {
-    j["disk_cold_skipped"] = disk.skipped;
-    return;
-  }
-  j["disk_cold_dir"] = disk.dir;
-  for (const Adapter& a : disk.adapters) {
-    const std::string s = a.label;
-    const double w1 = disk.w1.at(s), wn = disk.wn.at(s);
-    const double dev1 = disk.device_w1.at(s), devn = disk.device_wn.at(s);
-    j["device_best_read_gbps_" + s] = disk.device.at(s);
-    j["device_best_read_shape_" + s] = shape_name(disk.device_shape.at(s));
-    j["device_read_gbps_" + s + "_w1"] = dev1;
-    j["device_read_gbps_" + s + "_wN"] = devn;
-    j["disk_cold_load_gbps_" + s + "_w1"] = w1;
-    j["disk_cold_load_gbps_" + s + "_wN"] = wn;
-    j["disk_cold_vs_device_" + s + "_w1"] = w1 / dev1;
-    j["disk_cold_vs_device_" + s + "_wN"] = wn / devn;
-    // Issue 24's goal holds from 128 MiB up; 16 MiB is informational.
-    const bool targeted = a.bytes >= (128ull << 20);
-    rows.push_back({"disk_cold_load_gbps_" + s + "_w1", w1, "GB/s", "device_read_gbps_" + s + "_w1",
-                    dev1, w1 / dev1, targeted ? ">= 0.9" : "",
-                    targeted ? std::optional<bool>(w1 / dev1 >= 0.9) : std::nullopt});
-    rows.push_back({"disk_cold_load_gbps_" + s + "_wN", wn, "GB/s", "device_read_gbps_" + s + "_wN",
-                    devn, wn / devn, "", std::nullopt});
-  }
-}
-
-// ---- figures, ratios, targets ----
-
-void cold_rows(const BenchAdapters& ad, const Baselines& b, const ColdFigures& cold1,
-               const ColdFigures& coldn, std::vector<Row>& rows, Json& j) {
-  const std::vector<Adapter>& sizes = ad.sizes;
-  const double memcpy_gbps = b.memcpy_gbps;
-  auto inproc = b.inproc, inmmap = b.inmmap;
-  auto c1 = cold1.by_size, cn = coldn.by_size;
-  for (const Adapter& a : sizes) {
-    const std::string s = a.label;
-    const double w1 = c1[s].median_gbps, wn = cn[s].median_gbps;
-    j["cold_load_gbps_" + s] = w1;
-    j["cold_load_gbps_" + s + "_w1"] = w1;
-    j["cold_load_gbps_" + s + "_wN"] = wn;
-    j["cold_load_first_gbps_" + s + "_w1"] = c1[s].first_gbps;
-    j["cold_load_first_gbps_" + s + "_wN"] = cn[s].first_gbps;
-    j["cold_load_ms_" + s + "_w1"] = median(c1[s].seconds) * 1e3;
-    j["cold_vs_inprocess_" + s] = w1 / inproc[s];
-    j["cold_vs_inprocess_" + s + "_wN"] = wn / inproc[s];
-    j["cold_vs_memcpy_" + s] = w1 / memcpy_gbps;
-    j["cold_vs_memcpy_" + s + "_wN"] = wn / memcpy_gbps;
-    j["cold_vs_mmap_" + s] = w1 / inmmap[s];
-    rows.push_back({"cold_load_gbps_" + s + "_w1", w1, "GB/s", "inprocess_load_gbps_" + s,
-                    inproc[s], w1 / inproc[s], ">= 3", w1 / inproc[s] >= 3});
-  }
-  for (const Adapter& a : sizes) {
-    const std::string s = a.label;
-    const double w1 = c1[s].median_gbps;
-    const bool targeted = s != "16m";
-    rows.push_back({"cold_load_gbps_" + s + "_w1", w1, "GB/s", "memcpy_gbps", memcpy_gbps,
-                    w1 / memcpy_gbps, targeted ? ">= 0.5" : "",
-                    targeted ? std::optional<bool>(w1 / memcpy_gbps >= 0.5) : std::nullopt});
-  }
-  for (const Adapter& a : sizes) {
-    const std::string s = a.label;
-    const double wn = cn[s].median_gbps;
-    rows.push_back({"cold_load_gbps_" + s + "_wN", wn, "GB/s", "inprocess_load_gbps_" + s,
-                    inproc[s], wn / inproc[s], "", std::nullopt});
-  }
-  for (const Adapter& a : sizes) {
-    const std::string s = a.label;
-    rows.push_back({"cold_load_first_gbps_" + s + "_w1", c1[s].first_gbps, "GB/s",
-                    "inprocess_load_gbps_" + s, inproc[s], c1[s].first_gbps / inproc[s], "",
-                    std::nullopt});
-  }
-  for (const Adapter& a : sizes) {
-    const std::string s = a.label;
-    rows.push_back({"inprocess_mmap_gbps_" + s, inmmap[s], "GB/s", "memcpy_gbps", memcpy_gbps,
-                    inmmap[s] / memcpy_gbps, "", std::nullopt});
-  }
-  const double par1 = cold1.parallel, parn = coldn.parallel;
-  j["cold_vs_inprocess"] = j["cold_vs_inprocess_128m"];
-  j["cold_vs_memcpy"] = j["cold_vs_memcpy_128m"];
-  j["cold_load_parallel_gbps_128m_w1"] = par1;
-  j["cold_load_parallel_gbps_128m_wN"] = parn;
-  rows.push_back({"cold_load_parallel_gbps_128m_w1", par1, "GB/s", "memcpy_gbps", memcpy_gbps,
-                  par1 / memcpy_gbps, "", std::nullopt});
-  rows.push_back({"cold_load_parallel_gbps_128m_wN", parn, "GB/s",
-                  "cold_load_parallel_gbps_128m_w1", par1, parn / par1, "", std::nullopt});
-}
-
-void hit_rows(const HitFigures& h, std::vector<Row>& rows, Json& j) {
-  auto hit_tput = h.tput, sock_tput = h.sock_tput;
-  j["hit_p50_us"] = h.p50;
-  j["hit_p99_us"] = h.p99;
-  j["hit_small_p50_us"] = h.small_p50;
-  j["hit_small_p99_us"] = h.small_p99;
-  j["socket_rtt_p50_us"] = h.rtt_p50;
-  j["socket_rtt_p99_us"] = h.rtt_p99;
-  j["hit_vs_rtt"] = h.p50 / h.rtt_p50;
-  j["hit_p99_vs_rtt"] = h.p99 / h.rtt_p50;
-  j["hit_small_vs_rtt"] = h.small_p50 / h.rtt_p50;
-  rows.push_back({"hit_p50_us", h.p50, "us", "socket_rtt_p50_us", h.rtt_p50, h.p50 / h.rtt_p50,
-                  "<= 1.5", h.p50 / h.rtt_p50 <= 1.5});
-  rows.push_back({"hit_p99_us", h.p99, "us", "socket_rtt_p50_us", h.rtt_p50, h.p99 / h.rtt_p50,
-                  "<= 3", h.p99 / h.rtt_p50 <= 3});
-  rows.push_back({"hit_small_p50_us", h.small_p50, "us", "socket_rtt_p50_us", h.rtt_p50,
-                  h.small_p50 / h.rtt_p50, "", std::nullopt});
-  for (int n : {1, 4, 16}) {
-    const std::string k = std::to_string(n);
-    j["hit_throughput_ops_" + k] = hit_tput[n];
-    j["hit_throughput_" + k + "_vs_rtt"] = hit_tput[n] / sock_tput[n];
-    const bool targeted = n == 16;
-    rows.push_back(
-        {"hit_throughput_ops_" + k, hit_tput[n], "ops/s", "socket_rtt_throughput_" + k,
-         sock_tput[n], hit_tput[n] / sock_tput[n], targeted ? ">= 0.7" : "",
-         targeted ? std::optional<bool>(hit_tput[n] / sock_tput[n] >= 0.7) : std::nullopt});
-  }
-
-  j["hit_socket_p50_us"] = h.socket_p50;
-  j["hit_socket_vs_rtt"] = h.socket_p50 / h.rtt_p50;
-  rows.push_back({"hit_socket_p50_us", h.socket_p50, "us", "socket_rtt_p50_us", h.rtt_p50,
-                  h.socket_p50 / h.rtt_p50, "", std::nullopt});
-  j["hit_socket_throughput_ops_16"] = h.socket_tput16;
-  j["hit_socket_throughput_16_vs_rtt"] = h.socket_tput16 / sock_tput[16];
-  rows.push_back({"hit_socket_throughput_ops_16", h.socket_tput16, "ops/s",
-                  "socket_rtt_throughput_16", sock_tput[16], h.socket_tput16 / sock_tput[16], "",
-                  std::nullopt});
-  j["hit_small_throughput_ops_16"] = h.small_tput16;
-  j["hit_small_throughput_16_vs_rtt"] = h.small_tput16 / sock_tput[16];
-  rows.push_back({"hit_small_throughput_ops_16", h.small_tput16, "ops/s",
-                  "socket_rtt_throughput_16", sock_tput[16], h.small_tput16 / sock_tput[16], "",
-                  std::nullopt});
-}
-
-// Whether the churn grew the daemon, by what it measures.
-struct ChurnVerdict {
-  bool resident_ok, rss_ok, fds_ok;
-  bool ok() const { return resident_ok && rss_ok && fds_ok; }
-};
-
-ChurnVerdict churn_rows(const Options& o, const ChurnFigures& c, std::vector<Row>& rows,
-                        Json& j) {
-  j["churn_cycles"] = o.churn_cycles;
-  j["churn_load_unload_per_s"] = c.rate;
-  j["churn_bytes_resident_before"] = c.before.bytes_resident;
-  j["churn_bytes_resident_after"] = c.after.bytes_resident;
-  j["churn_rss_kb_before"] = c.before.rss_kb;
-  j["churn_rss_kb_after"] = c.after.rss_kb;
-  j["churn_rss_kb_trace"] = c.rss_trace;
-  j["churn_fds_before"] = c.before.fds;
-  j["churn_rss_anon_kb_before"] = c.before.rss_anon_kb;
-  j["churn_rss_anon_kb_after"] = c.after.rss_anon_kb;
-  j["churn_rss_shmem_kb_before"] = c.before.rss_shmem_kb;
-  j["churn_rss_shmem_kb_after"] = c.after.rss_shmem_kb;
-  j["churn_threads_before"] = c.before.threads;
-  j["churn_threads_after"] = c.after.threads;
-  j["churn_fds_after"] = c.after.fds;
-  const ChurnVerdict v{
-      .resident_ok = c.before.bytes_resident == c.after.bytes_resident,
-      // Growth is the leak; memory malloc gives back to the system is not.
-      .rss_ok = c.after.rss_kb <= c.before.rss_kb,
-      .fds_ok = c.after.fds <= c.before.fds,
-  };
-  j["churn_growth_ok"] = v.ok();
-  rows.push_back({"churn_load_unload_per_s", c.rate, "1/s", "", NAN, NAN, "", std::nullopt});
-  rows.push_back({"churn_bytes_resident_after", static_cast<double>(c.after.bytes_resident), "B",
-                  "churn_bytes_resident_before", static_cast<double>(c.before.bytes_resident),
-                  NAN, "equal", v.resident_ok});
-  rows.push_back({"churn_rss_kb_after", static_cast<double>(c.after.rss_kb), "kB",
-                  "churn_rss_kb_before", static_cast<double>(c.before.rss_kb), NAN, "<= before",
-                  v.rss_ok});
-  rows.push_back({"churn_fds_after", static_cast<double>(c.after.fds), "fds", "churn_fds_before",
-                  static_cast<double>(c.before.fds), NAN, "<= before", v.fds_ok});
-  return v;
-}
-
-void dedup_and_pressure_rows(const Options& o, const DedupFigures& d, const PressureFigures& p,
-                             std::vector<Row>& rows, Json& j) {
-  j["dedup_clients"] = o.dedup_clients;
-  j["dedup_acquires_ok"] = d.ok;
-  j["pressure_loads_per_request"] = p.loads_per_request;
-  j["pressure_copies_per_asked_byte"] = p.copies_per_byte;
-  rows.push_back({"pressure_loads_per_request", p.loads_per_request, "loads", "", NAN, NAN, "== 1",
-                  p.loads_per_request == 1.0 &&
-                      p.ok == static_cast<std::uint64_t>(kPressureClients)});
-  rows.push_back({"pressure_copies_per_asked_byte", p.copies_per_byte, "copies", "", NAN, NAN,
-                  "== 1", p.copies_per_byte == 1.0});
-  j["dedup_loads"] = d.loads;
-  j["dedup_wall_ms"] = d.ms;
-  rows.push_back({"dedup_loads", static_cast<double>(d.loads), "loads", "", NAN, NAN, "== 1",
-                  d.loads == 1 && d.ok == static_cast<std::uint64_t>(o.dedup_clients)});
-}
-
-// The lines after the table: what failed, and how many targets were met.
-void print_verdict(const Options& o, const std::vector<Row>& rows, const ChurnFigures& c,
-                   const ChurnVerdict& churn, const DedupFigures& dedup, const DiskFigures& disk,
-                   double total_s, Json& j) {
-  int met = 0, targets = 0;
-  for (const Row& r : rows) {
-    if (!r.met) continue;
-    ++targets;
-    if (*r.met) ++met;
-  }
-  j["targets_met"] = met;
-  j["targets_total"] = targets;
-  if (!churn.ok()) {
-    std::printf(
-        "FAIL: churn over %d load+unload cycles grew the daemon: bytes_resident %llu -> %llu, "
-        "VmRSS %llu -> "
-        "%llu kB (RssAnon %llu -> %llu, RssShmem %llu -> %llu, threads %llu -> %llu), fds %llu -> "
-        "%llu\n",
-        o.churn_cycles, static_cast<unsigned long long>(c.before.bytes_resident),
-        static_cast<unsigned long long>(c.after.bytes_resident),
-        static_cast<unsigned long long>(c.before.rss_kb),
-        static_cast<unsigned long long>(c.after.rss_kb),
-        static_cast<unsigned long long>(c.before.rss_anon_kb),
-        static_cast<unsigned long long>(c.after.rss_anon_kb),
-        static_cast<unsigned long long>(c.before.rss_shmem_kb),
-        static_cast<unsigned long long>(c.after.rss_shmem_kb),
-        static_cast<unsigned long long>(c.before.threads),
-        static_cast<unsigned long long>(c.after.threads),
-        static_cast<unsigned long long>(c.before.fds),
-        static_cast<unsigned long long>(c.after.fds));
-  }
-  if (!churn.rss_ok) {
-    std::printf("     VmRSS (kB) after each tenth of the churn:");
-    for (auto kb : c.rss_trace) std::printf(" %llu", static_cast<unsigned long long>(kb));
-    std::printf("\n");
-  }
-  if (dedup.loads != 1 || dedup.ok != static_cast<std::uint64_t>(o.dedup_clients)) {
-    std::printf("FAIL: %d concurrent cold acquires of one adapter: %llu load(s), %llu succeeded\n",
-                o.dedup_clients, static_cast<unsigned long long>(dedup.loads),
-                static_cast<unsigned long long>(dedup.ok));
-  }
-  if (!disk.skipped.empty())
-    std::printf("SKIPPED: cold from disk (no directory with O_DIRECT): %s\n", disk.skipped.c_str());
-  std::printf("targets met: %d of %d; run took %.1f s (%s)\n", met, targets, total_s,
-              o.quick ? "quick" : "full");
-}
-
 // The full run: baselines, genomed with one worker and with N, the pressure
 // run, then the table of figures against their baselines and targets.
 int run_full(const Options& o, const std::string& tmp, const std::string& root,
@@ -1708,16 +1331,16 @@ int run_full(const Options& o, const std::string& tmp, const std::string& root,
   std::vector<Row> rows;
   cold_rows(ad, base, w1.cold, coldn, rows, j);
   hit_rows(w1.hits, rows, j);
-  const ChurnVerdict churn = churn_rows(o, w1.churn, rows, j);
-  dedup_and_pressure_rows(o, w1.dedup, pressure, rows, j);
+  const ChurnVerdict churn = churn_rows(w1.churn, rows, j);
+  dedup_and_pressure_rows(w1.dedup, pressure, rows, j);
   disk_rows(disk, rows, j);
 
   const double total_s = seconds_since(run_start);
   j["run_seconds"] = total_s;
   print_table(rows);
-  print_verdict(o, rows, w1.churn, churn, w1.dedup, disk, total_s, j);
+  print_verdict(o.quick, rows, w1.churn, churn, w1.dedup, disk, total_s, j);
 
-  if (!o.json_path.empty()) write_json(o.json_path, j);
+  if (!o.json_path.empty() && !write_json(o.json_path, j)) die("cannot write " + o.json_path);
   return 0;
 }
 

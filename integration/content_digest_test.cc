@@ -14,7 +14,7 @@
 namespace genomed::testing {
 namespace {
 
-constexpr fixture::AdapterSpec kBase{.rank = 8, .layers = 2, .hidden = 64, .seed = 3};
+const fixture::AdapterSpec kBase{.rank = 8, .layers = 2, .hidden = 64, .seed = 3};
 
 std::string digest_of(Client& client, const std::string& name) {
   auto lease = client.acquire(name);

@@ -21,8 +21,8 @@
 namespace genomed::testing {
 namespace {
 
-constexpr fixture::AdapterSpec kV1{.rank = 8, .layers = 2, .hidden = 64, .seed = 3};
-constexpr fixture::AdapterSpec kV2{.rank = 8, .layers = 2, .hidden = 64, .seed = 4};
+const fixture::AdapterSpec kV1{.rank = 8, .layers = 2, .hidden = 64, .seed = 3};
+const fixture::AdapterSpec kV2{.rank = 8, .layers = 2, .hidden = 64, .seed = 4};
 
 // A STATS value read on `client`'s own connection, so it reflects every
 // RELEASE that connection sent before (protocol.md, release).

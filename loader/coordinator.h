@@ -1,73 +1,27 @@
-// The coordinator: the per-adapter state machine of the supervisor, and the
-// request loop that waits on it. It wires the parts below and holds nothing
-// else.
+// The coordinator: the supervisor's per-adapter state and the requests that
+// wait on it. It wires the parts (one concept a file: adapter_table,
+// request_path, flights, leases, pin_policy, idle_unloader, unload,
+// introspection, resilience, load_pipeline), takes mu_ at every entry point
+// and holds nothing else of its own: the shutdown flag and the abandoned
+// connections.
 //
-//   ABSENT -> LOADING -> READY -> (DRAINING ->) ABSENT
-//
-// Parts, one concept a file (those marked * live under mu_, as members
-// guarded by it, and are not thread-safe themselves):
-// - ResidentCache* (cache/): each resident adapter's range, its lease count
-//   and the LRU order: the one source of offsets, sizes and lease counts;
-// - Leases* (leases.h): ordinary and slot leases, the per-connection limit,
-//   and the one lease count a client sees;
-// - AdmissionQueue* (admission_queue.h): who gets room in the budget next;
-// - Requests* (request_path.h): the requests in progress and their tickets;
-// - Flights* (flights.h over flight.h): every load from its start to its
-//   end on a flight thread of its own: the phases of a flight, the
-//   predecessor chain of a name, a range from the queue, publish, cancel;
-// - LoadPipeline (load_pipeline.h): a load's steps, top-down;
-// - PinPolicy* (pin_policy.h): what may be pinned (the pin budget);
-// - Unloads* (unload.h): UNLOAD, the loads only abandoned connections
-//   waited for, and erasing a resident entry;
-// - IdleUnloader* (idle_unloader.h): its thread and clock unload what
-//   nobody used for its keep-alive;
-// - introspection.h: LIST, STATS and HEALTH from snapshots;
-// - Resilience (resilience.h): breaker, quarantine, job retries.
-//
-// A request (ACQUIRE of one or more names, LOAD of one) runs in three steps,
-// and holds nothing while it waits for memory (no hold-and-wait):
-//  1. It joins or starts a load (a Flight) for every name not READY, and
-//     waits until each has probed, so the bytes it needs are known.
-//  2. If some of those loads have no range yet, it takes an admission
-//     ticket for all of them at once, keeping the READY names it wants from
-//     being evicted for it, and waits on that ticket (FIFO). Before it
-//     waits, every idle lease slot is reclaimed (Leases::reclaim).
-//  3. Admitted (served ticket, or none needed), it leases its READY names in
-//     that same step and each load grants it a lease in the step that
-//     publishes the entry ("published means leased"), so nothing can evict
-//     what it waits for. Should a name it wants need room again (evicted or
-//     unloaded meanwhile), it gives back every lease and starts over.
-//
-// - Every entry and flight carries a generation, so a late result of a
-//   cancelled load can never overwrite a newer entry of the same name.
-// - UNLOAD of a LOADING entry cancels it: its waiters get `cancelled` at
-//   once, and the flight's CancelToken takes its queued jobs out of the pool
-//   and stops the workers running them. UNLOAD of a READY entry with leases
-//   marks it DRAINING: no new leases; its memory is freed when the last
-//   lease ends. A pinned one is refused (`pinned`).
-// - A connection whose client hangs up while one of its requests waits is
-//   abandon()ed at once: its leases end, its waiting requests return
-//   `cancelled`, and a load that no other request waits for is cancelled.
-//
-// Threads and locks: request threads (loader/request_threads.h) call in and
-// may block; each load runs on its own flight thread; the idle unloader has
-// its own. mu_ guards all state here; it is never held while a worker runs
-// a job. Each waiter sleeps on its own condition variable (Request::cv,
-// Flight::cv). Lock order: mu_ before the pool's, Resilience's and
-// ProbeBudget's mutexes (and a CancelToken's).
+// Who owns what, the adapter states, the path of a cold and of a hot acquire:
+// docs/architecture.md §3-§4. Threads and locks (§2): request threads call
+// in and may block (waiting through RequestPath, which holds nothing while it
+// waits for memory); each load runs on a flight thread of its own; the idle
+// unloader has its own. mu_ guards every part here (each a member
+// GUARDED_BY(mu_)) and is never held while a worker runs a job. Lock order:
+// mu_ before the pool's, Resilience's and ProbeBudget's mutexes (and a
+// CancelToken's).
 #pragma once
 
-#include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <thread>
-#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -184,22 +138,6 @@ class Coordinator {
 
  private:
   using State = AdapterState;
-  using Entry = AdapterEntry;
-
-  // Steps 1-3 above for the distinct names of a request; returns once every
-  // one is READY and (for an acquirer) leased to it, with the lock held.
-  Status serve(MutexLock& lock, const std::vector<std::string>& names, Request& req, WaitHook* hook,
-               std::vector<bool>* hits) REQUIRES(mu_);
-  // LOAD's steps for one name: READY when it returns Ok (with the lock held,
-  // so nothing evicted it since); true if it was READY at the first look.
-  Result<bool> make_resident(MutexLock& lock, const std::string& name, ConnectionId conn,
-                             WaitHook* hook, const RequestOptions& options) REQUIRES(mu_);
-  // What the client learns of its lease on the resident adapter `name`.
-  ipc::LeaseGrant grant_of(const std::string& name, LeaseId lease) const REQUIRES(mu_);
-  // Leaves its flights and withdraws its ticket (its leases stay).
-  void leave(Request& req) REQUIRES(mu_);
-  void drop_leases(Request& req) REQUIRES(mu_);
-  void join(Request& req, const std::shared_ptr<Flight>& flight) REQUIRES(mu_);
 
   // UNLOAD of `name` cancels its RELOAD still loading (loader/reload.cc).
   void cancel_reload(const std::string& name) REQUIRES(mu_);
@@ -211,11 +149,10 @@ class Coordinator {
   // Holds the reply's leases through free slots of `page` where it can.
   void attach_slots(ipc::AcquireReply& reply, ConnectionId conn,
                     const std::shared_ptr<LeaseSlotPage>& page) REQUIRES(mu_);
-  // Acts on tickets that left the admission queue: evicts, grants, wakes.
-  void settle(const std::vector<TicketPtr>& tickets) REQUIRES(mu_);
   bool abandoned(ConnectionId conn) const REQUIRES(mu_) { return abandoned_.contains(conn); }
-  // Aborts (GENOMED_CHECK) on broken bookkeeping: entries vs cache, leases
-  // vs cache counts, tickets vs requests, leases held before admission.
+  // Aborts (GENOMED_CHECK) on broken bookkeeping: each part's invariants
+  // (entries vs cache, leases vs cache counts, requests vs tickets and
+  // flights, the flights' chain, pins).
   // O(n); compiled in debug builds and with -DGENOMED_INVARIANTS=ON (tests).
   void check_invariants() const REQUIRES(mu_);
 
@@ -235,7 +172,6 @@ class Coordinator {
   AdmissionQueue admission_ GUARDED_BY(mu_);
   AdapterTable entries_ GUARDED_BY(mu_);  // every name LOADING, READY or DRAINING
   PinPolicy pins_ GUARDED_BY(mu_);
-  Requests requests_ GUARDED_BY(mu_);  // in progress, and who holds each ticket
   std::unordered_set<ConnectionId> abandoned_ GUARDED_BY(mu_);  // until release_all()
   IdleUnloader idle_ GUARDED_BY(mu_);  // its own thread unloads what nobody used
   CoordinatorCounters counters_ GUARDED_BY(mu_);
@@ -243,6 +179,9 @@ class Coordinator {
   Flights flights_ GUARDED_BY(mu_);
   // UNLOAD, loads only abandoned connections waited for, erasing a resident entry.
   Unloads unloads_ GUARDED_BY(mu_);
+  // A request from its first look to its reply: the hit path, serve
+  // (join, wait for room, lease), settle; the requests in progress.
+  RequestPath path_ GUARDED_BY(mu_);
   // RELOAD's swap of generations under one name.
   Generations generations_ GUARDED_BY(mu_);
 };

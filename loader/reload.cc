@@ -17,8 +17,8 @@ Result<ipc::ReloadReply> Coordinator::reload(const std::string& name, Connection
   const auto old = entries_.find(name);
   if (old == entries_.end() || old->second.state == State::loading) {
     // Nothing resident to replace: a load (of the current files) is the reload.
-    GENOMED_RETURN_IF_ERROR(make_resident(lock, name, conn, hook, options).status());
-    const Entry& e = entries_.at(name);
+    GENOMED_RETURN_IF_ERROR(path_.make_resident(lock, name, conn, hook, options).status());
+    const AdapterEntry& e = entries_.at(name);
     return ipc::ReloadReply{name, cache_.find(name)->length, e.generation, e.digest.hex()};
   }
   if (old->second.state == State::draining) {
@@ -36,31 +36,23 @@ Result<ipc::ReloadReply> Coordinator::reload(const std::string& name, Connection
   // so its own load never evicts it (no acquire of the name waits for a
   // cold load meanwhile). A swap needs room for both; none is no_space.
   const LeaseId hold_old = leases_.grant(name, conn);
-  Request req;
-  req.conn = conn;
-  req.wants_lease = true;  // publish leases it to this request: nothing evicts it before the swap
-  req.priority = options.priority;
-  requests_.add(req);
-  std::vector<bool> hit(1);
-  Status s = serve(lock, {next}, req, hook, &hit);
-  leave(req);
-  requests_.remove(req);
-  if (!s.ok()) {
+  auto held_new = path_.make_resident_leased(lock, next, conn, hook, options);
+  if (!held_new.ok()) {
     // The old generation was never touched: it serves on.
     leases_.end(hold_old);
-    drop_leases(req);
     generations_.discard(next);
     check_invariants();
-    return s;
+    return held_new.status();
   }
   // Let go of the old without a settle (which could evict it before the
   // swap, and leave the name absent for a moment): the swap frees it or
   // retires it in this same step, then the queue is pumped.
   leases_.end(hold_old, std::nullopt, /*settle_now=*/false);
   auto reply = generations_.swap(name);
-  drop_leases(req);  // by id: on `name` now, or still on `next` when the swap failed
+  // By id: on `name` now, or still on `next` when the swap failed.
+  for (const LeaseId id : *held_new) leases_.end(id, std::nullopt, /*settle_now=*/false);
   if (!reply.ok()) generations_.discard(next);
-  settle(admission_.pump());
+  path_.settle(admission_.pump());
   check_invariants();
   return reply;
 }
@@ -69,7 +61,7 @@ void Coordinator::cancel_reload(const std::string& name) {
   auto it = entries_.find(next_key(name));
   if (it == entries_.end() || it->second.state != State::loading) return;
   flights_.cancel_loading(it, unloaded_while_loading(name));
-  settle(admission_.pump());
+  path_.settle(admission_.pump());
 }
 
 }  // namespace genomed::loader

@@ -1,17 +1,15 @@
 #include "loader/config.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <regex>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "config_parse.h"
 #include "worker/fault.h"
 
 namespace genomed::loader {
@@ -26,57 +24,7 @@ namespace {
                   "it)"
 
 using std::chrono::milliseconds;
-
-Result<CommandLine> parse(std::vector<std::string> args) {
-  args.insert(args.begin(), "genomed");
-  std::vector<const char*> argv;
-  for (const auto& a : args) argv.push_back(a.c_str());
-  argv.push_back(nullptr);
-  return parse_command_line(static_cast<int>(args.size()), argv.data());
-}
-
-DaemonConfig parse_ok(const std::vector<std::string>& args) {
-  auto r = parse(args);
-  EXPECT_TRUE(r.ok()) << r.status().to_string();
-  EXPECT_FALSE(r.ok() && r->help);
-  return r.ok() ? std::move(r).value().config : DaemonConfig{};
-}
-
-void expect_bad(const std::vector<std::string>& args, const std::string& mention) {
-  const auto r = parse(args);
-  ASSERT_FALSE(r.ok()) << "accepted: " << ::testing::PrintToString(args);
-  EXPECT_EQ(r.code(), Errc::bad_request) << r.status().to_string();
-  EXPECT_NE(r.status().message().find(mention), std::string::npos)
-      << "'" << r.status().message() << "' does not mention " << mention;
-}
-
-const std::vector<std::string> kRequired{"--socket", "/run/g.sock", "--root", "/srv/a"};
-
-std::vector<std::string> with_required(std::vector<std::string> extra) {
-  std::vector<std::string> args = kRequired;
-  args.insert(args.end(), extra.begin(), extra.end());
-  return args;
-}
-
-// A JSON file in a temporary directory, removed at the end of the test.
-class JsonFile {
- public:
-  explicit JsonFile(const std::string& text) {
-    char templ[] = "/tmp/genomed-config-test-XXXXXX";
-    const int fd = ::mkstemp(templ);
-    EXPECT_GE(fd, 0);
-    if (fd >= 0) ::close(fd);
-    path_ = templ;
-    std::ofstream(path_) << text;
-  }
-  ~JsonFile() { std::filesystem::remove(path_); }
-  JsonFile(const JsonFile&) = delete;
-  JsonFile& operator=(const JsonFile&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using namespace config_test;  // config_parse.h
 
 // ---- flags ---------------------------------------------------------------------
 
@@ -201,65 +149,6 @@ TEST(ConfigFlags, DefaultsApplyWhenOnlyRequiredFlagsAreGiven) {
   const std::string suffix = "/genome-worker";
   ASSERT_GE(c.worker_path.size(), suffix.size());
   EXPECT_EQ(c.worker_path.substr(c.worker_path.size() - suffix.size()), suffix) << c.worker_path;
-}
-
-TEST(ConfigFlags, PerConnectionCapsHaveTheirDocumentedDefaultsFlagsAndKeys) {
-  const DaemonConfig defaults = parse_ok(kRequired);
-  EXPECT_EQ(defaults.coordinator.max_leases_per_connection, 4096u);
-  EXPECT_EQ(defaults.connections.max_pipelined_requests, 16u);
-  const DaemonConfig flags = parse_ok(
-      with_required({"--max-leases-per-connection", "7", "--max-pipelined-requests", "3"}));
-  EXPECT_EQ(flags.coordinator.max_leases_per_connection, 7u);
-  EXPECT_EQ(flags.connections.max_pipelined_requests, 3u);
-  JsonFile file(R"({"socket": "s", "root": ["r"], "max_leases_per_connection": 9,
-                    "max_pipelined_requests": 2})");
-  const DaemonConfig keys = parse_ok({"--config", file.path()});
-  EXPECT_EQ(keys.coordinator.max_leases_per_connection, 9u);
-  EXPECT_EQ(keys.connections.max_pipelined_requests, 2u);
-  expect_bad(with_required({"--max-leases-per-connection", "0"}), "--max-leases-per-connection");
-  expect_bad(with_required({"--max-pipelined-requests", "0"}), "--max-pipelined-requests");
-}
-
-TEST(ConfigFlags, LeaseSlotsDefaultTo64AndZeroOffersNone) {
-  EXPECT_EQ(parse_ok(kRequired).connections.lease_slots, 64u);
-  EXPECT_EQ(parse_ok(with_required({"--lease-slots", "0"})).connections.lease_slots, 0u);
-  JsonFile file(R"({"socket": "s", "root": ["r"], "lease_slots": 8})");
-  EXPECT_EQ(parse_ok({"--config", file.path()}).connections.lease_slots, 8u);
-  expect_bad(with_required({"--lease-slots", "4097"}), "--lease-slots");
-}
-
-// Connections holding leases are never closed for room: one uid holding a
-// lease on every connection kept every other uid out. By default a uid may
-// hold three quarters of them, whatever order --max-connections and the
-// file come in.
-TEST(ConfigFlags, ConnectionsPerUidDefaultToThreeQuartersOfTheConnections) {
-  EXPECT_EQ(parse_ok(kRequired).connections.max_connections_per_uid, 768u);
-  EXPECT_EQ(parse_ok(with_required({"--max-connections", "8"})).connections.max_connections_per_uid,
-            6u);
-  EXPECT_EQ(parse_ok(with_required({"--max-connections", "7"})).connections.max_connections_per_uid,
-            5u)
-      << "rounded down";
-  EXPECT_EQ(default_max_connections_per_uid(1), 1u) << "at least one";
-  EXPECT_EQ(default_max_connections_per_uid(2), 1u);
-  EXPECT_EQ(default_max_connections_per_uid(1 << 20), 3u << 18);
-  EXPECT_EQ(parse_ok(with_required({"--max-connections-per-uid", "0"}))
-                .connections.max_connections_per_uid,
-            0u)
-      << "0: no per-uid limit, asked for";
-  JsonFile file(R"({"socket": "s", "root": ["r"], "max_connections": 40})");
-  EXPECT_EQ(parse_ok({"--config", file.path()}).connections.max_connections_per_uid, 30u);
-  EXPECT_EQ(parse_ok({"--config", file.path(), "--max-connections", "100"})
-                .connections.max_connections_per_uid,
-            75u);
-  EXPECT_EQ(parse_ok({"--config", file.path(), "--max-connections-per-uid", "3"})
-                .connections.max_connections_per_uid,
-            3u);
-  JsonFile key(R"({"socket": "s", "root": ["r"], "max_connections_per_uid": 9})");
-  EXPECT_EQ(parse_ok({"--config", key.path()}).connections.max_connections_per_uid, 9u);
-  expect_bad(with_required({"--max-connections-per-uid", "-1"}), "--max-connections-per-uid");
-  expect_bad(with_required({"--max-connections-per-uid", "2000000"}), "--max-connections-per-uid");
-  JsonFile text(R"({"socket": "s", "root": ["r"], "max_connections_per_uid": "9"})");
-  expect_bad({"--config", text.path()}, "'max_connections_per_uid' must be an integer");
 }
 
 TEST(ConfigFlags, LaterScalarFlagOverridesAnEarlierOne) {
