@@ -241,5 +241,22 @@ TEST(Reload, ANameNotResidentIsLoadedAndGenomectlReloads) {
   EXPECT_EQ(client.reload("no/such").code(), Errc::not_found);
 }
 
+TEST(Reload, NoClientCanNameAGenerationBesideTheServedOne) {
+  Daemon daemon;
+  daemon.add_adapter("a", kV1);
+  Client client = daemon.connect_without_slots();
+  auto old = client.acquire("a");
+  ASSERT_TRUE(old.ok());
+  daemon.add_adapter("a", kV2);
+  ASSERT_TRUE(client.reload("a").ok());
+  // The retired generation lives under "a\0<generation>" while `old` holds it.
+  const std::string retired = std::string("a") + '\0' + std::to_string(old->generation());
+  EXPECT_EQ(client.acquire(retired).code(), Errc::invalid_name);
+  EXPECT_EQ(client.unload(retired).code(), Errc::invalid_name);
+  EXPECT_EQ(client.pin(retired).code(), Errc::invalid_name);
+  EXPECT_EQ(client.acquire(std::string("a") + '\0' + "next").code(), Errc::invalid_name);
+  EXPECT_EQ(stat_on(client, "adapters_resident"), 2u) << "nothing was freed or loaded";
+}
+
 }  // namespace
 }  // namespace genomed::testing
