@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <set>
@@ -239,6 +240,27 @@ TEST(Reload, ANameNotResidentIsLoadedAndGenomectlReloads) {
   EXPECT_NE(out.out.find(lease->digest()), std::string::npos) << out.out;
 
   EXPECT_EQ(client.reload("no/such").code(), Errc::not_found);
+}
+
+TEST(Reload, TheNewGenerationKeepsTheNamesKeepAliveAndPin) {
+  Daemon daemon({.extra_args = {"--idle-unload", "1h"}});
+  daemon.add_adapter("a", kV1);
+  daemon.add_adapter("b", kV1);
+  Client client = daemon.connect();
+  LoadOptions never;
+  never.keep_alive = std::chrono::milliseconds(0);
+  ASSERT_TRUE(client.load("a", never).ok());
+  ASSERT_TRUE(client.pin("b").ok());
+  daemon.add_adapter("a", kV2);
+  daemon.add_adapter("b", kV2);
+  ASSERT_TRUE(client.reload("a").ok());
+  ASSERT_TRUE(client.reload("b").ok());
+  auto listing = client.list();
+  ASSERT_TRUE(listing.ok());
+  ASSERT_EQ(listing->size(), 2u);
+  EXPECT_EQ(listing->at(0).expires_in_ms, std::nullopt) << "keep-alive 0 (never) kept";
+  EXPECT_TRUE(listing->at(1).pinned) << "the pin moved to the new generation";
+  EXPECT_EQ(stat_on(client, "adapters_pinned"), 1u);
 }
 
 TEST(Reload, NoClientCanNameAGenerationBesideTheServedOne) {

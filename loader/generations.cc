@@ -26,6 +26,7 @@ Result<ipc::ReloadReply> Generations::swap(const std::string& name) {
   ipc::ReloadReply reply;
   reply.name = name;
   bool pinned = false;
+  std::optional<std::chrono::milliseconds> keep_alive;
   auto old = entries_.find(name);
   if (old != entries_.end() && old->second.state != AdapterState::ready) {
     return Status(Errc::cancelled,
@@ -38,6 +39,7 @@ Result<ipc::ReloadReply> Generations::swap(const std::string& name) {
   if (old != entries_.end()) {
     reply.previous_generation = old->second.generation;
     reply.previous_digest = old->second.digest.hex();
+    keep_alive = old->second.keep_alive;  // the name's, as its pin
     // Pins are the name's: the new generation takes it (below).
     pinned = pins_.unpin(name);
     // No new lease through a slot on the old generation: idle slots end
@@ -58,7 +60,8 @@ Result<ipc::ReloadReply> Generations::swap(const std::string& name) {
   }
   cache_.rename(next, name);
   leases_.rename(next, name);
-  const AdapterEntry& now = entries_.rename(next, name)->second;
+  AdapterEntry& now = entries_.rename(next, name)->second;
+  now.keep_alive = keep_alive;
   reply.generation = now.generation;
   reply.digest = now.digest.hex();
   reply.bytes = cache_.find(name)->length;
