@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -190,6 +191,30 @@ Result<DeviceBest> device_best_read(const std::string& path, int reps) {
     if (med > best.gbps) best = DeviceBest{med, shape};
   }
   return best;
+}
+
+Result<double> python_cold_load_gbps(const std::string& python, const std::string& script,
+                                     const std::string& loader, const std::string& path) {
+  GENOMED_RETURN_IF_ERROR(drop_from_page_cache(path));
+  // Paths come from genome-bench itself (its own directories), quoted anyway.
+  const auto quoted = [](const std::string& s) { return "'" + s + "'"; };
+  const std::string command =
+      quoted(python) + " " + quoted(script) + " " + loader + " " + quoted(path) + " 2>&1";
+  std::FILE* out = ::popen(command.c_str(), "r");
+  if (out == nullptr) return io_error("popen", python, errno);
+  std::string text;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, out)) > 0;) text.append(buf, n);
+  const int status = ::pclose(out);
+  double seconds = 0;
+  unsigned long long bytes = 0;
+  const auto at = text.rfind("{\"seconds\": ");
+  if (status != 0 || at == std::string::npos ||
+      std::sscanf(text.c_str() + at, "{\"seconds\": %lf, \"bytes\": %llu}", &seconds, &bytes) != 2 ||
+      seconds <= 0) {
+    return Status(Errc::internal, loader + " of " + path + " failed: " + text.substr(0, 2000));
+  }
+  return static_cast<double>(bytes) / seconds / 1e9;
 }
 
 }  // namespace genomed::bench

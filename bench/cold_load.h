@@ -53,4 +53,13 @@ struct DeviceBest {
 };
 Result<DeviceBest> device_best_read(const std::string& path, int reps);
 
+// One cold load of `path` by a Python loader (bench/cold_python_load.py:
+// `loader` is load_file or fastsafetensors), run as `python script loader
+// path` after the file is dropped from the page cache: GB/s of the file's
+// tensor bytes over the load's own time (the interpreter's start-up and
+// imports are not counted). An error carries the script's output when it
+// fails (a loader not installed, say).
+Result<double> python_cold_load_gbps(const std::string& python, const std::string& script,
+                                     const std::string& loader, const std::string& path);
+
 }  // namespace genomed::bench

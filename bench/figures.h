@@ -117,6 +117,10 @@ struct DiskFigures {
   // ratios' baseline: the same minutes of a shared machine).
   std::map<std::string, double> device, device_w1, device_wn;
   std::map<std::string, DirectReadShape> device_shape;
+  // Python loaders of the same cold files, GB/s by loader then adapter
+  // label; a loader that could not run has its reason instead.
+  std::map<std::string, std::map<std::string, double>> python;
+  std::map<std::string, std::string> python_skipped;
 };
 
 }  // namespace genomed::bench

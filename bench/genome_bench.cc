@@ -125,6 +125,9 @@ struct Options {
   // the build directory that is a real disk).
   std::vector<std::uint64_t> cold_mib;
   std::string cold_dir;
+  // The Python that runs bench/cold_python_load.py (safetensors load_file,
+  // fastsafetensors) on the same cold files; default: the build's venv.
+  std::string python;
   // Derived from --quick.
   int reps = 5;                // cold loads and baseline repetitions (medians)
   int hit_iterations = 20000;  // latency samples (hit and raw socket alike)
@@ -144,6 +147,7 @@ std::string self_dir() {
 
 const char* kUsage = R"(usage: genome-bench [--quick] [--json FILE] [--workers-n N] [--budget SIZE]
                     [--genomed PATH] [--keep-tmp] [--cold-sizes LIST] [--cold-dir DIR]
+                    [--python PATH]
 
 Starts its own genomed (the one built next to genome-bench), generates its own
 adapters under /tmp, and prints each genomed figure with its raw baseline, the
@@ -163,6 +167,10 @@ ratio and the target of issue 4. The full run takes about 35 s on 2 cores
   --cold-dir DIR   where the cold-from-disk adapters go (default: the first of
                    /var/tmp and genome-bench's directory that is not tmpfs and
                    takes O_DIRECT; none: those rows are skipped with the reason)
+  --python PATH    the Python whose safetensors and fastsafetensors load the
+                   same cold files (default: venv/bin/python next to
+                   genome-bench, as scripts/python-env.sh makes it; a loader
+                   that fails is skipped with the reason)
 
 profiling modes (no report; run under perf record -a / strace -f):
   --profile-cold SIZE   start genomed --workers 1, then acquire+release+unload
@@ -217,6 +225,8 @@ Options parse_options(int argc, char** argv) {
       if (o.cold_mib.empty()) die("--cold-sizes: expected at least one size");
     } else if (a == "--cold-dir") {
       o.cold_dir = value();
+    } else if (a == "--python") {
+      o.python = value();
     } else if (a == "--profile-cold") {
       o.profile_cold = value();
     } else if (a == "--profile-hit") {
@@ -237,6 +247,7 @@ Options parse_options(int argc, char** argv) {
     }
   }
   if (o.genomed.empty()) o.genomed = self_dir() + "/genomed";
+  if (o.python.empty()) o.python = self_dir() + "/venv/bin/python";
   if (o.quick) {
     o.reps = 2;
     o.hit_iterations = 2000;
@@ -1234,6 +1245,32 @@ PressureFigures measure_pressure(const Options& o, const std::string& tmp) {
 // memory pressure), against what the device gives the same file at best.
 namespace cold = genomed::bench;
 
+constexpr const char* kPythonLoaders[] = {"load_file", "fastsafetensors"};
+
+// Each Python loader on each cold file, `reps` cold samples, median.
+void measure_python_loaders(const Options& o, int reps, DiskFigures& r) {
+  const std::string script = std::string(GENOMED_BENCH_DIR) + "/cold_python_load.py";
+  for (const std::string loader : kPythonLoaders) {
+    for (const Adapter& a : r.adapters) {
+      std::vector<double> gbps;
+      for (int i = 0; i < reps; ++i) {
+        auto g = cold::python_cold_load_gbps(o.python, script, loader, a.weights);
+        if (!g) {
+          r.python_skipped[loader] = g.status().message();
+          std::printf("python %s: skipped: %s\n", loader.c_str(), g.status().message().c_str());
+          break;
+        }
+        gbps.push_back(*g);
+      }
+      if (r.python_skipped.count(loader) != 0) break;
+      r.python[loader][a.label] = median(gbps);
+      std::printf("python %-15s %-5s cold: %.3f GB/s\n", loader.c_str(), a.label.c_str(),
+                  median(gbps));
+      std::fflush(stdout);
+    }
+  }
+}
+
 // Each size's adapter on a real disk; before every sample its files are
 // dropped from the page cache (bench/cold_load.h) and the sample dies loudly
 // if a page stays. genomed --workers 1, then --workers N, against the
@@ -1274,6 +1311,7 @@ DiskFigures measure_cold_from_disk(const Options& o, const std::string& tmp) {
     std::printf("device best O_DIRECT read %-5s: %.3f GB/s (%s)\n", a.label.c_str(), best->gbps,
                 shape_name(best->shape).c_str());
   }
+  measure_python_loaders(o, o.reps, r);
   for (const int workers : {1, o.workers_n}) {
     Daemon d = start_daemon(o, tmp, root, workers, "-cold");
     {

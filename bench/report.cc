@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <utility>
 
 namespace genomed::bench {
 namespace {
@@ -255,6 +256,7 @@ void disk_rows(const DiskFigures& disk, std::vector<Row>& rows, Json& j) {
     return;
   }
   j["disk_cold_dir"] = disk.dir;
+  for (const auto& [loader, why] : disk.python_skipped) j["python_" + loader + "_skipped"] = why;
   for (const Adapter& a : disk.adapters) {
     const std::string s = a.label;
     const double w1 = disk.w1.at(s), wn = disk.wn.at(s);
@@ -274,6 +276,18 @@ void disk_rows(const DiskFigures& disk, std::vector<Row>& rows, Json& j) {
                     targeted ? std::optional<bool>(w1 / dev1 >= 0.9) : std::nullopt});
     rows.push_back({"disk_cold_load_gbps_" + s + "_wN", wn, "GB/s", "device_read_gbps_" + s + "_wN",
                     devn, wn / devn, "", std::nullopt});
+    // Issue 24: ahead of both Python loaders of the same cold file.
+    for (const auto& [loader, by_label] : disk.python) {
+      const double py = by_label.at(s);
+      const std::string base = "python_" + loader + "_cold_gbps_" + s;
+      j[base] = py;
+      for (const auto& [suffix, ours] : {std::pair{"_w1", w1}, std::pair{"_wN", wn}}) {
+        j["disk_cold_vs_" + loader + "_" + s + suffix] = ours / py;
+        rows.push_back({"disk_cold_load_gbps_" + s + suffix, ours, "GB/s", base, py, ours / py,
+                        targeted ? "> 1" : "",
+                        targeted ? std::optional<bool>(ours > py) : std::nullopt});
+      }
+    }
   }
 }
 

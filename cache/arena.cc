@@ -18,6 +18,7 @@
 #include <sstream>
 #include <utility>
 
+#include "common/huge_pages.h"
 #include "common/size_parse.h"
 
 namespace genomed::cache {
@@ -82,6 +83,33 @@ Status failed(const char* call, std::uint64_t size, int err) {
                 std::string(call) + " of the " + format_size(size) + " arena: " + errno_text(err));
 }
 
+// Gives every page of the arena its memory now. posix_fallocate does, but
+// with 4 KiB pages whatever the host's huge page policy: a fallocate has no
+// mapping to ask for more. Under shmem_enabled `advise` the pages are
+// allocated instead through a mapping that asks for huge pages
+// (common/huge_pages.h), so they are 2 MiB ones where free memory allows,
+// and every later mapping of them (workers, clients) can map them whole.
+Status reserve_pages(int fd, std::uint64_t size) {
+#ifdef MADV_POPULATE_WRITE
+  if (shmem_huge_pages() == ShmemHugePages::advise) {
+    void* p = map_shared_aligned(fd, size, PROT_READ | PROT_WRITE);
+    if (p != MAP_FAILED) {
+      const int rc = ::madvise(p, size, MADV_POPULATE_WRITE);
+      const int err = errno;
+      ::munmap(p, size);
+      if (rc == 0) return Status::Ok();
+      if (err == ENOMEM || err == EFAULT) return no_room(memory_room(), size);
+      // EINVAL (a kernel before 5.14): posix_fallocate, below.
+    }
+  }
+#endif
+  if (const int err = ::posix_fallocate(fd, 0, static_cast<off_t>(size)); err != 0) {
+    if (err == ENOSPC || err == ENOMEM) return no_room(memory_room(), size);
+    return failed("posix_fallocate", size, err);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<Arena> Arena::create(std::uint64_t size, const std::string& name_prefix) {
@@ -123,12 +151,9 @@ Result<Arena> Arena::create(std::uint64_t size, const std::string& name_prefix) 
 
   // Memory is lent lazily: without this, the first touch of a page the host
   // cannot supply raises SIGBUS in whichever process touches it.
-  if (const int err = ::posix_fallocate(arena.rw_fd_, 0, static_cast<off_t>(size)); err != 0) {
-    if (err == ENOSPC || err == ENOMEM) return Result<Arena>(no_room(memory_room(), size));
-    return Result<Arena>(failed("posix_fallocate", size, err));
-  }
+  GENOMED_RETURN_IF_ERROR(reserve_pages(arena.rw_fd_, size));
 
-  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, arena.ro_fd_, 0);
+  void* map = map_shared_aligned(arena.ro_fd_, size, PROT_READ);
   if (map == MAP_FAILED) return Result<Arena>(failed("mmap", size, errno));
   arena.data_ = static_cast<const std::byte*>(map);
   return arena;

@@ -26,6 +26,10 @@ Client::~Client() = default;
 
 std::uint64_t Client::arena_bytes() const { return conn_->arena_bytes; }
 std::uint64_t Client::daemon_pid() const { return conn_->daemon_pid; }
+const std::string& Client::server() const { return conn_->server; }
+std::span<const std::byte> Client::arena() const {
+  return {conn_->arena, static_cast<std::size_t>(conn_->arena_bytes)};
+}
 
 bool Client::broken() const { return conn_->foreign() || !conn_->transport->usable(); }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "client/fork_guard.h"
 #include "client/header_cache.h"
@@ -44,6 +45,7 @@ struct Connection {
   const std::byte* arena = nullptr;  // PROT_READ mapping of the whole arena
   std::uint64_t arena_bytes = 0;
   std::uint64_t daemon_pid = 0;
+  std::string server;  // the daemon's version string from HELLO ("genomed 0.1.0")
 };
 
 // What a Lease holds.

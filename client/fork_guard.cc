@@ -25,7 +25,7 @@ std::string ForkGuard::forked_text(std::string_view op) const {
   return std::string(op) + ": this client was connected by process " +
          std::to_string(owner_pid_) + "; this process (" + std::to_string(::getpid()) +
          ") is a child of fork() and cannot use it (its requests and replies would mix "
-         "with the parent's on the one socket): connect again in this process";
+         "with the parent's on the one socket): connect() again in this process";
 }
 
 }  // namespace genomed::client_detail

@@ -306,7 +306,7 @@ TEST(CApiDaemon, AChildOfForkLetsGoOfInheritedHandlesWithoutEndingTheParentsLeas
     genomed_error error;
     if (genomed_acquire(client.get(), "a", GENOMED_TIMEOUT_DEFAULT, &mine, &error) !=
             GENOMED_ERRC_NOT_CONNECTED ||
-        std::strstr(error.message, "connect again") == nullptr)
+        std::strstr(error.message, "connect() again") == nullptr)
       ++wrong;
     if (genomed_client_broken(client.get()) != 1) ++wrong;
     genomed_lease_release(first.release());

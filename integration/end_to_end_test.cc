@@ -108,6 +108,25 @@ TEST_F(EndToEnd, ViewsAreReadOnly) {
   EXPECT_EQ(WTERMSIG(status), SIGSEGV);
 }
 
+// Client::arena() is the mapping every view lies in (the Python binding
+// gives a lease's offset in it), and server() the daemon's HELLO version.
+TEST_F(EndToEnd, ArenaHoldsEveryViewAndServerNamesTheDaemon) {
+  daemon_.add_adapter("in-arena", {});
+  Client client = daemon_.connect();
+  auto lease = client.acquire("in-arena");
+  ASSERT_TRUE(lease.ok());
+  const auto arena = client.arena();
+  EXPECT_EQ(arena.size(), client.arena_bytes());
+  const auto bytes = lease->bytes();
+  EXPECT_GE(bytes.data(), arena.data());
+  EXPECT_LE(bytes.data() + bytes.size(), arena.data() + arena.size());
+  for (const auto& t : lease->tensors()) {
+    EXPECT_GE(t.data.data(), bytes.data());
+    EXPECT_LE(t.data.data() + t.data.size(), bytes.data() + bytes.size());
+  }
+  EXPECT_EQ(client.server().rfind("genomed ", 0), 0u) << client.server();
+}
+
 TEST_F(EndToEnd, GenomectlDigestMatchesSha256OfFileBytes) {
   fixture::AdapterSpec spec;
   spec.dtype = DType::BF16;

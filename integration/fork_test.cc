@@ -86,7 +86,7 @@ TEST(Fork, AChildUsingAnInheritedClientIsToldToConnectAgain) {
     const auto refused = [&](const Status& s) {
       if (s.code() != Errc::not_connected ||
           s.message().find("child of fork()") == std::string::npos ||
-          s.message().find("connect again") == std::string::npos)
+          s.message().find("connect() again") == std::string::npos)
         ++wrong;
     };
     refused(c.acquire("g").status());  // would go through the slot

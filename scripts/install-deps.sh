@@ -13,6 +13,7 @@ build_packages=(
   libxxhash-dev                          # XXH3-64 tensor checksums (header-only use)
   prometheus-cpp-dev                     # --metrics-listen: the text format (core only)
   libsystemd-dev                         # sd_notify (Type=notify) and socket activation
+  python3-dev python3-venv               # pip install ./python: the genomed._native extension
 )
 test_packages=(
   python3                                # tests/docs/check_cli_docs.py (ctest Docs.CommandLineFlags)

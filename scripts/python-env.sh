@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates the Python virtual environment the Python tests and benchmarks use,
 # inside the build tree ($BUILD_DIR/venv, default build/venv), installs the
-# pinned test requirements and the genomed client package (python/) into it,
+# pinned test requirements and the genomed client package (python/: a binding
+# of the C++ client library, built with scikit-build-core) into it,
 # and prints the venv's directory. Idempotent: a venv whose requirements and
 # package sources have not changed since the last run is reused as is.
 set -euo pipefail
@@ -9,9 +10,12 @@ cd "$(dirname "$0")/.."
 source scripts/venv-common.sh
 venv="$build_dir/venv"
 
-# What the venv was built from: the pinned requirements and the package's files.
+# What the venv was built from: the pinned requirements, the package's files
+# and the C++ client library it compiles into genomed._native.
 stamp_now="$(cat python/requirements-test.txt python/pyproject.toml python/README.md \
-  $(find python/genomed -type f ! -path '*/__pycache__/*' | sort) | sha256sum | cut -d' ' -f1)"
+  python/CMakeLists.txt \
+  $(find python/genomed python/src client ipc layout common include -type f \
+      ! -path '*/__pycache__/*' | sort) | sha256sum | cut -d' ' -f1)"
 if venv_current "$venv" "$stamp_now"; then
   echo "$venv"
   exit 0
@@ -19,11 +23,8 @@ fi
 
 venv_create "$PYTHON" "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -r python/requirements-test.txt >&2
-# From a copy: setuptools would leave build/ and *.egg-info/ in python/.
-src="$(mktemp -d)"
-trap 'rm -rf "$src"' EXIT
-cp -r python/pyproject.toml python/README.md python/genomed "$src/"
-find "$src" -name __pycache__ -type d -prune -exec rm -rf {} +
-"$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$src" >&2
+# In place: python/CMakeLists.txt compiles ../client (scikit-build-core keeps
+# its build tree in python/build/, ignored by git, and rebuilds incrementally).
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall ./python >&2
 echo "$stamp_now" >"$venv/.genomed-stamp"
 echo "$venv"

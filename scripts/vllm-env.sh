@@ -14,10 +14,11 @@ venv="$build_dir/venv-vllm"
 reqs=integrations/vllm/requirements-test.txt
 
 sources() {
-  find python/genomed integrations/vllm/genomed_vllm -type f ! -path '*/__pycache__/*' | sort
+  find python/genomed python/src client ipc layout common include integrations/vllm/genomed_vllm \
+    -type f ! -path '*/__pycache__/*' | sort
 }
 # What the venv was built from: the pinned requirements and the packages' files.
-stamp_now="$(cat "$reqs" python/pyproject.toml integrations/vllm/pyproject.toml $(sources) \
+stamp_now="$(cat "$reqs" python/pyproject.toml python/CMakeLists.txt integrations/vllm/pyproject.toml $(sources) \
   | sha256sum | cut -d' ' -f1)"
 if venv_current "$venv" "$stamp_now"; then
   echo "$venv"
@@ -33,13 +34,12 @@ pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
 "${pip[@]}" --no-deps -r "$reqs" >&2
 # A venv made by an older version of this script may still have them.
 "$venv/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec >&2 2>/dev/null || true
-# From copies: setuptools would leave build/ and *.egg-info/ in the sources.
+# The client in place (python/CMakeLists.txt compiles ../client); the plugin
+# from a copy: setuptools would leave build/ and *.egg-info/ in its sources.
 src="$(mktemp -d)"
 trap 'rm -rf "$src"' EXIT
-mkdir "$src/client" "$src/plugin"
-cp -r python/pyproject.toml python/README.md python/genomed "$src/client/"
-cp -r integrations/vllm/pyproject.toml integrations/vllm/genomed_vllm "$src/plugin/"
+cp -r integrations/vllm/pyproject.toml integrations/vllm/genomed_vllm "$src/"
 find "$src" -name __pycache__ -type d -prune -exec rm -rf {} +
-"${pip[@]}" --no-deps --force-reinstall "$src/client" "$src/plugin" >&2
+"${pip[@]}" --no-deps --force-reinstall ./python "$src" >&2
 echo "$stamp_now" >"$venv/.genomed-stamp"
 echo "$venv"

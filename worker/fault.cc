@@ -52,6 +52,12 @@ Result<Fault> parse_fault(std::string_view spec_in) {
     f.action = Fault::Action::stop;
   else if (action == "impostor")
     f.action = Fault::Action::impostor;
+  else if (action == "eio")
+    f.action = Fault::Action::eio;
+  else if (action == "short")
+    f.action = Fault::Action::short_read;
+  else if (action == "nodirect")
+    f.action = Fault::Action::no_direct;
   else
     return bad("unknown action");
   if (stage == "probe")
@@ -60,11 +66,19 @@ Result<Fault> parse_fault(std::string_view spec_in) {
     f.stage = Fault::Stage::fill;
   else if (stage == "start")
     f.stage = Fault::Stage::start;
+  else if (stage == "read")
+    f.stage = Fault::Stage::read;
   else
     return bad("unknown stage");
   // The start-up fault acts before any job, and only it does then.
   if ((f.action == Fault::Action::impostor) != (f.stage == Fault::Stage::start))
     return bad("impostor goes with start, and start only with impostor");
+  // The read faults change the fill's reads; they are nothing at another stage.
+  const bool read_action = f.action == Fault::Action::eio ||
+                           f.action == Fault::Action::short_read ||
+                           f.action == Fault::Action::no_direct;
+  if (read_action != (f.stage == Fault::Stage::read))
+    return bad("eio, short and nodirect go with read, and read only with them");
   if (f.stage == Fault::Stage::start && !f.match.empty())
     return bad("start has no job to match");
   f.once_path = std::string(once);
@@ -100,6 +114,10 @@ std::string trigger_fault(const Fault& fault) {
       return "";
     case Fault::Action::impostor:
       break;  // offer_impostor_channel
+    case Fault::Action::eio:
+    case Fault::Action::short_read:
+    case Fault::Action::no_direct:
+      break;  // the fill's reader applies them (jobs.cc)
   }
   std::abort();
 }

@@ -14,6 +14,14 @@
 //   STAGE:  probe (before validating), fill (after writing half of the
 //           range; stop: before the fill reads the files)
 //
+// `eio@read`, `short@read` and `nodirect@read` change the fill's reads of
+// the weights instead (worker/format/read_into.h, ReadFaults): every data
+// read fails with EIO (a failing disk), returns about half of what it asked
+// (short reads, which the reader must complete), or the O_DIRECT reopen is
+// refused with EINVAL (a file system without direct I/O: the reader must
+// fall back to buffered reads). They also force direct reads where the file
+// is cached, so the direct path is the one tested.
+//
 // `impostor@start[,once=PATH]` acts at start-up instead: the worker offers
 // genomed a channel that a child of its own created (as a process of the
 // uid holding a copy of the worker's socket would) instead of its own
@@ -37,8 +45,9 @@
 namespace genomed::jobs {
 
 struct Fault {
-  enum class Action { crash, hang, exit, garbage, stop, impostor } action = Action::crash;
-  enum class Stage { probe, fill, start } stage = Stage::probe;
+  enum class Action { crash, hang, exit, garbage, stop, impostor, eio, short_read, no_direct } action =
+      Action::crash;
+  enum class Stage { probe, fill, start, read } stage = Stage::probe;
   std::string match;      // substring of the weights path; empty: every job
   std::string once_path;  // fire only if this file can be created
 

@@ -9,6 +9,19 @@
 namespace genomed::jobs {
 namespace {
 
+// How this fill reads its weights: the reader's defaults, or, under a read
+// fault (tests), direct reads forced and the fault applied to them.
+format::ReadOptions read_options(const Job& job, const std::optional<Fault>& fault) {
+  format::ReadOptions read;
+  if (!fault || !fault->fires(Fault::Stage::read, job.paths.weights)) return read;
+  read.direct_below_cached = 2;  // direct whatever the page cache holds
+  read.direct_min = 0;
+  read.faults.eio = fault->action == Fault::Action::eio;
+  read.faults.short_reads = fault->action == Fault::Action::short_read;
+  read.faults.no_direct = fault->action == Fault::Action::no_direct;
+  return read;
+}
+
 Status fill_range(const Job& job, ArenaWindow& arena, const std::optional<Fault>& fault,
                   std::string* garbage, std::vector<std::uint64_t>* checksums) {
   if (job.length < job.layout.total_bytes) {
@@ -41,7 +54,8 @@ Status fill_range(const Job& job, ArenaWindow& arena, const std::optional<Fault>
     *garbage = trigger_fault(*fault);
     return Status::Ok();
   }
-  return format::fill_adapter(job.paths, *job.files, job.layout, dest, job.part, checksums);
+  return format::fill_adapter(job.paths, *job.files, job.layout, dest, job.part, checksums,
+                              read_options(job, fault));
 }
 
 // Writes the header of a fill that was split into parts, with the checksums

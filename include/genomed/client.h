@@ -292,6 +292,13 @@ class Client {
 
   std::uint64_t arena_bytes() const;
   std::uint64_t daemon_pid() const;
+  // The daemon's version string from its HELLO reply ("genomed 0.1.0").
+  const std::string& server() const;
+  // The whole arena as this client mapped it (read-only; every TensorView
+  // lies inside it). Only leased ranges have defined contents. The mapping
+  // lives while the Client or any Lease taken from it does (the Python
+  // binding exposes it as Client.arena and a lease's offset within it).
+  std::span<const std::byte> arena() const;
 
  private:
   explicit Client(std::shared_ptr<client_detail::Connection> conn);

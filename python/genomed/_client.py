@@ -445,6 +445,28 @@ _TORCH_VIEWS = {
 }
 
 
+def torch_views(arrays: Dict[str, np.ndarray], dtypes: Dict[str, str]) -> Dict[str, "torch.Tensor"]:
+    """torch tensors over `arrays` (zero-copy: each keeps its array, hence its
+    lease), with the real dtype of BF16 and the F8 types, whose arrays hold
+    raw bits (numpy has no such dtypes)."""
+    try:
+        import torch
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("Lease.to_torch() needs PyTorch: pip install 'genomed[torch]'") from e
+    out: Dict[str, torch.Tensor] = {}
+    with warnings.catch_warnings():
+        # torch warns that it cannot mark tensors read-only; the docstring says so.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable",
+                                category=UserWarning)
+        for name, array in arrays.items():
+            tensor = torch.from_numpy(array)
+            view = _TORCH_VIEWS.get(dtypes[name])
+            if view is not None:
+                tensor = tensor.view(getattr(torch, view))
+            out[name] = tensor
+    return out
+
+
 class Lease:
     """One lease on one resident adapter: zero-copy, read-only views of its tensors.
 
@@ -530,24 +552,7 @@ class Lease:
         (``t.clone()``) to get a writable tensor. Needs ``pip install
         genomed[torch]``.
         """
-        try:
-            import torch
-        except ImportError as e:  # pragma: no cover - depends on the environment
-            raise ImportError("Lease.to_torch() needs PyTorch: pip install 'genomed[torch]'") from e
-        arrays = self._views()
-        dtypes = {t.name: t.dtype for t in self._parsed.tensors}
-        out: Dict[str, torch.Tensor] = {}
-        with warnings.catch_warnings():
-            # torch warns that it cannot mark tensors read-only; the docstring says so.
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable",
-                                    category=UserWarning)
-            for name, array in arrays.items():
-                tensor = torch.from_numpy(array)
-                view = _TORCH_VIEWS.get(dtypes[name])
-                if view is not None:
-                    tensor = tensor.view(getattr(torch, view))
-                out[name] = tensor
-        return out
+        return torch_views(self._views(), {t.name: t.dtype for t in self._parsed.tensors})
 
     def verify(self) -> None:
         """Hashes every tensor's bytes again and compares each with the checksum
@@ -683,21 +688,29 @@ def _optional_uint(reply: Dict[str, Any], key: str) -> Optional[int]:
 _PRIORITIES = ("high", "normal", "low")
 
 
-def _load_fields(keep_alive: Optional[float], priority: str = "normal") -> Dict[str, Any]:
-    """The optional fields of a load, acquire or pin request."""
-    fields: Dict[str, Any] = {}
+def load_args(keep_alive: Optional[float], priority: str) -> Tuple[Optional[int], str]:
+    """keep_alive in ms (None: not given) and the priority, checked."""
     if priority not in _PRIORITIES:
         raise _errors.make("bad_request", f"priority: expected 'high', 'normal' or 'low', "
                                           f"got {priority!r}")
+    if keep_alive is None:
+        return None, priority
+    if isinstance(keep_alive, bool) or not isinstance(keep_alive, (int, float)) or not (
+            0 <= keep_alive <= _MAX_KEEP_ALIVE_S):
+        raise _errors.make("bad_request", f"keep_alive: expected seconds in [0, "
+                                          f"{_MAX_KEEP_ALIVE_S}], got {keep_alive!r}")
+    # A positive time never rounds to 0 ms: the daemon reads 0 as "never".
+    return (max(1, int(round(keep_alive * 1000))) if keep_alive > 0 else 0), priority
+
+
+def _load_fields(keep_alive: Optional[float], priority: str = "normal") -> Dict[str, Any]:
+    """The optional fields of a load, acquire or pin request."""
+    keep_ms, priority = load_args(keep_alive, priority)
+    fields: Dict[str, Any] = {}
     if priority != "normal":
         fields["priority"] = priority
-    if keep_alive is not None:
-        if isinstance(keep_alive, bool) or not isinstance(keep_alive, (int, float)) or not (
-                0 <= keep_alive <= _MAX_KEEP_ALIVE_S):
-            raise _errors.make("bad_request", f"keep_alive: expected seconds in [0, "
-                                              f"{_MAX_KEEP_ALIVE_S}], got {keep_alive!r}")
-        # A positive time never rounds to 0 ms: the daemon reads 0 as "never".
-        fields["keep_alive"] = max(1, int(round(keep_alive * 1000))) if keep_alive > 0 else 0
+    if keep_ms is not None:
+        fields["keep_alive"] = keep_ms
     return fields
 
 

@@ -322,7 +322,8 @@ def test_verify_passes_then_names_a_tensor_whose_bytes_changed(daemon: Daemon,
     with client.acquire("v") as lease:
         lease.verify()
         name = sorted(lease.tensors)[1]
-        at = lease.offset + next(t.offset for t in lease._parsed.tensors if t.name == name)
+        # The tensor's offset in the arena, from the public views (either client).
+        at = lease.tensors[name].ctypes.data - client.arena.ctypes.data
         arena = _daemon_arena_writable(daemon.pid)
         try:
             before = os.pread(arena, 1, at)

@@ -112,6 +112,9 @@ TEST_F(ServerTest, AtMaxConnectionsANewClientTakesTheIdleOnesPlace) {
   serve({.max_connections = 1, .max_connections_per_uid = 0});
   RawSocket idle(path_);
   ASSERT_EQ(hello_answer(idle), Errc::ok);
+  // HELLO's reply leaves while the server still reads the socket; after an
+  // ordinary request's reply the connection is idle (as hello_then_idle()).
+  ASSERT_EQ(stats(idle), Errc::ok);
   RawSocket fresh(path_);
   EXPECT_EQ(hello_answer(fresh), Errc::ok);
   // The idle one was told why, then closed.

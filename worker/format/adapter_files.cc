@@ -16,15 +16,11 @@
 #include "layout/tensor_checksum.h"
 #include "worker/format/layout_plan.h"
 #include "worker/format/peft_config.h"
-#include "worker/format/pread_full.h"
+#include "worker/format/read_into.h"
 #include "worker/format/regular_file.h"
 
 namespace genomed::format {
 namespace {
-
-// Copy granularity of fill: large enough that syscall overhead vanishes,
-// small enough to stay responsive to a deadline kill.
-constexpr std::uint64_t kCopyChunk = 8ull << 20;
 
 Result<PeftConfig> read_config(const layout::AdapterPaths& paths, const layout::AdapterFds& files) {
   GENOMED_ASSIGN_OR_RETURN(std::string text,
@@ -119,30 +115,6 @@ class RunChecksums {
   std::vector<std::uint64_t>* out_;
 };
 
-// Copies `length` bytes at `file_offset` to `out`, in chunks, feeding each
-// chunk to `sums` once written.
-Status copy_run(int fd, const std::string& label, std::uint64_t file_offset, std::byte* out,
-                std::uint64_t length, RunChecksums& sums) {
-  std::uint64_t done = 0;
-  while (done < length) {
-    const std::uint64_t want = std::min(kCopyChunk, length - done);
-    const long long got = pread_full(fd, out + done, want, file_offset + done);
-    if (got < 0) {
-      return Status(Errc::file_unreadable, label + ": read failed at offset " +
-                                               std::to_string(file_offset + done) + ": " +
-                                               errno_text(errno));
-    }
-    if (static_cast<std::uint64_t>(got) != want) {
-      return Status(Errc::file_changed, label + " ended at offset " +
-                                            std::to_string(file_offset + done + got) +
-                                            " while its tensors were copied (file shrank)");
-    }
-    sums.add(std::span<const std::byte>(out + done, want));
-    done += want;
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 Result<layout::ProbeResult> probe_adapter(const layout::AdapterPaths& paths, const layout::AdapterFds& files,
@@ -158,7 +130,7 @@ Result<layout::ProbeResult> probe_adapter(const layout::AdapterPaths& paths, con
 
 Status fill_adapter(const layout::AdapterPaths& paths, const layout::AdapterFds& files,
                     const layout::ResidentLayout& expected, std::span<std::byte> dest, layout::FillPart part,
-                    std::vector<std::uint64_t>* checksums) {
+                    std::vector<std::uint64_t>* checksums, const ReadOptions& read) {
   if (dest.size() < expected.total_bytes) {
     return Status(Errc::internal, "fill of " + paths.weights + ": destination of " +
                                       std::to_string(dest.size()) + " bytes is smaller than " +
@@ -173,6 +145,7 @@ Status fill_adapter(const layout::AdapterPaths& paths, const layout::AdapterFds&
                   paths.weights + " or " + paths.config + " changed since the probe");
   }
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  RangeReader reader(fd, paths.weights, read);
 
   const std::size_t part_begin = std::min(part.begin, layout.tensors.size());
   const std::size_t part_end = std::min(part.end, layout.tensors.size());
@@ -200,9 +173,10 @@ Status fill_adapter(const layout::AdapterPaths& paths, const layout::AdapterFds&
       ++j;
     }
     RunChecksums sums(layout, i, j, stream, checksums);
-    Status s = copy_run(fd, paths.weights, checked->header.data_offset + infos[i].data_begin,
-                        dest.data() + first.offset, run_end - first.offset, sums);
-    if (!s.ok()) return s;
+    // Each piece is hashed as soon as it is written, while in cache.
+    GENOMED_RETURN_IF_ERROR(reader.read(checked->header.data_offset + infos[i].data_begin,
+                                        run_end - first.offset, dest.data() + first.offset,
+                                        [&](std::span<const std::byte> piece) { sums.add(piece); }));
     cursor = run_end;
     i = j;
   }

@@ -18,6 +18,7 @@
 #include "layout/fill_parts.h"
 #include "layout/resident_layout.h"
 #include "worker/format/base_model.h"
+#include "worker/format/read_into.h"
 
 namespace genomed::format {
 
@@ -36,10 +37,12 @@ Result<layout::ProbeResult> probe_adapter(const layout::AdapterPaths& paths, con
 // bytes [0, header_bytes) alone: the seal writes them once every part is
 // done. `checksums` receives the XXH3-64 of each of the part's tensors, in
 // order, computed over the bytes as written into `dest`. Writes nothing
-// outside the part's region. REQUIRES: dest.size() >= expected.total_bytes.
+// outside the part's region. `read` says how the weights are read
+// (read_into.h: buffered from the page cache, direct I/O when the file is
+// not cached). REQUIRES: dest.size() >= expected.total_bytes.
 Status fill_adapter(const layout::AdapterPaths& paths, const layout::AdapterFds& files,
                     const layout::ResidentLayout& expected, std::span<std::byte> dest, layout::FillPart part,
-                    std::vector<std::uint64_t>* checksums);
+                    std::vector<std::uint64_t>* checksums, const ReadOptions& read = {});
 
 // Tests and tools: opens both files by path (no symlink at the last
 // component, regular files only), as the supervisor does beneath its root.

@@ -55,7 +55,7 @@ TEST(ForkGuard, TheMessageNamesTheOwnerAndSaysWhatToDo) {
                            std::to_string(::getpid()), 0),
             0u)
       << text;
-  EXPECT_NE(text.find("connect again in this process"), std::string::npos) << text;
+  EXPECT_NE(text.find("connect() again in this process"), std::string::npos) << text;
 }
 
 }  // namespace

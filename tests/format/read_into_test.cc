@@ -1,0 +1,216 @@
+// The fill's reader (worker/format/read_into.h): whichever way it reads
+// (buffered, direct with several reads in flight, direct refused and fallen
+// back, short reads) the destination holds exactly the file's bytes and the
+// sink sees them in order; a failing read is file_unreadable naming the
+// file and the offset, a file that ends early is file_changed; a file the
+// page cache does not hold is read direct, one it holds is read buffered.
+#include "worker/format/read_into.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <vector>
+
+#include "common/memory_limit.h"
+#include "tests/format/test_support.h"
+
+namespace genomed::format {
+namespace {
+
+using testing::TempDir;
+
+// Bytes that differ at every offset (a misplaced chunk shows).
+std::string pattern(std::size_t n) {
+  std::string s(n, '\0');
+  std::uint32_t x = 2463534242u;
+  for (std::size_t i = 0; i < n; ++i) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    s[i] = static_cast<char>(x);
+  }
+  return s;
+}
+
+// Direct reads whatever the page cache holds, in small chunks so that a
+// small file takes many chunks and every reader thread several of them.
+ReadOptions forced_direct() {
+  ReadOptions o;
+  o.direct_below_cached = 2;
+  o.direct_min = 0;
+  o.direct_chunk = 8192;
+  o.direct_in_flight = 3;
+  return o;
+}
+
+struct Got {
+  Status status;
+  std::string bytes;   // the destination after the read
+  std::string pieces;  // what the sink saw, concatenated in order
+  ReadMode mode = ReadMode::buffered;
+  std::uint64_t fallbacks = 0;
+};
+
+Got read_range(const std::string& path, std::uint64_t offset, std::uint64_t length,
+               const ReadOptions& options) {
+  Got g;
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  EXPECT_TRUE(fd.valid()) << path;
+  RangeReader reader(fd.get(), path, options);
+  g.bytes.assign(length, '\xEE');
+  g.status = reader.read(offset, length, reinterpret_cast<std::byte*>(g.bytes.data()),
+                         [&](std::span<const std::byte> piece) {
+                           EXPECT_LE(piece.size(), kBufferedChunk);
+                           g.pieces.append(reinterpret_cast<const char*>(piece.data()),
+                                           piece.size());
+                         });
+  g.mode = reader.last_mode();
+  g.fallbacks = reader.buffered_fallbacks();
+  return g;
+}
+
+// The read went well, `mode`'s way, and gave `want` both in the
+// destination and to the sink.
+void expect_read(const Got& g, ReadMode mode, const std::string& want) {
+  ASSERT_TRUE(g.status.ok()) << g.status.to_string();
+  EXPECT_EQ(g.mode, mode);
+  EXPECT_TRUE(g.bytes == want);
+  EXPECT_TRUE(g.pieces == want);
+}
+
+class RangeReaderTest : public ::testing::Test {
+ protected:
+  // An unaligned offset and an unaligned end inside a file of unaligned size.
+  void SetUp() override {
+    content_ = pattern(kFileBytes);
+    testing::write_file(path_, content_);
+  }
+  static constexpr std::size_t kFileBytes = 3 * 65536 + 1234;
+  static constexpr std::uint64_t kOffset = 4096 + 77;
+  static constexpr std::uint64_t kLength = kFileBytes - kOffset - 555;
+  std::string expected() const { return content_.substr(kOffset, kLength); }
+
+  TempDir tmp_;  // under /tmp: a disk file system on the project machines
+  const std::string path_ = tmp_ / "weights";
+  std::string content_;
+};
+
+TEST_F(RangeReaderTest, BufferedReadGivesTheFileBytesAndHandsThemOverInOrder) {
+  ReadOptions o;
+  o.direct_below_cached = 0;
+  expect_read(read_range(path_, kOffset, kLength, o), ReadMode::buffered, expected());
+}
+
+TEST_F(RangeReaderTest, DirectReadsInFlightGiveTheFileBytesInOrder) {
+  const Got g = read_range(path_, kOffset, kLength, forced_direct());
+  expect_read(g, ReadMode::direct, expected());
+  EXPECT_EQ(g.fallbacks, 0u);
+}
+
+TEST_F(RangeReaderTest, DirectReadToTheFilesUnalignedEndGivesEveryByte) {
+  const Got g = read_range(path_, 100, kFileBytes - 100, forced_direct());
+  ASSERT_TRUE(g.status.ok()) << g.status.to_string();
+  EXPECT_EQ(g.mode, ReadMode::direct);
+  EXPECT_TRUE(g.bytes == content_.substr(100));
+}
+
+TEST_F(RangeReaderTest, ShortReadsAreCompletedDirectAndBuffered) {
+  for (const bool direct : {true, false}) {
+    ReadOptions o = forced_direct();
+    if (!direct) o.direct_below_cached = 0;
+    o.faults.short_reads = true;
+    SCOPED_TRACE(direct ? "direct" : "buffered");
+    expect_read(read_range(path_, kOffset, kLength, o),
+                direct ? ReadMode::direct : ReadMode::buffered, expected());
+  }
+}
+
+TEST_F(RangeReaderTest, AnEioIsFileUnreadableNamingTheFileAndOffset) {
+  for (const bool direct : {true, false}) {
+    ReadOptions o = forced_direct();
+    if (!direct) o.direct_below_cached = 0;
+    o.faults.eio = true;
+    const Got g = read_range(path_, kOffset, kLength, o);
+    ASSERT_EQ(g.status.code(), Errc::file_unreadable) << g.status.to_string();
+    EXPECT_NE(g.status.message().find(path_), std::string::npos) << g.status.message();
+    EXPECT_NE(g.status.message().find("at offset"), std::string::npos) << g.status.message();
+    EXPECT_NE(g.status.message().find(std::strerror(EIO)), std::string::npos)
+        << g.status.message();
+    EXPECT_TRUE(g.pieces.empty());
+  }
+}
+
+TEST_F(RangeReaderTest, AFileThatEndsBeforeTheRangeIsFileChanged) {
+  for (const bool direct : {true, false}) {
+    ReadOptions o = forced_direct();
+    if (!direct) o.direct_below_cached = 0;
+    const Got g = read_range(path_, kOffset, kFileBytes, o);  // past the end
+    EXPECT_EQ(g.status.code(), Errc::file_changed) << g.status.to_string();
+    EXPECT_NE(g.status.message().find("shrank"), std::string::npos) << g.status.message();
+  }
+}
+
+TEST_F(RangeReaderTest, ARefusedDirectOpenFallsBackToBufferedReads) {
+  ReadOptions o = forced_direct();
+  o.faults.no_direct = true;
+  expect_read(read_range(path_, kOffset, kLength, o), ReadMode::buffered, expected());
+}
+
+// tmpfs: its pages are the file (never "not cached"), and a kernel before
+// 6.6 refuses O_DIRECT there; whichever way it reads, the bytes are right.
+TEST_F(RangeReaderTest, AFileOnTmpfsIsReadWhateverItsDirectSupport) {
+  char templ[] = "/dev/shm/genomed-read-into-XXXXXX";
+  const int fd = ::mkstemp(templ);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  testing::write_file(templ, content_);
+  const Got forced = read_range(templ, kOffset, kLength, forced_direct());
+  ReadOptions defaults;
+  defaults.direct_min = 0;
+  const Got chosen = read_range(templ, kOffset, kLength, defaults);
+  ::unlink(templ);
+  ASSERT_TRUE(forced.status.ok()) << forced.status.to_string();
+  EXPECT_TRUE(forced.bytes == expected());
+  ASSERT_TRUE(chosen.status.ok()) << chosen.status.to_string();
+  EXPECT_EQ(chosen.mode, ReadMode::buffered);  // all of it is "cached"
+  EXPECT_TRUE(chosen.bytes == expected());
+}
+
+// A worker under a tight --worker-memory-limit (RLIMIT_AS) has no room for
+// the reader threads' stacks: the read goes buffered instead of ending the
+// worker with an uncaught std::system_error. In a child: the limit stays there.
+TEST_F(RangeReaderTest, WithoutRoomForItsThreadsTheReaderReadsBuffered) {
+  EXPECT_EXIT(
+      {
+        // More readers than the stacks glibc may keep cached from earlier
+        // tests' threads (at most 40 MiB): some cannot start.
+        ReadOptions o = forced_direct();
+        o.direct_chunk = 4096;
+        o.direct_in_flight = 64;
+        if (!limit_memory(4u << 20).ok()) std::_Exit(3);
+        const Got g = read_range(path_, kOffset, kLength, o);
+        const bool right = g.status.ok() && g.bytes == expected() && g.pieces == expected();
+        std::_Exit(right && g.fallbacks == 1 ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+TEST_F(RangeReaderTest, AnUncachedFileIsReadDirectACachedOneBuffered) {
+  ReadOptions o;
+  o.direct_min = 0;
+  o.direct_chunk = 8192;
+  {
+    Fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(fd.valid());
+    ASSERT_EQ(::fdatasync(fd.get()), 0);
+    ASSERT_EQ(::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED), 0);
+  }
+  expect_read(read_range(path_, kOffset, kLength, o), ReadMode::direct, expected());
+  (void)testing::read_file(path_);  // now it is cached
+  expect_read(read_range(path_, kOffset, kLength, o), ReadMode::buffered, expected());
+}
+
+}  // namespace
+}  // namespace genomed::format

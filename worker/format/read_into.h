@@ -1,0 +1,107 @@
+// The fill's reader: copies a range of an adapter's weights file into the
+// arena and hands each piece to the caller (the checksums) right after it is
+// written, while it is still in the CPU's cache: one pass over the bytes.
+//
+// Two ways to read, chosen per range (issue 24):
+//  - buffered: pread from the page cache in kBufferedChunk pieces straight
+//    into the destination. The right way when the file is cached: memcpy
+//    speed, nothing to wait for.
+//  - direct: when most of the range is not in the page cache (cachestat),
+//    the file is reopened with O_DIRECT (through /proc/self/fd, so it is the
+//    very inode the supervisor opened and leased, never a path lookup) and
+//    read in large aligned chunks, several in flight (one thread per
+//    bounce buffer, which also copies its chunks into place, so the copies
+//    use every core), each chunk hashed in order once it is in place.
+//    Buffered reads of a cold file go through readahead one stream deep;
+//    parallel direct reads keep the device's queue full.
+// Direct reads fall back to buffered ones whenever the file system refuses
+// them (the O_DIRECT open or a read answers EINVAL), for the whole range or
+// the chunk concerned. Either way the bytes land in the destination exactly
+// as a pread would give them, so validation, checksums and the supervisor's
+// file identity / read lease checks are unchanged: the descriptor the
+// supervisor passed is never moved, and its flags are never changed (the
+// O_DIRECT descriptor is a description of the worker's own).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+
+#include "common/fd.h"
+#include "common/status.h"
+
+namespace genomed::format {
+
+// Copy-then-hash granularity of buffered reads: small enough that a piece
+// is still in L2 when it is hashed, large enough that the pread's own cost
+// vanishes (earlier: 8 MiB pieces, hashed from L3 or memory).
+inline constexpr std::size_t kBufferedChunk = 512u << 10;
+
+// Test-only failures of the reader's reads (genome-worker --fault
+// ACTION@read maps onto these), so its error paths run for real.
+struct ReadFaults {
+  bool no_direct = false;    // the O_DIRECT open fails with EINVAL (as on a file system without it)
+  bool short_reads = false;  // every read returns about half of what was asked (never 0)
+  bool eio = false;          // every data read fails with EIO (a failing disk)
+};
+
+struct ReadOptions {
+  // Direct reads: one read's size (a multiple of 4 KiB) and how many are in
+  // flight at once (threads, each with its own bounce buffer).
+  std::size_t direct_chunk = 4u << 20;
+  int direct_in_flight = 4;
+  // Ranges shorter than this are read buffered whatever the cache holds:
+  // starting the readers costs more than they win.
+  std::uint64_t direct_min = 8u << 20;
+  // Direct reads are used when less than this fraction of the range's pages
+  // are in the page cache. 0 turns direct reads off; above 1, always direct
+  // (tests).
+  double direct_below_cached = 0.5;
+  ReadFaults faults;
+};
+
+enum class ReadMode { buffered, direct };
+
+class RangeReader {
+ public:
+  // `fd`: the weights file, open for reading (shared with other processes:
+  // read with pread only). `label` names it in messages.
+  RangeReader(int fd, std::string label, ReadOptions options = {});
+  ~RangeReader();
+  RangeReader(const RangeReader&) = delete;
+  RangeReader& operator=(const RangeReader&) = delete;
+
+  using Sink = std::function<void(std::span<const std::byte>)>;
+
+  // Copies the file's bytes [offset, offset + length) to out[0, length),
+  // calling `sink` with each piece of `out`, in order, right after it is
+  // written. Errc::file_unreadable (naming the file, the offset and the
+  // cause) when a read fails; Errc::file_changed when the file ends before
+  // offset + length (it shrank). On error `out` may hold part of the range.
+  Status read(std::uint64_t offset, std::uint64_t length, std::byte* out, const Sink& sink);
+
+  // How the last read() read (tests, logs).
+  ReadMode last_mode() const { return last_mode_; }
+  // How many reader threads had a direct read refused (EINVAL) and read
+  // buffered instead, over this reader's life.
+  std::uint64_t buffered_fallbacks() const { return fallbacks_; }
+
+ private:
+  bool want_direct(std::uint64_t offset, std::uint64_t length);
+  bool open_direct();
+  Status read_buffered(std::uint64_t offset, std::uint64_t length, std::byte* out,
+                       const Sink& sink);
+  Status read_direct(std::uint64_t offset, std::uint64_t length, std::byte* out, const Sink& sink);
+
+  const int fd_;
+  const std::string label_;
+  const ReadOptions options_;
+  Fd direct_fd_;               // O_DIRECT description of fd_'s file; invalid until opened
+  bool direct_failed_ = false;  // the O_DIRECT open failed: buffered from now on
+  ReadMode last_mode_ = ReadMode::buffered;
+  std::uint64_t fallbacks_ = 0;
+};
+
+}  // namespace genomed::format
