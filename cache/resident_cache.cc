@@ -258,6 +258,16 @@ bool ResidentCache::erase(const std::string& name) {
   return true;
 }
 
+void ResidentCache::rename(const std::string& from, const std::string& to) {
+  auto node = entries_.extract(from);
+  GENOMED_CHECK(!node.empty(), "rename of an adapter that is not resident");
+  GENOMED_CHECK(!entries_.contains(to), "rename onto a resident adapter");
+  *node.mapped().pos = to;  // its place in in_use_ or lru_ keeps its order
+  node.key() = to;
+  entries_.insert(std::move(node));
+  check_invariants();
+}
+
 std::optional<ResidentCache::EntryView> ResidentCache::find(const std::string& name) const {
   auto it = entries_.find(name);
   if (it == entries_.end()) return std::nullopt;

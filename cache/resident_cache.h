@@ -90,6 +90,11 @@ class ResidentCache {
   // Removes an unleased, unpinned entry and frees its range. Returns false
   // if absent, leased or pinned.
   bool erase(const std::string& name);
+  // The entry `from` goes on under the name `to`, with its range, leases,
+  // pin and place in its list (a RELOAD retiring a generation, or
+  // publishing one loaded under a hidden name: loader/generations.h).
+  // REQUIRES: `from` is resident and `to` is not.
+  void rename(const std::string& from, const std::string& to);
 
   struct EntryView {
     std::uint64_t offset;

@@ -254,6 +254,23 @@ genomed_errc genomed_acquire(genomed_client* client, const char* name, int64_t t
   });
 }
 
+genomed_errc genomed_reload(genomed_client* client, const char* name, int64_t timeout_ms,
+                            uint64_t* generation, genomed_error* error) {
+  constexpr const char* what = "genomed_reload";
+  if (client == nullptr) return null_argument(error, what, "client");
+  if (name == nullptr) return null_argument(error, what, "name");
+  if (too_long(name, GENOMED_MAX_NAME))
+    return overlong(error, what, "name", GENOMED_MAX_NAME, "GENOMED_MAX_NAME");
+  const auto timeout = call_timeout(timeout_ms);
+  if (!timeout) return bad_timeout(error, what, timeout_ms);
+  return guarded(error, what, [&] {
+    auto reloaded = client->client.reload(std::string_view(name), *timeout);
+    if (!reloaded) return fail(error, reloaded.status());
+    if (generation != nullptr) *generation = reloaded->generation;
+    return succeed(error);
+  });
+}
+
 genomed_errc genomed_acquire_batch(genomed_client* client, const char* const* names, size_t count,
                                    int64_t timeout_ms, genomed_lease** leases,
                                    genomed_error* error) {
@@ -303,6 +320,9 @@ const char* genomed_lease_name(const genomed_lease* lease) {
 }
 uint64_t genomed_lease_generation(const genomed_lease* lease) {
   return lease == nullptr ? 0 : lease->lease.generation();
+}
+const char* genomed_lease_digest(const genomed_lease* lease) {
+  return lease == nullptr ? "" : lease->lease.digest().c_str();
 }
 uint64_t genomed_lease_id(const genomed_lease* lease) {
   return lease == nullptr ? 0 : lease->lease.id();

@@ -45,18 +45,26 @@ Result<std::unique_ptr<LeaseState>> make_lease(const std::shared_ptr<Connection>
   state->id = g.lease;
   state->generation = g.generation;
   const client_detail::CopyKey key{g.generation, g.offset, g.length};
-  if (auto hit = conn->headers.find(key)) {
-    state->adapter = std::move(hit);
-    return state;
+  std::shared_ptr<const client_detail::ParsedAdapter> adapter = conn->headers.find(key);
+  if (adapter == nullptr) {
+    auto parsed = client_detail::parse_adapter(
+        std::span<const std::byte>(conn->arena, conn->arena_bytes), g.offset, g.length);
+    if (!parsed) {
+      conn->release(g.lease);
+      return Status(Errc::layout_invalid, "adapter '" + g.name + "': " + parsed.status().message());
+    }
+    adapter = std::move(parsed).value();
+    conn->headers.remember(key, adapter);
   }
-  auto adapter = client_detail::parse_adapter(
-      std::span<const std::byte>(conn->arena, conn->arena_bytes), g.offset, g.length);
-  if (!adapter) {
+  // The daemon computed the digest from the header it verified; a header
+  // that says otherwise is not the copy the grant names.
+  if (!g.digest.empty() && g.digest != adapter->digest) {
     conn->release(g.lease);
-    return Status(Errc::layout_invalid, "adapter '" + g.name + "': " + adapter.status().message());
+    return Status(Errc::layout_invalid, "adapter '" + g.name + "': genomed granted content " +
+                                            g.digest + " but the resident header holds " +
+                                            adapter->digest);
   }
-  conn->headers.remember(key, *adapter);
-  state->adapter = std::move(adapter).value();
+  state->adapter = std::move(adapter);
   return state;
 }
 
@@ -184,6 +192,14 @@ Result<UnloadInfo> Client::unload(std::string_view name, Timeout timeout) {
   req.names = {std::string(name)};
   GENOMED_ASSIGN_OR_RETURN(std::string body, call(*conn_, req, timeout, false));
   return checked(ipc::decode_unload_reply(body), body, "unload");
+}
+
+Result<ReloadInfo> Client::reload(std::string_view name, Timeout timeout) {
+  ipc::Request req;
+  req.op = ipc::Op::reload;
+  req.names = {std::string(name)};
+  GENOMED_ASSIGN_OR_RETURN(std::string body, call(*conn_, req, timeout, true));
+  return checked(ipc::decode_reload_reply(body), body, "reload");
 }
 
 Result<LoadInfo> Client::prefetch(std::string_view name, Timeout timeout) {

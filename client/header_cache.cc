@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "layout/content_digest.h"
 #include "layout/dtype.h"
 
 namespace genomed::client_detail {
@@ -18,6 +19,7 @@ Result<std::shared_ptr<const ParsedAdapter>> parse_adapter(std::span<const std::
   auto layout = layout::read_layout_header(adapter->bytes, &adapter->contract);
   if (!layout) return Status(Errc::layout_invalid, layout.status().message());
   adapter->layout = std::move(layout).value();
+  adapter->digest = layout::content_digest(adapter->layout).hex();
   adapter->views.reserve(adapter->layout.tensors.size());
   for (const auto& t : adapter->layout.tensors) {
     TensorView v;

@@ -29,6 +29,7 @@ struct ParsedAdapter {
   layout::AdapterContract contract;  // owns the config and the module paths
   std::vector<TensorView> views;     // built once, never resized: modules point into it
   std::vector<LoraModule> modules;
+  std::string digest;  // layout::content_digest(layout).hex()
 };
 
 // Which bytes of the arena a grant names.

@@ -35,6 +35,7 @@ void Lease::release() {
 const std::string& Lease::name() const { return state_->name; }
 std::uint64_t Lease::id() const { return state_->id; }
 std::uint64_t Lease::generation() const { return state_->generation; }
+const std::string& Lease::digest() const { return state_->adapter->digest; }
 std::uint32_t Lease::lora_rank() const { return state_->adapter->layout.lora_r; }
 double Lease::lora_alpha() const { return state_->adapter->layout.lora_alpha; }
 const AdapterConfig& Lease::config() const { return state_->adapter->contract.config; }

@@ -148,6 +148,36 @@ TEST(CApiDaemon, ALeaseShowsWhatTheCppClientShows) {
   EXPECT_EQ(error.message[0], '\0');
 }
 
+TEST(CApiDaemon, ReloadSwapsInANewGenerationAndLeasesShowTheirDigest) {
+  Daemon daemon;
+  daemon.add_adapter("a", {.seed = 1});
+  CClient client = connect_c(daemon);
+  ASSERT_TRUE(client);
+  CLease old = acquire_c(client.get(), "a");
+  ASSERT_TRUE(old);
+  const std::string old_digest = genomed_lease_digest(old.get());
+  EXPECT_EQ(old_digest.size(), 32u);
+  EXPECT_STREQ(genomed_lease_digest(nullptr), "");
+
+  daemon.add_adapter("a", {.seed = 2});
+  std::uint64_t generation = 0;
+  genomed_error error;
+  ASSERT_EQ(genomed_reload(client.get(), "a", GENOMED_TIMEOUT_DEFAULT, &generation, &error),
+            GENOMED_OK)
+      << error.message;
+  EXPECT_NE(generation, genomed_lease_generation(old.get()));
+  CLease now = acquire_c(client.get(), "a");
+  ASSERT_TRUE(now);
+  EXPECT_EQ(genomed_lease_generation(now.get()), generation);
+  EXPECT_NE(std::string(genomed_lease_digest(now.get())), old_digest);
+  EXPECT_EQ(std::string(genomed_lease_digest(old.get())), old_digest);  // the old copy, intact
+  EXPECT_EQ(genomed_lease_verify(old.get(), &error), GENOMED_OK) << error.message;
+  EXPECT_EQ(genomed_reload(client.get(), "missing", GENOMED_TIMEOUT_DEFAULT, nullptr, &error),
+            GENOMED_ERRC_NOT_FOUND);
+  EXPECT_EQ(genomed_reload(nullptr, "a", GENOMED_TIMEOUT_DEFAULT, nullptr, &error),
+            GENOMED_ERRC_BAD_REQUEST);
+}
+
 TEST(CApiDaemon, ErrorsArriveAsCodesWithNamesAndLeaveTheClientUsable) {
   Daemon daemon;
   daemon.add_adapter("a", {});

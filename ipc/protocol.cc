@@ -9,7 +9,7 @@
 namespace genomed::ipc {
 namespace {
 
-constexpr std::array<std::pair<Op, std::string_view>, 10> kOps{{
+constexpr std::array<std::pair<Op, std::string_view>, 11> kOps{{
     {Op::hello, "hello"},
     {Op::load, "load"},
     {Op::acquire, "acquire"},
@@ -20,6 +20,7 @@ constexpr std::array<std::pair<Op, std::string_view>, 10> kOps{{
     {Op::health, "health"},
     {Op::pin, "pin"},
     {Op::unpin, "unpin"},
+    {Op::reload, "reload"},
 }};
 
 MapWriter& ok_reply(MapWriter& w) { return w.put("ok", true); }
@@ -94,6 +95,26 @@ Status decode_load_options(const MapView& root, Request* r) {
   return Status::Ok();
 }
 
+// The optional `digest` of a grant, LOAD, PIN or LIST entry: 32 lowercase
+// hex digits (layout/content_digest.h); absent from older daemons and from
+// entries still loading: left empty.
+Status read_digest(const MapView& m, std::string* digest, const char* key = "digest") {
+  if (!m.has(key)) return Status::Ok();
+  GENOMED_ASSIGN_OR_RETURN(std::string d, m.str(key));
+  const bool hex = d.size() == 32 && d.find_first_not_of("0123456789abcdef") == std::string::npos;
+  if (!hex) {
+    return Status(Errc::bad_request, std::string("field '") + key +
+                                         "': expected 32 lowercase hex digits, got " + quote(d));
+  }
+  *digest = std::move(d);
+  return Status::Ok();
+}
+
+MapWriter& put_digest(MapWriter& w, const std::string& digest) {
+  if (!digest.empty()) w.put("digest", digest);
+  return w;
+}
+
 }  // namespace
 
 std::string_view priority_name(Priority p) {
@@ -134,6 +155,7 @@ std::string encode_request(const Request& r) {
     case Op::unload:
     case Op::pin:
     case Op::unpin:
+    case Op::reload:
       w.put("name", r.names.empty() ? std::string() : r.names.front());
       break;
     case Op::acquire:
@@ -181,7 +203,8 @@ Result<Request> decode_request(std::string_view body) {
     case Op::load:
     case Op::unload:
     case Op::pin:
-    case Op::unpin: {
+    case Op::unpin:
+    case Op::reload: {
       GENOMED_ASSIGN_OR_RETURN(std::string name, root.str("name"));
       GENOMED_RETURN_IF_ERROR(check_utf8_name("name", name));
       r.names.push_back(std::move(name));
@@ -255,6 +278,7 @@ std::string encode_reply(const AcquireReply& r) {
         .put("offset", g.offset)
         .put("length", g.length)
         .put("generation", g.generation);
+    put_digest(gw, g.digest);
     if (g.slot) gw.put("slot", *g.slot).put("slot_tag", g.slot_tag);
     grants.push_back(gw.finish());
   }
@@ -270,6 +294,20 @@ std::string encode_reply(const LoadReply& r) {
       .put("bytes", r.bytes)
       .put("generation", r.generation)
       .put("was_resident", r.was_resident);
+  put_digest(w, r.digest);
+  return w.finish();
+}
+
+std::string encode_reply(const ReloadReply& r) {
+  MapWriter w;
+  ok_reply(w)
+      .put("name", r.name)
+      .put("bytes", r.bytes)
+      .put("generation", r.generation)
+      .put("digest", r.digest)
+      .put("previous_generation", r.previous_generation);
+  w.put("previous_leases", r.previous_leases);
+  if (!r.previous_digest.empty()) w.put("previous_digest", r.previous_digest);
   return w.finish();
 }
 
@@ -287,6 +325,7 @@ std::string encode_reply(const PinReply& r) {
       .put("generation", r.generation)
       .put("pinned", r.pinned)
       .put("was_pinned", r.was_pinned);
+  put_digest(w, r.digest);
   return w.finish();
 }
 
@@ -302,6 +341,7 @@ std::string encode_reply(const ListReply& r) {
         .put("generation", a.generation)
         .put("pinned", a.pinned)
         .put("idle_ms", a.idle_ms);
+    put_digest(aw, a.digest);
     if (a.state == "loading") aw.put("fill_total", a.fill_total).put("filled", a.filled);
     if (a.expires_in_ms)
       aw.put("expires_in_ms", *a.expires_in_ms);
@@ -369,6 +409,7 @@ Result<AcquireReply> decode_acquire_reply(std::string_view body) {
     GENOMED_ASSIGN_OR_RETURN(grant.offset, g.u64("offset"));
     GENOMED_ASSIGN_OR_RETURN(grant.length, g.u64("length"));
     GENOMED_ASSIGN_OR_RETURN(grant.generation, g.u64("generation"));
+    GENOMED_RETURN_IF_ERROR(read_digest(g, &grant.digest));
     if (g.has("slot")) {
       GENOMED_ASSIGN_OR_RETURN(std::uint64_t slot, g.u64("slot"));
       GENOMED_ASSIGN_OR_RETURN(std::uint64_t tag, g.u64("slot_tag"));
@@ -392,6 +433,20 @@ Result<LoadReply> decode_load_reply(std::string_view body) {
   GENOMED_ASSIGN_OR_RETURN(r.bytes, m.root().u64("bytes"));
   GENOMED_ASSIGN_OR_RETURN(r.generation, m.root().u64("generation"));
   GENOMED_ASSIGN_OR_RETURN(r.was_resident, m.root().boolean("was_resident"));
+  GENOMED_RETURN_IF_ERROR(read_digest(m.root(), &r.digest));
+  return r;
+}
+
+Result<ReloadReply> decode_reload_reply(std::string_view body) {
+  GENOMED_ASSIGN_OR_RETURN(Message m, parse_reply(body));
+  ReloadReply r;
+  GENOMED_ASSIGN_OR_RETURN(r.name, m.root().str("name"));
+  GENOMED_ASSIGN_OR_RETURN(r.bytes, m.root().u64("bytes"));
+  GENOMED_ASSIGN_OR_RETURN(r.generation, m.root().u64("generation"));
+  GENOMED_RETURN_IF_ERROR(read_digest(m.root(), &r.digest));
+  GENOMED_ASSIGN_OR_RETURN(r.previous_generation, m.root().u64("previous_generation"));
+  GENOMED_ASSIGN_OR_RETURN(r.previous_leases, m.root().u64("previous_leases"));
+  GENOMED_RETURN_IF_ERROR(read_digest(m.root(), &r.previous_digest, "previous_digest"));
   return r;
 }
 
@@ -412,6 +467,7 @@ Result<PinReply> decode_pin_reply(std::string_view body) {
   GENOMED_ASSIGN_OR_RETURN(r.generation, m.root().u64("generation"));
   GENOMED_ASSIGN_OR_RETURN(r.pinned, m.root().boolean("pinned"));
   GENOMED_ASSIGN_OR_RETURN(r.was_pinned, m.root().boolean("was_pinned"));
+  GENOMED_RETURN_IF_ERROR(read_digest(m.root(), &r.digest));
   return r;
 }
 
@@ -427,6 +483,7 @@ Result<ListReply> decode_list_reply(std::string_view body) {
     GENOMED_ASSIGN_OR_RETURN(s.bytes, e.u64("bytes"));
     GENOMED_ASSIGN_OR_RETURN(s.leases, e.u64("leases"));
     GENOMED_ASSIGN_OR_RETURN(s.generation, e.u64("generation"));
+    GENOMED_RETURN_IF_ERROR(read_digest(e, &s.digest));
     if (e.has("pinned")) {  // absent from daemons older than PIN
       GENOMED_ASSIGN_OR_RETURN(s.pinned, e.boolean("pinned"));
     }

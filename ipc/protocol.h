@@ -41,6 +41,7 @@ enum class Op : std::uint8_t {
   health,
   pin,
   unpin,
+  reload,  // swaps in the adapter's current files as a new generation (loader/generations.h)
 };
 
 std::string_view op_name(Op op);
@@ -53,7 +54,7 @@ struct Request {
   // hello, optional: the client takes leases through a page of lease slots
   // (layout/lease_slot.h) if the daemon offers one.
   bool lease_slots = false;
-  std::vector<std::string> names;     // load/unload/pin/unpin: exactly one; acquire: 1..kMaxBatch
+  std::vector<std::string> names;     // load/unload/pin/unpin/reload: exactly one; acquire: 1..kMaxBatch
   std::vector<std::uint64_t> leases;  // release: 1..kMaxBatch lease ids
   std::string after;                  // list: the page starts after this name ("" = first)
   std::uint32_t limit = 0;            // list: entries per page (0 = kMaxListPage)
@@ -94,6 +95,7 @@ struct LeaseGrant {
   std::uint64_t offset = 0;      // of the adapter's range in the arena
   std::uint64_t length = 0;      // of the range
   std::uint64_t generation = 0;  // load generation of the resident copy
+  std::string digest;  // its content digest, 32 hex digits; "" from older daemons
   // The lease is held through this slot of the connection's page (its count
   // is 1 for it): further leases on the adapter can be taken there, and
   // this one is given back there, not by RELEASE (layout/lease_slot.h).
@@ -108,6 +110,7 @@ struct AcquireReply {
 // LOAD, UNLOAD, LIST, STATS and HEALTH replies carry the public types.
 using LoadReply = LoadInfo;
 using UnloadReply = UnloadInfo;
+using ReloadReply = ReloadInfo;
 using PinReply = PinInfo;  // PIN and UNPIN
 using AdapterStatus = AdapterInfo;
 using HealthReply = Health;
@@ -128,6 +131,7 @@ std::string encode_reply(const HelloReply& r);
 std::string encode_reply(const AcquireReply& r);
 std::string encode_reply(const LoadReply& r);
 std::string encode_reply(const UnloadReply& r);
+std::string encode_reply(const ReloadReply& r);
 std::string encode_reply(const PinReply& r);
 std::string encode_reply(const ListReply& r);
 std::string encode_reply(const StatsReply& r);
@@ -139,6 +143,7 @@ Result<HelloReply> decode_hello_reply(std::string_view body);
 Result<AcquireReply> decode_acquire_reply(std::string_view body);
 Result<LoadReply> decode_load_reply(std::string_view body);
 Result<UnloadReply> decode_unload_reply(std::string_view body);
+Result<ReloadReply> decode_reload_reply(std::string_view body);
 Result<PinReply> decode_pin_reply(std::string_view body);
 Result<ListReply> decode_list_reply(std::string_view body);
 Result<StatsReply> decode_stats_reply(std::string_view body);

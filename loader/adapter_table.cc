@@ -21,6 +21,15 @@ void AdapterTable::start_loading(const std::string& name, const std::shared_ptr<
   entries_[name] = AdapterEntry{AdapterState::loading, flight->generation, flight};
 }
 
+AdapterTable::iterator AdapterTable::rename(const std::string& from, const std::string& to) {
+  auto node = entries_.extract(from);
+  GENOMED_CHECK(!node.empty(), "rename of an absent adapter entry");
+  node.key() = to;
+  auto [it, inserted, rest] = entries_.insert(std::move(node));
+  GENOMED_CHECK(inserted, "rename onto an existing adapter entry");
+  return it;
+}
+
 std::size_t AdapterTable::loading() const {
   std::size_t n = 0;
   for (const auto& [name, e] : entries_) n += e.state == AdapterState::loading ? 1 : 0;

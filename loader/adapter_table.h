@@ -22,6 +22,7 @@
 #include <string>
 
 #include "cache/resident_cache.h"
+#include "layout/content_digest.h"
 #include "loader/flight.h"
 
 namespace genomed::loader {
@@ -38,6 +39,8 @@ struct AdapterEntry {
   // READY), and its own keep-alive (nullopt: --idle-unload).
   Clock::time_point last_used{};
   std::optional<std::chrono::milliseconds> keep_alive;
+  // What the generation holds (layout/content_digest.h); set once READY.
+  layout::ContentDigest digest;
 };
 
 class AdapterTable {
@@ -54,6 +57,9 @@ class AdapterTable {
   AdapterEntry& at(const std::string& name) { return entries_.at(name); }
   const AdapterEntry& at(const std::string& name) const { return entries_.at(name); }
   iterator erase(iterator it) { return entries_.erase(it); }
+  // The entry `from` goes on as `to` (loader/generations.h). REQUIRES:
+  // `from` exists and `to` does not.
+  iterator rename(const std::string& from, const std::string& to);
   iterator begin() { return entries_.begin(); }
   iterator end() { return entries_.end(); }
   Map::const_iterator begin() const { return entries_.begin(); }

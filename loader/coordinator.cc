@@ -54,7 +54,11 @@ Coordinator::Coordinator(CoordinatorOptions options, const NameResolver& resolve
                 [this](ConnectionId conn) REQUIRES(mu_) { return abandoned(conn); }}),
       path_(options_, clock, entries_, cache_, leases_, admission_, flights_, counters_,
             {[this](ConnectionId conn) REQUIRES(mu_) { return abandoned(conn); },
-             [this]() REQUIRES(mu_) { return shutting_down_; }}) {}
+             [this]() REQUIRES(mu_) { return shutting_down_; }}),
+      generations_(entries_, cache_, leases_, pins_,
+                   {[this](AdapterTable::iterator it) REQUIRES(mu_) {
+                     unloads_.erase_resident(it);
+                   }}) {}
 
 Coordinator::~Coordinator() { shutdown(); }
 
@@ -83,7 +87,8 @@ Result<ipc::LoadReply> Coordinator::load(const std::string& name, ConnectionId c
   GENOMED_ASSIGN_OR_RETURN(const bool hit, path_.make_resident(lock, name, conn, hook, options));
   cache_.touch(name);
   idle_.mark_used(name, options.keep_alive);
-  return ipc::LoadReply{name, cache_.find(name)->length, entries_.at(name).generation, hit};
+  const AdapterEntry& e = entries_.at(name);
+  return ipc::LoadReply{name, cache_.find(name)->length, e.generation, hit, e.digest.hex()};
 }
 
 Result<ipc::PinReply> Coordinator::pin(const std::string& name, ConnectionId conn,
@@ -123,8 +128,8 @@ Result<ipc::PinReply> Coordinator::unpin(const std::string& name) {
 
 ipc::PinReply Coordinator::pin_reply(const std::string& name, bool was_pinned) const {
   const auto view = cache_.find(name);
-  return ipc::PinReply{name, view->length, entries_.at(name).generation, view->pinned,
-                       was_pinned};
+  const AdapterEntry& e = entries_.at(name);
+  return ipc::PinReply{name, view->length, e.generation, view->pinned, was_pinned, e.digest.hex()};
 }
 
 // ---------------------------------------------------------------------------
@@ -201,6 +206,7 @@ bool Coordinator::holds_leases(ConnectionId conn) {
 
 Result<ipc::UnloadReply> Coordinator::unload(const std::string& name) {
   MutexLock lock(mu_);
+  cancel_reload(name);
   auto reply = unloads_.unload(name);
   check_invariants();
   return reply;
@@ -215,6 +221,7 @@ ipc::ListReply Coordinator::list(std::string_view after, std::size_t limit) cons
   auto it = after.empty() ? entries_.begin() : entries_.after(std::string(after));
   for (; it != entries_.end(); ++it) {
     const auto& [name, e] = *it;
+    if (is_hidden_key(name)) continue;  // a generation beside the one a name serves
     if (reply.adapters.size() == limit) {
       reply.next = reply.adapters.back().name;
       break;

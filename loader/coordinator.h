@@ -34,6 +34,7 @@
 #include "loader/admission_queue.h"
 #include "loader/coordinator_options.h"
 #include "loader/flights.h"
+#include "loader/generations.h"
 #include "loader/idle_unloader.h"
 #include "loader/introspection.h"
 #include "loader/latency_histogram.h"
@@ -113,6 +114,14 @@ class Coordinator {
   Result<ipc::PinReply> pin(const std::string& name, ConnectionId conn = 0,
                             WaitHook* hook = nullptr, const RequestOptions& options = {})
       EXCLUDES(mu_);
+  // RELOAD: loads `name`'s current files as a new generation beside the
+  // one it serves and swaps it in once verified (loader/generations.h;
+  // defined in loader/reload.cc). A name not resident is loaded as LOAD
+  // would; a draining one is `draining`; one already reloading is
+  // `overloaded`. A failed load leaves the old generation serving.
+  Result<ipc::ReloadReply> reload(const std::string& name, ConnectionId conn = 0,
+                                  WaitHook* hook = nullptr, const RequestOptions& options = {})
+      EXCLUDES(mu_);
   // Unpins a resident name (evictable again, most recently used);
   // not_loaded if it is not resident. Unpinning an unpinned name is a no-op.
   Result<ipc::PinReply> unpin(const std::string& name) EXCLUDES(mu_);
@@ -130,6 +139,8 @@ class Coordinator {
  private:
   using State = AdapterState;
 
+  // UNLOAD of `name` cancels its RELOAD still loading (loader/reload.cc).
+  void cancel_reload(const std::string& name) REQUIRES(mu_);
   // The reply to PIN or UNPIN of the resident `name`.
   ipc::PinReply pin_reply(const std::string& name, bool was_pinned) const REQUIRES(mu_);
   // Leases::LastEnded: a DRAINING adapter is freed, another may idle (and
@@ -171,6 +182,8 @@ class Coordinator {
   // A request from its first look to its reply: the hit path, serve
   // (join, wait for room, lease), settle; the requests in progress.
   RequestPath path_ GUARDED_BY(mu_);
+  // RELOAD's swap of generations under one name.
+  Generations generations_ GUARDED_BY(mu_);
 };
 
 }  // namespace genomed::loader

@@ -48,7 +48,10 @@ struct Request;  // request_path.h
 struct Flight {
   enum class Phase { running, decided, finished, ended };
 
-  std::string name;
+  std::string name;  // its entry's key: the adapter's name, or a hidden key (generations.h)
+  // The adapter whose files it loads: `name`, or for a RELOAD's flight the
+  // name whose generation it will replace.
+  std::string source;
   std::uint64_t generation = 0;
   // Its thread waits here: for predecessors to end, for a range, for a cancel.
   std::condition_variable cv;
@@ -64,6 +67,8 @@ struct Flight {
   // Set once probed: the range it needs. A ticket gives it its range.
   std::shared_ptr<RangeClaim> claim;
   FillProgress progress;  // LIST shows it while loading
+  // Set by its thread once filled and verified, before publish() reads it.
+  layout::ContentDigest digest;
   // Requests waiting on it; each deregisters before it returns.
   std::vector<Request*> waiters;
 

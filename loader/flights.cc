@@ -51,10 +51,11 @@ Clock::time_point Flights::waiter_deadline() const {
          std::chrono::seconds(5);
 }
 
-void Flights::start(const std::string& name) {
+void Flights::start(const std::string& name, const std::string& source) {
   threads_.reap();
   auto flight = std::make_shared<Flight>();
   flight->name = name;
+  flight->source = source.empty() ? name : source;
   entries_.start_loading(name, flight);
   ++counters_.loads_started;
   threads_.start(flight, [this, flight] { run(flight); });
@@ -172,6 +173,7 @@ Status Flights::publish(Flight& flight, cache::ResidentCache::Range range, std::
   cache_.insert(name, range.offset, bytes);
   AdapterEntry& e = entries_.at(name);
   e.state = AdapterState::ready;
+  e.digest = flight.digest;
   e.flight.reset();
   e.last_used = clock_.now();
   counters_.bytes_loaded += bytes;

@@ -66,7 +66,8 @@ class Flights : private LoadHost {
 
   // Under mu: `name` (absent) becomes LOADING, and its load starts on a
   // flight thread of its own.
-  void start(const std::string& name);
+  // `source`: the adapter whose files it loads, when not `name` (a RELOAD).
+  void start(const std::string& name, const std::string& source = {});
   // Under mu: cancels the LOADING entry `it`: its waiters get `why`, its
   // jobs stop; returns the entry after it.
   AdapterTable::iterator cancel_loading(AdapterTable::iterator it, const Status& why);

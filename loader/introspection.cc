@@ -22,6 +22,7 @@ ipc::AdapterStatus adapter_status(const std::string& name, const AdapterEntry& e
   s.state = state_name(e.state);
   s.generation = e.generation;
   if (view) {
+    s.digest = e.digest.hex();
     s.bytes = view->length;
     s.leases = leases;
     s.pinned = view->pinned;

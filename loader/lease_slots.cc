@@ -190,6 +190,24 @@ std::vector<std::string> SlotLeases::used_names() {
   return names;
 }
 
+void SlotLeases::rename(const std::string& from, const std::string& to) {
+  auto named = by_name_.extract(from);
+  if (named.empty()) return;
+  GENOMED_CHECK(!by_name_.contains(to), "slots renamed onto an adapter with slots");
+  for (const LeaseId id : named.mapped()) {
+    Held& h = leases_.at(id);
+    h.name = to;
+    auto page = pages_.find(h.page.get());
+    GENOMED_CHECK(page != pages_.end(), "a slot lease of an untracked page");
+    auto slot = page->second.by_name.extract(from);
+    GENOMED_CHECK(!slot.empty(), "a slot lease missing from its page's index");
+    slot.key() = to;
+    page->second.by_name.insert(std::move(slot));
+  }
+  named.key() = to;
+  by_name_.insert(std::move(named));
+}
+
 std::size_t SlotLeases::count(const std::string& name) const {
   const auto nit = by_name_.find(name);
   return nit == by_name_.end() ? 0 : nit->second.size();

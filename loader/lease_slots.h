@@ -101,6 +101,9 @@ class SlotLeases {
   // The adapters with a slot that were used since the last look.
   std::vector<std::string> used_names();
 
+  // The slot leases on `from` are on `to` from now on (with the table's
+  // rename). A page may then grant a slot on `from` again.
+  void rename(const std::string& from, const std::string& to);
   // Slot leases on `name` (each is one lease of the LeaseTable).
   std::size_t count(const std::string& name) const;
   // Leases taken through the slots on `name` now, as their words say: at

@@ -32,6 +32,18 @@ std::optional<LeaseTable::Ended> LeaseTable::end(LeaseId id, std::optional<Conne
   return ended;
 }
 
+void LeaseTable::rename(const std::string& from, const std::string& to) {
+  auto named = per_name_.extract(from);
+  if (named.empty()) return;
+  GENOMED_CHECK(!per_name_.contains(to), "leases renamed onto an adapter with leases");
+  named.key() = to;
+  per_name_.insert(std::move(named));
+  visited_ += leases_.size();
+  for (auto& [id, record] : leases_) {
+    if (record.name == from) record.name = to;
+  }
+}
+
 std::vector<LeaseId> LeaseTable::of(ConnectionId conn) const {
   auto it = by_conn_.find(conn);
   if (it == by_conn_.end()) return {};

@@ -41,6 +41,9 @@ class LeaseTable {
   // Ends a lease; nullopt if there is no such lease (already ended, or never
   // granted). With `conn`, only a lease of that connection is ended.
   std::optional<Ended> end(LeaseId id, std::optional<ConnectionId> conn = std::nullopt);
+  // Every lease on `from` is a lease on `to` from now on (after the cache's
+  // own rename of the adapter). O(all leases): only a RELOAD's swap does it.
+  void rename(const std::string& from, const std::string& to);
   // The leases of a connection, in no particular order. O(its leases).
   std::vector<LeaseId> of(ConnectionId conn) const;
   bool holds_any(ConnectionId conn) const { return by_conn_.contains(conn); }

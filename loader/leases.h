@@ -73,6 +73,12 @@ class Leases {
   bool reclaim();
   // Ends the idle slot leases on `name` and wants the busy ones back.
   void revoke(const std::string& name);
+  // Every lease on `from`, ordinary or through a slot, is a lease on `to`
+  // from now on: the cache's entry was renamed so (a RELOAD's swap).
+  void rename(const std::string& from, const std::string& to) {
+    table_.rename(from, to);
+    slots_.rename(from, to);
+  }
   // The drain: no slot is granted from now on; idle ones end now.
   void close_slots();
   bool has_slots(const std::string& name) const { return slots_.count(name) > 0; }

@@ -48,7 +48,7 @@ Status changed_or(const OpenedAdapter& adapter, const Status& failure) {
 }  // namespace
 
 Status LoadPipeline::load(const std::shared_ptr<Flight>& flight, LoadHost& host) {
-  const std::string& name = flight->name;
+  const std::string& name = flight->source;  // the files, quarantine and messages are its
   GENOMED_RETURN_IF_ERROR(host.await_predecessors(*flight));
   // The files are opened here, once: every job of the load reads these.
   GENOMED_ASSIGN_OR_RETURN(const OpenedAdapter adapter, resolver_.open(name));
@@ -65,7 +65,8 @@ Status LoadPipeline::load(const std::shared_ptr<Flight>& flight, LoadHost& host)
     // 2. Room in the budget, through the admission queue.
     GENOMED_ASSIGN_OR_RETURN(range, host.await_range(flight, layout.total_bytes));
     // 3. Fill and verify.
-    GENOMED_RETURN_IF_ERROR(
+    GENOMED_ASSIGN_OR_RETURN(
+        flight->digest,
         fill(name, adapter, layout, *range, flight->cancel, &fates, &flight->progress));
     // 4. Publish, unless unloaded meanwhile. The outcome is recorded before
     // the waiters wake, so a client told that its load succeeded finds the
@@ -159,7 +160,7 @@ Result<layout::ResidentLayout> LoadPipeline::probe(const std::string& name,
   return std::move(layout);
 }
 
-Status LoadPipeline::fill(const std::string& name, const OpenedAdapter& adapter,
+Result<layout::ContentDigest> LoadPipeline::fill(const std::string& name, const OpenedAdapter& adapter,
                           const layout::ResidentLayout& layout, cache::ResidentCache::Range range,
                           const std::shared_ptr<CancelToken>& cancel, Fates* fates,
                           FillProgress* progress) {
@@ -184,6 +185,7 @@ Status LoadPipeline::fill(const std::string& name, const OpenedAdapter& adapter,
   const std::size_t parts =
       layout.total_bytes >= kSplitFillBytes ? static_cast<std::size_t>(std::max(1, wanted)) : 1;
   const std::vector<layout::FillPart> split = layout::split_fill(layout, parts);
+  layout::ContentDigest digest;
   Status filled = [&]() -> Status {
     std::vector<std::uint64_t> checksums;
     const Status written =
@@ -203,12 +205,16 @@ Status LoadPipeline::fill(const std::string& name, const OpenedAdapter& adapter,
                                run_job(name, sealed, deadline, adapter.weights, cancel, fates));
       GENOMED_RETURN_IF_ERROR(jobs::decode_seal_reply(body));
     }
-    return verify(name, sealed.layout, range);
+    GENOMED_RETURN_IF_ERROR(verify(name, sealed.layout, range));
+    // Verified equal to the header clients read, so they can recompute it.
+    digest = layout::content_digest(sealed.layout);
+    return Status::Ok();
   }();
   client_log().debug("fill of {} into [{}, +{}) in {} part(s): {} in {:.2f} ms", quote(name),
                      range.offset, range.length, split.size(), printable(filled.to_string()),
                      ms_between(start, clock_.now()));
-  return filled;
+  if (!filled.ok()) return filled;
+  return digest;
 }
 
 Status LoadPipeline::verify(const std::string& name, const layout::ResidentLayout& expected,

@@ -43,6 +43,7 @@
 #include "common/status.h"
 #include "common/wait_clock.h"
 #include "layout/adapter_source.h"
+#include "layout/content_digest.h"
 #include "layout/fill_parts.h"
 #include "layout/resident_layout.h"
 #include "loader/name_resolver.h"
@@ -132,7 +133,9 @@ class LoadPipeline {
   // since they were opened (else `file_changed`).
   // `progress` (optional) learns the total at once and each part's bytes
   // when it completes (a fill of one part: all at once, at its end).
-  Status fill(const std::string& name, const OpenedAdapter& adapter,
+  // The content digest of what it filled (layout/content_digest.h), from the
+  // checksums the fill reported and the verified header.
+  Result<layout::ContentDigest> fill(const std::string& name, const OpenedAdapter& adapter,
               const layout::ResidentLayout& layout, cache::ResidentCache::Range range,
               const std::shared_ptr<CancelToken>& cancel, Fates* fates,
               FillProgress* progress = nullptr);

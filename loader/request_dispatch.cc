@@ -4,6 +4,8 @@
 
 #include "ipc/framing.h"
 #include "loader/client_log.h"
+#include "loader/generations.h"
+#include "loader/name_resolver.h"
 
 namespace genomed::loader {
 namespace {
@@ -31,8 +33,14 @@ std::string dispatch(const ipc::Request& req, const ConnectionContext& ctx,
     // PIN is refused with them: it starts loads as LOAD does, and a pin
     // would not outlive the stop anyway.
     if (draining &&
-        (req.op == ipc::Op::load || req.op == ipc::Op::acquire || req.op == ipc::Op::pin)) {
+        (req.op == ipc::Op::load || req.op == ipc::Op::acquire || req.op == ipc::Op::pin ||
+         req.op == ipc::Op::reload)) {
       return ipc::encode_error(ctx.drain->refusal());
+    }
+    // A key with a NUL names a generation beside the one a name serves
+    // (loader/generations.h): never a client's to name.
+    for (const std::string& name : req.names) {
+      if (is_hidden_key(name)) return ipc::encode_error(validate_name(name));
     }
     switch (req.op) {
       case ipc::Op::hello:
@@ -64,6 +72,8 @@ std::string dispatch(const ipc::Request& req, const ConnectionContext& ctx,
         return reply(c.pin(req.names.front(), id, from.wait, request_options(req)));
       case ipc::Op::unpin:
         return reply(c.unpin(req.names.front()));
+      case ipc::Op::reload:
+        return reply(c.reload(req.names.front(), id, from.wait, request_options(req)));
       case ipc::Op::list:
         return ipc::encode_reply(c.list(req.after, req.limit == 0 ? ipc::kMaxListPage : req.limit));
       case ipc::Op::stats:

@@ -150,9 +150,28 @@ Result<bool> RequestPath::make_resident(MutexLock& lock, const std::string& name
   return static_cast<bool>(hit[0]);
 }
 
+Result<std::vector<LeaseId>> RequestPath::make_resident_leased(MutexLock& lock,
+                                                               const std::string& key,
+                                                               ConnectionId conn, WaitHook* hook,
+                                                               const RequestOptions& options) {
+  Request req;
+  req.conn = conn;
+  req.wants_lease = true;
+  req.priority = options.priority;
+  std::vector<bool> hit(1);
+  if (Status s = run(lock, {key}, req, hook, &hit); !s.ok()) {
+    drop_leases(req);
+    return s;
+  }
+  std::vector<LeaseId> ids;
+  for (const auto& [name, id] : req.leases) ids.push_back(id);
+  return ids;
+}
+
 ipc::LeaseGrant RequestPath::grant_of(const std::string& name, LeaseId lease) const {
   const auto view = cache_.find(name);
-  return ipc::LeaseGrant{name, lease, view->offset, view->length, entries_.at(name).generation};
+  const AdapterEntry& e = entries_.at(name);
+  return ipc::LeaseGrant{name, lease, view->offset, view->length, e.generation, e.digest.hex()};
 }
 
 // ---------------------------------------------------------------------------

@@ -121,6 +121,13 @@ class RequestPath {
   // so nothing evicted it since); true if it was READY at the first look.
   Result<bool> make_resident(MutexLock& lock, const std::string& name, ConnectionId conn,
                              WaitHook* hook, const RequestOptions& options);
+  // make_resident() of `key` for a request that holds it once READY (the
+  // publish leases it to the request in the same step, so nothing evicts
+  // it before the caller acts): the leases' ids, which the caller ends.
+  // RELOAD's new generation (loader/reload.cc).
+  Result<std::vector<LeaseId>> make_resident_leased(MutexLock& lock, const std::string& key,
+                                                    ConnectionId conn, WaitHook* hook,
+                                                    const RequestOptions& options);
   // Acts on tickets that left the admission queue: evicts, grants, wakes.
   void settle(const std::vector<TicketPtr>& tickets);
 

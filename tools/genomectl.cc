@@ -38,6 +38,9 @@ commands:
   prefetch NAME              warm NAME for later: a low-priority load into
                              free room only (never evicts); exit 1 with
                              'prefetch_dropped' when it does not fit
+  reload NAME                load NAME's current files as a new generation and
+                             swap it in once verified; leases held keep the
+                             old bytes; a failed load leaves the old serving
   pin NAME                   load NAME if needed and pin it: never evicted
                              until unpinned (pins count against --pin-budget)
   unpin NAME                 make a pinned NAME evictable again
@@ -116,8 +119,10 @@ int cmd_acquire(genomed::Client& client, const std::string& name, double hold_se
   if (!leases) return report(leases.status());
   auto* lease = &leases->front();
   std::printf(
-      "adapter %s  generation %llu  lease %llu  r=%u alpha=%g  %zu tensors  %zu bytes resident\n",
+      "adapter %s  generation %llu  content %s  lease %llu  r=%u alpha=%g  %zu tensors  %zu bytes "
+      "resident\n",
       lease->name().c_str(), static_cast<unsigned long long>(lease->generation()),
+      lease->digest().c_str(),
       static_cast<unsigned long long>(lease->id()), lease->lora_rank(), lease->lora_alpha(),
       lease->tensors().size(), lease->bytes().size());
   std::size_t width = 6;
@@ -199,6 +204,7 @@ int cmd_list(genomed::Client& client, bool json, genomed::Client::Timeout timeou
                      {"bytes", a.bytes},
                      {"leases", a.leases},
                      {"generation", a.generation},
+                     {"digest", a.digest},
                      {"pinned", a.pinned},
                      {"idle_ms", a.idle_ms},
                      {"fill_total", a.fill_total},
@@ -209,20 +215,21 @@ int cmd_list(genomed::Client& client, bool json, genomed::Client::Timeout timeou
     std::printf("%s\n", out.dump(2).c_str());
     return 0;
   }
-  std::printf("%-32s  %-12s  %12s  %6s  %10s  %-6s  %9s  %10s\n", "name", "state", "bytes",
-              "leases", "generation", "pinned", "idle", "expires in");
+  std::printf("%-32s  %-12s  %12s  %6s  %10s  %-6s  %9s  %10s  %s\n", "name", "state", "bytes",
+              "leases", "generation", "pinned", "idle", "expires in", "content");
   for (const auto& a : *adapters) {
     const std::string expires = a.expires_in_ms ? seconds_text(*a.expires_in_ms) : "-";
     std::string state = a.state;  // "loading 42%" once its size is known
     if (a.state == "loading" && a.fill_total > 0)
       state += " " + std::to_string(percent_of(a.filled, a.fill_total)) + "%";
     // A name may hold control characters (a terminal would act on them).
-    std::printf("%-32s  %-12s  %12llu  %6llu  %10llu  %-6s  %9s  %10s\n",
+    std::printf("%-32s  %-12s  %12llu  %6llu  %10llu  %-6s  %9s  %10s  %s\n",
                 genomed::printable(a.name).c_str(), state.c_str(),
                 static_cast<unsigned long long>(a.bytes),
                 static_cast<unsigned long long>(a.leases),
                 static_cast<unsigned long long>(a.generation), a.pinned ? "yes" : "no",
-                seconds_text(a.idle_ms).c_str(), expires.c_str());
+                seconds_text(a.idle_ms).c_str(), expires.c_str(),
+                a.digest.empty() ? "-" : a.digest.c_str());
   }
   return 0;
 }
@@ -379,7 +386,8 @@ int main(int argc, char** argv) {
   const std::string& command = positional[0];
   const bool needs_name = command == "load" || command == "unload" || command == "acquire" ||
                           command == "digest" || command == "config" || command == "verify" ||
-                          command == "pin" || command == "unpin" || command == "prefetch";
+                          command == "pin" || command == "unpin" || command == "prefetch" ||
+                          command == "reload";
   const bool takes_none = command == "list" || command == "stats" || command == "health";
   if (!needs_name && !takes_none) return usage_error("unknown command '" + command + "'");
   if (needs_name && positional.size() != 2)
@@ -426,10 +434,30 @@ int main(int argc, char** argv) {
     auto r = load_showing_progress(*client, socket_path, options, positional[1], load_options,
                                    request_timeout);
     if (!r) return report(r.status());
-    std::printf("%s %s: %llu bytes, generation %llu\n", r->name.c_str(),
+    std::printf("%s %s: %llu bytes, generation %llu, content %s\n", r->name.c_str(),
                 r->was_resident ? "was resident" : "loaded",
                 static_cast<unsigned long long>(r->bytes),
-                static_cast<unsigned long long>(r->generation));
+                static_cast<unsigned long long>(r->generation), r->digest.c_str());
+    return 0;
+  }
+  if (command == "reload") {
+    auto r = client->reload(positional[1], request_timeout);
+    if (!r) return report(r.status());
+    if (r->previous_generation == 0) {
+      std::printf("%s loaded: %llu bytes, generation %llu, content %s (nothing was resident)\n",
+                  genomed::printable(r->name).c_str(), static_cast<unsigned long long>(r->bytes),
+                  static_cast<unsigned long long>(r->generation), r->digest.c_str());
+    } else {
+      std::printf(
+          "%s reloaded: generation %llu (content %s, %llu bytes) replaces generation %llu "
+          "(content %s), %s\n",
+          genomed::printable(r->name).c_str(), static_cast<unsigned long long>(r->generation),
+          r->digest.c_str(), static_cast<unsigned long long>(r->bytes),
+          static_cast<unsigned long long>(r->previous_generation), r->previous_digest.c_str(),
+          r->previous_leases == 0
+              ? "freed"
+              : ("freed when its " + std::to_string(r->previous_leases) + " lease(s) end").c_str());
+    }
     return 0;
   }
   if (command == "prefetch") {

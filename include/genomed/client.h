@@ -135,6 +135,13 @@ class Lease {
   // ClientOptions::lease_slots) share the id of the lease that holds the slot.
   std::uint64_t id() const;
   std::uint64_t generation() const;  // which load of `name` this copy is
+  // The content digest of this copy: 32 lowercase hex digits of XXH3-128
+  // over its validated config and every tensor's name, dtype, shape and
+  // checksum (docs/protocol.md §8.2). Equal for equal content under any
+  // name or generation, so a server can key its caches by it. Computed from
+  // the resident header once per copy, and checked against the one the
+  // daemon granted. Valid while the Lease lives, released or not.
+  const std::string& digest() const;
   std::uint32_t lora_rank() const;   // config().r
   double lora_alpha() const;         // config().lora_alpha
   // The validated adapter_config.json: typed fields and the whole file as
@@ -259,6 +266,14 @@ class Client {
   // waits for room; prefetch_dropped when it does not fit. A resident
   // adapter is a hit (was_resident). The load timeout applies.
   Result<LoadInfo> prefetch(std::string_view name, Timeout timeout = std::nullopt);
+  // RELOAD: loads `name`'s current files as a new generation beside the one
+  // in use and swaps it in once verified. Leases already taken keep the old
+  // generation's bytes until they end; every acquire after the reply gets
+  // the new one (Lease::generation(), Lease::digest()). A failed load
+  // (invalid files, no room, ...) leaves the old generation serving and
+  // returns its error. A name not resident is simply loaded. The load
+  // timeout applies. docs/protocol.md, "reload".
+  Result<ReloadInfo> reload(std::string_view name, Timeout timeout = std::nullopt);
   // Makes a pinned adapter evictable again; not_loaded if it is not resident.
   Result<PinInfo> unpin(std::string_view name, Timeout timeout = std::nullopt);
   // Every adapter the daemon holds or loads, in name order. The daemon

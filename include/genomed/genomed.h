@@ -138,6 +138,15 @@ genomed_errc genomed_acquire_batch(genomed_client* client, const char* const* na
                                    int64_t timeout_ms, genomed_lease** leases,
                                    genomed_error* error);
 
+/* RELOAD: loads `name`'s current files as a new generation beside the one
+ * in use and swaps it in once verified; leases already held keep the old
+ * bytes until released, every acquire after it gets the new generation. A
+ * failed load leaves the old one serving and returns its error. On success
+ * *generation (if not NULL) is the new generation. `timeout_ms` as for
+ * genomed_acquire. */
+genomed_errc genomed_reload(genomed_client* client, const char* name, int64_t timeout_ms,
+                            uint64_t* generation, genomed_error* error);
+
 /* Ends the lease and frees the handle (NULL: nothing). Never waits for
  * another thread's request on the same client. */
 void genomed_lease_release(genomed_lease* lease);
@@ -147,6 +156,11 @@ void genomed_lease_release(genomed_lease* lease);
 const char* genomed_lease_name(const genomed_lease* lease);
 uint64_t genomed_lease_generation(const genomed_lease* lease);
 uint64_t genomed_lease_id(const genomed_lease* lease);
+/* The copy's content digest: 32 lowercase hex digits, NUL-terminated, of
+ * XXH3-128 over its config and tensors (docs/protocol.md §8.2); equal for
+ * equal content under any name or generation. Valid while the handle
+ * lives; "" for NULL. */
+const char* genomed_lease_digest(const genomed_lease* lease);
 /* adapter_config.json as validated: compact JSON, every key of the file kept. */
 const char* genomed_lease_config_json(const genomed_lease* lease);
 /* The config's r and lora_alpha. */

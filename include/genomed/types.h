@@ -17,12 +17,29 @@ struct LoadInfo {
   std::uint64_t bytes = 0;
   std::uint64_t generation = 0;
   bool was_resident = false;
+  // The content digest of the resident copy: 32 lowercase hex digits of
+  // XXH3-128 over its config and tensors (docs/protocol.md §8.2); equal for
+  // equal content under any name or generation. "" from older daemons.
+  std::string digest;
 };
 
 struct UnloadInfo {
   std::string name;
   std::string outcome;  // "freed" | "draining" | "cancelled" | "unquarantined"
   std::uint64_t leases = 0;
+};
+
+// The result of RELOAD: the generation now served under `name`, and the one
+// it replaced (docs/protocol.md, "reload").
+struct ReloadInfo {
+  std::string name;
+  std::uint64_t bytes = 0;       // resident size of the new generation
+  std::uint64_t generation = 0;  // the new generation: every acquire from now on gets it
+  std::string digest;            // its content digest (as LoadInfo::digest)
+  // The generation it replaced; 0 when none was resident (RELOAD loaded it).
+  std::uint64_t previous_generation = 0;
+  std::string previous_digest;        // "" when none was resident
+  std::uint64_t previous_leases = 0;  // leases the old one still has: freed when they end
 };
 
 // How urgently a LOAD, ACQUIRE or PIN wants its loads' worker jobs run: the
@@ -36,6 +53,7 @@ struct PinInfo {
   std::uint64_t generation = 0;
   bool pinned = false;      // now
   bool was_pinned = false;  // before the request (PIN and UNPIN are idempotent)
+  std::string digest;       // content digest (as LoadInfo::digest)
 };
 
 struct AdapterInfo {
@@ -45,6 +63,8 @@ struct AdapterInfo {
   std::uint64_t leases = 0;
   std::uint64_t generation = 0;
   bool pinned = false;  // never evicted; UNLOAD refuses it (false from older daemons)
+  // Content digest (as LoadInfo::digest); "" while loading.
+  std::string digest;
   // Idle unload: ms since it was last used (0 while leased or loading), and
   // ms until it is unloaded for idleness (nullopt: never, e.g. leased,
   // pinned, keep-alive 0 or --idle-unload off).

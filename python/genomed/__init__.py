@@ -29,7 +29,7 @@ from ._errors import (AdapterContractError, AdapterFileError, AdapterNameError,
                       HostResourceError, InternalError, LayoutError, LeaseReleasedError,
                       NotConnectedError, PermissionDeniedError, RequestError,
                       WorkerError)
-from .types import (AdapterInfo, Health, LoadInfo, LoraModule, PinInfo, StatValue,
+from .types import (AdapterInfo, Health, LoadInfo, LoraModule, PinInfo, ReloadInfo, StatValue,
                     UnloadInfo)
 
 __version__ = "0.1.0"
@@ -41,6 +41,7 @@ __all__ = [
     "LoraModule",
     "LoadInfo",
     "UnloadInfo",
+    "ReloadInfo",
     "PinInfo",
     "AdapterInfo",
     "Health",

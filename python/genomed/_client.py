@@ -53,7 +53,7 @@ from typing import (TYPE_CHECKING, Any, Callable, Deque, Dict, Iterable, List, O
 import numpy as np
 
 from . import _errors, _layout, _wire
-from .types import (AdapterInfo, Health, LoadInfo, LoraModule, PinInfo, StatValue,
+from .types import (AdapterInfo, Health, LoadInfo, LoraModule, PinInfo, ReloadInfo, StatValue,
                     UnloadInfo)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -478,20 +478,25 @@ class Lease:
     ``config``, ...) stays readable.
     """
 
-    __slots__ = ("name", "id", "generation", "offset", "nbytes", "_parsed", "_exporter",
+    __slots__ = ("name", "id", "generation", "digest", "offset", "nbytes", "_parsed", "_exporter",
                  "_tensors", "_modules", "_lock", "__weakref__")
 
     name: str
     id: int
     generation: int
+    digest: str
     offset: int
     nbytes: int
 
     def __init__(self, name: str, lease_id: int, generation: int, offset: int, nbytes: int,
-                 parsed: _layout.ParsedAdapter, exporter: _Exporter) -> None:
+                 parsed: _layout.ParsedAdapter, exporter: _Exporter, digest: str = "") -> None:
         self.name = name  #: the adapter's name
         self.id = lease_id  #: the daemon's lease id
         self.generation = generation  #: which load of the adapter this copy is
+        #: the copy's content digest, 32 hex digits (XXH3-128 over its config and
+        #: tensors): equal for equal content under any name or generation; key
+        #: caches by it. "" from daemons older than it
+        self.digest = digest
         self.offset = offset  #: the range's offset in the arena
         self.nbytes = nbytes  #: the range's length (header and tensors)
         self._parsed = parsed
@@ -663,6 +668,18 @@ def _optional_bool(reply: Dict[str, Any], key: str) -> bool:
     return key in reply and _wire.get_bool(reply, key)
 
 
+def _digest(reply: Dict[str, Any], key: str = "digest") -> str:
+    """The content digest newer daemons send (32 lowercase hex digits of
+    XXH3-128 over the config and tensors, docs/protocol.md §8.2); "" when absent."""
+    if key not in reply:
+        return ""
+    d = _wire.get_str(reply, key)
+    if len(d) != 32 or d.strip("0123456789abcdef"):
+        raise _errors.make("protocol_error", f"field '{key}': expected 32 lowercase hex "
+                                             f"digits, got {d[:40]!r}")
+    return d
+
+
 def _optional_uint(reply: Dict[str, Any], key: str) -> Optional[int]:
     """A uint field newer daemons send; None when absent or nil."""
     return None if reply.get(key) is None else _wire.get_uint(reply, key)
@@ -700,14 +717,14 @@ def _load_fields(keep_alive: Optional[float], priority: str = "normal") -> Dict[
 def _load_info(r: Dict[str, Any]) -> LoadInfo:
     return LoadInfo(name=_wire.get_str(r, "name"), bytes=_wire.get_uint(r, "bytes"),
                     generation=_wire.get_uint(r, "generation"),
-                    was_resident=_wire.get_bool(r, "was_resident"))
+                    was_resident=_wire.get_bool(r, "was_resident"), digest=_digest(r))
 
 
 def _pin_info(r: Dict[str, Any]) -> PinInfo:
     return PinInfo(name=_wire.get_str(r, "name"), bytes=_wire.get_uint(r, "bytes"),
                    generation=_wire.get_uint(r, "generation"),
                    pinned=_wire.get_bool(r, "pinned"),
-                   was_pinned=_wire.get_bool(r, "was_pinned"))
+                   was_pinned=_wire.get_bool(r, "was_pinned"), digest=_digest(r))
 
 
 class Client:
@@ -832,7 +849,7 @@ class Client:
                 try:
                     grants.append((_wire.get_str(g, "name"), _wire.get_uint(g, "lease"),
                                    _wire.get_uint(g, "offset"), _wire.get_uint(g, "length"),
-                                   _wire.get_uint(g, "generation")))
+                                   _wire.get_uint(g, "generation"), _digest(g)))
                 except _errors.Error as e:
                     raise protocol(e.message) from None
             # A grant list that does not answer these names (another count, another
@@ -853,8 +870,9 @@ class Client:
         try:
             conn.call({"op": "acquire", "names": names, **fields},
                       self._timeout(timeout, load=True), take)
-            for name, lease_id, offset, length, generation in grants:
-                leases.append(self._make_lease(name, lease_id, offset, length, generation))
+            for name, lease_id, offset, length, generation, digest in grants:
+                leases.append(self._make_lease(name, lease_id, offset, length, generation,
+                                               digest))
                 unowned.remove(lease_id)  # its exporter's finalizer releases it now
         except BaseException:
             for lease in leases:
@@ -865,7 +883,7 @@ class Client:
         return leases
 
     def _make_lease(self, name: str, lease_id: int, offset: int, length: int,
-                    generation: int) -> Lease:
+                    generation: int, digest: str = "") -> Lease:
         conn = self._conn
         if offset > conn.arena_bytes or length > conn.arena_bytes - offset:
             raise _errors.make("layout_invalid", f"adapter '{name}': the granted range "
@@ -880,7 +898,7 @@ class Client:
         exporter = _Exporter(mapping, offset, length)
         finalizer = weakref.finalize(exporter, conn.exporter_gone, lease_id)
         finalizer.atexit = False  # at exit the connection's end releases everything
-        return Lease(name, lease_id, generation, offset, length, parsed, exporter)
+        return Lease(name, lease_id, generation, offset, length, parsed, exporter, digest)
 
     # -- other operations --------------------------------------------------------
 
@@ -902,6 +920,21 @@ class Client:
         r = self._conn.call({"op": "load", "name": _check_name(name), "prefetch": True},
                             self._timeout(timeout, load=True))
         return _load_info(r)
+
+    def reload(self, name: str, *, timeout: Timeout = DEFAULT) -> ReloadInfo:
+        """Loads `name`'s current files as a new generation beside the one in
+        use and swaps it in once verified: leases already held keep the old
+        bytes until released; every acquire after this returns gets the new
+        generation. A failed load leaves the old generation serving and raises
+        its error. A name not resident is simply loaded. `timeout` defaults to
+        the client's ``load_timeout``."""
+        r = self._conn.call({"op": "reload", "name": _check_name(name)},
+                            self._timeout(timeout, load=True))
+        return ReloadInfo(name=_wire.get_str(r, "name"), bytes=_wire.get_uint(r, "bytes"),
+                          generation=_wire.get_uint(r, "generation"), digest=_digest(r),
+                          previous_generation=_wire.get_uint(r, "previous_generation"),
+                          previous_digest=_digest(r, "previous_digest"),
+                          previous_leases=_wire.get_uint(r, "previous_leases"))
 
     def unload(self, name: str, *, timeout: Timeout = DEFAULT) -> UnloadInfo:
         """Unloads `name`: frees it, drains it (leases held), cancels its load, or
@@ -956,7 +989,8 @@ class Client:
                                    idle_ms=_optional_uint(e, "idle_ms") or 0,
                                    expires_in_ms=_optional_uint(e, "expires_in_ms"),
                                    fill_total=_optional_uint(e, "fill_total") or 0,
-                                   filled=_optional_uint(e, "filled") or 0)
+                                   filled=_optional_uint(e, "filled") or 0,
+                                   digest=_digest(e))
                 if info.filled > info.fill_total:  # progress past its end: not genomed's
                     raise _errors.make("protocol_error",
                                        f"reply field 'adapters': '{info.name}' has filled "

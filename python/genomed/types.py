@@ -22,6 +22,9 @@ class LoadInfo:
     bytes: int  #: the adapter's resident size (its layout's total_bytes)
     generation: int  #: which load of the adapter the resident copy is
     was_resident: bool  #: True for a cache hit; False if this request started or joined a load
+    #: content digest of the resident copy: 32 hex digits of XXH3-128 over its config
+    #: and tensors (equal for equal content); "" from older daemons
+    digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,19 @@ class UnloadInfo:
 
 
 @dataclass(frozen=True)
+class ReloadInfo:
+    """Result of :meth:`genomed.Client.reload`."""
+
+    name: str
+    bytes: int  #: resident size of the new generation
+    generation: int  #: the new generation: every acquire from now on gets it
+    digest: str  #: its content digest (as :attr:`LoadInfo.digest`)
+    previous_generation: int  #: the generation it replaced; 0 when none was resident
+    previous_digest: str  #: "" when none was resident
+    previous_leases: int  #: leases the old generation still has: freed when they end
+
+
+@dataclass(frozen=True)
 class PinInfo:
     """Result of :meth:`genomed.Client.pin` and :meth:`genomed.Client.unpin`."""
 
@@ -42,6 +58,7 @@ class PinInfo:
     generation: int
     pinned: bool  #: now
     was_pinned: bool  #: before the call (pin and unpin are idempotent)
+    digest: str = ""  #: content digest, as :attr:`LoadInfo.digest`
 
 
 @dataclass(frozen=True)
@@ -63,6 +80,7 @@ class AdapterInfo:
     #: far (per completed fill part); poll :meth:`genomed.Client.list` to follow a load
     fill_total: int = 0
     filled: int = 0
+    digest: str = ""  #: content digest, as :attr:`LoadInfo.digest`; "" while loading
 
 
 @dataclass(frozen=True)

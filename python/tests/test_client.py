@@ -229,15 +229,17 @@ def test_load_unload_list_stats_health_records(daemon: Daemon, client: genomed.C
     cold = client.load("rec")
     assert isinstance(cold, genomed.LoadInfo)
     assert (cold.name, cold.was_resident) == ("rec", False) and cold.bytes > 0
+    assert len(cold.digest) == 32
     warm = client.load("rec")
     assert warm == genomed.LoadInfo(name="rec", bytes=cold.bytes, generation=cold.generation,
-                                    was_resident=True)
+                                    was_resident=True, digest=cold.digest)
     client.load("other")
     listing = client.list()
     assert [a.name for a in listing] == ["other", "rec"]
     assert listing[1] == genomed.AdapterInfo(name="rec", state="ready", bytes=cold.bytes,
                                              leases=0, generation=cold.generation,
-                                             idle_ms=listing[1].idle_ms)  # real time passes
+                                             idle_ms=listing[1].idle_ms,  # real time passes
+                                             digest=cold.digest)
     with client.acquire("rec") as lease:
         arr = lease.tensors[next(iter(lease.tensors))]
         assert [a.leases for a in client.list()] == [0, 1]

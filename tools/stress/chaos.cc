@@ -51,7 +51,8 @@ EffectiveChaos effective_chaos(const Options& options, const DaemonFacts& facts,
                                 : "no mutable copies (--mutable-adapters 0)";
     if (rates.replace_files > 0) out.skipped.push_back("replace-files: " + why);
     if (rates.rewrite_files > 0) out.skipped.push_back("rewrite-files: " + why);
-    rates.replace_files = rates.rewrite_files = 0;
+    if (rates.reload_files > 0) out.skipped.push_back("reload-files: " + why);
+    rates.replace_files = rates.rewrite_files = rates.reload_files = 0;
   }
   return out;
 }
@@ -104,6 +105,7 @@ void ChaosMonkey::loop() {
                              {rates_.bad_files, &ChaosMonkey::bad_file, {}},
                              {rates_.replace_files, &ChaosMonkey::replace_file, {}},
                              {rates_.rewrite_files, &ChaosMonkey::rewrite_file, {}},
+                             {rates_.reload_files, &ChaosMonkey::reload_file, {}},
                              {rates_.stop_daemon, &ChaosMonkey::stop_daemon, {}}};
   std::erase_if(kinds, [](const Kind& k) { return k.rate <= 0; });
   for (auto& k : kinds) k.next = now0 + exponential(k.rate, rng_);
@@ -294,6 +296,34 @@ void ChaosMonkey::rewrite_file() {
     return;
   }
   tally_.chaos(Chaos::rewrite_file);
+}
+
+void ChaosMonkey::reload_file() {
+  std::size_t i = 0;
+  int v = 0;
+  if (!next_mutable(&i, &v)) return;
+  const AdapterTruth& a = corpus_.good()[i];
+  if (Status s = scratch_->replace(a, v); !s.ok()) {
+    tally_.fail(Failure::harness, "reload-files: " + s.to_string());
+    return;
+  }
+  if (!client_) {
+    auto c = Client::connect(facts_.socket, "genome-stress chaos");
+    if (!c) return;
+    client_.emplace(std::move(*c));
+  }
+  // The workload's leases are checked by the verifier against every
+  // version (one version per lease); here only the RELOAD's own answer. It
+  // may lose to the other kinds (a rewrite in place, a worker killed, no
+  // room for two copies, an unload by the workload), never with a code
+  // outside the policy.
+  auto r = client_->reload(a.name, options_.op_deadline);
+  if (!r && r.code() != Errc::no_space && r.code() != Errc::cancelled &&
+      r.code() != Errc::draining &&
+      policy_.record(Op::load, r.status(), *client_, tally_, a.name + " (chaos reload)")) {
+    client_.reset();
+  }
+  tally_.chaos(Chaos::reload_file);
 }
 
 }  // namespace genomed::stress

@@ -73,6 +73,8 @@ class ChaosMonkey {
   void rewrite_file();
   // A mutable adapter (index into the corpus) and its next version; false if none.
   bool next_mutable(std::size_t* index, int* version);
+  // reload-files: the next version's files renamed in, then RELOAD.
+  void reload_file();
   void stop_daemon();
   // SIGCONTs the stopped workers and daemon whose time has come (`all`: every one).
   void resume_due(bool all);

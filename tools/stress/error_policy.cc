@@ -13,7 +13,7 @@ ErrorPolicy::ErrorPolicy(const Options& options, const ChaosRates& running) {
   // loads nobody else waits for, whose workers restart: the pool may trip
   // its restart intensity (unhealthy), but no load anyone waits for fails.
   if (running.kill_workers > 0 || running.stop_workers > 0 || running.bad_files > 0 ||
-      running.replace_files > 0 || running.rewrite_files > 0) {
+      running.replace_files > 0 || running.rewrite_files > 0 || running.reload_files > 0) {
     for (Errc c : {Errc::worker_crashed, Errc::quarantined, Errc::circuit_open, Errc::unhealthy,
                    Errc::file_changed})
       allowed_.set(static_cast<std::size_t>(c));

@@ -26,6 +26,7 @@ ChaosRates default_chaos_rates() {
           .bad_files = 0.5,
           .replace_files = 0.2,
           .rewrite_files = 0.2,
+          .reload_files = 0.5,
           .stop_daemon = 0.05};
 }
 
@@ -42,6 +43,7 @@ std::string ChaosRates::to_string() const {
   put("bad-files", bad_files);
   put("replace-files", replace_files);
   put("rewrite-files", rewrite_files);
+  put("reload-files", reload_files);
   put("stop-daemon", stop_daemon);
   return out.str();
 }
@@ -84,7 +86,7 @@ chaos:
                           why); SPEC chooses kinds and rates in events per second:
                           kill-workers=0.2,stop-workers=0.1,kill-clients=0.5,
                           bad-files=0.5,replace-files=0.2,rewrite-files=0.2,
-                          stop-daemon=0.05
+                          reload-files=0.5,stop-daemon=0.05
       kill-workers        SIGKILL a random genome-worker (a child of the daemon)
       stop-workers        SIGSTOP one for 0.2-3 s, then SIGCONT
       kill-clients        SIGKILL a client process of the harness while it holds
@@ -95,6 +97,9 @@ chaos:
                           (--spawn only: a user's root is never modified)
       rewrite-files       rewrite a scratch copy's weights in place (or truncate
                           and write them again) while in use (--spawn only)
+      reload-files        replace a scratch copy's files with its next version
+                          and RELOAD it while clients use it: every lease must
+                          read exactly one version (--spawn only)
   --mutable-adapters N    scratch copies replace-files and rewrite-files
                           write (default 3)
       stop-daemon         SIGSTOP the daemon itself for 0.2-3 s, then SIGCONT
@@ -199,6 +204,7 @@ Status parse_chaos(const std::string& spec, ChaosRates& rates) {
       {"bad-files", {&rates.bad_files, defaults.bad_files}},
       {"replace-files", {&rates.replace_files, defaults.replace_files}},
       {"rewrite-files", {&rates.rewrite_files, defaults.rewrite_files}},
+      {"reload-files", {&rates.reload_files, defaults.reload_files}},
       {"stop-daemon", {&rates.stop_daemon, defaults.stop_daemon}}};
   for (const auto& item : split(spec, ',')) {
     const auto eq = item.find('=');
@@ -206,7 +212,7 @@ Status parse_chaos(const std::string& spec, ChaosRates& rates) {
     const auto it = kinds.find(kind);
     if (it == kinds.end())
       return bad("--chaos: unknown kind '" + kind +
-                 "' (kill-workers, stop-workers, kill-clients, bad-files, replace-files, "
+                 "' (kill-workers, stop-workers, kill-clients, bad-files, replace-files, reload-files, "
                  "rewrite-files, stop-daemon)");
     auto [slot, rate] = it->second;
     if (eq != std::string::npos) {
@@ -384,7 +390,7 @@ Result<Options> parse_options(int argc, char** argv) {
   if (!o.spawn && o.root.empty()) return bad("--socket needs --root DIR (the adapters it serves)");
   if (!o.spawn && !o.daemon_flags.empty()) return bad("flags after `--` go to a spawned genomed: add --spawn");
   if (!o.spawn && o.chaos.writes_files() && !o.chaos_every_kind)
-    return bad("--chaos replace-files and rewrite-files write adapter files: only with --spawn, on the harness's own copy");
+    return bad("--chaos replace-files, rewrite-files and reload-files write adapter files: only with --spawn, on the harness's own copy");
   if (!o.spawn && o.chaos.stop_daemon > 0 && !o.chaos_every_kind)
     return bad("--chaos stop-daemon stops the daemon itself: only with --spawn, on the harness's own");
   // A run of no time executes no operation and would prove nothing.

@@ -27,13 +27,14 @@ struct ChaosRates {
   double bad_files = 0;
   double replace_files = 0;
   double rewrite_files = 0;
-  double stop_daemon = 0;  // --spawn only
+  double reload_files = 0;  // --spawn only: replace a copy's files, then RELOAD it
+  double stop_daemon = 0;   // --spawn only
   bool any() const {
     return kill_workers > 0 || stop_workers > 0 || kill_clients > 0 || bad_files > 0 ||
-           replace_files > 0 || rewrite_files > 0 || stop_daemon > 0;
+           replace_files > 0 || rewrite_files > 0 || reload_files > 0 || stop_daemon > 0;
   }
   // Kinds that write the mutable copies' weights (--spawn only).
-  bool writes_files() const { return replace_files > 0 || rewrite_files > 0; }
+  bool writes_files() const { return replace_files > 0 || rewrite_files > 0 || reload_files > 0; }
   // Whether a kind that can make the daemon answer `timeout` is on: a
   // stopped worker misses its deadline (and a killed one's retry may).
   // A stopped daemon must never cause one (docs/failure-model.md §3).

@@ -75,6 +75,7 @@ const char* chaos_name(Chaos c) {
     case Chaos::bad_file: return "bad adapters";
     case Chaos::replace_file: return "files replaced";
     case Chaos::rewrite_file: return "files rewritten in place";
+    case Chaos::reload_file: return "adapters reloaded";
     case Chaos::stop_daemon: return "daemon stopped";
     case Chaos::count: break;
   }

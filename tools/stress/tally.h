@@ -72,6 +72,7 @@ enum class Chaos {
   bad_file,
   replace_file,
   rewrite_file,
+  reload_file,
   stop_daemon,
   count
 };
