@@ -39,6 +39,7 @@ from __future__ import annotations
 import collections
 import copy
 import json
+import math
 import mmap
 import os
 import socket
@@ -303,8 +304,8 @@ class _Connection:
 
     def _broke(self, e: _errors.Error, op: str, timeout: Optional[float]) -> _errors.Error:
         if isinstance(e, _errors.CallTimeoutError):
-            why = (f"{op}: no reply from genomed within {timeout:g} s; this connection is now "
-                   "closed (a late reply would be out of order): connect again")
+            why = (f"{op}: no reply from genomed within {duration_text(timeout)}; this "
+                   "connection is now closed (a late reply would be out of order): connect again")
             self._closing = "the connection was closed after a call timed out"
             return _errors.timeout_error(why)
         self._closing = "the connection to genomed was lost"
@@ -655,6 +656,22 @@ class Lease:
 
 
 # ---- the client ----------------------------------------------------------------
+
+
+def duration_text(seconds: Optional[float]) -> str:
+    """A deadline as the C++ client words it (client/transport.cc
+    duration_text), so both clients' timeout messages read the same: under a
+    second in whole milliseconds ("500 ms"), else seconds ("2 s", "1.5 s").
+    Rounded up to the millisecond as the C++ client's timeouts are. (None,
+    no deadline, never times out: "its deadline" keeps the caller total.)"""
+    if seconds is None:
+        return "its deadline"
+    ms = math.ceil(seconds * 1000.0)
+    if ms < 1000:
+        return f"{ms} ms"
+    if ms % 1000 == 0:
+        return f"{ms // 1000} s"
+    return f"{ms / 1000.0:.3g} s"
 
 
 def _check_name(name: Any, what: str = "name") -> str:
@@ -1111,7 +1128,7 @@ def connect(path: str, timeout: Optional[float] = DEFAULT_TIMEOUT,
             sock.connect(path)
         except socket.timeout:
             raise _errors.timeout_error(f"cannot connect to genomed at '{path}' within "
-                                        f"{timeout:g} s") from None
+                                        f"{duration_text(timeout)}") from None
         except OSError as e:
             raise _errors.make("not_connected", f"cannot connect to genomed at '{path}': "
                                                 f"{_connect_error_text(path, e)}") from None
@@ -1137,7 +1154,7 @@ def connect(path: str, timeout: Optional[float] = DEFAULT_TIMEOUT,
             body, fds = stream.read_frame(deadline, accept_fd=True)
         except _errors.CallTimeoutError:
             raise _errors.timeout_error(f"hello: no reply from genomed at '{path}' within "
-                                        f"{timeout:g} s") from None
+                                        f"{duration_text(timeout)}") from None
         reply = _wire.decode_reply(body)
         version = _wire.get_uint(reply, "version")
         server = _wire.get_str(reply, "server")

@@ -30,8 +30,8 @@ import numpy as np
 from . import _errors, _native
 from ._client import (DEFAULT, DEFAULT_LOAD_TIMEOUT, DEFAULT_TIMEOUT, Timeout, _check_name,
                       _Default, load_args, torch_views)
-from .types import (AdapterInfo, Health, LoadInfo, LoraModule, PinInfo, StatValue,
-                    UnloadInfo)
+from .types import (AdapterInfo, Health, LoadInfo, LoraModule, PinInfo, ReloadInfo,
+                    StatValue, UnloadInfo)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -74,6 +74,8 @@ class Lease:
     name = property(lambda self: self._n.name, doc="the adapter's name")
     id = property(lambda self: self._n.id, doc="the daemon's lease id")
     generation = property(lambda self: self._n.generation, doc="which load this copy is")
+    digest = property(lambda self: self._n.digest,
+                      doc="the copy's content digest, 32 hex digits (as LoadInfo.digest)")
     offset = property(lambda self: self._n.offset, doc="the range's offset in the arena")
     nbytes = property(lambda self: self._n.nbytes, doc="the range's length")
 
@@ -271,11 +273,16 @@ class Client:
              keep_alive: Optional[float] = None, priority: str = "normal") -> LoadInfo:
         keep_ms, prio = _load_args(keep_alive, priority)
         r = self._n.load(_check_name(name), self._timeout(timeout, load=True), keep_ms, prio)
-        return LoadInfo(name=r[0], bytes=r[1], generation=r[2], was_resident=r[3])
+        return LoadInfo(*r)
 
     def prefetch(self, name: str, *, timeout: Timeout = DEFAULT) -> LoadInfo:
         r = self._n.prefetch(_check_name(name), self._timeout(timeout, load=True))
-        return LoadInfo(name=r[0], bytes=r[1], generation=r[2], was_resident=r[3])
+        return LoadInfo(*r)
+
+    def reload(self, name: str, *, timeout: Timeout = DEFAULT) -> ReloadInfo:
+        """Loads `name`'s current files as a new generation and swaps it in
+        (see genomed._client.Client.reload); `timeout` defaults to ``load_timeout``."""
+        return ReloadInfo(*self._n.reload(_check_name(name), self._timeout(timeout, load=True)))
 
     def unload(self, name: str, *, timeout: Timeout = DEFAULT) -> UnloadInfo:
         r = self._n.unload(_check_name(name), self._timeout(timeout))
@@ -285,16 +292,16 @@ class Client:
             keep_alive: Optional[float] = None, priority: str = "normal") -> PinInfo:
         keep_ms, prio = _load_args(keep_alive, priority)
         r = self._n.pin(_check_name(name), self._timeout(timeout, load=True), keep_ms, prio)
-        return PinInfo(name=r[0], bytes=r[1], generation=r[2], pinned=r[3], was_pinned=r[4])
+        return PinInfo(*r)
 
     def unpin(self, name: str, *, timeout: Timeout = DEFAULT) -> PinInfo:
         r = self._n.unpin(_check_name(name), self._timeout(timeout))
-        return PinInfo(name=r[0], bytes=r[1], generation=r[2], pinned=r[3], was_pinned=r[4])
+        return PinInfo(*r)
 
     def list(self, *, timeout: Timeout = DEFAULT) -> List[AdapterInfo]:
         return [AdapterInfo(name=a[0], state=a[1], bytes=a[2], leases=a[3], generation=a[4],
                             pinned=a[5], idle_ms=a[6], expires_in_ms=a[7], fill_total=a[8],
-                            filled=a[9])
+                            filled=a[9], digest=a[10])
                 for a in self._n.list(self._timeout(timeout))]
 
     def stats(self, *, timeout: Timeout = DEFAULT) -> Dict[str, StatValue]:

@@ -268,6 +268,7 @@ class NativeLease {
     offset_ = static_cast<std::uint64_t>(bytes.data() - arena);
     nbytes_ = bytes.size();
     generation_ = lease_->generation();
+    digest_ = lease_->digest();
     id_ = lease_->id();
     // A lease of a load this client saw already shares its metadata; a new
     // load's is copied on first use (the first acquire on a connection then
@@ -335,7 +336,7 @@ class NativeLease {
 
   bool released() const { return !lease_; }
 
-  std::string name_;
+  std::string name_, digest_;
   std::uint64_t id_ = 0, generation_ = 0, offset_ = 0, nbytes_ = 0;
 
  private:
@@ -422,10 +423,10 @@ class NativeClient {
 };
 
 nb::tuple load_tuple(const genomed::LoadInfo& i) {
-  return nb::make_tuple(i.name, i.bytes, i.generation, i.was_resident);
+  return nb::make_tuple(i.name, i.bytes, i.generation, i.was_resident, i.digest);
 }
 nb::tuple pin_tuple(const genomed::PinInfo& i) {
-  return nb::make_tuple(i.name, i.bytes, i.generation, i.pinned, i.was_pinned);
+  return nb::make_tuple(i.name, i.bytes, i.generation, i.pinned, i.was_pinned, i.digest);
 }
 
 }  // namespace
@@ -445,6 +446,7 @@ NB_MODULE(_native, m) {
       .def_ro("name", &NativeLease::name_)
       .def_ro("id", &NativeLease::id_)
       .def_ro("generation", &NativeLease::generation_)
+      .def_ro("digest", &NativeLease::digest_)
       .def_ro("offset", &NativeLease::offset_)
       .def_ro("nbytes", &NativeLease::nbytes_)
       .def_prop_ro("tensor_info", [](const NativeLease& l) { return l.meta().tensors; })
@@ -485,6 +487,14 @@ NB_MODULE(_native, m) {
                  [&](genomed::Client& c) { return c.prefetch(name, timeout_of(timeout)); }));
            },
            "name"_a, "timeout"_a.none())
+      .def("reload",
+           [](NativeClient& self, const std::string& name, std::optional<double> timeout) {
+             auto i = self.wait(
+                 [&](genomed::Client& c) { return c.reload(name, timeout_of(timeout)); });
+             return nb::make_tuple(i.name, i.bytes, i.generation, i.digest,
+                                   i.previous_generation, i.previous_digest, i.previous_leases);
+           },
+           "name"_a, "timeout"_a.none())
       .def("unload",
            [](NativeClient& self, const std::string& name, std::optional<double> timeout) {
              auto i = self.wait(
@@ -514,7 +524,7 @@ NB_MODULE(_native, m) {
                out.append(nb::make_tuple(a.name, a.state, a.bytes, a.leases, a.generation,
                                          a.pinned, a.idle_ms,
                                          a.expires_in_ms ? nb::cast(*a.expires_in_ms) : nb::none(),
-                                         a.fill_total, a.filled));
+                                         a.fill_total, a.filled, a.digest));
              }
              return out;
            },

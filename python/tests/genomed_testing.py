@@ -205,6 +205,19 @@ def wait_for(predicate, timeout: float = 30.0, what: str = "a condition") -> Non
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def open_sockets() -> int:
+    """How many sockets this process has open: whether a client closed its
+    connection, seen from outside it (either client implementation)."""
+    fd_dir = "/proc/self/fd"
+    count = 0
+    for fd in os.listdir(fd_dir):
+        try:
+            count += os.readlink(f"{fd_dir}/{fd}").startswith("socket:")
+        except OSError:  # the listing's own descriptor, closed meanwhile
+            pass
+    return count
+
+
 def file_tensors(adapter_dir: Path) -> dict:
     """name -> (dtype name, shape, raw bytes) of adapter_model.safetensors, as the
     safetensors library reads it: safetensors.numpy where numpy has the dtype,

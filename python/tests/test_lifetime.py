@@ -9,7 +9,7 @@ from typing import Callable, Iterator
 import pytest
 
 import genomed
-from genomed_testing import Daemon, crowded_daemon, file_tensors, wait_for
+from genomed_testing import Daemon, crowded_daemon, file_tensors, open_sockets, wait_for
 
 @pytest.fixture
 def small() -> Iterator[Daemon]:
@@ -140,10 +140,12 @@ def test_close_keeps_the_connection_until_the_last_view_is_gone(daemon: Daemon) 
 def test_a_client_closed_without_views_closes_at_once(daemon: Daemon) -> None:
     before = daemon.add_adapter("w")
     assert before.is_dir()
+    sockets = open_sockets()
     client = genomed.connect(daemon.socket)
     with client.acquire("w"):
         pass
+    assert open_sockets() == sockets + 1
     client.close()
-    assert client._conn._closed  # nothing kept it open
+    assert open_sockets() == sockets  # nothing kept it open
     with pytest.raises(genomed.NotConnectedError):
         client.arena

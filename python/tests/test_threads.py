@@ -135,7 +135,8 @@ def test_many_threads_share_one_client(daemon: Daemon, client: genomed.Client) -
     kept.clear()
     gc.collect()
     assert client.stats()["leases_active"] == 0
-    assert client.stats()["leases_granted"] >= 6 * 60
+    stats = client.stats()  # leases_granted counts requests; slot_hits the others
+    assert stats["leases_granted"] + stats["slot_hits"] >= 6 * 60
 
 
 def _acquire_while_another_thread_releases(acquirer: genomed.Client, holder: genomed.Client,
