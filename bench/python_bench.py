@@ -2,6 +2,7 @@
 """python_bench: genomed's Python client against safetensors, in one run.
 
     python bench/python_bench.py [--quick] [--json FILE] [--keep-tmp] [--no-torch]
+    python bench/python_bench.py --hot | --versions [--quick] [--json FILE]
 
 Run it with the project venv (``bash scripts/python-env.sh`` prints its path;
 it needs numpy, safetensors and torch) after building the C++ tree
@@ -804,6 +805,85 @@ def print_hot(hot: Dict[str, Any]) -> None:
     print(f"  16 threads / raw round trips     {hot['threads16_per_s'] / hot['raw_round_trips_per_s']:12.1f}x")
 
 
+# ---- part 4 (--versions): a new version of a resident adapter --------------------------
+
+
+def run_versions(sizes: Sequence[int], rounds: int, tmp: Path,
+                 log: Callable[[str], None]) -> Dict[str, Any]:
+    """Time from new files of an adapter in use to the first acquire of the
+    new version, its views touched. Two ways, alternating within each round,
+    each after the trainer's rename put the other version's tensors file in
+    place (untimed; the page cache holds it, as just written):
+
+    - ``reload``: RELOAD while a lease on the old version is held (a request
+      in flight), then acquire; the old lease is released after;
+    - ``cold``: what a server does without RELOAD: UNLOAD (no lease left, so
+      it frees at once) and acquire, which loads the files cold.
+
+    Both versions have the same geometry (two seeds of make_adapter)."""
+    root, staging = tmp / "versions", tmp / "versions-staging"
+    root.mkdir()
+    staging.mkdir()
+    files: Dict[int, List[Path]] = {}
+    for size in sizes:
+        files[size] = [make_adapter(staging, f"v{size}m-{i}", size, seed=300 + i)
+                       for i in range(2)]
+        shutil.copytree(files[size][0].parent, root / f"v{size}m")
+    daemon = start_daemon(f"{sum(2 * s + 64 for s in sizes)}M", [root])
+    results: Dict[str, Any] = {}
+    version = 0
+
+    def publish(size: int) -> None:
+        nonlocal version
+        version += 1
+        target = root / f"v{size}m" / "adapter_model.safetensors"
+        shutil.copyfile(files[size][version % 2], target.with_suffix(".tmp"))
+        os.replace(target.with_suffix(".tmp"), target)
+
+    try:
+        with genomed.connect(daemon.socket) as client:
+            for size in sizes:
+                name = f"v{size}m"
+                samples: Dict[str, List[float]] = {"reload": [], "cold": []}
+                client.acquire(name).release()
+                for _ in range(rounds + 1):  # the first round warms up, untimed
+                    publish(size)
+                    old = client.acquire(name)
+                    t0 = time.perf_counter()
+                    info = client.reload(name)
+                    lease = client.acquire(name)
+                    touch_numpy(lease.tensors)
+                    samples["reload"].append(time.perf_counter() - t0)
+                    if lease.digest != info.digest or info.previous_leases != 1:
+                        raise RuntimeError(f"{name}: reload did not swap under a lease: {info}")
+                    lease.release()
+                    old.release()
+                    publish(size)
+                    t0 = time.perf_counter()
+                    if client.unload(name).outcome != "freed":
+                        raise RuntimeError(f"{name}: a lease was left")
+                    lease = client.acquire(name)
+                    touch_numpy(lease.tensors)
+                    samples["cold"].append(time.perf_counter() - t0)
+                    lease.release()
+                entry = {k: {"median_s": statistics.median(v[1:]), "p90_s": quantile(v[1:], 0.9),
+                             "samples_s": v[1:]} for k, v in samples.items()}
+                entry["ratio_reload_cold"] = entry["reload"]["median_s"] / entry["cold"]["median_s"]
+                results[str(size)] = entry
+                log(f"  versions {size} MiB done ({rounds} rounds)")
+    finally:
+        stop_daemon(daemon)
+    return results
+
+
+def print_versions(versions: Dict[str, Any]) -> None:
+    print("\n== New version of an adapter in use: new files -> first acquire of it, touched ==")
+    print(f"  {'MiB':>5} {'RELOAD (lease on old held)':>28} {'UNLOAD + cold load':>20} {'ratio':>7}")
+    for size, e in versions.items():
+        print(f"  {size:>5} {fmt_ms(e['reload']['median_s']):>28} "
+              f"{fmt_ms(e['cold']['median_s']):>20} {e['ratio_reload_cold']:7.3f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: small sizes, N up to 2")
@@ -812,6 +892,8 @@ def main() -> int:
     ap.add_argument("--no-torch", action="store_true", help="skip the torch (safe_open pt) extras")
     ap.add_argument("--hot", action="store_true",
                     help="only part 3: acquire+release, view building, first acquire, threads")
+    ap.add_argument("--versions", action="store_true",
+                    help="only part 4: RELOAD of new files against UNLOAD + cold load")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--socket", help=argparse.SUPPRESS)
     ap.add_argument("--names", default="", help=argparse.SUPPRESS)
@@ -843,16 +925,25 @@ def main() -> int:
     self_start = os.times()
     tmp = Path(tempfile.mkdtemp(prefix="genomed-pybench-"))
     log(f"adapters in {tmp}; genomed client {genomed.__file__}")
-    if args.hot:
+    def only(part: str, run: Callable[[], Dict[str, Any]],
+             show: Callable[[Dict[str, Any]], None]) -> int:
+        """One part alone (--hot, --versions): run, print, write its JSON."""
         try:
-            hot = run_hot(tmp, args.quick, log)
+            out = run()
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        print_hot(hot)
+        show(out)
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"hot": hot}, f, indent=1)
+                json.dump({part: out}, f, indent=1)
         return 0
+
+    if args.hot:
+        return only("hot", lambda: run_hot(tmp, args.quick, log), print_hot)
+    if args.versions:
+        return only("versions", lambda: run_versions(
+            [4, 16] if args.quick else [16, 128], 3 if args.quick else 11, tmp, log),
+            print_versions)
     try:
         timing = run_timing(sizes, rounds, tmp, with_torch, log)
         memory = run_memory(mem_size, ns, tmp, with_torch, log)

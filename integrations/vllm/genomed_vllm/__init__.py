@@ -55,7 +55,7 @@ def register() -> None:
     logger.info("genomed: serving LoRA adapters from %s", path)
 
 
-_ids: Dict[str, int] = {}
+_ids: Dict[str, int] = {}  # content digest -> lora_int_id
 _next_id = itertools.count(1 << 30)  # far from ids a caller numbers from 1
 _ids_lock = threading.Lock()
 
@@ -65,9 +65,12 @@ def lora_request(name: str, lora_int_id: Optional[int] = None, *,
     """A vllm LoRARequest naming genomed's adapter `name`, for the offline API.
 
     Loads the adapter in genomed if needed (blocking) and names its current
-    content (identity.py). `lora_int_id` defaults to one id per content in this
-    process: asking again for an unchanged adapter gives the same request,
-    for changed files a new id and path. The vLLM process must run with
+    content (identity.py). `lora_int_id` defaults to one id per content digest
+    in this process, and vLLM keys its adapter caches (CPU LRU, GPU slots) by
+    that id: asking again for an unchanged adapter gives the same id, after a
+    RELOAD with changed files a new id and path (never the stale state, vllm
+    #30931), and two names whose content is identical share one id, so vLLM
+    builds and holds that content once. The vLLM process must run with
     GENOMED_SOCKET set (the plugin's worker side builds the adapter).
     Raises genomed_vllm.errors.GenomedLoRAError."""
     from vllm.lora.request import LoRARequest
@@ -77,5 +80,5 @@ def lora_request(name: str, lora_int_id: Optional[int] = None, *,
     ref = resolve(name, socket)
     if lora_int_id is None:
         with _ids_lock:
-            lora_int_id = _ids.setdefault(ref.lora_path, next(_next_id))
+            lora_int_id = _ids.setdefault(ref.digest, next(_next_id))
     return LoRARequest(lora_name=name, lora_int_id=lora_int_id, lora_path=ref.lora_path)

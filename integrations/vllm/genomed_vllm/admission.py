@@ -13,8 +13,10 @@ So before such a request leaves the API server, admission makes sure genomed
 serves that identity now: it acquires the adapter (in a thread: a cold load
 never blocks vLLM's event loop) and compares the content digest, and on
 failure fails only this request with genomed's code and message
-(GenomedLoRAError: 503 `not_connected`, 409 `content_changed`, 404
-`not_found`, ...). Its lease is held until the HTTP request's task ends, so
+(GenomedLoRAError: 503 `not_connected`, 404 `not_found`, ...). When genomed
+holds new content under the name (a RELOAD published a new version), the
+name is registered again under the new identity and a new lora_int_id, and
+the request is served with the new version (_follow_new_version). Its lease is held until the HTTP request's task ends, so
 genomed keeps exactly that content resident for as long as the engine may
 build the adapter for this request: the worker's acquire is a cache hit
 (never a cold load inside the engine step, never another content). For a
@@ -117,9 +119,38 @@ async def _admit(models: Any, model: Optional[str], scope: Scope) -> None:
         return  # not genomed's, or resolved by this request (its lease is held)
     try:
         lease, _ = await asyncio.to_thread(identity.acquire, ref)
+    except errors.GenomedLoRAError as e:
+        if e.code != "content_changed":
+            raise
+        await _follow_new_version(models, lora, scope)
+        return
     except genomed.Error as e:
         raise errors.from_genomed(ref.name, e) from e
     scope.leases.append(lease)
+
+
+async def _follow_new_version(models: Any, lora: Any, scope: Scope) -> None:
+    """genomed now holds other content under the name (a RELOAD, or files
+    changed and loaded again): register the name's new identity, with a new
+    lora_int_id, so that this request and the next ones get the new version
+    and vLLM never reuses state built for the old one (vllm #30931). The
+    request holds the new content's lease (resolver.resolve checks it as it
+    checks a first resolution: vLLM's limits, its rank). The old id stays in
+    vLLM's caches, with its lease on the old version, until vLLM's LRU
+    evicts it (requests already admitted may still run with it)."""
+    from vllm.lora.request import LoRARequest
+
+    from .resolver import resolve
+
+    ref = await asyncio.to_thread(resolve, lora.lora_name, None,
+                                  max_lora_rank=scope.max_lora_rank, keep=scope.leases)
+    # The event loop runs one task at a time: the first request to see the
+    # new version registers it, concurrent ones find it registered.
+    current = models.lora_requests.get(lora.lora_name)
+    if current is None or current.lora_path != ref.lora_path:
+        models.lora_requests[lora.lora_name] = LoRARequest(
+            lora_name=lora.lora_name, lora_int_id=models.lora_id_counter.inc(1),
+            lora_path=ref.lora_path, base_model_name=lora.base_model_name)
 
 
 def _hold_until_task_ends(leases: List[genomed.Lease]) -> None:

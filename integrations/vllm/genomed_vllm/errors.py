@@ -76,5 +76,5 @@ def content_changed(name: str, now: str, requested: str) -> GenomedLoRAError:
     return GenomedLoRAError(
         name, "content_changed",
         f"genomed now holds other content under this name (digest {now}, requested "
-        f"{requested}): unload the adapter from vLLM (POST /v1/unload_lora_adapter) and "
-        "request it again", HTTPStatus.CONFLICT)
+        f"{requested}): make a new LoRARequest (genomed_vllm.lora_request) for the new "
+        "content; vLLM's API server does so itself on the next request", HTTPStatus.CONFLICT)

@@ -165,3 +165,46 @@ def test_genomeds_errors_carry_its_code(llm):
         genomed_vllm.lora_request("no-such-adapter")
     assert info.value.code == "not_found" and info.value.http_status == 404
     assert "no-such-adapter" in str(info.value)
+
+
+def test_two_names_with_identical_content_are_one_identity_built_once(llm, daemon, client,
+                                                                      fixtures):
+    """vLLM keys its adapter caches by lora_int_id: one id per content digest
+    means the second name reuses what vLLM built for the first."""
+    paths = [vllm_fixtures.rewrite(fixtures["base"], daemon.root, n, "plain", seed=500)
+             for n in ("twin-a", "twin-b")]
+    a, b = genomed_vllm.lora_request("twin-a"), genomed_vllm.lora_request("twin-b")
+    digests = {i.name: i.digest for i in client.list()}
+    assert digests["twin-a"] == digests["twin-b"]  # identical files: one content digest
+    assert a.lora_int_id == b.lora_int_id
+    assert a.lora_path.endswith("@" + digests["twin-a"])
+    expected = generate(llm, from_directory(paths[0]))
+    assert generate(llm, a) == expected
+    assert generate(llm, b) == expected
+    # vLLM built the content once, from twin-a's lease; twin-b's name never reached its worker.
+    assert (leases(client)["twin-a"], leases(client)["twin-b"]) == (1, 0)
+    assert llm.llm_engine.remove_lora(a.lora_int_id)
+    wait_for(lambda: leases(client)["twin-a"] == 0, what="vLLM's lease on 'twin-a' to end")
+
+
+def test_a_reload_with_new_content_is_a_new_identity_and_the_old_keeps_its_bytes(
+        llm, daemon, client, fixtures):
+    """RELOAD swaps new content in under the name while vLLM still caches the
+    old (vllm #30931: the same identity would serve the stale state)."""
+    path = vllm_fixtures.rewrite(fixtures["base"], daemon.root, "versioned", "rslora", seed=600)
+    first = genomed_vllm.lora_request("versioned")
+    before = generate(llm, first)
+    assert before == generate(llm, from_directory(path))
+    vllm_fixtures.rewrite(fixtures["base"], daemon.root, "versioned", "rslora", seed=700)
+    info = client.reload("versioned")
+    assert info.digest != info.previous_digest
+    assert info.previous_leases == 1  # vLLM's cache holds the old version's lease
+    second = genomed_vllm.lora_request("versioned")
+    assert second.lora_path == f"genomed://versioned@{info.digest}"
+    assert second.lora_int_id != first.lora_int_id
+    after = generate(llm, second)
+    assert after != before
+    assert after == generate(llm, from_directory(path))
+    for r in (first, second):  # (directory loads may have evicted either: LRU)
+        llm.llm_engine.remove_lora(r.lora_int_id)
+    wait_for(lambda: leases(client)["versioned"] == 0, what="vLLM's leases to end")

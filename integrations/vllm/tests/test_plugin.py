@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import types
@@ -21,6 +22,7 @@ from genomed_vllm.errors import GenomedLoRAError
 from genomed_vllm.resolver import GenomedResolver, resolve
 from vllm.lora.request import LoRARequest
 from vllm.lora.resolver import LoRAResolver, LoRAResolverRegistry
+from vllm.utils.counter import AtomicCounter
 
 import vllm_fixtures
 from vllm_fixtures import leases
@@ -151,15 +153,17 @@ class _Serving:
     """What admission's wrapper of vLLM's _check_model reads of a serving object."""
 
     def __init__(self, registered: dict) -> None:
-        self.models = types.SimpleNamespace(lora_requests=registered, engine_client=None)
+        self.models = types.SimpleNamespace(lora_requests=registered, engine_client=None,
+                                            lora_id_counter=AtomicCounter(100))
+
+
+async def _passes(self, request):  # type: ignore[no-untyped-def]
+    return None  # vLLM's own _check_model found nothing wrong
 
 
 def test_admission_holds_a_lease_until_the_requests_task_ends_and_fails_alone(
         monkeypatch, fixtures):
-    async def passes(self, request):  # type: ignore[no-untyped-def]
-        return None
-
-    check = admission._wrap(passes)
+    check = admission._wrap(_passes)
     with Daemon(roots=[fixtures["plain"].parent]) as daemon, \
             genomed.connect(daemon.socket) as client:
         ref = resolve("plain", daemon.socket)
@@ -177,15 +181,48 @@ def test_admission_holds_a_lease_until_the_requests_task_ends_and_fails_alone(
         # Not genomed's adapters, and base models, pass untouched.
         assert asyncio.run(request("dir")) == 0
         assert asyncio.run(request("base")) == 0
-        # Content that is not the identity's: only this request fails.
-        stale = LoRARequest("plain", 9, identity.AdapterRef("plain", "0" * 32).lora_path)
-        serving.models.lora_requests["plain"] = stale
+        # A name genomed does not have any more: only this request fails.
+        gone = LoRARequest("gone", 9, identity.AdapterRef("gone", "0" * 32).lora_path)
+        serving.models.lora_requests["gone"] = gone
         with pytest.raises(GenomedLoRAError) as info:
-            asyncio.run(request("plain"))
-        assert info.value.code == "content_changed"
-        assert info.value.http_status == HTTPStatus.CONFLICT
+            asyncio.run(request("gone"))
+        assert info.value.code == "not_found"
+        assert info.value.http_status == HTTPStatus.NOT_FOUND
         assert leases(client)["plain"] == 0
     serving.models.lora_requests["plain"] = named["plain"]
     with pytest.raises(GenomedLoRAError) as info:  # genomed down
         asyncio.run(request("plain"))
     assert info.value.code == "not_connected"
+
+
+def test_admission_serves_a_reloaded_version_under_a_new_identity(monkeypatch, fixtures):
+    """A RELOAD swaps new content in under a name vLLM's server registered:
+    the next request registers the new identity (new lora_int_id and path),
+    so it is served the new version and vLLM reuses nothing built for the
+    old one (vllm #30931), while a request in flight keeps the old version."""
+    check = admission._wrap(_passes)
+    with Daemon(roots=[fixtures["plain"].parent]) as daemon, \
+            genomed.connect(daemon.socket) as client:
+        shutil.copytree(fixtures["plain"], daemon.root / "live")
+        old = resolve("live", daemon.socket)
+        serving = _Serving({"live": LoRARequest("live", 7, old.lora_path)})
+        monkeypatch.setenv(genomed_vllm.ENV_SOCKET, daemon.socket)
+        in_flight = client.acquire("live")
+        shutil.rmtree(daemon.root / "live")
+        shutil.copytree(fixtures["rslora"], daemon.root / "live")  # the next version
+        info = client.reload("live")
+        assert info.previous_digest == old.digest != info.digest
+
+        async def request() -> LoRARequest:
+            assert await check(serving, types.SimpleNamespace(model="live")) is None
+            held = [a for a in client.list() if a.name == "live"][0]
+            assert held.leases == 1 and held.digest == info.digest  # this request's
+            return serving.models.lora_requests["live"]
+
+        new = asyncio.run(request())
+        assert new.lora_path == f"genomed://live@{info.digest}"
+        assert new.lora_int_id not in (7, None)
+        assert asyncio.run(request()) is new  # registered once
+        assert in_flight.digest == old.digest  # the request in flight kept its version
+        in_flight.release()
+        wait_for(lambda: leases(client)["live"] == 0, what="the requests' leases to end")

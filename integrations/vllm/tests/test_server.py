@@ -177,24 +177,35 @@ def test_a_quarantined_adapter_is_503_with_genomeds_code_and_the_server_keeps_se
     assert server.complete("plain") == plain
 
 
-def test_changed_content_behind_vllms_back_fails_alone_with_409_and_the_server_keeps_serving(
+def test_a_reload_is_served_under_a_new_identity_while_vllm_still_caches_the_old(
         server, node, fixtures):
-    vllm_fixtures.rewrite(fixtures["base"], node.root, "swapped", "plain", seed=300)
+    """RELOAD publishes new content under a name vLLM's server registered and
+    its worker still caches: the next request registers the new identity and
+    is served the new weights, never the cached old ones (vllm #30931)."""
+    path = vllm_fixtures.rewrite(fixtures["base"], node.root, "swapped", "plain", seed=300)
     base, before = server.complete(MODEL), server.complete("swapped")
-    evict(server, node, "swapped")
+    vllm_fixtures.rewrite(fixtures["base"], node.root, "swapped", "plain", seed=400)
+    info = node.client.reload("swapped")
+    assert info.previous_leases == 1  # vLLM's cache holds the old version
+    after = server.complete("swapped")
+    assert after != before
+    server.load_directory("dir-swapped-400", path)
+    assert after == server.complete("dir-swapped-400")
+    assert server.complete(MODEL) == base
+
+
+def test_changed_content_behind_vllms_back_is_served_under_a_new_identity(server, node,
+                                                                         fixtures):
+    vllm_fixtures.rewrite(fixtures["base"], node.root, "behind", "plain", seed=500)
+    before = server.complete("behind")
+    evict(server, node, "behind")
     # Unregistered in vLLM's worker, genomed frees it and loads the new files:
     # the identity vLLM's API server still holds names content genomed no
-    # longer has, and the worker would have to build it inside an engine step.
-    assert node.client.unload("swapped").outcome == "freed"
-    vllm_fixtures.rewrite(fixtures["base"], node.root, "swapped", "plain", seed=400)
-    status, message = server.error("swapped")
-    assert status == 409, message
-    assert "content_changed" in message and "unload_lora_adapter" in message
-    assert server.complete(MODEL) == base
+    # longer has; admission registers the new one before the engine sees it.
+    assert node.client.unload("behind").outcome == "freed"
+    vllm_fixtures.rewrite(fixtures["base"], node.root, "behind", "plain", seed=600)
+    assert server.complete("behind") != before
     assert server.complete("rslora")
-    # What the message says to do serves the new weights.
-    server.unload("swapped")
-    assert server.complete("swapped") != before
 
 
 def test_an_adapter_vllm_evicted_fails_alone_while_genomed_is_down_and_serves_once_it_is_back(
