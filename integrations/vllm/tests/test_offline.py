@@ -143,6 +143,9 @@ def test_an_old_identity_is_never_served_with_new_content(llm, daemon, client, f
     vLLM's worker refuses to build it from what genomed holds now."""
     path = vllm_fixtures.rewrite(fixtures["base"], daemon.root, "stale", "rslora", seed=300)
     old = genomed_vllm.lora_request("stale")
+    # lora_request's lease is released one-way on the plugin's connection:
+    # an UNLOAD on another connection may arrive first (and drain).
+    wait_for(lambda: leases(client)["stale"] == 0, what="lora_request's lease to end")
     assert client.unload("stale").outcome == "freed"
     vllm_fixtures.rewrite(fixtures["base"], daemon.root, "stale", "rslora", seed=400)
     with pytest.raises(GenomedLoRAError) as info:
