@@ -3,6 +3,7 @@
 
     python bench/python_bench.py [--quick] [--json FILE] [--keep-tmp] [--no-torch]
     python bench/python_bench.py --hot | --versions [--quick] [--json FILE]
+    python bench/python_bench.py --disk [--disk-dir DIR] [--quick] [--json FILE]
 
 Run it with the project venv (``bash scripts/python-env.sh`` prints its path;
 it needs numpy, safetensors and torch) after building the C++ tree
@@ -276,20 +277,25 @@ class TimingVariants:
     def close(self) -> None:
         self.client.close()
 
+    def _sample(self, make: Callable[[], Dict[str, Any]],
+                touch: Callable[[Dict[str, Any]], int]) -> Sample:
+        """One timed sample (python_cold.DiskVariants drops the files first)."""
+        return timed(make, touch)
+
     def st_load_file(self) -> Sample:
-        return timed(lambda: load_file(self.path), touch_numpy)
+        return self._sample(lambda: load_file(self.path), touch_numpy)
 
     def st_safe_open(self) -> Sample:
         def make() -> Dict[str, Any]:
             with safe_open(self.path, framework="numpy") as f:
                 return {k: f.get_tensor(k) for k in f.keys()}
-        return timed(make, touch_numpy)
+        return self._sample(make, touch_numpy)
 
     def st_safe_open_pt(self) -> Sample:
         def make() -> Dict[str, Any]:
             with safe_open(self.path, framework="pt") as f:
                 return {k: f.get_tensor(k) for k in f.keys()}
-        return timed(make, touch_torch)
+        return self._sample(make, touch_torch)
 
     def _genomed(self) -> Sample:
         lease = None
@@ -299,7 +305,7 @@ class TimingVariants:
             lease = self.client.acquire(self.name)
             return lease.tensors
 
-        sample = timed(make, touch_numpy)
+        sample = self._sample(make, touch_numpy)
         assert lease is not None
         lease.release()  # no view is left: the RELEASE goes out now
         return sample
@@ -334,6 +340,28 @@ class TimingVariants:
             raise RuntimeError(f"unload of {self.name}: {outcome}")
 
 
+def sample_rounds(tv: Any, variants: Sequence[str], rounds: int) -> Dict[str, List[Sample]]:
+    """Every variant (a method of `tv`) once as a warm-up (untimed: the
+    adapter's arena range gets its first fill, the connection's mapping its
+    pages), then `rounds` rounds of every variant in order (interleaved, so
+    drift hits all alike), each round ended by tv.unload() (untimed). The
+    garbage collector is off during the rounds."""
+    samples: Dict[str, List[Sample]] = {v: [] for v in variants}
+    for v in variants:
+        getattr(tv, v)()
+    tv.unload()
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            for v in variants:
+                samples[v].append(getattr(tv, v)())
+            tv.unload()
+    finally:
+        gc.enable()
+    return samples
+
+
 def run_timing(sizes: Sequence[int], rounds: Dict[int, int], tmp: Path, with_torch: bool,
                log: Callable[[str], None]) -> Dict[str, Any]:
     root = tmp / "timing"
@@ -351,23 +379,11 @@ def run_timing(sizes: Sequence[int], rounds: Dict[int, int], tmp: Path, with_tor
         for size in sizes:
             name = f"a{size}m"
             tv = TimingVariants(daemon.socket, name, paths[size])
-            samples: Dict[str, List[Sample]] = {v: [] for v in variants}
             try:
                 loads_before = tv.client.stats()["loads_started"]
-                # Warm-up (untimed): every code path once; the adapter's arena range
-                # gets its first fill and this connection's mapping sees its pages.
                 # Order within a round: cold leaves the adapter resident, resident
                 # and newconn use it, then it is unloaded (untimed) for the next cold.
-                for v in variants:
-                    getattr(tv, v)()
-                tv.unload()
-                gc.collect()
-                gc.disable()
-                for _ in range(rounds[size]):
-                    for v in variants:
-                        samples[v].append(getattr(tv, v)())
-                    tv.unload()
-                gc.enable()
+                samples = sample_rounds(tv, variants, rounds[size])
                 stats = tv.client.stats()
                 if stats["leases_active"] != 0:
                     raise RuntimeError(f"leases_active {stats['leases_active']} after the rounds")
@@ -375,7 +391,6 @@ def run_timing(sizes: Sequence[int], rounds: Dict[int, int], tmp: Path, with_tor
                 if loads != rounds[size] + 1:  # one per cold sample (+ warm-up), no other
                     raise RuntimeError(f"{loads} loads for {rounds[size] + 1} cold acquires")
             finally:
-                gc.enable()
                 tv.close()
             checksums = {v: {s[2] for s in samples[v]} for v in variants}
             reference = checksums["st_load_file"]
@@ -894,6 +909,12 @@ def main() -> int:
                     help="only part 3: acquire+release, view building, first acquire, threads")
     ap.add_argument("--versions", action="store_true",
                     help="only part 4: RELOAD of new files against UNLOAD + cold load")
+    ap.add_argument("--disk", action="store_true",
+                    help="only part 5: cold from disk (page cache dropped) and first touch "
+                         "(bench/python_cold.py)")
+    ap.add_argument("--disk-dir", metavar="DIR", type=Path,
+                    help="where --disk writes its adapters (a real disk, not tmpfs; "
+                         "default: /tmp, /var/tmp or build/)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--socket", help=argparse.SUPPRESS)
     ap.add_argument("--names", default="", help=argparse.SUPPRESS)
@@ -944,6 +965,11 @@ def main() -> int:
         return only("versions", lambda: run_versions(
             [4, 16] if args.quick else [16, 128], 3 if args.quick else 11, tmp, log),
             print_versions)
+    if args.disk:
+        from python_cold import print_disk, run_disk
+        return only("disk", lambda: run_disk(
+            [4, 16] if args.quick else [16, 128, 512], 3 if args.quick else 7, args.disk_dir,
+            with_torch, log), print_disk)
     try:
         timing = run_timing(sizes, rounds, tmp, with_torch, log)
         memory = run_memory(mem_size, ns, tmp, with_torch, log)
