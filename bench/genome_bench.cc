@@ -21,15 +21,14 @@
 //              each sample, against the device's best parallel O_DIRECT read
 //              of the same file (bench/cold_load.h; files under --cold-dir).
 // bench/figures.h holds what a run measures, bench/report.h how it is
-// reported (rows, JSON, verdict); this file measures. docs/performance.md
+// reported (rows, JSON, verdict), bench/baselines.h the raw operations,
+// bench/options.h the command line, bench/run_cleanup.h what a failed run
+// undoes; this file measures genomed. docs/performance.md
 // explains every figure and the latest results.
-#include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -48,221 +47,29 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "baselines.h"
 #include "cold_load.h"
 #include "figures.h"
+#include "options.h"
 #include "report.h"
-#include "common/size_parse.h"
+#include "run_cleanup.h"
 #include "genomed/client.h"
-#include "ipc/protocol.h"
 #include "tools/fixture/fixture.h"
 #include "tools/testkit/daemon_process.h"
 #include "tools/testkit/proc.h"
-#include "worker/format/pread_full.h"
-#include "worker/format/safetensors.h"
 
 namespace {
 
 using genomed::Client;
 using genomed::Lease;
-using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 namespace fixture = genomed::fixture;
 namespace testkit = genomed::testkit;
-using namespace genomed::bench;  // figures.h, report.h, cold_load.h
-
-constexpr double kGB = 1e9;  // GB/s are decimal, as in docs/physics
-
-// What die() must clean up: daemons started and the temporary directory.
-std::vector<pid_t> g_daemons;
-std::string g_tmp_dir;
-std::string g_cold_dir;  // the cold-from-disk adapters' directory, on a real disk
-
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "genome-bench: %s\n", what.c_str());
-  std::fflush(stderr);
-  for (pid_t pid : g_daemons) {
-    ::kill(pid, SIGTERM);
-    for (int i = 0; i < 500 && ::waitpid(pid, nullptr, WNOHANG) == 0; ++i) ::usleep(10'000);
-    if (::waitpid(pid, nullptr, WNOHANG) == 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-  }
-  for (const std::string& dir : {g_tmp_dir, g_cold_dir}) {
-    std::error_code ec;
-    if (!dir.empty()) std::filesystem::remove_all(dir, ec);
-  }
-  std::_Exit(1);
-}
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// ---- options ------------------------------------------------------------------
-
-struct Options {
-  bool quick = false;
-  bool keep_tmp = false;
-  std::string json_path;
-  std::string genomed;  // default: next to this executable
-  int workers_n = 2;
-  std::uint64_t budget = 1280ull << 20;
-  // Profiling modes (run one loop under perf/strace instead of the report).
-  std::string profile_cold;  // "16m" | "128m" | "512m"
-  std::string profile_hit;   // "hot" | "hot-small"
-  int profile_reps = 20;
-  int churn_override = 0;
-  double profile_seconds = 5;
-  int throughput_rounds = 0;  // --throughput-only: rounds of the 16-client comparison
-  // Cold from disk (issue 24): adapter sizes in MiB (empty = the default for
-  // the mode), and where their files go (empty = the first of /var/tmp and
-  // the build directory that is a real disk).
-  std::vector<std::uint64_t> cold_mib;
-  std::string cold_dir;
-  // The Python that runs bench/cold_python_load.py (safetensors load_file,
-  // fastsafetensors) on the same cold files; default: the build's venv.
-  std::string python;
-  // Derived from --quick.
-  int reps = 5;                // cold loads and baseline repetitions (medians)
-  int hit_iterations = 20000;  // latency samples (hit and raw socket alike)
-  int churn_cycles = 1000;
-  int churn_warmup = 200;  // lets malloc and the thread-stack cache settle first (see docs)
-  int dedup_clients = 256;
-  double throughput_seconds = 3.0;  // per client count, split in 3 interleaved rounds
-};
-
-std::string self_dir() {
-  char buf[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return ".";
-  const std::string self(buf, static_cast<std::size_t>(n));
-  return self.substr(0, self.rfind('/'));
-}
-
-const char* kUsage = R"(usage: genome-bench [--quick] [--json FILE] [--workers-n N] [--budget SIZE]
-                    [--genomed PATH] [--keep-tmp] [--cold-sizes LIST] [--cold-dir DIR]
-                    [--python PATH]
-
-Starts its own genomed (the one built next to genome-bench), generates its own
-adapters under /tmp, and prints each genomed figure with its raw baseline, the
-ratio and the target of issue 4. The full run takes about 35 s on 2 cores
-(docs/performance.md).
-
-  --quick          a smaller, faster run (smoke test): fewer iterations
-  --json FILE      also write every figure as a flat JSON object to FILE
-  --workers-n N    worker count of the multi-worker daemon (default 2)
-  --budget SIZE    the daemons' --budget (default 1280M; needs >= 1G)
-  --genomed PATH   the genomed binary (default: next to genome-bench)
-  --keep-tmp       keep the temporary directory (adapters, daemon logs)
-  --churn-cycles N load+unload cycles of the churn check (default 1000;
-                   100 with --quick)
-  --cold-sizes LIST adapter sizes of the cold-from-disk loads, comma-separated
-                   whole MiB (default 16m,128m,512m; 16m,128m with --quick)
-  --cold-dir DIR   where the cold-from-disk adapters go (default: the first of
-                   /var/tmp and genome-bench's directory that is not tmpfs and
-                   takes O_DIRECT; none: those rows are skipped with the reason)
-  --python PATH    the Python whose safetensors and fastsafetensors load the
-                   same cold files (default: venv/bin/python next to
-                   genome-bench, as scripts/python-env.sh makes it; a loader
-                   that fails is skipped with the reason)
-
-profiling modes (no report; run under perf record -a / strace -f):
-  --profile-cold SIZE   start genomed --workers 1, then acquire+release+unload
-                        the SIZE adapter (16m|128m|512m) --profile-reps times
-  --profile-hit NAME    start genomed --workers 1, then run acquire+release of
-                        NAME (hot: 256 tensors, hot-small: 4 tensors) with 16
-                        clients for --profile-seconds, then 1 client likewise
-  --profile-reps N      (default 20)
-  --profile-seconds S   (default 5)
-
-A/B mode (for comparing builds on a noisy machine):
-  --throughput-only R   only the 16-client acquire+release throughput of the
-                        256-tensor adapter (with lease slots, then without)
-                        against 16 raw round-trip pairs:
-                        R rounds of 1 s each, alternating; prints each round's
-                        ratio and their median (--json writes them)
-)";
-
-Options parse_options(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) die(a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "--quick") {
-      o.quick = true;
-    } else if (a == "--keep-tmp") {
-      o.keep_tmp = true;
-    } else if (a == "--json") {
-      o.json_path = value();
-    } else if (a == "--genomed") {
-      o.genomed = value();
-    } else if (a == "--workers-n") {
-      o.workers_n = std::atoi(value().c_str());
-      if (o.workers_n < 1 || o.workers_n > 64) die("--workers-n: expected 1..64");
-    } else if (a == "--budget") {
-      auto size = genomed::parse_size(value());
-      if (!size || *size < (1ull << 30)) die("--budget: expected a size of at least 1G");
-      o.budget = *size;
-    } else if (a == "--churn-cycles") {
-      o.churn_override = std::max(1, std::atoi(value().c_str()));
-    } else if (a == "--cold-sizes") {
-      std::stringstream list(value());
-      for (std::string item; std::getline(list, item, ',');) {
-        const auto size = genomed::parse_size(item);
-        if (!size || *size == 0 || *size % (1u << 20) != 0 || *size > (4ull << 30))
-          die("--cold-sizes: expected whole MiB sizes up to 4G, such as 16m,128m,512m");
-        o.cold_mib.push_back(*size >> 20);
-      }
-      if (o.cold_mib.empty()) die("--cold-sizes: expected at least one size");
-    } else if (a == "--cold-dir") {
-      o.cold_dir = value();
-    } else if (a == "--python") {
-      o.python = value();
-    } else if (a == "--profile-cold") {
-      o.profile_cold = value();
-    } else if (a == "--profile-hit") {
-      o.profile_hit = value();
-    } else if (a == "--profile-reps") {
-      o.profile_reps = std::max(1, std::atoi(value().c_str()));
-    } else if (a == "--profile-seconds") {
-      o.profile_seconds = std::max(0.1, std::atof(value().c_str()));
-    } else if (a == "--throughput-only") {
-      o.throughput_rounds = std::atoi(value().c_str());
-      if (o.throughput_rounds < 1 || o.throughput_rounds > 1000)
-        die("--throughput-only: expected 1..1000 rounds");
-    } else if (a == "-h" || a == "--help") {
-      std::fputs(kUsage, stdout);
-      std::exit(0);
-    } else {
-      die("unknown argument '" + a + "'; see --help");
-    }
-  }
-  if (o.genomed.empty()) o.genomed = self_dir() + "/genomed";
-  if (o.python.empty()) o.python = self_dir() + "/venv/bin/python";
-  if (o.quick) {
-    o.reps = 2;
-    o.hit_iterations = 2000;
-    o.churn_cycles = 100;
-    o.churn_warmup = 100;
-    o.dedup_clients = 32;
-    o.throughput_seconds = 0.6;
-  }
-  if (o.churn_override > 0) o.churn_cycles = o.churn_override;
-  if (o.cold_mib.empty()) {
-    o.cold_mib = o.quick ? std::vector<std::uint64_t>{16, 128}
-                         : std::vector<std::uint64_t>{16, 128, 512};
-  }
-  return o;
-}
+using namespace genomed::bench;  // figures.h, report.h, cold_load.h, options.h, baselines.h, run_cleanup.h
 
 // ---- adapters ------------------------------------------------------------------
 
@@ -297,284 +104,6 @@ void warm_page_cache(const std::string& path) {
   ::close(fd);
 }
 
-// ---- baselines: Google Benchmark micro benchmarks -------------------------------
-
-// Keeps the median aggregate of every benchmark (bytes/s), and prints as usual.
-class CaptureReporter : public benchmark::ConsoleReporter {
- public:
-  CaptureReporter() : benchmark::ConsoleReporter(OO_Tabular) {}  // no colour codes
-  std::map<std::string, double> bytes_per_second;
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const Run& r : runs) {
-      if (r.run_type != Run::RT_Aggregate || r.aggregate_name != "median") continue;
-      const auto it = r.counters.find("bytes_per_second");
-      if (it != r.counters.end()) bytes_per_second[r.run_name.function_name] = it->second.value;
-    }
-    ConsoleReporter::ReportRuns(runs);
-  }
-};
-
-// What an inference server does without genomed (safetensors load_file):
-// parse the header, allocate fresh memory, read the data into it.
-void inprocess_load(benchmark::State& state, std::string path) {
-  std::uint64_t bytes = 0;
-  for (auto _ : state) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) die("open " + path);
-    auto header = genomed::format::read_safetensors_header(fd, path);
-    if (!header) die("header: " + header.status().to_string());
-    void* buf =
-        std::malloc(header->data_size);  // fresh mmap'ed pages: see M_MMAP_THRESHOLD in main
-    if (buf == nullptr) die("malloc");
-    if (genomed::format::pread_full(fd, buf, header->data_size, header->data_offset) !=
-        static_cast<long long>(header->data_size)) {
-      die("short read of " + path);
-    }
-    ::close(fd);
-    benchmark::DoNotOptimize(buf);
-    bytes += header->data_offset + header->data_size;
-    state.PauseTiming();  // the load ends when the bytes are usable; freeing is later
-    std::free(buf);
-    state.ResumeTiming();
-  }
-  state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
-}
-
-// mmap the file and read every byte once (sum of 64-bit words).
-void inprocess_mmap(benchmark::State& state, std::string path) {
-  std::uint64_t bytes = 0;
-  for (auto _ : state) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    struct stat st {};
-    if (fd < 0 || ::fstat(fd, &st) != 0) die("open " + path);
-    const auto size = static_cast<std::size_t>(st.st_size);
-    void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) die("mmap " + path);
-    ::close(fd);
-    const auto* w = static_cast<const std::uint64_t*>(p);
-    std::uint64_t sum = 0;
-    for (std::size_t i = 0; i < size / 8; ++i) sum += w[i];
-    benchmark::DoNotOptimize(sum);
-    bytes += size;
-    state.PauseTiming();
-    ::munmap(p, size);
-    state.ResumeTiming();
-  }
-  state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
-}
-
-void memcpy_warm(benchmark::State& state, std::size_t size) {
-  std::vector<char> src(size, 1), dst(size, 2);  // both written: every page faulted
-  for (auto _ : state) {
-    std::memcpy(dst.data(), src.data(), size);
-    benchmark::ClobberMemory();
-  }
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * size));
-}
-
-std::map<std::string, double> run_micro_benchmarks(const Options& o,
-                                                   const std::vector<Adapter>& sizes) {
-  const int reps = std::max(o.reps, 2);  // Google Benchmark aggregates need >= 2
-  benchmark::RegisterBenchmark("memcpy_256m", memcpy_warm, std::size_t{256} << 20)
-      ->Iterations(4)
-      ->Repetitions(reps)
-      ->ReportAggregatesOnly(true)
-      ->UseRealTime()
-      ->Unit(benchmark::kMillisecond);
-  for (const Adapter& a : sizes) {
-    const auto iters = static_cast<benchmark::IterationCount>(
-        std::max<std::uint64_t>(1, (256ull << 20) / a.bytes));
-    benchmark::RegisterBenchmark(("inprocess_load_" + a.label).c_str(), inprocess_load, a.weights)
-        ->Iterations(iters)
-        ->Repetitions(reps)
-        ->ReportAggregatesOnly(true)
-        ->UseRealTime()
-        ->Unit(benchmark::kMillisecond);
-    benchmark::RegisterBenchmark(("inprocess_mmap_" + a.label).c_str(), inprocess_mmap, a.weights)
-        ->Iterations(iters)
-        ->Repetitions(reps)
-        ->ReportAggregatesOnly(true)
-        ->UseRealTime()
-        ->Unit(benchmark::kMillisecond);
-  }
-  CaptureReporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  benchmark::ClearRegisteredBenchmarks();
-  return reporter.bytes_per_second;
-}
-
-// ---- baselines: raw Unix socket ping-pong ----------------------------------------
-
-bool write_all(int fd, const char* p, std::size_t n) {
-  while (n > 0) {
-    const ssize_t got = ::write(fd, p, n);
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += got;
-    n -= static_cast<std::size_t>(got);
-  }
-  return true;
-}
-
-bool read_all(int fd, char* p, std::size_t n) {
-  while (n > 0) {
-    const ssize_t got = ::read(fd, p, n);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) return false;
-    p += got;
-    n -= static_cast<std::size_t>(got);
-  }
-  return true;
-}
-
-struct FrameSizes {
-  std::size_t acquire_request = 0;  // 4-byte length prefix + msgpack body
-  std::size_t acquire_reply = 0;
-  std::size_t release_request = 0;
-};
-
-// Measured by encoding the frames the client and daemon exchange for one
-// acquire of `name` (representative lease id, offset, length, generation).
-FrameSizes measure_frames(const std::string& name) {
-  namespace ipc = genomed::ipc;
-  FrameSizes f;
-  ipc::Request acquire;
-  acquire.op = ipc::Op::acquire;
-  acquire.names = {name};
-  f.acquire_request = 4 + ipc::encode_request(acquire).size();
-  ipc::AcquireReply reply;
-  reply.grants.push_back(ipc::LeaseGrant{name, 123456, 700ull << 20, 32ull << 20, 12});
-  f.acquire_reply = 4 + ipc::encode_reply(reply).size();
-  ipc::Request release;
-  release.op = ipc::Op::release;
-  release.leases = {123456};
-  f.release_request = 4 + ipc::encode_request(release).size();
-  return f;
-}
-
-// The echo side: reads a request, answers with a reply, until EOF.
-void echo_loop(int fd, std::size_t request, std::size_t reply) {
-  std::vector<char> in(request), out(reply, 'r');
-  while (read_all(fd, in.data(), request) && write_all(fd, out.data(), reply)) {
-  }
-}
-
-// Forks an echo process serving `fds` with one blocking thread per pair (the
-// cheapest server there is for a few busy connections). Closes the child's
-// ends in the parent.
-pid_t fork_echo_server(const std::vector<std::array<int, 2>>& pairs, const FrameSizes& f) {
-  const pid_t pid = ::fork();
-  if (pid < 0) die("fork");
-  if (pid == 0) {
-    std::vector<std::thread> threads;
-    for (const auto& p : pairs) {
-      ::close(p[0]);
-      threads.emplace_back([fd = p[1], &f] { echo_loop(fd, f.acquire_request, f.acquire_reply); });
-    }
-    for (auto& t : threads) t.join();
-    std::_Exit(0);
-  }
-  for (const auto& p : pairs) ::close(p[1]);
-  return pid;
-}
-
-std::vector<std::array<int, 2>> socket_pairs(int n) {
-  std::vector<std::array<int, 2>> pairs(static_cast<std::size_t>(n));
-  for (auto& p : pairs) {
-    int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) die("socketpair");
-    p = {sv[0], sv[1]};
-  }
-  return pairs;
-}
-
-void end_echo_server(const std::vector<std::array<int, 2>>& pairs, pid_t pid) {
-  for (const auto& p : pairs) ::close(p[0]);  // EOF ends the echo threads
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-}
-
-// One long-lived ping-pong pair: the echo process is forked at start (while
-// this process has no other threads) and kept until the hit phase, whose
-// latency blocks alternate with raw ping-pong blocks so that both see the
-// same machine state.
-struct EchoPeer {
-  std::vector<std::array<int, 2>> pairs;
-  pid_t pid = -1;
-  std::vector<char> out, in;
-};
-
-EchoPeer start_echo_peer(const FrameSizes& f) {
-  EchoPeer e;
-  e.pairs = socket_pairs(1);
-  e.pid = fork_echo_server(e.pairs, f);
-  e.out.assign(f.acquire_request, 'q');
-  e.in.resize(f.acquire_reply);
-  return e;
-}
-
-// Appends `iterations` round-trip times (microseconds) after `warmup` untimed ones.
-void socket_rtt_block(EchoPeer& e, int warmup, int iterations, std::vector<double>& us) {
-  const int fd = e.pairs[0][0];
-  for (int i = -warmup; i < iterations; ++i) {
-    const auto t0 = Clock::now();
-    if (!write_all(fd, e.out.data(), e.out.size()) || !read_all(fd, e.in.data(), e.in.size())) {
-      die("ping-pong failed");
-    }
-    if (i >= 0) us.push_back(seconds_since(t0) * 1e6);
-  }
-}
-
-// Runs `op(thread_index)` in `threads` threads for `seconds`; returns ops/s.
-// `op` returns false on failure (the run then dies).
-double run_for(int threads, double seconds, const std::function<bool(int)>& op) {
-  std::atomic<bool> stop{false};
-  std::vector<std::uint64_t> counts(static_cast<std::size_t>(threads), 0);
-  std::barrier start(threads + 1);
-  std::vector<std::thread> pool;
-  std::atomic<bool> failed{false};
-  for (int t = 0; t < threads; ++t) {
-    pool.emplace_back([&, t] {
-      start.arrive_and_wait();
-      std::uint64_t n = 0;
-      while (!stop.load(std::memory_order_relaxed)) {
-        if (!op(t)) {
-          failed = true;
-          break;
-        }
-        ++n;
-      }
-      counts[static_cast<std::size_t>(t)] = n;
-    });
-  }
-  start.arrive_and_wait();
-  const auto t0 = Clock::now();
-  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-  stop = true;
-  const double elapsed = seconds_since(t0);
-  for (auto& th : pool) th.join();
-  if (failed) die("an operation failed during a throughput run");
-  std::uint64_t total = 0;
-  for (auto c : counts) total += c;
-  return static_cast<double>(total) / elapsed;
-}
-
-double socket_throughput(const FrameSizes& f, int pairs_count, double seconds) {
-  auto pairs = socket_pairs(pairs_count);
-  const pid_t pid = fork_echo_server(pairs, f);
-  std::vector<std::vector<char>> out(pairs.size(), std::vector<char>(f.acquire_request, 'q'));
-  std::vector<std::vector<char>> in(pairs.size(), std::vector<char>(f.acquire_reply));
-  const double ops = run_for(pairs_count, seconds, [&](int t) {
-    const auto i = static_cast<std::size_t>(t);
-    return write_all(pairs[i][0], out[i].data(), out[i].size()) &&
-           read_all(pairs[i][0], in[i].data(), in[i].size());
-  });
-  end_echo_server(pairs, pid);
-  return ops;
-}
-
 // ---- the daemon --------------------------------------------------------------------
 
 struct Daemon {
@@ -600,7 +129,7 @@ Daemon start_daemon(const Options& o, const std::string& tmp, const std::string&
   if (!started) die(started.status().message());
   const pid_t pid = started->pid;
   d.pid = pid;
-  g_daemons.push_back(pid);
+  track_daemon(pid);
   const double ready_ms = started->ready_ms;
   // genomed faults the arena in on a background thread after start and logs
   // "arena of SIZE faulted in (N ms)". Loads measured before that compete
@@ -647,7 +176,7 @@ void stop_daemon(Daemon& d) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  std::erase(g_daemons, d.pid);
+  untrack_daemon(d.pid);
   d.pid = -1;
 }
 
@@ -939,13 +468,6 @@ Baselines measure_baselines(const Options& o, const std::vector<Adapter>& sizes,
       "==\n",
       std::max(o.reps, 2));
   std::fflush(stdout);
-  {
-    int bargc = 2;
-    char arg0[] = "genome-bench";
-    char arg1[] = "--benchmark_color=false";
-    char* bargv[] = {arg0, arg1, nullptr};
-    benchmark::Initialize(&bargc, bargv);
-  }
   const auto micro = run_micro_benchmarks(o, sizes);
   auto micro_gbps = [&](const std::string& name) {
     const auto it = micro.find(name);
@@ -1291,7 +813,7 @@ DiskFigures measure_cold_from_disk(const Options& o, const std::string& tmp) {
   std::string tmpl = where.path + "/genome-bench-cold-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr) die("mkdtemp " + tmpl + ": " + std::strerror(errno));
   r.dir = tmpl;
-  if (!o.keep_tmp) g_cold_dir = r.dir;
+  if (!o.keep_tmp) remove_on_failure(Scratch::cold, r.dir);
   const std::string root = r.dir + "/adapters";
   // Shaped as the warm ones: F16, hidden 4096, q+v, 32 KiB per rank x layer.
   for (const std::uint64_t mib : o.cold_mib) {
@@ -1341,7 +863,7 @@ DiskFigures measure_cold_from_disk(const Options& o, const std::string& tmp) {
   } else {
     std::error_code ec;
     fs::remove_all(r.dir, ec);
-    g_cold_dir.clear();
+    remove_on_failure(Scratch::cold, "");
   }
   return r;
 }
@@ -1398,7 +920,7 @@ int main(int argc, char** argv) {
   char tmpl[] = "/tmp/genome-bench-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) die("mkdtemp");
   const std::string tmp = tmpl;
-  if (!o.keep_tmp) g_tmp_dir = tmp;
+  if (!o.keep_tmp) remove_on_failure(Scratch::tmp, tmp);
   const std::string root = tmp + "/adapters";
   struct Cleanup {
     std::string dir;
