@@ -266,3 +266,27 @@ def test_two_names_with_identical_content_are_one_identity_built_once(server, no
     wait_for(lambda: (node.leases("twin-x"), node.leases("twin-y")) == (1, 0),
              what="the requests' leases to end")
     assert server.complete(MODEL) != x
+
+
+def test_a_version_vllm_cannot_load_fails_its_requests_alone_with_vllms_reason(
+        server, node, fixtures):
+    """vLLM's checks at load (here: a module the model lacks) run before the
+    plugin registers a genomed adapter, outside an engine step, for a RELOADed
+    version as for a first resolution: only its requests fail, with vLLM's
+    reason. (A new version registered unchecked fails its build inside an
+    engine step, which stops vLLM's engine.)"""
+    base = server.complete(MODEL)
+    vllm_fixtures.rewrite(fixtures["base"], node.root, "upgraded", "plain", seed=1100)
+    assert server.complete("upgraded") != base
+    vllm_fixtures.write_foreign_modules(fixtures["plain"], node.root / "upgraded")
+    node.client.reload("upgraded")
+    for _ in range(2):  # each request tries the new version again, none reaches the engine
+        status, message = server.error("upgraded")
+        assert status == 422, message
+        assert "vllm_refused" in message and "qq_proj" in message
+    vllm_fixtures.write_foreign_modules(fixtures["plain"], node.root / "foreign")
+    status, message = server.error("foreign")
+    assert status == 422, message
+    assert "vllm_refused" in message and "qq_proj" in message
+    assert server.complete(MODEL) == base
+    assert server.complete("plain")
