@@ -6,9 +6,12 @@ from genomed (which loads it on a miss, once for the whole node however many
 engines ask), computes the content identity, refuses what vLLM's worker
 would refuse (kinds, a rank above --max-lora-rank) and returns a LoRARequest
 whose lora_path is `genomed://<name>@<digest>`; vLLM's worker then builds the
-adapter from its own lease (worker.py). Its lease goes to the HTTP request
-being admitted (admission.py), which holds it until the request ends, so
-the content cannot change before the worker builds it. The acquire runs in a
+adapter from its own lease (worker.py). When it is the first resolver vLLM
+would ask, server.py has already registered the name through it, under the
+content's lora_int_id (registry.py), and vLLM's resolution finds it there.
+Its lease goes to the HTTP request being admitted (admission.py), which
+holds it until the request ends, so the content cannot change before the
+worker builds it. The acquire runs in a
 thread (asyncio.to_thread), so a cold load never blocks vLLM's event loop.
 
 Errors are raised, not turned into None: vLLM would answer a bare 404 or a
