@@ -19,7 +19,7 @@ import genomed
 import genomed_vllm
 import pytest
 from genomed_testing import Daemon, wait_for
-from genomed_vllm import admission, errors, identity
+from genomed_vllm import admission, errors, identity, server
 from genomed_vllm.errors import GenomedLoRAError
 from genomed_vllm.resolver import GenomedResolver, resolve
 from vllm.lora.request import LoRARequest
@@ -300,3 +300,34 @@ def test_a_replaced_identity_leaves_vllms_engine_once_no_request_in_flight_may_u
 
         asyncio.run(scenario())
         wait_for(lambda: leases(client)["live"] == 0, what="the requests' leases to end")
+
+
+async def _one_turn() -> None:
+    """Awaited as a task: every task scheduled before it has started by then
+    (asyncio runs ready tasks in order)."""
+
+
+def test_unloading_one_of_two_names_with_one_content_keeps_it_in_vllms_engine():
+    """Two names with identical content share one identity: vLLM's unload of
+    one leaves it in the engine for the other; unloading both removes it."""
+    from vllm.entrypoints.openai.models.serving import OpenAIServingModels
+    from vllm.entrypoints.serve.lora.protocol import UnloadLoRAAdapterRequest
+
+    server.install()
+    models = object.__new__(OpenAIServingModels)  # the attributes the unload uses
+    models.lora_resolver_lock = collections.defaultdict(asyncio.Lock)
+    models.engine_client = engine = _Engine()
+    content = "0123456789abcdef" * 2
+    models.lora_requests = {n: LoRARequest(n, 5, identity.AdapterRef(n, content).lora_path)
+                            for n in ("twin-a", "twin-b")}
+
+    async def scenario() -> None:
+        assert isinstance(await models.unload_lora_adapter(
+            UnloadLoRAAdapterRequest(lora_name="twin-a")), str)
+        await asyncio.create_task(_one_turn())
+        assert engine.removed == []  # twin-b is served from it
+        await models.unload_lora_adapter(UnloadLoRAAdapterRequest(lora_name="twin-b"))
+        await asyncio.wait_for(engine.removal.wait(), timeout=30)
+        assert engine.removed == [5]
+
+    asyncio.run(scenario())
