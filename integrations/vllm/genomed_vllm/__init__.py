@@ -16,10 +16,8 @@ Offline (`vllm.LLM`, which never consults resolvers):
 
 from __future__ import annotations
 
-import itertools
 import logging
-import threading
-from typing import Dict, Optional
+from typing import Optional
 
 from .connection import ENV_SOCKET, socket_path
 
@@ -55,11 +53,6 @@ def register() -> None:
     logger.info("genomed: serving LoRA adapters from %s", path)
 
 
-_ids: Dict[str, int] = {}  # content digest -> lora_int_id
-_next_id = itertools.count(1 << 30)  # far from ids a caller numbers from 1
-_ids_lock = threading.Lock()
-
-
 def lora_request(name: str, lora_int_id: Optional[int] = None, *,
                  socket: Optional[str] = None):
     """A vllm LoRARequest naming genomed's adapter `name`, for the offline API.
@@ -75,10 +68,10 @@ def lora_request(name: str, lora_int_id: Optional[int] = None, *,
     Raises genomed_vllm.errors.GenomedLoRAError."""
     from vllm.lora.request import LoRARequest
 
+    from .identity import lora_int_id as id_of
     from .resolver import resolve
 
     ref = resolve(name, socket)
     if lora_int_id is None:
-        with _ids_lock:
-            lora_int_id = _ids.setdefault(ref.digest, next(_next_id))
+        lora_int_id = id_of(ref.digest)
     return LoRARequest(lora_name=name, lora_int_id=lora_int_id, lora_path=ref.lora_path)

@@ -15,8 +15,10 @@ never blocks vLLM's event loop) and compares the content digest, and on
 failure fails only this request with genomed's code and message
 (GenomedLoRAError: 503 `not_connected`, 404 `not_found`, ...). When genomed
 holds new content under the name (a RELOAD published a new version), the
-name is registered again under the new identity and a new lora_int_id, and
-the request is served with the new version (_follow_new_version). Its lease is held until the HTTP request's task ends, so
+name is registered again under the new identity and its lora_int_id, and
+the request is served with the new version (_follow_new_version); the old
+identity leaves vLLM's engine once the requests that may use it have ended
+(registry.py). Its lease is held until the HTTP request's task ends, so
 genomed keeps exactly that content resident for as long as the engine may
 build the adapter for this request: the worker's acquire is a cache hit
 (never a cold load inside the engine step, never another content). For a
@@ -43,7 +45,7 @@ from typing import Any, List, Optional
 
 import genomed
 
-from . import errors, identity
+from . import errors, identity, registry
 
 _ORIGINAL = "_genomed_original_check_model"
 
@@ -51,10 +53,12 @@ _ORIGINAL = "_genomed_original_check_model"
 @dataclass
 class Scope:
     """The HTTP request being admitted: the server's limit the resolver checks
-    against, and the leases the request holds until its task ends."""
+    against, and what the request holds until its task ends: leases, and
+    the pin of the identities it may use (registry.py)."""
 
     max_lora_rank: Optional[int]
     leases: List[genomed.Lease] = field(default_factory=list)
+    pin: Optional[registry.Pin] = None
 
 
 _scope: contextvars.ContextVar[Optional[Scope]] = contextvars.ContextVar(
@@ -88,17 +92,20 @@ def _wrap(original: Any) -> Any:
     async def _check_model(self, request):  # type: ignore[no-untyped-def]
         scope = Scope(_max_lora_rank(self.models))
         token = _scope.set(scope)
+        model = getattr(request, "model", None)
         try:
             result = await original(self, request)
             if result is None:
-                await _admit(self.models, getattr(request, "model", None), scope)
+                await _admit(self.models, model, scope)
         except BaseException:
             _release(scope.leases)
             raise
         finally:
             _scope.reset(token)
         if result is None:
-            _hold_until_task_ends(scope.leases)
+            if model:
+                scope.pin = registry.of(self.models).pin(model)
+            _hold_until_task_ends(self.models, scope)
         else:
             _release(scope.leases)
         return result
@@ -131,34 +138,38 @@ async def _admit(models: Any, model: Optional[str], scope: Scope) -> None:
 
 async def _follow_new_version(models: Any, lora: Any, scope: Scope) -> None:
     """genomed now holds other content under the name (a RELOAD, or files
-    changed and loaded again): register the name's new identity, with a new
+    changed and loaded again): register the name's new identity, with its own
     lora_int_id, so that this request and the next ones get the new version
     and vLLM never reuses state built for the old one (vllm #30931). The
     request holds the new content's lease (resolver.resolve checks it as it
-    checks a first resolution: vLLM's limits, its rank). The old id stays in
-    vLLM's caches, with its lease on the old version, until vLLM's LRU
-    evicts it (requests already admitted may still run with it)."""
-    from vllm.lora.request import LoRARequest
-
+    checks a first resolution: vLLM's limits, its rank). The old identity
+    leaves vLLM's engine, and with it the worker's lease on the old version,
+    once the requests admitted with it have ended (registry.py)."""
     from .resolver import resolve
 
-    ref = await asyncio.to_thread(resolve, lora.lora_name, None,
-                                  max_lora_rank=scope.max_lora_rank, keep=scope.leases)
-    # The event loop runs one task at a time: the first request to see the
-    # new version registers it, concurrent ones find it registered.
-    current = models.lora_requests.get(lora.lora_name)
-    if current is None or current.lora_path != ref.lora_path:
-        models.lora_requests[lora.lora_name] = LoRARequest(
-            lora_name=lora.lora_name, lora_int_id=models.lora_id_counter.inc(1),
-            lora_path=ref.lora_path, base_model_name=lora.base_model_name)
+    name = lora.lora_name
+    ref = await asyncio.to_thread(resolve, name, None, max_lora_rank=scope.max_lora_rank,
+                                  keep=scope.leases)
+    async with models.lora_resolver_lock[name]:
+        # The first request to see the new version registers it, concurrent ones
+        # find it registered.
+        current = models.lora_requests.get(name)
+        if current is None or current.lora_path != ref.lora_path:
+            await registry.of(models).register(name, ref, lora.base_model_name)
 
 
-def _hold_until_task_ends(leases: List[genomed.Lease]) -> None:
+def _hold_until_task_ends(models: Any, scope: Scope) -> None:
     """The HTTP request's task ends once its response is sent (a stream's last
     chunk) or the client went away, when vLLM has finished or aborted it."""
-    if leases:
-        held = list(leases)
-        asyncio.current_task().add_done_callback(lambda _task: _release(held))
+    if scope.leases or scope.pin is not None:
+        held, pin = list(scope.leases), scope.pin
+
+        def end(_task: "asyncio.Task[Any]") -> None:
+            _release(held)
+            if pin is not None:
+                registry.of(models).unpin(pin)
+
+        asyncio.current_task().add_done_callback(end)
 
 
 def _release(leases: List[genomed.Lease]) -> None:

@@ -8,8 +8,9 @@ digest of it (`Lease.digest`: XXH3-128 over the config and tensors, computed
 by the worker that loaded it, docs/protocol.md): a RELOAD with changed files,
 or unloading, changing the files and loading again, gives another path;
 unchanged files (or a restarted daemon) give the same one. Two names with
-identical content have one digest (the offline API gives them one
-`lora_int_id`, the key of vLLM's adapter caches: __init__.py).
+identical content have one digest, and so one `lora_int_id` (the key of
+vLLM's caches of built adapters: lora_int_id below), offline and in the API
+server alike.
 
     genomed://<name>@<digest>      (digest: 32 hex digits)
 
@@ -19,9 +20,11 @@ The scheme keeps vLLM from taking the name for a hub repository (a relative
 
 from __future__ import annotations
 
+import itertools
+import threading
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import genomed
 
@@ -54,6 +57,19 @@ def digest(lease: genomed.Lease) -> str:
 
 def ref_of(lease: genomed.Lease) -> AdapterRef:
     return AdapterRef(lease.name, digest(lease))
+
+
+_ids: Dict[str, int] = {}  # content digest -> lora_int_id; grows by one int per content seen
+_next_id = itertools.count(1 << 30)  # far from the ids vLLM's server and callers number from 1
+_ids_lock = threading.Lock()
+
+
+def lora_int_id(digest: str) -> int:
+    """The `lora_int_id` of a content in this process: one per digest, so vLLM
+    (which caches built adapters by id: CPU LRU, GPU slots) builds and holds a
+    content once however many names carry it, and a new version gets a new id."""
+    with _ids_lock:
+        return _ids.setdefault(digest, next(_next_id))
 
 
 def parse(lora_path: str) -> Optional[AdapterRef]:

@@ -6,9 +6,12 @@ from genomed (which loads it on a miss, once for the whole node however many
 engines ask), computes the content identity, refuses what vLLM's worker
 would refuse (kinds, a rank above --max-lora-rank) and returns a LoRARequest
 whose lora_path is `genomed://<name>@<digest>`; vLLM's worker then builds the
-adapter from its own lease (worker.py). Its lease goes to the HTTP request
-being admitted (admission.py), which holds it until the request ends, so
-the content cannot change before the worker builds it. The acquire runs in a
+adapter from its own lease (worker.py). When it is the first resolver vLLM
+would ask, server.py has already registered the name through it, under the
+content's lora_int_id (registry.py), and vLLM's resolution finds it there.
+Its lease goes to the HTTP request being admitted (admission.py), which
+holds it until the request ends, so the content cannot change before the
+worker builds it. The acquire runs in a
 thread (asyncio.to_thread), so a cold load never blocks vLLM's event loop.
 
 Errors are raised, not turned into None: vLLM would answer a bare 404 or a
@@ -77,10 +80,13 @@ class GenomedResolver(LoRAResolver):
     def __init__(self, socket: Optional[str] = None) -> None:
         self.socket = socket
 
-    async def resolve_lora(self, base_model_name: str, lora_name: str) -> Optional[LoRARequest]:
-        scope = admission.current()  # the request being admitted, if any
+    async def identity_of(self, lora_name: str) -> Optional[identity.AdapterRef]:
+        """resolve() in a thread, for the request being admitted if any (its
+        limit, and it keeps the lease). None when genomed does not have the
+        name and other resolvers are registered (it may be theirs)."""
+        scope = admission.current()
         try:
-            ref = await asyncio.to_thread(
+            return await asyncio.to_thread(
                 resolve, lora_name, self.socket,
                 max_lora_rank=scope.max_lora_rank if scope else None,
                 keep=scope.leases if scope else None)
@@ -90,6 +96,13 @@ class GenomedResolver(LoRAResolver):
             if e.code == "not_found" and len(LoRAResolverRegistry.get_supported_resolvers()) > 1:
                 return None
             raise
+
+    async def resolve_lora(self, base_model_name: str, lora_name: str) -> Optional[LoRARequest]:
+        # vLLM's server registers genomed's names before it asks resolvers
+        # (server.py) unless another resolver comes first: then vLLM numbers it.
+        ref = await self.identity_of(lora_name)
+        if ref is None:
+            return None
         # lora_int_id is assigned by vLLM's serving layer (it overwrites it).
         return LoRARequest(lora_name=lora_name, lora_int_id=1, lora_path=ref.lora_path,
                            base_model_name=base_model_name)

@@ -5,6 +5,8 @@ genomed's error families, and the connection surviving a restarted daemon."""
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import os
 import shutil
 import subprocess
@@ -17,7 +19,7 @@ import genomed
 import genomed_vllm
 import pytest
 from genomed_testing import Daemon, wait_for
-from genomed_vllm import admission, errors, identity
+from genomed_vllm import admission, errors, identity, server
 from genomed_vllm.errors import GenomedLoRAError
 from genomed_vllm.resolver import GenomedResolver, resolve
 from vllm.lora.request import LoRARequest
@@ -149,12 +151,32 @@ def test_a_wrong_base_model_and_a_full_budget_reach_vllm_with_genomeds_code(tmp_
     assert "--budget" in info.value.message  # genomed's hint
 
 
+class _Engine:
+    """vLLM's engine client as the plugin calls it: records adds and removals."""
+
+    def __init__(self) -> None:
+        self.added: list = []
+        self.removed: list = []
+        self.removal = asyncio.Event()
+
+    async def add_lora(self, lora: LoRARequest) -> bool:
+        self.added.append(lora.lora_int_id)
+        return True
+
+    async def remove_lora(self, lora_int_id: int) -> bool:
+        self.removed.append(lora_int_id)
+        self.removal.set()
+        return True
+
+
 class _Serving:
     """What admission's wrapper of vLLM's _check_model reads of a serving object."""
 
     def __init__(self, registered: dict) -> None:
-        self.models = types.SimpleNamespace(lora_requests=registered, engine_client=None,
-                                            lora_id_counter=AtomicCounter(100))
+        self.models = types.SimpleNamespace(lora_requests=registered, engine_client=_Engine(),
+                                            lora_id_counter=AtomicCounter(100),
+                                            lora_resolver_lock=collections.defaultdict(
+                                                asyncio.Lock))
 
 
 async def _passes(self, request):  # type: ignore[no-untyped-def]
@@ -195,22 +217,35 @@ def test_admission_holds_a_lease_until_the_requests_task_ends_and_fails_alone(
     assert info.value.code == "not_connected"
 
 
-def test_admission_serves_a_reloaded_version_under_a_new_identity(monkeypatch, fixtures):
-    """A RELOAD swaps new content in under a name vLLM's server registered:
-    the next request registers the new identity (new lora_int_id and path),
-    so it is served the new version and vLLM reuses nothing built for the
-    old one (vllm #30931), while a request in flight keeps the old version."""
-    check = admission._wrap(_passes)
+@contextlib.contextmanager
+def _registered_live(monkeypatch, fixtures):
+    """A genomed with adapter 'live' (plain's files), and a serving object
+    that registered it under id 7; admission asks that genomed."""
     with Daemon(roots=[fixtures["plain"].parent]) as daemon, \
             genomed.connect(daemon.socket) as client:
         shutil.copytree(fixtures["plain"], daemon.root / "live")
         old = resolve("live", daemon.socket)
         serving = _Serving({"live": LoRARequest("live", 7, old.lora_path)})
         monkeypatch.setenv(genomed_vllm.ENV_SOCKET, daemon.socket)
+        yield daemon, client, serving, old
+
+
+def _reload_next_version(daemon, client, fixtures) -> genomed.ReloadInfo:
+    """'live' gets other files (rslora's) and genomed swaps them in."""
+    shutil.rmtree(daemon.root / "live")
+    shutil.copytree(fixtures["rslora"], daemon.root / "live")
+    return client.reload("live")
+
+
+def test_admission_serves_a_reloaded_version_under_a_new_identity(monkeypatch, fixtures):
+    """A RELOAD swaps new content in under a name vLLM's server registered:
+    the next request registers the new identity (new lora_int_id and path),
+    so it is served the new version and vLLM reuses nothing built for the
+    old one (vllm #30931), while a request in flight keeps the old version."""
+    check = admission._wrap(_passes)
+    with _registered_live(monkeypatch, fixtures) as (daemon, client, serving, old):
         in_flight = client.acquire("live")
-        shutil.rmtree(daemon.root / "live")
-        shutil.copytree(fixtures["rslora"], daemon.root / "live")  # the next version
-        info = client.reload("live")
+        info = _reload_next_version(daemon, client, fixtures)
         assert info.previous_digest == old.digest != info.digest
 
         async def request() -> LoRARequest:
@@ -226,3 +261,73 @@ def test_admission_serves_a_reloaded_version_under_a_new_identity(monkeypatch, f
         assert in_flight.digest == old.digest  # the request in flight kept its version
         in_flight.release()
         wait_for(lambda: leases(client)["live"] == 0, what="the requests' leases to end")
+
+
+def test_a_replaced_identity_leaves_vllms_engine_once_no_request_in_flight_may_use_it(
+        monkeypatch, fixtures):
+    """After a RELOAD the name is registered under its new identity; the old
+    one is removed from vLLM's engine (ending the worker's lease on the old
+    version) only when the request admitted with it has ended: removed
+    earlier, the engine would build it again for that request inside an
+    engine step, where genomed's new content fails it (content_changed)."""
+    check = admission._wrap(_passes)
+    with _registered_live(monkeypatch, fixtures) as (daemon, client, serving, _):
+        engine = serving.models.engine_client
+
+        async def request(running: asyncio.Event, end: asyncio.Event) -> None:
+            assert await check(serving, types.SimpleNamespace(model="live")) is None
+            running.set()
+            await end.wait()  # the engine runs the request
+
+        async def scenario() -> None:
+            running, end = asyncio.Event(), asyncio.Event()
+            first = asyncio.create_task(request(running, end))
+            await running.wait()
+            info = await asyncio.to_thread(_reload_next_version, daemon, client, fixtures)
+            done = asyncio.Event()
+            done.set()
+            await asyncio.create_task(request(asyncio.Event(), done))  # the next request
+            new = serving.models.lora_requests["live"]
+            assert new.lora_path == f"genomed://live@{info.digest}"
+            assert engine.added == [new.lora_int_id]  # checked by vLLM's engine first
+            # (a removal would run during this round trip: it is ready at once)
+            await asyncio.to_thread(client.list)
+            assert engine.removed == []  # the first request may still use id 7
+            end.set()
+            await first
+            await asyncio.wait_for(engine.removal.wait(), timeout=30)
+            assert engine.removed == [7]
+
+        asyncio.run(scenario())
+        wait_for(lambda: leases(client)["live"] == 0, what="the requests' leases to end")
+
+
+async def _one_turn() -> None:
+    """Awaited as a task: every task scheduled before it has started by then
+    (asyncio runs ready tasks in order)."""
+
+
+def test_unloading_one_of_two_names_with_one_content_keeps_it_in_vllms_engine():
+    """Two names with identical content share one identity: vLLM's unload of
+    one leaves it in the engine for the other; unloading both removes it."""
+    from vllm.entrypoints.openai.models.serving import OpenAIServingModels
+    from vllm.entrypoints.serve.lora.protocol import UnloadLoRAAdapterRequest
+
+    server.install()
+    models = object.__new__(OpenAIServingModels)  # the attributes the unload uses
+    models.lora_resolver_lock = collections.defaultdict(asyncio.Lock)
+    models.engine_client = engine = _Engine()
+    content = "0123456789abcdef" * 2
+    models.lora_requests = {n: LoRARequest(n, 5, identity.AdapterRef(n, content).lora_path)
+                            for n in ("twin-a", "twin-b")}
+
+    async def scenario() -> None:
+        assert isinstance(await models.unload_lora_adapter(
+            UnloadLoRAAdapterRequest(lora_name="twin-a")), str)
+        await asyncio.create_task(_one_turn())
+        assert engine.removed == []  # twin-b is served from it
+        await models.unload_lora_adapter(UnloadLoRAAdapterRequest(lora_name="twin-b"))
+        await asyncio.wait_for(engine.removal.wait(), timeout=30)
+        assert engine.removed == [5]
+
+    asyncio.run(scenario())

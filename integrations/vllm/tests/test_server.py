@@ -229,3 +229,64 @@ def test_an_adapter_vllm_evicted_fails_alone_while_genomed_is_down_and_serves_on
         node.start()
     # A restarted genomed loads it again: same content, same identity, same tokens.
     assert server.complete("rslora") == evicted
+
+
+def test_a_reload_retires_the_old_version_from_vllm_and_genomed_frees_its_bytes(
+        server, node, fixtures):
+    """Once the name is registered under its new identity and no request in
+    flight uses the old one, the plugin removes the old identity from vLLM's
+    engine: the worker's lease on the old version ends and genomed frees the
+    retired generation, instead of keeping both until vLLM's LRU evicts it."""
+    vllm_fixtures.rewrite(fixtures["base"], node.root, "retiring", "plain", seed=800)
+    before = server.complete("retiring")
+    wait_for(lambda: node.leases("retiring") == 1, what="the requests' leases to end")
+    one_copy = node.client.stats()["bytes_resident"]
+    vllm_fixtures.rewrite(fixtures["base"], node.root, "retiring", "plain", seed=900)
+    info = node.client.reload("retiring")
+    assert info.previous_leases == 1  # vLLM's cache holds the old version
+    assert node.client.stats()["bytes_resident"] > one_copy  # both versions resident
+    after = server.complete("retiring")
+    assert after != before
+    wait_for(lambda: node.client.stats()["bytes_resident"] == one_copy,
+             what="genomed to free the retired version")
+    assert node.leases("retiring") == 1  # vLLM's cache holds the new version
+    assert server.complete("retiring") == after
+
+
+def test_two_names_with_identical_content_are_one_identity_built_once(server, node, fixtures):
+    """The server registers genomed's adapters under one lora_int_id per
+    content, as the offline API does: vLLM builds and caches the content once."""
+    for name in ("twin-x", "twin-y"):
+        vllm_fixtures.rewrite(fixtures["base"], node.root, name, "plain", seed=1000)
+    x = server.complete("twin-x")
+    assert server.complete("twin-y") == x
+    digests = {a.name: a.digest for a in node.client.list()}
+    assert digests["twin-x"] == digests["twin-y"]
+    # vLLM's worker built it once, from twin-x's lease: twin-y's name never reached it.
+    wait_for(lambda: (node.leases("twin-x"), node.leases("twin-y")) == (1, 0),
+             what="the requests' leases to end")
+    assert server.complete(MODEL) != x
+
+
+def test_a_version_vllm_cannot_load_fails_its_requests_alone_with_vllms_reason(
+        server, node, fixtures):
+    """vLLM's checks at load (here: a module the model lacks) run before the
+    plugin registers a genomed adapter, outside an engine step, for a RELOADed
+    version as for a first resolution: only its requests fail, with vLLM's
+    reason. (A new version registered unchecked fails its build inside an
+    engine step, which stops vLLM's engine.)"""
+    base = server.complete(MODEL)
+    vllm_fixtures.rewrite(fixtures["base"], node.root, "upgraded", "plain", seed=1100)
+    assert server.complete("upgraded") != base
+    vllm_fixtures.write_foreign_modules(fixtures["plain"], node.root / "upgraded")
+    node.client.reload("upgraded")
+    for _ in range(2):  # each request tries the new version again, none reaches the engine
+        status, message = server.error("upgraded")
+        assert status == 422, message
+        assert "vllm_refused" in message and "qq_proj" in message
+    vllm_fixtures.write_foreign_modules(fixtures["plain"], node.root / "foreign")
+    status, message = server.error("foreign")
+    assert status == 422, message
+    assert "vllm_refused" in message and "qq_proj" in message
+    assert server.complete(MODEL) == base
+    assert server.complete("plain")

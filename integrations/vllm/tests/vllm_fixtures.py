@@ -117,6 +117,25 @@ def rewrite(base_dir: Path, root: Path, name: str, like: str, seed: int) -> Path
     return write_adapter(base_dir, spec, path, seed=seed)
 
 
+def write_foreign_modules(source: Path, out: Path) -> Path:
+    """Adapter `source` with its q_proj tensors renamed to a module the model
+    lacks (qq_proj): valid files genomed loads, which vLLM refuses at load."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(source, out)
+    weights = out / "adapter_model.safetensors"
+    save_file({k.replace("q_proj", "qq_proj"): v for k, v in load_file(weights).items()},
+              weights)
+    config = json.loads((out / "adapter_config.json").read_text())
+    config["target_modules"] = [m.replace("q_proj", "qq_proj") for m in config["target_modules"]]
+    (out / "adapter_config.json").write_text(json.dumps(config))
+    return out
+
+
 def write_all(out: Path) -> Dict[str, Path]:
     """The base model in out/base, every adapter in out/adapters/<name> (genomed's root)."""
     paths = {"base": write_base(out / "base")}
