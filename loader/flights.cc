@@ -172,7 +172,7 @@ Status Flights::publish(Flight& flight, cache::ResidentCache::Range range, std::
   record();  // before the waiters wake; Resilience's mutex is a leaf: in order under mu_
   // Identical bytes once: content equal to a resident copy's makes this
   // name an alias of that copy, and the fresh one, which no client has
-  // seen, is freed now (cache/shared_copies.h; docs/architecture.md §5).
+  // seen, is freed now (cache/shared_copies.h; docs/architecture.md §3.1).
   const std::string content = flight.digest.hex();
   const bool shared = cache_.insert_shared(name, content, bytes);
   if (shared) {
