@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <unordered_set>
 #include <utility>
 
 #include "cache/check.h"
@@ -20,31 +21,38 @@ ResidentCache::~ResidentCache() { check_invariants(); }
 void ResidentCache::check_invariants() const {
   GENOMED_CHECK(in_use_.size() + lru_.size() == entries_.size(),
                 "an entry is missing from both lists or is in both");
-  std::uint64_t resident = 0;
-  std::uint64_t pinned = 0;
   std::size_t pinned_count = 0;
   for (auto it = in_use_.begin(); it != in_use_.end(); ++it) {
     auto e = entries_.find(*it);
     GENOMED_CHECK(e != entries_.end(), "in_use_ names an absent entry");
     GENOMED_CHECK(e->second.held(), "an in_use_ entry has no lease and no pin");
     GENOMED_CHECK(e->second.pos == it, "an in_use_ entry's position is stale");
-    resident += e->second.footprint;
-    if (e->second.pinned) {
-      pinned += e->second.footprint;
-      ++pinned_count;
-    }
+    pinned_count += e->second.pinned ? 1 : 0;
   }
   for (auto it = lru_.begin(); it != lru_.end(); ++it) {
     auto e = entries_.find(*it);
     GENOMED_CHECK(e != entries_.end(), "lru_ names an absent entry");
     GENOMED_CHECK(!e->second.held(), "an lru_ entry is leased or pinned");
     GENOMED_CHECK(e->second.pos == it, "an lru_ entry's position is stale");
-    resident += e->second.footprint;
   }
-  GENOMED_CHECK(resident == resident_bytes_, "resident byte count drifted");
-  GENOMED_CHECK(pinned == pinned_bytes_ && pinned_count == pinned_count_,
-                "pinned byte count drifted");
-  GENOMED_CHECK(resident + bytes_reserved() == allocator_.bytes_allocated(),
+  GENOMED_CHECK(pinned_count == pinned_count_, "pinned entry count drifted");
+  // Every entry stands on a live copy, and each copy's counts are its entries'.
+  std::unordered_map<std::uint64_t, std::pair<std::uint32_t, std::uint32_t>> on;  // names, pinned
+  for (const auto& [name, e] : entries_) {
+    const auto copy = copies_.all().find(e.offset);
+    GENOMED_CHECK(copy != copies_.all().end(), "an entry stands on no live copy");
+    GENOMED_CHECK(copy->second.footprint == e.footprint, "an entry's footprint is not its copy's");
+    ++on[e.offset].first;
+    on[e.offset].second += e.pinned ? 1 : 0;
+  }
+  GENOMED_CHECK(on.size() == copies_.size(), "a copy no entry stands on");
+  for (const auto& [offset, counts] : on) {
+    const SharedCopies::Copy& c = copies_.at(offset);
+    GENOMED_CHECK(c.names == counts.first && c.pinned == counts.second,
+                  "a copy's name or pin count is not its entries'");
+  }
+  copies_.check_invariants();
+  GENOMED_CHECK(copies_.bytes() + bytes_reserved() == allocator_.bytes_allocated(),
                 "allocator and cache disagree on bytes in use");
 }
 
@@ -80,11 +88,10 @@ Result<ResidentCache::Reservations> ResidentCache::reserve_all(
   // it a request could wait (at the head of a FIFO) for room that can never
   // exist.
   std::uint64_t kept_bytes = 0;
-  for (std::size_t i = 0; i < keep.size(); ++i) {
-    if (std::find(keep.begin(), keep.begin() + static_cast<std::ptrdiff_t>(i), keep[i]) !=
-        keep.begin() + static_cast<std::ptrdiff_t>(i))
-      continue;  // listed twice
-    if (auto e = entries_.find(keep[i]); e != entries_.end()) kept_bytes += e->second.footprint;
+  std::unordered_set<std::uint64_t> kept_copies;  // two kept names may share one
+  for (const std::string& name : keep) {
+    if (auto e = entries_.find(name); e != entries_.end() && kept_copies.insert(e->second.offset).second)
+      kept_bytes += e->second.footprint;
   }
   if (total > budget() || kept_bytes > budget() - total) {
     const bool several = lengths.size() > 1 || kept_bytes > 0;
@@ -114,25 +121,15 @@ Result<ResidentCache::Reservations> ResidentCache::reserve_all(
                                     " and nothing may be evicted for it");
   }
   if (!fits) {
-    RangeAllocator trial = allocator_;
-    for (const std::string& name : lru_) {
-      if (kept(name)) continue;
-      trial.free(entries_.at(name).offset);
-      victims.push_back(name);
-      if (all_fit(trial, lengths)) {
-        fits = true;
-        break;
-      }
+    if (auto plan = plan_evictions(lengths, kept)) {
+      victims = std::move(*plan);
+      fits = true;
     }
   }
   if (!fits) {
-    std::uint64_t unleased = 0;
-    for (const std::string& name : lru_) {
-      if (!kept(name)) unleased += entries_.at(name).footprint;
-    }
-    // Held: leased or pinned entries (in_use_), and unleased ones the same
-    // request wants (`keep`).
-    const std::uint64_t held = resident_bytes_ - unleased;
+    // Held: the copies of leased or pinned entries (in_use_), and of
+    // unleased ones the same request wants (`keep`).
+    const std::uint64_t held = bytes_resident() - freeable_bytes(kept);
     const std::uint64_t freeable = budget() - held - bytes_reserved();
     // Two sizes that print alike ("2.0 MiB" and "2.0 MiB") get their bytes.
     const bool alike = format_size(total) == format_size(freeable);
@@ -144,7 +141,7 @@ Result<ResidentCache::Reservations> ResidentCache::reserve_all(
         exact(total) + " but only " + exact(freeable) + " of the " + format_size(budget()) +
         " budget can be freed: " + format_size(held) + " is held by " +
         std::to_string(in_use_.size()) + " adapter(s) in use (leased or pinned" +
-        (pinned_count_ == 0 ? "" : "; " + format_size(pinned_bytes_) + " pinned by " +
+        (pinned_count_ == 0 ? "" : "; " + format_size(bytes_pinned()) + " pinned by " +
                                        std::to_string(pinned_count_) + " of them") +
         ")" + (keep.empty() ? "" : " or wanted by the same request") + " and " +
         format_size(bytes_reserved()) + " is reserved by " + std::to_string(reservations_.size()) +
@@ -171,14 +168,54 @@ Result<ResidentCache::Reservations> ResidentCache::reserve_all(
   return r;
 }
 
+template <typename Kept>
+std::optional<std::vector<std::string>> ResidentCache::plan_evictions(
+    const std::vector<std::uint64_t>& lengths, const Kept& kept) const {
+  // A copy frees its range only with its last name: walking lru_ from the
+  // least recently used, a copy is freed when the walk has passed every one
+  // of its names (so at the place of its most recently used one), and its
+  // names are evicted then, together. A copy with a held or kept name never
+  // completes: its names stay.
+  RangeAllocator trial = allocator_;
+  std::vector<std::string> victims;
+  std::unordered_map<std::uint64_t, std::vector<std::string>> passed;  // copy -> its names so far
+  for (const std::string& name : lru_) {
+    if (kept(name)) continue;
+    const std::uint64_t offset = entries_.at(name).offset;
+    auto& names = passed[offset];
+    names.push_back(name);
+    if (names.size() < copies_.at(offset).names) continue;
+    trial.free(offset);
+    victims.insert(victims.end(), names.begin(), names.end());
+    if (all_fit(trial, lengths)) return victims;
+  }
+  return std::nullopt;
+}
+
+template <typename Kept>
+std::uint64_t ResidentCache::freeable_bytes(const Kept& kept) const {
+  std::unordered_map<std::uint64_t, std::uint32_t> passed;
+  std::uint64_t bytes = 0;
+  for (const std::string& name : lru_) {
+    if (kept(name)) continue;
+    const std::uint64_t offset = entries_.at(name).offset;
+    if (++passed[offset] == copies_.at(offset).names) bytes += copies_.at(offset).footprint;
+  }
+  return bytes;
+}
+
 void ResidentCache::evict(const std::string& name) {
   auto e = entries_.find(name);
   GENOMED_CHECK(e != entries_.end() && e->second.leases == 0, "eviction of a leased entry");
-  lru_.erase(e->second.pos);
-  allocator_.free(e->second.offset);
-  resident_bytes_ -= e->second.footprint;
-  entries_.erase(e);
+  remove_unheld(e);
   ++evictions_;
+}
+
+void ResidentCache::remove_unheld(std::unordered_map<std::string, Entry>::iterator e) {
+  GENOMED_CHECK(!e->second.held(), "removal of a leased or pinned entry");
+  lru_.erase(e->second.pos);
+  if (copies_.leave(e->second.offset)) allocator_.free(e->second.offset);
+  entries_.erase(e);
 }
 
 void ResidentCache::cancel_reservation(std::uint64_t offset) {
@@ -188,7 +225,8 @@ void ResidentCache::cancel_reservation(std::uint64_t offset) {
   allocator_.free(offset);
 }
 
-void ResidentCache::insert(const std::string& name, std::uint64_t offset, std::uint64_t length) {
+void ResidentCache::insert(const std::string& name, std::uint64_t offset, std::uint64_t length,
+                           const std::string& content) {
   auto res = reservations_.find(offset);
   GENOMED_CHECK(res != reservations_.end(), "insert at an offset that is not reserved");
   GENOMED_CHECK(length > 0 && length <= res->second, "length does not fit its reservation");
@@ -197,7 +235,19 @@ void ResidentCache::insert(const std::string& name, std::uint64_t offset, std::u
   reservations_.erase(res);
   auto pos = lru_.insert(lru_.end(), name);
   entries_.emplace(name, Entry{offset, length, footprint, 0, false, pos});
-  resident_bytes_ += footprint;
+  copies_.add(offset, footprint, content);
+}
+
+bool ResidentCache::insert_shared(const std::string& name, const std::string& content,
+                                  std::uint64_t length) {
+  GENOMED_CHECK(length > 0 && !entries_.contains(name), "insert_shared of a resident name");
+  const std::uint64_t footprint = allocator_.rounded(length);
+  const auto offset = copies_.find(content, footprint);
+  if (!offset) return false;
+  auto pos = lru_.insert(lru_.end(), name);
+  entries_.emplace(name, Entry{*offset, length, footprint, 0, false, pos});
+  copies_.join(*offset);
+  return true;
 }
 
 bool ResidentCache::lease(const std::string& name) {
@@ -225,7 +275,7 @@ bool ResidentCache::set_pinned(const std::string& name, bool pinned) {
   if (was == pinned) return was;
   const bool was_held = e.held();
   e.pinned = pinned;
-  pinned_bytes_ = pinned ? pinned_bytes_ + e.footprint : pinned_bytes_ - e.footprint;
+  copies_.set_pinned(e.offset, pinned);
   pinned_count_ = pinned ? pinned_count_ + 1 : pinned_count_ - 1;
   if (was_held != e.held()) {
     if (e.held())
@@ -251,11 +301,13 @@ void ResidentCache::make_least_recent(const std::string& name) {
 bool ResidentCache::erase(const std::string& name) {
   auto it = entries_.find(name);
   if (it == entries_.end() || it->second.held()) return false;
-  lru_.erase(it->second.pos);
-  allocator_.free(it->second.offset);
-  resident_bytes_ -= it->second.footprint;
-  entries_.erase(it);
+  remove_unheld(it);
   return true;
+}
+
+std::uint64_t ResidentCache::pin_cost(const std::string& name) const {
+  const Entry& e = entries_.at(name);
+  return e.pinned || copies_.at(e.offset).pinned > 0 ? 0 : e.footprint;
 }
 
 void ResidentCache::rename(const std::string& from, const std::string& to) {
@@ -272,7 +324,7 @@ std::optional<ResidentCache::EntryView> ResidentCache::find(const std::string& n
   auto it = entries_.find(name);
   if (it == entries_.end()) return std::nullopt;
   return EntryView{it->second.offset, it->second.length, it->second.leases, it->second.pinned,
-                   it->second.footprint};
+                   it->second.footprint, copies_.at(it->second.offset).names};
 }
 
 std::vector<std::string> ResidentCache::names() const {

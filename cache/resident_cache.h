@@ -4,6 +4,13 @@
 // used first). An entry moves between them only when it gains its first hold
 // (a lease or the pin) or loses its last.
 //
+// Entries are names; the bytes are copies (shared_copies.h). Names whose
+// content is equal stand on one copy (insert_shared): leases, pins and LRU
+// places stay each name's own, the budget counts the copy once, and the
+// copy's range is freed only when its last name goes. A copy is evicted
+// whole or not at all: only once every name on it is in lru_ (none held or
+// kept), at the place of its most recently used name, all its names with it.
+//
 // Not thread-safe: the coordinator owns one and calls it under its mutex.
 #pragma once
 
@@ -15,6 +22,7 @@
 #include <vector>
 
 #include "cache/range_allocator.h"
+#include "cache/shared_copies.h"
 #include "common/status.h"
 
 namespace genomed::cache {
@@ -61,12 +69,20 @@ class ResidentCache {
   // REQUIRES: offset came from reserve() and was neither inserted nor cancelled.
   void cancel_reservation(std::uint64_t offset);
 
-  // Makes a reserved range a resident entry, unleased, most recently used.
+  // Makes a reserved range a resident entry, unleased, most recently used:
+  // a new copy, with content key `content` ("": never shared).
   // `length` is the adapter's own size (what find() reports); the entry keeps
   // occupying the whole reserved range.
   // REQUIRES: `name` is not resident; offset came from reserve() and was
   // neither inserted nor cancelled since; 0 < length <= the reserved length.
-  void insert(const std::string& name, std::uint64_t offset, std::uint64_t length);
+  void insert(const std::string& name, std::uint64_t offset, std::uint64_t length,
+              const std::string& content = {});
+  // Makes `name` a resident entry (unleased, most recently used) on the live
+  // copy whose content key is `content` and whose range fits `length` the
+  // way a reservation of it would: an alias, counted once in the budget.
+  // False (nothing changed) when there is no such copy.
+  // REQUIRES: `name` is not resident; 0 < length.
+  bool insert_shared(const std::string& name, const std::string& content, std::uint64_t length);
 
   // Takes a lease: moves the entry to in_use_ when leases go 0 -> 1.
   // Returns false if `name` is not resident.
@@ -83,12 +99,16 @@ class ResidentCache {
   // stays in in_use_ while unleased) and erase() refuses it. Returns the
   // previous state. REQUIRES: `name` is resident.
   bool set_pinned(const std::string& name, bool pinned);
-  // Footprint bytes (page-rounded ranges) of the pinned entries.
-  std::uint64_t bytes_pinned() const { return pinned_bytes_; }
-  std::size_t pinned_count() const { return pinned_count_; }
+  // Footprint bytes (page-rounded ranges) of the copies a pinned entry
+  // stands on, each copy once.
+  std::uint64_t bytes_pinned() const { return copies_.bytes_pinned(); }
+  std::size_t pinned_count() const { return pinned_count_; }  // pinned entries (names)
+  // What pinning the resident `name` adds to bytes_pinned(): its footprint,
+  // or 0 if another name on its copy is pinned already.
+  std::uint64_t pin_cost(const std::string& name) const;
 
-  // Removes an unleased, unpinned entry and frees its range. Returns false
-  // if absent, leased or pinned.
+  // Removes an unleased, unpinned entry and frees its range unless another
+  // name stands on its copy. Returns false if absent, leased or pinned.
   bool erase(const std::string& name);
   // The entry `from` goes on under the name `to`, with its range, leases,
   // pin and place in its list (a RELOAD retiring a generation, or
@@ -102,24 +122,29 @@ class ResidentCache {
     std::uint32_t leases;
     bool pinned = false;
     std::uint64_t footprint = 0;  // the range it occupies (length rounded up)
+    std::uint32_t names_on_copy = 1;  // it and the names sharing its copy
   };
   std::optional<EntryView> find(const std::string& name) const;
   // Resident names, most recently used first (in_use entries first).
   std::vector<std::string> names() const;
 
   std::uint64_t budget() const { return allocator_.capacity(); }
-  // Bytes of the budget occupied by inserted entries (their reserved, rounded
-  // ranges); bytes_resident() + bytes_reserved() is what the allocator holds.
-  std::uint64_t bytes_resident() const { return resident_bytes_; }
+  // Bytes of the budget occupied by the copies of inserted entries (their
+  // reserved, rounded ranges, each copy once); bytes_resident() +
+  // bytes_reserved() is what the allocator holds.
+  std::uint64_t bytes_resident() const { return copies_.bytes(); }
+  // Copies more than one name stands on, and the bytes that saves.
+  std::size_t shared_copies() const { return copies_.shared(); }
+  std::uint64_t bytes_shared() const { return copies_.bytes_shared(); }
   std::uint64_t bytes_reserved() const;  // bytes of pending reservations
   std::size_t entry_count() const { return entries_.size(); }
   std::uint64_t evictions() const { return evictions_; }
 
  private:
   struct Entry {
-    std::uint64_t offset;
+    std::uint64_t offset;  // of its copy (copies_.at(offset))
     std::uint64_t length;
-    std::uint64_t footprint;  // the reserved range's rounded length, >= length
+    std::uint64_t footprint;  // its copy's range's rounded length, >= length
     std::uint32_t leases = 0;
     bool pinned = false;
     std::list<std::string>::iterator pos;  // into in_use_ (held()) or lru_ (not held())
@@ -128,7 +153,20 @@ class ResidentCache {
 
   // Removes an unleased entry and frees its range. REQUIRES: resident, unleased.
   void evict(const std::string& name);
-  // Aborts unless every entry is in exactly the list its lease count names.
+  // Takes the unheld entry `e` (`name`) out of lru_ and the table; frees
+  // its copy's range if it was the copy's last name.
+  void remove_unheld(std::unordered_map<std::string, Entry>::iterator e);
+  // The plan of an eviction for `lengths` (which must fit `allocator` once
+  // done): the names to evict, LRU first, copy by copy (see the top), never
+  // one in `kept`; nullopt if evicting everything allowed does not make room.
+  template <typename Kept>
+  std::optional<std::vector<std::string>> plan_evictions(
+      const std::vector<std::uint64_t>& lengths, const Kept& kept) const;
+  // Bytes of the copies every one of whose names is in lru_ and not kept.
+  template <typename Kept>
+  std::uint64_t freeable_bytes(const Kept& kept) const;
+  // Aborts unless every entry is in exactly the list its lease count names
+  // and on a live copy, and each copy's counts are its entries'.
   void check_invariants() const;
 
   RangeAllocator allocator_;
@@ -141,8 +179,9 @@ class ResidentCache {
   std::list<std::string> lru_;
   // Ranges handed out by reserve() and not yet inserted or cancelled.
   std::unordered_map<std::uint64_t, std::uint64_t> reservations_;  // offset -> length
-  std::uint64_t resident_bytes_ = 0;
-  std::uint64_t pinned_bytes_ = 0;  // footprints of the pinned entries
+  // The copies the entries stand on. Invariant: each copy's `names` is the
+  // number of entries whose offset is its own, `pinned` of them pinned.
+  SharedCopies copies_;
   std::size_t pinned_count_ = 0;
   std::uint64_t evictions_ = 0;
 };

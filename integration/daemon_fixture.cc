@@ -116,6 +116,17 @@ std::uint64_t Daemon::stat(const std::string& key) const {
   throw std::runtime_error("no stat named " + key);
 }
 
+std::uint64_t stat_on(Client& client, const std::string& key) {
+  auto stats = client.stats();
+  EXPECT_TRUE(stats.ok()) << stats.status().to_string();
+  if (!stats.ok()) return 0;
+  for (const auto& [k, v] : *stats) {
+    if (k == key) return std::get<std::uint64_t>(v);
+  }
+  ADD_FAILURE() << "no stat " << key;
+  return 0;
+}
+
 CommandResult run_command(const std::vector<std::string>& argv_in, std::optional<RunAs> as,
                           pid_t* child_pid) {
   const ScratchDir scratch("genomed-cmd");

@@ -77,6 +77,11 @@ inline fixture::AdapterSpec megabyte_adapter(std::uint64_t seed) {
   return {.rank = 64, .layers = 2, .hidden = 1024, .dtype = layout::DType::F16, .seed = seed};
 }
 
+// A STATS value read on `client`'s own connection, so it reflects every
+// RELEASE that connection sent before (protocol.md, release). Fails the test
+// (and returns 0) if there is no such stat.
+std::uint64_t stat_on(Client& client, const std::string& key);
+
 // Path of a binary of this build (genomed, genomectl, genome-worker).
 std::string binary(const std::string& name);
 

@@ -25,19 +25,6 @@ namespace {
 const fixture::AdapterSpec kV1{.rank = 8, .layers = 2, .hidden = 64, .seed = 3};
 const fixture::AdapterSpec kV2{.rank = 8, .layers = 2, .hidden = 64, .seed = 4};
 
-// A STATS value read on `client`'s own connection, so it reflects every
-// RELEASE that connection sent before (protocol.md, release).
-std::uint64_t stat_on(Client& client, const std::string& key) {
-  auto stats = client.stats();
-  EXPECT_TRUE(stats.ok()) << stats.status().to_string();
-  if (!stats.ok()) return 0;
-  for (const auto& [k, v] : *stats) {
-    if (k == key) return std::get<std::uint64_t>(v);
-  }
-  ADD_FAILURE() << "no stat " << key;
-  return 0;
-}
-
 // Every tensor of `lease` holds the bytes of the file's tensor of its name.
 void expect_bytes_of(const Lease& lease, const std::string& weights_file) {
   const auto file = read_file_tensors(weights_file);

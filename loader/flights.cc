@@ -170,7 +170,20 @@ Status Flights::publish(Flight& flight, cache::ResidentCache::Range range, std::
   if (hooks_.stopping()) return shutting_down_status();
   if (superseded(name, flight)) return unloaded_while_loading(name);
   record();  // before the waiters wake; Resilience's mutex is a leaf: in order under mu_
-  cache_.insert(name, range.offset, bytes);
+  // Identical bytes once: content equal to a resident copy's makes this
+  // name an alias of that copy, and the fresh one, which no client has
+  // seen, is freed now (cache/shared_copies.h; docs/architecture.md §3.1).
+  const std::string content = flight.digest.hex();
+  const bool shared = cache_.insert_shared(name, content, bytes);
+  if (shared) {
+    cache_.cancel_reservation(range.offset);
+    ++counters_.loads_shared;
+    client_log().info("{} generation {} has the content of a resident copy ({}): it shares it, "
+                      "{} freed",
+                      quote(name), flight.generation, content, format_size(range.length));
+  } else {
+    cache_.insert(name, range.offset, bytes, content);
+  }
   AdapterEntry& e = entries_.at(name);
   e.state = AdapterState::ready;
   e.digest = flight.digest;
@@ -190,6 +203,9 @@ Status Flights::publish(Flight& flight, cache::ResidentCache::Range range, std::
   }
   flight.notify_waiters();
   idle_.mark_used(name);  // unleased (its waiters went), it may idle from now
+  // The freed range may admit a waiting ticket; this name's waiters hold
+  // their leases (or keep it) already, and it is the most recently used.
+  if (shared) hooks_.settle(admission_.pump());
   return Status::Ok();
 }
 

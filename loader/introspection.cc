@@ -56,6 +56,8 @@ Figures Figures::of(const CoordinatorCounters& counters, const cache::ResidentCa
   f.slot_violations = leases.slot_violations();
   f.adapters_pinned = cache.pinned_count();
   f.bytes_pinned = cache.bytes_pinned();
+  f.shared_copies = cache.shared_copies();
+  f.bytes_shared = cache.bytes_shared();
   return f;
 }
 
@@ -107,6 +109,9 @@ ipc::StatsReply stats_reply(const Figures& f, const PoolStats& pool,
   put("bytes_pinned", f.bytes_pinned);
   put("idle_unloads", c.idle_unloads);
   put("prefetches_dropped", c.prefetches_dropped);
+  put("loads_shared", c.loads_shared);
+  put("shared_copies", f.shared_copies);
+  put("bytes_shared", f.bytes_shared);
   return r;
 }
 

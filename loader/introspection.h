@@ -29,6 +29,7 @@ struct CoordinatorCounters {
   std::uint64_t loads_started = 0, loads_completed = 0, loads_failed = 0, loads_cancelled = 0;
   std::uint64_t hits = 0, misses = 0, bytes_loaded = 0, request_restarts = 0;
   std::uint64_t idle_unloads = 0, prefetches_dropped = 0;
+  std::uint64_t loads_shared = 0;  // loads published as an alias of a resident copy
 };
 
 // The coordinator's figures at one moment.
@@ -38,6 +39,7 @@ struct Figures {
   std::uint64_t admission_waiting = 0, adapters_resident = 0, adapters_loading = 0;
   std::uint64_t leases_active = 0, leases_granted = 0, lease_slots = 0, slot_hits = 0;
   std::uint64_t slot_violations = 0, adapters_pinned = 0, bytes_pinned = 0;
+  std::uint64_t shared_copies = 0, bytes_shared = 0;
 
   // Under the coordinator's mutex. `adapters`: entries in all, `loading`
   // of them LOADING.

@@ -38,7 +38,8 @@ const std::set<std::string>& counter_stats() {
                                                   "permission_denied",
                                                   "connections_evicted",
                                                   "idle_unloads",
-                                                  "prefetches_dropped"};
+                                                  "prefetches_dropped",
+                                                  "loads_shared"};
   return kCounters;
 }
 

@@ -10,10 +10,12 @@ namespace genomed::loader {
 Result<bool> PinPolicy::pin(const std::string& name) {
   const auto view = cache_.find(name);
   if (view->pinned) return true;
-  if (cache_.bytes_pinned() + view->footprint > budget_) {
+  // A copy another pinned name shares costs nothing more (cache/shared_copies.h).
+  const std::uint64_t cost = cache_.pin_cost(name);
+  if (cache_.bytes_pinned() + cost > budget_) {
     return Status(Errc::pin_budget_exceeded,
                   "pinning " + quote(name) + " (" + format_size(view->footprint) +
-                      ") would pin " + format_size(cache_.bytes_pinned() + view->footprint) +
+                      ") would pin " + format_size(cache_.bytes_pinned() + cost) +
                       " but the pin budget is " + format_size(budget_) + " (" +
                       std::to_string(cache_.pinned_count()) +
                       " adapter(s) pinned already): unpin one first, or raise --pin-budget; " +

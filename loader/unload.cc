@@ -49,7 +49,13 @@ Result<ipc::UnloadReply> Unloads::unload(const std::string& name) {
         return ipc::UnloadReply{name, "draining", held};
       }
       erase_resident(it);
-      client_log().info("unloaded {}", quote(name));
+      if (view->names_on_copy > 1) {
+        // The name is gone; its bytes stay for the names that share them.
+        client_log().info("unloaded {}; its copy stays, shared with {} other name(s)", quote(name),
+                          view->names_on_copy - 1);
+      } else {
+        client_log().info("unloaded {}", quote(name));
+      }
       return ipc::UnloadReply{name, "freed", 0};
     }
     case AdapterState::draining:

@@ -266,6 +266,7 @@ def test_load_unload_list_stats_health_records(daemon: Daemon, client: genomed.C
         "load_retries", "quarantined", "breaker_state", "breaker_transitions", "pool_healthy",
         "workers_busy", "pool_saturated", "probes_waiting",
         "adapters_pinned", "bytes_pinned", "idle_unloads", "prefetches_dropped",
+        "loads_shared", "shared_copies", "bytes_shared",
         "bad_requests", "releases_ignored", "limits_exceeded", "log_lines_suppressed",
         "permission_denied", "connections_evicted"]
     assert stats["loads_completed"] == 2 and stats["budget_bytes"] == client.arena_bytes

@@ -56,6 +56,26 @@ TEST_F(IdleUnloadTest, AnUnusedAdapterIsUnloadedAfterTheIdleTime) {
   EXPECT_FALSE(again->was_resident);
 }
 
+TEST_F(IdleUnloadTest, AnAliasIdlesAloneAndItsCopyStaysWhileTheOtherNameIsLeased) {
+  const std::uint64_t one = footprint();
+  add("a", 1);
+  add("twin", 1);  // the same files: one copy (cache/shared_copies.h)
+  start(4 * one, {.idle_unload = 30s});
+  const auto t0 = clock_.now();
+  auto lease = coordinator_->acquire({"a"}, 1);
+  ASSERT_TRUE(lease.ok());
+  ASSERT_TRUE(coordinator_->load("twin").ok());
+  EXPECT_EQ(stat("bytes_resident"), one);
+  EXPECT_EQ(stat("loads_shared"), 1u);
+  ASSERT_TRUE(clock_.await_sleeper_until(t0 + 30s));
+  clock_.advance(30s);
+  ASSERT_TRUE(unloaded("twin")) << "its own keep-alive, though a's lease holds the copy";
+  EXPECT_TRUE(resident("a"));
+  EXPECT_EQ(stat("bytes_resident"), one) << "a's lease keeps the bytes";
+  EXPECT_EQ(stat("idle_unloads"), 1u);
+  ASSERT_TRUE(coordinator_->release(lease->grants[0].lease, 1));
+}
+
 TEST_F(IdleUnloadTest, ALeasedAdapterIsNeverUnloadedItsIdleTimeStartsWhenItsLeaseEnds) {
   const std::uint64_t one = footprint();
   for (const char* name : {"leased", "free"}) add(name, name[0]);

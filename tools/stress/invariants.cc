@@ -1,5 +1,7 @@
 #include "tools/stress/invariants.h"
 
+#include <set>
+#include <string>
 #include <thread>
 
 #include "tools/testkit/eventually.h"
@@ -19,9 +21,14 @@ const char* const kSum = "resident bytes = sum of listed entries";
 const char* const kSweep = "every resident adapter verifies in full";
 const char* const kResources = "daemon fds/threads/RSS back to baseline";
 
+// Entries with equal digests share one copy (docs/protocol.md §8.2): each
+// content counted once.
 std::uint64_t listed_bytes(const std::vector<AdapterInfo>& list) {
   std::uint64_t n = 0;
-  for (const auto& e : list) n += e.bytes;
+  std::set<std::string> seen;
+  for (const auto& e : list) {
+    if (e.digest.empty() || seen.insert(e.digest).second) n += e.bytes;
+  }
   return n;
 }
 
@@ -167,9 +174,13 @@ void Invariants::quiesce(const Corpus& corpus, const Verifier& verifier,
 
   // 2. Accounting of one quiet moment.
   const std::uint64_t resident = stat_of(stats, "bytes_resident");
+  // Names with equal content share one copy, counted once in bytes_resident
+  // and once per further name in bytes_shared (0 from older daemons).
+  const std::uint64_t shared = stat_of(stats, "bytes_shared");
   if (!options_.shared || settled) {
-    record(kSum, resident == listed_pages_bytes(list),
-           "bytes_resident " + std::to_string(resident) + ", listed entries page-rounded " +
+    record(kSum, resident + shared == listed_pages_bytes(list),
+           "bytes_resident " + std::to_string(resident) + " + bytes_shared " +
+               std::to_string(shared) + ", listed entries page-rounded " +
                std::to_string(listed_pages_bytes(list)),
            std::to_string(list.size()) + " entries, " + std::to_string(resident) + " bytes");
   }
