@@ -136,6 +136,8 @@ bool Connection::take_frame(std::string_view body) {
     note_activity_locked();
   }
   if (!hello_done) return take_hello(body);
+  // Taken now, while the assembler holds them: only a PUBLISH keeps them.
+  FrameFds fds = in_.take_frame_fds();
   auto req = ipc::decode_request(body);
   if (req && req->op == ipc::Op::release) {
     // One-way and about leases the client was already given: applied now,
@@ -175,9 +177,10 @@ bool Connection::take_frame(std::string_view body) {
     return false;
   }
   Item item;
-  if (req)
+  if (req) {
+    if (req->op == ipc::Op::publish) item.fds = std::move(fds);
     item.request = std::move(req).value();
-  else
+  } else
     item.reply = ipc::encode_error(req.status());  // unknown ops, missing fields: answered
   MutexLock lock(mu_);
   queue_.push_back(std::move(item));
@@ -284,6 +287,8 @@ bool Connection::run(Item& item, bool holding_socket) {
     WaitWatch watch(*this, holding_socket);
     reply = dispatch(*item.request, ctx_,
                      {.id = id_,
+                      .socket = fd_,
+                      .fds = &item.fds,
                       .wait = &watch,
                       .slot_page = slot_page(),
                       .may_warn = [this](std::string* note) { return may_warn(note); }});

@@ -115,6 +115,7 @@ class Connection {
   // (an undecodable request), in arrival order.
   struct Item {
     std::optional<ipc::Request> request;
+    FrameFds fds;              // a PUBLISH's descriptors (none for other requests)
     std::string reply;         // when there is no request: sent as it is ("" = none)
     bool close_after = false;  // the stream cannot be trusted beyond this item
   };
