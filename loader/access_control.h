@@ -77,7 +77,8 @@ class AccessControl {
   bool may_publish(const PeerCredentials& peer) const;
   // may_publish() of the peer of socket `fd`: Ok, or permission_denied
   // naming its uid and the flags (unreadable credentials are refused).
-  Status check_publisher(int fd) const;
+  // `access` null (no AccessControl configured): the daemon's own uid only.
+  static Status check_publisher(const AccessControl* access, int fd);
 
   // Gives the socket file at `path` its mode and group.
   Status apply_to_socket(const std::string& path) const;

@@ -178,13 +178,22 @@ bool Connection::take_frame(std::string_view body) {
   }
   Item item;
   if (req) {
-    if (req->op == ipc::Op::publish) item.fds = std::move(fds);
+    // Kept only for a peer that may publish: nobody else can make the
+    // daemon hold descriptors in a queue (dispatch refuses it anyway).
+    if (req->op == ipc::Op::publish && may_publish()) item.fds = std::move(fds);
     item.request = std::move(req).value();
   } else
     item.reply = ipc::encode_error(req.status());  // unknown ops, missing fields: answered
   MutexLock lock(mu_);
   queue_.push_back(std::move(item));
   return true;
+}
+
+bool Connection::may_publish() {
+  if (!may_publish_) {
+    may_publish_ = AccessControl::check_publisher(ctx_.access.get(), fd_).ok();
+  }
+  return *may_publish_;
 }
 
 bool Connection::take_hello(std::string_view body) {

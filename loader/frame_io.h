@@ -89,8 +89,10 @@ class FrameAssembler {
     FrameFds fds;
   };
   // Batches a connection may hold for frames not yet complete: with the
-  // per-read cap, at most 4 x kMaxFdsPerFrame descriptors.
-  static constexpr std::size_t kMaxFdBatches = 4;
+  // per-read cap, at most kMaxFdsPerFrame descriptors, however many
+  // connections a client opens. A client sends one PUBLISH at a time (its
+  // descriptors come with one frame), so one batch is all it needs.
+  static constexpr std::size_t kMaxFdBatches = 1;
 
   const std::uint32_t max_body_;
   // A partial frame between reads. Frames are taken straight from the

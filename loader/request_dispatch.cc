@@ -25,11 +25,8 @@ RequestOptions request_options(const ipc::Request& req) {
 Result<ipc::ReloadReply> publish(const ipc::Request& req, const ConnectionContext& ctx,
                                  const RequestSource& from) {
   FrameFds fds = from.fds != nullptr ? std::move(*from.fds) : FrameFds{};
-  // Without --allow-uid and the like there is no AccessControl: publishing
-  // is then the daemon's own uid's alone.
-  static const AccessControl kOwnerOnly{AccessOptions{}};
-  const AccessControl& access = ctx.access ? *ctx.access : kOwnerOnly;
-  if (Status denied = access.check_publisher(from.socket); !denied.ok()) {
+  if (Status denied = AccessControl::check_publisher(ctx.access.get(), from.socket);
+      !denied.ok()) {
     ctx.counters->permission_denied.fetch_add(1, std::memory_order_relaxed);
     if (std::string note; from.may_warn && from.may_warn(&note))
       client_log().warn("connection {}: {}{}", from.id, denied.message(), note);
