@@ -835,6 +835,14 @@ def run_versions(sizes: Sequence[int], rounds: int, tmp: Path,
     - ``cold``: what a server does without RELOAD: UNLOAD (no lease left, so
       it frees at once) and acquire, which loads the files cold.
 
+    And two ways for a trainer that holds the new version in memory (its
+    tensors and config dicts, read from the other version's files untimed):
+
+    - ``publish``: PUBLISH of the tensors (serialized into sealed memfds,
+      no file) while a lease on the old version is held, then acquire;
+    - ``write_cold``: write the files (safetensors, config JSON, renamed into
+      the root), then UNLOAD and acquire, which loads them cold.
+
     Both versions have the same geometry (two seeds of make_adapter)."""
     root, staging = tmp / "versions", tmp / "versions-staging"
     root.mkdir()
@@ -844,9 +852,27 @@ def run_versions(sizes: Sequence[int], rounds: int, tmp: Path,
         files[size] = [make_adapter(staging, f"v{size}m-{i}", size, seed=300 + i)
                        for i in range(2)]
         shutil.copytree(files[size][0].parent, root / f"v{size}m")
-    daemon = start_daemon(f"{sum(2 * s + 64 for s in sizes)}M", [root])
+    # Room for two versions of a file-loaded and of a published adapter.
+    daemon = start_daemon(f"{sum(4 * s + 64 for s in sizes)}M", [root])
     results: Dict[str, Any] = {}
     version = 0
+
+    import safetensors.numpy
+
+    def in_memory(size: int, i: int) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+        """Version i as a trainer holds it: tensors and config in memory."""
+        weights = files[size][i]
+        with open(weights.parent / "adapter_config.json") as f:
+            return safetensors.numpy.load_file(str(weights)), json.load(f)
+
+    def write_files(size: int, tensors: Dict[str, Any], config: Dict[str, Any]) -> None:
+        """A trainer without PUBLISH: save both files, rename them into the root."""
+        target = root / f"v{size}m"
+        safetensors.numpy.save_file(tensors, str(target / "adapter_model.tmp"))
+        with open(target / "adapter_config.tmp", "w") as f:
+            json.dump(config, f)
+        os.replace(target / "adapter_config.tmp", target / "adapter_config.json")
+        os.replace(target / "adapter_model.tmp", target / "adapter_model.safetensors")
 
     def publish(size: int) -> None:
         nonlocal version
@@ -859,31 +885,53 @@ def run_versions(sizes: Sequence[int], rounds: int, tmp: Path,
         with genomed.connect(daemon.socket) as client:
             for size in sizes:
                 name = f"v{size}m"
-                samples: Dict[str, List[float]] = {"reload": [], "cold": []}
+                samples: Dict[str, List[float]] = {"reload": [], "cold": [], "publish": [],
+                                                   "write_cold": []}
                 client.acquire(name).release()
-                for _ in range(rounds + 1):  # the first round warms up, untimed
-                    publish(size)
-                    old = client.acquire(name)
+                memory = [in_memory(size, i) for i in range(2)]
+                published = f"m{size}m"  # under no root: published only
+                client.publish(published, *memory[1])
+                def swapped(kind: str, target: str, swap: Callable[[], Any]) -> None:
+                    """`swap` under a lease on the old version, then the first
+                    acquire of the new one, touched: one sample of `kind`."""
+                    old = client.acquire(target)
                     t0 = time.perf_counter()
-                    info = client.reload(name)
-                    lease = client.acquire(name)
+                    info = swap()
+                    lease = client.acquire(target)
                     touch_numpy(lease.tensors)
-                    samples["reload"].append(time.perf_counter() - t0)
+                    samples[kind].append(time.perf_counter() - t0)
                     if lease.digest != info.digest or info.previous_leases != 1:
-                        raise RuntimeError(f"{name}: reload did not swap under a lease: {info}")
+                        raise RuntimeError(f"{target}: {kind} did not swap under a lease: {info}")
                     lease.release()
                     old.release()
-                    publish(size)
+
+                def cold(kind: str, before: Callable[[], None]) -> None:
+                    """`before` (timed or not), UNLOAD, then a cold first acquire."""
                     t0 = time.perf_counter()
+                    before()
+                    if kind == "cold":
+                        t0 = time.perf_counter()
                     if client.unload(name).outcome != "freed":
                         raise RuntimeError(f"{name}: a lease was left")
                     lease = client.acquire(name)
                     touch_numpy(lease.tensors)
-                    samples["cold"].append(time.perf_counter() - t0)
+                    samples[kind].append(time.perf_counter() - t0)
                     lease.release()
+
+                for r in range(rounds + 1):  # the first round warms up, untimed
+                    version_r = memory[r % 2]
+                    swapped("publish", published,
+                            lambda: client.publish(published, *version_r))
+                    cold("write_cold", lambda: write_files(size, *version_r))
+                for _ in range(rounds + 1):  # the first round warms up, untimed
+                    publish(size)
+                    swapped("reload", name, lambda: client.reload(name))
+                    cold("cold", lambda: publish(size))
                 entry = {k: {"median_s": statistics.median(v[1:]), "p90_s": quantile(v[1:], 0.9),
                              "samples_s": v[1:]} for k, v in samples.items()}
                 entry["ratio_reload_cold"] = entry["reload"]["median_s"] / entry["cold"]["median_s"]
+                entry["ratio_publish_write_cold"] = (entry["publish"]["median_s"]
+                                                     / entry["write_cold"]["median_s"])
                 results[str(size)] = entry
                 log(f"  versions {size} MiB done ({rounds} rounds)")
     finally:
@@ -897,6 +945,12 @@ def print_versions(versions: Dict[str, Any]) -> None:
     for size, e in versions.items():
         print(f"  {size:>5} {fmt_ms(e['reload']['median_s']):>28} "
               f"{fmt_ms(e['cold']['median_s']):>20} {e['ratio_reload_cold']:7.3f}")
+    print("\n== New version held in memory by a trainer -> first acquire of it, touched ==")
+    print(f"  {'MiB':>5} {'PUBLISH (lease on old held)':>28} {'write files + cold load':>24} "
+          f"{'ratio':>7}")
+    for size, e in versions.items():
+        print(f"  {size:>5} {fmt_ms(e['publish']['median_s']):>28} "
+              f"{fmt_ms(e['write_cold']['median_s']):>24} {e['ratio_publish_write_cold']:7.3f}")
 
 
 def main() -> int:
@@ -908,7 +962,8 @@ def main() -> int:
     ap.add_argument("--hot", action="store_true",
                     help="only part 3: acquire+release, view building, first acquire, threads")
     ap.add_argument("--versions", action="store_true",
-                    help="only part 4: RELOAD of new files against UNLOAD + cold load")
+                    help="only part 4: RELOAD of new files against UNLOAD + cold load, "
+                         "PUBLISH from memory against writing files + cold load")
     ap.add_argument("--disk", action="store_true",
                     help="only part 5: cold from disk (page cache dropped) and first touch "
                          "(bench/python_cold.py)")

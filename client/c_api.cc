@@ -271,6 +271,28 @@ genomed_errc genomed_reload(genomed_client* client, const char* name, int64_t ti
   });
 }
 
+genomed_errc genomed_publish(genomed_client* client, const char* name, const void* config,
+                             size_t config_len, const void* weights, size_t weights_len,
+                             int64_t timeout_ms, uint64_t* generation, genomed_error* error) {
+  constexpr const char* what = "genomed_publish";
+  if (client == nullptr) return null_argument(error, what, "client");
+  if (name == nullptr) return null_argument(error, what, "name");
+  if (config == nullptr && config_len > 0) return null_argument(error, what, "config");
+  if (weights == nullptr && weights_len > 0) return null_argument(error, what, "weights");
+  if (too_long(name, GENOMED_MAX_NAME))
+    return overlong(error, what, "name", GENOMED_MAX_NAME, "GENOMED_MAX_NAME");
+  const auto timeout = call_timeout(timeout_ms);
+  if (!timeout) return bad_timeout(error, what, timeout_ms);
+  return guarded(error, what, [&] {
+    auto published = client->client.publish(
+        std::string_view(name), {static_cast<const std::byte*>(config), config_len},
+        {static_cast<const std::byte*>(weights), weights_len}, *timeout);
+    if (!published) return fail(error, published.status());
+    if (generation != nullptr) *generation = published->generation;
+    return succeed(error);
+  });
+}
+
 genomed_errc genomed_acquire_batch(genomed_client* client, const char* const* names, size_t count,
                                    int64_t timeout_ms, genomed_lease** leases,
                                    genomed_error* error) {

@@ -8,6 +8,7 @@
 
 #include "client/connection.h"
 #include "client/replies.h"
+#include "client/sealed_memfd.h"
 #include "ipc/protocol.h"
 
 namespace genomed {
@@ -200,6 +201,31 @@ Result<ReloadInfo> Client::reload(std::string_view name, Timeout timeout) {
   req.names = {std::string(name)};
   GENOMED_ASSIGN_OR_RETURN(std::string body, call(*conn_, req, timeout, true));
   return checked(ipc::decode_reload_reply(body), body, "reload");
+}
+
+Result<ReloadInfo> Client::publish(std::string_view name, std::span<const std::byte> config,
+                                   std::span<const std::byte> weights, Timeout timeout) {
+  GENOMED_ASSIGN_OR_RETURN(Fd config_fd, client_detail::sealed_memfd("genomed-publish-config", config));
+  GENOMED_ASSIGN_OR_RETURN(Fd weights_fd,
+                           client_detail::sealed_memfd("genomed-publish-weights", weights));
+  return publish_fds(name, config_fd.get(), weights_fd.get(), timeout);
+}
+
+Result<ReloadInfo> Client::publish_fds(std::string_view name, int config_fd, int weights_fd,
+                                       Timeout timeout) {
+  if (config_fd < 0 || weights_fd < 0) {
+    // sendmsg would fail, and take the connection with it.
+    return Status(Errc::bad_request, "publish: a descriptor is not open (" +
+                                         std::to_string(config_fd) + ", " +
+                                         std::to_string(weights_fd) + ")");
+  }
+  ipc::Request req;
+  req.op = ipc::Op::publish;
+  req.names = {std::string(name)};
+  const int fds[2] = {config_fd, weights_fd};
+  const Millis budget = timeout ? *timeout : conn_->options.load_timeout;
+  GENOMED_ASSIGN_OR_RETURN(std::string body, conn_->transport->call(req, budget, fds));
+  return checked(ipc::decode_reload_reply(body), body, "publish");
 }
 
 Result<LoadInfo> Client::prefetch(std::string_view name, Timeout timeout) {

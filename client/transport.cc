@@ -36,12 +36,13 @@ Transport::~Transport() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-Result<std::string> Transport::call(const ipc::Request& req, Millis timeout) {
-  return call_until(req, timeout, deadline_after(timeout));
+Result<std::string> Transport::call(const ipc::Request& req, Millis timeout,
+                                    std::span<const int> pass_fds) {
+  return call_until(req, timeout, deadline_after(timeout), pass_fds);
 }
 
 Result<std::string> Transport::call_until(const ipc::Request& req, Millis timeout,
-                                          Deadline deadline) {
+                                          Deadline deadline, std::span<const int> pass_fds) {
   const std::string op(ipc::op_name(req.op));
   // Before call_mu_: another thread of the parent may have held it at the fork.
   if (fork_.foreign()) return Status(Errc::not_connected, fork_.forked_text(op));
@@ -53,15 +54,16 @@ Result<std::string> Transport::call_until(const ipc::Request& req, Millis timeou
                       "the connection stays usable");
   }
   TimedMutexAdopt call_lock(call_mu_);
-  return call_locked(req, op, timeout, deadline);
+  return call_locked(req, op, timeout, deadline, pass_fds);
 }
 
 Result<std::string> Transport::call_locked(const ipc::Request& req, const std::string& op,
-                                           Millis timeout, Deadline deadline) {
+                                           Millis timeout, Deadline deadline,
+                                           std::span<const int> pass_fds) {
   if (const int why = broken_why_.load(); why != kUsable) {
     return Status(Errc::not_connected, op + ": " + broken_text(why) + "; connect again");
   }
-  Status sent = write(ipc::encode_request(req), deadline);
+  Status sent = write(ipc::encode_request(req), deadline, pass_fds);
   if (!sent.ok()) {
     if (sent.code() == Errc::timeout) {
       break_off(kTimedOut, /*writes_too=*/true);  // part of the frame may be out
@@ -143,10 +145,11 @@ void Transport::serve() {
   reader_->set_blocking_first_receive(true);  // see bound_receive
 }
 
-Status Transport::write(const std::string& frame, Deadline deadline) {
+Status Transport::write(const std::string& frame, Deadline deadline,
+                        std::span<const int> pass_fds) {
   MutexLock write_lock(write_mu_);
   if (writes_broken_) return Status(Errc::not_connected, "the connection is broken");
-  return ipc::write_frame(fd_, frame, -1, deadline);
+  return ipc::write_frame(fd_, frame, pass_fds, deadline);
 }
 
 std::string Transport::timed_out_tail() {

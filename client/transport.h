@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -61,11 +62,13 @@ class Transport {
   int fd() const { return fd_; }
 
   // One request, one reply, within `timeout`. REQUIRES: the op has a reply.
-  Result<std::string> call(const ipc::Request& req, Millis timeout)
-      EXCLUDES(call_mu_, write_mu_);
+  // `pass_fds` (at most ipc::kMaxFdsPerFrame) ride with the request's frame.
+  Result<std::string> call(const ipc::Request& req, Millis timeout,
+                           std::span<const int> pass_fds = {}) EXCLUDES(call_mu_, write_mu_);
   // The same by a `deadline` that may have started earlier (a call of
   // several round trips: LIST's pages); `timeout` is the call's, for messages.
-  Result<std::string> call_until(const ipc::Request& req, Millis timeout, Deadline deadline)
+  Result<std::string> call_until(const ipc::Request& req, Millis timeout, Deadline deadline,
+                                 std::span<const int> pass_fds = {})
       EXCLUDES(call_mu_, write_mu_);
 
   // One-way message (RELEASE). Best effort: a closed connection has released
@@ -96,9 +99,11 @@ class Transport {
 
  private:
   Result<std::string> call_locked(const ipc::Request& req, const std::string& op, Millis timeout,
-                                  Deadline deadline) REQUIRES(call_mu_) EXCLUDES(write_mu_);
+                                  Deadline deadline, std::span<const int> pass_fds)
+      REQUIRES(call_mu_) EXCLUDES(write_mu_);
   void bound_receive(Deadline deadline) REQUIRES(call_mu_);
-  Status write(const std::string& frame, Deadline deadline) EXCLUDES(write_mu_);
+  Status write(const std::string& frame, Deadline deadline, std::span<const int> pass_fds = {})
+      EXCLUDES(write_mu_);
   // Refuses further requests (and, with `writes_too`, writes). The socket
   // stays open, so the daemon keeps this connection's leases until the
   // Transport is destroyed.

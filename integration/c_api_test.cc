@@ -178,6 +178,35 @@ TEST(CApiDaemon, ReloadSwapsInANewGenerationAndLeasesShowTheirDigest) {
             GENOMED_ERRC_BAD_REQUEST);
 }
 
+TEST(CApiDaemon, PublishServesBytesWithoutAFileAndRefusesBadOnesWithCodes) {
+  Daemon daemon;
+  const std::string dir = daemon.add_adapter("files", {.seed = 1});
+  const std::string config = read_file(dir + "/adapter_config.json");
+  const std::string weights = read_file(dir + "/adapter_model.safetensors");
+  CClient client = connect_c(daemon);
+  ASSERT_TRUE(client);
+  std::uint64_t generation = 0;
+  genomed_error error;
+  ASSERT_EQ(genomed_publish(client.get(), "mem", config.data(), config.size(), weights.data(),
+                            weights.size(), GENOMED_TIMEOUT_DEFAULT, &generation, &error),
+            GENOMED_OK)
+      << error.message;
+  CLease mem = acquire_c(client.get(), "mem");
+  CLease files = acquire_c(client.get(), "files");
+  ASSERT_TRUE(mem && files);
+  EXPECT_EQ(genomed_lease_generation(mem.get()), generation);
+  EXPECT_EQ(std::string(genomed_lease_digest(mem.get())), genomed_lease_digest(files.get()));
+  EXPECT_EQ(genomed_publish(client.get(), "mem", "{", 1, weights.data(), weights.size(),
+                            GENOMED_TIMEOUT_DEFAULT, nullptr, &error),
+            GENOMED_ERRC_CONFIG_INVALID_JSON);
+  EXPECT_EQ(genomed_publish(client.get(), "mem", nullptr, 3, weights.data(), weights.size(),
+                            GENOMED_TIMEOUT_DEFAULT, nullptr, &error),
+            GENOMED_ERRC_BAD_REQUEST);
+  EXPECT_EQ(genomed_reload(client.get(), "mem", GENOMED_TIMEOUT_DEFAULT, nullptr, &error),
+            GENOMED_ERRC_NOT_FOUND)
+      << "a RELOAD reads files: a published name has none";
+}
+
 TEST(CApiDaemon, ErrorsArriveAsCodesWithNamesAndLeaveTheClientUsable) {
   Daemon daemon;
   daemon.add_adapter("a", {});

@@ -192,7 +192,16 @@ Result<std::size_t> send_now(int fd, std::span<const std::string_view> parts,
 
 Status write_frame(int fd, std::string_view body, int pass_fd,
                    std::optional<Clock::time_point> deadline) {
+  return write_frame(fd, body, one_fd(pass_fd), deadline);
+}
+
+Status write_frame(int fd, std::string_view body, std::span<const int> pass_fds,
+                   std::optional<Clock::time_point> deadline) {
   if (body.size() > 0xffffffffu) return Status(Errc::frame_too_large, "frame body over 4 GiB");
+  if (pass_fds.size() > kMaxFdsPerFrame) {
+    return Status(Errc::bad_request, "a frame carries at most " +
+                                         std::to_string(kMaxFdsPerFrame) + " descriptors");
+  }
   const auto header = length_prefix(static_cast<std::uint32_t>(body.size()));
   const std::string_view parts[2] = {{reinterpret_cast<const char*>(header.data()), header.size()},
                                      body};
@@ -200,7 +209,7 @@ Status write_frame(int fd, std::string_view body, int pass_fd,
   std::size_t sent = 0;
   while (sent < total) {
     const ssize_t n =
-        send_from(fd, parts, sent, sent == 0 ? one_fd(pass_fd) : std::span<const int>(),
+        send_from(fd, parts, sent, sent == 0 ? pass_fds : std::span<const int>(),
                   deadline ? MSG_DONTWAIT : 0);
     if (n < 0) {
       if (errno == EINTR) continue;

@@ -35,6 +35,10 @@ inline constexpr std::size_t kMaxFdsPerFrame = 4;
 // (Errc::timeout; the stream is then out of sync and must be closed).
 Status write_frame(int fd, std::string_view body, int pass_fd = -1,
                    std::optional<Clock::time_point> deadline = std::nullopt);
+// The same with several descriptors (at most kMaxFdsPerFrame; more is
+// Errc::bad_request, nothing sent).
+Status write_frame(int fd, std::string_view body, std::span<const int> pass_fds,
+                   std::optional<Clock::time_point> deadline = std::nullopt);
 
 // Sends as much of one frame as the socket takes right now, never waiting:
 // the number of bytes sent (0 .. 4 + body size), the rest is the caller's to

@@ -9,7 +9,7 @@
 namespace genomed::ipc {
 namespace {
 
-constexpr std::array<std::pair<Op, std::string_view>, 11> kOps{{
+constexpr std::array<std::pair<Op, std::string_view>, 12> kOps{{
     {Op::hello, "hello"},
     {Op::load, "load"},
     {Op::acquire, "acquire"},
@@ -21,6 +21,7 @@ constexpr std::array<std::pair<Op, std::string_view>, 11> kOps{{
     {Op::pin, "pin"},
     {Op::unpin, "unpin"},
     {Op::reload, "reload"},
+    {Op::publish, "publish"},
 }};
 
 MapWriter& ok_reply(MapWriter& w) { return w.put("ok", true); }
@@ -156,6 +157,7 @@ std::string encode_request(const Request& r) {
     case Op::pin:
     case Op::unpin:
     case Op::reload:
+    case Op::publish:
       w.put("name", r.names.empty() ? std::string() : r.names.front());
       break;
     case Op::acquire:
@@ -204,7 +206,8 @@ Result<Request> decode_request(std::string_view body) {
     case Op::unload:
     case Op::pin:
     case Op::unpin:
-    case Op::reload: {
+    case Op::reload:
+    case Op::publish: {
       GENOMED_ASSIGN_OR_RETURN(std::string name, root.str("name"));
       GENOMED_RETURN_IF_ERROR(check_utf8_name("name", name));
       r.names.push_back(std::move(name));

@@ -42,6 +42,10 @@ enum class Op : std::uint8_t {
   pin,
   unpin,
   reload,  // swaps in the adapter's current files as a new generation (loader/generations.h)
+  // Makes two sealed memfds that ride with the frame (SCM_RIGHTS: config,
+  // then weights) the adapter `name`, swapped in as RELOAD swaps
+  // (loader/published_adapter.h). Its reply is RELOAD's.
+  publish,
 };
 
 std::string_view op_name(Op op);
@@ -54,7 +58,7 @@ struct Request {
   // hello, optional: the client takes leases through a page of lease slots
   // (layout/lease_slot.h) if the daemon offers one.
   bool lease_slots = false;
-  std::vector<std::string> names;     // load/unload/pin/unpin/reload: exactly one; acquire: 1..kMaxBatch
+  std::vector<std::string> names;     // load/unload/pin/unpin/reload/publish: exactly one; acquire: 1..kMaxBatch
   std::vector<std::uint64_t> leases;  // release: 1..kMaxBatch lease ids
   std::string after;                  // list: the page starts after this name ("" = first)
   std::uint32_t limit = 0;            // list: entries per page (0 = kMaxListPage)

@@ -139,6 +139,34 @@ bool AccessControl::admits(const PeerCredentials& peer) const {
                      [&](gid_t g) { return listed(options_.allow_gids, g); });
 }
 
+bool AccessControl::may_publish(const PeerCredentials& peer) const {
+  if (peer.uid == daemon_uid_) return true;
+  const auto listed = [](const auto& list, auto id) {
+    return std::find(list.begin(), list.end(), id) != list.end();
+  };
+  if (listed(options_.publish_uids, peer.uid) || listed(options_.publish_gids, peer.gid))
+    return true;
+  return std::any_of(peer.groups.begin(), peer.groups.end(),
+                     [&](gid_t g) { return listed(options_.publish_gids, g); });
+}
+
+Status AccessControl::check_publisher(const AccessControl* access, int fd) {
+  static const AccessControl kOwnerOnly{AccessOptions{}};
+  if (access == nullptr) access = &kOwnerOnly;
+  auto peer = peer_credentials(fd);
+  if (!peer) {
+    return Status(Errc::permission_denied,
+                  "publish refused: the client's credentials cannot be read (" +
+                      peer.status().message() + ")");
+  }
+  if (access->may_publish(*peer)) return Status::Ok();
+  return Status(Errc::permission_denied,
+                "publish refused to uid " + std::to_string(peer->uid) + " gid " +
+                    std::to_string(peer->gid) +
+                    ": only genomed's own user may publish adapters, and users or groups "
+                    "given with --publish-uid / --publish-gid");
+}
+
 Status AccessControl::apply_to_socket(const std::string& path) const {
   // By descriptor, never by path: whoever can write to the socket's directory
   // could swap the path for a symlink (or another file) between bind() and

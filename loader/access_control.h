@@ -37,6 +37,10 @@ struct AccessOptions {
   gid_t socket_group = static_cast<gid_t>(-1);
   std::vector<uid_t> allow_uids;  // --allow-uid
   std::vector<gid_t> allow_gids;  // --allow-gid
+  // Who may PUBLISH (hand the daemon an adapter's bytes, which every client
+  // then serves): the daemon's own uid always; these besides.
+  std::vector<uid_t> publish_uids;  // --publish-uid
+  std::vector<gid_t> publish_gids;  // --publish-gid (also supplementary groups)
 };
 
 // "0660", "660", "0o660": octal permission bits (at most 0777).
@@ -66,6 +70,15 @@ class AccessControl {
   bool checks_peers() const { return !options_.allow_uids.empty() || !options_.allow_gids.empty(); }
   // Whether these credentials may use the daemon.
   bool admits(const PeerCredentials& peer) const;
+
+  // Whether these credentials may PUBLISH: the daemon's own uid, or a uid,
+  // gid or supplementary group in --publish-uid / --publish-gid. Nobody
+  // else by default, whatever --allow-uid admits.
+  bool may_publish(const PeerCredentials& peer) const;
+  // may_publish() of the peer of socket `fd`: Ok, or permission_denied
+  // naming its uid and the flags (unreadable credentials are refused).
+  // `access` null (no AccessControl configured): the daemon's own uid only.
+  static Status check_publisher(const AccessControl* access, int fd);
 
   // Gives the socket file at `path` its mode and group.
   Status apply_to_socket(const std::string& path) const;

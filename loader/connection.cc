@@ -136,6 +136,8 @@ bool Connection::take_frame(std::string_view body) {
     note_activity_locked();
   }
   if (!hello_done) return take_hello(body);
+  // Taken now, while the assembler holds them: only a PUBLISH keeps them.
+  FrameFds fds = in_.take_frame_fds();
   auto req = ipc::decode_request(body);
   if (req && req->op == ipc::Op::release) {
     // One-way and about leases the client was already given: applied now,
@@ -175,13 +177,23 @@ bool Connection::take_frame(std::string_view body) {
     return false;
   }
   Item item;
-  if (req)
+  if (req) {
+    // Kept only for a peer that may publish: nobody else can make the
+    // daemon hold descriptors in a queue (dispatch refuses it anyway).
+    if (req->op == ipc::Op::publish && may_publish()) item.fds = std::move(fds);
     item.request = std::move(req).value();
-  else
+  } else
     item.reply = ipc::encode_error(req.status());  // unknown ops, missing fields: answered
   MutexLock lock(mu_);
   queue_.push_back(std::move(item));
   return true;
+}
+
+bool Connection::may_publish() {
+  if (!may_publish_) {
+    may_publish_ = AccessControl::check_publisher(ctx_.access.get(), fd_).ok();
+  }
+  return *may_publish_;
 }
 
 bool Connection::take_hello(std::string_view body) {
@@ -284,6 +296,8 @@ bool Connection::run(Item& item, bool holding_socket) {
     WaitWatch watch(*this, holding_socket);
     reply = dispatch(*item.request, ctx_,
                      {.id = id_,
+                      .socket = fd_,
+                      .fds = &item.fds,
                       .wait = &watch,
                       .slot_page = slot_page(),
                       .may_warn = [this](std::string* note) { return may_warn(note); }});

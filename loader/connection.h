@@ -115,6 +115,7 @@ class Connection {
   // (an undecodable request), in arrival order.
   struct Item {
     std::optional<ipc::Request> request;
+    FrameFds fds;              // a PUBLISH's descriptors (none for other requests)
     std::string reply;         // when there is no request: sent as it is ("" = none)
     bool close_after = false;  // the stream cannot be trusted beyond this item
   };
@@ -129,6 +130,9 @@ class Connection {
   // Takes one frame: HELLO, a RELEASE (applied now), or a request (queued).
   // False once the stream can no longer be trusted: read nothing more.
   bool take_frame(std::string_view body) EXCLUDES(mu_);
+  // Whether its peer may PUBLISH (AccessControl::check_publisher), asked
+  // once: SO_PEERCRED is the peer's at connect and never changes.
+  bool may_publish();
   // The first frame (loader/handshake.h): replied to, or refused.
   bool take_hello(std::string_view body) EXCLUDES(mu_);
   // Stops reading; answers what came before, then `reply` (if any), then closes.
@@ -185,6 +189,9 @@ class Connection {
   const ipc::Clock::time_point accepted_;
   // Partial frame between reads; used only by the thread holding the socket.
   FrameAssembler in_{ipc::kMaxRequestFrame};
+  // may_publish()'s answer once asked; like in_, used only by the thread
+  // holding the socket (take_frame).
+  std::optional<bool> may_publish_;
 
   mutable Mutex mu_;
   bool reading_ GUARDED_BY(mu_) = false;  // a thread holds the socket: reads it, takes its events

@@ -119,8 +119,12 @@ class Coordinator {
   // defined in loader/reload.cc). A name not resident is loaded as LOAD
   // would; a draining one is `draining`; one already reloading is
   // `overloaded`. A failed load leaves the old generation serving.
+  // PUBLISH is the same with `content` (loader/published_adapter.h): the
+  // new generation is loaded from those bytes instead of the files, and a
+  // name with a load in progress is `overloaded` too.
   Result<ipc::ReloadReply> reload(const std::string& name, ConnectionId conn = 0,
-                                  WaitHook* hook = nullptr, const RequestOptions& options = {})
+                                  WaitHook* hook = nullptr, const RequestOptions& options = {},
+                                  std::shared_ptr<const OpenedAdapter> content = nullptr)
       EXCLUDES(mu_);
   // Unpins a resident name (evictable again, most recently used);
   // not_loaded if it is not resident. Unpinning an unpinned name is a no-op.

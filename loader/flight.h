@@ -52,6 +52,9 @@ struct Flight {
   // The adapter whose files it loads: `name`, or for a RELOAD's flight the
   // name whose generation it will replace.
   std::string source;
+  // A PUBLISH's bytes (loader/published_adapter.h), read instead of
+  // `source`'s files; null for a load of files. Constant after start.
+  std::shared_ptr<const OpenedAdapter> content;
   std::uint64_t generation = 0;
   // Its thread waits here: for predecessors to end, for a range, for a cancel.
   std::condition_variable cv;

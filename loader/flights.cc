@@ -51,11 +51,13 @@ Clock::time_point Flights::waiter_deadline() const {
          std::chrono::seconds(5);
 }
 
-void Flights::start(const std::string& name, const std::string& source) {
+void Flights::start(const std::string& name, const std::string& source,
+                    std::shared_ptr<const OpenedAdapter> content) {
   threads_.reap();
   auto flight = std::make_shared<Flight>();
   flight->name = name;
   flight->source = source.empty() ? name : source;
+  flight->content = std::move(content);
   entries_.start_loading(name, flight);
   ++counters_.loads_started;
   threads_.start(flight, [this, flight] { run(flight); });

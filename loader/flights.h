@@ -67,7 +67,9 @@ class Flights : private LoadHost {
   // Under mu: `name` (absent) becomes LOADING, and its load starts on a
   // flight thread of its own.
   // `source`: the adapter whose files it loads, when not `name` (a RELOAD).
-  void start(const std::string& name, const std::string& source = {});
+  // `content`: the bytes it loads instead of files (a PUBLISH).
+  void start(const std::string& name, const std::string& source = {},
+             std::shared_ptr<const OpenedAdapter> content = nullptr);
   // Under mu: cancels the LOADING entry `it`: its waiters get `why`, its
   // jobs stop; returns the entry after it.
   AdapterTable::iterator cancel_loading(AdapterTable::iterator it, const Status& why);

@@ -10,14 +10,28 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
+#include "common/fd.h"
 #include "common/status.h"
 #include "ipc/framing.h"
 
 namespace genomed::loader {
+
+// Descriptors a client sent with a frame (SCM_RIGHTS): only PUBLISH takes
+// them (loader/published_adapter.h); any other frame's are closed.
+struct FrameFds {
+  std::vector<Fd> fds;
+  // More came than a read can take (ipc::kMaxFdsPerFrame), or more batches
+  // waited than a connection may hold: the kernel or the assembler closed
+  // the rest, so `fds` is not what the client sent.
+  bool truncated = false;
+};
 
 class FrameAssembler {
  public:
@@ -50,16 +64,43 @@ class FrameAssembler {
   // Bytes of a partial frame waiting for the rest.
   std::size_t buffered() const { return in_.size(); }
 
+  // Within on_frame: the descriptors that came with the frame it is given
+  // (what is not taken is closed once on_frame returns). A client sends
+  // them with the frame's first bytes; the kernel hands them to the read
+  // that ends inside the skb they ride with (it stops a read after such an
+  // skb), so they belong to the frame holding that read's last byte.
+  FrameFds take_frame_fds() { return std::exchange(frame_fds_, {}); }
+
  private:
-  // One recv() of at most kReadChunk bytes into this thread's scratch
+  // One recvmsg() of at most kReadChunk bytes into this thread's scratch
   // buffer (`*data`), retried on EINTR: the bytes read, 0 at EOF, -1 if
-  // nothing waits (EAGAIN), -2 on a socket error.
-  static long recv_chunk(int fd, char** data);
+  // nothing waits (EAGAIN), -2 on a socket error. Descriptors that came
+  // with them (O_CLOEXEC) go to `*fds`.
+  static long recv_chunk(int fd, char** data, FrameFds* fds);
+  // Descriptors read with the chunk whose last byte is at stream offset
+  // `at`, kept until the frame holding that byte is complete.
+  void keep_fds(std::uint64_t at, FrameFds fds);
+  // Moves into frame_fds_ the batches received inside [begin, end) of the
+  // stream, closing those before it (they belonged to no frame).
+  void claim_fds(std::uint64_t begin, std::uint64_t end);
+
+  struct FdBatch {
+    std::uint64_t at = 0;
+    FrameFds fds;
+  };
+  // Batches a connection may hold for frames not yet complete: with the
+  // per-read cap, at most kMaxFdsPerFrame descriptors, however many
+  // connections a client opens. A client sends one PUBLISH at a time (its
+  // descriptors come with one frame), so one batch is all it needs.
+  static constexpr std::size_t kMaxFdBatches = 1;
 
   const std::uint32_t max_body_;
   // A partial frame between reads. Frames are taken straight from the
   // receive buffer; only what is left of one is copied here.
   std::string in_;
+  std::uint64_t stream_pos_ = 0;  // stream offset of the first byte not yet framed
+  std::deque<FdBatch> fd_batches_;  // oldest first; at most kMaxFdBatches
+  FrameFds frame_fds_;  // the current frame's, during on_frame
 };
 
 class ReplyBuffer {
@@ -90,9 +131,13 @@ class ReplyBuffer {
 template <class OnFrame>
 FrameAssembler::Read FrameAssembler::read(int fd, OnFrame&& on_frame, Status* bad) {
   char* data = nullptr;
-  const long n = recv_chunk(fd, &data);
+  FrameFds fds;
+  const long n = recv_chunk(fd, &data, &fds);
   if (n < 0) return n == -1 ? Read::drained : Read::closed;
   if (n == 0) return Read::closed;
+  if (!fds.fds.empty() || fds.truncated) {
+    keep_fds(stream_pos_ + in_.size() + static_cast<std::uint64_t>(n) - 1, std::move(fds));
+  }
   *bad = take({data, static_cast<std::size_t>(n)}, on_frame);
   return static_cast<std::size_t>(n) < kReadChunk ? Read::drained : Read::more;
 }
@@ -112,12 +157,17 @@ Status FrameAssembler::take(std::string_view received, OnFrame&& on_frame) {
       break;
     }
     if (!*split) break;
+    if (!fd_batches_.empty()) claim_fds(stream_pos_ + used, stream_pos_ + used + (*split)->consumed);
     used += (*split)->consumed;
-    if (!on_frame((*split)->body)) {
+    const bool go_on = on_frame((*split)->body);
+    frame_fds_ = {};  // closes what the frame did not take
+    if (!go_on) {
       used = bytes.size();  // the stream can no longer be trusted: read nothing more of it
+      fd_batches_.clear();
       break;
     }
   }
+  stream_pos_ += used;
   if (buffered)
     in_.erase(0, used);
   else

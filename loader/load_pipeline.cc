@@ -50,8 +50,11 @@ Status changed_or(const OpenedAdapter& adapter, const Status& failure) {
 Status LoadPipeline::load(const std::shared_ptr<Flight>& flight, LoadHost& host) {
   const std::string& name = flight->source;  // the files, quarantine and messages are its
   GENOMED_RETURN_IF_ERROR(host.await_predecessors(*flight));
-  // The files are opened here, once: every job of the load reads these.
-  GENOMED_ASSIGN_OR_RETURN(const OpenedAdapter adapter, resolver_.open(name));
+  // The files are opened here, once: every job of the load reads these
+  // (or a PUBLISH's sealed bytes, in their place).
+  GENOMED_ASSIGN_OR_RETURN(const OpenedAdapter adapter,
+                           flight->content ? Result<OpenedAdapter>(*flight->content)
+                                           : resolver_.open(name));
   GENOMED_ASSIGN_OR_RETURN(CircuitBreaker::Ticket breaker_ticket,
                            resilience_.admit(name, adapter.weights));
 

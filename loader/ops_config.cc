@@ -38,6 +38,14 @@ std::map<std::string, Setter> ops_setters() {
        [](DaemonConfig& c, const std::string& k, const std::string& v) {
          return with_key(k, parse_gid_list(v, c.ops.access.allow_gids));
        }},
+      {"publish_uid",
+       [](DaemonConfig& c, const std::string& k, const std::string& v) {
+         return with_key(k, parse_uid_list(v, c.ops.access.publish_uids));
+       }},
+      {"publish_gid",
+       [](DaemonConfig& c, const std::string& k, const std::string& v) {
+         return with_key(k, parse_gid_list(v, c.ops.access.publish_gids));
+       }},
       {"log_format",
        [](DaemonConfig& c, const std::string& k, const std::string& v) {
          if (v != "text" && v != "json") {
@@ -92,7 +100,8 @@ std::map<std::string, Setter> ops_setters() {
 }
 
 bool ops_key_is_string(const std::string& key) {
-  return key != "allow_uid" && key != "allow_gid" && key != "client_log_rate";
+  return key != "allow_uid" && key != "allow_gid" && key != "publish_uid" &&
+         key != "publish_gid" && key != "client_log_rate";
 }
 
 std::string ops_usage_text() {
@@ -107,6 +116,12 @@ operations (docs/operations.md):
                               groups match none (and that is not the daemon's
                               own user) gets 'permission_denied' at HELLO
   --allow-gid GID[,GID...]    groups (numbers or names) served; repeatable
+  --publish-uid UID[,UID...]  users (numbers or names) who may PUBLISH adapters
+                              from memory besides genomed's own user, who
+                              alone may without it ('permission_denied');
+                              repeatable
+  --publish-gid GID[,GID...]  groups who may PUBLISH (gid or a supplementary
+                              group); repeatable
   --log-format FORMAT         text (default) or json: one JSON object per line
                               (time, level, msg) for log shippers
   --client-log-rate SIZE      bytes per second of log lines that clients'

@@ -10,13 +10,26 @@
 namespace genomed::loader {
 
 Result<ipc::ReloadReply> Coordinator::reload(const std::string& name, ConnectionId conn,
-                                             WaitHook* hook, const RequestOptions& options) {
+                                             WaitHook* hook, const RequestOptions& options,
+                                             std::shared_ptr<const OpenedAdapter> content) {
   MutexLock lock(mu_);
   GENOMED_RETURN_IF_ERROR(validate_name(name));
   if (shutting_down_) return shutting_down_status();
   const auto old = entries_.find(name);
+  if (content && old != entries_.end() && old->second.state == State::loading) {
+    // Joining that load would answer with whatever it loads, not the bytes
+    // given; waiting behind it here would hold a request thread.
+    return Status(Errc::overloaded, "adapter " + quote(name) +
+                                        " is loading; publish again once that load has returned");
+  }
+  if (content && old == entries_.end()) {
+    // Nothing resident: the published bytes load under the name itself
+    // (acquires of it meanwhile join that load).
+    flights_.start(name, {}, std::move(content));
+  }
   if (old == entries_.end() || old->second.state == State::loading) {
-    // Nothing resident to replace: a load (of the current files) is the reload.
+    // Nothing resident to replace: a load (of the current files, or of the
+    // published bytes started above) is the reload.
     GENOMED_RETURN_IF_ERROR(path_.make_resident(lock, name, conn, hook, options).status());
     const AdapterEntry& e = entries_.at(name);
     return ipc::ReloadReply{name, cache_.find(name)->length, e.generation, e.digest.hex()};
@@ -31,7 +44,7 @@ Result<ipc::ReloadReply> Coordinator::reload(const std::string& name, Connection
     return Status(Errc::overloaded, "a reload of " + quote(name) +
                                         " is in progress; retry once it has returned");
   }
-  flights_.start(next, name);
+  flights_.start(next, name, std::move(content));
   // Both generations live until the swap: the old is held for the reload,
   // so its own load never evicts it (no acquire of the name waits for a
   // cold load meanwhile). A swap needs room for both; none is no_space.

@@ -6,6 +6,7 @@
 #include "loader/client_log.h"
 #include "loader/generations.h"
 #include "loader/name_resolver.h"
+#include "loader/published_adapter.h"
 
 namespace genomed::loader {
 namespace {
@@ -17,6 +18,27 @@ RequestOptions request_options(const ipc::Request& req) {
   o.priority = req.priority;
   o.prefetch = req.prefetch;
   return o;
+}
+
+// PUBLISH (loader/published_adapter.h): who asks, then the name, then the
+// descriptors; each refusal is typed and the daemon serves on.
+Result<ipc::ReloadReply> publish(const ipc::Request& req, const ConnectionContext& ctx,
+                                 const RequestSource& from) {
+  FrameFds fds = from.fds != nullptr ? std::move(*from.fds) : FrameFds{};
+  if (Status denied = AccessControl::check_publisher(ctx.access.get(), from.socket);
+      !denied.ok()) {
+    ctx.counters->permission_denied.fetch_add(1, std::memory_order_relaxed);
+    if (std::string note; from.may_warn && from.may_warn(&note))
+      client_log().warn("connection {}: {}{}", from.id, denied.message(), note);
+    return denied;
+  }
+  const std::string& name = req.names.front();
+  GENOMED_RETURN_IF_ERROR(validate_name(name));
+  GENOMED_ASSIGN_OR_RETURN(
+      OpenedAdapter adapter,
+      adopt_published(name, std::move(fds), {.max_weights_bytes = ctx.arena_bytes}));
+  return ctx.coordinator->reload(name, from.id, from.wait, request_options(req),
+                                 std::make_shared<const OpenedAdapter>(std::move(adapter)));
 }
 
 }  // namespace
@@ -34,7 +56,7 @@ std::string dispatch(const ipc::Request& req, const ConnectionContext& ctx,
     // would not outlive the stop anyway.
     if (draining &&
         (req.op == ipc::Op::load || req.op == ipc::Op::acquire || req.op == ipc::Op::pin ||
-         req.op == ipc::Op::reload)) {
+         req.op == ipc::Op::reload || req.op == ipc::Op::publish)) {
       return ipc::encode_error(ctx.drain->refusal());
     }
     // A key with a NUL names a generation beside the one a name serves
@@ -74,6 +96,8 @@ std::string dispatch(const ipc::Request& req, const ConnectionContext& ctx,
         return reply(c.unpin(req.names.front()));
       case ipc::Op::reload:
         return reply(c.reload(req.names.front(), id, from.wait, request_options(req)));
+      case ipc::Op::publish:
+        return reply(publish(req, ctx, from));
       case ipc::Op::list:
         return ipc::encode_reply(c.list(req.after, req.limit == 0 ? ipc::kMaxListPage : req.limit));
       case ipc::Op::stats:

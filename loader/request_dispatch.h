@@ -16,6 +16,7 @@
 
 #include "ipc/protocol.h"
 #include "loader/connection_context.h"
+#include "loader/frame_io.h"
 #include "loader/lease_slots.h"
 
 namespace genomed::loader {
@@ -23,6 +24,10 @@ namespace genomed::loader {
 // The connection a request came on.
 struct RequestSource {
   ConnectionId id = 0;
+  int socket = -1;  // its socket, whose peer's credentials PUBLISH checks
+  // The descriptors that came with the request's frame (PUBLISH only; may
+  // be null): dispatch takes them.
+  FrameFds* fds = nullptr;
   // Told before the request blocks inside the coordinator (may be null).
   WaitHook* wait = nullptr;
   // Its page of lease slots (null: none), for ACQUIRE.

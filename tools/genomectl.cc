@@ -9,7 +9,10 @@
 #include <cstdio>
 #include <mutex>
 #include <optional>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <span>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -41,6 +44,11 @@ commands:
   reload NAME                load NAME's current files as a new generation and
                              swap it in once verified; leases held keep the
                              old bytes; a failed load leaves the old serving
+  publish NAME DIR           hand genomed DIR/adapter_config.json and
+                             DIR/adapter_model.safetensors as sealed memfds
+                             under NAME (no root needed): validated as files,
+                             swapped in as reload does; genomed's own user
+                             only, unless --publish-uid / --publish-gid
   pin NAME                   load NAME if needed and pin it: never evicted
                              until unpinned (pins count against --pin-budget)
   unpin NAME                 make a pinned NAME evictable again
@@ -320,6 +328,29 @@ genomed::Result<genomed::LoadInfo> load_showing_progress(
   return result;
 }
 
+// DIR's two files, read whole, handed over as PUBLISH's sealed memfds.
+genomed::Result<genomed::ReloadInfo> publish_dir(genomed::Client& client, const std::string& name,
+                                                 const std::string& dir,
+                                                 genomed::Client::Timeout timeout) {
+  std::string bytes[2];
+  const char* files[2] = {"adapter_config.json", "adapter_model.safetensors"};
+  for (int i = 0; i < 2; ++i) {
+    const std::string path = dir + "/" + files[i];
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr) {
+      return genomed::Status(genomed::Errc::file_unreadable,
+                             path + " cannot be opened: " + std::strerror(errno));
+    }
+    char buf[1 << 16];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) bytes[i].append(buf, n);
+    const bool failed = std::ferror(f) != 0;
+    std::fclose(f);
+    if (failed) return genomed::Status(genomed::Errc::file_unreadable, path + ": read failed");
+  }
+  return client.publish(name, std::as_bytes(std::span(bytes[0])), std::as_bytes(std::span(bytes[1])),
+                        timeout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -389,7 +420,11 @@ int main(int argc, char** argv) {
                           command == "pin" || command == "unpin" || command == "prefetch" ||
                           command == "reload";
   const bool takes_none = command == "list" || command == "stats" || command == "health";
-  if (!needs_name && !takes_none) return usage_error("unknown command '" + command + "'");
+  const bool publishes = command == "publish";
+  if (!needs_name && !takes_none && !publishes)
+    return usage_error("unknown command '" + command + "'");
+  if (publishes && positional.size() != 3)
+    return usage_error("publish needs an adapter NAME and a DIR holding its two files");
   if (needs_name && positional.size() != 2)
     return usage_error(command + " needs exactly one adapter NAME");
   if (takes_none && positional.size() != 1) return usage_error(command + " takes no arguments");
@@ -440,8 +475,9 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(r->generation), r->digest.c_str());
     return 0;
   }
-  if (command == "reload") {
-    auto r = client->reload(positional[1], request_timeout);
+  if (command == "reload" || publishes) {
+    auto r = publishes ? publish_dir(*client, positional[1], positional[2], request_timeout)
+                       : client->reload(positional[1], request_timeout);
     if (!r) return report(r.status());
     if (r->previous_generation == 0) {
       std::printf("%s loaded: %llu bytes, generation %llu, content %s (nothing was resident)\n",

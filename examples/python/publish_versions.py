@@ -14,12 +14,15 @@ them, and a version that fails to load leaves the previous one serving
 genomed_vllm, or any genomed client) sees the version as a content digest
 (`Lease.digest`), so caches keyed by it never serve a stale version.
 
-genomed cannot yet take an adapter from memory ("publish without a disk",
-issue 23, not built): until it can, versions go through files under one of
-genomed's --root directories, which costs one write and one read per version.
+With --memory there are no files: each version's tensors and config go
+to genomed from the trainer's memory (client.publish: two sealed memfds,
+validated as files are and swapped in the same way; the trainer must run
+as genomed's user or be given --publish-uid / --publish-gid), and --root
+is not needed.
 
     python publish_versions.py --socket /run/genomed.sock --root /srv/adapters \\
         --name policy --steps 3
+    python publish_versions.py --socket /run/genomed.sock --memory --name policy
 """
 
 from __future__ import annotations
@@ -56,14 +59,16 @@ def train_step(tensors: Dict[str, torch.Tensor], step: int) -> Dict[str, torch.T
     return {k: v + 0.01 * torch.randn(v.shape, generator=gen) for k, v in tensors.items()}
 
 
+CONFIG = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": RANK, "lora_alpha": ALPHA,
+          "lora_dropout": 0.0, "bias": "none", "target_modules": list(TARGETS),
+          "base_model_name_or_path": "my-base-model"}
+
+
 def write_config(adapter_dir: Path) -> None:
     """PEFT's adapter_config.json, written once (versions share it)."""
     adapter_dir.mkdir(parents=True, exist_ok=True)
-    config = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": RANK, "lora_alpha": ALPHA,
-              "lora_dropout": 0.0, "bias": "none", "target_modules": list(TARGETS),
-              "base_model_name_or_path": "my-base-model"}
     tmp = adapter_dir / ".adapter_config.json.tmp"
-    tmp.write_text(json.dumps(config, indent=2) + "\n")
+    tmp.write_text(json.dumps(CONFIG, indent=2) + "\n")
     os.replace(tmp, adapter_dir / "adapter_config.json")
 
 
@@ -81,17 +86,23 @@ def publish(client: genomed.Client, root: Path, name: str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--socket", required=True)
-    parser.add_argument("--root", required=True, type=Path, help="one of genomed's --root")
+    parser.add_argument("--root", type=Path, help="one of genomed's --root (not with --memory)")
+    parser.add_argument("--memory", action="store_true",
+                        help="publish from memory (client.publish), no files")
     parser.add_argument("--name", default="policy")
     parser.add_argument("--steps", type=int, default=3)
     args = parser.parse_args()
+    if (args.root is None) != args.memory:
+        parser.error("give --root DIR, or --memory")
 
-    write_config(args.root / args.name)
+    if not args.memory:
+        write_config(args.root / args.name)
     tensors = initial_tensors()
     with genomed.connect(args.socket) as client:
         for step in range(args.steps):
             tensors = train_step(tensors, step)
-            info = publish(client, args.root, args.name, tensors)
+            info = (client.publish(args.name, tensors, CONFIG) if args.memory
+                    else publish(client, args.root, args.name, tensors))
             # One line per version: what the servers now get, and how many
             # requests still read the previous version.
             print(f"step {step}: {args.name} generation {info.generation} digest "

@@ -274,6 +274,21 @@ class Client {
   // returns its error. A name not resident is simply loaded. The load
   // timeout applies. docs/protocol.md, "reload".
   Result<ReloadInfo> reload(std::string_view name, Timeout timeout = std::nullopt);
+  // PUBLISH: makes `config` (an adapter_config.json's bytes) and `weights`
+  // (an adapter_model.safetensors') the adapter `name`, with no file: the
+  // bytes are copied into two sealed memfds sent to genomed, which
+  // validates them exactly as files (same parsers, limits, contract,
+  // --base-model check) and swaps them in as RELOAD does; a name not
+  // resident is loaded from them. Only genomed's own user (and those given
+  // --publish-uid / --publish-gid) may publish: else permission_denied.
+  // A name with a load in progress is `overloaded`. docs/protocol.md,
+  // "publish".
+  Result<ReloadInfo> publish(std::string_view name, std::span<const std::byte> config,
+                             std::span<const std::byte> weights, Timeout timeout = std::nullopt);
+  // The same from two memfds the caller made and sealed (F_SEAL_WRITE |
+  // F_SEAL_SHRINK | F_SEAL_GROW): no copy. The caller keeps them.
+  Result<ReloadInfo> publish_fds(std::string_view name, int config_fd, int weights_fd,
+                                 Timeout timeout = std::nullopt);
   // Makes a pinned adapter evictable again; not_loaded if it is not resident.
   Result<PinInfo> unpin(std::string_view name, Timeout timeout = std::nullopt);
   // Every adapter the daemon holds or loads, in name order. The daemon

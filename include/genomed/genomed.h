@@ -147,6 +147,18 @@ genomed_errc genomed_acquire_batch(genomed_client* client, const char* const* na
 genomed_errc genomed_reload(genomed_client* client, const char* name, int64_t timeout_ms,
                             uint64_t* generation, genomed_error* error);
 
+/* PUBLISH: makes `config` (`config_len` bytes of an adapter_config.json)
+ * and `weights` (`weights_len` bytes of an adapter_model.safetensors) the
+ * adapter `name`, with no file: the bytes are copied into two sealed memfds
+ * that genomed validates as files and swaps in as genomed_reload does (a
+ * name not resident is loaded from them). Only genomed's own user, and
+ * those given --publish-uid / --publish-gid, may publish
+ * (GENOMED_PERMISSION_DENIED otherwise). On success *generation (if not
+ * NULL) is the new generation. `timeout_ms` as for genomed_acquire. */
+genomed_errc genomed_publish(genomed_client* client, const char* name, const void* config,
+                             size_t config_len, const void* weights, size_t weights_len,
+                             int64_t timeout_ms, uint64_t* generation, genomed_error* error);
+
 /* Ends the lease and frees the handle (NULL: nothing). Never waits for
  * another thread's request on the same client. */
 void genomed_lease_release(genomed_lease* lease);

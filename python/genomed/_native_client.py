@@ -23,11 +23,11 @@ from __future__ import annotations
 import json
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from . import _errors, _native
+from . import _errors, _native, _publish
 from ._client import (DEFAULT, DEFAULT_LOAD_TIMEOUT, DEFAULT_TIMEOUT, Timeout, _check_name,
                       _Default, load_args, torch_views)
 from .types import (AdapterInfo, Health, LoadInfo, LoraModule, PinInfo, ReloadInfo,
@@ -283,6 +283,23 @@ class Client:
         """Loads `name`'s current files as a new generation and swaps it in
         (see genomed._client.Client.reload); `timeout` defaults to ``load_timeout``."""
         return ReloadInfo(*self._n.reload(_check_name(name), self._timeout(timeout, load=True)))
+
+    def publish(self, name: str, tensors: Mapping[str, Any], config: Mapping[str, Any], *,
+                timeout: Timeout = DEFAULT) -> ReloadInfo:
+        """Publishes an adapter from memory, with no file: `tensors` (name ->
+        torch tensor or numpy array, e.g. PEFT's
+        ``get_peft_model_state_dict(model)``) and `config` (its
+        adapter_config.json as a dict, e.g.
+        ``model.peft_config[name].to_dict()``) are written into two sealed
+        memfds (genomed/_publish.py), which genomed validates as files and
+        swaps in as :meth:`reload` does. Only genomed's own user, and those
+        given ``--publish-uid`` / ``--publish-gid``, may publish
+        (``PermissionDenied`` otherwise). `timeout` defaults to
+        ``load_timeout``."""
+        name = _check_name(name)
+        with _publish.sealed_adapter(tensors, config) as (config_fd, weights_fd):
+            return ReloadInfo(*self._n.publish_fds(name, config_fd, weights_fd,
+                                                   self._timeout(timeout, load=True)))
 
     def unload(self, name: str, *, timeout: Timeout = DEFAULT) -> UnloadInfo:
         r = self._n.unload(_check_name(name), self._timeout(timeout))

@@ -425,6 +425,10 @@ class NativeClient {
 nb::tuple load_tuple(const genomed::LoadInfo& i) {
   return nb::make_tuple(i.name, i.bytes, i.generation, i.was_resident, i.digest);
 }
+nb::tuple reload_tuple(const genomed::ReloadInfo& i) {  // RELOAD and PUBLISH
+  return nb::make_tuple(i.name, i.bytes, i.generation, i.digest, i.previous_generation,
+                        i.previous_digest, i.previous_leases);
+}
 nb::tuple pin_tuple(const genomed::PinInfo& i) {
   return nb::make_tuple(i.name, i.bytes, i.generation, i.pinned, i.was_pinned, i.digest);
 }
@@ -489,12 +493,19 @@ NB_MODULE(_native, m) {
            "name"_a, "timeout"_a.none())
       .def("reload",
            [](NativeClient& self, const std::string& name, std::optional<double> timeout) {
-             auto i = self.wait(
-                 [&](genomed::Client& c) { return c.reload(name, timeout_of(timeout)); });
-             return nb::make_tuple(i.name, i.bytes, i.generation, i.digest,
-                                   i.previous_generation, i.previous_digest, i.previous_leases);
+             return reload_tuple(self.wait(
+                 [&](genomed::Client& c) { return c.reload(name, timeout_of(timeout)); }));
            },
            "name"_a, "timeout"_a.none())
+      // PUBLISH from two sealed memfds the caller made (genomed/_publish.py).
+      .def("publish_fds",
+           [](NativeClient& self, const std::string& name, int config_fd, int weights_fd,
+              std::optional<double> timeout) {
+             return reload_tuple(self.wait([&](genomed::Client& c) {
+               return c.publish_fds(name, config_fd, weights_fd, timeout_of(timeout));
+             }));
+           },
+           "name"_a, "config_fd"_a, "weights_fd"_a, "timeout"_a.none())
       .def("unload",
            [](NativeClient& self, const std::string& name, std::optional<double> timeout) {
              auto i = self.wait(

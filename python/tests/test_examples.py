@@ -1,5 +1,6 @@
 """examples/python/publish_versions.py (the README's training loop publishing
-versions through files and RELOAD) against the real daemon, so it cannot rot."""
+versions through files and RELOAD, or from memory with PUBLISH) against the
+real daemon, so it cannot rot."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 import genomed
@@ -23,12 +25,14 @@ def served(lease: genomed.Lease) -> dict:
     return {k: torch.from_numpy(np.array(v)) for k, v in lease.tensors.items()}
 
 
-def test_the_training_loop_publishes_each_version_and_servers_get_the_last() -> None:
+@pytest.mark.parametrize("where", ["files", "memory"])
+def test_the_training_loop_publishes_each_version_and_servers_get_the_last(where: str) -> None:
     with Daemon() as daemon:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             [str(Path(genomed.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
-        out = subprocess.run([sys.executable, str(EXAMPLE), "--socket", daemon.socket,
-                              "--root", str(daemon.root), "--name", "policy", "--steps", "3"],
+        source = ["--root", str(daemon.root)] if where == "files" else ["--memory"]
+        out = subprocess.run([sys.executable, str(EXAMPLE), "--socket", daemon.socket, *source,
+                              "--name", "policy", "--steps", "3"],
                              check=True, capture_output=True, text=True, env=env).stdout
         lines = out.splitlines()
         assert len(lines) == 3 and "previous -" in lines[0], out

@@ -508,6 +508,8 @@ const std::map<std::string, std::string>& accepted_flags() {
       {"--socket-group", "0"},
       {"--allow-uid", "0"},
       {"--allow-gid", "0"},
+      {"--publish-uid", "0"},
+      {"--publish-gid", "0"},
       {"--log-format", "json"},
       {"--drain-timeout", "5s"},
       {"--metrics-listen", "9464"},
@@ -524,6 +526,8 @@ TEST(ConfigOperations, DefaultsKeepTheOwnerOnlySocketTextLogsAndNoMetrics) {
   EXPECT_EQ(c.ops.access.socket_group, static_cast<gid_t>(-1));
   EXPECT_TRUE(c.ops.access.allow_uids.empty());
   EXPECT_TRUE(c.ops.access.allow_gids.empty());
+  EXPECT_TRUE(c.ops.access.publish_uids.empty());  // the daemon's own user alone publishes
+  EXPECT_TRUE(c.ops.access.publish_gids.empty());
   EXPECT_EQ(c.ops.log_format, LogFormat::text);
   EXPECT_EQ(c.ops.drain_timeout, milliseconds(10'000));
   EXPECT_EQ(c.ops.metrics_listen, "");
@@ -535,7 +539,10 @@ TEST(ConfigOperations, FlagsSetTheirFieldsAndListsAccumulate) {
   const DaemonConfig c = parse_ok(with_required(
       {"--socket-mode", "0o660", "--socket-group", "root", "--allow-uid", "1000,root",
        "--allow-uid", "7", "--allow-gid", "5,root", "--log-format", "json", "--drain-timeout",
-       "1.5m", "--metrics-listen", "0.0.0.0:9100", "--metrics-request-timeout", "250ms"}));
+       "1.5m", "--metrics-listen", "0.0.0.0:9100", "--metrics-request-timeout", "250ms",
+       "--publish-uid", "1000,root", "--publish-uid", "7", "--publish-gid", "5,root"}));
+  EXPECT_EQ(c.ops.access.publish_uids, (std::vector<uid_t>{1000, 0, 7}));
+  EXPECT_EQ(c.ops.access.publish_gids, (std::vector<gid_t>{5, 0}));
   EXPECT_EQ(c.ops.access.socket_mode, 0660u);
   EXPECT_EQ(c.ops.access.socket_group, 0u);
   EXPECT_EQ(c.ops.access.allow_uids, (std::vector<uid_t>{1000, 0, 7}));
@@ -559,6 +566,8 @@ TEST(ConfigOperations, BadValuesAreRefusedNamingTheFlag) {
            {"--allow-uid", "no-such-user-here"},
            {"--allow-uid", "4294967295"},
            {"--allow-gid", ""},
+           {"--publish-uid", "no-such-user-here"},
+           {"--publish-gid", ""},
            {"--log-format", "xml"},
            {"--drain-timeout", "10"},
            {"--drain-timeout", "366d"},
@@ -578,13 +587,15 @@ TEST(ConfigOperations, FileKeysTakeStringsAndIdsTakeNumbersToo) {
   JsonFile file(R"({"socket": "s", "root": ["r"], "socket_mode": "0660", "allow_uid": 1000,
                     "allow_gid": "0", "log_format": "json", "drain_timeout": "2s",
                     "metrics_listen": "127.0.0.1:9464", "metrics_request_timeout": "3s",
-                    "client_log_rate": 131072})");
+                    "client_log_rate": 131072, "publish_uid": 1000, "publish_gid": "0"})");
   const DaemonConfig c = parse_ok({"--config", file.path()});
   EXPECT_EQ(c.ops.metrics_request_timeout, milliseconds(3000));
   EXPECT_EQ(c.ops.client_log_rate, 131072u);
   EXPECT_EQ(c.ops.access.socket_mode, 0660u);
   EXPECT_EQ(c.ops.access.allow_uids, (std::vector<uid_t>{1000}));
   EXPECT_EQ(c.ops.access.allow_gids, (std::vector<gid_t>{0}));
+  EXPECT_EQ(c.ops.access.publish_uids, (std::vector<uid_t>{1000}));
+  EXPECT_EQ(c.ops.access.publish_gids, (std::vector<gid_t>{0}));
   EXPECT_EQ(c.ops.log_format, LogFormat::json);
   EXPECT_EQ(c.ops.drain_timeout, milliseconds(2000));
   JsonFile numeric_mode(R"({"socket": "s", "root": ["r"], "socket_mode": 432})");

@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ipc/framing.h"
@@ -150,6 +152,62 @@ TEST(FrameAssembler, AFullChunkSaysMoreMayWait) {
   EXPECT_EQ(in.read(s.daemon(), frames, &bad), FrameAssembler::Read::drained);
   ASSERT_EQ(frames.bodies.size(), 1u);
   EXPECT_EQ(frames.bodies[0].size(), FrameAssembler::kReadChunk);
+}
+
+TEST(FrameAssembler, DescriptorsGoToTheFrameTheyWereSentWithNotToTheOnesAroundIt) {
+  SocketPair s;
+  FrameAssembler in(kMax);
+  std::vector<std::pair<std::string, std::size_t>> got;  // body, descriptors with it
+  const auto take = [&](std::string_view body) {
+    got.emplace_back(body, in.take_frame_fds().fds.size());
+    return true;
+  };
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  // "before" and half of "with" first; the rest of "with" carries two
+  // descriptors (they ride with its first byte in the real client: here
+  // they ride in the middle of the frame), then "after", all in one read.
+  const std::string before = ipc::encode_frame("before");
+  const std::string with = ipc::encode_frame("with-fds");
+  const std::string after = ipc::encode_frame("after");
+  ASSERT_TRUE(ipc::send_bytes_now(s.client(), before + with.substr(0, 6)).ok());
+  ASSERT_TRUE(ipc::send_bytes_now(s.client(), with.substr(6), std::span<const int>(pipe_fds, 2)).ok());
+  ASSERT_TRUE(ipc::send_bytes_now(s.client(), after).ok());
+  Status bad;
+  while (in.read(s.daemon(), take, &bad) == FrameAssembler::Read::more) {
+  }
+  while (got.size() < 3 && in.read(s.daemon(), take, &bad) != FrameAssembler::Read::closed) {
+  }
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0], std::make_pair(std::string("before"), std::size_t{0}));
+  EXPECT_EQ(got[1], std::make_pair(std::string("with-fds"), std::size_t{2}));
+  EXPECT_EQ(got[2], std::make_pair(std::string("after"), std::size_t{0}));
+  // What no frame took is closed: the pipe's read end has no writer left.
+  ::close(pipe_fds[1]);
+  char c;
+  EXPECT_EQ(::read(pipe_fds[0], &c, 1), 0);
+  ::close(pipe_fds[0]);
+}
+
+TEST(FrameAssembler, DescriptorsOfAFrameThatNeverCompletesAreClosedWithTheAssembler) {
+  SocketPair s;
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  {
+    FrameAssembler in(kMax);
+    Frames frames;
+    const std::string wire = ipc::encode_frame("never-complete");
+    ASSERT_TRUE(
+        ipc::send_bytes_now(s.client(), wire.substr(0, 7), std::span<const int>(&pipe_fds[1], 1))
+            .ok());
+    Status bad;
+    EXPECT_EQ(in.read(s.daemon(), frames, &bad), FrameAssembler::Read::drained);
+    EXPECT_TRUE(frames.bodies.empty());
+  }
+  ::close(pipe_fds[1]);
+  char c;
+  EXPECT_EQ(::read(pipe_fds[0], &c, 1), 0) << "the assembler kept a write end open";
+  ::close(pipe_fds[0]);
 }
 
 TEST(ReplyBuffer, KeepsWhatAFullSocketDoesNotTakeAndSendsItInOrder) {
