@@ -64,7 +64,7 @@ class Lease:
 
     __slots__ = ("_n", "_client", "_tensors", "_modules", "_lock", "__weakref__")
 
-    def __init__(self, native: Any, client: "Client") -> None:
+    def __init__(self, native: _native.NativeLease, client: "Client") -> None:
         self._n = native
         self._client = client
         self._tensors: Optional[_Views] = None
@@ -198,7 +198,7 @@ class Lease:
 class Client:
     """A connection to genomed over the C++ client. Create it with :func:`connect`."""
 
-    def __init__(self, native: Any, path: str, timeout: Optional[float],
+    def __init__(self, native: _native.NativeClient, path: str, timeout: Optional[float],
                  load_timeout: Optional[float]) -> None:
         self._n = native
         self._path = path
@@ -209,7 +209,7 @@ class Client:
         self._cache: "weakref.WeakValueDictionary[Tuple[int, int], _Views]" = (
             weakref.WeakValueDictionary())
 
-    def _views_of(self, native: Any) -> _Views:
+    def _views_of(self, native: _native.NativeLease) -> _Views:
         key = (native.generation, native.offset)
         hit = self._cache.get(key)
         if hit is not None:
