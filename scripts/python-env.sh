@@ -13,7 +13,7 @@ venv="$build_dir/venv"
 # What the venv was built from: the pinned requirements, the package's files
 # and the C++ client library it compiles into genomed._native.
 stamp_now="$(cat python/requirements-test.txt python/pyproject.toml python/README.md \
-  python/CMakeLists.txt \
+  python/CMakeLists.txt cmake/client_sources.cmake \
   $(find python/genomed python/src client ipc layout common include -type f \
       ! -path '*/__pycache__/*' | sort) | sha256sum | cut -d' ' -f1)"
 if venv_current "$venv" "$stamp_now"; then

@@ -41,5 +41,6 @@ bash scripts/fuzz.sh
 
 # Every unit and integration test again with ASan + UBSan, and the tests of
 # concurrent code with TSan: daemon, workers and tests built sanitized in
-# build-asan/ and build-tsan/ (scripts/sanitizers.sh).
-bash scripts/sanitizers.sh asan tsan
+# build-asan/ and build-tsan/, and the Python binding with ASan + UBSan in
+# build-pyasan/ (scripts/sanitizers.sh).
+bash scripts/sanitizers.sh asan tsan pyasan

@@ -18,7 +18,8 @@ sources() {
     -type f ! -path '*/__pycache__/*' | sort
 }
 # What the venv was built from: the pinned requirements and the packages' files.
-stamp_now="$(cat "$reqs" python/pyproject.toml python/CMakeLists.txt integrations/vllm/pyproject.toml $(sources) \
+stamp_now="$(cat "$reqs" python/pyproject.toml python/CMakeLists.txt cmake/client_sources.cmake \
+  integrations/vllm/pyproject.toml $(sources) \
   | sha256sum | cut -d' ' -f1)"
 if venv_current "$venv" "$stamp_now"; then
   echo "$venv"

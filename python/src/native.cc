@@ -384,6 +384,21 @@ class NativeClient {
     return out;
   }
 
+  // One name, the per-request path of Client.acquire: a single object back,
+  // not a vector converted to a list of one (bench/python_bench.py --hot).
+  NativeLease acquire_one(const std::string& name, std::optional<double> timeout,
+                          std::optional<std::int64_t> keep_alive_ms, int priority) {
+    auto c = live();
+    const genomed::LoadOptions options = load_options(keep_alive_ms, priority);
+    genomed::Result<std::vector<genomed::Lease>> r = genomed::Status(genomed::Errc::internal, "");
+    {
+      nb::gil_scoped_release nogil;  // a cold load or a busy connection waits
+      r = c->acquire(std::vector<std::string>{name}, options, timeout_of(timeout));
+    }
+    auto leases = take(std::move(r), c.get());
+    return NativeLease(std::move(leases.front()), c->arena().data(), metas_);
+  }
+
   // Runs `call` on the client without the GIL and returns its value or raises.
   template <class F>
   auto wait(F&& call) {
@@ -475,6 +490,8 @@ NB_MODULE(_native, m) {
                   "connect_timeout"_a.none(), "request_timeout"_a.none(),
                   "load_timeout"_a.none())
       .def("acquire", &NativeClient::acquire, "names"_a, "timeout"_a.none(),
+           "keep_alive_ms"_a.none(), "priority"_a)
+      .def("acquire_one", &NativeClient::acquire_one, "name"_a, "timeout"_a.none(),
            "keep_alive_ms"_a.none(), "priority"_a)
       .def("load",
            [](NativeClient& self, const std::string& name, std::optional<double> timeout,
