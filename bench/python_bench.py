@@ -9,7 +9,7 @@ Run it with the project venv (``bash scripts/python-env.sh`` prints its path;
 it needs numpy, safetensors and torch) after building the C++ tree
 (``bash scripts/build.sh``; ``$GENOMED_BUILD_DIR`` picks another build tree).
 The installed genomed package is used (scripts/python-env.sh installs this
-checkout's python/ into the venv); ``GENOMED_CLIENT=native`` selects the binding.
+checkout's python/, the binding of the C++ client, into the venv).
 
 Two parts, both against real genomed daemons (python/tests/genomed_testing.py
 ``Daemon``: the build tree's genomed and genome-worker, ``--workers 2``):
@@ -73,10 +73,6 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
-try:  # the installed package (scripts/python-env.sh installs this checkout's python/)
-    import genomed  # noqa: F401
-except ImportError:  # the pure-Python client straight from this checkout
-    sys.path.insert(0, str(REPO / "python"))
 sys.path.insert(0, str(REPO / "python" / "tests"))  # genomed_testing.Daemon
 
 import numpy as np  # noqa: E402

@@ -121,6 +121,13 @@ Result<std::vector<Lease>> Client::acquire(const std::vector<std::string>& names
         state->slot_tag = grant.tag;
         leases.push_back(Lease(std::move(state)));
       }
+      // Broken meanwhile by another thread, with no lease left then: the
+      // socket may be closed, so the daemon no longer keeps these (they
+      // give themselves back as they go). Else they keep the socket open.
+      if (!conn_->transport->usable()) {
+        return Status(Errc::not_connected, "acquire: the connection broke while taking leases "
+                                           "through its lease slots; connect again");
+      }
       return leases;
     }
   }
@@ -134,7 +141,20 @@ Result<std::vector<Lease>> Client::acquire(const std::vector<std::string>& names
   std::vector<Lease> leases;
   leases.reserve(reply.grants.size());
   Status first_error;
-  for (const auto& g : reply.grants) {
+  for (std::size_t i = 0; i < reply.grants.size(); ++i) {
+    const ipc::LeaseGrant& g = reply.grants[i];
+    // Grants come in the order of the names. One for another name is no
+    // answer to this request (a reply meant for another one): given back.
+    if (i < names.size() && g.name != names[i]) {
+      if (first_error.ok()) {
+        first_error = Status(Errc::protocol_error,
+                             "acquire: genomed's reply does not follow the protocol: grant #" +
+                                 std::to_string(i) + " is for '" + g.name + "', but '" + names[i] +
+                                 "' was asked for");
+      }
+      conn_->release(g.lease);
+      continue;
+    }
     if (g.slot && (conn_->slots == nullptr || *g.slot >= conn_->slots->count())) {
       if (first_error.ok()) {
         const std::uint32_t count = conn_->slots == nullptr ? 0 : conn_->slots->count();

@@ -77,7 +77,8 @@ Result<Client> Client::connect(const std::string& socket_path, const ClientOptio
   // could copy it).
   auto conn = std::make_shared<Connection>(
       options, std::make_unique<client_detail::Transport>(fd, client_detail::ForkGuard(),
-                                                         options.request_timeout));
+                                                         options.request_timeout,
+                                                         options.interrupted));
   // A Unix stream connect() waits while the daemon's listen backlog is full
   // (a daemon that is stopped, or too busy to accept); Linux bounds that wait
   // by SO_SNDTIMEO and then fails with EAGAIN. Reset to "no timeout" after:

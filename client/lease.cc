@@ -10,7 +10,9 @@ namespace genomed {
 
 using client_detail::LeaseState;
 
-Lease::Lease(std::unique_ptr<LeaseState> state) : state_(std::move(state)) {}
+Lease::Lease(std::unique_ptr<LeaseState> state) : state_(std::move(state)) {
+  state_->conn->transport->lease_taken();
+}
 Lease::Lease(Lease&&) noexcept = default;
 Lease& Lease::operator=(Lease&& other) noexcept {
   if (this != &other) {
@@ -25,11 +27,11 @@ void Lease::release() {
   if (!state_ || state_->released) return;
   state_->released = true;
   if (state_->conn->foreign()) return;  // the parent's lease: it stays held
-  if (state_->slot) {
+  if (state_->slot)
     state_->conn->give_back(*state_->slot, state_->slot_tag, state_->id);
-    return;
-  }
-  state_->conn->release(state_->id);
+  else
+    state_->conn->release(state_->id);
+  state_->conn->transport->lease_ended();  // after its RELEASE went out
 }
 
 const std::string& Lease::name() const { return state_->name; }

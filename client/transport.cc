@@ -1,6 +1,7 @@
 #include "client/transport.h"
 
 #include <poll.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -26,11 +27,23 @@ Deadline deadline_after(Millis timeout) {
   return ipc::Clock::now() + std::max(timeout, Millis(0));
 }
 
-Transport::Transport(int fd, ForkGuard fork, Millis release_timeout)
+Transport::Transport(int fd, ForkGuard fork, Millis release_timeout,
+                     std::function<std::string()> interrupted)
     : fd_(fd),
       fork_(fork),
       release_timeout_(release_timeout),
-      reader_(std::make_unique<ipc::FrameReader>(fd)) {}
+      interrupted_(std::move(interrupted)),
+      reader_(std::make_unique<ipc::FrameReader>(fd)) {
+  if (interrupted_) {
+    stop_waiting_ = [this]() NO_THREAD_SAFETY_ANALYSIS {  // runs inside call_locked
+      std::string why = interrupted_();
+      if (why.empty()) return false;
+      interrupted_by_ = std::move(why);
+      return true;
+    };
+    reader_->set_interrupted(stop_waiting_);
+  }
+}
 
 Transport::~Transport() {
   if (fd_ >= 0) ::close(fd_);
@@ -78,6 +91,11 @@ Result<std::string> Transport::call_locked(const ipc::Request& req, const std::s
   bound_receive(deadline);
   auto reply = reader_->read(ipc::kMaxReplyFrame, deadline);
   if (!reply) {
+    if (reply.code() == Errc::cancelled) {
+      break_off(kInterrupted, /*writes_too=*/false);  // the request went out whole
+      return Status(Errc::cancelled, op + ": interrupted by " + interrupted_by_ +
+                                         " while waiting for genomed's reply" + timed_out_tail());
+    }
     if (reply.code() == Errc::timeout) {
       break_off(kTimedOut, /*writes_too=*/false);
       return Status(Errc::timeout, op + ": no reply from genomed within " +
@@ -157,10 +175,13 @@ std::string Transport::timed_out_tail() {
          "one): connect again";
 }
 
-std::string Transport::broken_text(int why) {
+std::string Transport::broken_text(int why) const {
   switch (why) {
     case kTimedOut:
       return "this connection is broken: an earlier call on it timed out";
+    case kInterrupted:
+      return "this connection is broken: an earlier call on it was interrupted by " +
+             interrupted_by_;
     case kProtocol:
       return "this connection is broken: genomed sent a reply that breaks the protocol";
     default:
@@ -172,11 +193,29 @@ void Transport::break_off(Broken why, bool writes_too) {
   int expected = kUsable;
   broken_why_.compare_exchange_strong(expected, why);
   if (writes_too) writes_broken_ = true;
+  // Sequentially consistent with lease_ended(): of a break and a last lease
+  // ending at once, at least one sees the other and retires the socket.
+  if (leases_.load() == 0) retire();
+}
+
+void Transport::lease_ended() {
+  if (leases_.fetch_sub(1) == 1 && broken_why_.load() != kUsable) retire();
+}
+
+void Transport::retire() {
+  if (fork_.foreign() || retired_.exchange(true)) return;  // a child's close ends nothing
+  writes_broken_ = true;
+  ::shutdown(fd_, SHUT_RDWR);  // wakes a thread still waiting on the socket
+  const int placeholder = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (placeholder >= 0) {  // else the socket stays open (shut down) until destruction
+    ::dup3(placeholder, fd_, O_CLOEXEC);
+    ::close(placeholder);
+  }
 }
 
 Status Transport::lost(const std::string& op, const Status& why) {
-  break_off(kLost, /*writes_too=*/true);
   if (!fork_.foreign()) ::shutdown(fd_, SHUT_RDWR);  // shutdown would end the parent's connection
+  break_off(kLost, /*writes_too=*/true);
   return Status(Errc::not_connected, op + ": lost the connection to genomed: " + why.message());
 }
 

@@ -4,10 +4,11 @@
 // A request and its reply travel as one call(); a one-way RELEASE as one
 // send(). A call that runs out of time, a reply that breaks the framing and
 // a lost socket each break the transport for good (broken()): a late reply
-// would otherwise be taken for the next request's. The socket stays open
-// until the Transport is destroyed, so the daemon keeps the connection's
-// leases meanwhile, and a thread still using it never touches a reused
-// descriptor number.
+// would otherwise be taken for the next request's. A broken transport keeps
+// its socket open while a lease taken over it lives (the daemon keeps the
+// connection's leases, so their views stay valid), and closes it when the
+// last one ends (retire()): the daemon then frees the connection at once,
+// not when the Client goes.
 //
 // Locks, in order: call_mu_ before write_mu_. A request holds call_mu_
 // until its reply arrives; a release (one-way) needs only write_mu_, held
@@ -21,6 +22,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -49,12 +51,19 @@ Deadline deadline_after(Millis timeout);
 class Transport {
  public:
   // Why a broken transport refuses requests (broken_why()).
-  enum Broken : int { kUsable = 0, kTimedOut, kLost, kProtocol };
+  enum Broken : int { kUsable = 0, kTimedOut, kLost, kProtocol, kInterrupted };
 
   // Over `fd`, a connected stream socket it owns from now on. `fork` is the
   // connection's owner: in a child of fork() nothing is sent, read or shut
-  // down. `release_timeout` bounds writing one send().
-  Transport(int fd, ForkGuard fork, Millis release_timeout);
+  // down. `release_timeout` bounds writing one send(). `interrupted` (may be
+  // empty) is asked when a signal interrupts a call()'s wait for its reply:
+  // a reason abandons the call with Errc::cancelled and breaks the transport
+  // as a timeout does (ClientOptions::interrupted). Writes are never
+  // abandoned (each is bounded by its deadline): the check may run code
+  // (Python's signal handlers, a garbage collection) that drops a lease,
+  // whose RELEASE needs write_mu_, which a write holds.
+  Transport(int fd, ForkGuard fork, Millis release_timeout,
+            std::function<std::string()> interrupted = {});
   ~Transport();
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;
@@ -91,6 +100,15 @@ class Transport {
   // A hang-up breaks the transport: the next request asks and fails.
   bool daemon_alive();
 
+  // Leases taken over this connection and not yet ended: a broken
+  // transport retires its socket when the count is 0. lease_taken() is one
+  // atomic increment (a locked add on x86, as a relaxed one would be),
+  // sequentially consistent with break_off(): a lease taken through a slot
+  // while another thread breaks the transport either keeps the socket open
+  // or sees the break (usable() after it; Client::acquire asks).
+  void lease_taken() { leases_.fetch_add(1); }
+  void lease_ended();
+
   // kUsable until a call timed out, a reply broke the protocol or the
   // connection was lost; then that reason for good.
   int broken_why() const { return broken_why_.load(); }
@@ -105,28 +123,42 @@ class Transport {
   Status write(const std::string& frame, Deadline deadline, std::span<const int> pass_fds = {})
       EXCLUDES(write_mu_);
   // Refuses further requests (and, with `writes_too`, writes). The socket
-  // stays open, so the daemon keeps this connection's leases until the
-  // Transport is destroyed.
+  // stays open while a lease lives (the daemon keeps the connection's
+  // leases), and is retired with the last one (at once if none lives).
   void break_off(Broken why, bool writes_too);
-  // Marks the connection dead: the daemon is gone or closed it. The
-  // descriptor stays open (shut down) until the Transport is destroyed.
+  // Marks the connection dead: the daemon is gone or closed it; the socket
+  // is shut down, and retired with the last lease.
   Status lost(const std::string& op, const Status& why);
+  // Closes the socket of a broken transport (once; nothing in a child of
+  // fork()): the daemon sees the hang-up and ends the connection and its
+  // leases. /dev/null takes over the descriptor number until destruction,
+  // so a thread that read fd_ before (a liveness look, a send racing the
+  // break) never reaches a descriptor someone else opened meanwhile.
+  void retire();
   static std::string timed_out_tail();
-  static std::string broken_text(int why);
+  std::string broken_text(int why) const REQUIRES(call_mu_);
 
-  const int fd_;                 // owned; open until destruction
+  const int fd_;                 // owned; the socket until retire(), then /dev/null
   const ForkGuard fork_;
   const Millis release_timeout_;  // bounds one send()
+  const std::function<std::string()> interrupted_;  // asked at a call()'s EINTR; may be empty
 
   TimedMutex call_mu_;  // serializes request/reply pairs
   std::unique_ptr<ipc::FrameReader> reader_ PT_GUARDED_BY(call_mu_);  // over fd_; set once
   Millis receive_timeout_ GUARDED_BY(call_mu_){0};  // fd_'s SO_RCVTIMEO (0: none)
+  // What interrupted_ answered when it stopped a call ("" until then).
+  std::string interrupted_by_ GUARDED_BY(call_mu_);
+  // Asks interrupted_ at an EINTR of reader_'s wait (reader_ reads under
+  // call_mu_), keeping its answer in interrupted_by_.
+  ipc::Interrupted stop_waiting_;
 
   Mutex write_mu_;  // one frame at a time on fd_
 
   std::atomic<int> broken_why_{kUsable};    // set once; then no request is sent
   std::atomic<bool> writes_broken_{false};  // a frame may be cut short: write nothing more
   std::atomic<std::int64_t> liveness_checked_{0};  // steady clock, ns: daemon_alive()
+  std::atomic<std::int64_t> leases_{0};  // leases that keep a broken transport's socket open
+  std::atomic<bool> retired_{false};     // retire() ran: fd_ is no longer the socket
 };
 
 }  // namespace genomed::client_detail

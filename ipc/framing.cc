@@ -19,8 +19,16 @@ Status socket_error(const char* what) {
   return Status(Errc::not_connected, std::string(what) + ": " + std::strerror(errno));
 }
 
+// After EINTR: whether the caller's check abandons the wait.
+bool abandon(const Interrupted* interrupted) { return interrupted && *interrupted && (*interrupted)(); }
+
+Status interrupted_status() {
+  return Status(Errc::cancelled, "the wait was interrupted by a signal");
+}
+
 // Waits until fd is readable or the deadline passes. Errc::timeout on expiry.
-Status wait_readable(int fd, std::optional<Clock::time_point> deadline) {
+Status wait_readable(int fd, std::optional<Clock::time_point> deadline,
+                     const Interrupted* interrupted) {
   if (!deadline) return Status::Ok();
   for (;;) {
     const auto left =
@@ -30,6 +38,7 @@ Status wait_readable(int fd, std::optional<Clock::time_point> deadline) {
     const int n = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count() + 1, 1 << 30)));
     if (n > 0) return Status::Ok();
     if (n < 0 && errno != EINTR) return socket_error("poll");
+    if (n < 0 && abandon(interrupted)) return interrupted_status();
   }
 }
 
@@ -81,11 +90,12 @@ Status too_large(std::uint32_t len, std::uint32_t max_body) {
 // SO_RCVTIMEO, see FrameReader::set_blocking_first_receive) before any poll.
 Result<std::size_t> receive_some(int fd, char* dst, std::size_t len,
                                  std::optional<Clock::time_point> deadline,
-                                 std::vector<int>* received_fds, bool block_first = false) {
+                                 std::vector<int>* received_fds, bool block_first = false,
+                                 const Interrupted* interrupted = nullptr) {
   for (;;) {
     if (block_first) {
       block_first = false;
-    } else if (Status s = wait_readable(fd, deadline); !s.ok()) {
+    } else if (Status s = wait_readable(fd, deadline, interrupted); !s.ok()) {
       return s;
     }
     iovec iov{dst, len};
@@ -97,6 +107,7 @@ Result<std::size_t> receive_some(int fd, char* dst, std::size_t len,
     msg.msg_controllen = sizeof control;
     const ssize_t n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
     if (n < 0) {
+      if (errno == EINTR && abandon(interrupted)) return interrupted_status();
       if (errno == EINTR || errno == EAGAIN) continue;
       return socket_error("recvmsg");
     }
@@ -314,7 +325,8 @@ Result<ReceivedFrame> FrameReader::read(std::uint32_t max_body,
 
     GENOMED_ASSIGN_OR_RETURN(const std::size_t n,
                              receive_some(fd_, buf_.data() + end_, buf_.size() - end_, deadline,
-                                          &pending_fds_, std::exchange(block_first, false)));
+                                          &pending_fds_, std::exchange(block_first, false),
+                                          &interrupted_));
     if (n == 0) {
       return Status(Errc::not_connected, avail == 0 ? "peer closed the connection"
                                                     : "peer closed the connection mid-frame");

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -27,6 +28,13 @@ inline constexpr std::uint32_t kMaxRequestFrame = 64 * 1024;
 inline constexpr std::uint32_t kMaxReplyFrame = 16 * 1024 * 1024;
 // Descriptors one frame may carry (and a reader can take with it).
 inline constexpr std::size_t kMaxFdsPerFrame = 4;
+
+// Asked when a FrameReader's wait is interrupted by a signal (EINTR): true
+// abandons the read with Errc::cancelled (the stream is then out of sync,
+// as after a timeout); false (or none) goes on waiting. Lets a caller's
+// signal handler end a wait early (the Python binding raises
+// KeyboardInterrupt this way); costs nothing until a signal arrives.
+using Interrupted = std::function<bool()>;
 
 // Writes one frame with a single sendmsg (header and body in one iovec pair),
 // retrying on short writes and EINTR. `pass_fd` >= 0 is attached to the first
@@ -107,6 +115,9 @@ class FrameReader {
   // then hands over to the usual poll() and deadline check.
   void set_blocking_first_receive(bool on) { blocking_first_receive_ = on; }
 
+  // Asked at every EINTR of a read() (see Interrupted); none by default.
+  void set_interrupted(Interrupted check) { interrupted_ = std::move(check); }
+
  private:
   int fd_;
   std::string buf_;  // received bytes live in [begin_, end_)
@@ -114,6 +125,7 @@ class FrameReader {
   std::size_t end_ = 0;
   std::vector<int> pending_fds_;  // descriptors received and not yet returned
   bool blocking_first_receive_ = false;
+  Interrupted interrupted_;  // empty: EINTR only retries
 };
 
 }  // namespace genomed::ipc

@@ -59,7 +59,7 @@ pyasan() {
     { tail -40 build-pyasan.build.log; return 1; }
   local daemon_build
   daemon_build="$(cd "${BUILD_DIR:-build}" && pwd)"
-  (GENOMED_BUILD_DIR="$daemon_build" GENOMED_CLIENT=native PYTHONPATH="$site" \
+  (GENOMED_BUILD_DIR="$daemon_build" PYTHONPATH="$site" \
     PYTHONMALLOC=malloc PYTHONDONTWRITEBYTECODE=1 \
     LD_PRELOAD="$(g++ -print-file-name=libasan.so) $(g++ -print-file-name=libstdc++.so)" \
     ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:detect_stack_use_after_return=0" \
@@ -77,12 +77,6 @@ deselect = [
     # workers set RLIMIT_AS, under which ASan's shadow memory cannot map).
     # test_fork's in-process fork test stays.
     "test_fork.py::test_a_child_that_exits_leaves_its_parents_leases",
-    # Known failures of the binding with or without ASan (docs/python-binding.md,
-    # "What remains"), fixed by the switch to it: drop each line when it passes.
-    "test_threads.py::test_a_finalizer_inside_the_clients_own_lock_does_not_block",
-    "test_threads.py::test_a_finalizer_in_another_thread_does_not_block_on_held_locks",
-    "test_interrupt.py::test_an_interrupted_acquire_closes_the_client_instead_of_shifting_replies",
-    "test_timeout.py::test_a_timed_out_client_keeps_its_leases_while_views_live",
 ]
 sys.exit(pytest.main(["-p", "no:cacheprovider", "-q"] +
                      [f"python/tests/test_{t}.py" for t in tests] +

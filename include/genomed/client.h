@@ -72,6 +72,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -207,6 +208,19 @@ struct ClientOptions {
   // load() and acquire(): they may wait for a load (the daemon's
   // --load-timeout-ms) and for memory (--admission-timeout-ms).
   std::chrono::milliseconds load_timeout = std::chrono::seconds(120);
+  // Asked when a signal interrupts a request's wait (EINTR: the handler was
+  // installed without SA_RESTART), on the thread that waits (without the
+  // GIL in the Python binding). A non-empty answer says why to stop
+  // ("KeyboardInterrupt"): the call returns Errc::cancelled and the
+  // connection breaks as after a timeout (leases taken before stay valid
+  // while held; the socket closes with the last), later calls saying it was
+  // "interrupted by <why>". Empty: the wait goes on. Asked only while a
+  // request waits for its reply: not on the lease-slot path (no wait), not
+  // for writes (a request's or a RELEASE's, bounded by their deadlines), nor
+  // while a call waits for another thread's request on the connection. It
+  // may drop leases (their RELEASE goes out); it must not make a request on
+  // the same Client. Empty function: waits retry.
+  std::function<std::string()> interrupted;
 };
 
 // What a load(), acquire() or pin() asks beyond its names (all optional:

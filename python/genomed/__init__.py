@@ -9,21 +9,15 @@
             lease.to_torch()  # name -> torch.Tensor over the same memory
 
 See docs/protocol.md of the genomed repository for the wire protocol and the
-resident layout this package reads.
+resident layout the C++ client under this package reads.
 """
 
-import os as _os
-
-# Which implementation connect(), Client and Lease are: the pure-Python client
-# (_client.py, the default until the binding passes every test) or the binding
-# of the C++ client library (_native_client.py over the extension _native;
-# GENOMED_CLIENT=native). docs/python-binding.md says what still differs.
-if _os.environ.get("GENOMED_CLIENT", "python") == "native":
-    from ._native_client import (DEFAULT, DEFAULT_LOAD_TIMEOUT, DEFAULT_TIMEOUT, Client,
-                                 Lease, connect)
-else:
-    from ._client import (DEFAULT, DEFAULT_LOAD_TIMEOUT, DEFAULT_TIMEOUT, Client,  # type: ignore[assignment]
-                          Lease, connect)
+# connect(), Client and Lease bind genomed's C++ client library (client/,
+# include/genomed/client.h) through the extension genomed._native: the
+# protocol, lease slots, the resident-layout decoder, deadlines and the fork
+# rules exist once, in C++ (docs/python-binding.md).
+from ._arguments import DEFAULT, DEFAULT_LOAD_TIMEOUT, DEFAULT_TIMEOUT
+from ._native_client import Client, Lease, connect
 from ._errors import (AdapterContractError, AdapterFileError, AdapterNameError,
                       CallTimeoutError, CapacityError, Error, FileChangedError,
                       HostResourceError, InternalError, LayoutError, LeaseReleasedError,

@@ -1,11 +1,7 @@
-"""The genomed client over the C++ client library (genomed._native).
-
-The same API as genomed._client (connect, Client, Lease), with the
-protocol, lease slots, the resident-layout decoder, deadlines and the fork
-rules in C++ (client/, include/genomed/client.h) once. Selected with
-``GENOMED_CLIENT=native`` (see genomed/__init__.py and docs/python-binding.md)
-until it passes every test of python/tests; what still differs is listed
-there.
+"""The genomed client: connect, Client and Lease over the C++ client library
+(genomed._native), with the protocol, lease slots, the resident-layout
+decoder, deadlines and the fork rules in C++ (client/,
+include/genomed/client.h) once (docs/python-binding.md).
 
 How memory stays valid: every array of a lease has as its base a capsule
 that holds the C++ Lease (genomed._native), so the daemon's lease -- taken
@@ -28,8 +24,10 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, 
 import numpy as np
 
 from . import _errors, _native, _publish
-from ._client import (DEFAULT, DEFAULT_LOAD_TIMEOUT, DEFAULT_TIMEOUT, Timeout, _check_name,
-                      _Default, load_args, torch_views)
+from ._arguments import (DEFAULT, DEFAULT_LOAD_TIMEOUT, DEFAULT_TIMEOUT, Timeout, _Default,
+                         load_args)
+from ._arguments import check_name as _check_name
+from ._torch import torch_views
 from .types import (AdapterInfo, Health, LoadInfo, LoraModule, PinInfo, ReloadInfo,
                     StatValue, UnloadInfo)
 
@@ -58,9 +56,12 @@ def _load_args(keep_alive: Optional[float], priority: str) -> Tuple[Optional[int
 class Lease:
     """One lease on one resident adapter: zero-copy, read-only views of its tensors.
 
-    As genomed._client.Lease: use it as a context manager or call
-    :meth:`release`; the lease ends once released and no array of it is
-    referenced any more.
+    Use it as a context manager, or call :meth:`release`. Leaving the block
+    (or releasing) ends the lease as soon as no array or tensor taken from it
+    is referenced any more; until then the daemon keeps the memory as it is.
+    After that, ``tensors``, ``modules`` and ``to_torch()`` raise
+    :class:`genomed.LeaseReleasedError`; the metadata (``name``, ``dtypes``,
+    ``config``, ...) stays readable.
     """
 
     __slots__ = ("_n", "_client", "_tensors", "_modules", "_lock", "__weakref__")
@@ -197,7 +198,17 @@ class Lease:
 
 
 class Client:
-    """A connection to genomed over the C++ client. Create it with :func:`connect`."""
+    """A connection to genomed. Create it with :func:`genomed.connect`.
+
+    Thread-safe: calls from several threads are serialized on the connection.
+    ``release()`` never blocks the caller, not even behind another thread's
+    pending call, and the daemon applies a RELEASE as soon as it reads it,
+    even while the connection's earlier request still waits: an ``acquire()``
+    that needs exactly the memory another thread releases on the same client
+    gets it. Requests are answered one at a time per connection, so threads
+    that issue many requests concurrently do better with their own
+    :func:`genomed.connect` (their loads then also run in parallel).
+    """
 
     def __init__(self, native: _native.NativeClient, path: str, timeout: Optional[float],
                  load_timeout: Optional[float]) -> None:
@@ -290,8 +301,12 @@ class Client:
         return LoadInfo(*r)
 
     def reload(self, name: str, *, timeout: Timeout = DEFAULT) -> ReloadInfo:
-        """Loads `name`'s current files as a new generation and swaps it in
-        (see genomed._client.Client.reload); `timeout` defaults to ``load_timeout``."""
+        """Loads `name`'s current files as a new generation beside the one in
+        use and swaps it in once verified: leases already held keep the old
+        bytes until released; every acquire after this returns gets the new
+        generation. A failed load leaves the old generation serving and raises
+        its error. A name not resident is simply loaded. `timeout` defaults to
+        the client's ``load_timeout``."""
         return ReloadInfo(*self._n.reload(_check_name(name), self._timeout(timeout, load=True)))
 
     def publish(self, name: str, tensors: Mapping[str, Any], config: Mapping[str, Any], *,
@@ -357,7 +372,25 @@ class Client:
 def connect(path: str, timeout: Optional[float] = DEFAULT_TIMEOUT,
             client_name: str = "genomed-python", *,
             load_timeout: Optional[float] = DEFAULT_LOAD_TIMEOUT) -> Client:
-    """Connects to genomed at the Unix socket `path` (see genomed._client.connect)."""
+    """Connects to genomed at the Unix socket `path`, exchanges HELLO, and maps
+    the arena read-only.
+
+    Args:
+        path: the daemon's ``--socket``.
+        timeout: seconds for connecting and for quick calls (unload, list,
+            stats, health); ``None`` waits for ever. Each call also takes a
+            ``timeout=`` of its own.
+        client_name: shown in the daemon's log.
+        load_timeout: seconds for load() and acquire(), which may have to
+            read an adapter from disk (default 120 s); ``None`` waits for ever.
+
+    A call that misses its deadline raises :class:`genomed.CallTimeoutError`
+    (code ``"timeout"``) and closes the client; so does an exception a signal
+    handler raises while a call waits (KeyboardInterrupt, a server's request
+    timeout): it propagates, and later calls raise
+    :class:`genomed.NotConnectedError`. Raises
+    :class:`genomed.NotConnectedError` if no daemon listens at `path`.
+    """
     import os
     path = os.fspath(path)
     native = _native.NativeClient.connect(path, client_name, timeout, timeout, load_timeout)

@@ -48,6 +48,9 @@ PyObject* g_timeout_factory = nullptr;
 
 // `local_timeout`: a timeout status is this client's own deadline.
 [[noreturn]] void raise(const genomed::Status& status, bool local_timeout = false) {
+  // A signal handler's exception (KeyboardInterrupt) abandoned the wait
+  // (interrupted_by_signal): it is raised, not the Status.
+  if (status.code() == genomed::Errc::cancelled && PyErr_Occurred()) throw nb::python_error();
   std::string code(genomed::errc_name(status.code()));
   if (g_error_factory == nullptr) throw std::runtime_error(code + ": " + status.message());
   nb::object exc = status.code() == genomed::Errc::timeout && local_timeout
@@ -55,6 +58,18 @@ PyObject* g_timeout_factory = nullptr;
                        : nb::borrow(g_error_factory)(code, status.message());
   PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
   throw nb::python_error();
+}
+
+// ClientOptions::interrupted: a signal interrupted a wait (the GIL is
+// released there). Runs the Python signal handlers now, as the interpreter
+// would between bytecodes; one that raises (KeyboardInterrupt, a server's
+// request-timeout handler) abandons the call, which breaks the connection as
+// a timeout does, and raise() then raises the handler's exception.
+std::string interrupted_by_signal() {
+  nb::gil_scoped_acquire gil;
+  if (PyErr_CheckSignals() == 0) return {};
+  PyObject* type = PyErr_Occurred();  // set: the handler's exception, raised by raise()
+  return type != nullptr ? reinterpret_cast<PyTypeObject*>(type)->tp_name : "a signal";
 }
 
 // A call's timeout is the client's own deadline when it broke the connection
@@ -359,6 +374,7 @@ class NativeClient {
     o.connect_timeout = option_ms(connect_timeout);
     o.request_timeout = option_ms(request_timeout);
     o.load_timeout = option_ms(load_timeout);
+    o.interrupted = interrupted_by_signal;
     genomed::Result<genomed::Client> r = genomed::Status(genomed::Errc::internal, "");
     {
       nb::gil_scoped_release nogil;

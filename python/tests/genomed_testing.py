@@ -14,6 +14,8 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import tempfile
 from pathlib import Path
@@ -203,6 +205,46 @@ def wait_for(predicate, timeout: float = 30.0, what: str = "a condition") -> Non
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+MAX_BATCH = 64  # kMaxBatch (ipc/protocol.h): names per ACQUIRE
+
+
+class RawSession:
+    """A connection past HELLO that speaks frames by hand (a 4-byte big-endian
+    length, then a msgpack body), for what no client would send. Descriptors
+    that come with a frame (HELLO's arena) are closed at once."""
+
+    def __init__(self, path: str) -> None:
+        import msgpack
+
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(path)
+        self.send(msgpack.packb({"op": "hello", "version": 1, "client": "raw"}))
+        self.read()
+
+    def send(self, body: bytes) -> None:
+        self.sock.sendall(struct.pack(">I", len(body)) + body)
+
+    def _exactly(self, n: int) -> bytes:
+        out = b""
+        while len(out) < n:
+            data, fds, _, _ = socket.recv_fds(self.sock, n - len(out), 4)
+            for fd in fds:
+                os.close(fd)
+            if not data:
+                raise ConnectionError("genomed closed the connection")
+            out += data
+        return out
+
+    def read(self) -> bytes:
+        """The next frame's body."""
+        (length,) = struct.unpack(">I", self._exactly(4))
+        return self._exactly(length)
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def open_sockets() -> int:

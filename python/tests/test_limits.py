@@ -5,32 +5,15 @@ capped (docs/protocol.md; docs/operations.md, "Per-connection limits")."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import struct
 
 import msgpack
 import pytest
 
 import genomed
-from genomed import _wire
-from genomed_testing import Daemon
+from genomed_testing import MAX_BATCH, Daemon, RawSession
 
 PAGE = 1024  # kMaxListPage (ipc/protocol.h)
-
-
-def _raw_session(path: str) -> _wire.Stream:
-    """A connection past HELLO, speaking frames by hand."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(30)
-    sock.connect(path)
-    stream = _wire.Stream(sock)
-    stream.send_all(_wire.encode_frame({"op": "hello", "version": 1, "client": "raw"}), None)
-    _, fds = stream.read_frame(None, accept_fd=True)
-    for fd in fds:
-        os.close(fd)
-    return stream
 
 
 def test_list_follows_the_pages_past_the_first(daemon: Daemon, client: genomed.Client) -> None:
@@ -38,15 +21,14 @@ def test_list_follows_the_pages_past_the_first(daemon: Daemon, client: genomed.C
     names = [f"n{i:04d}" for i in range(PAGE + 6)]
     for name in names[1:]:
         shutil.copytree(first, daemon.root / name)
-    for i in range(0, len(names), _wire.MAX_BATCH):
-        for lease in client.acquire_many(names[i:i + _wire.MAX_BATCH]):  # loads them
+    for i in range(0, len(names), MAX_BATCH):
+        for lease in client.acquire_many(names[i:i + MAX_BATCH]):  # loads them
             lease.release()
-    raw = _raw_session(daemon.socket)
-    raw.send_all(_wire.encode_frame({"op": "list"}), None)
-    body, _ = raw.read_frame(None)
-    page = msgpack.unpackb(body, raw=False)
+    raw = RawSession(daemon.socket)
+    raw.send(msgpack.packb({"op": "list"}))
+    page = msgpack.unpackb(raw.read(), raw=False)
     assert len(page["adapters"]) == PAGE and page["next"] == names[PAGE - 1]
-    raw.sock.close()
+    raw.close()
 
     listing = client.list()
     assert [a.name for a in listing] == names
@@ -54,19 +36,17 @@ def test_list_follows_the_pages_past_the_first(daemon: Daemon, client: genomed.C
 
 
 def test_a_name_that_is_not_utf8_is_refused_and_the_reply_is_strict_utf8(daemon: Daemon) -> None:
-    raw = _raw_session(daemon.socket)
+    raw = RawSession(daemon.socket)
     # A msgpack str whose bytes are not UTF-8 ("bad" 0xff 0xfe "\n").
     packer = msgpack.Packer(unicode_errors="surrogateescape")
     for request in ({"op": "load", "name": "bad\udcff\udcfe\n"},
                     {"op": "acquire", "names": ["ok", "bad\udcff\udcfe\n"]}):
-        body = packer.pack(request)
-        raw.send_all(struct.pack(">I", len(body)) + body, None)
-        reply_body, _ = raw.read_frame(None)
-        reply = msgpack.unpackb(reply_body, raw=False, unicode_errors="strict")
+        raw.send(packer.pack(request))
+        reply = msgpack.unpackb(raw.read(), raw=False, unicode_errors="strict")
         assert reply["ok"] is False
         assert (reply["code"], reply["error"]) == (10, "invalid_name"), reply
         assert "'bad\\xff\\xfe\\x0a'" in reply["message"], reply["message"]
-    raw.sock.close()
+    raw.close()
     with genomed.connect(daemon.socket) as client:
         assert client.stats()["bad_requests"] == 2
 

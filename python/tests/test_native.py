@@ -1,7 +1,6 @@
-"""The binding of the C++ client (genomed._native_client over genomed._native),
-tested directly whatever GENOMED_CLIENT selects: the promises that are its
-own (docs/python-binding.md). The rest of python/tests runs against it with
-GENOMED_CLIENT=native."""
+"""The binding of the C++ client (genomed._native_client over genomed._native):
+the promises that are its own (docs/python-binding.md). The rest of
+python/tests tests the same package through its public API."""
 
 from __future__ import annotations
 

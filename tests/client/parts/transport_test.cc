@@ -4,11 +4,14 @@
 #include "client/transport.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <future>
 #include <thread>
@@ -99,6 +102,7 @@ TEST(Transport, ACallSendsItsRequestAndReturnsTheReplyBody) {
 
 TEST(Transport, NoReplyByTheDeadlineBreaksItButAReleaseStillGoesOut) {
   Pair p;
+  p.transport->lease_taken();  // a lease keeps the broken transport's socket open
   auto reply = p.transport->call(request(ipc::Op::unload), 20ms);
   ASSERT_EQ(reply.code(), Errc::timeout);
   EXPECT_EQ(reply.status().message().rfind("unload: no reply from genomed within 20 ms", 0), 0u)
@@ -116,6 +120,147 @@ TEST(Transport, NoReplyByTheDeadlineBreaksItButAReleaseStillGoesOut) {
   // The request went out whole, so a release can follow it.
   p.transport->send(request(ipc::Op::release));
   EXPECT_EQ(p.daemon->next_request().op, ipc::Op::release);
+}
+
+// Whether the daemon's end sees the client's socket closed (EOF) now.
+bool daemon_sees_hang_up(const Pair& p) {
+  char byte;
+  return ::recv(p.daemon_fd, &byte, 1, MSG_DONTWAIT) == 0;
+}
+
+TEST(Transport, ABrokenTransportWithNoLeaseClosesItsSocketAtOnce) {
+  Pair p;
+  ASSERT_EQ(p.transport->call(request(ipc::Op::stats), 20ms).code(), Errc::timeout);
+  EXPECT_EQ(p.daemon->next_request().op, ipc::Op::stats);
+  // Closed now, not when the Transport (the Client) goes: the daemon frees
+  // the connection.
+  EXPECT_TRUE(daemon_sees_hang_up(p));
+  EXPECT_EQ(p.transport->call(request(ipc::Op::stats), 10s).code(), Errc::not_connected);
+}
+
+TEST(Transport, ABrokenTransportClosesItsSocketWithItsLastLease) {
+  Pair p;
+  p.transport->lease_taken();
+  p.transport->lease_taken();
+  ASSERT_EQ(p.transport->call(request(ipc::Op::stats), 20ms).code(), Errc::timeout);
+  EXPECT_EQ(p.daemon->next_request().op, ipc::Op::stats);
+  p.transport->send(request(ipc::Op::release));
+  p.transport->lease_ended();
+  EXPECT_EQ(p.daemon->next_request().op, ipc::Op::release);
+  EXPECT_FALSE(daemon_sees_hang_up(p));  // one lease lives: the daemon keeps it
+  p.transport->send(request(ipc::Op::release));
+  p.transport->lease_ended();
+  EXPECT_EQ(p.daemon->next_request().op, ipc::Op::release);  // its RELEASE went out first
+  EXPECT_TRUE(daemon_sees_hang_up(p));
+}
+
+TEST(Transport, AUsableTransportKeepsItsSocketWhenItsLeasesEnd) {
+  Pair p;
+  p.transport->lease_taken();
+  p.transport->lease_ended();
+  EXPECT_FALSE(daemon_sees_hang_up(p));
+  auto call = call_async(*p.transport, ipc::Op::stats);
+  EXPECT_EQ(p.daemon->next_request().op, ipc::Op::stats);
+  p.daemon->reply("stats");
+  EXPECT_TRUE(call.get().ok());
+}
+
+extern "C" void on_test_signal(int) {}
+
+// SIGUSR1 handled without SA_RESTART (as Python's handlers are) while it lives.
+class InterruptingSignal {
+ public:
+  InterruptingSignal() {
+    struct sigaction sa {};
+    sa.sa_handler = on_test_signal;
+    sigemptyset(&sa.sa_mask);
+    EXPECT_EQ(::sigaction(SIGUSR1, &sa, &old_), 0);
+  }
+  ~InterruptingSignal() { ::sigaction(SIGUSR1, &old_, nullptr); }
+
+ private:
+  struct sigaction old_ {};
+};
+
+// A transport whose call()s ask `check` at a signal, and a fake daemon that
+// answers only when the test says so.
+struct InterruptiblePair {
+  explicit InterruptiblePair(std::function<std::string()> check) {
+    int fds[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+    transport = std::make_unique<Transport>(fds[0], ForkGuard(), 5000ms, std::move(check));
+    transport->serve();
+    daemon = std::make_unique<FakeDaemon>(fds[1]);
+  }
+  // Starts a STATS call on another thread and returns once the daemon has it.
+  void call_stats() {
+    std::promise<pthread_t> who;
+    call = std::async(std::launch::async, [this, &who] {
+      who.set_value(::pthread_self());
+      return transport->call(request(ipc::Op::stats), 60s);
+    });
+    waiter = who.get_future().get();
+    EXPECT_EQ(daemon->next_request().op, ipc::Op::stats);  // the reply is pending now
+  }
+  // Signals the waiting thread until `done` (a signal that comes before its
+  // wait interrupts nothing: the next one will).
+  void signal_until(const std::function<bool()>& done) {
+    while (!done()) {
+      ::pthread_kill(waiter, SIGUSR1);
+      if (call.wait_for(1ms) == std::future_status::ready) return;
+    }
+  }
+  std::unique_ptr<Transport> transport;
+  std::unique_ptr<FakeDaemon> daemon;
+  std::future<Result<std::string>> call;
+  pthread_t waiter{};
+};
+
+TEST(Transport, AnInterruptCheckThatSaysStopAbandonsTheCallAndBreaksTheTransport) {
+  InterruptingSignal sig;
+  std::atomic<int> asked{0};
+  InterruptiblePair p([&asked] {
+    ++asked;
+    return std::string("SIGUSR1");
+  });
+  p.transport->lease_taken();  // a lease taken before: its socket stays open
+  p.call_stats();              // the daemon never answers: only the signal ends the wait
+  p.signal_until([] { return false; });
+  auto reply = p.call.get();
+  ASSERT_EQ(reply.code(), Errc::cancelled) << reply.status().message();
+  EXPECT_EQ(reply.status().message().rfind(
+                "stats: interrupted by SIGUSR1 while waiting for genomed's reply", 0),
+            0u)
+      << reply.status().message();
+  EXPECT_EQ(asked.load(), 1);
+  EXPECT_EQ(p.transport->broken_why(), Transport::kInterrupted);
+  // A late reply would be taken for the next request's, as after a timeout.
+  auto next = p.transport->call(request(ipc::Op::health), 10s);
+  EXPECT_EQ(next.code(), Errc::not_connected);
+  EXPECT_NE(next.status().message().find("an earlier call on it was interrupted by SIGUSR1"),
+            std::string::npos)
+      << next.status().message();
+  EXPECT_TRUE(p.daemon->sent_nothing_more());
+  // The lease's release still goes out, then the socket closes.
+  p.transport->send(request(ipc::Op::release));
+  p.transport->lease_ended();
+  EXPECT_EQ(p.daemon->next_request().op, ipc::Op::release);
+}
+
+TEST(Transport, AnInterruptCheckThatSaysGoOnKeepsTheCallWaiting) {
+  InterruptingSignal sig;
+  std::atomic<int> asked{0};
+  InterruptiblePair p([&asked] {
+    ++asked;
+    return std::string();  // go on waiting
+  });
+  p.call_stats();
+  p.signal_until([&asked] { return asked.load() > 0; });
+  p.daemon->reply("stats");
+  auto reply = p.call.get();
+  ASSERT_TRUE(reply.ok()) << reply.status().message();
+  EXPECT_EQ(*reply, "stats");
+  EXPECT_TRUE(p.transport->usable());
 }
 
 TEST(Transport, ACallWaitingForAnotherThreadsRequestSendsNothingAndBreaksNothing) {
