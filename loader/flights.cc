@@ -150,8 +150,16 @@ Result<cache::ResidentCache::Range> Flights::await_range(const std::shared_ptr<F
   hooks_.settle(admission_.pump());
   if (hooks_.stopping()) return shutting_down_status();
   if (superseded(name, *flight)) return unloaded_while_loading(name);
-  return Status(Errc::no_space, "no request waiting for " + quote(name) + " (" +
-                                    format_size(length) + ") was admitted with room for it");
+  // No request waits for it any more. It ends here, in the same critical
+  // section that saw its waiters gone: run() finishes it only after mu_ was
+  // released, and a request arriving in between found the name loading,
+  // joined this flight and got its failure instead of a load of its own (a
+  // client saw `no_space` for an adapter with ample room). Erased now, the
+  // name starts afresh for the next request; run()'s finish is a no-op.
+  Status gave_up(Errc::no_space, "no request waiting for " + quote(name) + " (" +
+                                     format_size(length) + ") was admitted with room for it");
+  finish(name, flight, gave_up);
+  return gave_up;
 }
 
 void Flights::finish_early(const std::shared_ptr<Flight>& flight, const Status& failure) {
