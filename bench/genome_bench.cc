@@ -124,6 +124,7 @@ Daemon start_daemon(const Options& o, const std::string& tmp, const std::string&
   std::vector<std::string> args = {o.genomed, "--socket",  d.socket,
                                    "--root",  root,        "--budget",
                                    budget,    "--workers", std::to_string(workers)};
+  args.insert(args.end(), o.genomed_args.begin(), o.genomed_args.end());
   const auto t0 = Clock::now();
   auto started = testkit::start_genomed(args, d.log);
   if (!started) die(started.status().message());
@@ -340,8 +341,46 @@ Snapshot snapshot(Client& c, pid_t pid) {
   return s;
 }
 
+// A new directory for cold-from-disk adapters on a real disk (--cold-dir or
+// the first of /var/tmp and this executable's directory that qualifies),
+// removed if the run dies (unless --keep-tmp); "" with the reason in `why`
+// when no directory qualifies.
+std::string make_cold_scratch(const Options& o, std::string* why) {
+  const std::vector<std::string> candidates =
+      o.cold_dir.empty() ? std::vector<std::string>{"/var/tmp", self_dir()}
+                         : std::vector<std::string>{o.cold_dir};
+  const genomed::bench::ColdDir where = genomed::bench::pick_cold_dir(candidates);
+  if (where.path.empty()) {
+    *why = where.skip_reason;
+    return "";
+  }
+  std::string tmpl = where.path + "/genome-bench-cold-XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) die("mkdtemp " + tmpl + ": " + std::strerror(errno));
+  if (!o.keep_tmp) remove_on_failure(Scratch::cold, tmpl);
+  return tmpl;
+}
+
+// Removes what make_cold_scratch made (unless --keep-tmp).
+void remove_cold_scratch(const Options& o, const std::string& dir) {
+  if (o.keep_tmp) {
+    std::printf("kept %s\n", dir.c_str());
+    return;
+  }
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  remove_on_failure(Scratch::cold, "");
+}
+
 // The profiling modes: one loop against a fresh genomed, nothing else.
-int run_profile(const Options& o, const std::string& tmp, const std::string& root) {
+// --profile-disk: the adapter on a real disk, dropped before each repetition.
+int run_profile(const Options& o, const std::string& tmp, const std::string& tmp_root) {
+  std::string cold_dir, root = tmp_root;
+  if (o.profile_disk) {
+    std::string why;
+    cold_dir = make_cold_scratch(o, &why);
+    if (cold_dir.empty()) die("--profile-disk: no directory for cold files: " + why);
+    root = cold_dir + "/adapters";
+  }
   const std::vector<std::string> qv = {"q_proj", "v_proj"};
   const std::vector<std::string> qkvo = {"q_proj", "k_proj", "v_proj", "o_proj"};
   std::optional<Adapter> a;
@@ -357,13 +396,18 @@ int run_profile(const Options& o, const std::string& tmp, const std::string& roo
     a = make_adapter(root, "hot-small", "16k", lora(8, 1, 256, qv, 8));
   else
     die("--profile-cold takes 16m|128m|512m, --profile-hit takes hot|hot-small");
-  warm_page_cache(a->weights);
+  if (!o.profile_disk) warm_page_cache(a->weights);
   Daemon d = start_daemon(o, tmp, root, 1);
   Client c = connect(d);
   std::printf("profile: genomed pid %d\n", d.pid);
   std::fflush(stdout);
   if (!o.profile_cold.empty()) {
-    const ColdResult r = cold_loads(c, *a, o.profile_reps);
+    const std::string dir = root + "/" + a->name;
+    const ColdResult r = cold_loads(c, *a, o.profile_reps, [&] {
+      if (!o.profile_disk) return;
+      if (auto s = genomed::bench::drop_dir_from_page_cache(dir); !s.ok())
+        die("--profile-disk sample of " + a->name + ": " + s.to_string());
+    });
     for (std::size_t i = 0; i < r.seconds.size(); ++i) {
       std::printf("cold %s #%zu: %.2f ms = %.3f GB/s\n", a->label.c_str(), i, r.seconds[i] * 1e3,
                   static_cast<double>(a->bytes) / r.seconds[i] / kGB);
@@ -377,6 +421,7 @@ int run_profile(const Options& o, const std::string& tmp, const std::string& roo
                 hit_throughput(d, a->name, 1, o.profile_seconds));
   }
   stop_daemon(d);
+  if (!cold_dir.empty()) remove_cold_scratch(o, cold_dir);
   return 0;
 }
 
@@ -801,19 +846,11 @@ DiskFigures measure_cold_from_disk(const Options& o, const std::string& tmp) {
   std::printf("\n== cold from disk: the adapter's files dropped from the page cache ==\n");
   std::fflush(stdout);
   DiskFigures r;
-  const std::vector<std::string> candidates =
-      o.cold_dir.empty() ? std::vector<std::string>{"/var/tmp", self_dir()}
-                         : std::vector<std::string>{o.cold_dir};
-  const cold::ColdDir where = cold::pick_cold_dir(candidates);
-  if (where.path.empty()) {
-    r.skipped = where.skip_reason;
+  r.dir = make_cold_scratch(o, &r.skipped);
+  if (r.dir.empty()) {
     std::printf("skipped: no directory for cold files: %s\n", r.skipped.c_str());
     return r;
   }
-  std::string tmpl = where.path + "/genome-bench-cold-XXXXXX";
-  if (::mkdtemp(tmpl.data()) == nullptr) die("mkdtemp " + tmpl + ": " + std::strerror(errno));
-  r.dir = tmpl;
-  if (!o.keep_tmp) remove_on_failure(Scratch::cold, r.dir);
   const std::string root = r.dir + "/adapters";
   // Shaped as the warm ones: F16, hidden 4096, q+v, 32 KiB per rank x layer.
   for (const std::uint64_t mib : o.cold_mib) {
@@ -858,13 +895,7 @@ DiskFigures measure_cold_from_disk(const Options& o, const std::string& tmp) {
     }
     stop_daemon(d);
   }
-  if (o.keep_tmp) {
-    std::printf("kept %s\n", r.dir.c_str());
-  } else {
-    std::error_code ec;
-    fs::remove_all(r.dir, ec);
-    remove_on_failure(Scratch::cold, "");
-  }
+  remove_cold_scratch(o, r.dir);
   return r;
 }
 

@@ -14,8 +14,8 @@ namespace genomed::bench {
 namespace {
 
 const char* kUsage = R"(usage: genome-bench [--quick] [--json FILE] [--workers-n N] [--budget SIZE]
-                    [--genomed PATH] [--keep-tmp] [--cold-sizes LIST] [--cold-dir DIR]
-                    [--python PATH]
+                    [--genomed PATH] [--genomed-arg ARG]... [--keep-tmp]
+                    [--cold-sizes LIST] [--cold-dir DIR] [--python PATH]
 
 Starts its own genomed (the one built next to genome-bench), generates its own
 adapters under /tmp, and prints each genomed figure with its raw baseline, the
@@ -27,6 +27,9 @@ ratio and the target of issue 4. The full run takes about 35 s on 2 cores
   --workers-n N    worker count of the multi-worker daemon (default 2)
   --budget SIZE    the daemons' --budget (default 1280M; needs >= 1G)
   --genomed PATH   the genomed binary (default: next to genome-bench)
+  --genomed-arg ARG one more argument for every genomed the run starts
+                   (repeat for several: --genomed-arg --log-level
+                   --genomed-arg debug), for A/B runs of its options
   --keep-tmp       keep the temporary directory (adapters, daemon logs)
   --churn-cycles N load+unload cycles of the churn check (default 1000;
                    100 with --quick)
@@ -46,6 +49,9 @@ profiling modes (no report; run under perf record -a / strace -f):
   --profile-hit NAME    start genomed --workers 1, then run acquire+release of
                         NAME (hot: 256 tensors, hot-small: 4 tensors) with 16
                         clients for --profile-seconds, then 1 client likewise
+  --profile-disk        with --profile-cold: the adapter's files on a real
+                        disk (see --cold-dir), dropped from the page cache
+                        before each repetition (untimed)
   --profile-reps N      (default 20)
   --profile-seconds S   (default 5)
 
@@ -83,6 +89,8 @@ Options parse_options(int argc, char** argv) {
       o.json_path = value();
     } else if (a == "--genomed") {
       o.genomed = value();
+    } else if (a == "--genomed-arg") {
+      o.genomed_args.push_back(value());
     } else if (a == "--workers-n") {
       o.workers_n = std::atoi(value().c_str());
       if (o.workers_n < 1 || o.workers_n > 64) die("--workers-n: expected 1..64");
@@ -107,6 +115,8 @@ Options parse_options(int argc, char** argv) {
       o.python = value();
     } else if (a == "--profile-cold") {
       o.profile_cold = value();
+    } else if (a == "--profile-disk") {
+      o.profile_disk = true;
     } else if (a == "--profile-hit") {
       o.profile_hit = value();
     } else if (a == "--profile-reps") {
@@ -124,6 +134,7 @@ Options parse_options(int argc, char** argv) {
       die("unknown argument '" + a + "'; see --help");
     }
   }
+  if (o.profile_disk && o.profile_cold.empty()) die("--profile-disk goes with --profile-cold SIZE");
   if (o.genomed.empty()) o.genomed = self_dir() + "/genomed";
   if (o.python.empty()) o.python = self_dir() + "/venv/bin/python";
   if (o.quick) {

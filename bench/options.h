@@ -13,11 +13,15 @@ struct Options {
   bool keep_tmp = false;
   std::string json_path;
   std::string genomed;  // default: next to this executable
+  std::vector<std::string> genomed_args;  // --genomed-arg: appended to every daemon's command line
   int workers_n = 2;
   std::uint64_t budget = 1280ull << 20;
   // Profiling modes (run one loop under perf/strace instead of the report).
   std::string profile_cold;  // "16m" | "128m" | "512m"
   std::string profile_hit;   // "hot" | "hot-small"
+  // --profile-cold from disk: the adapter's files on a real disk (--cold-dir),
+  // dropped from the page cache before each repetition.
+  bool profile_disk = false;
   int profile_reps = 20;
   int churn_override = 0;
   double profile_seconds = 5;

@@ -25,6 +25,19 @@ ShmemHugePages parse_shmem_enabled(std::string_view text) {
   return ShmemHugePages::unknown;
 }
 
+std::string_view shmem_huge_pages_name(ShmemHugePages policy) {
+  switch (policy) {
+    case ShmemHugePages::never: return "never";
+    case ShmemHugePages::advise: return "advise";
+    case ShmemHugePages::always: return "always";
+    case ShmemHugePages::within_size: return "within_size";
+    case ShmemHugePages::deny: return "deny";
+    case ShmemHugePages::force: return "force";
+    case ShmemHugePages::unknown: break;
+  }
+  return "unknown";
+}
+
 ShmemHugePages shmem_huge_pages() {
   static const ShmemHugePages policy = [] {
     std::ifstream in("/sys/kernel/mm/transparent_hugepage/shmem_enabled");

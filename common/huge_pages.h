@@ -25,6 +25,9 @@ enum class ShmemHugePages { never, advise, always, within_size, deny, force, unk
 // these.
 ShmemHugePages parse_shmem_enabled(std::string_view text);
 
+// The policy as shmem_enabled spells it ("unknown" for unknown).
+std::string_view shmem_huge_pages_name(ShmemHugePages policy);
+
 // This host's choice, read once per process (unknown where the file is
 // missing: no THP support).
 ShmemHugePages shmem_huge_pages();

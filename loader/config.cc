@@ -234,6 +234,14 @@ const std::map<std::string, Setter>& setters() {
        int_setter(
            [](DaemonConfig & c) -> auto& { return c.connections.max_request_threads; }, 0,
            1 << 20)},
+      {"cold_reads",
+       [](DaemonConfig& c, const std::string& k, const std::string& v) {
+         if (v != "buffered" && v != "direct") {
+           return bad(k + ": expected buffered or direct, got " + quote(v));
+         }
+         c.direct_cold_reads = v == "direct";
+         return Status::Ok();
+       }},
       {"log_level",
        [](DaemonConfig& c, const std::string& k, const std::string& v) {
          static const char* kLevels[] = {"trace", "debug",    "info", "warn",
@@ -292,7 +300,7 @@ enum class JsonKind { string, integer, number, size, id };
 
 JsonKind json_kind(const std::string& key) {
   for (const char* k :
-       {"socket", "root", "log_level", "worker_path", "worker_fault", "base_model"}) {
+       {"socket", "root", "log_level", "worker_path", "worker_fault", "base_model", "cold_reads"}) {
     if (key == k) return JsonKind::string;
   }
   if (ops_setters().contains(key)) {
@@ -423,6 +431,11 @@ options:
                               maps at start (RLIMIT_AS), e.g. 512M; a load
                               that needs more fails with 'limit_exceeded' and
                               the worker lives on (default 1G; 0: no limit)
+  --cold-reads MODE           how workers read weights mostly not in the page
+                              cache: buffered, through the page cache with
+                              the kernel's readahead, or direct, parallel
+                              O_DIRECT reads (buffered where the file system
+                              refuses them) (default buffered)
   --admission-timeout-ms MS   how long a request waits, in arrival order, for
                               room when the budget is full (default 5000)
   --queue-limit N             pending worker jobs before loads fail with

@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "cache/arena.h"
+#include "common/huge_pages.h"
 #include "common/run_clock.h"
 #include "common/safe_text.h"
 #include "common/size_parse.h"
@@ -168,6 +169,9 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
         pool_options.worker_extra_args.end(),
         {"--memory-limit", std::to_string(config.worker_memory_limit)});
   }
+  if (config.direct_cold_reads) {
+    pool_options.worker_extra_args.emplace_back("--direct-cold-reads");
+  }
   if (!config.worker_fault.empty()) {
     pool_options.worker_extra_args.insert(pool_options.worker_extra_args.end(),
                                           {"--fault", config.worker_fault});
@@ -231,10 +235,12 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
   std::string roots;
   for (const auto& r : resolver->roots()) roots += (roots.empty() ? "" : ", ") + r;
   spdlog::info(
-      "{} serving on {} (pid {}): roots [{}], budget {}, {} worker(s), worker memory limit {}",
+      "{} serving on {} (pid {}): roots [{}], budget {}, {} worker(s), worker memory limit {}, "
+      "{} cold reads, shmem huge pages {}",
       kVersion, config.socket_path, ::getpid(), roots, format_size(config.budget_bytes),
       config.workers,
-      config.worker_memory_limit > 0 ? format_size(config.worker_memory_limit) : "none");
+      config.worker_memory_limit > 0 ? format_size(config.worker_memory_limit) : "none",
+      config.direct_cold_reads ? "direct" : "buffered", shmem_huge_pages_name(shmem_huge_pages()));
 
   if (config.ready_fd >= 0) {
     (void)!::write(config.ready_fd, "ready\n", 6);

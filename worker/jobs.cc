@@ -9,10 +9,10 @@
 namespace genomed::jobs {
 namespace {
 
-// How this fill reads its weights: the reader's defaults, or, under a read
+// How this fill reads its weights: the worker's options, or, under a read
 // fault (tests), direct reads forced and the fault applied to them.
-format::ReadOptions read_options(const Job& job, const std::optional<Fault>& fault) {
-  format::ReadOptions read;
+format::ReadOptions read_options(const Job& job, const std::optional<Fault>& fault,
+                                 format::ReadOptions read) {
   if (!fault || !fault->fires(Fault::Stage::read, job.paths.weights)) return read;
   read.direct_below_cached = 2;  // direct whatever the page cache holds
   read.direct_min = 0;
@@ -23,7 +23,8 @@ format::ReadOptions read_options(const Job& job, const std::optional<Fault>& fau
 }
 
 Status fill_range(const Job& job, ArenaWindow& arena, const std::optional<Fault>& fault,
-                  std::string* garbage, std::vector<std::uint64_t>* checksums) {
+                  const format::ReadOptions& read, std::string* garbage,
+                  std::vector<std::uint64_t>* checksums) {
   if (job.length < job.layout.total_bytes) {
     return Status(Errc::internal, "assigned range of " + std::to_string(job.length) +
                                       " bytes is smaller than the " +
@@ -55,7 +56,7 @@ Status fill_range(const Job& job, ArenaWindow& arena, const std::optional<Fault>
     return Status::Ok();
   }
   return format::fill_adapter(job.paths, *job.files, job.layout, dest, job.part, checksums,
-                              read_options(job, fault));
+                              read_options(job, fault, read));
 }
 
 // Writes the header of a fill that was split into parts, with the checksums
@@ -111,7 +112,8 @@ std::string run_job(const Job& job, WorkerState& state) {
   }
   std::string garbage;
   FillReply reply{job.layout.total_bytes, {}};
-  Status s = fill_range(job, state.arena(), fault, &garbage, &reply.checksums);
+  Status s =
+      fill_range(job, state.arena(), fault, state.read_options(), &garbage, &reply.checksums);
   if (!garbage.empty()) return garbage;
   if (!s.ok()) return ipc::encode_error(s);
   return encode_fill_reply(reply);

@@ -17,10 +17,15 @@ namespace genomed::jobs {
 class WorkerState {
  public:
   WorkerState(ArenaWindow& arena, std::optional<Fault> fault,
-              std::optional<std::string> base_model_dir)
-      : arena_(arena), fault_(std::move(fault)), base_model_dir_(std::move(base_model_dir)) {}
+              std::optional<std::string> base_model_dir, format::ReadOptions read = {})
+      : arena_(arena),
+        fault_(std::move(fault)),
+        base_model_dir_(std::move(base_model_dir)),
+        read_(read) {}
 
   ArenaWindow& arena() { return arena_; }
+  // How fills read their weights (--direct-cold-reads), before a test fault.
+  const format::ReadOptions& read_options() const { return read_; }
   const std::optional<Fault>& fault() const { return fault_; }
   // The --base-model, read at its first use and kept for the process's life
   // (nullptr without --base-model). A failed read is retried next time.
@@ -31,6 +36,7 @@ class WorkerState {
   const std::optional<Fault> fault_;  // tests only: injects a failure at its stage
   const std::optional<std::string> base_model_dir_;
   std::optional<format::BaseModel> base_model_;
+  const format::ReadOptions read_;
 };
 
 // Runs one job and returns its reply frame. A fill opens only its part's

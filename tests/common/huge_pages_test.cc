@@ -32,6 +32,14 @@ TEST(ShmemHugePages, TheBracketedChoiceIsThePolicy) {
   EXPECT_TRUE(shmem_huge_pages_possible(ShmemHugePages::advise));
 }
 
+TEST(ShmemHugePages, EachPolicyIsNamedAsTheKernelSpellsIt) {
+  for (const char* name : {"never", "advise", "always", "within_size", "deny", "force"}) {
+    const std::string text = std::string("[") + name + "]";
+    EXPECT_EQ(shmem_huge_pages_name(parse_shmem_enabled(text)), name);
+  }
+  EXPECT_EQ(shmem_huge_pages_name(ShmemHugePages::unknown), "unknown");
+}
+
 TEST(ShmemHugePages, AnAlignedSharedMappingHoldsTheFileBytes) {
   constexpr std::size_t kSize = 6 * kHugePageBytes + 4096;
   const int fd = ::memfd_create("huge-pages-test", MFD_CLOEXEC);

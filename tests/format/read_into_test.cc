@@ -197,18 +197,30 @@ TEST_F(RangeReaderTest, WithoutRoomForItsThreadsTheReaderReadsBuffered) {
       ::testing::ExitedWithCode(0), "");
 }
 
-TEST_F(RangeReaderTest, AnUncachedFileIsReadDirectACachedOneBuffered) {
+void drop_from_page_cache(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(fd.valid());
+  ASSERT_EQ(::fdatasync(fd.get()), 0);
+  ASSERT_EQ(::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED), 0);
+}
+
+// genomed --cold-reads direct (kDirectBelowCached).
+TEST_F(RangeReaderTest, WithDirectColdReadsAnUncachedFileIsReadDirectACachedOneBuffered) {
   ReadOptions o;
+  o.direct_below_cached = kDirectBelowCached;
   o.direct_min = 0;
   o.direct_chunk = 8192;
-  {
-    Fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
-    ASSERT_TRUE(fd.valid());
-    ASSERT_EQ(::fdatasync(fd.get()), 0);
-    ASSERT_EQ(::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED), 0);
-  }
+  drop_from_page_cache(path_);
   expect_read(read_range(path_, kOffset, kLength, o), ReadMode::direct, expected());
   (void)testing::read_file(path_);  // now it is cached
+  expect_read(read_range(path_, kOffset, kLength, o), ReadMode::buffered, expected());
+}
+
+// The default (genomed --cold-reads buffered): the page cache whatever it holds.
+TEST_F(RangeReaderTest, ByDefaultAnUncachedFileIsReadBuffered) {
+  ReadOptions o;
+  o.direct_min = 0;
+  drop_from_page_cache(path_);
   expect_read(read_range(path_, kOffset, kLength, o), ReadMode::buffered, expected());
 }
 

@@ -5,15 +5,20 @@
 // Two ways to read, chosen per range (issue 24):
 //  - buffered: pread from the page cache in kBufferedChunk pieces straight
 //    into the destination. The right way when the file is cached: memcpy
-//    speed, nothing to wait for.
-//  - direct: when most of the range is not in the page cache (cachestat),
-//    the file is reopened with O_DIRECT (through /proc/self/fd, so it is the
-//    very inode the supervisor opened and leased, never a path lookup) and
-//    read in large aligned chunks, several in flight (one thread per
-//    bounce buffer, which also copies its chunks into place, so the copies
-//    use every core), each chunk hashed in order once it is in place.
-//    Buffered reads of a cold file go through readahead one stream deep;
-//    parallel direct reads keep the device's queue full.
+//    speed, nothing to wait for. The default for uncached files too: the
+//    kernel's readahead (doubled by the fill's POSIX_FADV_SEQUENTIAL) keeps
+//    the device busy while this thread copies and hashes, and on every cold
+//    file measured that beat the direct reads below (docs/performance.md,
+//    "Cold reads: buffered or direct").
+//  - direct (genomed --cold-reads direct, ReadOptions::direct_below_cached):
+//    when most of the range is not in the page cache (cachestat), the file
+//    is reopened with O_DIRECT (through /proc/self/fd, so it is the very
+//    inode the supervisor opened and leased, never a path lookup) and read
+//    in large aligned chunks, several in flight (one thread per bounce
+//    buffer, which also copies its chunks into place, so the copies use
+//    every core), each chunk hashed in order once it is in place. It leaves
+//    the page cache as it was, and keeps a device's queue deeper than one
+//    readahead stream does.
 // Direct reads fall back to buffered ones whenever the file system refuses
 // them (the O_DIRECT open or a read answers EINVAL), for the whole range or
 // the chunk concerned. Either way the bytes land in the destination exactly
@@ -47,6 +52,10 @@ struct ReadFaults {
   bool eio = false;          // every data read fails with EIO (a failing disk)
 };
 
+// Direct reads for a range of which less than half is cached: a mostly
+// cached range is read faster from the cache than from the device.
+inline constexpr double kDirectBelowCached = 0.5;
+
 struct ReadOptions {
   // Direct reads: one read's size (a multiple of 4 KiB) and how many are in
   // flight at once (threads, each with its own bounce buffer).
@@ -56,9 +65,12 @@ struct ReadOptions {
   // starting the readers costs more than they win.
   std::uint64_t direct_min = 8u << 20;
   // Direct reads are used when less than this fraction of the range's pages
-  // are in the page cache. 0 turns direct reads off; above 1, always direct
-  // (tests).
-  double direct_below_cached = 0.5;
+  // are in the page cache. 0 (the default) turns direct reads off; above 1,
+  // always direct (tests). genomed --cold-reads direct sets
+  // kDirectBelowCached. Off by default because buffered reads were faster
+  // on every cold file measured (docs/performance.md, "Cold reads: buffered
+  // or direct").
+  double direct_below_cached = 0;
   ReadFaults faults;
 };
 
