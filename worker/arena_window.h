@@ -1,6 +1,7 @@
 // The worker's view of the arena: mapped once for the worker's life with no
 // access at all, and opened writable one job range at a time. Outside a job
-// nothing is writable; during a job only its own range is.
+// nothing is writable; during a job only its own range is (a fill's until
+// its reply is sent: worker/jobs.h).
 //
 // Why not map each job's range afresh: profiles of cold loads showed the
 // per-job mmap(MAP_POPULATE) and munmap costing as much as the copy itself

@@ -36,11 +36,8 @@ Status fill_range(const Job& job, ArenaWindow& arena, const std::optional<Fault>
   GENOMED_RETURN_IF_ERROR(
       arena.open(job.offset + region_begin, std::max<std::uint64_t>(region_end - region_begin, 1))
           .status());
+  // Left open: the caller closes it once the reply is sent (run_job).
   const std::span<std::byte> dest = arena.view(job.offset, job.length);
-  struct CloseWindow {
-    ArenaWindow& arena;
-    ~CloseWindow() { arena.close(); }
-  } close_window{arena};
   const bool fault_fires = fault && fault->fires(Fault::Stage::fill, job.paths.weights);
   if (fault_fires && fault->action == Fault::Action::stop) {
     // Stopped before the fill reads the files; what a writer does to them

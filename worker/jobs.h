@@ -41,8 +41,12 @@ class WorkerState {
 
 // Runs one job and returns its reply frame. A fill opens only its part's
 // region of [job.offset, job.offset + job.length) for writing, a seal only
-// the header's, and closes it again before returning. Probe and fill read
-// the adapter only through job.files.
+// the header's. A seal closes it again before returning; a fill leaves it
+// open, and the caller closes it (state.arena().close()) after sending the
+// reply and before the next job: closing walks every page table entry of
+// the region (6-7 ms per 128 MiB of 4 KiB pages, measured), time the
+// supervisor need not wait for. Probe and fill read the adapter only
+// through job.files.
 std::string run_job(const Job& job, WorkerState& state);
 
 }  // namespace genomed::jobs

@@ -234,6 +234,8 @@ int main(int argc, char** argv) {
     std::vector<genomed::Fd> files;
     for (int fd : frame->fds) files.emplace_back(fd);
     const std::string reply = answer(frame->body, std::move(files), state, memory_limit);
-    if (!genomed::ipc::write_frame(ipc_fd, reply).ok()) return 0;
+    const bool sent = genomed::ipc::write_frame(ipc_fd, reply).ok();
+    state.arena().close();  // a fill's region, left open until its reply is out (run_job)
+    if (!sent) return 0;
   }
 }

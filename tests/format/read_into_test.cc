@@ -204,6 +204,17 @@ void drop_from_page_cache(const std::string& path) {
   ASSERT_EQ(::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED), 0);
 }
 
+// A range long enough to be hashed behind the copy on a second thread
+// (kHashBehindMin): the same bytes, handed over in the same order.
+TEST(RangeReaderLong, ABufferedRangeHashedBehindTheCopyGivesTheFileBytesInOrder) {
+  TempDir tmp;
+  const std::string path = tmp / "long";
+  const std::string content = pattern(kHashBehindMin + 3 * kBufferedChunk + 999);
+  testing::write_file(path, content);
+  const std::string want = content.substr(4097);
+  expect_read(read_range(path, 4097, want.size(), ReadOptions{}), ReadMode::buffered, want);
+}
+
 // genomed --cold-reads direct (kDirectBelowCached).
 TEST_F(RangeReaderTest, WithDirectColdReadsAnUncachedFileIsReadDirectACachedOneBuffered) {
   ReadOptions o;

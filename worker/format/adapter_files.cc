@@ -144,7 +144,6 @@ Status fill_adapter(const layout::AdapterPaths& paths, const layout::AdapterFds&
     return Status(Errc::file_changed,
                   paths.weights + " or " + paths.config + " changed since the probe");
   }
-  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   RangeReader reader(fd, paths.weights, read);
 
   const std::size_t part_begin = std::min(part.begin, layout.tensors.size());

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "worker/format/hash_behind.h"
 #include "worker/format/regular_file.h"
 
 namespace genomed::format {
@@ -170,6 +171,23 @@ class Populator {
   std::thread thread_;
 };
 
+// A new open file description of `fd`'s file with `flags`, through the
+// magic link, which reopens the descriptor's own inode: no path is
+// resolved, so no rename or symlink can put another file here. Invalid
+// where it cannot (no /proc; EINVAL for O_DIRECT on a file system without
+// it) or the inode is not the same.
+Fd reopen(int fd, int flags) {
+  const std::string self = "/proc/self/fd/" + std::to_string(fd);
+  Fd again(::open(self.c_str(), flags | O_CLOEXEC | O_NONBLOCK));
+  if (!again.valid()) return Fd();
+  struct stat a {}, b {};
+  if (::fstat(fd, &a) != 0 || ::fstat(again.get(), &b) != 0 || a.st_dev != b.st_dev ||
+      a.st_ino != b.st_ino) {
+    return Fd();
+  }
+  return again;
+}
+
 struct FreeAligned {
   void operator()(std::byte* p) const { std::free(p); }
 };
@@ -177,7 +195,9 @@ struct FreeAligned {
 }  // namespace
 
 RangeReader::RangeReader(int fd, std::string label, ReadOptions options)
-    : fd_(fd), label_(std::move(label)), options_(options) {}
+    : fd_(fd), label_(std::move(label)), options_(options), own_fd_(reopen(fd, O_RDONLY)) {
+  ::posix_fadvise(buffered_fd(), 0, 0, POSIX_FADV_SEQUENTIAL);
+}
 
 RangeReader::~RangeReader() = default;
 
@@ -208,16 +228,8 @@ bool RangeReader::open_direct() {
   if (direct_failed_) return false;
   direct_failed_ = true;  // until proven otherwise
   if (options_.faults.no_direct) return false;
-  // The magic link reopens the descriptor's own inode: no path is resolved,
-  // so no rename or symlink can put another file here.
-  const std::string self = "/proc/self/fd/" + std::to_string(fd_);
-  Fd direct(::open(self.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC | O_NONBLOCK));
+  Fd direct = reopen(fd_, O_RDONLY | O_DIRECT);
   if (!direct.valid()) return false;  // EINVAL: no O_DIRECT here; no /proc: likewise buffered
-  struct stat a {}, b {};
-  if (::fstat(fd_, &a) != 0 || ::fstat(direct.get(), &b) != 0 || a.st_dev != b.st_dev ||
-      a.st_ino != b.st_ino) {
-    return false;
-  }
   direct_fd_ = std::move(direct);
   direct_failed_ = false;
   return true;
@@ -225,14 +237,19 @@ bool RangeReader::open_direct() {
 
 Status RangeReader::read_buffered(std::uint64_t offset, std::uint64_t length, std::byte* out,
                                   const Sink& sink) {
+  // Ranges of a few pieces are hashed inline: a thread costs more than the
+  // overlap wins there.
+  HashBehind hasher(sink, length >= kHashBehindMin);
   for (std::uint64_t done = 0; done < length;) {
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kBufferedChunk, length - done));
-    const ChunkRead r = read_chunk(-1, fd_, out + done, want, offset + done, options_.faults);
+    const ChunkRead r =
+        read_chunk(-1, buffered_fd(), out + done, want, offset + done, options_.faults);
     if (r.got < 0) return read_failed(label_, offset + done, r.err);
     if (static_cast<std::size_t>(r.got) != want) return file_shrank(label_, offset + done + r.got);
-    sink(std::span<const std::byte>(out + done, want));
+    hasher.add(std::span<const std::byte>(out + done, want));
     done += want;
   }
+  hasher.finish();
   return Status::Ok();
 }
 
@@ -279,7 +296,7 @@ Status RangeReader::read_direct(std::uint64_t offset, std::uint64_t length, std:
       const std::uint64_t from = std::max(offset, at);  // the range's first byte in this chunk
       const std::uint64_t to = std::min(end, at + chunk);
       const auto want = static_cast<std::size_t>(round_up(to - at, kAlign));
-      const ChunkRead r = read_chunk(direct_fd_.get(), fd_, buf, want, at, options_.faults);
+      const ChunkRead r = read_chunk(direct_fd_.get(), buffered_fd(), buf, want, at, options_.faults);
       std::optional<Status> failed;
       if (r.got < 0) {
         failed = read_failed(label_, at, r.err);
