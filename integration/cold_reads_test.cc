@@ -1,8 +1,8 @@
 // How a load reads a weights file that is not in the page cache (genomed
-// --cold-reads, issue 24), with the real daemon and workers. Buffered (the
-// default) reads through the page cache: afterwards the file is cached, as
-// after any read. Direct reads go around it: the file stays uncached (only
-// the probe's header pages come in). Either way the lease holds the file's
+// --cold-reads, issue 24), with the real daemon and workers. Direct reads
+// (the default) go around the page cache: the file stays uncached (only the
+// probe's header pages come in). Buffered reads go through it: afterwards
+// the file is cached, as after any read. Either way the lease holds the file's
 // exact bytes and they verify. What a user sees of the choice is what the
 // page cache holds afterwards, so that is what these tests check.
 #include <fcntl.h>
@@ -92,13 +92,13 @@ CachedPages load_cold(const std::vector<std::string>& args) {
   return after;
 }
 
-TEST(ColdReads, ByDefaultAColdFileIsReadThroughThePageCache) {
-  const CachedPages after = load_cold({});
+TEST(ColdReads, WithBufferedColdReadsAColdFileIsReadThroughThePageCache) {
+  const CachedPages after = load_cold({"--cold-reads", "buffered"});
   ASSERT_GT(after.total, 8000u);  // 32 MiB
   EXPECT_GT(after.cached, after.total * 9 / 10) << after.cached << " of " << after.total;
 }
 
-TEST(ColdReads, WithDirectColdReadsAColdFileStaysOutOfThePageCache) {
+TEST(ColdReads, ByDefaultAColdFileIsReadAroundThePageCache) {
   {
     Daemon probe_dir;  // the same kind of directory the next daemon gets
     const std::string weights =
@@ -109,7 +109,7 @@ TEST(ColdReads, WithDirectColdReadsAColdFileStaysOutOfThePageCache) {
                    << ") refuses O_DIRECT: set TMPDIR to a disk file system";
     }
   }
-  const CachedPages after = load_cold({"--cold-reads", "direct"});
+  const CachedPages after = load_cold({});
   ASSERT_GT(after.total, 8000u);
   // The probe reads the header (a few pages) through the cache; the fill
   // reads around it.

@@ -432,10 +432,11 @@ options:
                               that needs more fails with 'limit_exceeded' and
                               the worker lives on (default 1G; 0: no limit)
   --cold-reads MODE           how workers read weights mostly not in the page
-                              cache: buffered, through the page cache with
-                              the kernel's readahead, or direct, parallel
-                              O_DIRECT reads (buffered where the file system
-                              refuses them) (default buffered)
+                              cache: direct, parallel O_DIRECT reads that
+                              leave the page cache as it was (buffered where
+                              the file system refuses them), or buffered,
+                              through the page cache with the kernel's
+                              readahead (default direct)
   --admission-timeout-ms MS   how long a request waits, in arrival order, for
                               room when the budget is full (default 5000)
   --queue-limit N             pending worker jobs before loads fail with

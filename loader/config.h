@@ -43,11 +43,11 @@ struct DaemonConfig {
   // largest header the limits allow a few hundred.
   std::uint64_t worker_memory_limit = 1ull << 30;
   // --cold-reads: how workers read weights that are mostly not in the page
-  // cache. false (buffered, the default): through the page cache with the
-  // kernel's readahead, as cached files are read. true (direct): parallel
-  // O_DIRECT reads (worker/format/read_into.h). performance.md has why
-  // buffered is the default.
-  bool direct_cold_reads = false;
+  // cache. true (direct, the default): parallel O_DIRECT reads
+  // (worker/format/read_into.h). false (buffered): through the page cache
+  // with the kernel's readahead, as cached files are read. performance.md
+  // has why direct is the default.
+  bool direct_cold_reads = true;
   std::string worker_path;   // default: genome-worker next to the genomed binary
   std::string worker_fault;  // tests only: passed to workers as --fault
   int ready_fd = -1;         // written "ready\n" and closed once serving (service managers, tests)

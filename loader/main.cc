@@ -169,8 +169,8 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
         pool_options.worker_extra_args.end(),
         {"--memory-limit", std::to_string(config.worker_memory_limit)});
   }
-  if (config.direct_cold_reads) {
-    pool_options.worker_extra_args.emplace_back("--direct-cold-reads");
+  if (!config.direct_cold_reads) {
+    pool_options.worker_extra_args.emplace_back("--buffered-cold-reads");
   }
   if (!config.worker_fault.empty()) {
     pool_options.worker_extra_args.insert(pool_options.worker_extra_args.end(),

@@ -24,7 +24,7 @@ class WorkerState {
         read_(read) {}
 
   ArenaWindow& arena() { return arena_; }
-  // How fills read their weights (--direct-cold-reads), before a test fault.
+  // How fills read their weights (--buffered-cold-reads), before a test fault.
   const format::ReadOptions& read_options() const { return read_; }
   const std::optional<Fault>& fault() const { return fault_; }
   // The --base-model, read at its first use and kept for the process's life

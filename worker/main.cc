@@ -29,15 +29,16 @@ namespace {
 
 void usage(std::FILE* out) {
   std::fprintf(out,
-               "usage: genome-worker --ipc-fd N [--base-model DIR] [--direct-cold-reads]\n"
+               "usage: genome-worker --ipc-fd N [--base-model DIR] [--buffered-cold-reads]\n"
                "                     [--memory-limit BYTES] [--fault ACTION@STAGE[:MATCH]]\n"
                "Started by genomed; not meant to be run by hand.\n"
                "  --ipc-fd N        the socket genomed started it with: it sends genomed a\n"
                "                    socketpair end of its own there, then reads the arena's\n"
                "                    read-write descriptor and its jobs from that channel\n"
                "  --base-model DIR  check every adapter against this base model's weight shapes\n"
-               "  --direct-cold-reads  read weights mostly not in the page cache with parallel\n"
-               "                    O_DIRECT reads (genomed --cold-reads direct)\n"
+               "  --buffered-cold-reads  read weights mostly not in the page cache through it\n"
+               "                    too, not with parallel O_DIRECT reads\n"
+               "                    (genomed --cold-reads buffered)\n"
                "  --memory-limit BYTES  address space it may add to what it maps at start\n"
                "                    (RLIMIT_AS); a job that runs out is answered limit_exceeded\n"
                "  --fault SPEC      tests only: crash|hang|exit|garbage|stop @ probe|fill\n"
@@ -133,7 +134,7 @@ int main(int argc, char** argv) {
   std::optional<genomed::jobs::Fault> fault;
   std::optional<std::string> base_model_dir;
   std::uint64_t memory_limit = 0;  // 0: none
-  genomed::format::ReadOptions read;  // buffered unless --direct-cold-reads
+  genomed::format::ReadOptions read;  // direct for uncached ranges unless --buffered-cold-reads
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -152,8 +153,8 @@ int main(int argc, char** argv) {
       base_model_dir = argv[++i];
       continue;
     }
-    if (arg == "--direct-cold-reads") {
-      read.direct_below_cached = genomed::format::kDirectBelowCached;
+    if (arg == "--buffered-cold-reads") {
+      read.direct_below_cached = 0;
       continue;
     }
     if (arg == "--memory-limit" && i + 1 < argc) {

@@ -218,13 +218,13 @@ TEST(ConfigFlags, BadValuesOfOtherFlagsAreBadRequestNamingThem) {
   expect_bad(with_required({"--saturated-after-ms", "-1"}), "--saturated-after-ms");
 }
 
-TEST(ConfigFlags, ColdReadsAreBufferedUnlessDirectIsAsked) {
-  EXPECT_FALSE(parse_ok(with_required({})).direct_cold_reads);
-  EXPECT_TRUE(parse_ok(with_required({"--cold-reads", "direct"})).direct_cold_reads);
+TEST(ConfigFlags, ColdReadsAreDirectUnlessBufferedIsAsked) {
+  EXPECT_TRUE(parse_ok(with_required({})).direct_cold_reads);
   EXPECT_FALSE(parse_ok(with_required({"--cold-reads", "buffered"})).direct_cold_reads);
+  EXPECT_TRUE(parse_ok(with_required({"--cold-reads", "direct"})).direct_cold_reads);
   expect_bad(with_required({"--cold-reads", "fast"}), "--cold-reads");
-  JsonFile file(R"({"socket": "s", "root": ["r"], "cold_reads": "direct"})");
-  EXPECT_TRUE(parse_ok({"--config", file.path()}).direct_cold_reads);
+  JsonFile file(R"({"socket": "s", "root": ["r"], "cold_reads": "buffered"})");
+  EXPECT_FALSE(parse_ok({"--config", file.path()}).direct_cold_reads);
   JsonFile number(R"({"socket": "s", "root": ["r"], "cold_reads": 1})");
   expect_bad({"--config", number.path()}, "cold_reads");
 }
@@ -514,7 +514,7 @@ const std::map<std::string, std::string>& accepted_flags() {
       {"--worker-fault", "crash@probe"},
       {"--worker-path", "/opt/w"},
       {"--worker-memory-limit", "512M"},
-      {"--cold-reads", "direct"},
+      {"--cold-reads", "buffered"},
       {"--saturated-after-ms", "1000"},
       {"--socket-mode", "0660"},
       {"--socket-group", "0"},

@@ -5,12 +5,12 @@
 // Two ways to read, chosen per range (issue 24):
 //  - buffered: pread from the page cache in kBufferedChunk pieces straight
 //    into the destination. The right way when the file is cached: memcpy
-//    speed, nothing to wait for. The default for uncached files too: the
-//    kernel's readahead (doubled by the fill's POSIX_FADV_SEQUENTIAL) keeps
-//    the device busy while this thread copies and hashes, and on every cold
-//    file measured that beat the direct reads below (docs/performance.md,
-//    "Cold reads: buffered or direct").
-//  - direct (genomed --cold-reads direct, ReadOptions::direct_below_cached):
+//    speed, nothing to wait for. For uncached files (genomed --cold-reads
+//    buffered) it leans on the kernel's readahead, which was as fast as the
+//    direct reads below in a clean loop but fell to synchronous 512 KiB
+//    reads (0.5 GB/s) in genome-bench's runs (docs/performance.md, "Cold
+//    reads: direct or buffered").
+//  - direct (the default, ReadOptions::direct_below_cached):
 //    when most of the range is not in the page cache (cachestat), the file
 //    is reopened with O_DIRECT (through /proc/self/fd, so it is the very
 //    inode the supervisor opened and leased, never a path lookup) and read
@@ -69,12 +69,9 @@ struct ReadOptions {
   // starting the readers costs more than they win.
   std::uint64_t direct_min = 8u << 20;
   // Direct reads are used when less than this fraction of the range's pages
-  // are in the page cache. 0 (the default) turns direct reads off; above 1,
-  // always direct (tests). genomed --cold-reads direct sets
-  // kDirectBelowCached. Off by default because buffered reads were faster
-  // on every cold file measured (docs/performance.md, "Cold reads: buffered
-  // or direct").
-  double direct_below_cached = 0;
+  // are in the page cache. 0 turns direct reads off (genomed --cold-reads
+  // buffered); above 1, always direct (tests).
+  double direct_below_cached = kDirectBelowCached;
   ReadFaults faults;
 };
 
