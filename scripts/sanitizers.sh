@@ -3,7 +3,8 @@
 #   build-asan: every unit and integration test with ASan + UBSan;
 #   build-tsan: the tests of concurrent code (lease slots, the coordinator, admission,
 #               request threads, pool, deadlines, pins, idle unload,
-#               prefetch, progress; the integration tests of concurrency,
+#               prefetch, progress, the fill's reader threads and the hash
+#               behind its copy; the integration tests of concurrency,
 #               admission, eviction, hang-ups, limits, drain) with TSan,
 #               suppressing only what scripts/tsan-suppressions.txt explains;
 #   pyasan:     the Python binding (python/src/native.cc and the C++ client it
@@ -94,8 +95,8 @@ for kind in "${kinds[@]}"; do
     # allocator_may_return_null says). The plain build runs it.
     asan) sanitize="address,undefined"; filter=""; targets=(all)
           exclude="HostileMemory.AllocationPastTheWorkerMemoryLimit" ;;
-    tsan) sanitize="thread"; targets=(loader_tests integration_tests layout_tests client_parts_tests); exclude=""
-          filter="LeaseSlot|Coordinator|Admission|RequestThreads|DeadlineTimer|LeaseTable|Pool|Concurrency|ReleaseWhileWaiting|Eviction|Hangup|IdleConnections|ConnectionLimits|IdleUnload|^Pin\.|PinTest|Prefetch|LoadProgress|Drain|Transport|SlotCache" ;;
+    tsan) sanitize="thread"; targets=(loader_tests integration_tests layout_tests client_parts_tests format_tests); exclude=""
+          filter="LeaseSlot|Coordinator|Admission|RequestThreads|DeadlineTimer|LeaseTable|Pool|Concurrency|ReleaseWhileWaiting|Eviction|Hangup|IdleConnections|ConnectionLimits|IdleUnload|^Pin\.|PinTest|Prefetch|LoadProgress|Drain|Transport|SlotCache|HashBehind|RangeReader" ;;
     *) echo "usage: scripts/sanitizers.sh [asan|tsan|pyasan]..." >&2; exit 2 ;;
   esac
   build_dir="build-$kind"
