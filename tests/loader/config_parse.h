@@ -13,6 +13,15 @@
 #include <vector>
 
 #include "loader/config.h"
+#include "worker/fault.h"
+
+// The tests that set --worker-fault need a build with fault injection
+// (GENOMED_FAULT_INJECTION=ON, as scripts/test.sh configures it); without it
+// they fail, as the integration fault tests do, rather than pass unseen.
+#define REQUIRE_FAULT_INJECTION()                                                                \
+  if (!jobs::fault_injection_built())                                                            \
+  GTEST_FAIL() << "needs a build with -DGENOMED_FAULT_INJECTION=ON (scripts/test.sh configures " \
+                  "it)"
 
 namespace genomed::loader::config_test {
 
