@@ -60,20 +60,9 @@ TEST(ConfigFile, EveryKeySetsItsField) {
   EXPECT_EQ(c.coordinator.timeout_per_gib, milliseconds(102));
   EXPECT_EQ(c.coordinator.admission_timeout, milliseconds(103));
   EXPECT_EQ(c.coordinator.job_retries, 5);
-  EXPECT_EQ(c.kill_grace, milliseconds(104));
-  EXPECT_EQ(c.restart.backoff_first, milliseconds(105));
-  EXPECT_DOUBLE_EQ(c.restart.backoff_multiplier, 2.5);
-  EXPECT_EQ(c.restart.backoff_max, milliseconds(106));
-  EXPECT_EQ(c.restart.max_restarts, 6);
-  EXPECT_EQ(c.restart.period, milliseconds(107));
-  EXPECT_EQ(c.coordinator.quarantine.strikes, 7);
-  EXPECT_EQ(c.coordinator.quarantine.duration, milliseconds(108));
-  EXPECT_EQ(c.coordinator.breaker.failure_threshold, 8);
-  EXPECT_EQ(c.coordinator.breaker.window, milliseconds(109));
-  EXPECT_EQ(c.coordinator.breaker.cooldown, milliseconds(110));
-  EXPECT_DOUBLE_EQ(c.coordinator.breaker.cooldown_multiplier, 4.0);
-  EXPECT_EQ(c.coordinator.breaker.max_cooldown, milliseconds(111));
-  EXPECT_EQ(c.coordinator.breaker.half_open_probes, 9);
+  expect_failure_handling(
+      c, {milliseconds(104), milliseconds(105), 2.5, milliseconds(106), 6, milliseconds(107), 7,
+          milliseconds(108), 8, milliseconds(109), milliseconds(110), 4.0, milliseconds(111), 9});
   EXPECT_EQ(c.queue_limit, 10u);
   EXPECT_EQ(c.log_level, "warn");
   EXPECT_EQ(c.ready_fd, 11);

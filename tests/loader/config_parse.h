@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -78,5 +79,39 @@ class JsonFile {
  private:
   std::string path_;
 };
+
+// The failure-handling settings (restarts, quarantine, breaker) a test set,
+// as both the flags and the --config file tests expect them.
+struct FailureHandling {
+  std::chrono::milliseconds kill_grace, backoff_first;
+  double backoff_multiplier;
+  std::chrono::milliseconds backoff_max;
+  int max_restarts;
+  std::chrono::milliseconds period;
+  int strikes;
+  std::chrono::milliseconds quarantine;
+  int failures;
+  std::chrono::milliseconds window, cooldown;
+  double cooldown_multiplier;
+  std::chrono::milliseconds max_cooldown;
+  int half_open_probes;
+};
+
+inline void expect_failure_handling(const DaemonConfig& c, const FailureHandling& want) {
+  EXPECT_EQ(c.kill_grace, want.kill_grace);
+  EXPECT_EQ(c.restart.backoff_first, want.backoff_first);
+  EXPECT_DOUBLE_EQ(c.restart.backoff_multiplier, want.backoff_multiplier);
+  EXPECT_EQ(c.restart.backoff_max, want.backoff_max);
+  EXPECT_EQ(c.restart.max_restarts, want.max_restarts);
+  EXPECT_EQ(c.restart.period, want.period);
+  EXPECT_EQ(c.coordinator.quarantine.strikes, want.strikes);
+  EXPECT_EQ(c.coordinator.quarantine.duration, want.quarantine);
+  EXPECT_EQ(c.coordinator.breaker.failure_threshold, want.failures);
+  EXPECT_EQ(c.coordinator.breaker.window, want.window);
+  EXPECT_EQ(c.coordinator.breaker.cooldown, want.cooldown);
+  EXPECT_DOUBLE_EQ(c.coordinator.breaker.cooldown_multiplier, want.cooldown_multiplier);
+  EXPECT_EQ(c.coordinator.breaker.max_cooldown, want.max_cooldown);
+  EXPECT_EQ(c.coordinator.breaker.half_open_probes, want.half_open_probes);
+}
 
 }  // namespace genomed::loader::config_test

@@ -108,20 +108,9 @@ TEST(ConfigFlags, FailureHandlingFlagsSetTheirFields) {
                                                  "--worker-memory-limit",
                                                  "512M"}));
   EXPECT_EQ(c.coordinator.timeout_per_gib, milliseconds(11));
-  EXPECT_EQ(c.kill_grace, milliseconds(12));
-  EXPECT_EQ(c.restart.backoff_first, milliseconds(13));
-  EXPECT_DOUBLE_EQ(c.restart.backoff_multiplier, 1.5);
-  EXPECT_EQ(c.restart.backoff_max, milliseconds(14));
-  EXPECT_EQ(c.restart.max_restarts, 15);
-  EXPECT_EQ(c.restart.period, milliseconds(16));
-  EXPECT_EQ(c.coordinator.quarantine.strikes, 17);
-  EXPECT_EQ(c.coordinator.quarantine.duration, milliseconds(18));
-  EXPECT_EQ(c.coordinator.breaker.failure_threshold, 19);
-  EXPECT_EQ(c.coordinator.breaker.window, milliseconds(20));
-  EXPECT_EQ(c.coordinator.breaker.cooldown, milliseconds(21));
-  EXPECT_DOUBLE_EQ(c.coordinator.breaker.cooldown_multiplier, 3.0);
-  EXPECT_EQ(c.coordinator.breaker.max_cooldown, milliseconds(22));
-  EXPECT_EQ(c.coordinator.breaker.half_open_probes, 23);
+  expect_failure_handling(
+      c, {milliseconds(12), milliseconds(13), 1.5, milliseconds(14), 15, milliseconds(16), 17,
+          milliseconds(18), 19, milliseconds(20), milliseconds(21), 3.0, milliseconds(22), 23});
   EXPECT_EQ(c.ready_fd, 24);
   EXPECT_EQ(c.coordinator.saturated_after, milliseconds(25));
   EXPECT_EQ(c.worker_memory_limit, 512ull << 20);
