@@ -19,6 +19,8 @@
 #include <thread>
 
 #include "common/fd.h"
+#include "options.h"
+#include "run_cleanup.h"
 
 namespace genomed::bench {
 namespace {
@@ -215,6 +217,31 @@ Result<double> python_cold_load_gbps(const std::string& python, const std::strin
     return Status(Errc::internal, loader + " of " + path + " failed: " + text.substr(0, 2000));
   }
   return static_cast<double>(bytes) / seconds / 1e9;
+}
+
+std::string make_cold_scratch(const std::string& cold_dir, bool keep, std::string* why) {
+  const std::vector<std::string> candidates =
+      cold_dir.empty() ? std::vector<std::string>{"/var/tmp", self_dir()}
+                       : std::vector<std::string>{cold_dir};
+  const ColdDir where = pick_cold_dir(candidates);
+  if (where.path.empty()) {
+    *why = where.skip_reason;
+    return "";
+  }
+  std::string tmpl = where.path + "/genome-bench-cold-XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) die("mkdtemp " + tmpl + ": " + std::strerror(errno));
+  if (!keep) remove_on_failure(Scratch::cold, tmpl);
+  return tmpl;
+}
+
+void remove_cold_scratch(const std::string& dir, bool keep) {
+  if (keep) {
+    std::printf("kept %s\n", dir.c_str());
+    return;
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  remove_on_failure(Scratch::cold, "");
 }
 
 }  // namespace genomed::bench

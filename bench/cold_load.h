@@ -22,6 +22,15 @@ struct ColdDir {
 // The first candidate that qualifies (each is probed with a small file).
 ColdDir pick_cold_dir(const std::vector<std::string>& candidates);
 
+// A new directory for a run's cold-from-disk adapters in `cold_dir`
+// (--cold-dir), or when empty the first of /var/tmp and genome-bench's own
+// directory that qualifies; removed if the run dies, unless `keep`
+// (--keep-tmp). "" with the reason in `why` when no directory qualifies.
+std::string make_cold_scratch(const std::string& cold_dir, bool keep, std::string* why);
+
+// Removes what make_cold_scratch made (says where it is instead if `keep`).
+void remove_cold_scratch(const std::string& dir, bool keep);
+
 // Writes the file back (fsync), drops it from the page cache
 // (posix_fadvise(POSIX_FADV_DONTNEED) over the whole file), then maps it and
 // counts resident pages with mincore: an error naming the count if any page

@@ -341,43 +341,13 @@ Snapshot snapshot(Client& c, pid_t pid) {
   return s;
 }
 
-// A new directory for cold-from-disk adapters on a real disk (--cold-dir or
-// the first of /var/tmp and this executable's directory that qualifies),
-// removed if the run dies (unless --keep-tmp); "" with the reason in `why`
-// when no directory qualifies.
-std::string make_cold_scratch(const Options& o, std::string* why) {
-  const std::vector<std::string> candidates =
-      o.cold_dir.empty() ? std::vector<std::string>{"/var/tmp", self_dir()}
-                         : std::vector<std::string>{o.cold_dir};
-  const genomed::bench::ColdDir where = genomed::bench::pick_cold_dir(candidates);
-  if (where.path.empty()) {
-    *why = where.skip_reason;
-    return "";
-  }
-  std::string tmpl = where.path + "/genome-bench-cold-XXXXXX";
-  if (::mkdtemp(tmpl.data()) == nullptr) die("mkdtemp " + tmpl + ": " + std::strerror(errno));
-  if (!o.keep_tmp) remove_on_failure(Scratch::cold, tmpl);
-  return tmpl;
-}
-
-// Removes what make_cold_scratch made (unless --keep-tmp).
-void remove_cold_scratch(const Options& o, const std::string& dir) {
-  if (o.keep_tmp) {
-    std::printf("kept %s\n", dir.c_str());
-    return;
-  }
-  std::error_code ec;
-  fs::remove_all(dir, ec);
-  remove_on_failure(Scratch::cold, "");
-}
-
 // The profiling modes: one loop against a fresh genomed, nothing else.
 // --profile-disk: the adapter on a real disk, dropped before each repetition.
 int run_profile(const Options& o, const std::string& tmp, const std::string& tmp_root) {
   std::string cold_dir, root = tmp_root;
   if (o.profile_disk) {
     std::string why;
-    cold_dir = make_cold_scratch(o, &why);
+    cold_dir = make_cold_scratch(o.cold_dir, o.keep_tmp, &why);
     if (cold_dir.empty()) die("--profile-disk: no directory for cold files: " + why);
     root = cold_dir + "/adapters";
   }
@@ -421,7 +391,7 @@ int run_profile(const Options& o, const std::string& tmp, const std::string& tmp
                 hit_throughput(d, a->name, 1, o.profile_seconds));
   }
   stop_daemon(d);
-  if (!cold_dir.empty()) remove_cold_scratch(o, cold_dir);
+  if (!cold_dir.empty()) remove_cold_scratch(cold_dir, o.keep_tmp);
   return 0;
 }
 
@@ -846,7 +816,7 @@ DiskFigures measure_cold_from_disk(const Options& o, const std::string& tmp) {
   std::printf("\n== cold from disk: the adapter's files dropped from the page cache ==\n");
   std::fflush(stdout);
   DiskFigures r;
-  r.dir = make_cold_scratch(o, &r.skipped);
+  r.dir = make_cold_scratch(o.cold_dir, o.keep_tmp, &r.skipped);
   if (r.dir.empty()) {
     std::printf("skipped: no directory for cold files: %s\n", r.skipped.c_str());
     return r;
@@ -895,7 +865,7 @@ DiskFigures measure_cold_from_disk(const Options& o, const std::string& tmp) {
     }
     stop_daemon(d);
   }
-  remove_cold_scratch(o, r.dir);
+  remove_cold_scratch(r.dir, o.keep_tmp);
   return r;
 }
 

@@ -217,11 +217,17 @@ TEST(RangeReaderLong, ABufferedRangeHashedBehindTheCopyGivesTheFileBytesInOrder)
   expect_read(read_range(path, 4097, want.size(), o), ReadMode::buffered, want);
 }
 
-// The default (genomed --cold-reads direct, kDirectBelowCached).
-TEST_F(RangeReaderTest, ByDefaultAnUncachedFileIsReadDirectACachedOneBuffered) {
+// Options that would read this small file direct if it were not cached,
+// as the defaults do for large ones (genomed --cold-reads direct).
+ReadOptions direct_when_uncached() {
   ReadOptions o;
   o.direct_min = 0;
   o.direct_chunk = 8192;
+  return o;
+}
+
+TEST_F(RangeReaderTest, ByDefaultAnUncachedFileIsReadDirectACachedOneBuffered) {
+  const ReadOptions o = direct_when_uncached();
   drop_from_page_cache(path_);
   expect_read(read_range(path_, kOffset, kLength, o), ReadMode::direct, expected());
   (void)testing::read_file(path_);  // now it is cached
@@ -230,9 +236,8 @@ TEST_F(RangeReaderTest, ByDefaultAnUncachedFileIsReadDirectACachedOneBuffered) {
 
 // genomed --cold-reads buffered: the page cache whatever it holds.
 TEST_F(RangeReaderTest, WithBufferedColdReadsAnUncachedFileIsReadBuffered) {
-  ReadOptions o;
+  ReadOptions o = direct_when_uncached();
   o.direct_below_cached = 0;
-  o.direct_min = 0;
   drop_from_page_cache(path_);
   expect_read(read_range(path_, kOffset, kLength, o), ReadMode::buffered, expected());
 }
