@@ -254,12 +254,16 @@ Status RangeReader::read_buffered(std::uint64_t offset, std::uint64_t length, st
 }
 
 // Chunk i covers the file's [begin + i*C, begin + (i+1)*C), begin aligned
-// down from `offset`. Reader thread t reads chunks t, t+K, t+2K... into its
-// own bounce buffer and copies the range's part of each into `out` itself,
-// so the copies run on every core; this thread hashes the chunks in order,
-// each as soon as its reader has copied it (in cache: the copy was just
-// made). A reader that fails stops there; the first failure in chunk order
-// is the read's result.
+// down from `offset`. Each reader thread takes the next chunk nobody took,
+// reads it into its own bounce buffer and copies the range's part of it
+// into `out` itself, so the copies run on every core; this thread hashes
+// the chunks in order, each as soon as it is in place. Chunks are handed
+// out as readers free up rather than striped over them in advance: one
+// slow read (a virtual disk answered one 4 MiB read in 31 ms while its
+// neighbours took 3-4) then holds back only its own chunk, where a striped
+// reader owed its other chunks too, read one at a time after the rest had
+// finished. A chunk that fails ends the handing out there; the first failure
+// in chunk order is the read's result.
 Status RangeReader::read_direct(std::uint64_t offset, std::uint64_t length, std::byte* out,
                                 const Sink& sink) {
   const std::uint64_t begin = offset / kAlign * kAlign;
@@ -273,24 +277,27 @@ Status RangeReader::read_direct(std::uint64_t offset, std::uint64_t length, std:
       static_cast<std::byte*>(std::aligned_alloc(kAlign, readers * chunk)));
   if (!buffers) return read_buffered(offset, length, out, sink);
 
-  // What reader t has done: chunks t, t+K, ... t+(copied-1)K are in `out`;
-  // `failed` is set once it stopped on an error at its next chunk.
-  struct Progress {
-    std::uint64_t copied = 0;
-    std::optional<Status> failed;
-    bool fell_back = false;
-  };
+  enum class ChunkState : std::uint8_t { pending, in_place, failed };
   std::mutex mu;
   std::condition_variable cv;
-  std::vector<Progress> progress(readers);  // guarded by mu
-  bool stop = false;                        // guarded by mu
+  // Guarded by mu. Invariants: chunks [0, next) were handed out, each to one
+  // reader, in order; no chunk from `limit` on is handed out (a failure
+  // before it, or the read is over); failures[i] is set iff state[i] is
+  // `failed`.
+  std::vector<ChunkState> state(chunks, ChunkState::pending);
+  std::vector<std::optional<Status>> failures(chunks);
+  std::uint64_t next = 0;
+  std::uint64_t limit = chunks;
+  std::vector<bool> fell_back(readers, false);
 
   const auto reader = [&](std::size_t t) {
     std::byte* buf = buffers.get() + t * chunk;
-    for (std::uint64_t i = t; i < chunks; i += readers) {
+    for (;;) {
+      std::uint64_t i = 0;
       {
         std::lock_guard lock(mu);
-        if (stop) return;
+        if (next >= limit) return;
+        i = next++;
       }
       const std::uint64_t at = begin + i * chunk;
       const std::uint64_t from = std::max(offset, at);  // the range's first byte in this chunk
@@ -307,57 +314,49 @@ Status RangeReader::read_direct(std::uint64_t offset, std::uint64_t length, std:
       }
       {
         std::lock_guard lock(mu);
-        Progress& p = progress[t];
-        p.fell_back = p.fell_back || r.fell_back;
+        fell_back[t] = fell_back[t] || r.fell_back;
         if (failed) {
-          p.failed = std::move(failed);
+          state[i] = ChunkState::failed;
+          failures[i] = std::move(failed);
+          limit = std::min(limit, i + 1);
         } else {
-          ++p.copied;
+          state[i] = ChunkState::in_place;
         }
       }
       cv.notify_all();
-      if (r.got < 0 || at + static_cast<std::uint64_t>(r.got) < to) return;
     }
   };
   std::vector<std::thread> threads;
   threads.reserve(readers);
-  struct Join {
-    std::mutex& mu;
-    std::condition_variable& cv;
-    bool& stop;
-    std::vector<std::thread>& threads;
-    ~Join() {
-      {
-        std::lock_guard lock(mu);
-        stop = true;
-      }
-      cv.notify_all();
-      for (std::thread& th : threads) th.join();
+  // Stops the handing out and joins the readers on every way out.
+  const auto stop_readers = [&] {
+    {
+      std::lock_guard lock(mu);
+      limit = 0;
     }
-  } join{mu, cv, stop, threads};
+    for (std::thread& th : threads) th.join();
+    threads.clear();
+  };
+  struct Join {
+    const decltype(stop_readers)& stop;
+    ~Join() { stop(); }
+  } join{stop_readers};
   try {
     for (std::size_t t = 0; t < readers; ++t) threads.emplace_back(reader, t);
   } catch (const std::system_error&) {
     // No room for another thread (the worker's address-space limit,
     // --worker-memory-limit): stop the readers that started, then read the
     // whole range buffered, over whatever they copied.
-    {
-      std::lock_guard lock(mu);
-      stop = true;
-    }
-    cv.notify_all();
-    for (std::thread& th : threads) th.join();
-    threads.clear();
+    stop_readers();
     ++fallbacks_;
     return read_buffered(offset, length, out, sink);
   }
 
   for (std::uint64_t i = 0; i < chunks; ++i) {
-    const std::size_t t = i % readers;
     {
       std::unique_lock lock(mu);
-      cv.wait(lock, [&] { return progress[t].copied > i / readers || progress[t].failed; });
-      if (progress[t].copied <= i / readers) return *progress[t].failed;
+      cv.wait(lock, [&] { return state[i] != ChunkState::pending; });
+      if (state[i] == ChunkState::failed) return *failures[i];
     }
     const std::uint64_t from = std::max(offset, begin + i * chunk) - offset;
     const std::uint64_t to = std::min(end, begin + (i + 1) * chunk) - offset;
@@ -365,7 +364,8 @@ Status RangeReader::read_direct(std::uint64_t offset, std::uint64_t length, std:
       sink(std::span<const std::byte>(out + at, std::min<std::uint64_t>(kBufferedChunk, to - at)));
     }
   }
-  for (const Progress& p : progress) fallbacks_ += p.fell_back ? 1 : 0;
+  stop_readers();
+  for (const bool f : fell_back) fallbacks_ += f ? 1 : 0;
   return Status::Ok();
 }
 
