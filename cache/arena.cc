@@ -78,31 +78,29 @@ Status no_room(const MemoryRoom& room, std::uint64_t size) {
                                     "): lower --budget or give genomed more memory");
 }
 
+// Faults in every page of [p, p + length) of a read-only mapping.
+void populate_read(void* p, std::uint64_t length) {
+  if (length == 0) return;
+#ifdef MADV_POPULATE_READ
+  if (::madvise(p, length, MADV_POPULATE_READ) == 0) return;
+#endif
+  const long page = ::sysconf(_SC_PAGESIZE);
+  const volatile std::byte* bytes = static_cast<const std::byte*>(p);
+  for (std::uint64_t i = 0; i < length; i += static_cast<std::uint64_t>(page)) (void)bytes[i];
+}
+
 Status failed(const char* call, std::uint64_t size, int err) {
   return Status(Errc::environment,
                 std::string(call) + " of the " + format_size(size) + " arena: " + errno_text(err));
 }
 
-// Gives every page of the arena its memory now. posix_fallocate does, but
-// with 4 KiB pages whatever the host's huge page policy: a fallocate has no
-// mapping to ask for more. Under shmem_enabled `advise` the pages are
-// allocated instead through a mapping that asks for huge pages
-// (common/huge_pages.h), so they are 2 MiB ones where free memory allows,
-// and every later mapping of them (workers, clients) can map them whole.
+// Gives every page of the arena its memory now, as 4 KiB pages: a
+// fallocate has no mapping to ask for more. The background prefault()
+// collapses them into huge pages afterwards. (Until issue 24's last part,
+// under shmem_enabled `advise` this populated a huge-page mapping instead:
+// huge pages from the start, but 3.0-3.2 s of start-up for a 1.25 GiB
+// arena, and none under `never`.)
 Status reserve_pages(int fd, std::uint64_t size) {
-#ifdef MADV_POPULATE_WRITE
-  if (shmem_huge_pages() == ShmemHugePages::advise) {
-    void* p = map_shared_aligned(fd, size, PROT_READ | PROT_WRITE);
-    if (p != MAP_FAILED) {
-      const int rc = ::madvise(p, size, MADV_POPULATE_WRITE);
-      const int err = errno;
-      ::munmap(p, size);
-      if (rc == 0) return Status::Ok();
-      if (err == ENOMEM || err == EFAULT) return no_room(memory_room(), size);
-      // EINVAL (a kernel before 5.14): posix_fallocate, below.
-    }
-  }
-#endif
   if (const int err = ::posix_fallocate(fd, 0, static_cast<off_t>(size)); err != 0) {
     if (err == ENOSPC || err == ENOMEM) return no_room(memory_room(), size);
     return failed("posix_fallocate", size, err);
@@ -189,21 +187,25 @@ Status Arena::give_to_root() const {
 
 // posix_fallocate gave every page a tmpfs page, but the kernel zeroes a
 // fallocated page only on its first fault; that zeroing (plus the allocation
-// bookkeeping) is what makes first-touch fills slow. A read fault completes
-// it just as a write would, so this populates a temporary read-only shared
-// mapping (MAP_POPULATE) chunk by chunk and drops it: no page is written, the
+// bookkeeping) is what makes first-touch fills slow. So each 64 MiB chunk
+// is mapped read-only for a moment (2 MiB-aligned) and either collapsed
+// into huge pages (MADV_COLLAPSE, which zeroes what was never written while
+// it copies) or, where the kernel refuses that, faulted in by a read
+// populate; then the mapping is dropped: no page is written, the
 // supervisor's page tables do not stay inflated, and nothing here can race
-// with a worker's fill (a page a worker already wrote is simply skipped by
-// the kernel). Chunks keep each call short and the transient mapping small.
-// Measured on the project VM (512 MiB): a later memcpy fill ran at ~0.4-2.5
-// GB/s without this and ~3.3 GB/s after it, the same as after a write touch.
-void Arena::prefault(const std::atomic<bool>* stop) const {
+// with a worker's fill (the kernel collapses or skips a page a worker is
+// writing, and maps the huge page into the worker's window on its next
+// touch). Measured on the project VM (512 MiB): a later memcpy fill ran at
+// ~0.4-2.5 GB/s without the fault-in and ~3.3 GB/s after it; the collapse
+// of 256 MiB took 77 ms, after which a client's first touch of every page
+// took 0.9 ms.
+std::uint64_t Arena::prefault(const std::atomic<bool>* stop) const {
   constexpr std::uint64_t kChunk = 64ull << 20;  // a multiple of every page size
+  std::uint64_t huge = 0;
   for (std::uint64_t offset = 0; offset < size_; offset += kChunk) {
-    if (stop != nullptr && stop->load(std::memory_order_relaxed)) return;
+    if (stop != nullptr && stop->load(std::memory_order_relaxed)) break;
     const std::uint64_t length = std::min(kChunk, size_ - offset);
-    void* map = ::mmap(nullptr, length, PROT_READ, MAP_SHARED | MAP_POPULATE, ro_fd_,
-                       static_cast<off_t>(offset));
+    void* map = map_shared_aligned(ro_fd_, length, PROT_READ, offset);
     if (map == MAP_FAILED) {
       // Fall back to one read per page through the long-lived mapping.
       const long page = ::sysconf(_SC_PAGESIZE);
@@ -211,8 +213,17 @@ void Arena::prefault(const std::atomic<bool>* stop) const {
       for (std::uint64_t i = 0; i < length; i += static_cast<std::uint64_t>(page)) (void)p[i];
       continue;
     }
+    // Whole huge pages only: a tail under 2 MiB stays in 4 KiB pages.
+    const std::uint64_t whole = length / kHugePageBytes * kHugePageBytes;
+    if (whole > 0 && collapse_to_huge_pages(map, whole)) {
+      huge += whole;
+    } else {
+      populate_read(map, whole);
+    }
+    populate_read(static_cast<std::byte*>(map) + whole, length - whole);
     ::munmap(map, length);
   }
+  return huge;
 }
 
 }  // namespace genomed::cache

@@ -61,10 +61,12 @@ class Arena {
   // (Errc::environment without it); loader/arena_owner.h decides.
   Status give_to_root() const;
 
-  // Touches every page of the mapping once so later fills find them faulted.
-  // Safe to run on a background thread while fills happen; returns early
-  // (between 64 MiB chunks) once `*stop` becomes true.
-  void prefault(const std::atomic<bool>* stop = nullptr) const;
+  // Faults every page in once so later fills find them ready, collapsing
+  // them into 2 MiB pages where the kernel allows (common/huge_pages.h).
+  // Returns how many bytes it collapsed. Safe to run on a background thread
+  // while fills happen; returns early (between 64 MiB chunks) once `*stop`
+  // becomes true.
+  std::uint64_t prefault(const std::atomic<bool>* stop = nullptr) const;
 
  private:
   Arena() = default;

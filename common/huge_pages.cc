@@ -1,8 +1,10 @@
 #include "common/huge_pages.h"
 
 #include <sys/mman.h>
+#include <sys/utsname.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -52,18 +54,17 @@ bool shmem_huge_pages_possible(ShmemHugePages policy) {
          policy == ShmemHugePages::within_size || policy == ShmemHugePages::force;
 }
 
-void* map_shared_aligned(int fd, std::size_t size, int prot) {
-  if (!shmem_huge_pages_possible(shmem_huge_pages()) || size < kHugePageBytes) {
-    return ::mmap(nullptr, size, prot, MAP_SHARED, fd, 0);
-  }
+void* map_shared_aligned(int fd, std::size_t size, int prot, std::uint64_t offset) {
+  const auto at = static_cast<off_t>(offset);
+  if (size < kHugePageBytes) return ::mmap(nullptr, size, prot, MAP_SHARED, fd, at);
   // Reserve size + 2 MiB of address space, put the mapping at its first
   // aligned address, and give back the ends.
   const std::size_t span = size + kHugePageBytes;
   void* reserved = ::mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (reserved == MAP_FAILED) return ::mmap(nullptr, size, prot, MAP_SHARED, fd, 0);
+  if (reserved == MAP_FAILED) return ::mmap(nullptr, size, prot, MAP_SHARED, fd, at);
   const auto base = reinterpret_cast<std::uintptr_t>(reserved);
   const std::uintptr_t aligned = (base + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
-  void* p = ::mmap(reinterpret_cast<void*>(aligned), size, prot, MAP_SHARED | MAP_FIXED, fd, 0);
+  void* p = ::mmap(reinterpret_cast<void*>(aligned), size, prot, MAP_SHARED | MAP_FIXED, fd, at);
   if (p == MAP_FAILED) {
     const int err = errno;
     ::munmap(reserved, span);
@@ -74,9 +75,28 @@ void* map_shared_aligned(int fd, std::size_t size, int prot) {
   const std::uintptr_t end = aligned + size;
   if (base + span > end) ::munmap(reinterpret_cast<void*>(end), base + span - end);
 #ifdef MADV_HUGEPAGE
-  (void)::madvise(p, size, MADV_HUGEPAGE);  // refused: 4 KiB pages, as without it
+  if (shmem_huge_pages_possible(shmem_huge_pages())) {
+    (void)::madvise(p, size, MADV_HUGEPAGE);  // refused: 4 KiB pages, as without it
+  }
 #endif
   return p;
+}
+
+bool huge_pages_collapsible() {
+  const ShmemHugePages policy = shmem_huge_pages();
+  if (policy == ShmemHugePages::deny || policy == ShmemHugePages::unknown) return false;
+  struct utsname u {};
+  if (::uname(&u) != 0) return false;
+  int major = 0, minor = 0;
+  if (std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
+  return major > 6 || (major == 6 && minor >= 1);
+}
+
+bool collapse_to_huge_pages(void* addr, std::size_t length) {
+#ifndef MADV_COLLAPSE
+  constexpr int MADV_COLLAPSE = 25;  // Linux 6.1; older headers lack the name
+#endif
+  return ::madvise(addr, length, MADV_COLLAPSE) == 0;
 }
 
 }  // namespace genomed

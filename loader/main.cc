@@ -130,18 +130,23 @@ int run(const genomed::loader::DaemonConfig& config, const sigset_t& stop_signal
                  printable(lease_watcher.status().to_string()));
   }
   // The arena's pages are reserved (create() fails now rather than SIGBUS
-  // later); faulting them in, which zeroes them, runs in the background so
-  // start-up does not wait for it. A fill into a range not yet faulted is
-  // still correct, only slower.
+  // later); faulting them in, which zeroes them and collapses them into huge
+  // pages, runs in the background so start-up does not wait for it. A fill
+  // into a range not yet faulted is still correct, only slower.
   std::atomic<bool> stop_prefault{false};
   std::thread prefault([&] {
     const auto start = std::chrono::steady_clock::now();
-    arena->prefault(&stop_prefault);
+    const std::uint64_t huge = arena->prefault(&stop_prefault);
     if (!stop_prefault) {
       spdlog::info(
-          "arena of {} faulted in ({:.0f} ms)", format_size(arena->size()),
+          "arena of {} faulted in ({:.0f} ms), {} of it in 2 MiB pages{}",
+          format_size(arena->size()),
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-              .count());
+              .count(),
+          format_size(huge),
+          huge > 0 || huge_pages_collapsible()
+              ? ""
+              : " (this kernel collapses none: shmem_enabled deny, or before Linux 6.1)");
     }
   });
   struct JoinPrefault {

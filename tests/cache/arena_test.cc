@@ -3,6 +3,8 @@
 // descriptor that cannot be made writable, and descriptor ownership.
 #include "cache/arena.h"
 
+#include "common/huge_pages.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -14,6 +16,7 @@
 #include <algorithm>
 #include <fstream>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -145,6 +148,39 @@ TEST(Arena, PrefaultPreservesContents) {
   arena->prefault();
   EXPECT_EQ(std::memcmp(arena->data() + kSize / 2, "genome", 6), 0);
   EXPECT_EQ(arena->data()[0], std::byte{0});
+}
+
+// The kB a mapping at `addr` maps with PMDs (huge pages), from /proc/self/smaps.
+long ShmemPmdMappedKb(const void* addr) {
+  char start[32];
+  std::snprintf(start, sizeof start, "%lx-", reinterpret_cast<unsigned long>(addr));
+  std::ifstream smaps("/proc/self/smaps");
+  bool in_mapping = false;
+  for (std::string line; std::getline(smaps, line);) {
+    if (line.starts_with(start)) in_mapping = true;
+    if (in_mapping && line.starts_with("ShmemPmdMapped:")) return std::stol(line.substr(15));
+  }
+  return -1;
+}
+
+TEST(Arena, PrefaultCollapsesEveryPageIntoHugePagesUnlessTheHostDeniesThem) {
+  auto arena = Arena::create(kSize, Prefix());
+  ASSERT_TRUE(arena.ok()) << arena.status().to_string();
+  ASSERT_EQ(::pwrite(arena->rw_fd(), "genome", 6, kSize / 2), 6);
+  const std::uint64_t huge = arena->prefault();
+  EXPECT_EQ(std::memcmp(arena->data() + kSize / 2, "genome", 6), 0);
+  if (!huge_pages_collapsible()) {
+    EXPECT_EQ(huge, 0u);
+    return;
+  }
+  EXPECT_EQ(huge, kSize) << "shmem_enabled " << shmem_huge_pages_name(shmem_huge_pages());
+  // A client's mapping of it (2 MiB-aligned) maps the pages whole.
+  void* p = map_shared_aligned(arena->ro_fd(), kSize, PROT_READ);
+  ASSERT_NE(p, MAP_FAILED) << std::strerror(errno);
+  const volatile auto* bytes = static_cast<const unsigned char*>(p);
+  for (std::uint64_t i = 0; i < kSize; i += 4096) (void)bytes[i];
+  EXPECT_EQ(ShmemPmdMappedKb(p), static_cast<long>(kSize / 1024));
+  ::munmap(p, kSize);
 }
 
 TEST(Arena, MoreThanTheHostsMemoryFailsWithNoSpaceBeforeAllocating) {
