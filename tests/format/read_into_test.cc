@@ -217,6 +217,20 @@ TEST(RangeReaderLong, ABufferedRangeHashedBehindTheCopyGivesTheFileBytesInOrder)
   expect_read(read_range(path, 4097, want.size(), o), ReadMode::buffered, want);
 }
 
+// The same range read direct in many more chunks than readers (about 70
+// for 3, each reader taking the next one nobody took): the same bytes,
+// handed over in the same order.
+TEST(RangeReaderLong, ADirectRangeOfManyChunksGivesTheFileBytesInOrder) {
+  TempDir tmp;
+  const std::string path = tmp / "long";
+  const std::string content = pattern(kHashBehindMin + 3 * kBufferedChunk + 999);
+  testing::write_file(path, content);
+  const std::string want = content.substr(4097);
+  ReadOptions o = forced_direct();
+  o.direct_chunk = 64u << 10;  // ~70 chunks, 3 readers
+  expect_read(read_range(path, 4097, want.size(), o), ReadMode::direct, want);
+}
+
 // Options that would read this small file direct if it were not cached,
 // as the defaults do for large ones (genomed --cold-reads direct).
 ReadOptions direct_when_uncached() {
