@@ -204,31 +204,36 @@ void drop_from_page_cache(const std::string& path) {
   ASSERT_EQ(::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED), 0);
 }
 
-// A range long enough to be hashed behind the copy on a second thread
-// (kHashBehindMin): the same bytes, handed over in the same order.
-TEST(RangeReaderLong, ABufferedRangeHashedBehindTheCopyGivesTheFileBytesInOrder) {
-  TempDir tmp;
-  const std::string path = tmp / "long";
-  const std::string content = pattern(kHashBehindMin + 3 * kBufferedChunk + 999);
-  testing::write_file(path, content);
-  const std::string want = content.substr(4097);
+// A file long enough to be hashed behind the copy on a second thread
+// (kHashBehindMin); reads of it start at an unaligned offset.
+class RangeReaderLong : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string content = pattern(kHashBehindMin + 3 * kBufferedChunk + 999);
+    testing::write_file(path_, content);
+    want_ = content.substr(kOffset);
+  }
+  Got read(const ReadOptions& o) { return read_range(path_, kOffset, want_.size(), o); }
+
+  static constexpr std::uint64_t kOffset = 4097;
+  TempDir tmp_;
+  const std::string path_ = tmp_ / "long";
+  std::string want_;
+};
+
+// Read buffered: the same bytes, handed over in the same order.
+TEST_F(RangeReaderLong, ABufferedRangeHashedBehindTheCopyGivesTheFileBytesInOrder) {
   ReadOptions o;
   o.direct_below_cached = 0;  // whatever the page cache holds of it
-  expect_read(read_range(path, 4097, want.size(), o), ReadMode::buffered, want);
+  expect_read(read(o), ReadMode::buffered, want_);
 }
 
-// The same range read direct in many more chunks than readers (about 70
-// for 3, each reader taking the next one nobody took): the same bytes,
-// handed over in the same order.
-TEST(RangeReaderLong, ADirectRangeOfManyChunksGivesTheFileBytesInOrder) {
-  TempDir tmp;
-  const std::string path = tmp / "long";
-  const std::string content = pattern(kHashBehindMin + 3 * kBufferedChunk + 999);
-  testing::write_file(path, content);
-  const std::string want = content.substr(4097);
+// Read direct in many more chunks than readers (about 70 for 3, each reader
+// taking the next one nobody took): the same bytes, in the same order.
+TEST_F(RangeReaderLong, ADirectRangeOfManyChunksGivesTheFileBytesInOrder) {
   ReadOptions o = forced_direct();
-  o.direct_chunk = 64u << 10;  // ~70 chunks, 3 readers
-  expect_read(read_range(path, 4097, want.size(), o), ReadMode::direct, want);
+  o.direct_chunk = 64u << 10;
+  expect_read(read(o), ReadMode::direct, want_);
 }
 
 // Options that would read this small file direct if it were not cached,
