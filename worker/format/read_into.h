@@ -20,6 +20,15 @@
 //    it is in place. It leaves
 //    the page cache as it was, and keeps a device's queue deeper than one
 //    readahead stream does.
+// A direct chunk that lies wholly inside the range is read straight into
+// the destination, without the bounce buffer and its copy, where the
+// destination's address has the file offset's alignment modulo the device's
+// DMA alignment (statx STATX_DIOALIGN). On NVMe (alignment 4) that holds for
+// every resident layout of an 8-byte aligned file; on the project VM's
+// virtio disk (512) only where the layout happens to match the file mod 512,
+// which a 64-byte aligned layout does not promise (docs/performance.md);
+// and only on file systems whose direct reads a kill cannot cut short
+// (ext4, XFS, btrfs), so that no transfer outlives a killed worker.
 // Direct reads fall back to buffered ones whenever the file system refuses
 // them (the O_DIRECT open or a read answers EINVAL), for the whole range or
 // the chunk concerned. Either way the bytes land in the destination exactly
@@ -104,6 +113,9 @@ class RangeReader {
   // How many reader threads had a direct read refused (EINVAL) and read
   // buffered instead, over this reader's life.
   std::uint64_t buffered_fallbacks() const { return fallbacks_; }
+  // Bytes direct reads put straight into the destination, without a bounce
+  // copy, over this reader's life (tests, logs).
+  std::uint64_t bytes_read_in_place() const { return in_place_bytes_; }
 
  private:
   bool want_direct(std::uint64_t offset, std::uint64_t length);
@@ -126,9 +138,18 @@ class RangeReader {
   // file at half the rate of one).
   const Fd own_fd_;
   Fd direct_fd_;               // O_DIRECT description of fd_'s file; invalid until opened
+  // The alignment O_DIRECT needs of a destination address on this file's
+  // device (statx STATX_DIOALIGN: 512 on the project VM's virtio disk, 4 on
+  // NVMe); 4096 where the kernel does not say. Set with direct_fd_.
+  std::uint64_t direct_mem_align_ = 4096;
+  // Direct reads may go straight into the destination: the file system's
+  // transfers end before a killed worker can exit (read_into.cc). Set with
+  // direct_fd_.
+  bool direct_in_place_ = false;
   bool direct_failed_ = false;  // the O_DIRECT open failed: buffered from now on
   ReadMode last_mode_ = ReadMode::buffered;
   std::uint64_t fallbacks_ = 0;
+  std::uint64_t in_place_bytes_ = 0;
 };
 
 }  // namespace genomed::format
