@@ -11,8 +11,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "common/memory_limit.h"
@@ -165,6 +169,34 @@ TEST_F(RangeReaderTest, DirectChunksGoStraightIntoADestinationWithTheFilesAlignm
   shortened.faults.short_reads = true;
   expect_read(read_range(path_, kOffset, kLength, shortened, Dest::file_aligned), ReadMode::direct,
               expected());
+}
+
+// A slow read holds back only its own chunk: while the first chunk's read
+// is held, the other readers start every other chunk's read. (With chunks
+// striped over the readers in advance, the held reader's later chunks were
+// not started until it got on: the hold below would run out.)
+TEST_F(RangeReaderTest, OneHeldReadDoesNotHoldBackTheOtherChunks) {
+  ReadOptions o = forced_direct();  // 8 KiB chunks, 3 readers
+  const std::uint64_t begin = kOffset / 4096 * 4096;
+  const std::uint64_t chunks = (kOffset + kLength - begin + 8191) / 8192;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::set<std::uint64_t> others_started;  // guarded by mu
+  std::optional<std::size_t> started_while_held;
+  o.faults.before_read = [&](std::uint64_t off) {
+    std::unique_lock lock(mu);
+    if (off == begin) {
+      cv.wait_for(lock, std::chrono::seconds(10),
+                  [&] { return others_started.size() == chunks - 1; });
+      started_while_held = others_started.size();
+    } else if ((off - begin) % 8192 == 0) {
+      others_started.insert(off);
+      cv.notify_all();
+    }
+  };
+  expect_read(read_range(path_, kOffset, kLength, o), ReadMode::direct, expected());
+  ASSERT_TRUE(started_while_held.has_value());
+  EXPECT_EQ(*started_while_held, chunks - 1) << "other chunks started while the first was held";
 }
 
 TEST_F(RangeReaderTest, DirectReadToTheFilesUnalignedEndGivesEveryByte) {

@@ -35,6 +35,7 @@ std::uint64_t round_up(std::uint64_t n, std::uint64_t to) { return (n + to - 1) 
 // One pread, with the test faults applied.
 ssize_t faulty_pread(int fd, std::byte* buf, std::size_t n, std::uint64_t off, bool direct,
                      const ReadFaults& faults) {
+  if (faults.before_read) faults.before_read(off);
   if (faults.eio) {
     errno = EIO;
     return -1;
@@ -312,7 +313,7 @@ Status RangeReader::read_direct(std::uint64_t offset, std::uint64_t length, std:
       static_cast<std::byte*>(std::aligned_alloc(kAlign, readers * chunk)));
   if (!buffers) return read_buffered(offset, length, out, sink);
 
-  enum class ChunkState : std::uint8_t { pending, in_place, failed };
+  enum class ChunkState : std::uint8_t { pending, ready, failed };  // ready: its bytes are in `out`
   std::mutex mu;
   std::condition_variable cv;
   // Guarded by mu. Invariants: chunks [0, next) were handed out, each to one
@@ -368,7 +369,7 @@ Status RangeReader::read_direct(std::uint64_t offset, std::uint64_t length, std:
           failures[i] = std::move(failed);
           limit = std::min(limit, i + 1);
         } else {
-          state[i] = ChunkState::in_place;
+          state[i] = ChunkState::ready;
         }
       }
       cv.notify_all();

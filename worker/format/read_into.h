@@ -64,6 +64,9 @@ struct ReadFaults {
   bool no_direct = false;    // the O_DIRECT open fails with EINVAL (as on a file system without it)
   bool short_reads = false;  // every read returns about half of what was asked (never 0)
   bool eio = false;          // every data read fails with EIO (a failing disk)
+  // Unit tests only: called with each data read's file offset before the
+  // read (from the reading thread), to hold one read back.
+  std::function<void(std::uint64_t)> before_read;
 };
 
 // Direct reads for a range of which less than half is cached: a mostly
